@@ -1,0 +1,6 @@
+//! Command-line entry points of `vigil-evaluator`, one module per subcommand,
+//! each returning whether the command succeeded so `main` picks the exit code.
+
+pub mod check;
+pub mod promql_test;
+pub mod rules_test;

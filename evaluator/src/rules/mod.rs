@@ -1,0 +1,1 @@
+//! (skeleton) filled in by the evaluator engine work.

@@ -1,0 +1,1 @@
+//! (skeleton) filled in by the exporter work.

@@ -1,0 +1,5 @@
+//! vigil-exporter binary (skeleton).
+fn main() {
+    eprintln!("vigil-exporter: not built yet");
+    std::process::exit(2);
+}
