@@ -51,12 +51,13 @@ pub fn is_tls_error(error: &(dyn StdError + 'static)) -> bool {
         if error.is::<rustls::Error>() {
             return true;
         }
-        // io::Error::source() skips the error it wraps, so look inside.
-        if let Some(io) = error.downcast_ref::<std::io::Error>() {
-            if io
-                .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
-            {
+        // io::Error::source() skips the error it wraps (and the connector
+        // nests io::Errors), so descend into each one explicitly.
+        if let Some(inner) = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            if is_tls_error(inner) {
                 return true;
             }
         }
@@ -94,6 +95,8 @@ mod tests {
             rustls::Error::General("handshake".into()),
         );
         assert!(is_tls_error(&io));
+        let nested = std::io::Error::other(io);
+        assert!(is_tls_error(&nested));
         let plain = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         assert!(!is_tls_error(&plain));
     }

@@ -1,0 +1,275 @@
+//! The exported metrics: names, labels, initial values, and the Prometheus
+//! text format as `promtool` checks it.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+use prometheus::{Encoder, Registry, TextEncoder};
+use tokio_util::sync::CancellationToken;
+use vigil_exporter::probe::{
+    FailureReason, ProbeFailure, ProbeMetrics, ProbeOutcome, ProbeTarget, Prober, ProberOptions,
+};
+
+use crate::support::{closed_addr, metric_value, serve_http, target};
+
+fn shop() -> ProbeTarget {
+    ProbeTarget::new("shop", "https://shop.example/healthz").expect("valid url")
+}
+
+fn labels(target: &ProbeTarget) -> [(&str, &str); 2] {
+    [
+        ("target", target.name.as_str()),
+        ("url", target.url.as_str()),
+    ]
+}
+
+fn failure_labels<'a>(target: &'a ProbeTarget, reason: &'a str) -> [(&'a str, &'a str); 3] {
+    [
+        ("target", target.name.as_str()),
+        ("url", target.url.as_str()),
+        ("reason", reason),
+    ]
+}
+
+fn connect_failure() -> ProbeOutcome {
+    ProbeOutcome {
+        failure: Some(ProbeFailure {
+            reason: FailureReason::Connect,
+            message: "connection refused".into(),
+        }),
+        duration: Duration::from_millis(3),
+        status: None,
+        cert_expiry_unix: None,
+    }
+}
+
+fn success_with_certificate() -> ProbeOutcome {
+    ProbeOutcome {
+        failure: None,
+        duration: Duration::from_millis(120),
+        status: Some(200),
+        cert_expiry_unix: Some(1_936_742_400),
+    }
+}
+
+#[test]
+fn failure_counters_start_at_zero_for_every_reason() {
+    let registry = Registry::new();
+    let metrics = ProbeMetrics::register(&registry).expect("register");
+    let target = shop();
+    metrics.init_target(&target);
+    for reason in ["timeout", "connect", "tls", "status", "expectation"] {
+        assert_eq!(
+            metric_value(
+                &registry,
+                "probe_failures_total",
+                &failure_labels(&target, reason)
+            ),
+            Some(0.0),
+            "reason {reason}"
+        );
+    }
+}
+
+#[test]
+fn failed_probe_exports_success_0_status_0_and_counts_its_reason_only() {
+    let registry = Registry::new();
+    let metrics = ProbeMetrics::register(&registry).expect("register");
+    let target = shop();
+    metrics.init_target(&target);
+    metrics.record(&target, &connect_failure());
+    assert_eq!(
+        metric_value(&registry, "probe_success", &labels(&target)),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric_value(&registry, "probe_http_status_code", &labels(&target)),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric_value(&registry, "probe_duration_seconds", &labels(&target)),
+        Some(0.003)
+    );
+    assert_eq!(
+        metric_value(
+            &registry,
+            "probe_failures_total",
+            &failure_labels(&target, "connect")
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_value(
+            &registry,
+            "probe_failures_total",
+            &failure_labels(&target, "timeout")
+        ),
+        Some(0.0)
+    );
+}
+
+#[test]
+fn certificate_expiry_disappears_after_a_probe_that_saw_no_certificate() {
+    let registry = Registry::new();
+    let metrics = ProbeMetrics::register(&registry).expect("register");
+    let target = shop();
+    metrics.record(&target, &success_with_certificate());
+    assert_eq!(
+        metric_value(
+            &registry,
+            "probe_ssl_earliest_cert_expiry",
+            &labels(&target)
+        ),
+        Some(1_936_742_400.0)
+    );
+    metrics.record(&target, &connect_failure());
+    assert_eq!(
+        metric_value(
+            &registry,
+            "probe_ssl_earliest_cert_expiry",
+            &labels(&target)
+        ),
+        None
+    );
+}
+
+#[test]
+fn registering_twice_in_one_registry_is_an_error() {
+    let registry = Registry::new();
+    let _first = ProbeMetrics::register(&registry).expect("first registration");
+    let error = ProbeMetrics::register(&registry).expect_err("duplicate registration");
+    assert!(
+        error
+            .to_string()
+            .contains("register them once per registry"),
+        "{error}"
+    );
+}
+
+#[test]
+fn exported_text_passes_promtool_check_metrics() {
+    let Some(promtool) = vigil_testkit::external_tool("promtool") else {
+        return;
+    };
+    let registry = Registry::new();
+    let metrics = ProbeMetrics::register(&registry).expect("register");
+    let target = shop();
+    metrics.init_target(&target);
+    metrics.record(&target, &success_with_certificate());
+    metrics.record(&target, &connect_failure());
+    metrics.record(&target, &success_with_certificate());
+    let mut text = Vec::new();
+    TextEncoder::new()
+        .encode(&registry.gather(), &mut text)
+        .expect("encode");
+
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&text)
+        .expect("write metrics");
+    let output = child.wait_with_output().expect("promtool output");
+    let complaints = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success() && complaints.is_empty(),
+        "{complaints}\n{}",
+        String::from_utf8_lossy(&text)
+    );
+}
+
+#[tokio::test]
+async fn prober_exports_the_state_of_each_target_and_stops_on_cancel() {
+    let up_addr = serve_http(Router::new().route("/", get(|| async { "ok" }))).await;
+    let down_addr = closed_addr().await;
+    let mut up = target(&format!("http://{up_addr}/"));
+    up.name = "up".into();
+    let mut down = target(&format!("http://{down_addr}/"));
+    down.name = "down".into();
+    let registry = Registry::new();
+    let prober = Prober::new(
+        vec![up.clone(), down.clone()],
+        &registry,
+        ProberOptions::default(),
+    )
+    .expect("prober");
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(prober.run(shutdown.clone()));
+
+    // Wait (bounded) for the first probe of each target to be recorded.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while metric_value(&registry, "probe_success", &labels(&up)).is_none()
+        || metric_value(&registry, "probe_success", &labels(&down)).is_none()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no probe recorded within 10s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("prober stops after cancel")
+        .expect("prober task did not panic");
+
+    assert_eq!(
+        metric_value(&registry, "probe_success", &labels(&up)),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_value(&registry, "probe_http_status_code", &labels(&up)),
+        Some(200.0)
+    );
+    assert_eq!(
+        metric_value(&registry, "probe_success", &labels(&down)),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric_value(
+            &registry,
+            "probe_failures_total",
+            &failure_labels(&down, "connect")
+        ),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn prober_rejects_invalid_targets_listing_every_problem() {
+    let mut no_name = shop();
+    no_name.name = String::new();
+    let mut zero_timeout = shop();
+    zero_timeout.name = "api".into();
+    zero_timeout.timeout = Duration::ZERO;
+    let error = Prober::new(
+        vec![no_name, zero_timeout],
+        &Registry::new(),
+        ProberOptions::default(),
+    )
+    .expect_err("invalid targets");
+    let message = error.to_string();
+    assert!(
+        message.starts_with("2 invalid probe target(s)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("field `name` is empty")
+            && message.contains("probe `api`: field `timeout`"),
+        "{message}"
+    );
+}

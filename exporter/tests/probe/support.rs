@@ -1,0 +1,136 @@
+//! Local servers and targets for the prober tests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::net::TcpListener;
+use vigil_exporter::probe::{Expectation, ProbeTarget};
+
+/// Serves `router` over plain HTTP on an ephemeral port.
+pub async fn serve_http(router: Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.expect("test server");
+    });
+    addr
+}
+
+/// An address where nothing listens: bound once to get a free port, then
+/// released.
+pub async fn closed_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1");
+    listener.local_addr().expect("local addr")
+}
+
+/// A self-signed certificate for `localhost` and 127.0.0.1.
+pub struct SelfSigned {
+    pub certificate: CertificateDer<'static>,
+    pub key: PrivateKeyDer<'static>,
+}
+
+/// Generates a self-signed certificate valid until `not_after` (midnight UTC).
+pub fn self_signed(not_after: (i32, u8, u8)) -> SelfSigned {
+    let key = rcgen::KeyPair::generate().expect("key pair");
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("certificate params");
+    params.not_before = rcgen::date_time_ymd(2018, 1, 1);
+    params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+    let certificate = params.self_signed(&key).expect("self-signed certificate");
+    SelfSigned {
+        certificate: certificate.der().clone(),
+        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    }
+}
+
+/// Serves `router` over HTTPS with `cert` on an ephemeral port.
+pub async fn serve_https(router: Router, cert: SelfSigned) -> SocketAddr {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.certificate], cert.key)
+        .expect("server certificate");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let service = TowerToHyperService::new(router.clone());
+            tokio::spawn(async move {
+                // A client that rejects the certificate aborts the handshake;
+                // that is the expected end of such a connection.
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// A target for `url` with a short timeout, so failing tests fail fast.
+pub fn target(url: &str) -> ProbeTarget {
+    let mut target = ProbeTarget::new("test", url).expect("valid url");
+    target.timeout = Duration::from_secs(5);
+    target
+}
+
+/// A target for `url` with the expectation `expect`.
+pub fn target_expecting(url: &str, expect: &str) -> ProbeTarget {
+    let mut target = target(url);
+    target.expect = Expectation::compile(expect).expect("expectation compiles");
+    target
+}
+
+/// The value of the series `name{labels}` in `registry`, if exported.
+/// `labels` must list every label of the series.
+pub fn metric_value(
+    registry: &prometheus::Registry,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<f64> {
+    use prometheus::proto::MetricType;
+    let family = registry
+        .gather()
+        .into_iter()
+        .find(|family| family.name() == name)?;
+    let kind = family.get_field_type();
+    family
+        .get_metric()
+        .iter()
+        .find(|series| {
+            let pairs = series.get_label();
+            pairs.len() == labels.len()
+                && labels.iter().all(|(key, value)| {
+                    pairs
+                        .iter()
+                        .any(|pair| pair.name() == *key && pair.value() == *value)
+                })
+        })
+        .map(|series| match kind {
+            MetricType::COUNTER => series.get_counter().get_value(),
+            _ => series.get_gauge().get_value(),
+        })
+}
