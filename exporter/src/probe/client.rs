@@ -21,14 +21,23 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Redirects followed when `follow_redirects` is on.
 pub const MAX_REDIRECTS: usize = 10;
 
-/// A reqwest client could not be built (e.g. the TLS backend failed to load).
+/// The prober's HTTP clients could not be built.
 #[derive(Debug, thiserror::Error)]
-#[error("could not build the prober's HTTP client (tls_verify={tls_verify}, follow_redirects={follow_redirects}): {source}")]
-pub struct ClientError {
-    tls_verify: bool,
-    follow_redirects: bool,
-    #[source]
-    source: reqwest::Error,
+pub enum ClientError {
+    /// The TLS configuration could not be built.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsSetupError),
+    /// reqwest rejected the client configuration.
+    #[error("could not build the prober's HTTP client (tls_verify={tls_verify}, follow_redirects={follow_redirects}): {source}")]
+    Build {
+        /// The client's `tls_verify` setting.
+        tls_verify: bool,
+        /// The client's `follow_redirects` setting.
+        follow_redirects: bool,
+        /// reqwest's error.
+        #[source]
+        source: reqwest::Error,
+    },
 }
 
 /// The four HTTP clients a prober needs, indexed by target settings.
@@ -71,14 +80,14 @@ fn build_client(tls_verify: bool, follow_redirects: bool) -> Result<reqwest::Cli
             " (probe)"
         ))
         .redirect(redirect)
-        .danger_accept_invalid_certs(!tls_verify)
+        .use_preconfigured_tls(tls::client_config(tls_verify)?)
         .tls_info(true)
         // A probe should reach the target itself, not a proxy from the
         // environment, and should open a fresh connection every time.
         .no_proxy()
         .pool_max_idle_per_host(0)
         .build()
-        .map_err(|source| ClientError {
+        .map_err(|source| ClientError::Build {
             tls_verify,
             follow_redirects,
             source,
@@ -89,7 +98,7 @@ fn build_client(tls_verify: bool, follow_redirects: bool) -> Result<reqwest::Cli
 /// panics, never takes longer than `target.timeout` (plus scheduling noise).
 pub async fn probe_once(target: &ProbeTarget, clients: &ProbeClients) -> ProbeOutcome {
     let started = Instant::now();
-    let exchange = exchange(target, clients.for_target(target), started);
+    let exchange = tls::capture_chain(exchange(target, clients.for_target(target), started));
     let facts = match tokio::time::timeout(target.timeout, exchange).await {
         Err(_elapsed) => {
             return ProbeOutcome::failed(
@@ -133,17 +142,24 @@ async fn exchange(
     let mut response = request.send().await?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let cert_expiry_unix = response
+    let leaf = response
         .extensions()
         .get::<reqwest::tls::TlsInfo>()
-        .and_then(|info| info.peer_certificate())
-        .and_then(|der| match tls::earliest_expiry([der]) {
-            Ok(expiry) => expiry,
-            Err(error) => {
-                tracing::debug!(probe = %target.name, %error, "peer certificate not readable");
-                None
-            }
-        });
+        .and_then(|info| info.peer_certificate());
+    let cert_expiry_unix = leaf.and_then(|leaf| {
+        // The recorded chain belongs to this response only if it starts with
+        // the response's leaf (a redirect may have crossed hosts).
+        let chain =
+            tls::captured_chain().filter(|chain| chain.first().is_some_and(|first| first == leaf));
+        let expiry = match &chain {
+            Some(chain) => tls::earliest_expiry(chain.iter().map(Vec::as_slice)),
+            None => tls::earliest_expiry([leaf]),
+        };
+        expiry.unwrap_or_else(|error| {
+            tracing::debug!(probe = %target.name, %error, "peer certificate not readable");
+            None
+        })
+    });
     let mut body = Vec::new();
     while body.len() < MAX_BODY_BYTES {
         match response.chunk().await? {

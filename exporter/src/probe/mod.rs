@@ -62,7 +62,7 @@
 //! | `probe_success` | gauge | 1 if the last probe met its expectation, else 0 |
 //! | `probe_duration_seconds` | gauge | duration of the last probe, until success or failure |
 //! | `probe_http_status_code` | gauge | status of the last final response; 0 when none arrived |
-//! | `probe_ssl_earliest_cert_expiry` | gauge | unix seconds of the earliest `notAfter` among the certificates seen (the server's leaf certificate); https only, absent after a probe that saw no certificate |
+//! | `probe_ssl_earliest_cert_expiry` | gauge | unix seconds of the earliest `notAfter` among the certificates the server presented (leaf and intermediates, as sent); https only, absent after a probe that saw no certificate |
 //! | `probe_failures_total` | counter | failed probes, extra label `reason`; every reason starts at 0 |
 //!
 //! # Failure reasons
@@ -91,4 +91,4 @@ pub use runner::{
     HttpExecutor, ProbeExecutor, Prober, ProberError, ProberOptions, DEFAULT_MAX_CONCURRENCY,
 };
 pub use target::{validate_targets, ProbeTarget, TargetError, DEFAULT_INTERVAL, DEFAULT_TIMEOUT};
-pub use tls::{days_left, earliest_expiry, CertificateError};
+pub use tls::{days_left, earliest_expiry, CertificateError, TlsSetupError};

@@ -33,35 +33,76 @@ pub async fn closed_addr() -> SocketAddr {
     listener.local_addr().expect("local addr")
 }
 
-/// A self-signed certificate for `localhost` and 127.0.0.1.
-pub struct SelfSigned {
-    pub certificate: CertificateDer<'static>,
+/// A server certificate chain (leaf first) and the leaf's key.
+pub struct ServerCert {
+    pub chain: Vec<CertificateDer<'static>>,
     pub key: PrivateKeyDer<'static>,
 }
 
-/// Generates a self-signed certificate valid until `not_after` (midnight UTC).
-pub fn self_signed(not_after: (i32, u8, u8)) -> SelfSigned {
-    let key = rcgen::KeyPair::generate().expect("key pair");
-    let mut params =
-        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .expect("certificate params");
+fn params(names: &[&str], not_after: (i32, u8, u8)) -> rcgen::CertificateParams {
+    let names: Vec<String> = names.iter().map(ToString::to_string).collect();
+    let mut params = rcgen::CertificateParams::new(names).expect("certificate params");
     params.not_before = rcgen::date_time_ymd(2018, 1, 1);
     params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
-    let certificate = params.self_signed(&key).expect("self-signed certificate");
-    SelfSigned {
-        certificate: certificate.der().clone(),
+    params
+}
+
+fn ca_params(not_after: (i32, u8, u8)) -> rcgen::CertificateParams {
+    let mut params = params(&[], not_after);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+}
+
+/// A leaf for 127.0.0.1 signed by an intermediate signed by a root; the
+/// server sends leaf and intermediate, as real servers do.
+pub fn chained(
+    root_not_after: (i32, u8, u8),
+    intermediate_not_after: (i32, u8, u8),
+    leaf_not_after: (i32, u8, u8),
+) -> ServerCert {
+    let root_key = rcgen::KeyPair::generate().expect("root key");
+    let root =
+        rcgen::CertifiedIssuer::self_signed(ca_params(root_not_after), root_key).expect("root");
+    let intermediate_key = rcgen::KeyPair::generate().expect("intermediate key");
+    let intermediate = rcgen::CertifiedIssuer::signed_by(
+        ca_params(intermediate_not_after),
+        intermediate_key,
+        &root,
+    )
+    .expect("intermediate");
+    let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
+    let leaf = params(&["localhost", "127.0.0.1"], leaf_not_after)
+        .signed_by(&leaf_key, &intermediate)
+        .expect("leaf");
+    let intermediate_der = AsRef::<rcgen::Certificate>::as_ref(&intermediate)
+        .der()
+        .clone();
+    ServerCert {
+        chain: vec![leaf.der().clone(), intermediate_der],
+        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+    }
+}
+
+/// Generates a self-signed certificate valid until `not_after` (midnight UTC).
+pub fn self_signed(not_after: (i32, u8, u8)) -> ServerCert {
+    let key = rcgen::KeyPair::generate().expect("key pair");
+    let certificate = params(&["localhost", "127.0.0.1"], not_after)
+        .self_signed(&key)
+        .expect("self-signed certificate");
+    ServerCert {
+        chain: vec![certificate.der().clone()],
         key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
     }
 }
 
 /// Serves `router` over HTTPS with `cert` on an ephemeral port.
-pub async fn serve_https(router: Router, cert: SelfSigned) -> SocketAddr {
+pub async fn serve_https(router: Router, cert: ServerCert) -> SocketAddr {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("protocol versions")
         .with_no_client_auth()
-        .with_single_cert(vec![cert.certificate], cert.key)
+        .with_single_cert(cert.chain, cert.key)
         .expect("server certificate");
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0")

@@ -6,14 +6,23 @@ use axum::Router;
 use prometheus::Registry;
 use vigil_exporter::probe::{probe_once, FailureReason, ProbeClients, ProbeMetrics};
 
-use crate::support::{metric_value, self_signed, serve_https, target, target_expecting};
+use crate::support::{
+    chained, metric_value, self_signed, serve_https, target, target_expecting, ServerCert,
+};
 
 /// 2031-05-17T00:00:00Z, the notAfter of the certificate below.
 const NOT_AFTER_2031_05_17: i64 = 1_936_742_400;
 
+/// 2029-03-01T00:00:00Z.
+const NOT_AFTER_2029_03_01: i64 = 1_867_017_600;
+
 async fn https_server(not_after: (i32, u8, u8)) -> String {
+    serve(self_signed(not_after)).await
+}
+
+async fn serve(cert: ServerCert) -> String {
     let app = Router::new().route("/", get(|| async { "secure" }));
-    let addr = serve_https(app, self_signed(not_after)).await;
+    let addr = serve_https(app, cert).await;
     format!("https://{addr}/")
 }
 
@@ -73,6 +82,37 @@ async fn expired_certificate_fails_a_cert_days_left_expectation() {
 #[tokio::test]
 async fn expired_certificate_is_a_tls_failure_when_verifying() {
     let url = https_server((2020, 1, 1)).await;
+    let outcome = probe_once(&target(&url), &clients()).await;
+    assert_eq!(outcome.reason(), Some(FailureReason::Tls), "{outcome:?}");
+}
+
+#[tokio::test]
+async fn cert_expiry_is_the_earliest_in_the_presented_chain() {
+    // The intermediate expires before the leaf: that is the date that matters.
+    let url = serve(chained((2035, 1, 1), (2029, 3, 1), (2031, 5, 17))).await;
+    let mut target = target(&url);
+    target.tls_verify = false;
+    let outcome = probe_once(&target, &clients()).await;
+    assert!(outcome.is_success(), "{outcome:?}");
+    assert_eq!(outcome.cert_expiry_unix, Some(NOT_AFTER_2029_03_01));
+}
+
+#[tokio::test]
+async fn leaf_expiring_first_is_reported_from_a_chain() {
+    let url = serve(chained((2035, 1, 1), (2033, 1, 1), (2031, 5, 17))).await;
+    let mut target = target(&url);
+    target.tls_verify = false;
+    let outcome = probe_once(&target, &clients()).await;
+    assert_eq!(
+        outcome.cert_expiry_unix,
+        Some(NOT_AFTER_2031_05_17),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn certificate_from_an_untrusted_chain_is_a_tls_failure() {
+    let url = serve(chained((2035, 1, 1), (2033, 1, 1), (2031, 5, 17))).await;
     let outcome = probe_once(&target(&url), &clients()).await;
     assert_eq!(outcome.reason(), Some(FailureReason::Tls), "{outcome:?}");
 }
