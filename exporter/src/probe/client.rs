@@ -130,9 +130,10 @@ async fn exchange(
     client: &reqwest::Client,
     started: Instant,
 ) -> Result<Observed, reqwest::Error> {
-    // Validated targets have valid headers; an invalid one is dropped here
-    // rather than failing every probe of a target the loader let through.
-    let headers = target.header_map().unwrap_or_default();
+    // Validated targets have valid headers; should an unvalidated one reach
+    // this point, its invalid headers are skipped rather than failing every
+    // probe with a reason that does not fit.
+    let headers = target.valid_headers();
     let mut request = client
         .request(target.method.clone(), target.url.clone())
         .headers(headers);

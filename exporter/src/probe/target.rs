@@ -156,9 +156,7 @@ impl ProbeTarget {
                 target: self.name.clone(),
             });
         }
-        if let Err(mut header_problems) = self.header_map() {
-            problems.append(&mut header_problems);
-        }
+        problems.extend(self.header_problems());
         problems
     }
 
@@ -167,8 +165,18 @@ impl ProbeTarget {
         self.url.scheme() == "https"
     }
 
-    /// The configured headers as a `HeaderMap`, or every invalid one.
-    pub(crate) fn header_map(&self) -> Result<HeaderMap, Vec<TargetError>> {
+    /// The configured headers that are valid HTTP (all of them, once the
+    /// target passed [`ProbeTarget::validate`]).
+    pub(crate) fn valid_headers(&self) -> HeaderMap {
+        self.parse_headers().0
+    }
+
+    /// Every header problem of this target.
+    fn header_problems(&self) -> Vec<TargetError> {
+        self.parse_headers().1
+    }
+
+    fn parse_headers(&self) -> (HeaderMap, Vec<TargetError>) {
         let mut map = HeaderMap::new();
         let mut problems = Vec::new();
         for (name, value) in &self.headers {
@@ -188,11 +196,7 @@ impl ProbeTarget {
             };
             map.append(header_name, header_value);
         }
-        if problems.is_empty() {
-            Ok(map)
-        } else {
-            Err(problems)
-        }
+        (map, problems)
     }
 }
 

@@ -7,7 +7,9 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{any, get};
 use axum::Router;
-use vigil_exporter::probe::{probe_once, FailureReason, ProbeClients};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+use vigil_exporter::probe::{probe_once, FailureReason, ProbeClients, MAX_BODY_BYTES};
 
 use crate::support::{closed_addr, serve_http, target, target_expecting};
 
@@ -38,13 +40,51 @@ async fn refused_connection_is_a_connect_failure() {
 
 #[tokio::test]
 async fn unresolvable_host_is_a_connect_failure() {
-    // `.invalid` is reserved and never resolves (RFC 2606).
-    let outcome = probe_once(&target("http://vigil-probe-test.invalid/"), &clients()).await;
+    // `.invalid` is reserved and never resolves (RFC 2606). The generous
+    // timeout only matters on a machine whose resolver hangs instead of
+    // failing; it keeps this test about classification, not DNS speed.
+    let mut target = target("http://vigil-probe-test.invalid/");
+    target.timeout = Duration::from_secs(60);
+    let outcome = probe_once(&target, &clients()).await;
     assert_eq!(
         outcome.reason(),
         Some(FailureReason::Connect),
         "{outcome:?}"
     );
+}
+
+#[tokio::test]
+async fn connection_closed_without_a_response_is_a_connect_failure() {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            // Read the request, then hang up without answering.
+            let mut buffer = [0_u8; 1024];
+            let _ = stream.read(&mut buffer).await;
+            drop(stream);
+        }
+    });
+    let outcome = probe_once(&target(&format!("http://{addr}/")), &clients()).await;
+    assert_eq!(
+        outcome.reason(),
+        Some(FailureReason::Connect),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn body_is_cut_at_the_documented_limit() {
+    let huge = || async { "x".repeat(3 * MAX_BODY_BYTES) };
+    let addr = serve_http(Router::new().route("/", get(huge))).await;
+    let target = target_expecting(
+        &format!("http://{addr}/"),
+        &format!("len(body) == {MAX_BODY_BYTES}"),
+    );
+    let outcome = probe_once(&target, &clients()).await;
+    assert!(outcome.is_success(), "{outcome:?}");
 }
 
 #[tokio::test]
