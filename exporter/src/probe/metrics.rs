@@ -39,7 +39,7 @@ impl ProbeMetrics {
         let duration = GaugeVec::new(
             Opts::new(
                 "probe_duration_seconds",
-                "How long the last probe took, from connect until the body was read or the probe failed.",
+                "How long the last probe took, from its start (DNS, connect, TLS) until the body was read or the probe failed.",
             ),
             &LABELS,
         )?;

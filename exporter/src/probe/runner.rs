@@ -188,7 +188,7 @@ async fn run_target<E: ProbeExecutor>(
             () = tokio::time::sleep_until(next_start) => {}
         }
         let scheduled = next_start;
-        let _slot = tokio::select! {
+        let slot = tokio::select! {
             biased;
             () = shutdown.cancelled() => return,
             slot = Arc::clone(&slots).acquire_owned() => match slot {
@@ -202,7 +202,7 @@ async fn run_target<E: ProbeExecutor>(
             () = shutdown.cancelled() => return,
             outcome = executor.execute(&target) => outcome,
         };
-        drop(_slot);
+        drop(slot);
         metrics.record(&target, &outcome);
         log_outcome(&target, &outcome, was_up);
         was_up = Some(outcome.is_success());
