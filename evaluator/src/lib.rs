@@ -2,12 +2,13 @@
 //! evaluates Prometheus-format rules and turns their results into alerts.
 //!
 //! The modules follow the data flow: [`scrape`] → [`store`] → [`promql`] →
-//! [`rules`] → [`alerts`]; [`labels`] holds the label-set type they share,
+//! [`rules`] → [`alerts`] → [`notify`]; [`labels`] holds the label-set type they share,
 //! and [`cli`] the command-line entry points.
 
 pub mod alerts;
 pub mod cli;
 pub mod labels;
+pub mod notify;
 pub mod promql;
 pub mod rules;
 pub mod scrape;

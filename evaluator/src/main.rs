@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use vigil_evaluator::cli;
 
 #[derive(Parser)]
-#[command(name = "vigil-evaluator", version, about = "Evaluates Prometheus rules and sends alerts.")]
+#[command(
+    name = "vigil-evaluator",
+    version,
+    about = "Evaluates Prometheus rules and sends alerts."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -23,6 +27,9 @@ enum Command {
     #[command(subcommand)]
     Test(TestCommand),
     /// Run promqltest scripts and print "N passed, N failed, N skipped".
+    /// Test notification routing, like `amtool config routes test`.
+    #[command(subcommand)]
+    Routes(RoutesCommand),
     PromqlTest {
         /// promqltest script files.
         #[arg(required = true)]
@@ -40,6 +47,18 @@ enum CheckCommand {
 }
 
 #[derive(Subcommand)]
+enum RoutesCommand {
+    /// Print the receivers an alert with these labels is routed to, comma-separated.
+    Test {
+        /// Alertmanager-format notification config.
+        #[arg(long = "notify-config")]
+        notify_config: PathBuf,
+        /// Labels of the alert, as LABEL=VALUE.
+        labels: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum TestCommand {
     /// Run rule unit-test files (promtool format).
     Rules {
@@ -53,6 +72,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Check(CheckCommand::Rules { files })) => cli::check::run(&files),
         Some(Command::Test(TestCommand::Rules { files })) => cli::rules_test::run(&files),
+        Some(Command::Routes(RoutesCommand::Test {
+            notify_config,
+            labels,
+        })) => cli::routes_test::run(&notify_config, &labels),
         Some(Command::PromqlTest { files }) => cli::promql_test::run(&files),
         None => Err(anyhow::anyhow!("the evaluator server is not built yet")),
     };

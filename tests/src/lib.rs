@@ -27,7 +27,9 @@ pub fn external_tool(name: &str) -> Option<PathBuf> {
     if std::env::var(REQUIRE_TOOLS_ENV).is_ok_and(|v| v == "1") {
         panic!("{name} is required ({REQUIRE_TOOLS_ENV}=1) but was not found on PATH; run .ci/run or install it");
     }
-    eprintln!("SKIPPED: {name} not found on PATH (set {REQUIRE_TOOLS_ENV}=1 to make this a failure)");
+    eprintln!(
+        "SKIPPED: {name} not found on PATH (set {REQUIRE_TOOLS_ENV}=1 to make this a failure)"
+    );
     None
 }
 
@@ -61,7 +63,11 @@ pub fn cargo_bin(name: &str) -> PathBuf {
         .status()
         .unwrap_or_else(|err| panic!("cannot run cargo to build {name}: {err}"));
     assert!(status.success(), "cargo build --bin {name} failed");
-    assert!(binary.is_file(), "{} was not produced by cargo build", binary.display());
+    assert!(
+        binary.is_file(),
+        "{} was not produced by cargo build",
+        binary.display()
+    );
     binary
 }
 
@@ -83,7 +89,9 @@ pub async fn wait_for_http(url: &str, timeout: Duration) -> anyhow::Result<()> {
             Ok(_) | Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await
             }
-            Ok(response) => anyhow::bail!("{url} answered {} until the deadline", response.status()),
+            Ok(response) => {
+                anyhow::bail!("{url} answered {} until the deadline", response.status())
+            }
             Err(err) => anyhow::bail!("{url} did not answer within {timeout:?}: {err}"),
         }
     }

@@ -3,4 +3,5 @@
 
 pub mod check;
 pub mod promql_test;
+pub mod routes_test;
 pub mod rules_test;
