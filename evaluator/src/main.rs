@@ -26,10 +26,10 @@ enum Command {
     /// Run promtool-compatible rule unit tests.
     #[command(subcommand)]
     Test(TestCommand),
-    /// Run promqltest scripts and print "N passed, N failed, N skipped".
     /// Test notification routing, like `amtool config routes test`.
     #[command(subcommand)]
     Routes(RoutesCommand),
+    /// Run promqltest scripts and print "N passed, N failed, N skipped".
     PromqlTest {
         /// promqltest script files.
         #[arg(required = true)]
