@@ -1,5 +1,5 @@
 //! Overhead of the HTTP metrics layer: the same small axum app driven
-//! in-process (no socket) without a metrics layer, with
+//! in-process (no socket) without a layer, with a do-nothing layer, with
 //! `vigil_exporter::http_metrics::HttpMetricsLayer`, and with the
 //! `axum-prometheus` crate's layer. Results go to BENCHMARKS.md.
 //!
@@ -14,6 +14,7 @@ use axum::Router;
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::Request;
 use http_body_util::BodyExt;
+use tower::util::MapRequestLayer;
 use tower::ServiceExt;
 use vigil_exporter::http_metrics::HttpMetricsLayer;
 
@@ -52,18 +53,27 @@ fn bench_layers(c: &mut Criterion) {
     };
 
     let bare = app();
+    // A layer that does nothing, added the same way (`Router::layer`): what
+    // axum itself charges for any per-route layer (re-boxing each route and
+    // its future), so the metrics work can be told apart from the plumbing.
+    let passthrough = app().layer(MapRequestLayer::new(|request: Request<Body>| request));
     let registry = prometheus::Registry::new();
     let ours = match HttpMetricsLayer::new(&registry) {
         Ok(layer) => app().layer(layer),
         Err(err) => panic!("cannot build HttpMetricsLayer: {err}"),
     };
     // `pair` installs the process-wide `metrics` recorder, without which the
-    // axum-prometheus layer would record into a no-op recorder.
+    // axum-prometheus layer would record into a no-op recorder; it spawns an
+    // upkeep task, hence the runtime context.
+    let _runtime_context = runtime.enter();
     let (their_layer, their_handle) = axum_prometheus::PrometheusMetricLayer::pair();
     let theirs = app().layer(their_layer);
 
     let mut group = c.benchmark_group("http_metrics_4_requests");
     group.bench_function("no_layer", |b| b.to_async(&runtime).iter(|| drive(&bare)));
+    group.bench_function("passthrough_layer", |b| {
+        b.to_async(&runtime).iter(|| drive(&passthrough))
+    });
     group.bench_function("vigil_http_metrics_layer", |b| {
         b.to_async(&runtime).iter(|| drive(&ours))
     });

@@ -274,6 +274,43 @@ async fn route_layer_never_sees_unmatched_requests() {
 }
 
 #[tokio::test]
+async fn requests_below_a_nest_service_mount_fold_into_unmatched() {
+    // axum records no template for what an opaque nested service matches;
+    // the layer must not fall back to the raw path.
+    let routes = Router::new().nest_service("/files", users_routes().into_service::<Body>());
+    let (app, registry) = instrumented(routes);
+
+    get_path(&app, "/files/users/1").await;
+    get_path(&app, "/files/users/2").await;
+
+    assert_eq!(
+        requests_total(&registry, "GET", "unmatched", "200"),
+        Some(2.0)
+    );
+    assert_eq!(label_sets(&registry, "http_requests_total").len(), 1);
+}
+
+#[tokio::test]
+async fn layer_wrapped_around_the_whole_router_sees_no_templates() {
+    // Documents why the module asks for `Router::layer`: outside the router
+    // the request has not been routed yet.
+    let registry = Registry::new();
+    let layer = HttpMetricsLayer::new(&registry).unwrap_or_else(|err| panic!("{err}"));
+    let app = tower::Layer::layer(&layer, users_routes());
+    let request = Request::get("/users/1")
+        .body(Body::empty())
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let Ok(response) = app.oneshot(request).await;
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        requests_total(&registry, "GET", "unmatched", "200"),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
 async fn clones_of_one_layer_share_their_metrics() {
     let registry = Registry::new();
     let layer = HttpMetricsLayer::new(&registry).unwrap_or_else(|err| panic!("{err}"));
