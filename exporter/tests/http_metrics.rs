@@ -329,6 +329,60 @@ async fn clones_of_one_layer_share_their_metrics() {
     assert_eq!(requests_total(&registry, "GET", "/admin", "200"), Some(1.0));
 }
 
+#[tokio::test]
+async fn fallback_added_after_the_layer_is_not_instrumented() {
+    // Documents why the module says "add the layer last": axum applies a
+    // layer only to what the router holds when `.layer` is called.
+    let registry = Registry::new();
+    let layer = HttpMetricsLayer::new(&registry).unwrap_or_else(|err| panic!("{err}"));
+    let app = users_routes()
+        .layer(layer)
+        .fallback(|| async { StatusCode::NOT_FOUND });
+
+    get_path(&app, "/users/1").await;
+    get_path(&app, "/missing").await;
+
+    assert_eq!(
+        requests_total(&registry, "GET", "/users/{id}", "200"),
+        Some(1.0)
+    );
+    assert_eq!(requests_total(&registry, "GET", "unmatched", "404"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_are_all_counted_once() {
+    let (app, registry) = instrumented(users_routes());
+    let mut tasks = Vec::new();
+    for task in 0..8 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..50 {
+                get_path(&app, &format!("/users/{task}-{i}")).await;
+                get_path(&app, &format!("/scan/{task}/{i}")).await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await
+            .unwrap_or_else(|err| panic!("request task failed: {err}"));
+    }
+
+    assert_eq!(
+        requests_total(&registry, "GET", "/users/{id}", "200"),
+        Some(400.0)
+    );
+    assert_eq!(
+        requests_total(&registry, "GET", "unmatched", "404"),
+        Some(400.0)
+    );
+    assert_eq!(label_sets(&registry, "http_requests_total").len(), 2);
+    assert_eq!(
+        duration(&registry, "GET", "/users/{id}").map(|h| h.count),
+        Some(400)
+    );
+    assert_eq!(in_flight(&registry), Some(0.0));
+}
+
 // ---------------------------------------------------------- status labels
 
 struct AppError;

@@ -211,6 +211,7 @@ impl HttpMetricsLayer {
     }
 
     /// A builder to choose histogram buckets.
+    #[must_use]
     pub fn builder() -> HttpMetricsLayerBuilder {
         HttpMetricsLayerBuilder::default()
     }
@@ -241,6 +242,7 @@ impl Default for HttpMetricsLayerBuilder {
 impl HttpMetricsLayerBuilder {
     /// Upper bounds, in seconds, of the `http_request_duration_seconds`
     /// buckets: finite, strictly increasing, at least one. `+Inf` is added.
+    #[must_use]
     pub fn buckets(mut self, buckets: Vec<f64>) -> Self {
         self.buckets = buckets;
         self
