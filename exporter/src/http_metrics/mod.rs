@@ -83,6 +83,7 @@
 //! and decremented when its future is dropped, whatever the way out: response,
 //! cancellation (client gone, an outer timeout), or a panic unwinding through
 //! the layer. So the gauge cannot leak.
+//!
 //! - A cancelled request has no status: it is not counted in
 //!   `http_requests_total` nor observed in the histogram.
 //! - A handler panic that unwinds through the layer (e.g. caught by an outer
@@ -112,8 +113,11 @@
 //! # Cost
 //!
 //! Label values are resolved once per (route, method) and once per
-//! (route, method, status); after that a request costs a few atomic
-//! operations, a read lock and no allocation. `BENCHMARKS.md` has the figures.
+//! (route, method, status), and each route's service remembers its template;
+//! after that a request costs two clock reads, a dozen uncontended atomic
+//! operations (one of them a read lock) and no allocation: about 0.35 µs on
+//! a busy two-core VM, against about 6 µs for the `axum-prometheus` layer.
+//! `BENCHMARKS.md` at the workspace root has the figures and the command.
 
 mod labels;
 mod service;
