@@ -1,0 +1,163 @@
+//! The tower service the layer wraps around each route, and the response
+//! future that records a request when its response head is ready and
+//! releases the in-flight gauge whenever it is dropped.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+
+use axum::extract::MatchedPath;
+use http::{Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tokio::time::Instant;
+use tower::Service;
+
+use super::labels::{MethodLabel, RouteMetrics, RouteTable};
+
+/// The service produced by [`HttpMetricsLayer`](super::HttpMetricsLayer).
+pub struct HttpMetricsService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    routes: Arc<RouteTable>,
+    // `Router::layer` wraps each route separately, so one service almost
+    // always sees one template: remembering it skips the table lookup.
+    last_route: OnceLock<Arc<RouteMetrics>>,
+}
+
+impl<S> HttpMetricsService<S> {
+    pub(super) fn new(inner: S, routes: Arc<RouteTable>) -> Self {
+        Self {
+            inner,
+            shared: Arc::new(Shared {
+                routes,
+                last_route: OnceLock::new(),
+            }),
+        }
+    }
+
+    fn route_metrics(&self, matched: Option<&MatchedPath>) -> Arc<RouteMetrics> {
+        let Some(matched) = matched else {
+            return Arc::clone(self.shared.routes.unmatched());
+        };
+        let template = matched.as_str();
+        if let Some(last) = self.shared.last_route.get() {
+            if last.route() == template {
+                return Arc::clone(last);
+            }
+        }
+        let found = self.shared.routes.route(template);
+        // Only the first template is remembered; a service reached under
+        // several templates (a nested service) just takes the table path.
+        let _ = self.shared.last_route.set(Arc::clone(&found));
+        found
+    }
+}
+
+impl<S: Clone> Clone for HttpMetricsService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for HttpMetricsService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let method = MethodLabel::of(request.method());
+        let route = self.route_metrics(request.extensions().get::<MatchedPath>());
+        let mut guard = InFlight::start(route, method);
+        // The inner service may run handler code synchronously in `call`; a
+        // panic there must be recorded like one during `poll`.
+        guard.inside_inner = true;
+        let inner = self.inner.call(request);
+        guard.inside_inner = false;
+        ResponseFuture { inner, guard }
+    }
+}
+
+pin_project! {
+    /// Response future of [`HttpMetricsService`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        guard: InFlight,
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        this.guard.inside_inner = true;
+        let poll = this.inner.poll(cx);
+        this.guard.inside_inner = false;
+        if let Poll::Ready(Ok(response)) = &poll {
+            this.guard.finish(response.status());
+        }
+        poll
+    }
+}
+
+/// One request between entering the layer and being dropped.
+struct InFlight {
+    route: Arc<RouteMetrics>,
+    method: MethodLabel,
+    start: Instant,
+    // True while control is inside the inner service. Still true in `drop`
+    // means the inner call or poll never returned: it panicked. (Checking
+    // `thread::panicking()` would not do: whoever catches the panic, e.g.
+    // `CatchPanicLayer`, drops this future only after unwinding ended.)
+    inside_inner: bool,
+    finished: bool,
+}
+
+impl InFlight {
+    fn start(route: Arc<RouteMetrics>, method: MethodLabel) -> Self {
+        route.in_flight().inc();
+        Self {
+            route,
+            method,
+            start: Instant::now(),
+            inside_inner: false,
+            finished: false,
+        }
+    }
+
+    fn finish(&mut self, status: StatusCode) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let seconds = self.start.elapsed().as_secs_f64();
+        self.route.record(self.method, status, seconds);
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.inside_inner {
+            self.finish(StatusCode::INTERNAL_SERVER_ERROR);
+        }
+        self.route.in_flight().dec();
+    }
+}
