@@ -8,3 +8,7 @@
 //! and the `/api/v2/alerts` API can be produced from them directly.
 
 pub mod alert;
+pub mod config;
+pub mod matcher;
+pub mod positions;
+pub mod route;
