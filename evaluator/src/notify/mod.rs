@@ -8,7 +8,10 @@
 //! and the `/api/v2/alerts` API can be produced from them directly.
 
 pub mod alert;
+pub mod clock;
 pub mod config;
+pub mod inhibit;
 pub mod matcher;
 pub mod positions;
 pub mod route;
+pub mod silence;
