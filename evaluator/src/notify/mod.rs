@@ -10,6 +10,9 @@
 pub mod alert;
 pub mod clock;
 pub mod config;
+pub mod cooldown;
+pub mod dedup;
+pub mod dispatcher;
 pub mod inhibit;
 pub mod matcher;
 pub mod positions;
