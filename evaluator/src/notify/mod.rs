@@ -15,6 +15,7 @@ pub mod dedup;
 pub mod dispatcher;
 pub mod inhibit;
 pub mod matcher;
+pub mod notifier;
 pub mod positions;
 pub mod route;
 pub mod silence;
