@@ -318,3 +318,39 @@ fn labels_amtool_rejects_are_rejected() {
         assert!(String::from_utf8_lossy(&output.stderr).contains("cannot parse label"));
     }
 }
+
+/// The shipped example: Vigil accepts it without warnings, and amtool
+/// accepts it once the Vigil-only `console_configs` are taken out.
+#[test]
+fn shipped_example_is_valid_for_vigil_and_for_amtool() {
+    let example = vigil_testkit::workspace_root().join("examples/notify.yaml");
+    let config =
+        vigil_evaluator::notify::config::load_file(&example).unwrap_or_else(|err| panic!("{err}"));
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let Some(amtool) = vigil_testkit::external_tool("amtool") else {
+        return;
+    };
+    let mut document: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&example).unwrap()).unwrap();
+    for receiver in document["receivers"].as_sequence_mut().unwrap() {
+        receiver.as_mapping_mut().unwrap().remove("console_configs");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let stripped = dir.path().join("notify.yaml");
+    std::fs::write(&stripped, serde_yaml::to_string(&document).unwrap()).unwrap();
+    let check = run(Command::new(&amtool).arg("check-config").arg(&stripped));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let labels = [
+        "alertname=Down".to_string(),
+        "severity=critical".to_string(),
+    ];
+    assert_eq!(stdout(&vigil_routes(&example, &labels)), "archive,oncall\n");
+    assert_eq!(
+        stdout(&amtool_routes(&amtool, &stripped, &labels)),
+        "archive,oncall\n"
+    );
+}

@@ -56,6 +56,17 @@ impl NotificationSink for Vec<Notification> {
     }
 }
 
+/// Hands notifications to a delivery task over a channel.
+impl NotificationSink for tokio::sync::mpsc::UnboundedSender<Notification> {
+    fn submit(&mut self, notification: Notification) -> Result<(), SinkError> {
+        let receiver = notification.receiver.clone();
+        self.send(notification).map_err(|_| SinkError {
+            receiver,
+            reason: "the delivery task has stopped".to_string(),
+        })
+    }
+}
+
 /// Routing, grouping, inhibition, silencing, cooldown and dedup.
 pub struct Notifier {
     config: Arc<NotifyConfig>,
@@ -338,5 +349,86 @@ pub async fn run(
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test reports failure
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::notify::clock::ManualClock;
+    use crate::notify::config::parse;
+
+    fn notifier() -> Notifier {
+        let config = parse(
+            "route: {receiver: r, group_wait: 30s}\nreceivers: [{name: r, console_configs: [{}]}]\n",
+            Path::new("t.yaml"),
+        )
+        .unwrap();
+        Notifier::new(Arc::new(config))
+    }
+
+    fn alert(now: DateTime<Utc>) -> Alert {
+        Alert {
+            labels: Labels::from_pairs([("alertname", "Down")]),
+            annotations: BTreeMap::new(),
+            starts_at: now,
+            ends_at: None,
+            generator_url: String::new(),
+            cooldown: None,
+        }
+    }
+
+    #[test]
+    fn a_refused_notification_is_offered_again_at_the_next_flush() {
+        struct Refuse;
+        impl NotificationSink for Refuse {
+            fn submit(&mut self, n: Notification) -> Result<(), SinkError> {
+                Err(SinkError {
+                    receiver: n.receiver,
+                    reason: "outbox full".into(),
+                })
+            }
+        }
+        let t0 = DateTime::<Utc>::UNIX_EPOCH;
+        let mut notifier = notifier();
+        notifier.ingest(vec![alert(t0)], t0);
+        let at = |s| t0 + chrono::Duration::seconds(s);
+        assert_eq!(notifier.tick_into(at(30), &mut Refuse), 0);
+        notifier.ingest(vec![alert(at(200))], at(200));
+        assert_eq!(
+            notifier.tick(at(330)).len(),
+            1,
+            "not recorded as sent, so sent now"
+        );
+    }
+
+    #[tokio::test]
+    async fn run_delivers_due_notifications_to_the_sink() {
+        let clock = Arc::new(ManualClock::new(DateTime::<Utc>::UNIX_EPOCH));
+        let notifier = Arc::new(tokio::sync::Mutex::new(notifier()));
+        notifier
+            .lock()
+            .await
+            .ingest(vec![alert(clock.now())], clock.now());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(run(
+            notifier.clone(),
+            clock.clone(),
+            Box::new(tx),
+            Duration::from_millis(5),
+            shutdown.clone(),
+        ));
+        // Only the simulated clock decides when the group is due.
+        clock.advance(Duration::from_secs(30));
+        let received = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+        let notification = received.unwrap().unwrap();
+        assert_eq!(notification.receiver, "r");
+        shutdown.cancel();
+        task.await.unwrap();
     }
 }
