@@ -354,3 +354,79 @@ fn shipped_example_is_valid_for_vigil_and_for_amtool() {
         "archive,oncall\n"
     );
 }
+
+/// Hand-picked configs at the edges of validation; each must be accepted or
+/// rejected by us exactly when `amtool check-config` accepts or rejects it.
+const EDGE_CASES: &[&str] = &[
+    "route: {receiver: r, routes: [{match: {code: 500}}]}",
+    "route: {receiver: r, routes: [{group_wait: 5x}]}",
+    "route: {receiver: r, routes: [{group_interval: 0s}]}",
+    "route: {receiver: r, routes: [{repeat_interval: 0}]}",
+    "route: {receiver: r, routes: [{group_wait: 0s}]}",
+    "route: {receiver: r, routes: [{matchers: ['a=~(']}]}",
+    "route: {receiver: r, routes: [{matchers: ['a']}]}",
+    "route: {receiver: r, routes: [{matchers: ['a=\"b']}]}",
+    "route: {receiver: r, routes: [{matchers: ['a=b,c=~\"x|y\"']}]}",
+    "route: {receiver: r, routes: [{matchers: ['{a=b}']}]}",
+    "route: {receiver: r, routes: [{matchers: ['']}]}",
+    "route: {receiver: r, routes: [{matchers: 'a=b'}]}",
+    "route: {receiver: r, routes: [{match_re: {a: '('}}]}",
+    "route: {receiver: r, routes: [{match: {1a: b}}]}",
+    "route: {receiver: r, routes: [{continue: yes}]}",
+    "route: {receiver: r, routes: [{group_wait: 1h30m}, {group_wait: 90}]}",
+    "route: {receiver: r, routes: [{group_wait: 1.5h}]}",
+    "route: {receiver: r, routes: [{receiver: ''}]}",
+    "route: {receiver: r, routes: null}",
+    "route: {receiver: r, group_by: ['...', a]}",
+    "route: {receiver: r, group_by: [a, a]}",
+    "route: {receiver: r, group_by: [a-b]}",
+    "route: {receiver: r, group_by: []}",
+    "route: {receiver: r, matchers: [a=b]}",
+    "route: {receiver: r, continue: true}",
+    "route: {receiver: r, foo: 1}",
+    "route: {}",
+    "receivers2: []\nroute: {receiver: r}",
+    "route: {receiver: r}\ninhibit_rules: [{source_matchers: ['a=~(']}]",
+    "route: {receiver: r}\ninhibit_rules: [{equal: [a-b]}]",
+    "route: {receiver: r}\ninhibit_rules: [{source_match: {1a: b}}]",
+    "route: {receiver: r}\ninhibit_rules: [{target_match_re: {a: 'x|y'}, source_match: {b: c}, equal: [d]}]",
+    "route: {receiver: r}\nglobal: {resolve_timeout: 1x}",
+    "route: {receiver: r}\nglobal: {smtp_smarthost: nohost}",
+    "route: {receiver: r}\nglobal: {slack_api_url: 'ftp://x'}",
+    "route: {receiver: r}\nglobal: {slack_api_url: 'http://x', slack_api_url_file: /x}",
+    "route: {receiver: r}\nglobal: {smtp_require_tls: 1}",
+    "route: {receiver: r, routes: [{receiver: s}]}",
+];
+
+#[test]
+fn validation_agrees_with_amtool_check_config_on_edge_cases() {
+    let Some(amtool) = vigil_testkit::external_tool("amtool") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let extra: [&str; 3] = [
+        "receivers: [{name: r}]\n",
+        "receivers: [{name: r}, {name: r}]\n",
+        "receivers: [{}]\n",
+    ];
+    let mut cases = Vec::new();
+    for case in EDGE_CASES {
+        cases.push(format!("{case}\n{}", extra[0]));
+    }
+    cases.push(format!("route: {{receiver: r}}\n{}", extra[1]));
+    cases.push(format!("route: {{receiver: r}}\n{}", extra[2]));
+    for (i, yaml) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("edge-{i}.yaml"));
+        std::fs::write(&path, yaml).unwrap();
+        let amtool_ok = run(Command::new(&amtool).arg("check-config").arg(&path))
+            .status
+            .success();
+        let ours = vigil_evaluator::notify::config::load_file(&path);
+        assert_eq!(
+            ours.is_ok(),
+            amtool_ok,
+            "{yaml}\nours: {:?}",
+            ours.err().map(|e| e.to_string())
+        );
+    }
+}

@@ -98,6 +98,9 @@ const IGNORED_GLOBALS: [&str; 17] = [
     "wechat_api_secret",
 ];
 
+const YAML11_TRUE: [&str; 8] = ["y", "Y", "yes", "Yes", "YES", "on", "On", "ON"];
+const YAML11_FALSE: [&str; 8] = ["n", "N", "no", "No", "NO", "off", "Off", "OFF"];
+
 /// Errors loading a notification config.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -546,6 +549,9 @@ impl Walker<'_> {
         match value {
             Value::Bool(b) => Some(*b),
             Value::Null => None,
+            // Alertmanager reads YAML 1.1, where these words are booleans too.
+            Value::String(s) if YAML11_TRUE.contains(&s.as_str()) => Some(true),
+            Value::String(s) if YAML11_FALSE.contains(&s.as_str()) => Some(false),
             other => {
                 self.error(
                     path,
