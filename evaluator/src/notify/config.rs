@@ -912,9 +912,10 @@ impl Walker<'_> {
                 }
             }
         }
+        // Alertmanager's order (name, value, operator); it shows in route keys.
         route
             .matchers
-            .sort_by(|a, b| (&a.name, a.op, &a.value).cmp(&(&b.name, b.op, &b.value)));
+            .sort_by(|a, b| (&a.name, &a.value, a.op).cmp(&(&b.name, &b.value, b.op)));
         route
     }
 

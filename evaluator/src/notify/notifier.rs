@@ -151,6 +151,22 @@ impl Notifier {
         }
     }
 
+    /// Switches to a new (validated) config, as on SIGHUP: the route tree
+    /// and inhibit rules are replaced and every known alert is routed anew
+    /// (alerts older than `group_wait` flush at the next tick); silences,
+    /// the notification log and cooldowns are kept, so nothing already sent
+    /// is sent again.
+    pub fn reload(&mut self, config: Arc<NotifyConfig>, now: DateTime<Utc>) {
+        self.dispatcher = Dispatcher::new(RouteTree::new(&config.route));
+        self.inhibitor = Inhibitor::from_config(&config.inhibit_rules);
+        self.config = config;
+        let mut alerts: Vec<&Alert> = self.alerts.values().collect();
+        alerts.sort_by_key(|a| a.fingerprint());
+        for alert in alerts {
+            self.dispatcher.insert(alert, now);
+        }
+    }
+
     /// When [`Notifier::tick`] next has work, if ever.
     pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
         self.dispatcher.next_deadline()
@@ -230,9 +246,15 @@ impl Notifier {
                 }
             };
             if keep {
+                let mut alert = alert.clone();
+                // As Alertmanager: a firing alert is sent without an end, so
+                // a receiver never sees it "resolve" by the clock alone.
+                if status == AlertStatus::Firing {
+                    alert.ends_at = None;
+                }
                 kept.push(NotifiedAlert {
                     status,
-                    alert: alert.clone(),
+                    alert,
                     fingerprint,
                 });
             }
@@ -276,7 +298,7 @@ impl Notifier {
     }
 
     fn notification(&self, flush: &Flush, mut alerts: Vec<NotifiedAlert>) -> Notification {
-        alerts.sort_by(|a, b| a.alert.labels.cmp(&b.alert.labels));
+        alerts.sort_by(|a, b| alert_order(&a.alert.labels, &b.alert.labels));
         let status = if alerts.iter().any(|a| a.status == AlertStatus::Firing) {
             AlertStatus::Firing
         } else {
@@ -312,6 +334,23 @@ impl Notifier {
         self.log.gc(now);
         self.silences.gc(now);
     }
+}
+
+/// Alertmanager's order of alerts in a notification: by `job`, then by
+/// `instance` (alerts lacking one come after those having it), then by all
+/// labels.
+fn alert_order(a: &Labels, b: &Labels) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    for name in ["job", "instance"] {
+        match (a.get(name), b.get(name)) {
+            (None, None) => continue,
+            (None, Some(_)) => return Ordering::Greater,
+            (Some(_), None) => return Ordering::Less,
+            (Some(x), Some(y)) if x != y => return x.cmp(y),
+            (Some(_), Some(_)) => {}
+        }
+    }
+    a.cmp(b)
 }
 
 /// The entries every map shares with the same value.
@@ -404,6 +443,51 @@ mod tests {
             1,
             "not recorded as sent, so sent now"
         );
+    }
+
+    #[test]
+    fn reload_reroutes_known_alerts_without_resending_them() {
+        let t0 = DateTime::<Utc>::UNIX_EPOCH;
+        let at = |s| t0 + chrono::Duration::seconds(s);
+        let mut notifier = notifier();
+        notifier.ingest(vec![alert(t0)], t0);
+        assert_eq!(notifier.tick(at(30)).len(), 1);
+        let same = notifier.config().clone();
+        notifier.reload(Arc::new(same), at(60));
+        assert!(
+            notifier.tick(at(60)).is_empty(),
+            "same group key: already sent"
+        );
+        let regrouped = parse(
+            "route: {receiver: r, group_wait: 30s, group_by: [alertname]}\nreceivers: [{name: r, console_configs: [{}]}]\n",
+            Path::new("t.yaml"),
+        )
+        .unwrap();
+        notifier.reload(Arc::new(regrouped), at(90));
+        let sent = notifier.tick(at(90));
+        assert_eq!(
+            sent.len(),
+            1,
+            "a new group, flushed at once: the alert is older than group_wait"
+        );
+        assert_eq!(sent[0].group_key, "{}:{alertname=\"Down\"}");
+    }
+
+    #[test]
+    fn alerts_are_ordered_by_job_then_instance() {
+        let l = |pairs: &[(&str, &str)]| Labels::from_pairs(pairs.iter().copied());
+        let mut list = [
+            l(&[("a", "1")]),
+            l(&[("instance", "b")]),
+            l(&[("job", "z"), ("instance", "a")]),
+            l(&[("job", "y"), ("instance", "c")]),
+        ];
+        list.sort_by(alert_order);
+        let jobs: Vec<Option<&str>> = list
+            .iter()
+            .map(|l| l.get("job").or(l.get("instance")))
+            .collect();
+        assert_eq!(jobs, [Some("y"), Some("z"), Some("b"), None]);
     }
 
     #[tokio::test]
