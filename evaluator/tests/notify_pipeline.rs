@@ -391,3 +391,188 @@ fn continue_sends_one_alert_to_two_receivers() {
     let receivers: Vec<&str> = sent.iter().map(|n| n.receiver.as_str()).collect();
     assert_eq!(receivers, ["audit", "team"]);
 }
+
+/// SplitMix64: a small seeded generator, so a failing run can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+const POOL: [(&[(&str, &str)], Option<u64>); 6] = [
+    (
+        &[
+            ("alertname", "Down"),
+            ("instance", "a"),
+            ("severity", "critical"),
+            ("cluster", "eu"),
+        ],
+        None,
+    ),
+    (
+        &[
+            ("alertname", "Down"),
+            ("instance", "b"),
+            ("severity", "warning"),
+            ("cluster", "eu"),
+        ],
+        None,
+    ),
+    (
+        &[
+            ("alertname", "Slow"),
+            ("instance", "c"),
+            ("severity", "warning"),
+            ("audit", "yes"),
+        ],
+        None,
+    ),
+    (
+        &[
+            ("alertname", "Slow"),
+            ("instance", "d"),
+            ("severity", "warning"),
+            ("team", "quiet"),
+        ],
+        None,
+    ),
+    (
+        &[
+            ("alertname", "Flap"),
+            ("instance", "e"),
+            ("severity", "warning"),
+            ("cluster", "us"),
+        ],
+        Some(1200),
+    ),
+    (
+        &[
+            ("alertname", "Flap"),
+            ("instance", "f"),
+            ("severity", "critical"),
+            ("audit", "yes"),
+        ],
+        Some(600),
+    ),
+];
+
+/// Random flapping, silences and inhibitions over simulated hours; then
+/// everything resolves. Every receiver that wants resolved notifications
+/// must end knowing every alert it was told about as resolved, and no alert
+/// may re-fire at a receiver within its cooldown.
+#[test]
+fn random_flaps_never_lose_a_resolve_or_break_a_cooldown() {
+    for seed in 0..20u64 {
+        let mut rng = Rng(seed);
+        let mut h = Harness::new();
+        let mut active = [false; POOL.len()];
+        let mut sent: Vec<(i64, Notification)> = Vec::new();
+        let mut t = 0;
+        for _ in 0..240 {
+            t += 60;
+            h.wait_until(t);
+            for (i, (labels, cooldown)) in POOL.iter().enumerate() {
+                let cooldown = cooldown.map(Duration::from_secs);
+                if active[i] && rng.chance(15) {
+                    h.resolve(labels);
+                    active[i] = false;
+                } else if active[i] || rng.chance(15) {
+                    h.fire_with_cooldown(labels, cooldown);
+                    active[i] = true;
+                }
+            }
+            if rng.chance(5) {
+                let instance = ["a", "b", "c", "d", "e", "f"][rng.below(6)];
+                h.silence(
+                    &format!("instance={instance}"),
+                    t + 120 + 60 * rng.below(20) as i64,
+                );
+            }
+            sent.extend(h.tick_at(t).into_iter().map(|n| (t, n)));
+        }
+        for (i, (labels, _)) in POOL.iter().enumerate() {
+            if active[i] {
+                h.resolve(labels);
+            }
+        }
+        for _ in 0..120 {
+            t += 60;
+            sent.extend(h.tick_at(t).into_iter().map(|n| (t, n)));
+        }
+        check_history(seed, &sent);
+    }
+}
+
+fn check_history(seed: u64, sent: &[(i64, Notification)]) {
+    use std::collections::HashMap;
+    // (receiver, instance) -> [(time, status)]
+    let mut history: HashMap<(String, String), Vec<(i64, AlertStatus)>> = HashMap::new();
+    for (t, n) in sent {
+        assert!(
+            !n.alerts.is_empty(),
+            "seed {seed}: empty notification at {t}"
+        );
+        for a in &n.alerts {
+            let instance = a.alert.labels.get("instance").unwrap().to_string();
+            history
+                .entry((n.receiver.clone(), instance))
+                .or_default()
+                .push((*t, a.status));
+        }
+    }
+    let firings = history
+        .values()
+        .flatten()
+        .filter(|(_, s)| *s == AlertStatus::Firing)
+        .count();
+    assert!(
+        firings > 10,
+        "seed {seed}: the scenario sent almost nothing"
+    );
+    for ((receiver, instance), events) in &history {
+        if receiver != "quiet" {
+            assert_eq!(
+                events.last().map(|e| e.1),
+                Some(AlertStatus::Resolved),
+                "seed {seed}: {receiver} never heard that {instance} resolved: {events:?}"
+            );
+        }
+        let cooldown = POOL
+            .iter()
+            .find(|(labels, _)| labels.contains(&("instance", instance.as_str())))
+            .and_then(|(_, c)| *c);
+        let Some(cooldown) = cooldown else { continue };
+        let mut last_firing: Option<i64> = None;
+        let mut resolved_since = false;
+        for (t, status) in events {
+            match status {
+                AlertStatus::Resolved => resolved_since = true,
+                AlertStatus::Firing => {
+                    if let (Some(last), true) = (last_firing, resolved_since) {
+                        assert!(
+                            t - last >= cooldown as i64,
+                            "seed {seed}: {instance} re-fired at {receiver} after {}s, cooldown {cooldown}s",
+                            t - last
+                        );
+                    }
+                    last_firing = Some(*t);
+                    resolved_since = false;
+                }
+            }
+        }
+    }
+}
