@@ -413,7 +413,10 @@ impl Rng {
     }
 }
 
-const POOL: [(&[(&str, &str)], Option<u64>); 6] = [
+/// An alert's labels and its cooldown in seconds.
+type PoolEntry = (&'static [(&'static str, &'static str)], Option<u64>);
+
+const POOL: [PoolEntry; 6] = [
     (
         &[
             ("alertname", "Down"),
