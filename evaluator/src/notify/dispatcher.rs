@@ -191,6 +191,31 @@ mod tests {
     }
 
     #[test]
+    fn group_keys_are_written_as_alertmanager_writes_them() {
+        // The expected key is what Alertmanager 0.25 put in its webhook
+        // payload for the same config and alert.
+        let config = parse(
+            "route:\n  receiver: r\n  group_by: [alertname, cluster]\n  routes:\n    - matchers: ['team=\"x\"', 'sev=~\"crit|warn\"']\nreceivers: [{name: r}]\n",
+            Path::new("t.yaml"),
+        )
+        .unwrap();
+        let mut d = Dispatcher::new(RouteTree::new(&config.route));
+        let mut a = alert("Down", "i", 0);
+        a.labels = Labels::from_pairs([
+            ("alertname", "Down"),
+            ("cluster", "eu"),
+            ("team", "x"),
+            ("sev", "crit"),
+        ]);
+        d.insert(&a, t(0));
+        let flushes = d.due(t(30));
+        assert_eq!(
+            flushes[0].group_key,
+            r#"{}/{sev=~"crit|warn",team="x"}:{alertname="Down", cluster="eu"}"#
+        );
+    }
+
+    #[test]
     fn after_the_first_flush_groups_flush_every_group_interval() {
         let mut d = dispatcher();
         d.insert(&alert("Down", "a", 0), t(0));
