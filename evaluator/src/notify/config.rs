@@ -384,7 +384,9 @@ pub fn parse(text: &str, file: &Path) -> Result<NotifyConfig, ConfigError> {
         }
     };
     let config = walker.document(&document);
-    let problems = walker.problems;
+    let mut problems = walker.problems;
+    // In file order, so the list reads top to bottom alongside the file.
+    problems.sort_by_key(|p| p.location.map_or((usize::MAX, 0), |l| (l.line, l.column)));
     if problems.iter().any(|p| p.severity == Severity::Error) {
         return Err(ConfigError::Invalid(problems));
     }
@@ -1290,8 +1292,10 @@ receivers:
             problems("route: {receiver: r, group_by: ['...', a, b, b]}\nreceivers: [{name: r}]\n");
         let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
         assert_eq!(messages.len(), 2, "{messages:?}");
-        assert!(messages[0].contains("duplicated label \"b\""));
-        assert!(messages[1].contains("wildcard"));
+        assert!(messages
+            .iter()
+            .any(|m| m.contains("duplicated label \"b\"")));
+        assert!(messages.iter().any(|m| m.contains("wildcard")));
     }
 
     #[test]

@@ -126,6 +126,18 @@ impl Notifier {
         self.silences.as_mut()
     }
 
+    /// Whether an alert with `labels` is inhibited by an alert firing at
+    /// `now` (the alerts API's `inhibited` state).
+    pub fn is_inhibited(&self, labels: &Labels, now: DateTime<Utc>) -> bool {
+        let firing: Vec<Labels> = self
+            .alerts
+            .values()
+            .filter(|a| a.status_at(now) == AlertStatus::Firing)
+            .map(|a| a.labels.clone())
+            .collect();
+        self.inhibitor.is_inhibited(labels, &firing)
+    }
+
     /// The alerts the notifier currently knows.
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
         self.alerts.values()

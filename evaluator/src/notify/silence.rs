@@ -90,6 +90,15 @@ pub trait SilenceStore: Send {
     fn is_silenced(&self, labels: &Labels, now: DateTime<Utc>) -> bool {
         self.list().iter().any(|s| s.mutes(labels, now))
     }
+    /// Ids of the active silences that mute `labels` (the alerts API's
+    /// `silencedBy`).
+    fn silenced_by(&self, labels: &Labels, now: DateTime<Utc>) -> Vec<String> {
+        self.list()
+            .into_iter()
+            .filter(|s| s.mutes(labels, now))
+            .map(|s| s.id)
+            .collect()
+    }
 }
 
 /// In-memory silence store.
@@ -196,6 +205,16 @@ mod tests {
         assert!(store.is_silenced(&db, t(100)));
         assert!(!store.is_silenced(&Labels::from_pairs([("job", "web")]), t(150)));
         assert!(!store.is_silenced(&db, t(200)));
+    }
+
+    #[test]
+    fn silenced_by_names_every_muting_silence() {
+        let mut store = MemorySilences::default();
+        let first = store.upsert(silence(&["job=db"], 0, 100), t(0)).unwrap();
+        store.upsert(silence(&["job=web"], 0, 100), t(0)).unwrap();
+        let third = store.upsert(silence(&["job=~d.*"], 0, 100), t(0)).unwrap();
+        let db = Labels::from_pairs([("job", "db")]);
+        assert_eq!(store.silenced_by(&db, t(50)), [first, third]);
     }
 
     #[test]
