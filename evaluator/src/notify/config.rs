@@ -367,7 +367,11 @@ pub fn parse(text: &str, file: &Path) -> Result<NotifyConfig, ConfigError> {
         positions: &positions,
         problems: Vec::new(),
     };
-    let document: Value = match serde_yaml::from_str(text) {
+    let parsed = serde_yaml::from_str::<Value>(text).and_then(|mut value| {
+        // Alertmanager's YAML reader applies `<<: *anchor` merge keys.
+        value.apply_merge().map(|()| value)
+    });
+    let document = match parsed {
         Ok(value) => value,
         Err(err) => {
             let location = err.location().map(|l| Location {
@@ -1361,6 +1365,17 @@ receivers:
         assert_eq!(
             config.global.smtp_auth_password_file,
             Some(PathBuf::from("/etc/vigil/pw"))
+        );
+    }
+
+    #[test]
+    fn anchors_and_merge_keys_are_applied() {
+        let config = parse_ok("route:\n  receiver: r\n  routes:\n    - &team {receiver: r, group_wait: 1m, matchers: [a=c]}\n    - <<: *team\n      matchers: [a=b]\nreceivers: [{name: r}]\n");
+        let merged = &config.route.routes[1];
+        assert_eq!(merged.group_wait, Some(Duration::from_secs(60)));
+        assert_eq!(
+            merged.matchers[0].value, "b",
+            "own keys win over merged ones"
         );
     }
 
