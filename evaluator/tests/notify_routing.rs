@@ -396,6 +396,8 @@ const EDGE_CASES: &[&str] = &[
     "route: {receiver: r}\nglobal: {slack_api_url: 'http://x', slack_api_url_file: /x}",
     "route: {receiver: r}\nglobal: {smtp_require_tls: 1}",
     "route: {receiver: r, routes: [{receiver: s}]}",
+    "route: {receiver: r, routes: [&t {receiver: r, matchers: [a=c]}, {<<: *t, matchers: [a=b]}]}",
+    "route: {receiver: r, routes: [&t {receiver: r, matchers: [a=c]}, {<<: *t, colour: red}]}",
 ];
 
 #[test]
