@@ -1,8 +1,69 @@
-//! (skeleton) `routes test` subcommand.
+//! `routes test`: prints the receivers an alert with the given labels is
+//! routed to, comma-separated in routing order, exactly as
+//! `amtool config routes test` does, so the two can be compared.
 
 use std::path::Path;
 
+use crate::labels::Labels;
+use crate::notify::config;
+use crate::notify::matcher::{parse_matcher, MatchOp};
+use crate::notify::route::RouteTree;
+
 /// Prints the receivers the labels route to; `Ok(true)` means success.
-pub fn run(_notify_config: &Path, _labels: &[String]) -> anyhow::Result<bool> {
-    anyhow::bail!("routes test is not implemented yet")
+///
+/// Labels are written as amtool takes them: `name=value`, `name="value"`
+/// (quotes allow spaces and escapes), later duplicates winning; an empty
+/// value is the same as leaving the label out.
+pub fn run(notify_config: &Path, labels: &[String]) -> anyhow::Result<bool> {
+    let labels = parse_labels(labels)?;
+    let config = config::load_file(notify_config)?;
+    for warning in &config.warnings {
+        eprintln!("{warning}");
+    }
+    let tree = RouteTree::new(&config.route);
+    println!("{}", tree.receivers(&labels).join(","));
+    Ok(true)
+}
+
+/// Parses `name=value` arguments into a label set.
+pub fn parse_labels(args: &[String]) -> anyhow::Result<Labels> {
+    let mut pairs = Vec::with_capacity(args.len());
+    for arg in args {
+        let matcher = parse_matcher(arg)
+            .map_err(|err| anyhow::anyhow!("cannot parse label {arg:?}: {err}"))?;
+        if matcher.op != MatchOp::Equal {
+            anyhow::bail!("cannot parse label {arg:?}: labels must be given as name=value pairs");
+        }
+        pairs.push((matcher.name, matcher.value));
+    }
+    Ok(Labels::from_pairs(pairs))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test reports failure
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn later_duplicates_win_and_empty_values_unset() {
+        let labels = parse_labels(&args(&["a=1", "a=2", "b=x", "b="])).unwrap();
+        assert_eq!(labels, Labels::from_pairs([("a", "2")]));
+    }
+
+    #[test]
+    fn quoted_values_keep_spaces_and_commas() {
+        let labels = parse_labels(&args(&["a=\"x, y\""])).unwrap();
+        assert_eq!(labels.get("a"), Some("x, y"));
+    }
+
+    #[test]
+    fn non_equality_matchers_are_rejected() {
+        assert!(parse_labels(&args(&["a!=1"])).is_err());
+        assert!(parse_labels(&args(&["a=~1"])).is_err());
+        assert!(parse_labels(&args(&["novalue"])).is_err());
+    }
 }

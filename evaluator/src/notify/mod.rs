@@ -6,5 +6,57 @@
 //! [`alert`] holds the alert and notification types every stage shares; they
 //! mirror Alertmanager's data model so that the webhook payload (version "4")
 //! and the `/api/v2/alerts` API can be produced from them directly.
+//!
+//! # Stages
+//!
+//! ```text
+//! Notifier::ingest ─► dispatcher ─(flush due at tick)─► inhibit ─► silence ─► cooldown ─► dedup ─► NotificationSink
+//!                     (route, group,                                                              (receivers: retry,
+//!                      group_wait/interval)                                                        outbox, delivery)
+//! ```
+//!
+//! - [`config`]: the config file (Alertmanager format) and its validation;
+//!   its module documentation is the user reference for the file.
+//! - [`matcher`]: label matchers in Alertmanager syntax.
+//! - [`route`]: the route tree and Alertmanager's matching walk (`routes test`).
+//! - [`dispatcher`]: aggregation groups and their timers.
+//! - [`inhibit`], [`silence`], [`cooldown`], [`dedup`]: the filters a flush
+//!   passes before it becomes a [`alert::Notification`].
+//! - [`notifier`]: the pipeline's entry point ([`notifier::Notifier`]) and
+//!   the delivery interface ([`notifier::NotificationSink`]).
+//! - [`clock`]: real and manual clocks; every stage takes "now" as an
+//!   argument, so tests step time instead of sleeping.
+//!
+//! # Alertmanager semantics kept
+//!
+//! Routing (depth-first, `continue`, fallback to the parent), option
+//! inheritance, group keys, `group_wait` (skipped for alerts older than it),
+//! `group_interval`, `repeat_interval`, `resolve_timeout` for alerts posted
+//! without an end, inhibition (an alert never inhibits itself), silences and
+//! the notification log's "needs update" rule.
+//!
+//! # Vigil additions and differences
+//!
+//! - `console_configs` receivers.
+//! - Per-alert `cooldown` (set by the rule): a re-fire within the cooldown
+//!   of the last firing notification is held back from that receiver.
+//! - A receiver that was sent an alert as firing always gets its resolved
+//!   notification (if it wants resolved notifications at all), even when the
+//!   alert was silenced or inhibited in between; Alertmanager would drop it.
+//! - An aggregation group is dropped as soon as it is empty after a flush
+//!   (Alertmanager drops it at its next maintenance run, up to 30s later).
+//! - Not supported, and rejected when configured: `templates`, time
+//!   intervals, and receiver kinds other than Slack, e-mail, webhook, console.
 
 pub mod alert;
+pub mod clock;
+pub mod config;
+pub mod cooldown;
+pub mod dedup;
+pub mod dispatcher;
+pub mod inhibit;
+pub mod matcher;
+pub mod notifier;
+pub mod positions;
+pub mod route;
+pub mod silence;

@@ -1,0 +1,530 @@
+//! The notifier: the entry point of the notification pipeline, independent
+//! of who produces alerts. [`Notifier::ingest`] takes alerts (from the rules
+//! engine in-process, or from `POST /api/v2/alerts`); [`Notifier::tick`]
+//! flushes the aggregation groups that are due and runs each flush through
+//! the stages — inhibition, silences, cooldown, dedup — producing the
+//! notifications to hand to a [`NotificationSink`] (the delivery stage).
+//!
+//! Both take the current time as an argument and [`Notifier::next_deadline`]
+//! says when the next flush is due, so the whole pipeline is stepped by a
+//! clock; [`run`] drives it with a real one.
+//!
+//! Invariant: a receiver that was sent an alert as firing is always sent its
+//! resolution (unless none of its integrations has `send_resolved`), even
+//! when the alert is silenced, inhibited or in cooldown by then.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::alert::{Alert, AlertStatus, Fingerprint, Notification, NotifiedAlert};
+use super::clock::{add, Clock};
+use super::config::NotifyConfig;
+use super::cooldown::CooldownLedger;
+use super::dedup::{needs_update, LogEntry, NotificationLog};
+use super::dispatcher::{Dispatcher, Flush};
+use super::inhibit::Inhibitor;
+use super::route::RouteTree;
+use super::silence::{MemorySilences, SilenceStore};
+use crate::labels::Labels;
+
+/// Why the delivery stage could not take a notification.
+#[derive(Debug, thiserror::Error)]
+#[error("the delivery stage refused the notification for {receiver}: {reason}")]
+pub struct SinkError {
+    pub receiver: String,
+    pub reason: String,
+}
+
+/// The delivery side: takes notifications for delivery (with retries) to the
+/// receiver's integrations. It must accept quickly (queue, outbox); an error
+/// means "not taken", and the flush is retried at the next group interval.
+///
+/// A notification carries resolved alerts whenever the receiver has at least
+/// one integration with `send_resolved`; integrations without it drop the
+/// resolved alerts and skip a notification that has no firing alert left.
+pub trait NotificationSink: Send {
+    fn submit(&mut self, notification: Notification) -> Result<(), SinkError>;
+}
+
+/// Collects notifications (tests, and [`Notifier::tick`]).
+impl NotificationSink for Vec<Notification> {
+    fn submit(&mut self, notification: Notification) -> Result<(), SinkError> {
+        self.push(notification);
+        Ok(())
+    }
+}
+
+/// Hands notifications to a delivery task over a channel.
+impl NotificationSink for tokio::sync::mpsc::UnboundedSender<Notification> {
+    fn submit(&mut self, notification: Notification) -> Result<(), SinkError> {
+        let receiver = notification.receiver.clone();
+        self.send(notification).map_err(|_| SinkError {
+            receiver,
+            reason: "the delivery task has stopped".to_string(),
+        })
+    }
+}
+
+/// Routing, grouping, inhibition, silencing, cooldown and dedup.
+pub struct Notifier {
+    config: Arc<NotifyConfig>,
+    dispatcher: Dispatcher,
+    inhibitor: Inhibitor,
+    silences: Box<dyn SilenceStore>,
+    cooldown: CooldownLedger,
+    log: NotificationLog,
+    /// Every alert not yet resolved and flushed: the inhibition sources.
+    alerts: HashMap<Fingerprint, Alert>,
+    external_url: String,
+}
+
+impl std::fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notifier")
+            .field("alerts", &self.alerts.len())
+            .field("groups", &self.dispatcher.group_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Notifier {
+    /// A notifier for a validated config, with in-memory silences.
+    pub fn new(config: Arc<NotifyConfig>) -> Notifier {
+        Notifier::with_silences(config, Box::new(MemorySilences::default()))
+    }
+
+    /// A notifier with a given silence store.
+    pub fn with_silences(config: Arc<NotifyConfig>, silences: Box<dyn SilenceStore>) -> Notifier {
+        Notifier {
+            dispatcher: Dispatcher::new(RouteTree::new(&config.route)),
+            inhibitor: Inhibitor::from_config(&config.inhibit_rules),
+            silences,
+            cooldown: CooldownLedger::new(),
+            log: NotificationLog::default(),
+            alerts: HashMap::new(),
+            external_url: String::new(),
+            config,
+        }
+    }
+
+    /// Sets the link put into every notification (the evaluator's URL).
+    pub fn set_external_url(&mut self, url: impl Into<String>) {
+        self.external_url = url.into();
+    }
+
+    pub fn config(&self) -> &NotifyConfig {
+        &self.config
+    }
+
+    pub fn silences(&self) -> &dyn SilenceStore {
+        self.silences.as_ref()
+    }
+
+    pub fn silences_mut(&mut self) -> &mut dyn SilenceStore {
+        self.silences.as_mut()
+    }
+
+    /// Whether an alert with `labels` is inhibited by an alert firing at
+    /// `now` (the alerts API's `inhibited` state).
+    pub fn is_inhibited(&self, labels: &Labels, now: DateTime<Utc>) -> bool {
+        let firing: Vec<Labels> = self
+            .alerts
+            .values()
+            .filter(|a| a.status_at(now) == AlertStatus::Firing)
+            .map(|a| a.labels.clone())
+            .collect();
+        self.inhibitor.is_inhibited(labels, &firing)
+    }
+
+    /// The alerts the notifier currently knows.
+    pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts.values()
+    }
+
+    /// Takes new or updated alerts. An alert without `ends_at` fires until
+    /// `global.resolve_timeout` from now unless it is sent again; a re-sent
+    /// alert keeps its earliest `starts_at` while it stays active.
+    pub fn ingest(&mut self, alerts: Vec<Alert>, now: DateTime<Utc>) {
+        for mut alert in alerts {
+            if alert.ends_at.is_none() {
+                alert.ends_at = Some(add(now, self.config.global.resolve_timeout));
+            }
+            let fingerprint = alert.fingerprint();
+            if let Some(old) = self.alerts.get(&fingerprint) {
+                let old_active = old.ends_at.is_none_or(|end| end > alert.starts_at);
+                if old_active && old.starts_at < alert.starts_at {
+                    alert.starts_at = old.starts_at;
+                }
+            }
+            self.dispatcher.insert(&alert, now);
+            self.alerts.insert(fingerprint, alert);
+        }
+    }
+
+    /// Switches to a new (validated) config, as on SIGHUP: the route tree
+    /// and inhibit rules are replaced and every known alert is routed anew
+    /// (alerts older than `group_wait` flush at the next tick); silences,
+    /// the notification log and cooldowns are kept, so nothing already sent
+    /// is sent again.
+    pub fn reload(&mut self, config: Arc<NotifyConfig>, now: DateTime<Utc>) {
+        self.dispatcher = Dispatcher::new(RouteTree::new(&config.route));
+        self.inhibitor = Inhibitor::from_config(&config.inhibit_rules);
+        self.config = config;
+        let mut alerts: Vec<&Alert> = self.alerts.values().collect();
+        alerts.sort_by_key(|a| a.fingerprint());
+        for alert in alerts {
+            self.dispatcher.insert(alert, now);
+        }
+    }
+
+    /// When [`Notifier::tick`] next has work, if ever.
+    pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
+        self.dispatcher.next_deadline()
+    }
+
+    /// Flushes the due groups and returns the notifications to deliver.
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Notification> {
+        let mut out = Vec::new();
+        self.tick_into(now, &mut out);
+        out
+    }
+
+    /// Flushes the due groups into `sink`; returns how many notifications
+    /// it took.
+    pub fn tick_into(&mut self, now: DateTime<Utc>, sink: &mut dyn NotificationSink) -> usize {
+        let firing: Vec<Labels> = self
+            .alerts
+            .values()
+            .filter(|a| a.status_at(now) == AlertStatus::Firing)
+            .map(|a| a.labels.clone())
+            .collect();
+        let mut sent = 0;
+        for flush in self.dispatcher.due(now) {
+            match self.process(&flush, &firing, now, sink) {
+                Ok(delivered) => {
+                    sent += usize::from(delivered);
+                    self.dispatcher.flushed(&flush, now);
+                }
+                Err(err) => tracing::warn!(
+                    receiver = %flush.receiver,
+                    group = %flush.group_key,
+                    error = %err,
+                    "notification not taken; retrying at the next group interval"
+                ),
+            }
+        }
+        self.gc(now);
+        sent
+    }
+
+    /// Runs one flush through the stages; `Ok(true)` when a notification
+    /// was handed to the sink.
+    fn process(
+        &mut self,
+        flush: &Flush,
+        firing_now: &[Labels],
+        now: DateTime<Utc>,
+        sink: &mut dyn NotificationSink,
+    ) -> Result<bool, SinkError> {
+        let Some(receiver) = self.config.receiver(&flush.receiver) else {
+            return Ok(false);
+        };
+        if receiver.is_blackhole() {
+            return Ok(false);
+        }
+        let send_resolved = receiver.sends_resolved();
+        let mut kept = Vec::new();
+        let mut owed_resolved = false;
+        for alert in &flush.alerts {
+            let fingerprint = alert.fingerprint();
+            let status = alert.status_at(now);
+            let muted = || {
+                self.inhibitor.is_inhibited(&alert.labels, firing_now)
+                    || self.silences.is_silenced(&alert.labels, now)
+            };
+            let keep = match status {
+                AlertStatus::Firing => {
+                    !muted() && !self.cooldown.holds_back(&flush.receiver, alert, now)
+                }
+                AlertStatus::Resolved => {
+                    if self.cooldown.owes_resolved(&flush.receiver, fingerprint) {
+                        owed_resolved = true;
+                        true
+                    } else {
+                        !muted()
+                    }
+                }
+            };
+            if keep {
+                let mut alert = alert.clone();
+                // As Alertmanager: a firing alert is sent without an end, so
+                // a receiver never sees it "resolve" by the clock alone.
+                if status == AlertStatus::Firing {
+                    alert.ends_at = None;
+                }
+                kept.push(NotifiedAlert {
+                    status,
+                    alert,
+                    fingerprint,
+                });
+            }
+        }
+        if kept.is_empty() {
+            return Ok(false);
+        }
+        let set_of = |status: AlertStatus| -> BTreeSet<Fingerprint> {
+            kept.iter()
+                .filter(|a| a.status == status)
+                .map(|a| a.fingerprint)
+                .collect()
+        };
+        let (firing, resolved) = (set_of(AlertStatus::Firing), set_of(AlertStatus::Resolved));
+        let entry = self.log.get(&flush.receiver, &flush.group_key);
+        let update = needs_update(
+            entry,
+            &firing,
+            &resolved,
+            send_resolved,
+            flush.repeat_interval,
+            now,
+        ) || (send_resolved && owed_resolved);
+        if !update {
+            return Ok(false);
+        }
+        let notification = self.notification(flush, kept);
+        let alerts = notification.alerts.clone();
+        sink.submit(notification)?;
+        self.log.record(
+            &flush.receiver,
+            &flush.group_key,
+            LogEntry {
+                firing,
+                resolved,
+                sent_at: now,
+            },
+        );
+        self.cooldown.record_sent(&flush.receiver, &alerts, now);
+        Ok(true)
+    }
+
+    fn notification(&self, flush: &Flush, mut alerts: Vec<NotifiedAlert>) -> Notification {
+        alerts.sort_by(|a, b| alert_order(&a.alert.labels, &b.alert.labels));
+        let status = if alerts.iter().any(|a| a.status == AlertStatus::Firing) {
+            AlertStatus::Firing
+        } else {
+            AlertStatus::Resolved
+        };
+        let common_labels = common(alerts.iter().map(|a| {
+            a.alert
+                .labels
+                .iter()
+                .map(|l| (l.name.clone(), l.value.clone()))
+                .collect::<BTreeMap<_, _>>()
+        }));
+        let common_annotations = common(alerts.iter().map(|a| a.alert.annotations.clone()));
+        Notification {
+            receiver: flush.receiver.clone(),
+            group_key: flush.group_key.clone(),
+            status,
+            alerts,
+            group_labels: flush.group_labels.clone(),
+            common_labels: Labels::from_pairs(common_labels),
+            common_annotations,
+            external_url: self.external_url.clone(),
+            truncated_alerts: 0,
+        }
+    }
+
+    fn gc(&mut self, now: DateTime<Utc>) {
+        let dispatcher = &self.dispatcher;
+        self.alerts.retain(|fingerprint, alert| {
+            alert.status_at(now) == AlertStatus::Firing || dispatcher.contains(*fingerprint)
+        });
+        self.cooldown.gc(now);
+        self.log.gc(now);
+        self.silences.gc(now);
+    }
+}
+
+/// Alertmanager's order of alerts in a notification: by `job`, then by
+/// `instance` (alerts lacking one come after those having it), then by all
+/// labels.
+fn alert_order(a: &Labels, b: &Labels) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    for name in ["job", "instance"] {
+        match (a.get(name), b.get(name)) {
+            (None, None) => continue,
+            (None, Some(_)) => return Ordering::Greater,
+            (Some(_), None) => return Ordering::Less,
+            (Some(x), Some(y)) if x != y => return x.cmp(y),
+            (Some(_), Some(_)) => {}
+        }
+    }
+    a.cmp(b)
+}
+
+/// The entries every map shares with the same value.
+fn common(mut maps: impl Iterator<Item = BTreeMap<String, String>>) -> BTreeMap<String, String> {
+    let Some(mut shared) = maps.next() else {
+        return BTreeMap::new();
+    };
+    for map in maps {
+        shared.retain(|k, v| map.get(k) == Some(v));
+    }
+    shared
+}
+
+/// Drives a shared notifier with a real clock until `shutdown` fires:
+/// sleeps until the next deadline (or `idle` when there is none, so alerts
+/// ingested meanwhile are picked up) and ticks into `sink`.
+pub async fn run(
+    notifier: Arc<tokio::sync::Mutex<Notifier>>,
+    clock: Arc<dyn Clock>,
+    mut sink: Box<dyn NotificationSink>,
+    idle: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let wait = {
+            let mut notifier = notifier.lock().await;
+            let now = clock.now();
+            notifier.tick_into(now, sink.as_mut());
+            notifier
+                .next_deadline()
+                .and_then(|deadline| (deadline - now).to_std().ok())
+                .map_or(idle, |until| until.min(idle))
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test reports failure
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::notify::clock::ManualClock;
+    use crate::notify::config::parse;
+
+    fn notifier() -> Notifier {
+        let config = parse(
+            "route: {receiver: r, group_wait: 30s}\nreceivers: [{name: r, console_configs: [{}]}]\n",
+            Path::new("t.yaml"),
+        )
+        .unwrap();
+        Notifier::new(Arc::new(config))
+    }
+
+    fn alert(now: DateTime<Utc>) -> Alert {
+        Alert {
+            labels: Labels::from_pairs([("alertname", "Down")]),
+            annotations: BTreeMap::new(),
+            starts_at: now,
+            ends_at: None,
+            generator_url: String::new(),
+            cooldown: None,
+        }
+    }
+
+    #[test]
+    fn a_refused_notification_is_offered_again_at_the_next_flush() {
+        struct Refuse;
+        impl NotificationSink for Refuse {
+            fn submit(&mut self, n: Notification) -> Result<(), SinkError> {
+                Err(SinkError {
+                    receiver: n.receiver,
+                    reason: "outbox full".into(),
+                })
+            }
+        }
+        let t0 = DateTime::<Utc>::UNIX_EPOCH;
+        let mut notifier = notifier();
+        notifier.ingest(vec![alert(t0)], t0);
+        let at = |s| t0 + chrono::Duration::seconds(s);
+        assert_eq!(notifier.tick_into(at(30), &mut Refuse), 0);
+        notifier.ingest(vec![alert(at(200))], at(200));
+        assert_eq!(
+            notifier.tick(at(330)).len(),
+            1,
+            "not recorded as sent, so sent now"
+        );
+    }
+
+    #[test]
+    fn reload_reroutes_known_alerts_without_resending_them() {
+        let t0 = DateTime::<Utc>::UNIX_EPOCH;
+        let at = |s| t0 + chrono::Duration::seconds(s);
+        let mut notifier = notifier();
+        notifier.ingest(vec![alert(t0)], t0);
+        assert_eq!(notifier.tick(at(30)).len(), 1);
+        let same = notifier.config().clone();
+        notifier.reload(Arc::new(same), at(60));
+        assert!(
+            notifier.tick(at(60)).is_empty(),
+            "same group key: already sent"
+        );
+        let regrouped = parse(
+            "route: {receiver: r, group_wait: 30s, group_by: [alertname]}\nreceivers: [{name: r, console_configs: [{}]}]\n",
+            Path::new("t.yaml"),
+        )
+        .unwrap();
+        notifier.reload(Arc::new(regrouped), at(90));
+        let sent = notifier.tick(at(90));
+        assert_eq!(
+            sent.len(),
+            1,
+            "a new group, flushed at once: the alert is older than group_wait"
+        );
+        assert_eq!(sent[0].group_key, "{}:{alertname=\"Down\"}");
+    }
+
+    #[test]
+    fn alerts_are_ordered_by_job_then_instance() {
+        let l = |pairs: &[(&str, &str)]| Labels::from_pairs(pairs.iter().copied());
+        let mut list = [
+            l(&[("a", "1")]),
+            l(&[("instance", "b")]),
+            l(&[("job", "z"), ("instance", "a")]),
+            l(&[("job", "y"), ("instance", "c")]),
+        ];
+        list.sort_by(alert_order);
+        let jobs: Vec<Option<&str>> = list
+            .iter()
+            .map(|l| l.get("job").or(l.get("instance")))
+            .collect();
+        assert_eq!(jobs, [Some("y"), Some("z"), Some("b"), None]);
+    }
+
+    #[tokio::test]
+    async fn run_delivers_due_notifications_to_the_sink() {
+        let clock = Arc::new(ManualClock::new(DateTime::<Utc>::UNIX_EPOCH));
+        let notifier = Arc::new(tokio::sync::Mutex::new(notifier()));
+        notifier
+            .lock()
+            .await
+            .ingest(vec![alert(clock.now())], clock.now());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(run(
+            notifier.clone(),
+            clock.clone(),
+            Box::new(tx),
+            Duration::from_millis(5),
+            shutdown.clone(),
+        ));
+        // Only the simulated clock decides when the group is due.
+        clock.advance(Duration::from_secs(30));
+        let received = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+        let notification = received.unwrap().unwrap();
+        assert_eq!(notification.receiver, "r");
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+}
