@@ -1,1 +1,6 @@
-//! (skeleton) filled in by the evaluator engine work.
+//! Rules: the rule-file format and its validation, the Go-template subset
+//! used in labels and annotations, recording rules, and rule-group
+//! evaluation against any [`engine::QueryEngine`].
+
+pub mod duration;
+pub mod template;
