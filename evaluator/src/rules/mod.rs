@@ -3,4 +3,7 @@
 //! evaluation against any [`engine::QueryEngine`].
 
 pub mod duration;
+pub mod engine;
+pub mod file;
 pub mod template;
+pub mod yaml_pos;
