@@ -4,6 +4,7 @@
 
 pub mod duration;
 pub mod engine;
+pub mod fake;
 pub mod file;
 pub mod template;
 pub mod yaml_pos;

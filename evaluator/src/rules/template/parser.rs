@@ -352,6 +352,9 @@ impl Parser<'_> {
     }
 
     fn command(&mut self) -> Result<Cmd, TemplateError> {
+        while self.peek() == Some(&Tok::Space) {
+            self.i += 1;
+        }
         let pos = self.pos();
         let mut args = Vec::new();
         loop {
