@@ -4,8 +4,8 @@
 //! appended rule output is recorded and served back by metric name, so a
 //! later rule can read an earlier recording rule's output.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
 
 use super::engine::{
     AppendError, OutputSample, QueryEngine, QueryError, QueryResult, Sample, SampleAppender,
@@ -19,12 +19,25 @@ enum Answer {
     Error(String),
 }
 
-/// Scripted engine and recording store.
+/// Locks, ignoring poisoning (a panicking test thread must not hide the
+/// recorded data from the assertion that follows).
+trait LockExt<T> {
+    fn lock_(&self) -> MutexGuard<'_, T>;
+}
+
+impl<T> LockExt<T> for Mutex<T> {
+    fn lock_(&self) -> MutexGuard<'_, T> {
+        self.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Scripted engine and recording store (thread-safe, so it can back the
+/// scheduler too).
 #[derive(Debug, Default)]
 pub struct FakeEngine {
-    script: RefCell<HashMap<String, BTreeMap<i64, Answer>>>,
-    appended: RefCell<Vec<OutputSample>>,
-    queries: RefCell<Vec<(String, i64)>>,
+    script: Mutex<HashMap<String, BTreeMap<i64, Answer>>>,
+    appended: Mutex<Vec<OutputSample>>,
+    queries: Mutex<Vec<(String, i64)>>,
 }
 
 /// A vector element from label pairs (`__name__` included if given).
@@ -44,7 +57,7 @@ impl FakeEngine {
     /// `vector`.
     pub fn set(&self, expr: &str, from_ms: i64, vector: Vec<Sample>) {
         self.script
-            .borrow_mut()
+            .lock_()
             .entry(expr.to_string())
             .or_default()
             .insert(from_ms, Answer::Result(QueryResult::Vector(vector)));
@@ -53,7 +66,7 @@ impl FakeEngine {
     /// From `from_ms` on, `expr` returns the scalar `value`.
     pub fn set_scalar(&self, expr: &str, from_ms: i64, value: f64) {
         self.script
-            .borrow_mut()
+            .lock_()
             .entry(expr.to_string())
             .or_default()
             .insert(from_ms, Answer::Result(QueryResult::Scalar(value)));
@@ -62,7 +75,7 @@ impl FakeEngine {
     /// From `from_ms` on, `expr` fails with `message`.
     pub fn set_error(&self, expr: &str, from_ms: i64, message: &str) {
         self.script
-            .borrow_mut()
+            .lock_()
             .entry(expr.to_string())
             .or_default()
             .insert(from_ms, Answer::Error(message.to_string()));
@@ -70,19 +83,19 @@ impl FakeEngine {
 
     /// Everything appended so far.
     pub fn appended(&self) -> Vec<OutputSample> {
-        self.appended.borrow().clone()
+        self.appended.lock_().clone()
     }
 
     /// Every `(expr, t_ms)` queried so far.
     pub fn queries(&self) -> Vec<(String, i64)> {
-        self.queries.borrow().clone()
+        self.queries.lock_().clone()
     }
 }
 
 impl QueryEngine for FakeEngine {
     fn instant_query(&self, expr: &str, t_ms: i64) -> Result<QueryResult, QueryError> {
-        self.queries.borrow_mut().push((expr.to_string(), t_ms));
-        if let Some(script) = self.script.borrow().get(expr) {
+        self.queries.lock_().push((expr.to_string(), t_ms));
+        if let Some(script) = self.script.lock_().get(expr) {
             return match script.range(..=t_ms).next_back().map(|(_, a)| a.clone()) {
                 Some(Answer::Result(r)) => Ok(r),
                 Some(Answer::Error(e)) => Err(QueryError(e)),
@@ -93,7 +106,7 @@ impl QueryEngine for FakeEngine {
         // `t_ms` (what a recording rule wrote in this evaluation).
         let found = self
             .appended
-            .borrow()
+            .lock_()
             .iter()
             .filter(|s| s.t_ms == t_ms && s.labels.metric_name() == Some(expr) && !s.value.is_nan())
             .map(|s| Sample {
@@ -107,7 +120,7 @@ impl QueryEngine for FakeEngine {
 
 impl SampleAppender for FakeEngine {
     fn append(&self, samples: &[OutputSample]) -> Result<(), AppendError> {
-        self.appended.borrow_mut().extend_from_slice(samples);
+        self.appended.lock_().extend_from_slice(samples);
         Ok(())
     }
 }

@@ -6,5 +6,8 @@ pub mod duration;
 pub mod engine;
 pub mod fake;
 pub mod file;
+pub mod group;
+pub mod recording;
+pub mod scheduler;
 pub mod template;
 pub mod yaml_pos;
