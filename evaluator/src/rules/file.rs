@@ -33,6 +33,11 @@ impl<'de> Deserialize<'de> for Scalar {
     }
 }
 
+/// Annotation that sets an alerting rule's cooldown like the `cooldown`
+/// field does. Unlike the field, Prometheus and promtool accept it, so rule
+/// files shared with them (such as the shipped `rules/*.yaml`) use it.
+pub const COOLDOWN_ANNOTATION: &str = "vigil_cooldown";
+
 /// A rule file as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -317,7 +322,14 @@ impl Checker<'_> {
                 let tmpl_name = format!("__alert_{alert}");
                 let for_ = self.duration(&format!("{path}.for"), &rule.for_);
                 let keep = self.duration(&format!("{path}.keep_firing_for"), &rule.keep_firing_for);
-                let cooldown = self.duration(&format!("{path}.cooldown"), &rule.cooldown);
+                let mut cooldown = self.duration(&format!("{path}.cooldown"), &rule.cooldown);
+                if let Some(annotation) = rule.annotations.get(COOLDOWN_ANNOTATION) {
+                    let field = format!("{path}.annotations.{COOLDOWN_ANNOTATION}");
+                    if rule.cooldown.is_some() {
+                        self.report(&field, format!("set either 'cooldown' or the {COOLDOWN_ANNOTATION} annotation, not both"));
+                    }
+                    cooldown = self.duration(&field, &Some(annotation.clone()));
+                }
                 let labels = self.labels(&format!("{path}.labels"), &labels_in, Some(&tmpl_name));
                 let annotations = self.annotations(
                     &format!("{path}.annotations"),
@@ -514,6 +526,23 @@ mod tests {
         assert!(
             got.iter()
                 .any(|p| p.contains("groups[0].rules[0].expr: field 'expr' must be set")),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn cooldown_can_come_from_the_vigil_cooldown_annotation() {
+        let src = "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up\n    annotations: {vigil_cooldown: 30m}\n";
+        let groups = parse_rule_file(Path::new("r.yaml"), src).expect("valid");
+        let RuleSpec::Alerting(a) = &groups[0].rules[0] else {
+            panic!("an alerting rule")
+        };
+        assert_eq!(a.cooldown, Some(Duration::from_secs(1800)));
+        let got = problems("groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up\n    cooldown: 1m\n    annotations: {vigil_cooldown: soon}\n");
+        assert!(got.iter().any(|p| p.contains("not both")), "{got:?}");
+        assert!(
+            got.iter()
+                .any(|p| p.contains("annotations.vigil_cooldown: not a valid duration")),
             "{got:?}"
         );
     }
