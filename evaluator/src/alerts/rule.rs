@@ -196,8 +196,11 @@ impl AlertingRule {
                     let since = *a.keep_firing_since_ms.get_or_insert(ts);
                     keep_firing = ts - since < keep_for;
                 }
-                if a.state == AlertState::Inactive
-                    && a.resolved_at_ms.is_some_and(|r| r + retention < ts)
+                // A pending alert that vanishes never fired: it is dropped
+                // at once. A resolved one is kept (and re-sent as resolved)
+                // for the retention.
+                if a.state == AlertState::Pending
+                    || a.resolved_at_ms.is_some_and(|r| ts - r > retention)
                 {
                     expired.push(key.clone());
                 }
