@@ -1,7 +1,7 @@
 //! Executes a parsed template against data, with Go `text/template`
 //! semantics: pipelines pass their value as the last argument, `and`/`or`
 //! short-circuit, `range`/`with`/`if` scope their variables, and a missing
-//! map key prints `<no value>`.
+//! map key is the empty string (Prometheus' `missingkey=zero`).
 
 use std::rc::Rc;
 
@@ -48,6 +48,14 @@ impl<'a> Exec<'a> {
 
     fn err(&self, pos: usize, at: &str, msg: impl Into<String>) -> TemplateError {
         let (line, col) = line_col(self.src, pos);
+        // Go counts columns from 0, and Prometheus' prepended variable
+        // definitions shift everything on the first line.
+        let col = col - 1
+            + if line == 1 {
+                super::PROMETHEUS_DEFS_LEN
+            } else {
+                0
+            };
         TemplateError::Exec {
             name: self.name.to_string(),
             line,
@@ -175,12 +183,12 @@ impl<'a> Exec<'a> {
     ) -> Result<Value, TemplateError> {
         let first = &cmd.args[0];
         if let Arg::Ident(name) = first {
-            return self.call(dot, cmd.pos, name, &cmd.args[1..], last);
+            return self.call(dot, cmd.pos, &cmd.to_string(), name, &cmd.args[1..], last);
         }
         if cmd.args.len() > 1 || last.is_some() {
             return Err(self.err(
                 cmd.pos,
-                &describe(first),
+                &first.to_string(),
                 "can't give argument to non-function",
             ));
         }
@@ -191,6 +199,7 @@ impl<'a> Exec<'a> {
         &mut self,
         dot: &Value,
         pos: usize,
+        at: &str,
         name: &str,
         args: &[Arg],
         last: Option<Value>,
@@ -199,7 +208,7 @@ impl<'a> Exec<'a> {
             if args.is_empty() && last.is_none() {
                 return Err(self.err(
                     pos,
-                    name,
+                    at,
                     format!("wrong number of args for {name}: want at least 1 got 0"),
                 ));
             }
@@ -221,7 +230,7 @@ impl<'a> Exec<'a> {
             values.push(self.arg(dot, pos, a)?);
         }
         values.extend(last);
-        funcs::call(name, &values, &self.env).map_err(|msg| self.err(pos, name, msg))
+        funcs::call(name, &values, &self.env).map_err(|msg| self.err(pos, at, msg))
     }
 
     fn arg(&mut self, dot: &Value, pos: usize, arg: &Arg) -> Result<Value, TemplateError> {
@@ -238,14 +247,14 @@ impl<'a> Exec<'a> {
                     .ok_or_else(|| self.err(pos, name, format!("undefined variable: {name}")))?;
                 self.fields(pos, v, chain, arg)?
             }
-            Arg::Ident(name) => self.call(dot, pos, name, &[], None)?,
+            Arg::Ident(name) => self.call(dot, pos, name, name, &[], None)?,
             Arg::Chain(pipe, chain) => {
                 let v = self.pipe_value(dot, pipe)?;
                 self.fields(pos, v, chain, arg)?
             }
             Arg::Str(s) => Value::Str(s.clone()),
-            Arg::Int(i) => Value::Int(*i),
-            Arg::Float(f) => Value::Float(*f),
+            Arg::Int(i, _) => Value::Int(*i),
+            Arg::Float(f, _) => Value::Float(*f),
             Arg::Bool(b) => Value::Bool(*b),
             Arg::Nil => return Err(self.err(pos, "nil", "nil is not a command")),
         })
@@ -260,16 +269,16 @@ impl<'a> Exec<'a> {
     ) -> Result<Value, TemplateError> {
         for name in chain {
             v = match &v {
-                Value::Map(m) => m
-                    .get(name)
-                    .map_or(Value::NoValue, |s| Value::Str(s.clone())),
+                // Prometheus expands with `missingkey=zero`: a missing
+                // label is the empty string.
+                Value::Map(m) => Value::Str(m.get(name).cloned().unwrap_or_default()),
                 Value::Sample(s) => match name.as_str() {
                     "Labels" => Value::Map(Rc::new(s.labels.clone())),
                     "Value" => Value::Float(s.value),
                     _ => {
                         return Err(self.err(
                             pos,
-                            &describe(arg),
+                            &arg.to_string(),
                             format!("can't evaluate field {name} in type *template.sample"),
                         ))
                     }
@@ -282,7 +291,7 @@ impl<'a> Exec<'a> {
                     _ => {
                         return Err(self.err(
                             pos,
-                            &describe(arg),
+                            &arg.to_string(),
                             format!("can't evaluate field {name} in type rules.tmplData"),
                         ))
                     }
@@ -291,35 +300,19 @@ impl<'a> Exec<'a> {
                 Value::Nil => {
                     return Err(self.err(
                         pos,
-                        &describe(arg),
+                        &arg.to_string(),
                         format!("nil pointer evaluating interface {{}}.{name}"),
                     ))
                 }
                 other => {
                     return Err(self.err(
                         pos,
-                        &describe(arg),
+                        &arg.to_string(),
                         format!("can't evaluate field {name} in type {}", other.type_name()),
                     ))
                 }
             };
         }
         Ok(v)
-    }
-}
-
-fn describe(arg: &Arg) -> String {
-    match arg {
-        Arg::Dot => ".".into(),
-        Arg::Field(c) => format!(".{}", c.join(".")),
-        Arg::Variable(v, c) if c.is_empty() => v.clone(),
-        Arg::Variable(v, c) => format!("{v}.{}", c.join(".")),
-        Arg::Ident(n) => n.clone(),
-        Arg::Chain(_, c) => format!("(...).{}", c.join(".")),
-        Arg::Str(s) => format!("{s:?}"),
-        Arg::Int(i) => i.to_string(),
-        Arg::Float(f) => f.to_string(),
-        Arg::Bool(b) => b.to_string(),
-        Arg::Nil => "nil".into(),
     }
 }

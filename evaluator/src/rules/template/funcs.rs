@@ -182,12 +182,18 @@ fn equal(a: &Value, b: &Value) -> Result<bool, String> {
     Ok(compare(a, b)? == Some(Ordering::Equal))
 }
 
-fn ordered(name: &str, args: &[Value], ok: fn(Ordering) -> bool) -> Result<Value, String> {
+/// Go derives `le`, `gt` and `ge` from `lt` and `eq` (`gt` is `!le`), so
+/// with NaN `gt` and `ge` are true; `ok` gets (lt, eq).
+fn ordered(name: &str, args: &[Value], ok: fn(bool, bool) -> bool) -> Result<Value, String> {
     want_args(name, args, 2)?;
     if kind(&args[0])? == Kind::Bool {
         return Err("invalid type for comparison".into());
     }
-    Ok(Value::Bool(compare(&args[0], &args[1])?.is_some_and(ok)))
+    let ord = compare(&args[0], &args[1])?;
+    Ok(Value::Bool(ok(
+        ord == Some(Ordering::Less),
+        ord == Some(Ordering::Equal),
+    )))
 }
 
 /// `fmt.Sprint`: a space between operands when neither is a string.
@@ -259,7 +265,13 @@ pub fn humanize_duration(mut v: f64) -> String {
     if v.abs() >= 1.0 {
         let sign = if v < 0.0 { "-" } else { "" };
         v = v.abs();
-        let total = v as i64;
+        // Go converts an out-of-range float to int64 as amd64 does:
+        // the minimum int64 (Rust would saturate).
+        let total = if v >= 9.223_372_036_854_776e18 {
+            i64::MIN
+        } else {
+            v as i64
+        };
         let (seconds, minutes, hours, days) = (
             total % 60,
             (total / 60) % 60,
@@ -299,8 +311,11 @@ pub fn humanize_timestamp(v: f64) -> Result<String, String> {
     }
     // Prometheus goes through model.Time, i.e. whole milliseconds.
     let nanos_total = v * 1e9;
-    if nanos_total >= i64::MAX as f64 || nanos_total <= i64::MIN as f64 {
-        return Err("timestamp out of range".into());
+    if nanos_total > i64::MAX as f64 || nanos_total < i64::MIN as f64 {
+        return Err(format!(
+            "{} cannot be represented as a nanoseconds timestamp since it overflows int64",
+            gofmt::format_float_v(v)
+        ));
     }
     let ms = (nanos_total as i64) / 1_000_000;
     let (secs, nanos) = (ms.div_euclid(1000), ms.rem_euclid(1000) * 1_000_000);
@@ -512,14 +527,14 @@ pub fn call(name: &str, args: &[Value], env: &FuncEnv<'_>) -> Result<Value, Stri
                 !equal(&args[0], &args[1]).map_err(|e| format!("error calling ne: {e}"))?,
             ))
         }
-        "lt" => ordered(name, args, |o| o == Ordering::Less)
-            .map_err(|e| format!("error calling lt: {e}")),
-        "le" => ordered(name, args, |o| o != Ordering::Greater)
-            .map_err(|e| format!("error calling le: {e}")),
-        "gt" => ordered(name, args, |o| o == Ordering::Greater)
-            .map_err(|e| format!("error calling gt: {e}")),
-        "ge" => ordered(name, args, |o| o != Ordering::Less)
-            .map_err(|e| format!("error calling ge: {e}")),
+        "lt" => ordered(name, args, |lt, _| lt).map_err(|e| format!("error calling lt: {e}")),
+        "le" => {
+            ordered(name, args, |lt, eq| lt || eq).map_err(|e| format!("error calling le: {e}"))
+        }
+        "gt" => {
+            ordered(name, args, |lt, eq| !(lt || eq)).map_err(|e| format!("error calling gt: {e}"))
+        }
+        "ge" => ordered(name, args, |lt, _| !lt).map_err(|e| format!("error calling ge: {e}")),
         "html" => s(html_escape(&sprint(args))),
         "js" => s(js_escape(&sprint(args))),
         "urlquery" => s(query_escape(&sprint(args))),

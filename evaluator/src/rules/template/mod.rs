@@ -29,7 +29,9 @@ pub enum TemplateError {
         col: usize,
         msg: String,
     },
-    #[error("template: {name}:{line}:{col}: executing \"{name}\" at <{at}>: {msg}")]
+    /// Exactly Prometheus' text (it shows up in annotations): Go's 0-based
+    /// column, counted after the variable definitions Prometheus prepends.
+    #[error("error executing template {name}: template: {name}:{line}:{col}: executing \"{name}\" at <{at}>: {msg}")]
     Exec {
         name: String,
         line: usize,
@@ -38,6 +40,11 @@ pub enum TemplateError {
         msg: String,
     },
 }
+
+/// Length of `{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}`
+/// `{{$externalURL := .ExternalURL}}{{$value := .Value}}`, which Prometheus
+/// prepends to every alert template; its error columns include it.
+const PROMETHEUS_DEFS_LEN: usize = 112;
 
 const PREDECLARED: [&str; 4] = ["$labels", "$externalLabels", "$externalURL", "$value"];
 
@@ -157,8 +164,8 @@ mod tests {
     }
 
     #[test]
-    fn missing_label_prints_no_value_but_index_gives_empty() {
-        assert_eq!(run("[{{ $labels.nope }}]"), "[<no value>]");
+    fn missing_label_is_the_empty_string() {
+        assert_eq!(run("[{{ $labels.nope }}]"), "[]");
         assert_eq!(run("[{{ index $labels \"nope\" }}]"), "[]");
     }
 
@@ -263,6 +270,84 @@ mod tests {
             &query,
         );
         assert_eq!(out.as_deref(), Ok("a:1 b:1 "));
+    }
+
+    #[test]
+    fn range_else_break_and_continue() {
+        assert_eq!(
+            run("{{ range $externalLabels }}x{{ else }}empty{{ end }}"),
+            "x"
+        );
+        let query = |_: &str| -> Result<Vec<TemplateSample>, String> { Ok(Vec::new()) };
+        let out = expand(
+            "t",
+            "{{ range query \"up\" }}x{{ else }}no data{{ end }}",
+            &data(0.0),
+            &query,
+        );
+        assert_eq!(out.as_deref(), Ok("no data"));
+        assert_eq!(run("{{ range $i := 5 }}{{ if eq $i 1 }}{{ continue }}{{ end }}{{ if eq $i 3 }}{{ break }}{{ end }}{{ $i }}{{ end }}"), "02");
+    }
+
+    #[test]
+    fn and_or_short_circuit_like_go() {
+        assert_eq!(run("{{ and false (index $value 1) }}"), "false");
+        assert_eq!(run("{{ or \"first\" (index $value 1) }}"), "first");
+        assert_eq!(run("{{ and 1 \"x\" }}"), "x");
+    }
+
+    #[test]
+    fn numbers_and_dashes_lex_like_go() {
+        assert_eq!(run("{{-3}}"), "-3");
+        assert_eq!(run("a {{- 3}}"), "a3");
+        assert_eq!(
+            run("{{ 1.5 }} {{ 0x1F }} {{ 'a' }} {{ 1e3 }}"),
+            "1.5 31 97 1000"
+        );
+    }
+
+    #[test]
+    fn more_builtins() {
+        assert_eq!(run("{{ len $labels }}"), "3");
+        assert_eq!(run("{{ print 1 2 \"a\" \"b\" 3 }}"), "1 2ab3");
+        assert_eq!(run("{{ html \"<b>&\" }}"), "&lt;b&gt;&amp;");
+        assert_eq!(run("{{ urlquery \"a b&c\" }}"), "a+b%26c");
+        assert_eq!(run("{{ $labels.instance | stripPort }}"), "web-1");
+        assert_eq!(run("{{ parseDuration \"1m30s\" }}"), "90");
+        assert_eq!(
+            run("{{ 1435065584.128 | humanizeTimestamp }}"),
+            "2015-06-23 13:19:44.128 +0000 UTC"
+        );
+        assert_eq!(run("{{ \"2048\" | humanize1024 }}"), "2ki");
+        assert_eq!(run("{{ $.Labels.route }}"), "/api/orders");
+        assert_eq!(
+            run("{{ graphLink \"up == 0\" }}"),
+            "/prefix/graph?g0.expr=up+%3D%3D+0&g0.tab=0"
+        );
+        assert_eq!(
+            run("{{ printf \"%5.1f|%-6s|%x\" 3.14159 \"ab\" 255 }}"),
+            "  3.1|ab    |ff"
+        );
+    }
+
+    #[test]
+    fn sort_by_label_orders_query_results() {
+        let query = |_: &str| -> Result<Vec<TemplateSample>, String> {
+            Ok(["b", "c", "a"]
+                .iter()
+                .map(|i| TemplateSample {
+                    labels: BTreeMap::from([("instance".to_string(), i.to_string())]),
+                    value: 1.0,
+                })
+                .collect())
+        };
+        let out = expand(
+            "t",
+            "{{ range query \"up\" | sortByLabel \"instance\" }}{{ .Labels.instance }}{{ end }} {{ len (query \"up\") }}",
+            &data(0.0),
+            &query,
+        );
+        assert_eq!(out.as_deref(), Ok("abc 3"));
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! `text/template` checks then: defined functions, defined variables,
 //! balanced `if`/`range`/`with`/`end`, so `check rules` catches them.
 
+use std::fmt;
+
+use super::gofmt::go_quote;
 use super::lexer::{line_col, Tok, Token};
 use super::TemplateError;
 
@@ -49,10 +52,68 @@ pub enum Arg {
     /// `(pipeline).A.B`.
     Chain(Box<Pipe>, Vec<String>),
     Str(String),
-    Int(i64),
-    Float(f64),
+    /// A number and its source text (errors quote it as written).
+    Int(i64, String),
+    Float(f64, String),
     Bool(bool),
     Nil,
+}
+
+/// Go's `parse.Node.String()` forms, used in `at <...>` of execution errors.
+impl fmt::Display for Arg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let chain =
+            |f: &mut fmt::Formatter<'_>, c: &[String]| c.iter().try_for_each(|x| write!(f, ".{x}"));
+        match self {
+            Arg::Dot => f.write_str("."),
+            Arg::Field(c) => chain(f, c),
+            Arg::Variable(v, c) => {
+                f.write_str(v)?;
+                chain(f, c)
+            }
+            Arg::Ident(n) => f.write_str(n),
+            Arg::Chain(p, c) => {
+                write!(f, "({p})")?;
+                chain(f, c)
+            }
+            Arg::Str(s) => f.write_str(&go_quote(s)),
+            Arg::Int(_, text) | Arg::Float(_, text) => f.write_str(text),
+            Arg::Bool(b) => write!(f, "{b}"),
+            Arg::Nil => f.write_str("nil"),
+        }
+    }
+}
+
+impl fmt::Display for Cmd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, a) in self.args.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{a}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Pipe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.decl.is_empty() {
+            write!(
+                f,
+                "{} {} ",
+                self.decl.join(", "),
+                if self.is_assign { "=" } else { ":=" }
+            )?;
+        }
+        for (i, c) in self.cmds.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" | ")?;
+            }
+            write!(f, "{c}")?;
+        }
+        Ok(())
+    }
 }
 
 struct Parser<'a> {
@@ -428,7 +489,7 @@ impl Parser<'_> {
                 }
             },
             Tok::Str(s) => Arg::Str(s),
-            Tok::Char(c) => Arg::Int(c as i64),
+            Tok::Char(c) => Arg::Int(c as i64, format!("{c:?}")),
             Tok::Number(n) => parse_number(&n)
                 .ok_or_else(|| self.err(tok.pos, format!("bad number syntax: {n:?}")))?,
             Tok::LParen => {
@@ -463,7 +524,7 @@ fn parse_number(n: &str) -> Option<Arg> {
         body.parse::<i64>().ok()
     };
     if let Some(i) = int {
-        return Some(Arg::Int(if neg { -i } else { i }));
+        return Some(Arg::Int(if neg { -i } else { i }, n.to_string()));
     }
     let lower = body.to_ascii_lowercase();
     if lower.contains("inf") || lower.contains("nan") {
@@ -471,7 +532,7 @@ fn parse_number(n: &str) -> Option<Arg> {
     }
     body.parse::<f64>()
         .ok()
-        .map(|f| Arg::Float(if neg { -f } else { f }))
+        .map(|f| Arg::Float(if neg { -f } else { f }, n.to_string()))
 }
 
 fn describe(t: &Tok) -> String {
