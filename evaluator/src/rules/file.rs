@@ -293,9 +293,15 @@ impl Checker<'_> {
                         format!("invalid recording rule name {record:?} (must be a metric name: [a-zA-Z_:][a-zA-Z0-9_:]*)"),
                     );
                 }
+                // Like Prometheus, a zero `for`/`keep_firing_for` is
+                // tolerated on a recording rule (it means nothing there).
+                let set_nonzero = |v: &Option<Scalar>| {
+                    v.as_ref()
+                        .is_some_and(|s| parse_duration(&s.0).map_or(true, |d| !d.is_zero()))
+                };
                 for (field, set) in [
-                    ("for", rule.for_.is_some()),
-                    ("keep_firing_for", rule.keep_firing_for.is_some()),
+                    ("for", set_nonzero(&rule.for_)),
+                    ("keep_firing_for", set_nonzero(&rule.keep_firing_for)),
                     ("annotations", !rule.annotations.is_empty()),
                     ("cooldown", rule.cooldown.is_some()),
                 ] {
@@ -503,6 +509,15 @@ mod tests {
             );
         }
         assert_eq!(got.len(), want_fragments.len(), "{got:#?}");
+    }
+
+    #[test]
+    fn zero_for_on_a_recording_rule_is_tolerated_like_prometheus() {
+        assert!(problems(
+            "groups:\n- name: g\n  rules:\n  - record: a\n    expr: up\n    for: 0s\n"
+        )
+        .is_empty());
+        assert_eq!(problems("groups:\n- name: g\n  rules:\n  - record: a\n    expr: up\n    keep_firing_for: 1m\n").len(), 1);
     }
 
     #[test]
