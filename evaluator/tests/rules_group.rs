@@ -245,3 +245,45 @@ async fn scheduler_evaluates_each_group_on_its_interval_until_cancelled() {
     assert_eq!(slow_times, vec![5 * MIN, 10 * MIN]);
     assert_eq!(clock.now_ms(), 10 * MIN);
 }
+
+#[test]
+fn reload_keeps_alert_state_of_unchanged_rules() {
+    let engine = FakeEngine::new();
+    engine.set("up == 0", 0, vec![sample(&[("job", "a")], 0.0)]);
+    let rules = "groups:\n- name: g\n  rules:\n  - alert: Down\n    expr: up == 0\n    for: 5m\n";
+    let mut old = group(rules);
+    let external = Labels::default();
+    for minute in 0..3 {
+        old.eval(minute * MIN, &env(&engine, &external));
+    }
+    let mut new = group(rules);
+    new.copy_state_from(&old);
+    for minute in 3..=5 {
+        new.eval(minute * MIN, &env(&engine, &external));
+    }
+    let vigil_evaluator::rules::group::Rule::Alerting(a) = &new.rules[0].rule else {
+        panic!("an alerting rule")
+    };
+    let alert = a.alerts().next().expect("alert carried over");
+    assert_eq!(
+        alert.active_at_ms, 0,
+        "the for timer kept running across the reload"
+    );
+    assert_eq!(alert.state, vigil_evaluator::alerts::AlertState::Firing);
+}
+
+#[test]
+fn removed_group_marks_its_series_stale() {
+    let engine = FakeEngine::new();
+    engine.set("up", 0, vec![sample(&[("job", "a")], 1.0)]);
+    let mut g = group("groups:\n- name: g\n  rules:\n  - record: job:up\n    expr: up\n");
+    g.eval(0, &env(&engine, &Labels::default()));
+    let markers = g.stale_markers(MIN);
+    assert_eq!(markers.len(), 1);
+    assert_eq!(
+        markers[0].labels,
+        Labels::from_pairs([("__name__", "job:up"), ("job", "a")])
+    );
+    assert!(is_stale_nan(markers[0].value));
+    assert_eq!(markers[0].t_ms, MIN);
+}

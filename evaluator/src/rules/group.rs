@@ -177,6 +177,49 @@ impl RuleGroup {
         to_send
     }
 
+    /// Carries evaluation state over from the group this one replaces on a
+    /// config reload (as Prometheus' `CopyState`): a rule of the same kind,
+    /// name and labels keeps its health, last error, written series and
+    /// (for alerting rules) its alerts, so `for` timers keep running.
+    pub fn copy_state_from(&mut self, old: &RuleGroup) {
+        let mut taken = vec![false; old.rules.len()];
+        for entry in &mut self.rules {
+            let found = old
+                .rules
+                .iter()
+                .enumerate()
+                .find(|(i, o)| !taken[*i] && same_rule(&o.rule, &entry.rule));
+            let Some((i, o)) = found else { continue };
+            taken[i] = true;
+            entry.health = o.health;
+            entry.last_error = o.last_error.clone();
+            entry.last_eval_ms = o.last_eval_ms;
+            entry.last_eval_duration = o.last_eval_duration;
+            entry.series_last_eval = o.series_last_eval.clone();
+            if let (Rule::Alerting(new), Rule::Alerting(prev)) = (&mut entry.rule, &o.rule) {
+                new.restore(prev.alerts().cloned());
+            }
+        }
+        self.last_eval_ms = old.last_eval_ms;
+        self.last_eval_duration = old.last_eval_duration;
+    }
+
+    /// Staleness markers for every series the group's rules last wrote,
+    /// for when the group is removed (Prometheus marks them stale so they
+    /// vanish from queries at once instead of after the lookback).
+    pub fn stale_markers(&self, ts_ms: i64) -> Vec<OutputSample> {
+        let t_ms = ts_ms - millis(self.query_offset);
+        self.rules
+            .iter()
+            .flat_map(|e| e.series_last_eval.iter())
+            .map(|labels| OutputSample {
+                labels: labels.clone(),
+                t_ms,
+                value: stale_nan(),
+            })
+            .collect()
+    }
+
     /// A stable per-group offset within the interval, so groups with the
     /// same interval do not all run at the same instant (as Prometheus
     /// spreads them by a hash of file and name).
@@ -208,5 +251,18 @@ impl RuleGroup {
         let adjusted = now_ms - offset;
         let base = adjusted - adjusted.rem_euclid(interval);
         base + offset + interval
+    }
+}
+
+/// Whether two rules are "the same rule" across a reload.
+fn same_rule(a: &Rule, b: &Rule) -> bool {
+    match (a, b) {
+        (Rule::Recording(x), Rule::Recording(y)) => {
+            x.spec().record == y.spec().record && x.spec().labels == y.spec().labels
+        }
+        (Rule::Alerting(x), Rule::Alerting(y)) => {
+            x.spec().alert == y.spec().alert && x.spec().labels == y.spec().labels
+        }
+        _ => false,
     }
 }
