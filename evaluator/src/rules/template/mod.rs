@@ -10,6 +10,7 @@
 mod exec;
 pub mod funcs;
 pub mod gofmt;
+pub mod humanize;
 mod lexer;
 mod parser;
 pub mod value;
