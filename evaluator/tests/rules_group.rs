@@ -287,3 +287,35 @@ fn removed_group_marks_its_series_stale() {
     assert!(is_stale_nan(markers[0].value));
     assert_eq!(markers[0].t_ms, MIN);
 }
+
+#[test]
+fn reload_with_longer_for_sends_a_firing_alert_back_to_pending() {
+    let engine = FakeEngine::new();
+    engine.set("up == 0", 0, vec![sample(&[("job", "a")], 0.0)]);
+    let mut old =
+        group("groups:\n- name: g\n  rules:\n  - alert: Down\n    expr: up == 0\n    for: 1m\n");
+    let external = Labels::default();
+    for minute in 0..3 {
+        old.eval(minute * MIN, &env(&engine, &external));
+    }
+    let mut new =
+        group("groups:\n- name: g\n  rules:\n  - alert: Down\n    expr: up == 0\n    for: 10m\n");
+    new.copy_state_from(&old);
+    new.eval(3 * MIN, &env(&engine, &external));
+    let vigil_evaluator::rules::group::Rule::Alerting(a) = &new.rules[0].rule else {
+        panic!("an alerting rule")
+    };
+    let alert = a.alerts().next().expect("alert carried over");
+    assert_eq!(
+        (alert.state, alert.fired_at_ms),
+        (vigil_evaluator::alerts::AlertState::Pending, None)
+    );
+    new.eval(10 * MIN, &env(&engine, &external));
+    let vigil_evaluator::rules::group::Rule::Alerting(a) = &new.rules[0].rule else {
+        panic!("an alerting rule")
+    };
+    assert_eq!(
+        a.alerts().next().map(|a| a.state),
+        Some(vigil_evaluator::alerts::AlertState::Firing)
+    );
+}

@@ -219,6 +219,14 @@ impl AlertingRule {
                 a.state = AlertState::Firing;
                 a.fired_at_ms = Some(ts);
             }
+            // After a reload that lengthened `for`, an alert that has not
+            // been active that long goes back to pending (Prometheus 3).
+            if a.state == AlertState::Firing && ts - a.active_at_ms < hold {
+                a.state = AlertState::Pending;
+                a.fired_at_ms = None;
+                a.last_sent_at_ms = None;
+                a.keep_firing_since_ms = None;
+            }
             out.push(alerts_sample(a, query_ts));
             out.push(for_state_sample(a, query_ts));
         }

@@ -11,6 +11,7 @@ fn g4(v: f64) -> String {
     gofmt::format_float(v, 'g', Some(4))
 }
 
+/// `humanize`: SI prefix (k, M, ... / m, u, ...), 4 significant digits.
 pub fn humanize(mut v: f64) -> String {
     if v == 0.0 || v.is_nan() || v.is_infinite() {
         return g4(v);
@@ -36,6 +37,7 @@ pub fn humanize(mut v: f64) -> String {
     format!("{}{prefix}", g4(v))
 }
 
+/// `humanize1024`: binary prefix (ki, Mi, ...) for magnitudes above 1.
 pub fn humanize_1024(mut v: f64) -> String {
     if v.abs() <= 1.0 || v.is_nan() || v.is_infinite() {
         return g4(v);
@@ -51,6 +53,7 @@ pub fn humanize_1024(mut v: f64) -> String {
     format!("{}{prefix}", g4(v))
 }
 
+/// `humanizeDuration`: seconds as `1d 2h 3m 4s`, or with SI prefix below 1s.
 pub fn humanize_duration(mut v: f64) -> String {
     if v.is_nan() || v.is_infinite() {
         return g4(v);
@@ -96,6 +99,7 @@ pub fn humanize_duration(mut v: f64) -> String {
     format!("{}{prefix}s", g4(v))
 }
 
+/// `humanizePercentage`: a ratio as a percentage.
 pub fn humanize_percentage(v: f64) -> String {
     format!("{}%", g4(v * 100.0))
 }
