@@ -52,6 +52,11 @@ const TEMPLATES: &[&str] = &[
     "{{ range $k, $v := $labels }}{{ $k }}={{ $v }},{{ end }}",
     "{{- /* comment */ -}}  {{ len $labels }} {{ $labels.case | len }}  {{- \" end\" }}",
     "{{ $x := \"a\" }}{{ if true }}{{ $x = \"b\" }}{{ end }}{{ $x }} {{ printf \"%v %v\" true 42 }}",
+    "{{ printf \"%x|%X|%o|%b|%c|%t|%+d|% d|%05d|%+.1f|%05.1f\" 255 255 8 5 65 true 7 7 -42 $value $value }}",
+    "{{ printf \"%10s|%-10s|%.3s|%q|%x|%v|%s\" $labels.case $labels.case \"abcdef\" \"tab\\there\" \"hi\" $labels $externalLabels }}",
+    "{{ printf \"%s %d\" }}{{ printf \"x\" 1 \"y\" }}{{ printf \"%!\" }}",
+    "{{ printf \"%G|%E|%.3e|%10.4g|%-12g|\" $value $value $value $value $value }}",
+    "{{ humanize \"1e3\" }} {{ humanizeDuration \"90\" }} {{ humanizePercentage 1 }} {{ humanize1024 1024 }}",
 ];
 
 fn labels_for(case: &str) -> BTreeMap<String, String> {

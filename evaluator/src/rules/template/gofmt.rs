@@ -282,26 +282,44 @@ fn bad_verb(verb: char, arg: &Value) -> String {
     }
 }
 
+/// A float under `%v %g %G %e %E %f %F`, with Go's sign rules: infinities
+/// always carry their sign and are never zero-padded or upper-cased; NaN
+/// gets a sign only when `+` or space asks for one.
+fn float_verb(verb: char, spec: &Spec, f: f64) -> String {
+    if f.is_nan() || f.is_infinite() {
+        let mut s = if f.is_nan() {
+            "+NaN".to_string()
+        } else {
+            format_float(f, 'g', None)
+        };
+        if spec.space && !spec.plus && s.starts_with('+') {
+            s.replace_range(..1, " ");
+        }
+        if f.is_nan() && !spec.space && !spec.plus {
+            s.remove(0);
+        }
+        let no_zero = Spec {
+            zero: false,
+            ..*spec
+        };
+        return pad(s, &no_zero, false);
+    }
+    let s = match verb {
+        'v' | 'g' | 'G' => format_float(f, 'g', spec.prec),
+        'e' | 'E' => format_float(f, 'e', Some(spec.prec.unwrap_or(6))),
+        _ => format_float(f, 'f', Some(spec.prec.unwrap_or(6))),
+    };
+    let s = if verb.is_ascii_uppercase() {
+        s.to_uppercase()
+    } else {
+        s
+    };
+    pad(sign(s, spec), spec, true)
+}
+
 fn format_one(verb: char, spec: &Spec, arg: &Value) -> String {
     match (verb, arg) {
-        ('v', Value::Float(f)) | ('g', Value::Float(f)) => {
-            pad(sign(format_float(*f, 'g', spec.prec), spec), spec, true)
-        }
-        ('G', Value::Float(f)) => pad(
-            sign(format_float(*f, 'g', spec.prec).to_uppercase(), spec),
-            spec,
-            true,
-        ),
-        ('e', Value::Float(f)) | ('E', Value::Float(f)) => {
-            let s = format_float(*f, 'e', Some(spec.prec.unwrap_or(6)));
-            let s = if verb == 'E' { s.to_uppercase() } else { s };
-            pad(sign(s, spec), spec, true)
-        }
-        ('f', Value::Float(f)) | ('F', Value::Float(f)) => pad(
-            sign(format_float(*f, 'f', Some(spec.prec.unwrap_or(6))), spec),
-            spec,
-            true,
-        ),
+        ('v' | 'g' | 'G' | 'e' | 'E' | 'f' | 'F', Value::Float(f)) => float_verb(verb, spec, *f),
         ('v', Value::Int(i)) | ('d', Value::Int(i)) => pad(sign(i.to_string(), spec), spec, true),
         ('x', Value::Int(i)) => pad(
             sign(
