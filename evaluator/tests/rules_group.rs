@@ -319,3 +319,45 @@ fn reload_with_longer_for_sends_a_firing_alert_back_to_pending() {
         Some(vigil_evaluator::alerts::AlertState::Firing)
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn aligned_scheduler_evaluates_at_the_groups_hash_offset() {
+    let engine = FakeEngine::new();
+    engine.set_scalar("vector(1)", 0, 1.0);
+    let g = group(
+        "groups:\n- name: aligned\n  interval: 1m\n  rules:\n  - record: a\n    expr: vector(1)\n",
+    );
+    let offset = g.eval_offset().as_millis() as i64;
+    let groups = [Arc::new(Mutex::new(g))];
+    let clock = SimClock::new(0);
+    let cancel = CancellationToken::new();
+    let external = Labels::default();
+    let env = env(&engine, &external);
+    let times = Mutex::new(Vec::new());
+    let record = |g: &RuleGroup, _alerts: Vec<_>| {
+        times
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(g.last_eval_ms);
+    };
+    let driver = async {
+        // Step 1s at a time through three minutes so every slot is hit exactly.
+        for _ in 0..180 {
+            clock.advance(1_000);
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+            }
+        }
+        cancel.cancel();
+    };
+    tokio::join!(
+        run_groups(&groups, &env, &clock, &cancel, true, &record),
+        driver
+    );
+    let got = times.into_inner().unwrap_or_else(|e| e.into_inner());
+    let want: Vec<i64> = (0..3)
+        .map(|k| offset + k * MIN)
+        .filter(|t| *t > 0 && *t <= 3 * MIN)
+        .collect();
+    assert_eq!(got, want, "evaluation timestamps are the slots themselves");
+}
