@@ -42,6 +42,12 @@ const CASES: &[(&str, &str)] = &[
     ("bad interval", "groups:\n- name: g\n  interval: often\n  rules: []\n"),
     ("unknown group field", "groups:\n- name: g\n  colour: blue\n  rules: []\n"),
     ("empty file", ""),
+    ("zero interval", "groups:\n- name: g\n  interval: 0s\n  rules: []\n"),
+    ("negative limit", "groups:\n- name: g\n  limit: -1\n  rules: []\n"),
+    ("rules not a list", "groups:\n- name: g\n  rules: {a: b}\n"),
+    ("groups not a list", "groups: x\n"),
+    ("top level list", "- name: g\n"),
+    ("expr as number", "  - record: a\n    expr: 1\n"),
 ];
 
 #[test]
@@ -52,7 +58,7 @@ fn vigil_accepts_exactly_the_rule_files_promtool_accepts() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut disagreements = Vec::new();
     for (i, (name, body)) in CASES.iter().enumerate() {
-        let text = if body.starts_with("groups:") || body.is_empty() {
+        let text = if body.starts_with("groups:") || body.starts_with("- name") || body.is_empty() {
             body.to_string()
         } else {
             format!("{HEAD}{body}")

@@ -57,9 +57,9 @@ pub struct RuleGroupConfig {
     /// Shifts every query of the group into the past (Prometheus 2.53+).
     pub query_offset: Option<Scalar>,
     /// Maximum alerts (alerting rule) or series (recording rule) per rule;
-    /// 0 = no limit.
+    /// 0 or negative = no limit (as Prometheus).
     #[serde(default)]
-    pub limit: u64,
+    pub limit: i64,
     /// Labels added to every rule of the group (Prometheus 3).
     #[serde(default)]
     pub labels: BTreeMap<String, Scalar>,
@@ -394,13 +394,10 @@ pub fn parse_rule_file(file: &Path, src: &str) -> Result<Vec<GroupSpec>, RuleFil
                 format!("group name {:?} is repeated in the same file", group.name),
             );
         }
-        let interval = checker.duration(&format!("{gpath}.interval"), &group.interval);
-        if interval == Some(Duration::ZERO) {
-            checker.report(
-                &format!("{gpath}.interval"),
-                "interval must be greater than 0",
-            );
-        }
+        // As in Prometheus, `interval: 0s` means the global interval.
+        let interval = checker
+            .duration(&format!("{gpath}.interval"), &group.interval)
+            .filter(|d| !d.is_zero());
         let query_offset = checker.duration(&format!("{gpath}.query_offset"), &group.query_offset);
         for name in group.labels.keys() {
             if !is_valid_label_name(name) {
@@ -421,7 +418,7 @@ pub fn parse_rule_file(file: &Path, src: &str) -> Result<Vec<GroupSpec>, RuleFil
             name: group.name.clone(),
             interval,
             query_offset,
-            limit: group.limit as usize,
+            limit: usize::try_from(group.limit).unwrap_or(0),
             rules,
         });
     }
