@@ -41,7 +41,12 @@ impl QueryResult {
 #[error("{0}")]
 pub struct QueryError(pub String);
 
-/// Evaluates PromQL at an instant (milliseconds since the epoch).
+/// Evaluates PromQL at an instant (milliseconds since the epoch), with the
+/// usual lookback. Like Prometheus' rule query function, an implementation
+/// returns instant vectors and scalars, and fails with
+/// `rule result is not a vector or scalar` for anything else. Rules call it
+/// for their `expr` at `t - query_offset` and for template `query` calls
+/// at `t`.
 pub trait QueryEngine {
     fn instant_query(&self, expr: &str, t_ms: i64) -> Result<QueryResult, QueryError>;
 }
