@@ -351,6 +351,92 @@ mod tests {
         assert_eq!(out.as_deref(), Ok("abc 3"));
     }
 
+    /// Thousands of random fragment soups: parsing and expanding must
+    /// always return (text or error), never panic.
+    #[test]
+    fn random_templates_never_panic() {
+        const FRAGMENTS: &[&str] = &[
+            "{{",
+            "}}",
+            "{{-",
+            "-}}",
+            " ",
+            "$labels",
+            "$value",
+            ".Labels",
+            ".Value",
+            ".",
+            "|",
+            "(",
+            ")",
+            "\"s\"",
+            "`raw`",
+            "'c'",
+            "1",
+            "-2.5e3",
+            "0x1F",
+            "if",
+            "else",
+            "end",
+            "range",
+            "with",
+            "break",
+            "continue",
+            ":=",
+            "=",
+            "$x",
+            ",",
+            "humanize",
+            "printf",
+            "\"%d %s %.2f %q %!\"",
+            "index",
+            "len",
+            "eq",
+            "lt",
+            "and",
+            "or",
+            "not",
+            "query",
+            "first",
+            "value",
+            "label",
+            "reReplaceAll",
+            "\"(\"",
+            "match",
+            "title",
+            "é",
+            "日本",
+            "/*",
+            "*/",
+            "\\",
+            "\n",
+            "nil",
+            "true",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let query = |_: &str| -> Result<Vec<TemplateSample>, String> {
+            Ok(vec![TemplateSample {
+                labels: BTreeMap::new(),
+                value: 1.0,
+            }])
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 12) as usize + 1;
+            let src: String = (0..len)
+                .map(|_| FRAGMENTS[(next() % FRAGMENTS.len() as u64) as usize])
+                .collect();
+            if let Ok(t) = Template::parse("fuzz", &src) {
+                let _ = t.execute(&data(f64::NAN), &query);
+            }
+        }
+    }
+
     #[test]
     fn parse_errors_name_position_and_problem() {
         let err = Template::parse("__alert_X", "ok {{ $labels.x ").expect_err("must fail");
