@@ -425,9 +425,10 @@ pub fn parse_rule_file(file: &Path, src: &str) -> Result<Vec<GroupSpec>, RuleFil
     if checker.problems.is_empty() {
         Ok(groups)
     } else {
-        Err(RuleFileError {
-            problems: checker.problems,
-        })
+        // In reading order, so the report walks down the file.
+        let mut problems = checker.problems;
+        problems.sort_by_key(|p| (p.line, p.column));
+        Err(RuleFileError { problems })
     }
 }
 
