@@ -1,6 +1,76 @@
-//! (skeleton) `check` subcommand.
+//! `vigil-evaluator check rules FILE...`: validates rule files and prints the
+//! result per file like `promtool check rules`, listing every problem with
+//! file, line, column and field, so a CI step can gate rule changes.
 
-/// Runs the subcommand; `Ok(true)` means success.
-pub fn run(_files: &[std::path::PathBuf]) -> anyhow::Result<bool> {
-    anyhow::bail!("check is not implemented yet")
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::rules::file::load_rule_file;
+
+/// Checks every file; `Ok(false)` when any file has a problem.
+pub fn run(files: &[PathBuf]) -> anyhow::Result<bool> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    check_files(files, &mut out)
+}
+
+/// Writes the report to `out` (separate from `run` so tests can read it).
+pub fn check_files(files: &[PathBuf], out: &mut dyn Write) -> anyhow::Result<bool> {
+    let mut all_ok = true;
+    for file in files {
+        writeln!(out, "Checking {}", file.display())?;
+        match load_rule_file(file) {
+            Ok(groups) => {
+                let n: usize = groups.iter().map(|g| g.rules.len()).sum();
+                writeln!(out, "  SUCCESS: {n} rules found")?;
+            }
+            Err(e) => {
+                all_ok = false;
+                writeln!(out, "  FAILED:")?;
+                for problem in &e.problems {
+                    writeln!(out, "{problem}")?;
+                }
+            }
+        }
+        writeln!(out)?;
+    }
+    Ok(all_ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_success_with_rule_count_and_failure_with_every_problem() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let good = dir.path().join("good.yaml");
+        std::fs::write(&good, "groups:\n- name: g\n  rules:\n  - record: a:b\n    expr: sum(up)\n  - alert: X\n    expr: up == 0\n")?;
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, "groups:\n- name: g\n  rules:\n  - record: a\n    expr: 'sum('\n  - alert: Y\n    expr: up\n    annotations: {s: '{{ nosuch }}'}\n")?;
+        let mut out = Vec::new();
+        let ok = check_files(&[good.clone(), bad.clone()], &mut out)?;
+        let text = String::from_utf8(out)?;
+        assert!(!ok);
+        assert!(
+            text.contains(&format!(
+                "Checking {}\n  SUCCESS: 2 rules found\n",
+                good.display()
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("Checking {}\n  FAILED:\n", bad.display())),
+            "{text}"
+        );
+        assert!(
+            text.contains(":5:11: groups[0].rules[0].expr: could not parse expression"),
+            "{text}"
+        );
+        assert!(
+            text.contains(":8:22: groups[0].rules[1].annotations.s: invalid template"),
+            "{text}"
+        );
+        Ok(())
+    }
 }

@@ -1,1 +1,14 @@
-//! (skeleton) filled in by the evaluator engine work.
+//! Rules: the rule-file format and its validation, the Go-template subset
+//! used in labels and annotations, recording rules, and rule-group
+//! evaluation against any [`engine::QueryEngine`].
+
+pub mod duration;
+pub mod engine;
+pub mod fake;
+pub mod file;
+pub mod group;
+pub mod recording;
+pub mod scheduler;
+pub mod template;
+pub mod unit_test;
+pub mod yaml_pos;

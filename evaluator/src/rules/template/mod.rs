@@ -1,0 +1,484 @@
+//! The Go `text/template` subset that rule authors use in alert labels and
+//! annotations, with Prometheus' data and functions, so that rule files move
+//! between Prometheus and Vigil unchanged.
+//!
+//! Like Prometheus, every template sees `$labels`, `$externalLabels`,
+//! `$externalURL` and `$value` (Prometheus prepends
+//! `{{$labels := .Labels}}...` to the text; here they are predeclared, so
+//! error positions point into the author's own text).
+
+mod exec;
+pub mod funcs;
+pub mod gofmt;
+pub mod humanize;
+mod lexer;
+mod parser;
+pub mod value;
+
+pub use value::{TemplateData, TemplateSample, Value};
+
+use std::rc::Rc;
+
+/// A template that failed to parse or to execute. Displays like Go's
+/// errors: `template: NAME:LINE:COL: ...`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("template: {name}:{line}:{col}: {msg}")]
+    Parse {
+        name: String,
+        line: usize,
+        col: usize,
+        msg: String,
+    },
+    /// Exactly Prometheus' text (it shows up in annotations): Go's 0-based
+    /// column, counted after the variable definitions Prometheus prepends.
+    #[error("error executing template {name}: template: {name}:{line}:{col}: executing \"{name}\" at <{at}>: {msg}")]
+    Exec {
+        name: String,
+        line: usize,
+        col: usize,
+        at: String,
+        msg: String,
+    },
+}
+
+/// Length of `{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}`
+/// `{{$externalURL := .ExternalURL}}{{$value := .Value}}`, which Prometheus
+/// prepends to every alert template; its error columns include it.
+const PROMETHEUS_DEFS_LEN: usize = 112;
+
+const PREDECLARED: [&str; 4] = ["$labels", "$externalLabels", "$externalURL", "$value"];
+
+/// A parsed template, ready to expand many times.
+#[derive(Debug, Clone)]
+pub struct Template {
+    name: String,
+    src: String,
+    nodes: Vec<parser::Node>,
+}
+
+/// Runs PromQL for the `query` template function.
+pub type TemplateQuery<'a> = &'a dyn Fn(&str) -> Result<Vec<TemplateSample>, String>;
+
+impl Template {
+    /// Parses `src`; `name` appears in error messages (Prometheus uses
+    /// `__alert_<AlertName>`).
+    pub fn parse(name: &str, src: &str) -> Result<Template, TemplateError> {
+        let nodes = parser::parse(src, name, &PREDECLARED, &funcs::is_function)?;
+        Ok(Template {
+            name: name.to_string(),
+            src: src.to_string(),
+            nodes,
+        })
+    }
+
+    /// Expands the template for one alert. `query` serves the `query`
+    /// function (at the rule's evaluation time).
+    pub fn execute(
+        &self,
+        data: &TemplateData,
+        query: TemplateQuery<'_>,
+    ) -> Result<String, TemplateError> {
+        let env = funcs::FuncEnv {
+            query,
+            external_url: &data.external_url,
+        };
+        let data_value = Value::Data(Rc::new(data.clone()));
+        let vars = vec![
+            ("$".to_string(), data_value.clone()),
+            (
+                "$labels".to_string(),
+                Value::Map(Rc::new(data.labels.clone())),
+            ),
+            (
+                "$externalLabels".to_string(),
+                Value::Map(Rc::new(data.external_labels.clone())),
+            ),
+            (
+                "$externalURL".to_string(),
+                Value::Str(data.external_url.clone()),
+            ),
+            ("$value".to_string(), Value::Float(data.value)),
+        ];
+        let mut exec = exec::Exec::new(&self.name, &self.src, env, vars);
+        exec.run(&data_value, &self.nodes)?;
+        Ok(exec.out)
+    }
+}
+
+/// Parses and expands in one step.
+pub fn expand(
+    name: &str,
+    src: &str,
+    data: &TemplateData,
+    query: TemplateQuery<'_>,
+) -> Result<String, TemplateError> {
+    Template::parse(name, src)?.execute(data, query)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn data(value: f64) -> TemplateData {
+        TemplateData {
+            labels: BTreeMap::from([
+                ("instance".to_string(), "web-1:9100".to_string()),
+                ("route".to_string(), "/api/orders".to_string()),
+                ("__name__".to_string(), "up".to_string()),
+            ]),
+            external_labels: BTreeMap::from([("cluster".to_string(), "eu-1".to_string())]),
+            external_url: "http://vigil.example/prefix".to_string(),
+            value,
+        }
+    }
+
+    fn no_query(_: &str) -> Result<Vec<TemplateSample>, String> {
+        Err("no query engine in this test".into())
+    }
+
+    fn run(src: &str) -> String {
+        match expand("t", src, &data(0.1234), &no_query) {
+            Ok(s) => s,
+            Err(e) => format!("ERROR: {e}"),
+        }
+    }
+
+    #[test]
+    fn prometheus_variables_and_fields_expand() {
+        assert_eq!(
+            run("{{ $labels.instance }} in {{ $externalLabels.cluster }}"),
+            "web-1:9100 in eu-1"
+        );
+        assert_eq!(
+            run("{{ .Labels.route }}={{ .Value }}"),
+            "/api/orders=0.1234"
+        );
+        assert_eq!(run("{{ $value }}"), "0.1234");
+        assert_eq!(run("{{ index $labels \"route\" }}"), "/api/orders");
+        assert_eq!(
+            run("{{ .ExternalURL }}|{{ $externalURL }}"),
+            "http://vigil.example/prefix|http://vigil.example/prefix"
+        );
+    }
+
+    #[test]
+    fn missing_label_is_the_empty_string() {
+        assert_eq!(run("[{{ $labels.nope }}]"), "[]");
+        assert_eq!(run("[{{ index $labels \"nope\" }}]"), "[]");
+    }
+
+    #[test]
+    fn pipelines_pass_value_as_last_argument() {
+        assert_eq!(run("{{ $value | humanizePercentage }}"), "12.34%");
+        assert_eq!(run("{{ $labels.route | toUpper }}"), "/API/ORDERS");
+        assert_eq!(run("{{ printf \"%.2f\" $value }}"), "0.12");
+        assert_eq!(run("{{ $value | printf \"%.1f\" }}"), "0.1");
+        assert_eq!(run("{{ \"abc\" | len }}"), "3");
+    }
+
+    #[test]
+    fn conditionals_choose_branches() {
+        let src = "{{ if gt $value 0.5 }}high{{ else if gt $value 0.1 }}mid{{ else }}low{{ end }}";
+        assert_eq!(run(src), "mid");
+        assert_eq!(
+            run("{{ if and (eq $labels.instance \"web-1:9100\") (not false) }}yes{{ end }}"),
+            "yes"
+        );
+        assert_eq!(run("{{ if or false \"\" }}yes{{ else }}no{{ end }}"), "no");
+        assert_eq!(
+            run("{{ with $labels.route }}route {{ . }}{{ end }}"),
+            "route /api/orders"
+        );
+        assert_eq!(
+            run("{{ with $labels.nope }}x{{ else }}none{{ end }}"),
+            "none"
+        );
+    }
+
+    #[test]
+    fn range_over_labels_is_sorted_by_name() {
+        assert_eq!(
+            run("{{ range $k, $v := $labels }}{{ $k }}={{ $v }};{{ end }}"),
+            "__name__=up;instance=web-1:9100;route=/api/orders;"
+        );
+        assert_eq!(run("{{ range $externalLabels }}{{ . }}{{ end }}"), "eu-1");
+    }
+
+    #[test]
+    fn variables_can_be_declared_and_assigned() {
+        assert_eq!(
+            run("{{ $x := \"a\" }}{{ if true }}{{ $x = \"b\" }}{{ end }}{{ $x }}"),
+            "b"
+        );
+    }
+
+    #[test]
+    fn whitespace_trimming_and_comments() {
+        assert_eq!(run("a  {{- /* note */ -}}  b"), "ab");
+        assert_eq!(run("a {{- \"x\" }} b {{ \"y\" -}}   c"), "ax b yc");
+        assert_eq!(run("{{/* only a comment */}}z"), "z");
+    }
+
+    #[test]
+    fn regex_functions_work() {
+        assert_eq!(
+            run("{{ reReplaceAll \"(.*):(.*)\" \"$1\" $labels.instance }}"),
+            "web-1"
+        );
+        assert_eq!(
+            run("{{ if match \"^/api\" $labels.route }}api{{ end }}"),
+            "api"
+        );
+        assert_eq!(run("{{ title \"payment service\" }}"), "Payment Service");
+    }
+
+    #[test]
+    fn query_first_value_and_label_pipeline() {
+        let query = |q: &str| -> Result<Vec<TemplateSample>, String> {
+            assert_eq!(q, "sum(up)");
+            Ok(vec![TemplateSample {
+                labels: BTreeMap::from([("job".to_string(), "api".to_string())]),
+                value: 1234567.0,
+            }])
+        };
+        let out = expand(
+            "t",
+            "{{ query \"sum(up)\" | first | value | humanize }} {{ with query \"sum(up)\" }}{{ . | first | label \"job\" }}{{ end }}",
+            &data(0.0),
+            &query,
+        );
+        assert_eq!(out.as_deref(), Ok("1.235M api"));
+    }
+
+    #[test]
+    fn range_over_query_result_sets_dot_to_each_sample() {
+        let query = |_: &str| -> Result<Vec<TemplateSample>, String> {
+            Ok(["a", "b"]
+                .iter()
+                .map(|i| TemplateSample {
+                    labels: BTreeMap::from([("instance".to_string(), i.to_string())]),
+                    value: 1.0,
+                })
+                .collect())
+        };
+        let out = expand(
+            "t",
+            "{{ range query \"up\" }}{{ .Labels.instance }}:{{ .Value }} {{ end }}",
+            &data(0.0),
+            &query,
+        );
+        assert_eq!(out.as_deref(), Ok("a:1 b:1 "));
+    }
+
+    #[test]
+    fn range_else_break_and_continue() {
+        assert_eq!(
+            run("{{ range $externalLabels }}x{{ else }}empty{{ end }}"),
+            "x"
+        );
+        let query = |_: &str| -> Result<Vec<TemplateSample>, String> { Ok(Vec::new()) };
+        let out = expand(
+            "t",
+            "{{ range query \"up\" }}x{{ else }}no data{{ end }}",
+            &data(0.0),
+            &query,
+        );
+        assert_eq!(out.as_deref(), Ok("no data"));
+        assert_eq!(run("{{ range $i := 5 }}{{ if eq $i 1 }}{{ continue }}{{ end }}{{ if eq $i 3 }}{{ break }}{{ end }}{{ $i }}{{ end }}"), "02");
+    }
+
+    #[test]
+    fn and_or_short_circuit_like_go() {
+        assert_eq!(run("{{ and false (index $value 1) }}"), "false");
+        assert_eq!(run("{{ or \"first\" (index $value 1) }}"), "first");
+        assert_eq!(run("{{ and 1 \"x\" }}"), "x");
+    }
+
+    #[test]
+    fn numbers_and_dashes_lex_like_go() {
+        assert_eq!(run("{{-3}}"), "-3");
+        assert_eq!(run("a {{- 3}}"), "a3");
+        assert_eq!(
+            run("{{ 1.5 }} {{ 0x1F }} {{ 'a' }} {{ 1e3 }}"),
+            "1.5 31 97 1000"
+        );
+    }
+
+    #[test]
+    fn more_builtins() {
+        assert_eq!(run("{{ len $labels }}"), "3");
+        assert_eq!(run("{{ print 1 2 \"a\" \"b\" 3 }}"), "1 2ab3");
+        assert_eq!(run("{{ html \"<b>&\" }}"), "&lt;b&gt;&amp;");
+        assert_eq!(run("{{ urlquery \"a b&c\" }}"), "a+b%26c");
+        assert_eq!(run("{{ $labels.instance | stripPort }}"), "web-1");
+        assert_eq!(run("{{ parseDuration \"1m30s\" }}"), "90");
+        assert_eq!(
+            run("{{ 1435065584.128 | humanizeTimestamp }}"),
+            "2015-06-23 13:19:44.128 +0000 UTC"
+        );
+        assert_eq!(run("{{ \"2048\" | humanize1024 }}"), "2ki");
+        assert_eq!(run("{{ $.Labels.route }}"), "/api/orders");
+        assert_eq!(
+            run("{{ graphLink \"up == 0\" }}"),
+            "/prefix/graph?g0.expr=up+%3D%3D+0&g0.tab=0"
+        );
+        assert_eq!(
+            run("{{ printf \"%5.1f|%-6s|%x\" 3.14159 \"ab\" 255 }}"),
+            "  3.1|ab    |ff"
+        );
+    }
+
+    #[test]
+    fn sort_by_label_orders_query_results() {
+        let query = |_: &str| -> Result<Vec<TemplateSample>, String> {
+            Ok(["b", "c", "a"]
+                .iter()
+                .map(|i| TemplateSample {
+                    labels: BTreeMap::from([("instance".to_string(), i.to_string())]),
+                    value: 1.0,
+                })
+                .collect())
+        };
+        let out = expand(
+            "t",
+            "{{ range query \"up\" | sortByLabel \"instance\" }}{{ .Labels.instance }}{{ end }} {{ len (query \"up\") }}",
+            &data(0.0),
+            &query,
+        );
+        assert_eq!(out.as_deref(), Ok("abc 3"));
+    }
+
+    /// Thousands of random fragment soups: parsing and expanding must
+    /// always return (text or error), never panic.
+    #[test]
+    fn random_templates_never_panic() {
+        const FRAGMENTS: &[&str] = &[
+            "{{",
+            "}}",
+            "{{-",
+            "-}}",
+            " ",
+            "$labels",
+            "$value",
+            ".Labels",
+            ".Value",
+            ".",
+            "|",
+            "(",
+            ")",
+            "\"s\"",
+            "`raw`",
+            "'c'",
+            "1",
+            "-2.5e3",
+            "0x1F",
+            "if",
+            "else",
+            "end",
+            "range",
+            "with",
+            "break",
+            "continue",
+            ":=",
+            "=",
+            "$x",
+            ",",
+            "humanize",
+            "printf",
+            "\"%d %s %.2f %q %!\"",
+            "index",
+            "len",
+            "eq",
+            "lt",
+            "and",
+            "or",
+            "not",
+            "query",
+            "first",
+            "value",
+            "label",
+            "reReplaceAll",
+            "\"(\"",
+            "match",
+            "title",
+            "é",
+            "日本",
+            "/*",
+            "*/",
+            "\\",
+            "\n",
+            "nil",
+            "true",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let query = |_: &str| -> Result<Vec<TemplateSample>, String> {
+            Ok(vec![TemplateSample {
+                labels: BTreeMap::new(),
+                value: 1.0,
+            }])
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 12) as usize + 1;
+            let src: String = (0..len)
+                .map(|_| FRAGMENTS[(next() % FRAGMENTS.len() as u64) as usize])
+                .collect();
+            if let Ok(t) = Template::parse("fuzz", &src) {
+                let _ = t.execute(&data(f64::NAN), &query);
+            }
+        }
+    }
+
+    #[test]
+    fn parse_errors_name_position_and_problem() {
+        let err = Template::parse("__alert_X", "ok {{ $labels.x ").expect_err("must fail");
+        assert!(matches!(err, TemplateError::Parse { .. }), "{err}");
+        let err = Template::parse("__alert_X", "{{ nosuchfunc 1 }}").expect_err("must fail");
+        assert_eq!(
+            err.to_string(),
+            "template: __alert_X:1:4: function \"nosuchfunc\" not defined"
+        );
+        let err = Template::parse("__alert_X", "line1\n{{ $undefined }}").expect_err("must fail");
+        assert_eq!(
+            err.to_string(),
+            "template: __alert_X:2:4: undefined variable \"$undefined\""
+        );
+        assert!(Template::parse("t", "{{ if true }}x").is_err());
+        assert!(Template::parse("t", "{{ end }}").is_err());
+    }
+
+    #[test]
+    fn execution_errors_are_values_not_panics() {
+        let err =
+            expand("t", "{{ humanize \"abc\" }}", &data(0.0), &no_query).expect_err("must fail");
+        assert!(
+            err.to_string().contains(
+                "error calling humanize: strconv.ParseFloat: parsing \"abc\": invalid syntax"
+            ),
+            "{err}"
+        );
+        let err = expand("t", "{{ gt $value 0 }}", &data(0.0), &no_query).expect_err("must fail");
+        assert!(
+            err.to_string()
+                .contains("incompatible types for comparison"),
+            "{err}"
+        );
+        let err = expand("t", "{{ query \"up\" | first }}", &data(0.0), &no_query)
+            .expect_err("must fail");
+        assert!(err.to_string().contains("no query engine"), "{err}");
+        let err = expand("t", "{{ $value.Foo }}", &data(0.0), &no_query).expect_err("must fail");
+        assert!(
+            err.to_string()
+                .contains("can't evaluate field Foo in type float64"),
+            "{err}"
+        );
+    }
+}
