@@ -1,1 +1,22 @@
-//! (skeleton) filled in by the evaluator engine work.
+//! The scrape stage: fetches `/metrics` from every configured target on its
+//! own schedule, parses the exposition, relabels it, tracks staleness and
+//! hands each scrape to the store as one batch.
+//!
+//! The store is reached only through [`SampleAppender`], so this stage can
+//! be tested (and benchmarked) without it.
+
+pub mod appender;
+pub mod parser;
+
+pub use appender::{AppendError, AppendSample, SampleAppender};
+
+pub use parser::{Entry, Format, ParseError, Parser, Sample};
+
+/// The value Prometheus writes to mark a series stale: a NaN with a payload
+/// that no arithmetic produces, so it is told apart from a scraped `NaN`.
+pub const STALE_NAN: f64 = f64::from_bits(0x7ff0_0000_0000_0002);
+
+/// Whether `v` is the staleness marker (compares bits: NaN != NaN).
+pub fn is_stale_marker(v: f64) -> bool {
+    v.to_bits() == STALE_NAN.to_bits()
+}
