@@ -6,7 +6,9 @@
 //! be tested (and benchmarked) without it.
 
 pub mod appender;
+pub mod config;
 pub mod parser;
+pub mod relabel;
 
 pub use appender::{AppendError, AppendSample, SampleAppender};
 
