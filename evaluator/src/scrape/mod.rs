@@ -9,10 +9,20 @@ pub mod appender;
 pub mod config;
 pub mod parser;
 pub mod relabel;
+pub mod scrape_loop;
+pub mod staleness;
+pub mod target;
 
 pub use appender::{AppendError, AppendSample, SampleAppender};
-
+pub use config::{
+    parse_prometheus_duration, validate_scrape_configs, ConfigError, ScrapeConfig, ScrapeDefaults,
+    ValidScrapeConfig,
+};
 pub use parser::{Entry, Format, ParseError, Parser, Sample};
+pub use scrape_loop::{
+    spawn_scrape_loops, Clock, ScrapeError, ScrapeLoop, ScrapeOutcome, SystemClock, ACCEPT_HEADER,
+};
+pub use target::{Health, Target, TargetHandle, TargetState};
 
 /// The value Prometheus writes to mark a series stale: a NaN with a payload
 /// that no arithmetic produces, so it is told apart from a scraped `NaN`.
