@@ -33,6 +33,9 @@ struct Seen {
     accept: Vec<String>,
 }
 
+/// The fake target's handler state.
+type Shared = (Arc<Mutex<Exposition>>, Arc<Mutex<Seen>>);
+
 #[derive(Clone)]
 struct FakeTarget {
     exposition: Arc<Mutex<Exposition>>,
@@ -72,10 +75,7 @@ impl FakeTarget {
     }
 }
 
-async fn serve(
-    State((exposition, seen)): State<(Arc<Mutex<Exposition>>, Arc<Mutex<Seen>>)>,
-    headers: HeaderMap,
-) -> Response {
+async fn serve(State((exposition, seen)): State<Shared>, headers: HeaderMap) -> Response {
     {
         let mut seen = seen.lock().expect("lock");
         let header = |name: &str| {
