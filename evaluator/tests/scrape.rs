@@ -179,7 +179,8 @@ async fn harness(body: &str, extra: &str) -> Harness {
     let store = Arc::new(MemoryStore::default());
     let clock = ManualClock::at(T0);
     let cfg = config(&target.address, extra);
-    let scrape_loop = ScrapeLoop::new(&cfg, 0, store.clone(), clock.clone()).expect("loop");
+    let scrape_loop =
+        ScrapeLoop::new(&cfg, &cfg.targets[0], store.clone(), clock.clone()).expect("loop");
     Harness {
         target,
         store,
@@ -499,7 +500,7 @@ async fn unreachable_target_is_down_with_the_url_in_the_error() {
     let store = Arc::new(MemoryStore::default());
     let cfg = config(&format!("127.0.0.1:{port}"), "");
     let mut scrape_loop =
-        ScrapeLoop::new(&cfg, 0, store.clone(), ManualClock::at(T0)).expect("loop");
+        ScrapeLoop::new(&cfg, &cfg.targets[0], store.clone(), ManualClock::at(T0)).expect("loop");
     let outcome = scrape_loop.scrape_once().await;
     assert!(!outcome.up);
     let error = outcome.error.unwrap_or_default();

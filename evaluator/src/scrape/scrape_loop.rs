@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
 use super::appender::{AppendError, AppendSample, SampleAppender};
-use super::config::{format_duration, Credentials, ValidScrapeConfig};
+use super::config::{format_duration, Credentials, StaticTarget, ValidScrapeConfig};
 use super::parser::{is_valid_metric_name, Entry, Format, ParseError, Parser};
 use super::relabel::{relabel, Relabeler};
 use super::staleness::{Lookup, SeriesKey, SeriesTracker};
@@ -115,17 +115,13 @@ const REPORT_NAMES: [&str; 5] = [
 ];
 
 impl ScrapeLoop {
-    /// A loop for `address`, one of `config`'s static targets.
+    /// A loop for `static_target`, one of `config`'s targets.
     pub fn new(
         config: &ValidScrapeConfig,
-        target_index: usize,
+        static_target: &StaticTarget,
         appender: Arc<dyn SampleAppender>,
         clock: Arc<dyn Clock>,
     ) -> Result<ScrapeLoop, ScrapeError> {
-        let static_target = config
-            .targets
-            .get(target_index)
-            .ok_or_else(|| ScrapeError::Client(format!("no target #{target_index}")))?;
         let target = Target {
             job: config.job_name.clone(),
             url: config.url_for(&static_target.address),
@@ -496,9 +492,9 @@ pub fn spawn_scrape_loops(
     let mut handles = Vec::new();
     let mut tasks = Vec::new();
     for config in configs {
-        for index in 0..config.targets.len() {
+        for target in &config.targets {
             let scrape_loop =
-                ScrapeLoop::new(config, index, Arc::clone(appender), Arc::clone(clock))?;
+                ScrapeLoop::new(config, target, Arc::clone(appender), Arc::clone(clock))?;
             handles.push(scrape_loop.handle());
             tasks.push(tokio::spawn(scrape_loop.run(cancel.clone())));
         }
