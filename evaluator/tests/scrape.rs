@@ -549,3 +549,26 @@ async fn stopping_a_target_stales_its_series_and_synthetic_series() {
     assert!(last.iter().all(|s| is_stale_marker(s.value)));
     assert!(store.all().len() > last.len());
 }
+
+#[tokio::test]
+async fn duplicate_series_in_one_exposition_keep_the_first_sample() {
+    let mut h = harness("a{x=\"1\"} 1\na{x=\"1\"} 2\n", "").await;
+    let outcome = h.scrape_loop.scrape_once().await;
+    assert!(outcome.up);
+    let batch = h.store.last_batch();
+    let a = find(&batch, "a");
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].value, 1.0);
+}
+
+#[tokio::test]
+async fn start_offset_lies_within_the_interval_and_is_stable_per_target() {
+    let h = harness("a 1\n", "scrape_interval: 15s").await;
+    let first = h.scrape_loop.initial_offset();
+    assert!(first < Duration::from_secs(15));
+    // One second later the same phase is one second closer.
+    h.clock.advance(Duration::from_secs(1));
+    let second = h.scrape_loop.initial_offset();
+    let expected = (first + Duration::from_secs(14)).as_millis() % 15_000;
+    assert_eq!(second.as_millis(), expected);
+}
