@@ -4,6 +4,13 @@
 //!
 //! The store is reached only through [`SampleAppender`], so this stage can
 //! be tested (and benchmarked) without it.
+//!
+//! Wiring, in order: deserialise `scrape_configs` into [`ScrapeConfig`]s,
+//! check them with [`validate_scrape_configs`] (every problem, with its
+//! field path), then [`spawn_scrape_loops`] with the store, a [`Clock`] and
+//! a shutdown token; the returned [`TargetHandle`]s feed the targets API.
+//! Cancelling the token stops every loop, which first marks all of its
+//! series stale.
 
 pub mod appender;
 pub mod config;
