@@ -1,1 +1,41 @@
-//! (skeleton) filled in by the evaluator engine work.
+//! The scrape stage: fetches `/metrics` from every configured target on its
+//! own schedule, parses the exposition, relabels it, tracks staleness and
+//! hands each scrape to the store as one batch.
+//!
+//! The store is reached only through [`SampleAppender`], so this stage can
+//! be tested (and benchmarked) without it.
+//!
+//! Wiring, in order: deserialise `scrape_configs` into [`ScrapeConfig`]s,
+//! check them with [`validate_scrape_configs`] (every problem, with its
+//! field path), then [`spawn_scrape_loops`] with the store, a [`Clock`] and
+//! a shutdown token; the returned [`TargetHandle`]s feed the targets API.
+//! Cancelling the token stops every loop, which first marks all of its
+//! series stale.
+
+pub mod appender;
+pub mod config;
+pub mod parser;
+pub mod relabel;
+pub mod scrape_loop;
+pub mod staleness;
+pub mod target;
+
+pub use appender::{AppendError, AppendSample, SampleAppender};
+pub use config::{
+    parse_prometheus_duration, validate_scrape_configs, ConfigError, ScrapeConfig, ScrapeDefaults,
+    ValidScrapeConfig,
+};
+pub use parser::{Entry, Format, ParseError, Parser, Sample};
+pub use scrape_loop::{
+    spawn_scrape_loops, Clock, ScrapeError, ScrapeLoop, ScrapeOutcome, SystemClock, ACCEPT_HEADER,
+};
+pub use target::{Health, Target, TargetHandle, TargetState};
+
+/// The value Prometheus writes to mark a series stale: a NaN with a payload
+/// that no arithmetic produces, so it is told apart from a scraped `NaN`.
+pub const STALE_NAN: f64 = f64::from_bits(0x7ff0_0000_0000_0002);
+
+/// Whether `v` is the staleness marker (compares bits: NaN != NaN).
+pub fn is_stale_marker(v: f64) -> bool {
+    v.to_bits() == STALE_NAN.to_bits()
+}
