@@ -4,7 +4,6 @@
 //! aborting, so that one bad probe does not hide problems elsewhere.
 
 use std::collections::BTreeMap;
-use std::marker::PhantomData;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
@@ -52,40 +51,101 @@ pub struct RawMetric {
     pub labels: Option<Vec<String>>,
 }
 
-/// A value that either deserialised, or the error it produced: the path
-/// inside the value where it failed (`timeout`, `headers.Accept`) and
-/// serde's message.
+/// A value as far as it deserialised, with every error it produced: the
+/// path inside the value where it failed (`.timeout`, `.headers.Accept`) and
+/// serde's message. Unknown keys are reported and then set aside, so that
+/// the rest of the value is still deserialised and validated.
 #[derive(Debug)]
-pub enum Checked<T> {
-    Ok(T),
-    Invalid { path: String, message: String },
+pub struct Checked<T> {
+    pub value: Option<T>,
+    pub errors: Vec<SerdeError>,
+}
+
+/// One deserialisation error inside a [`Checked`] value.
+#[derive(Debug, Clone)]
+pub struct SerdeError {
+    pub path: String,
+    pub message: String,
 }
 
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Checked<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = serde_yaml::Value::deserialize(deserializer)?;
-        Ok(check::<T>(value, PhantomData))
+        Ok(check::<T>(value))
     }
 }
 
-fn check<T: DeserializeOwned>(value: serde_yaml::Value, _: PhantomData<T>) -> Checked<T> {
-    match serde_path_to_error::deserialize::<_, T>(value) {
-        Ok(parsed) => Checked::Ok(parsed),
-        Err(error) => {
-            let path = error
-                .path()
-                .iter()
-                .map(|segment| match segment {
-                    serde_path_to_error::Segment::Seq { index } => format!("[{index}]"),
-                    other => format!(".{other}"),
-                })
-                .collect::<String>();
-            Checked::Invalid {
-                path,
-                message: error.into_inner().to_string(),
+/// Deserialises `value` as `T` (whose structs deny unknown fields). Each
+/// unknown key is recorded, removed, and deserialisation retried, so one
+/// typo does not hide the other problems of the same value.
+pub fn check<T: DeserializeOwned>(mut value: serde_yaml::Value) -> Checked<T> {
+    let mut errors = Vec::new();
+    loop {
+        let error = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            Ok(parsed) => {
+                return Checked {
+                    value: Some(parsed),
+                    errors,
+                }
             }
+            Err(error) => error,
+        };
+        let segments: Vec<serde_path_to_error::Segment> = error.path().iter().cloned().collect();
+        let path = segments
+            .iter()
+            .map(|segment| match segment {
+                serde_path_to_error::Segment::Seq { index } => format!("[{index}]"),
+                other => format!(".{other}"),
+            })
+            .collect::<String>();
+        let message = error.into_inner().to_string();
+        let removed =
+            unknown_field(&message).is_some_and(|key| remove_key(&mut value, &segments, key));
+        errors.push(SerdeError { path, message });
+        if !removed {
+            return Checked {
+                value: None,
+                errors,
+            };
         }
     }
+}
+
+/// The key named by serde's "unknown field `x`, expected ..." message.
+pub fn unknown_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+}
+
+/// Removes `key` from the mapping at `segments` (whose last segment may be
+/// the key itself, as serde_path_to_error reports it); says whether it did.
+fn remove_key(
+    value: &mut serde_yaml::Value,
+    segments: &[serde_path_to_error::Segment],
+    key: &str,
+) -> bool {
+    use serde_path_to_error::Segment;
+    let parents = match segments.last() {
+        Some(Segment::Map { key: last }) if last == key => &segments[..segments.len() - 1],
+        _ => segments,
+    };
+    let mut current = value;
+    for segment in parents {
+        let next = match segment {
+            Segment::Seq { index } => current.get_mut(*index),
+            Segment::Map { key } => current.get_mut(key.as_str()),
+            _ => None,
+        };
+        match next {
+            Some(next) => current = next,
+            None => return false,
+        }
+    }
+    current
+        .as_mapping_mut()
+        .and_then(|mapping| mapping.remove(key))
+        .is_some()
 }
 
 /// A duration as written. A bare YAML number (`timeout: 30`) is kept as text

@@ -213,6 +213,28 @@ fn a_config_with_several_problems_reports_all_of_them() {
 }
 
 #[test]
+fn unknown_keys_do_not_hide_other_problems_of_the_same_section() {
+    let yaml = "lisen: 0.0.0.0:1\nprobes:\n  - name: a\n    url: ftp://a/\n    intervall: 5s\n    retries: 3\nbusiness:\n  tokenfile: x\n  max_label_sets: -1\n";
+    let found = problems(yaml);
+    let at: Vec<String> = found
+        .iter()
+        .map(|p| p.splitn(3, ": ").take(2).collect::<Vec<_>>().join(": "))
+        .collect();
+    assert_eq!(
+        at,
+        [
+            "conf/exporter.yaml:1:1: lisen",
+            "conf/exporter.yaml:4:10: probes[0].url",
+            "conf/exporter.yaml:5:5: probes[0].intervall",
+            "conf/exporter.yaml:6:5: probes[0].retries",
+            "conf/exporter.yaml:8:3: business.tokenfile",
+            "conf/exporter.yaml:9:19: business.max_label_sets",
+        ],
+        "{found:#?}"
+    );
+}
+
+#[test]
 fn error_display_lists_every_problem_under_a_count() {
     let error = Config::parse("demo: maybe\nlisten: x\n", Path::new(FILE), None).err();
     let text = error.map(|e| e.to_string()).unwrap_or_default();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::duration::{format_duration, parse_duration};
 use super::positions::{child_index, child_key, PositionIndex};
-use super::raw::{Checked, RawBusiness, RawConfig, RawMetric, RawProbe};
+use super::raw::{check, unknown_field, Checked, RawBusiness, RawConfig, RawMetric, RawProbe};
 use super::{
     defaults, BusinessConfig, Config, IngestToken, MetricConfig, ProbeConfig, Problem,
     EXPECT_VARIABLES,
@@ -90,14 +90,11 @@ impl Validator<'_> {
         if field.starts_with('.') {
             field.remove(0);
         }
-        // serde names an unknown key in its message but not in the path;
-        // point at the key itself, where the typo is.
-        let unknown = message
-            .strip_prefix("unknown field `")
-            .and_then(|rest| rest.split('`').next());
+        // For an unknown key, point at the key itself, where the typo is.
+        // serde_path_to_error usually ends the path with the key already.
+        let unknown = unknown_field(message);
         let (field, position) = match unknown {
             Some(key) => {
-                // serde_path_to_error already ends the path with the key.
                 let suffix = format!(".{key}");
                 let field = if field == key || field.ends_with(&suffix) {
                     field
@@ -120,15 +117,13 @@ impl Validator<'_> {
         });
     }
 
-    /// The value of a [`Checked`] field, or `None` after recording its error.
+    /// The value of a [`Checked`] field, after recording its errors.
     fn take<T>(&mut self, checked: Option<Checked<T>>, field: &str) -> Option<T> {
-        match checked? {
-            Checked::Ok(value) => Some(value),
-            Checked::Invalid { path, message } => {
-                self.serde_problem(field, &path, &message);
-                None
-            }
+        let checked = checked?;
+        for error in &checked.errors {
+            self.serde_problem(field, &error.path, &error.message);
         }
+        checked.value
     }
 
     fn config(&mut self, text: &str, env_token: Option<&str>) -> Option<Config> {
@@ -150,15 +145,7 @@ impl Validator<'_> {
         let raw: RawConfig = if document.is_null() {
             RawConfig::default()
         } else {
-            match serde_path_to_error::deserialize(document) {
-                Ok(raw) => raw,
-                Err(error) => {
-                    let path = error.path().to_string();
-                    let path = if path == "." { String::new() } else { path };
-                    self.serde_problem("", &path, &error.into_inner().to_string());
-                    return None;
-                }
-            }
+            self.take(Some(check(document)), "")?
         };
 
         let listen = self.take(raw.listen, "listen").and_then(|listen| {
