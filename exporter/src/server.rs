@@ -2,12 +2,15 @@
 //! `POST /api/v1/events`, and the `/demo/*` endpoints that give a fresh
 //! install something to watch.
 //!
-//! [`app`] builds the router from an [`AppState`] without a socket (tests
-//! drive it with `oneshot`); [`run`] binds the listener, marks the server
-//! ready and serves until the shutdown token is cancelled. The HTTP metrics
-//! layer wraps the router returned by [`app`] inside [`serve`], and the
-//! prober is started in [`run`] next to the server, with a child of the same
-//! shutdown token.
+//! - [`AppState`] holds the one Prometheus [`Registry`] every component
+//!   registers in (business metrics, process metrics, and whatever is given
+//!   to [`AppState::with_registry`]); `/metrics` serves it.
+//! - [`app`] builds the router from an [`AppState`] without a socket, so
+//!   tests drive it with `oneshot`. Layers that must see every request (the
+//!   HTTP metrics layer) are added at the end of [`app`].
+//! - [`run`] binds the listener and serves until the shutdown token is
+//!   cancelled; long-running tasks (the prober) are started there with a
+//!   child of that token, next to the server.
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
@@ -151,8 +154,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
             addr: config.listen,
             source,
         })?;
-    // Probes are plain data until the prober is wired in here, with
-    // `shutdown.child_token()`.
+    // Long-running tasks start here, each with `shutdown.child_token()`.
     tracing::info!(probes = config.probes.len(), "configuration loaded");
     serve(listener, state, shutdown).await
 }

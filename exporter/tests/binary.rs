@@ -55,15 +55,27 @@ struct Exporter {
 async fn start_exporter(yaml: &str) -> Result<Exporter> {
     let dir = tempfile::tempdir()?;
     let config = write_config(dir.path(), yaml)?;
+    start_exporter_with(&config, &[], Stdio::null(), dir).await
+}
+
+/// Starts the exporter on `config` with extra arguments; `--listen` is
+/// always a free loopback port, whatever the config says.
+async fn start_exporter_with(
+    config: &Path,
+    args: &[&str],
+    stderr: Stdio,
+    dir: tempfile::TempDir,
+) -> Result<Exporter> {
     let port = free_port();
     let process = ChildGuard::spawn(
         Command::new(cargo_bin("vigil-exporter"))
             .arg("--config")
-            .arg(&config)
+            .arg(config)
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
             .env("VIGIL_INGEST_TOKEN", TOKEN)
             .stdout(Stdio::null())
-            .stderr(Stdio::null()),
+            .stderr(stderr),
     );
     let base = format!("http://127.0.0.1:{port}");
     wait_for_http(&format!("{base}/readyz"), Duration::from_secs(20)).await?;
@@ -237,6 +249,60 @@ async fn sigterm_stops_the_server_promptly_with_exit_0() -> Result<()> {
         "did not exit 0 within 5 s of SIGTERM"
     );
     Ok(())
+}
+
+#[tokio::test]
+async fn json_log_format_writes_one_json_object_per_line() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = write_config(dir.path(), DEMO_CONFIG)?;
+    let mut exporter =
+        start_exporter_with(&config, &["--log-format", "json"], Stdio::piped(), dir).await?;
+    Command::new("kill")
+        .args(["-TERM", &exporter.process.0.id().to_string()])
+        .status()?;
+    wait_exit(&mut exporter.process.0, Duration::from_secs(5))?;
+    let mut stderr = String::new();
+    if let Some(mut pipe) = exporter.process.0.stderr.take() {
+        std::io::Read::read_to_string(&mut pipe, &mut stderr)?;
+    }
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let messages: Vec<&str> = lines
+        .iter()
+        .filter_map(|line| line["fields"]["message"].as_str())
+        .collect();
+    assert!(messages.contains(&"vigil-exporter listening"), "{stderr}");
+    assert!(
+        messages.contains(&"SIGTERM received; shutting down"),
+        "{stderr}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn shipped_demo_example_serves_its_demo_endpoints() -> Result<()> {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/exporter-demo.yaml");
+    let exporter = start_exporter_with(&example, &[], Stdio::null(), tempfile::tempdir()?).await?;
+    let client = reqwest::Client::new();
+    let ok = client
+        .get(format!("{}/demo/ok", exporter.base))
+        .send()
+        .await?
+        .status();
+    let error = client
+        .get(format!("{}/demo/error", exporter.base))
+        .send()
+        .await?
+        .status();
+    assert_eq!((ok.as_u16(), error.as_u16()), (200, 500));
+    exporter
+        .post_event(
+            &client,
+            serde_json::json!({"metric": "orders_created_total", "labels": {"channel": "web"}}),
+        )
+        .await
 }
 
 /// Demo traffic and events of every kind, so `/metrics` shows them all.

@@ -84,6 +84,16 @@ fn each_bad_config_reports_file_line_column_field_and_expectation() {
             says: "\"Bad Header\" is not a valid HTTP header name",
         },
         Case {
+            yaml: "probes:\n  - name: shop\n    url: http://x/\n    headers:\n      Accept: a\n      accept: b\n",
+            at: "conf/exporter.yaml:6:7: probes[0].headers.accept",
+            says: "header \"accept\" is also given as \"Accept\"; header names are case-insensitive",
+        },
+        Case {
+            yaml: "probes:\n  - name: shop\n    url: http://x/\n    interval: 0s\n",
+            at: "conf/exporter.yaml:4:15: probes[0].interval",
+            says: "must be greater than 0",
+        },
+        Case {
             yaml: "probes:\n  - name: shop\n    url: http://x/\n    expect: 'status == (200'\n",
             at: "conf/exporter.yaml:4:13: probes[0].expect",
             says: "\"status == (200\" is not a valid expression",

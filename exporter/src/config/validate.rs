@@ -294,9 +294,15 @@ impl Validator<'_> {
         field: &str,
     ) -> Option<BTreeMap<String, String>> {
         let mut ok = true;
+        let mut seen: HashMap<String, &str> = HashMap::new();
         for (name, value) in &headers {
             let path = child_key(field, name);
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            // Header names are case-insensitive: `Accept` and `accept` would
+            // silently send the header twice.
+            if let Some(first) = seen.insert(name.to_ascii_lowercase(), name) {
+                self.key_problem(&path, format!("header {name:?} is also given as {first:?}; header names are case-insensitive, keep one"));
+                ok = false;
+            } else if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
                 self.key_problem(
                     &path,
                     format!(
