@@ -46,7 +46,7 @@ pub enum BusinessError {
         labels: Vec<String>,
         declared: Vec<String>,
     },
-    #[error("metric {metric:?} needs label(s) {labels:?}")]
+    #[error("metric {metric:?} needs label(s) {labels:?} with non-empty values")]
     MissingLabels { metric: String, labels: Vec<String> },
     #[error("value of {metric:?} must be {expected}, got {value}")]
     InvalidValue {
@@ -239,7 +239,8 @@ impl BusinessMetrics {
         let missing: Vec<String> = declared
             .labels
             .iter()
-            .filter(|name| !labels.contains_key(*name))
+            // Prometheus treats an empty label value as an absent label.
+            .filter(|name| labels.get(*name).is_none_or(String::is_empty))
             .cloned()
             .collect();
         if !missing.is_empty() {

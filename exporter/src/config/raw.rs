@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a mapping with keys listen, demo, probes, business")]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub listen: Option<Checked<String>>,
@@ -18,6 +19,7 @@ pub struct RawConfig {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "a probe: a mapping with keys such as name, url, interval")]
 #[serde(deny_unknown_fields)]
 pub struct RawProbe {
     pub name: Option<String>,
@@ -35,6 +37,7 @@ pub struct RawProbe {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "a mapping with keys token_file, max_label_sets, counters, gauges")]
 #[serde(deny_unknown_fields)]
 pub struct RawBusiness {
     pub token_file: Option<String>,
@@ -44,6 +47,7 @@ pub struct RawBusiness {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "a metric: a mapping with keys name, help, labels")]
 #[serde(deny_unknown_fields)]
 pub struct RawMetric {
     pub name: Option<String>,

@@ -114,6 +114,11 @@ fn each_bad_config_reports_file_line_column_field_and_expectation() {
             says: "invalid type: string \"sometimes\", expected a boolean",
         },
         Case {
+            yaml: "probes:\n  - 5\n",
+            at: "conf/exporter.yaml:2:5: probes[0]",
+            says: "invalid type: integer `5`, expected a probe: a mapping with keys such as name, url",
+        },
+        Case {
             yaml: "listen: localhost\n",
             at: "conf/exporter.yaml:1:9: listen",
             says: "\"localhost\" is not a listen address; expected IP:PORT",
