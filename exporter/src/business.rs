@@ -6,6 +6,18 @@
 //! label-set budget) before anything is recorded, so a rejected event
 //! changes nothing. The label-set budget (`business.max_label_sets` per
 //! metric) keeps a misbehaving client from exploding the series count.
+//!
+//! How `POST /api/v1/events` answers (body `{"error": "...", "code": "..."}`
+//! on failure; see [`BusinessError::code`]):
+//!
+//! | status | when |
+//! | --- | --- |
+//! | 200 | recorded; body `{"metric", "labels", "value"}` with the new value |
+//! | 400 | malformed JSON, unknown event fields, non-numeric or out-of-range value |
+//! | 401 | missing or wrong `Authorization: Bearer` token |
+//! | 403 | ingest disabled: no token configured (`business.token_file` or `VIGIL_INGEST_TOKEN`); refusing is the safe default |
+//! | 413 | body larger than [`MAX_EVENT_BYTES`] |
+//! | 422 | undeclared metric, unknown or missing labels, negative or non-finite counter value, gauge without value, or the metric's label-set budget is spent (422, not 429: retrying later will not help) |
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;

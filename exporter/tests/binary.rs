@@ -466,6 +466,15 @@ async fn prometheus_scrapes_exactly_the_events_that_were_posted() -> Result<()> 
             serde_json::json!({"metric": "queue_depth", "labels": {"queue": "mail"}, "value": 42}),
         )
         .await?;
+    // Known demo traffic, for checks on the HTTP request metrics.
+    for (path, times) in [("/demo/ok", 5), ("/demo/error", 2)] {
+        for _ in 0..times {
+            client
+                .get(format!("{}{path}", exporter.base))
+                .send()
+                .await?;
+        }
+    }
 
     let checks = [
         ("sum(orders_created_total)", 7.0),

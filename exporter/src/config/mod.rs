@@ -1,10 +1,10 @@
 //! The `exporter.yaml` schema: loading, defaults and validation.
 //!
 //! Loading runs in three phases so that one run reports every problem:
-//! 1. serde deserialises the file into loose [`raw`] structs (every key
+//! 1. serde deserialises the file into loose `raw` structs (every key
 //!    optional, unknown keys rejected); each probe and metric is deserialised
 //!    on its own, so a typo in one does not hide problems in the others;
-//! 2. [`validate`] checks everything (names, URLs, durations, collisions) and
+//! 2. `validate` checks everything (names, URLs, durations, collisions) and
 //!    applies the defaults from [`defaults`], collecting [`Problem`]s;
 //! 3. the result is a [`Config`]: plain, validated data that the server, the
 //!    business counters and the prober consume without further checks.
