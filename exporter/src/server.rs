@@ -81,6 +81,8 @@ impl AppState {
     /// State for `config` using `registry`, which other components (the
     /// HTTP metrics layer, the prober) register their metrics in too; it is
     /// what `/metrics` serves.
+    /// Registers the business metrics and (on Linux) the process metrics
+    /// in it.
     pub fn with_registry(config: &Config, registry: Registry) -> Result<AppState, ServerError> {
         register_process_metrics(&registry)?;
         let business = BusinessMetrics::register(&config.business, &registry)?;
@@ -142,7 +144,9 @@ pub fn app(state: AppState) -> Router {
 
 /// Binds `config.listen` and serves until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServerError> {
-    let state = AppState::new(&config)?;
+    // The one registry: the metrics layer and the prober register here too.
+    let registry = Registry::new();
+    let state = AppState::with_registry(&config, registry)?;
     if !state.business().ingest_enabled() && state.business().declared() > 0 {
         tracing::warn!(
             "event ingest is disabled: no token configured (business.token_file or VIGIL_INGEST_TOKEN); POST /api/v1/events will answer 403"

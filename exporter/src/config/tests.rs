@@ -381,3 +381,27 @@ fn shipped_demo_example_is_valid() {
     let names = config.map(|c| (c.demo, c.probes.len(), c.business.counters.len()));
     assert_eq!(names, Ok((true, 2, 1)));
 }
+
+#[test]
+fn shipped_reference_example_is_valid_and_states_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/exporter-full.yaml");
+    let config = Config::load(&path).map_err(|e| e.to_string());
+    let summary = config.map(|c| {
+        let probe = &c.probes[0];
+        (
+            c.listen,
+            probe.interval,
+            probe.timeout,
+            c.business.max_label_sets,
+        )
+    });
+    assert_eq!(
+        summary,
+        Ok((
+            defaults::listen(),
+            defaults::PROBE_INTERVAL,
+            defaults::PROBE_TIMEOUT,
+            defaults::MAX_LABEL_SETS
+        ))
+    );
+}
