@@ -84,11 +84,11 @@ fn check(path: &Path) -> ExitCode {
         Ok(config) => {
             let business = &config.business;
             println!(
-                "{}: config OK ({} probes, {} counters, {} gauges, event ingest {})",
+                "{}: config OK ({}, {}, {}, event ingest {})",
                 path.display(),
-                config.probes.len(),
-                business.counters.len(),
-                business.gauges.len(),
+                count(config.probes.len(), "probe"),
+                count(business.counters.len(), "counter"),
+                count(business.gauges.len(), "gauge"),
                 if business.token.is_some() {
                     "enabled"
                 } else {
@@ -101,6 +101,14 @@ fn check(path: &Path) -> ExitCode {
             eprintln!("{}", report(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 

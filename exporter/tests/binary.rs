@@ -113,7 +113,8 @@ fn check_accepts_a_good_config_and_says_so() -> Result<()> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     assert!(
-        stdout.contains("config OK (0 probes, 1 counters, 1 gauges"),
+        stdout
+            .contains("config OK (0 probes, 1 counter, 1 gauge, event ingest disabled: no token)"),
         "{stdout}"
     );
     Ok(())
