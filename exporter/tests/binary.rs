@@ -30,6 +30,7 @@ fn write_config(dir: &Path, yaml: &str) -> Result<PathBuf> {
 fn run_exporter(args: &[&str]) -> Result<Output> {
     Ok(Command::new(cargo_bin("vigil-exporter"))
         .args(args)
+        .env_remove("VIGIL_INGEST_TOKEN")
         .output()?)
 }
 
