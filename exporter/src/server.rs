@@ -185,6 +185,7 @@ pub async fn serve(
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         } => tracing::warn!(grace = ?SHUTDOWN_GRACE, "in-flight requests did not finish in time; stopping anyway"),
     }
+    state.set_ready(false);
     tracing::info!("vigil-exporter stopped");
     Ok(())
 }
@@ -327,5 +328,49 @@ impl IntoResponse for AppError {
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn serve_is_ready_while_running_and_returns_once_shutdown_is_cancelled(
+    ) -> anyhow::Result<()> {
+        let state = AppState::new(&Config::default())?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, state.clone(), shutdown.clone()));
+
+        let ready = reqwest::get(format!("http://{addr}/readyz"))
+            .await?
+            .status();
+        assert_eq!(ready, reqwest::StatusCode::OK);
+
+        shutdown.cancel();
+        let stopped = tokio::time::timeout(Duration::from_secs(5), server).await;
+        assert!(matches!(stopped, Ok(Ok(Ok(())))), "{stopped:?}");
+        assert!(
+            !state.ready.load(Ordering::Acquire),
+            "still ready after shutdown"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn run_reports_a_port_already_in_use() -> anyhow::Result<()> {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let config = Config {
+            listen: taken.local_addr()?,
+            ..Config::default()
+        };
+        let result = run(config, CancellationToken::new()).await;
+        assert!(
+            matches!(result, Err(ServerError::Bind { .. })),
+            "{result:?}"
+        );
+        Ok(())
     }
 }
