@@ -239,17 +239,19 @@ fn help_documents_every_flag() -> Result<()> {
 }
 
 #[tokio::test]
-async fn sigterm_stops_the_server_promptly_with_exit_0() -> Result<()> {
-    let mut exporter = start_exporter(DEMO_CONFIG).await?;
-    let pid = exporter.process.0.id().to_string();
-    let kill = Command::new("kill").args(["-TERM", &pid]).status()?;
-    assert!(kill.success());
-    let status = wait_exit(&mut exporter.process.0, Duration::from_secs(5))?;
-    assert_eq!(
-        status.map(|s| s.code()),
-        Some(Some(0)),
-        "did not exit 0 within 5 s of SIGTERM"
-    );
+async fn sigterm_and_ctrl_c_stop_the_server_promptly_with_exit_0() -> Result<()> {
+    for signal in ["-TERM", "-INT"] {
+        let mut exporter = start_exporter(DEMO_CONFIG).await?;
+        let pid = exporter.process.0.id().to_string();
+        let kill = Command::new("kill").args([signal, &pid]).status()?;
+        assert!(kill.success());
+        let status = wait_exit(&mut exporter.process.0, Duration::from_secs(5))?;
+        assert_eq!(
+            status.map(|s| s.code()),
+            Some(Some(0)),
+            "no exit 0 within 5 s of kill {signal}"
+        );
+    }
     Ok(())
 }
 

@@ -177,7 +177,7 @@ impl fmt::Display for Problem {
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {}: {source}; check the path given to --config", path.display())]
+    #[error("cannot read config file {}: {source}; check the path", path.display())]
     Read {
         path: PathBuf,
         #[source]
