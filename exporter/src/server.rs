@@ -50,8 +50,8 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub enum ServerError {
     #[error("cannot set up metrics: {0}")]
     Metrics(#[from] BusinessError),
-    #[error("cannot register process metrics: {0}")]
-    ProcessMetrics(#[source] prometheus::Error),
+    #[error("cannot register the exporter's own metrics: {0}")]
+    OwnMetrics(#[source] prometheus::Error),
     #[error("cannot listen on {addr}: {source}; is another process using the port? choose another with --listen")]
     Bind {
         addr: SocketAddr,
@@ -85,6 +85,7 @@ impl AppState {
     /// in it.
     pub fn with_registry(config: &Config, registry: Registry) -> Result<AppState, ServerError> {
         register_process_metrics(&registry)?;
+        register_build_info(&registry)?;
         let business = BusinessMetrics::register(&config.business, &registry)?;
         Ok(AppState {
             registry,
@@ -110,12 +111,28 @@ impl AppState {
     }
 }
 
+/// `vigil_exporter_build_info{version, commit} 1`, so dashboards can show
+/// which build is running.
+fn register_build_info(registry: &Registry) -> Result<(), ServerError> {
+    let opts = prometheus::Opts::new(
+        "vigil_exporter_build_info",
+        "Build of the running vigil-exporter; always 1.",
+    )
+    .const_label("version", env!("CARGO_PKG_VERSION"))
+    .const_label("commit", env!("VIGIL_GIT_COMMIT"));
+    let info = prometheus::IntGauge::with_opts(opts).map_err(ServerError::OwnMetrics)?;
+    info.set(1);
+    registry
+        .register(Box::new(info))
+        .map_err(ServerError::OwnMetrics)
+}
+
 #[cfg(target_os = "linux")]
 fn register_process_metrics(registry: &Registry) -> Result<(), ServerError> {
     let collector = prometheus::process_collector::ProcessCollector::for_self();
     registry
         .register(Box::new(collector))
-        .map_err(ServerError::ProcessMetrics)
+        .map_err(ServerError::OwnMetrics)
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -296,6 +296,18 @@ async fn metrics_use_the_prometheus_text_content_type() -> Result<()> {
 }
 
 #[tokio::test]
+async fn metrics_name_the_running_build() -> Result<()> {
+    let text = get(&state()?, "/metrics").await?.text();
+    let expected = format!(
+        "vigil_exporter_build_info{{commit=\"{}\",version=\"{}\"}} 1\n",
+        env!("VIGIL_GIT_COMMIT"),
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(text.contains(&expected), "{text}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn metrics_are_gzipped_when_the_client_accepts_gzip() -> Result<()> {
     let state = state()?;
     post_event(
