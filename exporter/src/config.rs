@@ -1,1 +1,0 @@
-//! (skeleton) filled in by the exporter work.

@@ -1,0 +1,407 @@
+//! Specification of `exporter.yaml` validation: each bad config yields the
+//! documented message, with file, line, column and field path.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+const FILE: &str = "conf/exporter.yaml";
+
+fn problems(yaml: &str) -> Vec<String> {
+    match Config::parse(yaml, Path::new(FILE), None) {
+        Ok(config) => panic!("expected problems, got {config:?}"),
+        Err(error) => error.problems().iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// One bad config: the YAML, the `file:line:col: field` prefix of the
+/// problem, and a phrase its message must contain.
+struct Case {
+    yaml: &'static str,
+    at: &'static str,
+    says: &'static str,
+}
+
+const PROBE: &str = "probes:\n  - name: shop\n    url: https://shop.example/healthz\n";
+
+#[test]
+fn each_bad_config_reports_file_line_column_field_and_expectation() {
+    let cases = [
+        Case {
+            yaml: "probes:\n  - name: shop\n    url: http://x/\n    intervall: 5s\n",
+            at: "conf/exporter.yaml:4:5: probes[0].intervall",
+            says: "unknown field `intervall`, expected one of `name`, `url`",
+        },
+        Case {
+            yaml: "listen: 0.0.0.0:9310\nlisten_addr: x\n",
+            at: "conf/exporter.yaml:2:1: listen_addr",
+            says: "unknown field `listen_addr`",
+        },
+        Case {
+            yaml: "probes:\n  - name: shop\n    url: http://x/\n    interval: 5sec\n",
+            at: "conf/exporter.yaml:4:15: probes[0].interval",
+            says: "\"5sec\" is not a duration: unknown unit \"sec\"",
+        },
+        Case {
+            yaml: "probes:\n  - name: shop\n    url: http://x/\n    timeout: 30\n",
+            at: "conf/exporter.yaml:4:14: probes[0].timeout",
+            says: "\"30\" is not a duration: expected <number><unit> terms",
+        },
+        Case {
+            yaml: "probes:\n  - name: shop\n    url: http://x/\n    interval: 5s\n    timeout: 10s\n",
+            at: "conf/exporter.yaml:5:14: probes[0].timeout",
+            says: "timeout 10s must not exceed interval 5s; lower the timeout or raise the interval",
+        },
+        Case {
+            yaml: "probes:\n  - name: shop\n    url: http://x/\n    timeout: 1m\n",
+            at: "conf/exporter.yaml:4:14: probes[0].timeout",
+            says: "timeout 1m must not exceed interval 30s",
+        },
+        Case {
+            yaml: "probes:\n  - name: shop\n    url: ftp://shop.example/\n",
+            at: "conf/exporter.yaml:3:10: probes[0].url",
+            says: "scheme \"ftp\" is not supported; expected an absolute http:// or https:// URL",
+        },
+        Case {
+            yaml: "probes:\n  - name: shop\n    url: shop.example/healthz\n",
+            at: "conf/exporter.yaml:3:10: probes[0].url",
+            says: "\"shop.example/healthz\" is not a valid URL (relative URL without a base)",
+        },
+        Case {
+            yaml: "probes:\n  - name: shop\n",
+            at: "conf/exporter.yaml:2:5: probes[0].url",
+            says: "missing; expected the http:// or https:// URL to probe",
+        },
+        Case {
+            yaml: "probes:\n  - name: shop\n    url: http://x/\n    method: FETCH\n",
+            at: "conf/exporter.yaml:4:13: probes[0].method",
+            says: "\"FETCH\" is not a supported method; expected one of GET, HEAD",
+        },
+        Case {
+            yaml: "probes:\n  - name: shop\n    url: http://x/\n    headers: {\"Bad Header\": x}\n",
+            at: "conf/exporter.yaml:4:15: probes[0].headers.Bad Header",
+            says: "\"Bad Header\" is not a valid HTTP header name",
+        },
+        Case {
+            yaml: "probes:\n  - name: shop\n    url: http://x/\n    headers:\n      Accept: a\n      accept: b\n",
+            at: "conf/exporter.yaml:6:7: probes[0].headers.accept",
+            says: "header \"accept\" is also given as \"Accept\"; header names are case-insensitive",
+        },
+        Case {
+            yaml: "probes:\n  - name: shop\n    url: http://x/\n    interval: 0s\n",
+            at: "conf/exporter.yaml:4:15: probes[0].interval",
+            says: "must be greater than 0",
+        },
+        Case {
+            yaml: "probes:\n  - name: shop\n    url: http://x/\n    expect: 'status == (200'\n",
+            at: "conf/exporter.yaml:4:13: probes[0].expect",
+            says: "\"status == (200\" is not a valid expression",
+        },
+        Case {
+            yaml: "probes:\n  - name: shop\n    url: http://x/\n    expect: 'code == 200'\n",
+            at: "conf/exporter.yaml:4:13: probes[0].expect",
+            says: "unknown variable(s) code in \"code == 200\"; expect may read status, latency_ms",
+        },
+        Case {
+            yaml: "probes:\n  - {name: shop, url: 'http://a/'}\n  - {name: shop, url: 'http://b/'}\n",
+            at: "conf/exporter.yaml:3:12: probes[1].name",
+            says: "duplicate probe name \"shop\" (already used by probes[0]); probe names must be unique",
+        },
+        Case {
+            yaml: "probes:\n  - name: shop\n    url: http://x/\n    follow_redirects: sometimes\n",
+            at: "conf/exporter.yaml:4:23: probes[0].follow_redirects",
+            says: "invalid type: string \"sometimes\", expected a boolean",
+        },
+        Case {
+            yaml: "probes:\n  - 5\n",
+            at: "conf/exporter.yaml:2:5: probes[0]",
+            says: "invalid type: integer `5`, expected a probe: a mapping with keys such as name, url",
+        },
+        Case {
+            yaml: "listen: localhost\n",
+            at: "conf/exporter.yaml:1:9: listen",
+            says: "\"localhost\" is not a listen address; expected IP:PORT",
+        },
+        Case {
+            yaml: "business:\n  counters:\n    - name: OrdersCreated_total\n",
+            at: "conf/exporter.yaml:3:13: business.counters[0].name",
+            says: "\"OrdersCreated_total\" is not a valid metric name; expected lower-case snake_case",
+        },
+        Case {
+            yaml: "business:\n  counters:\n    - name: orders_created\n",
+            at: "conf/exporter.yaml:3:13: business.counters[0].name",
+            says: "counter \"orders_created\" must end in _total",
+        },
+        Case {
+            yaml: "business:\n  gauges:\n    - name: queue_total\n",
+            at: "conf/exporter.yaml:3:13: business.gauges[0].name",
+            says: "gauge \"queue_total\" must not end in _total",
+        },
+        Case {
+            yaml: "business:\n  counters:\n    - name: http_requests_total\n",
+            at: "conf/exporter.yaml:3:13: business.counters[0].name",
+            says: "\"http_requests_total\" collides with a built-in metric",
+        },
+        Case {
+            yaml: "business:\n  counters:\n    - name: orders_total\n  gauges:\n    - name: orders_total\n",
+            at: "conf/exporter.yaml:5:13: business.gauges[0].name",
+            says: "gauge \"orders_total\" must not end in _total",
+        },
+        Case {
+            yaml: "business:\n  counters:\n    - name: orders_total\n    - name: orders_total\n",
+            at: "conf/exporter.yaml:4:13: business.counters[1].name",
+            says: "duplicate metric name \"orders_total\" (already declared by business.counters[0])",
+        },
+        Case {
+            yaml: "business:\n  counters:\n    - {name: orders_total, labels: [channel, 1st]}\n",
+            at: "conf/exporter.yaml:3:46: business.counters[0].labels[1]",
+            says: "\"1st\" is not a valid label name; expected [a-zA-Z_][a-zA-Z0-9_]*",
+        },
+        Case {
+            yaml: "business:\n  counters:\n    - {name: orders_total, labels: [instance]}\n",
+            at: "conf/exporter.yaml:3:37: business.counters[0].labels[0]",
+            says: "label name \"instance\" is reserved",
+        },
+        Case {
+            yaml: "business:\n  counters:\n    - {name: orders_total, labels: [__meta]}\n",
+            at: "conf/exporter.yaml:3:37: business.counters[0].labels[0]",
+            says: "label name \"__meta\" is reserved: names starting with __",
+        },
+        Case {
+            yaml: "business:\n  counters:\n    - {name: orders_total, labels: [a, a]}\n",
+            at: "conf/exporter.yaml:3:40: business.counters[0].labels[1]",
+            says: "duplicate label name \"a\"",
+        },
+        Case {
+            yaml: "business:\n  max_label_sets: 0\n",
+            at: "conf/exporter.yaml:2:19: business.max_label_sets",
+            says: "0 is too small; expected a whole number of at least 1",
+        },
+        Case {
+            yaml: "business:\n  token_file: no-such-token\n",
+            at: "conf/exporter.yaml:2:15: business.token_file",
+            says: "cannot read token file conf/no-such-token",
+        },
+        Case {
+            yaml: "probes:\n  - name: shop\n   url: x\n",
+            at: "conf/exporter.yaml:3:4",
+            says: "not valid YAML: did not find expected '-' indicator",
+        },
+    ];
+    for case in cases {
+        let found = problems(case.yaml);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.starts_with(&format!("{}: ", case.at)) && p.contains(case.says)),
+            "config:\n{}\nexpected a problem at `{}` saying `{}`, got {found:#?}",
+            case.yaml,
+            case.at,
+            case.says
+        );
+    }
+}
+
+#[test]
+fn a_config_with_several_problems_reports_all_of_them() {
+    let yaml = "listen: nowhere\nprobes:\n  - {name: a, url: 'ftp://a/', timeout: 1h}\n  - {name: b, url: 'http://b/', bogus: 1}\n  - {name: a, url: 'http://c/', interval: 5x}\nbusiness:\n  counters:\n    - {name: Bad, labels: [job]}\n";
+    let found = problems(yaml);
+    let fields: Vec<&str> = found
+        .iter()
+        .map(|p| p.split(": ").nth(1).unwrap_or_default())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "listen",
+            "probes[0].url",
+            "probes[0].timeout",
+            "probes[1].bogus",
+            "probes[2].name",
+            "probes[2].interval",
+            "business.counters[0].name",
+            "business.counters[0].labels[0]",
+        ],
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn unknown_keys_do_not_hide_other_problems_of_the_same_section() {
+    let yaml = "lisen: 0.0.0.0:1\nprobes:\n  - name: a\n    url: ftp://a/\n    intervall: 5s\n    retries: 3\nbusiness:\n  tokenfile: x\n  max_label_sets: -1\n";
+    let found = problems(yaml);
+    let at: Vec<String> = found
+        .iter()
+        .map(|p| p.splitn(3, ": ").take(2).collect::<Vec<_>>().join(": "))
+        .collect();
+    assert_eq!(
+        at,
+        [
+            "conf/exporter.yaml:1:1: lisen",
+            "conf/exporter.yaml:4:10: probes[0].url",
+            "conf/exporter.yaml:5:5: probes[0].intervall",
+            "conf/exporter.yaml:6:5: probes[0].retries",
+            "conf/exporter.yaml:8:3: business.tokenfile",
+            "conf/exporter.yaml:9:19: business.max_label_sets",
+        ],
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn error_display_lists_every_problem_under_a_count() {
+    let error = Config::parse("demo: maybe\nlisten: x\n", Path::new(FILE), None).err();
+    let text = error.map(|e| e.to_string()).unwrap_or_default();
+    assert_eq!(
+        text,
+        "invalid configuration (2 problems):\n  \
+         conf/exporter.yaml:1:7: demo: invalid type: string \"maybe\", expected a boolean\n  \
+         conf/exporter.yaml:2:9: listen: \"x\" is not a listen address; expected IP:PORT such as 0.0.0.0:9310 or 127.0.0.1:9310"
+    );
+}
+
+#[test]
+fn empty_file_gives_the_defaults() {
+    for yaml in ["", "# nothing here\n", "probes:\nbusiness:\n"] {
+        let config = Config::parse(yaml, Path::new(FILE), None);
+        assert_eq!(config.ok(), Some(Config::default()), "{yaml:?}");
+    }
+}
+
+#[test]
+fn minimal_probe_gets_every_default() {
+    let config = Config::parse(PROBE, Path::new(FILE), None).ok();
+    let probe = config.and_then(|c| c.probes.into_iter().next());
+    assert_eq!(
+        probe,
+        Some(ProbeConfig {
+            name: "shop".into(),
+            url: "https://shop.example/healthz".into(),
+            method: http::Method::GET,
+            headers: Default::default(),
+            body: String::new(),
+            interval: defaults::PROBE_INTERVAL,
+            timeout: defaults::PROBE_TIMEOUT,
+            follow_redirects: true,
+            tls_verify: true,
+            expect: defaults::PROBE_EXPECT.into(),
+        })
+    );
+}
+
+#[test]
+fn full_config_parses_every_field() {
+    let dir = tempfile::tempdir().ok();
+    let dir = dir
+        .as_ref()
+        .map(|d| d.path())
+        .unwrap_or(Path::new("/nonexistent"));
+    std::fs::create_dir_all(dir.join("secrets")).ok();
+    std::fs::write(dir.join("secrets/token"), "s3cret\n").ok();
+    let yaml = r#"
+listen: 127.0.0.1:9999
+demo: true
+probes:
+  - name: shop
+    url: https://shop.example/healthz
+    method: post
+    interval: 1m30s
+    timeout: 1500ms
+    headers: {Accept: application/json}
+    body: '{"ping": true}'
+    follow_redirects: false
+    tls_verify: false
+    expect: 'status == 200 && latency_ms < 800'
+business:
+  token_file: secrets/token
+  max_label_sets: 50
+  counters:
+    - {name: orders_created_total, help: Orders created., labels: [channel]}
+  gauges:
+    - {name: queue_depth, labels: [queue, region]}
+"#;
+    let config = Config::parse(yaml, &dir.join("exporter.yaml"), Some("ignored-env-token"));
+    let expected = Config {
+        listen: "127.0.0.1:9999"
+            .parse()
+            .unwrap_or_else(|_| defaults::listen()),
+        demo: true,
+        probes: vec![ProbeConfig {
+            name: "shop".into(),
+            url: "https://shop.example/healthz".into(),
+            method: http::Method::POST,
+            headers: [("Accept".to_owned(), "application/json".to_owned())].into(),
+            body: r#"{"ping": true}"#.into(),
+            interval: Duration::from_secs(90),
+            timeout: Duration::from_millis(1500),
+            follow_redirects: false,
+            tls_verify: false,
+            expect: "status == 200 && latency_ms < 800".into(),
+        }],
+        business: BusinessConfig {
+            token: IngestToken::new("s3cret"),
+            max_label_sets: 50,
+            counters: vec![MetricConfig {
+                name: "orders_created_total".into(),
+                help: "Orders created.".into(),
+                labels: vec!["channel".into()],
+            }],
+            gauges: vec![MetricConfig {
+                name: "queue_depth".into(),
+                help: "Business gauge queue_depth, fed through POST /api/v1/events.".into(),
+                labels: vec!["queue".into(), "region".into()],
+            }],
+        },
+    };
+    assert_eq!(config.map_err(|e| e.to_string()), Ok(expected));
+}
+
+#[test]
+fn ingest_token_falls_back_to_the_environment_value() {
+    let with_env = Config::parse("demo: true\n", Path::new(FILE), Some("from-env\n")).ok();
+    assert_eq!(
+        with_env.and_then(|c| c.business.token),
+        IngestToken::new("from-env")
+    );
+    let blank_env = Config::parse("demo: true\n", Path::new(FILE), Some("  ")).ok();
+    assert_eq!(blank_env.map(|c| c.business.token), Some(None));
+}
+
+#[test]
+fn token_is_redacted_in_debug_output() {
+    let token = IngestToken::new("hunter2");
+    assert_eq!(format!("{token:?}"), "Some(IngestToken(<redacted>))");
+}
+
+#[test]
+fn shipped_demo_example_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/exporter-demo.yaml");
+    let config = Config::load(&path).map_err(|e| e.to_string());
+    let names = config.map(|c| (c.demo, c.probes.len(), c.business.counters.len()));
+    assert_eq!(names, Ok((true, 2, 1)));
+}
+
+#[test]
+fn shipped_reference_example_is_valid_and_states_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/exporter-full.yaml");
+    let config = Config::load(&path).map_err(|e| e.to_string());
+    let summary = config.map(|c| {
+        let probe = &c.probes[0];
+        (
+            c.listen,
+            probe.interval,
+            probe.timeout,
+            c.business.max_label_sets,
+        )
+    });
+    assert_eq!(
+        summary,
+        Ok((
+            defaults::listen(),
+            defaults::PROBE_INTERVAL,
+            defaults::PROBE_TIMEOUT,
+            defaults::MAX_LABEL_SETS
+        ))
+    );
+}

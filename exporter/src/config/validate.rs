@@ -1,0 +1,626 @@
+//! The validation pass: turns the [`raw`](super::raw) file into a
+//! [`Config`], applying [`defaults`](super::defaults) and collecting every
+//! problem instead of stopping at the first.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Duration;
+
+use super::duration::{format_duration, parse_duration};
+use super::positions::{child_index, child_key, PositionIndex};
+use super::raw::{check, unknown_field, Checked, RawBusiness, RawConfig, RawMetric, RawProbe};
+use super::{
+    defaults, BusinessConfig, Config, IngestToken, MetricConfig, ProbeConfig, Problem,
+    EXPECT_VARIABLES,
+};
+
+/// Methods a probe may use.
+const PROBE_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// Metric names, and name prefixes, that the exporter itself or the
+/// Prometheus server produce; a business metric with such a name would
+/// collide with (or be mistaken for) a built-in one.
+const RESERVED_METRIC_NAMES: [&str; 1] = ["up"];
+const RESERVED_METRIC_PREFIXES: [&str; 6] = [
+    "http_request",
+    "http_response",
+    "probe_",
+    "process_",
+    "scrape_",
+    "vigil_",
+];
+
+/// Label names a business metric may not declare: Prometheus attaches `job`
+/// and `instance` at scrape time, `le` and `quantile` belong to histograms
+/// and summaries, and names starting with `__` are reserved for internal use.
+const RESERVED_LABEL_NAMES: [&str; 4] = ["job", "instance", "le", "quantile"];
+
+pub(super) fn validate(
+    text: &str,
+    file: &Path,
+    env_token: Option<&str>,
+) -> Result<Config, Vec<Problem>> {
+    let mut validator = Validator {
+        file,
+        index: PositionIndex::build(text),
+        problems: Vec::new(),
+    };
+    let config = validator.config(text, env_token);
+    // Report in file order, the order a reader fixes them in.
+    validator.problems.sort_by_key(|p| {
+        p.position
+            .map_or((usize::MAX, usize::MAX), |at| (at.line, at.column))
+    });
+    match config {
+        Some(config) if validator.problems.is_empty() => Ok(config),
+        _ => Err(validator.problems),
+    }
+}
+
+struct Validator<'a> {
+    file: &'a Path,
+    index: PositionIndex,
+    problems: Vec<Problem>,
+}
+
+impl Validator<'_> {
+    /// Records a problem with the value at `field`.
+    fn problem(&mut self, field: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: self.file.to_owned(),
+            position: self.index.value(field),
+            field: field.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    /// Records a problem with the key at `field` (a bad map key).
+    fn key_problem(&mut self, field: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: self.file.to_owned(),
+            position: self.index.key(field),
+            field: field.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    /// Records a deserialisation error found at `inner` below `base`.
+    fn serde_problem(&mut self, base: &str, inner: &str, message: &str) {
+        let mut field = format!("{base}{inner}");
+        if field.starts_with('.') {
+            field.remove(0);
+        }
+        // For an unknown key, point at the key itself, where the typo is.
+        // serde_path_to_error usually ends the path with the key already.
+        let unknown = unknown_field(message);
+        let (field, position) = match unknown {
+            Some(key) => {
+                let suffix = format!(".{key}");
+                let field = if field == key || field.ends_with(&suffix) {
+                    field
+                } else {
+                    child_key(&field, key)
+                };
+                let position = self.index.key(&field);
+                (field, position)
+            }
+            None => {
+                let position = self.index.value(&field);
+                (field, position)
+            }
+        };
+        self.problems.push(Problem {
+            file: self.file.to_owned(),
+            position,
+            field,
+            message: message.to_owned(),
+        });
+    }
+
+    /// The value of a [`Checked`] field, after recording its errors.
+    fn take<T>(&mut self, checked: Option<Checked<T>>, field: &str) -> Option<T> {
+        let checked = checked?;
+        for error in &checked.errors {
+            self.serde_problem(field, &error.path, &error.message);
+        }
+        checked.value
+    }
+
+    fn config(&mut self, text: &str, env_token: Option<&str>) -> Option<Config> {
+        let document: serde_yaml::Value = match serde_yaml::from_str(text) {
+            Ok(document) => document,
+            Err(error) => {
+                self.problems.push(Problem {
+                    file: self.file.to_owned(),
+                    position: error.location().map(|at| super::Position {
+                        line: at.line(),
+                        column: at.column(),
+                    }),
+                    field: String::new(),
+                    message: format!("not valid YAML: {}", strip_location(&error.to_string())),
+                });
+                return None;
+            }
+        };
+        let raw: RawConfig = if document.is_null() {
+            RawConfig::default()
+        } else {
+            self.take(Some(check(document)), "")?
+        };
+
+        let listen = self.take(raw.listen, "listen").and_then(|listen| {
+            listen.parse().map_err(|_| {
+                self.problem("listen", format!("{listen:?} is not a listen address; expected IP:PORT such as 0.0.0.0:9310 or 127.0.0.1:9310"));
+            }).ok()
+        });
+        let demo = self.take(raw.demo, "demo").unwrap_or(false);
+        let probes = self.probes(raw.probes);
+        let business = self.business(raw.business, env_token);
+        Some(Config {
+            listen: listen.unwrap_or_else(defaults::listen),
+            demo,
+            probes,
+            business,
+        })
+    }
+
+    fn probes(&mut self, raw: Option<Checked<Vec<Checked<RawProbe>>>>) -> Vec<ProbeConfig> {
+        let items = self.take(raw, "probes").unwrap_or_default();
+        let mut probes = Vec::new();
+        let mut first_use: HashMap<String, String> = HashMap::new();
+        for (i, item) in items.into_iter().enumerate() {
+            let path = child_index("probes", i);
+            let Some(raw) = self.take(Some(item), &path) else {
+                continue;
+            };
+            let name_path = child_key(&path, "name");
+            if let Some(name) = &raw.name {
+                if let Some(first) = first_use.get(name) {
+                    let message = format!("duplicate probe name {name:?} (already used by {first}); probe names must be unique");
+                    self.problem(&name_path, message);
+                } else {
+                    first_use.insert(name.clone(), path.clone());
+                }
+            }
+            if let Some(probe) = self.probe(raw, &path) {
+                probes.push(probe);
+            }
+        }
+        probes
+    }
+
+    fn probe(&mut self, raw: RawProbe, path: &str) -> Option<ProbeConfig> {
+        let field = |name: &str| child_key(path, name);
+        let name = match raw.name {
+            Some(name) if name.trim().is_empty() => {
+                self.problem(&field("name"), "probe name is empty; give every probe a unique name (it becomes the `target` label)");
+                None
+            }
+            Some(name) => Some(name),
+            None => {
+                self.problem(
+                    &field("name"),
+                    "missing; every probe needs a unique name (it becomes the `target` label)",
+                );
+                None
+            }
+        };
+        let url = match raw.url {
+            Some(url) => self.url(&url, &field("url")),
+            None => {
+                self.problem(
+                    &field("url"),
+                    "missing; expected the http:// or https:// URL to probe",
+                );
+                None
+            }
+        };
+        let method_text = raw
+            .method
+            .unwrap_or_else(|| defaults::PROBE_METHOD.to_owned());
+        let upper = method_text.to_ascii_uppercase();
+        let method = if PROBE_METHODS.contains(&upper.as_str()) {
+            http::Method::from_bytes(upper.as_bytes()).ok()
+        } else {
+            let message = format!(
+                "{method_text:?} is not a supported method; expected one of {}",
+                PROBE_METHODS.join(", ")
+            );
+            self.problem(&field("method"), message);
+            None
+        };
+        let headers = self.headers(raw.headers.unwrap_or_default(), &field("headers"));
+        let interval =
+            self.positive_duration(raw.interval, defaults::PROBE_INTERVAL, &field("interval"));
+        let timeout =
+            self.positive_duration(raw.timeout, defaults::PROBE_TIMEOUT, &field("timeout"));
+        if let (Some(interval), Some(timeout)) = (interval, timeout) {
+            if timeout > interval {
+                let message = format!(
+                    "timeout {} must not exceed interval {}; lower the timeout or raise the interval",
+                    format_duration(timeout),
+                    format_duration(interval)
+                );
+                self.problem(&field("timeout"), message);
+            }
+        }
+        let expect = raw
+            .expect
+            .unwrap_or_else(|| defaults::PROBE_EXPECT.to_owned());
+        let expect_ok = self.expect(&expect, &field("expect"));
+        Some(ProbeConfig {
+            name: name?,
+            url: url?,
+            method: method?,
+            headers: headers?,
+            body: raw.body.unwrap_or_default(),
+            interval: interval?,
+            timeout: timeout?,
+            follow_redirects: raw.follow_redirects.unwrap_or(defaults::FOLLOW_REDIRECTS),
+            tls_verify: raw.tls_verify.unwrap_or(defaults::TLS_VERIFY),
+            expect: expect_ok.then_some(expect)?,
+        })
+    }
+
+    fn url(&mut self, url: &str, field: &str) -> Option<String> {
+        let expected =
+            "expected an absolute http:// or https:// URL such as https://shop.example/healthz";
+        match reqwest::Url::parse(url) {
+            Err(error) => {
+                self.problem(
+                    field,
+                    format!("{url:?} is not a valid URL ({error}); {expected}"),
+                );
+                None
+            }
+            Ok(parsed) if !matches!(parsed.scheme(), "http" | "https") => {
+                self.problem(
+                    field,
+                    format!("scheme {:?} is not supported; {expected}", parsed.scheme()),
+                );
+                None
+            }
+            Ok(parsed) if parsed.host_str().is_none_or(str::is_empty) => {
+                self.problem(field, format!("{url:?} has no host; {expected}"));
+                None
+            }
+            Ok(_) => Some(url.to_owned()),
+        }
+    }
+
+    fn headers(
+        &mut self,
+        headers: BTreeMap<String, String>,
+        field: &str,
+    ) -> Option<BTreeMap<String, String>> {
+        let mut ok = true;
+        let mut seen: HashMap<String, &str> = HashMap::new();
+        for (name, value) in &headers {
+            let path = child_key(field, name);
+            // Header names are case-insensitive: `Accept` and `accept` would
+            // silently send the header twice.
+            if let Some(first) = seen.insert(name.to_ascii_lowercase(), name) {
+                self.key_problem(&path, format!("header {name:?} is also given as {first:?}; header names are case-insensitive, keep one"));
+                ok = false;
+            } else if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                self.key_problem(
+                    &path,
+                    format!(
+                        "{name:?} is not a valid HTTP header name; expected letters, digits and -"
+                    ),
+                );
+                ok = false;
+            } else if http::HeaderValue::from_str(value).is_err() {
+                self.problem(&path, "header value contains characters HTTP does not allow (control characters or non-ASCII)");
+                ok = false;
+            }
+        }
+        ok.then_some(headers)
+    }
+
+    fn positive_duration(
+        &mut self,
+        text: Option<String>,
+        default: Duration,
+        field: &str,
+    ) -> Option<Duration> {
+        let Some(text) = text else {
+            return Some(default);
+        };
+        match parse_duration(&text) {
+            Ok(Duration::ZERO) => {
+                self.problem(field, "must be greater than 0, e.g. 30s");
+                None
+            }
+            Ok(duration) => Some(duration),
+            Err(error) => {
+                self.problem(field, error.to_string());
+                None
+            }
+        }
+    }
+
+    /// Checks the syntax of an `expect` expression and the variables it
+    /// reads; returns whether it is valid.
+    fn expect(&mut self, expression: &str, field: &str) -> bool {
+        if expression.trim().is_empty() {
+            self.problem(
+                field,
+                format!(
+                    "empty expression; expected e.g. {:?}",
+                    defaults::PROBE_EXPECT
+                ),
+            );
+            return false;
+        }
+        match evalexpr::build_operator_tree(expression) {
+            Err(error) => {
+                self.problem(
+                    field,
+                    format!("{expression:?} is not a valid expression: {error}"),
+                );
+                false
+            }
+            Ok(tree) => {
+                let unknown: Vec<&str> = tree
+                    .iter_read_variable_identifiers()
+                    .filter(|name| !EXPECT_VARIABLES.contains(name))
+                    .collect();
+                if unknown.is_empty() {
+                    return true;
+                }
+                let message = format!(
+                    "unknown variable(s) {} in {expression:?}; expect may read {}",
+                    unknown.join(", "),
+                    EXPECT_VARIABLES.join(", ")
+                );
+                self.problem(field, message);
+                false
+            }
+        }
+    }
+
+    fn business(
+        &mut self,
+        raw: Option<Checked<RawBusiness>>,
+        env_token: Option<&str>,
+    ) -> BusinessConfig {
+        let Some(raw) = self.take(raw, "business") else {
+            return BusinessConfig {
+                token: env_token.and_then(IngestToken::new),
+                ..BusinessConfig::default()
+            };
+        };
+        let token = match raw.token_file {
+            Some(token_file) => self.token_file(&token_file),
+            None => env_token.and_then(IngestToken::new),
+        };
+        let max_label_sets = match self.take(raw.max_label_sets, "business.max_label_sets") {
+            None => defaults::MAX_LABEL_SETS,
+            Some(n) if n >= 1 => usize::try_from(n).unwrap_or(usize::MAX),
+            Some(n) => {
+                self.problem(
+                    "business.max_label_sets",
+                    format!("{n} is too small; expected a whole number of at least 1"),
+                );
+                defaults::MAX_LABEL_SETS
+            }
+        };
+        let mut first_use: HashMap<String, String> = HashMap::new();
+        let counters = self.metrics(raw.counters, MetricKind::Counter, &mut first_use);
+        let gauges = self.metrics(raw.gauges, MetricKind::Gauge, &mut first_use);
+        BusinessConfig {
+            token,
+            max_label_sets,
+            counters,
+            gauges,
+        }
+    }
+
+    fn token_file(&mut self, token_file: &str) -> Option<IngestToken> {
+        let field = "business.token_file";
+        let path = self.file.parent().unwrap_or(Path::new("")).join(token_file);
+        match std::fs::read_to_string(&path) {
+            Err(error) => {
+                self.problem(field, format!("cannot read token file {}: {error}; create it or fix the path (relative paths are relative to the config file)", path.display()));
+                None
+            }
+            Ok(contents) => {
+                let token = IngestToken::new(&contents);
+                if token.is_none() {
+                    self.problem(
+                        field,
+                        format!(
+                            "token file {} is empty; write the ingest token into it",
+                            path.display()
+                        ),
+                    );
+                }
+                token
+            }
+        }
+    }
+
+    fn metrics(
+        &mut self,
+        raw: Option<Checked<Vec<Checked<RawMetric>>>>,
+        kind: MetricKind,
+        first_use: &mut HashMap<String, String>,
+    ) -> Vec<MetricConfig> {
+        let section = format!("business.{}", kind.section());
+        let items = self.take(raw, &section).unwrap_or_default();
+        let mut metrics = Vec::new();
+        for (i, item) in items.into_iter().enumerate() {
+            let path = child_index(&section, i);
+            let Some(raw) = self.take(Some(item), &path) else {
+                continue;
+            };
+            if let Some(metric) = self.metric(raw, kind, &path, first_use) {
+                metrics.push(metric);
+            }
+        }
+        metrics
+    }
+
+    fn metric(
+        &mut self,
+        raw: RawMetric,
+        kind: MetricKind,
+        path: &str,
+        first_use: &mut HashMap<String, String>,
+    ) -> Option<MetricConfig> {
+        let name_field = child_key(path, "name");
+        let name = match raw.name {
+            None => {
+                self.problem(
+                    &name_field,
+                    format!("missing; every {} needs a metric name", kind.noun()),
+                );
+                None
+            }
+            Some(name) => self.metric_name(name, kind, &name_field, path, first_use),
+        };
+        let help = match raw.help {
+            Some(help) if help.trim().is_empty() => {
+                self.problem(
+                    &child_key(path, "help"),
+                    "help is empty; describe the metric in a sentence, or leave the key out",
+                );
+                None
+            }
+            Some(help) => Some(help),
+            None => name
+                .as_deref()
+                .map(|name| defaults::metric_help(kind.noun(), name)),
+        };
+        let labels = self.label_names(raw.labels.unwrap_or_default(), &child_key(path, "labels"));
+        Some(MetricConfig {
+            name: name?,
+            help: help?,
+            labels: labels?,
+        })
+    }
+
+    fn metric_name(
+        &mut self,
+        name: String,
+        kind: MetricKind,
+        field: &str,
+        path: &str,
+        first_use: &mut HashMap<String, String>,
+    ) -> Option<String> {
+        let problem = if !is_snake_case_name(&name) {
+            Some(format!(
+                "{name:?} is not a valid metric name; expected lower-case snake_case matching [a-z_][a-z0-9_]* (promtool rejects camelCase, colons are for recording rules)"
+            ))
+        } else if RESERVED_METRIC_NAMES.contains(&name.as_str())
+            || RESERVED_METRIC_PREFIXES
+                .iter()
+                .any(|prefix| name.starts_with(prefix))
+        {
+            Some(format!(
+                "{name:?} collides with a built-in metric; names starting with {} are reserved, choose another name",
+                RESERVED_METRIC_PREFIXES.join(", ")
+            ))
+        } else if kind == MetricKind::Counter && !name.ends_with("_total") {
+            Some(format!("counter {name:?} must end in _total (Prometheus naming convention); rename it to {name}_total"))
+        } else if kind == MetricKind::Gauge && name.ends_with("_total") {
+            Some(format!(
+                "gauge {name:?} must not end in _total, which Prometheus reserves for counters"
+            ))
+        } else {
+            first_use.get(&name).map(|first| {
+                format!("duplicate metric name {name:?} (already declared by {first}); metric names must be unique")
+            })
+        };
+        match problem {
+            Some(message) => {
+                self.problem(field, message);
+                None
+            }
+            None => {
+                first_use.insert(name.clone(), path.to_owned());
+                Some(name)
+            }
+        }
+    }
+
+    fn label_names(&mut self, labels: Vec<String>, field: &str) -> Option<Vec<String>> {
+        let mut ok = true;
+        for (i, label) in labels.iter().enumerate() {
+            let path = child_index(field, i);
+            let message = if !is_label_name(label) {
+                Some(format!(
+                    "{label:?} is not a valid label name; expected [a-zA-Z_][a-zA-Z0-9_]*"
+                ))
+            } else if label.starts_with("__") {
+                Some(format!("label name {label:?} is reserved: names starting with __ are internal to Prometheus"))
+            } else if RESERVED_LABEL_NAMES.contains(&label.as_str()) {
+                Some(format!(
+                    "label name {label:?} is reserved ({} are set by Prometheus or used by histograms); choose another name",
+                    RESERVED_LABEL_NAMES.join(", ")
+                ))
+            } else if labels[..i].contains(label) {
+                Some(format!(
+                    "duplicate label name {label:?}; list each label once"
+                ))
+            } else {
+                None
+            };
+            if let Some(message) = message {
+                self.problem(&path, message);
+                ok = false;
+            }
+        }
+        ok.then_some(labels)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MetricKind {
+    Counter,
+    Gauge,
+}
+
+impl MetricKind {
+    fn section(self) -> &'static str {
+        match self {
+            MetricKind::Counter => "counters",
+            MetricKind::Gauge => "gauges",
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+        }
+    }
+}
+
+/// Metric names as promtool's lint accepts them: the Prometheus grammar
+/// without upper case and without the colons reserved for recording rules.
+fn is_snake_case_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Prometheus label-name grammar: `[a-zA-Z_][a-zA-Z0-9_]*`.
+fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// serde_yaml appends "at line L column C" to its messages; the position is
+/// reported separately, so drop it from the text.
+fn strip_location(message: &str) -> &str {
+    message
+        .find(" at line ")
+        .map_or(message, |at| &message[..at])
+}
