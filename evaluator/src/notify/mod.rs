@@ -8,3 +8,5 @@
 //! and the `/api/v2/alerts` API can be produced from them directly.
 
 pub mod alert;
+pub mod deliver;
+pub mod receivers;
