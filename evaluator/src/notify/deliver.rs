@@ -422,8 +422,8 @@ impl Pacer {
         Some(batch)
     }
 
-    /// Waits for the lane's next slot and claims it.
-    async fn pace(&self, key: &str) {
+    /// Waits until the lane's next request slot is open.
+    async fn wait_for_slot(&self, key: &str) {
         let clock = self.retrier.clock();
         let last = self
             .lanes
@@ -436,37 +436,53 @@ impl Pacer {
                 clock.sleep(wait).await;
             }
         }
+    }
+
+    /// Waits for the next slot and claims it for one request.
+    async fn claim_slot(&self, key: &str) {
+        self.wait_for_slot(key).await;
+        let now = self.retrier.clock().now();
         if let Ok(mut lanes) = self.lanes.lock() {
             if let Some(lane) = lanes.get_mut(key) {
-                lane.last_request = Some(clock.now());
+                lane.last_request = Some(now);
             }
         }
     }
 
     async fn drain(self: Arc<Self>, key: String) {
-        while let Some(batch) = self.next_batch(&key) {
-            // The slot must be free before the batch is taken too: wait first,
-            // then re-collect, so items queued during the wait join in.
+        loop {
+            // Wait for the slot before taking the batch, so that everything
+            // queued while waiting goes out in this message.
+            self.wait_for_slot(&key).await;
+            let Some(batch) = self.next_batch(&key) else {
+                return;
+            };
             let receiver = Arc::clone(&batch[0].receiver);
             let notifications: Vec<Notification> =
                 batch.iter().map(|p| p.notification.clone()).collect();
-            let Some(batching) = receiver.as_batching() else {
-                continue;
+            let outcome = match receiver.as_batching() {
+                Some(batching) => {
+                    if notifications.len() > 1 {
+                        tracing::info!(
+                            pacing_key = %key,
+                            notifications = notifications.len(),
+                            "merging queued Slack notifications into one message"
+                        );
+                    }
+                    // Retries are paced too: every request claims a slot.
+                    self.retrier
+                        .run(|| async {
+                            self.claim_slot(&key).await;
+                            batching.send_batch(&notifications).await
+                        })
+                        .await
+                }
+                None => {
+                    self.retrier
+                        .deliver(receiver.as_ref(), &notifications[0])
+                        .await
+                }
             };
-            if notifications.len() > 1 {
-                tracing::info!(
-                    pacing_key = %key,
-                    notifications = notifications.len(),
-                    "merging queued Slack notifications into one message"
-                );
-            }
-            let outcome = self
-                .retrier
-                .run(|| async {
-                    self.pace(&key).await;
-                    batching.send_batch(&notifications).await
-                })
-                .await;
             for pending in batch {
                 let _ = pending.reply.send(outcome.clone());
             }
@@ -517,6 +533,7 @@ impl DeliveryStage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notify::receivers::BatchReceiver;
     use std::sync::atomic::{AtomicU32, Ordering};
 
     fn retrier(policy: RetryPolicy) -> (Arc<SimulatedClock>, Retrier) {
@@ -532,6 +549,154 @@ mod tests {
             body: String::new(),
             retry_after,
         }
+    }
+
+    /// A batching receiver that records each request's batch size and time.
+    #[derive(Debug)]
+    struct FakeBatching {
+        clock: Arc<SimulatedClock>,
+        max_batch: usize,
+        send_resolved: bool,
+        requests: Mutex<Vec<(Duration, Vec<Notification>)>>,
+    }
+
+    impl FakeBatching {
+        fn new(clock: Arc<SimulatedClock>, max_batch: usize, send_resolved: bool) -> Arc<Self> {
+            Arc::new(FakeBatching {
+                clock,
+                max_batch,
+                send_resolved,
+                requests: Mutex::new(Vec::new()),
+            })
+        }
+
+        fn requests(&self) -> Vec<(Duration, Vec<Notification>)> {
+            self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+        }
+    }
+
+    #[async_trait]
+    impl Receiver for FakeBatching {
+        fn integration(&self) -> &'static str {
+            "slack"
+        }
+        fn send_resolved(&self) -> bool {
+            self.send_resolved
+        }
+        async fn send(&self, n: &Notification) -> Result<DeliveryReport, SendError> {
+            self.send_batch(std::slice::from_ref(n)).await
+        }
+        fn as_batching(&self) -> Option<&dyn BatchReceiver> {
+            Some(self)
+        }
+    }
+
+    #[async_trait]
+    impl BatchReceiver for FakeBatching {
+        fn pacing_key(&self) -> String {
+            "fake".into()
+        }
+        fn max_batch(&self) -> usize {
+            self.max_batch
+        }
+        async fn send_batch(&self, batch: &[Notification]) -> Result<DeliveryReport, SendError> {
+            if let Ok(mut requests) = self.requests.lock() {
+                requests.push((self.clock.now(), batch.to_vec()));
+            }
+            Ok(DeliveryReport::default())
+        }
+    }
+
+    fn notification_with(statuses: &[AlertStatus]) -> Notification {
+        use crate::labels::Labels;
+        use crate::notify::alert::{Alert, NotifiedAlert};
+        let alerts = statuses
+            .iter()
+            .enumerate()
+            .map(|(i, status)| {
+                let labels = Labels::from_pairs([("alertname", "A"), ("i", &*i.to_string())]);
+                NotifiedAlert {
+                    status: *status,
+                    fingerprint: crate::notify::alert::Fingerprint::of(&labels),
+                    alert: Alert {
+                        labels,
+                        annotations: Default::default(),
+                        starts_at: chrono::DateTime::UNIX_EPOCH,
+                        ends_at: None,
+                        generator_url: String::new(),
+                        cooldown: None,
+                    },
+                }
+            })
+            .collect();
+        Notification {
+            receiver: "r".into(),
+            group_key: "{}:{}".into(),
+            status: if statuses.contains(&AlertStatus::Firing) {
+                AlertStatus::Firing
+            } else {
+                AlertStatus::Resolved
+            },
+            alerts,
+            group_labels: Labels::default(),
+            common_labels: Labels::default(),
+            common_annotations: Default::default(),
+            external_url: String::new(),
+            truncated_alerts: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn backlog_beyond_the_batch_limit_goes_out_in_later_slots_without_loss() {
+        let clock = Arc::new(SimulatedClock::new());
+        let fake = FakeBatching::new(clock.clone(), 3, true);
+        let retrier = Arc::new(Retrier::with_seed(RetryPolicy::default(), clock.clone(), 1));
+        let pacer = Pacer::new(retrier, SLACK_INTERVAL);
+
+        // Seven notifications queued before the lane's task first runs.
+        let receiver: Arc<dyn Receiver> = fake.clone();
+        let pending: Vec<_> = (0..7)
+            .map(|_| pacer.submit(receiver.clone(), notification_with(&[AlertStatus::Firing])))
+            .collect();
+        for outcome in pending {
+            assert!(outcome.await.is_ok_and(|o| o.is_delivered()));
+        }
+
+        let requests = fake.requests();
+        let sizes: Vec<usize> = requests.iter().map(|(_, batch)| batch.len()).collect();
+        assert_eq!(sizes, vec![3, 3, 1]);
+        let times: Vec<u64> = requests.iter().map(|(at, _)| at.as_secs()).collect();
+        assert_eq!(times, vec![0, 1, 2]);
+    }
+
+    #[tokio::test]
+    async fn send_resolved_false_drops_resolved_alerts_and_resolved_only_groups() {
+        let clock = Arc::new(SimulatedClock::new());
+        let fake = FakeBatching::new(clock.clone(), 10, false);
+        let stage = DeliveryStage::new(Arc::new(Retrier::with_seed(
+            RetryPolicy::default(),
+            clock,
+            1,
+        )));
+        let receiver: Arc<dyn Receiver> = fake.clone();
+
+        let mixed = stage
+            .deliver(
+                receiver.clone(),
+                &notification_with(&[AlertStatus::Firing, AlertStatus::Resolved]),
+            )
+            .await;
+        let resolved_only = stage
+            .deliver(receiver, &notification_with(&[AlertStatus::Resolved]))
+            .await;
+
+        assert!(mixed.is_some_and(|o| o.is_delivered()));
+        assert!(resolved_only.is_none());
+        let requests = fake.requests();
+        assert_eq!(requests.len(), 1);
+        let sent = &requests[0].1[0];
+        assert_eq!(sent.alerts.len(), 1);
+        assert_eq!(sent.alerts[0].status, AlertStatus::Firing);
     }
 
     #[tokio::test]
