@@ -20,13 +20,13 @@ use common::{alert, build_one, notification};
 /// The SMTP server: stores each message with its envelope, and what
 /// Python's own MIME parser makes of it, as one JSON line.
 const SERVER: &str = r#"
-import base64, email, email.policy, json, logging, sys, threading, warnings
+import base64, email, email.policy, json, logging, ssl, sys, threading, warnings
 warnings.simplefilter("ignore")
 logging.disable(logging.CRITICAL)
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-port, out, credentials = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+port, out, credentials, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 
 class Sink:
     async def handle_DATA(self, server, session, envelope):
@@ -46,6 +46,8 @@ class Sink:
             "headers": {k: str(v) for k, v in message.items()},
             "parts": parts,
             "authenticated_as": session.auth_data if isinstance(session.auth_data, str) else None,
+            "tls": session.ssl is not None
+                or server.transport.get_extra_info("ssl_object") is not None,
         }
         with open(out, "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -61,6 +63,13 @@ def authenticate(server, session, envelope, mechanism, auth_data):
 options = {}
 if credentials:
     options = dict(authenticator=authenticate, auth_require_tls=False, auth_required=True)
+if mode != "plain":
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(sys.argv[5], sys.argv[6])
+    if mode == "starttls":
+        options.update(tls_context=context, require_starttls=True)
+    else:
+        options.update(ssl_context=context)
 controller = Controller(Sink(), hostname="127.0.0.1", port=port, **options)
 controller.start()
 print("ready", flush=True)
@@ -70,6 +79,8 @@ threading.Event().wait()
 struct SmtpServer {
     port: u16,
     out: PathBuf,
+    /// PEM of the server's self-signed certificate (TLS modes).
+    ca_file: PathBuf,
     _guard: ChildGuard,
     _dir: tempfile::TempDir,
 }
@@ -77,6 +88,12 @@ struct SmtpServer {
 /// Starts the server, or returns `None` (test skipped) when python3 or
 /// aiosmtpd is missing on a developer machine.
 fn start_smtp(credentials: &str) -> Option<SmtpServer> {
+    start_smtp_mode(credentials, "plain")
+}
+
+/// `mode`: `plain`, `starttls` (STARTTLS required) or `implicit` (SMTPS),
+/// with a fresh self-signed certificate for `localhost` and 127.0.0.1.
+fn start_smtp_mode(credentials: &str, mode: &str) -> Option<SmtpServer> {
     let python = external_tool("python3")?;
     let has_aiosmtpd = Command::new(&python)
         .args(["-c", "import aiosmtpd"])
@@ -93,6 +110,14 @@ fn start_smtp(credentials: &str) -> Option<SmtpServer> {
     let script = dir.path().join("smtp_sink.py");
     std::fs::write(&script, SERVER).unwrap_or_else(|e| panic!("{e}"));
     let out = dir.path().join("received.jsonl");
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap_or_else(|e| panic!("{e}"));
+    let ca_file = dir.path().join("cert.pem");
+    let key_file = dir.path().join("key.pem");
+    std::fs::write(&ca_file, certified.cert.pem()).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&key_file, certified.signing_key.serialize_pem())
+        .unwrap_or_else(|e| panic!("{e}"));
     let port = free_port();
     let mut command = Command::new(python);
     command
@@ -100,6 +125,9 @@ fn start_smtp(credentials: &str) -> Option<SmtpServer> {
         .arg(port.to_string())
         .arg(&out)
         .arg(credentials)
+        .arg(mode)
+        .arg(&ca_file)
+        .arg(&key_file)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     let mut guard = ChildGuard::spawn(&mut command);
@@ -107,6 +135,7 @@ fn start_smtp(credentials: &str) -> Option<SmtpServer> {
     Some(SmtpServer {
         port,
         out,
+        ca_file,
         _guard: guard,
         _dir: dir,
     })
@@ -363,6 +392,100 @@ async fn require_tls_default_refuses_a_server_without_starttls() {
     );
     assert!(error.to_string().contains("127.0.0.1"), "{error}");
     assert!(received(&server.out).is_empty());
+}
+
+#[tokio::test]
+async fn email_upgrades_with_starttls_and_verifies_the_server_certificate() {
+    let Some(server) = start_smtp_mode("", "starttls") else {
+        return;
+    };
+    // require_tls defaults to true; the server's CA is trusted via tls_config.
+    let receiver = build_one(&format!(
+        "email_configs:
+  - to: oncall@example.com
+    from: vigil@example.com
+    smarthost: '127.0.0.1:{}'
+    tls_config:
+      ca_file: '{}'
+      server_name: localhost
+",
+        server.port,
+        server.ca_file.display()
+    ));
+
+    let report = receiver
+        .send(&notification(vec![alert(
+            "a",
+            "warning",
+            AlertStatus::Firing,
+        )]))
+        .await;
+
+    assert!(report.is_ok(), "{report:?}");
+    let messages = received(&server.out);
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["tls"], true, "message was not sent over TLS");
+}
+
+#[tokio::test]
+async fn email_starttls_with_an_untrusted_certificate_fails_for_good() {
+    let Some(server) = start_smtp_mode("", "starttls") else {
+        return;
+    };
+    let receiver = build_one(&format!(
+        "email_configs:
+  - to: oncall@example.com
+    from: vigil@example.com
+    smarthost: '127.0.0.1:{}'
+",
+        server.port
+    ));
+
+    let error = receiver
+        .send(&notification(vec![alert(
+            "a",
+            "warning",
+            AlertStatus::Firing,
+        )]))
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("an untrusted certificate must be refused"));
+
+    assert!(!error.is_retryable(), "{error}");
+    assert!(error.to_string().contains("tls_config"), "{error}");
+    assert!(received(&server.out).is_empty());
+}
+
+#[tokio::test]
+async fn email_implicit_tls_flag_speaks_tls_from_the_first_byte() {
+    let Some(server) = start_smtp_mode("", "implicit") else {
+        return;
+    };
+    let receiver = build_one(&format!(
+        "email_configs:
+  - to: oncall@example.com
+    from: vigil@example.com
+    smarthost: '127.0.0.1:{}'
+    implicit_tls: true
+    tls_config:
+      ca_file: '{}'
+",
+        server.port,
+        server.ca_file.display()
+    ));
+
+    let report = receiver
+        .send(&notification(vec![alert(
+            "a",
+            "warning",
+            AlertStatus::Firing,
+        )]))
+        .await;
+
+    assert!(report.is_ok(), "{report:?}");
+    let messages = received(&server.out);
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["tls"], true);
 }
 
 /// Standard base64 (the server encodes the raw message to keep JSON valid).

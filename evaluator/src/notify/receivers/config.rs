@@ -586,6 +586,23 @@ pub struct EmailConfigRaw {
     pub implicit_tls: Option<bool>,
     /// (Vigil) SMTP conversation timeout, default 10s.
     pub timeout: Option<String>,
+    pub tls_config: Option<TlsConfigRaw>,
+}
+
+/// `email_configs[].tls_config` (the server-verification subset of
+/// Prometheus' TLS config).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfigRaw {
+    /// PEM file with the CA certificate(s) to trust in addition to the
+    /// Mozilla roots.
+    pub ca_file: Option<PathBuf>,
+    /// Name to verify the server certificate against (default: the
+    /// smarthost's host).
+    pub server_name: Option<String>,
+    /// Do not verify the server certificate at all (testing only).
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
 }
 
 /// How the SMTP connection is secured.
@@ -619,6 +636,11 @@ pub struct EmailSettings {
     pub html: Option<String>,
     pub text: Option<String>,
     pub timeout: Duration,
+    /// Extra trusted CA certificate (PEM), from `tls_config.ca_file`.
+    pub tls_ca_pem: Option<Vec<u8>>,
+    /// Name the server certificate is verified against.
+    pub tls_server_name: String,
+    pub tls_insecure_skip_verify: bool,
 }
 
 /// `x-team` → `X-Team`, as Go's `textproto.CanonicalMIMEHeaderKey`.
@@ -746,6 +768,28 @@ fn validate_email(
         None => DEFAULT_HTTP_TIMEOUT,
         Some(_) => parse_timeout(raw.timeout.as_deref(), p),
     };
+    let tls_config = raw.tls_config.unwrap_or_default();
+    let tls_ca_pem = tls_config
+        .ca_file
+        .as_deref()
+        .and_then(|path| match std::fs::read(path) {
+            Ok(pem) => {
+                if lettre::transport::smtp::client::Certificate::from_pem(&pem).is_err() {
+                    p.add(
+                        "tls_config.ca_file",
+                        format!("{} is not a PEM certificate", path.display()),
+                    );
+                }
+                Some(pem)
+            }
+            Err(error) => {
+                p.add(
+                    "tls_config.ca_file",
+                    format!("cannot read {}: {error}", path.display()),
+                );
+                None
+            }
+        });
     if p.problems.len() > before {
         return None;
     }
@@ -755,7 +799,6 @@ fn validate_email(
         to_header,
         from: from?,
         hello: raw.hello.unwrap_or_else(|| global.smtp_hello.clone()),
-        host,
         port,
         tls,
         auth_username,
@@ -764,6 +807,10 @@ fn validate_email(
         html: raw.html,
         text: raw.text,
         timeout,
+        tls_ca_pem,
+        tls_server_name: tls_config.server_name.unwrap_or_else(|| host.clone()),
+        tls_insecure_skip_verify: tls_config.insecure_skip_verify,
+        host,
     })
 }
 

@@ -19,17 +19,22 @@
 //! | `text` | alert list (labels, annotations, times, source) | text/plain body; placeholders accepted |
 //! | `html` | readable HTML alert list | text/html body; placeholders accepted |
 //! | `timeout` (Vigil) | `10s` | SMTP conversation timeout |
+//! | `tls_config` | — | `ca_file` (extra trusted CA, PEM), `server_name` (default: the smarthost host), `insecure_skip_verify` |
+//!
+//! Failures: 5xx replies, authentication failures, a missing STARTTLS with
+//! `require_tls`, and TLS handshake failures are not retried; 4xx replies,
+//! timeouts and connection errors are.
 //!
 //! Default subject: `[FIRING:1] HighErrorRate (<other common label values>)`
 //! as Alertmanager's `email.default.subject`. The server's TLS certificate is
-//! verified against the Mozilla roots (webpki-roots).
+//! verified against the Mozilla roots (webpki-roots) plus `tls_config.ca_file`.
 //! The SMTP reply code of the final `DATA` and the `Message-ID` are reported.
 
 use async_trait::async_trait;
 use lettre::message::header::{HeaderName, HeaderValue, To};
 use lettre::message::{Mailbox, Mailboxes, MultiPart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -70,7 +75,17 @@ pub enum EmailSetupError {
 impl EmailReceiver {
     pub fn new(settings: EmailSettings) -> Result<EmailReceiver, EmailSetupError> {
         let tls_parameters = || {
-            TlsParameters::new(settings.host.clone()).map_err(|source| EmailSetupError::Tls {
+            let mut builder = TlsParameters::builder(settings.tls_server_name.clone())
+                .dangerous_accept_invalid_certs(settings.tls_insecure_skip_verify);
+            if let Some(pem) = &settings.tls_ca_pem {
+                let certificate =
+                    Certificate::from_pem(pem).map_err(|source| EmailSetupError::Tls {
+                        host: settings.host.clone(),
+                        source,
+                    })?;
+                builder = builder.add_root_certificate(certificate);
+            }
+            builder.build().map_err(|source| EmailSetupError::Tls {
                 host: settings.host.clone(),
                 source,
             })
@@ -170,21 +185,37 @@ impl EmailReceiver {
 }
 
 fn classify(smarthost: String, error: lettre::transport::smtp::Error) -> SendError {
-    // Permanent (5xx) replies, client-side misuse and TLS failures will not
-    // fix themselves; transient (4xx) replies and network trouble may.
-    let retryable = !(error.is_permanent() || error.is_client() || error.is_tls());
-    let code = error.status().map(u16::from);
     let mut reason = error.to_string();
+    let mut handshake_failed = false;
     let mut source = std::error::Error::source(&error);
     while let Some(cause) = source {
-        reason.push_str(": ");
-        reason.push_str(&cause.to_string());
+        // TLS handshake failures (untrusted certificate, wrong name) reach
+        // us as I/O errors of kind InvalidData.
+        if cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData)
+        {
+            handshake_failed = true;
+        }
+        // lettre repeats its sources in its own message; keep each once.
+        let text = cause.to_string();
+        if !reason.contains(&text) {
+            reason.push_str(": ");
+            reason.push_str(&text);
+        }
         source = cause.source();
+    }
+    // Permanent (5xx) replies, client-side misuse and TLS failures will not
+    // fix themselves; transient (4xx) replies and network trouble may.
+    let retryable =
+        !(error.is_permanent() || error.is_client() || error.is_tls() || handshake_failed);
+    if handshake_failed || error.is_tls() {
+        reason.push_str("; check tls_config (ca_file, server_name) or the server's certificate");
     }
     SendError::Smtp {
         smarthost,
         reason,
-        code,
+        code: error.status().map(u16::from),
         retryable,
     }
 }
