@@ -35,15 +35,48 @@ struct Recorded {
     problems: Vec<String>,
 }
 
-/// A status to answer with, and an optional `Retry-After` value.
-type ScriptedAnswer = (u16, Option<String>);
+/// One scripted answer of the test server.
+#[derive(Debug, Clone)]
+struct Answer {
+    status: u16,
+    retry_after: Option<String>,
+    body: String,
+    /// Real time to hold the request before answering (timeout tests).
+    delay: Duration,
+}
+
+fn answer(status: u16) -> Answer {
+    Answer {
+        status,
+        retry_after: None,
+        body: "scripted".into(),
+        delay: Duration::ZERO,
+    }
+}
+
+impl Answer {
+    fn retry_after(mut self, value: &str) -> Answer {
+        self.retry_after = Some(value.into());
+        self
+    }
+
+    fn body(mut self, body: &str) -> Answer {
+        self.body = body.into();
+        self
+    }
+
+    fn delay(mut self, delay: Duration) -> Answer {
+        self.delay = delay;
+        self
+    }
+}
 
 #[derive(Clone)]
 struct ServerState {
     clock: Arc<SimulatedClock>,
     recorded: Arc<Mutex<Vec<Recorded>>>,
     /// Scripted answers (status, Retry-After); 200 once exhausted.
-    script: Arc<Mutex<VecDeque<ScriptedAnswer>>>,
+    script: Arc<Mutex<VecDeque<Answer>>>,
     check_slack: bool,
     /// When set, the first request waits for a permit before answering.
     gate: Option<Arc<Semaphore>>,
@@ -187,10 +220,14 @@ async fn handle(State(state): State<ServerState>, headers: HeaderMap, body: Byte
     let next = state.script.lock().ok().and_then(|mut s| s.pop_front());
     match next {
         None => (StatusCode::OK, "ok").into_response(),
-        Some((status, retry_after)) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let mut response = (status, "scripted").into_response();
-            if let Some(value) = retry_after.and_then(|v| v.parse().ok()) {
+        Some(answer) => {
+            if !answer.delay.is_zero() {
+                tokio::time::sleep(answer.delay).await;
+            }
+            let status =
+                StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response = (status, answer.body).into_response();
+            if let Some(value) = answer.retry_after.and_then(|v| v.parse().ok()) {
                 response.headers_mut().insert("retry-after", value);
             }
             response
@@ -200,7 +237,7 @@ async fn handle(State(state): State<ServerState>, headers: HeaderMap, body: Byte
 
 async fn start_server(
     clock: Arc<SimulatedClock>,
-    script: Vec<(u16, Option<&str>)>,
+    script: Vec<Answer>,
     check_slack: bool,
     gate: Option<Arc<Semaphore>>,
 ) -> TestServer {
@@ -208,12 +245,7 @@ async fn start_server(
     let state = ServerState {
         clock,
         recorded: Arc::new(Mutex::new(Vec::new())),
-        script: Arc::new(Mutex::new(
-            script
-                .into_iter()
-                .map(|(s, r)| (s, r.map(str::to_string)))
-                .collect(),
-        )),
+        script: Arc::new(Mutex::new(script.into())),
         check_slack,
         gate,
         arrivals: arrivals_tx,
@@ -305,7 +337,13 @@ async fn slack_payload_is_valid_for_slack_and_carries_title_colour_fields_and_li
 #[tokio::test]
 async fn slack_429_retry_after_is_honoured_on_the_simulated_clock() {
     let clock = Arc::new(SimulatedClock::new());
-    let server = start_server(clock.clone(), vec![(429, Some("7"))], true, None).await;
+    let server = start_server(
+        clock.clone(),
+        vec![answer(429).retry_after("7")],
+        true,
+        None,
+    )
+    .await;
     let receiver = build_one(&slack_yaml(&server.url));
     let retrier = Retrier::with_seed(policy(), clock.clone(), 1);
 
@@ -331,7 +369,7 @@ async fn slack_429_retry_after_is_honoured_on_the_simulated_clock() {
 #[tokio::test]
 async fn slack_500_is_retried_until_it_succeeds() {
     let clock = Arc::new(SimulatedClock::new());
-    let server = start_server(clock.clone(), vec![(500, None), (502, None)], true, None).await;
+    let server = start_server(clock.clone(), vec![answer(500), answer(502)], true, None).await;
     let receiver = build_one(&slack_yaml(&server.url));
     let retrier = Retrier::with_seed(policy(), clock.clone(), 2);
 
@@ -351,7 +389,7 @@ async fn slack_500_is_retried_until_it_succeeds() {
 #[tokio::test]
 async fn slack_400_is_not_retried_and_the_error_hides_the_url() {
     let clock = Arc::new(SimulatedClock::new());
-    let server = start_server(clock.clone(), vec![(400, None)], true, None).await;
+    let server = start_server(clock.clone(), vec![answer(400)], true, None).await;
     let receiver = build_one(&slack_yaml(&server.url));
     let retrier = Retrier::with_seed(policy(), clock.clone(), 3);
 
@@ -578,7 +616,7 @@ async fn webhook_503_retry_after_http_date_is_retryable() {
     let clock = Arc::new(SimulatedClock::new());
     let server = start_server(
         clock.clone(),
-        vec![(503, Some("Wed, 21 Oct 2015 07:28:00 GMT"))],
+        vec![answer(503).retry_after("Wed, 21 Oct 2015 07:28:00 GMT")],
         false,
         None,
     )
@@ -597,4 +635,67 @@ async fn webhook_503_retry_after_http_date_is_retryable() {
     // A date in the past means "retry now": present, and zero.
     assert!(error.as_ref().is_some_and(SendError::is_retryable));
     assert_eq!(error.and_then(|e| e.retry_after()), Some(Duration::ZERO));
+}
+
+#[tokio::test]
+async fn webhook_timeout_is_a_retryable_transport_error() {
+    let clock = Arc::new(SimulatedClock::new());
+    // Held for 5 s of real time; the receiver gives up after 200 ms.
+    let server = start_server(
+        clock.clone(),
+        vec![answer(200).delay(Duration::from_secs(5))],
+        false,
+        None,
+    )
+    .await;
+    let receiver = build_one(&format!(
+        "webhook_configs:\n  - url: '{}'\n    timeout: 200ms\n",
+        server.url
+    ));
+
+    let error = receiver
+        .send(&notification(vec![alert(
+            "a",
+            "critical",
+            AlertStatus::Firing,
+        )]))
+        .await
+        .err();
+
+    let error = error.unwrap_or_else(|| panic!("a stalled endpoint must time out"));
+    assert!(error.is_retryable(), "{error}");
+    assert!(error.to_string().contains("timed out"), "{error}");
+}
+
+#[tokio::test]
+async fn slack_web_api_answer_gives_the_message_ts_or_a_final_refusal() {
+    let clock = Arc::new(SimulatedClock::new());
+    let server = start_server(
+        clock.clone(),
+        vec![
+            answer(200).body(r#"{"ok":true,"channel":"C1","ts":"1700000000.000100"}"#),
+            answer(200).body(r#"{"ok":false,"error":"channel_not_found"}"#),
+        ],
+        true,
+        None,
+    )
+    .await;
+    let receiver = build_one(&slack_yaml(&server.url));
+    let n = notification(vec![alert("a", "warning", AlertStatus::Firing)]);
+
+    let accepted = receiver.send(&n).await;
+    let refused = receiver.send(&n).await;
+
+    assert_eq!(
+        accepted.ok().and_then(|r| r.message_id).as_deref(),
+        Some("1700000000.000100")
+    );
+    let refused = refused
+        .err()
+        .unwrap_or_else(|| panic!("ok:false must fail"));
+    assert!(!refused.is_retryable());
+    assert!(
+        refused.to_string().contains("channel_not_found"),
+        "{refused}"
+    );
 }
