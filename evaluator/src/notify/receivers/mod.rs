@@ -241,8 +241,11 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
 /// is read on 429 and 503 only, as those are the statuses that define it.
 pub(crate) async fn check_http_response(
     integration: &'static str,
-    response: reqwest::Response,
+    mut response: reqwest::Response,
 ) -> Result<(u16, String), SendError> {
+    // Enough for any Slack/webhook answer; a misbehaving endpoint cannot
+    // make us buffer more.
+    const MAX_READ: usize = 64 * 1024;
     const MAX_BODY: usize = 512;
     let status = response.status().as_u16();
     let retry_after = if status == 429 || status == 503 {
@@ -254,7 +257,15 @@ pub(crate) async fn check_http_response(
     } else {
         None
     };
-    let body = response.text().await.unwrap_or_default();
+    let mut raw = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = MAX_READ - raw.len();
+        raw.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if raw.len() >= MAX_READ {
+            break;
+        }
+    }
+    let body = String::from_utf8_lossy(&raw).into_owned();
     if (200..300).contains(&status) {
         return Ok((status, body));
     }
