@@ -314,6 +314,7 @@ async fn slack_payload_is_valid_for_slack_and_carries_title_colour_fields_and_li
         "[FIRING:2] HighErrorRate (/x critical)"
     );
     assert_eq!(attachment["color"], "danger");
+    assert_eq!(attachment["mrkdwn_in"], serde_json::json!(["text"]));
     assert_eq!(
         attachment["title_link"],
         "http://vigil:9096/#/alerts?receiver=team-a"
@@ -401,6 +402,7 @@ async fn slack_400_is_not_retried_and_the_error_hides_the_url() {
         .await;
 
     assert_eq!(outcome.attempts, 1);
+    assert_eq!(outcome.response_code(), Some(400));
     assert_eq!(server.recorded().len(), 1);
     let error = outcome
         .last_error()

@@ -186,6 +186,19 @@ impl DeliveryOutcome {
     pub fn last_error(&self) -> Option<&SendError> {
         self.result.as_ref().err()
     }
+
+    /// HTTP status or SMTP code of the last attempt, for the notification log.
+    pub fn response_code(&self) -> Option<u16> {
+        match &self.result {
+            Ok(report) => report.response_code,
+            Err(error) => error.response_code(),
+        }
+    }
+
+    /// Message id of a successful delivery (SMTP Message-ID, Slack ts).
+    pub fn message_id(&self) -> Option<&str> {
+        self.result.as_ref().ok()?.message_id.as_deref()
+    }
 }
 
 /// Runs delivery attempts under a [`RetryPolicy`].

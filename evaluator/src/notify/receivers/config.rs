@@ -419,8 +419,8 @@ pub struct SlackConfigRaw {
     pub thumb_url: Option<String>,
     #[serde(default)]
     pub link_names: bool,
-    #[serde(default)]
-    pub mrkdwn_in: Vec<String>,
+    /// Unset: `[text]` (Vigil's default text uses mrkdwn); `[]` turns it off.
+    pub mrkdwn_in: Option<Vec<String>>,
     #[serde(default)]
     pub actions: Vec<SlackActionRaw>,
     pub http_config: Option<HttpConfigRaw>,
@@ -554,7 +554,7 @@ fn validate_slack(
         image_url: raw.image_url,
         thumb_url: raw.thumb_url,
         link_names: raw.link_names,
-        mrkdwn_in: raw.mrkdwn_in,
+        mrkdwn_in: raw.mrkdwn_in.unwrap_or_else(|| vec!["text".to_string()]),
         actions: raw.actions,
         http,
     })
@@ -883,6 +883,15 @@ pub struct ConsoleConfigRaw {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsoleSettings {
     pub send_resolved: bool,
+}
+
+impl Default for ConsoleSettings {
+    /// Vigil's default: resolved notifications are printed too.
+    fn default() -> Self {
+        ConsoleSettings {
+            send_resolved: true,
+        }
+    }
 }
 
 // ---------------------------------------------------------------- building

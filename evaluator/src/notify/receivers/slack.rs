@@ -13,7 +13,8 @@
 //! | `title_link` | `<external_url>/#/alerts?receiver=<name>` | link behind the title |
 //! | `text` | one entry per alert: name, status, severity, summary, description, distinguishing labels | attachment text (Alertmanager's default is empty; Vigil's is not) |
 //! | `color` | see below | attachment colour |
-//! | `pretext`, `footer`, `callback_id`, `image_url`, `thumb_url`, `mrkdwn_in` | unset | passed through |
+//! | `pretext`, `footer`, `callback_id`, `image_url`, `thumb_url` | unset | passed through |
+//! | `mrkdwn_in` | `[text]` (Vigil; Alertmanager: unset) | attachment fields Slack formats as mrkdwn; `[]` for none |
 //! | `fallback` | `<title> \| <title_link>` | plain-text summary for notifications |
 //! | `fields` | common labels except `alertname` (short) | `[{title, value, short}]` |
 //! | `short_fields` | `false` | make every configured field short |
