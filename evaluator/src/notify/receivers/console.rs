@@ -98,15 +98,13 @@ impl Receiver for ConsoleReceiver {
             "notification"
         );
         let block = render(notification);
-        let mut sink = self.sink.lock().map_err(|_| SendError::Build {
-            integration: "console",
+        let mut sink = self.sink.lock().map_err(|_| SendError::Console {
             reason: "output lock poisoned by an earlier panic".into(),
         })?;
         sink.write_all(block.as_bytes())
             .and_then(|()| sink.flush())
-            .map_err(|e| SendError::Transport {
-                integration: "console",
-                reason: format!("cannot write to stdout: {e}"),
+            .map_err(|e| SendError::Console {
+                reason: e.to_string(),
             })?;
         Ok(DeliveryReport::default())
     }

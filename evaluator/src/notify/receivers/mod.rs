@@ -144,6 +144,9 @@ pub enum SendError {
         integration: &'static str,
         reason: String,
     },
+    /// The console receiver could not write to its output.
+    #[error("console: cannot write the notification: {reason}")]
+    Console { reason: String },
     /// The message could not be built from this notification (for example
     /// an address that does not parse). Retrying cannot help.
     #[error("{integration}: cannot build the message: {reason}")]
@@ -161,7 +164,9 @@ impl SendError {
             SendError::HttpStatus { status, .. } => *status == 429 || *status >= 500,
             SendError::Transport { .. } => true,
             SendError::Smtp { retryable, .. } => *retryable,
-            SendError::Rejected { .. } | SendError::Build { .. } => false,
+            SendError::Rejected { .. } | SendError::Build { .. } | SendError::Console { .. } => {
+                false
+            }
         }
     }
 
