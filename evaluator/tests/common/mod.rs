@@ -97,13 +97,10 @@ pub fn build(
 ) -> Result<Vec<Arc<dyn Receiver>>, String> {
     let value: serde_yaml::Value =
         serde_yaml::from_str(yaml_sections).map_err(|e| e.to_string())?;
-    let section = |name: &str| value.get(name).cloned();
-    let sections = IntegrationSections {
-        slack_configs: section("slack_configs"),
-        email_configs: section("email_configs"),
-        webhook_configs: section("webhook_configs"),
-        console_configs: section("console_configs"),
-    };
+    let mapping = value
+        .as_mapping()
+        .ok_or_else(|| "receiver YAML is not a mapping".to_string())?;
+    let sections = IntegrationSections::from_receiver(mapping);
     build_integrations("team-a", "receivers[0]", &sections, global)
         .map(|integrations| integrations.into_iter().map(|i| i.receiver).collect())
         .map_err(|e| e.to_string())

@@ -78,6 +78,28 @@ pub struct IntegrationSections {
     pub console_configs: Option<serde_yaml::Value>,
 }
 
+impl IntegrationSections {
+    /// The `*_configs` keys this module owns, for the loader to pick out of
+    /// a receiver's mapping.
+    pub const KEYS: [&'static str; 4] = [
+        "slack_configs",
+        "email_configs",
+        "webhook_configs",
+        "console_configs",
+    ];
+
+    /// Picks the integration sections out of one `receivers[]` entry.
+    pub fn from_receiver(receiver: &serde_yaml::Mapping) -> IntegrationSections {
+        let get = |key: &str| receiver.get(key).cloned();
+        IntegrationSections {
+            slack_configs: get("slack_configs"),
+            email_configs: get("email_configs"),
+            webhook_configs: get("webhook_configs"),
+            console_configs: get("console_configs"),
+        }
+    }
+}
+
 /// A configured integration, ready to send.
 #[derive(Debug, Clone)]
 pub struct Integration {
