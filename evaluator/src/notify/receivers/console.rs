@@ -1,0 +1,111 @@
+//! Console receiver (Vigil): prints a readable block per notification on
+//! stdout and logs one structured line, so a setup without any notify config
+//! still shows what would have been sent.
+//!
+//! # `console_configs`
+//!
+//! | field | default | meaning |
+//! | --- | --- | --- |
+//! | `send_resolved` | `true` | also print resolved notifications |
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::config::ConsoleSettings;
+use super::template;
+use super::{DeliveryReport, Receiver, SendError};
+use crate::notify::alert::Notification;
+
+/// Where the console receiver writes (stdout, or a buffer in tests).
+type Sink = Arc<Mutex<dyn Write + Send>>;
+
+/// Prints notifications.
+pub struct ConsoleReceiver {
+    settings: ConsoleSettings,
+    sink: Sink,
+}
+
+impl std::fmt::Debug for ConsoleReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleReceiver")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConsoleReceiver {
+    /// Writes to stdout.
+    pub fn new(settings: ConsoleSettings) -> ConsoleReceiver {
+        ConsoleReceiver {
+            settings,
+            sink: Arc::new(Mutex::new(std::io::stdout())),
+        }
+    }
+
+    /// Writes to `sink` instead of stdout.
+    pub fn with_sink(settings: ConsoleSettings, sink: Arc<Mutex<dyn Write + Send>>) -> Self {
+        ConsoleReceiver { settings, sink }
+    }
+}
+
+/// The block printed for one notification.
+pub fn render(notification: &Notification) -> String {
+    let rule = "=".repeat(72);
+    format!(
+        "{rule}\n{}{rule}\n",
+        template::text_alert_list(notification)
+    )
+}
+
+#[async_trait]
+impl Receiver for ConsoleReceiver {
+    fn integration(&self) -> &'static str {
+        "console"
+    }
+
+    fn send_resolved(&self) -> bool {
+        self.settings.send_resolved
+    }
+
+    async fn send(&self, notification: &Notification) -> Result<DeliveryReport, SendError> {
+        let alertnames: Vec<&str> = notification
+            .alerts
+            .iter()
+            .filter_map(|a| a.alert.labels.get("alertname"))
+            .collect();
+        let summary = notification
+            .common_annotations
+            .get("summary")
+            .map(String::as_str)
+            .or_else(|| {
+                notification
+                    .alerts
+                    .first()
+                    .and_then(|a| a.alert.annotations.get("summary"))
+                    .map(String::as_str)
+            })
+            .unwrap_or("");
+        tracing::info!(
+            status = notification.status.as_str(),
+            receiver = %notification.receiver,
+            group = %notification.group_key,
+            alerts = notification.alerts.len(),
+            alertnames = %alertnames.join(","),
+            labels = %notification.common_labels,
+            summary,
+            "notification"
+        );
+        let block = render(notification);
+        let mut sink = self.sink.lock().map_err(|_| SendError::Console {
+            reason: "output lock poisoned by an earlier panic".into(),
+        })?;
+        sink.write_all(block.as_bytes())
+            .and_then(|()| sink.flush())
+            .map_err(|e| SendError::Console {
+                reason: e.to_string(),
+            })?;
+        Ok(DeliveryReport::default())
+    }
+}

@@ -1,0 +1,249 @@
+//! E-mail receiver: sends one multipart (text + HTML) message per
+//! notification through an SMTP smarthost with lettre, with Alertmanager's
+//! subject line and readable default bodies.
+//!
+//! # `email_configs`
+//!
+//! | field | default | meaning |
+//! | --- | --- | --- |
+//! | `send_resolved` | `false` | also notify when the group resolves |
+//! | `to` | required | recipients, comma-separated (`a@x, Team <b@x>`) |
+//! | `from` | `global.smtp_from` | sender address (envelope and `From`) |
+//! | `smarthost` | `global.smtp_smarthost` | `host:port` of the SMTP server |
+//! | `hello` | `global.smtp_hello` (`localhost`) | name sent in `EHLO` |
+//! | `auth_username`, `auth_password` / `auth_password_file` | `global.smtp_auth_*` | AUTH PLAIN or LOGIN (whichever the server offers) |
+//! | `auth_secret` | — | CRAM-MD5 is not supported (config error) |
+//! | `require_tls` | `global.smtp_require_tls` (`true`) | STARTTLS is required; `false` sends in plain text without upgrading, as Alertmanager |
+//! | `implicit_tls` (Vigil) | `true` when the port is 465 | TLS from the first byte (SMTPS) |
+//! | `headers` | `Subject`, `From`, `To` defaults | extra or overriding headers; names case-insensitive; values accept placeholders |
+//! | `text` | alert list (labels, annotations, times, source) | text/plain body; placeholders accepted |
+//! | `html` | readable HTML alert list | text/html body; placeholders accepted |
+//! | `timeout` (Vigil) | `10s` | SMTP conversation timeout |
+//! | `tls_config` | — | `ca_file` (extra trusted CA, PEM), `server_name` (default: the smarthost host), `insecure_skip_verify` |
+//!
+//! Failures: 5xx replies, authentication failures, a missing STARTTLS with
+//! `require_tls`, and TLS handshake failures are not retried; 4xx replies,
+//! timeouts and connection errors are.
+//!
+//! Default subject: `[FIRING:1] HighErrorRate (<other common label values>)`
+//! as Alertmanager's `email.default.subject`. The server's TLS certificate is
+//! verified against the Mozilla roots (webpki-roots) plus `tls_config.ca_file`.
+//! The SMTP reply code of the final `DATA` and the `Message-ID` are reported.
+
+use async_trait::async_trait;
+use lettre::message::header::{HeaderName, HeaderValue, To};
+use lettre::message::{Mailbox, Mailboxes, MultiPart};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::AsyncSmtpTransportBuilder;
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use super::config::{EmailSettings, SmtpTls};
+use super::template::{self, expand};
+use super::{DeliveryReport, Receiver, SendError};
+use crate::notify::alert::Notification;
+
+/// Sends notifications by e-mail.
+pub struct EmailReceiver {
+    settings: EmailSettings,
+    /// A transport is built per send: lettre's connection pool spawns tasks
+    /// when created and dropped, which must happen inside the runtime, while
+    /// config (and so this receiver) may be built and dropped outside it.
+    /// Alert mail is rare enough that connection reuse does not matter.
+    transport: AsyncSmtpTransportBuilder,
+}
+
+impl std::fmt::Debug for EmailReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailReceiver")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an e-mail integration could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum EmailSetupError {
+    #[error("cannot set up TLS for smarthost {host}: {source}")]
+    Tls {
+        host: String,
+        source: lettre::transport::smtp::Error,
+    },
+}
+
+impl EmailReceiver {
+    pub fn new(settings: EmailSettings) -> Result<EmailReceiver, EmailSetupError> {
+        let tls_parameters = || {
+            let mut builder = TlsParameters::builder(settings.tls_server_name.clone())
+                .dangerous_accept_invalid_certs(settings.tls_insecure_skip_verify);
+            if let Some(pem) = &settings.tls_ca_pem {
+                let certificate =
+                    Certificate::from_pem(pem).map_err(|source| EmailSetupError::Tls {
+                        host: settings.host.clone(),
+                        source,
+                    })?;
+                builder = builder.add_root_certificate(certificate);
+            }
+            builder.build().map_err(|source| EmailSetupError::Tls {
+                host: settings.host.clone(),
+                source,
+            })
+        };
+        let tls = match settings.tls {
+            SmtpTls::Implicit => Tls::Wrapper(tls_parameters()?),
+            SmtpTls::StartTlsRequired => Tls::Required(tls_parameters()?),
+            SmtpTls::None => Tls::None,
+        };
+        let mut builder =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(settings.host.clone())
+                .port(settings.port)
+                .tls(tls)
+                .timeout(Some(settings.timeout))
+                .hello_name(ClientId::Domain(settings.hello.clone()));
+        if let Some(username) = &settings.auth_username {
+            let password = settings
+                .auth_password
+                .as_ref()
+                .map(|p| p.expose().to_string())
+                .unwrap_or_default();
+            builder = builder
+                .credentials(Credentials::new(username.clone(), password))
+                .authentication(vec![Mechanism::Plain, Mechanism::Login]);
+        }
+        Ok(EmailReceiver {
+            transport: builder,
+            settings,
+        })
+    }
+
+    fn smarthost(&self) -> String {
+        format!("{}:{}", self.settings.host, self.settings.port)
+    }
+
+    /// Builds the MIME message for a notification.
+    pub fn message(&self, notification: &Notification) -> Result<Message, SendError> {
+        let build_error = |reason: String| SendError::Build {
+            integration: "email",
+            reason,
+        };
+        let s = &self.settings;
+        let header = |name: &str| s.headers.get(name).map(|v| expand(v, notification));
+        let subject = header("Subject").unwrap_or_else(|| template::subject(notification));
+        let from_header = header("From").unwrap_or_else(|| s.from.clone());
+        let to_header = header("To").unwrap_or_else(|| s.to_header.clone());
+        let from: Mailbox = from_header
+            .parse()
+            .map_err(|e| build_error(format!("From `{from_header}`: {e}")))?;
+        let to: Mailboxes = to_header
+            .parse()
+            .map_err(|e| build_error(format!("To `{to_header}`: {e}")))?;
+        let envelope_from: Address = s
+            .from
+            .parse::<Mailbox>()
+            .map(|m| m.email)
+            .map_err(|e| build_error(format!("from `{}`: {e}", s.from)))?;
+        let mut recipients = Vec::with_capacity(s.to.len());
+        for address in &s.to {
+            let mailbox: Mailbox = address
+                .parse()
+                .map_err(|e| build_error(format!("to `{address}`: {e}")))?;
+            recipients.push(mailbox.email);
+        }
+        let envelope = lettre::address::Envelope::new(Some(envelope_from), recipients)
+            .map_err(|e| build_error(format!("envelope: {e}")))?;
+
+        let mut builder = Message::builder()
+            .from(from)
+            .mailbox(To::from(to))
+            .subject(subject)
+            .message_id(None)
+            .envelope(envelope);
+        for (name, value) in &s.headers {
+            if matches!(name.as_str(), "Subject" | "From" | "To") {
+                continue;
+            }
+            let header_name = HeaderName::new_from_ascii(name.clone())
+                .map_err(|e| build_error(format!("header {name}: {e}")))?;
+            builder =
+                builder.raw_header(HeaderValue::new(header_name, expand(value, notification)));
+        }
+        let text = s
+            .text
+            .as_deref()
+            .map(|t| expand(t, notification))
+            .unwrap_or_else(|| template::text_alert_list(notification));
+        let html = s
+            .html
+            .as_deref()
+            .map(|t| expand(t, notification))
+            .unwrap_or_else(|| template::html_alert_list(notification));
+        builder
+            .multipart(MultiPart::alternative_plain_html(text, html))
+            .map_err(|e| build_error(e.to_string()))
+    }
+}
+
+fn classify(smarthost: String, error: lettre::transport::smtp::Error) -> SendError {
+    let mut reason = error.to_string();
+    let mut handshake_failed = false;
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        // TLS handshake failures (untrusted certificate, wrong name) reach
+        // us as I/O errors of kind InvalidData.
+        if cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData)
+        {
+            handshake_failed = true;
+        }
+        // lettre repeats its sources in its own message; keep each once.
+        let text = cause.to_string();
+        if !reason.contains(&text) {
+            reason.push_str(": ");
+            reason.push_str(&text);
+        }
+        source = cause.source();
+    }
+    // Permanent (5xx) replies, client-side misuse and TLS failures will not
+    // fix themselves; transient (4xx) replies and network trouble may.
+    let retryable =
+        !(error.is_permanent() || error.is_client() || error.is_tls() || handshake_failed);
+    if handshake_failed || error.is_tls() {
+        reason.push_str("; check tls_config (ca_file, server_name) or the server's certificate");
+    }
+    SendError::Smtp {
+        smarthost,
+        reason,
+        code: error.status().map(u16::from),
+        retryable,
+    }
+}
+
+#[async_trait]
+impl Receiver for EmailReceiver {
+    fn integration(&self) -> &'static str {
+        "email"
+    }
+
+    fn send_resolved(&self) -> bool {
+        self.settings.send_resolved
+    }
+
+    async fn send(&self, notification: &Notification) -> Result<DeliveryReport, SendError> {
+        let message = self.message(notification)?;
+        let message_id = message
+            .headers()
+            .get_raw("Message-ID")
+            .map(|id| id.trim().to_string());
+        let transport: AsyncSmtpTransport<Tokio1Executor> = self.transport.clone().build();
+        let response = transport
+            .send(message)
+            .await
+            .map_err(|e| classify(self.smarthost(), e))?;
+        Ok(DeliveryReport {
+            response_code: Some(u16::from(response.code())),
+            message_id,
+        })
+    }
+}

@@ -1,0 +1,368 @@
+//! Receivers: the integrations that deliver a [`Notification`] to people —
+//! Slack incoming webhooks, e-mail over SMTP, generic webhooks (Alertmanager
+//! payload version "4") and the console.
+//!
+//! Each integration is a [`Receiver`]: one `send` that either reports what the
+//! far end answered ([`DeliveryReport`]) or fails with a [`SendError`] that
+//! says whether trying again can help. Retrying, pacing and batching live in
+//! [`crate::notify::deliver`], so every receiver stays a single attempt and is
+//! testable alone.
+//!
+//! # Configuration
+//!
+//! Receivers are configured exactly as in Alertmanager's `receivers:` list;
+//! the notify config loader hands each receiver's integration sections to
+//! [`build_integrations`] as raw YAML together with the `global:` defaults
+//! ([`GlobalReceiverDefaults`]). Every problem is reported, each with its field
+//! path (`receivers[0].slack_configs[1].api_url`).
+//!
+//! ```yaml
+//! global:
+//!   slack_api_url_file: /etc/vigil/slack-url   # default for slack_configs
+//!   smtp_smarthost: mail.example.com:587
+//!   smtp_from: vigil@example.com
+//! receivers:
+//!   - name: team
+//!     slack_configs: [{ channel: '#alerts', send_resolved: true }]
+//!     email_configs: [{ to: 'oncall@example.com, lead@example.com' }]
+//!     webhook_configs: [{ url: 'http://hooks.internal/alert', max_alerts: 20 }]
+//!     console_configs: [{}]
+//! ```
+//!
+//! The per-integration field lists are in [`slack`], [`email`], [`webhook`] and
+//! [`console`]. `send_resolved` defaults as in Alertmanager: `false` for Slack
+//! and e-mail, `true` for webhooks, and `true` for Vigil's console.
+//!
+//! # Secrets
+//!
+//! Webhook URLs, SMTP passwords and bearer tokens are [`Secret`]s: they print
+//! as `<secret>` in `Debug`, `Display`, logs and errors. Each can be given
+//! inline, through its `*_file` twin (the file's content, trailing newline
+//! removed), or — a Vigil extension — inline as exactly `${NAME}`, which reads
+//! the environment variable `NAME` when the config is loaded.
+//!
+//! # Templates
+//!
+//! Alertmanager renders titles and bodies with Go templates. Vigil reproduces
+//! the *output* of Alertmanager's default templates in code (see [`template`])
+//! and, for user-supplied strings (`title`, `text`, e-mail `headers`, ...),
+//! expands the small documented set of placeholders listed in
+//! [`template::expand`]; anything else is sent literally.
+
+pub mod config;
+pub mod console;
+pub mod email;
+pub mod slack;
+pub mod template;
+pub mod webhook;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::notify::alert::Notification;
+
+pub use config::{
+    build_integrations, ConfigProblem, ConfigProblems, GlobalReceiverDefaults, Integration,
+    IntegrationSections,
+};
+
+/// A credential or credential-bearing URL. Never printed: `Debug` and
+/// `Display` show `<secret>`, so it can sit in config structs that are logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret value, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+/// What the far end answered to a successful delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeliveryReport {
+    /// HTTP status, or the SMTP reply code of the final `DATA` (e.g. 250).
+    pub response_code: Option<u16>,
+    /// SMTP `Message-ID`, or Slack's message `ts` when the endpoint returns
+    /// one (incoming webhooks answer a bare `ok`, so usually `None`).
+    pub message_id: Option<String>,
+}
+
+/// Why one delivery attempt failed, and whether another attempt may succeed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SendError {
+    /// The endpoint answered with a non-success HTTP status.
+    #[error("{integration}: endpoint answered HTTP {status}: {body}")]
+    HttpStatus {
+        integration: &'static str,
+        status: u16,
+        /// Start of the response body (bounded), for the operator.
+        body: String,
+        /// From a `Retry-After` header on 429 or 503.
+        retry_after: Option<Duration>,
+    },
+    /// The request never got an answer: connection refused, DNS, reset, or
+    /// timeout. The message never contains the (secret) URL.
+    #[error("{integration}: could not reach the endpoint ({reason}); check the URL and that the endpoint is up")]
+    Transport {
+        integration: &'static str,
+        reason: String,
+    },
+    /// The SMTP conversation failed.
+    #[error("email: SMTP delivery via {smarthost} failed: {reason}")]
+    Smtp {
+        smarthost: String,
+        reason: String,
+        /// SMTP reply code, when the server sent one.
+        code: Option<u16>,
+        retryable: bool,
+    },
+    /// The endpoint answered 2xx but said in its body that it refused the
+    /// message (Slack's Web API answers `{"ok": false, "error": ...}`).
+    #[error("{integration}: endpoint refused the message: {reason}")]
+    Rejected {
+        integration: &'static str,
+        reason: String,
+    },
+    /// The console receiver could not write to its output.
+    #[error("console: cannot write the notification: {reason}")]
+    Console { reason: String },
+    /// The message could not be built from this notification (for example
+    /// an address that does not parse). Retrying cannot help.
+    #[error("{integration}: cannot build the message: {reason}")]
+    Build {
+        integration: &'static str,
+        reason: String,
+    },
+}
+
+impl SendError {
+    /// 5xx, 429, timeouts and connection errors are worth retrying; other 4xx
+    /// and build errors are not.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SendError::HttpStatus { status, .. } => *status == 429 || *status >= 500,
+            SendError::Transport { .. } => true,
+            SendError::Smtp { retryable, .. } => *retryable,
+            SendError::Rejected { .. } | SendError::Build { .. } | SendError::Console { .. } => {
+                false
+            }
+        }
+    }
+
+    /// The wait the endpoint asked for (`Retry-After` on 429/503).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            SendError::HttpStatus { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// HTTP status or SMTP reply code, for the notification log.
+    pub fn response_code(&self) -> Option<u16> {
+        match self {
+            SendError::HttpStatus { status, .. } => Some(*status),
+            SendError::Smtp { code, .. } => *code,
+            _ => None,
+        }
+    }
+}
+
+/// One configured integration instance (`slack_configs[0]`, ...).
+///
+/// Object safe through `async_trait`, so a receiver's integrations are held as
+/// `Vec<Arc<dyn Receiver>>`.
+#[async_trait]
+pub trait Receiver: Send + Sync + fmt::Debug {
+    /// `slack`, `email`, `webhook` or `console`, as recorded in the history.
+    fn integration(&self) -> &'static str;
+
+    /// Whether resolved notifications should be sent at all.
+    fn send_resolved(&self) -> bool;
+
+    /// One delivery attempt.
+    async fn send(&self, notification: &Notification) -> Result<DeliveryReport, SendError>;
+
+    /// Set for integrations that must be paced per endpoint (Slack: one
+    /// message per second per webhook); the batching pacer in
+    /// [`crate::notify::deliver`] uses this to merge a backlog.
+    fn as_batching(&self) -> Option<&dyn BatchReceiver> {
+        None
+    }
+}
+
+/// An integration that can deliver several notifications as one message,
+/// and whose endpoint must be paced.
+#[async_trait]
+pub trait BatchReceiver: Send + Sync {
+    /// Identifies the paced endpoint without revealing it (a hash of the
+    /// webhook URL).
+    fn pacing_key(&self) -> String;
+
+    /// How many notifications fit into one message.
+    fn max_batch(&self) -> usize;
+
+    /// One attempt to deliver all of `notifications` as a single message.
+    async fn send_batch(&self, notifications: &[Notification])
+        -> Result<DeliveryReport, SendError>;
+}
+
+/// The shared handle type for a heterogeneous list of receivers.
+pub type DynReceiver = Arc<dyn Receiver>;
+
+/// Parses a `Retry-After` value: delta-seconds or an HTTP-date (relative to
+/// `now`). A date in the past means "now" (zero).
+pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = DateTime::parse_from_rfc2822(value).ok()?;
+    let delta = date.with_timezone(&Utc) - now;
+    Some(delta.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// Turns an HTTP response into a report or a classified error. `Retry-After`
+/// is read on 429 and 503 only, as those are the statuses that define it.
+pub(crate) async fn check_http_response(
+    integration: &'static str,
+    mut response: reqwest::Response,
+) -> Result<(u16, String), SendError> {
+    // Enough for any Slack/webhook answer; a misbehaving endpoint cannot
+    // make us buffer more.
+    const MAX_READ: usize = 64 * 1024;
+    const MAX_BODY: usize = 512;
+    let status = response.status().as_u16();
+    let retry_after = if status == 429 || status == 503 {
+        response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, Utc::now()))
+    } else {
+        None
+    };
+    let mut raw = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = MAX_READ - raw.len();
+        raw.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if raw.len() >= MAX_READ {
+            break;
+        }
+    }
+    let body = String::from_utf8_lossy(&raw).into_owned();
+    if (200..300).contains(&status) {
+        return Ok((status, body));
+    }
+    let mut body = body;
+    if body.len() > MAX_BODY {
+        let cut = (0..=MAX_BODY)
+            .rev()
+            .find(|i| body.is_char_boundary(*i))
+            .unwrap_or(0);
+        body.truncate(cut);
+        body.push('…');
+    }
+    Err(SendError::HttpStatus {
+        integration,
+        status,
+        body,
+        retry_after,
+    })
+}
+
+/// A transport-level failure, with the URL (which may hold a token) removed.
+pub(crate) fn transport_error(integration: &'static str, error: reqwest::Error) -> SendError {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    let error = error.without_url();
+    let mut reason = kind.to_string();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        reason.push_str(": ");
+        reason.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    SendError::Transport {
+        integration,
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn secret_never_prints_its_value() {
+        let secret = Secret::new("https://hooks.slack.com/services/T/B/XYZ");
+        assert_eq!(format!("{secret:?}"), "<secret>");
+        assert_eq!(format!("{secret}"), "<secret>");
+        assert_eq!(secret.expose(), "https://hooks.slack.com/services/T/B/XYZ");
+    }
+
+    #[test]
+    fn retry_after_accepts_seconds_and_http_dates() {
+        let now = Utc.with_ymd_and_hms(2015, 10, 21, 7, 27, 0).single();
+        let now = now.unwrap_or_default();
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn only_server_errors_throttling_and_transport_failures_are_retryable() {
+        let http = |status| SendError::HttpStatus {
+            integration: "webhook",
+            status,
+            body: String::new(),
+            retry_after: None,
+        };
+        assert!(http(500).is_retryable());
+        assert!(http(503).is_retryable());
+        assert!(http(429).is_retryable());
+        assert!(!http(400).is_retryable());
+        assert!(!http(404).is_retryable());
+        assert!(SendError::Transport {
+            integration: "slack",
+            reason: "timed out".into()
+        }
+        .is_retryable());
+    }
+}
