@@ -85,6 +85,33 @@ impl Labels {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Keeps only the labels whose name satisfies `keep`.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Label) -> bool) {
+        self.0.retain(|l| keep(l));
+    }
+
+    /// A copy holding only the labels named in `names` (PromQL `by`/`on`).
+    pub fn keep_names(&self, names: &[String]) -> Labels {
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| names.iter().any(|n| *n == l.name))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// A copy without the labels named in `names` (PromQL `without`/`ignoring`).
+    pub fn drop_names(&self, names: &[String]) -> Labels {
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| !names.iter().any(|n| *n == l.name))
+                .cloned()
+                .collect(),
+        )
+    }
 }
 
 impl fmt::Display for Labels {

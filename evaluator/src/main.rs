@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use vigil_evaluator::cli;
 
 #[derive(Parser)]
-#[command(name = "vigil-evaluator", version, about = "Evaluates Prometheus rules and sends alerts.")]
+#[command(
+    name = "vigil-evaluator",
+    version,
+    about = "Evaluates Prometheus rules and sends alerts."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

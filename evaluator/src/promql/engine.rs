@@ -1,0 +1,189 @@
+//! Public entry points of the PromQL engine: parse, evaluate an instant or a
+//! range query, turn the internal values into [`Value`].
+
+use std::time::Duration;
+
+use promql_parser::parser;
+
+use super::eval::{Evaluator, Val};
+use super::value::{PromqlError, Sample, Series, Value};
+use super::SeriesSource;
+
+/// Engine settings; the defaults are Prometheus' defaults.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// How far back an instant selector looks for a sample (Prometheus: 5m).
+    pub lookback_delta: Duration,
+    /// Step of a subquery written without one (Prometheus: the global
+    /// evaluation interval; promqltest uses 1m).
+    pub default_subquery_step: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            lookback_delta: Duration::from_secs(300),
+            default_subquery_step: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Warnings and infos a query produced (Prometheus "annotations").
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Annotations {
+    pub warnings: Vec<String>,
+    pub infos: Vec<String>,
+}
+
+/// Evaluates PromQL queries; stateless apart from its options, so one engine
+/// can serve concurrent callers.
+#[derive(Debug, Clone, Default)]
+pub struct Engine {
+    options: EngineOptions,
+}
+
+impl Engine {
+    pub fn new(options: EngineOptions) -> Engine {
+        Engine { options }
+    }
+
+    /// Evaluates `query` at `at_ms` (milliseconds since the Unix epoch).
+    pub fn instant_query<S: SeriesSource + ?Sized>(
+        &self,
+        source: &S,
+        query: &str,
+        at_ms: i64,
+    ) -> Result<Value, PromqlError> {
+        self.instant_query_annotated(source, query, at_ms)
+            .map(|(v, _)| v)
+    }
+
+    /// Like [`Engine::instant_query`], also returning the annotations.
+    pub fn instant_query_annotated<S: SeriesSource + ?Sized>(
+        &self,
+        source: &S,
+        query: &str,
+        at_ms: i64,
+    ) -> Result<(Value, Annotations), PromqlError> {
+        let expr = parse(query)?;
+        let ev = self.evaluator(source, at_ms, at_ms, 0);
+        let value = match ev.eval(&expr, at_ms)? {
+            Val::Scalar(v) => Value::Scalar(at_ms, v),
+            Val::Str(s) => Value::String(s),
+            Val::Vector(samples) => {
+                let samples = super::eval::finish_vector(samples)?;
+                Value::Vector(
+                    samples
+                        .into_iter()
+                        .map(|s| Sample {
+                            labels: s.labels,
+                            t: at_ms,
+                            v: s.v,
+                        })
+                        .collect(),
+                )
+            }
+            Val::Matrix(series) => Value::Matrix(
+                series
+                    .into_iter()
+                    .map(|s| Series {
+                        labels: s.labels,
+                        points: s.points,
+                    })
+                    .collect(),
+            ),
+        };
+        Ok((value, ev.into_annotations()))
+    }
+
+    /// Evaluates `query` at every step from `start_ms` to `end_ms` inclusive.
+    pub fn range_query<S: SeriesSource + ?Sized>(
+        &self,
+        source: &S,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<Value, PromqlError> {
+        self.range_query_annotated(source, query, start_ms, end_ms, step_ms)
+            .map(|(v, _)| v)
+    }
+
+    /// Like [`Engine::range_query`], also returning the annotations.
+    pub fn range_query_annotated<S: SeriesSource + ?Sized>(
+        &self,
+        source: &S,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<(Value, Annotations), PromqlError> {
+        if step_ms <= 0 {
+            return Err(PromqlError::eval(
+                "zero or negative query resolution step widths are not accepted; use a positive step",
+            ));
+        }
+        if end_ms < start_ms {
+            return Err(PromqlError::eval(
+                "end timestamp must not be before start time",
+            ));
+        }
+        let expr = parse(query)?;
+        match expr.value_type() {
+            parser::value::ValueType::Vector | parser::value::ValueType::Scalar => {}
+            other => {
+                return Err(PromqlError::eval(format!(
+                    "invalid expression type \"{other}\" for range query, must be Scalar or instant Vector"
+                )))
+            }
+        }
+        let ev = self.evaluator(source, start_ms, end_ms, step_ms);
+        let series = ev.eval_steps(&expr, start_ms, end_ms, step_ms, true)?;
+        let mut out: Vec<Series> = series
+            .into_iter()
+            .map(|s| Series {
+                labels: s.labels,
+                points: s.points,
+            })
+            .collect();
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok((Value::Matrix(out), ev.into_annotations()))
+    }
+
+    fn evaluator<'a, S: SeriesSource + ?Sized>(
+        &self,
+        source: &'a S,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Evaluator<'a, S> {
+        Evaluator::new(
+            source,
+            start,
+            end,
+            step,
+            self.options.lookback_delta.as_millis() as i64,
+            self.options.default_subquery_step.as_millis() as i64,
+        )
+    }
+}
+
+/// Parses a query and rejects what Vigil does not evaluate.
+pub(crate) fn parse(query: &str) -> Result<parser::Expr, PromqlError> {
+    let expr = parser::parse(query).map_err(|message| PromqlError::Parse {
+        query: query.to_string(),
+        message,
+    })?;
+    if let Some(name) = super::eval::experimental_feature(&expr) {
+        return Err(PromqlError::Experimental(name));
+    }
+    Ok(expr)
+}
+
+/// Whether `query` parses but uses a feature Vigil reports as experimental.
+pub fn uses_experimental_feature(query: &str) -> bool {
+    parser::parse(query)
+        .ok()
+        .and_then(|e| super::eval::experimental_feature(&e))
+        .is_some()
+}
