@@ -187,3 +187,16 @@ pub fn uses_experimental_feature(query: &str) -> bool {
         .and_then(|e| super::eval::experimental_feature(&e))
         .is_some()
 }
+
+/// Whether `query` may read a series of `source` (over all time); used to
+/// skip promqltest cases that touch native-histogram series.
+pub fn reads_any_series<S: SeriesSource + ?Sized>(source: &S, query: &str) -> bool {
+    let Ok(expr) = parser::parse(query) else {
+        return false;
+    };
+    let mut selectors = Vec::new();
+    super::eval::selector_matchers(&expr, &mut selectors);
+    selectors
+        .iter()
+        .any(|m| !source.select(m, i64::MIN, i64::MAX).is_empty())
+}

@@ -2,7 +2,7 @@
 //! parsed by `promql-parser` and evaluated against any [`SeriesSource`] (the
 //! scraped window, a promqltest `load` block, promtool unit-test input).
 
-mod engine;
+pub(crate) mod engine;
 mod eval;
 pub mod promqltest;
 pub mod series_notation;

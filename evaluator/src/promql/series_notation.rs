@@ -34,11 +34,7 @@ fn parse_number(s: &str) -> Option<f64> {
         "inf" => f64::INFINITY,
         "nan" => f64::NAN,
         other => {
-            if other.starts_with("0x") {
-                i64::from_str_radix(&other[2..], 16).ok()? as f64
-            } else if other.is_empty()
-                || !other.starts_with(|c: char| c.is_ascii_digit() || c == '.')
-            {
+            if other.is_empty() || !other.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
                 return None;
             } else {
                 other.parse::<f64>().ok()?

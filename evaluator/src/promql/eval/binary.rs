@@ -230,7 +230,7 @@ fn vector_op(
         }
         for name in &include {
             match o.labels.get(name) {
-                Some(v) => labels.set(name, &v.to_string()),
+                Some(v) => labels.set(name, v),
                 None => labels.remove(name),
             }
         }

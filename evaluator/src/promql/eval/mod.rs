@@ -63,17 +63,13 @@ pub(crate) struct Evaluator<'a, S: SeriesSource + ?Sized> {
 /// Applies delayed name removal and rejects duplicate label sets, as
 /// Prometheus does when a query (or one step of it) finishes.
 pub(crate) fn finish_vector(mut samples: Vec<ESample>) -> Result<Vec<ESample>, PromqlError> {
-    let mut any_dropped = false;
     for s in samples.iter_mut() {
         if s.drop_name {
             s.labels.remove(METRIC_NAME);
             s.drop_name = false;
-            any_dropped = true;
         }
     }
-    if any_dropped {
-        check_unique(&samples)?;
-    }
+    check_unique(&samples)?;
     Ok(samples)
 }
 
@@ -332,5 +328,29 @@ fn push_point(
                 drop_name,
             });
         }
+    }
+}
+
+/// The matchers of every selector in `expr` (metric name included), so
+/// callers can tell which series a query may read.
+pub(crate) fn selector_matchers(expr: &Expr, out: &mut Vec<Vec<promql_parser::label::Matcher>>) {
+    match expr {
+        Expr::VectorSelector(vs) => out.push(selector::matchers(vs)),
+        Expr::MatrixSelector(ms) => out.push(selector::matchers(&ms.vs)),
+        Expr::Aggregate(a) => {
+            selector_matchers(&a.expr, out);
+            if let Some(p) = &a.param {
+                selector_matchers(p, out);
+            }
+        }
+        Expr::Unary(u) => selector_matchers(&u.expr, out),
+        Expr::Binary(b) => {
+            selector_matchers(&b.lhs, out);
+            selector_matchers(&b.rhs, out);
+        }
+        Expr::Paren(p) => selector_matchers(&p.expr, out),
+        Expr::Subquery(s) => selector_matchers(&s.expr, out),
+        Expr::Call(c) => c.args.args.iter().for_each(|a| selector_matchers(a, out)),
+        _ => {}
     }
 }

@@ -40,19 +40,18 @@ fn extrapolated(input: &RangeInput<'_>, counter: bool, per_second: bool) -> Opti
     let to_end = (input.range_end - last_t) as f64 / 1000.0;
     let sampled = (last_t - first_t) as f64 / 1000.0;
     let avg_gap = sampled / (p.len() - 1) as f64;
+    let threshold = avg_gap * 1.1;
+    if to_start >= threshold {
+        to_start = avg_gap / 2.0;
+    }
     if counter && result > 0.0 && first_v >= 0.0 {
+        // A counter cannot be extrapolated below zero.
         let to_zero = sampled * (first_v / result);
         if to_zero < to_start {
             to_start = to_zero;
         }
     }
-    let threshold = avg_gap * 1.1;
-    let mut interval = sampled;
-    interval += if to_start >= threshold {
-        avg_gap / 2.0
-    } else {
-        to_start
-    };
+    let mut interval = sampled + to_start;
     interval += if to_end >= threshold {
         avg_gap / 2.0
     } else {

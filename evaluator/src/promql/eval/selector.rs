@@ -9,7 +9,7 @@ use crate::store::is_stale;
 
 /// The selector's matchers, with the metric name as an equality matcher
 /// (the parser keeps `foo{...}`'s name apart from the braces).
-fn matchers(vs: &VectorSelector) -> Vec<Matcher> {
+pub(crate) fn matchers(vs: &VectorSelector) -> Vec<Matcher> {
     let mut out: Vec<Matcher> = vs.matchers.matchers.clone();
     if let Some(name) = &vs.name {
         if !out.iter().any(|m| m.name == crate::labels::METRIC_NAME) {
