@@ -26,8 +26,14 @@ pub fn run(files: &[std::path::PathBuf]) -> anyhow::Result<bool> {
         );
         if verbose {
             for (line, query, outcome) in &report.cases {
-                if let CaseOutcome::Failed(why) = outcome {
-                    println!("  FAIL {}:{line}: {query}\n       {why}", path.display());
+                match outcome {
+                    CaseOutcome::Failed(why) => {
+                        println!("  FAIL {}:{line}: {query}\n       {why}", path.display())
+                    }
+                    CaseOutcome::Skipped(why) => {
+                        println!("  SKIP {}:{line}: {query} ({why})", path.display())
+                    }
+                    CaseOutcome::Passed => {}
                 }
             }
         }

@@ -332,6 +332,14 @@ impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
                     self, phi, v, t,
                 )))
             }
+            "histogram_fraction" => {
+                let lower = self.arg_scalar(c, 0, t)?;
+                let upper = self.arg_scalar(c, 1, t)?;
+                let v = self.arg_vector(c, 2, t)?;
+                Ok(Val::Vector(super::histogram::histogram_fraction(
+                    self, lower, upper, v, t,
+                )))
+            }
             n if n.starts_with("histogram_") => {
                 // Native-histogram functions: float samples yield nothing.
                 let _ = self.arg_vector(c, c.args.args.len().saturating_sub(1), t)?;

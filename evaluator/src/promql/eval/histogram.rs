@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::{ESample, Evaluator};
-use crate::labels::{Labels, METRIC_NAME};
+use crate::labels::Labels;
 use crate::promql::SeriesSource;
 
 /// Relative difference below which neighbouring bucket counts are treated
@@ -92,6 +92,35 @@ fn bucket_quantile(phi: f64, mut buckets: Vec<(f64, f64)>) -> (f64, bool) {
     (start + (end - start) * (rank / count), forced)
 }
 
+/// Cumulative `(upper bound, count)` buckets grouped by series identity
+/// (all labels but `le`; the name is kept so two histograms never merge).
+fn group_buckets<S: SeriesSource + ?Sized>(
+    ev: &Evaluator<'_, S>,
+    input: Vec<ESample>,
+) -> Vec<(Labels, Vec<(f64, f64)>)> {
+    let mut groups: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    for s in input {
+        let Some(le) = s.labels.get("le").and_then(parse_le) else {
+            ev.warn(format!(
+                "PromQL warning: bucket label \"le\" is missing or has a malformed value of \"{}\" for metric name \"{}\"",
+                s.labels.get("le").unwrap_or(""),
+                s.labels.metric_name().unwrap_or("")
+            ));
+            continue;
+        };
+        let key = s.labels.drop_names(&["le".to_string()]);
+        match index.get(&key) {
+            Some(i) => groups[*i].1.push((le, s.v)),
+            None => {
+                index.insert(key.clone(), groups.len());
+                groups.push((key, vec![(le, s.v)]));
+            }
+        }
+    }
+    groups
+}
+
 pub(crate) fn histogram_quantile<S: SeriesSource + ?Sized>(
     ev: &Evaluator<'_, S>,
     phi: f64,
@@ -104,49 +133,110 @@ pub(crate) fn histogram_quantile<S: SeriesSource + ?Sized>(
             super::stats::format_float(phi)
         ));
     }
-    let mut groups: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
-    let mut index: HashMap<Labels, usize> = HashMap::new();
-    for s in input {
-        let le = s.labels.get("le").and_then(parse_le);
-        let Some(le) = le else {
-            let name = s.labels.metric_name().unwrap_or("").to_string();
-            ev.warn(format!(
-                "PromQL warning: bucket label \"le\" is missing or has a malformed value of \"{}\" for metric name \"{}\"",
-                s.labels.get("le").unwrap_or(""),
-                name
-            ));
-            continue;
-        };
-        let key = s
-            .labels
-            .drop_names(&["le".to_string(), METRIC_NAME.to_string()]);
-        match index.get(&key) {
-            Some(i) => groups[*i].1.push((le, s.v)),
-            None => {
-                index.insert(key.clone(), groups.len());
-                groups.push((key, vec![(le, s.v)]));
-            }
-        }
-    }
-    let mut out = Vec::with_capacity(groups.len());
-    for (labels, buckets) in groups {
+    let mut out = Vec::new();
+    for (labels, buckets) in group_buckets(ev, input) {
         let (v, forced) = bucket_quantile(phi, buckets);
         if forced {
             ev.info(format!(
                 "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name \"{}\"",
-                ""
+                labels.metric_name().unwrap_or("")
             ));
         }
         out.push(ESample {
             labels,
             t,
             v,
-            drop_name: false,
+            drop_name: true,
         });
     }
     out
 }
 
+/// `histogram_fraction` over classic buckets: the share of observations
+/// between `lower` and `upper`, interpolating linearly inside finite buckets
+/// (an infinitely wide bucket contributes only when fully inside the range).
+pub(crate) fn histogram_fraction<S: SeriesSource + ?Sized>(
+    ev: &Evaluator<'_, S>,
+    lower: f64,
+    upper: f64,
+    input: Vec<ESample>,
+    t: i64,
+) -> Vec<ESample> {
+    let mut out = Vec::new();
+    for (labels, mut buckets) in group_buckets(ev, input) {
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let v = bucket_fraction(lower, upper, &buckets);
+        out.push(ESample {
+            labels,
+            t,
+            v,
+            drop_name: true,
+        });
+    }
+    out
+}
+
+fn bucket_fraction(lower: f64, upper: f64, buckets: &[(f64, f64)]) -> f64 {
+    if lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
+        return f64::NAN;
+    }
+    let total = buckets[buckets.len() - 1].1;
+    if total == 0.0 {
+        return f64::NAN;
+    }
+    if upper <= lower {
+        return 0.0;
+    }
+    let mut rank = 0.0;
+    let mut prev_count = 0.0;
+    let (mut lower_rank, mut upper_rank) = (None, None);
+    for (i, &(ub, cum)) in buckets.iter().enumerate() {
+        let lb = if i == 0 {
+            if ub > 0.0 {
+                0.0
+            } else {
+                f64::NEG_INFINITY
+            }
+        } else {
+            buckets[i - 1].0
+        };
+        let count = cum - prev_count;
+        prev_count = cum;
+        let interpolate = |x: f64| {
+            // No interpolation in an infinitely wide bucket: its
+            // observations sit at its finite edge.
+            if lb.is_infinite() {
+                rank + count
+            } else if ub.is_infinite() {
+                rank
+            } else {
+                rank + count * (x - lb) / (ub - lb)
+            }
+        };
+        if lower_rank.is_none() && lb >= lower {
+            lower_rank = Some(rank);
+        }
+        if upper_rank.is_none() && lb >= upper {
+            upper_rank = Some(rank);
+        }
+        if lower_rank.is_none() && lb < lower && ub > lower {
+            lower_rank = Some(interpolate(lower));
+        }
+        if upper_rank.is_none() && lb < upper && ub > upper {
+            upper_rank = Some(interpolate(upper));
+        }
+        if lower_rank.is_some() && upper_rank.is_some() {
+            break;
+        }
+        rank += count;
+    }
+    let lo = lower_rank.unwrap_or(total).min(total);
+    let hi = upper_rank.unwrap_or(total).min(total);
+    (hi - lo) / total
+}
 fn parse_le(s: &str) -> Option<f64> {
     match s {
         "+Inf" | "Inf" | "+inf" | "inf" => Some(f64::INFINITY),
