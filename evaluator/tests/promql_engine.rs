@@ -1,0 +1,118 @@
+//! Engine behaviour through its public API over the in-memory store:
+//! lookback and staleness, rate, errors, range queries, `@`.
+
+use vigil_evaluator::labels::Labels;
+use vigil_evaluator::promql::{Engine, PromqlError, Value};
+use vigil_evaluator::store::{Store, STALE_NAN};
+
+const MIN: i64 = 60_000;
+
+fn store_with(series: &[(&[(&str, &str)], &[(i64, f64)])]) -> Store {
+    let mut store = Store::default();
+    for (labels, samples) in series {
+        let labels = Labels::from_pairs(labels.iter().copied());
+        for (t, v) in samples.iter() {
+            store.append(&labels, *t, *v).expect("append");
+        }
+    }
+    store
+}
+
+fn vector(v: Value) -> Vec<(String, f64)> {
+    match v {
+        Value::Vector(samples) => {
+            let mut out: Vec<(String, f64)> = samples
+                .into_iter()
+                .map(|s| (s.labels.to_string(), s.v))
+                .collect();
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            out
+        }
+        other => panic!("expected a vector, got {other:?}"),
+    }
+}
+
+#[test]
+fn instant_selector_looks_back_five_minutes_exclusive() {
+    let store = store_with(&[(&[("__name__", "up")], &[(0, 1.0)])]);
+    let engine = Engine::default();
+    let inside = engine
+        .instant_query(&store, "up", 5 * MIN - 1)
+        .expect("query");
+    let edge = engine.instant_query(&store, "up", 5 * MIN).expect("query");
+    assert_eq!(vector(inside), [("up{}".to_string(), 1.0)]);
+    assert!(
+        vector(edge).is_empty(),
+        "a sample exactly 5m old is outside the window"
+    );
+}
+
+#[test]
+fn stale_marker_ends_the_series_immediately() {
+    let store = store_with(&[(&[("__name__", "up")], &[(0, 1.0), (MIN, STALE_NAN)])]);
+    let got = Engine::default()
+        .instant_query(&store, "up", 2 * MIN)
+        .expect("query");
+    assert!(vector(got).is_empty());
+}
+
+#[test]
+fn rate_of_a_steady_counter_is_its_slope_and_drops_the_name() {
+    let samples: Vec<(i64, f64)> = (0..=10).map(|i| (i * MIN, i as f64 * 60.0)).collect();
+    let store = store_with(&[(&[("__name__", "req_total"), ("job", "a")], &samples)]);
+    let got = Engine::default()
+        .instant_query(&store, "rate(req_total[5m])", 10 * MIN)
+        .expect("query");
+    let got = vector(got);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, r#"{job="a"}"#);
+    assert!((got[0].1 - 1.0).abs() < 1e-9, "rate was {}", got[0].1);
+}
+
+#[test]
+fn name_collision_after_function_is_an_error() {
+    let store = store_with(&[
+        (&[("__name__", "a"), ("x", "1")], &[(0, 1.0)]),
+        (&[("__name__", "b"), ("x", "1")], &[(0, 2.0)]),
+    ]);
+    let err = Engine::default()
+        .instant_query(&store, r#"abs({x="1"})"#, 0)
+        .expect_err("duplicate labelset");
+    assert_eq!(
+        err,
+        PromqlError::Eval("vector cannot contain metrics with the same labelset".into())
+    );
+}
+
+#[test]
+fn parse_error_names_the_query() {
+    let err = Engine::default()
+        .instant_query(&Store::default(), "sum(", 0)
+        .expect_err("bad syntax");
+    assert!(err.to_string().contains("sum("), "{err}");
+}
+
+#[test]
+fn range_query_returns_one_series_with_a_point_per_step() {
+    let samples: Vec<(i64, f64)> = (0..=4).map(|i| (i * MIN, i as f64)).collect();
+    let store = store_with(&[(&[("__name__", "g")], &samples)]);
+    let got = Engine::default()
+        .range_query(&store, "g * 2", 0, 4 * MIN, 2 * MIN)
+        .expect("query");
+    let Value::Matrix(series) = got else {
+        panic!("expected a matrix")
+    };
+    assert_eq!(series.len(), 1);
+    assert!(series[0].labels.is_empty());
+    assert_eq!(series[0].points, [(0, 0.0), (2 * MIN, 4.0), (4 * MIN, 8.0)]);
+}
+
+#[test]
+fn at_modifier_pins_the_evaluation_time() {
+    let samples: Vec<(i64, f64)> = (0..=10).map(|i| (i * MIN, i as f64)).collect();
+    let store = store_with(&[(&[("__name__", "g")], &samples)]);
+    let got = Engine::default()
+        .instant_query(&store, "g @ 120", 10 * MIN)
+        .expect("query");
+    assert_eq!(vector(got), [("g{}".to_string(), 2.0)]);
+}
