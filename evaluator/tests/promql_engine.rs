@@ -7,7 +7,10 @@ use vigil_evaluator::store::{Store, STALE_NAN};
 
 const MIN: i64 = 60_000;
 
-fn store_with(series: &[(&[(&str, &str)], &[(i64, f64)])]) -> Store {
+/// A series for the fixture: label pairs and `(t, v)` samples.
+type Fixture<'a> = (&'a [(&'a str, &'a str)], &'a [(i64, f64)]);
+
+fn store_with(series: &[Fixture<'_>]) -> Store {
     let mut store = Store::default();
     for (labels, samples) in series {
         let labels = Labels::from_pairs(labels.iter().copied());
