@@ -3,6 +3,7 @@
 //! printing are canonical.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// The label that holds the metric name.
 pub const METRIC_NAME: &str = "__name__";
@@ -15,8 +16,11 @@ pub struct Label {
 }
 
 /// A set of labels, sorted by name, names unique, no empty values.
+///
+/// Shared behind an `Arc` so that cloning (every selected sample carries
+/// its series' labels) is a reference-count bump; mutation copies on write.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Labels(Vec<Label>);
+pub struct Labels(Arc<Vec<Label>>);
 
 impl Labels {
     /// Builds a label set from pairs; later duplicates win, empty values are dropped.
@@ -32,7 +36,7 @@ impl Labels {
             }
         }
         labels.sort();
-        Labels(labels)
+        Labels(Arc::new(labels))
     }
 
     /// The value of `name`, if set.
@@ -52,11 +56,12 @@ impl Labels {
     pub fn set(&mut self, name: &str, value: &str) {
         match self.0.binary_search_by(|l| l.name.as_str().cmp(name)) {
             Ok(i) if value.is_empty() => {
-                self.0.remove(i);
+                Arc::make_mut(&mut self.0).remove(i);
             }
-            Ok(i) => self.0[i].value = value.to_string(),
+            Ok(i) if self.0[i].value == value => {}
+            Ok(i) => Arc::make_mut(&mut self.0)[i].value = value.to_string(),
             Err(_) if value.is_empty() => {}
-            Err(i) => self.0.insert(
+            Err(i) => Arc::make_mut(&mut self.0).insert(
                 i,
                 Label {
                     name: name.to_string(),
@@ -88,29 +93,35 @@ impl Labels {
 
     /// Keeps only the labels whose name satisfies `keep`.
     pub fn retain(&mut self, mut keep: impl FnMut(&Label) -> bool) {
-        self.0.retain(|l| keep(l));
+        if self.0.iter().all(&mut keep) {
+            return;
+        }
+        Arc::make_mut(&mut self.0).retain(|l| keep(l));
     }
 
     /// A copy holding only the labels named in `names` (PromQL `by`/`on`).
     pub fn keep_names(&self, names: &[String]) -> Labels {
-        Labels(
+        Labels(Arc::new(
             self.0
                 .iter()
                 .filter(|l| names.contains(&l.name))
                 .cloned()
                 .collect(),
-        )
+        ))
     }
 
     /// A copy without the labels named in `names` (PromQL `without`/`ignoring`).
     pub fn drop_names(&self, names: &[String]) -> Labels {
-        Labels(
+        if !self.0.iter().any(|l| names.contains(&l.name)) {
+            return self.clone();
+        }
+        Labels(Arc::new(
             self.0
                 .iter()
                 .filter(|l| !names.contains(&l.name))
                 .cloned()
                 .collect(),
-        )
+        ))
     }
 }
 

@@ -35,6 +35,20 @@ pub struct Annotations {
     pub infos: Vec<String>,
 }
 
+/// A parsed query, see [`Engine::parse`].
+#[derive(Debug, Clone)]
+pub struct Query {
+    expr: parser::Expr,
+    text: String,
+}
+
+impl Query {
+    /// The query as written.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
 /// Evaluates PromQL queries; stateless apart from its options, so one engine
 /// can serve concurrent callers.
 #[derive(Debug, Clone, Default)]
@@ -65,9 +79,29 @@ impl Engine {
         query: &str,
         at_ms: i64,
     ) -> Result<(Value, Annotations), PromqlError> {
-        let expr = parse(query)?;
+        let query = self.parse(query)?;
+        self.instant_query_parsed(source, &query, at_ms)
+    }
+
+    /// Parses and validates `query` once, for callers that evaluate the same
+    /// expression repeatedly (rule groups).
+    pub fn parse(&self, query: &str) -> Result<Query, PromqlError> {
+        Ok(Query {
+            expr: parse(query)?,
+            text: query.to_string(),
+        })
+    }
+
+    /// Evaluates an already parsed query at `at_ms`.
+    pub fn instant_query_parsed<S: SeriesSource + ?Sized>(
+        &self,
+        source: &S,
+        query: &Query,
+        at_ms: i64,
+    ) -> Result<(Value, Annotations), PromqlError> {
+        let expr = &query.expr;
         let ev = self.evaluator(source, at_ms, at_ms, 0);
-        let value = match ev.eval(&expr, at_ms)? {
+        let value = match ev.eval(expr, at_ms)? {
             Val::Scalar(v) => Value::Scalar(at_ms, v),
             Val::Str(s) => Value::String(s),
             Val::Vector(samples) => {

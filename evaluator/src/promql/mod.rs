@@ -8,7 +8,7 @@ pub mod promqltest;
 pub mod series_notation;
 mod value;
 
-pub use engine::{Annotations, Engine, EngineOptions};
+pub use engine::{Annotations, Engine, EngineOptions, Query};
 pub use value::{PromqlError, Sample, Series, Value};
 
 use crate::labels::Labels;

@@ -58,6 +58,9 @@ pub(crate) struct Evaluator<'a, S: SeriesSource + ?Sized> {
     lookback: i64,
     default_step: i64,
     annotations: RefCell<Annotations>,
+    /// Selector results of this query, keyed by the selector's address in
+    /// the (immutable, query-long) syntax tree.
+    selections: RefCell<HashMap<usize, std::rc::Rc<Vec<super::SeriesView<'a>>>>>,
 }
 
 /// Applies delayed name removal and rejects duplicate label sets, as
@@ -147,6 +150,7 @@ impl<'a, S: SeriesSource + ?Sized> Evaluator<'a, S> {
             lookback,
             default_step,
             annotations: RefCell::new(Annotations::default()),
+            selections: RefCell::new(HashMap::new()),
         }
     }
 

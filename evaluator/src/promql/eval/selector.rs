@@ -3,8 +3,10 @@
 use promql_parser::label::Matcher;
 use promql_parser::parser::{MatrixSelector, VectorSelector};
 
+use std::rc::Rc;
+
 use super::{ms_of_duration, ESample, ESeries, Evaluator};
-use crate::promql::SeriesSource;
+use crate::promql::{SeriesSource, SeriesView};
 use crate::store::is_stale;
 
 /// The selector's matchers, with the metric name as an equality matcher
@@ -23,23 +25,25 @@ pub(crate) fn matchers(vs: &VectorSelector) -> Vec<Matcher> {
     out
 }
 
-impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
+/// The part of `samples` with `min_t <= t <= max_t`.
+fn window(samples: &[crate::store::Sample], min_t: i64, max_t: i64) -> &[crate::store::Sample] {
+    let from = samples.partition_point(|s| s.t < min_t);
+    let to = samples.partition_point(|s| s.t <= max_t);
+    &samples[from..to.max(from)]
+}
+
+impl<'a, S: SeriesSource + ?Sized> Evaluator<'a, S> {
     /// The newest sample of each series within the lookback window
     /// `(ref - lookback, ref]`, unless that sample is a staleness marker.
     pub(crate) fn eval_vector_selector(&self, vs: &VectorSelector, t: i64) -> Vec<ESample> {
         let ref_t = self.ref_time(t, &vs.at, &vs.offset);
-        let matchers = matchers(vs);
-        let mut out = Vec::new();
-        for series in self.select_or(
-            &matchers,
-            &vs.matchers.or_matchers,
-            ref_t - self.lookback + 1,
-            ref_t,
-        ) {
-            if let Some(last) = series.samples.last() {
+        let series = self.selected(vs);
+        let mut out = Vec::with_capacity(series.len());
+        for s in series.iter() {
+            if let Some(last) = window(s.samples, ref_t - self.lookback + 1, ref_t).last() {
                 if !is_stale(last.v) {
                     out.push(ESample {
-                        labels: series.labels.clone(),
+                        labels: s.labels.clone(),
                         t: last.t,
                         v: last.v,
                         drop_name: false,
@@ -60,18 +64,17 @@ impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
         let vs = &ms.vs;
         let ref_t = self.ref_time(t, &vs.at, &vs.offset);
         let range_start = ref_t - ms_of_duration(&ms.range);
-        let matchers = matchers(vs);
+        let series = self.selected(vs);
         let mut out = Vec::new();
-        for series in self.select_or(&matchers, &vs.matchers.or_matchers, range_start + 1, ref_t) {
-            let points: Vec<(i64, f64)> = series
-                .samples
+        for s in series.iter() {
+            let points: Vec<(i64, f64)> = window(s.samples, range_start + 1, ref_t)
                 .iter()
                 .filter(|s| !is_stale(s.v))
                 .map(|s| (s.t, s.v))
                 .collect();
             if !points.is_empty() {
                 out.push(ESeries {
-                    labels: series.labels.clone(),
+                    labels: s.labels.clone(),
                     points,
                     drop_name: false,
                 });
@@ -80,26 +83,39 @@ impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
         (out, range_start, ref_t)
     }
 
-    /// Selects with the main matchers, or the union over `or` alternatives.
-    fn select_or(
-        &self,
-        matchers: &[Matcher],
-        or_matchers: &[Vec<Matcher>],
-        min_t: i64,
-        max_t: i64,
-    ) -> Vec<crate::promql::SeriesView<'_>> {
-        if or_matchers.is_empty() {
-            return self.source.select(matchers, min_t, max_t);
+    /// The series a selector matches, fetched once per query (all their
+    /// samples, as slices) so each step of a range query or subquery only
+    /// binary-searches its window.
+    fn selected(&self, vs: &VectorSelector) -> Rc<Vec<SeriesView<'a>>> {
+        let key = vs as *const VectorSelector as usize;
+        if let Some(hit) = self.selections.borrow().get(&key) {
+            return Rc::clone(hit);
         }
-        let mut seen = std::collections::HashSet::new();
-        let mut out = Vec::new();
-        for alt in or_matchers {
-            for s in self.source.select(alt, min_t, max_t) {
-                if seen.insert(s.labels) {
-                    out.push(s);
+        let matchers = matchers(vs);
+        let views = if vs.matchers.or_matchers.is_empty() {
+            self.source.select(&matchers, i64::MIN, i64::MAX)
+        } else {
+            let mut seen = std::collections::HashSet::new();
+            let mut out = Vec::new();
+            for alt in &vs.matchers.or_matchers {
+                let mut alt = alt.clone();
+                if let Some(name) = &vs.name {
+                    alt.push(Matcher::new(
+                        promql_parser::label::MatchOp::Equal,
+                        crate::labels::METRIC_NAME,
+                        name,
+                    ));
+                }
+                for s in self.source.select(&alt, i64::MIN, i64::MAX) {
+                    if seen.insert(s.labels) {
+                        out.push(s);
+                    }
                 }
             }
-        }
-        out
+            out
+        };
+        let views = Rc::new(views);
+        self.selections.borrow_mut().insert(key, Rc::clone(&views));
+        views
     }
 }
