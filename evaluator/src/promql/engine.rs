@@ -122,7 +122,7 @@ impl Engine {
                     .into_iter()
                     .map(|s| Series {
                         labels: s.labels,
-                        points: s.points,
+                        points: s.points.into_iter().map(|p| (p.t, p.v)).collect(),
                     })
                     .collect(),
             ),
@@ -177,7 +177,7 @@ impl Engine {
             .into_iter()
             .map(|s| Series {
                 labels: s.labels,
-                points: s.points,
+                points: s.points.into_iter().map(|p| (p.t, p.v)).collect(),
             })
             .collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));

@@ -6,20 +6,18 @@ use std::collections::HashMap;
 use promql_parser::parser::token;
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
+use super::grouping::{GroupIndex, Grouping};
 use super::stats::{format_float, mean, quantile, variance, KahanSum};
 use super::{ESample, Evaluator, Val};
 use crate::labels::{Labels, METRIC_NAME};
 use crate::promql::{PromqlError, SeriesSource};
 
-fn group_labels(labels: &Labels, modifier: Option<&LabelModifier>) -> Labels {
+/// The grouping an aggregation's `by`/`without` clause asks for.
+fn grouping(modifier: Option<&LabelModifier>) -> Grouping<'_> {
     match modifier {
-        Some(LabelModifier::Include(by)) => labels.keep_names(&by.labels),
-        Some(LabelModifier::Exclude(without)) => {
-            let mut names = without.labels.clone();
-            names.push(METRIC_NAME.to_string());
-            labels.drop_names(&names)
-        }
-        None => Labels::default(),
+        Some(LabelModifier::Include(by)) => Grouping::By(&by.labels),
+        Some(LabelModifier::Exclude(without)) => Grouping::Without(&without.labels),
+        None => Grouping::By(&[]),
     }
 }
 
@@ -43,14 +41,18 @@ impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
         let Val::Vector(mut input) = self.eval(&a.expr, t)? else {
             return Err(PromqlError::eval("aggregation needs an instant vector"));
         };
-        // Grouping sees the labels as they will be: pending name drops apply now.
-        for s in input.iter_mut() {
-            if s.drop_name {
-                s.labels.remove(METRIC_NAME);
-                s.drop_name = false;
+        let modifier = a.modifier.as_ref();
+        // Grouping sees the labels as they will be. Only `by (__name__)` can
+        // see a pending name drop; every other grouping ignores the name.
+        if matches!(modifier, Some(LabelModifier::Include(by)) if by.labels.iter().any(|n| n == METRIC_NAME))
+        {
+            for s in input.iter_mut() {
+                if s.drop_name {
+                    s.labels.remove(METRIC_NAME);
+                    s.drop_name = false;
+                }
             }
         }
-        let modifier = a.modifier.as_ref();
         let scalar_param = |what: &str| -> Result<f64, PromqlError> {
             match &param {
                 Some(Val::Scalar(v)) => Ok(*v),
@@ -82,8 +84,9 @@ impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
             }
             let mut counts: Vec<(Labels, f64)> = Vec::new();
             let mut index: HashMap<Labels, usize> = HashMap::new();
+            let g_of = grouping(modifier);
             for s in &input {
-                let mut g = group_labels(&s.labels, modifier);
+                let mut g = g_of.key_labels(&s.labels);
                 g.set(label, &format_float(s.v));
                 let i = *index.entry(g.clone()).or_insert_with(|| {
                     counts.push((g, 0.0));
@@ -104,18 +107,15 @@ impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
             ));
         }
 
-        let mut groups: Vec<(Labels, Vec<f64>)> = Vec::new();
-        let mut index: HashMap<Labels, usize> = HashMap::new();
-        for s in input {
-            let g = group_labels(&s.labels, modifier);
-            match index.get(&g) {
-                Some(i) => groups[*i].1.push(s.v),
-                None => {
-                    index.insert(g.clone(), groups.len());
-                    groups.push((g, vec![s.v]));
-                }
-            }
+        let mut index: GroupIndex<'_, Vec<f64>> = GroupIndex::new(grouping(modifier));
+        for s in &input {
+            index.entry(&s.labels, Vec::new).0.push(s.v);
         }
+        let g = index.grouping();
+        let groups = index
+            .groups
+            .into_iter()
+            .map(|(rep, values)| (g.key_labels(&rep), values));
         let phi = if op == token::T_QUANTILE {
             let phi = scalar_param("quantile")?;
             if !(0.0..=1.0).contains(&phi) {
@@ -128,7 +128,7 @@ impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
         } else {
             0.0
         };
-        let mut out = Vec::with_capacity(groups.len());
+        let mut out = Vec::new();
         for (labels, values) in groups {
             let v = match op {
                 token::T_SUM => {
@@ -186,18 +186,12 @@ fn top_k(
     } else {
         k as usize
     };
-    let mut groups: Vec<Vec<ESample>> = Vec::new();
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut index: GroupIndex<'_, Vec<ESample>> = GroupIndex::new(grouping(modifier));
     for s in input {
-        let g = group_labels(&s.labels, modifier);
-        match index.get(&g) {
-            Some(i) => groups[*i].push(s),
-            None => {
-                index.insert(g, groups.len());
-                groups.push(vec![s]);
-            }
-        }
+        let labels = s.labels.clone();
+        index.entry(&labels, Vec::new).0.push(s);
     }
+    let groups = index.groups.into_iter().map(|(_, g)| g);
     let better = |a: f64, b: f64| -> std::cmp::Ordering {
         use std::cmp::Ordering::*;
         match (a.is_nan(), b.is_nan()) {

@@ -1,11 +1,12 @@
 //! Binary operators: arithmetic, comparison (with and without `bool`) and
 //! set operators, with `on`/`ignoring` and `group_left`/`group_right`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use promql_parser::parser::token::{self, TokenType};
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 
+use super::grouping::{GroupIndex, Grouping};
 use super::{ESample, Evaluator, Val};
 use crate::labels::{Labels, METRIC_NAME};
 use crate::promql::{PromqlError, SeriesSource};
@@ -40,17 +41,23 @@ fn drops_name(op: TokenType, return_bool: bool) -> bool {
     !is_comparison(op) || return_bool
 }
 
-/// Matching key of a sample for vector matching.
-fn signature(labels: &Labels, matching: Option<&LabelModifier>) -> Labels {
+/// The vector-matching key: `on(...)` labels, or all labels but the
+/// `ignoring(...)` ones and the metric name.
+fn matching_grouping(matching: Option<&LabelModifier>) -> Grouping<'_> {
     match matching {
-        Some(LabelModifier::Include(on)) => labels.keep_names(&on.labels),
-        Some(LabelModifier::Exclude(ign)) => {
-            let mut names = ign.labels.clone();
-            names.push(METRIC_NAME.to_string());
-            labels.drop_names(&names)
-        }
-        None => labels.drop_names(&[METRIC_NAME.to_string()]),
+        Some(LabelModifier::Include(on)) => Grouping::By(&on.labels),
+        Some(LabelModifier::Exclude(ign)) => Grouping::Without(&ign.labels),
+        None => Grouping::Without(&[]),
     }
+}
+
+/// Set of the matching keys present in `samples`.
+fn key_set<'m>(samples: &[ESample], matching: Option<&'m LabelModifier>) -> GroupIndex<'m, ()> {
+    let mut index = GroupIndex::new(matching_grouping(matching));
+    for s in samples {
+        index.entry(&s.labels, || ());
+    }
+    index
 }
 
 impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
@@ -138,26 +145,23 @@ fn scalar_op(
 }
 
 fn and(l: Vec<ESample>, r: Vec<ESample>, matching: Option<&LabelModifier>) -> Vec<ESample> {
-    let sigs: HashSet<Labels> = r.iter().map(|s| signature(&s.labels, matching)).collect();
+    let keys = key_set(&r, matching);
     l.into_iter()
-        .filter(|s| sigs.contains(&signature(&s.labels, matching)))
+        .filter(|s| keys.find(&s.labels).is_some())
         .collect()
 }
 
 fn or(l: Vec<ESample>, r: Vec<ESample>, matching: Option<&LabelModifier>) -> Vec<ESample> {
-    let sigs: HashSet<Labels> = l.iter().map(|s| signature(&s.labels, matching)).collect();
+    let keys = key_set(&l, matching);
     let mut out = l;
-    out.extend(
-        r.into_iter()
-            .filter(|s| !sigs.contains(&signature(&s.labels, matching))),
-    );
+    out.extend(r.into_iter().filter(|s| keys.find(&s.labels).is_none()));
     out
 }
 
 fn unless(l: Vec<ESample>, r: Vec<ESample>, matching: Option<&LabelModifier>) -> Vec<ESample> {
-    let sigs: HashSet<Labels> = r.iter().map(|s| signature(&s.labels, matching)).collect();
+    let keys = key_set(&r, matching);
     l.into_iter()
-        .filter(|s| !sigs.contains(&signature(&s.labels, matching)))
+        .filter(|s| keys.find(&s.labels).is_none())
         .collect()
 }
 
@@ -184,28 +188,36 @@ fn vector_op(
         VectorMatchCardinality::OneToOne | VectorMatchCardinality::ManyToMany
     );
 
-    let mut one_by_sig: HashMap<Labels, &ESample> = HashMap::with_capacity(one.len());
+    let grouping = matching_grouping(matching);
+    let mut one_by_key: GroupIndex<'_, &ESample> = GroupIndex::new(grouping);
     for s in &one {
-        let sig = signature(&s.labels, matching);
-        if one_by_sig.insert(sig.clone(), s).is_some() {
+        let (_, created) = one_by_key.entry(&s.labels, || s);
+        if !created {
             let side = if swapped { "left" } else { "right" };
             return Err(PromqlError::eval(format!(
-                "found duplicate series for the match group {sig} on the {side} hand-side of the operation: many-to-many matching not allowed: matching labels must be unique on one side"
+                "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}];many-to-many matching not allowed: matching labels must be unique on one side",
+                grouping.key_labels(&s.labels),
+                s.labels
             )));
         }
     }
-    let mut matched: HashSet<Labels> = HashSet::new();
+    // For one-to-one matching, which "one" groups were already used.
+    let mut matched = vec![false; one_by_key.groups.len()];
     let mut produced: HashSet<Labels> = HashSet::new();
     let mut out = Vec::new();
     for m in &many {
-        let sig = signature(&m.labels, matching);
-        let Some(o) = one_by_sig.get(&sig) else {
+        let Some(i) = one_by_key.find(&m.labels) else {
             continue;
         };
-        if one_to_one && !matched.insert(sig.clone()) {
-            return Err(PromqlError::eval(format!(
-                "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right); found duplicate series for the match group {sig}"
-            )));
+        let o = one_by_key.groups[i].1;
+        if one_to_one {
+            if matched[i] {
+                return Err(PromqlError::eval(format!(
+                    "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right); found duplicate series for the match group {}",
+                    grouping.key_labels(&m.labels)
+                )));
+            }
+            matched[i] = true;
         }
         let (l, r) = if swapped { (o.v, m.v) } else { (m.v, o.v) };
         let (mut v, keep) = apply(op, l, r);

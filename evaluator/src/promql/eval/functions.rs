@@ -12,6 +12,7 @@ use super::stats::format_float;
 use super::{ESample, Evaluator, Val};
 use crate::labels::{Labels, METRIC_NAME};
 use crate::promql::{PromqlError, SeriesSource};
+use crate::store::Sample;
 
 /// Functions Vigil treats as experimental beyond the parser's own flag
 /// (Prometheus gates them behind `--enable-feature=promql-experimental-functions`).
@@ -373,19 +374,18 @@ impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
             c.args.args.get(range_idx).ok_or_else(|| {
                 PromqlError::eval(format!("{name}() needs a range vector argument"))
             })?;
-        let (series, range_start, range_end) = self.eval_range_arg(expr, t)?;
-        let mut out = Vec::with_capacity(series.len());
-        for s in series {
+        let mut out = Vec::new();
+        let mut emit = |labels: &Labels, drop_name: bool, points: &[Sample], range: (i64, i64)| {
             let input = RangeInput {
-                points: &s.points,
-                range_start,
-                range_end,
+                points,
+                range_start: range.0,
+                range_end: range.1,
                 t,
                 arg,
             };
-            let Some(v) = f(&input) else { continue };
+            let Some(v) = f(&input) else { return };
             if matches!(name, "rate" | "increase") {
-                if let Some(metric) = s.labels.metric_name() {
+                if let Some(metric) = labels.metric_name() {
                     if !["_total", "_sum", "_count", "_bucket"]
                         .iter()
                         .any(|suffix| metric.ends_with(suffix))
@@ -396,13 +396,24 @@ impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
                     }
                 }
             }
-            let keep_name = name == "last_over_time" && !s.drop_name;
+            let keep_name = name == "last_over_time" && !drop_name;
             out.push(ESample {
-                labels: s.labels,
+                labels: labels.clone(),
                 t,
                 v,
                 drop_name: !keep_name,
             });
+        };
+        if let Expr::MatrixSelector(ms) = strip_parens(expr) {
+            // Common case: read the store's slices directly, no copies.
+            self.for_each_matrix_window(ms, t, |labels, points, range| {
+                emit(labels, false, points, range)
+            });
+        } else {
+            let (series, range_start, range_end) = self.eval_range_arg(expr, t)?;
+            for s in series {
+                emit(&s.labels, s.drop_name, &s.points, (range_start, range_end));
+            }
         }
         Ok(Val::Vector(out))
     }

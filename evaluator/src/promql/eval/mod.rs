@@ -4,6 +4,7 @@
 mod aggregate;
 mod binary;
 mod functions;
+mod grouping;
 mod histogram;
 mod range_functions;
 mod selector;
@@ -37,7 +38,7 @@ pub(crate) struct ESample {
 #[derive(Debug, Clone)]
 pub(crate) struct ESeries {
     pub labels: Labels,
-    pub points: Vec<(i64, f64)>,
+    pub points: Vec<crate::store::Sample>,
     pub drop_name: bool,
 }
 
@@ -323,12 +324,12 @@ fn push_point(
     v: f64,
 ) {
     match index.get(&labels) {
-        Some(i) => out[*i].points.push((t, v)),
+        Some(i) => out[*i].points.push(crate::store::Sample { t, v }),
         None => {
             index.insert(labels.clone(), out.len());
             out.push(ESeries {
                 labels,
-                points: vec![(t, v)],
+                points: vec![crate::store::Sample { t, v }],
                 drop_name,
             });
         }

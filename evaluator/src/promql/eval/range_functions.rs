@@ -1,6 +1,8 @@
 //! Functions over range vectors: rate/increase/delta and friends, the
 //! `*_over_time` family, derivatives and counter-reset counting.
 
+use crate::store::Sample;
+
 use super::stats::{mean, quantile, variance, KahanSum};
 
 /// What one range function computes from the points of one series.
@@ -8,7 +10,7 @@ pub(crate) type RangeFn = fn(&RangeInput<'_>) -> Option<f64>;
 
 /// The points of one series plus the window they were selected from.
 pub(crate) struct RangeInput<'a> {
-    pub points: &'a [(i64, f64)],
+    pub points: &'a [Sample],
     pub range_start: i64,
     pub range_end: i64,
     /// The evaluation time (predict_linear's intercept).
@@ -24,12 +26,18 @@ fn extrapolated(input: &RangeInput<'_>, counter: bool, per_second: bool) -> Opti
     if p.len() < 2 {
         return None;
     }
-    let (first_t, first_v) = p[0];
-    let (last_t, last_v) = p[p.len() - 1];
+    let Sample {
+        t: first_t,
+        v: first_v,
+    } = p[0];
+    let Sample {
+        t: last_t,
+        v: last_v,
+    } = p[p.len() - 1];
     let mut result = last_v - first_v;
     if counter {
         let mut prev = first_v;
-        for &(_, v) in &p[1..] {
+        for &Sample { v, .. } in &p[1..] {
             if v < prev {
                 result += prev;
             }
@@ -79,8 +87,8 @@ fn instant(i: &RangeInput<'_>, is_rate: bool) -> Option<f64> {
     if p.len() < 2 {
         return None;
     }
-    let (t1, v1) = p[p.len() - 2];
-    let (t2, v2) = p[p.len() - 1];
+    let Sample { t: t1, v: v1 } = p[p.len() - 2];
+    let Sample { t: t2, v: v2 } = p[p.len() - 1];
     let mut d = v2 - v1;
     if is_rate {
         if v2 < v1 {
@@ -103,11 +111,11 @@ pub(crate) fn idelta(i: &RangeInput<'_>) -> Option<f64> {
 }
 
 /// Least-squares slope and intercept, x in seconds relative to `intercept_t`.
-fn linear_regression(p: &[(i64, f64)], intercept_t: i64) -> (f64, f64) {
+fn linear_regression(p: &[Sample], intercept_t: i64) -> (f64, f64) {
     let n = p.len() as f64;
-    let const_y = p.windows(2).all(|w| w[0].1 == w[1].1);
+    let const_y = p.windows(2).all(|w| w[0].v == w[1].v);
     if const_y {
-        let y = p[0].1;
+        let y = p[0].v;
         if y.is_infinite() {
             return (f64::NAN, f64::NAN);
         }
@@ -119,7 +127,7 @@ fn linear_regression(p: &[(i64, f64)], intercept_t: i64) -> (f64, f64) {
         KahanSum::default(),
         KahanSum::default(),
     );
-    for &(t, v) in p {
+    for &Sample { t, v } in p {
         let x = (t - intercept_t) as f64 / 1000.0;
         sx.add(x);
         sy.add(v);
@@ -138,7 +146,7 @@ pub(crate) fn deriv(i: &RangeInput<'_>) -> Option<f64> {
     if i.points.len() < 2 {
         return None;
     }
-    Some(linear_regression(i.points, i.points[0].0).0)
+    Some(linear_regression(i.points, i.points[0].t).0)
 }
 
 pub(crate) fn predict_linear(i: &RangeInput<'_>) -> Option<f64> {
@@ -150,20 +158,20 @@ pub(crate) fn predict_linear(i: &RangeInput<'_>) -> Option<f64> {
 }
 
 pub(crate) fn resets(i: &RangeInput<'_>) -> Option<f64> {
-    Some(i.points.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64)
+    Some(i.points.windows(2).filter(|w| w[1].v < w[0].v).count() as f64)
 }
 
 pub(crate) fn changes(i: &RangeInput<'_>) -> Option<f64> {
     Some(
         i.points
             .windows(2)
-            .filter(|w| w[1].1 != w[0].1 && !(w[1].1.is_nan() && w[0].1.is_nan()))
+            .filter(|w| w[1].v != w[0].v && !(w[1].v.is_nan() && w[0].v.is_nan()))
             .count() as f64,
     )
 }
 
 fn values<'a>(i: &'a RangeInput<'_>) -> impl Iterator<Item = f64> + 'a {
-    i.points.iter().map(|p| p.1)
+    i.points.iter().map(|p| p.v)
 }
 
 pub(crate) fn avg_over_time(i: &RangeInput<'_>) -> Option<f64> {
@@ -184,7 +192,7 @@ pub(crate) fn max_over_time(i: &RangeInput<'_>) -> Option<f64> {
     Some(values(i).fold(f64::NAN, |m, v| if m.is_nan() || v > m { v } else { m }))
 }
 pub(crate) fn last_over_time(i: &RangeInput<'_>) -> Option<f64> {
-    i.points.last().map(|p| p.1)
+    i.points.last().map(|p| p.v)
 }
 pub(crate) fn present_over_time(_: &RangeInput<'_>) -> Option<f64> {
     Some(1.0)

@@ -67,10 +67,10 @@ impl<'a, S: SeriesSource + ?Sized> Evaluator<'a, S> {
         let series = self.selected(vs);
         let mut out = Vec::new();
         for s in series.iter() {
-            let points: Vec<(i64, f64)> = window(s.samples, range_start + 1, ref_t)
+            let points: Vec<crate::store::Sample> = window(s.samples, range_start + 1, ref_t)
                 .iter()
                 .filter(|s| !is_stale(s.v))
-                .map(|s| (s.t, s.v))
+                .copied()
                 .collect();
             if !points.is_empty() {
                 out.push(ESeries {
@@ -81,6 +81,36 @@ impl<'a, S: SeriesSource + ?Sized> Evaluator<'a, S> {
             }
         }
         (out, range_start, ref_t)
+    }
+
+    /// Calls `f` with each series' samples in `(ref - range, ref]` (stale
+    /// markers removed) and that window, borrowing the source's slices
+    /// unless markers must be filtered out.
+    pub(crate) fn for_each_matrix_window(
+        &self,
+        ms: &MatrixSelector,
+        t: i64,
+        mut f: impl FnMut(&crate::labels::Labels, &[crate::store::Sample], (i64, i64)),
+    ) {
+        let vs = &ms.vs;
+        let ref_t = self.ref_time(t, &vs.at, &vs.offset);
+        let range_start = ref_t - ms_of_duration(&ms.range);
+        let range = (range_start, ref_t);
+        for s in self.selected(vs).iter() {
+            let w = window(s.samples, range_start + 1, ref_t);
+            if w.is_empty() {
+                continue;
+            }
+            if w.iter().any(|x| is_stale(x.v)) {
+                let fresh: Vec<crate::store::Sample> =
+                    w.iter().filter(|x| !is_stale(x.v)).copied().collect();
+                if !fresh.is_empty() {
+                    f(s.labels, &fresh, range);
+                }
+            } else {
+                f(s.labels, w, range);
+            }
+        }
     }
 
     /// The series a selector matches, fetched once per query (all their
