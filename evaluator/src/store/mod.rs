@@ -170,6 +170,10 @@ impl Store {
             let keep_from = series.samples.partition_point(|s| s.t < t);
             if keep_from > 0 {
                 series.samples.drain(..keep_from);
+                // Give memory back after a burst (e.g. a shortened window).
+                if series.samples.capacity() > 4 * series.samples.len().max(8) {
+                    series.samples.shrink_to_fit();
+                }
             }
             if series.samples.is_empty() {
                 emptied.push(*id);

@@ -165,11 +165,17 @@ impl<'a, S: SeriesSource + ?Sized> Evaluator<'a, S> {
     }
 
     pub(crate) fn warn(&self, msg: String) {
-        self.annotations.borrow_mut().warnings.push(msg);
+        let mut a = self.annotations.borrow_mut();
+        if a.warnings.last() != Some(&msg) {
+            a.warnings.push(msg);
+        }
     }
 
     pub(crate) fn info(&self, msg: String) {
-        self.annotations.borrow_mut().infos.push(msg);
+        let mut a = self.annotations.borrow_mut();
+        if a.infos.last() != Some(&msg) {
+            a.infos.push(msg);
+        }
     }
 
     /// The reference time of a selector or subquery: `@` wins over the

@@ -207,45 +207,27 @@ fn run_case(engine: &Engine, store: &Store, case: &EvalCase) -> Result<(), Strin
                     case.series.len()
                 ));
             }
-            compare_point(&case.series[0], 0, Some(v))
+            compare_point(&case.series[0], 0, Some(v))?;
+            let again = instant_via_range(engine, store, case)?;
+            match again.as_slice() {
+                [(_, v)] => compare_point(&case.series[0], 0, Some(*v))
+                    .map_err(|e| format!("in range mode: {e}")),
+                other => Err(format!(
+                    "in range mode: expected one scalar point, got {}",
+                    other.len()
+                )),
+            }
         }
         Value::String(s) => Err(format!("got unexpected string {s:?}")),
         Value::Vector(samples) => {
             if !case.instant {
                 return Err("range query returned a vector".to_string());
             }
-            if samples.len() != case.series.len() {
-                return Err(format!(
-                    "expected {} samples, got {}: {}",
-                    case.series.len(),
-                    samples.len(),
-                    show_samples(&samples)
-                ));
-            }
-            if case.expect.ordered {
-                for (i, (s, e)) in samples.iter().zip(&case.series).enumerate() {
-                    if s.labels != e.labels {
-                        return Err(format!(
-                            "sample {i}: expected {} got {} (ordered)",
-                            e.labels, s.labels
-                        ));
-                    }
-                    compare_point(e, 0, Some(s.v))?;
-                }
-                return Ok(());
-            }
-            let got: HashMap<&Labels, f64> = samples.iter().map(|s| (&s.labels, s.v)).collect();
-            for e in &case.series {
-                match got.get(&e.labels) {
-                    Some(v) => compare_point(e, 0, Some(*v))?,
-                    None => {
-                        return Err(format!(
-                            "expected series {} missing; got {}",
-                            e.labels,
-                            show_samples(&samples)
-                        ))
-                    }
-                }
+            let got: Vec<(Labels, f64)> = samples.into_iter().map(|s| (s.labels, s.v)).collect();
+            compare_vector(case, &got)?;
+            if !case.expect.ordered {
+                let again = instant_via_range(engine, store, case)?;
+                compare_vector(case, &again).map_err(|e| format!("in range mode: {e}"))?;
             }
             Ok(())
         }
@@ -293,6 +275,78 @@ fn run_case(engine: &Engine, store: &Store, case: &EvalCase) -> Result<(), Strin
     }
 }
 
+/// Compares an instant-query result with the expected series.
+fn compare_vector(case: &EvalCase, samples: &[(Labels, f64)]) -> Result<(), String> {
+    let show = || {
+        let shown: Vec<String> = samples
+            .iter()
+            .take(10)
+            .map(|(l, v)| format!("{l} {v}"))
+            .collect();
+        shown.join(", ")
+    };
+    if samples.len() != case.series.len() {
+        return Err(format!(
+            "expected {} samples, got {}: {}",
+            case.series.len(),
+            samples.len(),
+            show()
+        ));
+    }
+    if case.expect.ordered {
+        for (i, ((labels, v), e)) in samples.iter().zip(&case.series).enumerate() {
+            if *labels != e.labels {
+                return Err(format!(
+                    "sample {i}: expected {} got {labels} (ordered)",
+                    e.labels
+                ));
+            }
+            compare_point(e, 0, Some(*v))?;
+        }
+        return Ok(());
+    }
+    let got: HashMap<&Labels, f64> = samples.iter().map(|(l, v)| (l, *v)).collect();
+    for e in &case.series {
+        match got.get(&e.labels) {
+            Some(v) => compare_point(e, 0, Some(*v))?,
+            None => {
+                return Err(format!(
+                    "expected series {} missing; got {}",
+                    e.labels,
+                    show()
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Like promqltest, re-runs an instant query as a range query around its
+/// time (one-minute steps) and takes the point at that time: instant and
+/// range evaluation must agree.
+fn instant_via_range(
+    engine: &Engine,
+    store: &Store,
+    case: &EvalCase,
+) -> Result<Vec<(Labels, f64)>, String> {
+    let t = case.start;
+    let value = engine
+        .range_query(store, &case.query, t - 60_000, t + 60_000, 60_000)
+        .map_err(|e| format!("in range mode: unexpected error: {e}"))?;
+    let Value::Matrix(series) = value else {
+        return Err("in range mode: expected a matrix".to_string());
+    };
+    Ok(series
+        .into_iter()
+        .filter_map(|s| {
+            s.points
+                .iter()
+                .find(|p| p.0 == t)
+                .map(|p| (s.labels.clone(), p.1))
+        })
+        .collect())
+}
+
 fn compare_point(e: &ExpectedSeries, i: usize, got: Option<f64>) -> Result<(), String> {
     let expected = e.values.get(i).copied().unwrap_or(SeriesValue::Omitted);
     match (expected, got) {
@@ -303,15 +357,6 @@ fn compare_point(e: &ExpectedSeries, i: usize, got: Option<f64>) -> Result<(), S
             e.labels
         )),
     }
-}
-
-fn show_samples(samples: &[crate::promql::Sample]) -> String {
-    let shown: Vec<String> = samples
-        .iter()
-        .take(10)
-        .map(|s| format!("{} {}", s.labels, s.v))
-        .collect();
-    shown.join(", ")
 }
 
 fn error_message(e: &PromqlError) -> String {
