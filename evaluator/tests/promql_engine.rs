@@ -119,3 +119,20 @@ fn at_modifier_pins_the_evaluation_time() {
         .expect("query");
     assert_eq!(vector(got), [("g{}".to_string(), 2.0)]);
 }
+
+#[test]
+fn lookbehind_covers_ranges_offsets_subqueries_and_lookback() {
+    let engine = Engine::default();
+    let lookback = std::time::Duration::from_secs(300);
+    let secs = |q: &str| {
+        engine
+            .parse(q)
+            .expect("parses")
+            .lookbehind(lookback)
+            .as_secs()
+    };
+    assert_eq!(secs("up"), 300);
+    assert_eq!(secs("rate(x[10m] offset 1h)"), 4200);
+    assert_eq!(secs("max_over_time(rate(x[5m])[30m:1m])"), 2100);
+    assert_eq!(secs("1 + 2"), 0);
+}

@@ -47,6 +47,13 @@ impl Query {
     pub fn text(&self) -> &str {
         &self.text
     }
+
+    /// How far before its evaluation time this query reads samples, given
+    /// the engine's lookback delta: the retention the store must keep for it.
+    pub fn lookbehind(&self, lookback_delta: Duration) -> Duration {
+        let ms = super::eval::lookbehind_ms(&self.expr, lookback_delta.as_millis() as i64);
+        Duration::from_millis(ms.max(0) as u64)
+    }
 }
 
 /// Evaluates PromQL queries; stateless apart from its options, so one engine
@@ -59,6 +66,11 @@ pub struct Engine {
 impl Engine {
     pub fn new(options: EngineOptions) -> Engine {
         Engine { options }
+    }
+
+    /// The options this engine runs with.
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
     }
 
     /// Evaluates `query` at `at_ms` (milliseconds since the Unix epoch).

@@ -365,3 +365,32 @@ pub(crate) fn selector_matchers(expr: &Expr, out: &mut Vec<Vec<promql_parser::la
         _ => {}
     }
 }
+
+/// How far before the evaluation time `expr` reads samples (ms): ranges,
+/// offsets, subquery windows and the lookback of instant selectors. `@`
+/// pins are ignored (they read absolute times).
+pub(crate) fn lookbehind_ms(expr: &Expr, lookback: i64) -> i64 {
+    let pos = |o: &Option<Offset>| offset_ms(o).max(0);
+    match expr {
+        Expr::VectorSelector(vs) => pos(&vs.offset) + lookback,
+        Expr::MatrixSelector(ms) => pos(&ms.vs.offset) + ms_of_duration(&ms.range),
+        Expr::Subquery(sq) => {
+            pos(&sq.offset) + ms_of_duration(&sq.range) + lookbehind_ms(&sq.expr, lookback)
+        }
+        Expr::Aggregate(a) => {
+            let p = a.param.as_ref().map_or(0, |p| lookbehind_ms(p, lookback));
+            lookbehind_ms(&a.expr, lookback).max(p)
+        }
+        Expr::Unary(u) => lookbehind_ms(&u.expr, lookback),
+        Expr::Binary(b) => lookbehind_ms(&b.lhs, lookback).max(lookbehind_ms(&b.rhs, lookback)),
+        Expr::Paren(p) => lookbehind_ms(&p.expr, lookback),
+        Expr::Call(c) => c
+            .args
+            .args
+            .iter()
+            .map(|a| lookbehind_ms(a, lookback))
+            .max()
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
