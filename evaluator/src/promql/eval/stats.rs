@@ -100,7 +100,6 @@ pub(crate) fn quantile(phi: f64, mut values: Vec<f64>) -> f64 {
     if phi > 1.0 {
         return f64::INFINITY;
     }
-    values.sort_by(|a, b| a.total_cmp(b));
     // NaNs sort first in Prometheus (Go's sort.Float64s).
     values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
         (true, false) => std::cmp::Ordering::Less,
