@@ -33,6 +33,13 @@ fn main() {
         .iter()
         .map(|q| engine.parse(q).unwrap_or_else(|e| panic!("{e}")))
         .collect();
+    for q in &queries {
+        let t0 = Instant::now();
+        if let Err(e) = engine.instant_query_parsed(&store, q, now) {
+            panic!("{}: {e}", q.text());
+        }
+        println!("  {:>12?}  {}", t0.elapsed(), q.text());
+    }
     let mut results = 0;
     let start = Instant::now();
     for _ in 0..rounds {

@@ -49,7 +49,11 @@ impl Labels {
 
     /// The metric name, if set.
     pub fn metric_name(&self) -> Option<&str> {
-        self.get(METRIC_NAME)
+        // `__name__` sorts before lower-case names, so it is nearly always first.
+        match self.0.first() {
+            Some(l) if l.name == METRIC_NAME => Some(&l.value),
+            _ => self.get(METRIC_NAME),
+        }
     }
 
     /// Sets (or, with an empty value, removes) a label.

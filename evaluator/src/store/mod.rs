@@ -2,14 +2,14 @@
 //! pairs so selectors touch only the series they can match. Scrapes append
 //! here; the PromQL engine reads through [`crate::promql::SeriesSource`].
 
+pub(crate) mod fxhash;
 mod postings;
 
-use std::collections::HashMap;
-
-use promql_parser::label::Matcher;
+use promql_parser::label::{MatchOp, Matcher};
 
 use crate::labels::Labels;
 use crate::promql::{SeriesSource, SeriesView};
+use fxhash::FxHashMap;
 use postings::Postings;
 
 /// Prometheus' staleness marker: a NaN with a fixed bit pattern, written when
@@ -63,8 +63,8 @@ struct MemSeries {
 
 /// The in-memory window of series.
 pub struct Store {
-    series: HashMap<SeriesId, MemSeries>,
-    by_labels: HashMap<Labels, SeriesId>,
+    series: FxHashMap<SeriesId, MemSeries>,
+    by_labels: FxHashMap<Labels, SeriesId>,
     postings: Postings,
     next_id: SeriesId,
     series_limit: usize,
@@ -89,8 +89,8 @@ impl Store {
     /// An empty store holding at most `series_limit` series.
     pub fn new(series_limit: usize) -> Store {
         Store {
-            series: HashMap::new(),
-            by_labels: HashMap::new(),
+            series: FxHashMap::default(),
+            by_labels: FxHashMap::default(),
             postings: Postings::default(),
             next_id: 0,
             series_limit,
@@ -205,7 +205,10 @@ impl Store {
                 filters.push(m);
                 continue;
             }
-            let ids = self.postings.matching(&m.name, |value| m.is_match(value));
+            let ids = match m.op {
+                MatchOp::Equal => self.postings.exact(&m.name, &m.value),
+                _ => self.postings.matching(&m.name, |value| m.is_match(value)),
+            };
             candidates = Some(match candidates {
                 None => ids,
                 Some(prev) => postings::intersect(&prev, &ids),

@@ -1,15 +1,14 @@
 //! Inverted index from label pair to the sorted ids of the series carrying
 //! it, so a selector intersects short lists instead of scanning all series.
 
-use std::collections::HashMap;
-
+use super::fxhash::FxHashMap;
 use super::SeriesId;
 use crate::labels::Labels;
 
 /// label name → label value → sorted series ids.
 #[derive(Default)]
 pub(crate) struct Postings {
-    by_name: HashMap<String, HashMap<String, Vec<SeriesId>>>,
+    by_name: FxHashMap<String, FxHashMap<String, Vec<SeriesId>>>,
 }
 
 impl Postings {
@@ -42,6 +41,15 @@ impl Postings {
                 }
             }
         }
+    }
+
+    /// Sorted ids of series with label `name` equal to `value`.
+    pub(crate) fn exact(&self, name: &str, value: &str) -> Vec<SeriesId> {
+        self.by_name
+            .get(name)
+            .and_then(|values| values.get(value))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Sorted ids of series whose label `name` has a value accepted by

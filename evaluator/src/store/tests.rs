@@ -1,7 +1,6 @@
 //! Specifications of the store: append rules, index lookups, retention, limits.
 
 use super::*;
-use promql_parser::label::MatchOp;
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
     Labels::from_pairs(pairs.iter().copied())

@@ -3,10 +3,10 @@
 //! label set per sample: keys are hashed straight from the labels and
 //! compared against one representative per group.
 
-use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hasher};
+use std::hash::Hasher;
 
 use crate::labels::{Label, Labels, METRIC_NAME};
+use crate::store::fxhash::{FxHashMap, FxHasher};
 
 /// Which labels form the key.
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +31,7 @@ impl Grouping<'_> {
     }
 
     pub(crate) fn hash(&self, labels: &Labels) -> u64 {
-        let mut h = DefaultHasher::new();
+        let mut h = FxHasher::default();
         for l in self.key(labels) {
             h.write(l.name.as_bytes());
             h.write_u8(0xff);
@@ -62,7 +62,7 @@ impl Grouping<'_> {
 /// Groups in first-seen order, each with its representative labels.
 pub(crate) struct GroupIndex<'g, T> {
     grouping: Grouping<'g>,
-    by_hash: HashMap<u64, Vec<usize>>,
+    by_hash: FxHashMap<u64, Vec<usize>>,
     pub(crate) groups: Vec<(Labels, T)>,
 }
 
@@ -70,7 +70,7 @@ impl<'g, T> GroupIndex<'g, T> {
     pub(crate) fn new(grouping: Grouping<'g>) -> Self {
         GroupIndex {
             grouping,
-            by_hash: HashMap::new(),
+            by_hash: FxHashMap::default(),
             groups: Vec::new(),
         }
     }
