@@ -63,10 +63,12 @@ struct MemSeries {
 
 /// The in-memory window of series.
 pub struct Store {
-    series: FxHashMap<SeriesId, MemSeries>,
+    /// Indexed by id; removed series leave a hole until the next compaction.
+    /// Dense storage keeps a selector's series close together in memory.
+    series: Vec<Option<MemSeries>>,
+    live: usize,
     by_labels: FxHashMap<Labels, SeriesId>,
     postings: Postings,
-    next_id: SeriesId,
     series_limit: usize,
 }
 
@@ -79,7 +81,7 @@ impl Default for Store {
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("series", &self.series.len())
+            .field("series", &self.live)
             .field("series_limit", &self.series_limit)
             .finish()
     }
@@ -89,22 +91,22 @@ impl Store {
     /// An empty store holding at most `series_limit` series.
     pub fn new(series_limit: usize) -> Store {
         Store {
-            series: FxHashMap::default(),
+            series: Vec::new(),
+            live: 0,
             by_labels: FxHashMap::default(),
             postings: Postings::default(),
-            next_id: 0,
             series_limit,
         }
     }
 
     /// Number of series currently held.
     pub fn series_count(&self) -> usize {
-        self.series.len()
+        self.live
     }
 
     /// Total number of samples currently held.
     pub fn sample_count(&self) -> usize {
-        self.series.values().map(|s| s.samples.len()).sum()
+        self.series.iter().flatten().map(|s| s.samples.len()).sum()
     }
 
     /// Appends one sample. Like Prometheus, a sample older than the newest
@@ -117,26 +119,23 @@ impl Store {
         let id = match self.by_labels.get(labels) {
             Some(id) => *id,
             None => {
-                if self.series.len() >= self.series_limit {
+                if self.live >= self.series_limit {
                     return Err(StoreError::SeriesLimit {
                         limit: self.series_limit,
                     });
                 }
-                let id = self.next_id;
-                self.next_id += 1;
+                let id = self.series.len() as SeriesId;
                 self.postings.add(labels, id);
                 self.by_labels.insert(labels.clone(), id);
-                self.series.insert(
-                    id,
-                    MemSeries {
-                        labels: labels.clone(),
-                        samples: Vec::new(),
-                    },
-                );
+                self.series.push(Some(MemSeries {
+                    labels: labels.clone(),
+                    samples: Vec::new(),
+                }));
+                self.live += 1;
                 id
             }
         };
-        let Some(series) = self.series.get_mut(&id) else {
+        let Some(Some(series)) = self.series.get_mut(id as usize) else {
             return Ok(());
         };
         if let Some(last) = series.samples.last() {
@@ -165,8 +164,9 @@ impl Store {
 
     /// Drops every sample older than `t` and every series left empty.
     pub fn truncate_before(&mut self, t: i64) {
-        let mut emptied = Vec::new();
-        for (id, series) in self.series.iter_mut() {
+        let mut removed: Vec<(SeriesId, Labels)> = Vec::new();
+        for (id, slot) in self.series.iter_mut().enumerate() {
+            let Some(series) = slot else { continue };
             let keep_from = series.samples.partition_point(|s| s.t < t);
             if keep_from > 0 {
                 series.samples.drain(..keep_from);
@@ -176,22 +176,47 @@ impl Store {
                 }
             }
             if series.samples.is_empty() {
-                emptied.push(*id);
-            }
-        }
-        for id in emptied {
-            if let Some(series) = self.series.remove(&id) {
-                self.postings.remove(&series.labels, id);
                 self.by_labels.remove(&series.labels);
+                removed.push((id as SeriesId, series.labels.clone()));
+                *slot = None;
+                self.live -= 1;
             }
         }
+        let holes = self.series.len() - self.live;
+        if holes > (self.live / 4).max(1024) {
+            self.compact();
+        } else {
+            for (id, labels) in removed {
+                self.postings.remove(&labels, id);
+            }
+        }
+    }
+
+    /// Renumbers the live series densely (keeping their order) and rebuilds
+    /// the label index.
+    fn compact(&mut self) {
+        let old = std::mem::take(&mut self.series);
+        self.postings = Postings::default();
+        self.by_labels.clear();
+        for series in old.into_iter().flatten() {
+            let id = self.series.len() as SeriesId;
+            self.postings.add(&series.labels, id);
+            self.by_labels.insert(series.labels.clone(), id);
+            self.series.push(Some(series));
+        }
+        self.live = self.series.len();
     }
 
     /// Removes every series.
     pub fn clear(&mut self) {
         self.series.clear();
+        self.live = 0;
         self.by_labels.clear();
         self.postings = Postings::default();
+    }
+
+    fn get(&self, id: SeriesId) -> Option<&MemSeries> {
+        self.series.get(id as usize).and_then(Option::as_ref)
     }
 
     /// Ids of the series matching all `matchers`, in id order.
@@ -219,15 +244,17 @@ impl Store {
         }
         let mut ids = match candidates {
             Some(ids) => ids,
-            None => {
-                let mut all: Vec<SeriesId> = self.series.keys().copied().collect();
-                all.sort_unstable();
-                all
-            }
+            None => self
+                .series
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.is_some())
+                .map(|(i, _)| i as SeriesId)
+                .collect(),
         };
         if !filters.is_empty() {
             ids.retain(|id| {
-                self.series.get(id).is_some_and(|s| {
+                self.get(*id).is_some_and(|s| {
                     filters
                         .iter()
                         .all(|m| m.is_match(s.labels.get(&m.name).unwrap_or("")))
@@ -242,7 +269,7 @@ impl SeriesSource for Store {
     fn select(&self, matchers: &[Matcher], min_t: i64, max_t: i64) -> Vec<SeriesView<'_>> {
         self.matching_ids(matchers)
             .into_iter()
-            .filter_map(|id| self.series.get(&id))
+            .filter_map(|id| self.get(id))
             .filter_map(|s| {
                 let from = s.samples.partition_point(|x| x.t < min_t);
                 let to = s.samples.partition_point(|x| x.t <= max_t);

@@ -122,3 +122,24 @@ fn series_limit_rejects_new_series_with_advice() {
         .append(&labels(&[("__name__", "a")]), 1000, 1.0)
         .expect("existing series still accepts samples");
 }
+
+#[test]
+fn series_stay_selectable_after_many_removals_compact_the_index() {
+    let mut store = Store::default();
+    for i in 0..3000 {
+        let l = labels(&[("__name__", "m"), ("i", &i.to_string())]);
+        // Even series are old and will be dropped; odd ones stay.
+        let t = if i % 2 == 0 { 0 } else { 10_000 };
+        store.append(&l, t, i as f64).expect("append");
+    }
+    store.truncate_before(5_000);
+    assert_eq!(store.series_count(), 1500);
+    let got = store.select(&[eq("i", "2999")], 0, 20_000);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].samples[0].v, 2999.0);
+    assert!(store.select(&[eq("i", "2")], 0, 20_000).is_empty());
+    store
+        .append(&labels(&[("__name__", "m"), ("i", "new")]), 20_000, 1.0)
+        .expect("append after compaction");
+    assert_eq!(store.select(&[eq("__name__", "m")], 0, 30_000).len(), 1501);
+}
