@@ -271,6 +271,13 @@ impl SeriesSource for Store {
             .into_iter()
             .filter_map(|id| self.get(id))
             .filter_map(|s| {
+                if min_t == i64::MIN && max_t == i64::MAX {
+                    // Whole series: no need to touch the samples yet.
+                    return (!s.samples.is_empty()).then(|| SeriesView {
+                        labels: &s.labels,
+                        samples: &s.samples,
+                    });
+                }
                 let from = s.samples.partition_point(|x| x.t < min_t);
                 let to = s.samples.partition_point(|x| x.t <= max_t);
                 (from < to).then(|| SeriesView {
