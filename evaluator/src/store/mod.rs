@@ -158,6 +158,13 @@ impl Store {
                 });
             }
         }
+        if series.samples.len() == series.samples.capacity() {
+            // Grow by a quarter instead of doubling: a series' window is
+            // long-lived and roughly constant, so doubling would waste up to
+            // half of the largest allocation in the store.
+            let extra = (series.samples.len() / 4).max(4);
+            series.samples.reserve_exact(extra);
+        }
         series.samples.push(Sample { t, v });
         Ok(())
     }

@@ -25,11 +25,38 @@ pub(crate) fn matchers(vs: &VectorSelector) -> Vec<Matcher> {
     out
 }
 
-/// The part of `samples` with `min_t <= t <= max_t`.
+/// The part of `samples` with `min_t <= t <= max_t`. Windows usually sit
+/// at the end of a series, so the search starts there and walks back a
+/// little before falling back to binary search: this touches only the cache
+/// lines the caller is about to read anyway.
 fn window(samples: &[crate::store::Sample], min_t: i64, max_t: i64) -> &[crate::store::Sample] {
-    let from = samples.partition_point(|s| s.t < min_t);
-    let to = samples.partition_point(|s| s.t <= max_t);
-    &samples[from..to.max(from)]
+    const WALK: usize = 32;
+    let to = match samples.last() {
+        Some(last) if last.t <= max_t => samples.len(),
+        _ => samples.partition_point(|s| s.t <= max_t),
+    };
+    let head = &samples[..to];
+    let mut from = to;
+    while from > 0 && to - from < WALK && head[from - 1].t >= min_t {
+        from -= 1;
+    }
+    if from > 0 && to - from == WALK && head[from - 1].t >= min_t {
+        from = head.partition_point(|s| s.t < min_t);
+    }
+    &head[from..]
+}
+
+/// The newest sample with `min_t <= t <= max_t`.
+fn last_in(
+    samples: &[crate::store::Sample],
+    min_t: i64,
+    max_t: i64,
+) -> Option<&crate::store::Sample> {
+    let to = match samples.last() {
+        Some(last) if last.t <= max_t => samples.len(),
+        _ => samples.partition_point(|s| s.t <= max_t),
+    };
+    samples[..to].last().filter(|s| s.t >= min_t)
 }
 
 impl<'a, S: SeriesSource + ?Sized> Evaluator<'a, S> {
@@ -40,7 +67,7 @@ impl<'a, S: SeriesSource + ?Sized> Evaluator<'a, S> {
         let series = self.selected(vs);
         let mut out = Vec::with_capacity(series.len());
         for s in series.iter() {
-            if let Some(last) = window(s.samples, ref_t - self.lookback + 1, ref_t).last() {
+            if let Some(last) = last_in(s.samples, ref_t - self.lookback + 1, ref_t) {
                 if !is_stale(last.v) {
                     out.push(ESample {
                         labels: s.labels.clone(),
@@ -147,5 +174,51 @@ impl<'a, S: SeriesSource + ?Sized> Evaluator<'a, S> {
         let views = Rc::new(views);
         self.selections.borrow_mut().insert(key, Rc::clone(&views));
         views
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{last_in, window};
+    use crate::store::Sample;
+
+    fn series(n: i64) -> Vec<Sample> {
+        (0..n)
+            .map(|i| Sample {
+                t: i * 10,
+                v: i as f64,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn window_matches_a_plain_filter_for_short_and_long_ranges() {
+        let s = series(200);
+        for (min_t, max_t) in [
+            (0, 1990),
+            (1500, 1990),
+            (-5, 3000),
+            (15, 25),
+            (1000, 1500),
+            (2000, 3000),
+            (500, 100),
+        ] {
+            let expected: Vec<i64> = s
+                .iter()
+                .filter(|x| x.t >= min_t && x.t <= max_t)
+                .map(|x| x.t)
+                .collect();
+            let got: Vec<i64> = window(&s, min_t, max_t).iter().map(|x| x.t).collect();
+            assert_eq!(got, expected, "window [{min_t}, {max_t}]");
+        }
+    }
+
+    #[test]
+    fn last_in_finds_the_newest_sample_inside_the_bounds() {
+        let s = series(10);
+        assert_eq!(last_in(&s, 0, 95).map(|x| x.t), Some(90));
+        assert_eq!(last_in(&s, 0, 1000).map(|x| x.t), Some(90));
+        assert_eq!(last_in(&s, 91, 1000), None);
+        assert_eq!(last_in(&s, -10, -1), None);
     }
 }
