@@ -136,3 +136,21 @@ fn lookbehind_covers_ranges_offsets_subqueries_and_lookback() {
     assert_eq!(secs("max_over_time(rate(x[5m])[30m:1m])"), 2100);
     assert_eq!(secs("1 + 2"), 0);
 }
+
+#[test]
+fn clamp_with_nan_bound_yields_nan_like_go_math() {
+    let store = store_with(&[(&[("__name__", "g")], &[(0, 5.0)])]);
+    let engine = Engine::default();
+    let got = vector(
+        engine
+            .instant_query(&store, "clamp_min(g, NaN)", 0)
+            .expect("query"),
+    );
+    assert!(got[0].1.is_nan());
+    let got = vector(
+        engine
+            .instant_query(&store, "clamp(g, 0, 3)", 0)
+            .expect("query"),
+    );
+    assert_eq!(got, [("{}".to_string(), 3.0)]);
+}

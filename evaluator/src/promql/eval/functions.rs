@@ -104,6 +104,24 @@ fn date_fn(name: &str) -> Option<fn(chrono::DateTime<Utc>) -> f64> {
     })
 }
 
+/// `max` with Go's NaN semantics (NaN wins), as Prometheus' clamp uses.
+fn go_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+/// `min` with Go's NaN semantics (NaN wins).
+fn go_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
+}
+
 fn with_value(mut s: ESample, v: f64, t: i64) -> ESample {
     s.v = v;
     s.t = t;
@@ -244,8 +262,8 @@ impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
                 let v = self.arg_vector(c, 0, t)?;
                 let (lo, hi) = match name {
                     "clamp" => (self.arg_scalar(c, 1, t)?, self.arg_scalar(c, 2, t)?),
-                    "clamp_min" => (self.arg_scalar(c, 1, t)?, f64::NAN),
-                    _ => (f64::NAN, self.arg_scalar(c, 1, t)?),
+                    "clamp_min" => (self.arg_scalar(c, 1, t)?, f64::INFINITY),
+                    _ => (f64::NEG_INFINITY, self.arg_scalar(c, 1, t)?),
                 };
                 if name == "clamp" && hi < lo {
                     return Ok(Val::Vector(Vec::new()));
@@ -253,22 +271,7 @@ impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
                 Ok(Val::Vector(
                     v.into_iter()
                         .map(|s| {
-                            let mut x = s.v;
-                            if !lo.is_nan() || name == "clamp" {
-                                x = x.max(lo);
-                                if lo.is_nan() {
-                                    x = f64::NAN;
-                                }
-                            }
-                            if !hi.is_nan() || name == "clamp" {
-                                x = x.min(hi);
-                                if hi.is_nan() {
-                                    x = f64::NAN;
-                                }
-                            }
-                            if s.v.is_nan() {
-                                x = f64::NAN;
-                            }
+                            let x = go_min(hi, go_max(lo, s.v));
                             with_value(s, x, t)
                         })
                         .collect(),
