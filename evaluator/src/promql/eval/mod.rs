@@ -62,6 +62,8 @@ pub(crate) struct Evaluator<'a, S: SeriesSource + ?Sized> {
     /// Selector results of this query, keyed by the selector's address in
     /// the (immutable, query-long) syntax tree.
     selections: RefCell<HashMap<usize, std::rc::Rc<Vec<super::SeriesView<'a>>>>>,
+    /// Results of subquery inner expressions by (expression address, time).
+    step_cache: RefCell<HashMap<(usize, i64), Val>>,
 }
 
 /// Applies delayed name removal and rejects duplicate label sets, as
@@ -152,6 +154,7 @@ impl<'a, S: SeriesSource + ?Sized> Evaluator<'a, S> {
             default_step,
             annotations: RefCell::new(Annotations::default()),
             selections: RefCell::new(HashMap::new()),
+            step_cache: RefCell::new(HashMap::new()),
         }
     }
 
@@ -261,6 +264,20 @@ impl<'a, S: SeriesSource + ?Sized> Evaluator<'a, S> {
         Ok((series, range_start, end))
     }
 
+    /// Evaluates a subquery's inner expression at `ts`, reusing the result
+    /// when an earlier step of the outer query already needed it: subquery
+    /// steps are aligned to absolute multiples of their step, so successive
+    /// outer steps share almost all of them.
+    fn eval_memoized(&self, expr: &Expr, ts: i64) -> Result<Val, PromqlError> {
+        let key = (expr as *const Expr as usize, ts);
+        if let Some(v) = self.step_cache.borrow().get(&key) {
+            return Ok(v.clone());
+        }
+        let v = self.eval(expr, ts)?;
+        self.step_cache.borrow_mut().insert(key, v.clone());
+        Ok(v)
+    }
+
     /// Evaluates `expr` at every step and collects the results per series.
     pub(crate) fn eval_steps(
         &self,
@@ -274,7 +291,12 @@ impl<'a, S: SeriesSource + ?Sized> Evaluator<'a, S> {
         let mut out: Vec<ESeries> = Vec::new();
         let mut ts = start;
         while ts <= end {
-            match self.eval(expr, ts)? {
+            let value = if finish {
+                self.eval(expr, ts)?
+            } else {
+                self.eval_memoized(expr, ts)?
+            };
+            match value {
                 Val::Scalar(v) => push_point(&mut index, &mut out, Labels::default(), false, ts, v),
                 Val::Vector(samples) => {
                     let samples = if finish {
