@@ -154,3 +154,14 @@ fn clamp_with_nan_bound_yields_nan_like_go_math() {
     );
     assert_eq!(got, [("{}".to_string(), 3.0)]);
 }
+
+#[test]
+fn range_query_with_too_many_steps_is_refused_with_advice() {
+    let err = Engine::default()
+        .range_query(&Store::default(), "1", 0, 20_000_000, 1000)
+        .expect_err("too many points");
+    assert!(
+        err.to_string().contains("decreasing the query resolution"),
+        "{err}"
+    );
+}

@@ -9,6 +9,9 @@ use super::eval::{Evaluator, Val};
 use super::value::{PromqlError, Sample, Series, Value};
 use super::SeriesSource;
 
+/// Prometheus' cap on the steps of one range query.
+const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
 /// Engine settings; the defaults are Prometheus' defaults.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -112,7 +115,7 @@ impl Engine {
         at_ms: i64,
     ) -> Result<(Value, Annotations), PromqlError> {
         let expr = &query.expr;
-        let ev = self.evaluator(source, at_ms, at_ms, 0);
+        let ev = self.evaluator(source, at_ms, at_ms);
         let value = match ev.eval(expr, at_ms)? {
             Val::Scalar(v) => Value::Scalar(at_ms, v),
             Val::Str(s) => Value::String(s),
@@ -174,6 +177,11 @@ impl Engine {
                 "end timestamp must not be before start time",
             ));
         }
+        if (end_ms - start_ms) / step_ms >= MAX_POINTS_PER_SERIES {
+            return Err(PromqlError::eval(format!(
+                "exceeded maximum resolution of {MAX_POINTS_PER_SERIES} points per timeseries. Try decreasing the query resolution (?step=XX)"
+            )));
+        }
         let expr = parse(query)?;
         match expr.value_type() {
             parser::value::ValueType::Vector | parser::value::ValueType::Scalar => {}
@@ -183,7 +191,7 @@ impl Engine {
                 )))
             }
         }
-        let ev = self.evaluator(source, start_ms, end_ms, step_ms);
+        let ev = self.evaluator(source, start_ms, end_ms);
         let series = ev.eval_steps(&expr, start_ms, end_ms, step_ms, true)?;
         let mut out: Vec<Series> = series
             .into_iter()
@@ -201,13 +209,11 @@ impl Engine {
         source: &'a S,
         start: i64,
         end: i64,
-        step: i64,
     ) -> Evaluator<'a, S> {
         Evaluator::new(
             source,
             start,
             end,
-            step,
             self.options.lookback_delta.as_millis() as i64,
             self.options.default_subquery_step.as_millis() as i64,
         )

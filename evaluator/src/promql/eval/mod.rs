@@ -142,7 +142,6 @@ impl<'a, S: SeriesSource + ?Sized> Evaluator<'a, S> {
         source: &'a S,
         start: i64,
         end: i64,
-        _step: i64,
         lookback: i64,
         default_step: i64,
     ) -> Self {
