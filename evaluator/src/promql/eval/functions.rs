@@ -377,6 +377,13 @@ impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
             c.args.args.get(range_idx).ok_or_else(|| {
                 PromqlError::eval(format!("{name}() needs a range vector argument"))
             })?;
+        let counter_fn = matches!(name, "rate" | "increase");
+        // With a literal metric name one check covers every series.
+        let literal_name = match strip_parens(expr) {
+            Expr::MatrixSelector(ms) => ms.vs.name.as_deref(),
+            _ => None,
+        };
+        let check_counter_names = counter_fn && literal_name.is_none();
         let mut out = Vec::new();
         let mut emit = |labels: &Labels, drop_name: bool, points: &[Sample], range: (i64, i64)| {
             let input = RangeInput {
@@ -387,16 +394,9 @@ impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
                 arg,
             };
             let Some(v) = f(&input) else { return };
-            if matches!(name, "rate" | "increase") {
+            if check_counter_names {
                 if let Some(metric) = labels.metric_name() {
-                    if !["_total", "_sum", "_count", "_bucket"]
-                        .iter()
-                        .any(|suffix| metric.ends_with(suffix))
-                    {
-                        self.info(format!(
-                            "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?}"
-                        ));
-                    }
+                    self.check_counter_name(metric);
                 }
             }
             let keep_name = name == "last_over_time" && !drop_name;
@@ -418,7 +418,22 @@ impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
                 emit(&s.labels, s.drop_name, &s.points, (range_start, range_end));
             }
         }
+        if let (true, Some(metric), false) = (counter_fn, literal_name, out.is_empty()) {
+            self.check_counter_name(metric);
+        }
         Ok(Val::Vector(out))
+    }
+
+    /// Prometheus' hint that rate()/increase() input may not be a counter.
+    fn check_counter_name(&self, metric: &str) {
+        if !["_total", "_sum", "_count", "_bucket"]
+            .iter()
+            .any(|suffix| metric.ends_with(suffix))
+        {
+            self.info(format!(
+                "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?}"
+            ));
+        }
     }
 
     fn label_replace(&self, c: &Call, t: i64) -> Result<Val, PromqlError> {
