@@ -143,3 +143,12 @@ fn series_stay_selectable_after_many_removals_compact_the_index() {
         .expect("append after compaction");
     assert_eq!(store.select(&[eq("__name__", "m")], 0, 30_000).len(), 1501);
 }
+
+#[test]
+fn store_and_engine_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Store>();
+    shareable::<crate::promql::Engine>();
+    shareable::<crate::promql::Query>();
+    shareable::<crate::promql::Value>();
+}
