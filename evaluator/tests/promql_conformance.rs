@@ -5,7 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use vigil_evaluator::promql::promqltest::{parse_script, run_script};
+use vigil_evaluator::promql::promqltest::{parse_script, run_script_with};
+use vigil_evaluator::promql::EngineOptions;
 
 /// Maximum number of failing cases per file; lower these as the engine improves.
 const FAILURE_BASELINE: &[(&str, usize)] = &[
@@ -41,6 +42,18 @@ fn conformance_dir() -> Option<PathBuf> {
 
 #[test]
 fn conformance_failures_do_not_exceed_the_baseline() {
+    check_corpus(EngineOptions::default());
+}
+
+#[test]
+fn conformance_holds_with_delayed_name_removal_too() {
+    check_corpus(EngineOptions {
+        delayed_name_removal: true,
+        ..Default::default()
+    });
+}
+
+fn check_corpus(options: EngineOptions) {
     let Some(dir) = conformance_dir() else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -57,7 +70,7 @@ fn conformance_failures_do_not_exceed_the_baseline() {
             .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
         let commands =
             parse_script(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()));
-        let report = run_script(&commands);
+        let report = run_script_with(&commands, options.clone());
         println!(
             "{file}: {} passed, {} failed, {} skipped (baseline: at most {baseline} failed)",
             report.passed(),

@@ -165,3 +165,26 @@ fn range_query_with_too_many_steps_is_refused_with_advice() {
         "{err}"
     );
 }
+
+#[test]
+fn metric_name_is_dropped_immediately_unless_delayed_removal_is_enabled() {
+    let samples: Vec<(i64, f64)> = (0..=5).map(|i| (i * MIN, i as f64)).collect();
+    let store = store_with(&[(&[("__name__", "x_total")], &samples)]);
+    let query = r#"label_replace(rate(x_total[5m]), "orig", "$1", "__name__", "(.*)")"#;
+    let immediate = vector(
+        Engine::default()
+            .instant_query(&store, query, 5 * MIN)
+            .expect("query"),
+    );
+    assert_eq!(immediate[0].0, "{}");
+    let delayed_engine = Engine::new(vigil_evaluator::promql::EngineOptions {
+        delayed_name_removal: true,
+        ..Default::default()
+    });
+    let delayed = vector(
+        delayed_engine
+            .instant_query(&store, query, 5 * MIN)
+            .expect("query"),
+    );
+    assert_eq!(delayed[0].0, r#"{orig="x_total"}"#);
+}

@@ -20,6 +20,11 @@ pub struct EngineOptions {
     /// Step of a subquery written without one (Prometheus: the global
     /// evaluation interval; promqltest uses 1m).
     pub default_subquery_step: Duration,
+    /// Prometheus 3's `promql-delayed-name-removal` feature: functions and
+    /// operators mark the metric name for removal and it is removed only
+    /// when the query finishes (so `label_replace` can still read it).
+    /// Off by default, like in Prometheus.
+    pub delayed_name_removal: bool,
 }
 
 impl Default for EngineOptions {
@@ -27,6 +32,7 @@ impl Default for EngineOptions {
         EngineOptions {
             lookback_delta: Duration::from_secs(300),
             default_subquery_step: Duration::from_secs(60),
+            delayed_name_removal: false,
         }
     }
 }
@@ -216,6 +222,7 @@ impl Engine {
             end,
             self.options.lookback_delta.as_millis() as i64,
             self.options.default_subquery_step.as_millis() as i64,
+            self.options.delayed_name_removal,
         )
     }
 }

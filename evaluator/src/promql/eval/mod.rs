@@ -58,6 +58,7 @@ pub(crate) struct Evaluator<'a, S: SeriesSource + ?Sized> {
     end: i64,
     lookback: i64,
     default_step: i64,
+    delayed_name_removal: bool,
     annotations: RefCell<Annotations>,
     /// Selector results of this query, keyed by the selector's address in
     /// the (immutable, query-long) syntax tree.
@@ -144,6 +145,7 @@ impl<'a, S: SeriesSource + ?Sized> Evaluator<'a, S> {
         end: i64,
         lookback: i64,
         default_step: i64,
+        delayed_name_removal: bool,
     ) -> Self {
         Evaluator {
             source,
@@ -151,6 +153,7 @@ impl<'a, S: SeriesSource + ?Sized> Evaluator<'a, S> {
             end,
             lookback,
             default_step,
+            delayed_name_removal,
             annotations: RefCell::new(Annotations::default()),
             selections: RefCell::new(HashMap::new()),
             step_cache: RefCell::new(HashMap::new()),
@@ -196,6 +199,28 @@ impl<'a, S: SeriesSource + ?Sized> Evaluator<'a, S> {
     }
 
     pub(crate) fn eval(&self, expr: &Expr, t: i64) -> Result<Val, PromqlError> {
+        let value = self.eval_node(expr, t)?;
+        if self.delayed_name_removal {
+            return Ok(value);
+        }
+        // Immediate name removal: drop the names right after the node that
+        // changed the values, and refuse the collisions that creates.
+        match value {
+            Val::Vector(mut samples) if samples.iter().any(|s| s.drop_name) => {
+                for s in samples.iter_mut() {
+                    if s.drop_name {
+                        s.labels.remove(METRIC_NAME);
+                        s.drop_name = false;
+                    }
+                }
+                check_unique(&samples)?;
+                Ok(Val::Vector(samples))
+            }
+            other => Ok(other),
+        }
+    }
+
+    fn eval_node(&self, expr: &Expr, t: i64) -> Result<Val, PromqlError> {
         match expr {
             Expr::NumberLiteral(n) => Ok(Val::Scalar(n.val)),
             Expr::StringLiteral(s) => Ok(Val::Str(s.val.clone())),

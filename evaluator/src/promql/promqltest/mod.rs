@@ -5,4 +5,4 @@ mod parser;
 mod runner;
 
 pub use parser::{parse_script, Command, EvalCase, Expectation, ScriptError};
-pub use runner::{almost_equal, run_script, CaseOutcome, FileReport};
+pub use runner::{almost_equal, run_script, run_script_with, CaseOutcome, FileReport};

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::parser::{Command, EvalCase, ExpectedSeries, MessageMatch};
 use crate::labels::Labels;
 use crate::promql::series_notation::SeriesValue;
-use crate::promql::{Annotations, Engine, PromqlError, Value};
+use crate::promql::{Annotations, Engine, EngineOptions, PromqlError, Value};
 use crate::store::{Store, STALE_NAN};
 
 /// promqltest's tolerance for float comparison.
@@ -58,9 +58,14 @@ impl FileReport {
     }
 }
 
-/// Runs every command of a parsed script.
+/// Runs every command of a parsed script with the default engine.
 pub fn run_script(commands: &[Command]) -> FileReport {
-    let engine = Engine::default();
+    run_script_with(commands, EngineOptions::default())
+}
+
+/// Runs every command of a parsed script with an engine configured by `options`.
+pub fn run_script_with(commands: &[Command], options: EngineOptions) -> FileReport {
+    let engine = Engine::new(options);
     let mut store = Store::new(usize::MAX);
     // Native-histogram series get one placeholder sample here, so a case
     // can be skipped exactly when its selectors reach one.
