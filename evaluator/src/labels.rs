@@ -3,6 +3,7 @@
 //! printing are canonical.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// The label that holds the metric name.
 pub const METRIC_NAME: &str = "__name__";
@@ -15,8 +16,11 @@ pub struct Label {
 }
 
 /// A set of labels, sorted by name, names unique, no empty values.
+///
+/// Shared behind an `Arc` so that cloning (every selected sample carries
+/// its series' labels) is a reference-count bump; mutation copies on write.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Labels(Vec<Label>);
+pub struct Labels(Arc<[Label]>);
 
 impl Labels {
     /// Builds a label set from pairs; later duplicates win, empty values are dropped.
@@ -32,7 +36,7 @@ impl Labels {
             }
         }
         labels.sort();
-        Labels(labels)
+        Labels(labels.into())
     }
 
     /// The value of `name`, if set.
@@ -45,25 +49,43 @@ impl Labels {
 
     /// The metric name, if set.
     pub fn metric_name(&self) -> Option<&str> {
-        self.get(METRIC_NAME)
+        // `__name__` sorts before lower-case names, so it is nearly always first.
+        match self.0.first() {
+            Some(l) if l.name == METRIC_NAME => Some(&l.value),
+            _ => self.get(METRIC_NAME),
+        }
     }
 
     /// Sets (or, with an empty value, removes) a label.
     pub fn set(&mut self, name: &str, value: &str) {
         match self.0.binary_search_by(|l| l.name.as_str().cmp(name)) {
             Ok(i) if value.is_empty() => {
-                self.0.remove(i);
+                self.edit(|v| {
+                    v.remove(i);
+                });
             }
-            Ok(i) => self.0[i].value = value.to_string(),
+            Ok(i) if self.0[i].value == value => {}
+            Ok(i) => self.edit(|v| v[i].value = value.to_string()),
             Err(_) if value.is_empty() => {}
-            Err(i) => self.0.insert(
-                i,
-                Label {
-                    name: name.to_string(),
-                    value: value.to_string(),
-                },
-            ),
+            Err(i) => self.edit(|v| {
+                v.insert(
+                    i,
+                    Label {
+                        name: name.to_string(),
+                        value: value.to_string(),
+                    },
+                )
+            }),
         }
+    }
+
+    /// Applies a change to a private copy (label sets are shared, and a
+    /// slice behind an `Arc` keeps the labels next to the reference count,
+    /// which saves a pointer chase on every read).
+    fn edit(&mut self, change: impl FnOnce(&mut Vec<Label>)) {
+        let mut v = self.0.to_vec();
+        change(&mut v);
+        self.0 = v.into();
     }
 
     /// Removes a label.
@@ -84,6 +106,39 @@ impl Labels {
     /// Whether there are no labels.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Keeps only the labels whose name satisfies `keep`.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Label) -> bool) {
+        if self.0.iter().all(&mut keep) {
+            return;
+        }
+        self.edit(|v| v.retain(|l| keep(l)));
+    }
+
+    /// A copy holding only the labels named in `names` (PromQL `by`/`on`).
+    pub fn keep_names(&self, names: &[String]) -> Labels {
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| names.contains(&l.name))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// A copy without the labels named in `names` (PromQL `without`/`ignoring`).
+    pub fn drop_names(&self, names: &[String]) -> Labels {
+        if !self.0.iter().any(|l| names.contains(&l.name)) {
+            return self.clone();
+        }
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| !names.contains(&l.name))
+                .cloned()
+                .collect(),
+        )
     }
 }
 

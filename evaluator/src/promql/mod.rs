@@ -1,1 +1,32 @@
-//! (skeleton) filled in by the evaluator engine work.
+//! PromQL over float samples with Prometheus 3 semantics: expressions are
+//! parsed by `promql-parser` and evaluated against any [`SeriesSource`] (the
+//! scraped window, a promqltest `load` block, promtool unit-test input).
+
+pub(crate) mod engine;
+mod eval;
+pub mod promqltest;
+pub mod series_notation;
+mod value;
+
+pub use engine::{Annotations, Engine, EngineOptions, Query};
+pub use value::{PromqlError, Sample, Series, Value};
+
+use crate::labels::Labels;
+use crate::store;
+use promql_parser::label::Matcher;
+
+/// The samples of one series that fall inside a requested time range.
+#[derive(Debug, Clone, Copy)]
+pub struct SeriesView<'a> {
+    pub labels: &'a Labels,
+    /// Sorted by timestamp, all within the requested range.
+    pub samples: &'a [store::Sample],
+}
+
+/// Where the engine reads series from.
+pub trait SeriesSource {
+    /// Every series matching all `matchers`, restricted to samples with
+    /// `min_t <= t <= max_t` (milliseconds); series without such samples
+    /// are left out.
+    fn select(&self, matchers: &[Matcher], min_t: i64, max_t: i64) -> Vec<SeriesView<'_>>;
+}

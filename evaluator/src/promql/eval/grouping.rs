@@ -1,0 +1,109 @@
+//! Grouping of samples by a subset of their labels (`by`/`without` for
+//! aggregations, `on`/`ignoring` for vector matching) without building a
+//! label set per sample: keys are hashed straight from the labels and
+//! compared against one representative per group.
+
+use std::hash::Hasher;
+
+use crate::labels::{Label, Labels, METRIC_NAME};
+use crate::store::fxhash::{FxHashMap, FxHasher};
+
+/// Which labels form the key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Grouping<'m> {
+    /// Only these labels (`by`, `on`).
+    By(&'m [String]),
+    /// All labels but these and the metric name (`without`, `ignoring`,
+    /// and plain vector matching with an empty list).
+    Without(&'m [String]),
+}
+
+impl Grouping<'_> {
+    fn includes(&self, label: &Label) -> bool {
+        match self {
+            Grouping::By(names) => names.contains(&label.name),
+            Grouping::Without(names) => label.name != METRIC_NAME && !names.contains(&label.name),
+        }
+    }
+
+    fn key<'l>(&self, labels: &'l Labels) -> impl Iterator<Item = &'l Label> + use<'l, '_> {
+        labels.iter().filter(move |l| self.includes(l))
+    }
+
+    pub(crate) fn hash(&self, labels: &Labels) -> u64 {
+        let mut h = FxHasher::default();
+        for l in self.key(labels) {
+            h.write(l.name.as_bytes());
+            h.write_u8(0xff);
+            h.write(l.value.as_bytes());
+            h.write_u8(0xff);
+        }
+        h.finish()
+    }
+
+    /// Whether two label sets have the same key.
+    pub(crate) fn same_key(&self, a: &Labels, b: &Labels) -> bool {
+        self.key(a).eq(self.key(b))
+    }
+
+    /// The key as a label set (the labels of an aggregation result).
+    pub(crate) fn key_labels(&self, labels: &Labels) -> Labels {
+        match self {
+            Grouping::By(names) => labels.keep_names(names),
+            Grouping::Without(names) => {
+                let mut l = labels.drop_names(names);
+                l.remove(METRIC_NAME);
+                l
+            }
+        }
+    }
+}
+
+/// Groups in first-seen order, each with its representative labels.
+pub(crate) struct GroupIndex<'g, T> {
+    grouping: Grouping<'g>,
+    by_hash: FxHashMap<u64, Vec<usize>>,
+    pub(crate) groups: Vec<(Labels, T)>,
+}
+
+impl<'g, T> GroupIndex<'g, T> {
+    pub(crate) fn new(grouping: Grouping<'g>) -> Self {
+        GroupIndex {
+            grouping,
+            by_hash: FxHashMap::default(),
+            groups: Vec::new(),
+        }
+    }
+
+    /// Index of the group of `labels`, if it exists.
+    pub(crate) fn find(&self, labels: &Labels) -> Option<usize> {
+        let h = self.grouping.hash(labels);
+        self.by_hash.get(&h).and_then(|ids| {
+            ids.iter()
+                .copied()
+                .find(|i| self.grouping.same_key(&self.groups[*i].0, labels))
+        })
+    }
+
+    /// The group of `labels`, created with `init` if new; the bool says
+    /// whether it was created.
+    pub(crate) fn entry(&mut self, labels: &Labels, init: impl FnOnce() -> T) -> (&mut T, bool) {
+        let h = self.grouping.hash(labels);
+        let ids = self.by_hash.entry(h).or_default();
+        if let Some(i) = ids
+            .iter()
+            .copied()
+            .find(|i| self.grouping.same_key(&self.groups[*i].0, labels))
+        {
+            return (&mut self.groups[i].1, false);
+        }
+        ids.push(self.groups.len());
+        self.groups.push((labels.clone(), init()));
+        let last = self.groups.len() - 1;
+        (&mut self.groups[last].1, true)
+    }
+
+    pub(crate) fn grouping(&self) -> Grouping<'g> {
+        self.grouping
+    }
+}
