@@ -188,3 +188,23 @@ fn metric_name_is_dropped_immediately_unless_delayed_removal_is_enabled() {
     );
     assert_eq!(delayed[0].0, r#"{orig="x_total"}"#);
 }
+
+#[test]
+fn collision_inside_an_aggregation_fails_with_immediate_name_removal_only() {
+    let store = store_with(&[
+        (&[("__name__", "a"), ("x", "1")], &[(0, 1.0)]),
+        (&[("__name__", "b"), ("x", "1")], &[(0, 2.0)]),
+    ]);
+    let query = r#"sum(abs({x="1"}))"#;
+    assert!(Engine::default().instant_query(&store, query, 0).is_err());
+    let delayed_engine = Engine::new(vigil_evaluator::promql::EngineOptions {
+        delayed_name_removal: true,
+        ..Default::default()
+    });
+    let got = vector(
+        delayed_engine
+            .instant_query(&store, query, 0)
+            .expect("query"),
+    );
+    assert_eq!(got, [("{}".to_string(), 3.0)]);
+}
