@@ -208,3 +208,21 @@ fn collision_inside_an_aggregation_fails_with_immediate_name_removal_only() {
     );
     assert_eq!(got, [("{}".to_string(), 3.0)]);
 }
+
+#[test]
+fn instant_subquery_over_a_function_returns_series_without_the_name() {
+    let samples: Vec<(i64, f64)> = (0..=10).map(|i| (i * MIN, -(i as f64))).collect();
+    let store = store_with(&[(&[("__name__", "g"), ("k", "v")], &samples)]);
+    let got = Engine::default()
+        .instant_query(&store, "abs(g)[3m:1m]", 10 * MIN)
+        .expect("query");
+    let Value::Matrix(series) = got else {
+        panic!("expected a matrix")
+    };
+    assert_eq!(series.len(), 1);
+    assert_eq!(series[0].labels.to_string(), r#"{k="v"}"#);
+    assert_eq!(
+        series[0].points,
+        [(8 * MIN, 8.0), (9 * MIN, 9.0), (10 * MIN, 10.0)]
+    );
+}

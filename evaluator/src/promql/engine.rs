@@ -141,9 +141,15 @@ impl Engine {
             Val::Matrix(series) => Value::Matrix(
                 series
                     .into_iter()
-                    .map(|s| Series {
-                        labels: s.labels,
-                        points: s.points.into_iter().map(|p| (p.t, p.v)).collect(),
+                    .map(|s| {
+                        let mut labels = s.labels;
+                        if s.drop_name {
+                            labels.remove(crate::labels::METRIC_NAME);
+                        }
+                        Series {
+                            labels,
+                            points: s.points.into_iter().map(|p| (p.t, p.v)).collect(),
+                        }
                     })
                     .collect(),
             ),
