@@ -226,3 +226,30 @@ fn instant_subquery_over_a_function_returns_series_without_the_name() {
         [(8 * MIN, 8.0), (9 * MIN, 9.0), (10 * MIN, 10.0)]
     );
 }
+
+#[test]
+fn grouping_by_name_after_rate_depends_on_name_removal_mode() {
+    let a: Vec<(i64, f64)> = (0..=2).map(|i| (i * 5 * MIN, i as f64 * 60.0)).collect();
+    let store = store_with(&[
+        (&[("__name__", "a_total"), ("env", "1")], &a),
+        (&[("__name__", "b_total"), ("env", "1")], &a),
+    ]);
+    let query = r#"sum by (__name__) (rate({env="1"}[10m]))"#;
+    let immediate = vector(
+        Engine::default()
+            .instant_query(&store, query, 10 * MIN)
+            .expect("query"),
+    );
+    assert_eq!(immediate.len(), 1);
+    assert!((immediate[0].1 - 0.4).abs() < 1e-9, "{immediate:?}");
+    let delayed_engine = Engine::new(vigil_evaluator::promql::EngineOptions {
+        delayed_name_removal: true,
+        ..Default::default()
+    });
+    assert!(
+        delayed_engine
+            .instant_query(&store, query, 10 * MIN)
+            .is_err(),
+        "groups split by the pending names collide once the names go"
+    );
+}
