@@ -229,27 +229,33 @@ fn instant_subquery_over_a_function_returns_series_without_the_name() {
 
 #[test]
 fn grouping_by_name_after_rate_depends_on_name_removal_mode() {
-    let a: Vec<(i64, f64)> = (0..=2).map(|i| (i * 5 * MIN, i as f64 * 60.0)).collect();
+    let one: Vec<(i64, f64)> = (0..=10).map(|i| (i * MIN, i as f64)).collect();
+    let three: Vec<(i64, f64)> = (0..=10).map(|i| (i * MIN, 3.0 * i as f64)).collect();
     let store = store_with(&[
-        (&[("__name__", "a_total"), ("env", "1")], &a),
-        (&[("__name__", "b_total"), ("env", "1")], &a),
+        (&[("__name__", "m_total"), ("env", "1")], &one),
+        (&[("__name__", "m_total"), ("env", "2")], &three),
     ]);
-    let query = r#"sum by (__name__) (rate({env="1"}[10m]))"#;
+    let query = r#"sum by (__name__) (m_total{env="1"} or rate(m_total{env="2"}[5m]))"#;
+    // Immediate removal: rate's output has no name, so it forms its own group.
     let immediate = vector(
         Engine::default()
             .instant_query(&store, query, 10 * MIN)
             .expect("query"),
     );
-    assert_eq!(immediate.len(), 1);
-    assert!((immediate[0].1 - 0.4).abs() < 1e-9, "{immediate:?}");
+    assert_eq!(immediate.len(), 2, "{immediate:?}");
+    assert_eq!(immediate[0], ("m_total{}".to_string(), 10.0));
+    assert_eq!(immediate[1].0, "{}");
+    // Delayed removal: the pending name still partitions, then goes.
     let delayed_engine = Engine::new(vigil_evaluator::promql::EngineOptions {
         delayed_name_removal: true,
         ..Default::default()
     });
-    assert!(
+    let delayed = vector(
         delayed_engine
             .instant_query(&store, query, 10 * MIN)
-            .is_err(),
-        "groups split by the pending names collide once the names go"
+            .expect("query"),
     );
+    assert_eq!(delayed.len(), 1, "{delayed:?}");
+    assert_eq!(delayed[0].0, "{}");
+    assert!((delayed[0].1 - 10.05).abs() < 1e-9, "{delayed:?}");
 }
