@@ -259,3 +259,18 @@ fn grouping_by_name_after_rate_depends_on_name_removal_mode() {
     assert_eq!(delayed[0].0, "{}");
     assert!((delayed[0].1 - 10.05).abs() < 1e-9, "{delayed:?}");
 }
+
+#[test]
+fn series_selector_parses_into_matchers_usable_with_the_store() {
+    use vigil_evaluator::promql::{parse_series_selector, SeriesSource};
+    let store = store_with(&[
+        (&[("__name__", "up"), ("job", "a")], &[(0, 1.0)]),
+        (&[("__name__", "up"), ("job", "b")], &[(0, 1.0)]),
+    ]);
+    let sets = parse_series_selector(r#"up{job=~"a|c"}"#).expect("selector");
+    assert_eq!(sets.len(), 1);
+    let got = store.select(&sets[0], i64::MIN, i64::MAX);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].labels.get("job"), Some("a"));
+    assert!(parse_series_selector("sum(up)").is_err());
+}

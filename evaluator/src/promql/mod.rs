@@ -23,7 +23,7 @@ pub mod promqltest;
 pub mod series_notation;
 mod value;
 
-pub use engine::{Annotations, Engine, EngineOptions, Query};
+pub use engine::{parse_series_selector, Annotations, Engine, EngineOptions, Query};
 pub use value::{PromqlError, Sample, Series, Value};
 
 use crate::labels::Labels;

@@ -483,3 +483,28 @@ pub(crate) fn lookbehind_ms(expr: &Expr, lookback: i64) -> i64 {
         _ => 0,
     }
 }
+
+/// The matcher sets of a selector: its matchers, or one set per `or`
+/// alternative, each with the metric name added.
+pub(crate) fn selector_alternatives(
+    vs: &parser::VectorSelector,
+) -> Vec<Vec<promql_parser::label::Matcher>> {
+    if vs.matchers.or_matchers.is_empty() {
+        return vec![selector::matchers(vs)];
+    }
+    vs.matchers
+        .or_matchers
+        .iter()
+        .map(|alt| {
+            let mut alt = alt.clone();
+            if let Some(name) = &vs.name {
+                alt.push(promql_parser::label::Matcher::new(
+                    promql_parser::label::MatchOp::Equal,
+                    METRIC_NAME,
+                    name,
+                ));
+            }
+            alt
+        })
+        .collect()
+}
