@@ -188,3 +188,89 @@ fn metric_name_is_dropped_immediately_unless_delayed_removal_is_enabled() {
     );
     assert_eq!(delayed[0].0, r#"{orig="x_total"}"#);
 }
+
+#[test]
+fn collision_inside_an_aggregation_fails_with_immediate_name_removal_only() {
+    let store = store_with(&[
+        (&[("__name__", "a"), ("x", "1")], &[(0, 1.0)]),
+        (&[("__name__", "b"), ("x", "1")], &[(0, 2.0)]),
+    ]);
+    let query = r#"sum(abs({x="1"}))"#;
+    assert!(Engine::default().instant_query(&store, query, 0).is_err());
+    let delayed_engine = Engine::new(vigil_evaluator::promql::EngineOptions {
+        delayed_name_removal: true,
+        ..Default::default()
+    });
+    let got = vector(
+        delayed_engine
+            .instant_query(&store, query, 0)
+            .expect("query"),
+    );
+    assert_eq!(got, [("{}".to_string(), 3.0)]);
+}
+
+#[test]
+fn instant_subquery_over_a_function_returns_series_without_the_name() {
+    let samples: Vec<(i64, f64)> = (0..=10).map(|i| (i * MIN, -(i as f64))).collect();
+    let store = store_with(&[(&[("__name__", "g"), ("k", "v")], &samples)]);
+    let got = Engine::default()
+        .instant_query(&store, "abs(g)[3m:1m]", 10 * MIN)
+        .expect("query");
+    let Value::Matrix(series) = got else {
+        panic!("expected a matrix")
+    };
+    assert_eq!(series.len(), 1);
+    assert_eq!(series[0].labels.to_string(), r#"{k="v"}"#);
+    assert_eq!(
+        series[0].points,
+        [(8 * MIN, 8.0), (9 * MIN, 9.0), (10 * MIN, 10.0)]
+    );
+}
+
+#[test]
+fn grouping_by_name_after_rate_depends_on_name_removal_mode() {
+    let one: Vec<(i64, f64)> = (0..=10).map(|i| (i * MIN, i as f64)).collect();
+    let three: Vec<(i64, f64)> = (0..=10).map(|i| (i * MIN, 3.0 * i as f64)).collect();
+    let store = store_with(&[
+        (&[("__name__", "m_total"), ("env", "1")], &one),
+        (&[("__name__", "m_total"), ("env", "2")], &three),
+    ]);
+    let query = r#"sum by (__name__) (m_total{env="1"} or rate(m_total{env="2"}[5m]))"#;
+    // Immediate removal: rate's output has no name, so it forms its own group.
+    let immediate = vector(
+        Engine::default()
+            .instant_query(&store, query, 10 * MIN)
+            .expect("query"),
+    );
+    assert_eq!(immediate.len(), 2, "{immediate:?}");
+    assert_eq!(immediate[0], ("m_total{}".to_string(), 10.0));
+    assert_eq!(immediate[1].0, "{}");
+    // Delayed removal: the pending name still partitions, then goes.
+    let delayed_engine = Engine::new(vigil_evaluator::promql::EngineOptions {
+        delayed_name_removal: true,
+        ..Default::default()
+    });
+    let delayed = vector(
+        delayed_engine
+            .instant_query(&store, query, 10 * MIN)
+            .expect("query"),
+    );
+    assert_eq!(delayed.len(), 1, "{delayed:?}");
+    assert_eq!(delayed[0].0, "{}");
+    assert!((delayed[0].1 - 10.05).abs() < 1e-9, "{delayed:?}");
+}
+
+#[test]
+fn series_selector_parses_into_matchers_usable_with_the_store() {
+    use vigil_evaluator::promql::{parse_series_selector, SeriesSource};
+    let store = store_with(&[
+        (&[("__name__", "up"), ("job", "a")], &[(0, 1.0)]),
+        (&[("__name__", "up"), ("job", "b")], &[(0, 1.0)]),
+    ]);
+    let sets = parse_series_selector(r#"up{job=~"a|c"}"#).expect("selector");
+    assert_eq!(sets.len(), 1);
+    let got = store.select(&sets[0], i64::MIN, i64::MAX);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].labels.get("job"), Some("a"));
+    assert!(parse_series_selector("sum(up)").is_err());
+}

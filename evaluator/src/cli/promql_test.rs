@@ -1,13 +1,15 @@
 //! `vigil-evaluator promql-test FILE...`: runs promqltest scripts against the
 //! engine and prints per-file and total pass/fail/skip counts. Failing and
 //! skipped cases are listed when `VIGIL_PROMQL_TEST_VERBOSE` is set (or
-//! `-v` is passed after `--`).
+//! `-v` is passed after `--`). `VIGIL_PROMQL_DELAYED_NAME_REMOVAL=1` runs
+//! the engine with Prometheus' delayed metric-name removal.
 
 use std::io::Write;
 
 use anyhow::Context;
 
-use crate::promql::promqltest::{parse_script, run_script, CaseOutcome};
+use crate::promql::promqltest::{parse_script, run_script_with, CaseOutcome};
+use crate::promql::EngineOptions;
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error worth a panic.
 fn emit(out: &mut impl Write, text: &str) -> anyhow::Result<()> {
@@ -23,6 +25,10 @@ fn emit(out: &mut impl Write, text: &str) -> anyhow::Result<()> {
 pub fn run(files: &[std::path::PathBuf]) -> anyhow::Result<bool> {
     let verbose = std::env::var_os("VIGIL_PROMQL_TEST_VERBOSE").is_some()
         || files.iter().any(|f| f.as_os_str() == "-v");
+    let options = EngineOptions {
+        delayed_name_removal: std::env::var_os("VIGIL_PROMQL_DELAYED_NAME_REMOVAL").is_some(),
+        ..Default::default()
+    };
     let mut out = std::io::stdout().lock();
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     for path in files.iter().filter(|f| f.as_os_str() != "-v") {
@@ -30,7 +36,7 @@ pub fn run(files: &[std::path::PathBuf]) -> anyhow::Result<bool> {
             .with_context(|| format!("reading promqltest script {}", path.display()))?;
         let commands = parse_script(&text)
             .with_context(|| format!("parsing promqltest script {}", path.display()))?;
-        let report = run_script(&commands);
+        let report = run_script_with(&commands, options.clone());
         emit(
             &mut out,
             &format!(

@@ -141,9 +141,15 @@ impl Engine {
             Val::Matrix(series) => Value::Matrix(
                 series
                     .into_iter()
-                    .map(|s| Series {
-                        labels: s.labels,
-                        points: s.points.into_iter().map(|p| (p.t, p.v)).collect(),
+                    .map(|s| {
+                        let mut labels = s.labels;
+                        if s.drop_name {
+                            labels.remove(crate::labels::METRIC_NAME);
+                        }
+                        Series {
+                            labels,
+                            points: s.points.into_iter().map(|p| (p.t, p.v)).collect(),
+                        }
                     })
                     .collect(),
             ),
@@ -258,4 +264,23 @@ pub fn reads_any_series<S: SeriesSource + ?Sized>(source: &S, query: &str) -> bo
     selectors
         .iter()
         .any(|m| !source.select(m, i64::MIN, i64::MAX).is_empty())
+}
+
+/// The matchers of a plain series selector such as `up{job="api"}` (as the
+/// `match[]` parameter of `/api/v1/series` carries), metric name included;
+/// one set per `or` alternative.
+pub fn parse_series_selector(
+    selector: &str,
+) -> Result<Vec<Vec<promql_parser::label::Matcher>>, PromqlError> {
+    let expr = parser::parse(selector).map_err(|message| PromqlError::Parse {
+        query: selector.to_string(),
+        message,
+    })?;
+    let parser::Expr::VectorSelector(vs) = expr else {
+        return Err(PromqlError::Parse {
+            query: selector.to_string(),
+            message: "expected a series selector like metric{label=\"value\"}".to_string(),
+        });
+    };
+    Ok(super::eval::selector_alternatives(&vs))
 }

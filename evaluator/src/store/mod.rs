@@ -104,6 +104,17 @@ impl Store {
         self.live
     }
 
+    /// Every label name of the stored series, sorted (`/api/v1/labels`).
+    pub fn label_names(&self) -> Vec<String> {
+        self.postings.names()
+    }
+
+    /// Every value of label `name` among the stored series, sorted
+    /// (`/api/v1/label/<name>/values`).
+    pub fn label_values(&self, name: &str) -> Vec<String> {
+        self.postings.values(name)
+    }
+
     /// Total number of samples currently held.
     pub fn sample_count(&self) -> usize {
         self.series.iter().flatten().map(|s| s.samples.len()).sum()

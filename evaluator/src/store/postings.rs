@@ -43,6 +43,24 @@ impl Postings {
         }
     }
 
+    /// Every label name in use, sorted.
+    pub(crate) fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.by_name.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Every value of label `name` in use, sorted.
+    pub(crate) fn values(&self, name: &str) -> Vec<String> {
+        let mut values: Vec<String> = self
+            .by_name
+            .get(name)
+            .map(|v| v.keys().cloned().collect())
+            .unwrap_or_default();
+        values.sort();
+        values
+    }
+
     /// Sorted ids of series with label `name` equal to `value`.
     pub(crate) fn exact(&self, name: &str, value: &str) -> Vec<SeriesId> {
         self.by_name

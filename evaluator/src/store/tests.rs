@@ -152,3 +152,15 @@ fn store_and_engine_can_be_shared_across_threads() {
     shareable::<crate::promql::Query>();
     shareable::<crate::promql::Value>();
 }
+
+#[test]
+fn label_names_and_values_list_what_is_stored() {
+    let mut store = Store::default();
+    for (job, status) in [("b", "500"), ("a", "200"), ("a", "500")] {
+        let l = labels(&[("__name__", "http"), ("job", job), ("status", status)]);
+        store.append(&l, 0, 1.0).expect("append");
+    }
+    assert_eq!(store.label_names(), ["__name__", "job", "status"]);
+    assert_eq!(store.label_values("job"), ["a", "b"]);
+    assert!(store.label_values("missing").is_empty());
+}

@@ -42,10 +42,12 @@ impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
             return Err(PromqlError::eval("aggregation needs an instant vector"));
         };
         let modifier = a.modifier.as_ref();
-        // Grouping sees the labels as they will be. Only `by (__name__)` can
-        // see a pending name drop; every other grouping ignores the name.
-        if matches!(modifier, Some(LabelModifier::Include(by)) if by.labels.iter().any(|n| n == METRIC_NAME))
-        {
+        // Only `by (__name__)` can see a pending name drop; every other
+        // grouping ignores the name. With immediate removal the name is
+        // already gone; with delayed removal it still partitions the groups
+        // and the pending drop is passed on to the result.
+        let by_name = matches!(modifier, Some(LabelModifier::Include(by)) if by.labels.iter().any(|n| n == METRIC_NAME));
+        if by_name && !self.delayed_name_removal {
             for s in input.iter_mut() {
                 if s.drop_name {
                     s.labels.remove(METRIC_NAME);
@@ -107,15 +109,17 @@ impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
             ));
         }
 
-        let mut index: GroupIndex<'_, Vec<f64>> = GroupIndex::new(grouping(modifier));
+        let mut index: GroupIndex<'_, (Vec<f64>, bool)> = GroupIndex::new(grouping(modifier));
         for s in &input {
-            index.entry(&s.labels, Vec::new).0.push(s.v);
+            let (group, _) = index.entry(&s.labels, || (Vec::new(), false));
+            group.0.push(s.v);
+            group.1 |= s.drop_name && by_name;
         }
         let g = index.grouping();
         let groups = index
             .groups
             .into_iter()
-            .map(|(rep, values)| (g.key_labels(&rep), values));
+            .map(|(rep, (values, drop_name))| (g.key_labels(&rep), values, drop_name));
         let phi = if op == token::T_QUANTILE {
             let phi = scalar_param("quantile")?;
             if !(0.0..=1.0).contains(&phi) {
@@ -129,7 +133,7 @@ impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
             0.0
         };
         let mut out = Vec::new();
-        for (labels, values) in groups {
+        for (labels, values, drop_name) in groups {
             let v = match op {
                 token::T_SUM => {
                     let mut k = KahanSum::default();
@@ -162,7 +166,7 @@ impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
                 labels,
                 t,
                 v,
-                drop_name: false,
+                drop_name,
             });
         }
         Ok(Val::Vector(out))

@@ -60,7 +60,30 @@ fn key_set<'m>(samples: &[ESample], matching: Option<&'m LabelModifier>) -> Grou
     index
 }
 
+/// Whether a matching clause names `__name__`.
+fn mentions_name(m: &promql_parser::parser::BinModifier) -> bool {
+    let in_matching = m
+        .matching
+        .as_ref()
+        .is_some_and(|lm| lm.labels().labels.iter().any(|n| n == METRIC_NAME));
+    let in_include = m
+        .card
+        .labels()
+        .is_some_and(|ls| ls.labels.iter().any(|n| n == METRIC_NAME));
+    in_matching || in_include
+}
+
 impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
+    /// Rewrites the labels of samples whose name already counts as removed.
+    fn apply_pending_name_drops(&self, samples: &mut [ESample]) {
+        for s in samples.iter_mut() {
+            if self.name_is_gone(s) {
+                s.labels.remove(METRIC_NAME);
+                s.drop_name = false;
+            }
+        }
+    }
+
     pub(crate) fn eval_binary(&self, b: &BinaryExpr, t: i64) -> Result<Val, PromqlError> {
         let lhs = self.eval(&b.lhs, t)?;
         let rhs = self.eval(&b.rhs, t)?;
@@ -81,8 +104,13 @@ impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
             (Val::Scalar(l), Val::Vector(vs)) => {
                 Ok(Val::Vector(scalar_op(op, vs, l, true, return_bool, t)))
             }
-            (Val::Vector(l), Val::Vector(r)) => {
+            (Val::Vector(mut l), Val::Vector(mut r)) => {
                 let modifier = b.modifier.as_ref();
+                if modifier.is_some_and(mentions_name) {
+                    // `on(__name__)`/`group_left(__name__)` read the name.
+                    self.apply_pending_name_drops(&mut l);
+                    self.apply_pending_name_drops(&mut r);
+                }
                 let matching = modifier.and_then(|m| m.matching.as_ref());
                 let card = modifier
                     .map(|m| m.card.clone())

@@ -454,7 +454,11 @@ impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
         }
         let mut out = Vec::with_capacity(v.len());
         for mut s in v {
-            let value = s.labels.get(&src).unwrap_or("").to_string();
+            let value = if src == METRIC_NAME && self.name_is_gone(&s) {
+                String::new()
+            } else {
+                s.labels.get(&src).unwrap_or("").to_string()
+            };
             if let Some(caps) = re.captures(&value) {
                 let mut res = String::new();
                 caps.expand(&replacement, &mut res);
@@ -483,7 +487,17 @@ impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
         }
         let mut out = Vec::with_capacity(v.len());
         for mut s in v {
-            let joined: Vec<&str> = srcs.iter().map(|n| s.labels.get(n).unwrap_or("")).collect();
+            let gone = self.name_is_gone(&s);
+            let joined: Vec<&str> = srcs
+                .iter()
+                .map(|n| {
+                    if gone && n == METRIC_NAME {
+                        ""
+                    } else {
+                        s.labels.get(n).unwrap_or("")
+                    }
+                })
+                .collect();
             let joined = joined.join(&sep);
             s.labels.set(&dst, &joined);
             if dst == METRIC_NAME {

@@ -80,6 +80,47 @@ pub(crate) fn finish_vector(mut samples: Vec<ESample>) -> Result<Vec<ESample>, P
     Ok(samples)
 }
 
+/// Duplicate check treating marked names as already removed, without
+/// building the label sets.
+fn check_unique_as_dropped(samples: &[ESample]) -> Result<(), PromqlError> {
+    use std::hash::Hasher;
+    fn visible(s: &ESample) -> impl Iterator<Item = &crate::labels::Label> {
+        let drop = s.drop_name;
+        s.labels
+            .iter()
+            .filter(move |l| !(drop && l.name == METRIC_NAME))
+    }
+    // Label sets in a vector are unique; if every sample loses the same
+    // name (the common `rate(metric[5m])`), they stay unique without it.
+    if let Some(first) = samples.first() {
+        let name = first.labels.metric_name();
+        if samples
+            .iter()
+            .all(|s| s.drop_name && s.labels.metric_name() == name)
+        {
+            return Ok(());
+        }
+    }
+    let mut seen: crate::store::fxhash::FxHashMap<u64, Vec<usize>> = Default::default();
+    for (i, s) in samples.iter().enumerate() {
+        let mut h = crate::store::fxhash::FxHasher::default();
+        for l in visible(s) {
+            h.write(l.name.as_bytes());
+            h.write_u8(0xff);
+            h.write(l.value.as_bytes());
+            h.write_u8(0xff);
+        }
+        let ids = seen.entry(h.finish()).or_default();
+        if ids.iter().any(|j| visible(&samples[*j]).eq(visible(s))) {
+            return Err(PromqlError::eval(
+                "vector cannot contain metrics with the same labelset",
+            ));
+        }
+        ids.push(i);
+    }
+    Ok(())
+}
+
 fn check_unique(samples: &[ESample]) -> Result<(), PromqlError> {
     let mut seen = std::collections::HashSet::with_capacity(samples.len());
     for s in samples {
@@ -203,21 +244,23 @@ impl<'a, S: SeriesSource + ?Sized> Evaluator<'a, S> {
         if self.delayed_name_removal {
             return Ok(value);
         }
-        // Immediate name removal: drop the names right after the node that
-        // changed the values, and refuse the collisions that creates.
-        match value {
-            Val::Vector(mut samples) if samples.iter().any(|s| s.drop_name) => {
-                for s in samples.iter_mut() {
-                    if s.drop_name {
-                        s.labels.remove(METRIC_NAME);
-                        s.drop_name = false;
-                    }
-                }
-                check_unique(&samples)?;
-                Ok(Val::Vector(samples))
+        // Immediate name removal (Prometheus' default): the names count as
+        // gone right after the node that changed the values, so collisions
+        // are refused here. The labels themselves are only rewritten when
+        // the query finishes (or a consumer reads `__name__`), which spares
+        // an allocation per sample in `sum(rate(...))`.
+        if let Val::Vector(samples) = &value {
+            if samples.iter().any(|s| s.drop_name) {
+                check_unique_as_dropped(samples)?;
             }
-            other => Ok(other),
         }
+        Ok(value)
+    }
+
+    /// Whether `__name__` of a sample marked for removal must read as
+    /// absent (immediate removal) rather than still present (delayed).
+    pub(crate) fn name_is_gone(&self, s: &ESample) -> bool {
+        s.drop_name && !self.delayed_name_removal
     }
 
     fn eval_node(&self, expr: &Expr, t: i64) -> Result<Val, PromqlError> {
@@ -439,4 +482,29 @@ pub(crate) fn lookbehind_ms(expr: &Expr, lookback: i64) -> i64 {
             .unwrap_or(0),
         _ => 0,
     }
+}
+
+/// The matcher sets of a selector: its matchers, or one set per `or`
+/// alternative, each with the metric name added.
+pub(crate) fn selector_alternatives(
+    vs: &parser::VectorSelector,
+) -> Vec<Vec<promql_parser::label::Matcher>> {
+    if vs.matchers.or_matchers.is_empty() {
+        return vec![selector::matchers(vs)];
+    }
+    vs.matchers
+        .or_matchers
+        .iter()
+        .map(|alt| {
+            let mut alt = alt.clone();
+            if let Some(name) = &vs.name {
+                alt.push(promql_parser::label::Matcher::new(
+                    promql_parser::label::MatchOp::Equal,
+                    METRIC_NAME,
+                    name,
+                ));
+            }
+            alt
+        })
+        .collect()
 }

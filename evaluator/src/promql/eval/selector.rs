@@ -148,22 +148,15 @@ impl<'a, S: SeriesSource + ?Sized> Evaluator<'a, S> {
         if let Some(hit) = self.selections.borrow().get(&key) {
             return Rc::clone(hit);
         }
-        let matchers = matchers(vs);
-        let views = if vs.matchers.or_matchers.is_empty() {
-            self.source.select(&matchers, i64::MIN, i64::MAX)
+        let mut sets = super::selector_alternatives(vs);
+        let views = if sets.len() == 1 {
+            let only = sets.pop().unwrap_or_default();
+            self.source.select(&only, i64::MIN, i64::MAX)
         } else {
             let mut seen = std::collections::HashSet::new();
             let mut out = Vec::new();
-            for alt in &vs.matchers.or_matchers {
-                let mut alt = alt.clone();
-                if let Some(name) = &vs.name {
-                    alt.push(Matcher::new(
-                        promql_parser::label::MatchOp::Equal,
-                        crate::labels::METRIC_NAME,
-                        name,
-                    ));
-                }
-                for s in self.source.select(&alt, i64::MIN, i64::MAX) {
+            for alt in &sets {
+                for s in self.source.select(alt, i64::MIN, i64::MAX) {
                     if seen.insert(s.labels) {
                         out.push(s);
                     }
