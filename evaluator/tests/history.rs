@@ -17,10 +17,10 @@ use vigil_evaluator::history::leader::{LeaderConfig, LeaderElector, Ticks};
 use vigil_evaluator::history::outbox::{Enqueued, OutboxEntry, OutboxStatus};
 use vigil_evaluator::history::silences::SqlSilences;
 use vigil_evaluator::history::store::{
-    episode_id, AckOutcome, AlertSnapshot, EpisodeRecord, HistoryQuery, HistoryState, HistoryWrite,
-    Transition,
+    episode_id, AckOutcome, AlertSnapshot, CooldownRow, EpisodeRecord, HistoryQuery, HistoryState,
+    HistoryWrite, NotifyLogRow, Transition,
 };
-use vigil_evaluator::history::writer::{HistoryWriter, WriterConfig};
+use vigil_evaluator::history::writer::{HistoryWriter, WriterConfig, WriterError};
 use vigil_evaluator::history::{db::MIGRATOR, new_id, Database, HistoryStore};
 use vigil_evaluator::labels::Labels;
 use vigil_evaluator::notify::alert::{AlertStatus, Fingerprint};
@@ -222,6 +222,7 @@ on_both!(
     alert_state_snapshots_round_trip,
     retention_prunes_only_closed_history,
     writer_flushes_everything_on_shutdown,
+    notifier_memory_round_trips,
 );
 
 async fn migrations_are_idempotent(url: String) {
@@ -740,6 +741,46 @@ async fn retention_prunes_only_closed_history(url: String) {
     assert_eq!(store.prune(t(1000)).await.unwrap(), Default::default());
 }
 
+async fn notifier_memory_round_trips(url: String) {
+    let store = HistoryStore::connect(&url).await.unwrap();
+    let log = |sent: i64| NotifyLogRow {
+        receiver: "ops".into(),
+        group_key: "{}:{job=\"db\"}".into(),
+        firing: [Fingerprint(1), Fingerprint(u64::MAX)].into(),
+        resolved: [Fingerprint(7)].into(),
+        sent_at: t(sent),
+    };
+    let cooldown = CooldownRow {
+        receiver: "ops".into(),
+        fingerprint: Fingerprint(u64::MAX),
+        last_firing_sent: t(10),
+        cooldown: Duration::from_secs(600),
+        awaiting_resolve: true,
+    };
+    store
+        .apply(&[
+            HistoryWrite::NotifyLog(log(10)),
+            HistoryWrite::NotifyLog(log(20)),
+            HistoryWrite::Cooldown(cooldown.clone()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_notify_log().await.unwrap(),
+        [log(20)],
+        "latest entry wins"
+    );
+    assert_eq!(store.load_cooldowns().await.unwrap(), [cooldown]);
+    let report = store.prune(t(1000)).await.unwrap();
+    assert_eq!(report.notify_log, 1);
+    assert!(store.load_notify_log().await.unwrap().is_empty());
+    assert_eq!(
+        store.load_cooldowns().await.unwrap().len(),
+        1,
+        "an owed resolved notification is never pruned"
+    );
+}
+
 fn transition(i: i64) -> HistoryWrite {
     HistoryWrite::Transition(Transition {
         alert_id: format!("storm-{}", i % 50),
@@ -886,6 +927,41 @@ async fn writer_catches_up_after_its_connections_were_killed_postgres() {
     assert_eq!(count(&store, "alert_events").await, 300);
     shutdown.cancel();
     assert_eq!(task.await.unwrap().lost, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writer_refuses_and_counts_writes_beyond_its_capacity() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/missing/vigil.db", dir.path().display());
+    let store = HistoryStore::new(Database::connect_lazy(&url).unwrap());
+    let registry = prometheus::Registry::new();
+    let shutdown = CancellationToken::new();
+    let config = WriterConfig {
+        capacity: 10,
+        max_batch: 5,
+        shutdown_grace: Duration::from_millis(100),
+        ..WriterConfig::default()
+    };
+    let (writer, task) = HistoryWriter::spawn(store, config, &registry, shutdown.clone()).unwrap();
+    let refused = (0..40)
+        .map(|i| writer.record(transition(i)))
+        .filter(|r| matches!(r, Err(WriterError::Full { capacity: 10 })))
+        .count();
+    // The task holds at most one batch; the queue holds `capacity`.
+    assert!((25..=30).contains(&refused), "refused {refused}");
+    assert_eq!(
+        metric(&registry, "vigil_history_dropped_writes_total"),
+        refused as f64
+    );
+    assert_eq!(writer.backlog(), 40 - refused as i64);
+    shutdown.cancel();
+    let summary = task.await.unwrap();
+    assert_eq!(
+        summary.lost,
+        40 - refused as u64,
+        "unwritable at shutdown: reported lost"
+    );
+    assert_eq!(writer.backlog(), 0);
 }
 
 // ------------------------------------------------------- leader election

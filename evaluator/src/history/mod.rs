@@ -131,13 +131,9 @@ pub struct StorageConfig {
     /// `sqlite://PATH` or `postgres://…`; `DATABASE_URL` overrides it.
     pub database_url: String,
     /// How long closed history is kept, in Prometheus duration notation
-    /// (`30d`, `12h`); parsed by the config loader into
-    /// [`StorageConfig::retention`].
-    #[serde(skip)]
+    /// (`30d`, `12h`, `1w`, `1d12h`).
+    #[serde(deserialize_with = "deserialize_retention")]
     pub retention: Duration,
-    /// The `retention` value as written (`30d`).
-    #[serde(rename = "retention")]
-    pub retention_text: Option<String>,
 }
 
 impl Default for StorageConfig {
@@ -145,7 +141,6 @@ impl Default for StorageConfig {
         StorageConfig {
             database_url: DEFAULT_DATABASE_URL.to_string(),
             retention: DEFAULT_RETENTION,
-            retention_text: None,
         }
     }
 }
@@ -153,25 +148,24 @@ impl Default for StorageConfig {
 impl StorageConfig {
     /// The URL to use: `DATABASE_URL` from `env` when set and not empty,
     /// else the configured one. `env` is passed in so tests do not depend on
-    /// the process environment; production passes `std::env::var`.
+    /// the process environment; production passes
+    /// `|name| std::env::var(name).ok()`.
     pub fn effective_database_url(&self, env: impl Fn(&str) -> Option<String>) -> String {
         env(DATABASE_URL_ENV)
             .filter(|url| !url.trim().is_empty())
             .unwrap_or_else(|| self.database_url.clone())
     }
+}
 
-    /// Parses `retention_text` (`30d`, `12h`, `90m`, `1w`, `1y` and sums
-    /// such as `1d12h`) into `retention`; an absent value keeps the default.
-    pub fn resolve_retention(&mut self) -> Result<(), String> {
-        if let Some(text) = &self.retention_text {
-            self.retention = parse_duration(text).ok_or_else(|| {
-                format!(
-                    "storage.retention: {text:?} is not a duration; write it like 30d, 12h or 1w"
-                )
-            })?;
-        }
-        Ok(())
-    }
+fn deserialize_retention<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_duration(&text).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "retention: {text:?} is not a duration; write it like 30d, 12h or 1w"
+        ))
+    })
 }
 
 /// Prometheus duration notation (`1y2w3d4h5m6s7ms`), none of it negative.
@@ -256,12 +250,16 @@ mod tests {
 
     #[test]
     fn retention_is_parsed_in_prometheus_notation() {
-        let mut config: StorageConfig =
-            serde_yaml::from_str("retention: 1d12h").unwrap_or_default();
-        assert_eq!(config.resolve_retention(), Ok(()));
-        assert_eq!(config.retention, Duration::from_secs(36 * 3600));
-        let mut bad: StorageConfig = serde_yaml::from_str("retention: soon").unwrap_or_default();
-        assert!(bad.resolve_retention().is_err());
+        let config: Result<StorageConfig, _> = serde_yaml::from_str("retention: 1d12h");
+        assert_eq!(
+            config.map(|c| c.retention).ok(),
+            Some(Duration::from_secs(36 * 3600))
+        );
+        let bad = serde_yaml::from_str::<StorageConfig>("retention: soon");
+        let message = bad.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("write it like 30d"), "{message}");
+        let empty: Result<StorageConfig, _> = serde_yaml::from_str("{}");
+        assert_eq!(empty.ok(), Some(StorageConfig::default()));
         assert_eq!(StorageConfig::default().retention, DEFAULT_RETENTION);
     }
 

@@ -157,12 +157,13 @@ impl HistoryWriter {
 
     /// Queues a write without waiting.
     pub fn record(&self, write: HistoryWrite) -> Result<(), WriterError> {
+        // Counted before sending, so the writer never subtracts a write the
+        // gauge has not counted yet.
+        self.metrics.backlog.inc();
         match self.tx.try_send(write) {
-            Ok(()) => {
-                self.metrics.backlog.inc();
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
+                self.metrics.backlog.dec();
                 self.metrics.dropped.inc();
                 if !self.metrics.full_logged.swap(true, Ordering::Relaxed) {
                     tracing::error!(
@@ -175,6 +176,7 @@ impl HistoryWriter {
                 })
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.metrics.backlog.dec();
                 self.metrics.dropped.inc();
                 Err(WriterError::Stopped)
             }
