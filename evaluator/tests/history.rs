@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use vigil_evaluator::history::leader::{LeaderConfig, LeaderElector, Ticks};
 use vigil_evaluator::history::outbox::{Enqueued, OutboxEntry, OutboxStatus};
 use vigil_evaluator::history::silences::SqlSilences;
+use vigil_evaluator::history::store::run_pruner;
 use vigil_evaluator::history::store::{
     episode_id, AckOutcome, AlertSnapshot, CooldownRow, EpisodeRecord, HistoryQuery, HistoryState,
     HistoryWrite, NotifyLogRow, Transition,
@@ -24,6 +26,7 @@ use vigil_evaluator::history::writer::{HistoryWriter, WriterConfig, WriterError}
 use vigil_evaluator::history::{db::MIGRATOR, new_id, Database, HistoryStore};
 use vigil_evaluator::labels::Labels;
 use vigil_evaluator::notify::alert::{AlertStatus, Fingerprint};
+use vigil_evaluator::notify::clock::ManualClock;
 use vigil_evaluator::notify::matcher::parse_matcher;
 use vigil_evaluator::notify::silence::{Silence, SilenceStore};
 
@@ -223,6 +226,7 @@ on_both!(
     retention_prunes_only_closed_history,
     writer_flushes_everything_on_shutdown,
     notifier_memory_round_trips,
+    pruner_applies_the_retention_to_the_clock,
 );
 
 async fn migrations_are_idempotent(url: String) {
@@ -779,6 +783,54 @@ async fn notifier_memory_round_trips(url: String) {
         1,
         "an owed resolved notification is never pruned"
     );
+}
+
+async fn pruner_applies_the_retention_to_the_clock(url: String) {
+    let store = HistoryStore::connect(&url).await.unwrap();
+    let mut closed = record("Old", &[], HistoryState::Resolved, 0);
+    closed.ends_at = Some(t(100));
+    store.upsert_episode(&closed).await.unwrap();
+    let mut ancient = record("Ancient", &[], HistoryState::Resolved, -90 * 86_400);
+    ancient.ends_at = Some(t(-80 * 86_400));
+    store.upsert_episode(&ancient).await.unwrap();
+    let day = Duration::from_secs(86_400);
+    // 29 days after the end: inside a 30-day retention.
+    let clock = Arc::new(ManualClock::new(t(100) + chrono::Duration::days(29)));
+    let shutdown = CancellationToken::new();
+    let pruner = tokio::spawn(run_pruner(
+        store.clone(),
+        30 * day,
+        Duration::from_millis(10),
+        clock.clone(),
+        shutdown.clone(),
+    ));
+    eventually(
+        "the first round prunes what is already too old",
+        Duration::from_secs(30),
+        || {
+            let store = store.clone();
+            let id = ancient.id();
+            async move { store.episode(&id).await.unwrap().is_none() }
+        },
+    )
+    .await;
+    assert!(
+        store.episode(&closed.id()).await.unwrap().is_some(),
+        "inside the retention"
+    );
+    clock.advance(2 * day);
+    eventually(
+        "the pruner deletes the old episode",
+        Duration::from_secs(30),
+        || {
+            let store = store.clone();
+            let id = closed.id();
+            async move { store.episode(&id).await.unwrap().is_none() }
+        },
+    )
+    .await;
+    shutdown.cancel();
+    pruner.await.unwrap();
 }
 
 fn transition(i: i64) -> HistoryWrite {

@@ -743,6 +743,36 @@ impl HistoryStore {
     }
 }
 
+/// Prunes history older than `retention` (see [`HistoryStore::prune`]) now
+/// and then every `every` until `shutdown`, reading "now" from `clock`.
+/// A failed round is logged and retried at the next one.
+pub async fn run_pruner(
+    store: HistoryStore,
+    retention: std::time::Duration,
+    every: std::time::Duration,
+    clock: std::sync::Arc<dyn crate::notify::clock::Clock>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let now = clock.now();
+        let cutoff = chrono::Duration::from_std(retention)
+            .ok()
+            .and_then(|r| now.checked_sub_signed(r))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        match store.prune(cutoff).await {
+            Ok(report) if report != PruneReport::default() => {
+                tracing::info!(?report, %cutoff, "pruned old history");
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "pruning old history failed; retrying later"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
 async fn apply_one(conn: &mut AnyConnection, write: &HistoryWrite) -> Result<(), HistoryError> {
     match write {
         HistoryWrite::Episode(record) => upsert_episode(conn, record).await,
