@@ -7,6 +7,7 @@
 
 pub mod alerts;
 pub mod cli;
+pub mod history;
 pub mod labels;
 pub mod notify;
 pub mod promql;

@@ -1,0 +1,405 @@
+//! The durable notification outbox: a notification is written to the
+//! `notifications` table (status `pending`) before anyone tries to deliver
+//! it, and delivery marks it `sent` or `failed`. After a restart (or a
+//! fail-over to another replica) [`HistoryStore::due`] hands back what was
+//! not delivered yet, so nothing is lost; the idempotency key makes a second
+//! enqueue of the same notification a no-op, so nothing is queued twice.
+//!
+//! The same rows are the delivery log the API and dashboard show per alert.
+
+use std::hash::Hasher;
+
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyRow;
+
+use super::db::column;
+use super::store::{opt_time, time, Episode};
+use super::{new_id, to_millis, HistoryError, HistoryStore};
+use crate::notify::alert::{AlertStatus, Fingerprint, Notification};
+
+/// A notification to queue for one receiver integration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry {
+    pub receiver: String,
+    /// Which integration of the receiver: `slack[0]`, `webhook[1]`, …
+    pub integration: String,
+    pub group_key: String,
+    /// What the integration will send (JSON text: the webhook body, the
+    /// Slack message, the e-mail's fields).
+    pub payload: String,
+    /// The alerts carried: fingerprint, rule (`alertname`), status.
+    pub alerts: Vec<(Fingerprint, String, AlertStatus)>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl OutboxEntry {
+    /// An entry for `notification` delivered by `integration`, carrying
+    /// `payload`.
+    pub fn for_notification(
+        notification: &Notification,
+        integration: &str,
+        payload: String,
+        created_at: DateTime<Utc>,
+    ) -> OutboxEntry {
+        OutboxEntry {
+            receiver: notification.receiver.clone(),
+            integration: integration.to_string(),
+            group_key: notification.group_key.clone(),
+            payload,
+            alerts: notification
+                .alerts
+                .iter()
+                .map(|a| {
+                    let rule = a.alert.labels.get("alertname").unwrap_or("").to_string();
+                    (a.fingerprint, rule, a.status)
+                })
+                .collect(),
+            created_at,
+        }
+    }
+}
+
+/// A stable idempotency key for `notification` sent by `integration` at the
+/// flush at `flushed_at`: receiver, integration, group key, each alert's
+/// fingerprint and status, and the flush time. The same flush enqueued again
+/// (a retry after a crash between enqueue and acknowledgement) gets the same
+/// key.
+pub fn idempotency_key(
+    notification: &Notification,
+    integration: &str,
+    flushed_at: DateTime<Utc>,
+) -> String {
+    let mut hasher = Fnv64::default();
+    for part in [
+        notification.receiver.as_str(),
+        integration,
+        notification.group_key.as_str(),
+    ] {
+        hasher.write(part.as_bytes());
+        hasher.write_u8(0xff);
+    }
+    let mut alerts: Vec<(Fingerprint, AlertStatus)> = notification
+        .alerts
+        .iter()
+        .map(|a| (a.fingerprint, a.status))
+        .collect();
+    alerts.sort_by_key(|(fp, _)| *fp);
+    for (fp, status) in alerts {
+        hasher.write_u64(fp.0);
+        hasher.write(status.as_str().as_bytes());
+    }
+    format!(
+        "{}/{}/{:016x}",
+        notification.receiver,
+        to_millis(flushed_at),
+        hasher.finish()
+    )
+}
+
+/// FNV-1a: stable across processes, unlike std's `DefaultHasher`.
+struct Fnv64(u64);
+
+impl Default for Fnv64 {
+    fn default() -> Self {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv64 {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+/// Delivery status of a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxStatus {
+    /// Not delivered yet; due at `next_attempt_at`.
+    Pending,
+    Sent,
+    /// Gave up.
+    Failed,
+}
+
+impl OutboxStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Sent => "sent",
+            OutboxStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> Option<OutboxStatus> {
+        Some(match text {
+            "pending" => OutboxStatus::Pending,
+            "sent" => OutboxStatus::Sent,
+            "failed" => OutboxStatus::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// A stored notification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationRecord {
+    pub id: String,
+    pub idempotency_key: String,
+    pub receiver: String,
+    pub integration: String,
+    pub group_key: String,
+    pub payload: String,
+    pub status: OutboxStatus,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub response_code: Option<u16>,
+    pub message_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// What [`HistoryStore::enqueue`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Queued under this id.
+    New(String),
+    /// A notification with the same key was already queued (under this id);
+    /// nothing changed.
+    Duplicate(String),
+}
+
+impl Enqueued {
+    pub fn id(&self) -> &str {
+        match self {
+            Enqueued::New(id) | Enqueued::Duplicate(id) => id,
+        }
+    }
+}
+
+const NOTIFICATION_COLUMNS: &str = "id, idempotency_key, receiver, integration, group_key, payload, status, attempts, last_error, response_code, message_id, created_at, next_attempt_at, sent_at";
+
+impl HistoryStore {
+    /// Queues a notification, due at once. A second enqueue with the same
+    /// `idempotency_key` changes nothing and returns the first one's id.
+    pub async fn enqueue(
+        &self,
+        entry: &OutboxEntry,
+        idempotency_key: &str,
+    ) -> Result<Enqueued, HistoryError> {
+        self.database().ensure_schema().await?;
+        let id = new_id(entry.created_at);
+        let mut tx = self
+            .database()
+            .pool()
+            .begin()
+            .await
+            .map_err(HistoryError::db("starting a transaction"))?;
+        let inserted = sqlx::query(
+            "INSERT INTO notifications (id, idempotency_key, receiver, integration, group_key, \
+               payload, status, attempts, created_at, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8) \
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(id.as_str())
+        .bind(idempotency_key)
+        .bind(entry.receiver.as_str())
+        .bind(entry.integration.as_str())
+        .bind(entry.group_key.as_str())
+        .bind(entry.payload.as_str())
+        .bind(to_millis(entry.created_at))
+        .bind(to_millis(entry.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(HistoryError::db("queueing a notification"))?;
+        if inserted.rows_affected() == 0 {
+            let row = sqlx::query("SELECT id FROM notifications WHERE idempotency_key = $1")
+                .bind(idempotency_key)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(HistoryError::db("reading a queued notification"))?;
+            return Ok(Enqueued::Duplicate(column(&row, "id", "notifications")?));
+        }
+        for (fingerprint, rule, status) in &entry.alerts {
+            sqlx::query(
+                "INSERT INTO notification_alerts (notification_id, fingerprint, rule, alert_status) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (notification_id, fingerprint) DO NOTHING",
+            )
+            .bind(id.as_str())
+            .bind(fingerprint.to_string())
+            .bind(rule.as_str())
+            .bind(status.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(HistoryError::db("linking a notification to its alerts"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(HistoryError::db("committing a queued notification"))?;
+        Ok(Enqueued::New(id))
+    }
+
+    /// Pending notifications due at `now`, the longest-waiting first.
+    pub async fn due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<NotificationRecord>, HistoryError> {
+        self.database().ensure_schema().await?;
+        let sql = format!(
+            "SELECT {NOTIFICATION_COLUMNS} FROM notifications \
+             WHERE status = 'pending' AND next_attempt_at <= $1 \
+             ORDER BY next_attempt_at, id LIMIT {}",
+            limit.clamp(1, 100_000)
+        );
+        let rows = sqlx::query(&sql)
+            .bind(to_millis(now))
+            .fetch_all(self.database().pool())
+            .await
+            .map_err(HistoryError::db("reading due notifications"))?;
+        rows.iter().map(notification_from_row).collect()
+    }
+
+    /// Marks a notification delivered. Returns false when no pending
+    /// notification has this id (already marked, or unknown).
+    pub async fn mark_sent(
+        &self,
+        id: &str,
+        response_code: Option<u16>,
+        message_id: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, HistoryError> {
+        self.database().ensure_schema().await?;
+        let done = sqlx::query(
+            "UPDATE notifications SET status = 'sent', attempts = attempts + 1, \
+               response_code = $1, message_id = $2, sent_at = $3 \
+             WHERE id = $4 AND status = 'pending'",
+        )
+        .bind(response_code.map(i64::from))
+        .bind(message_id)
+        .bind(to_millis(at))
+        .bind(id)
+        .execute(self.database().pool())
+        .await
+        .map_err(HistoryError::db("marking a notification sent"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Records a failed attempt. With `next_attempt_at` the notification
+    /// stays pending and is due again then; without, delivery gave up and it
+    /// is marked `failed`. Returns false when no pending notification has
+    /// this id.
+    pub async fn mark_failed(
+        &self,
+        id: &str,
+        error: &str,
+        response_code: Option<u16>,
+        next_attempt_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, HistoryError> {
+        self.database().ensure_schema().await?;
+        let (status, next) = match next_attempt_at {
+            Some(at) => (OutboxStatus::Pending, Some(to_millis(at))),
+            None => (OutboxStatus::Failed, None),
+        };
+        let done = sqlx::query(
+            "UPDATE notifications SET status = $1, attempts = attempts + 1, last_error = $2, \
+               response_code = $3, next_attempt_at = COALESCE($4, next_attempt_at) \
+             WHERE id = $5 AND status = 'pending'",
+        )
+        .bind(status.as_str())
+        .bind(error)
+        .bind(response_code.map(i64::from))
+        .bind(next)
+        .bind(id)
+        .execute(self.database().pool())
+        .await
+        .map_err(HistoryError::db("marking a notification failed"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// One notification by id.
+    pub async fn notification(&self, id: &str) -> Result<Option<NotificationRecord>, HistoryError> {
+        self.database().ensure_schema().await?;
+        let sql = format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.database().pool())
+            .await
+            .map_err(HistoryError::db("reading a notification"))?;
+        row.as_ref().map(notification_from_row).transpose()
+    }
+
+    /// The notifications that carried an episode's alert: those created from
+    /// its start until the next episode of the same alert started, oldest
+    /// first. Includes the resolved notification sent after it ended.
+    pub async fn notifications_for_episode(
+        &self,
+        episode: &Episode,
+    ) -> Result<Vec<NotificationRecord>, HistoryError> {
+        self.database().ensure_schema().await?;
+        let pool = self.database().pool();
+        let next_start = sqlx::query(
+            "SELECT MIN(starts_at) AS next_start FROM alerts \
+             WHERE fingerprint = $1 AND starts_at > $2",
+        )
+        .bind(episode.fingerprint.as_str())
+        .bind(to_millis(episode.starts_at))
+        .fetch_one(pool)
+        .await
+        .map_err(HistoryError::db("finding the next episode"))?;
+        let until: Option<i64> = column(&next_start, "next_start", "alerts")?;
+        let columns = NOTIFICATION_COLUMNS
+            .split(", ")
+            .map(|c| format!("n.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {columns} FROM notifications n \
+             JOIN notification_alerts na ON na.notification_id = n.id \
+             WHERE na.fingerprint = $1 AND n.created_at >= $2 AND n.created_at < $3 \
+             ORDER BY n.created_at, n.id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(episode.fingerprint.as_str())
+            .bind(to_millis(episode.starts_at))
+            .bind(until.unwrap_or(i64::MAX))
+            .fetch_all(pool)
+            .await
+            .map_err(HistoryError::db("reading an episode's notifications"))?;
+        rows.iter().map(notification_from_row).collect()
+    }
+}
+
+fn notification_from_row(row: &AnyRow) -> Result<NotificationRecord, HistoryError> {
+    let table = "notifications";
+    let id: String = column(row, "id", table)?;
+    let status_text: String = column(row, "status", table)?;
+    let status = OutboxStatus::parse(&status_text).ok_or_else(|| HistoryError::Corrupt {
+        table,
+        id: id.clone(),
+        reason: format!("unknown status {status_text:?}"),
+    })?;
+    Ok(NotificationRecord {
+        idempotency_key: column(row, "idempotency_key", table)?,
+        receiver: column(row, "receiver", table)?,
+        integration: column(row, "integration", table)?,
+        group_key: column(row, "group_key", table)?,
+        payload: column(row, "payload", table)?,
+        status,
+        attempts: column(row, "attempts", table)?,
+        last_error: column(row, "last_error", table)?,
+        response_code: column::<Option<i64>>(row, "response_code", table)?
+            .and_then(|c| u16::try_from(c).ok()),
+        message_id: column(row, "message_id", table)?,
+        created_at: time(row, "created_at", table)?,
+        next_attempt_at: time(row, "next_attempt_at", table)?,
+        sent_at: opt_time(row, "sent_at", table)?,
+        id,
+    })
+}

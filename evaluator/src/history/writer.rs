@@ -1,0 +1,345 @@
+//! The batched history writer: the evaluation loop records transitions,
+//! episodes, snapshots and silences with [`HistoryWriter::record`], which
+//! never waits for the database; a background task writes them in
+//! transactions of up to `max_batch` rows, at least every `flush_interval`.
+//!
+//! When the database is slow or down the writes wait in a large bounded
+//! queue (`capacity`), the failed batch is retried with exponential backoff,
+//! and once the database answers again the backlog is written in full
+//! batches until it is gone: nothing is dropped unless the queue overflows,
+//! which is logged and counted. Log lines mark state changes only (writes
+//! started failing, writes recovered, queue full), never one per row.
+//!
+//! Metrics (registered into the registry passed to [`HistoryWriter::spawn`]):
+//! `vigil_history_backlog` (writes queued or in flight),
+//! `vigil_history_write_failures_total` (failed batch attempts),
+//! `vigil_history_writes_total` (rows written),
+//! `vigil_history_dropped_writes_total` (rows refused because the queue was
+//! full, or still unwritten when the shutdown grace ran out).
+//!
+//! On shutdown (the cancellation token) the queue is closed and flushed for
+//! up to `shutdown_grace`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::{IntCounter, IntGauge, Registry};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::store::HistoryWrite;
+use super::{HistoryError, HistoryStore};
+
+/// Tuning of the writer; the defaults suit production.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Writes that may wait in memory (about 1 KiB each).
+    pub capacity: usize,
+    /// Rows per transaction at most.
+    pub max_batch: usize,
+    /// How long a write may wait for more to batch with.
+    pub flush_interval: Duration,
+    /// First retry delay after a failed batch; doubles up to `max_backoff`.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// A batch taking longer than this counts as failed and is retried
+    /// (every write is idempotent, so a batch that did commit is harmless to
+    /// replay).
+    pub write_timeout: Duration,
+    /// How long shutdown may take to flush the queue.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            capacity: 200_000,
+            max_batch: 500,
+            flush_interval: Duration::from_millis(250),
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a write was not queued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriterError {
+    #[error("the history queue is full ({capacity} writes waiting): the database has been unreachable or too slow for too long; this write is dropped")]
+    Full { capacity: usize },
+    #[error("the history writer has stopped; this write is dropped")]
+    Stopped,
+}
+
+/// What the writer task did, returned when it ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterSummary {
+    pub written: u64,
+    /// Writes still queued when the shutdown grace ran out.
+    pub lost: u64,
+}
+
+#[derive(Debug)]
+struct Metrics {
+    backlog: IntGauge,
+    failures: IntCounter,
+    written: IntCounter,
+    dropped: IntCounter,
+    /// The "queue full" state was logged and has not cleared since.
+    full_logged: AtomicBool,
+}
+
+impl Metrics {
+    fn register(registry: &Registry) -> Result<Metrics, HistoryError> {
+        let metrics = Metrics {
+            backlog: IntGauge::new(
+                "vigil_history_backlog",
+                "History writes queued or in flight, not yet in the database.",
+            )?,
+            failures: IntCounter::new(
+                "vigil_history_write_failures_total",
+                "Failed attempts to write a batch of history rows.",
+            )?,
+            written: IntCounter::new(
+                "vigil_history_writes_total",
+                "History rows written to the database.",
+            )?,
+            dropped: IntCounter::new(
+                "vigil_history_dropped_writes_total",
+                "History writes dropped: queue full, or unwritten at shutdown.",
+            )?,
+            full_logged: AtomicBool::new(false),
+        };
+        registry.register(Box::new(metrics.backlog.clone()))?;
+        registry.register(Box::new(metrics.failures.clone()))?;
+        registry.register(Box::new(metrics.written.clone()))?;
+        registry.register(Box::new(metrics.dropped.clone()))?;
+        Ok(metrics)
+    }
+}
+
+/// The handle the evaluation loop records into. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct HistoryWriter {
+    tx: mpsc::Sender<HistoryWrite>,
+    capacity: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl HistoryWriter {
+    /// Starts the writer task on the current tokio runtime. The task ends
+    /// when `shutdown` is cancelled (after flushing) or when every handle is
+    /// dropped (after writing everything).
+    pub fn spawn(
+        store: HistoryStore,
+        config: WriterConfig,
+        registry: &Registry,
+        shutdown: CancellationToken,
+    ) -> Result<(HistoryWriter, JoinHandle<WriterSummary>), HistoryError> {
+        let metrics = Arc::new(Metrics::register(registry)?);
+        let capacity = config.capacity.max(1);
+        let (tx, rx) = mpsc::channel(capacity);
+        let task = tokio::spawn(run(rx, store, config, metrics.clone(), shutdown));
+        Ok((
+            HistoryWriter {
+                tx,
+                capacity,
+                metrics,
+            },
+            task,
+        ))
+    }
+
+    /// Queues a write without waiting.
+    pub fn record(&self, write: HistoryWrite) -> Result<(), WriterError> {
+        // Counted before sending, so the writer never subtracts a write the
+        // gauge has not counted yet.
+        self.metrics.backlog.inc();
+        match self.tx.try_send(write) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.metrics.backlog.dec();
+                self.metrics.dropped.inc();
+                if !self.metrics.full_logged.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        capacity = self.capacity,
+                        "history queue full; dropping history writes until the database catches up"
+                    );
+                }
+                Err(WriterError::Full {
+                    capacity: self.capacity,
+                })
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.metrics.backlog.dec();
+                self.metrics.dropped.inc();
+                Err(WriterError::Stopped)
+            }
+        }
+    }
+
+    /// Writes queued or in flight (the `vigil_history_backlog` gauge).
+    pub fn backlog(&self) -> i64 {
+        self.metrics.backlog.get()
+    }
+}
+
+/// Tracks healthy/failing so that only changes are logged.
+struct Flusher {
+    store: HistoryStore,
+    metrics: Arc<Metrics>,
+    failing_since: Option<Instant>,
+    failed_attempts: u64,
+    backoff: Duration,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    write_timeout: Duration,
+    written: u64,
+}
+
+impl Flusher {
+    /// Tries to write `batch` once, within `timeout`; true when it landed.
+    async fn write(&mut self, batch: &[HistoryWrite], timeout: Duration) -> bool {
+        let result = match tokio::time::timeout(timeout, self.store.apply(batch)).await {
+            Ok(result) => result.map_err(|err| err.to_string()),
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+        };
+        match result {
+            Ok(()) => {
+                let rows = batch.len() as u64;
+                self.written += rows;
+                self.metrics.written.inc_by(rows);
+                self.metrics.backlog.sub(batch.len() as i64);
+                self.metrics.full_logged.store(false, Ordering::Relaxed);
+                if let Some(since) = self.failing_since.take() {
+                    tracing::info!(
+                        database = %self.store.database().url(),
+                        down_for = ?since.elapsed(),
+                        failed_attempts = self.failed_attempts,
+                        backlog = self.metrics.backlog.get(),
+                        "history writes recovered; catching up"
+                    );
+                }
+                self.failed_attempts = 0;
+                self.backoff = self.initial_backoff;
+                true
+            }
+            Err(error) => {
+                self.metrics.failures.inc();
+                self.failed_attempts += 1;
+                if self.failing_since.is_none() {
+                    self.failing_since = Some(Instant::now());
+                    tracing::warn!(
+                        database = %self.store.database().url(),
+                        %error,
+                        backlog = self.metrics.backlog.get(),
+                        "history writes failing; buffering in memory and retrying with backoff"
+                    );
+                }
+                false
+            }
+        }
+    }
+
+    /// The delay before the next retry, doubling each time.
+    fn next_backoff(&mut self) -> Duration {
+        let delay = self.backoff;
+        self.backoff = (self.backoff * 2).min(self.max_backoff);
+        delay
+    }
+}
+
+async fn run(
+    mut rx: mpsc::Receiver<HistoryWrite>,
+    store: HistoryStore,
+    config: WriterConfig,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> WriterSummary {
+    let max_batch = config.max_batch.max(1);
+    let mut flusher = Flusher {
+        store,
+        metrics: metrics.clone(),
+        failing_since: None,
+        failed_attempts: 0,
+        backoff: config.initial_backoff,
+        initial_backoff: config.initial_backoff,
+        max_backoff: config.max_backoff,
+        write_timeout: config.write_timeout,
+        written: 0,
+    };
+    let mut batch: Vec<HistoryWrite> = Vec::with_capacity(max_batch);
+    'run: loop {
+        if batch.is_empty() {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break 'run,
+                n = rx.recv_many(&mut batch, max_batch) => if n == 0 { break 'run },
+            }
+            let deadline = Instant::now() + config.flush_interval;
+            while batch.len() < max_batch {
+                let room = max_batch - batch.len();
+                tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep_until(deadline) => break,
+                    n = rx.recv_many(&mut batch, room) => if n == 0 { break },
+                }
+            }
+        }
+        let timeout = flusher.write_timeout;
+        if flusher.write(&batch, timeout).await {
+            batch.clear();
+            continue;
+        }
+        let delay = flusher.next_backoff();
+        tokio::select! {
+            () = shutdown.cancelled() => break 'run,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+
+    // Shutdown (or every handle dropped): flush what is queued, within the grace.
+    rx.close();
+    let deadline = Instant::now() + config.shutdown_grace;
+    loop {
+        if batch.is_empty() && rx.recv_many(&mut batch, max_batch).await == 0 {
+            break;
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            break;
+        }
+        if flusher
+            .write(&batch, remaining.min(flusher.write_timeout))
+            .await
+        {
+            batch.clear();
+        } else {
+            let delay = flusher.next_backoff().min(remaining);
+            tokio::time::sleep(delay).await;
+        }
+    }
+    let mut lost = batch.len() as u64;
+    while rx.try_recv().is_ok() {
+        lost += 1;
+    }
+    if lost > 0 {
+        metrics.dropped.inc_by(lost);
+        metrics.backlog.sub(lost as i64);
+        tracing::error!(
+            lost,
+            grace = ?config.shutdown_grace,
+            "history writes still unwritten when the shutdown grace ran out"
+        );
+    }
+    WriterSummary {
+        written: flusher.written,
+        lost,
+    }
+}

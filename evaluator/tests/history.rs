@@ -1,0 +1,1119 @@
+//! The SQL history as a specification: every behaviour is checked on SQLite
+//! (a temporary file) and on Postgres (a fresh database per test, created
+//! from `DATABASE_URL` and dropped afterwards, so tests run in parallel).
+//! Without `DATABASE_URL` the Postgres variants print SKIPPED, unless
+//! `VIGIL_REQUIRE_EXTERNAL_TOOLS=1` makes that a failure (CI).
+
+#![allow(clippy::unwrap_used)] // a panic is how a test reports failure
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{Connection, Executor};
+use tokio_util::sync::CancellationToken;
+use vigil_evaluator::history::leader::{LeaderConfig, LeaderElector, Ticks};
+use vigil_evaluator::history::outbox::{Enqueued, OutboxEntry, OutboxStatus};
+use vigil_evaluator::history::silences::SqlSilences;
+use vigil_evaluator::history::store::run_pruner;
+use vigil_evaluator::history::store::{
+    episode_id, AckOutcome, AlertSnapshot, CooldownRow, EpisodeRecord, HistoryQuery, HistoryState,
+    HistoryWrite, NotifyLogRow, Transition,
+};
+use vigil_evaluator::history::writer::{HistoryWriter, WriterConfig, WriterError};
+use vigil_evaluator::history::{db::MIGRATOR, new_id, Database, HistoryStore};
+use vigil_evaluator::labels::Labels;
+use vigil_evaluator::notify::alert::{AlertStatus, Fingerprint};
+use vigil_evaluator::notify::clock::ManualClock;
+use vigil_evaluator::notify::matcher::parse_matcher;
+use vigil_evaluator::notify::silence::{Silence, SilenceStore};
+
+// ---------------------------------------------------------------- harness
+
+/// A database for one test: removed when dropped.
+struct TestDb {
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("vigil.db").display());
+        TestDb {
+            url,
+            _dir: Some(dir),
+            postgres: None,
+        }
+    }
+
+    /// `DATABASE_URL`, or None after printing SKIPPED (a failure when
+    /// external tools are required).
+    fn admin_url() -> Option<String> {
+        match std::env::var("DATABASE_URL") {
+            Ok(url) if url.starts_with("postgres") => Some(url),
+            _ => {
+                if std::env::var(vigil_testkit::REQUIRE_TOOLS_ENV).is_ok_and(|v| v == "1") {
+                    panic!(
+                        "DATABASE_URL (a Postgres URL) is required ({}=1) but is not set",
+                        vigil_testkit::REQUIRE_TOOLS_ENV
+                    );
+                }
+                eprintln!("SKIPPED: DATABASE_URL is not set to a Postgres URL");
+                None
+            }
+        }
+    }
+
+    /// A name and URL for a fresh database, not created yet.
+    fn postgres_unborn() -> Option<TestDb> {
+        let admin = TestDb::admin_url()?;
+        let name = format!("vigil_test_{}", new_id(Utc::now()));
+        Some(TestDb {
+            url: with_database(&admin, &name),
+            _dir: None,
+            postgres: Some((admin, name)),
+        })
+    }
+
+    async fn postgres() -> Option<TestDb> {
+        let db = TestDb::postgres_unborn()?;
+        db.create().await;
+        Some(db)
+    }
+
+    async fn create(&self) {
+        let (admin, name) = self.postgres.as_ref().unwrap();
+        let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
+        conn.execute(format!("CREATE DATABASE \"{name}\"").as_str())
+            .await
+            .unwrap();
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.postgres.take() {
+            // Drop runs inside the test's runtime: use a thread with its own.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                        let _ = conn.execute(sql.as_str()).await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// `url` pointing at database `name` instead.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
+    format!("{}/{name}{query}", &base[..host_end])
+}
+
+/// Generates `NAME::sqlite` and `NAME::postgres` tests running `NAME(url)`.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = super::TestDb::sqlite();
+                super::$name(db.url.clone()).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(db) = super::TestDb::postgres().await else { return };
+                super::$name(db.url.clone()).await;
+            }
+        }
+    )*};
+}
+
+fn t(secs: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(1_700_000_000 + secs)
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    Labels::from_pairs(pairs.iter().copied())
+}
+
+/// An episode of `rule` with extra labels, in `state`, started at `start`.
+fn record(rule: &str, extra: &[(&str, &str)], state: HistoryState, start: i64) -> EpisodeRecord {
+    let mut pairs = vec![("alertname", rule)];
+    pairs.extend_from_slice(extra);
+    let labels = labels(&pairs);
+    EpisodeRecord {
+        fingerprint: Fingerprint::of(&labels),
+        rule: rule.to_string(),
+        group_name: "web".to_string(),
+        labels,
+        annotations: BTreeMap::from([("summary".to_string(), format!("{rule} is bad"))]),
+        state,
+        starts_at: t(start),
+        fired_at: None,
+        ends_at: None,
+        value: Some(1.5),
+        updated_at: t(start),
+    }
+}
+
+/// Polls `condition` until it holds; fails after `limit`. Waits on the
+/// database or a background task, never asserts timing.
+async fn eventually<F, Fut>(what: &str, limit: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn count(store: &HistoryStore, table: &str) -> i64 {
+    use sqlx::Row;
+    let row = sqlx::query(&format!(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM {table}"
+    ))
+    .fetch_one(store.database().pool())
+    .await
+    .unwrap();
+    row.try_get("n").unwrap()
+}
+
+fn metric(registry: &prometheus::Registry, name: &str) -> f64 {
+    registry
+        .gather()
+        .iter()
+        .find(|family| family.name() == name)
+        .and_then(|family| family.get_metric().first().cloned())
+        // The unused one of gauge and counter reads 0.
+        .map(|m| m.get_gauge().get_value() + m.get_counter().get_value())
+        .unwrap_or(f64::NAN)
+}
+
+// ------------------------------------------------------------------ tests
+
+on_both!(
+    migrations_are_idempotent,
+    episode_lifecycle_records_every_transition,
+    acknowledgements_feed_mtta_and_mttr,
+    history_queries_filter_and_page,
+    outbox_enqueue_is_idempotent_and_tracks_delivery,
+    silences_survive_a_restart,
+    alert_state_snapshots_round_trip,
+    retention_prunes_only_closed_history,
+    writer_flushes_everything_on_shutdown,
+    notifier_memory_round_trips,
+    pruner_applies_the_retention_to_the_clock,
+);
+
+async fn migrations_are_idempotent(url: String) {
+    let db = Database::connect(&url).await.unwrap();
+    let store = HistoryStore::new(db.clone());
+    store
+        .upsert_episode(&record("Down", &[], HistoryState::Pending, 0))
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    Database::connect(&url)
+        .await
+        .unwrap()
+        .migrate()
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&store, "alerts").await,
+        1,
+        "data survives re-migration"
+    );
+    assert_eq!(
+        count(&store, "_sqlx_migrations").await,
+        MIGRATOR.iter().count() as i64
+    );
+}
+
+async fn episode_lifecycle_records_every_transition(url: String) {
+    let store = HistoryStore::connect(&url).await.unwrap();
+    let mut episode = record("Down", &[("severity", "page")], HistoryState::Pending, 0);
+    let id = episode.id();
+    assert_eq!(id, episode_id(episode.fingerprint, t(0)));
+    let step = |from, to, at| Transition {
+        alert_id: id.clone(),
+        from,
+        to,
+        at: t(at),
+        value: Some(2.0),
+    };
+    store.upsert_episode(&episode).await.unwrap();
+    store
+        .record_transition(&step(HistoryState::Inactive, HistoryState::Pending, 0))
+        .await
+        .unwrap();
+    episode.state = HistoryState::Firing;
+    episode.fired_at = Some(t(60));
+    episode.updated_at = t(60);
+    store.upsert_episode(&episode).await.unwrap();
+    store
+        .record_transition(&step(HistoryState::Pending, HistoryState::Firing, 60))
+        .await
+        .unwrap();
+    episode.state = HistoryState::Resolved;
+    episode.fired_at = Some(t(120)); // a later report never moves the first firing
+    episode.ends_at = Some(t(300));
+    episode.updated_at = t(300);
+    let resolve = step(HistoryState::Firing, HistoryState::Resolved, 300);
+    store
+        .apply(&[
+            HistoryWrite::Episode(episode.clone()),
+            HistoryWrite::Transition(resolve.clone()),
+            HistoryWrite::Transition(resolve), // replayed: stored once
+        ])
+        .await
+        .unwrap();
+    let mut stale = episode.clone();
+    stale.state = HistoryState::Firing;
+    stale.ends_at = None;
+    stale.updated_at = t(100);
+    store.upsert_episode(&stale).await.unwrap();
+
+    let stored = store.episode(&id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.state,
+        HistoryState::Resolved,
+        "a stale report is ignored"
+    );
+    assert_eq!(stored.fired_at, Some(t(60)));
+    assert_eq!(stored.ends_at, Some(t(300)));
+    assert_eq!(stored.severity, "page");
+    assert_eq!(stored.labels, episode.labels);
+    assert_eq!(stored.annotations["summary"], "Down is bad");
+    let events = store.events(&id).await.unwrap();
+    let path: Vec<(HistoryState, HistoryState, DateTime<Utc>)> =
+        events.iter().map(|e| (e.from, e.to, e.at)).collect();
+    assert_eq!(
+        path,
+        [
+            (HistoryState::Inactive, HistoryState::Pending, t(0)),
+            (HistoryState::Pending, HistoryState::Firing, t(60)),
+            (HistoryState::Firing, HistoryState::Resolved, t(300)),
+        ]
+    );
+    assert_eq!(events[1].value, Some(2.0));
+}
+
+/// A fired episode of `rule`: fired at `start`, acked after `ack` seconds,
+/// resolved after `resolve` seconds.
+async fn fired(store: &HistoryStore, rule: &str, start: i64, ack: Option<i64>, resolve: i64) {
+    let mut e = record(
+        rule,
+        &[("n", &start.to_string())],
+        HistoryState::Resolved,
+        start,
+    );
+    e.fired_at = Some(t(start));
+    e.ends_at = Some(t(start + resolve));
+    e.updated_at = t(start + resolve);
+    store.upsert_episode(&e).await.unwrap();
+    if let Some(after) = ack {
+        let outcome = store
+            .acknowledge(&e.id(), "alice", "looking", t(start + after))
+            .await
+            .unwrap();
+        assert_eq!(outcome, AckOutcome::Acknowledged);
+    }
+}
+
+async fn acknowledgements_feed_mtta_and_mttr(url: String) {
+    let store = HistoryStore::connect(&url).await.unwrap();
+    fired(&store, "Down", 0, Some(60), 300).await;
+    fired(&store, "Down", 1000, Some(120), 600).await;
+    fired(&store, "Slow", 2000, None, 100).await;
+    fired(&store, "Down", 99_000, Some(1), 1).await; // outside the range
+    store
+        .upsert_episode(&record("Slow", &[], HistoryState::Pending, 3000))
+        .await
+        .unwrap();
+
+    let down = record("Down", &[("n", "0")], HistoryState::Resolved, 0);
+    let entry = OutboxEntry {
+        receiver: "ops".into(),
+        integration: "webhook[0]".into(),
+        group_key: "{}:{}".into(),
+        payload: "{}".into(),
+        alerts: vec![(down.fingerprint, "Down".into(), AlertStatus::Firing)],
+        created_at: t(10),
+    };
+    let id = store.enqueue(&entry, "k1").await.unwrap();
+    store
+        .mark_sent(id.id(), Some(200), None, t(11))
+        .await
+        .unwrap();
+
+    let again = store
+        .acknowledge(&down.id(), "bob", "me too", t(500))
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        AckOutcome::AlreadyAcknowledged {
+            by: "alice".into(),
+            at: t(60)
+        }
+    );
+    assert_eq!(
+        store.acknowledge("nope", "bob", "", t(0)).await.unwrap(),
+        AckOutcome::NotFound
+    );
+    let acked = store.episode(&down.id()).await.unwrap().unwrap();
+    assert_eq!(acked.acknowledged_by.as_deref(), Some("alice"));
+    assert_eq!(acked.ack_comment.as_deref(), Some("looking"));
+
+    let stats = store.rule_stats(t(0), t(10_000)).await.unwrap();
+    assert_eq!(stats.len(), 2);
+    let (d, s) = (&stats[0], &stats[1]);
+    assert_eq!((d.rule.as_str(), d.fires, d.episodes), ("Down", 2, 2));
+    assert_eq!(d.mtta, Some(Duration::from_secs(90)));
+    assert_eq!(d.mttr, Some(Duration::from_secs(450)));
+    assert_eq!(d.notifications_sent, 1);
+    assert_eq!((s.rule.as_str(), s.fires, s.episodes), ("Slow", 1, 2));
+    assert_eq!(s.mtta, None, "never acknowledged");
+    assert_eq!(s.mttr, Some(Duration::from_secs(100)));
+}
+
+async fn history_queries_filter_and_page(url: String) {
+    let store = HistoryStore::connect(&url).await.unwrap();
+    for (i, (rule, env)) in [
+        ("Down", "prod"),
+        ("Down", "dev"),
+        ("Slow", "prod"),
+        ("Down", "prod"),
+        ("Slow", "dev"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let start = i as i64 * 100;
+        let mut e = record(
+            rule,
+            &[("env", env), ("i", &i.to_string())],
+            HistoryState::Firing,
+            start,
+        );
+        if i % 2 == 0 {
+            e.state = HistoryState::Resolved;
+            e.ends_at = Some(t(start + 50));
+        }
+        store.upsert_episode(&e).await.unwrap();
+    }
+    let query = |f: &dyn Fn(&mut HistoryQuery)| {
+        let mut q = HistoryQuery::default();
+        f(&mut q);
+        q
+    };
+    let starts = |page: &[vigil_evaluator::history::store::Episode]| -> Vec<i64> {
+        page.iter()
+            .map(|e| (e.starts_at - t(0)).num_seconds())
+            .collect()
+    };
+    let all = store.query(&HistoryQuery::default()).await.unwrap();
+    assert_eq!(starts(&all.items), [400, 300, 200, 100, 0], "newest first");
+    let down = store
+        .query(&query(&|q| q.rule = Some("Down".into())))
+        .await
+        .unwrap();
+    assert_eq!(starts(&down.items), [300, 100, 0]);
+    let prod = store
+        .query(&query(&|q| {
+            q.matchers = vec![parse_matcher("env=prod").unwrap()]
+        }))
+        .await
+        .unwrap();
+    assert_eq!(starts(&prod.items), [300, 200, 0]);
+    let firing = store
+        .query(&query(&|q| q.state = Some(HistoryState::Firing)))
+        .await
+        .unwrap();
+    assert_eq!(starts(&firing.items), [300, 100]);
+    // Active at some time in [160, 260): started before 260, not ended before 160.
+    let window = store
+        .query(&query(&|q| {
+            q.from = Some(t(160));
+            q.to = Some(t(260));
+        }))
+        .await
+        .unwrap();
+    assert_eq!(starts(&window.items), [200, 100]);
+
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .query(&query(&|q| {
+                q.limit = 2;
+                q.cursor = cursor.clone();
+                q.matchers = vec![parse_matcher("i=~\".+\"").unwrap()];
+            }))
+            .await
+            .unwrap();
+        pages += 1;
+        seen.extend(starts(&page.items));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, [400, 300, 200, 100, 0]);
+    assert_eq!(pages, 3);
+    let bad = store
+        .query(&query(&|q| q.cursor = Some("garbage".into())))
+        .await;
+    assert!(bad.is_err());
+}
+
+async fn outbox_enqueue_is_idempotent_and_tracks_delivery(url: String) {
+    let store = HistoryStore::connect(&url).await.unwrap();
+    let mut episode = record("Down", &[], HistoryState::Firing, 0);
+    episode.fired_at = Some(t(0));
+    store.upsert_episode(&episode).await.unwrap();
+    let entry = |key_time: i64| OutboxEntry {
+        receiver: "ops".into(),
+        integration: "slack[0]".into(),
+        group_key: "{}:{alertname=\"Down\"}".into(),
+        payload: format!("{{\"text\":\"Down at {key_time}\"}}"),
+        alerts: vec![(episode.fingerprint, "Down".into(), AlertStatus::Firing)],
+        created_at: t(key_time),
+    };
+    let first = store.enqueue(&entry(10), "ops/10").await.unwrap();
+    let Enqueued::New(id) = first.clone() else {
+        panic!("first enqueue must queue: {first:?}")
+    };
+    let second = store.enqueue(&entry(10), "ops/10").await.unwrap();
+    assert_eq!(second, Enqueued::Duplicate(id.clone()));
+    assert_eq!(count(&store, "notifications").await, 1);
+
+    let due = store.due(t(10), 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].status, OutboxStatus::Pending);
+    assert_eq!(due[0].payload, "{\"text\":\"Down at 10\"}");
+    assert!(
+        store.due(t(9), 10).await.unwrap().is_empty(),
+        "not due before it was created"
+    );
+
+    assert!(store
+        .mark_failed(&id, "HTTP 503", Some(503), Some(t(70)))
+        .await
+        .unwrap());
+    assert!(store.due(t(69), 10).await.unwrap().is_empty());
+    let retry = store.due(t(70), 10).await.unwrap();
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].attempts, 1);
+    assert_eq!(retry[0].last_error.as_deref(), Some("HTTP 503"));
+
+    assert!(store
+        .mark_sent(&id, Some(200), Some("ts-1.2"), t(71))
+        .await
+        .unwrap());
+    assert!(store.due(t(1000), 10).await.unwrap().is_empty());
+    assert!(
+        !store.mark_sent(&id, Some(200), None, t(72)).await.unwrap(),
+        "already sent"
+    );
+    let sent = store.notification(&id).await.unwrap().unwrap();
+    assert_eq!(sent.status, OutboxStatus::Sent);
+    assert_eq!((sent.attempts, sent.response_code), (2, Some(200)));
+    assert_eq!(sent.message_id.as_deref(), Some("ts-1.2"));
+    assert_eq!(sent.sent_at, Some(t(71)));
+
+    let other = store.enqueue(&entry(20), "ops/20").await.unwrap();
+    assert!(store
+        .mark_failed(other.id(), "invalid_token", Some(403), None)
+        .await
+        .unwrap());
+    let gave_up = store.notification(other.id()).await.unwrap().unwrap();
+    assert_eq!(gave_up.status, OutboxStatus::Failed);
+
+    // A later episode of the same alert does not list these notifications.
+    let mut later = record("Down", &[], HistoryState::Firing, 5000);
+    later.fired_at = Some(t(5000));
+    store.upsert_episode(&later).await.unwrap();
+    store.enqueue(&entry(5010), "ops/5010").await.unwrap();
+    let stored = store.episode(&episode.id()).await.unwrap().unwrap();
+    let log = store.notifications_for_episode(&stored).await.unwrap();
+    let ids: Vec<&str> = log.iter().map(|n| n.id.as_str()).collect();
+    assert_eq!(ids, [id.as_str(), other.id()]);
+}
+
+async fn silences_survive_a_restart(url: String) {
+    let store = HistoryStore::connect(&url).await.unwrap();
+    let registry = prometheus::Registry::new();
+    let shutdown = CancellationToken::new();
+    let (writer, task) = HistoryWriter::spawn(
+        store.clone(),
+        WriterConfig::default(),
+        &registry,
+        shutdown.clone(),
+    )
+    .unwrap();
+    let mut silences = SqlSilences::load(&store, writer.clone(), Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let silence = |matcher: &str| Silence {
+        id: String::new(),
+        matchers: vec![parse_matcher(matcher).unwrap()],
+        starts_at: t(0),
+        ends_at: t(1000),
+        created_by: "ops".into(),
+        comment: "maintenance".into(),
+    };
+    let db = silences.upsert(silence("job=db"), t(0)).unwrap();
+    let web = silences.upsert(silence("job=~\"web|api\""), t(0)).unwrap();
+    silences.expire(&web, t(10)).unwrap();
+    shutdown.cancel();
+    assert_eq!(task.await.unwrap().lost, 0);
+
+    let (writer2, _task2) = HistoryWriter::spawn(
+        store.clone(),
+        WriterConfig::default(),
+        &prometheus::Registry::new(),
+        CancellationToken::new(),
+    )
+    .unwrap();
+    let restored = SqlSilences::load(&store, writer2, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(restored.list(), silences.list());
+    assert!(restored.is_silenced(&labels(&[("job", "db")]), t(20)));
+    assert!(
+        !restored.is_silenced(&labels(&[("job", "web")]), t(20)),
+        "expired"
+    );
+    assert_eq!(restored.get(&db).unwrap().comment, "maintenance");
+    assert_eq!(restored.get(&web).unwrap().ends_at, t(10));
+
+    // Another replica's newer version replaces the cached one.
+    let mut theirs = restored.get(&db).unwrap();
+    theirs.comment = "extended".into();
+    theirs.ends_at = t(2000);
+    let mut cache = restored;
+    assert_eq!(cache.merge(vec![(theirs.clone(), t(5))]), 1);
+    assert_eq!(
+        cache.merge(vec![(theirs, t(5))]),
+        0,
+        "same version: unchanged"
+    );
+    assert_eq!(cache.get(&db).unwrap().comment, "extended");
+}
+
+async fn alert_state_snapshots_round_trip(url: String) {
+    let store = HistoryStore::connect(&url).await.unwrap();
+    let snapshot = |name: &str, fired: Option<i64>| {
+        let labels = labels(&[("alertname", name), ("job", "db")]);
+        AlertSnapshot {
+            fingerprint: Fingerprint::of(&labels),
+            rule: name.into(),
+            group_name: "g".into(),
+            labels,
+            annotations: BTreeMap::from([("summary".into(), "s".into())]),
+            state: if fired.is_some() {
+                HistoryState::Firing
+            } else {
+                HistoryState::Pending
+            },
+            active_at: t(0),
+            fired_at: fired.map(t),
+            resolved_at: None,
+            keep_firing_since: None,
+            last_sent_at: fired.map(|f| t(f + 1)),
+            value: Some(0.25),
+            updated_at: t(100),
+        }
+    };
+    let (a, b) = (snapshot("A", None), snapshot("B", Some(60)));
+    store.save_snapshots(&[a.clone(), b.clone()]).await.unwrap();
+    let mut loaded = store.load_snapshots().await.unwrap();
+    loaded.sort_by_key(|s| s.rule.clone());
+    assert_eq!(loaded, [a.clone(), b.clone()]);
+    store
+        .apply(&[HistoryWrite::ForgetSnapshot(a.fingerprint)])
+        .await
+        .unwrap();
+    assert_eq!(store.load_snapshots().await.unwrap(), [b]);
+}
+
+async fn retention_prunes_only_closed_history(url: String) {
+    let store = HistoryStore::connect(&url).await.unwrap();
+    let mut closed = record("Old", &[], HistoryState::Resolved, 0);
+    closed.ends_at = Some(t(100));
+    let open = record("Ongoing", &[], HistoryState::Firing, 0);
+    let mut recent = record("Recent", &[], HistoryState::Resolved, 0);
+    recent.ends_at = Some(t(5000));
+    for e in [&closed, &open, &recent] {
+        store.upsert_episode(e).await.unwrap();
+        store
+            .record_transition(&Transition {
+                alert_id: e.id(),
+                from: HistoryState::Inactive,
+                to: HistoryState::Firing,
+                at: t(0),
+                value: None,
+            })
+            .await
+            .unwrap();
+    }
+    let entry = OutboxEntry {
+        receiver: "ops".into(),
+        integration: "webhook[0]".into(),
+        group_key: "g".into(),
+        payload: "{}".into(),
+        alerts: vec![(closed.fingerprint, "Old".into(), AlertStatus::Firing)],
+        created_at: t(10),
+    };
+    let sent = store.enqueue(&entry, "sent").await.unwrap();
+    store.mark_sent(sent.id(), None, None, t(11)).await.unwrap();
+    store.enqueue(&entry, "still-pending").await.unwrap();
+    let mut silences = vec![];
+    for (i, ends) in [(0, 200), (1, 9000)] {
+        silences.push(HistoryWrite::Silence {
+            silence: Silence {
+                id: format!("s{i}"),
+                matchers: vec![parse_matcher("job=db").unwrap()],
+                starts_at: t(0),
+                ends_at: t(ends),
+                created_by: "ops".into(),
+                comment: String::new(),
+            },
+            updated_at: t(0),
+        });
+    }
+    store.apply(&silences).await.unwrap();
+
+    let report = store.prune(t(1000)).await.unwrap();
+    assert_eq!(
+        (
+            report.episodes,
+            report.events,
+            report.notifications,
+            report.silences
+        ),
+        (1, 1, 1, 1)
+    );
+    assert!(store.episode(&closed.id()).await.unwrap().is_none());
+    assert!(
+        store.episode(&open.id()).await.unwrap().is_some(),
+        "open episodes stay"
+    );
+    assert!(store.episode(&recent.id()).await.unwrap().is_some());
+    assert_eq!(store.events(&open.id()).await.unwrap().len(), 1);
+    assert_eq!(
+        store.due(t(10_000), 10).await.unwrap().len(),
+        1,
+        "pending stays"
+    );
+    assert_eq!(count(&store, "notification_alerts").await, 1);
+    let left: Vec<String> = store
+        .load_silences()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(s, _)| s.id)
+        .collect();
+    assert_eq!(left, ["s1"]);
+    assert_eq!(store.prune(t(1000)).await.unwrap(), Default::default());
+}
+
+async fn notifier_memory_round_trips(url: String) {
+    let store = HistoryStore::connect(&url).await.unwrap();
+    let log = |sent: i64| NotifyLogRow {
+        receiver: "ops".into(),
+        group_key: "{}:{job=\"db\"}".into(),
+        firing: [Fingerprint(1), Fingerprint(u64::MAX)].into(),
+        resolved: [Fingerprint(7)].into(),
+        sent_at: t(sent),
+    };
+    let cooldown = CooldownRow {
+        receiver: "ops".into(),
+        fingerprint: Fingerprint(u64::MAX),
+        last_firing_sent: t(10),
+        cooldown: Duration::from_secs(600),
+        awaiting_resolve: true,
+    };
+    store
+        .apply(&[
+            HistoryWrite::NotifyLog(log(10)),
+            HistoryWrite::NotifyLog(log(20)),
+            HistoryWrite::Cooldown(cooldown.clone()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_notify_log().await.unwrap(),
+        [log(20)],
+        "latest entry wins"
+    );
+    assert_eq!(store.load_cooldowns().await.unwrap(), [cooldown]);
+    let report = store.prune(t(1000)).await.unwrap();
+    assert_eq!(report.notify_log, 1);
+    assert!(store.load_notify_log().await.unwrap().is_empty());
+    assert_eq!(
+        store.load_cooldowns().await.unwrap().len(),
+        1,
+        "an owed resolved notification is never pruned"
+    );
+}
+
+async fn pruner_applies_the_retention_to_the_clock(url: String) {
+    let store = HistoryStore::connect(&url).await.unwrap();
+    let mut closed = record("Old", &[], HistoryState::Resolved, 0);
+    closed.ends_at = Some(t(100));
+    store.upsert_episode(&closed).await.unwrap();
+    let mut ancient = record("Ancient", &[], HistoryState::Resolved, -90 * 86_400);
+    ancient.ends_at = Some(t(-80 * 86_400));
+    store.upsert_episode(&ancient).await.unwrap();
+    let day = Duration::from_secs(86_400);
+    // 29 days after the end: inside a 30-day retention.
+    let clock = Arc::new(ManualClock::new(t(100) + chrono::Duration::days(29)));
+    let shutdown = CancellationToken::new();
+    let pruner = tokio::spawn(run_pruner(
+        store.clone(),
+        30 * day,
+        Duration::from_millis(10),
+        clock.clone(),
+        shutdown.clone(),
+    ));
+    eventually(
+        "the first round prunes what is already too old",
+        Duration::from_secs(30),
+        || {
+            let store = store.clone();
+            let id = ancient.id();
+            async move { store.episode(&id).await.unwrap().is_none() }
+        },
+    )
+    .await;
+    assert!(
+        store.episode(&closed.id()).await.unwrap().is_some(),
+        "inside the retention"
+    );
+    clock.advance(2 * day);
+    eventually(
+        "the pruner deletes the old episode",
+        Duration::from_secs(30),
+        || {
+            let store = store.clone();
+            let id = closed.id();
+            async move { store.episode(&id).await.unwrap().is_none() }
+        },
+    )
+    .await;
+    shutdown.cancel();
+    pruner.await.unwrap();
+}
+
+fn transition(i: i64) -> HistoryWrite {
+    HistoryWrite::Transition(Transition {
+        alert_id: format!("storm-{}", i % 50),
+        from: HistoryState::Pending,
+        to: HistoryState::Firing,
+        at: t(i),
+        value: Some(i as f64),
+    })
+}
+
+async fn writer_flushes_everything_on_shutdown(url: String) {
+    let store = HistoryStore::connect(&url).await.unwrap();
+    let registry = prometheus::Registry::new();
+    let shutdown = CancellationToken::new();
+    let config = WriterConfig {
+        max_batch: 100,
+        flush_interval: Duration::from_secs(3600),
+        ..WriterConfig::default()
+    };
+    let (writer, task) =
+        HistoryWriter::spawn(store.clone(), config, &registry, shutdown.clone()).unwrap();
+    for i in 0..1050 {
+        writer.record(transition(i)).unwrap();
+    }
+    shutdown.cancel();
+    let summary = task.await.unwrap();
+    assert_eq!((summary.written, summary.lost), (1050, 0));
+    assert_eq!(count(&store, "alert_events").await, 1050);
+    assert_eq!(writer.backlog(), 0);
+    assert_eq!(metric(&registry, "vigil_history_writes_total"), 1050.0);
+    assert!(
+        writer.record(transition(0)).is_err(),
+        "stopped writer refuses"
+    );
+}
+
+// ----------------------------------------------- database unavailable
+
+/// Records a storm while the database cannot be reached, makes it
+/// reachable with `make_available`, and checks every write lands.
+async fn writer_catches_up(store: HistoryStore, make_available: impl Future<Output = ()>) {
+    let registry = prometheus::Registry::new();
+    let shutdown = CancellationToken::new();
+    let config = WriterConfig {
+        max_batch: 200,
+        flush_interval: Duration::from_millis(20),
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
+        ..WriterConfig::default()
+    };
+    let (writer, task) =
+        HistoryWriter::spawn(store.clone(), config, &registry, shutdown.clone()).unwrap();
+    for i in 0..2000 {
+        writer.record(transition(i)).unwrap();
+    }
+    eventually(
+        "writes fail while the database is away",
+        Duration::from_secs(30),
+        || {
+            let failures = metric(&registry, "vigil_history_write_failures_total");
+            async move { failures >= 2.0 }
+        },
+    )
+    .await;
+    assert_eq!(writer.backlog(), 2000, "nothing written, nothing dropped");
+    assert_eq!(metric(&registry, "vigil_history_backlog"), 2000.0);
+
+    make_available.await;
+    for i in 2000..2500 {
+        writer.record(transition(i)).unwrap();
+    }
+    eventually("the backlog drains", Duration::from_secs(60), || {
+        let backlog = writer.backlog();
+        async move { backlog == 0 }
+    })
+    .await;
+    assert_eq!(count(&store, "alert_events").await, 2500);
+    assert_eq!(metric(&registry, "vigil_history_dropped_writes_total"), 0.0);
+    shutdown.cancel();
+    assert_eq!(task.await.unwrap().lost, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writer_catches_up_after_database_was_unavailable_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("not-yet");
+    let url = format!("sqlite://{}", missing.join("vigil.db").display());
+    let store = HistoryStore::new(Database::connect_lazy(&url).unwrap());
+    writer_catches_up(store, async {
+        std::fs::create_dir(&missing).unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writer_catches_up_after_database_was_unavailable_postgres() {
+    let Some(db) = TestDb::postgres_unborn() else {
+        return;
+    };
+    let store = HistoryStore::new(Database::connect_lazy(&db.url).unwrap());
+    writer_catches_up(store, db.create()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writer_catches_up_after_its_connections_were_killed_postgres() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let store = HistoryStore::connect(&db.url).await.unwrap();
+    let registry = prometheus::Registry::new();
+    let shutdown = CancellationToken::new();
+    let (writer, task) = HistoryWriter::spawn(
+        store.clone(),
+        WriterConfig::default(),
+        &registry,
+        shutdown.clone(),
+    )
+    .unwrap();
+    writer.record(transition(0)).unwrap();
+    eventually("first write lands", Duration::from_secs(30), || {
+        let backlog = writer.backlog();
+        async move { backlog == 0 }
+    })
+    .await;
+    let (admin, name) = db.postgres.clone().unwrap();
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    conn.execute(
+        format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        )
+        .as_str(),
+    )
+    .await
+    .unwrap();
+    for i in 1..300 {
+        writer.record(transition(i)).unwrap();
+    }
+    eventually("the backlog drains", Duration::from_secs(60), || {
+        let backlog = writer.backlog();
+        async move { backlog == 0 }
+    })
+    .await;
+    assert_eq!(count(&store, "alert_events").await, 300);
+    shutdown.cancel();
+    assert_eq!(task.await.unwrap().lost, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writer_refuses_and_counts_writes_beyond_its_capacity() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/missing/vigil.db", dir.path().display());
+    let store = HistoryStore::new(Database::connect_lazy(&url).unwrap());
+    let registry = prometheus::Registry::new();
+    let shutdown = CancellationToken::new();
+    let config = WriterConfig {
+        capacity: 10,
+        max_batch: 5,
+        shutdown_grace: Duration::from_millis(100),
+        ..WriterConfig::default()
+    };
+    let (writer, task) = HistoryWriter::spawn(store, config, &registry, shutdown.clone()).unwrap();
+    let refused = (0..40)
+        .map(|i| writer.record(transition(i)))
+        .filter(|r| matches!(r, Err(WriterError::Full { capacity: 10 })))
+        .count();
+    // The task holds at most one batch; the queue holds `capacity`.
+    assert!((25..=30).contains(&refused), "refused {refused}");
+    assert_eq!(
+        metric(&registry, "vigil_history_dropped_writes_total"),
+        refused as f64
+    );
+    assert_eq!(writer.backlog(), 40 - refused as i64);
+    shutdown.cancel();
+    let summary = task.await.unwrap();
+    assert_eq!(
+        summary.lost,
+        40 - refused as u64,
+        "unwritable at shutdown: reported lost"
+    );
+    assert_eq!(writer.backlog(), 0);
+}
+
+// ------------------------------------------------------- leader election
+
+fn leader_config(key: i64, name: &str) -> LeaderConfig {
+    LeaderConfig {
+        lock_key: key,
+        check_timeout: Duration::from_secs(2),
+        application_name: name.to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_node_always_leads() {
+    let db = TestDb::sqlite();
+    let elector = LeaderElector::start(
+        &db.url,
+        LeaderConfig::default(),
+        Ticks::Every(Duration::from_secs(60)),
+        CancellationToken::new(),
+    )
+    .unwrap();
+    assert!(elector.is_leader());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_one_postgres_replica_leads_and_another_takes_over() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let key = i64::from(std::process::id()) << 20 | 0x1ead;
+    let suffix = new_id(Utc::now());
+    let (name_a, name_b) = (format!("vigil-a-{suffix}"), format!("vigil-b-{suffix}"));
+    let shutdown_a = CancellationToken::new();
+    let shutdown_b = CancellationToken::new();
+    let (ticks_a, step_a) = Ticks::manual();
+    let (ticks_b, step_b) = Ticks::manual();
+    let a = LeaderElector::postgres(
+        &db.url,
+        leader_config(key, &name_a),
+        ticks_a,
+        shutdown_a.clone(),
+    )
+    .unwrap();
+    let b = LeaderElector::postgres(
+        &db.url,
+        leader_config(key, &name_b),
+        ticks_b,
+        shutdown_b.clone(),
+    )
+    .unwrap();
+    assert!(
+        !a.is_leader() && !b.is_leader(),
+        "nobody leads before a round"
+    );
+
+    assert!(step_a.step().await);
+    assert!(step_b.step().await);
+    assert!(a.is_leader(), "the first to try takes the lock");
+    assert!(!b.is_leader());
+    for _ in 0..3 {
+        step_a.step().await;
+        step_b.step().await;
+        assert!(a.is_leader() && !b.is_leader(), "leadership is stable");
+    }
+
+    // Kill the leader's session from outside, as a crash or a cut would.
+    let (admin, _) = db.postgres.clone().unwrap();
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    conn.execute(
+        format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{name_a}'")
+            .as_str(),
+    )
+    .await
+    .unwrap();
+    step_a.step().await;
+    assert!(
+        !a.is_leader(),
+        "a lost session means lost leadership at the next round"
+    );
+    let mut rounds = 0;
+    while !b.is_leader() {
+        rounds += 1;
+        assert!(rounds <= 50, "the standby did not take over");
+        // The server frees the lock once the killed backend has exited.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        step_b.step().await;
+    }
+    step_a.step().await;
+    assert!(b.is_leader() && !a.is_leader(), "exactly one leads");
+
+    // A leader that shuts down hands over at the standby's next round.
+    shutdown_b.cancel();
+    b.join().await;
+    let mut rounds = 0;
+    while !a.is_leader() {
+        rounds += 1;
+        assert!(rounds <= 50, "the old leader did not take back over");
+        step_a.step().await;
+    }
+    shutdown_a.cancel();
+    a.join().await;
+}
