@@ -266,6 +266,32 @@ async fn a_firing_alert_reaches_the_webhook_and_resolves_exactly_once() {
         "{metrics}"
     );
 
+    if let Some(promtool) = vigil_testkit::external_tool("promtool") {
+        let mut check = Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        check
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(metrics.as_bytes())
+            .unwrap();
+        let out = check.wait_with_output().unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success() && said.is_empty(), "{said}");
+    } else {
+        println!("SKIPPED: promtool check metrics (promtool not installed)");
+    }
+
     signal(&child, "TERM");
     let status = wait_for_exit(&mut child).expect("the evaluator did not stop after SIGTERM");
     assert_eq!(status.code(), Some(0), "log:\n{}", log_of(dir.path()));

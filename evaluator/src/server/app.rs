@@ -537,3 +537,28 @@ fn spawn_signal_handlers(
     });
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test reports failure
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::rules::file::parse_rule_file;
+
+    #[test]
+    fn the_store_keeps_the_longest_rule_range_plus_offset_and_a_lookback() {
+        let groups = parse_rule_file(
+            Path::new("r.yaml"),
+            "groups:\n- name: a\n  query_offset: 1m\n  rules:\n  - record: x:rate\n    expr: rate(x[1h])\n- name: b\n  rules:\n  - alert: Up\n    expr: up == 0\n",
+        )
+        .unwrap();
+        let window = retention_window(&groups, &Engine::default());
+        assert_eq!(window, Duration::from_secs(3600 + 60 + 300));
+        assert_eq!(
+            retention_window(&[], &Engine::default()),
+            Duration::from_secs(600),
+            "without rules: the lookback for instant queries, twice"
+        );
+    }
+}
