@@ -230,7 +230,9 @@ pub fn load(path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConfig, ConfigEr
             line: None,
             column: None,
             field: String::new(),
-            message: format!("cannot read the configuration file: {e}"),
+            message: format!(
+                "cannot read the configuration file: {e}; pass its path with --config"
+            ),
             warning: false,
         }],
     })?;
