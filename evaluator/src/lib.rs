@@ -3,7 +3,7 @@
 //!
 //! The modules follow the data flow: [`scrape`] → [`store`] → [`promql`] →
 //! [`rules`] → [`alerts`] → [`notify`]; [`labels`] holds the label-set type they share,
-//! and [`cli`] the command-line entry points.
+//! [`cli`] the command-line entry points, and [`server`] the running process.
 
 pub mod alerts;
 pub mod cli;
@@ -13,4 +13,5 @@ pub mod notify;
 pub mod promql;
 pub mod rules;
 pub mod scrape;
+pub mod server;
 pub mod store;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use vigil_evaluator::cli;
+use vigil_evaluator::cli::run::LogFormat;
 
 #[derive(Parser)]
 #[command(
@@ -13,13 +14,29 @@ use vigil_evaluator::cli;
     version,
     about = "Evaluates Prometheus rules and sends alerts."
 )]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Without a subcommand: run the evaluator.
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The evaluator configuration file.
+    #[arg(long, default_value = "vigil.yaml")]
+    config: PathBuf,
+    /// How log lines are written to stderr; the level comes from RUST_LOG.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the evaluator server (the default without a subcommand).
+    Run(RunArgs),
     /// Check configuration or rule files and report every problem.
     #[command(subcommand)]
     Check(CheckCommand),
@@ -39,6 +56,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum CheckCommand {
+    /// Check an evaluator configuration file and every file it names.
+    Config { file: PathBuf },
     /// Check rule files.
     Rules {
         #[arg(required = true)]
@@ -70,6 +89,8 @@ enum TestCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Some(Command::Run(args)) => cli::run::run(args.config, args.log_format),
+        Some(Command::Check(CheckCommand::Config { file })) => cli::check::run_config(&file),
         Some(Command::Check(CheckCommand::Rules { files })) => cli::check::run(&files),
         Some(Command::Test(TestCommand::Rules { files })) => cli::rules_test::run(&files),
         Some(Command::Routes(RoutesCommand::Test {
@@ -77,7 +98,7 @@ fn main() -> ExitCode {
             labels,
         })) => cli::routes_test::run(&notify_config, &labels),
         Some(Command::PromqlTest { files }) => cli::promql_test::run(&files),
-        None => Err(anyhow::anyhow!("the evaluator server is not built yet")),
+        None => cli::run::run(cli.run.config, cli.run.log_format),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -1,11 +1,14 @@
 //! `vigil-evaluator check rules FILE...`: validates rule files and prints the
 //! result per file like `promtool check rules`, listing every problem with
 //! file, line, column and field, so a CI step can gate rule changes.
+//! `vigil-evaluator check config FILE` does the same for `vigil.yaml` and
+//! every file it names (rule files, notification config).
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use crate::rules::file::load_rule_file;
+use crate::server::config;
 
 /// Checks every file; `Ok(false)` when any file has a problem.
 pub fn run(files: &[PathBuf]) -> anyhow::Result<bool> {
@@ -35,6 +38,49 @@ pub fn check_files(files: &[PathBuf], out: &mut dyn Write) -> anyhow::Result<boo
         writeln!(out)?;
     }
     Ok(all_ok)
+}
+
+/// Checks a `vigil.yaml`; `Ok(false)` when it has a problem.
+pub fn run_config(file: &std::path::Path) -> anyhow::Result<bool> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    check_config(file, &config::process_env, &mut out)
+}
+
+/// Writes the `check config` report for `file` to `out`.
+pub fn check_config(
+    file: &std::path::Path,
+    env: config::EnvLookup<'_>,
+    out: &mut dyn Write,
+) -> anyhow::Result<bool> {
+    writeln!(out, "Checking {}", file.display())?;
+    match config::load(file, env) {
+        Ok(cfg) => {
+            for warning in &cfg.warnings {
+                writeln!(out, "{warning}")?;
+            }
+            let rules: usize = cfg.rule_groups.iter().map(|g| g.rules.len()).sum();
+            let notify = if cfg.console_only {
+                "console only".to_string()
+            } else {
+                format!("{} receivers", cfg.notify.receivers.len())
+            };
+            writeln!(
+                out,
+                "  SUCCESS: {} scrape configs, {} rule files ({rules} rules), notifications: {notify}",
+                cfg.scrape_configs.len(),
+                cfg.rule_files.len(),
+            )?;
+            Ok(true)
+        }
+        Err(errors) => {
+            writeln!(out, "  FAILED:")?;
+            for problem in &errors.problems {
+                writeln!(out, "{problem}")?;
+            }
+            Ok(false)
+        }
+    }
 }
 
 #[cfg(test)]

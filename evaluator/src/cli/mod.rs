@@ -5,3 +5,4 @@ pub mod check;
 pub mod promql_test;
 pub mod routes_test;
 pub mod rules_test;
+pub mod run;

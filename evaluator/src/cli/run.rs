@@ -1,0 +1,52 @@
+//! `vigil-evaluator [run] [--config vigil.yaml]`: sets up logging
+//! (`--log-format text|json`, level from `RUST_LOG`, default `info`) and
+//! runs the evaluator server until SIGTERM or ctrl-c.
+
+use std::path::PathBuf;
+
+use tracing_subscriber::EnvFilter;
+
+use crate::server::{self, app::DEFAULT_SHUTDOWN_GRACE, ServerError};
+
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Installs the global tracing subscriber.
+pub fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    // A second initialisation (tests) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Runs the server; `Ok(false)` when the configuration was rejected (the
+/// problems are printed), `Ok(true)` after a clean shutdown.
+pub fn run(config_file: PathBuf, log_format: LogFormat) -> anyhow::Result<bool> {
+    init_logging(log_format);
+    let runtime = tokio::runtime::Runtime::new()?;
+    let result = runtime.block_on(server::run(server::Options {
+        config_file,
+        shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+    }));
+    match result {
+        Ok(()) => Ok(true),
+        Err(ServerError::Config(errors)) => {
+            eprintln!("{errors}");
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

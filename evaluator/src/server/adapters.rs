@@ -1,0 +1,155 @@
+//! Glue between stages that were built without knowing each other: scraped
+//! batches into the store, and the rules engine's alerts into the
+//! notifier's alert model (Prometheus' "send alerts" step).
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::query_adapter::{write_store, SharedStore};
+use crate::alerts;
+use crate::notify::alert::Alert;
+use crate::rules::group::{Rule, RuleGroup};
+use crate::scrape::{AppendError, AppendSample, SampleAppender};
+use crate::store::StoreError;
+
+/// Stores each scrape under one write lock. As in Prometheus, samples the
+/// store refuses one by one (out of order, duplicate timestamp, series
+/// limit) are skipped and counted in the log, never failing the scrape.
+#[derive(Debug, Clone)]
+pub struct ScrapeToStore {
+    store: SharedStore,
+}
+
+impl ScrapeToStore {
+    pub fn new(store: SharedStore) -> ScrapeToStore {
+        ScrapeToStore { store }
+    }
+}
+
+impl SampleAppender for ScrapeToStore {
+    fn commit(&self, batch: &[AppendSample]) -> Result<(), AppendError> {
+        let mut store = write_store(&self.store);
+        let (mut out_of_order, mut over_limit) = (0usize, 0usize);
+        for s in batch {
+            match store.append(&s.labels, s.t_ms, s.value) {
+                Ok(()) => {}
+                Err(StoreError::SeriesLimit { .. }) => over_limit += 1,
+                Err(_) => out_of_order += 1,
+            }
+        }
+        drop(store);
+        if out_of_order > 0 {
+            tracing::debug!(
+                samples = out_of_order,
+                "scraped samples skipped: out of order or duplicate timestamp"
+            );
+        }
+        if over_limit > 0 {
+            tracing::warn!(
+                samples = over_limit,
+                "scraped samples dropped: the store's series limit is reached; raise storage.series_limit"
+            );
+        }
+        Ok(())
+    }
+}
+
+fn time(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+/// Percent-encodes a query-string value (RFC 3986 unreserved characters
+/// stay as they are).
+fn query_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The link back to the expression, as Prometheus builds it.
+pub fn generator_url(external_url: &str, expr: &str) -> String {
+    format!(
+        "{}/graph?g0.expr={}&g0.tab=1",
+        external_url.trim_end_matches('/'),
+        query_escape(expr)
+    )
+}
+
+/// Converts the alerts a group evaluation wants sent into notifier alerts:
+/// `starts_at` is when the alert fired (its activation time before that),
+/// `ends_at` the resolve time or the validity of this send.
+pub fn to_notifier_alerts(
+    group: &RuleGroup,
+    alerts: Vec<alerts::Alert>,
+    external_url: &str,
+) -> Vec<Alert> {
+    alerts
+        .into_iter()
+        .map(|a| {
+            let expr = group
+                .rules
+                .iter()
+                .find_map(|entry| match &entry.rule {
+                    Rule::Alerting(rule) if rule.name() == a.name() => {
+                        Some(rule.spec().expr.clone())
+                    }
+                    _ => None,
+                })
+                .unwrap_or_default();
+            Alert {
+                starts_at: time(a.fired_at_ms.unwrap_or(a.active_at_ms)),
+                ends_at: a.ends_at_ms().map(time),
+                generator_url: generator_url(external_url, &expr),
+                cooldown: a.cooldown,
+                labels: a.labels,
+                annotations: a.annotations,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test reports failure
+mod tests {
+    use std::sync::{Arc, RwLock};
+
+    use super::*;
+    use crate::labels::Labels;
+    use crate::promql::SeriesSource;
+    use crate::store::Store;
+
+    #[test]
+    fn generator_url_escapes_the_expression() {
+        assert_eq!(
+            generator_url("http://h:9320/", "up{job=\"a b\"} == 0"),
+            "http://h:9320/graph?g0.expr=up%7Bjob%3D%22a%20b%22%7D%20%3D%3D%200&g0.tab=1"
+        );
+    }
+
+    #[test]
+    fn a_scrape_keeps_its_good_samples_when_some_are_out_of_order() {
+        let store: SharedStore = Arc::new(RwLock::new(Store::new(100)));
+        let appender = ScrapeToStore::new(store.clone());
+        let labels = Arc::new(Labels::from_pairs([("__name__", "up")]));
+        let other = Arc::new(Labels::from_pairs([("__name__", "other")]));
+        let sample = |labels: &Arc<Labels>, t_ms| AppendSample {
+            labels: labels.clone(),
+            t_ms,
+            value: 1.0,
+        };
+        appender.commit(&[sample(&labels, 2_000)]).unwrap();
+        appender
+            .commit(&[sample(&labels, 1_000), sample(&other, 1_000)])
+            .unwrap();
+        let store = store.read().unwrap();
+        assert_eq!(store.series_count(), 2);
+        assert_eq!(store.select(&[], i64::MIN, i64::MAX).len(), 2);
+    }
+}

@@ -1,0 +1,148 @@
+//! The evaluator's HTTP surface. For now the operational endpoints:
+//! `/-/healthy`, `/-/ready` (after the config loaded and the first rule
+//! evaluation), `/metrics` and `POST /-/reload`. The Prometheus- and
+//! Alertmanager-compatible APIs are to be added to [`router`], reading the
+//! same [`AppState`].
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use prometheus::{Encoder, Registry, TextEncoder};
+use tokio::sync::{mpsc, oneshot};
+
+use super::metrics::ServerMetrics;
+use super::query_adapter::{read_store, SharedStore};
+use crate::notify::receivers::Secret;
+use crate::scrape::TargetHandle;
+
+/// A request to reload the configuration; the answer is the rendered
+/// problems when the new config was rejected.
+#[derive(Debug)]
+pub struct ReloadRequest {
+    pub reply: Option<oneshot::Sender<Result<(), String>>>,
+}
+
+/// What the HTTP handlers read; shared with the running pipeline.
+#[derive(Debug)]
+pub struct AppState {
+    pub ready: AtomicBool,
+    pub registry: Registry,
+    pub metrics: ServerMetrics,
+    pub targets: RwLock<Vec<TargetHandle>>,
+    pub store: SharedStore,
+    /// Bearer token for mutating endpoints (`None`: open).
+    pub token: RwLock<Option<Secret>>,
+    pub reload: mpsc::Sender<ReloadRequest>,
+}
+
+/// The HTTP app over `state`.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/-/reload", post(reload))
+        .with_state(state)
+}
+
+async fn healthy() -> &'static str {
+    "Vigil evaluator is Healthy.\n"
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    if state.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "Vigil evaluator is Ready.\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable: the first rule evaluation has not run yet.\n",
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    {
+        let targets = state.targets.read().unwrap_or_else(|e| e.into_inner());
+        state.metrics.observe_targets(&targets);
+    }
+    let series = read_store(&state.store).series_count();
+    state
+        .metrics
+        .store_series
+        .set(i64::try_from(series).unwrap_or(i64::MAX));
+    let mut body = Vec::new();
+    if let Err(e) = TextEncoder::new().encode(&state.registry.gather(), &mut body) {
+        tracing::error!(error = %e, "cannot encode metrics");
+        return (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n").into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Compares without exiting at the first difference, so response timing
+/// does not reveal how much of a guessed token was right.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
+    let token = state.token.read().unwrap_or_else(|e| e.into_inner());
+    let Some(token) = token.as_ref() else {
+        return true;
+    };
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| same_secret(given.trim().as_bytes(), token.expose().as_bytes()))
+}
+
+async fn reload(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token: send Authorization: Bearer <web.token_file content>\n",
+        )
+            .into_response();
+    }
+    let (tx, rx) = oneshot::channel();
+    if state
+        .reload
+        .send(ReloadRequest { reply: Some(tx) })
+        .await
+        .is_err()
+    {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the evaluator is shutting down\n",
+        )
+            .into_response();
+    }
+    match rx.await {
+        Ok(Ok(())) => (StatusCode::OK, "configuration reloaded\n").into_response(),
+        Ok(Err(problems)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "failed to reload config; the previous configuration keeps running:\n{problems}\n"
+            ),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the evaluator is shutting down\n",
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,669 @@
+//! `vigil.yaml`, the evaluator's main configuration file: its format (the
+//! doc comments below are the user reference) and the one validation pass
+//! that turns it into a [`ValidatedConfig`].
+//!
+//! Validation goes all the way: it expands the rule-file globs and loads
+//! every rule file, loads the notification config and builds its receivers,
+//! so a config that validates can be started (or reloaded) without any
+//! later surprise. Every problem found anywhere is reported, each with its
+//! file, line and column where known, and field path.
+//!
+//! Relative paths are relative to the directory of the config file.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::labels::Labels;
+use crate::notify::config::{NotifyConfig, Severity};
+use crate::notify::receivers::{
+    build_integrations, GlobalReceiverDefaults, Integration, IntegrationSections, Secret,
+};
+use crate::rules::file::{is_valid_label_name, load_rule_files, GroupSpec};
+use crate::rules::yaml_pos::YamlPositions;
+use crate::scrape::{
+    parse_prometheus_duration, validate_scrape_configs, ScrapeConfig, ScrapeDefaults,
+    ValidScrapeConfig,
+};
+
+/// Default `web.listen`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9320";
+/// Default `storage.database_url`.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://vigil.db";
+/// Default `storage.retention` of the history.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Default `global.scrape_interval` (Prometheus' default).
+pub const DEFAULT_SCRAPE_INTERVAL: Duration = Duration::from_secs(60);
+/// Default `global.scrape_timeout` (Prometheus' default).
+pub const DEFAULT_SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `global.evaluation_interval` (Prometheus' default).
+pub const DEFAULT_EVALUATION_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The whole `vigil.yaml`, as written. Every key is optional.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub global: GlobalSection,
+    /// Prometheus `scrape_config` subset; see [`ScrapeConfig`].
+    #[serde(default)]
+    pub scrape_configs: Vec<ScrapeConfig>,
+    /// Rule files, as paths or globs (`rules/*.yaml`).
+    #[serde(default)]
+    pub rule_files: Vec<String>,
+    /// Alertmanager-format notification config; absent means every alert
+    /// is printed on the console.
+    pub notify_config_file: Option<String>,
+    #[serde(default)]
+    pub storage: StorageSection,
+    #[serde(default)]
+    pub web: WebSection,
+}
+
+/// `global:`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalSection {
+    /// Default 1m.
+    pub scrape_interval: Option<String>,
+    /// Default 10s (capped at the scrape interval).
+    pub scrape_timeout: Option<String>,
+    /// How often rule groups run unless a group sets `interval`; default 1m.
+    pub evaluation_interval: Option<String>,
+    /// Added to every alert (unless the alert has the label already).
+    #[serde(default)]
+    pub external_labels: BTreeMap<String, String>,
+}
+
+/// `storage:`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    /// `sqlite://vigil.db` (default) or `postgres://user@host/db`; the
+    /// `DATABASE_URL` environment variable overrides it.
+    pub database_url: Option<String>,
+    /// How long the history keeps alerts and notifications; default 30d.
+    pub retention: Option<String>,
+    /// Most series the in-memory sample window holds; new series beyond it
+    /// are dropped (and the scrape counts them). Default 1,000,000.
+    pub series_limit: Option<usize>,
+}
+
+/// `web:`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSection {
+    /// `host:port` to serve the HTTP API on; default `127.0.0.1:9320`.
+    pub listen: Option<String>,
+    /// File holding the bearer token that mutating endpoints require; the
+    /// `VIGIL_API_TOKEN` environment variable is used when unset.
+    pub token_file: Option<String>,
+    /// The URL users reach the evaluator at (links in notifications);
+    /// default `http://<listen>`.
+    pub external_url: Option<String>,
+}
+
+/// One problem in the configuration: in `vigil.yaml` itself, a rule file,
+/// or the notification config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// Field path (`scrape_configs[0].scrape_interval`); empty for the file.
+    pub field: String,
+    pub message: String,
+    /// A warning is printed but does not reject the config.
+    pub warning: bool,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        if self.warning {
+            f.write_str(": warning")?;
+        }
+        if !self.field.is_empty() {
+            write!(f, ": {}", self.field)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Why a configuration was rejected: every problem found (errors, and the
+/// warnings seen on the way).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", render(.problems))]
+pub struct ConfigErrors {
+    pub problems: Vec<ConfigProblem>,
+}
+
+fn render(problems: &[ConfigProblem]) -> String {
+    let errors = problems.iter().filter(|p| !p.warning).count();
+    let mut text = format!("configuration has {errors} error(s):");
+    for p in problems {
+        text.push_str("\n  ");
+        text.push_str(&p.to_string());
+    }
+    text
+}
+
+/// The receivers of the notification config, ready to send, by receiver
+/// name.
+pub type ReceiverIntegrations = HashMap<String, Vec<Integration>>;
+
+/// A configuration that passed validation, with everything it refers to
+/// loaded.
+#[derive(Debug, Clone)]
+pub struct ValidatedConfig {
+    /// The config file.
+    pub file: PathBuf,
+    /// The file as written (to tell on reload which parts changed).
+    pub raw: ConfigFile,
+    pub scrape_interval: Duration,
+    pub scrape_timeout: Duration,
+    pub evaluation_interval: Duration,
+    pub external_labels: Labels,
+    pub scrape_configs: Vec<ValidScrapeConfig>,
+    /// The rule files the globs matched, sorted, without duplicates.
+    pub rule_files: Vec<PathBuf>,
+    pub rule_groups: Vec<GroupSpec>,
+    /// The notification config; `None` means console only.
+    pub notify: Arc<NotifyConfig>,
+    /// Whether `notify` is the built-in console-only config.
+    pub console_only: bool,
+    pub receivers: Arc<ReceiverIntegrations>,
+    pub storage: StorageSettings,
+    pub web: WebSettings,
+    /// Warnings that did not reject the config (printed by `check config`,
+    /// logged by the server).
+    pub warnings: Vec<ConfigProblem>,
+}
+
+/// `storage:` after validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageSettings {
+    pub database_url: String,
+    pub retention: Duration,
+    pub series_limit: usize,
+}
+
+/// `web:` after validation.
+#[derive(Debug, Clone)]
+pub struct WebSettings {
+    pub listen: SocketAddr,
+    /// Bearer token for mutating endpoints; `None` leaves them open.
+    pub token: Option<Secret>,
+    pub external_url: String,
+}
+
+/// Where environment overrides come from; a function so tests need not
+/// touch the process environment.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The notification config used when `notify_config_file` is absent: every
+/// alert goes to the console.
+const CONSOLE_ONLY: &str =
+    "route:\n  receiver: console\nreceivers:\n  - name: console\n    console_configs: [{}]\n";
+
+/// Reads and validates `path` with everything it refers to.
+pub fn load(path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConfig, ConfigErrors> {
+    let src = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        problems: vec![ConfigProblem {
+            file: path.to_path_buf(),
+            line: None,
+            column: None,
+            field: String::new(),
+            message: format!(
+                "cannot read the configuration file: {e}; pass its path with --config"
+            ),
+            warning: false,
+        }],
+    })?;
+    parse(&src, path, env)
+}
+
+/// Collects problems positioned in one file.
+struct Problems<'a> {
+    file: &'a Path,
+    positions: &'a YamlPositions,
+    list: Vec<ConfigProblem>,
+}
+
+impl Problems<'_> {
+    fn at(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        let field = field.into();
+        let pos = self.positions.nearest(&field);
+        self.list.push(ConfigProblem {
+            file: self.file.to_path_buf(),
+            line: pos.map(|p| p.line),
+            column: pos.map(|p| p.column),
+            field,
+            message: message.into(),
+            warning: false,
+        });
+    }
+}
+
+/// Validates `src`, the content of the config file `path`.
+pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConfig, ConfigErrors> {
+    let raw: ConfigFile = if src.trim().is_empty() {
+        ConfigFile::default()
+    } else {
+        serde_yaml::from_str(src).map_err(|e| {
+            let location = e.location();
+            ConfigErrors {
+                problems: vec![ConfigProblem {
+                    file: path.to_path_buf(),
+                    line: location.as_ref().map(|l| l.line()),
+                    column: location.as_ref().map(|l| l.column()),
+                    field: String::new(),
+                    message: format!(
+                        "{}; see the evaluator configuration reference",
+                        without_location(&e)
+                    ),
+                    warning: false,
+                }],
+            }
+        })?
+    };
+    let positions = YamlPositions::collect(src);
+    let mut problems = Problems {
+        file: path,
+        positions: &positions,
+        list: Vec::new(),
+    };
+    let config_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let dir = if config_dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        config_dir
+    };
+
+    let mut duration = |field: &str, value: &Option<String>, default: Duration| match value {
+        None => default,
+        Some(text) => match parse_prometheus_duration(text) {
+            Ok(d) if d.is_zero() => {
+                problems.at(field, "must be greater than zero");
+                default
+            }
+            Ok(d) => d,
+            Err(e) => {
+                problems.at(field, e.to_string());
+                default
+            }
+        },
+    };
+    let scrape_interval = duration(
+        "global.scrape_interval",
+        &raw.global.scrape_interval,
+        DEFAULT_SCRAPE_INTERVAL,
+    );
+    let scrape_timeout = duration(
+        "global.scrape_timeout",
+        &raw.global.scrape_timeout,
+        DEFAULT_SCRAPE_TIMEOUT,
+    );
+    let evaluation_interval = duration(
+        "global.evaluation_interval",
+        &raw.global.evaluation_interval,
+        DEFAULT_EVALUATION_INTERVAL,
+    );
+    let retention = duration(
+        "storage.retention",
+        &raw.storage.retention,
+        DEFAULT_RETENTION,
+    );
+    if raw.global.scrape_timeout.is_some() && scrape_timeout > scrape_interval {
+        problems.at(
+            "global.scrape_timeout",
+            format!(
+                "must not be longer than global.scrape_interval ({})",
+                crate::scrape::config::format_duration(scrape_interval)
+            ),
+        );
+    }
+    for name in raw.global.external_labels.keys() {
+        if !is_valid_label_name(name) {
+            problems.at(
+                format!("global.external_labels.{name}"),
+                format!("{name:?} is not a valid label name; use letters, digits and _, not starting with a digit"),
+            );
+        }
+    }
+    let external_labels = Labels::from_pairs(
+        raw.global
+            .external_labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+
+    let scrape_configs = match validate_scrape_configs(
+        &raw.scrape_configs,
+        &ScrapeDefaults {
+            scrape_interval,
+            scrape_timeout: scrape_timeout.min(scrape_interval),
+            config_dir: dir.clone(),
+        },
+    ) {
+        Ok(valid) => valid,
+        Err(errors) => {
+            for e in errors {
+                problems.at(e.path, e.message);
+            }
+            Vec::new()
+        }
+    };
+
+    let storage = StorageSettings {
+        database_url: env("DATABASE_URL")
+            .or_else(|| raw.storage.database_url.clone())
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
+        retention,
+        series_limit: raw
+            .storage
+            .series_limit
+            .unwrap_or(crate::store::DEFAULT_SERIES_LIMIT),
+    };
+    let url = &storage.database_url;
+    if !(url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://"))
+    {
+        problems.at(
+            "storage.database_url",
+            "expected sqlite://FILE or postgres://USER@HOST/DB (from storage.database_url or DATABASE_URL)",
+        );
+    }
+    if storage.series_limit == 0 {
+        problems.at("storage.series_limit", "must be at least 1");
+    }
+
+    let listen_text = raw.web.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen = match listen_text.parse::<SocketAddr>() {
+        Ok(addr) => addr,
+        Err(_) => {
+            problems.at(
+                "web.listen",
+                format!("{listen_text:?} is not an address; expected IP:PORT like 127.0.0.1:9320"),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 9320))
+        }
+    };
+    let token = match &raw.web.token_file {
+        Some(file) => match std::fs::read_to_string(dir.join(file)) {
+            Ok(text) if text.trim().is_empty() => {
+                problems.at("web.token_file", format!("{file}: the token file is empty"));
+                None
+            }
+            Ok(text) => Some(Secret::new(text.trim_end_matches(['\r', '\n']))),
+            Err(e) => {
+                problems.at(
+                    "web.token_file",
+                    format!("cannot read token file {}: {e}", dir.join(file).display()),
+                );
+                None
+            }
+        },
+        None => env("VIGIL_API_TOKEN").map(Secret::new),
+    };
+    let external_url = match &raw.web.external_url {
+        Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+            u.trim_end_matches('/').to_string()
+        }
+        Some(u) => {
+            problems.at(
+                "web.external_url",
+                format!("{u:?} must be an http:// or https:// URL"),
+            );
+            String::new()
+        }
+        None => format!("http://{listen}"),
+    };
+
+    let mut rule_files = Vec::new();
+    for (i, pattern) in raw.rule_files.iter().enumerate() {
+        let full = dir.join(pattern);
+        let full_text = full.to_string_lossy();
+        let is_glob = pattern.contains(['*', '?', '[']);
+        match glob::glob(&full_text) {
+            Err(e) => problems.at(
+                format!("rule_files[{i}]"),
+                format!("{pattern:?} is not a valid glob: {e}"),
+            ),
+            Ok(paths) => {
+                let before = rule_files.len();
+                for entry in paths {
+                    match entry {
+                        Ok(p) if p.is_file() => rule_files.push(p),
+                        Ok(_) => {}
+                        Err(e) => problems.at(format!("rule_files[{i}]"), e.to_string()),
+                    }
+                }
+                if !is_glob && rule_files.len() == before {
+                    problems.at(
+                        format!("rule_files[{i}]"),
+                        format!("rule file {} does not exist", full.display()),
+                    );
+                }
+            }
+        }
+    }
+    rule_files.sort();
+    rule_files.dedup();
+
+    let mut list = problems.list;
+    let mut warnings = Vec::new();
+    let rule_groups = match load_rule_files(&rule_files) {
+        Ok(groups) => groups,
+        Err(e) => {
+            list.extend(e.problems.into_iter().map(|p| ConfigProblem {
+                file: p.file,
+                line: p.line,
+                column: p.column,
+                field: p.field,
+                message: p.message,
+                warning: false,
+            }));
+            Vec::new()
+        }
+    };
+    check_group_names(&rule_groups, &mut list);
+
+    let (notify_text, notify_path, console_only) = match &raw.notify_config_file {
+        Some(file) => {
+            let p = dir.join(file);
+            match std::fs::read_to_string(&p) {
+                Ok(text) => (text, p, false),
+                Err(e) => {
+                    let pos = positions.nearest("notify_config_file");
+                    list.push(ConfigProblem {
+                        file: path.to_path_buf(),
+                        line: pos.map(|p| p.line),
+                        column: pos.map(|p| p.column),
+                        field: "notify_config_file".into(),
+                        message: format!("cannot read notification config {}: {e}", p.display()),
+                        warning: false,
+                    });
+                    (CONSOLE_ONLY.to_string(), PathBuf::from("<console>"), true)
+                }
+            }
+        }
+        None => (CONSOLE_ONLY.to_string(), PathBuf::from("<console>"), true),
+    };
+    let notify = match crate::notify::config::parse(&notify_text, &notify_path) {
+        Ok(config) => {
+            warnings.extend(config.warnings.iter().map(notify_problem));
+            Some(config)
+        }
+        Err(crate::notify::config::ConfigError::Invalid(ps)) => {
+            for p in &ps {
+                if p.severity == Severity::Warning {
+                    warnings.push(notify_problem(p));
+                } else {
+                    list.push(notify_problem(p));
+                }
+            }
+            None
+        }
+        Err(e) => {
+            list.push(ConfigProblem {
+                file: notify_path.clone(),
+                line: None,
+                column: None,
+                field: String::new(),
+                message: e.to_string(),
+                warning: false,
+            });
+            None
+        }
+    };
+    let receivers = match &notify {
+        Some(config) => build_receivers(config).unwrap_or_else(|ps| {
+            list.extend(ps);
+            HashMap::new()
+        }),
+        None => HashMap::new(),
+    };
+
+    match notify {
+        Some(notify) if list.is_empty() => Ok(ValidatedConfig {
+            file: path.to_path_buf(),
+            raw,
+            scrape_interval,
+            scrape_timeout,
+            evaluation_interval,
+            external_labels,
+            scrape_configs,
+            rule_files,
+            rule_groups,
+            notify: Arc::new(notify),
+            console_only,
+            receivers: Arc::new(receivers),
+            storage,
+            web: WebSettings {
+                listen,
+                token,
+                external_url,
+            },
+            warnings,
+        }),
+        _ => {
+            list.extend(warnings);
+            Err(ConfigErrors { problems: list })
+        }
+    }
+}
+
+/// serde_yaml's message ends in "at line L column C", which the problem
+/// already shows in front.
+fn without_location(e: &serde_yaml::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(cut) => text[..cut].to_string(),
+        None => text,
+    }
+}
+
+fn notify_problem(p: &crate::notify::config::Problem) -> ConfigProblem {
+    ConfigProblem {
+        file: p.file.clone(),
+        line: p.location.map(|l| l.line),
+        column: p.location.map(|l| l.column),
+        field: p.path.clone(),
+        message: p.message.clone(),
+        warning: p.severity == Severity::Warning,
+    }
+}
+
+/// Two groups with the same name in the same file would share evaluation
+/// state on reload, so Prometheus rejects them; so does Vigil.
+fn check_group_names(groups: &[GroupSpec], list: &mut Vec<ConfigProblem>) {
+    for (i, g) in groups.iter().enumerate() {
+        if groups[..i]
+            .iter()
+            .any(|o| o.file == g.file && o.name == g.name)
+        {
+            list.push(ConfigProblem {
+                file: g.file.clone(),
+                line: None,
+                column: None,
+                field: "groups".into(),
+                message: format!(
+                    "group name {:?} is used twice in this file; group names must be unique per file",
+                    g.name
+                ),
+                warning: false,
+            });
+        }
+    }
+}
+
+/// Builds every receiver's integrations from the notification config.
+pub fn build_receivers(config: &NotifyConfig) -> Result<ReceiverIntegrations, Vec<ConfigProblem>> {
+    let g = &config.global;
+    let global = GlobalReceiverDefaults {
+        slack_api_url: g.slack_api_url.clone().map(Secret::new),
+        slack_api_url_file: g.slack_api_url_file.clone(),
+        smtp_from: g.smtp_from.clone(),
+        smtp_hello: g.smtp_hello.clone(),
+        smtp_smarthost: g.smtp_smarthost.clone(),
+        smtp_auth_username: g.smtp_auth_username.clone(),
+        smtp_auth_password: g.smtp_auth_password.clone().map(Secret::new),
+        smtp_auth_password_file: g.smtp_auth_password_file.clone(),
+        smtp_auth_identity: g.smtp_auth_identity.clone(),
+        smtp_require_tls: g.smtp_require_tls,
+    };
+    let mut out = HashMap::new();
+    let mut problems = Vec::new();
+    for (i, receiver) in config.receivers.iter().enumerate() {
+        let section = |list: &[crate::notify::config::IntegrationConfig]| {
+            (!list.is_empty()).then(|| {
+                serde_yaml::Value::Sequence(list.iter().map(|c| c.value.clone()).collect())
+            })
+        };
+        let sections = IntegrationSections {
+            slack_configs: section(&receiver.slack_configs),
+            email_configs: section(&receiver.email_configs),
+            webhook_configs: section(&receiver.webhook_configs),
+            console_configs: section(&receiver.console_configs),
+        };
+        let path = format!("receivers[{i}]");
+        match build_integrations(&receiver.name, &path, &sections, &global) {
+            Ok(integrations) => {
+                out.insert(receiver.name.clone(), integrations);
+            }
+            Err(e) => problems.extend(e.0.into_iter().map(|p| {
+                let located = config.problem(&p.path, p.message);
+                notify_problem(&located)
+            })),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,148 @@
+//! Specifications of `vigil.yaml` validation.
+
+#![allow(clippy::unwrap_used)] // a panic is how a test reports failure
+
+use std::path::Path;
+
+use super::*;
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const RULES: &str = "groups:\n- name: g\n  rules:\n  - alert: Up\n    expr: up > 0\n";
+
+#[test]
+fn an_empty_file_gets_prometheus_defaults_and_console_notifications() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "vigil.yaml", "");
+    let cfg = load(&file, &no_env).unwrap();
+    assert_eq!(cfg.scrape_interval, Duration::from_secs(60));
+    assert_eq!(cfg.scrape_timeout, Duration::from_secs(10));
+    assert_eq!(cfg.evaluation_interval, Duration::from_secs(60));
+    assert_eq!(cfg.storage.database_url, "sqlite://vigil.db");
+    assert_eq!(cfg.storage.retention, Duration::from_secs(30 * 24 * 3600));
+    assert_eq!(cfg.web.listen.to_string(), "127.0.0.1:9320");
+    assert_eq!(cfg.web.external_url, "http://127.0.0.1:9320");
+    assert!(cfg.console_only);
+    assert_eq!(cfg.receivers["console"].len(), 1);
+}
+
+#[test]
+fn rule_globs_are_relative_to_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "rules/a.yaml", RULES);
+    write(dir.path(), "rules/b.yaml", RULES);
+    write(dir.path(), "rules/ignored.txt", "not yaml");
+    let file = write(
+        dir.path(),
+        "conf/vigil.yaml",
+        "rule_files: ['../rules/*.yaml']\n",
+    );
+    let cfg = load(&file, &no_env).unwrap();
+    assert_eq!(cfg.rule_files.len(), 2);
+    assert_eq!(cfg.rule_groups.len(), 2);
+}
+
+#[test]
+fn environment_overrides_database_url_and_supplies_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "vigil.yaml",
+        "storage: {database_url: 'sqlite://x.db'}\n",
+    );
+    let env = |name: &str| match name {
+        "DATABASE_URL" => Some("postgres://u@h/db".to_string()),
+        "VIGIL_API_TOKEN" => Some("s3cret".to_string()),
+        _ => None,
+    };
+    let cfg = load(&file, &env).unwrap();
+    assert_eq!(cfg.storage.database_url, "postgres://u@h/db");
+    assert_eq!(cfg.web.token.as_ref().map(|t| t.expose()), Some("s3cret"));
+}
+
+#[test]
+fn every_problem_in_every_file_is_reported_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "bad-rules.yaml",
+        "groups:\n- name: g\n  rules:\n  - alert: X\n    expr: 'sum('\n",
+    );
+    write(
+        dir.path(),
+        "notify.yaml",
+        "route: {receiver: nobody}\nreceivers: [{name: r}]\n",
+    );
+    let file = write(
+        dir.path(),
+        "vigil.yaml",
+        "global:\n  scrape_interval: 5 minutes\nscrape_configs:\n  - job_name: a\n    static_configs: [{targets: ['http://x:1']}]\nrule_files: [bad-rules.yaml, missing.yaml]\nnotify_config_file: notify.yaml\nweb:\n  listen: nowhere\n",
+    );
+    let errors = load(&file, &no_env).unwrap_err();
+    let text: Vec<String> = errors.problems.iter().map(ToString::to_string).collect();
+    let has = |needle: &str| text.iter().any(|t| t.contains(needle));
+    assert!(
+        has("vigil.yaml:2:20: global.scrape_interval: invalid duration"),
+        "{text:#?}"
+    );
+    assert!(
+        has("scrape_configs[0].static_configs[0].targets[0]"),
+        "{text:#?}"
+    );
+    assert!(
+        has("vigil.yaml:9:11: web.listen: \"nowhere\" is not an address"),
+        "{text:#?}"
+    );
+    assert!(has("rule_files[1]: rule file"), "{text:#?}");
+    assert!(
+        has("bad-rules.yaml:5:11: groups[0].rules[0].expr"),
+        "{text:#?}"
+    );
+    assert!(has("notify.yaml"), "{text:#?}");
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "vigil.yaml", "global: {}\nstorge: {}\n");
+    let errors = load(&file, &no_env).unwrap_err();
+    assert_eq!(errors.problems.len(), 1);
+    let p = &errors.problems[0];
+    assert_eq!(p.line, Some(2));
+    assert!(
+        p.message.contains("unknown field `storge`"),
+        "{}",
+        p.message
+    );
+}
+
+#[test]
+fn a_webhook_receiver_is_built_from_the_notify_config() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "notify.yaml",
+        "route: {receiver: hook}\nreceivers:\n- name: hook\n  webhook_configs: [{url: 'http://127.0.0.1:1/x'}]\n",
+    );
+    let file = write(
+        dir.path(),
+        "vigil.yaml",
+        "notify_config_file: notify.yaml\n",
+    );
+    let cfg = load(&file, &no_env).unwrap();
+    assert!(!cfg.console_only);
+    let hook = &cfg.receivers["hook"];
+    assert_eq!(hook.len(), 1);
+    assert_eq!(hook[0].integration, "webhook");
+}

@@ -1,0 +1,127 @@
+//! The evaluator's own metrics, served on its `/metrics`: rule evaluation
+//! duration and failures per group, scrape health per target, notification
+//! deliveries per receiver, and the size of the sample window. Registered
+//! into a registry passed in, so tests can use a fresh one.
+
+use prometheus::{
+    GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+use crate::scrape::{Health, TargetHandle};
+
+/// Registering a metric failed (a name registered twice).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot register the evaluator's metrics: {0}; register them once per registry")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+/// The evaluator's metrics.
+#[derive(Debug, Clone)]
+pub struct ServerMetrics {
+    pub rule_group_duration: HistogramVec,
+    pub rule_group_evaluations: IntCounterVec,
+    pub rule_evaluation_failures: IntCounterVec,
+    pub target_up: IntGaugeVec,
+    pub target_scrape_duration: GaugeVec,
+    pub notifications_sent: IntCounterVec,
+    pub notifications_failed: IntCounterVec,
+    pub store_series: IntGauge,
+    pub config_last_reload_success: IntGauge,
+}
+
+impl ServerMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &Registry) -> Result<ServerMetrics, MetricsError> {
+        let metrics = ServerMetrics {
+            rule_group_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "vigil_rule_group_duration_seconds",
+                    "Time one evaluation of a rule group took.",
+                )
+                .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
+                &["rule_group"],
+            )?,
+            rule_group_evaluations: IntCounterVec::new(
+                Opts::new(
+                    "vigil_rule_group_evaluations_total",
+                    "Evaluations of a rule group.",
+                ),
+                &["rule_group"],
+            )?,
+            rule_evaluation_failures: IntCounterVec::new(
+                Opts::new(
+                    "vigil_rule_evaluation_failures_total",
+                    "Rule evaluations that failed (query or store error), per group.",
+                ),
+                &["rule_group"],
+            )?,
+            target_up: IntGaugeVec::new(
+                Opts::new(
+                    "vigil_scrape_target_up",
+                    "1 when the last scrape of the target worked, 0 when it failed.",
+                ),
+                &["job", "instance"],
+            )?,
+            target_scrape_duration: GaugeVec::new(
+                Opts::new(
+                    "vigil_scrape_target_duration_seconds",
+                    "Duration of the last scrape of the target.",
+                ),
+                &["job", "instance"],
+            )?,
+            notifications_sent: IntCounterVec::new(
+                Opts::new(
+                    "vigil_notifications_sent_total",
+                    "Notifications delivered, per receiver and integration.",
+                ),
+                &["receiver", "integration"],
+            )?,
+            notifications_failed: IntCounterVec::new(
+                Opts::new(
+                    "vigil_notifications_failed_total",
+                    "Notifications given up on after retrying, per receiver and integration.",
+                ),
+                &["receiver", "integration"],
+            )?,
+            store_series: IntGauge::new(
+                "vigil_store_series",
+                "Series held in the in-memory sample window.",
+            )?,
+            config_last_reload_success: IntGauge::new(
+                "vigil_config_last_reload_successful",
+                "1 when the last configuration (re)load worked, 0 when it was rejected.",
+            )?,
+        };
+        registry.register(Box::new(metrics.rule_group_duration.clone()))?;
+        registry.register(Box::new(metrics.rule_group_evaluations.clone()))?;
+        registry.register(Box::new(metrics.rule_evaluation_failures.clone()))?;
+        registry.register(Box::new(metrics.target_up.clone()))?;
+        registry.register(Box::new(metrics.target_scrape_duration.clone()))?;
+        registry.register(Box::new(metrics.notifications_sent.clone()))?;
+        registry.register(Box::new(metrics.notifications_failed.clone()))?;
+        registry.register(Box::new(metrics.store_series.clone()))?;
+        registry.register(Box::new(metrics.config_last_reload_success.clone()))?;
+        Ok(metrics)
+    }
+
+    /// Refreshes the per-target gauges from the targets' current state
+    /// (called when `/metrics` is scraped, so they are never stale).
+    pub fn observe_targets(&self, targets: &[TargetHandle]) {
+        self.target_up.reset();
+        self.target_scrape_duration.reset();
+        for t in targets {
+            let s = t.snapshot();
+            let instance = s.labels.get("instance").unwrap_or("").to_string();
+            let values = [s.job.as_str(), instance.as_str()];
+            if s.health != Health::Unknown {
+                self.target_up
+                    .with_label_values(&values)
+                    .set(i64::from(s.health == Health::Up));
+            }
+            if let Some(d) = s.last_scrape_duration {
+                self.target_scrape_duration
+                    .with_label_values(&values)
+                    .set(d.as_secs_f64());
+            }
+        }
+    }
+}

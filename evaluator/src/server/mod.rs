@@ -1,0 +1,27 @@
+//! The evaluator server (`vigil-evaluator run`): its configuration file
+//! (`vigil.yaml`), and the process that wires the stages together —
+//! scrape → store → rules → alerts → notify → receivers — with the HTTP
+//! app, reload and graceful shutdown.
+//!
+//! - [`config`]: `vigil.yaml` and the one validation pass over it and every
+//!   file it names (rule files, the notification config).
+//! - [`query_adapter`]: the rules engine's query and append seams over the
+//!   store and the PromQL engine.
+//! - [`adapters`]: scrape batches into the store; rule alerts into the
+//!   notifier's alert model.
+//! - [`delivery`]: notifications to the receivers' integrations, with retry.
+//! - [`metrics`]: the evaluator's own `/metrics`.
+//! - [`api`]: the HTTP router (operational endpoints; the query and alert
+//!   APIs plug in here).
+//! - [`app`]: building, running, reloading and stopping all of it.
+
+pub mod adapters;
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod delivery;
+pub mod metrics;
+pub mod query_adapter;
+
+pub use app::{run, Options, ServerError};
+pub use config::{ConfigErrors, ConfigProblem, ValidatedConfig};

@@ -1,0 +1,386 @@
+//! The evaluator as a process: `check config`, and `run` end to end — an
+//! in-test target is scraped, a rule fires, the notification reaches an
+//! in-test webhook, the resolution follows exactly once; a bad reload is
+//! rejected while the old rules keep running; SIGTERM exits 0.
+//!
+//! Every wait polls against a deadline, so a broken build fails instead of
+//! hanging.
+
+#![allow(clippy::unwrap_used)] // a panic is how a test reports failure
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::Value;
+use vigil_testkit::{cargo_bin, free_port, wait_for_http, ChildGuard};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A scrape target exposing `vigil_test_value` with a settable value.
+struct Target {
+    value: Arc<AtomicU64>,
+    port: u16,
+}
+
+impl Target {
+    async fn start() -> Target {
+        let value = Arc::new(AtomicU64::new(0f64.to_bits()));
+        let app = Router::new()
+            .route(
+                "/metrics",
+                get(|State(v): State<Arc<AtomicU64>>| async move {
+                    format!(
+                        "# TYPE vigil_test_value gauge\nvigil_test_value {}\n",
+                        f64::from_bits(v.load(Ordering::SeqCst))
+                    )
+                }),
+            )
+            .with_state(Arc::clone(&value));
+        let port = serve(app).await;
+        Target { value, port }
+    }
+
+    fn set(&self, v: f64) {
+        self.value.store(v.to_bits(), Ordering::SeqCst);
+    }
+}
+
+/// A webhook receiver recording every payload.
+struct Webhook {
+    received: Arc<Mutex<Vec<Value>>>,
+    port: u16,
+}
+
+impl Webhook {
+    async fn start() -> Webhook {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let app = Router::new()
+            .route(
+                "/hook",
+                post(
+                    |State(r): State<Arc<Mutex<Vec<Value>>>>, Json(body): Json<Value>| async move {
+                        r.lock().unwrap().push(body);
+                    },
+                ),
+            )
+            .with_state(Arc::clone(&received));
+        let port = serve(app).await;
+        Webhook { received, port }
+    }
+
+    fn count(&self, status: &str) -> usize {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p["status"] == status)
+            .count()
+    }
+
+    fn payloads(&self) -> Vec<Value> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+async fn serve(app: Router) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    port
+}
+
+/// Writes `vigil.yaml`, `rules.yaml` and `notify.yaml` into `dir`.
+fn write_config(dir: &Path, target: u16, webhook: u16, listen: u16) -> PathBuf {
+    std::fs::write(
+        dir.join("rules.yaml"),
+        "groups:\n- name: test\n  rules:\n  - alert: ValueHigh\n    expr: vigil_test_value > 0\n    for: 0s\n    annotations: {summary: 'value is {{ $value }}'}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("notify.yaml"),
+        format!(
+            "route: {{receiver: hook, group_wait: 0s, group_interval: 1s, repeat_interval: 1h}}\nreceivers:\n- name: hook\n  webhook_configs: [{{url: 'http://127.0.0.1:{webhook}/hook'}}]\n"
+        ),
+    )
+    .unwrap();
+    let config = dir.join("vigil.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{scrape_interval: 1s, scrape_timeout: 900ms, evaluation_interval: 1s}}\nscrape_configs:\n- job_name: app\n  static_configs: [{{targets: ['127.0.0.1:{target}']}}]\nrule_files: [rules.yaml]\nnotify_config_file: notify.yaml\nweb: {{listen: '127.0.0.1:{listen}'}}\n"
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Starts `vigil-evaluator run`, logging to `dir/evaluator.log`.
+fn start_evaluator(config: &Path, dir: &Path) -> ChildGuard {
+    let log = std::fs::File::create(dir.join("evaluator.log")).unwrap();
+    ChildGuard::spawn(
+        Command::new(cargo_bin("vigil-evaluator"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .env_remove("VIGIL_API_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(log),
+    )
+}
+
+fn log_of(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("evaluator.log")).unwrap_or_default()
+}
+
+async fn wait_until(what: &str, dir: &Path, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; evaluator log:\n{}",
+            log_of(dir)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn wait_for_exit(child: &mut ChildGuard) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + DEADLINE;
+    while Instant::now() < deadline {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+fn signal(child: &ChildGuard, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.0.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} failed");
+}
+
+#[test]
+fn check_config_prints_success_or_every_problem_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write_config(dir.path(), 1, 2, 3);
+    let out = Command::new(cargo_bin("vigil-evaluator"))
+        .args(["check", "config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("SUCCESS: 1 scrape configs, 1 rule files (1 rules)"),
+        "{text}"
+    );
+
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        "groups:\n- name: test\n  rules:\n  - alert: X\n    expr: 'rate(x[5m'\n",
+    )
+    .unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "global:\n  evaluation_interval: soon\nrule_files: [rules.yaml]\nweb: {listen: 'localhost'}\n",
+    )
+    .unwrap();
+    let out = Command::new(cargo_bin("vigil-evaluator"))
+        .args(["check", "config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("bad.yaml:2:24: global.evaluation_interval: invalid duration"),
+        "{text}"
+    );
+    assert!(text.contains("bad.yaml:4:15: web.listen"), "{text}");
+    assert!(
+        text.contains("rules.yaml:5:11: groups[0].rules[0].expr"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_firing_alert_reaches_the_webhook_and_resolves_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start().await;
+    let webhook = Webhook::start().await;
+    let listen = free_port();
+    let config = write_config(dir.path(), target.port, webhook.port, listen);
+    target.set(3.0);
+    let mut child = start_evaluator(&config, dir.path());
+    wait_for_http(&format!("http://127.0.0.1:{listen}/-/ready"), DEADLINE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}; log:\n{}", log_of(dir.path())));
+
+    wait_until("the firing notification", dir.path(), || {
+        webhook.count("firing") >= 1
+    })
+    .await;
+    let firing = &webhook.payloads()[0];
+    assert_eq!(firing["alerts"][0]["labels"]["alertname"], "ValueHigh");
+    assert_eq!(firing["alerts"][0]["labels"]["job"], "app");
+    assert_eq!(firing["alerts"][0]["annotations"]["summary"], "value is 3");
+
+    target.set(0.0);
+    wait_until("the resolved notification", dir.path(), || {
+        webhook.count("resolved") >= 1
+    })
+    .await;
+    // Several more evaluations and group intervals: nothing is sent again.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(webhook.count("resolved"), 1, "{:#?}", webhook.payloads());
+    assert_eq!(webhook.count("firing"), 1, "{:#?}", webhook.payloads());
+
+    let metrics = reqwest::get(format!("http://127.0.0.1:{listen}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "vigil_notifications_sent_total{integration=\"webhook\",receiver=\"hook\"} 2"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("vigil_scrape_target_up{instance=\"127.0.0.1:"),
+        "{metrics}"
+    );
+
+    if let Some(promtool) = vigil_testkit::external_tool("promtool") {
+        let mut check = Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        check
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(metrics.as_bytes())
+            .unwrap();
+        let out = check.wait_with_output().unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success() && said.is_empty(), "{said}");
+    } else {
+        println!("SKIPPED: promtool check metrics (promtool not installed)");
+    }
+
+    signal(&child, "TERM");
+    let status = wait_for_exit(&mut child).expect("the evaluator did not stop after SIGTERM");
+    assert_eq!(status.code(), Some(0), "log:\n{}", log_of(dir.path()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_reload_is_rejected_and_the_old_rules_keep_firing() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start().await;
+    let webhook = Webhook::start().await;
+    let listen = free_port();
+    let config = write_config(dir.path(), target.port, webhook.port, listen);
+    target.set(1.0);
+    let mut child = start_evaluator(&config, dir.path());
+    wait_for_http(&format!("http://127.0.0.1:{listen}/-/ready"), DEADLINE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}; log:\n{}", log_of(dir.path())));
+    wait_until("the firing notification", dir.path(), || {
+        webhook.count("firing") >= 1
+    })
+    .await;
+
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        "groups:\n- name: test\n  rules:\n  - alert: ValueHigh\n    expr: 'vigil_test_value >'\n",
+    )
+    .unwrap();
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("http://127.0.0.1:{listen}/-/reload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains("rules.yaml:5:11: groups[0].rules[0].expr"),
+        "{body}"
+    );
+
+    // The old rule keeps evaluating: the alert neither resolves nor is the
+    // group lost.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(webhook.count("resolved"), 0, "{:#?}", webhook.payloads());
+    let metrics = client
+        .get(format!("http://127.0.0.1:{listen}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("vigil_config_last_reload_successful 0"),
+        "{metrics}"
+    );
+
+    // A good rules file on SIGHUP is taken, and the new group evaluates.
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        "groups:\n- name: test\n  rules:\n  - alert: ValueHigh\n    expr: vigil_test_value > 0\n- name: added\n  rules:\n  - record: job:vigil_test_value:max\n    expr: max by (job) (vigil_test_value)\n",
+    )
+    .unwrap();
+    signal(&child, "HUP");
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let text = client
+            .get(format!("http://127.0.0.1:{listen}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains("vigil_rule_group_evaluations_total{rule_group=\"added\"}")
+            && text.contains("vigil_config_last_reload_successful 1")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the added group never evaluated; log:\n{}",
+            log_of(dir.path())
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(webhook.count("resolved"), 0, "{:#?}", webhook.payloads());
+
+    signal(&child, "TERM");
+    let status = wait_for_exit(&mut child).expect("the evaluator did not stop after SIGTERM");
+    assert_eq!(status.code(), Some(0), "log:\n{}", log_of(dir.path()));
+}
