@@ -418,53 +418,10 @@ fn resolve_relative(file: &Path, path: &str) -> PathBuf {
         .map_or_else(|| p.to_path_buf(), |dir| dir.join(p))
 }
 
-/// Parses a duration in Prometheus notation (`1d2h30m`, `90s`, `500ms`, `0`).
+/// Parses a duration in Prometheus notation (`1d2h30m`, `90s`, `500ms`, `0`);
+/// the error is the message to report.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    const UNITS: [(&str, u64); 7] = [
-        ("y", 365 * 24 * 3600 * 1000),
-        ("w", 7 * 24 * 3600 * 1000),
-        ("d", 24 * 3600 * 1000),
-        ("h", 3600 * 1000),
-        ("m", 60 * 1000),
-        ("s", 1000),
-        ("ms", 1),
-    ];
-    let expected = || {
-        format!("invalid duration {text:?}; expected a number and unit (ms, s, m, h, d, w, y) in descending order, like 1h30m")
-    };
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if text.is_empty() {
-        return Err("empty duration; expected e.g. 30s or 5m".to_string());
-    }
-    let mut rest = text;
-    let mut next_unit = 0;
-    let mut millis: u64 = 0;
-    while !rest.is_empty() {
-        let digits = rest.chars().take_while(char::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(expected());
-        }
-        let number: u64 = rest[..digits].parse().map_err(|_| expected())?;
-        rest = &rest[digits..];
-        // Longest unit first, so `ms` is not read as `m`.
-        let unit = UNITS
-            .iter()
-            .enumerate()
-            .skip(next_unit)
-            .filter(|(_, (name, _))| rest.starts_with(name))
-            .max_by_key(|(_, (name, _))| name.len())
-            .ok_or_else(expected)?;
-        let (index, (name, factor)) = unit;
-        rest = &rest[name.len()..];
-        next_unit = index + 1;
-        millis = number
-            .checked_mul(*factor)
-            .and_then(|v| millis.checked_add(v))
-            .ok_or_else(|| format!("duration {text:?} is too long"))?;
-    }
-    Ok(Duration::from_millis(millis))
+    vigil_common::duration::parse_duration(text).map_err(|error| error.to_string())
 }
 
 type Document = (

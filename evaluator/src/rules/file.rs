@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use super::duration::parse_duration;
 use super::template::Template;
 use super::yaml_pos::YamlPositions;
+use vigil_common::duration::parse_duration;
 
 /// A YAML scalar read as text, as Go's YAML decoder does for `string`
 /// fields (`severity: 1` is the label value `"1"`).
@@ -204,7 +204,14 @@ impl Checker<'_> {
         match parse_duration(&v.0) {
             Ok(d) => Some(d),
             Err(e) => {
-                self.report(field, e.to_string());
+                self.report(
+                    field,
+                    format!(
+                        "not a valid duration string {:?}: {}",
+                        e.input(),
+                        e.reason()
+                    ),
+                );
                 None
             }
         }

@@ -2,7 +2,6 @@
 //! used in labels and annotations, recording rules, and rule-group
 //! evaluation against any [`engine::QueryEngine`].
 
-pub mod duration;
 pub mod engine;
 pub mod fake;
 pub mod file;

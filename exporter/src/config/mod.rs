@@ -9,12 +9,11 @@
 //! 3. the result is a [`Config`]: plain, validated data that the server, the
 //!    business counters and the prober consume without further checks.
 //!
-//! Every problem carries the file, line and column (from [`positions`]), the
+//! Every problem carries the file, line and column (from
+//! [`vigil_common::yaml_positions`]), the
 //! field path (`probes[1].timeout`) and what was expected.
 
 pub mod defaults;
-pub mod duration;
-pub mod positions;
 mod raw;
 mod validate;
 
@@ -27,8 +26,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use duration::{format_duration, parse_duration, DurationError};
-pub use positions::Position;
+pub use vigil_common::duration::{format_duration, parse_duration, DurationError};
+pub use vigil_common::yaml_positions::Position;
 
 use crate::probe::{validate_targets, Expectation, ProbeTarget, TargetError};
 

@@ -41,12 +41,12 @@ fn each_bad_config_reports_file_line_column_field_and_expectation() {
         Case {
             yaml: "probes:\n  - name: shop\n    url: http://x/\n    interval: 5sec\n",
             at: "conf/exporter.yaml:4:15: probes[0].interval",
-            says: "\"5sec\" is not a duration: unknown unit \"sec\"",
+            says: "invalid duration \"5sec\": unknown unit \"sec\"",
         },
         Case {
             yaml: "probes:\n  - name: shop\n    url: http://x/\n    timeout: 30\n",
             at: "conf/exporter.yaml:4:14: probes[0].timeout",
-            says: "\"30\" is not a duration: expected <number><unit> terms",
+            says: "invalid duration \"30\": expected <number><unit> terms",
         },
         Case {
             yaml: "probes:\n  - name: shop\n    url: http://x/\n    interval: 5s\n    timeout: 10s\n",

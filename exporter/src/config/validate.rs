@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
-use super::duration::{format_duration, parse_duration};
-use super::positions::{child_index, child_key, PositionIndex};
 use super::raw::{check, unknown_field, Checked, RawBusiness, RawConfig, RawMetric, RawProbe};
 use super::{defaults, BusinessConfig, Config, IngestToken, MetricConfig, ProbeConfig, Problem};
 use crate::probe::{Expectation, ProbeTarget, TargetError};
+use vigil_common::duration::{format_duration, parse_duration};
+use vigil_common::yaml_positions::{child_index, child_key, PositionIndex};
 
 /// Methods a probe may use.
 const PROBE_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
