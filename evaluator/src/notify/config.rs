@@ -39,7 +39,12 @@ use std::time::Duration;
 use serde_yaml::{Mapping, Value};
 
 use super::matcher::{self, is_valid_label_name, MatchOp, Matcher};
-use super::positions::{index_path, key_path, Location, Positions};
+// Field positions come from the shared index; an entry's position is its
+// key (or, for a list item, its first token).
+pub use vigil_common::yaml_positions::Position as Location;
+use vigil_common::yaml_positions::{
+    child_index as index_path, child_key as key_path, PositionIndex as Positions,
+};
 
 /// Default `global.resolve_timeout`.
 pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
@@ -184,7 +189,7 @@ pub struct NotifyConfig {
 impl NotifyConfig {
     /// Where a field path sits in the file (or its nearest located parent).
     pub fn locate(&self, path: &str) -> Option<Location> {
-        self.positions.locate(path)
+        self.positions.entry(path)
     }
 
     /// A problem at `path`, located, for later stages (receivers) that
@@ -361,7 +366,7 @@ pub fn load_file(path: &Path) -> Result<NotifyConfig, ConfigError> {
 /// Parses and validates a notification config; `file` names it in errors
 /// and anchors relative paths.
 pub fn parse(text: &str, file: &Path) -> Result<NotifyConfig, ConfigError> {
-    let positions = Positions::scan(text);
+    let positions = Positions::build(text);
     let mut walker = Walker {
         file,
         positions: &positions,
@@ -442,7 +447,7 @@ impl Walker<'_> {
         self.problems.push(Problem {
             severity,
             file: self.file.to_path_buf(),
-            location: self.positions.locate(path),
+            location: self.positions.entry(path),
             path: path.to_string(),
             message: message.into(),
         });
@@ -978,7 +983,7 @@ impl Walker<'_> {
             email_configs: Vec::new(),
             webhook_configs: Vec::new(),
             console_configs: Vec::new(),
-            location: self.positions.locate(path),
+            location: self.positions.entry(path),
         };
         for (key, value) in self.entries(map, path, &known) {
             let field = key_path(path, &key);
@@ -1008,7 +1013,7 @@ impl Walker<'_> {
                         } else {
                             item.clone()
                         },
-                        location: self.positions.locate(&item_path),
+                        location: self.positions.entry(&item_path),
                         path: item_path,
                     }),
                     other => self.error(

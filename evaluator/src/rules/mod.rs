@@ -10,4 +10,3 @@ pub mod recording;
 pub mod scheduler;
 pub mod template;
 pub mod unit_test;
-pub mod yaml_pos;
