@@ -3,14 +3,15 @@
 //! install something to watch.
 //!
 //! - [`AppState`] holds the one Prometheus [`Registry`] every component
-//!   registers in (business metrics, process metrics, and whatever is given
-//!   to [`AppState::with_registry`]); `/metrics` serves it.
+//!   registers in (business metrics, process metrics, the HTTP metrics
+//!   layer, the prober, and whatever else is given to
+//!   [`AppState::with_registry`]); `/metrics` serves it.
 //! - [`app`] builds the router from an [`AppState`] without a socket, so
-//!   tests drive it with `oneshot`. Layers that must see every request (the
-//!   HTTP metrics layer) are added at the end of [`app`].
-//! - [`run`] binds the listener and serves until the shutdown token is
-//!   cancelled; long-running tasks (the prober) are started there with a
-//!   child of that token, next to the server.
+//!   tests drive it with `oneshot`. The HTTP metrics layer, built once per
+//!   state, is added last so that it sees every request, 404s included.
+//! - [`run`] binds the listener, starts the prober with a child of the
+//!   shutdown token and serves until that token is cancelled. `/readyz`
+//!   answers 200 once the listener is up and the prober has started.
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
@@ -34,6 +35,8 @@ use tower_http::compression::CompressionLayer;
 
 use crate::business::{BusinessError, BusinessMetrics, Event, MAX_EVENT_BYTES};
 use crate::config::Config;
+use crate::http_metrics::{HttpMetricsError, HttpMetricsLayer};
+use crate::probe::{Prober, ProberError, ProberOptions, TargetError};
 
 /// Content type of the Prometheus text exposition format 0.0.4.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -52,6 +55,12 @@ pub enum ServerError {
     Metrics(#[from] BusinessError),
     #[error("cannot register the exporter's own metrics: {0}")]
     OwnMetrics(#[source] prometheus::Error),
+    #[error("cannot set up the HTTP metrics layer: {0}")]
+    HttpMetrics(#[from] HttpMetricsError),
+    #[error("invalid probe configuration:\n  {}\nfix the probes in the config file", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
+    Targets(Vec<TargetError>),
+    #[error("cannot start the prober: {0}")]
+    Prober(#[from] ProberError),
     #[error("cannot listen on {addr}: {source}; is another process using the port? choose another with --listen")]
     Bind {
         addr: SocketAddr,
@@ -67,6 +76,7 @@ pub enum ServerError {
 pub struct AppState {
     registry: Registry,
     business: Arc<BusinessMetrics>,
+    http_metrics: HttpMetricsLayer,
     ready: Arc<AtomicBool>,
     demo: bool,
 }
@@ -79,17 +89,18 @@ impl AppState {
     }
 
     /// State for `config` using `registry`, which other components (the
-    /// HTTP metrics layer, the prober) register their metrics in too; it is
-    /// what `/metrics` serves.
-    /// Registers the business metrics and (on Linux) the process metrics
-    /// in it.
+    /// prober) register their metrics in too; it is what `/metrics` serves.
+    /// Registers the business metrics, the HTTP metrics of the exporter's
+    /// own routes and (on Linux) the process metrics in it.
     pub fn with_registry(config: &Config, registry: Registry) -> Result<AppState, ServerError> {
         register_process_metrics(&registry)?;
         register_build_info(&registry)?;
         let business = BusinessMetrics::register(&config.business, &registry)?;
+        let http_metrics = HttpMetricsLayer::new(&registry)?;
         Ok(AppState {
             registry,
             business: Arc::new(business),
+            http_metrics,
             ready: Arc::new(AtomicBool::new(false)),
             demo: config.demo,
         })
@@ -156,14 +167,28 @@ pub fn app(state: AppState) -> Router {
             .route("/demo/error", get(demo_error))
             .route("/demo/slow", get(demo_slow));
     }
-    router.fallback(not_found).with_state(state)
+    let http_metrics = state.http_metrics.clone();
+    // Last, so that every route and the fallback are instrumented.
+    router
+        .fallback(not_found)
+        .with_state(state)
+        .layer(http_metrics)
 }
 
-/// Binds `config.listen` and serves until `shutdown` is cancelled.
+/// Binds `config.listen`, starts the prober and serves until `shutdown` is
+/// cancelled; then waits for the prober to stop too.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServerError> {
     // The one registry: the metrics layer and the prober register here too.
     let registry = Registry::new();
-    let state = AppState::with_registry(&config, registry)?;
+    let state = AppState::with_registry(&config, registry.clone())?;
+    let targets = config.probe_targets().map_err(ServerError::Targets)?;
+    let prober = Prober::new(
+        targets,
+        &registry,
+        ProberOptions {
+            max_concurrency: config.probe_concurrency,
+        },
+    )?;
     if !state.business().ingest_enabled() && state.business().declared() > 0 {
         tracing::warn!(
             "event ingest is disabled: no token configured (business.token_file or VIGIL_INGEST_TOKEN); POST /api/v1/events will answer 403"
@@ -175,9 +200,24 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
             addr: config.listen,
             source,
         })?;
-    // Long-running tasks start here, each with `shutdown.child_token()`.
-    tracing::info!(probes = config.probes.len(), "configuration loaded");
-    serve(listener, state, shutdown).await
+    tracing::info!(
+        probes = config.probes.len(),
+        probe_concurrency = config.probe_concurrency,
+        "configuration loaded"
+    );
+    // The prober starts before `serve` marks the exporter ready; its first
+    // probes may reach the listener before it accepts, and simply wait in
+    // the backlog.
+    let probing = shutdown.child_token();
+    let prober = tokio::spawn(prober.run(probing.clone()));
+    let served = serve(listener, state, shutdown).await;
+    // `serve` returns on cancellation, or early on an error: stop the
+    // prober either way.
+    probing.cancel();
+    if let Err(error) = prober.await {
+        tracing::error!(%error, "the prober ended abnormally");
+    }
+    served
 }
 
 /// Serves [`app`] on `listener` until `shutdown` is cancelled, then waits up

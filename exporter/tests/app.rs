@@ -416,3 +416,35 @@ fn config_problems_surface_as_errors() {
         "{result:?}"
     );
 }
+
+#[tokio::test]
+async fn the_exporters_own_routes_are_counted_by_route_template_and_status() -> Result<()> {
+    let state = state()?;
+    for uri in ["/demo/ok", "/demo/ok", "/demo/error", "/no/such/page"] {
+        get(&state, uri).await?;
+    }
+    let text = get(&state, "/metrics").await?.text();
+    for expected in [
+        "http_requests_total{method=\"GET\",route=\"/demo/ok\",status=\"200\"} 2\n",
+        "http_requests_total{method=\"GET\",route=\"/demo/error\",status=\"500\"} 1\n",
+        "http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 1\n",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn one_state_builds_many_routers_on_one_registry() -> Result<()> {
+    let state = state()?;
+    // Each `app` call reuses the state's layer; registering a second layer
+    // in the same registry would fail, so this would error or double count.
+    get(&state, "/healthz").await?;
+    get(&state, "/healthz").await?;
+    let text = get(&state, "/metrics").await?.text();
+    assert!(
+        text.contains("http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 2\n"),
+        "{text}"
+    );
+    Ok(())
+}

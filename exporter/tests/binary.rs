@@ -67,7 +67,17 @@ async fn start_exporter_with(
     stderr: Stdio,
     dir: tempfile::TempDir,
 ) -> Result<Exporter> {
-    let port = free_port();
+    start_exporter_on(free_port(), config, args, stderr, dir).await
+}
+
+/// Starts the exporter on `config`, listening on loopback `port`.
+async fn start_exporter_on(
+    port: u16,
+    config: &Path,
+    args: &[&str],
+    stderr: Stdio,
+    dir: tempfile::TempDir,
+) -> Result<Exporter> {
     let process = ChildGuard::spawn(
         Command::new(cargo_bin("vigil-exporter"))
             .arg("--config")
@@ -139,7 +149,7 @@ fn check_prints_every_problem_with_its_position_and_exits_1() -> Result<()> {
     for expected in [
         format!("{file}:2:42: probes[0].timeout: timeout 1m must not exceed interval 30s"),
         format!("{file}:3:12: probes[1].name: duplicate probe name \"a\""),
-        format!("{file}:3:20: probes[1].url: scheme \"gopher\" is not supported"),
+        format!("{file}:3:20: probes[1].url: has scheme `gopher`, which is not supported"),
     ] {
         assert!(
             stderr.contains(&expected),
@@ -350,6 +360,17 @@ async fn promtool_finds_nothing_to_complain_about_in_metrics() -> Result<()> {
         "{metrics}"
     );
 
+    let said = promtool_check_metrics(&promtool, &metrics)?;
+    assert_eq!(
+        said, "",
+        "promtool check metrics complained about:\n{metrics}"
+    );
+    Ok(())
+}
+
+/// What `promtool check metrics` prints for `metrics`, stdout and stderr
+/// together; fails if it exits non-zero.
+fn promtool_check_metrics(promtool: &Path, metrics: &str) -> Result<String> {
     let mut check = Command::new(promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -367,11 +388,81 @@ async fn promtool_finds_nothing_to_complain_about_in_metrics() -> Result<()> {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(
-        said, "",
-        "promtool check metrics complained about:\n{metrics}"
+    if !output.status.success() {
+        bail!(
+            "promtool check metrics failed ({}): {said}\n{metrics}",
+            output.status
+        );
+    }
+    Ok(said)
+}
+
+/// The value of the one sample whose line starts with `series_prefix`
+/// (metric name and its first labels), if `/metrics` has it.
+fn sample(metrics: &str, series_prefix: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|line| line.starts_with(series_prefix))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_example_probes_show_the_failing_target_down_and_the_healthy_one_up() -> Result<()> {
+    // The example probes its own demo endpoints on 127.0.0.1:9310; point
+    // them at the free port this test listens on instead.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/exporter-demo.yaml");
+    let port = free_port();
+    let yaml =
+        std::fs::read_to_string(&example)?.replace("127.0.0.1:9310", &format!("127.0.0.1:{port}"));
+    let dir = tempfile::tempdir()?;
+    let config = write_config(dir.path(), &yaml)?;
+    let exporter = start_exporter_on(port, &config, &[], Stdio::null(), dir).await?;
+    let client = reqwest::Client::new();
+
+    let up = format!("probe_success{{target=\"demo-ok\",url=\"http://127.0.0.1:{port}/demo/ok\"}}");
+    let down = format!(
+        "probe_success{{target=\"demo-error\",url=\"http://127.0.0.1:{port}/demo/error\"}}"
     );
-    assert!(output.status.success());
+    let probed = format!("probe_http_status_code{{target=\"demo-error\",url=\"http://127.0.0.1:{port}/demo/error\"}}");
+    // Both are probed as soon as the exporter starts; wait (bounded) for
+    // the first results.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut metrics = String::new();
+    while Instant::now() < deadline {
+        metrics = client
+            .get(format!("{}/metrics", exporter.base))
+            .send()
+            .await?
+            .text()
+            .await?;
+        if sample(&metrics, &up) == Some(1.0) && sample(&metrics, &probed) == Some(500.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(sample(&metrics, &up), Some(1.0), "{metrics}");
+    assert_eq!(sample(&metrics, &probed), Some(500.0), "{metrics}");
+    assert_eq!(sample(&metrics, &down), Some(0.0), "{metrics}");
+    let failures = "probe_failures_total{reason=\"expectation\",target=\"demo-error\"";
+    assert!(
+        sample(&metrics, failures).is_some_and(|n| n >= 1.0),
+        "{metrics}"
+    );
+    // The probes' requests are counted by the HTTP metrics layer too.
+    assert!(
+        metrics
+            .contains("http_requests_total{method=\"GET\",route=\"/demo/error\",status=\"500\"}"),
+        "{metrics}"
+    );
+
+    if let Some(promtool) = external_tool("promtool") {
+        let said = promtool_check_metrics(&promtool, &metrics)?;
+        assert_eq!(
+            said, "",
+            "promtool check metrics complained about:\n{metrics}"
+        );
+    }
     Ok(())
 }
 
@@ -484,6 +575,15 @@ async fn prometheus_scrapes_exactly_the_events_that_were_posted() -> Result<()> 
         ("sum(orders_created_total)", 7.0),
         ("orders_created_total{channel=\"app\"}", 3.0),
         ("queue_depth{queue=\"mail\"}", 42.0),
+        // Prometheus' own scrapes of /metrics count too: filter by route.
+        (
+            "http_requests_total{route=\"/demo/ok\",status=\"200\"}",
+            5.0,
+        ),
+        (
+            "http_requests_total{route=\"/demo/error\",status=\"500\"}",
+            2.0,
+        ),
     ];
     for (query, expected) in checks {
         let seen = prometheus.wait_for(&client, query, expected).await?;

@@ -39,7 +39,12 @@ use std::time::Duration;
 use serde_yaml::{Mapping, Value};
 
 use super::matcher::{self, is_valid_label_name, MatchOp, Matcher};
-use super::positions::{index_path, key_path, Location, Positions};
+// Field positions come from the shared index; an entry's position is its
+// key (or, for a list item, its first token).
+pub use vigil_common::yaml_positions::Position as Location;
+use vigil_common::yaml_positions::{
+    child_index as index_path, child_key as key_path, PositionIndex as Positions,
+};
 
 /// Default `global.resolve_timeout`.
 pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
@@ -184,7 +189,7 @@ pub struct NotifyConfig {
 impl NotifyConfig {
     /// Where a field path sits in the file (or its nearest located parent).
     pub fn locate(&self, path: &str) -> Option<Location> {
-        self.positions.locate(path)
+        self.positions.entry(path)
     }
 
     /// A problem at `path`, located, for later stages (receivers) that
@@ -361,7 +366,7 @@ pub fn load_file(path: &Path) -> Result<NotifyConfig, ConfigError> {
 /// Parses and validates a notification config; `file` names it in errors
 /// and anchors relative paths.
 pub fn parse(text: &str, file: &Path) -> Result<NotifyConfig, ConfigError> {
-    let positions = Positions::scan(text);
+    let positions = Positions::build(text);
     let mut walker = Walker {
         file,
         positions: &positions,
@@ -418,53 +423,10 @@ fn resolve_relative(file: &Path, path: &str) -> PathBuf {
         .map_or_else(|| p.to_path_buf(), |dir| dir.join(p))
 }
 
-/// Parses a duration in Prometheus notation (`1d2h30m`, `90s`, `500ms`, `0`).
+/// Parses a duration in Prometheus notation (`1d2h30m`, `90s`, `500ms`, `0`);
+/// the error is the message to report.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    const UNITS: [(&str, u64); 7] = [
-        ("y", 365 * 24 * 3600 * 1000),
-        ("w", 7 * 24 * 3600 * 1000),
-        ("d", 24 * 3600 * 1000),
-        ("h", 3600 * 1000),
-        ("m", 60 * 1000),
-        ("s", 1000),
-        ("ms", 1),
-    ];
-    let expected = || {
-        format!("invalid duration {text:?}; expected a number and unit (ms, s, m, h, d, w, y) in descending order, like 1h30m")
-    };
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if text.is_empty() {
-        return Err("empty duration; expected e.g. 30s or 5m".to_string());
-    }
-    let mut rest = text;
-    let mut next_unit = 0;
-    let mut millis: u64 = 0;
-    while !rest.is_empty() {
-        let digits = rest.chars().take_while(char::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(expected());
-        }
-        let number: u64 = rest[..digits].parse().map_err(|_| expected())?;
-        rest = &rest[digits..];
-        // Longest unit first, so `ms` is not read as `m`.
-        let unit = UNITS
-            .iter()
-            .enumerate()
-            .skip(next_unit)
-            .filter(|(_, (name, _))| rest.starts_with(name))
-            .max_by_key(|(_, (name, _))| name.len())
-            .ok_or_else(expected)?;
-        let (index, (name, factor)) = unit;
-        rest = &rest[name.len()..];
-        next_unit = index + 1;
-        millis = number
-            .checked_mul(*factor)
-            .and_then(|v| millis.checked_add(v))
-            .ok_or_else(|| format!("duration {text:?} is too long"))?;
-    }
-    Ok(Duration::from_millis(millis))
+    vigil_common::duration::parse_duration(text).map_err(|error| error.to_string())
 }
 
 type Document = (
@@ -485,7 +447,7 @@ impl Walker<'_> {
         self.problems.push(Problem {
             severity,
             file: self.file.to_path_buf(),
-            location: self.positions.locate(path),
+            location: self.positions.entry(path),
             path: path.to_string(),
             message: message.into(),
         });
@@ -1021,7 +983,7 @@ impl Walker<'_> {
             email_configs: Vec::new(),
             webhook_configs: Vec::new(),
             console_configs: Vec::new(),
-            location: self.positions.locate(path),
+            location: self.positions.entry(path),
         };
         for (key, value) in self.entries(map, path, &known) {
             let field = key_path(path, &key);
@@ -1051,7 +1013,7 @@ impl Walker<'_> {
                         } else {
                             item.clone()
                         },
-                        location: self.positions.locate(&item_path),
+                        location: self.positions.entry(&item_path),
                         path: item_path,
                     }),
                     other => self.error(

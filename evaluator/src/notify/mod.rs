@@ -58,7 +58,6 @@ pub mod dispatcher;
 pub mod inhibit;
 pub mod matcher;
 pub mod notifier;
-pub mod positions;
 pub mod receivers;
 pub mod route;
 pub mod silence;

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use super::duration::parse_duration;
 use super::template::Template;
-use super::yaml_pos::YamlPositions;
+use vigil_common::duration::parse_duration;
+use vigil_common::yaml_positions::PositionIndex;
 
 /// A YAML scalar read as text, as Go's YAML decoder does for `string`
 /// fields (`severity: 1` is the label value `"1"`).
@@ -183,13 +183,13 @@ pub fn is_valid_label_name(s: &str) -> bool {
 
 struct Checker<'a> {
     file: &'a Path,
-    positions: YamlPositions,
+    positions: PositionIndex,
     problems: Vec<Problem>,
 }
 
 impl Checker<'_> {
     fn report(&mut self, field: &str, message: impl Into<String>) {
-        let pos = self.positions.nearest(field);
+        let pos = self.positions.value(field);
         self.problems.push(Problem {
             file: self.file.to_path_buf(),
             line: pos.map(|p| p.line),
@@ -204,7 +204,14 @@ impl Checker<'_> {
         match parse_duration(&v.0) {
             Ok(d) => Some(d),
             Err(e) => {
-                self.report(field, e.to_string());
+                self.report(
+                    field,
+                    format!(
+                        "not a valid duration string {:?}: {}",
+                        e.input(),
+                        e.reason()
+                    ),
+                );
                 None
             }
         }
@@ -379,7 +386,7 @@ pub fn parse_rule_file(file: &Path, src: &str) -> Result<Vec<GroupSpec>, RuleFil
     };
     let mut checker = Checker {
         file,
-        positions: YamlPositions::collect(src),
+        positions: PositionIndex::build(src),
         problems: Vec::new(),
     };
     let mut seen = HashSet::new();

@@ -2,7 +2,6 @@
 //! used in labels and annotations, recording rules, and rule-group
 //! evaluation against any [`engine::QueryEngine`].
 
-pub mod duration;
 pub mod engine;
 pub mod fake;
 pub mod file;
@@ -11,4 +10,3 @@ pub mod recording;
 pub mod scheduler;
 pub mod template;
 pub mod unit_test;
-pub mod yaml_pos;

@@ -466,82 +466,11 @@ fn address_problem(address: &str) -> Option<String> {
     None
 }
 
-/// A malformed duration.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {input:?}: expected a Prometheus duration like 30s, 1m30s, 2h or 500ms")]
-pub struct DurationError {
-    pub input: String,
-}
-
-/// Parses Prometheus duration notation: one or more `<number><unit>` with
-/// units y, w, d, h, m, s, ms in that order (y = 365d), or `0`.
-pub fn parse_prometheus_duration(input: &str) -> Result<Duration, DurationError> {
-    let fail = || DurationError {
-        input: input.to_string(),
-    };
-    if input == "0" {
-        return Ok(Duration::ZERO);
-    }
-    const UNITS: [(&str, u64); 7] = [
-        ("y", 365 * 86_400_000),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ];
-    let mut rest = input;
-    let mut total_ms: u64 = 0;
-    let mut next_unit = 0;
-    if rest.is_empty() {
-        return Err(fail());
-    }
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(fail());
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| fail())?;
-        rest = &rest[digits..];
-        let letters = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let unit = &rest[..letters];
-        rest = &rest[letters..];
-        let index = UNITS[next_unit..]
-            .iter()
-            .position(|(u, _)| *u == unit)
-            .map(|p| p + next_unit)
-            .ok_or_else(fail)?;
-        next_unit = index + 1;
-        total_ms = n
-            .checked_mul(UNITS[index].1)
-            .and_then(|v| total_ms.checked_add(v))
-            .ok_or_else(fail)?;
-    }
-    Ok(Duration::from_millis(total_ms))
-}
-
-/// Formats a duration back into Prometheus notation (for messages).
-pub fn format_duration(d: Duration) -> String {
-    let mut ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    if ms == 0 {
-        return "0s".into();
-    }
-    let mut out = String::new();
-    for (unit, size) in [
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ] {
-        if ms >= size {
-            out.push_str(&format!("{}{unit}", ms / size));
-            ms %= size;
-        }
-    }
-    out
-}
+// Durations are parsed and formatted by the shared crate, under the names
+// this module has always exported.
+pub use vigil_common::duration::{
+    format_duration, parse_duration as parse_prometheus_duration, DurationError,
+};
 
 fn parse_byte_size(text: &str) -> Result<u64, String> {
     let fail = || {

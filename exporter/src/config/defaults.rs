@@ -13,7 +13,9 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default `probes[].method`.
 pub const PROBE_METHOD: &str = "GET";
 /// Default `probes[].expect`: any non-error status.
-pub const PROBE_EXPECT: &str = "status >= 200 && status < 400";
+pub const PROBE_EXPECT: &str = crate::probe::Expectation::DEFAULT_SOURCE;
+/// Default `probe_concurrency`: most probes in flight at once.
+pub const PROBE_CONCURRENCY: usize = crate::probe::DEFAULT_MAX_CONCURRENCY;
 /// Default `probes[].follow_redirects`.
 pub const FOLLOW_REDIRECTS: bool = true;
 /// Default `probes[].tls_verify`.

@@ -9,12 +9,11 @@
 //! 3. the result is a [`Config`]: plain, validated data that the server, the
 //!    business counters and the prober consume without further checks.
 //!
-//! Every problem carries the file, line and column (from [`positions`]), the
+//! Every problem carries the file, line and column (from
+//! [`vigil_common::yaml_positions`]), the
 //! field path (`probes[1].timeout`) and what was expected.
 
 pub mod defaults;
-pub mod duration;
-pub mod positions;
 mod raw;
 mod validate;
 
@@ -27,8 +26,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use duration::{format_duration, parse_duration, DurationError};
-pub use positions::Position;
+pub use vigil_common::duration::{format_duration, parse_duration, DurationError};
+pub use vigil_common::yaml_positions::Position;
+
+use crate::probe::{validate_targets, Expectation, ProbeTarget, TargetError};
 
 /// Environment variable holding the ingest token when `business.token_file`
 /// is not set.
@@ -43,6 +44,8 @@ pub struct Config {
     pub demo: bool,
     /// URLs to probe, in file order; names are unique.
     pub probes: Vec<ProbeConfig>,
+    /// Most probes in flight at once (`probe_concurrency`, default 64).
+    pub probe_concurrency: usize,
     /// Counters and gauges fed through `POST /api/v1/events`.
     pub business: BusinessConfig,
 }
@@ -54,6 +57,7 @@ impl Default for Config {
             listen: defaults::listen(),
             demo: false,
             probes: Vec::new(),
+            probe_concurrency: defaults::PROBE_CONCURRENCY,
             business: BusinessConfig::default(),
         }
     }
@@ -80,14 +84,52 @@ pub struct ProbeConfig {
     pub follow_redirects: bool,
     /// Verify the server's TLS certificate (default true).
     pub tls_verify: bool,
-    /// evalexpr expression over [`EXPECT_VARIABLES`] deciding success;
-    /// syntactically valid (default `status >= 200 && status < 400`).
-    pub expect: String,
+    /// The compiled `expect` expression deciding success (default
+    /// [`Expectation::default`]: `status >= 200 && status < 400`).
+    pub expect: Expectation,
 }
 
-/// Variables a probe's `expect` expression may read.
-pub const EXPECT_VARIABLES: [&str; 5] =
-    ["status", "latency_ms", "body", "headers", "cert_days_left"];
+impl ProbeConfig {
+    /// The prober's form of this probe, field for field. A validated config
+    /// always converts; the error is there for hand-built values.
+    pub fn to_target(&self) -> Result<ProbeTarget, TargetError> {
+        let mut target = ProbeTarget::new(self.name.clone(), &self.url)?;
+        target.method = self.method.clone();
+        target.headers = self
+            .headers
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        target.body = (!self.body.is_empty()).then(|| self.body.clone());
+        target.interval = self.interval;
+        target.timeout = self.timeout;
+        target.follow_redirects = self.follow_redirects;
+        target.tls_verify = self.tls_verify;
+        target.expect = self.expect.clone();
+        Ok(target)
+    }
+}
+
+impl Config {
+    /// Every probe as a [`ProbeTarget`], in file order, with every problem
+    /// the prober's own checks find ([`validate_targets`]).
+    pub fn probe_targets(&self) -> Result<Vec<ProbeTarget>, Vec<TargetError>> {
+        let mut targets = Vec::new();
+        let mut problems = Vec::new();
+        for probe in &self.probes {
+            match probe.to_target() {
+                Ok(target) => targets.push(target),
+                Err(error) => problems.push(error),
+            }
+        }
+        problems.extend(validate_targets(&targets));
+        if problems.is_empty() {
+            Ok(targets)
+        } else {
+            Err(problems)
+        }
+    }
+}
 
 /// The `business` section.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,12 +9,13 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(expecting = "a mapping with keys listen, demo, probes, business")]
+#[serde(expecting = "a mapping with keys listen, demo, probes, probe_concurrency, business")]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub listen: Option<Checked<String>>,
     pub demo: Option<Checked<bool>>,
     pub probes: Option<Checked<Vec<Checked<RawProbe>>>>,
+    pub probe_concurrency: Option<Checked<i64>>,
     pub business: Option<Checked<RawBusiness>>,
 }
 

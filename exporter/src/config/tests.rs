@@ -41,12 +41,12 @@ fn each_bad_config_reports_file_line_column_field_and_expectation() {
         Case {
             yaml: "probes:\n  - name: shop\n    url: http://x/\n    interval: 5sec\n",
             at: "conf/exporter.yaml:4:15: probes[0].interval",
-            says: "\"5sec\" is not a duration: unknown unit \"sec\"",
+            says: "invalid duration \"5sec\": unknown unit \"sec\"",
         },
         Case {
             yaml: "probes:\n  - name: shop\n    url: http://x/\n    timeout: 30\n",
             at: "conf/exporter.yaml:4:14: probes[0].timeout",
-            says: "\"30\" is not a duration: expected <number><unit> terms",
+            says: "invalid duration \"30\": expected <number><unit> terms",
         },
         Case {
             yaml: "probes:\n  - name: shop\n    url: http://x/\n    interval: 5s\n    timeout: 10s\n",
@@ -61,12 +61,12 @@ fn each_bad_config_reports_file_line_column_field_and_expectation() {
         Case {
             yaml: "probes:\n  - name: shop\n    url: ftp://shop.example/\n",
             at: "conf/exporter.yaml:3:10: probes[0].url",
-            says: "scheme \"ftp\" is not supported; expected an absolute http:// or https:// URL",
+            says: "has scheme `ftp`, which is not supported; only http:// and https:// URLs can be probed",
         },
         Case {
             yaml: "probes:\n  - name: shop\n    url: shop.example/healthz\n",
             at: "conf/exporter.yaml:3:10: probes[0].url",
-            says: "\"shop.example/healthz\" is not a valid URL (relative URL without a base)",
+            says: "has value `shop.example/healthz`, which is not a valid URL (relative URL without a base)",
         },
         Case {
             yaml: "probes:\n  - name: shop\n",
@@ -81,7 +81,7 @@ fn each_bad_config_reports_file_line_column_field_and_expectation() {
         Case {
             yaml: "probes:\n  - name: shop\n    url: http://x/\n    headers: {\"Bad Header\": x}\n",
             at: "conf/exporter.yaml:4:15: probes[0].headers.Bad Header",
-            says: "\"Bad Header\" is not a valid HTTP header name",
+            says: "has invalid header name `Bad Header`; names are letters, digits and `-`",
         },
         Case {
             yaml: "probes:\n  - name: shop\n    url: http://x/\n    headers:\n      Accept: a\n      accept: b\n",
@@ -96,12 +96,37 @@ fn each_bad_config_reports_file_line_column_field_and_expectation() {
         Case {
             yaml: "probes:\n  - name: shop\n    url: http://x/\n    expect: 'status == (200'\n",
             at: "conf/exporter.yaml:4:13: probes[0].expect",
-            says: "\"status == (200\" is not a valid expression",
+            says: "the expectation `status == (200` is not a valid expression",
         },
         Case {
             yaml: "probes:\n  - name: shop\n    url: http://x/\n    expect: 'code == 200'\n",
             at: "conf/exporter.yaml:4:13: probes[0].expect",
-            says: "unknown variable(s) code in \"code == 200\"; expect may read status, latency_ms",
+            says: "the expectation `code == 200` uses unknown variable `code`; available variables: status (int), latency_ms",
+        },
+        Case {
+            yaml: "probes:\n  - name: shop\n    url: http://x/\n    expect: 'status == 200 && header_value(\"x\") == \"y\"'\n",
+            at: "conf/exporter.yaml:4:13: probes[0].expect",
+            says: "calls unknown function `header_value`",
+        },
+        Case {
+            yaml: "probes:\n  - name: shop\n    url: http://x/\n    expect: 'status + 1'\n",
+            at: "conf/exporter.yaml:4:13: probes[0].expect",
+            says: "must produce true or false but produced",
+        },
+        Case {
+            yaml: "probes:\n  - name: shop\n    url: http://x/\n    headers: {Accept: \"a\\nb\"}\n",
+            at: "conf/exporter.yaml:4:23: probes[0].headers.Accept",
+            says: "has an invalid value for `Accept`",
+        },
+        Case {
+            yaml: "probes:\n  - name: ' '\n    url: http://x/\n",
+            at: "conf/exporter.yaml:2:11: probes[0].name",
+            says: "is empty; give every probe a short unique name",
+        },
+        Case {
+            yaml: "probe_concurrency: 0\n",
+            at: "conf/exporter.yaml:1:20: probe_concurrency",
+            says: "0 is too small; expected a whole number of at least 1 (default 64)",
         },
         Case {
             yaml: "probes:\n  - {name: shop, url: 'http://a/'}\n  - {name: shop, url: 'http://b/'}\n",
@@ -285,13 +310,13 @@ fn minimal_probe_gets_every_default() {
             timeout: defaults::PROBE_TIMEOUT,
             follow_redirects: true,
             tls_verify: true,
-            expect: defaults::PROBE_EXPECT.into(),
+            expect: crate::probe::Expectation::default(),
         })
     );
 }
 
 #[test]
-fn full_config_parses_every_field() {
+fn full_config_parses_every_field() -> Result<(), String> {
     let dir = tempfile::tempdir().ok();
     let dir = dir
         .as_ref()
@@ -313,6 +338,7 @@ probes:
     follow_redirects: false
     tls_verify: false
     expect: 'status == 200 && latency_ms < 800'
+probe_concurrency: 8
 business:
   token_file: secrets/token
   max_label_sets: 50
@@ -337,8 +363,10 @@ business:
             timeout: Duration::from_millis(1500),
             follow_redirects: false,
             tls_verify: false,
-            expect: "status == 200 && latency_ms < 800".into(),
+            expect: crate::probe::Expectation::compile("status == 200 && latency_ms < 800")
+                .map_err(|e| e.to_string())?,
         }],
+        probe_concurrency: 8,
         business: BusinessConfig {
             token: IngestToken::new("s3cret"),
             max_label_sets: 50,
@@ -355,6 +383,7 @@ business:
         },
     };
     assert_eq!(config.map_err(|e| e.to_string()), Ok(expected));
+    Ok(())
 }
 
 #[test]
@@ -392,6 +421,7 @@ fn shipped_reference_example_is_valid_and_states_the_defaults() {
             c.listen,
             probe.interval,
             probe.timeout,
+            c.probe_concurrency,
             c.business.max_label_sets,
         )
     });
@@ -401,7 +431,48 @@ fn shipped_reference_example_is_valid_and_states_the_defaults() {
             defaults::listen(),
             defaults::PROBE_INTERVAL,
             defaults::PROBE_TIMEOUT,
+            defaults::PROBE_CONCURRENCY,
             defaults::MAX_LABEL_SETS
         ))
     );
+}
+
+#[test]
+fn probe_config_converts_to_a_probe_target_field_for_field() -> Result<(), String> {
+    let yaml = "probes:\n  - name: shop\n    url: https://shop.example/healthz\n    method: post\n    headers: {Accept: application/json, X-Trace: '1'}\n    body: ping\n    interval: 1m\n    timeout: 2s\n    follow_redirects: false\n    tls_verify: false\n    expect: 'status == 204'\n";
+    let config = Config::parse(yaml, Path::new(FILE), None).map_err(|e| e.to_string())?;
+    let targets = config.probe_targets().map_err(|e| format!("{e:?}"))?;
+    let [target] = targets.as_slice() else {
+        return Err(format!("expected one target, got {targets:?}"));
+    };
+    assert_eq!(target.name, "shop");
+    assert_eq!(target.url.as_str(), "https://shop.example/healthz");
+    assert_eq!(target.method, http::Method::POST);
+    assert_eq!(
+        target.headers,
+        [
+            ("Accept".to_owned(), "application/json".to_owned()),
+            ("X-Trace".to_owned(), "1".to_owned())
+        ]
+    );
+    assert_eq!(target.body.as_deref(), Some("ping"));
+    assert_eq!(
+        (target.interval, target.timeout),
+        (Duration::from_secs(60), Duration::from_secs(2))
+    );
+    assert!(!target.follow_redirects && !target.tls_verify);
+    assert_eq!(target.expect.source(), "status == 204");
+    assert!(!target.expect.is_default());
+    Ok(())
+}
+
+#[test]
+fn probe_without_expect_or_body_gets_the_prober_defaults() -> Result<(), String> {
+    let config = Config::parse(PROBE, Path::new(FILE), None).map_err(|e| e.to_string())?;
+    let targets = config.probe_targets().map_err(|e| format!("{e:?}"))?;
+    let target = targets.first().ok_or("no target")?;
+    assert!(target.expect.is_default(), "{:?}", target.expect);
+    assert_eq!(target.body, None);
+    assert_eq!(config.probe_concurrency, defaults::PROBE_CONCURRENCY);
+    Ok(())
 }

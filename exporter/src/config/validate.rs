@@ -6,13 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
-use super::duration::{format_duration, parse_duration};
-use super::positions::{child_index, child_key, PositionIndex};
 use super::raw::{check, unknown_field, Checked, RawBusiness, RawConfig, RawMetric, RawProbe};
-use super::{
-    defaults, BusinessConfig, Config, IngestToken, MetricConfig, ProbeConfig, Problem,
-    EXPECT_VARIABLES,
-};
+use super::{defaults, BusinessConfig, Config, IngestToken, MetricConfig, ProbeConfig, Problem};
+use crate::probe::{Expectation, ProbeTarget, TargetError};
+use vigil_common::duration::{format_duration, parse_duration};
+use vigil_common::yaml_positions::{child_index, child_key, PositionIndex};
 
 /// Methods a probe may use.
 const PROBE_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -155,11 +153,26 @@ impl Validator<'_> {
         });
         let demo = self.take(raw.demo, "demo").unwrap_or(false);
         let probes = self.probes(raw.probes);
+        let probe_concurrency = match self.take(raw.probe_concurrency, "probe_concurrency") {
+            None => defaults::PROBE_CONCURRENCY,
+            Some(n) if n >= 1 => usize::try_from(n).unwrap_or(usize::MAX),
+            Some(n) => {
+                self.problem(
+                    "probe_concurrency",
+                    format!(
+                        "{n} is too small; expected a whole number of at least 1 (default {})",
+                        defaults::PROBE_CONCURRENCY
+                    ),
+                );
+                defaults::PROBE_CONCURRENCY
+            }
+        };
         let business = self.business(raw.business, env_token);
         Some(Config {
             listen: listen.unwrap_or_else(defaults::listen),
             demo,
             probes,
+            probe_concurrency,
             business,
         })
     }
@@ -191,30 +204,21 @@ impl Validator<'_> {
 
     fn probe(&mut self, raw: RawProbe, path: &str) -> Option<ProbeConfig> {
         let field = |name: &str| child_key(path, name);
-        let name = match raw.name {
-            Some(name) if name.trim().is_empty() => {
-                self.problem(&field("name"), "probe name is empty; give every probe a unique name (it becomes the `target` label)");
-                None
-            }
-            Some(name) => Some(name),
-            None => {
-                self.problem(
-                    &field("name"),
-                    "missing; every probe needs a unique name (it becomes the `target` label)",
-                );
-                None
-            }
-        };
-        let url = match raw.url {
-            Some(url) => self.url(&url, &field("url")),
-            None => {
-                self.problem(
-                    &field("url"),
-                    "missing; expected the http:// or https:// URL to probe",
-                );
-                None
-            }
-        };
+        // An empty name is the prober's check (below); a missing one is ours.
+        let name = raw.name.or_else(|| {
+            self.problem(
+                &field("name"),
+                "missing; every probe needs a unique name (it becomes the `target` label)",
+            );
+            None
+        });
+        let url = raw.url.or_else(|| {
+            self.problem(
+                &field("url"),
+                "missing; expected the http:// or https:// URL to probe",
+            );
+            None
+        });
         let method_text = raw
             .method
             .unwrap_or_else(|| defaults::PROBE_METHOD.to_owned());
@@ -229,13 +233,12 @@ impl Validator<'_> {
             self.problem(&field("method"), message);
             None
         };
-        let headers = self.headers(raw.headers.unwrap_or_default(), &field("headers"));
-        let interval =
-            self.positive_duration(raw.interval, defaults::PROBE_INTERVAL, &field("interval"));
-        let timeout =
-            self.positive_duration(raw.timeout, defaults::PROBE_TIMEOUT, &field("timeout"));
+        let headers = raw.headers.unwrap_or_default();
+        let headers_unique = self.headers_unique(&headers, &field("headers"));
+        let interval = self.duration(raw.interval, defaults::PROBE_INTERVAL, &field("interval"));
+        let timeout = self.duration(raw.timeout, defaults::PROBE_TIMEOUT, &field("timeout"));
         if let (Some(interval), Some(timeout)) = (interval, timeout) {
-            if timeout > interval {
+            if timeout > interval && !interval.is_zero() {
                 let message = format!(
                     "timeout {} must not exceed interval {}; lower the timeout or raise the interval",
                     format_duration(timeout),
@@ -244,81 +247,98 @@ impl Validator<'_> {
                 self.problem(&field("timeout"), message);
             }
         }
-        let expect = raw
-            .expect
-            .unwrap_or_else(|| defaults::PROBE_EXPECT.to_owned());
-        let expect_ok = self.expect(&expect, &field("expect"));
-        Some(ProbeConfig {
+        // The probe module owns the expectation language: compiling here is
+        // the one check, and the compiled form is what the prober runs.
+        let expect = match raw.expect {
+            None => Some(Expectation::default()),
+            Some(source) => Expectation::compile(&source)
+                .map_err(|error| self.problem(&field("expect"), error.to_string()))
+                .ok(),
+        };
+        let candidate = Candidate {
+            name: name.as_deref(),
+            url: url.as_deref(),
+            headers: &headers,
+            interval,
+            timeout,
+        };
+        let target_ok = self.target_checks(&candidate, path);
+        let probe = ProbeConfig {
             name: name?,
             url: url?,
             method: method?,
-            headers: headers?,
+            headers: (headers_unique && target_ok).then_some(headers)?,
             body: raw.body.unwrap_or_default(),
             interval: interval?,
             timeout: timeout?,
             follow_redirects: raw.follow_redirects.unwrap_or(defaults::FOLLOW_REDIRECTS),
             tls_verify: raw.tls_verify.unwrap_or(defaults::TLS_VERIFY),
-            expect: expect_ok.then_some(expect)?,
-        })
+            expect: expect?,
+        };
+        Some(probe)
     }
 
-    fn url(&mut self, url: &str, field: &str) -> Option<String> {
-        let expected =
-            "expected an absolute http:// or https:// URL such as https://shop.example/healthz";
-        match reqwest::Url::parse(url) {
+    /// Runs the prober's own checks ([`ProbeTarget::new`] and
+    /// [`ProbeTarget::validate`]) on what parsed, reporting each problem at
+    /// its field; returns whether there were none. Missing or unparsable
+    /// fields were reported already and are replaced by placeholders, so
+    /// that they do not hide the other problems.
+    fn target_checks(&mut self, candidate: &Candidate<'_>, path: &str) -> bool {
+        let name = candidate.name.unwrap_or("(unnamed)");
+        let url = candidate.url.unwrap_or("http://placeholder.invalid/");
+        let mut target = match ProbeTarget::new(name, url) {
+            Ok(target) => target,
             Err(error) => {
-                self.problem(
-                    field,
-                    format!("{url:?} is not a valid URL ({error}); {expected}"),
-                );
-                None
+                self.target_problem(&error, path);
+                return false;
             }
-            Ok(parsed) if !matches!(parsed.scheme(), "http" | "https") => {
-                self.problem(
-                    field,
-                    format!("scheme {:?} is not supported; {expected}", parsed.scheme()),
-                );
-                None
+        };
+        target.headers = candidate
+            .headers
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        target.interval = candidate.interval.unwrap_or(defaults::PROBE_INTERVAL);
+        target.timeout = candidate.timeout.unwrap_or(defaults::PROBE_TIMEOUT);
+        let problems = target.validate();
+        for error in &problems {
+            self.target_problem(error, path);
+        }
+        problems.is_empty()
+    }
+
+    /// Reports a [`TargetError`] of the probe at `path` at its field: a bad
+    /// header name at the key, everything else at the value.
+    fn target_problem(&mut self, error: &TargetError, path: &str) {
+        let field = child_key(path, error.field());
+        match error {
+            TargetError::InvalidHeaderName { name, .. } => {
+                self.key_problem(&child_key(&field, name), error.reason());
             }
-            Ok(parsed) if parsed.host_str().is_none_or(str::is_empty) => {
-                self.problem(field, format!("{url:?} has no host; {expected}"));
-                None
+            TargetError::InvalidHeaderValue { name, .. } => {
+                self.problem(&child_key(&field, name), error.reason());
             }
-            Ok(_) => Some(url.to_owned()),
+            _ => self.problem(&field, error.reason()),
         }
     }
 
-    fn headers(
-        &mut self,
-        headers: BTreeMap<String, String>,
-        field: &str,
-    ) -> Option<BTreeMap<String, String>> {
+    /// Header names are case-insensitive: `Accept` and `accept` would
+    /// silently send the header twice. Returns whether all are distinct.
+    fn headers_unique(&mut self, headers: &BTreeMap<String, String>, field: &str) -> bool {
         let mut ok = true;
         let mut seen: HashMap<String, &str> = HashMap::new();
-        for (name, value) in &headers {
-            let path = child_key(field, name);
-            // Header names are case-insensitive: `Accept` and `accept` would
-            // silently send the header twice.
+        for name in headers.keys() {
             if let Some(first) = seen.insert(name.to_ascii_lowercase(), name) {
-                self.key_problem(&path, format!("header {name:?} is also given as {first:?}; header names are case-insensitive, keep one"));
-                ok = false;
-            } else if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                self.key_problem(
-                    &path,
-                    format!(
-                        "{name:?} is not a valid HTTP header name; expected letters, digits and -"
-                    ),
-                );
-                ok = false;
-            } else if http::HeaderValue::from_str(value).is_err() {
-                self.problem(&path, "header value contains characters HTTP does not allow (control characters or non-ASCII)");
+                self.key_problem(&child_key(field, name), format!("header {name:?} is also given as {first:?}; header names are case-insensitive, keep one"));
                 ok = false;
             }
         }
-        ok.then_some(headers)
+        ok
     }
 
-    fn positive_duration(
+    /// Parses a duration (zero is allowed here; the prober's checks reject
+    /// a zero interval or timeout).
+    fn duration(
         &mut self,
         text: Option<String>,
         default: Duration,
@@ -327,57 +347,9 @@ impl Validator<'_> {
         let Some(text) = text else {
             return Some(default);
         };
-        match parse_duration(&text) {
-            Ok(Duration::ZERO) => {
-                self.problem(field, "must be greater than 0, e.g. 30s");
-                None
-            }
-            Ok(duration) => Some(duration),
-            Err(error) => {
-                self.problem(field, error.to_string());
-                None
-            }
-        }
-    }
-
-    /// Checks the syntax of an `expect` expression and the variables it
-    /// reads; returns whether it is valid.
-    fn expect(&mut self, expression: &str, field: &str) -> bool {
-        if expression.trim().is_empty() {
-            self.problem(
-                field,
-                format!(
-                    "empty expression; expected e.g. {:?}",
-                    defaults::PROBE_EXPECT
-                ),
-            );
-            return false;
-        }
-        match evalexpr::build_operator_tree(expression) {
-            Err(error) => {
-                self.problem(
-                    field,
-                    format!("{expression:?} is not a valid expression: {error}"),
-                );
-                false
-            }
-            Ok(tree) => {
-                let unknown: Vec<&str> = tree
-                    .iter_read_variable_identifiers()
-                    .filter(|name| !EXPECT_VARIABLES.contains(name))
-                    .collect();
-                if unknown.is_empty() {
-                    return true;
-                }
-                let message = format!(
-                    "unknown variable(s) {} in {expression:?}; expect may read {}",
-                    unknown.join(", "),
-                    EXPECT_VARIABLES.join(", ")
-                );
-                self.problem(field, message);
-                false
-            }
-        }
+        parse_duration(&text)
+            .map_err(|error| self.problem(field, error.to_string()))
+            .ok()
     }
 
     fn business(
@@ -574,6 +546,16 @@ impl Validator<'_> {
         }
         ok.then_some(labels)
     }
+}
+
+/// The fields of one probe that the prober's checks look at, as far as they
+/// parsed.
+struct Candidate<'a> {
+    name: Option<&'a str>,
+    url: Option<&'a str>,
+    headers: &'a BTreeMap<String, String>,
+    interval: Option<Duration>,
+    timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,7 +24,8 @@
 //! A target is first probed as soon as the exporter starts, then every
 //! `interval`. A probe that runs longer than `interval` is never overlapped
 //! by the next one of the same target: the next starts right after it ends.
-//! At most `max_concurrency` probes (default 64) run at once.
+//! At most `max_concurrency` probes (default 64; `probe_concurrency` in
+//! `exporter.yaml`) run at once.
 //!
 //! # Expectations (`expect`)
 //!

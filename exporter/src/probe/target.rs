@@ -41,17 +41,17 @@ pub struct ProbeTarget {
 }
 
 /// A problem with one target, found by [`ProbeTarget::new`] or
-/// [`ProbeTarget::validate`]. Each names the target and the field.
-#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+/// [`ProbeTarget::validate`]. Each names the target and the field; the
+/// config loader uses [`TargetError::field`] and [`TargetError::reason`] to
+/// report it at the field's line in `exporter.yaml`.
+#[derive(Debug, Clone, PartialEq)]
 pub enum TargetError {
     /// `name` is empty.
-    #[error("probe with url `{url}`: field `name` is empty; give every probe a short unique name, it becomes the `target` label")]
     EmptyName {
         /// The target's URL, to find it in the file.
         url: String,
     },
     /// `url` does not parse.
-    #[error("probe `{target}`: field `url` value `{url}` is not a valid URL ({reason}); write an absolute URL such as https://shop.example/healthz")]
     InvalidUrl {
         /// Target name.
         target: String,
@@ -61,9 +61,6 @@ pub enum TargetError {
         reason: String,
     },
     /// `url` is not http or https.
-    #[error(
-        "probe `{target}`: field `url` has scheme `{scheme}`; only http and https can be probed"
-    )]
     UnsupportedScheme {
         /// Target name.
         target: String,
@@ -71,19 +68,16 @@ pub enum TargetError {
         scheme: String,
     },
     /// `interval` is zero.
-    #[error("probe `{target}`: field `interval` must be greater than 0s, e.g. 30s")]
     ZeroInterval {
         /// Target name.
         target: String,
     },
     /// `timeout` is zero.
-    #[error("probe `{target}`: field `timeout` must be greater than 0s, e.g. 5s")]
     ZeroTimeout {
         /// Target name.
         target: String,
     },
     /// A header name is not a valid HTTP header name.
-    #[error("probe `{target}`: field `headers` has invalid header name `{name}`; names are letters, digits and `-`")]
     InvalidHeaderName {
         /// Target name.
         target: String,
@@ -91,7 +85,6 @@ pub enum TargetError {
         name: String,
     },
     /// A header value contains characters HTTP does not allow (e.g. a newline).
-    #[error("probe `{target}`: field `headers` has an invalid value for `{name}`; values must be visible ASCII without line breaks")]
     InvalidHeaderValue {
         /// Target name.
         target: String,
@@ -99,7 +92,6 @@ pub enum TargetError {
         name: String,
     },
     /// Two targets share name and URL, so their metrics would collide.
-    #[error("probe `{target}` with url `{url}` is configured twice; the pair (name, url) must be unique because it labels the metrics")]
     Duplicate {
         /// Target name.
         target: String,
@@ -107,6 +99,77 @@ pub enum TargetError {
         url: String,
     },
 }
+
+impl TargetError {
+    /// The `probes[]` field the problem is in: `name`, `url`, `interval`,
+    /// `timeout` or `headers`.
+    pub fn field(&self) -> &'static str {
+        match self {
+            TargetError::EmptyName { .. } | TargetError::Duplicate { .. } => "name",
+            TargetError::InvalidUrl { .. } | TargetError::UnsupportedScheme { .. } => "url",
+            TargetError::ZeroInterval { .. } => "interval",
+            TargetError::ZeroTimeout { .. } => "timeout",
+            TargetError::InvalidHeaderName { .. } | TargetError::InvalidHeaderValue { .. } => {
+                "headers"
+            }
+        }
+    }
+
+    /// The header a header problem is about.
+    pub fn header(&self) -> Option<&str> {
+        match self {
+            TargetError::InvalidHeaderName { name, .. }
+            | TargetError::InvalidHeaderValue { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
+    /// What is wrong and what to write instead, without naming the target
+    /// or the field (the config loader reports those as a position).
+    pub fn reason(&self) -> String {
+        match self {
+            TargetError::EmptyName { .. } => {
+                "is empty; give every probe a short unique name, it becomes the `target` label"
+                    .to_owned()
+            }
+            TargetError::InvalidUrl { url, reason, .. } => format!(
+                "has value `{url}`, which is not a valid URL ({reason}); write an absolute http:// or https:// URL such as https://shop.example/healthz"
+            ),
+            TargetError::UnsupportedScheme { scheme, .. } => format!(
+                "has scheme `{scheme}`, which is not supported; only http:// and https:// URLs can be probed"
+            ),
+            TargetError::ZeroInterval { .. } => "must be greater than 0s, e.g. 30s".to_owned(),
+            TargetError::ZeroTimeout { .. } => "must be greater than 0s, e.g. 5s".to_owned(),
+            TargetError::InvalidHeaderName { name, .. } => format!(
+                "has invalid header name `{name}`; names are letters, digits and `-`"
+            ),
+            TargetError::InvalidHeaderValue { name, .. } => format!(
+                "has an invalid value for `{name}`; values must be visible ASCII without line breaks"
+            ),
+            TargetError::Duplicate { url, .. } => format!(
+                "is configured twice with url `{url}`; the pair (name, url) must be unique because it labels the metrics"
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for TargetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetError::EmptyName { url } => write!(f, "probe with url `{url}`")?,
+            TargetError::InvalidUrl { target, .. }
+            | TargetError::UnsupportedScheme { target, .. }
+            | TargetError::ZeroInterval { target }
+            | TargetError::ZeroTimeout { target }
+            | TargetError::InvalidHeaderName { target, .. }
+            | TargetError::InvalidHeaderValue { target, .. }
+            | TargetError::Duplicate { target, .. } => write!(f, "probe `{target}`")?,
+        }
+        write!(f, ": field `{}` {}", self.field(), self.reason())
+    }
+}
+
+impl std::error::Error for TargetError {}
 
 impl ProbeTarget {
     /// A target with every optional field at its default.

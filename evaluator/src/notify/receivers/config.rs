@@ -350,42 +350,10 @@ fn resolve_secret(
     }
 }
 
-/// Parses a Prometheus duration (`500ms`, `10s`, `1m30s`, `2h`, `1d`).
+/// Parses a Prometheus duration (`500ms`, `10s`, `1m30s`, `2h`, `1d`),
+/// ignoring surrounding blanks; `None` when it is not one.
 pub fn parse_duration(value: &str) -> Option<Duration> {
-    let mut rest = value.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    if rest == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut total = Duration::ZERO;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return None;
-        }
-        let number: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let millis = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 604_800_000,
-            "y" => 31_536_000_000,
-            _ => return None,
-        };
-        total += Duration::from_millis(number.checked_mul(millis)?);
-        rest = &rest[unit_len..];
-    }
-    Some(total)
+    vigil_common::duration::parse_duration(value.trim()).ok()
 }
 
 fn parse_timeout(value: Option<&str>, p: &mut Problems<'_>) -> Duration {

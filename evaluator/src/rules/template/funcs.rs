@@ -10,7 +10,7 @@ use std::rc::Rc;
 use super::gofmt;
 use super::humanize;
 use super::value::{TemplateSample, Value};
-use crate::rules::duration::parse_duration;
+use vigil_common::duration::parse_duration;
 
 /// Everything a function may need besides its arguments.
 pub struct FuncEnv<'a> {

@@ -1,26 +1,60 @@
 //! Durations in Prometheus notation (`1d2h30m`, `500ms`, `15s`), so that
-//! `exporter.yaml` reads like the Prometheus configs its users already write.
+//! every Vigil config reads like the Prometheus configs its users already
+//! write.
 //!
 //! The grammar is Prometheus' own: one or more `<integer><unit>` terms with
 //! units `y`, `w`, `d`, `h`, `m`, `s`, `ms`, each unit at most once and in
 //! that order (largest first); a bare `0` means zero. A year is 365 days.
+//! Nothing else is accepted: no spaces, signs, fractions or bare numbers.
 
 use std::fmt;
 use std::time::Duration;
 
-/// Why a duration string was rejected.
+/// Why a duration string was rejected. The message quotes the input, says
+/// what is wrong and how to write it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {
+    /// The string is empty.
     #[error("empty duration; write a number with a unit, e.g. 30s")]
     Empty,
-    #[error("{0:?} is not a duration: expected <number><unit> terms such as 30s, 5m or 1h30m (units: y, w, d, h, m, s, ms)")]
+    /// Not a sequence of `<integer><unit>` terms (a bare number, a
+    /// fraction, a sign, a space).
+    #[error("invalid duration {0:?}: {reason}", reason = self.reason())]
     Malformed(String),
-    #[error("{input:?} is not a duration: unknown unit {unit:?} (units: y, w, d, h, m, s, ms)")]
+    /// A term has a unit Prometheus does not know.
+    #[error("invalid duration {input:?}: {reason}", reason = self.reason())]
     UnknownUnit { input: String, unit: String },
-    #[error("{input:?} is not a duration: unit {unit:?} is repeated or out of order; write units largest first, each once (e.g. 1h30m)")]
+    /// A unit is repeated or comes after a smaller one (`30m1h`).
+    #[error("invalid duration {input:?}: {reason}", reason = self.reason())]
     UnitOrder { input: String, unit: String },
-    #[error("{0:?} is too long a duration")]
+    /// The total does not fit in 64-bit milliseconds.
+    #[error("invalid duration {0:?}: {reason}", reason = self.reason())]
     Overflow(String),
+}
+
+impl DurationError {
+    /// What is wrong, without the input: for callers that phrase the
+    /// message around the input themselves.
+    pub fn reason(&self) -> String {
+        match self {
+            DurationError::Empty => "empty; write a number with a unit, e.g. 30s".to_owned(),
+            DurationError::Malformed(_) => "expected <number><unit> terms such as 30s, 5m or 1h30m (units: y, w, d, h, m, s, ms)".to_owned(),
+            DurationError::UnknownUnit { unit, .. } => format!("unknown unit {unit:?} (units: y, w, d, h, m, s, ms)"),
+            DurationError::UnitOrder { unit, .. } => format!("unit {unit:?} is repeated or out of order; write units largest first, each once (e.g. 1h30m)"),
+            DurationError::Overflow(_) => "too long a duration".to_owned(),
+        }
+    }
+
+    /// The rejected input.
+    pub fn input(&self) -> &str {
+        match self {
+            DurationError::Empty => "",
+            DurationError::Malformed(input) | DurationError::Overflow(input) => input,
+            DurationError::UnknownUnit { input, .. } | DurationError::UnitOrder { input, .. } => {
+                input
+            }
+        }
+    }
 }
 
 /// Units, largest first, with their length in milliseconds.
@@ -169,7 +203,7 @@ mod tests {
         assert_eq!(
             message,
             Err(
-                "\"5sec\" is not a duration: unknown unit \"sec\" (units: y, w, d, h, m, s, ms)"
+                "invalid duration \"5sec\": unknown unit \"sec\" (units: y, w, d, h, m, s, ms)"
                     .to_owned()
             )
         );

@@ -1,38 +1,49 @@
 //! Line and column of every key and value in a YAML document, by field path
-//! (`probes[1].timeout`), so that semantic errors found after deserialisation
-//! can still point at the offending line. serde_yaml only reports a location
-//! for the first deserialisation error; this index is built from the marked
-//! events of a second, independent YAML parser (`yaml-rust2`).
+//! (`groups[0].rules[2].expr`, `probes[1].timeout`), so that semantic errors
+//! found after deserialisation can still point at the offending line.
+//! serde_yaml only reports a location for its own first error; this index is
+//! built from the marked events of a second, independent YAML parser
+//! (`yaml-rust2`). It knows nothing about any config format.
+//!
+//! Three lookups, for three kinds of message: [`PositionIndex::value`] (a
+//! bad value), [`PositionIndex::key`] (an unknown key), and
+//! [`PositionIndex::entry`] (where an entry starts as a reader sees it).
 
 use std::collections::HashMap;
+use std::fmt;
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
-/// A 1-based line and column in the config file.
+/// A 1-based line and column in a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Position {
     pub line: usize,
     pub column: usize,
 }
 
-/// Positions of keys and values, by field path.
-#[derive(Debug, Default)]
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
+/// Positions of keys and values of the first document, by field path.
+#[derive(Debug, Default, Clone)]
 pub struct PositionIndex {
     keys: HashMap<String, Position>,
     values: HashMap<String, Position>,
 }
 
 impl PositionIndex {
-    /// Indexes `text`. A document the event parser cannot read yields an
-    /// empty index: positions are a convenience, and the syntax error itself
-    /// is reported by the deserialiser.
+    /// Indexes `text`. Where the event parser fails, what came before the
+    /// error is kept: positions are a convenience, and the syntax error
+    /// itself is reported by the deserialiser with its own position.
     pub fn build(text: &str) -> PositionIndex {
         let mut builder = Builder::default();
         let mut parser = Parser::new_from_str(text);
-        if parser.load(&mut builder, false).is_err() {
-            return PositionIndex::default();
-        }
+        // See above: a scan error is the deserialiser's to report.
+        let _ = parser.load(&mut builder, false);
         builder.index
     }
 
@@ -48,10 +59,36 @@ impl PositionIndex {
         }
     }
 
+    /// Where the value at `path` starts, only if `path` itself exists.
+    pub fn value_exact(&self, path: &str) -> Option<Position> {
+        self.values.get(path).copied()
+    }
+
     /// Where the key at `path` is written (for unknown fields), falling back
     /// to [`PositionIndex::value`].
     pub fn key(&self, path: &str) -> Option<Position> {
         self.keys.get(path).copied().or_else(|| self.value(path))
+    }
+
+    /// Where the entry at `path` starts as a reader sees it: the key of a
+    /// mapping entry, the first token of a sequence item; a missing path
+    /// falls back to its nearest ancestor's entry.
+    pub fn entry(&self, path: &str) -> Option<Position> {
+        let mut current = path;
+        loop {
+            let found = if current.ends_with(']') {
+                self.values.get(current)
+            } else {
+                self.keys.get(current)
+            };
+            if let Some(found) = found {
+                return Some(*found);
+            }
+            current = parent(current)?;
+            if current.is_empty() {
+                return self.values.get(current).copied();
+            }
+        }
     }
 }
 
@@ -95,6 +132,8 @@ enum Frame {
 struct Builder {
     stack: Vec<Frame>,
     index: PositionIndex,
+    /// Set at the end of the first document; later ones are not indexed.
+    done: bool,
 }
 
 impl Builder {
@@ -121,6 +160,9 @@ impl Builder {
 
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, event: Event, mark: Marker) {
+        if self.done {
+            return;
+        }
         match event {
             Event::Scalar(text, ..) => match self.next_value_path() {
                 Some(path) => {
@@ -162,6 +204,7 @@ impl MarkedEventReceiver for Builder {
             Event::MappingEnd | Event::SequenceEnd => {
                 self.stack.pop();
             }
+            Event::DocumentEnd => self.done = true,
             _ => {}
         }
     }
@@ -217,5 +260,56 @@ mod tests {
             index.value("probes[1]"),
             Some(Position { line: 5, column: 5 })
         );
+    }
+
+    #[test]
+    fn entries_are_keys_for_mapping_fields_and_first_tokens_for_items() {
+        let index = PositionIndex::build(DOC);
+        assert_eq!(
+            index.entry("probes[0].timeout"),
+            Some(Position { line: 4, column: 5 })
+        );
+        assert_eq!(
+            index.entry("business.counters[0].labels[1]"),
+            Some(Position {
+                line: 9,
+                column: 25
+            })
+        );
+        assert_eq!(
+            index.entry("probes[0]"),
+            Some(Position { line: 3, column: 5 })
+        );
+        // A missing field is reported at the entry that lacks it.
+        assert_eq!(index.entry("business.gauges"), index.entry("business"));
+        assert_eq!(
+            index.entry("business"),
+            Some(Position { line: 6, column: 1 })
+        );
+    }
+
+    #[test]
+    fn exact_lookup_does_not_fall_back() {
+        let index = PositionIndex::build(DOC);
+        assert_eq!(index.value_exact("probes[0].url"), None);
+        assert_eq!(index.value_exact("listen"), index.value("listen"));
+    }
+
+    #[test]
+    fn only_the_first_document_is_indexed() {
+        let index = PositionIndex::build("a: 1\n---\na: 2\nb: 3\n");
+        assert_eq!(index.value("a"), Some(Position { line: 1, column: 4 }));
+        assert_eq!(index.value_exact("b"), None);
+    }
+
+    #[test]
+    fn positions_before_a_syntax_error_are_kept() {
+        let index = PositionIndex::build("a: 1\nb: [\n");
+        assert_eq!(index.value("a"), Some(Position { line: 1, column: 4 }));
+    }
+
+    #[test]
+    fn position_displays_as_line_colon_column() {
+        assert_eq!(Position { line: 3, column: 7 }.to_string(), "3:7");
     }
 }
