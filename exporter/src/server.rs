@@ -45,6 +45,10 @@ pub const DEMO_SLOW_DEFAULT: Duration = Duration::from_millis(1500);
 /// Upper bound of `/demo/slow?ms=`, so a demo endpoint cannot hold
 /// connections open for long.
 pub const DEMO_SLOW_MAX: Duration = Duration::from_secs(10);
+/// `/demo/flaky` fails for this long after the exporter started, unless
+/// `?fail_for_s=` says otherwise: long enough for an alert with a short
+/// `for` to fire, short enough to watch it resolve in a local demo.
+pub const DEMO_FLAKY_DEFAULT: Duration = Duration::from_secs(90);
 /// How long in-flight requests may take to finish after shutdown begins.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -79,6 +83,8 @@ pub struct AppState {
     http_metrics: HttpMetricsLayer,
     ready: Arc<AtomicBool>,
     demo: bool,
+    /// When this state was built; `/demo/flaky` fails relative to it.
+    started: tokio::time::Instant,
 }
 
 impl AppState {
@@ -103,6 +109,7 @@ impl AppState {
             http_metrics,
             ready: Arc::new(AtomicBool::new(false)),
             demo: config.demo,
+            started: tokio::time::Instant::now(),
         })
     }
 
@@ -165,7 +172,8 @@ pub fn app(state: AppState) -> Router {
         router = router
             .route("/demo/ok", get(demo_ok))
             .route("/demo/error", get(demo_error))
-            .route("/demo/slow", get(demo_slow));
+            .route("/demo/slow", get(demo_slow))
+            .route("/demo/flaky", get(demo_flaky));
     }
     let http_metrics = state.http_metrics.clone();
     // Last, so that every route and the fallback are instrumented.
@@ -314,6 +322,33 @@ async fn demo_slow(params: Result<Query<SlowParams>, QueryRejection>) -> Result<
         .min(DEMO_SLOW_MAX);
     tokio::time::sleep(delay).await;
     Ok(format!("slept {} ms\n", delay.as_millis()))
+}
+
+#[derive(Debug, Deserialize)]
+struct FlakyParams {
+    fail_for_s: Option<u64>,
+}
+
+/// 500 during the first [`DEMO_FLAKY_DEFAULT`] (or `?fail_for_s=`) after
+/// start, 200 afterwards: a target that breaks and recovers on its own.
+async fn demo_flaky(
+    State(state): State<AppState>,
+    params: Result<Query<FlakyParams>, QueryRejection>,
+) -> Result<(StatusCode, String), AppError> {
+    let Query(params) = params.map_err(|rejection| AppError::BadRequest(rejection.body_text()))?;
+    let fail_for = params
+        .fail_for_s
+        .map_or(DEMO_FLAKY_DEFAULT, Duration::from_secs);
+    let up_for = state.started.elapsed();
+    Ok(if up_for < fail_for {
+        let left = (fail_for - up_for).as_secs();
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("demo failure, on purpose, for {left} more seconds\n"),
+        )
+    } else {
+        (StatusCode::OK, "recovered\n".to_string())
+    })
 }
 
 async fn not_found() -> AppError {

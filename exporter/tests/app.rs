@@ -381,6 +381,28 @@ async fn demo_slow_sleeps_the_default_or_the_capped_requested_time() -> Result<(
     Ok(())
 }
 
+#[tokio::test(start_paused = true)]
+async fn demo_flaky_fails_for_its_window_after_start_then_recovers() -> Result<()> {
+    let state = state()?;
+    let status = |reply: Reply| reply.status;
+    assert_eq!(
+        status(get(&state, "/demo/flaky").await?),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    tokio::time::advance(Duration::from_secs(89)).await;
+    assert_eq!(
+        status(get(&state, "/demo/flaky").await?),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(
+        status(get(&state, "/demo/flaky?fail_for_s=30").await?),
+        StatusCode::OK
+    );
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(status(get(&state, "/demo/flaky").await?), StatusCode::OK);
+    Ok(())
+}
+
 #[tokio::test]
 async fn demo_routes_do_not_exist_unless_demo_is_on() -> Result<()> {
     let state = state_with("demo: false\n", None)?;

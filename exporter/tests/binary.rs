@@ -422,9 +422,9 @@ async fn demo_example_probes_show_the_failing_target_down_and_the_healthy_one_up
 
     let up = format!("probe_success{{target=\"demo-ok\",url=\"http://127.0.0.1:{port}/demo/ok\"}}");
     let down = format!(
-        "probe_success{{target=\"demo-error\",url=\"http://127.0.0.1:{port}/demo/error\"}}"
+        "probe_success{{target=\"demo-flaky\",url=\"http://127.0.0.1:{port}/demo/flaky\"}}"
     );
-    let probed = format!("probe_http_status_code{{target=\"demo-error\",url=\"http://127.0.0.1:{port}/demo/error\"}}");
+    let probed = format!("probe_http_status_code{{target=\"demo-flaky\",url=\"http://127.0.0.1:{port}/demo/flaky\"}}");
     // Both are probed as soon as the exporter starts; wait (bounded) for
     // the first results.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -444,7 +444,7 @@ async fn demo_example_probes_show_the_failing_target_down_and_the_healthy_one_up
     assert_eq!(sample(&metrics, &up), Some(1.0), "{metrics}");
     assert_eq!(sample(&metrics, &probed), Some(500.0), "{metrics}");
     assert_eq!(sample(&metrics, &down), Some(0.0), "{metrics}");
-    let failures = "probe_failures_total{reason=\"expectation\",target=\"demo-error\"";
+    let failures = "probe_failures_total{reason=\"expectation\",target=\"demo-flaky\"";
     assert!(
         sample(&metrics, failures).is_some_and(|n| n >= 1.0),
         "{metrics}"
@@ -452,7 +452,7 @@ async fn demo_example_probes_show_the_failing_target_down_and_the_healthy_one_up
     // The probes' requests are counted by the HTTP metrics layer too.
     assert!(
         metrics
-            .contains("http_requests_total{method=\"GET\",route=\"/demo/error\",status=\"500\"}"),
+            .contains("http_requests_total{method=\"GET\",route=\"/demo/flaky\",status=\"500\"}"),
         "{metrics}"
     );
 

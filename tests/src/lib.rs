@@ -11,6 +11,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Environment variable that makes a missing external tool fail the test
@@ -51,7 +52,18 @@ pub fn workspace_root() -> PathBuf {
 /// Path to a binary of this workspace (`vigil-exporter`, `vigil-evaluator`),
 /// built in the same profile as the running test. Builds it when missing, so
 /// that `cargo test -p some-crate` alone works too.
+///
+/// Builds at most once per binary and test process, one build at a time:
+/// tests run in parallel threads, and two `cargo build`s replacing the same
+/// executable while another test starts it would fail spuriously.
 pub fn cargo_bin(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, path)) = built.iter().find(|(built_name, _)| built_name == name) {
+        return path.clone();
+    }
     let target_profile_dir = std::env::current_exe()
         .ok()
         .and_then(|exe| exe.parent().and_then(Path::parent).map(Path::to_path_buf))
@@ -68,6 +80,7 @@ pub fn cargo_bin(name: &str) -> PathBuf {
         "{} was not produced by cargo build",
         binary.display()
     );
+    built.push((name.to_string(), binary.clone()));
     binary
 }
 

@@ -25,11 +25,11 @@ use crate::notify::receivers::{
     build_integrations, GlobalReceiverDefaults, Integration, IntegrationSections, Secret,
 };
 use crate::rules::file::{is_valid_label_name, load_rule_files, GroupSpec};
-use crate::rules::yaml_pos::YamlPositions;
 use crate::scrape::{
     parse_prometheus_duration, validate_scrape_configs, ScrapeConfig, ScrapeDefaults,
     ValidScrapeConfig,
 };
+use vigil_common::yaml_positions::PositionIndex;
 
 /// Default `web.listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9320";
@@ -242,14 +242,14 @@ pub fn load(path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConfig, ConfigEr
 /// Collects problems positioned in one file.
 struct Problems<'a> {
     file: &'a Path,
-    positions: &'a YamlPositions,
+    positions: &'a PositionIndex,
     list: Vec<ConfigProblem>,
 }
 
 impl Problems<'_> {
     fn at(&mut self, field: impl Into<String>, message: impl Into<String>) {
         let field = field.into();
-        let pos = self.positions.nearest(&field);
+        let pos = self.positions.value(&field);
         self.list.push(ConfigProblem {
             file: self.file.to_path_buf(),
             line: pos.map(|p| p.line),
@@ -283,7 +283,7 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
             }
         })?
     };
-    let positions = YamlPositions::collect(src);
+    let positions = PositionIndex::build(src);
     let mut problems = Problems {
         file: path,
         positions: &positions,
@@ -495,7 +495,7 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
             match std::fs::read_to_string(&p) {
                 Ok(text) => (text, p, false),
                 Err(e) => {
-                    let pos = positions.nearest("notify_config_file");
+                    let pos = positions.value("notify_config_file");
                     list.push(ConfigProblem {
                         file: path.to_path_buf(),
                         line: pos.map(|p| p.line),
