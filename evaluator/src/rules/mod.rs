@@ -9,6 +9,7 @@ pub mod file;
 pub mod group;
 pub mod recording;
 pub mod scheduler;
+pub mod store_engine;
 pub mod template;
 pub mod unit_test;
 pub mod yaml_pos;
