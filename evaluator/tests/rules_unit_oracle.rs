@@ -230,9 +230,16 @@ fn generate_group(g: usize, rng: &mut Rng, for_m: usize, keep_m: usize) -> Group
         );
     }
     let _ = writeln!(y, "  alert_rule_test:");
-    for _ in 0..3 {
-        let minute = rng.below(MINUTES - 1);
-        let half = rng.chance(25);
+    // The step before and the step at which an alert first fires (the
+    // pending/firing edge of `for`), plus random times.
+    let mut times: Vec<(usize, bool)> = Vec::new();
+    if let Some(first) = (1..MINUTES - 1).find(|m| !high[*m].is_empty()) {
+        times.extend([(first - 1, false), (first, false)]);
+    }
+    while times.len() < 4 {
+        times.push((rng.below(MINUTES - 1), rng.chance(25)));
+    }
+    for (minute, half) in times {
         let eval = if half {
             format!("{minute}m30s")
         } else {
