@@ -247,3 +247,28 @@ fn cli_reports_like_promtool_and_exits_1_on_any_failure() {
     );
     assert!(stderr.contains("unknown_field"), "{stderr}");
 }
+
+#[test]
+fn later_input_line_replaces_a_series_and_only_samples_up_to_the_last_step_load() {
+    // Steps run at 0m and 1m (evaluation_interval 1m, eval_time 1m30s), so
+    // the values at 1m30s are never loaded, as in promtool.
+    assert_passes(
+        "- interval: 30s\n  input_series:\n  - series: 'm{job=\"j\", inst=\"a\"}'\n    values: '1 2 3 4'\n  - series: 'm{job=\"j\", inst=\"a\"}'\n    values: '7 8 _ 9'\n  - series: 'n'\n    values: '1 _ _ 4'\n  promql_expr_test:\n  - expr: m\n    eval_time: 90s\n    exp_samples:\n    - labels: 'm{job=\"j\", inst=\"a\"}'\n      value: 8\n  - expr: n\n    eval_time: 90s\n    exp_samples:\n    - labels: n\n      value: 1\n",
+    );
+}
+
+#[test]
+fn rule_file_pattern_matching_nothing_is_a_warning() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("test.yaml");
+    std::fs::write(&path, "rule_files: ['none*.yaml']\ntests: []\n").expect("write");
+    let report = run_test_file(&path);
+    assert!(report.passed(), "{:#?}", report.errors);
+    assert_eq!(
+        report.warnings,
+        [format!(
+            "no file match pattern {}",
+            dir.path().join("none*.yaml").display()
+        )]
+    );
+}

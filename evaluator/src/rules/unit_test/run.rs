@@ -21,6 +21,7 @@ use crate::rules::engine::{QueryEngine, QueryResult};
 use crate::rules::file::{load_rule_files, Scalar};
 use crate::rules::group::{GroupEnv, Rule, RuleGroup};
 use crate::rules::store_engine::StoreQueryEngine;
+use crate::rules::template::gofmt::go_quote;
 use crate::store::{Store, STALE_NAN};
 
 /// promtool's default `evaluation_interval`.
@@ -57,8 +58,9 @@ pub fn run_test_file(path: &Path) -> FileReport {
     };
     match prepare(path, &file, &mut report.warnings) {
         Ok(setup) => {
-            for group in &file.tests {
-                report.errors.extend(run_group(&setup, group));
+            for (index, group) in file.tests.iter().enumerate() {
+                let at = format!("{}: tests[{index}]", path.display());
+                report.errors.extend(run_group(&setup, group, &at));
             }
         }
         Err(e) => report.errors.push(e),
@@ -75,12 +77,7 @@ struct Setup {
 }
 
 fn duration_field(path: &Path, field: &str, value: &Scalar) -> Result<Duration, String> {
-    parse_duration(&value.0).map_err(|e| {
-        format!(
-            "{}: {field}: {e} (write a duration such as 30s, 5m or 1h30m)",
-            path.display()
-        )
-    })
+    parse_duration(&value.0).map_err(|e| format!("{}: {field}: {e}", path.display()))
 }
 
 fn prepare(path: &Path, file: &TestFile, warnings: &mut Vec<String>) -> Result<Setup, String> {
@@ -134,11 +131,17 @@ fn millis(d: Duration) -> i64 {
 
 /// The input series as `(t, labels, value)` in time order. A later line for
 /// the same series replaces an earlier one, as promtool's loader does.
-fn input_samples(group: &TestGroup, interval: Duration) -> Result<Vec<(i64, Labels, f64)>, String> {
+fn input_samples(
+    group: &TestGroup,
+    interval: Duration,
+    at: &str,
+) -> Result<Vec<(i64, Labels, f64)>, String> {
     let mut series: BTreeMap<Labels, Vec<SeriesValue>> = BTreeMap::new();
-    for input in &group.input_series {
-        let labels = parse_descriptor(&input.series).map_err(|e| e.to_string())?;
-        let values = expand_values(&input.values.0).map_err(|e| e.to_string())?;
+    for (i, input) in group.input_series.iter().enumerate() {
+        let labels = parse_descriptor(&input.series)
+            .map_err(|e| format!("{at}.input_series[{i}].series: {e}"))?;
+        let values = expand_values(&input.values.0)
+            .map_err(|e| format!("{at}.input_series[{i}].values: {e}"))?;
         series.insert(labels, values);
     }
     let step = millis(interval);
@@ -162,20 +165,20 @@ fn group_name(group: &TestGroup) -> Option<&str> {
 }
 
 /// Runs one test group and returns its failures.
-fn run_group(setup: &Setup, group: &TestGroup) -> Vec<String> {
-    match try_run_group(setup, group) {
+fn run_group(setup: &Setup, group: &TestGroup, at: &str) -> Vec<String> {
+    match try_run_group(setup, group, at) {
         Ok(errors) | Err(errors) => errors,
     }
 }
 
-fn try_run_group(setup: &Setup, group: &TestGroup) -> Result<Vec<String>, Vec<String>> {
+/// `at` names the test group in error messages (`file: tests[2]`).
+fn try_run_group(setup: &Setup, group: &TestGroup, at: &str) -> Result<Vec<String>, Vec<String>> {
     let one = |e: String| vec![e];
     let interval = match &group.interval {
-        Some(v) => parse_duration(&v.0)
-            .map_err(|e| one(format!("interval: {e} (write a duration such as 1m)")))?,
+        Some(v) => parse_duration(&v.0).map_err(|e| one(format!("{at}.interval: {e}")))?,
         None => Duration::ZERO,
     };
-    let samples = input_samples(group, interval).map_err(one)?;
+    let samples = input_samples(group, interval, at).map_err(one)?;
 
     let specs = load_rule_files(&setup.rule_files).map_err(|e| {
         e.problems
@@ -195,25 +198,25 @@ fn try_run_group(setup: &Setup, group: &TestGroup) -> Result<Vec<String>, Vec<St
     groups.sort_by_key(|g| setup.order.get(&g.name).copied().unwrap_or(0));
 
     let mut alert_tests: BTreeMap<Duration, Vec<&AlertTestCase>> = BTreeMap::new();
-    for case in &group.alert_rule_test {
-        let at = parse_duration(&case.eval_time.0)
-            .map_err(|e| one(format!("alert_rule_test eval_time: {e}")))?;
+    for (i, case) in group.alert_rule_test.iter().enumerate() {
+        let eval_at = parse_duration(&case.eval_time.0)
+            .map_err(|e| one(format!("{at}.alert_rule_test[{i}].eval_time: {e}")))?;
         if case.alertname.is_empty() {
             let in_group = group_name(group)
                 .map(|n| format!(" (in TestGroup {n})"))
                 .unwrap_or_default();
             return Err(one(format!(
                 "an item under alert_rule_test misses required attribute alertname at eval_time {}{in_group}",
-                report::model_duration(at)
+                report::model_duration(eval_at)
             )));
         }
-        alert_tests.entry(at).or_default().push(case);
+        alert_tests.entry(eval_at).or_default().push(case);
     }
     let mut promql_times = Vec::with_capacity(group.promql_expr_test.len());
-    for case in &group.promql_expr_test {
+    for (i, case) in group.promql_expr_test.iter().enumerate() {
         promql_times.push(
             parse_duration(&case.eval_time.0)
-                .map_err(|e| one(format!("promql_expr_test eval_time: {e}")))?,
+                .map_err(|e| one(format!("{at}.promql_expr_test[{i}].eval_time: {e}")))?,
         );
     }
     let max_t = alert_tests
@@ -392,7 +395,7 @@ fn check_promql(
                 value: s.value,
             }),
             Err(e) => {
-                let err = format!("labels {}: {e}", report_quote(&s.labels));
+                let err = format!("labels {}: {e}", go_quote(&s.labels));
                 return Some(report::promql_error(expr, at, &err));
             }
         }
@@ -400,8 +403,4 @@ fn check_promql(
     got.sort_by(|a, b| a.labels.cmp(&b.labels));
     exp.sort_by(|a, b| a.labels.cmp(&b.labels));
     (!same_samples(&exp, &got)).then(|| report::promql_failure(expr, at, &exp, &got))
-}
-
-fn report_quote(s: &str) -> String {
-    crate::rules::template::gofmt::go_quote(s)
 }
