@@ -4,6 +4,9 @@
 //! spoiled on purpose (wrong value, wrong labels, missing alert, extra
 //! alert, wrong or missing annotation), are run through both tools; the
 //! exit status and the pass/fail verdict of every test group must agree.
+//! Files vary `for`, `keep_firing_for` and `evaluation_interval` (1m or 2m,
+//! so some eval times fall between steps); inputs have gaps (`_`) and
+//! staleness markers; a recording rule feeds an alert.
 //!
 //! The inputs keep clear of the places where Vigil's engine (Prometheus 3
 //! semantics) and promtool 2.42's differ on purpose: no gap reaches the
@@ -92,15 +95,22 @@ struct ModelAlert {
     keep_firing_since: Option<usize>,
 }
 
-/// Per minute, the firing `High` alerts (instance → value of the summary).
+/// Per minute, the firing `High` alerts (instance → value of the summary)
+/// as of the last evaluation step, with steps every `every` minutes.
 fn model_high(
     series: &BTreeMap<&str, Vec<Point>>,
     for_m: usize,
     keep_m: usize,
+    every: usize,
 ) -> Vec<BTreeMap<String, f64>> {
     let mut active: BTreeMap<String, ModelAlert> = BTreeMap::new();
-    let mut per_minute = Vec::new();
+    let mut per_minute: Vec<BTreeMap<String, f64>> = Vec::new();
     for t in 0..MINUTES {
+        if t % every != 0 {
+            let last = per_minute.last().cloned().unwrap_or_default();
+            per_minute.push(last);
+            continue;
+        }
         let results: BTreeMap<String, f64> = series
             .iter()
             .filter_map(|(inst, pts)| visible(pts, t).map(|v| (inst.to_string(), v)))
@@ -190,7 +200,7 @@ fn alert_yaml(g: usize, inst: &str, value: f64, rng: &mut Rng, sp: &mut Spoiler)
     )
 }
 
-fn generate_group(g: usize, rng: &mut Rng, for_m: usize, keep_m: usize) -> GroupText {
+fn generate_group(g: usize, rng: &mut Rng, for_m: usize, keep_m: usize, every: usize) -> GroupText {
     let mut series: BTreeMap<&str, Vec<Point>> = BTreeMap::new();
     for inst in INSTANCES {
         let mut pts = Vec::with_capacity(MINUTES);
@@ -215,7 +225,29 @@ fn generate_group(g: usize, rng: &mut Rng, for_m: usize, keep_m: usize) -> Group
         }
         series.insert(inst, pts);
     }
-    let high = model_high(&series, for_m, keep_m);
+    let high = model_high(&series, for_m, keep_m, every);
+    // Rules see the input loaded up to their step; PromQL tests run after
+    // the last step and see the input loaded up to it.
+    let step_of = |minute: usize| minute / every * every;
+    let mut times: Vec<(usize, bool)> = Vec::new();
+    // The step before and the step at which an alert first fires (the
+    // pending/firing edge of `for`), plus random times.
+    if let Some(first) = (1..MINUTES - 1).find(|m| !high[*m].is_empty()) {
+        times.extend([(first - 1, false), (first, false)]);
+    }
+    while times.len() < 4 {
+        times.push((rng.below(MINUTES - 1), rng.chance(25)));
+    }
+    let sum_minute = rng.below(MINUTES - 1);
+    let promql_minutes = [rng.below(MINUTES - 1), rng.below(MINUTES - 1)];
+    let last_minute = times
+        .iter()
+        .map(|t| t.0)
+        .chain([sum_minute])
+        .chain(promql_minutes)
+        .max()
+        .unwrap_or(0);
+    let last_step = step_of(last_minute);
     let mut sp = Spoiler {
         budget: rng.chance(50),
         spoiled: false,
@@ -230,15 +262,6 @@ fn generate_group(g: usize, rng: &mut Rng, for_m: usize, keep_m: usize) -> Group
         );
     }
     let _ = writeln!(y, "  alert_rule_test:");
-    // The step before and the step at which an alert first fires (the
-    // pending/firing edge of `for`), plus random times.
-    let mut times: Vec<(usize, bool)> = Vec::new();
-    if let Some(first) = (1..MINUTES - 1).find(|m| !high[*m].is_empty()) {
-        times.extend([(first - 1, false), (first, false)]);
-    }
-    while times.len() < 4 {
-        times.push((rng.below(MINUTES - 1), rng.chance(25)));
-    }
     for (minute, half) in times {
         let eval = if half {
             format!("{minute}m30s")
@@ -267,8 +290,8 @@ fn generate_group(g: usize, rng: &mut Rng, for_m: usize, keep_m: usize) -> Group
         }
     }
     // SumHigh reads the recording rule of the same step.
-    let minute = rng.below(MINUTES - 1);
-    let sum = sum_at(&series, minute);
+    let minute = sum_minute;
+    let sum = sum_at(&series, step_of(minute));
     let _ = writeln!(y, "  - eval_time: {minute}m\n    alertname: SumHigh");
     if let Some(s) = sum.filter(|s| *s > 2.0) {
         let shown = if sp.spoil(rng, 30) { s + 1.0 } else { s };
@@ -278,10 +301,9 @@ fn generate_group(g: usize, rng: &mut Rng, for_m: usize, keep_m: usize) -> Group
         );
     }
     let _ = writeln!(y, "  promql_expr_test:");
-    for _ in 0..2 {
-        let minute = rng.below(MINUTES - 1);
+    for minute in promql_minutes {
         let (expr, mut samples): (String, Vec<(String, f64)>) = if rng.chance(50) {
-            let samples = sum_at(&series, minute)
+            let samples = sum_at(&series, step_of(minute))
                 .map(|v| (format!("g:m:sum{{g=\"{g}\"}}"), v))
                 .into_iter()
                 .collect();
@@ -290,7 +312,8 @@ fn generate_group(g: usize, rng: &mut Rng, for_m: usize, keep_m: usize) -> Group
             let samples = series
                 .iter()
                 .filter_map(|(inst, pts)| {
-                    visible(pts, minute).map(|v| (format!("m{{g=\"{g}\", inst=\"{inst}\"}}"), v))
+                    visible(pts, minute.min(last_step))
+                        .map(|v| (format!("m{{g=\"{g}\", inst=\"{inst}\"}}"), v))
                 })
                 .collect();
             (format!("m{{g=\"{g}\"}}"), samples)
@@ -379,14 +402,15 @@ fn verdicts_agree_with_promtool_on_generated_tests() {
     for n in 0..FILES {
         let for_m = rng.below(4);
         let keep_m = rng.below(3);
+        let every = 1 + rng.below(2);
         let rules = dir.path().join(format!("rules{n}.yaml"));
         std::fs::write(&rules, rule_file(for_m, keep_m)).expect("write rules");
         let mut text = format!(
-            "rule_files: [rules{n}.yaml]\nevaluation_interval: 1m\ngroup_eval_order: [rec, alerts]\ntests:\n"
+            "rule_files: [rules{n}.yaml]\nevaluation_interval: {every}m\ngroup_eval_order: [rec, alerts]\ntests:\n"
         );
         let mut spoiled = Vec::new();
         for g in 0..GROUPS_PER_FILE {
-            let group = generate_group(g, &mut rng, for_m, keep_m);
+            let group = generate_group(g, &mut rng, for_m, keep_m, every);
             text.push_str(&group.yaml);
             if group.spoiled {
                 spoiled.push(g);
