@@ -272,3 +272,10 @@ fn rule_file_pattern_matching_nothing_is_a_warning() {
         )]
     );
 }
+
+#[test]
+fn a_missing_eval_time_means_time_zero() {
+    assert_passes(&format!(
+        "{INPUT}  promql_expr_test:\n  - expr: m{{inst=\"b\"}}\n    exp_samples:\n    - labels: 'm{{job=\"j\", inst=\"b\"}}'\n      value: 1\n"
+    ));
+}

@@ -77,7 +77,7 @@ struct Setup {
 }
 
 fn duration_field(path: &Path, field: &str, value: &Scalar) -> Result<Duration, String> {
-    parse_duration(&value.0).map_err(|e| format!("{}: {field}: {e}", path.display()))
+    duration_or_zero(value).map_err(|e| format!("{}: {field}: {e}", path.display()))
 }
 
 fn prepare(path: &Path, file: &TestFile, warnings: &mut Vec<String>) -> Result<Setup, String> {
@@ -160,6 +160,14 @@ fn input_samples(
     Ok(samples)
 }
 
+/// A duration field; left out (empty) it is zero, as Go's zero value.
+fn duration_or_zero(value: &Scalar) -> Result<Duration, String> {
+    if value.0.is_empty() {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(&value.0).map_err(|e| e.to_string())
+}
+
 fn group_name(group: &TestGroup) -> Option<&str> {
     group.name.as_deref().filter(|n| !n.is_empty())
 }
@@ -175,7 +183,7 @@ fn run_group(setup: &Setup, group: &TestGroup, at: &str) -> Vec<String> {
 fn try_run_group(setup: &Setup, group: &TestGroup, at: &str) -> Result<Vec<String>, Vec<String>> {
     let one = |e: String| vec![e];
     let interval = match &group.interval {
-        Some(v) => parse_duration(&v.0).map_err(|e| one(format!("{at}.interval: {e}")))?,
+        Some(v) => duration_or_zero(v).map_err(|e| one(format!("{at}.interval: {e}")))?,
         None => Duration::ZERO,
     };
     let samples = input_samples(group, interval, at).map_err(one)?;
@@ -199,7 +207,7 @@ fn try_run_group(setup: &Setup, group: &TestGroup, at: &str) -> Result<Vec<Strin
 
     let mut alert_tests: BTreeMap<Duration, Vec<&AlertTestCase>> = BTreeMap::new();
     for (i, case) in group.alert_rule_test.iter().enumerate() {
-        let eval_at = parse_duration(&case.eval_time.0)
+        let eval_at = duration_or_zero(&case.eval_time)
             .map_err(|e| one(format!("{at}.alert_rule_test[{i}].eval_time: {e}")))?;
         if case.alertname.is_empty() {
             let in_group = group_name(group)
@@ -215,7 +223,7 @@ fn try_run_group(setup: &Setup, group: &TestGroup, at: &str) -> Result<Vec<Strin
     let mut promql_times = Vec::with_capacity(group.promql_expr_test.len());
     for (i, case) in group.promql_expr_test.iter().enumerate() {
         promql_times.push(
-            parse_duration(&case.eval_time.0)
+            duration_or_zero(&case.eval_time)
                 .map_err(|e| one(format!("{at}.promql_expr_test[{i}].eval_time: {e}")))?,
         );
     }
