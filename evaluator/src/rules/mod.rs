@@ -8,5 +8,6 @@ pub mod file;
 pub mod group;
 pub mod recording;
 pub mod scheduler;
+pub mod store_engine;
 pub mod template;
 pub mod unit_test;
