@@ -54,6 +54,15 @@ impl StoreQueryEngine {
         &self.engine
     }
 
+    /// Forgets the parsed queries (after a rules reload, so removed rules do
+    /// not keep theirs).
+    pub fn clear_cache(&self) {
+        self.parsed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
     fn parse(&self, expr: &str) -> Result<Query, QueryError> {
         // A poisoned cache only means another thread panicked mid-insert;
         // the map itself is still usable.

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use crate::labels::Labels;
-use crate::rules::duration::format_duration;
 use crate::rules::template::gofmt::{format_float, go_quote};
+use vigil_common::duration::format_duration;
 
 /// A label set or an annotation set as compared by promtool: sorted pairs,
 /// empty values kept (an expected `x: ""` is not the same as no `x`).

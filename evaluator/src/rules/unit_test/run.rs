@@ -16,13 +16,13 @@ use crate::alerts::AlertState;
 use crate::labels::Labels;
 use crate::promql::series_notation::{expand_values, parse_descriptor, SeriesValue};
 use crate::promql::{Engine, EngineOptions};
-use crate::rules::duration::parse_duration;
 use crate::rules::engine::{QueryEngine, QueryResult};
 use crate::rules::file::{load_rule_files, Scalar};
 use crate::rules::group::{GroupEnv, Rule, RuleGroup};
 use crate::rules::store_engine::StoreQueryEngine;
 use crate::rules::template::gofmt::go_quote;
 use crate::store::{Store, STALE_NAN};
+use vigil_common::duration::parse_duration;
 
 /// promtool's default `evaluation_interval`.
 const DEFAULT_EVALUATION_INTERVAL: Duration = Duration::from_secs(60);
