@@ -373,3 +373,29 @@ async fn buildinfo_reports_the_crate_version() {
     assert_eq!(body["status"], "success");
     assert_eq!(body["data"]["version"], env!("CARGO_PKG_VERSION"));
 }
+
+#[tokio::test]
+async fn vector_samples_are_stamped_with_the_evaluation_time() {
+    let (_, body) = instant(r#"up{instance="a"}"#, "1007").await;
+    assert_eq!(body["data"]["result"][0]["value"], json!([1007, "1"]));
+}
+
+#[tokio::test]
+async fn query_warnings_and_infos_are_listed_next_to_the_data() {
+    let (status, warned) = instant("quantile(2, up)", "1000").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        warned["warnings"],
+        json!(["PromQL warning: quantile value should be between 0 and 1, got 2"])
+    );
+    let (_, informed) = instant("rate(up[1m])", "1000").await;
+    assert_eq!(informed["infos"].as_array().unwrap().len(), 1, "{informed}");
+    assert!(informed.get("warnings").is_none(), "{informed}");
+}
+
+#[tokio::test]
+async fn answers_without_annotations_carry_no_warnings_or_infos_keys() {
+    let (_, body) = instant("up", "1000").await;
+    assert!(body.get("warnings").is_none(), "{body}");
+    assert!(body.get("infos").is_none(), "{body}");
+}

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use axum::routing::get;
+use axum::routing;
 use axum::Router;
 use serde_json::Value;
 use vigil_testkit::{cargo_bin, external_tool, free_port, wait_for_http, ChildGuard};
@@ -63,7 +63,7 @@ const QUERIES: &[&str] = &[
 ];
 
 async fn serve_exposition() -> u16 {
-    let app = Router::new().route("/metrics", get(|| async { EXPOSITION }));
+    let app = Router::new().route("/metrics", routing::get(|| async { EXPOSITION }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -117,6 +117,18 @@ async fn query(port: u16, promql: &str, time: f64) -> Value {
     reqwest::Client::new()
         .get(format!("http://127.0.0.1:{port}/api/v1/query"))
         .query(&[("query", promql), ("time", &time.to_string())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn get(port: u16, path: &str, params: &[(&str, String)]) -> Value {
+    reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .query(params)
         .send()
         .await
         .unwrap()
@@ -222,5 +234,114 @@ async fn instant_queries_agree_with_prometheus() {
                 "{promql} {metric}: ours {got}, Prometheus {want}"
             );
         }
+    }
+}
+
+/// `metric → [(t, value)]` of a matrix result.
+fn matrix(body: &Value) -> BTreeMap<String, Vec<(f64, f64)>> {
+    assert_eq!(body["data"]["resultType"], "matrix", "{body}");
+    body["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let points = s["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (p[0].as_f64().unwrap(), number(&p[1])))
+                .collect();
+            (s["metric"].to_string(), points)
+        })
+        .collect()
+}
+
+/// A JSON array's elements as sorted strings, to compare sets.
+fn sorted(body: &Value) -> Vec<String> {
+    assert_eq!(body["status"], "success", "{body}");
+    let mut items: Vec<String> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(Value::to_string)
+        .collect();
+    items.sort();
+    items
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_series_and_label_queries_agree_with_prometheus() {
+    let Some(prometheus) = external_tool("prometheus") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let target = serve_exposition().await;
+    let prom_port = free_port();
+    let ours_port = free_port();
+    let _prom = start_prometheus(&prometheus, dir.path(), target, prom_port);
+    let _ours = start_evaluator(dir.path(), target, ours_port);
+    for port in [prom_port, ours_port] {
+        wait_for_http(&format!("http://127.0.0.1:{port}/-/ready"), DEADLINE)
+            .await
+            .unwrap();
+        wait_for_samples(port).await;
+    }
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    // The last 1.5s: both have held samples for at least 2s by now.
+    let (start, end) = ((now_ms - 1500) as f64 / 1000.0, now_ms as f64 / 1000.0);
+
+    for promql in [
+        "sum by (code) (oracle_requests_total)",
+        "oracle_temperature * 2",
+    ] {
+        let params = [
+            ("query", promql.to_string()),
+            ("start", start.to_string()),
+            ("end", end.to_string()),
+            ("step", "0.5".to_string()),
+        ];
+        let theirs = matrix(&get(prom_port, "/api/v1/query_range", &params).await);
+        let ours = matrix(&get(ours_port, "/api/v1/query_range", &params).await);
+        assert!(!theirs.is_empty(), "{promql}: Prometheus returned nothing");
+        assert_eq!(
+            ours.keys().collect::<Vec<_>>(),
+            theirs.keys().collect::<Vec<_>>(),
+            "{promql}: label sets differ"
+        );
+        for (metric, want) in &theirs {
+            let got = &ours[metric];
+            assert_eq!(
+                got.len(),
+                want.len(),
+                "{promql} {metric}: {got:?} vs {want:?}"
+            );
+            for ((gt, gv), (wt, wv)) in got.iter().zip(want) {
+                assert!(
+                    close(*gt, *wt) && close(*gv, *wv),
+                    "{promql} {metric}: {got:?} vs {want:?}"
+                );
+            }
+        }
+    }
+
+    let lookups: [(&str, Vec<(&str, String)>); 3] = [
+        (
+            "/api/v1/series",
+            vec![("match[]", "oracle_temperature".to_string())],
+        ),
+        (
+            "/api/v1/labels",
+            vec![("match[]", r#"{__name__=~"oracle_.*"}"#.to_string())],
+        ),
+        (
+            "/api/v1/label/__name__/values",
+            vec![("match[]", r#"{__name__=~"oracle_.*"}"#.to_string())],
+        ),
+    ];
+    for (path, params) in lookups {
+        let theirs = sorted(&get(prom_port, path, &params).await);
+        let ours = sorted(&get(ours_port, path, &params).await);
+        assert!(!theirs.is_empty(), "{path}: Prometheus returned nothing");
+        assert_eq!(ours, theirs, "{path}");
     }
 }
