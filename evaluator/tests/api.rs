@@ -227,7 +227,40 @@ async fn bad_promql_is_bad_data_with_the_parser_message() {
     };
     let (status, body) = instant("sum(up", "1000").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body, bad_data(&message));
+    assert_eq!(
+        body,
+        bad_data(&format!("invalid parameter \"query\": {message}"))
+    );
+}
+
+#[tokio::test]
+async fn missing_query_is_bad_data_saying_no_expression_was_found() {
+    let (status, body) = get_json("/api/v1/query?time=1000").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errorType"], "bad_data");
+    // Prometheus adds the position ("1:1: parse error: "); the parser does not.
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(r#"invalid parameter "query": "#)
+            && error.ends_with("no expression found in input"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn range_query_of_a_range_vector_is_bad_data() {
+    let (status, body) = get_json(&format!(
+        "/api/v1/query_range?query={}&start=900&end=1000&step=15",
+        enc("up[1m]")
+    ))
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body,
+        bad_data(
+            r#"invalid expression type "range vector" for range query, must be Scalar or instant Vector"#
+        )
+    );
 }
 
 #[tokio::test]
@@ -246,7 +279,9 @@ async fn unparsable_time_is_bad_data_naming_the_parameter() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         body,
-        bad_data(r#"invalid parameter "time": cannot parse "yesterday" to a valid timestamp"#)
+        bad_data(
+            r#"invalid parameter "time": Invalid time value for 'time': cannot parse "yesterday" to a valid timestamp"#
+        )
     );
 }
 

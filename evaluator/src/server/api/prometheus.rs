@@ -109,8 +109,14 @@ pub fn parse_duration_param(s: &str) -> Result<i64, String> {
 fn time_param(params: &Params, name: &str, default: i64) -> Result<i64, ApiError> {
     match params.get(name) {
         None | Some("") => Ok(default),
-        Some(s) => parse_time(s).map_err(|e| ApiError::invalid_param(name, e)),
+        Some(s) => parse_time_param(name, s),
     }
+}
+
+/// Prometheus' wording for an unparsable time parameter.
+fn parse_time_param(name: &str, s: &str) -> Result<i64, ApiError> {
+    parse_time(s)
+        .map_err(|e| ApiError::invalid_param(name, format!("Invalid time value for '{name}': {e}")))
 }
 
 fn timeout_param(params: &Params) -> Result<Duration, ApiError> {
@@ -273,7 +279,9 @@ fn query_response(value: &Value, at_ms: i64, notes: Annotations) -> Response {
 
 fn promql_error(e: PromqlError) -> ApiError {
     match e {
-        PromqlError::Parse { message, .. } => ApiError::BadData(message),
+        PromqlError::Parse { message, .. } => ApiError::invalid_param("query", message),
+        // Prometheus rejects a wrongly typed range query before running it.
+        PromqlError::Eval(m) if m.starts_with("invalid expression type") => ApiError::BadData(m),
         PromqlError::Experimental(_) => ApiError::BadData(e.to_string()),
         PromqlError::Eval(_) | PromqlError::Unsupported(_) => ApiError::Execution(e.to_string()),
     }
@@ -323,23 +331,10 @@ pub async fn query_range(
     State(state): State<Arc<AppState>>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let required = |name: &str| {
-        params.get(name).filter(|s| !s.is_empty()).ok_or_else(|| {
-            ApiError::invalid_param(
-                name,
-                format!(
-                    "cannot parse \"\" to a valid {}",
-                    if name == "step" {
-                        "duration"
-                    } else {
-                        "timestamp"
-                    }
-                ),
-            )
-        })
-    };
-    let start = parse_time(required("start")?).map_err(|e| ApiError::invalid_param("start", e))?;
-    let end = parse_time(required("end")?).map_err(|e| ApiError::invalid_param("end", e))?;
+    // A missing parameter is an empty one: the parsers say it cannot be read.
+    let required = |name: &str| params.get(name).unwrap_or_default();
+    let start = parse_time_param("start", required("start"))?;
+    let end = parse_time_param("end", required("end"))?;
     if end < start {
         return Err(ApiError::invalid_param(
             "end",
@@ -347,7 +342,7 @@ pub async fn query_range(
         ));
     }
     let step =
-        parse_duration_param(required("step")?).map_err(|e| ApiError::invalid_param("step", e))?;
+        parse_duration_param(required("step")).map_err(|e| ApiError::invalid_param("step", e))?;
     if step <= 0 {
         return Err(ApiError::invalid_param(
             "step",
