@@ -18,6 +18,7 @@ use vigil_evaluator::promql::Engine;
 use vigil_evaluator::rules::file::parse_rule_file;
 use vigil_evaluator::rules::group::{GroupEnv, RuleGroup};
 use vigil_evaluator::scrape::{Health, TargetState};
+use vigil_evaluator::server::api::rules::format_alert_value;
 use vigil_evaluator::server::api::targets::discovered_labels;
 use vigil_evaluator::server::api::{router, AppState};
 use vigil_evaluator::server::metrics::ServerMetrics;
@@ -149,7 +150,7 @@ async fn rules_lists_each_group_with_its_file_and_rules() {
             ("capacity", "capacity.yaml")
         ]
     );
-    assert_eq!(groups[0]["interval"], json!(30.0));
+    assert_eq!(groups[0]["interval"], json!(30));
     assert_eq!(groups[0]["lastEvaluation"], "1970-01-01T00:16:40Z");
 }
 
@@ -160,7 +161,10 @@ async fn recording_rule_shows_query_labels_and_health() {
     assert_eq!(rule["type"], "recording");
     assert_eq!(rule["name"], "job:up:sum");
     assert_eq!(rule["query"], "sum by (job) (up)");
-    assert_eq!(rule["labels"], json!({}));
+    assert!(
+        rule.get("labels").is_none(),
+        "empty labels are left out: {rule}"
+    );
     assert_eq!(rule["health"], "ok");
     assert_eq!(rule["lastEvaluation"], "1970-01-01T00:16:40Z");
     assert!(rule.get("lastError").is_none(), "{rule}");
@@ -173,7 +177,7 @@ async fn alerting_rule_shows_its_state_and_active_alerts() {
     let down = &rules[1];
     assert_eq!(down["type"], "alerting");
     assert_eq!(down["state"], "firing");
-    assert_eq!(down["duration"], json!(0.0));
+    assert_eq!(down["duration"], json!(0));
     assert_eq!(down["labels"], json!({"severity": "page"}));
     assert_eq!(down["alerts"].as_array().unwrap().len(), 1);
     let alert = &down["alerts"][0];
@@ -182,13 +186,13 @@ async fn alerting_rule_shows_its_state_and_active_alerts() {
     assert_eq!(alert["annotations"], json!({"summary": "b is down"}));
     assert_eq!(alert["state"], "firing");
     assert_eq!(alert["activeAt"], "1970-01-01T00:16:40Z");
-    assert_eq!(alert["value"], "0.0000000000e+00");
+    assert_eq!(alert["value"], "0e+00");
 
     let long = &rules[2];
     assert_eq!(long["state"], "pending");
-    assert_eq!(long["duration"], json!(300.0));
-    assert_eq!(long["keepFiringFor"], json!(60.0));
-    assert_eq!(long["alerts"][0]["value"], "1.0000000000e+00");
+    assert_eq!(long["duration"], json!(300));
+    assert_eq!(long["keepFiringFor"], json!(60));
+    assert_eq!(long["alerts"][0]["value"], "1e+00");
 }
 
 #[tokio::test]
@@ -289,4 +293,21 @@ fn discovered_labels_come_from_the_scrape_url_and_job() {
             ("team", "infra"),
         ])
     );
+}
+
+#[test]
+fn alert_values_are_spelled_like_go_shortest_exponent_form() {
+    let cases = [
+        (1.0, "1e+00"),
+        (2.5, "2.5e+00"),
+        (0.0, "0e+00"),
+        (-1234.5, "-1.2345e+03"),
+        (1e-7, "1e-07"),
+        (1e300, "1e+300"),
+        (f64::INFINITY, "+Inf"),
+        (f64::NAN, "NaN"),
+    ];
+    for (v, want) in cases {
+        assert_eq!(format_alert_value(v), want, "{v}");
+    }
 }

@@ -25,7 +25,7 @@ pub fn format_ms(ms: Option<i64>) -> String {
 }
 
 /// An alert value as Prometheus' API writes it: Go's
-/// `strconv.FormatFloat(v, 'e', 10, 64)`, e.g. `1.0000000000e+00`.
+/// `strconv.FormatFloat(v, 'e', -1, 64)`, e.g. `1e+00`, `2.5e+00`.
 pub fn format_alert_value(v: f64) -> String {
     if v.is_nan() {
         return "NaN".to_string();
@@ -33,11 +33,21 @@ pub fn format_alert_value(v: f64) -> String {
     if v.is_infinite() {
         return if v > 0.0 { "+Inf" } else { "-Inf" }.to_string();
     }
-    let rust = format!("{v:.10e}");
+    // Rust's `{:e}` is the shortest round-trip mantissa, exponent bare.
+    let rust = format!("{v:e}");
     let (mantissa, exp) = rust.split_once('e').unwrap_or((&rust, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let sign = if exp < 0 { '-' } else { '+' };
     format!("{mantissa}e{sign}{:02}", exp.abs())
+}
+
+/// Seconds as Go's JSON writes a float64: no `.0` on whole numbers.
+fn secs(d: Duration) -> serde_json::Number {
+    if d.subsec_nanos() == 0 {
+        serde_json::Number::from(d.as_secs())
+    } else {
+        serde_json::Number::from_f64(d.as_secs_f64()).unwrap_or_else(|| 0.into())
+    }
 }
 
 #[derive(Serialize)]
@@ -66,15 +76,15 @@ struct AlertingRuleJson<'a> {
     state: &'static str,
     name: &'a str,
     query: &'a str,
-    duration: f64,
-    keep_firing_for: f64,
+    duration: serde_json::Number,
+    keep_firing_for: serde_json::Number,
     labels: &'a BTreeMap<String, String>,
     annotations: &'a BTreeMap<String, String>,
     alerts: Vec<AlertJson<'a>>,
     health: &'static str,
     #[serde(skip_serializing_if = "str::is_empty")]
     last_error: &'a str,
-    evaluation_time: f64,
+    evaluation_time: serde_json::Number,
     last_evaluation: String,
     #[serde(rename = "type")]
     kind: &'static str,
@@ -85,11 +95,12 @@ struct AlertingRuleJson<'a> {
 struct RecordingRuleJson<'a> {
     name: &'a str,
     query: &'a str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     labels: &'a BTreeMap<String, String>,
     health: &'static str,
     #[serde(skip_serializing_if = "str::is_empty")]
     last_error: &'a str,
-    evaluation_time: f64,
+    evaluation_time: serde_json::Number,
     last_evaluation: String,
     #[serde(rename = "type")]
     kind: &'static str,
@@ -100,10 +111,6 @@ struct RecordingRuleJson<'a> {
 enum RuleJson<'a> {
     Alerting(AlertingRuleJson<'a>),
     Recording(RecordingRuleJson<'a>),
-}
-
-fn secs(d: Duration) -> f64 {
-    d.as_secs_f64()
 }
 
 fn rule_json(e: &RuleEntry) -> RuleJson<'_> {
@@ -156,9 +163,9 @@ struct GroupJson {
     name: String,
     file: String,
     rules: Vec<serde_json::Value>,
-    interval: f64,
+    interval: serde_json::Number,
     limit: usize,
-    evaluation_time: f64,
+    evaluation_time: serde_json::Number,
     last_evaluation: String,
 }
 
