@@ -270,7 +270,7 @@ fn sorted(body: &Value) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn range_series_and_label_queries_agree_with_prometheus() {
+async fn range_series_label_and_target_answers_agree_with_prometheus() {
     let Some(prometheus) = external_tool("prometheus") else {
         return;
     };
@@ -343,5 +343,26 @@ async fn range_series_and_label_queries_agree_with_prometheus() {
         let ours = sorted(&get(ours_port, path, &params).await);
         assert!(!theirs.is_empty(), "{path}: Prometheus returned nothing");
         assert_eq!(ours, theirs, "{path}");
+    }
+
+    // The target's identity and settings (times and durations differ).
+    let fields = [
+        "discoveredLabels",
+        "labels",
+        "scrapePool",
+        "scrapeUrl",
+        "lastError",
+        "health",
+        "scrapeInterval",
+        "scrapeTimeout",
+    ];
+    let theirs = get(prom_port, "/api/v1/targets", &[]).await;
+    let ours = get(ours_port, "/api/v1/targets", &[]).await;
+    let (theirs, ours) = (
+        &theirs["data"]["activeTargets"][0],
+        &ours["data"]["activeTargets"][0],
+    );
+    for field in fields {
+        assert_eq!(ours[field], theirs[field], "targets: {field}");
     }
 }
