@@ -436,3 +436,28 @@ async fn answers_without_annotations_carry_no_warnings_or_infos_keys() {
     assert!(body.get("warnings").is_none(), "{body}");
     assert!(body.get("infos").is_none(), "{body}");
 }
+
+#[tokio::test]
+async fn unparsable_timeout_is_bad_data_naming_the_parameter() {
+    let (status, body) = get_json("/api/v1/query?query=up&time=1000&timeout=soon").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body,
+        bad_data(r#"invalid parameter "timeout": cannot parse "soon" to a valid duration"#)
+    );
+}
+
+#[tokio::test]
+async fn series_reads_match_from_a_post_form() {
+    let req = Request::post("/api/v1/series")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("match[]={}", enc(r#"up{job="db"}"#))))
+        .unwrap();
+    let (status, body) = send(req).await;
+    assert_eq!(status, StatusCode::OK);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body["data"],
+        json!([{"__name__": "up", "instance": "b", "job": "db"}])
+    );
+}
