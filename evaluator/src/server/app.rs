@@ -207,6 +207,8 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
         store: Arc::clone(&store),
         token: RwLock::new(cfg.web.token.clone()),
         reload: reload_tx.clone(),
+        engine: engine.clone(),
+        rule_groups: RwLock::new(groups.clone()),
     });
 
     // The listener first: a taken port is a startup error, before anything
@@ -471,6 +473,7 @@ async fn reload(
         }
     }
     *groups = new_groups;
+    *state.rule_groups.write().unwrap_or_else(|e| e.into_inner()) = groups.clone();
     adapter.clear_cache();
 
     {

@@ -1,23 +1,36 @@
-//! The evaluator's HTTP surface. For now the operational endpoints:
-//! `/-/healthy`, `/-/ready` (after the config loaded and the first rule
-//! evaluation), `/metrics` and `POST /-/reload`. The Prometheus- and
-//! Alertmanager-compatible APIs are to be added to [`router`], reading the
-//! same [`AppState`].
+//! The evaluator's HTTP surface, all reading one [`AppState`]: the
+//! operational endpoints (`/-/healthy`, `/-/ready` after the config loaded
+//! and the first rule evaluation, `/metrics`, `POST /-/reload`) and the
+//! Prometheus-compatible read API under `/api/v1`, so dashboards and tools
+//! built for Prometheus query the evaluator unchanged.
+//!
+//! - [`prometheus`]: `query`, `query_range`, `series`, `labels`,
+//!   `label/<name>/values`, `status/buildinfo`.
+//! - [`targets`]: the scrape targets.
+//! - [`rules`]: `rules` and `alerts`.
+//! - [`error`]: the error envelope every `/api/v1` handler answers with.
+
+pub mod error;
+pub mod prometheus;
+pub mod rules;
+pub mod targets;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
+use ::prometheus::{Encoder, Registry, TextEncoder};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use prometheus::{Encoder, Registry, TextEncoder};
 use tokio::sync::{mpsc, oneshot};
 
 use super::metrics::ServerMetrics;
 use super::query_adapter::{read_store, SharedStore};
 use crate::notify::receivers::Secret;
+use crate::promql::Engine;
+use crate::rules::group::RuleGroup;
 use crate::scrape::TargetHandle;
 
 /// A request to reload the configuration; the answer is the rendered
@@ -38,6 +51,11 @@ pub struct AppState {
     /// Bearer token for mutating endpoints (`None`: open).
     pub token: RwLock<Option<Secret>>,
     pub reload: mpsc::Sender<ReloadRequest>,
+    /// The engine the API's queries run on (same options as the rules').
+    pub engine: Engine,
+    /// The running rule groups, replaced on reload (`/api/v1/rules`,
+    /// `/api/v1/alerts`).
+    pub rule_groups: RwLock<Vec<Arc<Mutex<RuleGroup>>>>,
 }
 
 /// The HTTP app over `state`.
@@ -47,6 +65,27 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/-/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/-/reload", post(reload))
+        .route(
+            "/api/v1/query",
+            get(prometheus::query).post(prometheus::query),
+        )
+        .route(
+            "/api/v1/query_range",
+            get(prometheus::query_range).post(prometheus::query_range),
+        )
+        .route(
+            "/api/v1/series",
+            get(prometheus::series).post(prometheus::series),
+        )
+        .route(
+            "/api/v1/labels",
+            get(prometheus::labels).post(prometheus::labels),
+        )
+        .route("/api/v1/label/{name}/values", get(prometheus::label_values))
+        .route("/api/v1/status/buildinfo", get(prometheus::buildinfo))
+        .route("/api/v1/targets", get(targets::targets))
+        .route("/api/v1/rules", get(rules::rules))
+        .route("/api/v1/alerts", get(rules::alerts))
         .with_state(state)
 }
 
