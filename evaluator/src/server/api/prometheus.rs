@@ -19,7 +19,7 @@ use super::error::ApiError;
 use super::AppState;
 use crate::labels::Labels;
 use crate::promql::{parse_series_selector, Annotations, PromqlError, SeriesSource, Value};
-use crate::rules::duration::parse_duration;
+use vigil_common::duration::parse_duration;
 use crate::server::query_adapter::read_store;
 
 /// Prometheus' cap on the points of one series of a range query.

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::prometheus::{success, LabelsJson};
 use super::AppState;
 use crate::labels::Labels;
-use crate::rules::duration::format_duration;
+use vigil_common::duration::format_duration;
 use crate::scrape::TargetState;
 
 /// Go's zero `time.Time`, which Prometheus shows for "never".
