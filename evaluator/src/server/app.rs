@@ -26,6 +26,7 @@ use super::adapters::{to_notifier_alerts, ScrapeToStore};
 use super::api::{router, AppState, ReloadRequest};
 use super::config::{self, ConfigErrors, ConfigProblem, ValidatedConfig};
 use super::delivery::run_delivery;
+use super::durability::{AlertTracker, Durability, DurabilityError};
 use super::metrics::{MetricsError, ServerMetrics};
 use super::query_adapter::{write_store, SharedStore, StoreQueryEngine};
 use crate::alerts::state::millis;
@@ -66,6 +67,8 @@ pub enum ServerError {
     },
     #[error("cannot install the signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error(transparent)]
+    History(#[from] DurabilityError),
 }
 
 /// How to run.
@@ -198,6 +201,20 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     let adapter = StoreQueryEngine::new(Arc::clone(&store), engine.clone());
     let mut groups = build_groups(&cfg, &[])?;
 
+    // History: connected lazily, so a database that is down only delays
+    // history (buffered by the writer), never evaluation.
+    let durability = Durability::start(&cfg.storage, &registry, options.shutdown_grace)?;
+    let snapshots = durability.load_snapshots().await;
+    let tracker = AlertTracker::default();
+    let mut restored = 0;
+    for g in &groups {
+        let mut g = g.lock().unwrap_or_else(|e| e.into_inner());
+        restored += tracker.restore(&mut g, &snapshots, RESEND_DELAY);
+    }
+    if restored > 0 {
+        tracing::info!(alerts = restored, "alert state restored from history");
+    }
+
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let state = Arc::new(AppState {
         ready: AtomicBool::new(false),
@@ -315,6 +332,14 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
             let external_url = cfg.web.external_url.clone();
             let on_alerts = |group: &RuleGroup, alerts: Vec<crate::alerts::Alert>| {
                 record_group_metrics(&metrics, group);
+                let now = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(
+                    group.last_eval_ms.unwrap_or_else(|| RulesClock.now_ms()),
+                )
+                .unwrap_or_default();
+                for write in tracker.observe(group, now) {
+                    // A full queue is logged and counted by the writer.
+                    let _ = durability.writer.record(write);
+                }
                 state.ready.store(true, Ordering::Release);
                 if !alerts.is_empty() {
                     let _ = alerts_tx.send(to_notifier_alerts(group, alerts, &external_url));
@@ -374,6 +399,7 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     prune_task.abort();
     http_stop.cancel();
     let _ = http_task.await;
+    durability.stop().await;
     tracing::info!("vigil evaluator stopped");
     Ok(())
 }

@@ -1,0 +1,352 @@
+//! The glue between the running evaluator and the SQL history
+//! ([`crate::history`]): connecting and migrating at start (without ever
+//! blocking evaluation on a database that is down), the batched writer and
+//! the retention pruner, the leader election that decides who sends, alert
+//! transitions and state snapshots recorded after every rule evaluation,
+//! and restoring the alert state machine from those snapshots at start.
+//!
+//! Why: without it the history tables stay empty and a restart forgets
+//! which alerts were firing, so the same alert would fire (and notify)
+//! twice and a `for` timer would start over.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use prometheus::Registry;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::config::StorageSettings;
+use crate::alerts::state::{millis, AlertState};
+use crate::alerts::Alert as RuleAlert;
+use crate::history::leader::{LeaderConfig, LeaderElector, Ticks};
+use crate::history::store::{
+    episode_id, run_pruner, AlertSnapshot, EpisodeRecord, HistoryState, HistoryWrite, Transition,
+};
+use crate::history::writer::{HistoryWriter, WriterConfig, WriterSummary};
+use crate::history::{Database, HistoryError, HistoryStore};
+use crate::labels::Labels;
+use crate::notify::alert::Fingerprint;
+use crate::rules::group::{Rule, RuleGroup};
+
+/// How often closed history older than `storage.retention` is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How often a Postgres replica checks whether it leads.
+const LEADER_EVERY: Duration = Duration::from_secs(5);
+/// How long start-up waits for saved state before evaluating without it.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the history could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum DurabilityError {
+    #[error("history storage (storage.database_url): {0}")]
+    History(#[from] HistoryError),
+}
+
+/// The running history: the store, the writer the evaluation records into,
+/// the pruner and the leader election.
+#[derive(Debug)]
+pub struct Durability {
+    pub store: HistoryStore,
+    pub writer: HistoryWriter,
+    pub leader: LeaderElector,
+    writer_task: JoinHandle<WriterSummary>,
+    pruner_task: JoinHandle<()>,
+    stop: CancellationToken,
+}
+
+impl Durability {
+    /// Opens the database lazily (a database that is down is logged and
+    /// retried by the writer; evaluation does not wait for it), migrates it
+    /// in the background, and starts the writer, the pruner and the leader
+    /// election. `grace` bounds the writer's flush at [`Durability::stop`].
+    pub fn start(
+        storage: &StorageSettings,
+        registry: &Registry,
+        grace: Duration,
+    ) -> Result<Durability, DurabilityError> {
+        let db = Database::connect_lazy(&storage.database_url)?;
+        let store = HistoryStore::new(db.clone());
+        let stop = CancellationToken::new();
+        tokio::spawn(async move {
+            match db.ensure_schema().await {
+                Ok(()) => tracing::info!(database = %db.url(), "history database ready"),
+                Err(e) => {
+                    tracing::error!(error = %e, "history database unavailable; history is buffered and written once it answers")
+                }
+            }
+        });
+        let config = WriterConfig {
+            shutdown_grace: grace,
+            ..WriterConfig::default()
+        };
+        let (writer, writer_task) =
+            HistoryWriter::spawn(store.clone(), config, registry, stop.clone())?;
+        let pruner_task = tokio::spawn(run_pruner(
+            store.clone(),
+            storage.retention,
+            PRUNE_EVERY,
+            std::sync::Arc::new(crate::notify::clock::SystemClock),
+            stop.clone(),
+        ));
+        let leader = LeaderElector::start(
+            &storage.database_url,
+            LeaderConfig::default(),
+            Ticks::Every(LEADER_EVERY),
+            stop.clone(),
+        )?;
+        Ok(Durability {
+            store,
+            writer,
+            leader,
+            writer_task,
+            pruner_task,
+            stop,
+        })
+    }
+
+    /// Loads the saved alert-state snapshots; on a database error (or one
+    /// that does not answer in time) logs it and returns none, so the
+    /// evaluator starts anyway.
+    pub async fn load_snapshots(&self) -> Vec<AlertSnapshot> {
+        match tokio::time::timeout(LOAD_TIMEOUT, self.store.load_snapshots()).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot load saved alert state; alerts start over");
+                Vec::new()
+            }
+            Err(_) => {
+                tracing::error!("the history database did not answer in time; alerts start over");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Stops the pruner and the election and flushes the writer (bounded by
+    /// the grace given to [`Durability::start`]).
+    pub async fn stop(self) {
+        self.stop.cancel();
+        drop(self.writer);
+        match self.writer_task.await {
+            Ok(summary) if summary.lost > 0 => {
+                tracing::warn!(lost = summary.lost, "history writes lost at shutdown");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "the history writer failed"),
+        }
+        let _ = self.pruner_task.await;
+        self.leader.join().await;
+        self.store.database().close().await;
+    }
+}
+
+fn time(ms: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+fn history_state(a: &RuleAlert) -> HistoryState {
+    match a.state {
+        AlertState::Pending => HistoryState::Pending,
+        AlertState::Firing => HistoryState::Firing,
+        AlertState::Inactive if a.resolved_at_ms.is_some() => HistoryState::Resolved,
+        AlertState::Inactive => HistoryState::Inactive,
+    }
+}
+
+/// What was last recorded of one alert.
+#[derive(Debug, Clone, PartialEq)]
+struct Seen {
+    state: HistoryState,
+    active_at_ms: i64,
+    fired_at_ms: Option<i64>,
+    resolved_at_ms: Option<i64>,
+    last_sent_at_ms: Option<i64>,
+    keep_firing_since_ms: Option<i64>,
+}
+
+impl Seen {
+    fn of(a: &RuleAlert) -> Seen {
+        Seen {
+            state: history_state(a),
+            active_at_ms: a.active_at_ms,
+            fired_at_ms: a.fired_at_ms,
+            resolved_at_ms: a.resolved_at_ms,
+            last_sent_at_ms: a.last_sent_at_ms,
+            keep_firing_since_ms: a.keep_firing_since_ms,
+        }
+    }
+}
+
+/// Turns the alerts of each evaluated group into history writes: an
+/// episode upsert and a transition per state change, a snapshot whenever
+/// the state machine's timestamps moved, and a forgotten snapshot when an
+/// alert leaves the rule. Compares each group's alerts with what it saw
+/// after the previous evaluation, so only changes are written.
+#[derive(Debug, Default)]
+pub struct AlertTracker {
+    seen: Mutex<HashMap<(String, String), BTreeMap<Fingerprint, Seen>>>,
+}
+
+impl AlertTracker {
+    /// Puts saved alerts back into `group`'s alerting rules (see
+    /// [`restore_group`]) and remembers them as seen, so restored alerts
+    /// are not recorded as new transitions.
+    pub fn restore(
+        &self,
+        group: &mut RuleGroup,
+        snapshots: &[AlertSnapshot],
+        resend_delay: Duration,
+    ) -> usize {
+        let restored = restore_group(group, snapshots, resend_delay);
+        let mut all = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = all
+            .entry((group.file.display().to_string(), group.name.clone()))
+            .or_default();
+        for a in alerting(group) {
+            seen.insert(Fingerprint::of(&a.labels), Seen::of(a));
+        }
+        restored
+    }
+
+    /// The writes for `group` after an evaluation at `now`.
+    pub fn observe(&self, group: &RuleGroup, now: DateTime<Utc>) -> Vec<HistoryWrite> {
+        let mut all = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = all
+            .entry((group.file.display().to_string(), group.name.clone()))
+            .or_default();
+        let mut writes = Vec::new();
+        let mut present = BTreeMap::new();
+        for a in alerting(group) {
+            let fp = Fingerprint::of(&a.labels);
+            let current = Seen::of(a);
+            let before = seen.get(&fp);
+            if before == Some(&current) {
+                present.insert(fp, current);
+                continue;
+            }
+            let from = before.map_or(HistoryState::Inactive, |b| b.state);
+            // A new activation is a new episode even when the old one's
+            // resolved state was never seen in between.
+            let from = match before {
+                Some(b) if b.active_at_ms != current.active_at_ms => HistoryState::Inactive,
+                _ => from,
+            };
+            let starts_at = time(a.active_at_ms);
+            if from != current.state
+                && !(from == HistoryState::Inactive && current.state.is_closed())
+            {
+                writes.push(HistoryWrite::Episode(EpisodeRecord {
+                    fingerprint: fp,
+                    rule: a.name().to_string(),
+                    group_name: group.name.clone(),
+                    labels: a.labels.clone(),
+                    annotations: a.annotations.clone(),
+                    state: current.state,
+                    starts_at,
+                    fired_at: a.fired_at_ms.map(time),
+                    ends_at: a.resolved_at_ms.map(time),
+                    value: Some(a.value),
+                    updated_at: now,
+                }));
+                writes.push(HistoryWrite::Transition(Transition {
+                    alert_id: episode_id(fp, starts_at),
+                    from,
+                    to: current.state,
+                    at: now,
+                    value: Some(a.value),
+                }));
+            }
+            writes.push(HistoryWrite::Snapshot(snapshot(group, a, now)));
+            present.insert(fp, current);
+        }
+        for fp in seen.keys() {
+            if !present.contains_key(fp) {
+                writes.push(HistoryWrite::ForgetSnapshot(*fp));
+            }
+        }
+        *seen = present;
+        writes
+    }
+}
+
+fn alerting(group: &RuleGroup) -> impl Iterator<Item = &RuleAlert> {
+    group
+        .rules
+        .iter()
+        .flat_map(|entry| match &entry.rule {
+            Rule::Alerting(rule) => Some(rule.alerts()),
+            Rule::Recording(_) => None,
+        })
+        .flatten()
+}
+
+fn snapshot(group: &RuleGroup, a: &RuleAlert, now: DateTime<Utc>) -> AlertSnapshot {
+    AlertSnapshot {
+        fingerprint: Fingerprint::of(&a.labels),
+        rule: a.name().to_string(),
+        group_name: group.name.clone(),
+        labels: a.labels.clone(),
+        annotations: a.annotations.clone(),
+        state: history_state(a),
+        active_at: time(a.active_at_ms),
+        fired_at: a.fired_at_ms.map(time),
+        resolved_at: a.resolved_at_ms.map(time),
+        keep_firing_since: a.keep_firing_since_ms.map(time),
+        last_sent_at: a.last_sent_at_ms.map(time),
+        value: Some(a.value),
+        updated_at: now,
+    }
+}
+
+/// Puts saved alerts back into the alerting rules of `group` (matched by
+/// group name and `alertname`), so a firing alert stays firing without a
+/// second notification and a pending alert keeps its `for` timer. Returns
+/// how many were restored.
+pub fn restore_group(
+    group: &mut RuleGroup,
+    snapshots: &[AlertSnapshot],
+    resend_delay: Duration,
+) -> usize {
+    let delta = millis(group.interval.max(resend_delay));
+    let mut restored = 0;
+    for entry in &mut group.rules {
+        let Rule::Alerting(rule) = &mut entry.rule else {
+            continue;
+        };
+        let cooldown = rule.spec().cooldown;
+        let alerts: Vec<RuleAlert> = snapshots
+            .iter()
+            .filter(|s| s.group_name == group.name && s.rule == rule.name())
+            .map(|s| to_rule_alert(s, cooldown, delta))
+            .collect();
+        restored += alerts.len();
+        rule.restore(alerts);
+    }
+    restored
+}
+
+fn to_rule_alert(s: &AlertSnapshot, cooldown: Option<Duration>, delta_ms: i64) -> RuleAlert {
+    let ms = |t: DateTime<Utc>| t.timestamp_millis();
+    let state = match s.state {
+        HistoryState::Pending => AlertState::Pending,
+        HistoryState::Firing => AlertState::Firing,
+        HistoryState::Resolved | HistoryState::Inactive => AlertState::Inactive,
+    };
+    let labels: Labels = s.labels.clone();
+    RuleAlert {
+        state,
+        labels,
+        annotations: s.annotations.clone(),
+        value: s.value.unwrap_or(f64::NAN),
+        active_at_ms: ms(s.active_at),
+        fired_at_ms: s.fired_at.map(ms),
+        resolved_at_ms: s.resolved_at.map(ms),
+        last_sent_at_ms: s.last_sent_at.map(ms),
+        // As the rule sets it at each send: four resend periods ahead.
+        valid_until_ms: s.last_sent_at.map(|t| ms(t) + 4 * delta_ms),
+        keep_firing_since_ms: s.keep_firing_since.map(ms),
+        cooldown,
+    }
+}
