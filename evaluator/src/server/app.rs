@@ -25,8 +25,8 @@ use tokio_util::sync::CancellationToken;
 use super::adapters::{to_notifier_alerts, ScrapeToStore};
 use super::api::{router, AppState, ReloadRequest};
 use super::config::{self, ConfigErrors, ConfigProblem, ValidatedConfig};
-use super::delivery::run_delivery;
-use super::durability::{AlertTracker, Durability, DurabilityError};
+use super::delivery::{run_delivery, Outbox};
+use super::durability::{restore_notify_log, AlertTracker, Durability, DurabilityError};
 use super::metrics::{MetricsError, ServerMetrics};
 use super::query_adapter::{write_store, SharedStore, StoreQueryEngine};
 use crate::alerts::state::millis;
@@ -243,6 +243,13 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     let notify_clock: Arc<dyn crate::notify::clock::Clock> = Arc::new(NotifyClock);
     let mut notifier = Notifier::new(Arc::clone(&cfg.notify));
     notifier.set_external_url(cfg.web.external_url.clone());
+    let restored_log = restore_notify_log(&durability.store, &mut notifier).await;
+    if restored_log > 0 {
+        tracing::info!(
+            entries = restored_log,
+            "notification log restored from history"
+        );
+    }
     let notifier = Arc::new(tokio::sync::Mutex::new(notifier));
     let (notification_tx, notification_rx) = mpsc::unbounded_channel::<Notification>();
     let (receivers_tx, receivers_rx) = watch::channel(Arc::clone(&cfg.receivers));
@@ -256,6 +263,11 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
         DeliveryStage::new(retrier),
         metrics.clone(),
         options.shutdown_grace,
+        Some(Outbox {
+            store: durability.store.clone(),
+            writer: durability.writer.clone(),
+            leader: durability.leader.subscribe(),
+        }),
     ));
     let notifier_stop = CancellationToken::new();
     let notifier_task = tokio::spawn(notifier::run(

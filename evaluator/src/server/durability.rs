@@ -23,12 +23,17 @@ use crate::alerts::state::{millis, AlertState};
 use crate::alerts::Alert as RuleAlert;
 use crate::history::leader::{LeaderConfig, LeaderElector, Ticks};
 use crate::history::store::{
-    episode_id, run_pruner, AlertSnapshot, EpisodeRecord, HistoryState, HistoryWrite, Transition,
+    episode_id, run_pruner, AlertSnapshot, EpisodeRecord, HistoryState, HistoryWrite, NotifyLogRow,
+    Transition,
 };
 use crate::history::writer::{HistoryWriter, WriterConfig, WriterSummary};
 use crate::history::{Database, HistoryError, HistoryStore};
 use crate::labels::Labels;
-use crate::notify::alert::Fingerprint;
+use crate::notify::alert::{
+    Alert as NotifierAlert, AlertStatus, Fingerprint, Notification, NotifiedAlert,
+};
+use crate::notify::dedup::LogEntry;
+use crate::notify::notifier::Notifier;
 use crate::rules::group::{Rule, RuleGroup};
 
 /// How often closed history older than `storage.retention` is pruned.
@@ -349,4 +354,161 @@ fn to_rule_alert(s: &AlertSnapshot, cooldown: Option<Duration>, delta_ms: i64) -
         keep_firing_since_ms: s.keep_firing_since.map(ms),
         cooldown,
     }
+}
+
+/// A notification as stored in the outbox payload: everything needed to
+/// deliver it again after a restart.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct StoredNotification {
+    receiver: String,
+    group_key: String,
+    firing: bool,
+    alerts: Vec<StoredAlert>,
+    group_labels: BTreeMap<String, String>,
+    common_labels: BTreeMap<String, String>,
+    common_annotations: BTreeMap<String, String>,
+    external_url: String,
+    truncated_alerts: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct StoredAlert {
+    firing: bool,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    starts_at_ms: i64,
+    ends_at_ms: Option<i64>,
+    generator_url: String,
+    cooldown_ms: Option<u64>,
+}
+
+fn label_map(labels: &Labels) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .map(|l| (l.name.clone(), l.value.clone()))
+        .collect()
+}
+
+fn status(firing: bool) -> AlertStatus {
+    if firing {
+        AlertStatus::Firing
+    } else {
+        AlertStatus::Resolved
+    }
+}
+
+/// The outbox payload of `n` (JSON text).
+pub fn notification_payload(n: &Notification) -> String {
+    let stored = StoredNotification {
+        receiver: n.receiver.clone(),
+        group_key: n.group_key.clone(),
+        firing: n.status == AlertStatus::Firing,
+        alerts: n
+            .alerts
+            .iter()
+            .map(|a| StoredAlert {
+                firing: a.status == AlertStatus::Firing,
+                labels: label_map(&a.alert.labels),
+                annotations: a.alert.annotations.clone(),
+                starts_at_ms: a.alert.starts_at.timestamp_millis(),
+                ends_at_ms: a.alert.ends_at.map(|t| t.timestamp_millis()),
+                generator_url: a.alert.generator_url.clone(),
+                cooldown_ms: a
+                    .alert
+                    .cooldown
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            })
+            .collect(),
+        group_labels: label_map(&n.group_labels),
+        common_labels: label_map(&n.common_labels),
+        common_annotations: n.common_annotations.clone(),
+        external_url: n.external_url.clone(),
+        truncated_alerts: n.truncated_alerts,
+    };
+    serde_json::to_string(&stored).unwrap_or_default()
+}
+
+/// The notification an outbox payload holds; `None` when the payload is not
+/// one [`notification_payload`] wrote.
+pub fn notification_from_payload(payload: &str) -> Option<Notification> {
+    let s: StoredNotification = serde_json::from_str(payload).ok()?;
+    Some(Notification {
+        receiver: s.receiver,
+        group_key: s.group_key,
+        status: status(s.firing),
+        alerts: s
+            .alerts
+            .into_iter()
+            .map(|a| {
+                let alert = NotifierAlert {
+                    labels: Labels::from_pairs(a.labels),
+                    annotations: a.annotations,
+                    starts_at: time(a.starts_at_ms),
+                    ends_at: a.ends_at_ms.map(time),
+                    generator_url: a.generator_url,
+                    cooldown: a.cooldown_ms.map(Duration::from_millis),
+                };
+                NotifiedAlert {
+                    status: status(a.firing),
+                    fingerprint: alert.fingerprint(),
+                    alert,
+                }
+            })
+            .collect(),
+        group_labels: Labels::from_pairs(s.group_labels),
+        common_labels: Labels::from_pairs(s.common_labels),
+        common_annotations: s.common_annotations,
+        external_url: s.external_url,
+        truncated_alerts: s.truncated_alerts,
+    })
+}
+
+/// The notification-log row a delivered notification leaves: which alerts
+/// the receiver was told are firing and resolved.
+pub fn notify_log_row(n: &Notification, sent_at: DateTime<Utc>) -> NotifyLogRow {
+    let of = |want: AlertStatus| {
+        n.alerts
+            .iter()
+            .filter(|a| a.status == want)
+            .map(|a| a.fingerprint)
+            .collect()
+    };
+    NotifyLogRow {
+        receiver: n.receiver.clone(),
+        group_key: n.group_key.clone(),
+        firing: of(AlertStatus::Firing),
+        resolved: of(AlertStatus::Resolved),
+        sent_at,
+    }
+}
+
+/// The saved notification log put back into `notifier`; returns how many
+/// entries. A database error is logged and nothing is restored.
+pub async fn restore_notify_log(store: &HistoryStore, notifier: &mut Notifier) -> usize {
+    let rows = match tokio::time::timeout(LOAD_TIMEOUT, store.load_notify_log()).await {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot load the saved notification log");
+            return 0;
+        }
+        Err(_) => {
+            tracing::error!(
+                "the history database did not answer in time; notification log not restored"
+            );
+            return 0;
+        }
+    };
+    let count = rows.len();
+    for row in rows {
+        notifier.restore_log(
+            &row.receiver,
+            &row.group_key,
+            LogEntry {
+                firing: row.firing,
+                resolved: row.resolved,
+                sent_at: row.sent_at,
+            },
+        );
+    }
+    count
 }
