@@ -26,7 +26,9 @@ use super::adapters::{to_notifier_alerts, ScrapeToStore};
 use super::api::{router, AppState, ReloadRequest};
 use super::config::{self, ConfigErrors, ConfigProblem, ValidatedConfig};
 use super::delivery::{run_delivery, Outbox};
-use super::durability::{restore_notify_log, AlertTracker, Durability, DurabilityError};
+use super::durability::{
+    restore_notify_log, wait_for_first_scrapes, AlertTracker, Durability, DurabilityError,
+};
 use super::metrics::{MetricsError, ServerMetrics};
 use super::query_adapter::{write_store, SharedStore, StoreQueryEngine};
 use crate::alerts::state::millis;
@@ -336,6 +338,14 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     );
     if groups.is_empty() {
         state.ready.store(true, Ordering::Release);
+    }
+    if restored > 0 {
+        let targets = state
+            .targets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        wait_for_first_scrapes(&targets).await;
     }
 
     let clock = RulesClock;

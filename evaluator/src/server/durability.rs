@@ -35,6 +35,7 @@ use crate::notify::alert::{
 use crate::notify::dedup::LogEntry;
 use crate::notify::notifier::Notifier;
 use crate::rules::group::{Rule, RuleGroup};
+use crate::scrape::TargetHandle;
 
 /// How often closed history older than `storage.retention` is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -511,4 +512,35 @@ pub async fn restore_notify_log(store: &HistoryStore, notifier: &mut Notifier) -
         );
     }
     count
+}
+
+/// Waits until every target has finished its first scrape, at most one
+/// scrape interval plus timeout (the longest among the targets). After a
+/// restart with restored alerts the store is empty: evaluating before the
+/// first samples land would resolve every restored alert at once.
+pub async fn wait_for_first_scrapes(targets: &[TargetHandle]) {
+    let longest = targets
+        .iter()
+        .map(|t| {
+            let s = t.snapshot();
+            s.scrape_interval + s.scrape_timeout
+        })
+        .max()
+        .unwrap_or_default();
+    let done = || {
+        targets
+            .iter()
+            .all(|t| t.snapshot().last_scrape_duration.is_some())
+    };
+    let waited = tokio::time::timeout(longest, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    if waited.is_err() {
+        tracing::warn!(
+            "not every target was scraped before the first evaluation; restored alerts may resolve"
+        );
+    }
 }
