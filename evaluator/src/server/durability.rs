@@ -544,3 +544,175 @@ pub async fn wait_for_first_scrapes(targets: &[TargetHandle]) {
         );
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test reports failure
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::rules::fake::{sample, FakeEngine};
+    use crate::rules::file::parse_rule_file;
+    use crate::rules::group::GroupEnv;
+
+    const SEC: i64 = 1000;
+    const RESEND: Duration = Duration::from_secs(60);
+
+    fn group() -> RuleGroup {
+        let mut specs = parse_rule_file(
+            Path::new("g.yaml"),
+            "groups:\n- name: g\n  rules:\n  - alert: High\n    expr: x > 0\n    for: 2s\n",
+        )
+        .unwrap();
+        RuleGroup::new(specs.remove(0), Duration::from_secs(1)).unwrap()
+    }
+
+    fn eval(g: &mut RuleGroup, engine: &FakeEngine, ts_ms: i64) {
+        let external = Labels::default();
+        let env = GroupEnv {
+            engine,
+            appender: engine,
+            external_labels: &external,
+            external_url: "",
+            resend_delay: RESEND,
+        };
+        g.eval(ts_ms, &env);
+    }
+
+    fn transitions(writes: &[HistoryWrite]) -> Vec<(HistoryState, HistoryState)> {
+        writes
+            .iter()
+            .filter_map(|w| match w {
+                HistoryWrite::Transition(t) => Some((t.from, t.to)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_state_change_is_one_episode_upsert_and_one_transition_and_nothing_else_repeats() {
+        let engine = FakeEngine::new();
+        engine.set("x > 0", 0, vec![sample(&[("i", "a")], 1.0)]);
+        engine.set("x > 0", 10 * SEC, vec![]);
+        let mut g = group();
+        let tracker = AlertTracker::default();
+        let mut seen = Vec::new();
+        for s in 1..=12 {
+            eval(&mut g, &engine, s * SEC);
+            seen.extend(transitions(&tracker.observe(&g, time(s * SEC))));
+        }
+        use HistoryState::*;
+        assert_eq!(
+            seen,
+            vec![(Inactive, Pending), (Pending, Firing), (Firing, Resolved)]
+        );
+        eval(&mut g, &engine, 13 * SEC);
+        assert!(
+            tracker.observe(&g, time(13 * SEC)).is_empty(),
+            "an unchanged alert writes nothing"
+        );
+    }
+
+    #[test]
+    fn a_restored_firing_alert_keeps_firing_without_a_new_transition_or_send() {
+        let engine = FakeEngine::new();
+        engine.set("x > 0", 0, vec![sample(&[("i", "a")], 1.0)]);
+        let mut before = group();
+        let first = AlertTracker::default();
+        let mut snapshots = Vec::new();
+        for s in 1..=4 {
+            eval(&mut before, &engine, s * SEC);
+            for w in first.observe(&before, time(s * SEC)) {
+                if let HistoryWrite::Snapshot(snap) = w {
+                    snapshots.retain(|o: &AlertSnapshot| o.fingerprint != snap.fingerprint);
+                    snapshots.push(snap);
+                }
+            }
+        }
+        assert_eq!(snapshots.len(), 1);
+        assert_eq!(snapshots[0].state, HistoryState::Firing);
+        assert!(snapshots[0].last_sent_at.is_some());
+
+        let mut after = group();
+        let tracker = AlertTracker::default();
+        assert_eq!(tracker.restore(&mut after, &snapshots, RESEND), 1);
+        let external = Labels::default();
+        let env = GroupEnv {
+            engine: &engine,
+            appender: &engine,
+            external_labels: &external,
+            external_url: "",
+            resend_delay: RESEND,
+        };
+        let sent = after.eval(5 * SEC, &env);
+        assert!(
+            sent.is_empty(),
+            "sent again within the resend delay: {sent:?}"
+        );
+        assert!(transitions(&tracker.observe(&after, time(5 * SEC))).is_empty());
+        let alert = alerting(&after).next().unwrap();
+        assert_eq!(alert.state, AlertState::Firing);
+        assert_eq!(alert.active_at_ms, SEC, "the original activation is kept");
+    }
+
+    #[test]
+    fn a_restored_pending_alert_keeps_its_for_timer() {
+        let engine = FakeEngine::new();
+        engine.set("x > 0", 0, vec![sample(&[("i", "a")], 1.0)]);
+        let mut before = group();
+        let first = AlertTracker::default();
+        eval(&mut before, &engine, SEC);
+        let snapshots: Vec<AlertSnapshot> = first
+            .observe(&before, time(SEC))
+            .into_iter()
+            .filter_map(|w| match w {
+                HistoryWrite::Snapshot(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        let mut after = group();
+        AlertTracker::default().restore(&mut after, &snapshots, RESEND);
+        eval(&mut after, &engine, 3 * SEC);
+        let alert = alerting(&after).next().unwrap();
+        assert_eq!(
+            alert.state,
+            AlertState::Firing,
+            "for: 2s counted from the activation before the restart"
+        );
+    }
+
+    #[test]
+    fn an_outbox_payload_gives_back_the_same_notification() {
+        let alert = NotifierAlert {
+            labels: Labels::from_pairs([("alertname", "High"), ("i", "a")]),
+            annotations: BTreeMap::from([("summary".to_string(), "x is 1".to_string())]),
+            starts_at: time(1_000),
+            ends_at: Some(time(9_000)),
+            generator_url: "http://vigil/graph".into(),
+            cooldown: Some(Duration::from_secs(30)),
+        };
+        let n = Notification {
+            receiver: "hook".into(),
+            group_key: "{}:{alertname=\"High\"}".into(),
+            status: AlertStatus::Resolved,
+            alerts: vec![NotifiedAlert {
+                status: AlertStatus::Resolved,
+                fingerprint: alert.fingerprint(),
+                alert,
+            }],
+            group_labels: Labels::from_pairs([("alertname", "High")]),
+            common_labels: Labels::from_pairs([("alertname", "High"), ("i", "a")]),
+            common_annotations: BTreeMap::new(),
+            external_url: "http://vigil".into(),
+            truncated_alerts: 2,
+        };
+        assert_eq!(
+            notification_from_payload(&notification_payload(&n)),
+            Some(n.clone())
+        );
+        assert_eq!(notification_from_payload("{not json"), None);
+        let row = notify_log_row(&n, time(10_000));
+        assert!(row.firing.is_empty());
+        assert_eq!(row.resolved.len(), 1);
+    }
+}
