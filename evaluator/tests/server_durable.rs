@@ -435,3 +435,47 @@ async fn postgres_a_killed_evaluator_sends_one_firing_and_one_resolved_notificat
     .await;
     db.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_history_database_does_not_stop_evaluation_or_delivery() {
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir().unwrap();
+    // A SQLite file in a directory that does not exist cannot be opened.
+    let db = TestDb {
+        url: format!(
+            "sqlite://{}",
+            dir.path().join("missing").join("history.db").display()
+        ),
+        pool: sqlx::any::AnyPoolOptions::new()
+            .connect_lazy("sqlite::memory:")
+            .unwrap(),
+        drop: None,
+    };
+    let target = Target::start().await;
+    let webhook = Webhook::start().await;
+    let listen = free_port();
+    let config = write_config(dir.path(), target.port, webhook.port, listen, "0s");
+    target.set(2.0);
+    let _child = start_evaluator(&config, dir.path(), &db);
+    wait_until("the firing notification", dir.path(), || {
+        webhook.count("firing") >= 1
+    })
+    .await;
+    let log = log_of(dir.path());
+    assert!(log.contains("history database unavailable"), "{log}");
+    let metrics = reqwest::get(format!("http://127.0.0.1:{listen}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let backlog = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("vigil_history_backlog "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(
+        backlog.is_some_and(|b| b > 0.0),
+        "history is buffered while the database is down: {backlog:?}"
+    );
+    db.finish().await;
+}
