@@ -131,6 +131,10 @@ fn start_evaluator(config: &Path, dir: &Path) -> ChildGuard {
             .arg(config)
             .env("RUST_LOG", "info")
             .env_remove("VIGIL_API_TOKEN")
+            // The default history database is relative to the working
+            // directory: one per test, so no alert state leaks between them.
+            .env_remove("DATABASE_URL")
+            .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(log),
     )

@@ -179,6 +179,13 @@ impl Notifier {
         }
     }
 
+    /// Puts back a notification-log entry saved before a restart, so
+    /// alerts already notified are not notified again and their
+    /// resolution is still sent.
+    pub fn restore_log(&mut self, receiver: &str, group_key: &str, entry: LogEntry) {
+        self.log.record(receiver, group_key, entry);
+    }
+
     /// When [`Notifier::tick`] next has work, if ever.
     pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
         self.dispatcher.next_deadline()

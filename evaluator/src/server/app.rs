@@ -25,7 +25,10 @@ use tokio_util::sync::CancellationToken;
 use super::adapters::{to_notifier_alerts, ScrapeToStore};
 use super::api::{router, AppState, ReloadRequest};
 use super::config::{self, ConfigErrors, ConfigProblem, ValidatedConfig};
-use super::delivery::run_delivery;
+use super::delivery::{run_delivery, Outbox};
+use super::durability::{
+    restore_notify_log, wait_for_first_scrapes, AlertTracker, Durability, DurabilityError,
+};
 use super::metrics::{MetricsError, ServerMetrics};
 use super::query_adapter::{write_store, SharedStore, StoreQueryEngine};
 use crate::alerts::state::millis;
@@ -66,6 +69,8 @@ pub enum ServerError {
     },
     #[error("cannot install the signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error(transparent)]
+    History(#[from] DurabilityError),
 }
 
 /// How to run.
@@ -198,6 +203,20 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     let adapter = StoreQueryEngine::new(Arc::clone(&store), engine.clone());
     let mut groups = build_groups(&cfg, &[])?;
 
+    // History: connected lazily, so a database that is down only delays
+    // history (buffered by the writer), never evaluation.
+    let durability = Durability::start(&cfg.storage, &registry, options.shutdown_grace)?;
+    let snapshots = durability.load_snapshots().await;
+    let tracker = AlertTracker::default();
+    let mut restored = 0;
+    for g in &groups {
+        let mut g = g.lock().unwrap_or_else(|e| e.into_inner());
+        restored += tracker.restore(&mut g, &snapshots, RESEND_DELAY);
+    }
+    if restored > 0 {
+        tracing::info!(alerts = restored, "alert state restored from history");
+    }
+
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let state = Arc::new(AppState {
         ready: AtomicBool::new(false),
@@ -228,6 +247,13 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     let notify_clock: Arc<dyn crate::notify::clock::Clock> = Arc::new(NotifyClock);
     let mut notifier = Notifier::new(Arc::clone(&cfg.notify));
     notifier.set_external_url(cfg.web.external_url.clone());
+    let restored_log = restore_notify_log(&durability.store, &mut notifier).await;
+    if restored_log > 0 {
+        tracing::info!(
+            entries = restored_log,
+            "notification log restored from history"
+        );
+    }
     let notifier = Arc::new(tokio::sync::Mutex::new(notifier));
     let (notification_tx, notification_rx) = mpsc::unbounded_channel::<Notification>();
     let (receivers_tx, receivers_rx) = watch::channel(Arc::clone(&cfg.receivers));
@@ -241,6 +267,11 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
         DeliveryStage::new(retrier),
         metrics.clone(),
         options.shutdown_grace,
+        Some(Outbox {
+            store: durability.store.clone(),
+            writer: durability.writer.clone(),
+            leader: durability.leader.subscribe(),
+        }),
     ));
     let notifier_stop = CancellationToken::new();
     let notifier_task = tokio::spawn(notifier::run(
@@ -310,6 +341,14 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     if groups.is_empty() {
         state.ready.store(true, Ordering::Release);
     }
+    if restored > 0 {
+        let targets = state
+            .targets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        wait_for_first_scrapes(&targets).await;
+    }
 
     let clock = RulesClock;
     loop {
@@ -317,6 +356,14 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
             let external_url = cfg.web.external_url.clone();
             let on_alerts = |group: &RuleGroup, alerts: Vec<crate::alerts::Alert>| {
                 record_group_metrics(&metrics, group);
+                let now = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(
+                    group.last_eval_ms.unwrap_or_else(|| RulesClock.now_ms()),
+                )
+                .unwrap_or_default();
+                for write in tracker.observe(group, now) {
+                    // A full queue is logged and counted by the writer.
+                    let _ = durability.writer.record(write);
+                }
                 state.ready.store(true, Ordering::Release);
                 if !alerts.is_empty() {
                     let _ = alerts_tx.send(to_notifier_alerts(group, alerts, &external_url));
@@ -376,6 +423,7 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     prune_task.abort();
     http_stop.cancel();
     let _ = http_task.await;
+    durability.stop().await;
     tracing::info!("vigil evaluator stopped");
     Ok(())
 }

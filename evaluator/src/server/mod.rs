@@ -10,6 +10,7 @@
 //! - [`adapters`]: scrape batches into the store; rule alerts into the
 //!   notifier's alert model.
 //! - [`delivery`]: notifications to the receivers' integrations, with retry.
+//! - [`durability`]: SQL history, outbox and restart state wired in.
 //! - [`metrics`]: the evaluator's own `/metrics`.
 //! - [`api`]: the HTTP router (operational endpoints; the query and alert
 //!   APIs plug in here).
@@ -20,6 +21,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod delivery;
+pub mod durability;
 pub mod metrics;
 pub mod query_adapter;
 

@@ -1,0 +1,718 @@
+//! The glue between the running evaluator and the SQL history
+//! ([`crate::history`]): connecting and migrating at start (without ever
+//! blocking evaluation on a database that is down), the batched writer and
+//! the retention pruner, the leader election that decides who sends, alert
+//! transitions and state snapshots recorded after every rule evaluation,
+//! and restoring the alert state machine from those snapshots at start.
+//!
+//! Why: without it the history tables stay empty and a restart forgets
+//! which alerts were firing, so the same alert would fire (and notify)
+//! twice and a `for` timer would start over.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use prometheus::Registry;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::config::StorageSettings;
+use crate::alerts::state::{millis, AlertState};
+use crate::alerts::Alert as RuleAlert;
+use crate::history::leader::{LeaderConfig, LeaderElector, Ticks};
+use crate::history::store::{
+    episode_id, run_pruner, AlertSnapshot, EpisodeRecord, HistoryState, HistoryWrite, NotifyLogRow,
+    Transition,
+};
+use crate::history::writer::{HistoryWriter, WriterConfig, WriterSummary};
+use crate::history::{Database, HistoryError, HistoryStore};
+use crate::labels::Labels;
+use crate::notify::alert::{
+    Alert as NotifierAlert, AlertStatus, Fingerprint, Notification, NotifiedAlert,
+};
+use crate::notify::dedup::LogEntry;
+use crate::notify::notifier::Notifier;
+use crate::rules::group::{Rule, RuleGroup};
+use crate::scrape::TargetHandle;
+
+/// How often closed history older than `storage.retention` is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How often a Postgres replica checks whether it leads.
+const LEADER_EVERY: Duration = Duration::from_secs(5);
+/// How long start-up waits for saved state before evaluating without it.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the history could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum DurabilityError {
+    #[error("history storage (storage.database_url): {0}")]
+    History(#[from] HistoryError),
+}
+
+/// The running history: the store, the writer the evaluation records into,
+/// the pruner and the leader election.
+#[derive(Debug)]
+pub struct Durability {
+    pub store: HistoryStore,
+    pub writer: HistoryWriter,
+    pub leader: LeaderElector,
+    writer_task: JoinHandle<WriterSummary>,
+    pruner_task: JoinHandle<()>,
+    stop: CancellationToken,
+}
+
+impl Durability {
+    /// Opens the database lazily (a database that is down is logged and
+    /// retried by the writer; evaluation does not wait for it), migrates it
+    /// in the background, and starts the writer, the pruner and the leader
+    /// election. `grace` bounds the writer's flush at [`Durability::stop`].
+    pub fn start(
+        storage: &StorageSettings,
+        registry: &Registry,
+        grace: Duration,
+    ) -> Result<Durability, DurabilityError> {
+        let db = Database::connect_lazy(&storage.database_url)?;
+        let store = HistoryStore::new(db.clone());
+        let stop = CancellationToken::new();
+        tokio::spawn(async move {
+            match db.ensure_schema().await {
+                Ok(()) => tracing::info!(database = %db.url(), "history database ready"),
+                Err(e) => {
+                    tracing::error!(error = %e, "history database unavailable; history is buffered and written once it answers")
+                }
+            }
+        });
+        let config = WriterConfig {
+            shutdown_grace: grace,
+            ..WriterConfig::default()
+        };
+        let (writer, writer_task) =
+            HistoryWriter::spawn(store.clone(), config, registry, stop.clone())?;
+        let pruner_task = tokio::spawn(run_pruner(
+            store.clone(),
+            storage.retention,
+            PRUNE_EVERY,
+            std::sync::Arc::new(crate::notify::clock::SystemClock),
+            stop.clone(),
+        ));
+        let leader = LeaderElector::start(
+            &storage.database_url,
+            LeaderConfig::default(),
+            Ticks::Every(LEADER_EVERY),
+            stop.clone(),
+        )?;
+        Ok(Durability {
+            store,
+            writer,
+            leader,
+            writer_task,
+            pruner_task,
+            stop,
+        })
+    }
+
+    /// Loads the saved alert-state snapshots; on a database error (or one
+    /// that does not answer in time) logs it and returns none, so the
+    /// evaluator starts anyway.
+    pub async fn load_snapshots(&self) -> Vec<AlertSnapshot> {
+        match tokio::time::timeout(LOAD_TIMEOUT, self.store.load_snapshots()).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot load saved alert state; alerts start over");
+                Vec::new()
+            }
+            Err(_) => {
+                tracing::error!("the history database did not answer in time; alerts start over");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Stops the pruner and the election and flushes the writer (bounded by
+    /// the grace given to [`Durability::start`]).
+    pub async fn stop(self) {
+        self.stop.cancel();
+        drop(self.writer);
+        match self.writer_task.await {
+            Ok(summary) if summary.lost > 0 => {
+                tracing::warn!(lost = summary.lost, "history writes lost at shutdown");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "the history writer failed"),
+        }
+        let _ = self.pruner_task.await;
+        self.leader.join().await;
+        self.store.database().close().await;
+    }
+}
+
+fn time(ms: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+fn history_state(a: &RuleAlert) -> HistoryState {
+    match a.state {
+        AlertState::Pending => HistoryState::Pending,
+        AlertState::Firing => HistoryState::Firing,
+        AlertState::Inactive if a.resolved_at_ms.is_some() => HistoryState::Resolved,
+        AlertState::Inactive => HistoryState::Inactive,
+    }
+}
+
+/// What was last recorded of one alert.
+#[derive(Debug, Clone, PartialEq)]
+struct Seen {
+    state: HistoryState,
+    active_at_ms: i64,
+    fired_at_ms: Option<i64>,
+    resolved_at_ms: Option<i64>,
+    last_sent_at_ms: Option<i64>,
+    keep_firing_since_ms: Option<i64>,
+}
+
+impl Seen {
+    fn of(a: &RuleAlert) -> Seen {
+        Seen {
+            state: history_state(a),
+            active_at_ms: a.active_at_ms,
+            fired_at_ms: a.fired_at_ms,
+            resolved_at_ms: a.resolved_at_ms,
+            last_sent_at_ms: a.last_sent_at_ms,
+            keep_firing_since_ms: a.keep_firing_since_ms,
+        }
+    }
+}
+
+/// Turns the alerts of each evaluated group into history writes: an
+/// episode upsert and a transition per state change, a snapshot whenever
+/// the state machine's timestamps moved, and a forgotten snapshot when an
+/// alert leaves the rule. Compares each group's alerts with what it saw
+/// after the previous evaluation, so only changes are written.
+#[derive(Debug, Default)]
+pub struct AlertTracker {
+    seen: Mutex<HashMap<(String, String), BTreeMap<Fingerprint, Seen>>>,
+}
+
+impl AlertTracker {
+    /// Puts saved alerts back into `group`'s alerting rules (see
+    /// [`restore_group`]) and remembers them as seen, so restored alerts
+    /// are not recorded as new transitions.
+    pub fn restore(
+        &self,
+        group: &mut RuleGroup,
+        snapshots: &[AlertSnapshot],
+        resend_delay: Duration,
+    ) -> usize {
+        let restored = restore_group(group, snapshots, resend_delay);
+        let mut all = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = all
+            .entry((group.file.display().to_string(), group.name.clone()))
+            .or_default();
+        for a in alerting(group) {
+            seen.insert(Fingerprint::of(&a.labels), Seen::of(a));
+        }
+        restored
+    }
+
+    /// The writes for `group` after an evaluation at `now`.
+    pub fn observe(&self, group: &RuleGroup, now: DateTime<Utc>) -> Vec<HistoryWrite> {
+        let mut all = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = all
+            .entry((group.file.display().to_string(), group.name.clone()))
+            .or_default();
+        let mut writes = Vec::new();
+        let mut present = BTreeMap::new();
+        for a in alerting(group) {
+            let fp = Fingerprint::of(&a.labels);
+            let current = Seen::of(a);
+            let before = seen.get(&fp);
+            if before == Some(&current) {
+                present.insert(fp, current);
+                continue;
+            }
+            let from = before.map_or(HistoryState::Inactive, |b| b.state);
+            // A new activation is a new episode even when the old one's
+            // resolved state was never seen in between.
+            let from = match before {
+                Some(b) if b.active_at_ms != current.active_at_ms => HistoryState::Inactive,
+                _ => from,
+            };
+            let starts_at = time(a.active_at_ms);
+            if from != current.state
+                && !(from == HistoryState::Inactive && current.state.is_closed())
+            {
+                writes.push(HistoryWrite::Episode(EpisodeRecord {
+                    fingerprint: fp,
+                    rule: a.name().to_string(),
+                    group_name: group.name.clone(),
+                    labels: a.labels.clone(),
+                    annotations: a.annotations.clone(),
+                    state: current.state,
+                    starts_at,
+                    fired_at: a.fired_at_ms.map(time),
+                    ends_at: a.resolved_at_ms.map(time),
+                    value: Some(a.value),
+                    updated_at: now,
+                }));
+                writes.push(HistoryWrite::Transition(Transition {
+                    alert_id: episode_id(fp, starts_at),
+                    from,
+                    to: current.state,
+                    at: now,
+                    value: Some(a.value),
+                }));
+            }
+            writes.push(HistoryWrite::Snapshot(snapshot(group, a, now)));
+            present.insert(fp, current);
+        }
+        for fp in seen.keys() {
+            if !present.contains_key(fp) {
+                writes.push(HistoryWrite::ForgetSnapshot(*fp));
+            }
+        }
+        *seen = present;
+        writes
+    }
+}
+
+fn alerting(group: &RuleGroup) -> impl Iterator<Item = &RuleAlert> {
+    group
+        .rules
+        .iter()
+        .flat_map(|entry| match &entry.rule {
+            Rule::Alerting(rule) => Some(rule.alerts()),
+            Rule::Recording(_) => None,
+        })
+        .flatten()
+}
+
+fn snapshot(group: &RuleGroup, a: &RuleAlert, now: DateTime<Utc>) -> AlertSnapshot {
+    AlertSnapshot {
+        fingerprint: Fingerprint::of(&a.labels),
+        rule: a.name().to_string(),
+        group_name: group.name.clone(),
+        labels: a.labels.clone(),
+        annotations: a.annotations.clone(),
+        state: history_state(a),
+        active_at: time(a.active_at_ms),
+        fired_at: a.fired_at_ms.map(time),
+        resolved_at: a.resolved_at_ms.map(time),
+        keep_firing_since: a.keep_firing_since_ms.map(time),
+        last_sent_at: a.last_sent_at_ms.map(time),
+        value: Some(a.value),
+        updated_at: now,
+    }
+}
+
+/// Puts saved alerts back into the alerting rules of `group` (matched by
+/// group name and `alertname`), so a firing alert stays firing without a
+/// second notification and a pending alert keeps its `for` timer. Returns
+/// how many were restored.
+pub fn restore_group(
+    group: &mut RuleGroup,
+    snapshots: &[AlertSnapshot],
+    resend_delay: Duration,
+) -> usize {
+    let delta = millis(group.interval.max(resend_delay));
+    let mut restored = 0;
+    for entry in &mut group.rules {
+        let Rule::Alerting(rule) = &mut entry.rule else {
+            continue;
+        };
+        let cooldown = rule.spec().cooldown;
+        let alerts: Vec<RuleAlert> = snapshots
+            .iter()
+            .filter(|s| s.group_name == group.name && s.rule == rule.name())
+            .map(|s| to_rule_alert(s, cooldown, delta))
+            .collect();
+        restored += alerts.len();
+        rule.restore(alerts);
+    }
+    restored
+}
+
+fn to_rule_alert(s: &AlertSnapshot, cooldown: Option<Duration>, delta_ms: i64) -> RuleAlert {
+    let ms = |t: DateTime<Utc>| t.timestamp_millis();
+    let state = match s.state {
+        HistoryState::Pending => AlertState::Pending,
+        HistoryState::Firing => AlertState::Firing,
+        HistoryState::Resolved | HistoryState::Inactive => AlertState::Inactive,
+    };
+    let labels: Labels = s.labels.clone();
+    RuleAlert {
+        state,
+        labels,
+        annotations: s.annotations.clone(),
+        value: s.value.unwrap_or(f64::NAN),
+        active_at_ms: ms(s.active_at),
+        fired_at_ms: s.fired_at.map(ms),
+        resolved_at_ms: s.resolved_at.map(ms),
+        last_sent_at_ms: s.last_sent_at.map(ms),
+        // As the rule sets it at each send: four resend periods ahead.
+        valid_until_ms: s.last_sent_at.map(|t| ms(t) + 4 * delta_ms),
+        keep_firing_since_ms: s.keep_firing_since.map(ms),
+        cooldown,
+    }
+}
+
+/// A notification as stored in the outbox payload: everything needed to
+/// deliver it again after a restart.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct StoredNotification {
+    receiver: String,
+    group_key: String,
+    firing: bool,
+    alerts: Vec<StoredAlert>,
+    group_labels: BTreeMap<String, String>,
+    common_labels: BTreeMap<String, String>,
+    common_annotations: BTreeMap<String, String>,
+    external_url: String,
+    truncated_alerts: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct StoredAlert {
+    firing: bool,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    starts_at_ms: i64,
+    ends_at_ms: Option<i64>,
+    generator_url: String,
+    cooldown_ms: Option<u64>,
+}
+
+fn label_map(labels: &Labels) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .map(|l| (l.name.clone(), l.value.clone()))
+        .collect()
+}
+
+fn status(firing: bool) -> AlertStatus {
+    if firing {
+        AlertStatus::Firing
+    } else {
+        AlertStatus::Resolved
+    }
+}
+
+/// The outbox payload of `n` (JSON text).
+pub fn notification_payload(n: &Notification) -> String {
+    let stored = StoredNotification {
+        receiver: n.receiver.clone(),
+        group_key: n.group_key.clone(),
+        firing: n.status == AlertStatus::Firing,
+        alerts: n
+            .alerts
+            .iter()
+            .map(|a| StoredAlert {
+                firing: a.status == AlertStatus::Firing,
+                labels: label_map(&a.alert.labels),
+                annotations: a.alert.annotations.clone(),
+                starts_at_ms: a.alert.starts_at.timestamp_millis(),
+                ends_at_ms: a.alert.ends_at.map(|t| t.timestamp_millis()),
+                generator_url: a.alert.generator_url.clone(),
+                cooldown_ms: a
+                    .alert
+                    .cooldown
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            })
+            .collect(),
+        group_labels: label_map(&n.group_labels),
+        common_labels: label_map(&n.common_labels),
+        common_annotations: n.common_annotations.clone(),
+        external_url: n.external_url.clone(),
+        truncated_alerts: n.truncated_alerts,
+    };
+    serde_json::to_string(&stored).unwrap_or_default()
+}
+
+/// The notification an outbox payload holds; `None` when the payload is not
+/// one [`notification_payload`] wrote.
+pub fn notification_from_payload(payload: &str) -> Option<Notification> {
+    let s: StoredNotification = serde_json::from_str(payload).ok()?;
+    Some(Notification {
+        receiver: s.receiver,
+        group_key: s.group_key,
+        status: status(s.firing),
+        alerts: s
+            .alerts
+            .into_iter()
+            .map(|a| {
+                let alert = NotifierAlert {
+                    labels: Labels::from_pairs(a.labels),
+                    annotations: a.annotations,
+                    starts_at: time(a.starts_at_ms),
+                    ends_at: a.ends_at_ms.map(time),
+                    generator_url: a.generator_url,
+                    cooldown: a.cooldown_ms.map(Duration::from_millis),
+                };
+                NotifiedAlert {
+                    status: status(a.firing),
+                    fingerprint: alert.fingerprint(),
+                    alert,
+                }
+            })
+            .collect(),
+        group_labels: Labels::from_pairs(s.group_labels),
+        common_labels: Labels::from_pairs(s.common_labels),
+        common_annotations: s.common_annotations,
+        external_url: s.external_url,
+        truncated_alerts: s.truncated_alerts,
+    })
+}
+
+/// The notification-log row a delivered notification leaves: which alerts
+/// the receiver was told are firing and resolved.
+pub fn notify_log_row(n: &Notification, sent_at: DateTime<Utc>) -> NotifyLogRow {
+    let of = |want: AlertStatus| {
+        n.alerts
+            .iter()
+            .filter(|a| a.status == want)
+            .map(|a| a.fingerprint)
+            .collect()
+    };
+    NotifyLogRow {
+        receiver: n.receiver.clone(),
+        group_key: n.group_key.clone(),
+        firing: of(AlertStatus::Firing),
+        resolved: of(AlertStatus::Resolved),
+        sent_at,
+    }
+}
+
+/// The saved notification log put back into `notifier`; returns how many
+/// entries. A database error is logged and nothing is restored.
+pub async fn restore_notify_log(store: &HistoryStore, notifier: &mut Notifier) -> usize {
+    let rows = match tokio::time::timeout(LOAD_TIMEOUT, store.load_notify_log()).await {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot load the saved notification log");
+            return 0;
+        }
+        Err(_) => {
+            tracing::error!(
+                "the history database did not answer in time; notification log not restored"
+            );
+            return 0;
+        }
+    };
+    let count = rows.len();
+    for row in rows {
+        notifier.restore_log(
+            &row.receiver,
+            &row.group_key,
+            LogEntry {
+                firing: row.firing,
+                resolved: row.resolved,
+                sent_at: row.sent_at,
+            },
+        );
+    }
+    count
+}
+
+/// Waits until every target has finished its first scrape, at most one
+/// scrape interval plus timeout (the longest among the targets). After a
+/// restart with restored alerts the store is empty: evaluating before the
+/// first samples land would resolve every restored alert at once.
+pub async fn wait_for_first_scrapes(targets: &[TargetHandle]) {
+    let longest = targets
+        .iter()
+        .map(|t| {
+            let s = t.snapshot();
+            s.scrape_interval + s.scrape_timeout
+        })
+        .max()
+        .unwrap_or_default();
+    let done = || {
+        targets
+            .iter()
+            .all(|t| t.snapshot().last_scrape_duration.is_some())
+    };
+    let waited = tokio::time::timeout(longest, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    if waited.is_err() {
+        tracing::warn!(
+            "not every target was scraped before the first evaluation; restored alerts may resolve"
+        );
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test reports failure
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::rules::fake::{sample, FakeEngine};
+    use crate::rules::file::parse_rule_file;
+    use crate::rules::group::GroupEnv;
+
+    const SEC: i64 = 1000;
+    const RESEND: Duration = Duration::from_secs(60);
+
+    fn group() -> RuleGroup {
+        let mut specs = parse_rule_file(
+            Path::new("g.yaml"),
+            "groups:\n- name: g\n  rules:\n  - alert: High\n    expr: x > 0\n    for: 2s\n",
+        )
+        .unwrap();
+        RuleGroup::new(specs.remove(0), Duration::from_secs(1)).unwrap()
+    }
+
+    fn eval(g: &mut RuleGroup, engine: &FakeEngine, ts_ms: i64) {
+        let external = Labels::default();
+        let env = GroupEnv {
+            engine,
+            appender: engine,
+            external_labels: &external,
+            external_url: "",
+            resend_delay: RESEND,
+        };
+        g.eval(ts_ms, &env);
+    }
+
+    fn transitions(writes: &[HistoryWrite]) -> Vec<(HistoryState, HistoryState)> {
+        writes
+            .iter()
+            .filter_map(|w| match w {
+                HistoryWrite::Transition(t) => Some((t.from, t.to)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_state_change_is_one_episode_upsert_and_one_transition_and_nothing_else_repeats() {
+        let engine = FakeEngine::new();
+        engine.set("x > 0", 0, vec![sample(&[("i", "a")], 1.0)]);
+        engine.set("x > 0", 10 * SEC, vec![]);
+        let mut g = group();
+        let tracker = AlertTracker::default();
+        let mut seen = Vec::new();
+        for s in 1..=12 {
+            eval(&mut g, &engine, s * SEC);
+            seen.extend(transitions(&tracker.observe(&g, time(s * SEC))));
+        }
+        use HistoryState::*;
+        assert_eq!(
+            seen,
+            vec![(Inactive, Pending), (Pending, Firing), (Firing, Resolved)]
+        );
+        eval(&mut g, &engine, 13 * SEC);
+        assert!(
+            tracker.observe(&g, time(13 * SEC)).is_empty(),
+            "an unchanged alert writes nothing"
+        );
+    }
+
+    #[test]
+    fn a_restored_firing_alert_keeps_firing_without_a_new_transition_or_send() {
+        let engine = FakeEngine::new();
+        engine.set("x > 0", 0, vec![sample(&[("i", "a")], 1.0)]);
+        let mut before = group();
+        let first = AlertTracker::default();
+        let mut snapshots = Vec::new();
+        for s in 1..=4 {
+            eval(&mut before, &engine, s * SEC);
+            for w in first.observe(&before, time(s * SEC)) {
+                if let HistoryWrite::Snapshot(snap) = w {
+                    snapshots.retain(|o: &AlertSnapshot| o.fingerprint != snap.fingerprint);
+                    snapshots.push(snap);
+                }
+            }
+        }
+        assert_eq!(snapshots.len(), 1);
+        assert_eq!(snapshots[0].state, HistoryState::Firing);
+        assert!(snapshots[0].last_sent_at.is_some());
+
+        let mut after = group();
+        let tracker = AlertTracker::default();
+        assert_eq!(tracker.restore(&mut after, &snapshots, RESEND), 1);
+        let external = Labels::default();
+        let env = GroupEnv {
+            engine: &engine,
+            appender: &engine,
+            external_labels: &external,
+            external_url: "",
+            resend_delay: RESEND,
+        };
+        let sent = after.eval(5 * SEC, &env);
+        assert!(
+            sent.is_empty(),
+            "sent again within the resend delay: {sent:?}"
+        );
+        assert!(transitions(&tracker.observe(&after, time(5 * SEC))).is_empty());
+        let alert = alerting(&after).next().unwrap();
+        assert_eq!(alert.state, AlertState::Firing);
+        assert_eq!(alert.active_at_ms, SEC, "the original activation is kept");
+    }
+
+    #[test]
+    fn a_restored_pending_alert_keeps_its_for_timer() {
+        let engine = FakeEngine::new();
+        engine.set("x > 0", 0, vec![sample(&[("i", "a")], 1.0)]);
+        let mut before = group();
+        let first = AlertTracker::default();
+        eval(&mut before, &engine, SEC);
+        let snapshots: Vec<AlertSnapshot> = first
+            .observe(&before, time(SEC))
+            .into_iter()
+            .filter_map(|w| match w {
+                HistoryWrite::Snapshot(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        let mut after = group();
+        AlertTracker::default().restore(&mut after, &snapshots, RESEND);
+        eval(&mut after, &engine, 3 * SEC);
+        let alert = alerting(&after).next().unwrap();
+        assert_eq!(
+            alert.state,
+            AlertState::Firing,
+            "for: 2s counted from the activation before the restart"
+        );
+    }
+
+    #[test]
+    fn an_outbox_payload_gives_back_the_same_notification() {
+        let alert = NotifierAlert {
+            labels: Labels::from_pairs([("alertname", "High"), ("i", "a")]),
+            annotations: BTreeMap::from([("summary".to_string(), "x is 1".to_string())]),
+            starts_at: time(1_000),
+            ends_at: Some(time(9_000)),
+            generator_url: "http://vigil/graph".into(),
+            cooldown: Some(Duration::from_secs(30)),
+        };
+        let n = Notification {
+            receiver: "hook".into(),
+            group_key: "{}:{alertname=\"High\"}".into(),
+            status: AlertStatus::Resolved,
+            alerts: vec![NotifiedAlert {
+                status: AlertStatus::Resolved,
+                fingerprint: alert.fingerprint(),
+                alert,
+            }],
+            group_labels: Labels::from_pairs([("alertname", "High")]),
+            common_labels: Labels::from_pairs([("alertname", "High"), ("i", "a")]),
+            common_annotations: BTreeMap::new(),
+            external_url: "http://vigil".into(),
+            truncated_alerts: 2,
+        };
+        assert_eq!(
+            notification_from_payload(&notification_payload(&n)),
+            Some(n.clone())
+        );
+        assert_eq!(notification_from_payload("{not json"), None);
+        let row = notify_log_row(&n, time(10_000));
+        assert!(row.firing.is_empty());
+        assert_eq!(row.resolved.len(), 1);
+    }
+}
