@@ -197,6 +197,7 @@ async fn drive_until(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_burst_sends_one_slack_and_one_email_then_one_resolved_of_each() {
+    let started = Instant::now();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let Some((smtp_port, mail_out, _smtp)) = start_smtp(dir.path()) else {
         return;
@@ -296,6 +297,8 @@ web:
     .await
     .unwrap_or_else(|e| panic!("evaluator did not become ready: {e}"));
 
+    eprintln!("evaluator ready after {:?}", started.elapsed());
+
     // Errors: one firing message on each receiver.
     let client = reqwest::Client::new();
     let fired = drive_until(&client, &exporter, true, Duration::from_secs(40), || {
@@ -309,6 +312,11 @@ web:
         mails(&mail_out)
     );
 
+    eprintln!(
+        "firing notifications received after {:?}",
+        started.elapsed()
+    );
+
     // No more errors: one resolved message on each receiver.
     let resolved = drive_until(&client, &exporter, false, Duration::from_secs(40), || {
         count_slack(&posts, "resolved") >= 1 && count_mail(&mail_out, "RESOLVED") >= 1
@@ -319,6 +327,11 @@ web:
         "no resolved notification within 40 s; Slack: {:?}; mail: {:?}",
         slack_posts(&posts),
         mails(&mail_out)
+    );
+
+    eprintln!(
+        "resolved notifications received after {:?}",
+        started.elapsed()
     );
 
     // Quiet period: nothing repeated or duplicated.
