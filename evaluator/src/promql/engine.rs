@@ -189,7 +189,7 @@ impl Engine {
                 "end timestamp must not be before start time",
             ));
         }
-        if (end_ms - start_ms) / step_ms >= MAX_POINTS_PER_SERIES {
+        if (end_ms - start_ms) / step_ms > MAX_POINTS_PER_SERIES {
             return Err(PromqlError::eval(format!(
                 "exceeded maximum resolution of {MAX_POINTS_PER_SERIES} points per timeseries. Try decreasing the query resolution (?step=XX)"
             )));

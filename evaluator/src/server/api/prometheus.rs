@@ -19,8 +19,8 @@ use super::error::ApiError;
 use super::AppState;
 use crate::labels::Labels;
 use crate::promql::{parse_series_selector, Annotations, PromqlError, SeriesSource, Value};
-use vigil_common::duration::parse_duration;
 use crate::server::query_adapter::read_store;
+use vigil_common::duration::parse_duration;
 
 /// Prometheus' cap on the points of one series of a range query.
 const MAX_POINTS_PER_SERIES: i64 = 11_000;

@@ -12,8 +12,8 @@ use serde::Serialize;
 use super::prometheus::{success, LabelsJson};
 use super::AppState;
 use crate::labels::Labels;
-use vigil_common::duration::format_duration;
 use crate::scrape::TargetState;
+use vigil_common::duration::format_duration;
 
 /// Go's zero `time.Time`, which Prometheus shows for "never".
 pub const NEVER: &str = "0001-01-01T00:00:00Z";
