@@ -64,5 +64,6 @@ bench_rss_bytes() {
 # bench_metric URL NAME: the value of the unlabelled sample NAME on the
 # /metrics page at URL, as a plain decimal.
 bench_metric() {
-  curl -fs "$1" | awk -v n="$2" '$1 == n { printf "%.0f\n", $2; exit }'
+  # awk reads to the end: leaving early would fail curl (pipefail).
+  curl -fs "$1" | awk -v n="$2" '$1 == n && !done { printf "%.0f\n", $2; done = 1 }'
 }
