@@ -3,11 +3,11 @@
 # the same synthetic 76k series, for comparison with
 # `cargo bench -p vigil-evaluator --bench promql_rules`.
 # Needs `prometheus`, `promtool` and python3; listens on 127.0.0.1 only and
-# stops Prometheus after 90 seconds. Prints Prometheus' own group duration.
+# stops Prometheus after a minute (bench_lib.sh kills it on exit). Prints
+# Prometheus' own group duration.
 set -euo pipefail
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+. "$(dirname "$0")/bench_lib.sh"
+cd "$bench_work"
 python3 - <<'EOF'
 import time
 now = int(time.time()) - 5
@@ -56,10 +56,8 @@ groups:
 EOF
 printf 'global:\n  evaluation_interval: 5s\nrule_files: [rules.yml]\n' > prom.yml
 port=${PORT:-19091}
-timeout 90 prometheus --config.file=prom.yml --storage.tsdb.path=./data \
-  --storage.tsdb.retention.time=10y --web.listen-address=127.0.0.1:"$port" >prom.log 2>&1 &
+bench_start_prometheus prom.yml ./data "$port" --storage.tsdb.retention.time=10y
 for _ in 1 2 3 4 5 6; do
   sleep 10
   curl -s 127.0.0.1:"$port"/metrics | grep '^prometheus_rule_group_last_duration_seconds' || true
 done
-wait || true
