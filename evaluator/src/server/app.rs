@@ -194,7 +194,7 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
 
     let registry = Registry::new();
     let metrics = ServerMetrics::register(&registry)?;
-    metrics.config_last_reload_success.set(1);
+    metrics.record_reload(&Ok(()));
     let store: SharedStore = Arc::new(RwLock::new(Store::new(cfg.storage.series_limit)));
     let engine = Engine::new(EngineOptions {
         default_subquery_step: cfg.evaluation_interval,
@@ -242,6 +242,12 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     spawn_signal_handlers(shutdown.clone(), reload_tx)?;
 
     let mut scraping = Scraping::start(&cfg, &store, &state)?;
+    let watcher = super::watch::spawn(
+        &options.config_file,
+        cfg.watch_interval,
+        &state.reload,
+        &shutdown,
+    );
 
     // Notifier → delivery.
     let notify_clock: Arc<dyn crate::notify::clock::Clock> = Arc::new(NotifyClock);
@@ -403,12 +409,11 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
             &window_ms,
             &engine,
         )
-        .await;
-        metrics
-            .config_last_reload_success
-            .set(i64::from(result.is_ok()));
+        .await
+        .map_err(|e| e.to_string());
+        metrics.record_reload(&result);
         if let Some(reply) = request.reply {
-            let _ = reply.send(result.map_err(|e| e.to_string()));
+            let _ = reply.send(result);
         }
     }
 
@@ -421,6 +426,7 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     // Both senders are gone now: the delivery task finishes what it has.
     let _ = delivery.await;
     prune_task.abort();
+    let _ = watcher.await;
     http_stop.cancel();
     let _ = http_task.await;
     durability.stop().await;
