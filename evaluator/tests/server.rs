@@ -501,3 +501,71 @@ async fn the_watcher_reloads_changed_rule_files_and_keeps_the_old_on_errors() {
     let status = wait_for_exit(&mut child).expect("the evaluator did not stop after SIGTERM");
     assert_eq!(status.code(), Some(0), "log:\n{}", log_of(dir.path()));
 }
+
+#[test]
+fn version_names_the_commit_and_help_documents_every_flag() {
+    let out = Command::new(cargo_bin("vigil-evaluator"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let prefix = format!("vigil-evaluator {} (commit ", env!("CARGO_PKG_VERSION"));
+    let commit = stdout
+        .trim()
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.strip_suffix(')'));
+    assert!(
+        commit.is_some_and(
+            |c| c == "unknown" || (!c.is_empty() && c.chars().all(|ch| ch.is_ascii_hexdigit()))
+        ),
+        "{stdout:?}"
+    );
+
+    let help = |args: &[&str]| {
+        let out = Command::new(cargo_bin("vigil-evaluator"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let top = help(&["--help"]);
+    for word in [
+        "--config",
+        "--log-format",
+        "--version",
+        "run",
+        "check",
+        "test",
+        "routes",
+        "promql-test",
+        "RUST_LOG",
+        "DATABASE_URL",
+        "VIGIL_API_TOKEN",
+        "SIGHUP",
+    ] {
+        assert!(top.contains(word), "--help does not mention {word}:\n{top}");
+    }
+    // Every argument of every subcommand has a description.
+    for (args, words) in [
+        (
+            &["check", "config", "--help"][..],
+            &["<FILE>", "vigil.yaml"][..],
+        ),
+        (&["check", "rules", "--help"], &["<FILES>...", "Rule files"]),
+        (
+            &["test", "rules", "--help"],
+            &["<FILES>...", "Unit-test files"],
+        ),
+        (
+            &["routes", "test", "--help"],
+            &["--notify-config", "LABEL=VALUE"],
+        ),
+        (&["run", "--help"], &["--config", "--log-format"]),
+    ] {
+        let text = help(args);
+        for word in words {
+            assert!(text.contains(word), "{args:?} lacks {word}:\n{text}");
+        }
+    }
+}
