@@ -89,6 +89,9 @@ pub struct StorageSection {
     /// `sqlite://vigil.db` (default) or `postgres://user@host/db`; the
     /// `DATABASE_URL` environment variable overrides it.
     pub database_url: Option<String>,
+    /// File holding the database URL (it carries the password), instead of
+    /// `database_url`; `DATABASE_URL` still overrides it.
+    pub database_url_file: Option<String>,
     /// How long the history keeps alerts and notifications; default 30d.
     pub retention: Option<String>,
     /// Most series the in-memory sample window holds; new series beyond it
@@ -398,8 +401,41 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
         }
     };
 
+    if raw.storage.database_url.is_some() && raw.storage.database_url_file.is_some() {
+        problems.at(
+            "storage.database_url_file",
+            "set either storage.database_url or storage.database_url_file, not both",
+        );
+    }
+    let url_from_file = match &raw.storage.database_url_file {
+        None => None,
+        Some(file) => match std::fs::read_to_string(dir.join(file)) {
+            Ok(text) if text.trim().is_empty() => {
+                problems.at(
+                    "storage.database_url_file",
+                    format!(
+                        "{}: the file is empty; write the database URL into it",
+                        dir.join(file).display()
+                    ),
+                );
+                None
+            }
+            Ok(text) => Some(text.trim().to_string()),
+            Err(e) => {
+                problems.at(
+                    "storage.database_url_file",
+                    format!(
+                        "cannot read {}: {e}; create it or fix the path (relative paths are relative to the config file)",
+                        dir.join(file).display()
+                    ),
+                );
+                None
+            }
+        },
+    };
     let storage = StorageSettings {
         database_url: env("DATABASE_URL")
+            .or(url_from_file)
             .or_else(|| raw.storage.database_url.clone())
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
         retention,
