@@ -65,7 +65,7 @@ pub enum ServerError {
     Targets(Vec<TargetError>),
     #[error("cannot start the prober: {0}")]
     Prober(#[from] ProberError),
-    #[error("cannot listen on {addr}: {source}; is another process using the port? choose another with --listen")]
+    #[error("cannot listen on {addr}: {source}; is another process using the port? choose another with --listen or `listen:` in the config file")]
     Bind {
         addr: SocketAddr,
         #[source]

@@ -60,14 +60,14 @@ pub enum ServerError {
     Config(#[from] ConfigErrors),
     #[error(transparent)]
     Metrics(#[from] MetricsError),
-    #[error("cannot start the scrape loops: {0}")]
+    #[error("cannot start the scrape loops: {0}; check scrape_configs in the config file")]
     Scrape(#[from] scrape::ScrapeError),
-    #[error("cannot listen on {addr} (web.listen): {source}; pick a free address")]
+    #[error("cannot listen on {addr} (web.listen in the config file): {source}; is another process using the port? set web.listen to a free address")]
     Listen {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot install the signal handlers: {0}")]
+    #[error("cannot install the SIGTERM/SIGHUP handlers: {0}; the evaluator needs them to stop and reload cleanly, run it where signals can be handled")]
     Signals(std::io::Error),
     #[error(transparent)]
     History(#[from] DurabilityError),
