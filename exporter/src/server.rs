@@ -137,7 +137,7 @@ fn register_build_info(registry: &Registry) -> Result<(), ServerError> {
         "Build of the running vigil-exporter; always 1.",
     )
     .const_label("version", env!("CARGO_PKG_VERSION"))
-    .const_label("commit", env!("VIGIL_GIT_COMMIT"));
+    .const_label("commit", vigil_common::build_info::GIT_COMMIT);
     let info = prometheus::IntGauge::with_opts(opts).map_err(ServerError::OwnMetrics)?;
     info.set(1);
     registry
