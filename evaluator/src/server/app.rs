@@ -62,10 +62,10 @@ pub enum ServerError {
     Metrics(#[from] MetricsError),
     #[error("cannot start the scrape loops: {0}; check scrape_configs in the config file")]
     Scrape(#[from] scrape::ScrapeError),
-    #[error("cannot listen on {addr} (web.listen in the config file): {source}; is another process using the port? set web.listen to a free address")]
+    #[error("cannot listen on {addr} (web.listen in the config file): {error}; is another process using the port? set web.listen to a free address")]
     Listen {
         addr: std::net::SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("cannot install the SIGTERM/SIGHUP handlers: {0}; the evaluator needs them to stop and reload cleanly, run it where signals can be handled")]
     Signals(std::io::Error),
@@ -234,9 +234,9 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     // is scraped.
     let listener = tokio::net::TcpListener::bind(cfg.web.listen)
         .await
-        .map_err(|source| ServerError::Listen {
+        .map_err(|error| ServerError::Listen {
             addr: cfg.web.listen,
-            source,
+            error,
         })?;
     let shutdown = CancellationToken::new();
     spawn_signal_handlers(shutdown.clone(), reload_tx)?;
