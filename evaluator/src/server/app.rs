@@ -60,14 +60,14 @@ pub enum ServerError {
     Config(#[from] ConfigErrors),
     #[error(transparent)]
     Metrics(#[from] MetricsError),
-    #[error("cannot start the scrape loops: {0}")]
+    #[error("cannot start the scrape loops: {0}; check scrape_configs in the config file")]
     Scrape(#[from] scrape::ScrapeError),
-    #[error("cannot listen on {addr} (web.listen): {source}; pick a free address")]
+    #[error("cannot listen on {addr} (web.listen in the config file): {error}; is another process using the port? set web.listen to a free address")]
     Listen {
         addr: std::net::SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("cannot install the signal handlers: {0}")]
+    #[error("cannot install the SIGTERM/SIGHUP handlers: {0}; the evaluator needs them to stop and reload cleanly, run it where signals can be handled")]
     Signals(std::io::Error),
     #[error(transparent)]
     History(#[from] DurabilityError),
@@ -194,7 +194,7 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
 
     let registry = Registry::new();
     let metrics = ServerMetrics::register(&registry)?;
-    metrics.config_last_reload_success.set(1);
+    metrics.record_reload(&Ok(()));
     let store: SharedStore = Arc::new(RwLock::new(Store::new(cfg.storage.series_limit)));
     let engine = Engine::new(EngineOptions {
         default_subquery_step: cfg.evaluation_interval,
@@ -234,14 +234,20 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     // is scraped.
     let listener = tokio::net::TcpListener::bind(cfg.web.listen)
         .await
-        .map_err(|source| ServerError::Listen {
+        .map_err(|error| ServerError::Listen {
             addr: cfg.web.listen,
-            source,
+            error,
         })?;
     let shutdown = CancellationToken::new();
     spawn_signal_handlers(shutdown.clone(), reload_tx)?;
 
     let mut scraping = Scraping::start(&cfg, &store, &state)?;
+    let watcher = super::watch::spawn(
+        &options.config_file,
+        cfg.watch_interval,
+        &state.reload,
+        &shutdown,
+    );
 
     // Notifier → delivery.
     let notify_clock: Arc<dyn crate::notify::clock::Clock> = Arc::new(NotifyClock);
@@ -403,12 +409,11 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
             &window_ms,
             &engine,
         )
-        .await;
-        metrics
-            .config_last_reload_success
-            .set(i64::from(result.is_ok()));
+        .await
+        .map_err(|e| e.to_string());
+        metrics.record_reload(&result);
         if let Some(reply) = request.reply {
-            let _ = reply.send(result.map_err(|e| e.to_string()));
+            let _ = reply.send(result);
         }
     }
 
@@ -421,6 +426,7 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     // Both senders are gone now: the delivery task finishes what it has.
     let _ = delivery.await;
     prune_task.abort();
+    let _ = watcher.await;
     http_stop.cancel();
     let _ = http_task.await;
     durability.stop().await;

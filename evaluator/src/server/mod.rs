@@ -14,6 +14,7 @@
 //! - [`metrics`]: the evaluator's own `/metrics`.
 //! - [`api`]: the HTTP router (operational endpoints; the query and alert
 //!   APIs plug in here).
+//! - [`watch`]: reload when the config, rule or notification files change.
 //! - [`app`]: building, running, reloading and stopping all of it.
 
 pub mod adapters;
@@ -24,6 +25,7 @@ pub mod delivery;
 pub mod durability;
 pub mod metrics;
 pub mod query_adapter;
+pub mod watch;
 
 pub use app::{run, Options, ServerError};
 pub use config::{ConfigErrors, ConfigProblem, ValidatedConfig};

@@ -95,7 +95,16 @@ async fn healthy() -> &'static str {
 
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
     if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "Vigil evaluator is Ready.\n").into_response()
+        // Ready stays 200 after a rejected reload (the previous config keeps
+        // serving, as in Prometheus); the body says why it was rejected.
+        match state.metrics.last_reload_error() {
+            None => (StatusCode::OK, "Vigil evaluator is Ready.\n").into_response(),
+            Some(problems) => (
+                StatusCode::OK,
+                format!("Vigil evaluator is Ready.\nThe last configuration reload failed; the previous configuration keeps running:\n{problems}\n"),
+            )
+                .into_response(),
+        }
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
