@@ -10,6 +10,8 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
+mod pg;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -128,18 +130,27 @@ fn write_evaluator_config(dir: &Path, listen: u16, webhook: u16) -> PathBuf {
 }
 
 fn start_evaluator(config: &Path, dir: &Path) -> ChildGuard {
-    let log = std::fs::File::create(dir.join("evaluator.log")).unwrap();
-    ChildGuard::spawn(
-        Command::new(cargo_bin("vigil-evaluator"))
-            .args(["run", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .env_remove("VIGIL_API_TOKEN")
-            .env_remove("DATABASE_URL")
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(log),
-    )
+    start_evaluator_on(config, dir, None, "evaluator.log")
+}
+
+/// Starts `vigil-evaluator run` on `database` (default: `dir/vigil.db`),
+/// logging to `dir/log`.
+fn start_evaluator_on(config: &Path, dir: &Path, database: Option<&str>, log: &str) -> ChildGuard {
+    let log = std::fs::File::create(dir.join(log)).unwrap();
+    let mut command = Command::new(cargo_bin("vigil-evaluator"));
+    command
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .env_remove("VIGIL_API_TOKEN")
+        .env_remove("DATABASE_URL")
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(log);
+    if let Some(url) = database {
+        command.env("DATABASE_URL", url);
+    }
+    ChildGuard::spawn(&mut command)
 }
 
 fn logs(dir: &Path) -> String {
@@ -320,6 +331,89 @@ async fn amtool_manages_silences_and_lists_alerts_like_our_api() {
         &["silence", "query", "-q", "--expired"],
     );
     assert_eq!(expired.trim(), id);
+}
+
+/// Two evaluators on one database: a silence created on the first applies
+/// on the second after its periodic merge, and is still there when the
+/// first comes back from a SIGKILL.
+async fn silences_are_shared_and_survive_a_restart(database: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (port_a, port_b) = (free_port(), free_port());
+    let sub = |name: &str| {
+        let d = dir.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        d
+    };
+    let (dir_a, dir_b) = (sub("a"), sub("b"));
+    let config_a = write_evaluator_config(&dir_a, port_a, free_port());
+    let config_b = write_evaluator_config(&dir_b, port_b, free_port());
+    // Without Postgres, both share one SQLite file.
+    let sqlite = format!("sqlite://{}", dir.path().join("shared.db").display());
+    let url = database.unwrap_or(&sqlite);
+    let mut a = start_evaluator_on(&config_a, &dir_a, Some(url), "evaluator.log");
+    let _b = start_evaluator_on(&config_b, &dir_b, Some(url), "evaluator.log");
+    let (base_a, base_b) = (
+        format!("http://127.0.0.1:{port_a}"),
+        format!("http://127.0.0.1:{port_b}"),
+    );
+    for (base, d) in [(&base_a, &dir_a), (&base_b, &dir_b)] {
+        wait_for_http(&format!("{base}/-/ready"), DEADLINE)
+            .await
+            .unwrap_or_else(|e| panic!("{e}; {}", logs(d)));
+    }
+    let now = chrono::Utc::now();
+    let created: Value = reqwest::Client::new()
+        .post(format!("{base_a}/api/v2/silences"))
+        .json(&json!({
+            "matchers": [{"name": "job", "value": "db", "isRegex": false}],
+            "startsAt": now.to_rfc3339(),
+            "endsAt": (now + chrono::Duration::hours(1)).to_rfc3339(),
+            "createdBy": "ops",
+            "comment": "failover drill",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["silenceID"].as_str().unwrap().to_string();
+    let status_on = |base: String| {
+        let url = format!("{base}/api/v2/silence/{id}");
+        async move { reqwest::get(url).await.unwrap().status() }
+    };
+    let deadline = Instant::now() + DEADLINE;
+    while status_on(base_b.clone()).await != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the silence never reached the other replica; {}",
+            logs(&dir_b)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let silenced = get_json(&format!("{base_b}/api/v2/silences?filter=job%3Ddb")).await;
+    assert_eq!(silenced[0]["comment"], "failover drill");
+
+    a.0.kill().unwrap();
+    a.0.wait().unwrap();
+    let _a = start_evaluator_on(&config_a, &dir_a, Some(url), "evaluator-restarted.log");
+    wait_for_http(&format!("{base_a}/-/ready"), DEADLINE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}; {}", logs(&dir_a)));
+    assert_eq!(status_on(base_a.clone()).await, 200, "loaded at start");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silences_are_shared_between_evaluators_and_survive_a_restart_on_sqlite() {
+    silences_are_shared_and_survive_a_restart(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silences_are_shared_between_evaluators_and_survive_a_restart_on_postgres() {
+    let Some(db) = pg::FreshDatabase::create().await else {
+        return;
+    };
+    silences_are_shared_and_survive_a_restart(Some(&db.url)).await;
 }
 
 /// Prometheus' config: scrape the target every second, evaluate the rule

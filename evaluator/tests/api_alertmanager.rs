@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
+mod pg;
+
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -16,13 +18,12 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
-use sqlx::{Connection, Executor};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use vigil_evaluator::history::silences::SqlSilences;
 use vigil_evaluator::history::store::{episode_id, HistoryQuery, HistoryState};
 use vigil_evaluator::history::writer::{HistoryWriter, WriterConfig};
-use vigil_evaluator::history::{new_id, HistoryStore};
+use vigil_evaluator::history::HistoryStore;
 use vigil_evaluator::labels::Labels;
 use vigil_evaluator::notify::alert::{Alert, Fingerprint};
 use vigil_evaluator::notify::clock::{Clock, ManualClock};
@@ -855,60 +856,6 @@ async fn status_reports_an_unclustered_alertmanager_with_its_config_masked() {
 
 // ------------------------------------------------- silences across replicas
 
-/// `url` pointing at database `name` instead.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |i| authority_start + i);
-    format!("{}/{name}{query}", &base[..host_end])
-}
-
-/// A fresh Postgres database from `DATABASE_URL`, dropped by the returned
-/// guard; `None` (SKIPPED) without one unless external tools are required.
-async fn postgres_database() -> Option<(String, impl Drop)> {
-    let admin = match std::env::var("DATABASE_URL") {
-        Ok(url) if url.starts_with("postgres") => url,
-        _ => {
-            if std::env::var(vigil_testkit::REQUIRE_TOOLS_ENV).is_ok_and(|v| v == "1") {
-                panic!("DATABASE_URL (a Postgres URL) is required but is not set");
-            }
-            eprintln!("SKIPPED: DATABASE_URL is not set to a Postgres URL");
-            return None;
-        }
-    };
-    let name = format!("vigil_test_{}", new_id(Utc::now()));
-    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-    conn.execute(format!("CREATE DATABASE \"{name}\"").as_str())
-        .await
-        .unwrap();
-    let url = with_database(&admin, &name);
-    struct DropDb(String, String);
-    impl Drop for DropDb {
-        fn drop(&mut self) {
-            let (admin, name) = (self.0.clone(), self.1.clone());
-            let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                runtime.block_on(async {
-                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                        let _ = conn.execute(sql.as_str()).await;
-                    }
-                });
-            })
-            .join();
-        }
-    }
-    Some((url, DropDb(admin, name)))
-}
-
 /// A silence created on one replica mutes alerts on another after a sync,
 /// its expiry follows the same way, and a replica started later loads it.
 async fn silences_are_shared_between_replicas(url: String) {
@@ -965,8 +912,8 @@ async fn silences_are_shared_between_replicas_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silences_are_shared_between_replicas_on_postgres() {
-    let Some((url, _guard)) = postgres_database().await else {
+    let Some(db) = pg::FreshDatabase::create().await else {
         return;
     };
-    silences_are_shared_between_replicas(url).await;
+    silences_are_shared_between_replicas(db.url.clone()).await;
 }
