@@ -138,7 +138,11 @@ pub async fn run_sync(
             () = stop.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
-        sync_once(&api, &store).await;
+        // A database that hangs must not hold up a shutdown.
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = sync_once(&api, &store) => {}
+        }
     }
 }
 
