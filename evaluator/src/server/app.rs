@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::adapters::{to_notifier_alerts, ScrapeToStore};
+use super::api::alertmanager::{self, AlertmanagerApi};
 use super::api::{router, AppState, ReloadRequest};
 use super::config::{self, ConfigErrors, ConfigProblem, ValidatedConfig};
 use super::delivery::{run_delivery, Outbox};
@@ -217,6 +218,30 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
         tracing::info!(alerts = restored, "alert state restored from history");
     }
 
+    // The notifier, with the silences kept in (and shared through) the
+    // history database.
+    let notify_clock: Arc<dyn crate::notify::clock::Clock> = Arc::new(NotifyClock);
+    let silences = durability.load_silences().await;
+    let mut notifier = Notifier::with_silences(Arc::clone(&cfg.notify), Box::new(silences));
+    notifier.set_external_url(cfg.web.external_url.clone());
+    let restored_log = restore_notify_log(&durability.store, &mut notifier).await;
+    if restored_log > 0 {
+        tracing::info!(
+            entries = restored_log,
+            "notification log restored from history"
+        );
+    }
+    let notifier = Arc::new(tokio::sync::Mutex::new(notifier));
+    let alertmanager = Arc::new(AlertmanagerApi::new(
+        Arc::clone(&notifier),
+        Arc::clone(&notify_clock),
+        Some(durability.writer.clone()),
+        &cfg.notify_text,
+    ));
+    alertmanager.restore_open_episodes(
+        alertmanager::load_open_episodes(&durability.store, notify_clock.now()).await,
+    );
+
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let state = Arc::new(AppState {
         ready: AtomicBool::new(false),
@@ -228,6 +253,7 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
         reload: reload_tx.clone(),
         engine: engine.clone(),
         rule_groups: RwLock::new(groups.clone()),
+        alertmanager: Arc::clone(&alertmanager),
     });
 
     // The listener first: a taken port is a startup error, before anything
@@ -250,17 +276,6 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     );
 
     // Notifier → delivery.
-    let notify_clock: Arc<dyn crate::notify::clock::Clock> = Arc::new(NotifyClock);
-    let mut notifier = Notifier::new(Arc::clone(&cfg.notify));
-    notifier.set_external_url(cfg.web.external_url.clone());
-    let restored_log = restore_notify_log(&durability.store, &mut notifier).await;
-    if restored_log > 0 {
-        tracing::info!(
-            entries = restored_log,
-            "notification log restored from history"
-        );
-    }
-    let notifier = Arc::new(tokio::sync::Mutex::new(notifier));
     let (notification_tx, notification_rx) = mpsc::unbounded_channel::<Notification>();
     let (receivers_tx, receivers_rx) = watch::channel(Arc::clone(&cfg.receivers));
     let retrier = Arc::new(Retrier::new(
@@ -303,6 +318,13 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
             }
         })
     };
+
+    let am_sync = tokio::spawn(alertmanager::run_sync(
+        Arc::clone(&alertmanager),
+        durability.store.clone(),
+        alertmanager::SYNC_EVERY,
+        shutdown.clone(),
+    ));
 
     // Store pruning.
     let window_ms = Arc::new(AtomicI64::new(millis(retention_window(
@@ -427,6 +449,7 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     let _ = delivery.await;
     prune_task.abort();
     let _ = watcher.await;
+    let _ = am_sync.await;
     http_stop.cancel();
     let _ = http_task.await;
     durability.stop().await;
@@ -536,6 +559,7 @@ async fn reload(
         n.reload(Arc::clone(&new.notify), NotifyClock.now());
     }
     receivers.send_replace(Arc::clone(&new.receivers));
+    state.alertmanager.set_config_text(&new.notify_text);
     window_ms.store(
         millis(retention_window(&new.rule_groups, engine)),
         Ordering::Relaxed,

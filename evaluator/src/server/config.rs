@@ -202,6 +202,9 @@ pub struct ValidatedConfig {
     pub notify: Arc<NotifyConfig>,
     /// Whether `notify` is the built-in console-only config.
     pub console_only: bool,
+    /// The notification config as written (Alertmanager's status API shows
+    /// it, secrets masked).
+    pub notify_text: String,
     pub receivers: Arc<ReceiverIntegrations>,
     pub storage: StorageSettings,
     pub web: WebSettings,
@@ -592,6 +595,7 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
             rule_groups,
             notify: Arc::new(notify),
             console_only,
+            notify_text,
             receivers: Arc::new(receivers),
             storage,
             web: WebSettings {
