@@ -1,6 +1,8 @@
 //! The evaluator's own metrics, served on its `/metrics`: rule evaluation
 //! duration and failures per group, scrape health per target, notification
-//! deliveries per receiver, and the size of the sample window. Registered
+//! deliveries per receiver (sent, failed, retried), the outbox backlog, and
+//! the size of the sample window. (The history's own metrics, database
+//! latency and writer backlog, are registered by [`crate::history`].) Registered
 //! into a registry passed in, so tests can use a fresh one.
 
 use prometheus::{
@@ -24,6 +26,8 @@ pub struct ServerMetrics {
     pub target_scrape_duration: GaugeVec,
     pub notifications_sent: IntCounterVec,
     pub notifications_failed: IntCounterVec,
+    pub notifications_retried: IntCounterVec,
+    pub outbox_pending: IntGauge,
     pub store_series: IntGauge,
     pub config_last_reload_success: IntGauge,
 }
@@ -82,6 +86,17 @@ impl ServerMetrics {
                 ),
                 &["receiver", "integration"],
             )?,
+            notifications_retried: IntCounterVec::new(
+                Opts::new(
+                    "vigil_notifications_retried_total",
+                    "Delivery attempts after the first (retries), per receiver and integration.",
+                ),
+                &["receiver", "integration"],
+            )?,
+            outbox_pending: IntGauge::new(
+                "vigil_outbox_pending",
+                "Notifications waiting in the outbox (pending in the history database), read when /metrics is scraped.",
+            )?,
             store_series: IntGauge::new(
                 "vigil_store_series",
                 "Series held in the in-memory sample window.",
@@ -98,9 +113,32 @@ impl ServerMetrics {
         registry.register(Box::new(metrics.target_scrape_duration.clone()))?;
         registry.register(Box::new(metrics.notifications_sent.clone()))?;
         registry.register(Box::new(metrics.notifications_failed.clone()))?;
+        registry.register(Box::new(metrics.notifications_retried.clone()))?;
+        registry.register(Box::new(metrics.outbox_pending.clone()))?;
         registry.register(Box::new(metrics.store_series.clone()))?;
         registry.register(Box::new(metrics.config_last_reload_success.clone()))?;
         Ok(metrics)
+    }
+
+    /// Counts one delivery to `receiver`'s `integration` that took
+    /// `attempts` tries and ended sent (`delivered`) or given up.
+    pub fn record_delivery(
+        &self,
+        receiver: &str,
+        integration: &str,
+        attempts: u32,
+        delivered: bool,
+    ) {
+        let labels = [receiver, integration];
+        if delivered {
+            self.notifications_sent.with_label_values(&labels).inc();
+        } else {
+            self.notifications_failed.with_label_values(&labels).inc();
+        }
+        // Touched even at zero, so the series exists from the first delivery.
+        self.notifications_retried
+            .with_label_values(&labels)
+            .inc_by(u64::from(attempts.saturating_sub(1)));
     }
 
     /// Refreshes the per-target gauges from the targets' current state
