@@ -130,12 +130,15 @@ impl ServerMetrics {
         delivered: bool,
     ) {
         let labels = [receiver, integration];
-        if delivered {
-            self.notifications_sent.with_label_values(&labels).inc();
-        } else {
-            self.notifications_failed.with_label_values(&labels).inc();
-        }
-        // Touched even at zero, so the series exists from the first delivery.
+        // Every counter is touched, so all three series exist (at zero)
+        // from the receiver's first delivery on.
+        let (sent, failed) = if delivered { (1, 0) } else { (0, 1) };
+        self.notifications_sent
+            .with_label_values(&labels)
+            .inc_by(sent);
+        self.notifications_failed
+            .with_label_values(&labels)
+            .inc_by(failed);
         self.notifications_retried
             .with_label_values(&labels)
             .inc_by(u64::from(attempts.saturating_sub(1)));
