@@ -72,20 +72,26 @@ pub enum VigilApiError {
     NotFound(String),
     /// Someone acknowledged the episode first.
     #[error(
-        "episode {id} was already acknowledged by {by:?} at {at}; the first acknowledgement stands"
+        "episode {} was already acknowledged by {:?} at {}; the first acknowledgement stands",
+        .0.id, .0.ack.by, .0.ack.at
     )]
-    Conflict {
-        id: String,
-        ack: AckJson,
-        by: String,
-        at: String,
-    },
+    Conflict(Box<Conflict>),
     #[error("missing or wrong bearer token")]
     Unauthorized,
     /// The history database failed; the client sees a generic message.
     #[error("the alert history database is unavailable; try again later")]
-    Unavailable(#[source] HistoryError),
+    Unavailable(#[source] Box<HistoryError>),
 }
+
+/// The episode someone else acknowledged first, and their acknowledgement.
+#[derive(Debug)]
+pub struct Conflict {
+    id: String,
+    ack: AckJson,
+}
+
+/// `start` and `end` of a request, each optional.
+type TimeRange = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
 impl VigilApiError {
     fn bad(param: &str, message: impl Into<String>) -> VigilApiError {
@@ -102,7 +108,7 @@ impl VigilApiError {
             | VigilApiError::BadBody(_)
             | VigilApiError::TooLarge => "bad_data",
             VigilApiError::NotFound(_) => "not_found",
-            VigilApiError::Conflict { .. } => "conflict",
+            VigilApiError::Conflict(_) => "conflict",
             VigilApiError::Unauthorized => "unauthorized",
             VigilApiError::Unavailable(_) => "unavailable",
         }
@@ -113,7 +119,7 @@ impl VigilApiError {
             VigilApiError::BadParam { .. } | VigilApiError::BadBody(_) => StatusCode::BAD_REQUEST,
             VigilApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             VigilApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            VigilApiError::Conflict { .. } => StatusCode::CONFLICT,
+            VigilApiError::Conflict(_) => StatusCode::CONFLICT,
             VigilApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             VigilApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -124,7 +130,7 @@ impl From<HistoryError> for VigilApiError {
     fn from(e: HistoryError) -> VigilApiError {
         match e {
             HistoryError::BadCursor(_) => VigilApiError::bad("cursor", e.to_string()),
-            other => VigilApiError::Unavailable(other),
+            other => VigilApiError::Unavailable(Box::new(other)),
         }
     }
 }
@@ -142,8 +148,8 @@ impl IntoResponse for VigilApiError {
             "errorType": self.error_type(),
             "error": self.to_string(),
         });
-        if let VigilApiError::Conflict { ack, .. } = &self {
-            body["data"] = serde_json::json!({ "ack": ack });
+        if let VigilApiError::Conflict(conflict) = &self {
+            body["data"] = serde_json::json!({ "ack": conflict.ack });
         }
         (self.status(), axum::Json(body)).into_response()
     }
@@ -194,7 +200,7 @@ impl Params {
     }
 
     /// `start` and `end`, checked for order.
-    fn range(&self) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), VigilApiError> {
+    fn range(&self) -> Result<TimeRange, VigilApiError> {
         let (start, end) = (self.time("start")?, self.time("end")?);
         if let (Some(s), Some(e)) = (start, end) {
             if s > e {
@@ -487,17 +493,14 @@ async fn acknowledge(
                 .await?
                 .and_then(|e| e.ack_comment)
                 .unwrap_or_default();
-            let at = rfc3339(at);
-            Err(VigilApiError::Conflict {
+            Err(VigilApiError::Conflict(Box::new(Conflict {
                 id: id.to_string(),
                 ack: AckJson {
-                    by: by.clone(),
-                    at: at.clone(),
+                    by,
+                    at: rfc3339(at),
                     comment,
                 },
-                by,
-                at,
-            })
+            })))
         }
     }
 }
