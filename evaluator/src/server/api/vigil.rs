@@ -321,7 +321,7 @@ fn notification_json(n: &NotificationRecord) -> NotificationJson<'_> {
 async fn history(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, VigilApiError> {
     let params = Params::of(&uri)?;
     let mut matchers = Vec::new();
-    for text in params.all("match[]") {
+    for text in params.all("match[]").filter(|t| !t.is_empty()) {
         let parsed = parse_matchers(text).map_err(|e| {
             VigilApiError::bad(
                 "match[]",
