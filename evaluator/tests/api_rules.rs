@@ -113,6 +113,10 @@ fn app() -> axum::Router {
         engine: Engine::default(),
         alertmanager: idle_alertmanager(),
         rule_groups: RwLock::new(groups),
+        history: vigil_evaluator::history::HistoryStore::new(
+            vigil_evaluator::history::Database::connect_lazy("sqlite::memory:").unwrap(),
+        ),
+        read_requires_token: AtomicBool::new(false),
     }))
 }
 
