@@ -4,18 +4,18 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
+mod api_state;
+
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 
+use api_state::{idle_alertmanager, unused_history};
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 use vigil_evaluator::labels::Labels;
-use vigil_evaluator::notify::clock::SystemClock;
-use vigil_evaluator::notify::notifier::Notifier;
-use vigil_evaluator::promql::{Engine, PromqlError};
-use vigil_evaluator::server::api::alertmanager::AlertmanagerApi;
+use vigil_evaluator::promql::Engine;
 use vigil_evaluator::server::api::{router, AppState};
 use vigil_evaluator::server::metrics::ServerMetrics;
 use vigil_evaluator::store::Store;
@@ -55,28 +55,12 @@ fn app() -> axum::Router {
         engine: Engine::default(),
         alertmanager: idle_alertmanager(),
         rule_groups: RwLock::new(Vec::new()),
-        history: vigil_evaluator::history::HistoryStore::new(
-            vigil_evaluator::history::Database::connect_lazy("sqlite::memory:").unwrap(),
-        ),
+        history: unused_history(),
         read_requires_token: AtomicBool::new(false),
     }))
 }
 
 /// The Alertmanager API over a notifier with one receiver and no alerts.
-fn idle_alertmanager() -> Arc<AlertmanagerApi> {
-    let config = vigil_evaluator::notify::config::parse(
-        "route: {receiver: r}\nreceivers: [{name: r}]\n",
-        std::path::Path::new("notify.yaml"),
-    )
-    .unwrap();
-    let notifier = Notifier::new(Arc::new(config));
-    Arc::new(AlertmanagerApi::new(
-        Arc::new(tokio::sync::Mutex::new(notifier)),
-        Arc::new(SystemClock),
-        None,
-        "",
-    ))
-}
 
 /// Status and raw body of a request.
 async fn send(req: Request<Body>) -> (StatusCode, String) {

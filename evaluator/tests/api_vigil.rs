@@ -8,10 +8,13 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
+mod api_state;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 
+use api_state::idle_alertmanager;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use chrono::{DateTime, Utc};
@@ -156,6 +159,7 @@ impl Api {
             reload,
             engine: Engine::default(),
             rule_groups: RwLock::new(Vec::new()),
+            alertmanager: idle_alertmanager(),
             history: history.clone(),
             read_requires_token: AtomicBool::new(read_requires_token),
         }));
