@@ -24,7 +24,8 @@ seconds=${WRK_SECONDS:-10}
 pin=${PIN:-$(($(nproc) >= 2 ? 1 : 0))}
 
 cd "$root"
-cargo build --release -q -p vigil-exporter --example middleware_bench_server
+# benches/run builds everything once (BENCH_NO_BUILD=1).
+[[ -n ${BENCH_NO_BUILD:-} ]] || cargo build --release -q -p vigil-exporter --example middleware_bench_server
 server=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release/examples/middleware_bench_server
 if ((pin)); then
   server_cpu=(taskset -c 0)

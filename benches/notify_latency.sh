@@ -23,7 +23,8 @@ scrape_interval=${SCRAPE_INTERVAL:-1s}
 eval_interval=${EVAL_INTERVAL:-1s}
 
 cd "$root"
-cargo build --release -q -p vigil-evaluator --bin vigil-evaluator
+# benches/run builds everything once (BENCH_NO_BUILD=1).
+[[ -n ${BENCH_NO_BUILD:-} ]] || cargo build --release -q -p vigil-evaluator --bin vigil-evaluator
 vigil_bin=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release/vigil-evaluator
 
 target_port=$(bench_free_port)
