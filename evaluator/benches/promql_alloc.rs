@@ -8,9 +8,9 @@
 //! (`VIGIL_BENCH_SERIES`, `VIGIL_BENCH_ROUNDS` override 76,000 and 5).
 //! Lines starting with `result` are read by `benches/run`.
 
-mod fixture;
 #[path = "support/exposition.rs"]
 mod exposition;
+mod fixture;
 
 use std::alloc::System;
 
@@ -84,10 +84,12 @@ fn main() {
         let query = parse(rule);
         let samples: f64 = counters
             .iter()
-            .map(|c| match engine.instant_query_parsed(&store, &parse(c), now) {
-                Ok((v, _)) => scalar_of(&v),
-                Err(e) => panic!("{c}: {e}"),
-            })
+            .map(
+                |c| match engine.instant_query_parsed(&store, &parse(c), now) {
+                    Ok((v, _)) => scalar_of(&v),
+                    Err(e) => panic!("{c}: {e}"),
+                },
+            )
             .sum();
         // Warm-up: the first evaluation may fill caches inside the store.
         let out = match engine.instant_query_parsed(&store, &query, now) {

@@ -50,7 +50,8 @@ async fn serve(variant: &str, addr: SocketAddr) -> anyhow::Result<()> {
         "none" => app().route("/metrics", get(|| async { "" })),
         "vigil" => {
             let registry = Registry::new();
-            let layer = HttpMetricsLayer::new(&registry).context("cannot build HttpMetricsLayer")?;
+            let layer =
+                HttpMetricsLayer::new(&registry).context("cannot build HttpMetricsLayer")?;
             // /metrics is outside the layer, so reading it is not counted.
             app().layer(layer).route(
                 "/metrics",
