@@ -3,8 +3,8 @@
 # the same synthetic 76k series, for comparison with
 # `cargo bench -p vigil-evaluator --bench promql_rules`.
 # Needs `prometheus`, `promtool` and python3; listens on 127.0.0.1 only and
-# stops Prometheus after a minute (bench_lib.sh kills it on exit). Prints
-# Prometheus' own group duration.
+# stops Prometheus after SAMPLES (default 6) x 10 s (bench_lib.sh kills it on
+# exit). Prints Prometheus' own group duration every 10 s.
 set -euo pipefail
 . "$(dirname "$0")/bench_lib.sh"
 cd "$bench_work"
@@ -57,7 +57,7 @@ EOF
 printf 'global:\n  evaluation_interval: 5s\nrule_files: [rules.yml]\n' > prom.yml
 port=${PORT:-19091}
 bench_start_prometheus prom.yml ./data "$port" --storage.tsdb.retention.time=10y
-for _ in 1 2 3 4 5 6; do
+for _ in $(seq "${SAMPLES:-6}"); do
   sleep 10
   curl -s 127.0.0.1:"$port"/metrics | grep '^prometheus_rule_group_last_duration_seconds' || true
 done

@@ -19,7 +19,8 @@ root=$(cd "$here/../.." && pwd)
 scrape_seconds=${SCRAPE_SECONDS:-60}
 
 cd "$root"
-cargo build --release -q -p vigil-evaluator --bin vigil-evaluator --example write_exposition
+# benches/run builds everything once (BENCH_NO_BUILD=1).
+[[ -n ${BENCH_NO_BUILD:-} ]] || cargo build --release -q -p vigil-evaluator --bin vigil-evaluator --example write_exposition
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 vigil_bin=$target_dir/release/vigil-evaluator
 

@@ -1,0 +1,95 @@
+//! The axum app of the middleware load bench (`benches/middleware.sh`,
+//! driven by `wrk`): one app, served as-is, with Vigil's
+//! `HttpMetricsLayer`, or with `axum-prometheus`'s layer, so the three can be
+//! compared over real sockets. Not part of the product.
+//!
+//! Usage: `middleware_bench_server none|vigil|axum-prometheus [ADDR]`
+//! (ADDR defaults to `127.0.0.1:0`). Prints `listening on ADDR` once bound,
+//! serves `GET /`, `GET /users/{id}` and `GET /metrics` (the layer's own
+//! metrics, so the bench can check that the layer recorded the load) until
+//! SIGTERM or ctrl-c. The tokio runtime uses as many workers as the process
+//! may use cores, so `taskset -c 0` gives it one.
+
+use std::net::SocketAddr;
+
+use anyhow::{bail, Context};
+use axum::extract::Path;
+use axum::routing::get;
+use axum::Router;
+use prometheus::{Encoder, Registry, TextEncoder};
+use tokio::signal::unix::{signal, SignalKind};
+use vigil_exporter::http_metrics::HttpMetricsLayer;
+
+/// The routes under load: a static one and one with a path parameter.
+fn app() -> Router {
+    Router::new().route("/", get(|| async { "ok" })).route(
+        "/users/{id}",
+        get(|Path(id): Path<u64>| async move { format!("user {id}") }),
+    )
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let variant = args
+        .next()
+        .context("usage: middleware_bench_server none|vigil|axum-prometheus [ADDR]")?;
+    let addr: SocketAddr = args
+        .next()
+        .unwrap_or_else(|| "127.0.0.1:0".to_owned())
+        .parse()
+        .context("ADDR must be IP:PORT, e.g. 127.0.0.1:0")?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?
+        .block_on(serve(&variant, addr))
+}
+
+async fn serve(variant: &str, addr: SocketAddr) -> anyhow::Result<()> {
+    let router = match variant {
+        "none" => app().route("/metrics", get(|| async { "" })),
+        "vigil" => {
+            let registry = Registry::new();
+            let layer =
+                HttpMetricsLayer::new(&registry).context("cannot build HttpMetricsLayer")?;
+            // /metrics is outside the layer, so reading it is not counted.
+            app().layer(layer).route(
+                "/metrics",
+                get(move || {
+                    let registry = registry.clone();
+                    async move {
+                        let mut text = Vec::new();
+                        let encoded = TextEncoder::new().encode(&registry.gather(), &mut text);
+                        match encoded {
+                            Ok(()) => String::from_utf8_lossy(&text).into_owned(),
+                            Err(error) => format!("# encoding failed: {error}\n"),
+                        }
+                    }
+                }),
+            )
+        }
+        "axum-prometheus" => {
+            // `pair` installs the process-wide recorder, so the layer records
+            // into a real Prometheus recorder rather than a no-op one.
+            let (layer, handle) = axum_prometheus::PrometheusMetricLayer::pair();
+            app()
+                .layer(layer)
+                .route("/metrics", get(move || async move { handle.render() }))
+        }
+        other => bail!("unknown variant {other:?}: expected none, vigil or axum-prometheus"),
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    println!("listening on {}", listener.local_addr()?);
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        })
+        .await
+        .context("server failed")
+}
