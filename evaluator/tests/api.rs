@@ -60,8 +60,6 @@ fn app() -> axum::Router {
     }))
 }
 
-/// The Alertmanager API over a notifier with one receiver and no alerts.
-
 /// Status and raw body of a request.
 async fn send(req: Request<Body>) -> (StatusCode, String) {
     let resp = app().oneshot(req).await.unwrap();

@@ -118,8 +118,6 @@ fn app() -> axum::Router {
     }))
 }
 
-/// The Alertmanager API over a notifier with one receiver and no alerts.
-
 async fn get_json(uri: &str) -> (StatusCode, Value) {
     let resp = app()
         .oneshot(Request::get(uri).body(Body::empty()).unwrap())
