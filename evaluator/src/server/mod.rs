@@ -14,12 +14,14 @@
 //! - [`metrics`]: the evaluator's own `/metrics`.
 //! - [`api`]: the HTTP router (operational endpoints; the query and alert
 //!   APIs plug in here).
+//! - [`dashboard`]: the web page at `/`, reading only the HTTP API.
 //! - [`app`]: building, running, reloading and stopping all of it.
 
 pub mod adapters;
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod dashboard;
 pub mod delivery;
 pub mod durability;
 pub mod metrics;

@@ -9,6 +9,8 @@
 //! - [`targets`]: the scrape targets.
 //! - [`rules`]: `rules` and `alerts`.
 //! - [`error`]: the error envelope every `/api/v1` handler answers with.
+//!
+//! The dashboard at `/` ([`super::dashboard`]) is merged in here too.
 
 pub mod error;
 pub mod prometheus;
@@ -86,6 +88,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/targets", get(targets::targets))
         .route("/api/v1/rules", get(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts))
+        .merge(super::dashboard::router())
         .with_state(state)
 }
 
