@@ -142,8 +142,18 @@
 
   // Fetches JSON; never throws. Returns {ok, status, data, error, missing,
   // unauthorized}. Unwraps the {"status": "success", "data": ...} envelope.
+  // Endpoints that answered 404 are asked again only after a minute: an
+  // older evaluator lacks them, and each miss is a line in the browser's
+  // console.
+  const MISSING_RETRY_MS = 60 * 1000;
+  const missingUntil = new Map();
+
   async function api(path, options) {
     const opts = Object.assign({ method: "GET" }, options || {});
+    const endpoint = path.split("?")[0];
+    if (opts.method === "GET" && (missingUntil.get(endpoint) || 0) > Date.now()) {
+      return { ok: false, status: 404, missing: true, error: "not available" };
+    }
     const headers = { Accept: "application/json" };
     if (token) headers.Authorization = "Bearer " + token;
     if (opts.body !== undefined) headers["Content-Type"] = "application/json";
@@ -169,7 +179,10 @@
         body = null;
       }
     }
-    if (status === 404) return { ok: false, status, missing: true, error: "not available" };
+    if (status === 404) {
+      if (opts.method === "GET") missingUntil.set(endpoint, Date.now() + MISSING_RETRY_MS);
+      return { ok: false, status, missing: true, error: "not available" };
+    }
     if (status === 401 || status === 403) {
       return {
         ok: false, status, unauthorized: true,
