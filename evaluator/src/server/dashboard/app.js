@@ -70,6 +70,29 @@
     }
   }
 
+  // Whether two label sets name the same alert: one holds the other (the
+  // Alertmanager API shows rule alerts with the external labels added).
+  function sameAlert(a, b) {
+    const [small, big] = Object.keys(a || {}).length <= Object.keys(b || {}).length ? [a || {}, b || {}] : [b || {}, a || {}];
+    if (small.alertname !== big.alertname) return false;
+    return Object.keys(small).every((k) => big[k] === small[k]);
+  }
+
+  // Of `candidates` (objects with .labels), the one naming the same alert
+  // as `labels` with the most labels in common; or undefined.
+  function findSame(labels, candidates) {
+    let best;
+    let bestSize = -1;
+    for (const c of candidates) {
+      const size = Object.keys(c.labels || {}).length;
+      if (sameAlert(labels, c.labels) && size > bestSize) {
+        best = c;
+        bestSize = size;
+      }
+    }
+    return best;
+  }
+
   // Alert label sets are compared by this key (sorted name=value pairs).
   function labelKey(labels) {
     return JSON.stringify(Object.keys(labels || {}).sort().map((k) => [k, labels[k]]));
@@ -103,8 +126,20 @@
   function timeAgo(ms) {
     if (ms === null) return el("span", { class: "muted" }, "never");
     const iso = new Date(ms).toISOString();
-    return el("time", { datetime: iso, title: new Date(ms).toLocaleString() },
+    return el("time", { datetime: iso, title: new Date(ms).toLocaleString(), "data-ago": ms },
       formatDuration(Date.now() - ms) + " ago");
+  }
+
+  // Updates every "… ago" and "(ongoing)" text, so rows whose data did not
+  // change are kept as they are (a focused button stays focused).
+  function updateClocks() {
+    const now = Date.now();
+    for (const node of document.querySelectorAll("[data-ago]")) {
+      node.textContent = formatDuration(now - Number(node.getAttribute("data-ago"))) + " ago";
+    }
+    for (const node of document.querySelectorAll("[data-ongoing-since]")) {
+      node.textContent = formatDuration(now - Number(node.getAttribute("data-ongoing-since"))) + " (ongoing)";
+    }
   }
 
   function timeAt(ms) {
@@ -179,7 +214,9 @@
         body = null;
       }
     }
-    if (status === 404) {
+    // A route this evaluator lacks answers an empty 404; an API's own 404
+    // ("no such silence") carries a JSON error.
+    if (status === 404 && body === null) {
       if (opts.method === "GET") missingUntil.set(endpoint, Date.now() + MISSING_RETRY_MS);
       return { ok: false, status, missing: true, error: "not available" };
     }
@@ -191,7 +228,9 @@
     }
     if (!response.ok) {
       let message = "HTTP " + status;
-      if (body && typeof body === "object" && (body.error || body.message)) {
+      if (typeof body === "string") {
+        message += ": " + body;
+      } else if (body && typeof body === "object" && (body.error || body.message)) {
         message += ": " + (body.error || body.message);
       } else if (text) {
         message += ": " + text.slice(0, 300);
@@ -222,46 +261,51 @@
         : "Cannot load: " + result.error;
       return;
     }
-    const rows = rowsBuilder();
-    clear(body);
-    append(body, rows);
+    // A new row identical to a shown one (same data-sig) keeps the shown
+    // one, so refreshing does not take the focus from its buttons.
+    const shown = new Map();
+    for (const row of Array.from(body.rows)) {
+      if (row.dataset.sig) shown.set(row.dataset.sig, row);
+    }
+    const rows = rowsBuilder().map((row) => (row.dataset.sig && shown.get(row.dataset.sig)) || row);
+    rows.forEach((row, i) => {
+      if (body.children[i] !== row) body.insertBefore(row, body.children[i] || null);
+    });
+    while (body.children.length > rows.length) body.removeChild(body.lastChild);
     table.hidden = rows.length === 0;
     status.className = "panel-status muted";
     status.textContent = rows.length === 0 ? emptyText : "";
   }
 
   function renderAlerts(v1, v2, silencesById, openEpisodes) {
-    const amByKey = new Map();
-    if (v2.ok && Array.isArray(v2.data)) {
-      for (const a of v2.data) amByKey.set(labelKey(a.labels), a);
-    }
+    const amAlerts = v2.ok && Array.isArray(v2.data) ? v2.data : [];
     const result = v1.ok ? v1 : v2;
     panel("alerts", result, "No alerts are pending or firing.", () => {
       const rows = [];
-      const seen = new Set();
+      const shown = new Set();
       const list = v1.ok ? (v1.data.alerts || []) : [];
       for (const a of list) {
-        const key = labelKey(a.labels);
-        seen.add(key);
+        const am = findSame(a.labels, amAlerts);
+        if (am) shown.add(am);
         rows.push(alertRow({
           labels: a.labels || {},
           state: a.state,
           value: a.value,
           since: parseTime(a.activeAt),
-          am: amByKey.get(key),
-          episode: openEpisodes.get(key),
+          am,
+          episode: findSame(a.labels, openEpisodes),
         }, silencesById));
       }
       // Alerts other Prometheus servers posted to /api/v2/alerts.
-      for (const [key, a] of amByKey) {
-        if (seen.has(key) || !a.status || a.status.state === "unprocessed") continue;
+      for (const a of amAlerts) {
+        if (shown.has(a) || !a.status || a.status.state === "unprocessed") continue;
         rows.push(alertRow({
           labels: a.labels || {},
           state: "firing",
           value: null,
           since: parseTime(a.startsAt),
           am: a,
-          episode: openEpisodes.get(key),
+          episode: findSame(a.labels, openEpisodes),
         }, silencesById));
       }
       rows.sort((x, y) => x.dataset.order.localeCompare(y.dataset.order));
@@ -309,6 +353,8 @@
       el("td", { class: "actions" }, silenceButton, " ", ackButton));
     const stateOrder = a.state === "firing" ? "0" : "1";
     row.dataset.order = stateOrder + name + labelKey(a.labels);
+    row.dataset.sig = JSON.stringify([a.labels, a.state, a.value, a.since, silencedBy,
+      silencedBy.map((id) => silencesById.get(id) || null), ack || null]);
     return row;
   }
 
@@ -343,7 +389,7 @@
           "aria-label": "Expire silence " + s.id + " (" + (s.matchers || []).map(matcherText).join(", ") + ")",
         }, "Expire");
         expire.addEventListener("click", () => expireSilence(s.id, expire));
-        rows.push(el("tr", { "data-silence-id": s.id },
+        rows.push(el("tr", { "data-silence-id": s.id, "data-sig": JSON.stringify(s) },
           el("td", null, matchers),
           el("td", null, badge(s.status.state)),
           el("td", null, timeAt(parseTime(s.startsAt))),
@@ -429,18 +475,21 @@
           ? el("span", null, e.ack.by, el("div", { class: "muted small" },
             timeAt(parseTime(e.ack.at)), e.ack.comment ? " — " + e.ack.comment : ""))
           : el("span", { class: "muted" }, "no");
-        rows.push(el("tr", { "data-episode": id },
+        // The timeline slides with the clock: such rows are redrawn each minute.
+        const sig = JSON.stringify([e, Math.floor(now / 60000)]);
+        rows.push(el("tr", { "data-episode": id, "data-sig": sig },
           el("th", { scope: "row" }, e.rule || (e.labels && e.labels.alertname) || ""),
           el("td", null, labelList(e.labels, ["alertname"])),
           el("td", null, e.severity || "—"),
           el("td", null, badge(e.state || "unknown")),
           el("td", null, timeAt(started)),
-          el("td", null, started === null ? "—" : formatDuration((ended === null ? now : ended) - started)
+          el("td", started !== null && ended === null ? { "data-ongoing-since": started } : null,
+            started === null ? "—" : formatDuration((ended === null ? now : ended) - started)
             + (ended === null ? " (ongoing)" : "")),
           el("td", null, ack),
           el("td", null, timeline(from, now, started, fired, ended)),
           el("td", null, toggle)));
-        const detailsRow = el("tr", { id: detailsId, class: "details-row", hidden: !open },
+        const detailsRow = el("tr", { id: detailsId, class: "details-row", hidden: !open, "data-sig": sig + "/details" },
           el("td", { colspan: "9" }, open ? openDetails.get(id) : ""));
         toggle.addEventListener("click", () => toggleDetails(id, toggle, detailsRow));
         rows.push(detailsRow);
@@ -529,8 +578,9 @@
     } else {
       const list = el("ul", { class: "events" });
       for (const n of notes) {
-        const when = parseTime(n.sentAt || n.at || n.createdAt || null);
-        const what = [n.receiver, n.integration, n.status || n.state, n.error].filter(Boolean).join(" · ");
+        const when = parseTime(n.sentAt || n.createdAt || null);
+        const tries = n.attempts > 1 ? n.attempts + " attempts" : null;
+        const what = [n.receiver, n.integration, n.status, tries, n.lastError].filter(Boolean).join(" · ");
         list.appendChild(el("li", null, timeAt(when), " ", what));
       }
       box.appendChild(list);
@@ -546,9 +596,10 @@
         if (!days.includes(day)) days.push(day);
       }
       const shown = days.slice(-NOISE_DAYS);
-      const rules = ((result.data && result.data.rules) || []).slice();
+      const data = result.data || [];
+      const rules = (Array.isArray(data) ? data : data.rules || []).slice();
       rules.sort((x, y) => (y.fires || 0) - (x.fires || 0) || String(x.rule).localeCompare(String(y.rule)));
-      return rules.map((r) => el("tr", { "data-rule": r.rule },
+      return rules.map((r) => el("tr", { "data-rule": r.rule, "data-sig": JSON.stringify(r) },
         el("th", { scope: "row" }, r.rule || ""),
         el("td", { class: "num" }, String(r.fires ?? "—")),
         el("td", { class: "num" }, String(r.episodes ?? "—")),
@@ -615,18 +666,16 @@
       if (silences.ok && Array.isArray(silences.data)) {
         for (const s of silences.data) silencesById.set(s.id, s);
       }
-      const openEpisodes = new Map();
-      if (openHistory.ok && openHistory.data) {
-        for (const e of openHistory.data.episodes || []) {
-          if (!e.endsAt) openEpisodes.set(labelKey(e.labels), e);
-        }
-      }
+      const openEpisodes = openHistory.ok && openHistory.data
+        ? (openHistory.data.episodes || []).filter((e) => !e.endsAt)
+        : [];
       renderAlerts(v1Alerts, v2Alerts, silencesById, openEpisodes);
       renderSilences(silences);
       renderRules(rules);
       renderTargets(targets);
       renderHistory(history);
       renderNoise(stats, noiseStart.getTime(), now);
+      updateClocks();
       const all = [v1Alerts, v2Alerts, silences, rules, targets, history, stats];
       const refused = all.find((r) => r.unauthorized);
       const updated = $("updated");
