@@ -9,8 +9,6 @@
 //! - [`targets`]: the scrape targets.
 //! - [`rules`]: `rules` and `alerts`.
 //! - [`error`]: the error envelope every `/api/v1` handler answers with.
-//!
-//! The dashboard at `/` ([`super::dashboard`]) is merged in here too.
 
 pub mod error;
 pub mod prometheus;
@@ -60,9 +58,11 @@ pub struct AppState {
     pub rule_groups: RwLock<Vec<Arc<Mutex<RuleGroup>>>>,
 }
 
-/// The HTTP app over `state`.
+/// The HTTP app over `state`, with the dashboard at `/`
+/// ([`super::dashboard`]).
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
+        .merge(super::dashboard::router())
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .route("/metrics", get(metrics))
@@ -88,7 +88,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/targets", get(targets::targets))
         .route("/api/v1/rules", get(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts))
-        .merge(super::dashboard::router())
         .with_state(state)
 }
 
