@@ -22,7 +22,7 @@ use vigil_testkit::{cargo_bin, external_tool, free_port, wait_for_http, ChildGua
 const DEADLINE: Duration = Duration::from_secs(60);
 
 /// The W3C name of the key holding an element reference.
-const ELEMENT_KEY: &str = "element-6066-11e4-a52f-4a6fb63bd482";
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A chromedriver process with one headless Chromium session.
 struct Browser {
