@@ -457,8 +457,15 @@
     panel("history", result, "No alerts in the last 24 hours.", () => {
       const rows = [];
       const now = Date.now();
-      const from = now - HISTORY_WINDOW_MS;
-      for (const e of (result.data && result.data.episodes) || []) {
+      const episodes = (result.data && result.data.episodes) || [];
+      // The timelines span from the earliest episode shown (at least an
+      // hour, at most the 24 hours asked for) to now.
+      const earliest = Math.min(now, ...episodes.map((e) => parseTime(e.startsAt) ?? now));
+      const span = Math.min(HISTORY_WINDOW_MS, Math.max(3600e3, (now - earliest) * 1.05));
+      const from = now - span;
+      $("history-caption").textContent = "Recent alert episodes, newest first; each timeline spans the last "
+        + formatDuration(span) + " up to now (pending light, firing dark).";
+      for (const e of episodes) {
         const started = parseTime(e.startsAt);
         const fired = parseTime(e.firedAt);
         const ended = parseTime(e.endsAt);
@@ -489,13 +496,26 @@
           el("td", null, ack),
           el("td", null, timeline(from, now, started, fired, ended)),
           el("td", null, toggle)));
-        const detailsRow = el("tr", { id: detailsId, class: "details-row", hidden: !open, "data-sig": sig + "/details" },
-          el("td", { colspan: "9" }, open ? openDetails.get(id) : ""));
+        const detailsRow = el("tr", { id: detailsId, class: "details-row", hidden: !open, "data-sig": sig + "/details", "data-details-of": id },
+          el("td", { colspan: "9" }));
         toggle.addEventListener("click", () => toggleDetails(id, toggle, detailsRow));
         rows.push(detailsRow);
       }
       return rows;
     });
+  }
+
+  // Puts each open episode's details into its (kept or new) row.
+  function placeDetails() {
+    for (const [id, content] of openDetails) {
+      const row = document.querySelector('tr[data-details-of="' + CSS.escape(id) + '"]');
+      if (!row) continue;
+      row.hidden = false;
+      if (content.parentNode !== row.cells[0]) {
+        clear(row.cells[0]);
+        row.cells[0].appendChild(content);
+      }
+    }
   }
 
   // A bar across [from, to]: pending from start to fire, firing until the
@@ -510,12 +530,12 @@
     if (started !== null) {
       const pendingEnd = fired === null ? end : fired;
       if (pendingEnd > started) {
-        parts.push(segment(x(started), x(pendingEnd), "pending", height));
+        parts.push(segment(x(started), x(pendingEnd), "pending", height, width));
         words.push("pending " + formatDuration(pendingEnd - started));
       }
     }
     if (fired !== null && end >= fired) {
-      parts.push(segment(x(fired), x(end), "firing", height));
+      parts.push(segment(x(fired), x(end), "firing", height, width));
       words.push("firing " + formatDuration(end - fired) + (ended === null ? " until now" : ""));
     }
     const label = words.length ? words.join(", ") : "no activity in the last 24 hours";
@@ -527,8 +547,10 @@
     parts);
   }
 
-  function segment(x0, x1, kind, height) {
-    return svg("rect", { class: kind, x: x0, y: 2, width: Math.max(2, x1 - x0), height: height - 4 });
+  // At least 2px wide and inside the track, so a short episode shows.
+  function segment(x0, x1, kind, height, total) {
+    const width = Math.max(2, x1 - x0);
+    return svg("rect", { class: kind, x: Math.min(x0, total - width), y: 2, width, height: height - 4 });
   }
 
   async function toggleDetails(id, button, row) {
@@ -674,6 +696,7 @@
       renderRules(rules);
       renderTargets(targets);
       renderHistory(history);
+      placeDetails();
       renderNoise(stats, noiseStart.getTime(), now);
       updateClocks();
       const all = [v1Alerts, v2Alerts, silences, rules, targets, history, stats];
