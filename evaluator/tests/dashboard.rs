@@ -311,6 +311,15 @@ async fn the_dashboard_shows_the_firing_alert_rules_and_targets_without_console_
     assert_no_console_errors(&setup).await;
 }
 
+/// Whether the evaluator lacks `path` (an empty 404 from the router: an
+/// API not built into this version).
+async fn lacks(listen: u16, path: &str) -> bool {
+    let response = reqwest::get(format!("http://127.0.0.1:{listen}{path}"))
+        .await
+        .unwrap();
+    response.status() == 404 && response.bytes().await.unwrap().is_empty()
+}
+
 const TOKEN: &str = "dashboard-test-token";
 const COMMENT: &str = "silenced from the dashboard test";
 
@@ -355,6 +364,17 @@ async fn a_silence_created_from_the_dashboard_appears_in_the_api() {
             "return !!document.querySelector('#alerts-table tbody tr[data-alertname=\"AlwaysFiring\"][data-state=\"firing\"]')",
         )
         .await;
+    if lacks(setup.listen, "/api/v2/silences").await {
+        // An evaluator without the Alertmanager API: the panel says so.
+        browser
+            .wait_for(
+                "the silences panel saying it is not available",
+                "return document.getElementById('silences-status').textContent === 'Not available on this evaluator.'",
+            )
+            .await;
+        println!("NOTE: /api/v2/silences is not served; only the panel's fallback was checked");
+        return;
+    }
 
     // Without the token the evaluator refuses, and the dialog says why.
     silence_from_the_page(browser).await;
@@ -419,8 +439,29 @@ async fn a_silence_created_from_the_dashboard_appears_in_the_api() {
     assert_no_console_errors(&setup).await;
 }
 
+/// Fails on any console error but Chromium's note on a 404 from an API
+/// endpoint this evaluator does not have (the page shows "not available").
 async fn assert_no_console_errors(setup: &Setup) {
-    let errors = setup.browser.console_errors().await;
+    let mut errors = Vec::new();
+    for entry in setup.browser.console_errors().await {
+        let message = entry["message"].as_str().unwrap_or_default();
+        let missing = match message
+            .split_once(" - Failed to load resource: the server responded with a status of 404")
+        {
+            Some((url, _)) if entry["source"] == "network" => {
+                let path = url
+                    .split_once(&format!("127.0.0.1:{}", setup.listen))
+                    .map_or("", |(_, p)| p);
+                let path = path.split('?').next().unwrap_or_default();
+                (path.starts_with("/api/v2/") || path.starts_with("/api/vigil/"))
+                    && lacks(setup.listen, path).await
+            }
+            _ => false,
+        };
+        if !missing {
+            errors.push(entry);
+        }
+    }
     assert!(
         errors.is_empty(),
         "console errors: {}; evaluator log:\n{}",
