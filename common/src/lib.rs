@@ -2,9 +2,11 @@
 //! or an error position means the same in `exporter.yaml`, `vigil.yaml`,
 //! rule files and `notify.yaml`.
 //!
+//! - [`build_info`]: version and git commit for `--version`.
 //! - [`duration`]: Prometheus duration notation (`1h30m`, `500ms`, `0`).
 //! - [`yaml_positions`]: line and column of every key and value of a YAML
 //!   document by field path (`groups[0].rules[2].expr`).
 
+pub mod build_info;
 pub mod duration;
 pub mod yaml_positions;

@@ -5,14 +5,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use vigil_common::build_info::VERSION;
 use vigil_evaluator::cli;
 use vigil_evaluator::cli::run::LogFormat;
 
 #[derive(Parser)]
 #[command(
     name = "vigil-evaluator",
-    version,
-    about = "Evaluates Prometheus rules and sends alerts."
+    version = VERSION,
+    long_version = VERSION,
+    about = "Evaluates Prometheus rules and sends alerts.",
+    after_help = "Environment:\n  RUST_LOG          log level and filters (default: info), e.g. RUST_LOG=debug\n  DATABASE_URL      overrides storage.database_url (sqlite://FILE or postgres://...)\n  VIGIL_API_TOKEN   bearer token for POST /-/reload when web.token_file is unset\n\nSignals: SIGHUP reloads the configuration; SIGTERM or ctrl-c stops cleanly.\nReference: the README's Evaluator section."
 )]
 #[command(args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -25,10 +28,12 @@ struct Cli {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// The evaluator configuration file.
-    #[arg(long, default_value = "vigil.yaml")]
+    /// The evaluator configuration file (vigil.yaml); relative paths in it
+    /// are relative to its directory.
+    #[arg(long, short = 'c', value_name = "FILE", default_value = "vigil.yaml")]
     config: PathBuf,
-    /// How log lines are written to stderr; the level comes from RUST_LOG.
+    /// How log lines are written to stderr (text, or one JSON object per
+    /// line); the level comes from RUST_LOG.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
@@ -57,9 +62,13 @@ enum Command {
 #[derive(Subcommand)]
 enum CheckCommand {
     /// Check an evaluator configuration file and every file it names.
-    Config { file: PathBuf },
+    Config {
+        /// The configuration file (vigil.yaml).
+        file: PathBuf,
+    },
     /// Check rule files.
     Rules {
+        /// Rule files (Prometheus format).
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -81,6 +90,7 @@ enum RoutesCommand {
 enum TestCommand {
     /// Run rule unit-test files (promtool format).
     Rules {
+        /// Unit-test files (promtool `test rules` format).
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },

@@ -12,7 +12,10 @@ use axum::http::{header, Request, StatusCode};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 use vigil_evaluator::labels::Labels;
+use vigil_evaluator::notify::clock::SystemClock;
+use vigil_evaluator::notify::notifier::Notifier;
 use vigil_evaluator::promql::{Engine, PromqlError};
+use vigil_evaluator::server::api::alertmanager::AlertmanagerApi;
 use vigil_evaluator::server::api::{router, AppState};
 use vigil_evaluator::server::metrics::ServerMetrics;
 use vigil_evaluator::store::Store;
@@ -50,8 +53,25 @@ fn app() -> axum::Router {
         token: RwLock::new(None),
         reload,
         engine: Engine::default(),
+        alertmanager: idle_alertmanager(),
         rule_groups: RwLock::new(Vec::new()),
     }))
+}
+
+/// The Alertmanager API over a notifier with one receiver and no alerts.
+fn idle_alertmanager() -> Arc<AlertmanagerApi> {
+    let config = vigil_evaluator::notify::config::parse(
+        "route: {receiver: r}\nreceivers: [{name: r}]\n",
+        std::path::Path::new("notify.yaml"),
+    )
+    .unwrap();
+    let notifier = Notifier::new(Arc::new(config));
+    Arc::new(AlertmanagerApi::new(
+        Arc::new(tokio::sync::Mutex::new(notifier)),
+        Arc::new(SystemClock),
+        None,
+        "",
+    ))
 }
 
 /// Status and raw body of a request.

@@ -1,7 +1,8 @@
 //! The evaluator as a process: `check config`, and `run` end to end — an
 //! in-test target is scraped, a rule fires, the notification reaches an
 //! in-test webhook, the resolution follows exactly once; a bad reload is
-//! rejected while the old rules keep running; SIGTERM exits 0.
+//! rejected while the old rules keep running; the file watcher reloads
+//! changed rule files and shows a broken one on `/-/ready`; SIGTERM exits 0.
 //!
 //! Every wait polls against a deadline, so a broken build fails instead of
 //! hanging.
@@ -387,4 +388,184 @@ async fn a_bad_reload_is_rejected_and_the_old_rules_keep_firing() {
     signal(&child, "TERM");
     let status = wait_for_exit(&mut child).expect("the evaluator did not stop after SIGTERM");
     assert_eq!(status.code(), Some(0), "log:\n{}", log_of(dir.path()));
+}
+
+async fn get_text(client: &reqwest::Client, url: &str) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// `reload.watch_interval`: a changed rule file is reloaded without SIGHUP;
+/// a broken one is rejected (old rules keep firing, the error is on
+/// `/-/ready` and in the metrics) until it is fixed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_reloads_changed_rule_files_and_keeps_the_old_on_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start().await;
+    let webhook = Webhook::start().await;
+    let listen = free_port();
+    let config = write_config(dir.path(), target.port, webhook.port, listen);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("reload: {watch_interval: 200ms}\n");
+    std::fs::write(&config, text).unwrap();
+    target.set(1.0);
+    let mut child = start_evaluator(&config, dir.path());
+    let base = format!("http://127.0.0.1:{listen}");
+    wait_for_http(&format!("{base}/-/ready"), DEADLINE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}; log:\n{}", log_of(dir.path())));
+    wait_until("the firing notification", dir.path(), || {
+        webhook.count("firing") >= 1
+    })
+    .await;
+    let client = reqwest::Client::new();
+
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        "groups:\n- name: test\n  rules:\n  - alert: ValueHigh\n    expr: 'vigil_test_value >'\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let ready = loop {
+        let response = client.get(format!("{base}/-/ready")).send().await.unwrap();
+        assert_eq!(response.status(), 200, "a rejected reload keeps it ready");
+        let body = response.text().await.unwrap();
+        if body.contains("last configuration reload failed") {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the broken rule file was never reloaded; log:\n{}",
+            log_of(dir.path())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        ready.contains("rules.yaml:5:11: groups[0].rules[0].expr"),
+        "{ready}"
+    );
+    let metrics = get_text(&client, &format!("{base}/metrics")).await;
+    assert!(
+        metrics.contains("vigil_config_last_reload_successful 0"),
+        "{metrics}"
+    );
+    assert!(
+        log_of(dir.path()).contains("groups[0].rules[0].expr"),
+        "the error is logged too:\n{}",
+        log_of(dir.path())
+    );
+    // The old rule keeps evaluating: its group's evaluation count grows.
+    let evaluations = |metrics: &str| -> Option<f64> {
+        metrics
+            .lines()
+            .find(|l| l.starts_with("vigil_rule_group_evaluations_total{rule_group=\"test\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    let before = evaluations(&metrics).unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    while evaluations(&get_text(&client, &format!("{base}/metrics")).await).unwrap() <= before {
+        assert!(
+            Instant::now() < deadline,
+            "the old group stopped evaluating"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(webhook.count("resolved"), 0, "{:#?}", webhook.payloads());
+
+    // Fixed: the new rules are loaded without any signal.
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        "groups:\n- name: test\n  rules:\n  - alert: ValueHigh\n    expr: vigil_test_value > 0\n- name: added\n  rules:\n  - record: job:vigil_test_value:max\n    expr: max by (job) (vigil_test_value)\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let text = get_text(&client, &format!("{base}/metrics")).await;
+        if text.contains("vigil_rule_group_evaluations_total{rule_group=\"added\"}")
+            && text.contains("vigil_config_last_reload_successful 1")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the fixed rule file was never loaded; log:\n{}",
+            log_of(dir.path())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready = get_text(&client, &format!("{base}/-/ready")).await;
+    assert_eq!(ready, "Vigil evaluator is Ready.\n");
+    assert_eq!(webhook.count("resolved"), 0, "{:#?}", webhook.payloads());
+
+    signal(&child, "TERM");
+    let status = wait_for_exit(&mut child).expect("the evaluator did not stop after SIGTERM");
+    assert_eq!(status.code(), Some(0), "log:\n{}", log_of(dir.path()));
+}
+
+#[test]
+fn version_names_the_commit_and_help_documents_every_flag() {
+    let out = Command::new(cargo_bin("vigil-evaluator"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let prefix = format!("vigil-evaluator {} (commit ", env!("CARGO_PKG_VERSION"));
+    let commit = stdout
+        .trim()
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.strip_suffix(')'));
+    assert!(
+        commit.is_some_and(
+            |c| c == "unknown" || (!c.is_empty() && c.chars().all(|ch| ch.is_ascii_hexdigit()))
+        ),
+        "{stdout:?}"
+    );
+
+    let help = |args: &[&str]| {
+        let out = Command::new(cargo_bin("vigil-evaluator"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let top = help(&["--help"]);
+    for word in [
+        "--config",
+        "--log-format",
+        "--version",
+        "run",
+        "check",
+        "test",
+        "routes",
+        "promql-test",
+        "RUST_LOG",
+        "DATABASE_URL",
+        "VIGIL_API_TOKEN",
+        "SIGHUP",
+    ] {
+        assert!(top.contains(word), "--help does not mention {word}:\n{top}");
+    }
+    // Every argument of every subcommand has a description.
+    for (args, words) in [
+        (
+            &["check", "config", "--help"][..],
+            &["<FILE>", "vigil.yaml"][..],
+        ),
+        (&["check", "rules", "--help"], &["<FILES>...", "Rule files"]),
+        (
+            &["test", "rules", "--help"],
+            &["<FILES>...", "Unit-test files"],
+        ),
+        (
+            &["routes", "test", "--help"],
+            &["--notify-config", "LABEL=VALUE"],
+        ),
+        (&["run", "--help"], &["--config", "--log-format"]),
+    ] {
+        let text = help(args);
+        for word in words {
+            assert!(text.contains(word), "{args:?} lacks {word}:\n{text}");
+        }
+    }
 }

@@ -13,12 +13,7 @@ use tracing_subscriber::EnvFilter;
 use vigil_exporter::config::{Config, ConfigError};
 use vigil_exporter::server;
 
-const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (commit ",
-    env!("VIGIL_GIT_COMMIT"),
-    ")"
-);
+use vigil_common::build_info::VERSION;
 
 /// Prometheus exporter: serves business counters, URL probes and its own
 /// demo endpoints on /metrics.

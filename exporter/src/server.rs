@@ -65,7 +65,7 @@ pub enum ServerError {
     Targets(Vec<TargetError>),
     #[error("cannot start the prober: {0}")]
     Prober(#[from] ProberError),
-    #[error("cannot listen on {addr}: {source}; is another process using the port? choose another with --listen")]
+    #[error("cannot listen on {addr}: {source}; is another process using the port? choose another with --listen or `listen:` in the config file")]
     Bind {
         addr: SocketAddr,
         #[source]
@@ -137,7 +137,7 @@ fn register_build_info(registry: &Registry) -> Result<(), ServerError> {
         "Build of the running vigil-exporter; always 1.",
     )
     .const_label("version", env!("CARGO_PKG_VERSION"))
-    .const_label("commit", env!("VIGIL_GIT_COMMIT"));
+    .const_label("commit", vigil_common::build_info::GIT_COMMIT);
     let info = prometheus::IntGauge::with_opts(opts).map_err(ServerError::OwnMetrics)?;
     info.set(1);
     registry

@@ -300,7 +300,7 @@ async fn metrics_name_the_running_build() -> Result<()> {
     let text = get(&state()?, "/metrics").await?.text();
     let expected = format!(
         "vigil_exporter_build_info{{commit=\"{}\",version=\"{}\"}} 1\n",
-        env!("VIGIL_GIT_COMMIT"),
+        vigil_common::build_info::GIT_COMMIT,
         env!("CARGO_PKG_VERSION")
     );
     assert!(text.contains(&expected), "{text}");

@@ -56,6 +56,11 @@ pub fn workspace_root() -> PathBuf {
 /// Builds at most once per binary and test process, one build at a time:
 /// tests run in parallel threads, and two `cargo build`s replacing the same
 /// executable while another test starts it would fail spuriously.
+///
+/// Builds the way `cargo test --workspace` does (every package, test
+/// targets, dev-dependencies' features), so that inside a workspace test
+/// run the build finds everything fresh instead of relinking the binary
+/// with a different feature set.
 pub fn cargo_bin(name: &str) -> PathBuf {
     static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
     let mut built = BUILT
@@ -71,10 +76,10 @@ pub fn cargo_bin(name: &str) -> PathBuf {
     let binary = target_profile_dir.join(name);
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(workspace_root())
-        .args(["build", "--quiet", "--bin", name])
+        .args(["build", "--quiet", "--workspace", "--tests"])
         .status()
         .unwrap_or_else(|err| panic!("cannot run cargo to build {name}: {err}"));
-    assert!(status.success(), "cargo build --bin {name} failed");
+    assert!(status.success(), "cargo build --workspace --tests failed");
     assert!(
         binary.is_file(),
         "{} was not produced by cargo build",

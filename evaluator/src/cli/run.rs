@@ -36,7 +36,9 @@ pub fn init_logging(format: LogFormat) {
 /// problems are printed), `Ok(true)` after a clean shutdown.
 pub fn run(config_file: PathBuf, log_format: LogFormat) -> anyhow::Result<bool> {
     init_logging(log_format);
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| {
+        anyhow::anyhow!("cannot start the async runtime: {e}; the process may be out of threads or file descriptors (check ulimit -u / -n)")
+    })?;
     let result = runtime.block_on(server::run(server::Options {
         config_file,
         shutdown_grace: DEFAULT_SHUTDOWN_GRACE,

@@ -98,9 +98,18 @@ impl Database {
         MIGRATOR
             .run(&self.pool)
             .await
-            .map_err(|source| HistoryError::Migrate {
-                url: self.url.clone(),
-                source,
+            .map_err(|source| match source {
+                // No connection at all: say so, not "cannot migrate".
+                sqlx::migrate::MigrateError::Execute(
+                    e @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_)),
+                ) => HistoryError::Connect {
+                    url: self.url.clone(),
+                    source: e,
+                },
+                source => HistoryError::Migrate {
+                    url: self.url.clone(),
+                    source,
+                },
             })
     }
 

@@ -92,7 +92,7 @@ pub enum HistoryError {
         #[source]
         source: sqlx::Error,
     },
-    #[error("cannot migrate the history database {url}: {source}")]
+    #[error("cannot migrate the history database {url}: {source}; the database user needs the right to create tables, and a schema written by a newer Vigil cannot be migrated back (use a new database or upgrade)")]
     Migrate {
         url: String,
         #[source]

@@ -95,13 +95,19 @@ impl SqlSilences {
         writer: HistoryWriter,
         retention: Duration,
     ) -> Result<SqlSilences, HistoryError> {
-        let mut silences = SqlSilences {
+        let mut silences = SqlSilences::empty(writer, retention);
+        silences.merge(store.load_silences().await?);
+        Ok(silences)
+    }
+
+    /// No silences yet (the database could not be read at start); a later
+    /// [`SqlSilences::merge`] brings the stored ones in.
+    pub fn empty(writer: HistoryWriter, retention: Duration) -> SqlSilences {
+        SqlSilences {
             cache: MemorySilences::new(retention),
             updated: HashMap::new(),
             writer,
-        };
-        silences.merge(store.load_silences().await?);
-        Ok(silences)
+        }
     }
 
     /// Takes in stored silences (from [`HistoryStore::load_silences`]): a
@@ -181,6 +187,14 @@ impl SilenceStore for SqlSilences {
 
     fn is_silenced(&self, labels: &Labels, now: DateTime<Utc>) -> bool {
         self.cache.is_silenced(labels, now)
+    }
+
+    fn updated_at(&self, id: &str) -> Option<DateTime<Utc>> {
+        self.updated.get(id).copied()
+    }
+
+    fn merge_stored(&mut self, rows: Vec<(Silence, DateTime<Utc>)>) -> usize {
+        self.merge(rows)
     }
 }
 

@@ -77,6 +77,9 @@ pub struct Notifier {
     log: NotificationLog,
     /// Every alert not yet resolved and flushed: the inhibition sources.
     alerts: HashMap<Fingerprint, Alert>,
+    /// When each of `alerts` was last ingested (the alerts API's
+    /// `updatedAt`).
+    updated: HashMap<Fingerprint, DateTime<Utc>>,
     external_url: String,
 }
 
@@ -104,6 +107,7 @@ impl Notifier {
             cooldown: CooldownLedger::new(),
             log: NotificationLog::default(),
             alerts: HashMap::new(),
+            updated: HashMap::new(),
             external_url: String::new(),
             config,
         }
@@ -138,9 +142,41 @@ impl Notifier {
         self.inhibitor.is_inhibited(labels, &firing)
     }
 
+    /// The fingerprints of the firing alerts that inhibit an alert with
+    /// `labels` at `now` (the alerts API's `inhibitedBy`), sorted.
+    pub fn inhibited_by(&self, labels: &Labels, now: DateTime<Utc>) -> Vec<Fingerprint> {
+        let mut sources: Vec<Fingerprint> = self
+            .alerts
+            .iter()
+            .filter(|(_, a)| a.status_at(now) == AlertStatus::Firing)
+            .filter(|(_, a)| {
+                self.inhibitor
+                    .is_inhibited(labels, std::slice::from_ref(&a.labels))
+            })
+            .map(|(fingerprint, _)| *fingerprint)
+            .collect();
+        sources.sort();
+        sources
+    }
+
+    /// The receivers an alert with `labels` is routed to, in routing order.
+    pub fn receivers(&self, labels: &Labels) -> Vec<String> {
+        self.dispatcher
+            .tree()
+            .receivers(labels)
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    }
+
     /// The alerts the notifier currently knows.
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
         self.alerts.values()
+    }
+
+    /// When the alert with `fingerprint` was last ingested.
+    pub fn updated_at(&self, fingerprint: Fingerprint) -> Option<DateTime<Utc>> {
+        self.updated.get(&fingerprint).copied()
     }
 
     /// Takes new or updated alerts. An alert without `ends_at` fires until
@@ -160,6 +196,7 @@ impl Notifier {
             }
             self.dispatcher.insert(&alert, now);
             self.alerts.insert(fingerprint, alert);
+            self.updated.insert(fingerprint, now);
         }
     }
 
@@ -349,6 +386,9 @@ impl Notifier {
         self.alerts.retain(|fingerprint, alert| {
             alert.status_at(now) == AlertStatus::Firing || dispatcher.contains(*fingerprint)
         });
+        let alerts = &self.alerts;
+        self.updated
+            .retain(|fingerprint, _| alerts.contains_key(fingerprint));
         self.cooldown.gc(now);
         self.log.gc(now);
         self.silences.gc(now);

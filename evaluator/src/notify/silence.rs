@@ -90,6 +90,16 @@ pub trait SilenceStore: Send {
     fn is_silenced(&self, labels: &Labels, now: DateTime<Utc>) -> bool {
         self.list().iter().any(|s| s.mutes(labels, now))
     }
+    /// When the silence `id` was last changed, if the store knows (the
+    /// silences API's `updatedAt`).
+    fn updated_at(&self, _id: &str) -> Option<DateTime<Utc>> {
+        None
+    }
+    /// Takes in silences stored by another replica (newest version wins);
+    /// returns how many changed. Stores that are not shared ignore them.
+    fn merge_stored(&mut self, _rows: Vec<(Silence, DateTime<Utc>)>) -> usize {
+        0
+    }
     /// Ids of the active silences that mute `labels` (the alerts API's
     /// `silencedBy`).
     fn silenced_by(&self, labels: &Labels, now: DateTime<Utc>) -> Vec<String> {

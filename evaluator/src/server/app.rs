@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::adapters::{to_notifier_alerts, ScrapeToStore};
+use super::api::alertmanager::{self, AlertmanagerApi};
 use super::api::{router, AppState, ReloadRequest};
 use super::config::{self, ConfigErrors, ConfigProblem, ValidatedConfig};
 use super::delivery::{run_delivery, Outbox};
@@ -60,14 +61,14 @@ pub enum ServerError {
     Config(#[from] ConfigErrors),
     #[error(transparent)]
     Metrics(#[from] MetricsError),
-    #[error("cannot start the scrape loops: {0}")]
+    #[error("cannot start the scrape loops: {0}; check scrape_configs in the config file")]
     Scrape(#[from] scrape::ScrapeError),
-    #[error("cannot listen on {addr} (web.listen): {source}; pick a free address")]
+    #[error("cannot listen on {addr} (web.listen in the config file): {error}; is another process using the port? set web.listen to a free address")]
     Listen {
         addr: std::net::SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("cannot install the signal handlers: {0}")]
+    #[error("cannot install the SIGTERM/SIGHUP handlers: {0}; the evaluator needs them to stop and reload cleanly, run it where signals can be handled")]
     Signals(std::io::Error),
     #[error(transparent)]
     History(#[from] DurabilityError),
@@ -194,7 +195,7 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
 
     let registry = Registry::new();
     let metrics = ServerMetrics::register(&registry)?;
-    metrics.config_last_reload_success.set(1);
+    metrics.record_reload(&Ok(()));
     let store: SharedStore = Arc::new(RwLock::new(Store::new(cfg.storage.series_limit)));
     let engine = Engine::new(EngineOptions {
         default_subquery_step: cfg.evaluation_interval,
@@ -217,6 +218,30 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
         tracing::info!(alerts = restored, "alert state restored from history");
     }
 
+    // The notifier, with the silences kept in (and shared through) the
+    // history database.
+    let notify_clock: Arc<dyn crate::notify::clock::Clock> = Arc::new(NotifyClock);
+    let silences = durability.load_silences().await;
+    let mut notifier = Notifier::with_silences(Arc::clone(&cfg.notify), Box::new(silences));
+    notifier.set_external_url(cfg.web.external_url.clone());
+    let restored_log = restore_notify_log(&durability.store, &mut notifier).await;
+    if restored_log > 0 {
+        tracing::info!(
+            entries = restored_log,
+            "notification log restored from history"
+        );
+    }
+    let notifier = Arc::new(tokio::sync::Mutex::new(notifier));
+    let alertmanager = Arc::new(AlertmanagerApi::new(
+        Arc::clone(&notifier),
+        Arc::clone(&notify_clock),
+        Some(durability.writer.clone()),
+        &cfg.notify_text,
+    ));
+    alertmanager.restore_open_episodes(
+        alertmanager::load_open_episodes(&durability.store, notify_clock.now()).await,
+    );
+
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let state = Arc::new(AppState {
         ready: AtomicBool::new(false),
@@ -228,33 +253,29 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
         reload: reload_tx.clone(),
         engine: engine.clone(),
         rule_groups: RwLock::new(groups.clone()),
+        alertmanager: Arc::clone(&alertmanager),
     });
 
     // The listener first: a taken port is a startup error, before anything
     // is scraped.
     let listener = tokio::net::TcpListener::bind(cfg.web.listen)
         .await
-        .map_err(|source| ServerError::Listen {
+        .map_err(|error| ServerError::Listen {
             addr: cfg.web.listen,
-            source,
+            error,
         })?;
     let shutdown = CancellationToken::new();
     spawn_signal_handlers(shutdown.clone(), reload_tx)?;
 
     let mut scraping = Scraping::start(&cfg, &store, &state)?;
+    let watcher = super::watch::spawn(
+        &options.config_file,
+        cfg.watch_interval,
+        &state.reload,
+        &shutdown,
+    );
 
     // Notifier → delivery.
-    let notify_clock: Arc<dyn crate::notify::clock::Clock> = Arc::new(NotifyClock);
-    let mut notifier = Notifier::new(Arc::clone(&cfg.notify));
-    notifier.set_external_url(cfg.web.external_url.clone());
-    let restored_log = restore_notify_log(&durability.store, &mut notifier).await;
-    if restored_log > 0 {
-        tracing::info!(
-            entries = restored_log,
-            "notification log restored from history"
-        );
-    }
-    let notifier = Arc::new(tokio::sync::Mutex::new(notifier));
     let (notification_tx, notification_rx) = mpsc::unbounded_channel::<Notification>();
     let (receivers_tx, receivers_rx) = watch::channel(Arc::clone(&cfg.receivers));
     let retrier = Arc::new(Retrier::new(
@@ -297,6 +318,13 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
             }
         })
     };
+
+    let am_sync = tokio::spawn(alertmanager::run_sync(
+        Arc::clone(&alertmanager),
+        durability.store.clone(),
+        alertmanager::SYNC_EVERY,
+        shutdown.clone(),
+    ));
 
     // Store pruning.
     let window_ms = Arc::new(AtomicI64::new(millis(retention_window(
@@ -403,12 +431,11 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
             &window_ms,
             &engine,
         )
-        .await;
-        metrics
-            .config_last_reload_success
-            .set(i64::from(result.is_ok()));
+        .await
+        .map_err(|e| e.to_string());
+        metrics.record_reload(&result);
         if let Some(reply) = request.reply {
-            let _ = reply.send(result.map_err(|e| e.to_string()));
+            let _ = reply.send(result);
         }
     }
 
@@ -421,6 +448,8 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     // Both senders are gone now: the delivery task finishes what it has.
     let _ = delivery.await;
     prune_task.abort();
+    let _ = watcher.await;
+    let _ = am_sync.await;
     http_stop.cancel();
     let _ = http_task.await;
     durability.stop().await;
@@ -530,6 +559,7 @@ async fn reload(
         n.reload(Arc::clone(&new.notify), NotifyClock.now());
     }
     receivers.send_replace(Arc::clone(&new.receivers));
+    state.alertmanager.set_config_text(&new.notify_text);
     window_ms.store(
         millis(retention_window(&new.rule_groups, engine)),
         Ordering::Relaxed,

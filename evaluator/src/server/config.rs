@@ -63,6 +63,8 @@ pub struct ConfigFile {
     pub storage: StorageSection,
     #[serde(default)]
     pub web: WebSection,
+    #[serde(default)]
+    pub reload: ReloadSection,
 }
 
 /// `global:`.
@@ -87,6 +89,9 @@ pub struct StorageSection {
     /// `sqlite://vigil.db` (default) or `postgres://user@host/db`; the
     /// `DATABASE_URL` environment variable overrides it.
     pub database_url: Option<String>,
+    /// File holding the database URL (it carries the password), instead of
+    /// `database_url`; `DATABASE_URL` still overrides it.
+    pub database_url_file: Option<String>,
     /// How long the history keeps alerts and notifications; default 30d.
     pub retention: Option<String>,
     /// Most series the in-memory sample window holds; new series beyond it
@@ -107,6 +112,20 @@ pub struct WebSection {
     /// default `http://<listen>`.
     pub external_url: Option<String>,
 }
+
+/// `reload:`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadSection {
+    /// How often the config file, the rule files (globs re-expanded, so new
+    /// files count) and the notification config are checked for changed
+    /// content, which triggers a reload; `0s` turns watching off. Default
+    /// 10s. Takes effect at start (a change needs a restart).
+    pub watch_interval: Option<String>,
+}
+
+/// Default `reload.watch_interval`.
+pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(10);
 
 /// One problem in the configuration: in `vigil.yaml` itself, a rule file,
 /// or the notification config.
@@ -183,9 +202,14 @@ pub struct ValidatedConfig {
     pub notify: Arc<NotifyConfig>,
     /// Whether `notify` is the built-in console-only config.
     pub console_only: bool,
+    /// The notification config as written (Alertmanager's status API shows
+    /// it, secrets masked).
+    pub notify_text: String,
     pub receivers: Arc<ReceiverIntegrations>,
     pub storage: StorageSettings,
     pub web: WebSettings,
+    /// How often the watched files are checked; `None`: not watched.
+    pub watch_interval: Option<Duration>,
     /// Warnings that did not reject the config (printed by `check config`,
     /// logged by the server).
     pub warnings: Vec<ConfigProblem>,
@@ -289,15 +313,7 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
         positions: &positions,
         list: Vec::new(),
     };
-    let config_dir = path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    let dir = if config_dir.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        config_dir
-    };
+    let dir = config_dir(path);
 
     let mut duration = |field: &str, value: &Option<String>, default: Duration| match value {
         None => default,
@@ -333,6 +349,20 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
         &raw.storage.retention,
         DEFAULT_RETENTION,
     );
+    let watch_interval = match &raw.reload.watch_interval {
+        None => Some(DEFAULT_WATCH_INTERVAL),
+        Some(text) => match parse_prometheus_duration(text) {
+            Ok(d) if d.is_zero() => None,
+            Ok(d) => Some(d),
+            Err(e) => {
+                problems.at(
+                    "reload.watch_interval",
+                    format!("{e}; use a duration like 10s, or 0s to turn watching off"),
+                );
+                None
+            }
+        },
+    };
     if raw.global.scrape_timeout.is_some() && scrape_timeout > scrape_interval {
         problems.at(
             "global.scrape_timeout",
@@ -374,8 +404,41 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
         }
     };
 
+    if raw.storage.database_url.is_some() && raw.storage.database_url_file.is_some() {
+        problems.at(
+            "storage.database_url_file",
+            "set either storage.database_url or storage.database_url_file, not both",
+        );
+    }
+    let url_from_file = match &raw.storage.database_url_file {
+        None => None,
+        Some(file) => match std::fs::read_to_string(dir.join(file)) {
+            Ok(text) if text.trim().is_empty() => {
+                problems.at(
+                    "storage.database_url_file",
+                    format!(
+                        "{}: the file is empty; write the database URL into it",
+                        dir.join(file).display()
+                    ),
+                );
+                None
+            }
+            Ok(text) => Some(text.trim().to_string()),
+            Err(e) => {
+                problems.at(
+                    "storage.database_url_file",
+                    format!(
+                        "cannot read {}: {e}; create it or fix the path (relative paths are relative to the config file)",
+                        dir.join(file).display()
+                    ),
+                );
+                None
+            }
+        },
+    };
     let storage = StorageSettings {
         database_url: env("DATABASE_URL")
+            .or(url_from_file)
             .or_else(|| raw.storage.database_url.clone())
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
         retention,
@@ -440,36 +503,10 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
         None => format!("http://{listen}"),
     };
 
-    let mut rule_files = Vec::new();
-    for (i, pattern) in raw.rule_files.iter().enumerate() {
-        let full = dir.join(pattern);
-        let full_text = full.to_string_lossy();
-        let is_glob = pattern.contains(['*', '?', '[']);
-        match glob::glob(&full_text) {
-            Err(e) => problems.at(
-                format!("rule_files[{i}]"),
-                format!("{pattern:?} is not a valid glob: {e}"),
-            ),
-            Ok(paths) => {
-                let before = rule_files.len();
-                for entry in paths {
-                    match entry {
-                        Ok(p) if p.is_file() => rule_files.push(p),
-                        Ok(_) => {}
-                        Err(e) => problems.at(format!("rule_files[{i}]"), e.to_string()),
-                    }
-                }
-                if !is_glob && rule_files.len() == before {
-                    problems.at(
-                        format!("rule_files[{i}]"),
-                        format!("rule file {} does not exist", full.display()),
-                    );
-                }
-            }
-        }
+    let (rule_files, rule_file_problems) = expand_rule_files(&dir, &raw.rule_files);
+    for (i, message) in rule_file_problems {
+        problems.at(format!("rule_files[{i}]"), message);
     }
-    rule_files.sort();
-    rule_files.dedup();
 
     let mut list = problems.list;
     let mut warnings = Vec::new();
@@ -558,6 +595,7 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
             rule_groups,
             notify: Arc::new(notify),
             console_only,
+            notify_text,
             receivers: Arc::new(receivers),
             storage,
             web: WebSettings {
@@ -565,6 +603,7 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
                 token,
                 external_url,
             },
+            watch_interval,
             warnings,
         }),
         _ => {
@@ -572,6 +611,47 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
             Err(ConfigErrors { problems: list })
         }
     }
+}
+
+/// The directory relative paths in the config file `path` are resolved
+/// against (its own directory).
+pub fn config_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Expands `rule_files` (paths or globs, relative to `dir`) into the files
+/// they match, sorted and without duplicates, and the problems found as
+/// (index into `patterns`, message): a bad glob, an unreadable directory,
+/// a plain path that does not exist.
+pub fn expand_rule_files(dir: &Path, patterns: &[String]) -> (Vec<PathBuf>, Vec<(usize, String)>) {
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for (i, pattern) in patterns.iter().enumerate() {
+        let full = dir.join(pattern);
+        let is_glob = pattern.contains(['*', '?', '[']);
+        match glob::glob(&full.to_string_lossy()) {
+            Err(e) => problems.push((i, format!("{pattern:?} is not a valid glob: {e}"))),
+            Ok(paths) => {
+                let before = files.len();
+                for entry in paths {
+                    match entry {
+                        Ok(p) if p.is_file() => files.push(p),
+                        Ok(_) => {}
+                        Err(e) => problems.push((i, e.to_string())),
+                    }
+                }
+                if !is_glob && files.len() == before {
+                    problems.push((i, format!("rule file {} does not exist", full.display())));
+                }
+            }
+        }
+    }
+    files.sort();
+    files.dedup();
+    (files, problems)
 }
 
 /// serde_yaml's message ends in "at line L column C", which the problem

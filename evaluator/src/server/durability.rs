@@ -22,6 +22,7 @@ use super::config::StorageSettings;
 use crate::alerts::state::{millis, AlertState};
 use crate::alerts::Alert as RuleAlert;
 use crate::history::leader::{LeaderConfig, LeaderElector, Ticks};
+use crate::history::silences::SqlSilences;
 use crate::history::store::{
     episode_id, run_pruner, AlertSnapshot, EpisodeRecord, HistoryState, HistoryWrite, NotifyLogRow,
     Transition,
@@ -34,6 +35,7 @@ use crate::notify::alert::{
 };
 use crate::notify::dedup::LogEntry;
 use crate::notify::notifier::Notifier;
+use crate::notify::silence::DEFAULT_RETENTION;
 use crate::rules::group::{Rule, RuleGroup};
 use crate::scrape::TargetHandle;
 
@@ -126,6 +128,25 @@ impl Durability {
             Err(_) => {
                 tracing::error!("the history database did not answer in time; alerts start over");
                 Vec::new()
+            }
+        }
+    }
+
+    /// The stored silences, written through to the history from now on;
+    /// none yet when the database does not answer (the periodic merge of
+    /// [`crate::server::api::alertmanager::run_sync`] brings them in later).
+    pub async fn load_silences(&self) -> SqlSilences {
+        let writer = self.writer.clone();
+        let load = SqlSilences::load(&self.store, writer.clone(), DEFAULT_RETENTION);
+        match tokio::time::timeout(LOAD_TIMEOUT, load).await {
+            Ok(Ok(silences)) => silences,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot load silences; they are merged in once the database answers");
+                SqlSilences::empty(writer, DEFAULT_RETENTION)
+            }
+            Err(_) => {
+                tracing::error!("the history database did not answer in time; silences are merged in once it does");
+                SqlSilences::empty(writer, DEFAULT_RETENTION)
             }
         }
     }

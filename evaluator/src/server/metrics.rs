@@ -1,7 +1,11 @@
 //! The evaluator's own metrics, served on its `/metrics`: rule evaluation
 //! duration and failures per group, scrape health per target, notification
-//! deliveries per receiver, and the size of the sample window. Registered
-//! into a registry passed in, so tests can use a fresh one.
+//! deliveries per receiver, the size of the sample window, and the outcome
+//! of the last configuration reload (with its error text, which `/-/ready`
+//! shows). Registered into a registry passed in, so tests can use a fresh
+//! one.
+
+use std::sync::{Arc, RwLock};
 
 use prometheus::{
     GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -26,6 +30,9 @@ pub struct ServerMetrics {
     pub notifications_failed: IntCounterVec,
     pub store_series: IntGauge,
     pub config_last_reload_success: IntGauge,
+    pub config_last_reload_success_timestamp: IntGauge,
+    /// The problems of the last reload when it was rejected.
+    last_reload_error: Arc<RwLock<Option<String>>>,
 }
 
 impl ServerMetrics {
@@ -90,6 +97,11 @@ impl ServerMetrics {
                 "vigil_config_last_reload_successful",
                 "1 when the last configuration (re)load worked, 0 when it was rejected.",
             )?,
+            config_last_reload_success_timestamp: IntGauge::new(
+                "vigil_config_last_reload_success_timestamp_seconds",
+                "Unix time of the last configuration (re)load that worked.",
+            )?,
+            last_reload_error: Arc::new(RwLock::new(None)),
         };
         registry.register(Box::new(metrics.rule_group_duration.clone()))?;
         registry.register(Box::new(metrics.rule_group_evaluations.clone()))?;
@@ -100,7 +112,36 @@ impl ServerMetrics {
         registry.register(Box::new(metrics.notifications_failed.clone()))?;
         registry.register(Box::new(metrics.store_series.clone()))?;
         registry.register(Box::new(metrics.config_last_reload_success.clone()))?;
+        registry.register(Box::new(
+            metrics.config_last_reload_success_timestamp.clone(),
+        ))?;
         Ok(metrics)
+    }
+
+    /// Records the outcome of a configuration (re)load: the gauges, and the
+    /// rendered problems of a rejected one for [`Self::last_reload_error`].
+    pub fn record_reload(&self, result: &Result<(), String>) {
+        self.config_last_reload_success
+            .set(i64::from(result.is_ok()));
+        if result.is_ok() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            self.config_last_reload_success_timestamp.set(now);
+        }
+        *self
+            .last_reload_error
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = result.as_ref().err().cloned();
+    }
+
+    /// The problems of the last reload when it was rejected (the previous
+    /// configuration keeps running); `None` after a good one.
+    pub fn last_reload_error(&self) -> Option<String> {
+        self.last_reload_error
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Refreshes the per-target gauges from the targets' current state

@@ -15,6 +15,7 @@
 //! - [`api`]: the HTTP router (operational endpoints; the query and alert
 //!   APIs plug in here).
 //! - [`dashboard`]: the web page at `/`, reading only the HTTP API.
+//! - [`watch`]: reload when the config, rule or notification files change.
 //! - [`app`]: building, running, reloading and stopping all of it.
 
 pub mod adapters;
@@ -26,6 +27,7 @@ pub mod delivery;
 pub mod durability;
 pub mod metrics;
 pub mod query_adapter;
+pub mod watch;
 
 pub use app::{run, Options, ServerError};
 pub use config::{ConfigErrors, ConfigProblem, ValidatedConfig};

@@ -9,7 +9,9 @@
 //! - [`targets`]: the scrape targets.
 //! - [`rules`]: `rules` and `alerts`.
 //! - [`error`]: the error envelope every `/api/v1` handler answers with.
+//! - [`alertmanager`]: Alertmanager's `/api/v2` (alerts, silences, status).
 
+pub mod alertmanager;
 pub mod error;
 pub mod prometheus;
 pub mod rules;
@@ -56,6 +58,8 @@ pub struct AppState {
     /// The running rule groups, replaced on reload (`/api/v1/rules`,
     /// `/api/v1/alerts`).
     pub rule_groups: RwLock<Vec<Arc<Mutex<RuleGroup>>>>,
+    /// The notifier as Alertmanager's `/api/v2` sees it.
+    pub alertmanager: Arc<alertmanager::AlertmanagerApi>,
 }
 
 /// The HTTP app over `state`, with the dashboard at `/`
@@ -88,6 +92,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/targets", get(targets::targets))
         .route("/api/v1/rules", get(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts))
+        .route(
+            "/api/v2/alerts",
+            get(alertmanager::get_alerts).post(alertmanager::post_alerts),
+        )
+        .route(
+            "/api/v2/silences",
+            get(alertmanager::get_silences).post(alertmanager::post_silences),
+        )
+        .route(
+            "/api/v2/silence/{id}",
+            get(alertmanager::get_silence).delete(alertmanager::delete_silence),
+        )
+        .route("/api/v2/status", get(alertmanager::get_status))
         .with_state(state)
 }
 
@@ -97,7 +114,16 @@ async fn healthy() -> &'static str {
 
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
     if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "Vigil evaluator is Ready.\n").into_response()
+        // Ready stays 200 after a rejected reload (the previous config keeps
+        // serving, as in Prometheus); the body says why it was rejected.
+        match state.metrics.last_reload_error() {
+            None => (StatusCode::OK, "Vigil evaluator is Ready.\n").into_response(),
+            Some(problems) => (
+                StatusCode::OK,
+                format!("Vigil evaluator is Ready.\nThe last configuration reload failed; the previous configuration keeps running:\n{problems}\n"),
+            )
+                .into_response(),
+        }
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,

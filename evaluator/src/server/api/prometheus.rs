@@ -484,7 +484,7 @@ struct BuildInfo {
 pub async fn buildinfo() -> Response {
     success(BuildInfo {
         version: env!("CARGO_PKG_VERSION"),
-        revision: option_env!("VIGIL_GIT_REVISION").unwrap_or("unknown"),
+        revision: vigil_common::build_info::GIT_COMMIT,
         branch: option_env!("VIGIL_GIT_BRANCH").unwrap_or("unknown"),
         build_user: "unknown",
         build_date: "unknown",

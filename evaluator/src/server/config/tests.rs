@@ -72,6 +72,69 @@ fn environment_overrides_database_url_and_supplies_the_token() {
 }
 
 #[test]
+fn the_database_url_can_come_from_a_file_and_the_environment_still_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "secrets/db", "postgres://vigil:pw@db/vigil\n");
+    let file = write(
+        dir.path(),
+        "vigil.yaml",
+        "storage: {database_url_file: secrets/db}\n",
+    );
+    let cfg = load(&file, &no_env).unwrap();
+    assert_eq!(cfg.storage.database_url, "postgres://vigil:pw@db/vigil");
+    let env = |name: &str| (name == "DATABASE_URL").then(|| "sqlite://env.db".to_string());
+    assert_eq!(
+        load(&file, &env).unwrap().storage.database_url,
+        "sqlite://env.db"
+    );
+
+    let both = write(
+        dir.path(),
+        "both.yaml",
+        "storage:\n  database_url: sqlite://x.db\n  database_url_file: secrets/db\n",
+    );
+    let text = load(&both, &no_env).unwrap_err().to_string();
+    assert!(
+        text.contains("both.yaml:3:22: storage.database_url_file: set either"),
+        "{text}"
+    );
+    let missing = write(
+        dir.path(),
+        "missing.yaml",
+        "storage: {database_url_file: secrets/nope}\n",
+    );
+    let text = load(&missing, &no_env).unwrap_err().to_string();
+    assert!(
+        text.contains("storage.database_url_file: cannot read"),
+        "{text}"
+    );
+    assert!(text.contains("secrets/nope"), "{text}");
+}
+
+#[test]
+fn the_watch_interval_defaults_to_10s_and_0s_turns_it_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "vigil.yaml", "");
+    assert_eq!(
+        load(&file, &no_env).unwrap().watch_interval,
+        Some(Duration::from_secs(10))
+    );
+    let file = write(dir.path(), "off.yaml", "reload: {watch_interval: 0s}\n");
+    assert_eq!(load(&file, &no_env).unwrap().watch_interval, None);
+    let file = write(dir.path(), "fast.yaml", "reload: {watch_interval: 500ms}\n");
+    assert_eq!(
+        load(&file, &no_env).unwrap().watch_interval,
+        Some(Duration::from_millis(500))
+    );
+    let file = write(dir.path(), "bad.yaml", "reload: {watch_interval: often}\n");
+    let text = load(&file, &no_env).unwrap_err().to_string();
+    assert!(
+        text.contains("bad.yaml:1:26: reload.watch_interval"),
+        "{text}"
+    );
+}
+
+#[test]
 fn every_problem_in_every_file_is_reported_with_its_position() {
     let dir = tempfile::tempdir().unwrap();
     write(
