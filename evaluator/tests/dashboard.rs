@@ -387,7 +387,7 @@ async fn a_silence_created_from_the_dashboard_appears_in_the_api() {
     assert!(our_silences(setup.listen).await.is_empty());
     browser.click("#silence-cancel").await;
     // The refused POST is the browser's one expected console entry.
-    let refused = browser.console_errors().await;
+    let refused = unexpected_console_errors(&setup).await;
     assert!(
         refused.len() == 1 && refused[0]["message"].as_str().unwrap().contains("401"),
         "{refused:#?}"
@@ -439,9 +439,20 @@ async fn a_silence_created_from_the_dashboard_appears_in_the_api() {
     assert_no_console_errors(&setup).await;
 }
 
-/// Fails on any console error but Chromium's note on a 404 from an API
-/// endpoint this evaluator does not have (the page shows "not available").
 async fn assert_no_console_errors(setup: &Setup) {
+    let errors = unexpected_console_errors(setup).await;
+    assert!(
+        errors.is_empty(),
+        "console errors: {}; evaluator log:\n{}",
+        serde_json::to_string_pretty(&errors).unwrap(),
+        log_of(setup.dir.path())
+    );
+}
+
+/// The console errors since the last call, but for Chromium's note on a
+/// 404 from an API endpoint this evaluator does not have (the page shows
+/// "not available" there).
+async fn unexpected_console_errors(setup: &Setup) -> Vec<Value> {
     let mut errors = Vec::new();
     for entry in setup.browser.console_errors().await {
         let message = entry["message"].as_str().unwrap_or_default();
@@ -462,10 +473,5 @@ async fn assert_no_console_errors(setup: &Setup) {
             errors.push(entry);
         }
     }
-    assert!(
-        errors.is_empty(),
-        "console errors: {}; evaluator log:\n{}",
-        serde_json::to_string_pretty(&errors).unwrap(),
-        log_of(setup.dir.path())
-    );
+    errors
 }
