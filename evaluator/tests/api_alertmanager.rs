@@ -119,6 +119,8 @@ impl Replica {
             engine: Engine::default(),
             rule_groups: RwLock::new(Vec::new()),
             alertmanager: Arc::new(api),
+            history: store.clone(),
+            read_requires_token: AtomicBool::new(false),
         });
         Replica {
             state,

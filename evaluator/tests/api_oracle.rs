@@ -94,6 +94,25 @@ fn start_prometheus(prometheus: &Path, dir: &Path, target: u16, listen: u16) -> 
     )
 }
 
+/// Malformed or wrongly typed queries whose error text (position prefix,
+/// type names, quoting) must be Prometheus' own.
+const BAD_QUERIES: &[&str] = &[
+    "",
+    "sum(",
+    "up{",
+    ")",
+    "up ~ 1",
+    "sum by (a) (oracle_temperature",
+    r#"oracle_temperature{room="a"#,
+    "rate(  oracle_temperature)",
+    "sum(oracle_temperature) / rate(oracle_temperature)",
+    "abs(oracle_temperature[5m])",
+    "label_replace(oracle_temperature)",
+    "nosuchfunction(oracle_temperature)",
+    "-oracle_temperature[5m]",
+    "oracle_temperature offset",
+];
+
 fn start_evaluator(dir: &Path, target: u16, listen: u16) -> ChildGuard {
     let config = dir.join("vigil.yaml");
     std::fs::write(
@@ -235,6 +254,23 @@ async fn instant_queries_agree_with_prometheus() {
             );
         }
     }
+
+    for promql in BAD_QUERIES {
+        let theirs = query(prom_port, promql, at).await;
+        let ours = query(ours_port, promql, at).await;
+        assert_eq!(theirs["status"], "error", "{promql:?}: {theirs}");
+        assert_eq!(ours, theirs, "{promql:?}: error bodies differ");
+    }
+    let range = [
+        ("query", "oracle_temperature[5m]".to_string()),
+        ("start", (at - 60.0).to_string()),
+        ("end", at.to_string()),
+        ("step", "15".to_string()),
+    ];
+    let theirs = get(prom_port, "/api/v1/query_range", &range).await;
+    let ours = get(ours_port, "/api/v1/query_range", &range).await;
+    assert_eq!(theirs["status"], "error", "{theirs}");
+    assert_eq!(ours, theirs, "range query of a range vector");
 }
 
 /// `metric → [(t, value)]` of a matrix result.

@@ -4,23 +4,23 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
+mod api_state;
+
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
+use api_state::{idle_alertmanager, unused_history};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 use vigil_evaluator::labels::Labels;
-use vigil_evaluator::notify::clock::SystemClock;
-use vigil_evaluator::notify::notifier::Notifier;
 use vigil_evaluator::promql::Engine;
 use vigil_evaluator::rules::file::parse_rule_file;
 use vigil_evaluator::rules::group::{GroupEnv, RuleGroup};
 use vigil_evaluator::scrape::{Health, TargetState};
-use vigil_evaluator::server::api::alertmanager::AlertmanagerApi;
 use vigil_evaluator::server::api::rules::format_alert_value;
 use vigil_evaluator::server::api::targets::discovered_labels;
 use vigil_evaluator::server::api::{router, AppState};
@@ -113,24 +113,12 @@ fn app() -> axum::Router {
         engine: Engine::default(),
         alertmanager: idle_alertmanager(),
         rule_groups: RwLock::new(groups),
+        history: unused_history(),
+        read_requires_token: AtomicBool::new(false),
     }))
 }
 
 /// The Alertmanager API over a notifier with one receiver and no alerts.
-fn idle_alertmanager() -> Arc<AlertmanagerApi> {
-    let config = vigil_evaluator::notify::config::parse(
-        "route: {receiver: r}\nreceivers: [{name: r}]\n",
-        std::path::Path::new("notify.yaml"),
-    )
-    .unwrap();
-    let notifier = Notifier::new(Arc::new(config));
-    Arc::new(AlertmanagerApi::new(
-        Arc::new(tokio::sync::Mutex::new(notifier)),
-        Arc::new(SystemClock),
-        None,
-        "",
-    ))
-}
 
 async fn get_json(uri: &str) -> (StatusCode, Value) {
     let resp = app()

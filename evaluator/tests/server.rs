@@ -270,6 +270,20 @@ async fn a_firing_alert_reaches_the_webhook_and_resolves_exactly_once() {
         metrics.contains("vigil_scrape_target_up{instance=\"127.0.0.1:"),
         "{metrics}"
     );
+    // Every family the README promises, each with at least one series.
+    for series in [
+        "vigil_rule_group_duration_seconds_bucket{rule_group=\"test\"",
+        "vigil_rule_evaluation_failures_total{rule_group=\"test\"} 0",
+        "vigil_scrape_target_duration_seconds{",
+        "vigil_notifications_failed_total{integration=\"webhook\",receiver=\"hook\"} 0",
+        "vigil_notifications_retried_total{integration=\"webhook\",receiver=\"hook\"} 0",
+        "vigil_outbox_pending 0",
+        "vigil_history_backlog ",
+        "vigil_history_db_duration_seconds_bucket{operation=\"write\"",
+        "vigil_history_db_duration_seconds_bucket{operation=\"outbox\"",
+    ] {
+        assert!(metrics.contains(series), "no {series} in:\n{metrics}");
+    }
 
     if let Some(promtool) = vigil_testkit::external_tool("promtool") {
         let mut check = Command::new(promtool)

@@ -193,6 +193,7 @@ impl HistoryStore {
         entry: &OutboxEntry,
         idempotency_key: &str,
     ) -> Result<Enqueued, HistoryError> {
+        let _timer = self.timer("outbox");
         self.database().ensure_schema().await?;
         let id = new_id(entry.created_at);
         let mut tx = self
@@ -251,6 +252,7 @@ impl HistoryStore {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<NotificationRecord>, HistoryError> {
+        let _timer = self.timer("outbox");
         self.database().ensure_schema().await?;
         let sql = format!(
             "SELECT {NOTIFICATION_COLUMNS} FROM notifications \
@@ -275,6 +277,7 @@ impl HistoryStore {
         message_id: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<bool, HistoryError> {
+        let _timer = self.timer("outbox");
         self.database().ensure_schema().await?;
         let done = sqlx::query(
             "UPDATE notifications SET status = 'sent', attempts = attempts + 1, \
@@ -302,6 +305,7 @@ impl HistoryStore {
         response_code: Option<u16>,
         next_attempt_at: Option<DateTime<Utc>>,
     ) -> Result<bool, HistoryError> {
+        let _timer = self.timer("outbox");
         self.database().ensure_schema().await?;
         let (status, next) = match next_attempt_at {
             Some(at) => (OutboxStatus::Pending, Some(to_millis(at))),
@@ -323,6 +327,19 @@ impl HistoryStore {
         Ok(done.rows_affected() > 0)
     }
 
+    /// How many notifications wait in the outbox (pending, due or not).
+    pub async fn outbox_backlog(&self) -> Result<i64, HistoryError> {
+        let _timer = self.timer("outbox");
+        self.database().ensure_schema().await?;
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS pending FROM notifications WHERE status = 'pending'",
+        )
+        .fetch_one(self.database().pool())
+        .await
+        .map_err(HistoryError::db("counting pending notifications"))?;
+        column(&row, "pending", "notifications")
+    }
+
     /// One notification by id.
     pub async fn notification(&self, id: &str) -> Result<Option<NotificationRecord>, HistoryError> {
         self.database().ensure_schema().await?;
@@ -342,6 +359,7 @@ impl HistoryStore {
         &self,
         episode: &Episode,
     ) -> Result<Vec<NotificationRecord>, HistoryError> {
+        let _timer = self.timer("query");
         self.database().ensure_schema().await?;
         let pool = self.database().pool();
         let next_start = sqlx::query(

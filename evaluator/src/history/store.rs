@@ -276,6 +276,18 @@ pub enum HistoryWrite {
 #[derive(Debug, Clone)]
 pub struct HistoryStore {
     db: Database,
+    /// `vigil_history_db_duration_seconds{operation}` once
+    /// [`HistoryStore::with_metrics`] registered it.
+    latency: Option<prometheus::HistogramVec>,
+}
+
+/// Fires of one rule on one UTC day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DailyFires {
+    pub rule: String,
+    /// Days since the Unix epoch (UTC).
+    pub day: i64,
+    pub fires: i64,
 }
 
 const EPISODE_COLUMNS: &str = "id, fingerprint, rule, group_name, labels, annotations, severity, state, starts_at, fired_at, ends_at, last_value, acknowledged_by, acknowledged_at, ack_comment";
@@ -287,7 +299,36 @@ impl HistoryStore {
     }
 
     pub fn new(db: Database) -> HistoryStore {
-        HistoryStore { db }
+        HistoryStore { db, latency: None }
+    }
+
+    /// Times every database operation of this store (and its clones) in
+    /// the histogram `vigil_history_db_duration_seconds{operation}`,
+    /// registered in `registry`, so a slow database shows on `/metrics`.
+    pub fn with_metrics(
+        mut self,
+        registry: &prometheus::Registry,
+    ) -> Result<HistoryStore, HistoryError> {
+        let latency = prometheus::HistogramVec::new(
+            prometheus::HistogramOpts::new(
+                "vigil_history_db_duration_seconds",
+                "Time history database operations took, by operation (write, query, ack, stats, outbox).",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["operation"],
+        )?;
+        registry.register(Box::new(latency.clone()))?;
+        self.latency = Some(latency);
+        Ok(self)
+    }
+
+    /// Observes the time until it is dropped under `operation`.
+    pub(crate) fn timer(&self, operation: &str) -> Option<prometheus::HistogramTimer> {
+        self.latency
+            .as_ref()
+            .map(|h| h.with_label_values(&[operation]).start_timer())
     }
 
     pub fn database(&self) -> &Database {
@@ -305,6 +346,7 @@ impl HistoryStore {
 
     /// Writes `writes` in order, in one transaction: all or nothing.
     pub async fn apply(&self, writes: &[HistoryWrite]) -> Result<(), HistoryError> {
+        let _timer = self.timer("write");
         self.db.ensure_schema().await?;
         let mut tx = self
             .db
@@ -334,6 +376,7 @@ impl HistoryStore {
 
     /// The episode with `id`.
     pub async fn episode(&self, id: &str) -> Result<Option<Episode>, HistoryError> {
+        let _timer = self.timer("query");
         let sql = format!("SELECT {EPISODE_COLUMNS} FROM alerts WHERE id = $1");
         let row = sqlx::query(&sql)
             .bind(id)
@@ -345,6 +388,7 @@ impl HistoryStore {
 
     /// The transitions of an episode, oldest first.
     pub async fn events(&self, alert_id: &str) -> Result<Vec<AlertEvent>, HistoryError> {
+        let _timer = self.timer("query");
         let rows = sqlx::query(
             "SELECT alert_id, from_state, to_state, at, value FROM alert_events \
              WHERE alert_id = $1 ORDER BY at, to_state",
@@ -376,6 +420,7 @@ impl HistoryStore {
         comment: &str,
         at: DateTime<Utc>,
     ) -> Result<AckOutcome, HistoryError> {
+        let _timer = self.timer("ack");
         let mut conn = self.conn().await?;
         let updated = sqlx::query(
             "UPDATE alerts SET acknowledged_by = $1, acknowledged_at = $2, ack_comment = $3 \
@@ -408,6 +453,7 @@ impl HistoryStore {
     /// Episodes matching `query`, newest first. Rule, state and time range
     /// are filtered in SQL; label matchers in Rust on the fetched rows.
     pub async fn query(&self, query: &HistoryQuery) -> Result<Page<Episode>, HistoryError> {
+        let _timer = self.timer("query");
         let limit = query.limit.clamp(1, 10_000);
         let mut cursor = query.cursor.as_deref().map(parse_cursor).transpose()?;
         let mut items = Vec::new();
@@ -491,6 +537,7 @@ impl HistoryStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<RuleStats>, HistoryError> {
+        let _timer = self.timer("stats");
         let mut conn = self.conn().await?;
         let rows = sqlx::query(
             "SELECT rule, \
@@ -553,6 +600,57 @@ impl HistoryStore {
             (b.fires, b.notifications_sent, &a.rule).cmp(&(a.fires, a.notifications_sent, &b.rule))
         });
         Ok(stats)
+    }
+
+    /// The open (pending or firing) episode of the alert with `fingerprint`,
+    /// the latest if there are several.
+    pub async fn open_episode(
+        &self,
+        fingerprint: Fingerprint,
+    ) -> Result<Option<Episode>, HistoryError> {
+        let _timer = self.timer("query");
+        let sql = format!(
+            "SELECT {EPISODE_COLUMNS} FROM alerts \
+             WHERE fingerprint = $1 AND state IN ('pending', 'firing') \
+             ORDER BY starts_at DESC, id DESC LIMIT 1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(fingerprint.to_string())
+            .fetch_optional(&mut *self.conn().await?)
+            .await
+            .map_err(HistoryError::db("finding an alert's open episode"))?;
+        row.as_ref().map(episode_from_row).transpose()
+    }
+
+    /// Fires per rule and UTC day for episodes that fired in `[from, to)`,
+    /// by rule then day; days without fires are left out.
+    pub async fn fires_per_day(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<DailyFires>, HistoryError> {
+        let _timer = self.timer("stats");
+        // Integer division on both databases; fired_at is never negative.
+        let rows = sqlx::query(
+            "SELECT rule, CAST(fired_at / 86400000 AS BIGINT) AS day, \
+               CAST(COUNT(*) AS BIGINT) AS fires \
+             FROM alerts WHERE fired_at >= $1 AND fired_at < $2 \
+             GROUP BY rule, CAST(fired_at / 86400000 AS BIGINT) ORDER BY rule, day",
+        )
+        .bind(to_millis(from))
+        .bind(to_millis(to))
+        .fetch_all(&mut *self.conn().await?)
+        .await
+        .map_err(HistoryError::db("counting fires per day"))?;
+        rows.iter()
+            .map(|row| {
+                Ok(DailyFires {
+                    rule: column(row, "rule", "alerts")?,
+                    day: column(row, "day", "alerts")?,
+                    fires: column(row, "fires", "alerts")?,
+                })
+            })
+            .collect()
     }
 
     /// Saves alert-state snapshots (insert or replace).

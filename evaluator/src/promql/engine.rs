@@ -198,9 +198,14 @@ impl Engine {
         match expr.value_type() {
             parser::value::ValueType::Vector | parser::value::ValueType::Scalar => {}
             other => {
+                // Prometheus' names for the types ("range vector", not "matrix").
+                let name = match other {
+                    parser::value::ValueType::Matrix => "range vector".to_string(),
+                    other => other.to_string(),
+                };
                 return Err(PromqlError::eval(format!(
-                    "invalid expression type \"{other}\" for range query, must be Scalar or instant Vector"
-                )))
+                    "invalid expression type \"{name}\" for range query, must be Scalar or instant Vector"
+                )));
             }
         }
         let ev = self.evaluator(source, start_ms, end_ms);

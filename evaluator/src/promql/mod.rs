@@ -19,6 +19,7 @@
 
 pub(crate) mod engine;
 mod eval;
+pub mod parse_error;
 pub mod promqltest;
 pub mod series_notation;
 mod value;

@@ -254,6 +254,8 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
         engine: engine.clone(),
         rule_groups: RwLock::new(groups.clone()),
         alertmanager: Arc::clone(&alertmanager),
+        history: durability.store.clone(),
+        read_requires_token: AtomicBool::new(cfg.web.read_requires_token),
     });
 
     // The listener first: a taken port is a startup error, before anything
@@ -565,6 +567,9 @@ async fn reload(
         Ordering::Relaxed,
     );
     *state.token.write().unwrap_or_else(|e| e.into_inner()) = new.web.token.clone();
+    state
+        .read_requires_token
+        .store(new.web.read_requires_token, Ordering::Release);
     tracing::info!(
         groups = groups.len(),
         rule_files = new.rule_files.len(),

@@ -111,6 +111,12 @@ pub struct WebSection {
     /// The URL users reach the evaluator at (links in notifications);
     /// default `http://<listen>`.
     pub external_url: Option<String>,
+    /// When true, every read endpoint under `/api/` needs the bearer token
+    /// too (`/-/healthy`, `/-/ready`, `/metrics` and the dashboard page stay
+    /// open); default false. Needs a token (`token_file` or
+    /// `VIGIL_API_TOKEN`).
+    #[serde(default)]
+    pub read_requires_token: bool,
 }
 
 /// `reload:`.
@@ -230,6 +236,8 @@ pub struct WebSettings {
     /// Bearer token for mutating endpoints; `None` leaves them open.
     pub token: Option<Secret>,
     pub external_url: String,
+    /// Whether reads under `/api/` need the token too.
+    pub read_requires_token: bool,
 }
 
 /// Where environment overrides come from; a function so tests need not
@@ -489,6 +497,13 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
         },
         None => env("VIGIL_API_TOKEN").map(Secret::new),
     };
+    let read_requires_token = raw.web.read_requires_token;
+    if read_requires_token && token.is_none() && raw.web.token_file.is_none() {
+        problems.at(
+            "web.read_requires_token",
+            "true, but no token is configured: set web.token_file or VIGIL_API_TOKEN, or set read_requires_token to false",
+        );
+    }
     let external_url = match &raw.web.external_url {
         Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
             u.trim_end_matches('/').to_string()
@@ -602,6 +617,7 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
                 listen,
                 token,
                 external_url,
+                read_requires_token,
             },
             watch_interval,
             warnings,

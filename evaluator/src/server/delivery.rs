@@ -292,7 +292,6 @@ async fn deliver_one(
     let outcome = stage
         .deliver(Arc::clone(&integration.receiver), notification)
         .await;
-    let labels = [integration.receiver_name.as_str(), integration.integration];
     let mark = |sent: Result<(), (String, Option<u16>)>,
                 code: Option<u16>,
                 message_id: Option<String>| async move {
@@ -322,7 +321,12 @@ async fn deliver_one(
     };
     match outcome.last_error() {
         None => {
-            metrics.notifications_sent.with_label_values(&labels).inc();
+            metrics.record_delivery(
+                &integration.receiver_name,
+                integration.integration,
+                outcome.attempts,
+                true,
+            );
             tracing::info!(
                 receiver = %integration.receiver_name,
                 integration = integration.integration,
@@ -339,10 +343,12 @@ async fn deliver_one(
             .await;
         }
         Some(error) => {
-            metrics
-                .notifications_failed
-                .with_label_values(&labels)
-                .inc();
+            metrics.record_delivery(
+                &integration.receiver_name,
+                integration.integration,
+                outcome.attempts,
+                false,
+            );
             tracing::error!(
                 receiver = %integration.receiver_name,
                 integration = integration.integration,

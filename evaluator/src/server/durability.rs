@@ -76,7 +76,7 @@ impl Durability {
         grace: Duration,
     ) -> Result<Durability, DurabilityError> {
         let db = Database::connect_lazy(&storage.database_url)?;
-        let store = HistoryStore::new(db.clone());
+        let store = HistoryStore::new(db.clone()).with_metrics(registry)?;
         let stop = CancellationToken::new();
         tokio::spawn(async move {
             match db.ensure_schema().await {

@@ -1,9 +1,11 @@
 //! The evaluator's own metrics, served on its `/metrics`: rule evaluation
 //! duration and failures per group, scrape health per target, notification
-//! deliveries per receiver, the size of the sample window, and the outcome
-//! of the last configuration reload (with its error text, which `/-/ready`
-//! shows). Registered into a registry passed in, so tests can use a fresh
-//! one.
+//! deliveries per receiver (sent, failed, retried), the outbox backlog,
+//! the size of the sample window, and the outcome of the last
+//! configuration reload (with its error text, which `/-/ready` shows).
+//! (The history's own metrics, database latency and writer backlog, are
+//! registered by [`crate::history`].) Registered into a registry passed
+//! in, so tests can use a fresh one.
 
 use std::sync::{Arc, RwLock};
 
@@ -28,6 +30,8 @@ pub struct ServerMetrics {
     pub target_scrape_duration: GaugeVec,
     pub notifications_sent: IntCounterVec,
     pub notifications_failed: IntCounterVec,
+    pub notifications_retried: IntCounterVec,
+    pub outbox_pending: IntGauge,
     pub store_series: IntGauge,
     pub config_last_reload_success: IntGauge,
     pub config_last_reload_success_timestamp: IntGauge,
@@ -89,6 +93,17 @@ impl ServerMetrics {
                 ),
                 &["receiver", "integration"],
             )?,
+            notifications_retried: IntCounterVec::new(
+                Opts::new(
+                    "vigil_notifications_retried_total",
+                    "Delivery attempts after the first (retries), per receiver and integration.",
+                ),
+                &["receiver", "integration"],
+            )?,
+            outbox_pending: IntGauge::new(
+                "vigil_outbox_pending",
+                "Notifications waiting in the outbox (pending in the history database), read when /metrics is scraped.",
+            )?,
             store_series: IntGauge::new(
                 "vigil_store_series",
                 "Series held in the in-memory sample window.",
@@ -110,6 +125,8 @@ impl ServerMetrics {
         registry.register(Box::new(metrics.target_scrape_duration.clone()))?;
         registry.register(Box::new(metrics.notifications_sent.clone()))?;
         registry.register(Box::new(metrics.notifications_failed.clone()))?;
+        registry.register(Box::new(metrics.notifications_retried.clone()))?;
+        registry.register(Box::new(metrics.outbox_pending.clone()))?;
         registry.register(Box::new(metrics.store_series.clone()))?;
         registry.register(Box::new(metrics.config_last_reload_success.clone()))?;
         registry.register(Box::new(
@@ -142,6 +159,30 @@ impl ServerMetrics {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Counts one delivery to `receiver`'s `integration` that took
+    /// `attempts` tries and ended sent (`delivered`) or given up.
+    pub fn record_delivery(
+        &self,
+        receiver: &str,
+        integration: &str,
+        attempts: u32,
+        delivered: bool,
+    ) {
+        let labels = [receiver, integration];
+        // Every counter is touched, so all three series exist (at zero)
+        // from the receiver's first delivery on.
+        let (sent, failed) = if delivered { (1, 0) } else { (0, 1) };
+        self.notifications_sent
+            .with_label_values(&labels)
+            .inc_by(sent);
+        self.notifications_failed
+            .with_label_values(&labels)
+            .inc_by(failed);
+        self.notifications_retried
+            .with_label_values(&labels)
+            .inc_by(u64::from(attempts.saturating_sub(1)));
     }
 
     /// Refreshes the per-target gauges from the targets' current state

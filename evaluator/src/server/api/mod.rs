@@ -10,12 +10,17 @@
 //! - [`rules`]: `rules` and `alerts`.
 //! - [`error`]: the error envelope every `/api/v1` handler answers with.
 //! - [`alertmanager`]: Alertmanager's `/api/v2` (alerts, silences, status).
+//! - [`vigil`]: Vigil's own API under `/api/vigil/v1` (alert history,
+//!   acknowledgements, per-rule stats, its OpenAPI document).
+//! - [`access`]: the bearer-token check on reads (`web.read_requires_token`).
 
+pub mod access;
 pub mod alertmanager;
 pub mod error;
 pub mod prometheus;
 pub mod rules;
 pub mod targets;
+pub mod vigil;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -34,6 +39,9 @@ use crate::notify::receivers::Secret;
 use crate::promql::Engine;
 use crate::rules::group::RuleGroup;
 use crate::scrape::TargetHandle;
+
+/// How long `/metrics` waits for the history database.
+const METRICS_DB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A request to reload the configuration; the answer is the rendered
 /// problems when the new config was rejected.
@@ -60,6 +68,11 @@ pub struct AppState {
     pub rule_groups: RwLock<Vec<Arc<Mutex<RuleGroup>>>>,
     /// The notifier as Alertmanager's `/api/v2` sees it.
     pub alertmanager: Arc<alertmanager::AlertmanagerApi>,
+    /// The alert history (`/api/vigil/v1`).
+    pub history: crate::history::HistoryStore,
+    /// Whether reads under `/api/` need the bearer token too
+    /// (`web.read_requires_token`; replaced on reload).
+    pub read_requires_token: AtomicBool,
 }
 
 /// The HTTP app over `state`, with the dashboard at `/`
@@ -105,6 +118,12 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(alertmanager::get_silence).delete(alertmanager::delete_silence),
         )
         .route("/api/v2/status", get(alertmanager::get_status))
+        .merge(vigil::routes())
+        // Last, so it covers every route above.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            access::require_token_for_reads,
+        ))
         .with_state(state)
 }
 
@@ -143,6 +162,13 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .metrics
         .store_series
         .set(i64::try_from(series).unwrap_or(i64::MAX));
+    // A database that does not answer keeps the last value rather than
+    // holding up the scrape.
+    match tokio::time::timeout(METRICS_DB_TIMEOUT, state.history.outbox_backlog()).await {
+        Ok(Ok(pending)) => state.metrics.outbox_pending.set(pending),
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot count the outbox backlog for /metrics"),
+        Err(_) => tracing::warn!("the history database did not answer in time for /metrics"),
+    }
     let mut body = Vec::new();
     if let Err(e) = TextEncoder::new().encode(&state.registry.gather(), &mut body) {
         tracing::error!(error = %e, "cannot encode metrics");

@@ -18,6 +18,7 @@ use serde::{Serialize, Serializer};
 use super::error::ApiError;
 use super::AppState;
 use crate::labels::Labels;
+use crate::promql::parse_error::prometheus_parse_error;
 use crate::promql::{parse_series_selector, Annotations, PromqlError, SeriesSource, Value};
 use crate::server::query_adapter::read_store;
 use vigil_common::duration::parse_duration;
@@ -279,7 +280,9 @@ fn query_response(value: &Value, at_ms: i64, notes: Annotations) -> Response {
 
 fn promql_error(e: PromqlError) -> ApiError {
     match e {
-        PromqlError::Parse { message, .. } => ApiError::invalid_param("query", message),
+        PromqlError::Parse { query, message } => {
+            ApiError::invalid_param("query", prometheus_parse_error(&query, &message))
+        }
         // Prometheus rejects a wrongly typed range query before running it.
         PromqlError::Eval(m) if m.starts_with("invalid expression type") => ApiError::BadData(m),
         PromqlError::Experimental(_) => ApiError::BadData(e.to_string()),
@@ -377,7 +380,14 @@ fn matching_series(
     let mut alternatives = Vec::new();
     for sel in selectors {
         let parsed = parse_series_selector(sel).map_err(|e| match e {
-            PromqlError::Parse { message, .. } => ApiError::invalid_param("match[]", message),
+            PromqlError::Parse { message, .. }
+                if message.starts_with("expected a series selector") =>
+            {
+                ApiError::invalid_param("match[]", format!("1:1: parse error: {message}"))
+            }
+            PromqlError::Parse { query, message } => {
+                ApiError::invalid_param("match[]", prometheus_parse_error(&query, &message))
+            }
             other => ApiError::invalid_param("match[]", other),
         })?;
         alternatives.extend(parsed);

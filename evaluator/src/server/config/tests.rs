@@ -209,3 +209,39 @@ fn a_webhook_receiver_is_built_from_the_notify_config() {
     assert_eq!(hook.len(), 1);
     assert_eq!(hook[0].integration, "webhook");
 }
+
+#[test]
+fn reads_are_open_unless_read_requires_token_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = load(&write(dir.path(), "open.yaml", ""), &no_env).unwrap();
+    assert!(!open.web.read_requires_token);
+    write(dir.path(), "token", "s3cret\n");
+    let closed = load(
+        &write(
+            dir.path(),
+            "closed.yaml",
+            "web: {token_file: token, read_requires_token: true}\n",
+        ),
+        &no_env,
+    )
+    .unwrap();
+    assert!(closed.web.read_requires_token);
+}
+
+#[test]
+fn read_requires_token_without_a_token_is_an_error_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "vigil.yaml",
+        "web:\n  read_requires_token: true\n",
+    );
+    let problems = load(&file, &no_env).unwrap_err().problems;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "web.read_requires_token");
+    assert_eq!(problems[0].line, Some(2));
+    assert!(
+        problems[0].message.contains("VIGIL_API_TOKEN"),
+        "{problems:?}"
+    );
+}
