@@ -14,6 +14,7 @@
 //! - [`metrics`]: the evaluator's own `/metrics`.
 //! - [`api`]: the HTTP router (operational endpoints; the query and alert
 //!   APIs plug in here).
+//! - [`dashboard`]: the web page at `/`, reading only the HTTP API.
 //! - [`watch`]: reload when the config, rule or notification files change.
 //! - [`app`]: building, running, reloading and stopping all of it.
 
@@ -21,6 +22,7 @@ pub mod adapters;
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod dashboard;
 pub mod delivery;
 pub mod durability;
 pub mod metrics;

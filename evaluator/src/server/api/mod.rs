@@ -75,9 +75,11 @@ pub struct AppState {
     pub read_requires_token: AtomicBool,
 }
 
-/// The HTTP app over `state`.
+/// The HTTP app over `state`, with the dashboard at `/`
+/// ([`super::dashboard`]).
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
+        .merge(super::dashboard::router())
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .route("/metrics", get(metrics))

@@ -1,0 +1,232 @@
+//! The dashboard at `/`: one HTML page, a script and a stylesheet compiled
+//! into the binary, so the page works without a build step, a CDN or files
+//! next to the executable. The page reads only the public HTTP API (the
+//! Prometheus, Alertmanager and Vigil endpoints), so everything it shows a
+//! script can read too.
+//!
+//! The files are plain HTML, CSS and JavaScript in this folder. Their URLs
+//! are not versioned, so they are served with `Cache-Control: no-cache` and
+//! a content-hash `ETag`: a browser revalidates on every load (a cheap 304)
+//! and never runs a stale script after an upgrade. A strict
+//! `Content-Security-Policy` lets the page load only itself and talk only
+//! to its own origin.
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+/// One embedded file.
+struct Asset {
+    body: &'static str,
+    content_type: &'static str,
+    etag: &'static str,
+}
+
+/// FNV-1a over the file, as the quoted strong ETag `"vigil-<hex>"`.
+const fn etag_bytes(body: &str) -> [u8; 24] {
+    let bytes = body.as_bytes();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    let mut out = *b"\"vigil-0000000000000000\"";
+    let digits = b"0123456789abcdef";
+    let mut d = 0;
+    while d < 16 {
+        out[22 - d] = digits[((hash >> (4 * d)) & 0xf) as usize];
+        d += 1;
+    }
+    out
+}
+
+macro_rules! asset {
+    ($file:literal, $content_type:literal) => {{
+        const BODY: &str = include_str!($file);
+        const ETAG: [u8; 24] = etag_bytes(BODY);
+        const ETAG_STR: &str = match std::str::from_utf8(&ETAG) {
+            Ok(s) => s,
+            Err(_) => panic!("an ETag is ASCII"),
+        };
+        Asset {
+            body: BODY,
+            content_type: $content_type,
+            etag: ETAG_STR,
+        }
+    }};
+}
+
+const INDEX: Asset = asset!("index.html", "text/html; charset=utf-8");
+const APP_JS: Asset = asset!("app.js", "text/javascript; charset=utf-8");
+const STYLE_CSS: Asset = asset!("style.css", "text/css; charset=utf-8");
+const FAVICON: Asset = asset!("favicon.svg", "image/svg+xml");
+
+/// The page may load its own files only and talk only to its own origin;
+/// no inline script or style, no framing, no form posts elsewhere.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+    style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; \
+    form-action 'none'; frame-ancestors 'none'";
+
+/// The dashboard's routes: `/` and its files under `/dashboard/`.
+pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/", get(|h: HeaderMap| async move { serve(&INDEX, &h) }))
+        .route(
+            "/dashboard/app.js",
+            get(|h: HeaderMap| async move { serve(&APP_JS, &h) }),
+        )
+        .route(
+            "/dashboard/style.css",
+            get(|h: HeaderMap| async move { serve(&STYLE_CSS, &h) }),
+        )
+        .route(
+            "/dashboard/favicon.svg",
+            get(|h: HeaderMap| async move { serve(&FAVICON, &h) }),
+        )
+}
+
+/// Whether an `If-None-Match` header names `etag` (or is `*`).
+fn matches_etag(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == etag || t == "*")
+}
+
+fn serve(asset: &Asset, request: &HeaderMap) -> Response {
+    let headers = [
+        (header::ETAG, HeaderValue::from_static(asset.etag)),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
+    ];
+    if matches_etag(request, asset.etag) {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+    (
+        headers,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(asset.content_type),
+        )],
+        asset.body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    async fn get(path: &str, if_none_match: Option<&str>) -> Response {
+        let mut request = Request::get(path);
+        if let Some(tag) = if_none_match {
+            request = request.header(header::IF_NONE_MATCH, tag);
+        }
+        router::<()>()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+    }
+
+    async fn body_of(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_file_is_served_with_its_content_type() {
+        for (path, content_type) in [
+            ("/", "text/html; charset=utf-8"),
+            ("/dashboard/app.js", "text/javascript; charset=utf-8"),
+            ("/dashboard/style.css", "text/css; charset=utf-8"),
+            ("/dashboard/favicon.svg", "image/svg+xml"),
+        ] {
+            let response = get(path, None).await;
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                content_type,
+                "{path}"
+            );
+            assert_eq!(response.headers()[header::CACHE_CONTROL], "no-cache");
+            assert_eq!(
+                response.headers()[header::X_CONTENT_TYPE_OPTIONS],
+                "nosniff"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_page_loads_its_script_and_stylesheet_from_the_served_paths() {
+        let html = body_of(get("/", None).await).await;
+        assert!(
+            html.contains(r#"<script src="/dashboard/app.js" defer></script>"#),
+            "{html}"
+        );
+        assert!(html.contains(r#"href="/dashboard/style.css""#), "{html}");
+        assert!(html.contains(r#"href="/dashboard/favicon.svg""#), "{html}");
+    }
+
+    #[tokio::test]
+    async fn a_matching_etag_gets_not_modified_without_a_body() {
+        let first = get("/dashboard/app.js", None).await;
+        let etag = first.headers()[header::ETAG].to_str().unwrap().to_string();
+        assert!(etag.starts_with("\"vigil-") && etag.len() == 24, "{etag}");
+
+        let again = get("/dashboard/app.js", Some(&etag)).await;
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+        assert!(body_of(again).await.is_empty());
+
+        let other = get("/dashboard/app.js", Some("\"vigil-0000000000000000\"")).await;
+        assert_eq!(other.status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn different_files_have_different_etags() {
+        let tags = [INDEX.etag, APP_JS.etag, STYLE_CSS.etag, FAVICON.etag];
+        for (i, a) in tags.iter().enumerate() {
+            for b in &tags[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn the_page_never_writes_api_data_as_html() {
+        // Every API string reaches the page as text (textContent, text
+        // nodes, attributes), never parsed as markup.
+        for forbidden in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+        ] {
+            assert!(!APP_JS.body.contains(forbidden), "app.js uses {forbidden}");
+        }
+    }
+}
