@@ -23,8 +23,8 @@ use crate::alerts::state::{millis, AlertState};
 use crate::alerts::Alert as RuleAlert;
 use crate::history::leader::{LeaderConfig, LeaderElector, Ticks};
 use crate::history::store::{
-    episode_id, run_pruner, AlertSnapshot, EpisodeRecord, HistoryState, HistoryWrite, NotifyLogRow,
-    Transition,
+    episode_id, run_pruner, AlertSnapshot, CooldownRow, EpisodeRecord, HistoryState, HistoryWrite,
+    NotifyLogRow, Transition,
 };
 use crate::history::writer::{HistoryWriter, WriterConfig, WriterSummary};
 use crate::history::{Database, HistoryError, HistoryStore};
@@ -481,6 +481,54 @@ pub fn notify_log_row(n: &Notification, sent_at: DateTime<Utc>) -> NotifyLogRow 
         resolved: of(AlertStatus::Resolved),
         sent_at,
     }
+}
+
+/// The cooldown-ledger rows a delivered notification leaves, one per alert:
+/// a firing alert restarts its cooldown and is owed a resolution; a
+/// resolved one no longer is (its last firing time stays as stored; a row
+/// new to the table takes the alert's start, the earliest it can have fired).
+pub fn cooldown_rows(n: &Notification, sent_at: DateTime<Utc>) -> Vec<CooldownRow> {
+    n.alerts
+        .iter()
+        .map(|a| {
+            let firing = a.status == AlertStatus::Firing;
+            CooldownRow {
+                receiver: n.receiver.clone(),
+                fingerprint: a.fingerprint,
+                last_firing_sent: if firing { sent_at } else { a.alert.starts_at },
+                cooldown: a.alert.cooldown.unwrap_or(Duration::ZERO),
+                awaiting_resolve: firing,
+            }
+        })
+        .collect()
+}
+
+/// The saved cooldown ledger put back into `notifier`, so cooldowns and
+/// owed resolutions survive a restart; returns how many entries. A database
+/// error is logged and nothing is restored.
+pub async fn restore_cooldowns(store: &HistoryStore, notifier: &mut Notifier) -> usize {
+    let rows = match tokio::time::timeout(LOAD_TIMEOUT, store.load_cooldowns()).await {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot load the saved cooldowns");
+            return 0;
+        }
+        Err(_) => {
+            tracing::error!("the history database did not answer in time; cooldowns not restored");
+            return 0;
+        }
+    };
+    let count = rows.len();
+    for row in rows {
+        notifier.restore_cooldown(
+            &row.receiver,
+            row.fingerprint,
+            row.last_firing_sent,
+            row.cooldown,
+            row.awaiting_resolve,
+        );
+    }
+    count
 }
 
 /// The saved notification log put back into `notifier`; returns how many
