@@ -264,3 +264,88 @@ async fn an_unreachable_history_database_does_not_stop_evaluation_or_delivery() 
     );
     db.finish().await;
 }
+
+async fn a_cooldown_survives_a_restart(dir: &Path, db: &TestDb) {
+    let target = Target::start().await;
+    let webhook = Webhook::start().await;
+    let rules = value_high_rules("0s", "    cooldown: 1h\n");
+    let notify = webhook_notify(webhook.port, true);
+    let listen = free_port();
+    let config = write_config(dir, target.port, listen, &rules, &notify);
+    target.set(1.0);
+    let mut child = start(&config, dir, db);
+    wait_until("the firing notification", dir, || {
+        webhook.count("firing") >= 1
+    })
+    .await;
+    target.set(0.0);
+    wait_until("the resolved notification", dir, || {
+        webhook.count("resolved") >= 1
+    })
+    .await;
+    wait_for_rows(
+        "the cooldown saved after the resolution",
+        dir,
+        db,
+        "SELECT COUNT(*) FROM cooldowns WHERE awaiting_resolve = 0 AND cooldown_ms = 3600000",
+        1,
+    )
+    .await;
+    kill9(&mut child);
+
+    let listen = free_port();
+    let config = write_config(dir, target.port, listen, &rules, &notify);
+    let _child = start(&config, dir, db);
+    wait_for_http(&format!("http://127.0.0.1:{listen}/-/ready"), DEADLINE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}; log:\n{}", log_of(dir)));
+    // The alert fires again within its cooldown: held back.
+    target.set(1.0);
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let alerts: Value = reqwest::get(format!("http://127.0.0.1:{listen}/api/v1/alerts"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        if alerts["data"]["alerts"][0]["state"] == "firing" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{alerts}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Several evaluations and group intervals.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        webhook.count("firing"),
+        1,
+        "{:#?}\nlog:\n{}",
+        webhook.payloads(),
+        log_of(dir)
+    );
+    assert!(
+        log_of(dir).contains("cooldowns restored from history"),
+        "{}",
+        log_of(dir)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_cooldown_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite(dir.path()).await;
+    a_cooldown_survives_a_restart(dir.path(), &db).await;
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_cooldown_survives_a_restart() {
+    let Some(db) = TestDb::postgres().await else {
+        println!("SKIPPED: DATABASE_URL is not set to a Postgres server");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    a_cooldown_survives_a_restart(dir.path(), &db).await;
+    db.finish().await;
+}

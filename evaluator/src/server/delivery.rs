@@ -246,8 +246,29 @@ fn tell(told: &mut ToldMap, n: &Notification, at: DateTime<Utc>) {
     );
 }
 
-/// The notification log as stored, or why the database did not answer.
-async fn load_told(outbox: &Outbox) -> Result<ToldMap, String> {
+/// What receivers were told, or why the database did not answer: the
+/// notification log, and the outbox entries delivered since `held`'s oldest
+/// notification (a leader killed right after a delivery has marked it sent
+/// but may not have written its log row yet).
+async fn load_told(outbox: &Outbox, held: &VecDeque<Held>) -> Result<ToldMap, String> {
+    let mut told = load_log(outbox).await?;
+    let Some(oldest) = held.iter().map(|h| h.at).min() else {
+        return Ok(told);
+    };
+    let since = oldest - chrono::Duration::minutes(1);
+    let sent = tokio::time::timeout(OUTBOX_TIMEOUT, outbox.store.sent_since(since, RESUME_LIMIT))
+        .await
+        .map_err(|_| "the outbox did not answer in time".to_string())?
+        .map_err(|e| format!("cannot read delivered notifications: {e}"))?;
+    for record in sent {
+        if let Some(n) = notification_from_payload(&record.payload) {
+            tell(&mut told, &n, record.sent_at.unwrap_or(record.created_at));
+        }
+    }
+    Ok(told)
+}
+
+async fn load_log(outbox: &Outbox) -> Result<ToldMap, String> {
     match tokio::time::timeout(OUTBOX_TIMEOUT, outbox.store.load_notify_log()).await {
         Ok(Ok(rows)) => Ok(rows
             .into_iter()
@@ -331,7 +352,7 @@ pub async fn run_delivery(
                 let answered = if leading {
                     resume(&shared, &mut running, None).await
                 } else if let (false, Some(o)) = (held.is_empty(), &shared.outbox) {
-                    match load_told(o).await {
+                    match load_told(o, &held).await {
                         Ok(told) => {
                             held.retain(|h| !covered(&told, h));
                             Ok(())
@@ -402,7 +423,7 @@ async fn take_over(shared: &Arc<Shared>, held: &mut VecDeque<Held>, running: &mu
     let Some(outbox) = &shared.outbox else {
         return;
     };
-    let mut told = match load_told(outbox).await {
+    let mut told = match load_told(outbox, held).await {
         Ok(t) => t,
         Err(_) if held.is_empty() => ToldMap::new(),
         Err(e) => {

@@ -547,7 +547,7 @@ pub async fn restore_notify_log(store: &HistoryStore, notifier: &mut Notifier) -
             return 0;
         }
     };
-    let count = rows.len();
+    let mut count = rows.len();
     for row in rows {
         notifier.restore_log(
             &row.receiver,
@@ -559,7 +559,50 @@ pub async fn restore_notify_log(store: &HistoryStore, notifier: &mut Notifier) -
             },
         );
     }
+    // Entries still pending in the outbox are delivered at start: the
+    // notifier must count them as told, or it would never send what
+    // follows them (an alert resolved after a firing notification that was
+    // only pending, say).
+    for (n, created_at) in pending_notifications(store).await {
+        let row = notify_log_row(&n, created_at);
+        notifier.restore_log(
+            &row.receiver,
+            &row.group_key,
+            LogEntry {
+                firing: row.firing,
+                resolved: row.resolved,
+                sent_at: row.sent_at,
+            },
+        );
+        for c in cooldown_rows(&n, created_at) {
+            if c.awaiting_resolve {
+                notifier.restore_cooldown(
+                    &c.receiver,
+                    c.fingerprint,
+                    c.last_firing_sent,
+                    c.cooldown,
+                    true,
+                );
+            }
+        }
+        count += 1;
+    }
     count
+}
+
+/// The notifications pending in the outbox (due or not), oldest first, with
+/// their creation times; none when the database does not answer.
+async fn pending_notifications(store: &HistoryStore) -> Vec<(Notification, DateTime<Utc>)> {
+    let pending =
+        tokio::time::timeout(LOAD_TIMEOUT, store.due(DateTime::<Utc>::MAX_UTC, 100_000)).await;
+    let Ok(Ok(mut pending)) = pending else {
+        return Vec::new();
+    };
+    pending.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    pending
+        .into_iter()
+        .filter_map(|r| Some((notification_from_payload(&r.payload)?, r.created_at)))
+        .collect()
 }
 
 /// Waits until every target has finished its first scrape, at most one
