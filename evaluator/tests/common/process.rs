@@ -5,6 +5,8 @@
 //! end), config files, and waits that poll against a deadline so a broken
 //! build fails instead of hanging.
 
+#![allow(clippy::unwrap_used)] // a panic is how a test reports failure
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
