@@ -788,3 +788,121 @@ async fn record_outcome(outbox: &Outbox, id: &str, result: &Outcome, now: DateTi
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test reports failure
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::labels::Labels;
+    use crate::notify::alert::{Alert, NotifiedAlert};
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(secs)
+    }
+
+    fn notification(pod: &str, status: AlertStatus) -> Notification {
+        let alert = Alert {
+            labels: Labels::from_pairs([("alertname", "High"), ("pod", pod)]),
+            annotations: BTreeMap::new(),
+            starts_at: t(0),
+            ends_at: None,
+            generator_url: String::new(),
+            cooldown: None,
+        };
+        Notification {
+            receiver: "r".into(),
+            group_key: format!("{{}}:{{pod=\"{pod}\"}}"),
+            status,
+            alerts: vec![NotifiedAlert {
+                status,
+                fingerprint: alert.fingerprint(),
+                alert,
+            }],
+            group_labels: Labels::default(),
+            common_labels: Labels::default(),
+            common_annotations: BTreeMap::new(),
+            external_url: String::new(),
+            truncated_alerts: 0,
+        }
+    }
+
+    fn held(pod: &str, status: AlertStatus, at: i64) -> Held {
+        Held {
+            notification: Arc::new(notification(pod, status)),
+            at: t(at),
+        }
+    }
+
+    #[test]
+    fn a_held_notification_is_covered_by_a_newer_or_equal_log_entry_only() {
+        let mut told = ToldMap::new();
+        tell(&mut told, &notification("a", AlertStatus::Firing), t(10));
+        assert!(covered(&told, &held("a", AlertStatus::Firing, 9)), "older");
+        assert!(
+            covered(&told, &held("a", AlertStatus::Firing, 12)),
+            "same alerts, flushed a bit later by the standby"
+        );
+        assert!(
+            !covered(&told, &held("a", AlertStatus::Resolved, 12)),
+            "the resolution the old leader never sent"
+        );
+        assert!(
+            !covered(&told, &held("b", AlertStatus::Firing, 1)),
+            "another group"
+        );
+        tell(&mut told, &notification("a", AlertStatus::Resolved), t(12));
+        assert!(covered(&told, &held("a", AlertStatus::Resolved, 12)));
+        tell(&mut told, &notification("a", AlertStatus::Firing), t(11));
+        assert!(
+            covered(&told, &held("a", AlertStatus::Resolved, 13)),
+            "an older entry does not replace a newer one"
+        );
+    }
+
+    #[test]
+    fn the_retry_delay_is_half_the_age_between_10_s_and_10_min() {
+        assert_eq!(retry_delay(Duration::ZERO), Duration::from_secs(10));
+        assert_eq!(
+            retry_delay(Duration::from_secs(120)),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            retry_delay(Duration::from_secs(7200)),
+            Duration::from_secs(600)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lane_serves_its_tickets_in_order_whatever_order_they_wait_in() {
+        let lanes = Arc::new(Lanes::default());
+        let key: LaneKey = ("r".into(), "webhook[0]".into(), "g".into());
+        let tickets: Vec<u64> = (0..4).map(|_| lanes.ticket(&key)).collect();
+        let served = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        // Started last ticket first.
+        for ticket in tickets.into_iter().rev() {
+            let (lanes, key, served) = (Arc::clone(&lanes), key.clone(), Arc::clone(&served));
+            tasks.push(tokio::spawn(async move {
+                lanes.wait_turn(&key, ticket).await;
+                served.lock().unwrap().push(ticket);
+                tokio::task::yield_now().await;
+                lanes.done(&key);
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(*served.lock().unwrap(), vec![0, 1, 2, 3]);
+        assert!(
+            lanes.lanes.lock().unwrap().is_empty(),
+            "a finished lane is forgotten"
+        );
+        let other: LaneKey = ("r".into(), "webhook[0]".into(), "other".into());
+        let first = lanes.ticket(&other);
+        tokio::time::timeout(Duration::from_secs(1), lanes.wait_turn(&other, first))
+            .await
+            .unwrap();
+    }
+}
