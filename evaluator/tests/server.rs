@@ -9,172 +9,35 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde_json::Value;
+use common::process::{
+    log_of, signal, start_evaluator, wait_for_exit, wait_until, Target, Webhook, DEADLINE,
+};
 use vigil_testkit::{cargo_bin, free_port, wait_for_http, ChildGuard};
 
-const DEADLINE: Duration = Duration::from_secs(30);
-
-/// A scrape target exposing `vigil_test_value` with a settable value.
-struct Target {
-    value: Arc<AtomicU64>,
-    port: u16,
-}
-
-impl Target {
-    async fn start() -> Target {
-        let value = Arc::new(AtomicU64::new(0f64.to_bits()));
-        let app = Router::new()
-            .route(
-                "/metrics",
-                get(|State(v): State<Arc<AtomicU64>>| async move {
-                    format!(
-                        "# TYPE vigil_test_value gauge\nvigil_test_value {}\n",
-                        f64::from_bits(v.load(Ordering::SeqCst))
-                    )
-                }),
-            )
-            .with_state(Arc::clone(&value));
-        let port = serve(app).await;
-        Target { value, port }
-    }
-
-    fn set(&self, v: f64) {
-        self.value.store(v.to_bits(), Ordering::SeqCst);
-    }
-}
-
-/// A webhook receiver recording every payload.
-struct Webhook {
-    received: Arc<Mutex<Vec<Value>>>,
-    port: u16,
-}
-
-impl Webhook {
-    async fn start() -> Webhook {
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let app = Router::new()
-            .route(
-                "/hook",
-                post(
-                    |State(r): State<Arc<Mutex<Vec<Value>>>>, Json(body): Json<Value>| async move {
-                        r.lock().unwrap().push(body);
-                    },
-                ),
-            )
-            .with_state(Arc::clone(&received));
-        let port = serve(app).await;
-        Webhook { received, port }
-    }
-
-    fn count(&self, status: &str) -> usize {
-        self.received
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|p| p["status"] == status)
-            .count()
-    }
-
-    fn payloads(&self) -> Vec<Value> {
-        self.received.lock().unwrap().clone()
-    }
-}
-
-async fn serve(app: Router) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    port
-}
-
-/// Writes `vigil.yaml`, `rules.yaml` and `notify.yaml` into `dir`.
+/// Writes `vigil.yaml`, `rules.yaml` and `notify.yaml` into `dir`: one rule
+/// firing at once with a templated annotation, resolved notifications off.
 fn write_config(dir: &Path, target: u16, webhook: u16, listen: u16) -> PathBuf {
-    std::fs::write(
-        dir.join("rules.yaml"),
+    common::process::write_config(
+        dir,
+        target,
+        listen,
         "groups:\n- name: test\n  rules:\n  - alert: ValueHigh\n    expr: vigil_test_value > 0\n    for: 0s\n    annotations: {summary: 'value is {{ $value }}'}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("notify.yaml"),
-        format!(
+        &format!(
             "route: {{receiver: hook, group_wait: 0s, group_interval: 1s, repeat_interval: 1h}}\nreceivers:\n- name: hook\n  webhook_configs: [{{url: 'http://127.0.0.1:{webhook}/hook'}}]\n"
         ),
     )
-    .unwrap();
-    let config = dir.join("vigil.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "global: {{scrape_interval: 1s, scrape_timeout: 900ms, evaluation_interval: 1s}}\nscrape_configs:\n- job_name: app\n  static_configs: [{{targets: ['127.0.0.1:{target}']}}]\nrule_files: [rules.yaml]\nnotify_config_file: notify.yaml\nweb: {{listen: '127.0.0.1:{listen}'}}\n"
-        ),
-    )
-    .unwrap();
-    config
 }
 
-/// Starts `vigil-evaluator run`, logging to `dir/evaluator.log`.
-fn start_evaluator(config: &Path, dir: &Path) -> ChildGuard {
-    let log = std::fs::File::create(dir.join("evaluator.log")).unwrap();
-    ChildGuard::spawn(
-        Command::new(cargo_bin("vigil-evaluator"))
-            .args(["run", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .env_remove("VIGIL_API_TOKEN")
-            // The default history database is relative to the working
-            // directory: one per test, so no alert state leaks between them.
-            .env_remove("DATABASE_URL")
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(log),
-    )
-}
-
-fn log_of(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("evaluator.log")).unwrap_or_default()
-}
-
-async fn wait_until(what: &str, dir: &Path, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; evaluator log:\n{}",
-            log_of(dir)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn wait_for_exit(child: &mut ChildGuard) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + DEADLINE;
-    while Instant::now() < deadline {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
-}
-
-fn signal(child: &ChildGuard, name: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(child.0.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -{name} failed");
+/// Starts `vigil-evaluator run` with its history in the default SQLite file
+/// of `dir` (one per test, so no alert state leaks between them).
+fn start(config: &Path, dir: &Path) -> ChildGuard {
+    start_evaluator(config, dir, "evaluator.log", None)
 }
 
 #[test]
@@ -230,7 +93,7 @@ async fn a_firing_alert_reaches_the_webhook_and_resolves_exactly_once() {
     let listen = free_port();
     let config = write_config(dir.path(), target.port, webhook.port, listen);
     target.set(3.0);
-    let mut child = start_evaluator(&config, dir.path());
+    let mut child = start(&config, dir.path());
     wait_for_http(&format!("http://127.0.0.1:{listen}/-/ready"), DEADLINE)
         .await
         .unwrap_or_else(|e| panic!("{e}; log:\n{}", log_of(dir.path())));
@@ -324,7 +187,7 @@ async fn a_bad_reload_is_rejected_and_the_old_rules_keep_firing() {
     let listen = free_port();
     let config = write_config(dir.path(), target.port, webhook.port, listen);
     target.set(1.0);
-    let mut child = start_evaluator(&config, dir.path());
+    let mut child = start(&config, dir.path());
     wait_for_http(&format!("http://127.0.0.1:{listen}/-/ready"), DEADLINE)
         .await
         .unwrap_or_else(|e| panic!("{e}; log:\n{}", log_of(dir.path())));
@@ -422,7 +285,7 @@ async fn the_watcher_reloads_changed_rule_files_and_keeps_the_old_on_errors() {
     text.push_str("reload: {watch_interval: 200ms}\n");
     std::fs::write(&config, text).unwrap();
     target.set(1.0);
-    let mut child = start_evaluator(&config, dir.path());
+    let mut child = start(&config, dir.path());
     let base = format!("http://127.0.0.1:{listen}");
     wait_for_http(&format!("{base}/-/ready"), DEADLINE)
         .await

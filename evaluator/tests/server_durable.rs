@@ -10,260 +10,46 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod common;
 
-use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use std::path::Path;
+use std::time::Duration;
+
+use common::process::{
+    kill9, log_of, start_evaluator, value_high_rules, wait_for_rows, wait_until, webhook_notify,
+    write_config, Target, TestDb, Webhook, DEADLINE,
+};
 use serde_json::Value;
-use sqlx::AnyPool;
-use vigil_testkit::{cargo_bin, free_port, wait_for_http, ChildGuard};
+use vigil_testkit::{free_port, wait_for_http};
 
-const DEADLINE: Duration = Duration::from_secs(30);
-
-/// A scrape target exposing `vigil_test_value` with a settable value.
-struct Target {
-    value: Arc<AtomicU64>,
-    port: u16,
-}
-
-impl Target {
-    async fn start() -> Target {
-        let value = Arc::new(AtomicU64::new(0f64.to_bits()));
-        let app = Router::new()
-            .route(
-                "/metrics",
-                get(|State(v): State<Arc<AtomicU64>>| async move {
-                    format!(
-                        "# TYPE vigil_test_value gauge\nvigil_test_value {}\n",
-                        f64::from_bits(v.load(Ordering::SeqCst))
-                    )
-                }),
-            )
-            .with_state(Arc::clone(&value));
-        let port = serve(app).await;
-        Target { value, port }
-    }
-
-    fn set(&self, v: f64) {
-        self.value.store(v.to_bits(), Ordering::SeqCst);
-    }
-}
-
-/// A webhook receiver recording every payload.
-struct Webhook {
-    received: Arc<Mutex<Vec<Value>>>,
-    port: u16,
-}
-
-impl Webhook {
-    async fn start() -> Webhook {
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let app = Router::new()
-            .route(
-                "/hook",
-                post(
-                    |State(r): State<Arc<Mutex<Vec<Value>>>>, Json(body): Json<Value>| async move {
-                        r.lock().unwrap().push(body);
-                    },
-                ),
-            )
-            .with_state(Arc::clone(&received));
-        let port = serve(app).await;
-        Webhook { received, port }
-    }
-
-    fn count(&self, status: &str) -> usize {
-        self.received
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|p| p["status"] == status)
-            .count()
-    }
-
-    fn payloads(&self) -> Vec<Value> {
-        self.received.lock().unwrap().clone()
-    }
-}
-
-async fn serve(app: Router) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    port
-}
-
-/// The history database of one test: a SQLite file in the test's directory,
-/// or a fresh Postgres database dropped at the end.
-struct TestDb {
-    url: String,
-    pool: AnyPool,
-    /// The server URL and database name to drop (Postgres only).
-    drop: Option<(String, String)>,
-}
-
-impl TestDb {
-    async fn sqlite(dir: &Path) -> TestDb {
-        sqlx::any::install_default_drivers();
-        let url = format!("sqlite://{}", dir.join("history.db").display());
-        let pool = sqlx::any::AnyPoolOptions::new()
-            .max_connections(1)
-            .connect_lazy(&format!("{url}?mode=rwc"))
-            .unwrap();
-        TestDb {
-            url,
-            pool,
-            drop: None,
-        }
-    }
-
-    /// `None` (the test prints SKIPPED) when `DATABASE_URL` is not set.
-    async fn postgres() -> Option<TestDb> {
-        let server = std::env::var("DATABASE_URL")
-            .ok()
-            .filter(|u| u.starts_with("postgres"))?;
-        sqlx::any::install_default_drivers();
-        let name = format!(
-            "vigil_test_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-                % 1_000_000_000
-        );
-        let admin = AnyPool::connect(&server).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&admin)
-            .await
-            .unwrap();
-        admin.close().await;
-        let base = server.split('?').next().unwrap();
-        let (prefix, _) = base.rsplit_once('/').unwrap();
-        let url = format!("{prefix}/{name}");
-        let pool = sqlx::any::AnyPoolOptions::new()
-            .max_connections(1)
-            .connect_lazy(&url)
-            .unwrap();
-        Some(TestDb {
-            url,
-            pool,
-            drop: Some((server, name)),
-        })
-    }
-
-    /// A count query's answer, or -1 while the table does not exist yet.
-    async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar::<_, i64>(sql)
-            .fetch_one(&self.pool)
-            .await
-            .unwrap_or(-1)
-    }
-
-    async fn finish(self) {
-        self.pool.close().await;
-        if let Some((server, name)) = self.drop {
-            let admin = AnyPool::connect(&server).await.unwrap();
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&admin)
-                .await;
-            admin.close().await;
-        }
-    }
-}
-
-/// Writes `vigil.yaml`, `rules.yaml` and `notify.yaml` into `dir`.
-fn write_config(dir: &Path, target: u16, webhook: u16, listen: u16, hold: &str) -> PathBuf {
-    std::fs::write(
-        dir.join("rules.yaml"),
-        format!("groups:\n- name: test\n  rules:\n  - alert: ValueHigh\n    expr: vigil_test_value > 0\n    for: {hold}\n    labels: {{severity: page}}\n"),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("notify.yaml"),
-        format!(
-            "route: {{receiver: hook, group_wait: 0s, group_interval: 1s, repeat_interval: 1h}}\nreceivers:\n- name: hook\n  webhook_configs: [{{url: 'http://127.0.0.1:{webhook}/hook', send_resolved: true}}]\n"
-        ),
-    )
-    .unwrap();
-    let config = dir.join("vigil.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "global: {{scrape_interval: 1s, scrape_timeout: 900ms, evaluation_interval: 1s}}\nscrape_configs:\n- job_name: app\n  static_configs: [{{targets: ['127.0.0.1:{target}']}}]\nrule_files: [rules.yaml]\nnotify_config_file: notify.yaml\nweb: {{listen: '127.0.0.1:{listen}'}}\n"
-        ),
-    )
-    .unwrap();
-    config
-}
-
-/// Starts `vigil-evaluator run` on `db`, appending to `dir/evaluator.log`.
-fn start_evaluator(config: &Path, dir: &Path, db: &TestDb) -> ChildGuard {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("evaluator.log"))
-        .unwrap();
-    ChildGuard::spawn(
-        Command::new(cargo_bin("vigil-evaluator"))
-            .args(["run", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .env("DATABASE_URL", &db.url)
-            .env_remove("VIGIL_API_TOKEN")
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(log),
+/// `vigil.yaml` and friends for the single `ValueHigh` rule held `hold`.
+fn configure(
+    dir: &Path,
+    target: &Target,
+    webhook: &Webhook,
+    listen: u16,
+    hold: &str,
+) -> std::path::PathBuf {
+    write_config(
+        dir,
+        target.port,
+        listen,
+        &value_high_rules(hold, ""),
+        &webhook_notify(webhook.port, true),
     )
 }
 
-fn log_of(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("evaluator.log")).unwrap_or_default()
-}
-
-async fn wait_until(what: &str, dir: &Path, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; evaluator log:\n{}",
-            log_of(dir)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Polls `sql` (a count) until it reaches at least `want`.
-async fn wait_for_rows(what: &str, dir: &Path, db: &TestDb, sql: &str, want: i64) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let n = db.count(sql).await;
-        if n >= want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what} ({sql} = {n}, want {want}); evaluator log:\n{}",
-            log_of(dir)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+fn start(config: &Path, dir: &Path, db: &TestDb) -> vigil_testkit::ChildGuard {
+    start_evaluator(config, dir, "evaluator.log", Some(&db.url))
 }
 
 async fn history_is_recorded_as_an_alert_goes_pending_fires_and_resolves(dir: &Path, db: &TestDb) {
     let target = Target::start().await;
     let webhook = Webhook::start().await;
     let listen = free_port();
-    let config = write_config(dir, target.port, webhook.port, listen, "2s");
+    let config = configure(dir, &target, &webhook, listen, "2s");
     target.set(5.0);
-    let _child = start_evaluator(&config, dir, db);
+    let _child = start(&config, dir, db);
     wait_until("the firing notification", dir, || {
         webhook.count("firing") >= 1
     })
@@ -317,9 +103,9 @@ async fn a_killed_evaluator_neither_repeats_the_firing_notification_nor_loses_th
     let target = Target::start().await;
     let webhook = Webhook::start().await;
     let listen = free_port();
-    let config = write_config(dir, target.port, webhook.port, listen, "0s");
+    let config = configure(dir, &target, &webhook, listen, "0s");
     target.set(3.0);
-    let mut child = start_evaluator(&config, dir, db);
+    let mut child = start(&config, dir, db);
     wait_until("the firing notification", dir, || {
         webhook.count("firing") >= 1
     })
@@ -350,12 +136,11 @@ async fn a_killed_evaluator_neither_repeats_the_firing_notification_nor_loses_th
         1,
     )
     .await;
-    child.0.kill().unwrap();
-    let _ = child.0.wait();
+    kill9(&mut child);
 
     let listen = free_port();
-    let config = write_config(dir, target.port, webhook.port, listen, "0s");
-    let _child = start_evaluator(&config, dir, db);
+    let config = configure(dir, &target, &webhook, listen, "0s");
+    let _child = start(&config, dir, db);
     wait_for_http(&format!("http://127.0.0.1:{listen}/-/ready"), DEADLINE)
         .await
         .unwrap_or_else(|e| panic!("{e}; log:\n{}", log_of(dir)));
@@ -454,9 +239,9 @@ async fn an_unreachable_history_database_does_not_stop_evaluation_or_delivery() 
     let target = Target::start().await;
     let webhook = Webhook::start().await;
     let listen = free_port();
-    let config = write_config(dir.path(), target.port, webhook.port, listen, "0s");
+    let config = configure(dir.path(), &target, &webhook, listen, "0s");
     target.set(2.0);
-    let _child = start_evaluator(&config, dir.path(), &db);
+    let _child = start(&config, dir.path(), &db);
     wait_until("the firing notification", dir.path(), || {
         webhook.count("firing") >= 1
     })
@@ -477,5 +262,90 @@ async fn an_unreachable_history_database_does_not_stop_evaluation_or_delivery() 
         backlog.is_some_and(|b| b > 0.0),
         "history is buffered while the database is down: {backlog:?}"
     );
+    db.finish().await;
+}
+
+async fn a_cooldown_survives_a_restart(dir: &Path, db: &TestDb) {
+    let target = Target::start().await;
+    let webhook = Webhook::start().await;
+    let rules = value_high_rules("0s", "    cooldown: 1h\n");
+    let notify = webhook_notify(webhook.port, true);
+    let listen = free_port();
+    let config = write_config(dir, target.port, listen, &rules, &notify);
+    target.set(1.0);
+    let mut child = start(&config, dir, db);
+    wait_until("the firing notification", dir, || {
+        webhook.count("firing") >= 1
+    })
+    .await;
+    target.set(0.0);
+    wait_until("the resolved notification", dir, || {
+        webhook.count("resolved") >= 1
+    })
+    .await;
+    wait_for_rows(
+        "the cooldown saved after the resolution",
+        dir,
+        db,
+        "SELECT COUNT(*) FROM cooldowns WHERE awaiting_resolve = 0 AND cooldown_ms = 3600000",
+        1,
+    )
+    .await;
+    kill9(&mut child);
+
+    let listen = free_port();
+    let config = write_config(dir, target.port, listen, &rules, &notify);
+    let _child = start(&config, dir, db);
+    wait_for_http(&format!("http://127.0.0.1:{listen}/-/ready"), DEADLINE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}; log:\n{}", log_of(dir)));
+    // The alert fires again within its cooldown: held back.
+    target.set(1.0);
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let alerts: Value = reqwest::get(format!("http://127.0.0.1:{listen}/api/v1/alerts"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        if alerts["data"]["alerts"][0]["state"] == "firing" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{alerts}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Several evaluations and group intervals.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        webhook.count("firing"),
+        1,
+        "{:#?}\nlog:\n{}",
+        webhook.payloads(),
+        log_of(dir)
+    );
+    assert!(
+        log_of(dir).contains("cooldowns restored from history"),
+        "{}",
+        log_of(dir)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_cooldown_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite(dir.path()).await;
+    a_cooldown_survives_a_restart(dir.path(), &db).await;
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_cooldown_survives_a_restart() {
+    let Some(db) = TestDb::postgres().await else {
+        println!("SKIPPED: DATABASE_URL is not set to a Postgres server");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    a_cooldown_survives_a_restart(dir.path(), &db).await;
     db.finish().await;
 }

@@ -39,6 +39,7 @@ pub struct Database {
     backend: Backend,
     url: String,
     migrated: Arc<AtomicBool>,
+    migrating: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The migrations in `evaluator/migrations/`, embedded at build time.
@@ -79,12 +80,18 @@ impl Database {
             backend,
             url: redact(url),
             migrated: Arc::new(AtomicBool::new(false)),
+            migrating: Arc::default(),
         })
     }
 
-    /// Runs the migrations unless a previous call succeeded. Running them
-    /// again is harmless: applied migrations are recorded and skipped.
+    /// Runs the migrations unless a previous call succeeded. Calls are
+    /// serialised: two migrations running at once on SQLite (which has no
+    /// migration lock) would both insert the same applied-migration row.
     pub async fn ensure_schema(&self) -> Result<(), HistoryError> {
+        if self.migrated.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _one_at_a_time = self.migrating.lock().await;
         if self.migrated.load(Ordering::Acquire) {
             return Ok(());
         }

@@ -268,6 +268,29 @@ impl HistoryStore {
         rows.iter().map(notification_from_row).collect()
     }
 
+    /// Notifications delivered and created at or after `since`, oldest
+    /// first: what a new leader counts as told besides the notification
+    /// log (whose rows are written a moment later, in batches).
+    pub async fn sent_since(
+        &self,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<NotificationRecord>, HistoryError> {
+        self.database().ensure_schema().await?;
+        let sql = format!(
+            "SELECT {NOTIFICATION_COLUMNS} FROM notifications \
+             WHERE status = 'sent' AND created_at >= $1 \
+             ORDER BY created_at, id LIMIT {}",
+            limit.clamp(1, 100_000)
+        );
+        let rows = sqlx::query(&sql)
+            .bind(to_millis(since))
+            .fetch_all(self.database().pool())
+            .await
+            .map_err(HistoryError::db("reading delivered notifications"))?;
+        rows.iter().map(notification_from_row).collect()
+    }
+
     /// Marks a notification delivered. Returns false when no pending
     /// notification has this id (already marked, or unknown).
     pub async fn mark_sent(

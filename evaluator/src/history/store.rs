@@ -235,7 +235,9 @@ pub struct NotifyLogRow {
     pub sent_at: DateTime<Utc>,
 }
 
-/// One entry of the notifier's cooldown ledger.
+/// One entry of the notifier's cooldown ledger. Saved with
+/// `awaiting_resolve: false` (a resolved notification went out) it keeps
+/// the stored `last_firing_sent`, which is set only by a firing one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CooldownRow {
     pub receiver: String,
@@ -929,7 +931,9 @@ async fn apply_one(conn: &mut AnyConnection, write: &HistoryWrite) -> Result<(),
             sqlx::query(
                 "INSERT INTO cooldowns (receiver, fingerprint, last_firing_sent, cooldown_ms, awaiting_resolve) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (receiver, fingerprint) DO UPDATE SET \
-                 last_firing_sent = excluded.last_firing_sent, cooldown_ms = excluded.cooldown_ms, \
+                 last_firing_sent = CASE WHEN excluded.awaiting_resolve = 1 \
+                   THEN excluded.last_firing_sent ELSE cooldowns.last_firing_sent END, \
+                 cooldown_ms = excluded.cooldown_ms, \
                  awaiting_resolve = excluded.awaiting_resolve",
             )
             .bind(row.receiver.as_str())

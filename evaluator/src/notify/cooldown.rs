@@ -85,6 +85,26 @@ impl CooldownLedger {
         }
     }
 
+    /// Puts back an entry saved before a restart (see
+    /// [`crate::history::store::CooldownRow`]).
+    pub fn restore(
+        &mut self,
+        receiver: &str,
+        fingerprint: Fingerprint,
+        last_firing_sent: DateTime<Utc>,
+        cooldown: Duration,
+        awaiting_resolve: bool,
+    ) {
+        self.entries.insert(
+            (receiver.to_string(), fingerprint),
+            Entry {
+                last_firing_sent,
+                cooldown,
+                awaiting_resolve,
+            },
+        );
+    }
+
     /// Forgets alerts that are resolved and out of cooldown.
     pub fn gc(&mut self, now: DateTime<Utc>) {
         self.entries

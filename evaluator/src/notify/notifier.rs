@@ -223,6 +223,26 @@ impl Notifier {
         self.log.record(receiver, group_key, entry);
     }
 
+    /// Puts back a cooldown-ledger entry saved before a restart, so a
+    /// re-fire within an alert's cooldown stays held back and a resolution
+    /// owed to a receiver is still sent.
+    pub fn restore_cooldown(
+        &mut self,
+        receiver: &str,
+        fingerprint: Fingerprint,
+        last_firing_sent: DateTime<Utc>,
+        cooldown: std::time::Duration,
+        awaiting_resolve: bool,
+    ) {
+        self.cooldown.restore(
+            receiver,
+            fingerprint,
+            last_firing_sent,
+            cooldown,
+            awaiting_resolve,
+        );
+    }
+
     /// When [`Notifier::tick`] next has work, if ever.
     pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
         self.dispatcher.next_deadline()

@@ -28,7 +28,8 @@ use super::api::{router, AppState, ReloadRequest};
 use super::config::{self, ConfigErrors, ConfigProblem, ValidatedConfig};
 use super::delivery::{run_delivery, Outbox};
 use super::durability::{
-    restore_notify_log, wait_for_first_scrapes, AlertTracker, Durability, DurabilityError,
+    restore_cooldowns, restore_notify_log, wait_for_first_scrapes, AlertTracker, Durability,
+    DurabilityError,
 };
 use super::metrics::{MetricsError, ServerMetrics};
 use super::query_adapter::{write_store, SharedStore, StoreQueryEngine};
@@ -229,6 +230,13 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
         tracing::info!(
             entries = restored_log,
             "notification log restored from history"
+        );
+    }
+    let restored_cooldowns = restore_cooldowns(&durability.store, &mut notifier).await;
+    if restored_cooldowns > 0 {
+        tracing::info!(
+            entries = restored_cooldowns,
+            "cooldowns restored from history"
         );
     }
     let notifier = Arc::new(tokio::sync::Mutex::new(notifier));

@@ -1,38 +1,57 @@
 //! The delivery task: takes the notifier's notifications off a channel and
 //! delivers each to every integration of its receiver through the
-//! [`DeliveryStage`] (retries, Slack pacing), concurrently, counting the
-//! outcome per receiver and integration.
+//! [`DeliveryStage`] (retries, Slack pacing), counting the outcome per
+//! receiver and integration.
 //!
 //! Durable delivery (with an [`Outbox`]): each notification is written to
 //! the SQL outbox for each integration, under its idempotency key, before
 //! it is sent, and marked sent or failed after the delivery stage's
-//! outcome; a delivered one also leaves its notification-log row, so a
-//! restart neither repeats it nor forgets to send its resolution. At start,
-//! and whenever this replica becomes the leader, outbox entries still
-//! pending are delivered before new notifications. Only the leader sends:
-//! a standby queues notifications in the outbox and leaves them there.
-//! A database that does not answer does not stop delivery: the
-//! notification is sent without its outbox row, and that is logged.
+//! outcome; a delivered one also leaves its notification-log and cooldown
+//! rows, so a restart neither repeats it nor forgets to send its
+//! resolution. A mark the database does not take is retried until it does
+//! (the entry counts as in flight meanwhile, so it is not sent again).
+//!
+//! Order: deliveries of one lane (receiver, integration, group) go out one
+//! at a time, in the order the notifier produced them, so a receiver never
+//! sees an alert's resolution before its firing notification, even while
+//! the stage retries a receiver that is down.
+//!
+//! Retries while running: when the stage gives up on a retryable error
+//! (receiver down longer than its deadline), the outbox entry stays pending
+//! with a backed-off `next_attempt_at`; every [`RETRY_EVERY`] the leader
+//! delivers the entries that are due and not in flight (its own retries,
+//! and whatever an old leader left pending), until [`GIVE_UP_AFTER`].
+//!
+//! Leadership: only the leader sends. A standby (or a replica that lost the
+//! database, which makes it step down) holds its notifications in memory,
+//! in order, and drops those the leader's notification log shows were
+//! already told to the receiver. When it becomes the leader it first
+//! delivers the outbox entries left pending, then the held notifications the
+//! notification log does not cover; so a fail-over, or a database outage of
+//! a single replica, neither repeats nor drops a notification. Without a
+//! database that answers, a leader still delivers (without an outbox row).
 //!
 //! On shutdown the channel closes; deliveries already started get a grace
 //! period to finish, then are abandoned with a log line.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
-use tokio::sync::{mpsc, watch};
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
 
 use super::config::ReceiverIntegrations;
-use super::durability::{notification_from_payload, notification_payload, notify_log_row};
+use super::durability::{
+    cooldown_rows, notification_from_payload, notification_payload, notify_log_row,
+};
 use super::metrics::ServerMetrics;
-use crate::history::outbox::{idempotency_key, OutboxEntry};
+use crate::history::outbox::{idempotency_key, NotificationRecord, OutboxEntry};
 use crate::history::store::HistoryWrite;
 use crate::history::writer::HistoryWriter;
 use crate::history::HistoryStore;
-use crate::notify::alert::Notification;
+use crate::notify::alert::{AlertStatus, Fingerprint, Notification};
 use crate::notify::deliver::DeliveryStage;
 use crate::notify::receivers::config::Integration;
 
@@ -41,6 +60,14 @@ use crate::notify::receivers::config::Integration;
 const OUTBOX_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most pending outbox entries resumed at once.
 const RESUME_LIMIT: usize = 10_000;
+/// How often the leader looks for due outbox entries (and a standby drops
+/// held notifications the leader has sent).
+pub const RETRY_EVERY: Duration = Duration::from_secs(2);
+/// An outbox entry older than this is not retried any more: marked failed.
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(6 * 3600);
+/// Most notifications a standby holds; beyond, the oldest are dropped
+/// (logged).
+const HOLD_LIMIT: usize = 10_000;
 
 /// Where notifications are queued before they are sent, and whether this
 /// replica sends.
@@ -56,9 +83,210 @@ fn integration_name(integration: &Integration) -> String {
     format!("{}[{}]", integration.integration, integration.index)
 }
 
-/// Outbox ids whose delivery runs in this process, so a resume does not
-/// start a second delivery of the same entry.
-type InFlight = Arc<Mutex<HashSet<String>>>;
+/// The wait after a failed outbox entry of age `age` before its next
+/// attempt: half its age, between 10 s and 10 min.
+pub fn retry_delay(age: Duration) -> Duration {
+    (age / 2).clamp(Duration::from_secs(10), Duration::from_secs(600))
+}
+
+/// (receiver, integration, group key): deliveries that must keep their order.
+type LaneKey = (String, String, String);
+
+#[derive(Debug, Default)]
+struct Lane {
+    next_ticket: u64,
+    serving: u64,
+}
+
+/// First-come, first-served turns per lane: a ticket is taken in the
+/// delivery loop (so in production order), and a delivery waits until its
+/// ticket is served.
+#[derive(Debug, Default)]
+struct Lanes {
+    lanes: Mutex<HashMap<LaneKey, Lane>>,
+    changed: Notify,
+}
+
+impl Lanes {
+    fn ticket(&self, key: &LaneKey) -> u64 {
+        let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        let lane = lanes.entry(key.clone()).or_default();
+        lane.next_ticket += 1;
+        lane.next_ticket - 1
+    }
+
+    async fn wait_turn(&self, key: &LaneKey, ticket: u64) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let serving = {
+                let lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+                lanes.get(key).map_or(ticket, |l| l.serving)
+            };
+            if serving >= ticket {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    fn done(&self, key: &LaneKey) {
+        {
+            let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(lane) = lanes.get_mut(key) {
+                lane.serving += 1;
+                if lane.serving >= lane.next_ticket {
+                    lanes.remove(key);
+                }
+            }
+        }
+        self.changed.notify_waiters();
+    }
+}
+
+/// Releases a lane turn when dropped, so an aborted delivery (shutdown)
+/// does not block its lane.
+struct Turn<'a> {
+    lanes: &'a Lanes,
+    key: LaneKey,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.lanes.done(&self.key);
+    }
+}
+
+/// What the delivery tasks share.
+struct Shared {
+    receivers: watch::Receiver<Arc<ReceiverIntegrations>>,
+    stage: DeliveryStage,
+    metrics: ServerMetrics,
+    outbox: Option<Outbox>,
+    /// Idempotency keys of the outbox entries whose delivery (or its
+    /// outcome's record) runs in this process, so a resume does not start
+    /// a second delivery of the same entry.
+    in_flight: Mutex<HashSet<String>>,
+    lanes: Lanes,
+}
+
+impl Shared {
+    fn claim(&self, key: &str) -> bool {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string())
+    }
+
+    fn forget(&self, key: &str) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
+    fn integrations(&self, receiver: &str) -> Option<Vec<Integration>> {
+        self.receivers.borrow().get(receiver).cloned()
+    }
+}
+
+/// A notification produced while this replica did not lead.
+#[derive(Debug)]
+struct Held {
+    notification: Arc<Notification>,
+    at: DateTime<Utc>,
+}
+
+/// What a receiver was last told about a group, per the notification log.
+#[derive(Debug, Clone)]
+struct Told {
+    sent_at: DateTime<Utc>,
+    firing: BTreeSet<Fingerprint>,
+    resolved: BTreeSet<Fingerprint>,
+}
+
+type ToldMap = HashMap<(String, String), Told>;
+
+fn sets(n: &Notification) -> (BTreeSet<Fingerprint>, BTreeSet<Fingerprint>) {
+    let of = |want: AlertStatus| {
+        n.alerts
+            .iter()
+            .filter(|a| a.status == want)
+            .map(|a| a.fingerprint)
+            .collect()
+    };
+    (of(AlertStatus::Firing), of(AlertStatus::Resolved))
+}
+
+/// Whether the receiver was already told what `held` says: the log has an
+/// entry for its group at least as new, or one with the same alerts.
+fn covered(told: &ToldMap, held: &Held) -> bool {
+    let n = &held.notification;
+    let Some(entry) = told.get(&(n.receiver.clone(), n.group_key.clone())) else {
+        return false;
+    };
+    let (firing, resolved) = sets(n);
+    held.at <= entry.sent_at || (firing == entry.firing && resolved == entry.resolved)
+}
+
+fn tell(told: &mut ToldMap, n: &Notification, at: DateTime<Utc>) {
+    let (firing, resolved) = sets(n);
+    let key = (n.receiver.clone(), n.group_key.clone());
+    if told.get(&key).is_some_and(|t| t.sent_at > at) {
+        return;
+    }
+    told.insert(
+        key,
+        Told {
+            sent_at: at,
+            firing,
+            resolved,
+        },
+    );
+}
+
+/// What receivers were told, or why the database did not answer: the
+/// notification log, and the outbox entries delivered since `held`'s oldest
+/// notification (a leader killed right after a delivery has marked it sent
+/// but may not have written its log row yet).
+async fn load_told(outbox: &Outbox, held: &VecDeque<Held>) -> Result<ToldMap, String> {
+    let mut told = load_log(outbox).await?;
+    let Some(oldest) = held.iter().map(|h| h.at).min() else {
+        return Ok(told);
+    };
+    let since = oldest - chrono::Duration::minutes(1);
+    let sent = tokio::time::timeout(OUTBOX_TIMEOUT, outbox.store.sent_since(since, RESUME_LIMIT))
+        .await
+        .map_err(|_| "the outbox did not answer in time".to_string())?
+        .map_err(|e| format!("cannot read delivered notifications: {e}"))?;
+    for record in sent {
+        if let Some(n) = notification_from_payload(&record.payload) {
+            tell(&mut told, &n, record.sent_at.unwrap_or(record.created_at));
+        }
+    }
+    Ok(told)
+}
+
+async fn load_log(outbox: &Outbox) -> Result<ToldMap, String> {
+    match tokio::time::timeout(OUTBOX_TIMEOUT, outbox.store.load_notify_log()).await {
+        Ok(Ok(rows)) => Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    (r.receiver, r.group_key),
+                    Told {
+                        sent_at: r.sent_at,
+                        firing: r.firing,
+                        resolved: r.resolved,
+                    },
+                )
+            })
+            .collect()),
+        Ok(Err(e)) => Err(format!("cannot read the notification log: {e}")),
+        Err(_) => Err("the notification log did not answer in time".to_string()),
+    }
+}
 
 /// Runs until `notifications` is closed and every delivery has ended (or
 /// `grace` has passed since the close).
@@ -70,51 +298,35 @@ pub async fn run_delivery(
     grace: Duration,
     outbox: Option<Outbox>,
 ) {
-    let mut running = JoinSet::new();
-    let in_flight: InFlight = Arc::default();
     let mut leader = outbox.as_ref().map(|o| o.leader.clone());
-    if let Some(o) = &outbox {
-        if *o.leader.borrow() {
-            resume(o, &receivers, &stage, &metrics, &in_flight, &mut running).await;
-        }
+    let shared = Arc::new(Shared {
+        receivers,
+        stage,
+        metrics,
+        outbox,
+        in_flight: Mutex::default(),
+        lanes: Lanes::default(),
+    });
+    let mut running = JoinSet::new();
+    let mut held: VecDeque<Held> = VecDeque::new();
+    let mut leading = leader.as_mut().is_none_or(|l| *l.borrow_and_update());
+    if leading {
+        take_over(&shared, &mut held, &mut running).await;
     }
+    let mut retry = tokio::time::interval(RETRY_EVERY);
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    retry.reset();
+    let mut outbox_down = false;
     loop {
         tokio::select! {
             next = notifications.recv() => {
                 let Some(notification) = next else { break };
-                let integrations = receivers.borrow().get(&notification.receiver).cloned();
-                let Some(integrations) = integrations else {
-                    tracing::warn!(receiver = %notification.receiver, "notification for a receiver that is no longer configured; dropped");
-                    continue;
-                };
+                let at = Utc::now();
                 let notification = Arc::new(notification);
-                let received_at = Utc::now();
-                for integration in integrations {
-                    let stage = stage.clone();
-                    let metrics = metrics.clone();
-                    let notification = Arc::clone(&notification);
-                    let outbox = outbox.clone();
-                    let in_flight = Arc::clone(&in_flight);
-                    running.spawn(async move {
-                        let name = integration_name(&integration);
-                        let id = match &outbox {
-                            Some(o) => enqueue(o, &notification, &name, received_at, &in_flight).await,
-                            None => None,
-                        };
-                        if let Some(o) = &outbox {
-                            if !*o.leader.borrow() {
-                                if id.is_some() {
-                                    tracing::debug!(receiver = %integration.receiver_name, "not the leader: notification left in the outbox");
-                                } else {
-                                    tracing::warn!(receiver = %integration.receiver_name, "not the leader and the outbox is unreachable: notification dropped");
-                                }
-                                forget(&in_flight, id.as_deref());
-                                return;
-                            }
-                        }
-                        deliver_one(&stage, &metrics, &integration, &notification, outbox.as_ref(), id.as_deref()).await;
-                        forget(&in_flight, id.as_deref());
-                    });
+                if leading {
+                    dispatch(&shared, notification, at, &mut running);
+                } else {
+                    hold(&mut held, Held { notification, at });
                 }
             }
             changed = async {
@@ -128,15 +340,49 @@ pub async fn run_delivery(
                     continue;
                 }
                 let leads = leader.as_mut().is_some_and(|l| *l.borrow_and_update());
-                if leads {
-                    if let Some(o) = &outbox {
-                        tracing::info!("became the leader: resuming pending notifications");
-                        resume(o, &receivers, &stage, &metrics, &in_flight, &mut running).await;
+                if leads && !leading {
+                    tracing::info!(held = held.len(), "became the leader: delivering what is pending");
+                    take_over(&shared, &mut held, &mut running).await;
+                } else if !leads && leading {
+                    tracing::warn!("no longer the leader: notifications are held until this replica leads again");
+                }
+                leading = leads;
+            }
+            _ = retry.tick(), if shared.outbox.is_some() => {
+                let answered = if leading {
+                    resume(&shared, &mut running, None).await
+                } else if let (false, Some(o)) = (held.is_empty(), &shared.outbox) {
+                    match load_told(o, &held).await {
+                        Ok(told) => {
+                            held.retain(|h| !covered(&told, h));
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
                     }
+                } else {
+                    Ok(())
+                };
+                // Logged when it changes, not at every round.
+                match answered {
+                    Err(e) if !outbox_down => {
+                        tracing::error!(error = %e, "the outbox is unreadable; pending notifications wait until it answers");
+                        outbox_down = true;
+                    }
+                    Ok(()) if outbox_down => {
+                        tracing::info!("the outbox answers again");
+                        outbox_down = false;
+                    }
+                    _ => {}
                 }
             }
             Some(_) = running.join_next(), if !running.is_empty() => {}
         }
+    }
+    if !held.is_empty() {
+        tracing::warn!(
+            notifications = held.len(),
+            "shutting down as a standby: held notifications are left to the leader"
+        );
     }
     if running.is_empty() {
         return;
@@ -159,12 +405,105 @@ pub async fn run_delivery(
     }
 }
 
-fn forget(in_flight: &InFlight, id: Option<&str>) {
-    if let Some(id) = id {
-        in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
+fn hold(held: &mut VecDeque<Held>, h: Held) {
+    if held.len() >= HOLD_LIMIT {
+        held.pop_front();
+        tracing::error!(
+            limit = HOLD_LIMIT,
+            "too many notifications held while not the leader; the oldest is dropped"
+        );
+    }
+    held.push_back(h);
+}
+
+/// Becoming the leader: the entries an old leader (or this replica before a
+/// restart) left pending first, then the held notifications the receiver
+/// was not told yet according to the notification log and those entries.
+async fn take_over(shared: &Arc<Shared>, held: &mut VecDeque<Held>, running: &mut JoinSet<()>) {
+    let Some(outbox) = &shared.outbox else {
+        return;
+    };
+    let mut told = match load_told(outbox, held).await {
+        Ok(t) => t,
+        Err(_) if held.is_empty() => ToldMap::new(),
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                notifications = held.len(),
+                "held notifications are sent as they are"
+            );
+            ToldMap::new()
+        }
+    };
+    if let Err(e) = resume(shared, running, Some(&mut told)).await {
+        tracing::error!(error = %e, "pending notifications not resumed; retried while running");
+    }
+    let mut sent = 0;
+    let mut skipped = 0;
+    for h in held.drain(..) {
+        if covered(&told, &h) {
+            skipped += 1;
+            continue;
+        }
+        tell(&mut told, &h.notification, h.at);
+        dispatch(shared, h.notification, h.at, running);
+        sent += 1;
+    }
+    if sent + skipped > 0 {
+        tracing::info!(
+            sent,
+            already_sent = skipped,
+            "notifications held while not the leader"
+        );
+    }
+}
+
+/// Sends `notification` to each integration of its receiver: queued in the
+/// outbox, then delivered in its lane's turn.
+fn dispatch(
+    shared: &Arc<Shared>,
+    notification: Arc<Notification>,
+    at: DateTime<Utc>,
+    running: &mut JoinSet<()>,
+) {
+    let Some(integrations) = shared.integrations(&notification.receiver) else {
+        tracing::warn!(receiver = %notification.receiver, "notification for a receiver that is no longer configured; dropped");
+        return;
+    };
+    for integration in integrations {
+        let name = integration_name(&integration);
+        let lane = (
+            notification.receiver.clone(),
+            name.clone(),
+            notification.group_key.clone(),
+        );
+        let ticket = shared.lanes.ticket(&lane);
+        let key = idempotency_key(&notification, &name, at);
+        // Claimed before the row exists, so a resume never sees it unclaimed.
+        shared.claim(&key);
+        let shared = Arc::clone(shared);
+        let notification = Arc::clone(&notification);
+        running.spawn(async move {
+            let id = match &shared.outbox {
+                Some(o) => enqueue(o, &notification, &name, &key, at).await,
+                None => None,
+            };
+            shared.lanes.wait_turn(&lane, ticket).await;
+            let turn = Turn {
+                lanes: &shared.lanes,
+                key: lane,
+            };
+            deliver_one(
+                &shared,
+                &integration,
+                &notification,
+                id.as_deref(),
+                at,
+                turn,
+            )
+            .await;
+            shared.forget(&key);
+        });
     }
 }
 
@@ -174,25 +513,17 @@ async fn enqueue(
     outbox: &Outbox,
     notification: &Notification,
     integration: &str,
-    received_at: chrono::DateTime<Utc>,
-    in_flight: &InFlight,
+    key: &str,
+    received_at: DateTime<Utc>,
 ) -> Option<String> {
-    let key = idempotency_key(notification, integration, received_at);
     let entry = OutboxEntry::for_notification(
         notification,
         integration,
         notification_payload(notification),
         received_at,
     );
-    match tokio::time::timeout(OUTBOX_TIMEOUT, outbox.store.enqueue(&entry, &key)).await {
-        Ok(Ok(enqueued)) => {
-            let id = enqueued.id().to_string();
-            in_flight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(id.clone());
-            Some(id)
-        }
+    match tokio::time::timeout(OUTBOX_TIMEOUT, outbox.store.enqueue(&entry, key)).await {
+        Ok(Ok(enqueued)) => Some(enqueued.id().to_string()),
         Ok(Err(e)) => {
             tracing::error!(error = %e, receiver = %notification.receiver, "cannot queue the notification in the outbox; delivering it without a durable record");
             None
@@ -204,45 +535,55 @@ async fn enqueue(
     }
 }
 
-/// Delivers the outbox entries still pending (oldest first) that no
-/// delivery in this process is handling.
+/// Delivers the outbox entries that are due and that no delivery in this
+/// process is handling, oldest first. With `told`, also every pending
+/// entry (due or not) is entered there as told, since it will be sent.
+/// Fails (with the reason) only when the outbox could not be read.
 async fn resume(
-    outbox: &Outbox,
-    receivers: &watch::Receiver<Arc<ReceiverIntegrations>>,
-    stage: &DeliveryStage,
-    metrics: &ServerMetrics,
-    in_flight: &InFlight,
+    shared: &Arc<Shared>,
     running: &mut JoinSet<()>,
-) {
-    let due = match tokio::time::timeout(OUTBOX_TIMEOUT, outbox.store.due(Utc::now(), RESUME_LIMIT))
-        .await
-    {
-        Ok(Ok(due)) => due,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "cannot read pending notifications from the outbox");
-            return;
-        }
-        Err(_) => {
-            tracing::error!("the outbox did not answer in time; pending notifications not resumed");
-            return;
-        }
+    told: Option<&mut ToldMap>,
+) -> Result<(), String> {
+    let Some(outbox) = &shared.outbox else {
+        return Ok(());
     };
-    let mut resumed = 0;
-    for record in due {
-        {
-            let mut busy = in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            if !busy.insert(record.id.clone()) {
-                continue;
+    let now = Utc::now();
+    let horizon = if told.is_some() {
+        DateTime::<Utc>::MAX_UTC
+    } else {
+        now
+    };
+    let pending =
+        match tokio::time::timeout(OUTBOX_TIMEOUT, outbox.store.due(horizon, RESUME_LIMIT)).await {
+            Ok(Ok(pending)) => pending,
+            Ok(Err(e)) => return Err(format!("cannot read pending notifications: {e}")),
+            Err(_) => return Err("the outbox did not answer in time".to_string()),
+        };
+    let mut pending: Vec<(NotificationRecord, Option<Notification>)> = pending
+        .into_iter()
+        .map(|r| {
+            let n = notification_from_payload(&r.payload);
+            (r, n)
+        })
+        .collect();
+    pending.sort_by(|(a, _), (b, _)| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    if let Some(told) = told {
+        for (record, n) in &pending {
+            if let Some(n) = n {
+                tell(told, n, record.created_at);
             }
         }
-        let integration = receivers.borrow().get(&record.receiver).and_then(|list| {
-            list.iter()
+    }
+    let mut resumed = 0;
+    for (record, notification) in pending {
+        if record.next_attempt_at > now || !shared.claim(&record.idempotency_key) {
+            continue;
+        }
+        let integration = shared.integrations(&record.receiver).and_then(|list| {
+            list.into_iter()
                 .find(|i| integration_name(i) == record.integration)
-                .cloned()
         });
-        let (Some(integration), Some(notification)) =
-            (integration, notification_from_payload(&record.payload))
-        else {
+        let (Some(integration), Some(notification)) = (integration, notification) else {
             let reason =
                 "its receiver integration is no longer configured, or its payload is unreadable";
             tracing::warn!(id = %record.id, receiver = %record.receiver, integration = %record.integration, "pending notification cannot be resumed: {reason}");
@@ -250,118 +591,319 @@ async fn resume(
                 .store
                 .mark_failed(&record.id, reason, None, None)
                 .await;
-            forget(in_flight, Some(&record.id));
+            shared.forget(&record.idempotency_key);
             continue;
         };
         resumed += 1;
-        let stage = stage.clone();
-        let metrics = metrics.clone();
-        let outbox = outbox.clone();
-        let in_flight = Arc::clone(in_flight);
+        let lane = (
+            record.receiver.clone(),
+            record.integration.clone(),
+            record.group_key.clone(),
+        );
+        let ticket = shared.lanes.ticket(&lane);
+        let shared = Arc::clone(shared);
         running.spawn(async move {
+            shared.lanes.wait_turn(&lane, ticket).await;
+            let turn = Turn {
+                lanes: &shared.lanes,
+                key: lane,
+            };
             deliver_one(
-                &stage,
-                &metrics,
+                &shared,
                 &integration,
                 &notification,
-                Some(&outbox),
                 Some(&record.id),
+                record.created_at,
+                turn,
             )
             .await;
-            forget(&in_flight, Some(&record.id));
+            shared.forget(&record.idempotency_key);
         });
     }
     if resumed > 0 {
         tracing::info!(
             notifications = resumed,
-            "resuming notifications left pending in the outbox"
+            "delivering notifications left pending in the outbox"
         );
     }
+    Ok(())
+}
+
+/// How the delivery of one outbox entry ended, to record.
+enum Outcome {
+    Sent {
+        code: Option<u16>,
+        message_id: Option<String>,
+    },
+    /// Retryable: due again at this time.
+    Retry {
+        error: String,
+        code: Option<u16>,
+        at: DateTime<Utc>,
+    },
+    Failed {
+        error: String,
+        code: Option<u16>,
+    },
 }
 
 /// One delivery through the stage, counted, logged and (with an outbox id)
-/// marked in the outbox.
+/// recorded in the outbox. `turn` is the lane's turn, released once the
+/// stage is done (before the outcome is recorded).
 async fn deliver_one(
-    stage: &DeliveryStage,
-    metrics: &ServerMetrics,
+    shared: &Shared,
     integration: &Integration,
     notification: &Notification,
-    outbox: Option<&Outbox>,
     id: Option<&str>,
+    created_at: DateTime<Utc>,
+    turn: Turn<'_>,
 ) {
-    let outcome = stage
+    let outcome = shared
+        .stage
         .deliver(Arc::clone(&integration.receiver), notification)
         .await;
-    let mark = |sent: Result<(), (String, Option<u16>)>,
-                code: Option<u16>,
-                message_id: Option<String>| async move {
-        let (Some(o), Some(id)) = (outbox, id) else {
-            return;
-        };
-        let now = Utc::now();
-        let marked = match sent {
-            Ok(()) => {
-                let _ = o
-                    .writer
-                    .record(HistoryWrite::NotifyLog(notify_log_row(notification, now)));
-                o.store
-                    .mark_sent(id, code, message_id.as_deref(), now)
-                    .await
-            }
-            Err((error, code)) => o.store.mark_failed(id, &error, code, None).await,
-        };
-        if let Err(e) = marked {
-            tracing::error!(error = %e, id, "cannot record the delivery outcome in the outbox; the notification may be sent again after a restart");
-        }
-    };
-    let Some(outcome) = outcome else {
+    drop(turn);
+    let result = match outcome {
         // `send_resolved: false`: nothing to send, and nothing left to do.
-        mark(Ok(()), None, None).await;
+        None => Outcome::Sent {
+            code: None,
+            message_id: None,
+        },
+        Some(outcome) => match outcome.last_error() {
+            None => {
+                shared.metrics.record_delivery(
+                    &integration.receiver_name,
+                    integration.integration,
+                    outcome.attempts,
+                    true,
+                );
+                tracing::info!(
+                    receiver = %integration.receiver_name,
+                    integration = integration.integration,
+                    status = notification.status.as_str(),
+                    alerts = notification.alerts.len(),
+                    attempts = outcome.attempts,
+                    "notification delivered"
+                );
+                Outcome::Sent {
+                    code: outcome.response_code(),
+                    message_id: outcome.message_id().map(str::to_string),
+                }
+            }
+            Some(error) => {
+                shared.metrics.record_delivery(
+                    &integration.receiver_name,
+                    integration.integration,
+                    outcome.attempts,
+                    false,
+                );
+                let age = (Utc::now() - created_at).to_std().unwrap_or_default();
+                if error.is_retryable() && id.is_some() && age < GIVE_UP_AFTER {
+                    let at = Utc::now()
+                        + chrono::Duration::from_std(retry_delay(age))
+                            .unwrap_or(chrono::Duration::zero());
+                    tracing::warn!(
+                        receiver = %integration.receiver_name,
+                        integration = integration.integration,
+                        attempts = outcome.attempts,
+                        error = %error,
+                        retry_at = %at,
+                        "notification delivery failed; kept in the outbox and retried later"
+                    );
+                    Outcome::Retry {
+                        error: error.to_string(),
+                        code: outcome.response_code(),
+                        at,
+                    }
+                } else {
+                    tracing::error!(
+                        receiver = %integration.receiver_name,
+                        integration = integration.integration,
+                        attempts = outcome.attempts,
+                        error = %error,
+                        "notification delivery failed; giving up"
+                    );
+                    Outcome::Failed {
+                        error: error.to_string(),
+                        code: outcome.response_code(),
+                    }
+                }
+            }
+        },
+    };
+    let Some(outbox) = &shared.outbox else {
         return;
     };
-    match outcome.last_error() {
-        None => {
-            metrics.record_delivery(
-                &integration.receiver_name,
-                integration.integration,
-                outcome.attempts,
-                true,
-            );
-            tracing::info!(
-                receiver = %integration.receiver_name,
-                integration = integration.integration,
-                status = notification.status.as_str(),
-                alerts = notification.alerts.len(),
-                attempts = outcome.attempts,
-                "notification delivered"
-            );
-            mark(
-                Ok(()),
-                outcome.response_code(),
-                outcome.message_id().map(str::to_string),
-            )
-            .await;
+    let now = Utc::now();
+    if matches!(result, Outcome::Sent { .. }) {
+        // Through the batched writer, which buffers while the database is
+        // down: even a notification sent without an outbox row is logged.
+        let _ = outbox
+            .writer
+            .record(HistoryWrite::NotifyLog(notify_log_row(notification, now)));
+        for row in cooldown_rows(notification, now) {
+            let _ = outbox.writer.record(HistoryWrite::Cooldown(row));
         }
-        Some(error) => {
-            metrics.record_delivery(
-                &integration.receiver_name,
-                integration.integration,
-                outcome.attempts,
-                false,
-            );
-            tracing::error!(
-                receiver = %integration.receiver_name,
-                integration = integration.integration,
-                attempts = outcome.attempts,
-                error = %error,
-                "notification delivery failed; giving up"
-            );
-            mark(
-                Err((error.to_string(), outcome.response_code())),
-                outcome.response_code(),
-                None,
-            )
-            .await;
+    }
+    let Some(id) = id else {
+        return;
+    };
+    record_outcome(outbox, id, &result, now).await;
+}
+
+/// Records `result` for outbox entry `id`, retrying until the database
+/// takes it: an entry left pending after it was sent would be sent again.
+async fn record_outcome(outbox: &Outbox, id: &str, result: &Outcome, now: DateTime<Utc>) {
+    let mut wait = Duration::from_millis(500);
+    let mut logged = false;
+    loop {
+        let marked = match result {
+            Outcome::Sent { code, message_id } => {
+                outbox
+                    .store
+                    .mark_sent(id, *code, message_id.as_deref(), now)
+                    .await
+            }
+            Outcome::Retry { error, code, at } => {
+                outbox.store.mark_failed(id, error, *code, Some(*at)).await
+            }
+            Outcome::Failed { error, code } => {
+                outbox.store.mark_failed(id, error, *code, None).await
+            }
+        };
+        match marked {
+            Ok(_) => {
+                if logged {
+                    tracing::info!(id, "delivery outcome recorded in the outbox");
+                }
+                return;
+            }
+            Err(e) => {
+                if !logged {
+                    tracing::error!(error = %e, id, "cannot record the delivery outcome in the outbox; retrying until the database answers");
+                    logged = true;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test reports failure
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::labels::Labels;
+    use crate::notify::alert::{Alert, NotifiedAlert};
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(secs)
+    }
+
+    fn notification(pod: &str, status: AlertStatus) -> Notification {
+        let alert = Alert {
+            labels: Labels::from_pairs([("alertname", "High"), ("pod", pod)]),
+            annotations: BTreeMap::new(),
+            starts_at: t(0),
+            ends_at: None,
+            generator_url: String::new(),
+            cooldown: None,
+        };
+        Notification {
+            receiver: "r".into(),
+            group_key: format!("{{}}:{{pod=\"{pod}\"}}"),
+            status,
+            alerts: vec![NotifiedAlert {
+                status,
+                fingerprint: alert.fingerprint(),
+                alert,
+            }],
+            group_labels: Labels::default(),
+            common_labels: Labels::default(),
+            common_annotations: BTreeMap::new(),
+            external_url: String::new(),
+            truncated_alerts: 0,
+        }
+    }
+
+    fn held(pod: &str, status: AlertStatus, at: i64) -> Held {
+        Held {
+            notification: Arc::new(notification(pod, status)),
+            at: t(at),
+        }
+    }
+
+    #[test]
+    fn a_held_notification_is_covered_by_a_newer_or_equal_log_entry_only() {
+        let mut told = ToldMap::new();
+        tell(&mut told, &notification("a", AlertStatus::Firing), t(10));
+        assert!(covered(&told, &held("a", AlertStatus::Firing, 9)), "older");
+        assert!(
+            covered(&told, &held("a", AlertStatus::Firing, 12)),
+            "same alerts, flushed a bit later by the standby"
+        );
+        assert!(
+            !covered(&told, &held("a", AlertStatus::Resolved, 12)),
+            "the resolution the old leader never sent"
+        );
+        assert!(
+            !covered(&told, &held("b", AlertStatus::Firing, 1)),
+            "another group"
+        );
+        tell(&mut told, &notification("a", AlertStatus::Resolved), t(12));
+        assert!(covered(&told, &held("a", AlertStatus::Resolved, 12)));
+        tell(&mut told, &notification("a", AlertStatus::Firing), t(11));
+        assert!(
+            covered(&told, &held("a", AlertStatus::Resolved, 13)),
+            "an older entry does not replace a newer one"
+        );
+    }
+
+    #[test]
+    fn the_retry_delay_is_half_the_age_between_10_s_and_10_min() {
+        assert_eq!(retry_delay(Duration::ZERO), Duration::from_secs(10));
+        assert_eq!(
+            retry_delay(Duration::from_secs(120)),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            retry_delay(Duration::from_secs(7200)),
+            Duration::from_secs(600)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lane_serves_its_tickets_in_order_whatever_order_they_wait_in() {
+        let lanes = Arc::new(Lanes::default());
+        let key: LaneKey = ("r".into(), "webhook[0]".into(), "g".into());
+        let tickets: Vec<u64> = (0..4).map(|_| lanes.ticket(&key)).collect();
+        let served = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        // Started last ticket first.
+        for ticket in tickets.into_iter().rev() {
+            let (lanes, key, served) = (Arc::clone(&lanes), key.clone(), Arc::clone(&served));
+            tasks.push(tokio::spawn(async move {
+                lanes.wait_turn(&key, ticket).await;
+                served.lock().unwrap().push(ticket);
+                tokio::task::yield_now().await;
+                lanes.done(&key);
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(*served.lock().unwrap(), vec![0, 1, 2, 3]);
+        assert!(
+            lanes.lanes.lock().unwrap().is_empty(),
+            "a finished lane is forgotten"
+        );
+        let other: LaneKey = ("r".into(), "webhook[0]".into(), "other".into());
+        let first = lanes.ticket(&other);
+        tokio::time::timeout(Duration::from_secs(1), lanes.wait_turn(&other, first))
+            .await
+            .unwrap();
     }
 }

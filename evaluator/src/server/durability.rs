@@ -24,8 +24,8 @@ use crate::alerts::Alert as RuleAlert;
 use crate::history::leader::{LeaderConfig, LeaderElector, Ticks};
 use crate::history::silences::SqlSilences;
 use crate::history::store::{
-    episode_id, run_pruner, AlertSnapshot, EpisodeRecord, HistoryState, HistoryWrite, NotifyLogRow,
-    Transition,
+    episode_id, run_pruner, AlertSnapshot, CooldownRow, EpisodeRecord, HistoryState, HistoryWrite,
+    NotifyLogRow, Transition,
 };
 use crate::history::writer::{HistoryWriter, WriterConfig, WriterSummary};
 use crate::history::{Database, HistoryError, HistoryStore};
@@ -504,6 +504,54 @@ pub fn notify_log_row(n: &Notification, sent_at: DateTime<Utc>) -> NotifyLogRow 
     }
 }
 
+/// The cooldown-ledger rows a delivered notification leaves, one per alert:
+/// a firing alert restarts its cooldown and is owed a resolution; a
+/// resolved one no longer is (its last firing time stays as stored; a row
+/// new to the table takes the alert's start, the earliest it can have fired).
+pub fn cooldown_rows(n: &Notification, sent_at: DateTime<Utc>) -> Vec<CooldownRow> {
+    n.alerts
+        .iter()
+        .map(|a| {
+            let firing = a.status == AlertStatus::Firing;
+            CooldownRow {
+                receiver: n.receiver.clone(),
+                fingerprint: a.fingerprint,
+                last_firing_sent: if firing { sent_at } else { a.alert.starts_at },
+                cooldown: a.alert.cooldown.unwrap_or(Duration::ZERO),
+                awaiting_resolve: firing,
+            }
+        })
+        .collect()
+}
+
+/// The saved cooldown ledger put back into `notifier`, so cooldowns and
+/// owed resolutions survive a restart; returns how many entries. A database
+/// error is logged and nothing is restored.
+pub async fn restore_cooldowns(store: &HistoryStore, notifier: &mut Notifier) -> usize {
+    let rows = match tokio::time::timeout(LOAD_TIMEOUT, store.load_cooldowns()).await {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot load the saved cooldowns");
+            return 0;
+        }
+        Err(_) => {
+            tracing::error!("the history database did not answer in time; cooldowns not restored");
+            return 0;
+        }
+    };
+    let count = rows.len();
+    for row in rows {
+        notifier.restore_cooldown(
+            &row.receiver,
+            row.fingerprint,
+            row.last_firing_sent,
+            row.cooldown,
+            row.awaiting_resolve,
+        );
+    }
+    count
+}
+
 /// The saved notification log put back into `notifier`; returns how many
 /// entries. A database error is logged and nothing is restored.
 pub async fn restore_notify_log(store: &HistoryStore, notifier: &mut Notifier) -> usize {
@@ -520,7 +568,7 @@ pub async fn restore_notify_log(store: &HistoryStore, notifier: &mut Notifier) -
             return 0;
         }
     };
-    let count = rows.len();
+    let mut count = rows.len();
     for row in rows {
         notifier.restore_log(
             &row.receiver,
@@ -532,7 +580,50 @@ pub async fn restore_notify_log(store: &HistoryStore, notifier: &mut Notifier) -
             },
         );
     }
+    // Entries still pending in the outbox are delivered at start: the
+    // notifier must count them as told, or it would never send what
+    // follows them (an alert resolved after a firing notification that was
+    // only pending, say).
+    for (n, created_at) in pending_notifications(store).await {
+        let row = notify_log_row(&n, created_at);
+        notifier.restore_log(
+            &row.receiver,
+            &row.group_key,
+            LogEntry {
+                firing: row.firing,
+                resolved: row.resolved,
+                sent_at: row.sent_at,
+            },
+        );
+        for c in cooldown_rows(&n, created_at) {
+            if c.awaiting_resolve {
+                notifier.restore_cooldown(
+                    &c.receiver,
+                    c.fingerprint,
+                    c.last_firing_sent,
+                    c.cooldown,
+                    true,
+                );
+            }
+        }
+        count += 1;
+    }
     count
+}
+
+/// The notifications pending in the outbox (due or not), oldest first, with
+/// their creation times; none when the database does not answer.
+async fn pending_notifications(store: &HistoryStore) -> Vec<(Notification, DateTime<Utc>)> {
+    let pending =
+        tokio::time::timeout(LOAD_TIMEOUT, store.due(DateTime::<Utc>::MAX_UTC, 100_000)).await;
+    let Ok(Ok(mut pending)) = pending else {
+        return Vec::new();
+    };
+    pending.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    pending
+        .into_iter()
+        .filter_map(|r| Some((notification_from_payload(&r.payload)?, r.created_at)))
+        .collect()
 }
 
 /// Waits until every target has finished its first scrape, at most one

@@ -1,8 +1,11 @@
 //! Builders shared by the receiver integration tests: notifications with
 //! realistic labels and annotations, and receivers built through the same
-//! config path users go through.
+//! config path users go through. [`process`]: running the evaluator binary
+//! against an in-test target and webhook.
 
 #![allow(dead_code)]
+
+pub mod process;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

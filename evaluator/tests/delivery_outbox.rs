@@ -1,0 +1,241 @@
+//! The delivery task against a real outbox (SQLite) and a real webhook
+//! receiver over HTTP: entries left pending by another replica (or by an
+//! earlier attempt whose backoff has passed) are delivered while the task
+//! runs, not only at start; a delivery the stage gives up on stays pending
+//! with a backed-off next attempt; and a standby holds its notifications and,
+//! on becoming the leader, sends only those the notification log does not
+//! show as told already.
+//!
+//! Waits poll against a deadline; the passing of a backoff is simulated by
+//! moving the entry's `next_attempt_at` into the past rather than sleeping.
+
+#![allow(clippy::unwrap_used)] // a panic is how a test reports failure
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use common::process::Webhook;
+use prometheus::Registry;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use vigil_evaluator::history::outbox::{idempotency_key, OutboxEntry};
+use vigil_evaluator::history::store::HistoryWrite;
+use vigil_evaluator::history::writer::{HistoryWriter, WriterConfig};
+use vigil_evaluator::history::{Database, HistoryStore};
+use vigil_evaluator::notify::alert::{AlertStatus, Notification};
+use vigil_evaluator::notify::deliver::{DeliveryStage, Jitter, Retrier, RetryPolicy, TokioClock};
+use vigil_evaluator::notify::receivers::config::Integration;
+use vigil_evaluator::server::config::ReceiverIntegrations;
+use vigil_evaluator::server::delivery::{retry_delay, run_delivery, Outbox, RETRY_EVERY};
+use vigil_evaluator::server::durability::{notification_payload, notify_log_row};
+use vigil_evaluator::server::metrics::ServerMetrics;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+struct Rig {
+    store: HistoryStore,
+    webhook: Webhook,
+    notifications: mpsc::UnboundedSender<Notification>,
+    leader: watch::Sender<bool>,
+    _receivers: watch::Sender<Arc<ReceiverIntegrations>>,
+    _dir: tempfile::TempDir,
+    _stop: CancellationToken,
+}
+
+/// The delivery task on a fresh SQLite outbox, sending to an in-test
+/// webhook as receiver `team-a`; the stage gives up after `deadline`.
+async fn rig(leading: bool, deadline: Duration) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("history.db").display());
+    let db = Database::connect(&url).await.unwrap();
+    let store = HistoryStore::new(db);
+    let stop = CancellationToken::new();
+    let registry = Registry::new();
+    let (writer, _task) = HistoryWriter::spawn(
+        store.clone(),
+        WriterConfig::default(),
+        &registry,
+        stop.clone(),
+    )
+    .unwrap();
+    let webhook = Webhook::start().await;
+    let receiver = common::build_one(&format!(
+        "webhook_configs: [{{url: 'http://127.0.0.1:{}/hook'}}]",
+        webhook.port
+    ));
+    let integrations: ReceiverIntegrations = [(
+        "team-a".to_string(),
+        vec![Integration {
+            receiver_name: "team-a".into(),
+            integration: "webhook",
+            index: 0,
+            receiver,
+        }],
+    )]
+    .into_iter()
+    .collect();
+    let (receivers_tx, receivers) = watch::channel(Arc::new(integrations));
+    let (leader, leader_rx) = watch::channel(leading);
+    let retrier = Retrier::new(
+        RetryPolicy {
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(100),
+            deadline,
+            jitter: Jitter::None,
+        },
+        Arc::new(TokioClock::new()),
+    );
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task_store = store.clone();
+    tokio::spawn(async move {
+        run_delivery(
+            rx,
+            receivers,
+            DeliveryStage::new(Arc::new(retrier)),
+            ServerMetrics::register(&registry).unwrap(),
+            Duration::from_secs(1),
+            Some(Outbox {
+                store: task_store,
+                writer,
+                leader: leader_rx,
+            }),
+        )
+        .await;
+    });
+    Rig {
+        store,
+        webhook,
+        notifications: tx,
+        leader,
+        _receivers: receivers_tx,
+        _dir: dir,
+        _stop: stop,
+    }
+}
+
+async fn wait(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn notification(pod: &str) -> Notification {
+    let mut n = common::notification(vec![common::alert(pod, "page", AlertStatus::Firing)]);
+    n.group_key = format!("{{}}:{{pod=\"{pod}\"}}");
+    n
+}
+
+async fn count(store: &HistoryStore, sql: &str) -> i64 {
+    sqlx::query_scalar::<_, i64>(sql)
+        .fetch_one(store.database().pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_another_replica_left_pending_is_delivered_while_running() {
+    let rig = rig(true, Duration::from_secs(5)).await;
+    // Past the start-up resume: only the periodic retry can find it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let n = notification("p1");
+    let created = Utc::now() - chrono::Duration::seconds(30);
+    let entry = OutboxEntry::for_notification(&n, "webhook[0]", notification_payload(&n), created);
+    rig.store
+        .enqueue(&entry, &idempotency_key(&n, "webhook[0]", created))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    wait("the pending entry delivered", || {
+        rig.webhook.count("firing") == 1
+    })
+    .await;
+    assert!(started.elapsed() < RETRY_EVERY + Duration::from_secs(3));
+    let deadline = Instant::now() + DEADLINE;
+    while count(
+        &rig.store,
+        "SELECT COUNT(*) FROM notifications WHERE status = 'sent'",
+    )
+    .await
+        < 1
+    {
+        assert!(Instant::now() < deadline, "the entry is marked sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Another round or two: it is not sent again.
+    tokio::time::sleep(RETRY_EVERY * 2).await;
+    assert_eq!(rig.webhook.count("firing"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_given_up_on_stays_pending_with_a_backoff_and_is_retried() {
+    let rig = rig(true, Duration::from_millis(200)).await;
+    rig.webhook.refuse(true);
+    rig.notifications.send(notification("p2")).unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let sql = "SELECT COUNT(*) FROM notifications WHERE status = 'pending' AND attempts = 1 \
+               AND last_error IS NOT NULL";
+    while count(&rig.store, sql).await < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the failed entry stays pending with its error"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused = rig.webhook.refused();
+    assert!(refused >= 2, "the stage retried first: {refused}");
+    let wait_ms: i64 = sqlx::query_scalar(
+        "SELECT next_attempt_at - created_at FROM notifications WHERE status = 'pending'",
+    )
+    .fetch_one(rig.store.database().pool())
+    .await
+    .unwrap();
+    let backoff = retry_delay(Duration::ZERO).as_millis() as i64;
+    assert!(
+        wait_ms >= backoff,
+        "next attempt {wait_ms} ms after creation"
+    );
+    // Not retried before its time.
+    tokio::time::sleep(RETRY_EVERY + Duration::from_millis(500)).await;
+    assert_eq!(rig.webhook.refused(), refused);
+
+    // The backoff passes (moved, not slept) and the receiver is back.
+    rig.webhook.refuse(false);
+    sqlx::query("UPDATE notifications SET next_attempt_at = 0")
+        .execute(rig.store.database().pool())
+        .await
+        .unwrap();
+    wait("the retried delivery", || rig.webhook.count("firing") == 1).await;
+    tokio::time::sleep(RETRY_EVERY * 2).await;
+    assert_eq!(rig.webhook.count("firing"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_sends_the_held_notifications_the_old_one_did_not() {
+    let rig = rig(false, Duration::from_secs(5)).await;
+    let told = notification("told");
+    let untold = notification("untold");
+    rig.notifications.send(told.clone()).unwrap();
+    rig.notifications.send(untold.clone()).unwrap();
+    // The old leader sent `told` (its notification-log row), not `untold`.
+    rig.store
+        .apply(&[HistoryWrite::NotifyLog(notify_log_row(&told, Utc::now()))])
+        .await
+        .unwrap();
+    tokio::time::sleep(RETRY_EVERY + Duration::from_millis(500)).await;
+    assert_eq!(rig.webhook.payloads().len(), 0, "a standby sends nothing");
+
+    rig.leader.send_replace(true);
+    wait("the untold notification", || {
+        rig.webhook.payloads().len() == 1
+    })
+    .await;
+    tokio::time::sleep(RETRY_EVERY * 2).await;
+    let payloads = rig.webhook.payloads();
+    assert_eq!(payloads.len(), 1, "{payloads:#?}");
+    assert_eq!(payloads[0]["alerts"][0]["labels"]["pod"], "untold");
+}
