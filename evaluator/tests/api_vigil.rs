@@ -641,7 +641,7 @@ async fn an_alert_is_acknowledged_by_its_labels_only_while_open(url: String) {
     let b_labels: BTreeMap<String, String> = b
         .labels
         .iter()
-        .map(|l| (l.name.clone(), l.value.clone()))
+        .map(|l| (l.name.to_string(), l.value.to_string()))
         .collect();
     let (status, body) = api
         .post(

@@ -121,7 +121,7 @@ receivers:
                 .alert
                 .labels
                 .iter()
-                .map(|l| (l.name.clone(), json!(l.value)))
+                .map(|l| (l.name.to_string(), json!(l.value)))
                 .collect();
             json!({
                 "labels": labels,

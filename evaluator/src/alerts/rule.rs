@@ -49,7 +49,7 @@ pub struct AlertingRule {
 fn to_map(labels: &Labels) -> BTreeMap<String, String> {
     labels
         .iter()
-        .map(|l| (l.name.clone(), l.value.clone()))
+        .map(|l| (l.name.to_string(), l.value.to_string()))
         .collect()
 }
 

@@ -1147,10 +1147,7 @@ fn json<T: serde::de::DeserializeOwned>(
 
 /// Labels as a JSON object (`{"alertname":"Down",…}`), sorted by name.
 pub fn labels_to_json(labels: &Labels) -> String {
-    let map: BTreeMap<&str, &str> = labels
-        .iter()
-        .map(|l| (l.name.as_str(), l.value.as_str()))
-        .collect();
+    let map: BTreeMap<&str, &str> = labels.iter().map(|l| (l.name, l.value)).collect();
     serde_json::to_string(&map).unwrap_or_else(|_| "{}".to_string())
 }
 

@@ -384,7 +384,7 @@ impl Notifier {
             a.alert
                 .labels
                 .iter()
-                .map(|l| (l.name.clone(), l.value.clone()))
+                .map(|l| (l.name.to_string(), l.value.to_string()))
                 .collect::<BTreeMap<_, _>>()
         }));
         let common_annotations = common(alerts.iter().map(|a| a.alert.annotations.clone()));

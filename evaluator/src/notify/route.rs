@@ -29,12 +29,7 @@ impl RouteOpts {
     pub fn group_labels(&self, labels: &Labels) -> Labels {
         match &self.group_by {
             GroupBy::All => labels.clone(),
-            GroupBy::Labels(names) => Labels::from_pairs(
-                labels
-                    .iter()
-                    .filter(|l| names.contains(&l.name))
-                    .map(|l| (l.name.clone(), l.value.clone())),
-            ),
+            GroupBy::Labels(names) => labels.keep_names(names),
         }
     }
 }

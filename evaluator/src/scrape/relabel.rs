@@ -205,7 +205,7 @@ impl Relabeler {
                         let caps = self.regex.captures(&l.name)?;
                         let mut name = String::new();
                         caps.expand(&self.replacement, &mut name);
-                        Some((name, l.value.clone()))
+                        Some((name, l.value.to_string()))
                     })
                     .collect();
                 for (name, value) in renamed {
@@ -220,7 +220,7 @@ impl Relabeler {
                 let doomed: Vec<String> = labels
                     .iter()
                     .filter(|l| self.regex.is_match(&l.name) != keep_matching)
-                    .map(|l| l.name.clone())
+                    .map(|l| l.name.to_string())
                     .collect();
                 for name in doomed {
                     labels.remove(&name);

@@ -407,7 +407,7 @@ struct StoredAlert {
 fn label_map(labels: &Labels) -> BTreeMap<String, String> {
     labels
         .iter()
-        .map(|l| (l.name.clone(), l.value.clone()))
+        .map(|l| (l.name.to_string(), l.value.to_string()))
         .collect()
 }
 

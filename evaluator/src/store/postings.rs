@@ -15,29 +15,35 @@ impl Postings {
     /// Indexes a new series; ids grow monotonically so pushing keeps lists sorted.
     pub(crate) fn add(&mut self, labels: &Labels, id: SeriesId) {
         for l in labels.iter() {
-            self.by_name
-                .entry(l.name.clone())
-                .or_default()
-                .entry(l.value.clone())
-                .or_default()
-                .push(id);
+            // Look up before inserting: the pair nearly always exists, and
+            // `entry` would need an owned key every time.
+            let values = match self.by_name.get_mut(l.name) {
+                Some(values) => values,
+                None => self.by_name.entry(l.name.to_string()).or_default(),
+            };
+            match values.get_mut(l.value) {
+                Some(ids) => ids.push(id),
+                None => {
+                    values.insert(l.value.to_string(), vec![id]);
+                }
+            }
         }
     }
 
     /// Unindexes a removed series.
     pub(crate) fn remove(&mut self, labels: &Labels, id: SeriesId) {
         for l in labels.iter() {
-            if let Some(values) = self.by_name.get_mut(&l.name) {
-                if let Some(ids) = values.get_mut(&l.value) {
+            if let Some(values) = self.by_name.get_mut(l.name) {
+                if let Some(ids) = values.get_mut(l.value) {
                     if let Ok(i) = ids.binary_search(&id) {
                         ids.remove(i);
                     }
                     if ids.is_empty() {
-                        values.remove(&l.value);
+                        values.remove(l.value);
                     }
                 }
                 if values.is_empty() {
-                    self.by_name.remove(&l.name);
+                    self.by_name.remove(l.name);
                 }
             }
         }

@@ -71,9 +71,9 @@ pub fn notification(alerts: Vec<NotifiedAlert>) -> Notification {
         for label in first.alert.labels.iter() {
             if alerts
                 .iter()
-                .all(|a| a.alert.labels.get(&label.name) == Some(label.value.as_str()))
+                .all(|a| a.alert.labels.get(&label.name) == Some(label.value))
             {
-                common.push((label.name.clone(), label.value.clone()));
+                common.push((label.name.to_string(), label.value.to_string()));
             }
         }
     }

@@ -212,7 +212,7 @@ impl SlackReceiver {
                 .iter()
                 .filter(|l| l.name != "alertname")
                 .map(|l| SlackField {
-                    title: l.name.clone(),
+                    title: l.name.to_string(),
                     value: truncate_chars(&l.value, MAX_FIELD_VALUE),
                     short: true,
                 })

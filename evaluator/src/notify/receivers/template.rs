@@ -24,18 +24,14 @@ pub fn subject(notification: &Notification) -> String {
         let _ = write!(out, ":{}", firing_count(notification));
     }
     out.push_str("] ");
-    let group_values: Vec<&str> = notification
-        .group_labels
-        .iter()
-        .map(|l| l.value.as_str())
-        .collect();
+    let group_values: Vec<&str> = notification.group_labels.iter().map(|l| l.value).collect();
     out.push_str(&group_values.join(" "));
     if notification.common_labels.len() > notification.group_labels.len() {
         let extra: Vec<&str> = notification
             .common_labels
             .iter()
             .filter(|l| notification.group_labels.get(&l.name).is_none())
-            .map(|l| l.value.as_str())
+            .map(|l| l.value)
             .collect();
         let _ = write!(out, " ({})", extra.join(" "));
     }
@@ -94,8 +90,8 @@ pub fn distinguishing_labels<'a>(
         .alert
         .labels
         .iter()
-        .filter(|l| notification.common_labels.get(&l.name) != Some(l.value.as_str()))
-        .map(|l| (l.name.as_str(), l.value.as_str()))
+        .filter(|l| notification.common_labels.get(&l.name) != Some(l.value))
+        .map(|l| (l.name, l.value))
 }
 
 /// The alert's human name: its `summary` annotation, else its `alertname`.

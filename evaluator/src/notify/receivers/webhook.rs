@@ -73,7 +73,7 @@ pub struct WebhookAlert {
 fn label_map(labels: &Labels) -> BTreeMap<String, String> {
     labels
         .iter()
-        .map(|l| (l.name.clone(), l.value.clone()))
+        .map(|l| (l.name.to_string(), l.value.to_string()))
         .collect()
 }
 

@@ -19,14 +19,15 @@ pub(crate) enum Grouping<'m> {
 }
 
 impl Grouping<'_> {
-    fn includes(&self, label: &Label) -> bool {
+    fn includes(&self, label: &Label<'_>) -> bool {
+        let named = |names: &[String]| names.iter().any(|n| n == label.name);
         match self {
-            Grouping::By(names) => names.contains(&label.name),
-            Grouping::Without(names) => label.name != METRIC_NAME && !names.contains(&label.name),
+            Grouping::By(names) => named(names),
+            Grouping::Without(names) => label.name != METRIC_NAME && !named(names),
         }
     }
 
-    fn key<'l>(&self, labels: &'l Labels) -> impl Iterator<Item = &'l Label> + use<'l, '_> {
+    fn key<'l>(&self, labels: &'l Labels) -> impl Iterator<Item = Label<'l>> + use<'l, '_> {
         labels.iter().filter(move |l| self.includes(l))
     }
 
@@ -48,14 +49,7 @@ impl Grouping<'_> {
 
     /// The key as a label set (the labels of an aggregation result).
     pub(crate) fn key_labels(&self, labels: &Labels) -> Labels {
-        match self {
-            Grouping::By(names) => labels.keep_names(names),
-            Grouping::Without(names) => {
-                let mut l = labels.drop_names(names);
-                l.remove(METRIC_NAME);
-                l
-            }
-        }
+        Labels::from_sorted(self.key(labels))
     }
 }
 

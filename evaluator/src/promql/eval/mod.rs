@@ -84,7 +84,7 @@ pub(crate) fn finish_vector(mut samples: Vec<ESample>) -> Result<Vec<ESample>, P
 /// building the label sets.
 fn check_unique_as_dropped(samples: &[ESample]) -> Result<(), PromqlError> {
     use std::hash::Hasher;
-    fn visible(s: &ESample) -> impl Iterator<Item = &crate::labels::Label> {
+    fn visible(s: &ESample) -> impl Iterator<Item = crate::labels::Label<'_>> {
         let drop = s.drop_name;
         s.labels
             .iter()

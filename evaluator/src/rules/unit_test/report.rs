@@ -16,7 +16,7 @@ pub type Pairs = Vec<(String, String)>;
 pub fn pairs_of(labels: &Labels) -> Pairs {
     labels
         .iter()
-        .map(|l| (l.name.clone(), l.value.clone()))
+        .map(|l| (l.name.to_string(), l.value.to_string()))
         .collect()
 }
 

@@ -376,7 +376,7 @@ fn filter_param(pairs: &[(String, String)]) -> Result<Vec<Matcher>, AmError> {
 fn label_map(labels: &Labels) -> BTreeMap<String, String> {
     labels
         .iter()
-        .map(|l| (l.name.clone(), l.value.clone()))
+        .map(|l| (l.name.to_string(), l.value.to_string()))
         .collect()
 }
 

@@ -443,7 +443,7 @@ pub async fn labels(
     let (start, end) = range_params(&params)?;
     let names: BTreeSet<String> = matching_series(&state, &selectors, start, end)?
         .iter()
-        .flat_map(|ls| ls.iter().map(|l| l.name.clone()).collect::<Vec<_>>())
+        .flat_map(|ls| ls.iter().map(|l| l.name.to_string()).collect::<Vec<_>>())
         .collect();
     Ok(success(names))
 }

@@ -57,7 +57,7 @@ pub fn discovered_labels(t: &TargetState) -> Labels {
         .labels
         .iter()
         .filter(|l| l.name != "instance")
-        .map(|l| (l.name.clone(), l.value.clone()))
+        .map(|l| (l.name.to_string(), l.value.to_string()))
         .collect();
     if let Ok(url) = reqwest::Url::parse(&t.scrape_url) {
         let host = url.host_str().unwrap_or_default();
