@@ -229,7 +229,7 @@ async fn good_scrape_stores_samples_with_target_labels_and_synthetic_series() {
         ("job", "test"),
         ("path", "/x"),
     ]);
-    assert_eq!(*requests[0].labels, expected);
+    assert_eq!(requests[0].labels, expected);
     assert_eq!(requests[0].value, 3.0);
     assert_eq!(requests[0].t_ms, T0_MS);
     assert_eq!(value_of(&batch, "up"), Some(1.0));

@@ -1,15 +1,13 @@
 //! The interface through which scraped samples reach the store: one batch
 //! per scrape, so the store takes its lock once per scrape, not per sample.
 
-use std::sync::Arc;
-
 use crate::labels::Labels;
 
 /// One sample to store. Labels are shared with the scrape loop's series
 /// cache, so handing them over costs a reference count, not a copy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppendSample {
-    pub labels: Arc<Labels>,
+    pub labels: Labels,
     /// Milliseconds since the Unix epoch.
     pub t_ms: i64,
     /// The value; [`super::STALE_NAN`] marks the series stale at `t_ms`.

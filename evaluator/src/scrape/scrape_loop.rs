@@ -101,10 +101,20 @@ pub struct ScrapeLoop {
     appender: Arc<dyn SampleAppender>,
     clock: Arc<dyn Clock>,
     tracker: SeriesTracker,
-    report_series: [Arc<Labels>; 5],
+    report_series: [Labels; 5],
     handle: TargetHandle,
     batch: Vec<AppendSample>,
+    /// The response body, kept between scrapes: a large exposition is read
+    /// into the same buffer every time instead of a freshly grown one.
+    body: Vec<u8>,
 }
+
+/// The smallest body buffer a scrape starts with.
+const BODY_BUFFER_MIN: usize = 64 * 1024;
+
+/// The most a scrape reserves up front on a server's word (Content-Length)
+/// when no body size limit is set.
+const BODY_RESERVE_MAX: u64 = 64 * 1024 * 1024;
 
 const REPORT_NAMES: [&str; 5] = [
     "up",
@@ -135,7 +145,7 @@ impl ScrapeLoop {
         let report_series = REPORT_NAMES.map(|name| {
             let mut labels = target.labels.clone();
             labels.set(METRIC_NAME, name);
-            Arc::new(labels)
+            labels
         });
         let handle = TargetHandle::new(TargetState {
             job: target.job.clone(),
@@ -164,6 +174,7 @@ impl ScrapeLoop {
             report_series,
             handle,
             batch: Vec::new(),
+            body: Vec::new(),
         })
     }
 
@@ -183,13 +194,19 @@ impl ScrapeLoop {
         self.batch.clear();
         self.tracker.begin();
 
-        let fetched = match tokio::time::timeout(self.timeout, self.fetch()).await {
+        let mut body = std::mem::take(&mut self.body);
+        body.clear();
+        let fetched = match tokio::time::timeout(self.timeout, self.fetch(&mut body)).await {
             Ok(result) => result,
             Err(_) => Err(ScrapeError::Timeout(self.timeout)),
         };
         let mut counts = Counts::default();
-        let result =
-            fetched.and_then(|(body, format)| self.ingest(&body, format, t_ms, &mut counts));
+        let result = fetched.and_then(|format| self.ingest(&body, format, t_ms, &mut counts));
+        if body.capacity() > 2 * body.len().max(BODY_BUFFER_MIN) {
+            // The target shrank (or failed): do not hold on to a large buffer.
+            body = Vec::new();
+        }
+        self.body = body;
         let stale = match &result {
             Ok(()) => self.tracker.finish_success(),
             Err(_) => {
@@ -222,7 +239,7 @@ impl ScrapeLoop {
         ];
         for (labels, value) in self.report_series.iter().zip(report) {
             self.batch.push(AppendSample {
-                labels: Arc::clone(labels),
+                labels: labels.clone(),
                 t_ms,
                 value,
             });
@@ -312,7 +329,8 @@ impl ScrapeLoop {
         Duration::from_millis((phase + interval_ms - now) % interval_ms)
     }
 
-    async fn fetch(&self) -> Result<(Vec<u8>, Format), ScrapeError> {
+    /// Fetches the exposition into `body` (empty on entry) and tells its format.
+    async fn fetch(&self, body: &mut Vec<u8>) -> Result<Format, ScrapeError> {
         let url = &self.target.url;
         let mut request = self
             .client
@@ -339,7 +357,12 @@ impl ScrapeLoop {
                 .and_then(|v| v.to_str().ok()),
         );
         let limit = self.body_size_limit;
-        let mut body = Vec::with_capacity(64 * 1024);
+        // Uncompressed responses announce their size: read them into one
+        // allocation. The announced size is not trusted beyond the limit.
+        let announced = response.content_length().unwrap_or(0);
+        let cap = if limit > 0 { limit } else { BODY_RESERVE_MAX };
+        let reserve = usize::try_from(announced.min(cap)).unwrap_or(0);
+        body.reserve(reserve.max(BODY_BUFFER_MIN));
         // Read chunk by chunk so an oversized body is abandoned as soon as
         // it crosses the limit (chunks are already decompressed).
         while let Some(chunk) = response.chunk().await.map_err(|e| ScrapeError::Request {
@@ -351,7 +374,7 @@ impl ScrapeLoop {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok((body, format))
+        Ok(format)
     }
 
     async fn authorization(&self) -> Result<Option<String>, ScrapeError> {
@@ -431,7 +454,7 @@ impl ScrapeLoop {
                 counts.added += 1;
             }
             self.batch.push(AppendSample {
-                labels: Arc::clone(key.labels()),
+                labels: key.labels().clone(),
                 t_ms: t,
                 value: sample.value,
             });

@@ -8,18 +8,18 @@
 //! every series of the previous scrape stale; samples with explicit
 //! timestamps are never tracked.
 
-use std::collections::hash_map::DefaultHasher;
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::sync::Arc;
+use std::collections::hash_map::{DefaultHasher, RandomState};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 
 use crate::labels::Labels;
+use crate::store::fxhash::FxHasher;
 
 /// A final label set with its hash computed once.
 #[derive(Debug, Clone)]
 pub struct SeriesKey {
     hash: u64,
-    labels: Arc<Labels>,
+    labels: Labels,
 }
 
 impl SeriesKey {
@@ -28,19 +28,18 @@ impl SeriesKey {
         labels.hash(&mut hasher);
         SeriesKey {
             hash: hasher.finish(),
-            labels: Arc::new(labels),
+            labels,
         }
     }
 
-    pub fn labels(&self) -> &Arc<Labels> {
+    pub fn labels(&self) -> &Labels {
         &self.labels
     }
 }
 
 impl PartialEq for SeriesKey {
     fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash
-            && (Arc::ptr_eq(&self.labels, &other.labels) || self.labels == other.labels)
+        self.hash == other.hash && self.labels == other.labels
     }
 }
 
@@ -70,22 +69,60 @@ impl Hasher for PassThrough {
     }
 }
 
-type KeySet = HashSet<SeriesKey, BuildHasherDefault<PassThrough>>;
+type PassThroughState = BuildHasherDefault<PassThrough>;
+
+/// A raw series as exposed (`name{labels}` text), identified by two
+/// independent 64-bit hashes instead of its text: the text of every series
+/// would be the largest part of a target's bookkeeping. One hash is keyed
+/// with a random per-tracker key, so a target cannot aim for a collision;
+/// two different raw series of one target share both hashes with a
+/// probability around 2^-128 per pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RawKey {
+    keyed: u64,
+    unkeyed: u64,
+}
+
+impl Hash for RawKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.keyed);
+    }
+}
 
 #[derive(Debug)]
 struct Cached {
     /// `None`: relabelling dropped the series.
     key: Option<SeriesKey>,
-    last_scrape: u64,
+    last_scrape: u32,
+}
+
+/// Which scrapes wrote a final series.
+#[derive(Debug, Clone, Copy)]
+struct Written {
+    /// The scrape that first wrote it (since it was last forgotten).
+    first: u32,
+    /// The scrape that wrote it last.
+    last: u32,
 }
 
 /// The series state of one target.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SeriesTracker {
-    cache: HashMap<String, Cached>,
-    previous: KeySet,
-    current: KeySet,
-    scrape: u64,
+    raw_hasher: RandomState,
+    cache: HashMap<RawKey, Cached, PassThroughState>,
+    /// Final series written by the last successful scrape and the current
+    /// one; after a successful scrape only its own series remain.
+    written: HashMap<SeriesKey, Written, PassThroughState>,
+    scrape: u32,
+    /// Between `begin` and `finish_*`: series first written in `scrape`
+    /// belong to the unfinished scrape, not to the last successful one.
+    in_progress: bool,
+}
+
+impl Default for SeriesTracker {
+    fn default() -> Self {
+        SeriesTracker::new()
+    }
 }
 
 /// What the cache knows about a raw series.
@@ -98,18 +135,36 @@ pub enum Lookup {
 
 impl SeriesTracker {
     pub fn new() -> SeriesTracker {
-        SeriesTracker::default()
+        SeriesTracker {
+            raw_hasher: RandomState::new(),
+            cache: HashMap::default(),
+            written: HashMap::default(),
+            scrape: 0,
+            in_progress: false,
+        }
     }
 
     /// Starts a scrape.
     pub fn begin(&mut self) {
-        self.scrape += 1;
-        self.current.clear();
+        // Wraps after 2^32 scrapes (centuries at any sane interval); only
+        // equality with the current and previous numbers matters.
+        self.scrape = self.scrape.wrapping_add(1);
+        self.in_progress = true;
+    }
+
+    fn raw_key(&self, raw: &str) -> RawKey {
+        let mut unkeyed = FxHasher::default();
+        unkeyed.write(raw.as_bytes());
+        RawKey {
+            keyed: self.raw_hasher.hash_one(raw),
+            unkeyed: unkeyed.finish(),
+        }
     }
 
     /// Looks up a raw series (as exposed) and marks it seen.
     pub fn lookup(&mut self, raw: &str) -> Lookup {
-        match self.cache.get_mut(raw) {
+        let raw = self.raw_key(raw);
+        match self.cache.get_mut(&raw) {
             None => Lookup::Miss,
             Some(c) => {
                 c.last_scrape = self.scrape;
@@ -123,8 +178,9 @@ impl SeriesTracker {
 
     /// Caches what a raw series became.
     pub fn insert(&mut self, raw: &str, key: Option<SeriesKey>) {
+        let raw = self.raw_key(raw);
         self.cache.insert(
-            raw.to_string(),
+            raw,
             Cached {
                 key,
                 last_scrape: self.scrape,
@@ -135,36 +191,72 @@ impl SeriesTracker {
     /// Records that this scrape writes `key`; false when it already did
     /// (a duplicate series in one exposition, which is skipped).
     pub fn track(&mut self, key: &SeriesKey) -> bool {
-        self.current.insert(key.clone())
+        let scrape = self.scrape;
+        match self.written.get_mut(key) {
+            Some(w) if w.last == scrape => false,
+            Some(w) => {
+                w.last = scrape;
+                true
+            }
+            None => {
+                self.written.insert(
+                    key.clone(),
+                    Written {
+                        first: scrape,
+                        last: scrape,
+                    },
+                );
+                true
+            }
+        }
     }
 
     /// Whether the previous scrape wrote `key` (so it is not a new series).
     pub fn seen_before(&self, key: &SeriesKey) -> bool {
-        self.previous.contains(key)
+        self.written
+            .get(key)
+            .is_some_and(|w| w.first != self.scrape)
     }
 
     /// Ends a successful scrape: returns the series to mark stale and
     /// forgets cache entries this scrape did not see.
-    pub fn finish_success(&mut self) -> Vec<Arc<Labels>> {
-        let stale = self
-            .previous
-            .iter()
-            .filter(|k| !self.current.contains(*k))
-            .map(|k| Arc::clone(&k.labels))
-            .collect();
-        std::mem::swap(&mut self.previous, &mut self.current);
-        self.current.clear();
+    pub fn finish_success(&mut self) -> Vec<Labels> {
+        self.in_progress = false;
         let scrape = self.scrape;
+        let mut stale = Vec::new();
+        self.written.retain(|key, w| {
+            let keep = w.last == scrape;
+            if !keep {
+                stale.push(key.labels.clone());
+            }
+            keep
+        });
         self.cache.retain(|_, c| c.last_scrape == scrape);
+        shrink_if_sparse(&mut self.written);
+        shrink_if_sparse(&mut self.cache);
         stale
     }
 
     /// Ends a failed scrape, or the target's life: every series of the
     /// previous scrape goes stale and nothing is remembered as written.
-    pub fn finish_failure(&mut self) -> Vec<Arc<Labels>> {
-        let stale = self.previous.drain().map(|k| k.labels).collect();
-        self.current.clear();
+    pub fn finish_failure(&mut self) -> Vec<Labels> {
+        let unfinished = self.in_progress.then_some(self.scrape);
+        self.in_progress = false;
+        let stale = self
+            .written
+            .drain()
+            .filter(|(_, w)| Some(w.first) != unfinished)
+            .map(|(key, _)| key.labels)
+            .collect();
+        shrink_if_sparse(&mut self.written);
         stale
+    }
+}
+
+/// Gives memory back after a target shrank a lot.
+fn shrink_if_sparse<K: Eq + Hash, V>(map: &mut HashMap<K, V, PassThroughState>) {
+    if map.capacity() > 4 * map.len().max(1024) {
+        map.shrink_to_fit();
     }
 }
 
@@ -176,7 +268,7 @@ mod tests {
         SeriesKey::new(Labels::from_pairs([("__name__", name)]))
     }
 
-    fn names(list: Vec<Arc<Labels>>) -> Vec<String> {
+    fn names(list: Vec<Labels>) -> Vec<String> {
         let mut out: Vec<String> = list
             .iter()
             .filter_map(|l| l.metric_name().map(str::to_string))
@@ -212,6 +304,38 @@ mod tests {
         assert_eq!(names(t.finish_failure()), ["a", "b"]);
         t.begin();
         assert!(t.finish_failure().is_empty());
+    }
+
+    #[test]
+    fn end_of_run_after_a_good_scrape_stales_its_series_but_not_an_unfinished_ones() {
+        let mut t = SeriesTracker::new();
+        t.begin();
+        t.track(&key("a"));
+        t.finish_success();
+        assert_eq!(names(t.finish_failure()), ["a"], "between scrapes");
+
+        t.begin();
+        t.track(&key("a"));
+        t.finish_success();
+        t.begin();
+        t.track(&key("a"));
+        t.track(&key("new"));
+        assert_eq!(names(t.finish_failure()), ["a"], "during a scrape");
+    }
+
+    #[test]
+    fn a_series_written_again_is_not_new_and_a_new_one_is() {
+        let mut t = SeriesTracker::new();
+        t.begin();
+        t.track(&key("a"));
+        assert!(!t.seen_before(&key("a")));
+        t.finish_success();
+        t.begin();
+        assert!(t.seen_before(&key("a")));
+        t.track(&key("a"));
+        assert!(t.seen_before(&key("a")));
+        t.track(&key("b"));
+        assert!(!t.seen_before(&key("b")));
     }
 
     #[test]

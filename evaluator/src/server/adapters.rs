@@ -137,9 +137,9 @@ mod tests {
     fn a_scrape_keeps_its_good_samples_when_some_are_out_of_order() {
         let store: SharedStore = Arc::new(RwLock::new(Store::new(100)));
         let appender = ScrapeToStore::new(store.clone());
-        let labels = Arc::new(Labels::from_pairs([("__name__", "up")]));
-        let other = Arc::new(Labels::from_pairs([("__name__", "other")]));
-        let sample = |labels: &Arc<Labels>, t_ms| AppendSample {
+        let labels = Labels::from_pairs([("__name__", "up")]);
+        let other = Labels::from_pairs([("__name__", "other")]);
+        let sample = |labels: &Labels, t_ms| AppendSample {
             labels: labels.clone(),
             t_ms,
             value: 1.0,
