@@ -572,3 +572,29 @@ async fn start_offset_lies_within_the_interval_and_is_stable_per_target() {
     let expected = (first + Duration::from_secs(14)).as_millis() % 15_000;
     assert_eq!(second.as_millis(), expected);
 }
+
+#[tokio::test]
+async fn a_large_body_arriving_in_many_chunks_is_parsed_whole() {
+    // About 2 MB: the response reaches the scrape in many chunks, and lines
+    // are cut between chunks.
+    let lines = 60_000;
+    let body: String = (0..lines)
+        .map(|i| {
+            format!(
+                "big_metric{{series=\"s{i}\",padding=\"{}\"}} {i}\n",
+                "p".repeat(i % 7)
+            )
+        })
+        .collect();
+    let mut h = harness(&body, "").await;
+    let outcome = h.scrape_loop.scrape_once().await;
+    assert!(outcome.up, "{outcome:?}");
+    assert_eq!(outcome.samples_scraped, lines);
+    let batch = h.store.last_batch();
+    let big = find(&batch, "big_metric");
+    assert_eq!(big.len(), lines);
+    for (i, sample) in big.iter().enumerate() {
+        assert_eq!(sample.value, i as f64);
+        assert_eq!(sample.labels.get("series"), Some(format!("s{i}").as_str()));
+    }
+}

@@ -25,7 +25,7 @@ pub use config::{
     parse_prometheus_duration, validate_scrape_configs, ConfigError, ScrapeConfig, ScrapeDefaults,
     ValidScrapeConfig,
 };
-pub use parser::{Entry, Format, ParseError, Parser, Sample};
+pub use parser::{Entry, Format, ParseError, Parser, Pieces, Sample};
 pub use scrape_loop::{
     spawn_scrape_loops, Clock, ScrapeError, ScrapeLoop, ScrapeOutcome, SystemClock, ACCEPT_HEADER,
 };

@@ -3,7 +3,9 @@
 //!
 //! It is a pull parser over one borrowed body: names, raw series text and
 //! unescaped label values are slices of the body, and only label values or
-//! help texts that contain escapes are copied. It never panics on input;
+//! help texts that contain escapes are copied. A body can also be parsed in
+//! pieces of whole lines as it arrives ([`Pieces`]), so a scrape never holds
+//! a whole large exposition. It never panics on input;
 //! every malformed line gives a [`ParseError`] with its 1-based line number.
 //!
 //! Facts it follows (checked against Prometheus 2.42): OpenMetrics
@@ -105,6 +107,55 @@ pub struct Parser<'a> {
     labels: Vec<ParsedLabel<'a>>,
     exemplar_labels: Vec<ParsedLabel<'a>>,
     finished: bool,
+    /// Whether the body is the end of the exposition (see [`Pieces`]).
+    last_piece: bool,
+    eof_seen: bool,
+}
+
+/// Where a body parsed in pieces stands between two pieces: a scrape
+/// parses each run of complete lines as it arrives instead of holding the
+/// whole body. Every piece but the last must end with a newline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pieces {
+    format: Format,
+    lines_before: usize,
+    /// OpenMetrics `# EOF` was in an earlier piece: nothing may follow.
+    eof_seen: bool,
+}
+
+impl Pieces {
+    pub fn new(format: Format) -> Pieces {
+        Pieces {
+            format,
+            lines_before: 0,
+            eof_seen: false,
+        }
+    }
+
+    /// A parser for the next piece; `last` when no more bytes follow it.
+    /// Call [`Pieces::finish_piece`] with it once it returned `Ok(None)`.
+    pub fn parser<'a>(&self, piece: &'a [u8], last: bool) -> Result<Parser<'a>, ParseError> {
+        if self.eof_seen && !piece.is_empty() {
+            return Err(ParseError {
+                line: self.lines_before + 1,
+                reason: "content after \"# EOF\"".into(),
+            });
+        }
+        let mut parser = Parser::from_bytes(piece, self.format).map_err(|e| ParseError {
+            line: self.lines_before + e.line,
+            reason: e.reason,
+        })?;
+        parser.line = self.lines_before;
+        parser.last_piece = last;
+        parser.eof_seen = self.eof_seen;
+        Ok(parser)
+    }
+
+    /// Carries the line count and the end marker over to the next piece.
+    pub fn finish_piece(&mut self, parser: &Parser<'_>) {
+        self.lines_before = parser.line;
+        self.eof_seen = parser.eof_seen;
+    }
 }
 
 impl<'a> Parser<'a> {
@@ -118,6 +169,8 @@ impl<'a> Parser<'a> {
             labels: Vec::with_capacity(8),
             exemplar_labels: Vec::new(),
             finished: false,
+            last_piece: true,
+            eof_seen: false,
         }
     }
 
@@ -187,7 +240,7 @@ impl<'a> Parser<'a> {
             let body = self.body;
             if self.pos >= body.len() {
                 self.finished = true;
-                if self.format == Format::OpenMetrics {
+                if self.format == Format::OpenMetrics && self.last_piece && !self.eof_seen {
                     self.line += 1;
                     return Err("missing \"# EOF\" at the end of an OpenMetrics exposition".into());
                 }
@@ -221,6 +274,7 @@ impl<'a> Parser<'a> {
                     if let Some(comment) = line.strip_prefix('#') {
                         if comment == " EOF" {
                             self.finished = true;
+                            self.eof_seen = true;
                             if self.pos < body.len() {
                                 self.line += 1;
                                 return Err("content after \"# EOF\"".into());

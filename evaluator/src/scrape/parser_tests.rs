@@ -440,3 +440,110 @@ fn mutated_expositions_never_panic() {
         drain(&body, Format::OpenMetrics);
     }
 }
+
+/// Samples (or the first error) of `body` parsed in pieces cut after the
+/// newlines at `cuts`, the way a scrape parses a body as it arrives.
+fn samples_in_pieces(
+    body: &[u8],
+    format: Format,
+    cuts: &[usize],
+) -> Result<Vec<Owned>, ParseError> {
+    let mut pieces = Pieces::new(format);
+    let mut out = Vec::new();
+    let mut start = 0;
+    let ends = cuts.iter().copied().chain([body.len()]);
+    for (i, end) in ends.enumerate() {
+        let last = i == cuts.len();
+        let mut parser = pieces.parser(&body[start..end], last)?;
+        while let Some(entry) = parser.next_entry()? {
+            if let Entry::Sample(s) = entry {
+                out.push(Owned {
+                    series: s.series.to_string(),
+                    name: s.name.to_string(),
+                    labels: s
+                        .labels
+                        .iter()
+                        .map(|l| (l.name.to_string(), l.value.to_string()))
+                        .collect(),
+                    value: s.value,
+                    ts: s.timestamp_ms,
+                });
+            }
+        }
+        pieces.finish_piece(&parser);
+        start = end;
+    }
+    Ok(out)
+}
+
+fn whole(body: &[u8], format: Format) -> Result<Vec<Owned>, ParseError> {
+    match std::str::from_utf8(body) {
+        Ok(text) => samples(text, format),
+        Err(_) => Parser::from_bytes(body, format).map(|_| Vec::new()),
+    }
+}
+
+fn outcome(result: Result<Vec<Owned>, ParseError>) -> String {
+    match result {
+        // NaN != NaN, so compare the printed form.
+        Ok(samples) => format!("{samples:?}"),
+        Err(e) => format!("error at line {}: {}", e.line, e.reason),
+    }
+}
+
+#[test]
+fn a_body_parsed_in_pieces_gives_what_it_gives_whole() {
+    let seeds: [&[u8]; 4] = [
+        b"# HELP m Help \\n text\n# TYPE m histogram\nm_bucket{le=\"0.1\",path=\"/a\\\"b\"} 3 1000\nm_sum 1.5\nm_count 3\n",
+        b"# TYPE c counter\n# UNIT c seconds\nc_total{a=\"x\"} 1 1520879607.789 # {trace=\"1\"} 0.5 1520879607\nc_created 1.5e9\n# EOF\n",
+        b"up 1\nx{a=\"\\\\\",b=\"\\n\"} NaN\ny -Inf\n\n",
+        b"a 1\n# EOF\nb 2\n",
+    ];
+    let alphabet = b"{}\"\\=, \t\n#.:_aZ09+-eEINFnaf";
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+    for round in 0..4_000 {
+        let mut body = seeds[round % seeds.len()].to_vec();
+        for _ in 0..rng.below(4) {
+            let at = rng.below(body.len() + 1);
+            match rng.below(3) {
+                0 if at < body.len() => {
+                    body.remove(at);
+                }
+                1 => body.insert(at, alphabet[rng.below(alphabet.len())]),
+                _ => body.insert(at, (rng.next() & 0xff) as u8),
+            }
+        }
+        let newlines: Vec<usize> = (0..body.len())
+            .filter(|&i| body[i] == b'\n')
+            .map(|i| i + 1)
+            .collect();
+        let cuts: Vec<usize> = newlines
+            .iter()
+            .copied()
+            .filter(|_| rng.below(2) == 0)
+            .collect();
+        for format in [Format::PrometheusText, Format::OpenMetrics] {
+            if std::str::from_utf8(&body).is_err() {
+                // Whole, the UTF-8 check comes first; in pieces, the first
+                // error in line order wins. Either way the body fails.
+                let Err(whole_error) = whole(&body, format) else {
+                    panic!("invalid UTF-8 accepted")
+                };
+                let Err(piece_error) = samples_in_pieces(&body, format, &cuts) else {
+                    panic!("invalid UTF-8 accepted in pieces")
+                };
+                assert!(piece_error.line <= whole_error.line);
+                continue;
+            }
+            let expected = outcome(whole(&body, format));
+            for cuts in [&cuts[..], &newlines[..]] {
+                assert_eq!(
+                    outcome(samples_in_pieces(&body, format, cuts)),
+                    expected,
+                    "{format:?} body {:?} cut at {cuts:?}",
+                    String::from_utf8_lossy(&body)
+                );
+            }
+        }
+    }
+}

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::appender::{AppendError, AppendSample, SampleAppender};
 use super::config::{format_duration, Credentials, StaticTarget, ValidScrapeConfig};
-use super::parser::{is_valid_metric_name, Entry, Format, ParseError, Parser};
+use super::parser::{is_valid_metric_name, Entry, Format, ParseError, Pieces};
 use super::relabel::{relabel, Relabeler};
 use super::staleness::{Lookup, SeriesKey, SeriesTracker};
 use super::target::{Health, Target, TargetHandle, TargetState};
@@ -104,17 +104,13 @@ pub struct ScrapeLoop {
     report_series: [Labels; 5],
     handle: TargetHandle,
     batch: Vec<AppendSample>,
-    /// The response body, kept between scrapes: a large exposition is read
-    /// into the same buffer every time instead of a freshly grown one.
+    /// The part of the response body not parsed yet (at most a line plus a
+    /// chunk), kept between scrapes.
     body: Vec<u8>,
 }
 
-/// The smallest body buffer a scrape starts with.
-const BODY_BUFFER_MIN: usize = 64 * 1024;
-
-/// The most a scrape reserves up front on a server's word (Content-Length)
-/// when no body size limit is set.
-const BODY_RESERVE_MAX: u64 = 64 * 1024 * 1024;
+/// The largest line buffer kept from one scrape to the next.
+const BODY_BUFFER_KEEP: usize = 1024 * 1024;
 
 const REPORT_NAMES: [&str; 5] = [
     "up",
@@ -196,14 +192,15 @@ impl ScrapeLoop {
 
         let mut body = std::mem::take(&mut self.body);
         body.clear();
-        let fetched = match tokio::time::timeout(self.timeout, self.fetch(&mut body)).await {
-            Ok(result) => result,
-            Err(_) => Err(ScrapeError::Timeout(self.timeout)),
-        };
         let mut counts = Counts::default();
-        let result = fetched.and_then(|format| self.ingest(&body, format, t_ms, &mut counts));
-        if body.capacity() > 2 * body.len().max(BODY_BUFFER_MIN) {
-            // The target shrank (or failed): do not hold on to a large buffer.
+        let timeout = self.timeout;
+        let scrape = self.fetch_and_ingest(&mut body, t_ms, &mut counts);
+        let result = match tokio::time::timeout(timeout, scrape).await {
+            Ok(result) => result,
+            Err(_) => Err(ScrapeError::Timeout(timeout)),
+        };
+        if body.capacity() > BODY_BUFFER_KEEP {
+            // A very long line grew the buffer: do not hold on to it.
             body = Vec::new();
         }
         self.body = body;
@@ -329,8 +326,44 @@ impl ScrapeLoop {
         Duration::from_millis((phase + interval_ms - now) % interval_ms)
     }
 
-    /// Fetches the exposition into `body` (empty on entry) and tells its format.
-    async fn fetch(&self, body: &mut Vec<u8>) -> Result<Format, ScrapeError> {
+    /// Fetches the exposition and parses it as it arrives, a run of whole
+    /// lines at a time, so only the unfinished last line of what has
+    /// arrived is buffered (in `body`, empty on entry), never the whole
+    /// exposition.
+    async fn fetch_and_ingest(
+        &mut self,
+        body: &mut Vec<u8>,
+        t_ms: i64,
+        counts: &mut Counts,
+    ) -> Result<(), ScrapeError> {
+        let (mut response, format) = self.request().await?;
+        let limit = self.body_size_limit;
+        let mut pieces = Pieces::new(format);
+        let mut total: u64 = 0;
+        // Chunks are already decompressed, so the limit applies to what the
+        // exposition really holds, and an oversized body is abandoned as
+        // soon as it crosses it.
+        while let Some(chunk) = response.chunk().await.map_err(|e| ScrapeError::Request {
+            url: self.target.url.clone(),
+            reason: error_chain(&e),
+        })? {
+            total += chunk.len() as u64;
+            if limit > 0 && total > limit {
+                return Err(ScrapeError::BodyTooLarge(limit));
+            }
+            let unterminated = body.len();
+            body.extend_from_slice(&chunk);
+            if let Some(newline) = body[unterminated..].iter().rposition(|&b| b == b'\n') {
+                let end = unterminated + newline + 1;
+                self.ingest(&body[..end], &mut pieces, false, t_ms, counts)?;
+                body.drain(..end);
+            }
+        }
+        self.ingest(body, &mut pieces, true, t_ms, counts)
+    }
+
+    /// Sends the scrape request; returns the response and its body's format.
+    async fn request(&self) -> Result<(reqwest::Response, Format), ScrapeError> {
         let url = &self.target.url;
         let mut request = self
             .client
@@ -343,7 +376,7 @@ impl ScrapeLoop {
         if let Some(authorization) = self.authorization().await? {
             request = request.header(reqwest::header::AUTHORIZATION, authorization);
         }
-        let mut response = request.send().await.map_err(|e| ScrapeError::Request {
+        let response = request.send().await.map_err(|e| ScrapeError::Request {
             url: url.clone(),
             reason: error_chain(&e),
         })?;
@@ -356,25 +389,7 @@ impl ScrapeLoop {
                 .get(reqwest::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok()),
         );
-        let limit = self.body_size_limit;
-        // Uncompressed responses announce their size: read them into one
-        // allocation. The announced size is not trusted beyond the limit.
-        let announced = response.content_length().unwrap_or(0);
-        let cap = if limit > 0 { limit } else { BODY_RESERVE_MAX };
-        let reserve = usize::try_from(announced.min(cap)).unwrap_or(0);
-        body.reserve(reserve.max(BODY_BUFFER_MIN));
-        // Read chunk by chunk so an oversized body is abandoned as soon as
-        // it crosses the limit (chunks are already decompressed).
-        while let Some(chunk) = response.chunk().await.map_err(|e| ScrapeError::Request {
-            url: url.clone(),
-            reason: error_chain(&e),
-        })? {
-            if limit > 0 && (body.len() + chunk.len()) as u64 > limit {
-                return Err(ScrapeError::BodyTooLarge(limit));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(format)
+        Ok((response, format))
     }
 
     async fn authorization(&self) -> Result<Option<String>, ScrapeError> {
@@ -393,15 +408,17 @@ impl ScrapeLoop {
         }
     }
 
-    /// Parses a body into `self.batch`, tracking series for staleness.
+    /// Parses one piece of the body into `self.batch`, tracking series for
+    /// staleness; `last` when the body ends with it.
     fn ingest(
         &mut self,
-        body: &[u8],
-        format: Format,
+        piece: &[u8],
+        pieces: &mut Pieces,
+        last: bool,
         t_ms: i64,
         counts: &mut Counts,
     ) -> Result<(), ScrapeError> {
-        let mut parser = Parser::from_bytes(body, format)?;
+        let mut parser = pieces.parser(piece, last)?;
         while let Some(entry) = parser.next_entry()? {
             let Entry::Sample(sample) = entry else {
                 continue;
@@ -459,6 +476,7 @@ impl ScrapeLoop {
                 value: sample.value,
             });
         }
+        pieces.finish_piece(&parser);
         Ok(())
     }
 }
