@@ -18,7 +18,7 @@ use super::appender::{AppendError, AppendSample, SampleAppender};
 use super::config::{format_duration, Credentials, StaticTarget, ValidScrapeConfig};
 use super::parser::{is_valid_metric_name, Entry, Format, ParseError, Pieces};
 use super::relabel::{relabel, Relabeler};
-use super::staleness::{Lookup, SeriesKey, SeriesTracker};
+use super::staleness::{Lookup, SeriesTracker};
 use super::target::{Health, Target, TargetHandle, TargetState};
 use super::STALE_NAN;
 use crate::labels::{Labels, METRIC_NAME};
@@ -242,6 +242,12 @@ impl ScrapeLoop {
             });
         }
         let committed = self.appender.commit(&self.batch).map_err(ScrapeError::from);
+        // The batch is refilled by every scrape; keep room for about this
+        // many samples instead of what doubling left over.
+        let room = self.batch.len() + self.batch.len() / 16 + 16;
+        if self.batch.capacity() > room + room / 8 {
+            self.batch.shrink_to(room);
+        }
         let error = result.err().or(committed.err()).map(|e| e.to_string());
         if let Some(e) = &error {
             tracing::debug!(target_url = %self.target.url, error = %e, "scrape failed");
@@ -441,9 +447,8 @@ impl ScrapeLoop {
                                     return Err(ScrapeError::InvalidSeries(name.to_string()));
                                 }
                             }
-                            let key = SeriesKey::new(labels);
-                            self.tracker.insert(sample.series, Some(key.clone()));
-                            (key, true)
+                            self.tracker.insert(sample.series, Some(labels.clone()));
+                            (labels, true)
                         }
                         _ => {
                             self.tracker.insert(sample.series, None);
@@ -471,7 +476,7 @@ impl ScrapeLoop {
                 counts.added += 1;
             }
             self.batch.push(AppendSample {
-                labels: key.labels().clone(),
+                labels: key,
                 t_ms: t,
                 value: sample.value,
             });

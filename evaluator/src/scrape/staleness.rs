@@ -8,48 +8,12 @@
 //! every series of the previous scrape stale; samples with explicit
 //! timestamps are never tracked.
 
-use std::collections::hash_map::{DefaultHasher, RandomState};
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 
 use crate::labels::Labels;
-use crate::store::fxhash::FxHasher;
-
-/// A final label set with its hash computed once.
-#[derive(Debug, Clone)]
-pub struct SeriesKey {
-    hash: u64,
-    labels: Labels,
-}
-
-impl SeriesKey {
-    pub fn new(labels: Labels) -> SeriesKey {
-        let mut hasher = DefaultHasher::new();
-        labels.hash(&mut hasher);
-        SeriesKey {
-            hash: hasher.finish(),
-            labels,
-        }
-    }
-
-    pub fn labels(&self) -> &Labels {
-        &self.labels
-    }
-}
-
-impl PartialEq for SeriesKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && self.labels == other.labels
-    }
-}
-
-impl Eq for SeriesKey {}
-
-impl Hash for SeriesKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
+use crate::store::fxhash::{FxHashMap, FxHasher};
 
 /// Passes the precomputed hash through instead of hashing the labels again.
 #[derive(Default)]
@@ -92,7 +56,7 @@ impl Hash for RawKey {
 #[derive(Debug)]
 struct Cached {
     /// `None`: relabelling dropped the series.
-    key: Option<SeriesKey>,
+    labels: Option<Labels>,
     last_scrape: u32,
 }
 
@@ -112,7 +76,7 @@ pub struct SeriesTracker {
     cache: HashMap<RawKey, Cached, PassThroughState>,
     /// Final series written by the last successful scrape and the current
     /// one; after a successful scrape only its own series remain.
-    written: HashMap<SeriesKey, Written, PassThroughState>,
+    written: FxHashMap<Labels, Written>,
     scrape: u32,
     /// Between `begin` and `finish_*`: series first written in `scrape`
     /// belong to the unfinished scrape, not to the last successful one.
@@ -130,7 +94,7 @@ impl Default for SeriesTracker {
 pub enum Lookup {
     Miss,
     Dropped,
-    Kept(SeriesKey),
+    Kept(Labels),
 }
 
 impl SeriesTracker {
@@ -168,21 +132,21 @@ impl SeriesTracker {
             None => Lookup::Miss,
             Some(c) => {
                 c.last_scrape = self.scrape;
-                match &c.key {
+                match &c.labels {
                     None => Lookup::Dropped,
-                    Some(k) => Lookup::Kept(k.clone()),
+                    Some(labels) => Lookup::Kept(labels.clone()),
                 }
             }
         }
     }
 
     /// Caches what a raw series became.
-    pub fn insert(&mut self, raw: &str, key: Option<SeriesKey>) {
+    pub fn insert(&mut self, raw: &str, labels: Option<Labels>) {
         let raw = self.raw_key(raw);
         self.cache.insert(
             raw,
             Cached {
-                key,
+                labels,
                 last_scrape: self.scrape,
             },
         );
@@ -190,7 +154,7 @@ impl SeriesTracker {
 
     /// Records that this scrape writes `key`; false when it already did
     /// (a duplicate series in one exposition, which is skipped).
-    pub fn track(&mut self, key: &SeriesKey) -> bool {
+    pub fn track(&mut self, key: &Labels) -> bool {
         let scrape = self.scrape;
         match self.written.get_mut(key) {
             Some(w) if w.last == scrape => false,
@@ -212,7 +176,7 @@ impl SeriesTracker {
     }
 
     /// Whether the previous scrape wrote `key` (so it is not a new series).
-    pub fn seen_before(&self, key: &SeriesKey) -> bool {
+    pub fn seen_before(&self, key: &Labels) -> bool {
         self.written
             .get(key)
             .is_some_and(|w| w.first != self.scrape)
@@ -227,7 +191,7 @@ impl SeriesTracker {
         self.written.retain(|key, w| {
             let keep = w.last == scrape;
             if !keep {
-                stale.push(key.labels.clone());
+                stale.push(key.clone());
             }
             keep
         });
@@ -246,7 +210,7 @@ impl SeriesTracker {
             .written
             .drain()
             .filter(|(_, w)| Some(w.first) != unfinished)
-            .map(|(key, _)| key.labels)
+            .map(|(key, _)| key)
             .collect();
         shrink_if_sparse(&mut self.written);
         stale
@@ -254,7 +218,7 @@ impl SeriesTracker {
 }
 
 /// Gives memory back after a target shrank a lot.
-fn shrink_if_sparse<K: Eq + Hash, V>(map: &mut HashMap<K, V, PassThroughState>) {
+fn shrink_if_sparse<K: Eq + Hash, V, S: BuildHasher>(map: &mut HashMap<K, V, S>) {
     if map.capacity() > 4 * map.len().max(1024) {
         map.shrink_to_fit();
     }
@@ -264,8 +228,8 @@ fn shrink_if_sparse<K: Eq + Hash, V>(map: &mut HashMap<K, V, PassThroughState>) 
 mod tests {
     use super::*;
 
-    fn key(name: &str) -> SeriesKey {
-        SeriesKey::new(Labels::from_pairs([("__name__", name)]))
+    fn key(name: &str) -> Labels {
+        Labels::from_pairs([("__name__", name)])
     }
 
     fn names(list: Vec<Labels>) -> Vec<String> {

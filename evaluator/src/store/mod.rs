@@ -7,9 +7,13 @@ mod postings;
 
 use promql_parser::label::{MatchOp, Matcher};
 
+use std::hash::{Hash, Hasher};
+
+use hashbrown::HashTable;
+
 use crate::labels::Labels;
 use crate::promql::{SeriesSource, SeriesView};
-use fxhash::FxHashMap;
+use fxhash::FxHasher;
 use postings::Postings;
 
 /// Prometheus' staleness marker: a NaN with a fixed bit pattern, written when
@@ -67,7 +71,9 @@ pub struct Store {
     /// Dense storage keeps a selector's series close together in memory.
     series: Vec<Option<MemSeries>>,
     live: usize,
-    by_labels: FxHashMap<Labels, SeriesId>,
+    /// Series ids by the hash of their labels; the labels themselves live
+    /// in `series` only, so the index costs a few bytes per series.
+    by_labels: HashTable<SeriesId>,
     postings: Postings,
     series_limit: usize,
 }
@@ -93,7 +99,7 @@ impl Store {
         Store {
             series: Vec::new(),
             live: 0,
-            by_labels: FxHashMap::default(),
+            by_labels: HashTable::new(),
             postings: Postings::default(),
             series_limit,
         }
@@ -127,7 +133,11 @@ impl Store {
         if labels.is_empty() {
             return Err(StoreError::EmptyLabels);
         }
-        let id = match self.by_labels.get(labels) {
+        let hash = labels_hash(labels);
+        let found = self.by_labels.find(hash, |&id| {
+            self.get(id).is_some_and(|series| series.labels == *labels)
+        });
+        let id = match found {
             Some(id) => *id,
             None => {
                 if self.live >= self.series_limit {
@@ -137,11 +147,19 @@ impl Store {
                 }
                 let id = self.series.len() as SeriesId;
                 self.postings.add(labels, id);
-                self.by_labels.insert(labels.clone(), id);
+                if self.series.len() == self.series.capacity() {
+                    // Grow by an eighth, not double: the series table is
+                    // the store's largest single allocation.
+                    let extra = (self.series.len() / 8).max(1024);
+                    self.series.reserve_exact(extra);
+                }
                 self.series.push(Some(MemSeries {
                     labels: labels.clone(),
                     samples: Vec::new(),
                 }));
+                let series = &self.series;
+                self.by_labels
+                    .insert_unique(hash, id, |&id| rehash(series, id));
                 self.live += 1;
                 id
             }
@@ -194,7 +212,10 @@ impl Store {
                 }
             }
             if series.samples.is_empty() {
-                self.by_labels.remove(&series.labels);
+                let hash = labels_hash(&series.labels);
+                if let Ok(entry) = self.by_labels.find_entry(hash, |&i| i == id as SeriesId) {
+                    entry.remove();
+                }
                 removed.push((id as SeriesId, series.labels.clone()));
                 *slot = None;
                 self.live -= 1;
@@ -213,14 +234,17 @@ impl Store {
     /// Renumbers the live series densely (keeping their order) and rebuilds
     /// the label index.
     fn compact(&mut self) {
-        let old = std::mem::take(&mut self.series);
+        let old = std::mem::replace(&mut self.series, Vec::with_capacity(self.live));
         self.postings = Postings::default();
         self.by_labels.clear();
         for series in old.into_iter().flatten() {
             let id = self.series.len() as SeriesId;
             self.postings.add(&series.labels, id);
-            self.by_labels.insert(series.labels.clone(), id);
+            let hash = labels_hash(&series.labels);
             self.series.push(Some(series));
+            let series = &self.series;
+            self.by_labels
+                .insert_unique(hash, id, |&id| rehash(series, id));
         }
         self.live = self.series.len();
     }
@@ -281,6 +305,20 @@ impl Store {
         }
         ids
     }
+}
+
+fn labels_hash(labels: &Labels) -> u64 {
+    let mut hasher = FxHasher::default();
+    labels.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The hash of series `id` when the index grows (every indexed id is live).
+fn rehash(series: &[Option<MemSeries>], id: SeriesId) -> u64 {
+    series
+        .get(id as usize)
+        .and_then(Option::as_ref)
+        .map_or(0, |s| labels_hash(&s.labels))
 }
 
 impl SeriesSource for Store {

@@ -142,6 +142,16 @@ fn series_stay_selectable_after_many_removals_compact_the_index() {
         .append(&labels(&[("__name__", "m"), ("i", "new")]), 20_000, 1.0)
         .expect("append after compaction");
     assert_eq!(store.select(&[eq("__name__", "m")], 0, 30_000).len(), 1501);
+    // Every surviving series is still found by its labels, not added again.
+    for i in (1..3000).step_by(2) {
+        let l = labels(&[("__name__", "m"), ("i", &i.to_string())]);
+        store
+            .append(&l, 30_000, 0.0)
+            .expect("append to a kept series");
+    }
+    assert_eq!(store.series_count(), 1501);
+    let got = store.select(&[eq("i", "2999")], 0, 40_000);
+    assert_eq!(got[0].samples.len(), 2);
 }
 
 #[test]
