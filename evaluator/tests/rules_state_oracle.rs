@@ -82,7 +82,7 @@ fn selector(labels: &Labels) -> String {
     let pairs: Vec<String> = labels
         .iter()
         .filter(|l| l.name != "__name__")
-        .map(|l| format!("{}={}", l.name, quoted(&l.value)))
+        .map(|l| format!("{}={}", l.name, quoted(l.value)))
         .collect();
     format!("{name}{{{}}}", pairs.join(", "))
 }
@@ -142,7 +142,7 @@ fn alert_states_and_alerts_series_match_prometheus_minute_by_minute() {
                     .labels
                     .iter()
                     .filter(|l| l.name != "alertname")
-                    .map(|l| format!("{}: {}", l.name, quoted(&l.value)))
+                    .map(|l| format!("{}: {}", l.name, quoted(l.value)))
                     .collect();
                 let annotations: Vec<String> = a
                     .annotations

@@ -202,7 +202,7 @@ impl Relabeler {
                 let renamed: Vec<(String, String)> = labels
                     .iter()
                     .filter_map(|l| {
-                        let caps = self.regex.captures(&l.name)?;
+                        let caps = self.regex.captures(l.name)?;
                         let mut name = String::new();
                         caps.expand(&self.replacement, &mut name);
                         Some((name, l.value.to_string()))
@@ -219,7 +219,7 @@ impl Relabeler {
                 let keep_matching = self.action == RelabelAction::LabelKeep;
                 let doomed: Vec<String> = labels
                     .iter()
-                    .filter(|l| self.regex.is_match(&l.name) != keep_matching)
+                    .filter(|l| self.regex.is_match(l.name) != keep_matching)
                     .map(|l| l.name.to_string())
                     .collect();
                 for name in doomed {

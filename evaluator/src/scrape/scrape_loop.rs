@@ -491,9 +491,9 @@ impl ScrapeLoop {
 /// `exported_<name>` (prefixed again while that name is taken too).
 pub fn merge_target_labels(mut exposed: Labels, target: &Labels, honor_labels: bool) -> Labels {
     for label in target.iter() {
-        let clash = exposed.get(&label.name).map(str::to_string);
+        let clash = exposed.get(label.name).map(str::to_string);
         match clash {
-            None => exposed.set(&label.name, &label.value),
+            None => exposed.set(label.name, label.value),
             Some(_) if honor_labels => {}
             Some(value) => {
                 let mut name = format!("exported_{}", label.name);
@@ -501,7 +501,7 @@ pub fn merge_target_labels(mut exposed: Labels, target: &Labels, honor_labels: b
                     name.insert_str(0, "exported_");
                 }
                 exposed.set(&name, &value);
-                exposed.set(&label.name, &label.value);
+                exposed.set(label.name, label.value);
             }
         }
     }

@@ -71,7 +71,7 @@ pub fn notification(alerts: Vec<NotifiedAlert>) -> Notification {
         for label in first.alert.labels.iter() {
             if alerts
                 .iter()
-                .all(|a| a.alert.labels.get(&label.name) == Some(label.value))
+                .all(|a| a.alert.labels.get(label.name) == Some(label.value))
             {
                 common.push((label.name.to_string(), label.value.to_string()));
             }

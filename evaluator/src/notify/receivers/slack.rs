@@ -213,7 +213,7 @@ impl SlackReceiver {
                 .filter(|l| l.name != "alertname")
                 .map(|l| SlackField {
                     title: l.name.to_string(),
-                    value: truncate_chars(&l.value, MAX_FIELD_VALUE),
+                    value: truncate_chars(l.value, MAX_FIELD_VALUE),
                     short: true,
                 })
                 .collect()

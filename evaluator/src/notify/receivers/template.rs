@@ -30,7 +30,7 @@ pub fn subject(notification: &Notification) -> String {
         let extra: Vec<&str> = notification
             .common_labels
             .iter()
-            .filter(|l| notification.group_labels.get(&l.name).is_none())
+            .filter(|l| notification.group_labels.get(l.name).is_none())
             .map(|l| l.value)
             .collect();
         let _ = write!(out, " ({})", extra.join(" "));
@@ -90,7 +90,7 @@ pub fn distinguishing_labels<'a>(
         .alert
         .labels
         .iter()
-        .filter(|l| notification.common_labels.get(&l.name) != Some(l.value))
+        .filter(|l| notification.common_labels.get(l.name) != Some(l.value))
         .map(|l| (l.name, l.value))
 }
 
@@ -246,8 +246,8 @@ pub fn html_alert_list(notification: &Notification) -> String {
                 let _ = writeln!(
                     out,
                     "<li>{} = {}</li>",
-                    html_escape(&label.name),
-                    html_escape(&label.value)
+                    html_escape(label.name),
+                    html_escape(label.value)
                 );
             }
             out.push_str("</ul>\n");
