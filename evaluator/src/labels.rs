@@ -9,6 +9,7 @@
 //! take two bytes. Lengths are written in an ASCII-only variable-length
 //! code, so the encoding is valid UTF-8 and decoding needs no unsafe code.
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
@@ -55,6 +56,10 @@ const LENGTH_BITS: u32 = 6;
 const LENGTH_MORE: u8 = 1 << LENGTH_BITS;
 const LENGTH_MASK: usize = (1 << LENGTH_BITS) - 1;
 
+thread_local! {
+    static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
 /// One label pair, borrowed from its label set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Label<'a> {
@@ -89,20 +94,28 @@ impl Labels {
     /// Builds a label set from labels already sorted by name with unique
     /// names (the order [`Labels::iter`] yields); empty values are dropped.
     pub fn from_sorted<'a>(labels: impl IntoIterator<Item = Label<'a>>) -> Labels {
-        let mut encoded = String::new();
-        let mut previous: Option<&str> = None;
-        for label in labels {
-            debug_assert!(
-                previous.is_none_or(|p| p < label.name),
-                "labels out of order: {previous:?} before {:?}",
-                label.name
-            );
-            previous = Some(label.name);
-            if !label.value.is_empty() {
-                encode_label(&mut encoded, label);
+        let encode = |encoded: &mut String| {
+            encoded.clear();
+            let mut previous: Option<&str> = None;
+            for label in labels {
+                debug_assert!(
+                    previous.is_none_or(|p| p < label.name),
+                    "labels out of order: {previous:?} before {:?}",
+                    label.name
+                );
+                previous = Some(label.name);
+                if !label.value.is_empty() {
+                    encode_label(encoded, label);
+                }
             }
-        }
-        Labels(Arc::from(encoded))
+            Labels(Arc::from(encoded.as_str()))
+        };
+        // Encode into a per-thread buffer, so the shared string is the only
+        // allocation (queries build label sets for every output series).
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut buffer) => encode(&mut buffer),
+            Err(_) => encode(&mut String::new()),
+        })
     }
 
     /// The value of `name`, if set.
