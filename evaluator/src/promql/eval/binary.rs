@@ -274,18 +274,22 @@ fn vector_op(
                 None => labels.remove(name),
             }
         }
-        if drop_name {
-            // Name removal is delayed, but uniqueness is judged without it.
-            let key = labels.drop_names(&[METRIC_NAME.to_string()]);
-            if !one_to_one && !produced.insert(key) {
+        // One-to-one results are unique by construction (each "one" side
+        // matched once); many-to-one ones are checked, judged without a
+        // name whose removal is delayed.
+        if !one_to_one {
+            let key = if drop_name {
+                let mut key = labels.clone();
+                key.remove(METRIC_NAME);
+                key
+            } else {
+                labels.clone()
+            };
+            if !produced.insert(key) {
                 return Err(PromqlError::eval(
                     "multiple matches for labels: grouping labels must ensure unique matches",
                 ));
             }
-        } else if !one_to_one && !produced.insert(labels.clone()) {
-            return Err(PromqlError::eval(
-                "multiple matches for labels: grouping labels must ensure unique matches",
-            ));
         }
         out.push(ESample {
             labels,

@@ -100,6 +100,7 @@ fn group_buckets<S: SeriesSource + ?Sized>(
 ) -> Vec<(Labels, Vec<(f64, f64)>)> {
     let mut groups: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
     let mut index: HashMap<Labels, usize> = HashMap::new();
+    let bucket_label = ["le".to_string()];
     for s in input {
         let Some(le) = s.labels.get("le").and_then(parse_le) else {
             ev.warn(format!(
@@ -109,7 +110,7 @@ fn group_buckets<S: SeriesSource + ?Sized>(
             ));
             continue;
         };
-        let key = s.labels.drop_names(&["le".to_string()]);
+        let key = s.labels.drop_names(&bucket_label);
         match index.get(&key) {
             Some(i) => groups[*i].1.push((le, s.v)),
             None => {

@@ -394,20 +394,7 @@ fn check_unique_after_drop(samples: &[ESample]) -> Result<(), PromqlError> {
     if !samples.iter().any(|s| s.drop_name) {
         return Ok(());
     }
-    let mut seen = std::collections::HashSet::with_capacity(samples.len());
-    for s in samples {
-        let key = if s.drop_name {
-            s.labels.drop_names(&[METRIC_NAME.to_string()])
-        } else {
-            s.labels.clone()
-        };
-        if !seen.insert(key) {
-            return Err(PromqlError::eval(
-                "vector cannot contain metrics with the same labelset",
-            ));
-        }
-    }
-    Ok(())
+    check_unique_as_dropped(samples)
 }
 
 fn push_point(
