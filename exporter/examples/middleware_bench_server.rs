@@ -3,7 +3,7 @@
 //! `HttpMetricsLayer`, or with `axum-prometheus`'s layer, so the three can be
 //! compared over real sockets. Not part of the product.
 //!
-//! Usage: `middleware_bench_server none|vigil|axum-prometheus [ADDR]`
+//! Usage: `middleware_bench_server none|noop-layer|vigil|axum-prometheus [ADDR]`
 //! (ADDR defaults to `127.0.0.1:0`). Prints `listening on ADDR` once bound,
 //! serves `GET /`, `GET /users/{id}` and `GET /metrics` (the layer's own
 //! metrics, so the bench can check that the layer recorded the load) until
@@ -32,7 +32,7 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let variant = args
         .next()
-        .context("usage: middleware_bench_server none|vigil|axum-prometheus [ADDR]")?;
+        .context("usage: middleware_bench_server none|noop-layer|vigil|axum-prometheus [ADDR]")?;
     let addr: SocketAddr = args
         .next()
         .unwrap_or_else(|| "127.0.0.1:0".to_owned())
@@ -68,6 +68,13 @@ async fn serve(variant: &str, addr: SocketAddr) -> anyhow::Result<()> {
                 }),
             )
         }
+        "noop-layer" => {
+            // A layer that does nothing: what wrapping each route through
+            // `Router::layer` costs by itself, whatever the layer does.
+            app()
+                .layer(tower::layer::layer_fn(|service| service))
+                .route("/metrics", get(|| async { "" }))
+        }
         "axum-prometheus" => {
             // `pair` installs the process-wide recorder, so the layer records
             // into a real Prometheus recorder rather than a no-op one.
@@ -76,7 +83,9 @@ async fn serve(variant: &str, addr: SocketAddr) -> anyhow::Result<()> {
                 .layer(layer)
                 .route("/metrics", get(move || async move { handle.render() }))
         }
-        other => bail!("unknown variant {other:?}: expected none, vigil or axum-prometheus"),
+        other => bail!(
+            "unknown variant {other:?}: expected none, noop-layer, vigil or axum-prometheus"
+        ),
     };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
