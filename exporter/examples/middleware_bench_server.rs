@@ -83,9 +83,9 @@ async fn serve(variant: &str, addr: SocketAddr) -> anyhow::Result<()> {
                 .layer(layer)
                 .route("/metrics", get(move || async move { handle.render() }))
         }
-        other => bail!(
-            "unknown variant {other:?}: expected none, noop-layer, vigil or axum-prometheus"
-        ),
+        other => {
+            bail!("unknown variant {other:?}: expected none, noop-layer, vigil or axum-prometheus")
+        }
     };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
