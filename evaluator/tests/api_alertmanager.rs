@@ -735,9 +735,16 @@ async fn deleting_a_silence_expires_it() {
         StatusCode::OK,
         "idempotent"
     );
+    let unknown = "/api/v2/silence/6b5c2b3e-1f0a-4c1e-9d2a-0a1b2c3d4e5f";
+    assert_eq!(r.delete(unknown).await, StatusCode::NOT_FOUND);
+    let (status, body) = r
+        .send(Request::get(unknown).body(Body::empty()).unwrap())
+        .await;
+    assert_eq!((status, body.as_str()), (StatusCode::NOT_FOUND, ""));
+    // Not a UUID: refused like Alertmanager's parameter validation does.
     assert_eq!(
         r.delete("/api/v2/silence/nope").await,
-        StatusCode::NOT_FOUND
+        StatusCode::UNPROCESSABLE_ENTITY
     );
     let (status, body) = r
         .send(
@@ -746,7 +753,11 @@ async fn deleting_a_silence_expires_it() {
                 .unwrap(),
         )
         .await;
-    assert_eq!((status, body.as_str()), (StatusCode::NOT_FOUND, ""));
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        json!({"code": 601, "message": "silenceID in path must be of type uuid: \"nope\""})
+    );
 }
 
 #[tokio::test]

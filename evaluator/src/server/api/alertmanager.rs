@@ -16,7 +16,8 @@
 //! Errors use Alertmanager's two shapes: request binding and schema
 //! failures answer `{"code": N, "message": "..."}` (400 for unreadable
 //! JSON, 422 for a missing required field), handler failures answer the
-//! message as a JSON string (400, or 404 for an unknown silence).
+//! message as a JSON string (400, or 404 for an unknown silence; a silence
+//! id that is not a UUID is 422 like any badly typed parameter).
 //!
 //! [`run_sync`] is the background half: it merges silences other replicas
 //! wrote to the shared database, and records posted alerts that resolved by
@@ -864,6 +865,7 @@ pub async fn get_silence(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<GettableSilence>, AmError> {
+    check_silence_id(&id)?;
     let api = &state.alertmanager;
     let notifier = api.notifier.lock().await;
     let now = api.clock.now();
@@ -882,6 +884,7 @@ pub async fn delete_silence(
     if !authorized(&state, &headers) {
         return Err(AmError::unauthorized());
     }
+    check_silence_id(&id)?;
     let api = &state.alertmanager;
     let mut notifier = api.notifier.lock().await;
     let now = api.clock.now();
@@ -914,6 +917,23 @@ struct PostableSilence {
     ends_at: Option<String>,
     created_by: Option<String>,
     comment: Option<String>,
+}
+
+/// Alertmanager declares the `{silenceID}` path parameter a UUID, so a
+/// malformed one is refused before any lookup: 422, go-openapi's
+/// invalid-type code 601, its wording.
+fn check_silence_id(id: &str) -> Result<(), AmError> {
+    let hex = |part: &str| part.bytes().all(|b| b.is_ascii_hexdigit());
+    let lengths: Vec<usize> = id.split('-').map(str::len).collect();
+    let uuid = (lengths == [8, 4, 4, 4, 12] || lengths == [32]) && id.split('-').all(hex);
+    if uuid {
+        return Ok(());
+    }
+    Err(AmError::Binding {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        code: 601,
+        message: format!("silenceID in path must be of type uuid: {id:?}"),
+    })
 }
 
 /// A new, unique silence id in UUID form (as Alertmanager's), time-ordered.
