@@ -109,17 +109,39 @@ impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
             ));
         }
 
-        let mut index: GroupIndex<'_, (Vec<f64>, bool)> = GroupIndex::new(grouping(modifier));
+        // Every group's values, in input order, in one buffer: group `g`
+        // owns `values[start..start + count]` (no allocation per group).
+        let mut index: GroupIndex<'_, (usize, usize, bool)> = GroupIndex::new(grouping(modifier));
+        let mut group_of: Vec<usize> = Vec::with_capacity(input.len());
         for s in &input {
-            let (group, _) = index.entry(&s.labels, || (Vec::new(), false));
-            group.0.push(s.v);
-            group.1 |= s.drop_name && by_name;
+            let (g, _) = index.entry_index(&s.labels, || (0, 0, false));
+            let group = &mut index.groups[g].1;
+            group.1 += 1;
+            group.2 |= s.drop_name && by_name;
+            group_of.push(g);
+        }
+        let mut next_free = 0;
+        for (_, (start, count, _)) in index.groups.iter_mut() {
+            *start = next_free;
+            next_free += *count;
+        }
+        let mut values = vec![0.0; input.len()];
+        let mut filled: Vec<usize> = index
+            .groups
+            .iter()
+            .map(|(_, (start, _, _))| *start)
+            .collect();
+        for (s, g) in input.iter().zip(&group_of) {
+            values[filled[*g]] = s.v;
+            filled[*g] += 1;
         }
         let g = index.grouping();
         let groups = index
             .groups
             .into_iter()
-            .map(|(rep, (values, drop_name))| (g.key_labels(&rep), values, drop_name));
+            .map(|(rep, (start, count, drop_name))| {
+                (g.key_labels(&rep), start..start + count, drop_name)
+            });
         let phi = if op == token::T_QUANTILE {
             let phi = scalar_param("quantile")?;
             if !(0.0..=1.0).contains(&phi) {
@@ -133,7 +155,8 @@ impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
             0.0
         };
         let mut out = Vec::new();
-        for (labels, values, drop_name) in groups {
+        for (labels, range, drop_name) in groups {
+            let values = &mut values[range];
             let v = match op {
                 token::T_SUM => {
                     let mut k = KahanSum::default();

@@ -54,47 +54,70 @@ impl Grouping<'_> {
 }
 
 /// Groups in first-seen order, each with its representative labels.
+///
+/// Lookups go through the key's hash to the first group with that hash and
+/// on along a chain of groups sharing it (`same_hash`), so adding a group
+/// allocates nothing of its own.
 pub(crate) struct GroupIndex<'g, T> {
     grouping: Grouping<'g>,
-    by_hash: FxHashMap<u64, Vec<usize>>,
+    by_hash: FxHashMap<u64, usize>,
+    /// Per group: the next group with the same hash, or `NO_GROUP`.
+    same_hash: Vec<usize>,
     pub(crate) groups: Vec<(Labels, T)>,
 }
+
+const NO_GROUP: usize = usize::MAX;
 
 impl<'g, T> GroupIndex<'g, T> {
     pub(crate) fn new(grouping: Grouping<'g>) -> Self {
         GroupIndex {
             grouping,
             by_hash: FxHashMap::default(),
+            same_hash: Vec::new(),
             groups: Vec::new(),
         }
     }
 
+    /// The group with hash `h` whose key equals that of `labels`.
+    fn find_hashed(&self, h: u64, labels: &Labels) -> Option<usize> {
+        let mut i = *self.by_hash.get(&h)?;
+        while i != NO_GROUP {
+            if self.grouping.same_key(&self.groups[i].0, labels) {
+                return Some(i);
+            }
+            i = self.same_hash[i];
+        }
+        None
+    }
+
     /// Index of the group of `labels`, if it exists.
     pub(crate) fn find(&self, labels: &Labels) -> Option<usize> {
+        self.find_hashed(self.grouping.hash(labels), labels)
+    }
+
+    /// The index of the group of `labels`, created with `init` if new; the
+    /// bool says whether it was created.
+    pub(crate) fn entry_index(
+        &mut self,
+        labels: &Labels,
+        init: impl FnOnce() -> T,
+    ) -> (usize, bool) {
         let h = self.grouping.hash(labels);
-        self.by_hash.get(&h).and_then(|ids| {
-            ids.iter()
-                .copied()
-                .find(|i| self.grouping.same_key(&self.groups[*i].0, labels))
-        })
+        if let Some(i) = self.find_hashed(h, labels) {
+            return (i, false);
+        }
+        let new = self.groups.len();
+        let chain = self.by_hash.insert(h, new).unwrap_or(NO_GROUP);
+        self.same_hash.push(chain);
+        self.groups.push((labels.clone(), init()));
+        (new, true)
     }
 
     /// The group of `labels`, created with `init` if new; the bool says
     /// whether it was created.
     pub(crate) fn entry(&mut self, labels: &Labels, init: impl FnOnce() -> T) -> (&mut T, bool) {
-        let h = self.grouping.hash(labels);
-        let ids = self.by_hash.entry(h).or_default();
-        if let Some(i) = ids
-            .iter()
-            .copied()
-            .find(|i| self.grouping.same_key(&self.groups[*i].0, labels))
-        {
-            return (&mut self.groups[i].1, false);
-        }
-        ids.push(self.groups.len());
-        self.groups.push((labels.clone(), init()));
-        let last = self.groups.len() - 1;
-        (&mut self.groups[last].1, true)
+        let (i, created) = self.entry_index(labels, init);
+        (&mut self.groups[i].1, created)
     }
 
     pub(crate) fn grouping(&self) -> Grouping<'g> {

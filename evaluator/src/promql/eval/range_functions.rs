@@ -204,7 +204,7 @@ pub(crate) fn stdvar_over_time(i: &RangeInput<'_>) -> Option<f64> {
     Some(variance(values(i)))
 }
 pub(crate) fn quantile_over_time(i: &RangeInput<'_>) -> Option<f64> {
-    Some(quantile(i.arg, values(i).collect()))
+    Some(quantile(i.arg, &mut values(i).collect::<Vec<f64>>()))
 }
 
 /// The range function called `name`, if it is one.

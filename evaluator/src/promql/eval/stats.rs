@@ -90,7 +90,7 @@ pub(crate) fn variance(values: impl Iterator<Item = f64>) -> f64 {
 }
 
 /// The φ-quantile of `values` with linear interpolation between ranks.
-pub(crate) fn quantile(phi: f64, mut values: Vec<f64>) -> f64 {
+pub(crate) fn quantile(phi: f64, values: &mut [f64]) -> f64 {
     if values.is_empty() || phi.is_nan() {
         return f64::NAN;
     }
