@@ -204,13 +204,6 @@ impl Labels {
         }
         Labels::from_sorted(self.iter().filter(|l| !names.iter().any(|n| n == l.name)))
     }
-
-    /// Bytes this set occupies on the heap (without the allocator's own
-    /// overhead); for memory accounting.
-    pub fn heap_bytes(&self) -> usize {
-        // The reference counts sit next to the text.
-        2 * std::mem::size_of::<usize>() + self.0.len()
-    }
 }
 
 /// The labels of a [`Labels`], in name order.

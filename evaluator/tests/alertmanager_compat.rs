@@ -410,7 +410,7 @@ async fn silences_are_shared_between_evaluators_and_survive_a_restart_on_sqlite(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silences_are_shared_between_evaluators_and_survive_a_restart_on_postgres() {
-    let Some(db) = pg::FreshDatabase::create().await else {
+    let Some(db) = pg::TestDb::postgres().await else {
         return;
     };
     silences_are_shared_and_survive_a_restart(Some(&db.url)).await;

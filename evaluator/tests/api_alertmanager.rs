@@ -925,7 +925,7 @@ async fn silences_are_shared_between_replicas_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silences_are_shared_between_replicas_on_postgres() {
-    let Some(db) = pg::FreshDatabase::create().await else {
+    let Some(db) = pg::TestDb::postgres().await else {
         return;
     };
     silences_are_shared_between_replicas(db.url.clone()).await;

@@ -10,6 +10,9 @@
 
 mod api_state;
 
+#[macro_use]
+mod pg;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
@@ -19,11 +22,10 @@ use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use sqlx::{Connection, Executor};
 use tower::ServiceExt;
 use vigil_evaluator::history::outbox::OutboxEntry;
 use vigil_evaluator::history::store::{EpisodeRecord, HistoryState, HistoryWrite, Transition};
-use vigil_evaluator::history::{new_id, Database, HistoryStore};
+use vigil_evaluator::history::{Database, HistoryStore};
 use vigil_evaluator::labels::Labels;
 use vigil_evaluator::notify::alert::{AlertStatus, Fingerprint};
 use vigil_evaluator::notify::receivers::Secret;
@@ -34,102 +36,6 @@ use vigil_evaluator::server::metrics::ServerMetrics;
 use vigil_evaluator::store::Store;
 
 // ---------------------------------------------------------------- harness
-
-/// A database for one test: removed when dropped.
-struct TestDb {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-    postgres: Option<(String, String)>,
-}
-
-impl TestDb {
-    fn sqlite() -> TestDb {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("vigil.db").display());
-        TestDb {
-            url,
-            _dir: Some(dir),
-            postgres: None,
-        }
-    }
-
-    /// A fresh Postgres database, or None after printing SKIPPED (a
-    /// failure when external tools are required).
-    async fn postgres() -> Option<TestDb> {
-        let admin = match std::env::var("DATABASE_URL") {
-            Ok(url) if url.starts_with("postgres") => url,
-            _ => {
-                if std::env::var(vigil_testkit::REQUIRE_TOOLS_ENV).is_ok_and(|v| v == "1") {
-                    panic!("DATABASE_URL (a Postgres URL) is required but is not set");
-                }
-                eprintln!("SKIPPED: DATABASE_URL is not set to a Postgres URL");
-                return None;
-            }
-        };
-        let name = format!("vigil_api_test_{}", new_id(Utc::now()));
-        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-        conn.execute(format!("CREATE DATABASE \"{name}\"").as_str())
-            .await
-            .unwrap();
-        Some(TestDb {
-            url: with_database(&admin, &name),
-            _dir: None,
-            postgres: Some((admin, name)),
-        })
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Some((admin, name)) = self.postgres.take() {
-            // Drop runs inside the test's runtime: use a thread with its own.
-            let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                runtime.block_on(async {
-                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                        let _ = conn.execute(sql.as_str()).await;
-                    }
-                });
-            })
-            .join();
-        }
-    }
-}
-
-/// `url` pointing at database `name` instead.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |i| authority_start + i);
-    format!("{}/{name}{query}", &base[..host_end])
-}
-
-/// Generates `NAME::sqlite` and `NAME::postgres` tests running `NAME(url)`.
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let db = super::TestDb::sqlite();
-                super::$name(db.url.clone()).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(db) = super::TestDb::postgres().await else { return };
-                super::$name(db.url.clone()).await;
-            }
-        }
-    )*};
-}
 
 /// The router over the history at `url`.
 struct Api {

@@ -6,6 +6,9 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
+#[macro_use]
+mod pg;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -30,121 +33,9 @@ use vigil_evaluator::notify::clock::ManualClock;
 use vigil_evaluator::notify::matcher::parse_matcher;
 use vigil_evaluator::notify::silence::{Silence, SilenceStore};
 
+use pg::TestDb;
+
 // ---------------------------------------------------------------- harness
-
-/// A database for one test: removed when dropped.
-struct TestDb {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-    postgres: Option<(String, String)>,
-}
-
-impl TestDb {
-    fn sqlite() -> TestDb {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("vigil.db").display());
-        TestDb {
-            url,
-            _dir: Some(dir),
-            postgres: None,
-        }
-    }
-
-    /// `DATABASE_URL`, or None after printing SKIPPED (a failure when
-    /// external tools are required).
-    fn admin_url() -> Option<String> {
-        match std::env::var("DATABASE_URL") {
-            Ok(url) if url.starts_with("postgres") => Some(url),
-            _ => {
-                if std::env::var(vigil_testkit::REQUIRE_TOOLS_ENV).is_ok_and(|v| v == "1") {
-                    panic!(
-                        "DATABASE_URL (a Postgres URL) is required ({}=1) but is not set",
-                        vigil_testkit::REQUIRE_TOOLS_ENV
-                    );
-                }
-                eprintln!("SKIPPED: DATABASE_URL is not set to a Postgres URL");
-                None
-            }
-        }
-    }
-
-    /// A name and URL for a fresh database, not created yet.
-    fn postgres_unborn() -> Option<TestDb> {
-        let admin = TestDb::admin_url()?;
-        let name = format!("vigil_test_{}", new_id(Utc::now()));
-        Some(TestDb {
-            url: with_database(&admin, &name),
-            _dir: None,
-            postgres: Some((admin, name)),
-        })
-    }
-
-    async fn postgres() -> Option<TestDb> {
-        let db = TestDb::postgres_unborn()?;
-        db.create().await;
-        Some(db)
-    }
-
-    async fn create(&self) {
-        let (admin, name) = self.postgres.as_ref().unwrap();
-        let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
-        conn.execute(format!("CREATE DATABASE \"{name}\"").as_str())
-            .await
-            .unwrap();
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Some((admin, name)) = self.postgres.take() {
-            // Drop runs inside the test's runtime: use a thread with its own.
-            let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                runtime.block_on(async {
-                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                        let _ = conn.execute(sql.as_str()).await;
-                    }
-                });
-            })
-            .join();
-        }
-    }
-}
-
-/// `url` pointing at database `name` instead.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |i| authority_start + i);
-    format!("{}/{name}{query}", &base[..host_end])
-}
-
-/// Generates `NAME::sqlite` and `NAME::postgres` tests running `NAME(url)`.
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let db = super::TestDb::sqlite();
-                super::$name(db.url.clone()).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(db) = super::TestDb::postgres().await else { return };
-                super::$name(db.url.clone()).await;
-            }
-        }
-    )*};
-}
 
 fn t(secs: i64) -> DateTime<Utc> {
     DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(1_700_000_000 + secs)

@@ -11,22 +11,28 @@ struct Owned {
     ts: Option<i64>,
 }
 
+impl Owned {
+    fn of(s: &Sample<'_, '_>) -> Owned {
+        Owned {
+            series: s.series.to_string(),
+            name: s.name.to_string(),
+            labels: s
+                .labels
+                .iter()
+                .map(|l| (l.name.to_string(), l.value.to_string()))
+                .collect(),
+            value: s.value,
+            ts: s.timestamp_ms,
+        }
+    }
+}
+
 fn samples(body: &str, format: Format) -> Result<Vec<Owned>, ParseError> {
     let mut parser = Parser::new(body, format);
     let mut out = Vec::new();
     while let Some(entry) = parser.next_entry()? {
         if let Entry::Sample(s) = entry {
-            out.push(Owned {
-                series: s.series.to_string(),
-                name: s.name.to_string(),
-                labels: s
-                    .labels
-                    .iter()
-                    .map(|l| (l.name.to_string(), l.value.to_string()))
-                    .collect(),
-                value: s.value,
-                ts: s.timestamp_ms,
-            });
+            out.push(Owned::of(&s));
         }
     }
     Ok(out)
@@ -457,17 +463,7 @@ fn samples_in_pieces(
         let mut parser = pieces.parser(&body[start..end], last)?;
         while let Some(entry) = parser.next_entry()? {
             if let Entry::Sample(s) = entry {
-                out.push(Owned {
-                    series: s.series.to_string(),
-                    name: s.name.to_string(),
-                    labels: s
-                        .labels
-                        .iter()
-                        .map(|l| (l.name.to_string(), l.value.to_string()))
-                        .collect(),
-                    value: s.value,
-                    ts: s.timestamp_ms,
-                });
+                out.push(Owned::of(&s));
             }
         }
         pieces.finish_piece(&parser);
