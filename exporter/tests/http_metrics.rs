@@ -487,20 +487,28 @@ async fn panicking_handler_is_counted_as_500_and_releases_the_gauge() {
 
 // --------------------------------------------------------------- duration
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn duration_is_the_time_until_the_response_head_not_the_body() {
+    // The layer's clock is a mock that only the handler moves: 300 ms to
+    // produce the head, another 2 s to produce the body.
+    let (clock, time) = quanta::Clock::mock();
     let routes = Router::new().route(
         "/slow",
-        get(|| async {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+        get(move || async move {
+            time.increment(Duration::from_millis(300));
             // The body takes another 2 s to produce: not part of the metric.
-            Body::from_stream(futures::stream::once(async {
-                tokio::time::sleep(Duration::from_secs(2)).await;
+            Body::from_stream(futures::stream::once(async move {
+                time.increment(Duration::from_secs(2));
                 Ok::<_, Infallible>("late body")
             }))
         }),
     );
-    let (app, registry) = instrumented(routes);
+    let registry = Registry::new();
+    let layer = HttpMetricsLayer::builder()
+        .clock(clock)
+        .build(&registry)
+        .unwrap_or_else(|err| panic!("{err}"));
+    let app = routes.layer(layer);
 
     assert_eq!(get_path(&app, "/slow").await, StatusCode::OK);
 

@@ -119,18 +119,22 @@
 //! a busy two-core VM, against about 6 µs for the `axum-prometheus` layer.
 //! `BENCHMARKS.md` at the workspace root has the figures and the command.
 
+mod cells;
+mod collect;
 mod labels;
+mod routes;
 mod service;
 
 use std::sync::Arc;
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::Registry;
 use tower::Layer;
 
 pub use labels::{OTHER_METHOD, UNMATCHED_ROUTE};
 pub use service::{HttpMetricsService, ResponseFuture};
 
-use labels::RouteTable;
+use collect::{Family, FamilyCollector};
+use routes::RouteTable;
 
 /// Name of the request counter.
 pub const REQUESTS_TOTAL: &str = "http_requests_total";
@@ -233,12 +237,14 @@ impl<S> Layer<S> for HttpMetricsLayer {
 #[derive(Debug, Clone)]
 pub struct HttpMetricsLayerBuilder {
     buckets: Vec<f64>,
+    clock: Option<quanta::Clock>,
 }
 
 impl Default for HttpMetricsLayerBuilder {
     fn default() -> Self {
         Self {
             buckets: DEFAULT_BUCKETS.to_vec(),
+            clock: None,
         }
     }
 }
@@ -252,47 +258,24 @@ impl HttpMetricsLayerBuilder {
         self
     }
 
+    /// The clock that times requests. By default a [`quanta::Clock`] that
+    /// reads the CPU's time-stamp counter where it is invariant (falling back
+    /// to the OS monotonic clock), calibrated once per process (up to 200 ms,
+    /// at the first build). Tests pass [`quanta::Clock::mock`] to control time.
+    #[must_use]
+    pub fn clock(mut self, clock: quanta::Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     /// Checks the configuration, registers the metrics in `registry` and
     /// returns the layer. On error nothing stays registered.
     pub fn build(self, registry: &Registry) -> Result<HttpMetricsLayer, HttpMetricsError> {
         validate_buckets(&self.buckets)?;
-
-        let requests = IntCounterVec::new(
-            Opts::new(
-                REQUESTS_TOTAL,
-                "HTTP requests answered, by method, route template and status code.",
-            ),
-            &["method", "route", "status"],
-        )
-        .map_err(|reason| register_error(REQUESTS_TOTAL, reason))?;
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
-                REQUEST_DURATION_SECONDS,
-                "Time from receiving an HTTP request to producing its response headers, \
-                 by method and route template.",
-            )
-            .buckets(self.buckets),
-            &["method", "route"],
-        )
-        .map_err(|reason| register_error(REQUEST_DURATION_SECONDS, reason))?;
-        let in_flight = IntGauge::new(REQUESTS_IN_FLIGHT, "HTTP requests being handled right now.")
-            .map_err(|reason| register_error(REQUESTS_IN_FLIGHT, reason))?;
-
-        register_all(
-            registry,
-            [
-                (
-                    REQUESTS_TOTAL,
-                    Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
-                ),
-                (REQUEST_DURATION_SECONDS, Box::new(duration.clone())),
-                (REQUESTS_IN_FLIGHT, Box::new(in_flight.clone())),
-            ],
-        )?;
-
-        Ok(HttpMetricsLayer {
-            routes: Arc::new(RouteTable::new(requests, duration, in_flight)),
-        })
+        let clock = self.clock.unwrap_or_default();
+        let routes = Arc::new(RouteTable::new(self.buckets, clock));
+        register_all(registry, &routes)?;
+        Ok(HttpMetricsLayer { routes })
     }
 }
 
@@ -300,47 +283,31 @@ fn register_error(metric: &'static str, reason: prometheus::Error) -> HttpMetric
     HttpMetricsError::Register { metric, reason }
 }
 
-/// Registers every collector or none: a failure unregisters the ones already
-/// registered, so the caller can fix the problem and build again.
-fn register_all<const N: usize>(
-    registry: &Registry,
-    collectors: [(&'static str, Box<dyn prometheus::core::Collector>); N],
-) -> Result<(), HttpMetricsError> {
-    let mut registered: Vec<Box<dyn prometheus::core::Collector>> = Vec::with_capacity(N);
-    for (metric, collector) in collectors {
-        // `register` consumes the box; keep a second handle to undo it.
-        let undo = clone_collector(&*collector);
-        if let Err(reason) = registry.register(collector) {
+/// Registers the three families or none: a failure unregisters the ones
+/// already registered, so the caller can fix the problem and build again.
+fn register_all(registry: &Registry, routes: &Arc<RouteTable>) -> Result<(), HttpMetricsError> {
+    let collector = |family: Family| {
+        FamilyCollector::new(family, Arc::clone(routes))
+            .map(|c| Box::new(c) as Box<dyn prometheus::core::Collector>)
+            .map_err(|reason| register_error(family.name(), reason))
+    };
+    let mut registered = Vec::with_capacity(Family::ALL.len());
+    for family in Family::ALL {
+        if let Err(reason) = registry.register(collector(family)?) {
             for done in registered {
+                // A registry identifies collectors by their descriptors, so a
+                // fresh collector of the same family undoes the registration.
                 // Undoing our own registration cannot meaningfully fail; if it
                 // does, the original error is still the one worth reporting.
-                let _ = registry.unregister(done);
+                if let Ok(done) = collector(done) {
+                    let _ = registry.unregister(done);
+                }
             }
-            return Err(register_error(metric, reason));
+            return Err(register_error(family.name(), reason));
         }
-        registered.push(undo);
+        registered.push(family);
     }
     Ok(())
-}
-
-/// A registry identifies collectors by their descriptors, so a fresh box
-/// describing the same metric is enough to unregister it.
-fn clone_collector(
-    collector: &dyn prometheus::core::Collector,
-) -> Box<dyn prometheus::core::Collector> {
-    Box::new(DescOnly(collector.desc().into_iter().cloned().collect()))
-}
-
-struct DescOnly(Vec<prometheus::core::Desc>);
-
-impl prometheus::core::Collector for DescOnly {
-    fn desc(&self) -> Vec<&prometheus::core::Desc> {
-        self.0.iter().collect()
-    }
-
-    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
-        Vec::new()
-    }
 }
 
 fn validate_buckets(buckets: &[f64]) -> Result<(), HttpMetricsError> {

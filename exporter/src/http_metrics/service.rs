@@ -10,10 +10,10 @@ use std::task::{Context, Poll};
 use axum::extract::MatchedPath;
 use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
-use tokio::time::Instant;
 use tower::Service;
 
-use super::labels::{MethodLabel, RouteMetrics, RouteTable};
+use super::labels::MethodLabel;
+use super::routes::{RouteMetrics, RouteTable};
 
 /// The service produced by [`HttpMetricsLayer`](super::HttpMetricsLayer).
 pub struct HttpMetricsService<S> {
@@ -122,7 +122,9 @@ where
 struct InFlight {
     route: Arc<RouteMetrics>,
     method: MethodLabel,
-    start: Instant,
+    // Raw reading of the layer's clock (TSC ticks where the CPU has an
+    // invariant TSC), converted to seconds only once, at the end.
+    start: u64,
     // True while control is inside the inner service. Still true in `drop`
     // means the inner call or poll never returned: it panicked. (Checking
     // `thread::panicking()` would not do: whoever catches the panic, e.g.
@@ -133,11 +135,12 @@ struct InFlight {
 
 impl InFlight {
     fn start(route: Arc<RouteMetrics>, method: MethodLabel) -> Self {
-        route.in_flight().inc();
+        route.start(method);
+        let start = route.clock().raw();
         Self {
             route,
             method,
-            start: Instant::now(),
+            start,
             inside_inner: false,
             finished: false,
         }
@@ -148,7 +151,10 @@ impl InFlight {
             return;
         }
         self.finished = true;
-        let seconds = self.start.elapsed().as_secs_f64();
+        let clock = self.route.clock();
+        let nanos = clock.delta_as_nanos(self.start, clock.raw());
+        #[allow(clippy::cast_precision_loss)]
+        let seconds = nanos as f64 / 1e9;
         self.route.record(self.method, status, seconds);
     }
 }
@@ -158,6 +164,6 @@ impl Drop for InFlight {
         if self.inside_inner {
             self.finish(StatusCode::INTERNAL_SERVER_ERROR);
         }
-        self.route.in_flight().dec();
+        self.route.end(self.method);
     }
 }

@@ -1,0 +1,340 @@
+//! Where requests are recorded: one [`RouteMetrics`] per route template,
+//! holding per method the status counts, the duration histogram, its sum and
+//! the requests started and ended (whose difference is the in-flight gauge)
+//! in per-thread [`Cells`], and the snapshot of all of it that a scrape
+//! turns into metric families. A request touches one method's cells only:
+//! one or two cache lines of its thread's own.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+
+use http::StatusCode;
+
+use super::cells::{Cells, Sharded, Slot};
+use super::labels::{MethodLabel, METHOD_COUNT, UNMATCHED_ROUTE};
+
+/// Statuses per route and method kept in the lock-free table; a route that
+/// answers more distinct statuses counts the rest under a mutex.
+const FAST_STATUSES: usize = 8;
+// Cell layout per method and slot: status counts, the duration sum, requests
+// started, requests ended (answered or dropped), then the buckets.
+const SUM_CELL: usize = FAST_STATUSES;
+const STARTED_CELL: usize = SUM_CELL + 1;
+const ENDED_CELL: usize = STARTED_CELL + 1;
+const FIRST_BUCKET_CELL: usize = ENDED_CELL + 1;
+
+/// What every route of one layer shares: the clock that times requests and
+/// the histogram's upper bounds.
+pub(crate) struct Shape {
+    pub(crate) clock: quanta::Clock,
+    pub(crate) buckets: Box<[f64]>,
+}
+
+/// All routes of one layer (and of its clones).
+pub(crate) struct RouteTable {
+    shape: Arc<Shape>,
+    unmatched: Arc<RouteMetrics>,
+    // Keyed by template; templates come from the application's router, so the
+    // map is bounded by the number of routes, never by client input.
+    routes: RwLock<HashMap<Arc<str>, Arc<RouteMetrics>>>,
+}
+
+impl RouteTable {
+    pub(crate) fn new(buckets: Vec<f64>, clock: quanta::Clock) -> Self {
+        let shape = Arc::new(Shape {
+            clock,
+            buckets: buckets.into_boxed_slice(),
+        });
+        let unmatched = Arc::new(RouteMetrics::new(Arc::from(UNMATCHED_ROUTE), &shape));
+        Self {
+            shape,
+            unmatched,
+            routes: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn unmatched(&self) -> &Arc<RouteMetrics> {
+        &self.unmatched
+    }
+
+    pub(crate) fn shape(&self) -> &Shape {
+        &self.shape
+    }
+
+    /// The metrics of route template `route`, created on first use.
+    pub(crate) fn route(&self, route: &str) -> Arc<RouteMetrics> {
+        // A poisoned lock only means another thread panicked while inserting;
+        // the map itself is always consistent, so keep using it.
+        if let Some(found) = self
+            .routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(route)
+        {
+            return Arc::clone(found);
+        }
+        let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
+        let entry = routes
+            .entry(Arc::from(route))
+            .or_insert_with_key(|key| Arc::new(RouteMetrics::new(Arc::clone(key), &self.shape)));
+        Arc::clone(entry)
+    }
+
+    /// Requests that entered the layer and have not ended yet.
+    pub(crate) fn in_flight(&self) -> u64 {
+        let (started, ended) = self
+            .all_routes()
+            .iter()
+            .flat_map(|route| route.snapshot())
+            .fold((0u64, 0u64), |(s, e), m| (s + m.started, e + m.ended));
+        // Cells are read one after the other while requests go on; a request
+        // that ended between two reads must not make the gauge negative.
+        started.saturating_sub(ended)
+    }
+
+    /// Every route that exists so far, the unmatched one first.
+    pub(crate) fn all_routes(&self) -> Vec<Arc<RouteMetrics>> {
+        let routes = self.routes.read().unwrap_or_else(PoisonError::into_inner);
+        std::iter::once(Arc::clone(&self.unmatched))
+            .chain(routes.values().cloned())
+            .collect()
+    }
+}
+
+/// Everything recorded for one route template.
+pub(crate) struct RouteMetrics {
+    route: Arc<str>,
+    shape: Arc<Shape>,
+    // Created on a method's first request, so that a route exports series
+    // only for the methods it has actually served.
+    per_method: [OnceLock<Box<MethodMetrics>>; METHOD_COUNT],
+}
+
+/// One route and method: which statuses were answered, and per thread slot
+/// the cells `[status counts..., duration sum, buckets..., above the last bound]`.
+struct MethodMetrics {
+    // Status codes by their index in the cells; 0 marks a free place (no
+    // status is 0). Places are claimed once and never released.
+    statuses: [AtomicU16; FAST_STATUSES],
+    more_statuses: Mutex<Vec<(u16, u64)>>,
+    cells: Sharded<Cells>,
+}
+
+impl RouteMetrics {
+    fn new(route: Arc<str>, shape: &Arc<Shape>) -> Self {
+        Self {
+            route,
+            shape: Arc::clone(shape),
+            per_method: Default::default(),
+        }
+    }
+
+    pub(crate) fn route(&self) -> &str {
+        &self.route
+    }
+
+    pub(crate) fn clock(&self) -> &quanta::Clock {
+        &self.shape.clock
+    }
+
+    /// The method's metrics and the calling thread's cells in them.
+    fn cells(&self, method: MethodLabel) -> (Slot, &MethodMetrics, &Cells) {
+        let slot = Slot::current();
+        let per_method = self.per_method[method.index()].get_or_init(|| {
+            Box::new(MethodMetrics {
+                statuses: Default::default(),
+                more_statuses: Mutex::new(Vec::new()),
+                cells: Sharded::default(),
+            })
+        });
+        let cell_count = FIRST_BUCKET_CELL + self.shape.buckets.len() + 1;
+        let cells = per_method.cells.get(slot, || Cells::new(cell_count));
+        (slot, per_method, cells)
+    }
+
+    /// A request entered the layer.
+    pub(crate) fn start(&self, method: MethodLabel) {
+        let (slot, _, cells) = self.cells(method);
+        cells.add(slot, STARTED_CELL, 1);
+    }
+
+    /// A request left the layer, answered or not.
+    pub(crate) fn end(&self, method: MethodLabel) {
+        let (slot, _, cells) = self.cells(method);
+        cells.add(slot, ENDED_CELL, 1);
+    }
+
+    /// Counts one answered request and observes its duration.
+    pub(crate) fn record(&self, method: MethodLabel, status: StatusCode, seconds: f64) {
+        let (slot, per_method, cells) = self.cells(method);
+        let buckets = &self.shape.buckets;
+        // Prometheus's rule: the first bucket whose bound is >= the value.
+        let bucket = buckets
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(buckets.len());
+        cells.add(slot, FIRST_BUCKET_CELL + bucket, 1);
+        cells.add_f64(slot, SUM_CELL, seconds);
+        match per_method.status_place(status.as_u16()) {
+            Some(place) => cells.add(slot, place, 1),
+            None => per_method.count_more(status.as_u16()),
+        }
+    }
+
+    /// What was recorded for each method so far.
+    pub(crate) fn snapshot(&self) -> Vec<MethodSnapshot> {
+        let bucket_count = self.shape.buckets.len() + 1;
+        let mut methods = Vec::new();
+        for (index, per_method) in self.per_method.iter().enumerate() {
+            let Some(per_method) = per_method.get() else {
+                continue;
+            };
+            let mut snapshot = MethodSnapshot {
+                method: MethodLabel::from_index(index),
+                statuses: Vec::new(),
+                buckets: vec![0; bucket_count],
+                sum: 0.0,
+                started: 0,
+                ended: 0,
+            };
+            for cells in per_method.cells.iter() {
+                // Ended before started: see `RouteTable::in_flight`.
+                snapshot.ended += cells.get(ENDED_CELL);
+                snapshot.started += cells.get(STARTED_CELL);
+                for (bucket, count) in snapshot.buckets.iter_mut().enumerate() {
+                    *count += cells.get(FIRST_BUCKET_CELL + bucket);
+                }
+                snapshot.sum += cells.get_f64(SUM_CELL);
+            }
+            for (place, status) in per_method.statuses.iter().enumerate() {
+                let status = status.load(Ordering::Acquire);
+                if status != 0 {
+                    let count = per_method.cells.iter().map(|c| c.get(place)).sum();
+                    snapshot.statuses.push((status, count));
+                }
+            }
+            snapshot.statuses.extend(
+                per_method
+                    .more_statuses
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .iter()
+                    .copied(),
+            );
+            methods.push(snapshot);
+        }
+        methods
+    }
+}
+
+impl MethodMetrics {
+    /// The cell that counts `status`, claiming a free one the first time;
+    /// `None` once all places are taken by other statuses.
+    fn status_place(&self, status: u16) -> Option<usize> {
+        for (place, slot) in self.statuses.iter().enumerate() {
+            let seen = slot.load(Ordering::Acquire);
+            if seen == status {
+                return Some(place);
+            }
+            if seen == 0 {
+                match slot.compare_exchange(0, status, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => return Some(place),
+                    Err(now) if now == status => return Some(place),
+                    // Another thread claimed it for another status: go on.
+                    Err(_) => {}
+                }
+            }
+        }
+        None
+    }
+
+    fn count_more(&self, status: u16) {
+        let mut more = self
+            .more_statuses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match more.iter_mut().find(|(seen, _)| *seen == status) {
+            Some((_, count)) => *count += 1,
+            None => more.push((status, 1)),
+        }
+    }
+}
+
+/// One route and method as a scrape sees it.
+pub(crate) struct MethodSnapshot {
+    pub(crate) method: MethodLabel,
+    /// (status code, requests answered with it).
+    pub(crate) statuses: Vec<(u16, u64)>,
+    /// Requests per bucket (not cumulative); the last is above every bound.
+    pub(crate) buckets: Vec<u64>,
+    pub(crate) sum: f64,
+    pub(crate) started: u64,
+    pub(crate) ended: u64,
+}
+
+impl MethodSnapshot {
+    /// Requests answered, whatever their status.
+    pub(crate) fn answered(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn method(name: &str) -> MethodLabel {
+        match http::Method::from_bytes(name.as_bytes()) {
+            Ok(method) => MethodLabel::of(&method),
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    #[test]
+    fn durations_fall_into_the_first_bucket_whose_bound_they_do_not_exceed() {
+        let table = RouteTable::new(vec![0.1, 0.5], quanta::Clock::mock().0);
+        let route = table.route("/a");
+        for seconds in [0.05, 0.1, 0.3, 0.5, 2.0, f64::NAN] {
+            route.record(method("GET"), StatusCode::OK, seconds);
+        }
+        let snapshot = route.snapshot();
+        assert_eq!(snapshot.len(), 1);
+        // NaN is above no bound, as in Prometheus: it lands in +Inf only.
+        assert_eq!(snapshot[0].buckets, vec![2, 2, 2]);
+        assert_eq!(snapshot[0].statuses, vec![(200, 6)]);
+    }
+
+    #[test]
+    fn statuses_beyond_the_fast_table_are_still_counted() {
+        let table = RouteTable::new(vec![1.0], quanta::Clock::mock().0);
+        let route = table.route("/many");
+        let codes: Vec<u16> = (200..200 + 3 * FAST_STATUSES as u16).collect();
+        for _ in 0..2 {
+            for &code in &codes {
+                let status = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+                route.record(method("POST"), status, 0.0);
+            }
+        }
+        let mut statuses = route.snapshot().remove(0).statuses;
+        statuses.sort_unstable();
+        let expected: Vec<(u16, u64)> = codes.iter().map(|&c| (c, 2)).collect();
+        assert_eq!(statuses, expected);
+    }
+
+    #[test]
+    fn methods_never_served_have_no_snapshot() {
+        let table = RouteTable::new(vec![1.0], quanta::Clock::mock().0);
+        let route = table.route("/x");
+        route.record(method("DELETE"), StatusCode::NO_CONTENT, 0.0);
+        let methods: Vec<&str> = route.snapshot().iter().map(|m| m.method.as_str()).collect();
+        assert_eq!(methods, vec!["DELETE"]);
+    }
+
+    #[test]
+    fn the_same_template_is_one_route() {
+        let table = RouteTable::new(vec![1.0], quanta::Clock::mock().0);
+        assert!(Arc::ptr_eq(&table.route("/a"), &table.route("/a")));
+        assert_eq!(table.all_routes().len(), 2);
+    }
+}
