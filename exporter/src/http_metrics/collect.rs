@@ -3,7 +3,6 @@
 //! crate renders its own counter, histogram and gauge types.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, LabelPair, MetricFamily, MetricType};
@@ -65,11 +64,11 @@ impl Family {
 pub(crate) struct FamilyCollector {
     family: Family,
     desc: Desc,
-    routes: Arc<RouteTable>,
+    routes: &'static RouteTable,
 }
 
 impl FamilyCollector {
-    pub(crate) fn new(family: Family, routes: Arc<RouteTable>) -> prometheus::Result<Self> {
+    pub(crate) fn new(family: Family, routes: &'static RouteTable) -> prometheus::Result<Self> {
         let desc = Desc::new(
             family.name().to_owned(),
             family.help().to_owned(),
@@ -92,7 +91,7 @@ impl FamilyCollector {
         }
         let mut metrics = Vec::new();
         for route in self.routes.all_routes() {
-            for method in route.snapshot() {
+            for method in route.snapshot(self.routes.shape()) {
                 match self.family {
                     // A method whose requests were all dropped unanswered has
                     // no duration to show.

@@ -125,8 +125,6 @@ mod labels;
 mod routes;
 mod service;
 
-use std::sync::Arc;
-
 use prometheus::Registry;
 use tower::Layer;
 
@@ -203,7 +201,7 @@ pub enum HttpMetricsError {
 /// Cheap to clone: clones share the same metrics.
 #[derive(Clone)]
 pub struct HttpMetricsLayer {
-    routes: Arc<RouteTable>,
+    routes: &'static RouteTable,
 }
 
 impl std::fmt::Debug for HttpMetricsLayer {
@@ -229,7 +227,7 @@ impl<S> Layer<S> for HttpMetricsLayer {
     type Service = HttpMetricsService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        HttpMetricsService::new(inner, Arc::clone(&self.routes))
+        HttpMetricsService::new(inner, self.routes)
     }
 }
 
@@ -273,7 +271,7 @@ impl HttpMetricsLayerBuilder {
     pub fn build(self, registry: &Registry) -> Result<HttpMetricsLayer, HttpMetricsError> {
         validate_buckets(&self.buckets)?;
         let clock = self.clock.unwrap_or_default();
-        let routes = Arc::new(RouteTable::new(self.buckets, clock));
+        let routes = RouteTable::leak(self.buckets, clock);
         register_all(registry, &routes)?;
         Ok(HttpMetricsLayer { routes })
     }
@@ -285,9 +283,9 @@ fn register_error(metric: &'static str, reason: prometheus::Error) -> HttpMetric
 
 /// Registers the three families or none: a failure unregisters the ones
 /// already registered, so the caller can fix the problem and build again.
-fn register_all(registry: &Registry, routes: &Arc<RouteTable>) -> Result<(), HttpMetricsError> {
+fn register_all(registry: &Registry, routes: &'static RouteTable) -> Result<(), HttpMetricsError> {
     let collector = |family: Family| {
-        FamilyCollector::new(family, Arc::clone(routes))
+        FamilyCollector::new(family, routes)
             .map(|c| Box::new(c) as Box<dyn prometheus::core::Collector>)
             .map_err(|reason| register_error(family.name(), reason))
     };

@@ -5,9 +5,10 @@
 //! turns into metric families. A request touches one method's cells only:
 //! one or two cache lines of its thread's own.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::sync::{Mutex, OnceLock, PoisonError, RwLock};
 
 use http::StatusCode;
 
@@ -31,39 +32,54 @@ pub(crate) struct Shape {
     pub(crate) buckets: Box<[f64]>,
 }
 
-/// All routes of one layer (and of its clones).
+/// All routes of one layer (and of its clones). Made once per layer and kept
+/// for the rest of the process (see [`RouteTable::leak`]), as are its routes:
+/// a request then reaches its route's cells without touching a reference
+/// count.
 pub(crate) struct RouteTable {
-    shape: Arc<Shape>,
-    unmatched: Arc<RouteMetrics>,
+    shape: Shape,
+    unmatched: RouteMetrics,
     // Keyed by template; templates come from the application's router, so the
     // map is bounded by the number of routes, never by client input.
-    routes: RwLock<HashMap<Arc<str>, Arc<RouteMetrics>>>,
+    routes: RwLock<HashMap<&'static str, &'static RouteMetrics>>,
 }
 
 impl RouteTable {
-    pub(crate) fn new(buckets: Vec<f64>, clock: quanta::Clock) -> Self {
-        let shape = Arc::new(Shape {
-            clock,
-            buckets: buckets.into_boxed_slice(),
-        });
-        let unmatched = Arc::new(RouteMetrics::new(Arc::from(UNMATCHED_ROUTE), &shape));
-        Self {
-            shape,
-            unmatched,
+    /// A new table that lives until the process exits. Layers are built once
+    /// at start-up, and their metrics are registered in a registry that
+    /// normally lives as long; what this keeps is a few hundred bytes per
+    /// route template.
+    pub(crate) fn leak(buckets: Vec<f64>, clock: quanta::Clock) -> &'static Self {
+        Box::leak(Box::new(Self {
+            shape: Shape {
+                clock,
+                buckets: buckets.into_boxed_slice(),
+            },
+            unmatched: RouteMetrics::new(UNMATCHED_ROUTE),
             routes: RwLock::new(HashMap::new()),
-        }
+        }))
     }
 
-    pub(crate) fn unmatched(&self) -> &Arc<RouteMetrics> {
-        &self.unmatched
+    pub(crate) fn unmatched(&'static self) -> RouteRef {
+        RouteRef {
+            table: self,
+            route: &self.unmatched,
+        }
     }
 
     pub(crate) fn shape(&self) -> &Shape {
         &self.shape
     }
 
-    /// The metrics of route template `route`, created on first use.
-    pub(crate) fn route(&self, route: &str) -> Arc<RouteMetrics> {
+    /// The metrics of route template `route`, created on first use. Looked
+    /// up in a small per-thread cache first, then in the shared map.
+    pub(crate) fn route(&'static self, route: &str) -> RouteRef {
+        let route =
+            RECENT_ROUTES.with(|recent| recent.find(self, route, || self.route_slow(route)));
+        RouteRef { table: self, route }
+    }
+
+    fn route_slow(&'static self, route: &str) -> &'static RouteMetrics {
         // A poisoned lock only means another thread panicked while inserting;
         // the map itself is always consistent, so keep using it.
         if let Some(found) = self
@@ -72,13 +88,15 @@ impl RouteTable {
             .unwrap_or_else(PoisonError::into_inner)
             .get(route)
         {
-            return Arc::clone(found);
+            return found;
         }
         let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
-        let entry = routes
-            .entry(Arc::from(route))
-            .or_insert_with_key(|key| Arc::new(RouteMetrics::new(Arc::clone(key), &self.shape)));
-        Arc::clone(entry)
+        if let Some(found) = routes.get(route) {
+            return found;
+        }
+        let metrics: &'static RouteMetrics = Box::leak(Box::new(RouteMetrics::new(route)));
+        routes.insert(&metrics.route, metrics);
+        metrics
     }
 
     /// Requests that entered the layer and have not ended yet.
@@ -86,7 +104,7 @@ impl RouteTable {
         let (started, ended) = self
             .all_routes()
             .iter()
-            .flat_map(|route| route.snapshot())
+            .flat_map(|route| route.snapshot(&self.shape))
             .fold((0u64, 0u64), |(s, e), m| (s + m.started, e + m.ended));
         // Cells are read one after the other while requests go on; a request
         // that ended between two reads must not make the gauge negative.
@@ -94,18 +112,102 @@ impl RouteTable {
     }
 
     /// Every route that exists so far, the unmatched one first.
-    pub(crate) fn all_routes(&self) -> Vec<Arc<RouteMetrics>> {
+    pub(crate) fn all_routes(&self) -> Vec<&RouteMetrics> {
         let routes = self.routes.read().unwrap_or_else(PoisonError::into_inner);
-        std::iter::once(Arc::clone(&self.unmatched))
-            .chain(routes.values().cloned())
+        std::iter::once(&self.unmatched)
+            .chain(routes.values().copied())
             .collect()
+    }
+}
+
+/// Per thread, the routes looked up lately, so that the usual request finds
+/// its route by one hash of its template and one comparison.
+struct RecentRoutes {
+    entries: RefCell<[Option<(&'static RouteTable, &'static RouteMetrics)>; RECENT_SIZE]>,
+}
+
+const RECENT_SIZE: usize = 64;
+
+thread_local! {
+    static RECENT_ROUTES: RecentRoutes = const {
+        RecentRoutes { entries: RefCell::new([None; RECENT_SIZE]) }
+    };
+}
+
+impl RecentRoutes {
+    fn find(
+        &self,
+        table: &'static RouteTable,
+        template: &str,
+        look_up: impl FnOnce() -> &'static RouteMetrics,
+    ) -> &'static RouteMetrics {
+        let index = template_hash(template) % RECENT_SIZE;
+        // `find` never re-enters itself, so the borrow cannot fail; if it
+        // somehow did, the shared map still has the answer.
+        let Ok(mut entries) = self.entries.try_borrow_mut() else {
+            return look_up();
+        };
+        if let Some((cached_table, route)) = entries[index] {
+            if std::ptr::eq(cached_table, table) && *route.route == *template {
+                return route;
+            }
+        }
+        let route = look_up();
+        entries[index] = Some((table, route));
+        route
+    }
+}
+
+/// A cheap hash of a route template (multiply-rotate over 8-byte words).
+fn template_hash(template: &str) -> usize {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut hash = template.len() as u64;
+    for chunk in template.as_bytes().chunks(8) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+    }
+    // The high bits are the well-mixed ones.
+    (hash >> 32) as usize
+}
+
+/// A route of a table: what a request in flight holds.
+#[derive(Clone, Copy)]
+pub(crate) struct RouteRef {
+    table: &'static RouteTable,
+    route: &'static RouteMetrics,
+}
+
+impl RouteRef {
+    pub(crate) fn clock(self) -> &'static quanta::Clock {
+        &self.table.shape.clock
+    }
+
+    /// A request entered the layer.
+    pub(crate) fn start(self, method: MethodLabel) {
+        self.route.start(&self.table.shape, method);
+    }
+
+    /// A request left the layer, answered or not.
+    pub(crate) fn end(self, method: MethodLabel) {
+        self.route.end(&self.table.shape, method);
+    }
+
+    /// Counts one answered request and observes its duration.
+    pub(crate) fn record(self, method: MethodLabel, status: StatusCode, seconds: f64) {
+        self.route
+            .record(&self.table.shape, method, status, seconds);
+    }
+
+    #[cfg(test)]
+    fn snapshot(self) -> Vec<MethodSnapshot> {
+        self.route.snapshot(&self.table.shape)
     }
 }
 
 /// Everything recorded for one route template.
 pub(crate) struct RouteMetrics {
-    route: Arc<str>,
-    shape: Arc<Shape>,
+    route: Box<str>,
     // Created on a method's first request, so that a route exports series
     // only for the methods it has actually served.
     per_method: [OnceLock<Box<MethodMetrics>>; METHOD_COUNT],
@@ -122,10 +224,9 @@ struct MethodMetrics {
 }
 
 impl RouteMetrics {
-    fn new(route: Arc<str>, shape: &Arc<Shape>) -> Self {
+    fn new(route: &str) -> Self {
         Self {
-            route,
-            shape: Arc::clone(shape),
+            route: route.into(),
             per_method: Default::default(),
         }
     }
@@ -134,12 +235,8 @@ impl RouteMetrics {
         &self.route
     }
 
-    pub(crate) fn clock(&self) -> &quanta::Clock {
-        &self.shape.clock
-    }
-
     /// The method's metrics and the calling thread's cells in them.
-    fn cells(&self, method: MethodLabel) -> (Slot, &MethodMetrics, &Cells) {
+    fn cells(&self, shape: &Shape, method: MethodLabel) -> (Slot, &MethodMetrics, &Cells) {
         let slot = Slot::current();
         let per_method = self.per_method[method.index()].get_or_init(|| {
             Box::new(MethodMetrics {
@@ -148,27 +245,24 @@ impl RouteMetrics {
                 cells: Sharded::default(),
             })
         });
-        let cell_count = FIRST_BUCKET_CELL + self.shape.buckets.len() + 1;
+        let cell_count = FIRST_BUCKET_CELL + shape.buckets.len() + 1;
         let cells = per_method.cells.get(slot, || Cells::new(cell_count));
         (slot, per_method, cells)
     }
 
-    /// A request entered the layer.
-    pub(crate) fn start(&self, method: MethodLabel) {
-        let (slot, _, cells) = self.cells(method);
+    fn start(&self, shape: &Shape, method: MethodLabel) {
+        let (slot, _, cells) = self.cells(shape, method);
         cells.add(slot, STARTED_CELL, 1);
     }
 
-    /// A request left the layer, answered or not.
-    pub(crate) fn end(&self, method: MethodLabel) {
-        let (slot, _, cells) = self.cells(method);
+    fn end(&self, shape: &Shape, method: MethodLabel) {
+        let (slot, _, cells) = self.cells(shape, method);
         cells.add(slot, ENDED_CELL, 1);
     }
 
-    /// Counts one answered request and observes its duration.
-    pub(crate) fn record(&self, method: MethodLabel, status: StatusCode, seconds: f64) {
-        let (slot, per_method, cells) = self.cells(method);
-        let buckets = &self.shape.buckets;
+    fn record(&self, shape: &Shape, method: MethodLabel, status: StatusCode, seconds: f64) {
+        let (slot, per_method, cells) = self.cells(shape, method);
+        let buckets = &shape.buckets;
         // Prometheus's rule: the first bucket whose bound is >= the value.
         let bucket = buckets
             .iter()
@@ -183,8 +277,8 @@ impl RouteMetrics {
     }
 
     /// What was recorded for each method so far.
-    pub(crate) fn snapshot(&self) -> Vec<MethodSnapshot> {
-        let bucket_count = self.shape.buckets.len() + 1;
+    pub(crate) fn snapshot(&self, shape: &Shape) -> Vec<MethodSnapshot> {
+        let bucket_count = shape.buckets.len() + 1;
         let mut methods = Vec::new();
         for (index, per_method) in self.per_method.iter().enumerate() {
             let Some(per_method) = per_method.get() else {
@@ -293,7 +387,7 @@ mod tests {
 
     #[test]
     fn durations_fall_into_the_first_bucket_whose_bound_they_do_not_exceed() {
-        let table = RouteTable::new(vec![0.1, 0.5], quanta::Clock::mock().0);
+        let table = RouteTable::leak(vec![0.1, 0.5], quanta::Clock::mock().0);
         let route = table.route("/a");
         for seconds in [0.05, 0.1, 0.3, 0.5, 2.0, f64::NAN] {
             route.record(method("GET"), StatusCode::OK, seconds);
@@ -307,7 +401,7 @@ mod tests {
 
     #[test]
     fn statuses_beyond_the_fast_table_are_still_counted() {
-        let table = RouteTable::new(vec![1.0], quanta::Clock::mock().0);
+        let table = RouteTable::leak(vec![1.0], quanta::Clock::mock().0);
         let route = table.route("/many");
         let codes: Vec<u16> = (200..200 + 3 * FAST_STATUSES as u16).collect();
         for _ in 0..2 {
@@ -324,7 +418,7 @@ mod tests {
 
     #[test]
     fn methods_never_served_have_no_snapshot() {
-        let table = RouteTable::new(vec![1.0], quanta::Clock::mock().0);
+        let table = RouteTable::leak(vec![1.0], quanta::Clock::mock().0);
         let route = table.route("/x");
         route.record(method("DELETE"), StatusCode::NO_CONTENT, 0.0);
         let methods: Vec<&str> = route.snapshot().iter().map(|m| m.method.as_str()).collect();
@@ -332,9 +426,35 @@ mod tests {
     }
 
     #[test]
+    fn templates_that_share_a_cache_entry_are_kept_apart() {
+        // Enough templates that many share an entry of the per-thread cache,
+        // and two tables with the same templates: every lookup must still
+        // find its own table's route for its own template.
+        let tables = [
+            RouteTable::leak(vec![1.0], quanta::Clock::mock().0),
+            RouteTable::leak(vec![1.0], quanta::Clock::mock().0),
+        ];
+        let templates: Vec<String> = (0..4 * RECENT_SIZE).map(|i| format!("/t/{i}")).collect();
+        for _ in 0..3 {
+            for table in tables {
+                for template in &templates {
+                    let found = table.route(template);
+                    assert!(std::ptr::eq(found.table, table));
+                    assert_eq!(&*found.route.route, template.as_str());
+                }
+            }
+        }
+        assert_eq!(tables[0].all_routes().len(), 1 + templates.len());
+    }
+
+    #[test]
     fn the_same_template_is_one_route() {
-        let table = RouteTable::new(vec![1.0], quanta::Clock::mock().0);
-        assert!(Arc::ptr_eq(&table.route("/a"), &table.route("/a")));
-        assert_eq!(table.all_routes().len(), 2);
+        let table = RouteTable::leak(vec![1.0], quanta::Clock::mock().0);
+        let first = table.route("/a").route;
+        // Once through the shared map, once through this thread's cache.
+        assert!(std::ptr::eq(first, table.route("/a").route));
+        assert!(std::ptr::eq(first, table.route_slow("/a")));
+        assert!(!std::ptr::eq(first, table.route("/b").route));
+        assert_eq!(table.all_routes().len(), 3);
     }
 }

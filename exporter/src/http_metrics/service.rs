@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use axum::extract::MatchedPath;
@@ -13,47 +12,26 @@ use pin_project_lite::pin_project;
 use tower::Service;
 
 use super::labels::MethodLabel;
-use super::routes::{RouteMetrics, RouteTable};
+use super::routes::{RouteRef, RouteTable};
 
 /// The service produced by [`HttpMetricsLayer`](super::HttpMetricsLayer).
+/// axum clones it for every request, so it holds nothing with a reference
+/// count: its inner service and a reference to the layer's table.
 pub struct HttpMetricsService<S> {
     inner: S,
-    shared: Arc<Shared>,
-}
-
-struct Shared {
-    routes: Arc<RouteTable>,
-    // `Router::layer` wraps each route separately, so one service almost
-    // always sees one template: remembering it skips the table lookup.
-    last_route: OnceLock<Arc<RouteMetrics>>,
+    routes: &'static RouteTable,
 }
 
 impl<S> HttpMetricsService<S> {
-    pub(super) fn new(inner: S, routes: Arc<RouteTable>) -> Self {
-        Self {
-            inner,
-            shared: Arc::new(Shared {
-                routes,
-                last_route: OnceLock::new(),
-            }),
-        }
+    pub(super) fn new(inner: S, routes: &'static RouteTable) -> Self {
+        Self { inner, routes }
     }
 
-    fn route_metrics(&self, matched: Option<&MatchedPath>) -> Arc<RouteMetrics> {
-        let Some(matched) = matched else {
-            return Arc::clone(self.shared.routes.unmatched());
-        };
-        let template = matched.as_str();
-        if let Some(last) = self.shared.last_route.get() {
-            if last.route() == template {
-                return Arc::clone(last);
-            }
+    fn route_metrics(&self, matched: Option<&MatchedPath>) -> RouteRef {
+        match matched {
+            Some(matched) => self.routes.route(matched.as_str()),
+            None => self.routes.unmatched(),
         }
-        let found = self.shared.routes.route(template);
-        // Only the first template is remembered; a service reached under
-        // several templates (a nested service) just takes the table path.
-        let _ = self.shared.last_route.set(Arc::clone(&found));
-        found
     }
 }
 
@@ -61,7 +39,7 @@ impl<S: Clone> Clone for HttpMetricsService<S> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            shared: Arc::clone(&self.shared),
+            routes: self.routes,
         }
     }
 }
@@ -120,7 +98,7 @@ where
 
 /// One request between entering the layer and being dropped.
 struct InFlight {
-    route: Arc<RouteMetrics>,
+    route: RouteRef,
     method: MethodLabel,
     // Raw reading of the layer's clock (TSC ticks where the CPU has an
     // invariant TSC), converted to seconds only once, at the end.
@@ -134,7 +112,7 @@ struct InFlight {
 }
 
 impl InFlight {
-    fn start(route: Arc<RouteMetrics>, method: MethodLabel) -> Self {
+    fn start(route: RouteRef, method: MethodLabel) -> Self {
         route.start(method);
         let start = route.clock().raw();
         Self {
