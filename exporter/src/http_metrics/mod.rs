@@ -272,7 +272,7 @@ impl HttpMetricsLayerBuilder {
         validate_buckets(&self.buckets)?;
         let clock = self.clock.unwrap_or_default();
         let routes = RouteTable::leak(self.buckets, clock);
-        register_all(registry, &routes)?;
+        register_all(registry, routes)?;
         Ok(HttpMetricsLayer { routes })
     }
 }
