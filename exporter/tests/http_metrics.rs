@@ -311,6 +311,46 @@ async fn layer_wrapped_around_the_whole_router_sees_no_templates() {
 }
 
 #[tokio::test]
+async fn many_routes_in_two_apps_are_each_counted_under_their_own_template() {
+    // More routes than the layer's per-thread cache of recent routes holds,
+    // in two apps with the same templates: entries collide and are replaced
+    // all the time, and no request may be counted under another route or in
+    // the other app.
+    let routes = || {
+        (0..300).fold(Router::new(), |router, i| {
+            router.route(&format!("/r{i}/{{id}}"), get(|| async { "ok" }))
+        })
+    };
+    let (first, first_registry) = instrumented(routes());
+    let (second, second_registry) = instrumented(routes());
+    for round in 0..3 {
+        for i in 0..300 {
+            assert_eq!(
+                get_path(&first, &format!("/r{i}/{round}")).await,
+                StatusCode::OK
+            );
+            if i % 2 == 0 {
+                assert_eq!(get_path(&second, &format!("/r{i}/x")).await, StatusCode::OK);
+            }
+        }
+    }
+    for i in 0..300 {
+        let route = format!("/r{i}/{{id}}");
+        assert_eq!(
+            requests_total(&first_registry, "GET", &route, "200"),
+            Some(3.0),
+            "{route}"
+        );
+        let expected = (i % 2 == 0).then_some(3.0);
+        assert_eq!(
+            requests_total(&second_registry, "GET", &route, "200"),
+            expected,
+            "{route}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn clones_of_one_layer_share_their_metrics() {
     let registry = Registry::new();
     let layer = HttpMetricsLayer::new(&registry).unwrap_or_else(|err| panic!("{err}"));

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError, RwLock};
 
+use axum::extract::MatchedPath;
 use http::StatusCode;
 
 use super::cells::{Cells, Sharded, Slot};
@@ -60,26 +61,26 @@ impl RouteTable {
         }))
     }
 
-    pub(crate) fn unmatched(&'static self) -> RouteRef {
-        RouteRef {
-            table: self,
-            route: &self.unmatched,
-        }
-    }
-
     pub(crate) fn shape(&self) -> &Shape {
         &self.shape
     }
 
-    /// The metrics of route template `route`, created on first use. Looked
-    /// up in a small per-thread cache first, then in the shared map.
-    pub(crate) fn route(&'static self, route: &str) -> RouteRef {
-        let route =
-            RECENT_ROUTES.with(|recent| recent.find(self, route, || self.route_slow(route)));
-        RouteRef { table: self, route }
+    /// Where a request for `matched` (none: it matched no route) with
+    /// `method` records. The usual request finds it in this thread's cache
+    /// of recent routes; the first of its kind goes through the shared map.
+    pub(crate) fn recorder(
+        &'static self,
+        matched: Option<&MatchedPath>,
+        method: MethodLabel,
+    ) -> Recorder {
+        let Some(matched) = matched else {
+            return Recorder::new(&self.shape, &self.unmatched, method);
+        };
+        RECENT_ROUTES.with(|recent| recent.find(self, matched, method))
     }
 
-    fn route_slow(&'static self, route: &str) -> &'static RouteMetrics {
+    /// The metrics of route template `route`, created on first use.
+    fn route(&'static self, route: &str) -> &'static RouteMetrics {
         // A poisoned lock only means another thread panicked while inserting;
         // the map itself is always consistent, so keep using it.
         if let Some(found) = self
@@ -120,17 +121,26 @@ impl RouteTable {
     }
 }
 
-/// Per thread, the routes looked up lately, so that the usual request finds
-/// its route by one hash of its template and one comparison.
+/// Per thread, the recorders of recent requests, found again by the
+/// address of the request's route template. axum hands every request of a
+/// route a clone of the same shared template string; an entry keeps its own
+/// clone, so that allocation stays alive and an equal address and length
+/// prove the same template without comparing its text.
 struct RecentRoutes {
-    entries: RefCell<[Option<(&'static RouteTable, &'static RouteMetrics)>; RECENT_SIZE]>,
+    entries: RefCell<Vec<Option<RecentRoute>>>,
+}
+
+struct RecentRoute {
+    table: &'static RouteTable,
+    template: MatchedPath,
+    recorder: Recorder,
 }
 
 const RECENT_SIZE: usize = 64;
 
 thread_local! {
     static RECENT_ROUTES: RecentRoutes = const {
-        RecentRoutes { entries: RefCell::new([None; RECENT_SIZE]) }
+        RecentRoutes { entries: RefCell::new(Vec::new()) }
     };
 }
 
@@ -138,70 +148,117 @@ impl RecentRoutes {
     fn find(
         &self,
         table: &'static RouteTable,
-        template: &str,
-        look_up: impl FnOnce() -> &'static RouteMetrics,
-    ) -> &'static RouteMetrics {
-        let index = template_hash(template) % RECENT_SIZE;
+        matched: &MatchedPath,
+        method: MethodLabel,
+    ) -> Recorder {
+        let template = matched.as_str();
+        let slow = || Recorder::new(&table.shape, table.route(template), method);
         // `find` never re-enters itself, so the borrow cannot fail; if it
         // somehow did, the shared map still has the answer.
         let Ok(mut entries) = self.entries.try_borrow_mut() else {
-            return look_up();
+            return slow();
         };
-        if let Some((cached_table, route)) = entries[index] {
-            if std::ptr::eq(cached_table, table) && *route.route == *template {
-                return route;
+        if entries.is_empty() {
+            entries.resize_with(RECENT_SIZE, || None);
+        }
+        let index = recent_index(table, template, method);
+        if let Some(recent) = &entries[index] {
+            let cached = recent.template.as_str();
+            if std::ptr::eq(recent.table, table)
+                && recent.recorder.method == method
+                && std::ptr::eq(cached.as_ptr(), template.as_ptr())
+                && cached.len() == template.len()
+            {
+                return recent.recorder;
             }
         }
-        let route = look_up();
-        entries[index] = Some((table, route));
-        route
+        let recorder = slow();
+        entries[index] = Some(RecentRoute {
+            table,
+            template: matched.clone(),
+            recorder,
+        });
+        recorder
     }
 }
 
-/// A cheap hash of a route template (multiply-rotate over 8-byte words).
-fn template_hash(template: &str) -> usize {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mut hash = template.len() as u64;
-    for chunk in template.as_bytes().chunks(8) {
-        let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
-    }
-    // The high bits are the well-mixed ones.
-    (hash >> 32) as usize
+/// The cache entry of (table, template allocation, method).
+fn recent_index(table: &RouteTable, template: &str, method: MethodLabel) -> usize {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let key = (std::ptr::from_ref(table) as u64)
+        ^ (template.as_ptr() as u64).rotate_left(17)
+        ^ (method.index() as u64);
+    // The top bits of the product are the well-mixed ones.
+    (key.wrapping_mul(K) >> 58) as usize % RECENT_SIZE
 }
 
-/// A route of a table: what a request in flight holds.
+/// Where one request records: its route and method, and the cells of the
+/// thread that took it (used again at the end when the same thread ends it,
+/// which is the usual case).
 #[derive(Clone, Copy)]
-pub(crate) struct RouteRef {
-    table: &'static RouteTable,
+pub(crate) struct Recorder {
+    shape: &'static Shape,
     route: &'static RouteMetrics,
+    method: MethodLabel,
+    per_method: &'static MethodMetrics,
+    slot: Slot,
+    cells: &'static Cells,
 }
 
-impl RouteRef {
+impl Recorder {
+    fn new(shape: &'static Shape, route: &'static RouteMetrics, method: MethodLabel) -> Self {
+        let (slot, per_method, cells) = route.cells(shape, method);
+        Self {
+            shape,
+            route,
+            method,
+            per_method,
+            slot,
+            cells,
+        }
+    }
+
     pub(crate) fn clock(self) -> &'static quanta::Clock {
-        &self.table.shape.clock
+        &self.shape.clock
+    }
+
+    /// The calling thread's slot and cells.
+    fn here(self) -> (Slot, &'static Cells) {
+        let slot = Slot::current();
+        if slot == self.slot {
+            return (slot, self.cells);
+        }
+        let (slot, _, cells) = self.route.cells(self.shape, self.method);
+        (slot, cells)
     }
 
     /// A request entered the layer.
-    pub(crate) fn start(self, method: MethodLabel) {
-        self.route.start(&self.table.shape, method);
+    pub(crate) fn start(self) {
+        let (slot, cells) = self.here();
+        cells.add(slot, STARTED_CELL, 1);
     }
 
     /// A request left the layer, answered or not.
-    pub(crate) fn end(self, method: MethodLabel) {
-        self.route.end(&self.table.shape, method);
+    pub(crate) fn end(self) {
+        let (slot, cells) = self.here();
+        cells.add(slot, ENDED_CELL, 1);
     }
 
     /// Counts one answered request and observes its duration.
-    pub(crate) fn record(self, method: MethodLabel, status: StatusCode, seconds: f64) {
-        self.route
-            .record(&self.table.shape, method, status, seconds);
-    }
-
-    #[cfg(test)]
-    fn snapshot(self) -> Vec<MethodSnapshot> {
-        self.route.snapshot(&self.table.shape)
+    pub(crate) fn record(self, status: StatusCode, seconds: f64) {
+        let (slot, cells) = self.here();
+        let buckets = &self.shape.buckets;
+        // Prometheus's rule: the first bucket whose bound is >= the value.
+        let bucket = buckets
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(buckets.len());
+        cells.add(slot, FIRST_BUCKET_CELL + bucket, 1);
+        cells.add_f64(slot, SUM_CELL, seconds);
+        match self.per_method.status_place(status.as_u16()) {
+            Some(place) => cells.add(slot, place, 1),
+            None => self.per_method.count_more(status.as_u16()),
+        }
     }
 }
 
@@ -236,7 +293,11 @@ impl RouteMetrics {
     }
 
     /// The method's metrics and the calling thread's cells in them.
-    fn cells(&self, shape: &Shape, method: MethodLabel) -> (Slot, &MethodMetrics, &Cells) {
+    fn cells(
+        &'static self,
+        shape: &Shape,
+        method: MethodLabel,
+    ) -> (Slot, &'static MethodMetrics, &'static Cells) {
         let slot = Slot::current();
         let per_method = self.per_method[method.index()].get_or_init(|| {
             Box::new(MethodMetrics {
@@ -248,32 +309,6 @@ impl RouteMetrics {
         let cell_count = FIRST_BUCKET_CELL + shape.buckets.len() + 1;
         let cells = per_method.cells.get(slot, || Cells::new(cell_count));
         (slot, per_method, cells)
-    }
-
-    fn start(&self, shape: &Shape, method: MethodLabel) {
-        let (slot, _, cells) = self.cells(shape, method);
-        cells.add(slot, STARTED_CELL, 1);
-    }
-
-    fn end(&self, shape: &Shape, method: MethodLabel) {
-        let (slot, _, cells) = self.cells(shape, method);
-        cells.add(slot, ENDED_CELL, 1);
-    }
-
-    fn record(&self, shape: &Shape, method: MethodLabel, status: StatusCode, seconds: f64) {
-        let (slot, per_method, cells) = self.cells(shape, method);
-        let buckets = &shape.buckets;
-        // Prometheus's rule: the first bucket whose bound is >= the value.
-        let bucket = buckets
-            .iter()
-            .position(|bound| seconds <= *bound)
-            .unwrap_or(buckets.len());
-        cells.add(slot, FIRST_BUCKET_CELL + bucket, 1);
-        cells.add_f64(slot, SUM_CELL, seconds);
-        match per_method.status_place(status.as_u16()) {
-            Some(place) => cells.add(slot, place, 1),
-            None => per_method.count_more(status.as_u16()),
-        }
     }
 
     /// What was recorded for each method so far.
@@ -385,14 +420,27 @@ mod tests {
         }
     }
 
+    fn table(buckets: Vec<f64>) -> &'static RouteTable {
+        RouteTable::leak(buckets, quanta::Clock::mock().0)
+    }
+
+    fn record(table: &'static RouteTable, template: &str, method: &str, status: u16, seconds: f64) {
+        let status = StatusCode::from_u16(status).unwrap_or_else(|err| panic!("{err}"));
+        Recorder::new(&table.shape, table.route(template), self::method(method))
+            .record(status, seconds);
+    }
+
+    fn snapshot(table: &'static RouteTable, template: &str) -> Vec<MethodSnapshot> {
+        table.route(template).snapshot(&table.shape)
+    }
+
     #[test]
     fn durations_fall_into_the_first_bucket_whose_bound_they_do_not_exceed() {
-        let table = RouteTable::leak(vec![0.1, 0.5], quanta::Clock::mock().0);
-        let route = table.route("/a");
+        let table = table(vec![0.1, 0.5]);
         for seconds in [0.05, 0.1, 0.3, 0.5, 2.0, f64::NAN] {
-            route.record(method("GET"), StatusCode::OK, seconds);
+            record(table, "/a", "GET", 200, seconds);
         }
-        let snapshot = route.snapshot();
+        let snapshot = snapshot(table, "/a");
         assert_eq!(snapshot.len(), 1);
         // NaN is above no bound, as in Prometheus: it lands in +Inf only.
         assert_eq!(snapshot[0].buckets, vec![2, 2, 2]);
@@ -401,16 +449,14 @@ mod tests {
 
     #[test]
     fn statuses_beyond_the_fast_table_are_still_counted() {
-        let table = RouteTable::leak(vec![1.0], quanta::Clock::mock().0);
-        let route = table.route("/many");
+        let table = table(vec![1.0]);
         let codes: Vec<u16> = (200..200 + 3 * FAST_STATUSES as u16).collect();
         for _ in 0..2 {
             for &code in &codes {
-                let status = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-                route.record(method("POST"), status, 0.0);
+                record(table, "/many", "POST", code, 0.0);
             }
         }
-        let mut statuses = route.snapshot().remove(0).statuses;
+        let mut statuses = snapshot(table, "/many").remove(0).statuses;
         statuses.sort_unstable();
         let expected: Vec<(u16, u64)> = codes.iter().map(|&c| (c, 2)).collect();
         assert_eq!(statuses, expected);
@@ -418,43 +464,37 @@ mod tests {
 
     #[test]
     fn methods_never_served_have_no_snapshot() {
-        let table = RouteTable::leak(vec![1.0], quanta::Clock::mock().0);
-        let route = table.route("/x");
-        route.record(method("DELETE"), StatusCode::NO_CONTENT, 0.0);
-        let methods: Vec<&str> = route.snapshot().iter().map(|m| m.method.as_str()).collect();
+        let table = table(vec![1.0]);
+        record(table, "/x", "DELETE", 204, 0.0);
+        let methods: Vec<&str> = snapshot(table, "/x")
+            .iter()
+            .map(|m| m.method.as_str())
+            .collect();
         assert_eq!(methods, vec!["DELETE"]);
     }
 
     #[test]
-    fn templates_that_share_a_cache_entry_are_kept_apart() {
-        // Enough templates that many share an entry of the per-thread cache,
-        // and two tables with the same templates: every lookup must still
-        // find its own table's route for its own template.
-        let tables = [
-            RouteTable::leak(vec![1.0], quanta::Clock::mock().0),
-            RouteTable::leak(vec![1.0], quanta::Clock::mock().0),
-        ];
-        let templates: Vec<String> = (0..4 * RECENT_SIZE).map(|i| format!("/t/{i}")).collect();
-        for _ in 0..3 {
-            for table in tables {
-                for template in &templates {
-                    let found = table.route(template);
-                    assert!(std::ptr::eq(found.table, table));
-                    assert_eq!(&*found.route.route, template.as_str());
-                }
-            }
-        }
-        assert_eq!(tables[0].all_routes().len(), 1 + templates.len());
+    fn a_request_ended_on_another_thread_still_balances_in_flight() {
+        let table = table(vec![1.0]);
+        let recorder = Recorder::new(&table.shape, table.route("/moved"), method("GET"));
+        recorder.start();
+        assert_eq!(table.in_flight(), 1);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                recorder.record(StatusCode::OK, 0.5);
+                recorder.end();
+            });
+        });
+        assert_eq!(table.in_flight(), 0);
+        assert_eq!(snapshot(table, "/moved")[0].statuses, vec![(200, 1)]);
     }
 
     #[test]
     fn the_same_template_is_one_route() {
-        let table = RouteTable::leak(vec![1.0], quanta::Clock::mock().0);
-        let first = table.route("/a").route;
-        // Once through the shared map, once through this thread's cache.
-        assert!(std::ptr::eq(first, table.route("/a").route));
-        assert!(std::ptr::eq(first, table.route_slow("/a")));
-        assert!(!std::ptr::eq(first, table.route("/b").route));
+        let table = table(vec![1.0]);
+        let first = table.route("/a");
+        assert!(std::ptr::eq(first, table.route("/a")));
+        assert!(!std::ptr::eq(first, table.route("/b")));
         assert_eq!(table.all_routes().len(), 3);
     }
 }

@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 use tower::Service;
 
 use super::labels::MethodLabel;
-use super::routes::{RouteRef, RouteTable};
+use super::routes::{Recorder, RouteTable};
 
 /// The service produced by [`HttpMetricsLayer`](super::HttpMetricsLayer).
 /// axum clones it for every request, so it holds nothing with a reference
@@ -25,13 +25,6 @@ pub struct HttpMetricsService<S> {
 impl<S> HttpMetricsService<S> {
     pub(super) fn new(inner: S, routes: &'static RouteTable) -> Self {
         Self { inner, routes }
-    }
-
-    fn route_metrics(&self, matched: Option<&MatchedPath>) -> RouteRef {
-        match matched {
-            Some(matched) => self.routes.route(matched.as_str()),
-            None => self.routes.unmatched(),
-        }
     }
 }
 
@@ -58,8 +51,8 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let method = MethodLabel::of(request.method());
-        let route = self.route_metrics(request.extensions().get::<MatchedPath>());
-        let mut guard = InFlight::start(route, method);
+        let matched = request.extensions().get::<MatchedPath>();
+        let mut guard = InFlight::start(self.routes.recorder(matched, method));
         // The inner service may run handler code synchronously in `call`; a
         // panic there must be recorded like one during `poll`.
         guard.inside_inner = true;
@@ -98,8 +91,7 @@ where
 
 /// One request between entering the layer and being dropped.
 struct InFlight {
-    route: RouteRef,
-    method: MethodLabel,
+    recorder: Recorder,
     // Raw reading of the layer's clock (TSC ticks where the CPU has an
     // invariant TSC), converted to seconds only once, at the end.
     start: u64,
@@ -112,12 +104,11 @@ struct InFlight {
 }
 
 impl InFlight {
-    fn start(route: RouteRef, method: MethodLabel) -> Self {
-        route.start(method);
-        let start = route.clock().raw();
+    fn start(recorder: Recorder) -> Self {
+        recorder.start();
+        let start = recorder.clock().raw();
         Self {
-            route,
-            method,
+            recorder,
             start,
             inside_inner: false,
             finished: false,
@@ -129,11 +120,11 @@ impl InFlight {
             return;
         }
         self.finished = true;
-        let clock = self.route.clock();
+        let clock = self.recorder.clock();
         let nanos = clock.delta_as_nanos(self.start, clock.raw());
         #[allow(clippy::cast_precision_loss)]
         let seconds = nanos as f64 / 1e9;
-        self.route.record(self.method, status, seconds);
+        self.recorder.record(status, seconds);
     }
 }
 
@@ -142,6 +133,6 @@ impl Drop for InFlight {
         if self.inside_inner {
             self.finish(StatusCode::INTERNAL_SERVER_ERROR);
         }
-        self.route.end(self.method);
+        self.recorder.end();
     }
 }
