@@ -73,9 +73,10 @@
 //! request until the inner service returns the response *head* (status and
 //! headers), not until the body is fully sent. That is the server's latency
 //! to answer, and it does not depend on how fast the client reads a large or
-//! streamed body. The clock is tokio's ([`tokio::time::Instant`]), which is the
-//! system monotonic clock in production and can be paused and stepped in
-//! tests.
+//! streamed body. The clock is a [`quanta::Clock`]: the CPU's time-stamp
+//! counter where it is invariant (about 10 ns a reading, against about 25 ns
+//! for the OS clock on a VM), the OS monotonic clock otherwise. Tests give the
+//! layer a mock clock with [`HttpMetricsLayerBuilder::clock`].
 //!
 //! # Cancelled requests and panics
 //!
@@ -112,11 +113,22 @@
 //!
 //! # Cost
 //!
-//! Label values are resolved once per (route, method) and once per
-//! (route, method, status), and each route's service remembers its template;
-//! after that a request costs two clock reads, a dozen uncontended atomic
-//! operations (one of them a read lock) and no allocation: about 0.35 µs on
-//! a busy two-core VM, against about 6 µs for the `axum-prometheus` layer.
+//! A request takes no lock, makes no allocation and executes no atomic
+//! read-modify-write instruction in the usual case: every thread that records
+//! owns a slot of per-thread cells and adds to them with a plain load and
+//! store; a scrape sums the slots. The request's route and cells are found in
+//! a per-thread cache by the address of axum's template string; only the
+//! first request of a route on a thread (and a request on a route whose
+//! template axum builds per request, inside a nested router) goes through
+//! the shared map. What is left is two clock readings, the bucket search and
+//! a few plain adds: about 0.08 µs per request in-process. The tables of a
+//! layer live until the process exits (a few hundred bytes per route
+//! template and thread), so build the layer once and clone it.
+//!
+//! Under `wrk` on a two-core VM against an app whose handler does nothing,
+//! the layer costs about 4 % of throughput, of which about 2 % is what any
+//! layer added with `Router::layer` costs there (axum boxes each route a
+//! second time); `axum-prometheus` costs about 29 %.
 //! `BENCHMARKS.md` at the workspace root has the figures and the command.
 
 mod cells;
