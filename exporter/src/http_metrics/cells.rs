@@ -19,7 +19,7 @@
 //! read-modify-write: slower, never wrong.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// Slots owned by one thread each. Tokio runs one worker per core, so this
@@ -50,10 +50,23 @@ impl Slot {
     }
 }
 
-/// Free slot indexes; a thread returns its index here when it exits.
-static FREE_SLOTS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
-/// Indexes never handed out yet.
-static NEXT_SLOT: Mutex<usize> = Mutex::new(0);
+/// The slots not held by a live thread.
+struct Pool {
+    /// Indexes given back by threads that exited.
+    free: Vec<usize>,
+    /// Indexes from here to [`SLOTS`] were never handed out.
+    next: usize,
+}
+
+static POOL: Mutex<Pool> = Mutex::new(Pool {
+    free: Vec::new(),
+    next: 0,
+});
+/// False from the moment the pool is found empty until a slot is given back,
+/// so that threads on the shared slot do not take the pool's lock on every
+/// request. Only written under the lock; a stale read costs one lock or one
+/// more update through the shared slot, never a wrong count.
+static POOL_HAS_SLOTS: AtomicBool = AtomicBool::new(true);
 
 thread_local! {
     static OWNED: OwnedSlot = const { OwnedSlot { index: Cell::new(None) } };
@@ -83,29 +96,27 @@ impl Drop for OwnedSlot {
         if let Some(index) = self.index.get() {
             // The mutex orders this thread's last plain stores before the
             // next owner's first loads of the same cells.
-            FREE_SLOTS
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(index);
+            let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+            pool.free.push(index);
+            POOL_HAS_SLOTS.store(true, Relaxed);
         }
     }
 }
 
 fn take_slot() -> usize {
-    if let Some(index) = FREE_SLOTS
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .pop()
-    {
+    if !POOL_HAS_SLOTS.load(Relaxed) {
+        return SHARED;
+    }
+    let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(index) = pool.free.pop() {
         return index;
     }
-    let mut next = NEXT_SLOT.lock().unwrap_or_else(PoisonError::into_inner);
-    if *next < SLOTS {
-        *next += 1;
-        *next - 1
-    } else {
-        SHARED
+    if pool.next < SLOTS {
+        pool.next += 1;
+        return pool.next - 1;
     }
+    POOL_HAS_SLOTS.store(false, Relaxed);
+    SHARED
 }
 
 /// One value per slot of type `T`, each made when its slot first records,
