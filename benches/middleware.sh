@@ -2,7 +2,9 @@
 # Middleware overhead under real load: `wrk` against builds of the same axum
 # app (exporter/examples/middleware_bench_server.rs): no layer, a layer that
 # does nothing (what axum's per-route wrapping costs by itself), Vigil's
-# HttpMetricsLayer, and axum-prometheus 0.10.1's layer.
+# HttpMetricsLayer added with `Router::layer`, the same metrics added per
+# handler (`HttpMetricsLayer::handler`, no second boxing of each route), and
+# axum-prometheus 0.10.1's layer.
 #
 # Method: paired and simultaneous. Sequential runs on this kind of VM vary
 # by +-10 % from one 10 s run to the next (CPU steal, frequency), far more
@@ -12,9 +14,10 @@
 # core 0 fairly between the two busy servers, so each gets the same CPU time
 # under the same conditions, and the ratio of their requests/s is the ratio
 # of their costs per request; whatever disturbs the machine disturbs both.
-# Every round runs four pairs, each against a no-layer server:
+# Every round runs five pairs, each against a no-layer server:
 #   none/none (the control: how far the method is from 0 on two equal
-#   servers), none/noop-layer, none/vigil, none/axum-prometheus,
+#   servers), none/noop-layer, none/vigil, none/vigil-handler,
+#   none/axum-prometheus (MIDDLEWARE_VARIANTS="none vigil ..." runs fewer),
 # with the two servers' places (port, start order, wrk order) swapped every
 # other round. Per pair: 2 s warm-up, WRK_SECONDS (default 8) measured.
 # The result is the median over REPEATS rounds (default 5) of each pair's
@@ -93,7 +96,7 @@ run_pair() {
 
 : >"$bench_work/pairs"
 for ((r = 0; r < repeats; r++)); do
-  for variant in none noop-layer vigil axum-prometheus; do
+  for variant in ${MIDDLEWARE_VARIANTS:-none noop-layer vigil vigil-handler axum-prometheus}; do
     if ((r % 2 == 0)); then
       run_pair "$r" none "$variant"
     else
@@ -137,7 +140,7 @@ def med(xs):
 
 print()
 print(f"{'variant':<16} | {'pairs':>5} | median loss vs none | min .. max")
-for variant in ("control", "noop-layer", "vigil", "axum-prometheus"):
+for variant in ("control", "noop-layer", "vigil", "vigil-handler", "axum-prometheus"):
     xs = losses[variant]
     if xs:
         print(f"{variant:<16} | {len(xs):>5} | {med(xs):>18.2f}% | {min(xs):.2f} .. {max(xs):.2f} %")
@@ -150,6 +153,8 @@ if losses["vigil"] and losses["axum-prometheus"]:
     print(f"result\tmiddleware: req/s, Vigil layer vs no layer (same core share)\treq/s\thigher\t{none_v:.0f}\t{vigil:.0f}")
     print(f"result\tmiddleware: req/s, Vigil layer vs axum-prometheus (each paired with no layer)\treq/s\thigher\t{axum:.0f}\t{vigil:.0f}")
     print(f"result\tmiddleware: throughput loss vs no layer, axum-prometheus vs Vigil (%)\t%\tlower\t{med(losses['axum-prometheus']):.2f}\t{med(losses['vigil']):.2f}")
+if losses["vigil-handler"] and losses["axum-prometheus"]:
+    print(f"result\tmiddleware: throughput loss vs no layer, axum-prometheus vs Vigil per handler (%)\t%\tlower\t{med(losses['axum-prometheus']):.2f}\t{med(losses['vigil-handler']):.2f}")
 for variant, what in (("control", "control pair none/none"), ("noop-layer", "do-nothing layer")):
     if losses[variant]:
         print(f"result\tmiddleware: loss of the {what} vs no layer (%)\t%\t{med(losses[variant]):.2f}")

@@ -1,7 +1,8 @@
 //! Overhead of the HTTP metrics layer: the same small axum app driven
 //! in-process (no socket) without a layer, with a do-nothing layer, with
-//! `vigil_exporter::http_metrics::HttpMetricsLayer`, and with the
-//! `axum-prometheus` crate's layer. Results go to BENCHMARKS.md.
+//! `vigil_exporter::http_metrics::HttpMetricsLayer` (added with
+//! `Router::layer`, and per handler with `HttpMetricsLayer::handler`), and
+//! with the `axum-prometheus` crate's layer. Results go to BENCHMARKS.md.
 //!
 //! Run: `cargo bench -p vigil-exporter --bench http_metrics -- --warm-up-time 1 --measurement-time 3`
 
@@ -28,6 +29,19 @@ fn app() -> Router {
         "/users/{id}",
         get(|Path(id): Path<u64>| async move { format!("user {id}") }),
     )
+}
+
+/// The same app with the layer applied to each handler (`Handler::layer`)
+/// and to the fallback instead of with `Router::layer`: no second boxing of
+/// each route.
+fn app_per_handler(layer: &HttpMetricsLayer) -> Router {
+    Router::new()
+        .route("/", get(layer.handler(|| async { "ok" })))
+        .route(
+            "/users/{id}",
+            get(layer.handler(|Path(id): Path<u64>| async move { format!("user {id}") })),
+        )
+        .fallback(layer.handler(|| async { http::StatusCode::NOT_FOUND }))
 }
 
 /// The request mix of one iteration: mostly the parameterised route, some
@@ -63,6 +77,11 @@ fn bench_layers(c: &mut Criterion) {
     let registry = prometheus::Registry::new();
     let ours = match HttpMetricsLayer::new(&registry) {
         Ok(layer) => app().layer(layer),
+        Err(err) => panic!("cannot build HttpMetricsLayer: {err}"),
+    };
+    let per_handler_registry = prometheus::Registry::new();
+    let per_handler = match HttpMetricsLayer::new(&per_handler_registry) {
+        Ok(layer) => app_per_handler(&layer),
         Err(err) => panic!("cannot build HttpMetricsLayer: {err}"),
     };
     // `pair` installs the process-wide `metrics` recorder, without which the
@@ -105,6 +124,9 @@ fn bench_layers(c: &mut Criterion) {
     });
     group.bench_function("vigil_http_metrics_layer", |b| {
         b.to_async(&runtime).iter(|| drive(&ours))
+    });
+    group.bench_function("vigil_per_handler", |b| {
+        b.to_async(&runtime).iter(|| drive(&per_handler))
     });
     group.bench_function("axum_prometheus_layer", |b| {
         b.to_async(&runtime).iter(|| drive(&theirs))

@@ -3,7 +3,9 @@
 //! `HttpMetricsLayer`, or with `axum-prometheus`'s layer, so the three can be
 //! compared over real sockets. Not part of the product.
 //!
-//! Usage: `middleware_bench_server none|noop-layer|vigil|axum-prometheus [ADDR]`
+//! Usage: `middleware_bench_server none|noop-layer|vigil|vigil-handler|axum-prometheus [ADDR]`
+//! (`vigil-handler`: Vigil's metrics applied per handler with
+//! `HttpMetricsLayer::handler` instead of `Router::layer`)
 //! (ADDR defaults to `127.0.0.1:0`). Prints `listening on ADDR` once bound,
 //! serves `GET /`, `GET /users/{id}` and `GET /metrics` (the layer's own
 //! metrics, so the bench can check that the layer recorded the load) until
@@ -28,11 +30,38 @@ fn app() -> Router {
     )
 }
 
+/// The same routes, each handler (and the 404 fallback) instrumented on its
+/// own.
+fn app_per_handler(layer: &HttpMetricsLayer) -> Router {
+    Router::new()
+        .route("/", get(layer.handler(|| async { "ok" })))
+        .route(
+            "/users/{id}",
+            get(layer.handler(|Path(id): Path<u64>| async move { format!("user {id}") })),
+        )
+        .fallback(layer.handler(|| async { http::StatusCode::NOT_FOUND }))
+}
+
+/// `GET /metrics` serving `registry`.
+fn metrics_route(registry: Registry) -> axum::routing::MethodRouter {
+    get(move || {
+        let registry = registry.clone();
+        async move {
+            let mut text = Vec::new();
+            let encoded = TextEncoder::new().encode(&registry.gather(), &mut text);
+            match encoded {
+                Ok(()) => String::from_utf8_lossy(&text).into_owned(),
+                Err(error) => format!("# encoding failed: {error}\n"),
+            }
+        }
+    })
+}
+
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let variant = args
-        .next()
-        .context("usage: middleware_bench_server none|noop-layer|vigil|axum-prometheus [ADDR]")?;
+    let variant = args.next().context(
+        "usage: middleware_bench_server none|noop-layer|vigil|vigil-handler|axum-prometheus [ADDR]",
+    )?;
     let addr: SocketAddr = args
         .next()
         .unwrap_or_else(|| "127.0.0.1:0".to_owned())
@@ -53,20 +82,15 @@ async fn serve(variant: &str, addr: SocketAddr) -> anyhow::Result<()> {
             let layer =
                 HttpMetricsLayer::new(&registry).context("cannot build HttpMetricsLayer")?;
             // /metrics is outside the layer, so reading it is not counted.
-            app().layer(layer).route(
-                "/metrics",
-                get(move || {
-                    let registry = registry.clone();
-                    async move {
-                        let mut text = Vec::new();
-                        let encoded = TextEncoder::new().encode(&registry.gather(), &mut text);
-                        match encoded {
-                            Ok(()) => String::from_utf8_lossy(&text).into_owned(),
-                            Err(error) => format!("# encoding failed: {error}\n"),
-                        }
-                    }
-                }),
-            )
+            app()
+                .layer(layer)
+                .route("/metrics", metrics_route(registry))
+        }
+        "vigil-handler" => {
+            let registry = Registry::new();
+            let layer =
+                HttpMetricsLayer::new(&registry).context("cannot build HttpMetricsLayer")?;
+            app_per_handler(&layer).route("/metrics", metrics_route(registry))
         }
         "noop-layer" => {
             // A layer that does nothing: what wrapping each route through
@@ -84,7 +108,10 @@ async fn serve(variant: &str, addr: SocketAddr) -> anyhow::Result<()> {
                 .route("/metrics", get(move || async move { handle.render() }))
         }
         other => {
-            bail!("unknown variant {other:?}: expected none, noop-layer, vigil or axum-prometheus")
+            bail!(
+                "unknown variant {other:?}: expected none, noop-layer, vigil, vigil-handler \
+                 or axum-prometheus"
+            )
         }
     };
     let listener = tokio::net::TcpListener::bind(addr)

@@ -704,3 +704,154 @@ async fn rendered_metrics_pass_promtool_check_metrics() {
     assert_eq!(said, "", "promtool check metrics complained about:\n{text}");
     assert!(output.status.success());
 }
+
+// ------------------------------------------------------------ per handler
+
+/// A layer with a mock clock that nothing moves, so durations are all zero
+/// and two registries fed the same requests render the same text.
+fn still_clock_layer() -> (HttpMetricsLayer, Registry) {
+    let registry = Registry::new();
+    let (clock, _time) = quanta::Clock::mock();
+    let layer = HttpMetricsLayer::builder()
+        .clock(clock)
+        .build(&registry)
+        .unwrap_or_else(|err| panic!("{err}"));
+    (layer, registry)
+}
+
+/// `users_routes`, nested under /api, with each handler and the 404
+/// fallback instrumented on their own.
+fn users_routes_per_handler(layer: &HttpMetricsLayer) -> Router {
+    let users = Router::new()
+        .route("/users/{id}", get(layer.handler(|| async { "a user" })))
+        .route(
+            "/users",
+            post(layer.handler(|| async { StatusCode::CREATED })),
+        );
+    Router::new()
+        .nest("/api", users)
+        .fallback(layer.handler(|| async { StatusCode::NOT_FOUND }))
+}
+
+#[tokio::test]
+async fn per_handler_instrumentation_records_what_the_layer_records() {
+    let (layer, layered_registry) = still_clock_layer();
+    let layered = Router::new().nest("/api", users_routes()).layer(layer);
+    let (layer, per_handler_registry) = still_clock_layer();
+    let per_handler = users_routes_per_handler(&layer);
+    let requests = [
+        (Method::GET, "/api/users/1"),
+        (Method::GET, "/api/users/2"),
+        (Method::HEAD, "/api/users/3"),
+        (Method::POST, "/api/users"),
+        (Method::GET, "/missing"),
+        (Method::from_bytes(b"PROPFIND").unwrap_or(Method::GET), "/x"),
+    ];
+
+    for (method, path) in requests {
+        let by_layer = send(&layered, method.clone(), path).await;
+        let by_handler = send(&per_handler, method.clone(), path).await;
+        assert_eq!(by_layer, by_handler, "{method} {path}");
+    }
+
+    let text = render(&per_handler_registry);
+    assert!(text.contains(r#"route="/api/users/{id}""#), "{text}");
+    assert!(
+        text.contains(r#"method="other",route="unmatched""#),
+        "{text}"
+    );
+    assert_eq!(text, render(&layered_registry));
+}
+
+#[tokio::test]
+async fn per_handler_instrumentation_does_not_see_methods_a_route_does_not_serve() {
+    // The 405 comes from axum's method router, outside any handler: only
+    // the layer counts it (documented in the module docs).
+    let (layer, registry) = still_clock_layer();
+    let app = users_routes_per_handler(&layer);
+
+    assert_eq!(
+        send(&app, Method::DELETE, "/api/users/1").await,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+
+    assert_eq!(
+        label_sets(&registry, "http_requests_total"),
+        Vec::<Vec<String>>::new()
+    );
+}
+
+#[tokio::test]
+async fn per_handler_duration_is_the_time_until_the_response_head() {
+    let (clock, time) = quanta::Clock::mock();
+    let registry = Registry::new();
+    let layer = HttpMetricsLayer::builder()
+        .clock(clock)
+        .build(&registry)
+        .unwrap_or_else(|err| panic!("{err}"));
+    let app = Router::new().route(
+        "/slow",
+        get(layer.handler(move || async move {
+            time.increment(Duration::from_millis(300));
+            Body::from_stream(futures::stream::once(async move {
+                time.increment(Duration::from_secs(2));
+                Ok::<_, Infallible>("late body")
+            }))
+        })),
+    );
+
+    assert_eq!(get_path(&app, "/slow").await, StatusCode::OK);
+
+    let sample = duration(&registry, "GET", "/slow").unwrap_or_else(|| panic!("no series"));
+    assert_eq!(sample.count, 1);
+    assert!(
+        (sample.sum - 0.3).abs() < 1e-6,
+        "observed {} s, expected 0.3 s",
+        sample.sum
+    );
+}
+
+#[tokio::test]
+async fn per_handler_panic_is_counted_as_500_and_releases_the_gauge() {
+    async fn explode() -> &'static str {
+        panic!("handler bug (expected by this test)")
+    }
+    let (layer, registry) = still_clock_layer();
+    let app = Router::new().route("/explode", get(layer.handler(explode)));
+    let request = Request::get("/explode")
+        .body(Body::empty())
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let outcome =
+        futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(app.oneshot(request))).await;
+
+    assert!(outcome.is_err(), "the panic should reach the caller");
+    assert_eq!(in_flight(&registry), Some(0.0));
+    assert_eq!(
+        requests_total(&registry, "GET", "/explode", "500"),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn dropped_per_handler_request_releases_the_gauge_and_is_not_counted() {
+    let (layer, registry) = still_clock_layer();
+    let app = Router::new().route(
+        "/hang",
+        get(layer.handler(std::future::pending::<&'static str>)),
+    );
+    let request = Request::get("/hang")
+        .body(Body::empty())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut pending = Box::pin(app.oneshot(request));
+
+    assert!(futures::poll!(pending.as_mut()).is_pending());
+    assert_eq!(in_flight(&registry), Some(1.0));
+    drop(pending);
+
+    assert_eq!(in_flight(&registry), Some(0.0));
+    assert_eq!(
+        label_sets(&registry, "http_requests_total"),
+        Vec::<Vec<String>>::new()
+    );
+}

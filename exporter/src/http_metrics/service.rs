@@ -90,7 +90,7 @@ where
 }
 
 /// One request between entering the layer and being dropped.
-struct InFlight {
+pub(super) struct InFlight {
     recorder: Recorder,
     // Raw reading of the layer's clock (TSC ticks where the CPU has an
     // invariant TSC), converted to seconds only once, at the end.
@@ -99,12 +99,12 @@ struct InFlight {
     // means the inner call or poll never returned: it panicked. (Checking
     // `thread::panicking()` would not do: whoever catches the panic, e.g.
     // `CatchPanicLayer`, drops this future only after unwinding ended.)
-    inside_inner: bool,
+    pub(super) inside_inner: bool,
     finished: bool,
 }
 
 impl InFlight {
-    fn start(recorder: Recorder) -> Self {
+    pub(super) fn start(recorder: Recorder) -> Self {
         recorder.start();
         let start = recorder.clock().raw();
         Self {
@@ -115,7 +115,7 @@ impl InFlight {
         }
     }
 
-    fn finish(&mut self, status: StatusCode) {
+    pub(super) fn finish(&mut self, status: StatusCode) {
         if self.finished {
             return;
         }
