@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Path};
+use axum::extract::MatchedPath;
 use axum::routing::get;
 use axum::Router;
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -22,27 +22,9 @@ use tower::util::MapRequestLayer;
 use tower::{service_fn, Layer, ServiceExt};
 use vigil_exporter::http_metrics::HttpMetricsLayer;
 
-/// The app under test: a static route, a route with a path parameter, and
-/// the default 404 fallback.
-fn app() -> Router {
-    Router::new().route("/", get(|| async { "ok" })).route(
-        "/users/{id}",
-        get(|Path(id): Path<u64>| async move { format!("user {id}") }),
-    )
-}
-
-/// The same app with the layer applied to each handler (`Handler::layer`)
-/// and to the fallback instead of with `Router::layer`: no second boxing of
-/// each route.
-fn app_per_handler(layer: &HttpMetricsLayer) -> Router {
-    Router::new()
-        .route("/", get(layer.handler(|| async { "ok" })))
-        .route(
-            "/users/{id}",
-            get(layer.handler(|Path(id): Path<u64>| async move { format!("user {id}") })),
-        )
-        .fallback(layer.handler(|| async { http::StatusCode::NOT_FOUND }))
-}
+#[path = "support/bench_app.rs"]
+mod bench_app;
+use bench_app::{app, app_per_handler};
 
 /// The request mix of one iteration: mostly the parameterised route, some
 /// root, one unmatched path.

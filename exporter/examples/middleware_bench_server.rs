@@ -15,32 +15,14 @@
 use std::net::SocketAddr;
 
 use anyhow::{bail, Context};
-use axum::extract::Path;
 use axum::routing::get;
-use axum::Router;
 use prometheus::{Encoder, Registry, TextEncoder};
 use tokio::signal::unix::{signal, SignalKind};
 use vigil_exporter::http_metrics::HttpMetricsLayer;
 
-/// The routes under load: a static one and one with a path parameter.
-fn app() -> Router {
-    Router::new().route("/", get(|| async { "ok" })).route(
-        "/users/{id}",
-        get(|Path(id): Path<u64>| async move { format!("user {id}") }),
-    )
-}
-
-/// The same routes, each handler (and the 404 fallback) instrumented on its
-/// own.
-fn app_per_handler(layer: &HttpMetricsLayer) -> Router {
-    Router::new()
-        .route("/", get(layer.handler(|| async { "ok" })))
-        .route(
-            "/users/{id}",
-            get(layer.handler(|Path(id): Path<u64>| async move { format!("user {id}") })),
-        )
-        .fallback(layer.handler(|| async { http::StatusCode::NOT_FOUND }))
-}
+#[path = "../benches/support/bench_app.rs"]
+mod bench_app;
+use bench_app::{app, app_per_handler};
 
 /// `GET /metrics` serving `registry`.
 fn metrics_route(registry: Registry) -> axum::routing::MethodRouter {

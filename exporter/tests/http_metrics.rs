@@ -488,18 +488,24 @@ async fn in_flight_gauge_counts_a_running_request_and_returns_to_zero() {
 async fn dropped_request_releases_the_in_flight_gauge_and_is_not_counted() {
     let routes = Router::new().route("/hang", get(std::future::pending::<&'static str>));
     let (app, registry) = instrumented(routes);
+    assert_dropped_request_is_released_and_not_counted(app, &registry).await;
+}
+
+/// Sends `GET /hang` to `app` (whose handler never answers), drops the
+/// request while it is pending, and checks what `registry` then shows.
+async fn assert_dropped_request_is_released_and_not_counted(app: Router, registry: &Registry) {
     let request = Request::get("/hang")
         .body(Body::empty())
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut pending = Box::pin(app.clone().oneshot(request));
+    let mut pending = Box::pin(app.oneshot(request));
 
     assert!(futures::poll!(pending.as_mut()).is_pending());
-    assert_eq!(in_flight(&registry), Some(1.0));
+    assert_eq!(in_flight(registry), Some(1.0));
     drop(pending);
 
-    assert_eq!(in_flight(&registry), Some(0.0));
+    assert_eq!(in_flight(registry), Some(0.0));
     assert_eq!(
-        label_sets(&registry, "http_requests_total"),
+        label_sets(registry, "http_requests_total"),
         Vec::<Vec<String>>::new()
     );
 }
@@ -510,6 +516,12 @@ async fn panicking_handler_is_counted_as_500_and_releases_the_gauge() {
         panic!("handler bug (expected by this test)")
     }
     let (app, registry) = instrumented(Router::new().route("/explode", get(explode)));
+    assert_panic_is_counted_as_500_and_released(app, &registry).await;
+}
+
+/// Sends `GET /explode` to `app` (whose handler panics), catching the
+/// panic, and checks what `registry` then shows.
+async fn assert_panic_is_counted_as_500_and_released(app: Router, registry: &Registry) {
     let request = Request::get("/explode")
         .body(Body::empty())
         .unwrap_or_else(|e| panic!("{e}"));
@@ -518,9 +530,9 @@ async fn panicking_handler_is_counted_as_500_and_releases_the_gauge() {
         futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(app.oneshot(request))).await;
 
     assert!(outcome.is_err(), "the panic should reach the caller");
-    assert_eq!(in_flight(&registry), Some(0.0));
+    assert_eq!(in_flight(registry), Some(0.0));
     assert_eq!(
-        requests_total(&registry, "GET", "/explode", "500"),
+        requests_total(registry, "GET", "/explode", "500"),
         Some(1.0)
     );
 }
@@ -818,19 +830,7 @@ async fn per_handler_panic_is_counted_as_500_and_releases_the_gauge() {
     }
     let (layer, registry) = still_clock_layer();
     let app = Router::new().route("/explode", get(layer.handler(explode)));
-    let request = Request::get("/explode")
-        .body(Body::empty())
-        .unwrap_or_else(|e| panic!("{e}"));
-
-    let outcome =
-        futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(app.oneshot(request))).await;
-
-    assert!(outcome.is_err(), "the panic should reach the caller");
-    assert_eq!(in_flight(&registry), Some(0.0));
-    assert_eq!(
-        requests_total(&registry, "GET", "/explode", "500"),
-        Some(1.0)
-    );
+    assert_panic_is_counted_as_500_and_released(app, &registry).await;
 }
 
 #[tokio::test]
@@ -840,18 +840,5 @@ async fn dropped_per_handler_request_releases_the_gauge_and_is_not_counted() {
         "/hang",
         get(layer.handler(std::future::pending::<&'static str>)),
     );
-    let request = Request::get("/hang")
-        .body(Body::empty())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut pending = Box::pin(app.oneshot(request));
-
-    assert!(futures::poll!(pending.as_mut()).is_pending());
-    assert_eq!(in_flight(&registry), Some(1.0));
-    drop(pending);
-
-    assert_eq!(in_flight(&registry), Some(0.0));
-    assert_eq!(
-        label_sets(&registry, "http_requests_total"),
-        Vec::<Vec<String>>::new()
-    );
+    assert_dropped_request_is_released_and_not_counted(app, &registry).await;
 }
