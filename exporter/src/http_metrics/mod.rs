@@ -155,11 +155,11 @@
 //! served, plus 256 bytes per thread that served it), so build the layer
 //! once and clone it.
 //!
-//! Under `wrk` on a two-core VM against an app whose handler does nothing
-//! but answer, the layer costs 2.3 to 3.8 % of throughput depending on the
-//! machine, of which 2.2 to 2.3 % is what any layer added with
+//! Under `wrk` on two-core VMs against an app whose handler does nothing
+//! but answer, the layer costs 1.6 to 3.8 % of throughput depending on the
+//! machine and the run, of which 0.7 to 2.3 % is what any layer added with
 //! `Router::layer` costs there (axum boxes each route a second time);
-//! instrumenting per handler costs about 1 %; `axum-prometheus` costs about
+//! instrumenting per handler costs about 1 %; `axum-prometheus` costs 17 to
 //! 31 %. `BENCHMARKS.md` at the workspace root has the figures and the
 //! command.
 
