@@ -6,12 +6,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::Request;
 use axum::handler::Handler;
 use axum::response::Response;
 use pin_project_lite::pin_project;
 
-use super::labels::MethodLabel;
 use super::routes::RouteTable;
 use super::service::InFlight;
 
@@ -47,14 +46,10 @@ where
     type Future = MeteredFuture<H::Future>;
 
     fn call(self, request: Request, state: S) -> Self::Future {
-        let method = MethodLabel::of(request.method());
-        let matched = request.extensions().get::<MatchedPath>();
-        let mut guard = InFlight::start(self.routes.recorder(matched, method));
+        let mut guard = InFlight::enter(self.routes, &request);
         // As in the layer: a panic inside the handler's synchronous part is
         // recorded like one during `poll`.
-        guard.inside_inner = true;
-        let inner = self.handler.call(request, state);
-        guard.inside_inner = false;
+        let inner = guard.inside(|| self.handler.call(request, state));
         MeteredFuture { inner, guard }
     }
 }
@@ -76,9 +71,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        this.guard.inside_inner = true;
-        let poll = this.inner.poll(cx);
-        this.guard.inside_inner = false;
+        let poll = this.guard.inside(|| this.inner.poll(cx));
         if let Poll::Ready(response) = &poll {
             this.guard.finish(response.status());
         }

@@ -50,14 +50,10 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let method = MethodLabel::of(request.method());
-        let matched = request.extensions().get::<MatchedPath>();
-        let mut guard = InFlight::start(self.routes.recorder(matched, method));
+        let mut guard = InFlight::enter(self.routes, &request);
         // The inner service may run handler code synchronously in `call`; a
         // panic there must be recorded like one during `poll`.
-        guard.inside_inner = true;
-        let inner = self.inner.call(request);
-        guard.inside_inner = false;
+        let inner = guard.inside(|| self.inner.call(request));
         ResponseFuture { inner, guard }
     }
 }
@@ -79,9 +75,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        this.guard.inside_inner = true;
-        let poll = this.inner.poll(cx);
-        this.guard.inside_inner = false;
+        let poll = this.guard.inside(|| this.inner.poll(cx));
         if let Poll::Ready(Ok(response)) = &poll {
             this.guard.finish(response.status());
         }
@@ -99,12 +93,16 @@ pub(super) struct InFlight {
     // means the inner call or poll never returned: it panicked. (Checking
     // `thread::panicking()` would not do: whoever catches the panic, e.g.
     // `CatchPanicLayer`, drops this future only after unwinding ended.)
-    pub(super) inside_inner: bool,
+    inside_inner: bool,
     finished: bool,
 }
 
 impl InFlight {
-    pub(super) fn start(recorder: Recorder) -> Self {
+    /// `request` enters: it records under its route template and method
+    /// from now on.
+    pub(super) fn enter<B>(routes: &'static RouteTable, request: &Request<B>) -> Self {
+        let method = MethodLabel::of(request.method());
+        let recorder = routes.recorder(request.extensions().get::<MatchedPath>(), method);
         recorder.start();
         let start = recorder.clock().raw();
         Self {
@@ -115,6 +113,8 @@ impl InFlight {
         }
     }
 
+    /// The response head is ready with `status`: counts the request and
+    /// observes its duration (once, however often it is called).
     pub(super) fn finish(&mut self, status: StatusCode) {
         if self.finished {
             return;
@@ -125,6 +125,15 @@ impl InFlight {
         #[allow(clippy::cast_precision_loss)]
         let seconds = nanos as f64 / 1e9;
         self.recorder.record(status, seconds);
+    }
+
+    /// Runs `inner_work` (a call or poll of the inner service or handler)
+    /// marked as inside it, so that a panic out of it is counted by `drop`.
+    pub(super) fn inside<R>(&mut self, inner_work: impl FnOnce() -> R) -> R {
+        self.inside_inner = true;
+        let result = inner_work();
+        self.inside_inner = false;
+        result
     }
 }
 
