@@ -134,6 +134,7 @@ fn episode(rule: &str, extra: &[(&str, &str)], state: HistoryState, start: i64) 
         ends_at: None,
         value: Some(1.5),
         updated_at: t(start),
+        end_reason: None,
     }
 }
 

@@ -55,6 +55,11 @@ impl HistoryState {
     pub fn is_closed(self) -> bool {
         matches!(self, HistoryState::Inactive | HistoryState::Resolved)
     }
+
+    /// Pending or firing: the episode has not ended.
+    pub fn is_open(self) -> bool {
+        matches!(self, HistoryState::Pending | HistoryState::Firing)
+    }
 }
 
 /// The id of the episode of alert `fingerprint` that started at
@@ -88,6 +93,34 @@ pub struct EpisodeRecord {
     /// The evaluation time of this report: an older report never overwrites
     /// a newer one.
     pub updated_at: DateTime<Utc>,
+    /// Why the episode ended, when not the ordinary way (see [`EndReason`]).
+    pub end_reason: Option<EndReason>,
+}
+
+/// Why an episode ended other than by its condition no longer holding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// A configuration reload removed its rule (or renamed it, moved it to
+    /// another group, or changed it so that it no longer holds this alert).
+    RuleRemoved,
+    /// At start, its rule was no longer in the configuration.
+    RuleGoneAtStart,
+    /// At start, the evaluator found no saved state for the alert (a crash
+    /// lost it), so the alert starts over as a new episode if it still holds.
+    StateLost,
+    /// The rule's `limit` was exceeded, which drops all of its alerts.
+    LimitExceeded,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::RuleRemoved => "rule removed or changed by a configuration reload",
+            EndReason::RuleGoneAtStart => "rule no longer configured when the evaluator started",
+            EndReason::StateLost => "evaluator restarted without the alert's saved state",
+            EndReason::LimitExceeded => "the rule's alert limit was exceeded",
+        }
+    }
 }
 
 impl EpisodeRecord {
@@ -123,6 +156,8 @@ pub struct Episode {
     pub starts_at: DateTime<Utc>,
     pub fired_at: Option<DateTime<Utc>>,
     pub ends_at: Option<DateTime<Utc>>,
+    /// Why it ended, when not the ordinary way ([`EndReason::as_str`]).
+    pub end_reason: Option<String>,
     pub last_value: Option<f64>,
     pub acknowledged_by: Option<String>,
     pub acknowledged_at: Option<DateTime<Utc>>,
@@ -272,6 +307,21 @@ pub enum HistoryWrite {
     },
     NotifyLog(NotifyLogRow),
     Cooldown(CooldownRow),
+    /// At start: every open episode of a rule alert that began before
+    /// `before` and is not among `open` (the ids of the open episodes whose
+    /// alerts the evaluator restored) is closed at `before` with `reason`:
+    /// the evaluator no longer holds its alert, so nothing else would close
+    /// it. Saved alert states written before `before` whose episode id is
+    /// not among `held` (every alert restored, open or resolved) are
+    /// dropped, so a later restart cannot bring back an alert this one
+    /// never held. Posted alerts' episodes (group `api`) are left to their
+    /// own expiry.
+    CloseEpisodesNotHeld {
+        open: BTreeSet<String>,
+        held: BTreeSet<String>,
+        before: DateTime<Utc>,
+        reason: EndReason,
+    },
 }
 
 /// The history database API. Cheap to clone.
@@ -292,7 +342,7 @@ pub struct DailyFires {
     pub fires: i64,
 }
 
-const EPISODE_COLUMNS: &str = "id, fingerprint, rule, group_name, labels, annotations, severity, state, starts_at, fired_at, ends_at, last_value, acknowledged_by, acknowledged_at, ack_comment";
+const EPISODE_COLUMNS: &str = "id, fingerprint, rule, group_name, labels, annotations, severity, state, starts_at, fired_at, ends_at, end_reason, last_value, acknowledged_by, acknowledged_at, ack_comment";
 
 impl HistoryStore {
     /// Connects to `url` and migrates.
@@ -877,6 +927,12 @@ async fn apply_one(conn: &mut AnyConnection, write: &HistoryWrite) -> Result<(),
     match write {
         HistoryWrite::Episode(record) => upsert_episode(conn, record).await,
         HistoryWrite::Transition(t) => insert_transition(conn, t).await,
+        HistoryWrite::CloseEpisodesNotHeld {
+            open,
+            held,
+            before,
+            reason,
+        } => close_episodes_not_held(conn, open, held, *before, *reason).await,
         HistoryWrite::Snapshot(s) => upsert_snapshot(conn, s).await,
         HistoryWrite::ForgetSnapshot(fp) => {
             sqlx::query("DELETE FROM alert_state WHERE fingerprint = $1")
@@ -955,13 +1011,13 @@ async fn upsert_episode(
 ) -> Result<(), HistoryError> {
     sqlx::query(
         "INSERT INTO alerts (id, fingerprint, rule, group_name, labels, annotations, severity, \
-           state, starts_at, fired_at, ends_at, last_value, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+           state, starts_at, fired_at, ends_at, last_value, updated_at, end_reason) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
          ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
            annotations = excluded.annotations, \
            fired_at = COALESCE(alerts.fired_at, excluded.fired_at), \
            ends_at = excluded.ends_at, last_value = excluded.last_value, \
-           updated_at = excluded.updated_at \
+           updated_at = excluded.updated_at, end_reason = excluded.end_reason \
          WHERE excluded.updated_at >= alerts.updated_at",
     )
     .bind(record.id())
@@ -977,9 +1033,80 @@ async fn upsert_episode(
     .bind(record.ends_at.map(to_millis))
     .bind(record.value)
     .bind(to_millis(record.updated_at))
+    .bind(record.end_reason.map(EndReason::as_str))
     .execute(conn)
     .await
     .map_err(HistoryError::db("saving an alert episode"))?;
+    Ok(())
+}
+
+async fn close_episodes_not_held(
+    conn: &mut AnyConnection,
+    open: &BTreeSet<String>,
+    held: &BTreeSet<String>,
+    before: DateTime<Utc>,
+    reason: EndReason,
+) -> Result<(), HistoryError> {
+    let saved = sqlx::query("SELECT fingerprint, active_at FROM alert_state WHERE updated_at < $1")
+        .bind(to_millis(before))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(HistoryError::db("finding saved alert states"))?;
+    for row in &saved {
+        let fingerprint: String = column(row, "fingerprint", "alert_state")?;
+        let active_at: i64 = column(row, "active_at", "alert_state")?;
+        if held.contains(&format!("{fingerprint}-{active_at}")) {
+            continue;
+        }
+        sqlx::query("DELETE FROM alert_state WHERE fingerprint = $1 AND updated_at < $2")
+            .bind(fingerprint.as_str())
+            .bind(to_millis(before))
+            .execute(&mut *conn)
+            .await
+            .map_err(HistoryError::db("dropping an alert-state snapshot"))?;
+    }
+    let episodes = sqlx::query(
+        "SELECT id, state, last_value FROM alerts \
+         WHERE state IN ('pending', 'firing') AND starts_at < $1 \
+           AND group_name <> 'api' AND group_name NOT LIKE 'api/%'",
+    )
+    .bind(to_millis(before))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(HistoryError::db("finding open episodes"))?;
+    for row in &episodes {
+        let id: String = column(row, "id", "alerts")?;
+        if open.contains(&id) {
+            continue;
+        }
+        let from = state(row, "state", "alerts")?;
+        let to = if from == HistoryState::Pending {
+            HistoryState::Inactive
+        } else {
+            HistoryState::Resolved
+        };
+        sqlx::query(
+            "UPDATE alerts SET state = $2, ends_at = $3, end_reason = $4, \
+               updated_at = CASE WHEN updated_at > $3 THEN updated_at ELSE $3 END \
+             WHERE id = $1 AND state IN ('pending', 'firing')",
+        )
+        .bind(id.as_str())
+        .bind(to.as_str())
+        .bind(to_millis(before))
+        .bind(reason.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(HistoryError::db("closing an episode"))?;
+        let value: Option<f64> = column(row, "last_value", "alerts")?;
+        let transition = Transition {
+            alert_id: id,
+            from,
+            to,
+            at: before,
+            value,
+        };
+        insert_transition(&mut *conn, &transition).await?;
+    }
     Ok(())
 }
 
@@ -1056,6 +1183,7 @@ fn episode_from_row(row: &AnyRow) -> Result<Episode, HistoryError> {
             starts_at: time(row, "starts_at", table)?,
             fired_at: opt_time(row, "fired_at", table)?,
             ends_at: opt_time(row, "ends_at", table)?,
+            end_reason: column(row, "end_reason", table)?,
             last_value: column(row, "last_value", table)?,
             acknowledged_by: column(row, "acknowledged_by", table)?,
             acknowledged_at: opt_time(row, "acknowledged_at", table)?,

@@ -12,7 +12,7 @@ use super::file::{GroupSpec, RuleSpec};
 use super::recording::RecordingRule;
 use super::template::TemplateError;
 use crate::alerts::state::millis;
-use crate::alerts::{Alert, AlertingRule, EvalContext};
+use crate::alerts::{Alert, AlertState, AlertingRule, EvalContext};
 use crate::labels::Labels;
 
 /// Health of a rule, as `/api/v1/rules` reports it.
@@ -84,6 +84,19 @@ pub struct RuleGroup {
     pub rules: Vec<RuleEntry>,
     pub last_eval_ms: Option<i64>,
     pub last_eval_duration: Duration,
+}
+
+/// The alerts a reload took away from one rule group (see
+/// [`RuleGroup::dropped_by_reload`]).
+#[derive(Debug, Clone)]
+pub struct DroppedByReload {
+    /// The group's file, as its `file` displays.
+    pub file: String,
+    pub name: String,
+    /// The whole group is gone.
+    pub group_removed: bool,
+    /// Each alert ended at the reload, with its rule's expression.
+    pub alerts: Vec<(Alert, String)>,
 }
 
 impl RuleGroup {
@@ -202,6 +215,54 @@ impl RuleGroup {
         }
         self.last_eval_ms = old.last_eval_ms;
         self.last_eval_duration = old.last_eval_duration;
+    }
+
+    /// What a reload to `new_groups` takes away from this group: the
+    /// pending and firing alerts that the group of the same file and name
+    /// (if any is left) no longer holds after [`RuleGroup::copy_state_from`]
+    /// — their rule was removed, renamed, moved to another group or had its
+    /// labels changed. Each is ended at `ts_ms` (inactive; resolved then if
+    /// it was firing), with the expression of the rule that held it, so it
+    /// can be resolved once like an alert that stopped matching. `None` when
+    /// the group stays and keeps every alert.
+    pub fn dropped_by_reload(
+        &self,
+        new_groups: &[&RuleGroup],
+        ts_ms: i64,
+    ) -> Option<DroppedByReload> {
+        let replacement = new_groups
+            .iter()
+            .find(|g| g.file == self.file && g.name == self.name);
+        let held = |alert: &Alert| {
+            replacement.is_some_and(|g| {
+                g.rules.iter().any(|e| match &e.rule {
+                    Rule::Alerting(r) => {
+                        r.name() == alert.name() && r.alerts().any(|a| a.labels == alert.labels)
+                    }
+                    Rule::Recording(_) => false,
+                })
+            })
+        };
+        let mut alerts = Vec::new();
+        for entry in &self.rules {
+            let Rule::Alerting(rule) = &entry.rule else {
+                continue;
+            };
+            for alert in rule.active_alerts().filter(|a| !held(a)) {
+                let mut ended = alert.clone();
+                if ended.state == AlertState::Firing {
+                    ended.resolved_at_ms = Some(ts_ms);
+                }
+                ended.state = AlertState::Inactive;
+                alerts.push((ended, rule.spec().expr.clone()));
+            }
+        }
+        (replacement.is_none() || !alerts.is_empty()).then(|| DroppedByReload {
+            file: self.file.display().to_string(),
+            name: self.name.clone(),
+            group_removed: replacement.is_none(),
+            alerts,
+        })
     }
 
     /// Staleness markers for every series the group's rules last wrote,

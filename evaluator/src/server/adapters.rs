@@ -103,16 +103,21 @@ pub fn to_notifier_alerts(
                     _ => None,
                 })
                 .unwrap_or_default();
-            Alert {
-                starts_at: time(a.fired_at_ms.unwrap_or(a.active_at_ms)),
-                ends_at: a.ends_at_ms().map(time),
-                generator_url: generator_url(external_url, &expr),
-                cooldown: a.cooldown,
-                labels: a.labels,
-                annotations: a.annotations,
-            }
+            to_notifier_alert(a, &expr, external_url)
         })
         .collect()
+}
+
+/// The notifier's view of alert `a` of a rule with expression `expr`.
+pub fn to_notifier_alert(a: alerts::Alert, expr: &str, external_url: &str) -> Alert {
+    Alert {
+        starts_at: time(a.fired_at_ms.unwrap_or(a.active_at_ms)),
+        ends_at: a.ends_at_ms().map(time),
+        generator_url: generator_url(external_url, expr),
+        cooldown: a.cooldown,
+        labels: a.labels,
+        annotations: a.annotations,
+    }
 }
 
 #[cfg(test)]

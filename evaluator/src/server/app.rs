@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::adapters::{to_notifier_alerts, ScrapeToStore};
+use super::adapters::{to_notifier_alert, to_notifier_alerts, ScrapeToStore};
 use super::api::alertmanager::{self, AlertmanagerApi};
 use super::api::{router, AppState, ReloadRequest};
 use super::config::{self, ConfigErrors, ConfigProblem, ValidatedConfig};
@@ -218,6 +218,14 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     if restored > 0 {
         tracing::info!(alerts = restored, "alert state restored from history");
     }
+    // Episodes of alerts that were not restored can no longer end by
+    // evaluation: closed now (and firing ones resolved at the receivers).
+    let started_at = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(RulesClock.now_ms())
+        .unwrap_or_default();
+    let (closing, resolved_at_start) = tracker.after_restore(&snapshots, started_at);
+    for write in closing {
+        let _ = durability.writer.record(write);
+    }
 
     // The notifier, with the silences kept in (and shared through) the
     // history database.
@@ -315,6 +323,13 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     // Alerts from rule evaluation are ingested (and flushed at once when
     // due) in their own task, so evaluation never waits for the notifier.
     let (alerts_tx, mut alerts_rx) = mpsc::unbounded_channel::<Vec<Alert>>();
+    if !resolved_at_start.is_empty() {
+        tracing::info!(
+            alerts = resolved_at_start.len(),
+            "resolving firing alerts whose rules are no longer configured"
+        );
+        let _ = alerts_tx.send(resolved_at_start);
+    }
     let ingest_task = {
         let notifier = Arc::clone(&notifier);
         let clock = Arc::clone(&notify_clock);
@@ -442,6 +457,24 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
             &engine,
         )
         .await
+        .map(|dropped| {
+            let now = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(RulesClock.now_ms())
+                .unwrap_or_default();
+            for d in dropped {
+                for write in tracker.close_dropped(&d, now) {
+                    let _ = durability.writer.record(write);
+                }
+                let fired: Vec<Alert> = d
+                    .alerts
+                    .into_iter()
+                    .filter(|(a, _)| a.resolved_at_ms.is_some())
+                    .map(|(a, expr)| to_notifier_alert(a, &expr, &cfg.web.external_url))
+                    .collect();
+                if !fired.is_empty() {
+                    let _ = alerts_tx.send(fired);
+                }
+            }
+        })
         .map_err(|e| e.to_string());
         metrics.record_reload(&result);
         if let Some(reply) = request.reply {
@@ -502,7 +535,7 @@ async fn reload(
     receivers: &watch::Sender<Arc<config::ReceiverIntegrations>>,
     window_ms: &AtomicI64,
     engine: &Engine,
-) -> Result<(), ConfigErrors> {
+) -> Result<Vec<crate::rules::group::DroppedByReload>, ConfigErrors> {
     tracing::info!(config = %options.config_file.display(), "reloading configuration");
     let new = match config::load(&options.config_file, &config::process_env) {
         Ok(new) => new,
@@ -540,17 +573,25 @@ async fn reload(
         }
     }
 
-    // Series of removed groups end now rather than after the lookback.
+    // Series of removed groups end now rather than after the lookback; the
+    // alerts the new rules no longer hold end too.
     let now_ms = RulesClock.now_ms();
     let mut stale = Vec::new();
-    for old in groups.iter() {
-        let old = old.lock().unwrap_or_else(|e| e.into_inner());
-        let kept = new_groups.iter().any(|g| {
-            let g = g.lock().unwrap_or_else(|e| e.into_inner());
-            g.file == old.file && g.name == old.name
-        });
-        if !kept {
-            stale.extend(old.stale_markers(now_ms));
+    let mut dropped = Vec::new();
+    {
+        let new_locked: Vec<_> = new_groups
+            .iter()
+            .map(|g| g.lock().unwrap_or_else(|e| e.into_inner()))
+            .collect();
+        let new_refs: Vec<&RuleGroup> = new_locked.iter().map(|g| &**g).collect();
+        for old in groups.iter() {
+            let old = old.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(d) = old.dropped_by_reload(&new_refs, now_ms) {
+                if d.group_removed {
+                    stale.extend(old.stale_markers(now_ms));
+                }
+                dropped.push(d);
+            }
         }
     }
     if !stale.is_empty() {
@@ -584,7 +625,7 @@ async fn reload(
         "configuration reloaded"
     );
     *cfg = new;
-    Ok(())
+    Ok(dropped)
 }
 
 #[cfg(unix)]

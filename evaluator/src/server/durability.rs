@@ -9,7 +9,7 @@
 //! which alerts were firing, so the same alert would fire (and notify)
 //! twice and a `for` timer would start over.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use crate::alerts::Alert as RuleAlert;
 use crate::history::leader::{LeaderConfig, LeaderElector, Ticks};
 use crate::history::silences::SqlSilences;
 use crate::history::store::{
-    episode_id, run_pruner, AlertSnapshot, CooldownRow, EpisodeRecord, HistoryState, HistoryWrite,
+    run_pruner, AlertSnapshot, CooldownRow, EndReason, EpisodeRecord, HistoryState, HistoryWrite,
     NotifyLogRow, Transition,
 };
 use crate::history::writer::{HistoryWriter, WriterConfig, WriterSummary};
@@ -36,7 +36,7 @@ use crate::notify::alert::{
 use crate::notify::dedup::LogEntry;
 use crate::notify::notifier::Notifier;
 use crate::notify::silence::DEFAULT_RETENTION;
-use crate::rules::group::{Rule, RuleGroup};
+use crate::rules::group::{DroppedByReload, Rule, RuleGroup};
 use crate::scrape::TargetHandle;
 
 /// How often closed history older than `storage.retention` is pruned.
@@ -206,14 +206,33 @@ impl Seen {
     }
 }
 
+/// One alert the tracker follows: what was last recorded of it, and its
+/// episode as last written (to close it when the alert disappears).
+#[derive(Debug, Clone)]
+struct Tracked {
+    seen: Seen,
+    episode: EpisodeRecord,
+}
+
 /// Turns the alerts of each evaluated group into history writes: an
 /// episode upsert and a transition per state change, a snapshot whenever
 /// the state machine's timestamps moved, and a forgotten snapshot when an
 /// alert leaves the rule. Compares each group's alerts with what it saw
 /// after the previous evaluation, so only changes are written.
+///
+/// The invariant it keeps: the open episodes in the history are exactly
+/// the alerts the evaluator holds as pending or firing. So an alert that
+/// leaves its rule while open (pending that cleared before `for`, alerts
+/// dropped by a rule's `limit`) closes its episode, and so do the alerts a
+/// reload drops ([`AlertTracker::close_dropped`]) and, at start, the
+/// episodes of alerts that were not restored ([`AlertTracker::after_restore`]).
 #[derive(Debug, Default)]
 pub struct AlertTracker {
-    seen: Mutex<HashMap<(String, String), BTreeMap<Fingerprint, Seen>>>,
+    seen: Mutex<HashMap<(String, String), BTreeMap<Fingerprint, Tracked>>>,
+}
+
+fn group_key(group: &RuleGroup) -> (String, String) {
+    (group.file.display().to_string(), group.name.clone())
 }
 
 impl AlertTracker {
@@ -228,57 +247,157 @@ impl AlertTracker {
     ) -> usize {
         let restored = restore_group(group, snapshots, resend_delay);
         let mut all = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let seen = all
-            .entry((group.file.display().to_string(), group.name.clone()))
-            .or_default();
+        let seen = all.entry(group_key(group)).or_default();
         for a in alerting(group) {
-            seen.insert(Fingerprint::of(&a.labels), Seen::of(a));
+            seen.insert(
+                Fingerprint::of(&a.labels),
+                Tracked {
+                    seen: Seen::of(a),
+                    episode: episode_record(group, a, time(a.active_at_ms)),
+                },
+            );
         }
         restored
+    }
+
+    /// After every group was restored: the writes that close the episodes
+    /// of saved alerts no group took back (their rule is gone) and drop
+    /// their snapshots, then the sweep that closes every other open episode
+    /// of a rule alert the evaluator does not hold (its state was lost);
+    /// and the firing ones among the former as resolved alerts for the
+    /// notifier, so receivers that were told they fire hear they ended.
+    pub fn after_restore(
+        &self,
+        snapshots: &[AlertSnapshot],
+        now: DateTime<Utc>,
+    ) -> (Vec<HistoryWrite>, Vec<NotifierAlert>) {
+        let all = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let held: HashSet<Fingerprint> = all.values().flat_map(|m| m.keys().copied()).collect();
+        let mut writes = Vec::new();
+        let mut resolved = Vec::new();
+        for s in snapshots.iter().filter(|s| !held.contains(&s.fingerprint)) {
+            if s.state.is_open() {
+                let episode = EpisodeRecord {
+                    fingerprint: s.fingerprint,
+                    rule: s.rule.clone(),
+                    group_name: s.group_name.clone(),
+                    labels: s.labels.clone(),
+                    annotations: s.annotations.clone(),
+                    state: s.state,
+                    starts_at: s.active_at,
+                    fired_at: s.fired_at,
+                    ends_at: None,
+                    value: s.value,
+                    updated_at: s.updated_at,
+                    end_reason: None,
+                };
+                writes.extend(closing_writes(
+                    &episode,
+                    Some(EndReason::RuleGoneAtStart),
+                    now,
+                ));
+                if s.state == HistoryState::Firing {
+                    resolved.push(NotifierAlert {
+                        labels: s.labels.clone(),
+                        annotations: s.annotations.clone(),
+                        starts_at: s.fired_at.unwrap_or(s.active_at),
+                        ends_at: Some(now),
+                        generator_url: String::new(),
+                        cooldown: None,
+                    });
+                }
+            }
+            writes.push(HistoryWrite::ForgetSnapshot(s.fingerprint));
+        }
+        // A restored alert's episode is written again, open, so that what
+        // the evaluator holds is open in the history even when a crash kept
+        // the saved state but lost the episode's own writes (or the reverse).
+        let tracked = || all.values().flat_map(|m| m.values());
+        for t in tracked().filter(|t| t.seen.state.is_open()) {
+            writes.push(HistoryWrite::Episode(EpisodeRecord {
+                updated_at: now,
+                ..t.episode.clone()
+            }));
+        }
+        writes.push(HistoryWrite::CloseEpisodesNotHeld {
+            open: tracked()
+                .filter(|t| t.seen.state.is_open())
+                .map(|t| t.episode.id())
+                .collect(),
+            held: tracked().map(|t| t.episode.id()).collect(),
+            before: now,
+            reason: EndReason::StateLost,
+        });
+        (writes, resolved)
+    }
+
+    /// The writes that close the episodes of the alerts a reload took away
+    /// from a group (see [`RuleGroup::dropped_by_reload`]), which it stops
+    /// following; a removed group is forgotten altogether.
+    pub fn close_dropped(
+        &self,
+        dropped: &DroppedByReload,
+        now: DateTime<Utc>,
+    ) -> Vec<HistoryWrite> {
+        let mut all = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (dropped.file.clone(), dropped.name.clone());
+        let mut writes = Vec::new();
+        let mut close = |fp: Fingerprint, t: Tracked| {
+            if t.seen.state.is_open() {
+                writes.extend(closing_writes(
+                    &t.episode,
+                    Some(EndReason::RuleRemoved),
+                    now,
+                ));
+            }
+            writes.push(HistoryWrite::ForgetSnapshot(fp));
+        };
+        if dropped.group_removed {
+            for (fp, t) in all.remove(&key).unwrap_or_default() {
+                close(fp, t);
+            }
+        } else if let Some(seen) = all.get_mut(&key) {
+            for (a, _) in &dropped.alerts {
+                let fp = Fingerprint::of(&a.labels);
+                if let Some(t) = seen.remove(&fp) {
+                    close(fp, t);
+                }
+            }
+        }
+        writes
     }
 
     /// The writes for `group` after an evaluation at `now`.
     pub fn observe(&self, group: &RuleGroup, now: DateTime<Utc>) -> Vec<HistoryWrite> {
         let mut all = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let seen = all
-            .entry((group.file.display().to_string(), group.name.clone()))
-            .or_default();
+        let seen = all.entry(group_key(group)).or_default();
+        let mut before_eval = std::mem::take(seen);
         let mut writes = Vec::new();
         let mut present = BTreeMap::new();
         for a in alerting(group) {
             let fp = Fingerprint::of(&a.labels);
             let current = Seen::of(a);
-            let before = seen.get(&fp);
-            if before == Some(&current) {
-                present.insert(fp, current);
-                continue;
-            }
-            let from = before.map_or(HistoryState::Inactive, |b| b.state);
+            let before = match before_eval.remove(&fp) {
+                Some(unchanged) if unchanged.seen == current => {
+                    present.insert(fp, unchanged);
+                    continue;
+                }
+                other => other.map(|b| b.seen),
+            };
+            let from = before.as_ref().map_or(HistoryState::Inactive, |b| b.state);
             // A new activation is a new episode even when the old one's
             // resolved state was never seen in between.
-            let from = match before {
+            let from = match &before {
                 Some(b) if b.active_at_ms != current.active_at_ms => HistoryState::Inactive,
                 _ => from,
             };
-            let starts_at = time(a.active_at_ms);
+            let episode = episode_record(group, a, now);
             if from != current.state
                 && !(from == HistoryState::Inactive && current.state.is_closed())
             {
-                writes.push(HistoryWrite::Episode(EpisodeRecord {
-                    fingerprint: fp,
-                    rule: a.name().to_string(),
-                    group_name: group.name.clone(),
-                    labels: a.labels.clone(),
-                    annotations: a.annotations.clone(),
-                    state: current.state,
-                    starts_at,
-                    fired_at: a.fired_at_ms.map(time),
-                    ends_at: a.resolved_at_ms.map(time),
-                    value: Some(a.value),
-                    updated_at: now,
-                }));
+                writes.push(HistoryWrite::Episode(episode.clone()));
                 writes.push(HistoryWrite::Transition(Transition {
-                    alert_id: episode_id(fp, starts_at),
+                    alert_id: episode.id(),
                     from,
                     to: current.state,
                     at: now,
@@ -286,16 +405,77 @@ impl AlertTracker {
                 }));
             }
             writes.push(HistoryWrite::Snapshot(snapshot(group, a, now)));
-            present.insert(fp, current);
+            present.insert(
+                fp,
+                Tracked {
+                    seen: current,
+                    episode,
+                },
+            );
         }
-        for fp in seen.keys() {
-            if !present.contains_key(fp) {
-                writes.push(HistoryWrite::ForgetSnapshot(*fp));
+        // Alerts that left their rule: a pending one that cleared before
+        // its `for` elapsed (the rule drops it at once), or alerts the
+        // rule's `limit` dropped. Their episodes end now.
+        for (fp, gone) in before_eval {
+            if gone.seen.state.is_open() {
+                let reason =
+                    (gone.seen.state == HistoryState::Firing).then_some(EndReason::LimitExceeded);
+                writes.extend(closing_writes(&gone.episode, reason, now));
             }
+            writes.push(HistoryWrite::ForgetSnapshot(fp));
         }
         *seen = present;
         writes
     }
+}
+
+/// The episode of `a` as reported at `now`.
+fn episode_record(group: &RuleGroup, a: &RuleAlert, now: DateTime<Utc>) -> EpisodeRecord {
+    EpisodeRecord {
+        fingerprint: Fingerprint::of(&a.labels),
+        rule: a.name().to_string(),
+        group_name: group.name.clone(),
+        labels: a.labels.clone(),
+        annotations: a.annotations.clone(),
+        state: history_state(a),
+        starts_at: time(a.active_at_ms),
+        fired_at: a.fired_at_ms.map(time),
+        ends_at: a.resolved_at_ms.map(time),
+        value: Some(a.value),
+        updated_at: now,
+        end_reason: None,
+    }
+}
+
+/// The episode upsert and transition that close the open `episode` at
+/// `now`: a pending one goes back to inactive, a firing one resolves.
+fn closing_writes(
+    episode: &EpisodeRecord,
+    reason: Option<EndReason>,
+    now: DateTime<Utc>,
+) -> [HistoryWrite; 2] {
+    let to = if episode.state == HistoryState::Pending {
+        HistoryState::Inactive
+    } else {
+        HistoryState::Resolved
+    };
+    let closed = EpisodeRecord {
+        state: to,
+        ends_at: Some(now),
+        updated_at: now,
+        end_reason: reason,
+        ..episode.clone()
+    };
+    [
+        HistoryWrite::Episode(closed),
+        HistoryWrite::Transition(Transition {
+            alert_id: episode.id(),
+            from: episode.state,
+            to,
+            at: now,
+            value: episode.value,
+        }),
+    ]
 }
 
 fn alerting(group: &RuleGroup) -> impl Iterator<Item = &RuleAlert> {

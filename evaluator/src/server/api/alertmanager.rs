@@ -723,6 +723,7 @@ fn episode(
         ends_at,
         value: None,
         updated_at: now,
+        end_reason: None,
     }
 }
 

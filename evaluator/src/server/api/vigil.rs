@@ -249,6 +249,9 @@ struct EpisodeJson<'a> {
     starts_at: String,
     fired_at: Option<String>,
     ends_at: Option<String>,
+    /// Why it ended, when not because its condition stopped holding (its
+    /// rule was removed by a reload, say); null otherwise.
+    end_reason: Option<&'a str>,
     /// JSON has no NaN or infinities: those are null.
     value: Option<f64>,
     ack: Option<AckJson>,
@@ -267,6 +270,7 @@ fn episode_json(e: &Episode) -> EpisodeJson<'_> {
         starts_at: rfc3339(e.starts_at),
         fired_at: e.fired_at.map(rfc3339),
         ends_at: e.ends_at.map(rfc3339),
+        end_reason: e.end_reason.as_deref(),
         value: e.last_value.filter(|v| v.is_finite()),
         ack: ack_json(e),
     }
