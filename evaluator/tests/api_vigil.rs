@@ -365,6 +365,7 @@ async fn history_episodes_carry_every_documented_field(url: String) {
             "startsAt": "2023-11-15T01:00:00.000Z",
             "firedAt": "2023-11-15T01:00:00.000Z",
             "endsAt": "2023-11-15T02:00:00.000Z",
+            "endReason": null,
             "value": 1.5,
             "ack": null,
         })
