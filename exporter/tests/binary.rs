@@ -160,6 +160,27 @@ fn check_prints_every_problem_with_its_position_and_exits_1() -> Result<()> {
 }
 
 #[test]
+fn check_refuses_an_expectation_missing_its_operand() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = write_config(
+        dir.path(),
+        "probes:\n  - name: shop\n    url: http://127.0.0.1:1/\n    expect: \"status ==\"\n",
+    )?;
+    let output = run_exporter(&["check", &config.to_string_lossy()])?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let expected = format!(
+        "{}:4:23: probes[0].expect: probe \"shop\": the expectation `status ==` is incomplete: `==` at character 8 is missing its right-hand operand",
+        config.display()
+    );
+    assert!(
+        stderr.contains(&expected),
+        "missing {expected:?} in:\n{stderr}"
+    );
+    Ok(())
+}
+
+#[test]
 fn check_of_a_missing_file_names_it_and_exits_1() -> Result<()> {
     let output = run_exporter(&["check", "/nonexistent/exporter.yaml"])?;
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -291,6 +312,27 @@ async fn json_log_format_writes_one_json_object_per_line() -> Result<()> {
     assert!(
         messages.contains(&"SIGTERM received; shutting down"),
         "{stderr}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn text_log_has_no_colour_codes_when_stderr_is_not_a_terminal() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = write_config(dir.path(), DEMO_CONFIG)?;
+    let mut exporter = start_exporter_with(&config, &[], Stdio::piped(), dir).await?;
+    Command::new("kill")
+        .args(["-TERM", &exporter.process.0.id().to_string()])
+        .status()?;
+    wait_exit(&mut exporter.process.0, Duration::from_secs(5))?;
+    let mut stderr = String::new();
+    if let Some(mut pipe) = exporter.process.0.stderr.take() {
+        std::io::Read::read_to_string(&mut pipe, &mut stderr)?;
+    }
+    assert!(stderr.contains("vigil-exporter listening"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "ANSI escape codes in a piped log: {stderr:?}"
     );
     Ok(())
 }

@@ -95,8 +95,8 @@ fn each_bad_config_reports_file_line_column_field_and_expectation() {
         },
         Case {
             yaml: "probes:\n  - name: shop\n    url: http://x/\n    expect: 'status == (200'\n",
-            at: "conf/exporter.yaml:4:13: probes[0].expect",
-            says: "the expectation `status == (200` is not a valid expression",
+            at: "conf/exporter.yaml:4:24: probes[0].expect",
+            says: "probe \"shop\": the expectation `status == (200` is incomplete: `(` at character 11 is never closed; add `)`",
         },
         Case {
             yaml: "probes:\n  - name: shop\n    url: http://x/\n    expect: 'code == 200'\n",
@@ -225,6 +225,111 @@ fn each_bad_config_reports_file_line_column_field_and_expectation() {
             case.at,
             case.says
         );
+    }
+}
+
+/// One malformed `expect`, written single-quoted at line 4, column 13: the
+/// 0-based character of the expression the problem is reported at, and a
+/// phrase the message must contain.
+const MALFORMED_EXPECTATIONS: [(&str, usize, &str); 30] = [
+    ("status ==", 9, "`==` at character 8 is missing its right-hand operand: the expression ends there; write the value to compare or combine with, e.g. `status == 200`"),
+    ("status ===", 9, "`==` at character 8 is followed by `=`: there is no `===` operator; write `==` to compare"),
+    ("status !== 200", 9, "there is no `!==` operator; write `!=` to compare"),
+    ("status == 200 &&", 16, "`&&` at character 15 is missing its right-hand operand: the expression ends there; write the condition it joins"),
+    ("status == 200 ||", 16, "`||` at character 15 is missing its right-hand operand"),
+    ("status == == 200", 10, "`==` at character 8 is missing its right-hand operand: `==` at character 11 follows it directly"),
+    ("status == 200 && && latency_ms < 5", 17, "`&&` at character 15 is missing its right-hand operand: `&&` at character 18 follows it directly"),
+    ("status >= 200 && < 400", 17, "`&&` at character 15 is missing its right-hand operand: `<` at character 18 follows it directly"),
+    ("status <", 8, "`<` at character 8 is missing its right-hand operand"),
+    ("== 200", 0, "`==` at character 1 has no left-hand operand: the expression starts with it"),
+    ("&& status == 200", 0, "`&&` at character 1 has no left-hand operand"),
+    ("(== 200)", 1, "`==` at character 2 has no left-hand operand: it follows `(` at character 1"),
+    ("status == (200", 10, "`(` at character 11 is never closed; add `)` where it ends"),
+    ("status == 200)", 13, "`)` at character 14 has no matching `(`"),
+    ("(status == )", 11, "`==` at character 9 is missing its right-hand operand before `)` at character 12"),
+    ("len(", 4, "the expression ends after `(` at character 4"),
+    ("200 status", 4, "an operator is missing between `200` at character 1 and `status` at character 5"),
+    ("status == 200 latency_ms < 5", 14, "an operator is missing between `200` at character 11 and `latency_ms` at character 15"),
+    ("(status == 200) (latency_ms < 5)", 16, "an operator is missing between `)` at character 15 and `(` at character 17"),
+    ("status & 200", 7, "`&` at character 8 is not an operator; write `&&`"),
+    ("status == 200 | status == 204", 14, "`|` at character 15 is not an operator; write `||`"),
+    ("!", 1, "`!` at character 1 is missing its right-hand operand: the expression ends there; write what it negates"),
+    ("status !", 7, "`!` at character 8 follows a complete value"),
+    ("contains_str(body, )", 19, "`,` at character 18 is missing its right-hand operand before `)` at character 20; write the value after the comma"),
+    ("contains_str(body,, \"x\")", 18, "`,` at character 18 is missing its right-hand operand: `,` at character 19 follows it directly"),
+    ("body == \"ok", 8, "the string starting with `\"` at character 9 is never closed"),
+    ("body == \"a\\n\"", 10, "`\\n` at character 11 is not an escape an expectation understands"),
+    ("status == 200 /* note", 14, "the comment `/*` at character 15 is never closed"),
+    ("status == 200;", 14, "`;` at character 14 is missing its right-hand operand: the expression ends there; remove the trailing `;`"),
+    ("status == -", 11, "`-` at character 11 is missing its right-hand operand: the expression ends there; write the number after it"),
+];
+
+#[test]
+fn malformed_expectations_are_refused_with_column_probe_and_what_is_missing() {
+    for (expression, at, says) in MALFORMED_EXPECTATIONS {
+        let yaml =
+            format!("probes:\n  - name: shop\n    url: http://x/\n    expect: '{expression}'\n");
+        let found = problems(&yaml);
+        let column = 13 + 1 + at;
+        let prefix = format!(
+            "conf/exporter.yaml:4:{column}: probes[0].expect: probe \"shop\": the expectation `{expression}` is incomplete: "
+        );
+        assert_eq!(found.len(), 1, "{expression}: {found:?}");
+        assert!(
+            found[0].starts_with(&prefix),
+            "{expression}: want prefix {prefix}\n got {}",
+            found[0]
+        );
+        assert!(
+            found[0].contains(says),
+            "{expression}: want {says:?}\n got {}",
+            found[0]
+        );
+    }
+}
+
+#[test]
+fn malformed_expectation_in_a_plain_or_escaped_scalar_is_still_located() {
+    // Plain scalar: the column is exact.
+    let found = problems("probes:\n  - name: api\n    url: http://x/\n    expect: status ==\n");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("conf/exporter.yaml:4:22: probes[0].expect: probe \"api\": the expectation `status ==` is incomplete"),
+        "{found:?}"
+    );
+    // Escapes in a double-quoted scalar: the value's start, and the message
+    // still says which character.
+    let found = problems(
+        "probes:\n  - name: api\n    url: http://x/\n    expect: \"body == \\\"ok\\\" &&\"\n",
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("conf/exporter.yaml:4:13: probes[0].expect: probe \"api\": the expectation `body == \"ok\" &&` is incomplete: `&&` at character 14"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn well_formed_expectations_still_pass_the_config_check() {
+    for expression in [
+        "status == 200",
+        "status >= 200 && status < 400",
+        "(status == 200 || status == 204) && latency_ms < 800",
+        "!contains_str(body, \"error\")",
+        "!(status == 500) && -latency_ms < 0",
+        "len(body) > 0 && str::regex_matches(body, \"^ok\")",
+        "header(\"Content-Type\") == \"application/json\"",
+        "contains(headers, \"x-env: prod\")",
+        "if(status == 200, true, false)",
+        "cert_days_left > 14 && latency_ms < 1e3",
+        "math::is_finite(cert_days_left) || status == 0x12C",
+        "status == 200 // the health check",
+    ] {
+        let yaml =
+            format!("probes:\n  - name: shop\n    url: http://x/\n    expect: '{expression}'\n");
+        if let Err(error) = Config::parse(&yaml, Path::new(FILE), None) {
+            panic!("{expression}: {error}");
+        }
     }
 }
 

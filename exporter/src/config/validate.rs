@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::raw::{check, unknown_field, Checked, RawBusiness, RawConfig, RawMetric, RawProbe};
 use super::{defaults, BusinessConfig, Config, IngestToken, MetricConfig, ProbeConfig, Problem};
-use crate::probe::{Expectation, ProbeTarget, TargetError};
+use crate::probe::{ExpectError, Expectation, ProbeTarget, TargetError};
 use vigil_common::duration::{format_duration, parse_duration};
 use vigil_common::yaml_positions::{child_index, child_key, PositionIndex};
 
@@ -40,6 +40,7 @@ pub(super) fn validate(
 ) -> Result<Config, Vec<Problem>> {
     let mut validator = Validator {
         file,
+        text,
         index: PositionIndex::build(text),
         problems: Vec::new(),
     };
@@ -57,6 +58,7 @@ pub(super) fn validate(
 
 struct Validator<'a> {
     file: &'a Path,
+    text: &'a str,
     index: PositionIndex,
     problems: Vec<Problem>,
 }
@@ -69,6 +71,31 @@ impl Validator<'_> {
             position: self.index.value(field),
             field: field.to_owned(),
             message: message.into(),
+        });
+    }
+
+    /// Records a problem with the `expect` expression at `field` of the
+    /// probe `name`. A malformed expression is pointed at the column of the
+    /// offending token when the YAML scalar is written on one line without
+    /// escapes (the usual case); otherwise at the start of the value, and the
+    /// message's "at character N" still locates it.
+    fn expect_problem(&mut self, field: &str, name: Option<&str>, error: &ExpectError) {
+        let start = self.index.value_exact(field);
+        let position = match (error, start) {
+            (
+                ExpectError::Malformed {
+                    source_text, at, ..
+                },
+                Some(start),
+            ) => column_in_scalar(self.text, start, source_text, *at).or(Some(start)),
+            (_, start) => start.or_else(|| self.index.value(field)),
+        };
+        let probe = name.map_or_else(|| "this probe".to_owned(), |name| format!("probe {name:?}"));
+        self.problems.push(Problem {
+            file: self.file.to_owned(),
+            position,
+            field: field.to_owned(),
+            message: format!("{probe}: {error}"),
         });
     }
 
@@ -252,7 +279,7 @@ impl Validator<'_> {
         let expect = match raw.expect {
             None => Some(Expectation::default()),
             Some(source) => Expectation::compile(&source)
-                .map_err(|error| self.problem(&field("expect"), error.to_string()))
+                .map_err(|error| self.expect_problem(&field("expect"), name.as_deref(), &error))
                 .ok(),
         };
         let candidate = Candidate {
@@ -605,4 +632,25 @@ fn strip_location(message: &str) -> &str {
     message
         .find(" at line ")
         .map_or(message, |at| &message[..at])
+}
+
+/// The position of character `at` of `source`, a scalar whose value starts
+/// at `start` in `text`, when the scalar is written verbatim on that line
+/// (plain, or quoted without escapes); `None` otherwise.
+fn column_in_scalar(
+    text: &str,
+    start: super::Position,
+    source: &str,
+    at: usize,
+) -> Option<super::Position> {
+    let line = text.lines().nth(start.line.checked_sub(1)?)?;
+    let written: String = line.chars().skip(start.column.checked_sub(1)?).collect();
+    let quote = match written.chars().next() {
+        Some(quote @ ('\'' | '"')) => written[quote.len_utf8()..].starts_with(source).then_some(1),
+        _ => written.starts_with(source).then_some(0),
+    }?;
+    Some(super::Position {
+        line: start.line,
+        column: start.column + quote + at,
+    })
 }

@@ -12,6 +12,8 @@ use std::time::Duration;
 use evalexpr::{Context, EvalexprError, EvalexprResult, Node, Value};
 use http::HeaderMap;
 
+use super::expect_syntax;
+
 /// The variables an expectation can read, in the order the docs list them.
 pub const VARIABLES: [&str; 5] = ["status", "latency_ms", "body", "headers", "cert_days_left"];
 
@@ -31,6 +33,18 @@ pub enum ExpectError {
     /// The source is empty or only whitespace.
     #[error("the expectation is empty; remove `expect` to use the default `{default}`, or write a boolean expression ({available})", default = Expectation::DEFAULT_SOURCE, available = AVAILABLE)]
     Empty,
+    /// The source is not a complete expression: an operator without its
+    /// operand, two values without an operator, an unclosed bracket, ...
+    #[error("the expectation `{source_text}` is incomplete: {message}")]
+    Malformed {
+        /// The expression as written.
+        source_text: String,
+        /// Character offset (0-based) in the expression where the problem
+        /// is, so that the config check can point at its column.
+        at: usize,
+        /// What is missing there and what to write.
+        message: String,
+    },
     /// evalexpr could not parse the source.
     #[error("the expectation `{source_text}` is not a valid expression: {message}; {available}", available = AVAILABLE)]
     Syntax {
@@ -179,10 +193,28 @@ fn compile_unchecked(source: &str) -> Result<Expectation, ExpectError> {
         return Err(ExpectError::Empty);
     }
     let source_text = source.to_string();
+    // evalexpr builds a tree from `status ==` and only fails when evaluating
+    // it, so completeness is checked first, with positions.
+    expect_syntax::check(source).map_err(|malformed| ExpectError::Malformed {
+        source_text: source_text.clone(),
+        at: malformed.at,
+        message: malformed.message,
+    })?;
     let tree = evalexpr::build_operator_tree(source).map_err(|error| ExpectError::Syntax {
         source_text: source_text.clone(),
         message: error.to_string(),
     })?;
+    if let Some(operator) = incomplete_operator(&tree) {
+        // A shape the check above does not know; still refused, without a
+        // position.
+        return Err(ExpectError::Malformed {
+            source_text: source_text.clone(),
+            at: source.chars().count(),
+            message: format!(
+                "the operator `{operator}` is missing an operand; check that every operator has a value on each side"
+            ),
+        });
+    }
     if let Some(name) = tree.iter_write_variable_identifiers().next() {
         return Err(ExpectError::Assignment {
             source_text,
@@ -219,6 +251,50 @@ fn compile_unchecked(source: &str) -> Result<Expectation, ExpectError> {
         return Err(error);
     }
     Ok(expectation)
+}
+
+/// The first operator in `tree` with fewer operands than it takes, which
+/// evalexpr would only report when evaluating.
+fn incomplete_operator(tree: &Node) -> Option<String> {
+    use evalexpr::Operator;
+    let operator = tree.operator();
+    let wanted = match operator {
+        Operator::Add
+        | Operator::Sub
+        | Operator::Mul
+        | Operator::Div
+        | Operator::Mod
+        | Operator::Exp
+        | Operator::Eq
+        | Operator::Neq
+        | Operator::Gt
+        | Operator::Lt
+        | Operator::Geq
+        | Operator::Leq
+        | Operator::And
+        | Operator::Or
+        | Operator::Assign
+        | Operator::AddAssign
+        | Operator::SubAssign
+        | Operator::MulAssign
+        | Operator::DivAssign
+        | Operator::ModAssign
+        | Operator::ExpAssign
+        | Operator::AndAssign
+        | Operator::OrAssign => 2,
+        Operator::Neg | Operator::Not | Operator::FunctionIdentifier { .. } => 1,
+        // Brackets may be empty (`()`), sequences hold what they hold.
+        Operator::RootNode
+        | Operator::Tuple
+        | Operator::Chain
+        | Operator::Const { .. }
+        | Operator::VariableIdentifierWrite { .. }
+        | Operator::VariableIdentifierRead { .. } => 0,
+    };
+    if tree.children().len() < wanted {
+        return Some(operator.to_string());
+    }
+    tree.children().iter().find_map(incomplete_operator)
 }
 
 fn sample_response() -> ResponseFacts {
@@ -401,12 +477,40 @@ mod tests {
     }
 
     #[test]
-    fn syntax_error_is_rejected_with_the_source_and_the_variables() {
+    fn unclosed_bracket_is_rejected_with_the_source_and_its_position() {
         let error = Expectation::compile("status == (200").expect_err("unbalanced");
         let message = error.to_string();
-        assert!(matches!(error, ExpectError::Syntax { .. }), "{error:?}");
+        assert!(
+            matches!(error, ExpectError::Malformed { at: 10, .. }),
+            "{error:?}"
+        );
         assert!(message.contains("status == (200"), "{message}");
-        assert!(message.contains("latency_ms"), "{message}");
+        assert!(message.contains("never closed"), "{message}");
+    }
+
+    #[test]
+    fn operator_without_operand_is_refused_at_compile_time_not_at_every_probe() {
+        // evalexpr 11 builds a tree for these and fails only when evaluating.
+        for (source, at) in [
+            ("status ==", 9),
+            ("status == 200 &&", 16),
+            ("status ===", 9),
+        ] {
+            assert!(evalexpr::build_operator_tree(source).is_ok(), "{source}");
+            let error = Expectation::compile(source).expect_err(source);
+            assert!(
+                matches!(&error, ExpectError::Malformed { at: found, .. } if *found == at),
+                "{source}: {error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tree_check_finds_operators_short_of_operands() {
+        let incomplete = evalexpr::build_operator_tree("status == 200 &&").expect("builds");
+        assert_eq!(incomplete_operator(&incomplete).as_deref(), Some("&&"));
+        let complete = evalexpr::build_operator_tree("f(()) && !(a == -1)").expect("builds");
+        assert_eq!(incomplete_operator(&complete), None);
     }
 
     #[test]

@@ -50,9 +50,13 @@
 //!
 //! Integer and float compare as numbers with `<`, `>`, `<=`, `>=`; `==`
 //! compares types too, so write `latency_ms < 800`, not `latency_ms == 800`.
-//! An expression with a syntax error, an unknown variable or function, an
-//! assignment, or a result that is not boolean on a sample response is
-//! rejected when the config is loaded.
+//! An expression with a syntax error, an incomplete expression (an operator
+//! without its operand as in `status ==` or a trailing `&&`, a doubled
+//! operator, two values without an operator, an unclosed bracket or string),
+//! an unknown variable or function, an assignment, or a result that is not
+//! boolean on a sample response is rejected when the config is loaded, by
+//! `vigil-exporter check` and at start-up, with the file, line and column of
+//! the offending token and the probe's name.
 //!
 //! # Metrics
 //!
@@ -78,6 +82,7 @@
 
 mod client;
 mod expect;
+mod expect_syntax;
 mod metrics;
 mod outcome;
 mod runner;
