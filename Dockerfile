@@ -28,8 +28,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 # user 65532 the Kubernetes manifests expect.
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/vigil-evaluator /out/vigil-exporter /usr/local/bin/
-# The working directory is the user's home, writable, so the default
-# `sqlite://vigil.db` works in `docker run`; Kubernetes mounts a volume at
+# The working directory is the user's home, writable: a config mounted there
+# keeps the default `sqlite://vigil.db` (next to the config file) writable in
+# `docker run`; Kubernetes mounts a volume at
 # /var/lib/vigil instead (the root filesystem is read-only there).
 WORKDIR /home/nonroot
 USER 65532:65532

@@ -15,7 +15,7 @@ use vigil_evaluator::cli::run::LogFormat;
     version = VERSION,
     long_version = VERSION,
     about = "Evaluates Prometheus rules and sends alerts.",
-    after_help = "Environment:\n  RUST_LOG          log level and filters (default: info), e.g. RUST_LOG=debug\n  DATABASE_URL      overrides storage.database_url (sqlite://FILE or postgres://...)\n  VIGIL_API_TOKEN   bearer token for POST /-/reload when web.token_file is unset\n\nSignals: SIGHUP reloads the configuration; SIGTERM or ctrl-c stops cleanly.\nReference: the README's Evaluator section."
+    after_help = "Environment:\n  RUST_LOG          log level and filters (default: info), e.g. RUST_LOG=debug\n  DATABASE_URL      overrides storage.database_url (sqlite://FILE or postgres://...);\n                    taken as given: a relative sqlite FILE is relative to the working directory\n  VIGIL_API_TOKEN   bearer token for POST /-/reload when web.token_file is unset\n\nSignals: SIGHUP reloads the configuration; SIGTERM or ctrl-c stops cleanly.\nReference: the README's Evaluator section."
 )]
 #[command(args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -29,7 +29,8 @@ struct Cli {
 #[derive(clap::Args)]
 struct RunArgs {
     /// The evaluator configuration file (vigil.yaml); relative paths in it
-    /// are relative to its directory.
+    /// (rule files, notification config, token and URL files, the file of a
+    /// sqlite:// database URL) are relative to its directory.
     #[arg(long, short = 'c', value_name = "FILE", default_value = "vigil.yaml")]
     config: PathBuf,
     /// How log lines are written to stderr (text, or one JSON object per

@@ -86,6 +86,46 @@ fn check_config_prints_success_or_every_problem_with_its_position() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relative_sqlite_file_is_next_to_the_config_whatever_the_working_directory() {
+    let conf = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let listen = free_port();
+    let config = conf.path().join("vigil.yaml");
+    std::fs::write(
+        &config,
+        format!("storage: {{database_url: 'sqlite://history.db'}}\nweb: {{listen: '127.0.0.1:{listen}'}}\n"),
+    )
+    .unwrap();
+    let out = Command::new(cargo_bin("vigil-evaluator"))
+        .args(["check", "config"])
+        .arg(&config)
+        .current_dir(elsewhere.path())
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "history database: SQLite file {} (from storage.database_url",
+            conf.path().join("history.db").display()
+        )),
+        "{text}"
+    );
+    let _evaluator = start_evaluator(&config, elsewhere.path(), "evaluator.log", None);
+    let expected = conf.path().join("history.db");
+    wait_until(
+        "the history database next to vigil.yaml",
+        elsewhere.path(),
+        || expected.is_file(),
+    )
+    .await;
+    assert!(
+        !elsewhere.path().join("history.db").exists(),
+        "a second history in the working directory"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_firing_alert_reaches_the_webhook_and_resolves_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let target = Target::start().await;

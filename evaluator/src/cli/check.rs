@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use crate::rules::file::load_rule_file;
 use crate::server::config;
+use crate::server::database_location::describe_database;
 
 /// Checks every file; `Ok(false)` when any file has a problem.
 pub fn run(files: &[PathBuf]) -> anyhow::Result<bool> {
@@ -71,6 +72,12 @@ pub fn check_config(
                 cfg.scrape_configs.len(),
                 cfg.rule_files.len(),
             )?;
+            writeln!(
+                out,
+                "  history database: {} ({})",
+                describe_database(&cfg.storage.database_url),
+                cfg.storage.database_url_source
+            )?;
             Ok(true)
         }
         Err(errors) => {
@@ -86,6 +93,34 @@ pub fn check_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_config_prints_where_the_history_database_is() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("vigil.yaml");
+        std::fs::write(&file, "storage: {database_url: 'sqlite://vigil.db'}\n")?;
+        let mut out = Vec::new();
+        assert!(check_config(&file, &|_| None, &mut out)?);
+        let text = String::from_utf8(out)?;
+        let expected = format!(
+            "  history database: SQLite file {} (from storage.database_url; a relative path there is relative to the config file)\n",
+            dir.path().join("vigil.db").display()
+        );
+        assert!(text.contains(&expected), "{text}");
+
+        let env = |name: &str| {
+            (name == "DATABASE_URL").then(|| "postgres://vigil:secret@db/vigil".to_string())
+        };
+        let mut out = Vec::new();
+        assert!(check_config(&file, &env, &mut out)?);
+        let text = String::from_utf8(out)?;
+        assert!(
+            text.contains("  history database: postgres://vigil:***@db/vigil (from DATABASE_URL; a relative path there is relative to the working directory)"),
+            "{text}"
+        );
+        assert!(!text.contains("secret"), "{text}");
+        Ok(())
+    }
 
     #[test]
     fn reports_success_with_rule_count_and_failure_with_every_problem() -> anyhow::Result<()> {

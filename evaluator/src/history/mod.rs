@@ -14,8 +14,9 @@
 //!   retention: 30d                    # default; closed history older than this is pruned
 //! ```
 //!
-//! - `database_url`: `sqlite://PATH` (created on first start, relative to
-//!   the working directory) for a single node, or `postgres://…` (also
+//! - `database_url`: `sqlite://PATH` (created on first start; a relative
+//!   PATH in `vigil.yaml` is relative to its directory, one in `DATABASE_URL`
+//!   to the working directory) for a single node, or `postgres://…` (also
 //!   `postgresql://`) for production and for high availability. The
 //!   environment variable `DATABASE_URL`, when set and not empty, overrides
 //!   the file ([`StorageConfig::effective_database_url`]).

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::database_location::{anchor_sqlite_url, DatabaseUrlSource};
 use crate::labels::Labels;
 use crate::notify::config::{NotifyConfig, Severity};
 use crate::notify::receivers::{
@@ -86,8 +87,10 @@ pub struct GlobalSection {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageSection {
-    /// `sqlite://vigil.db` (default) or `postgres://user@host/db`; the
-    /// `DATABASE_URL` environment variable overrides it.
+    /// `sqlite://vigil.db` (default; a relative SQLite file is next to this
+    /// config file) or `postgres://user@host/db`; the `DATABASE_URL`
+    /// environment variable overrides it, taken as given (a relative SQLite
+    /// file there is relative to the working directory).
     pub database_url: Option<String>,
     /// File holding the database URL (it carries the password), instead of
     /// `database_url`; `DATABASE_URL` still overrides it.
@@ -224,7 +227,10 @@ pub struct ValidatedConfig {
 /// `storage:` after validation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StorageSettings {
+    /// The URL to connect to, a relative SQLite file already anchored.
     pub database_url: String,
+    /// Where `database_url` came from (printed by `check config`).
+    pub database_url_source: DatabaseUrlSource,
     pub retention: Duration,
     pub series_limit: usize,
 }
@@ -444,11 +450,27 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
             }
         },
     };
+    // A relative SQLite file in the config (or its URL file) is next to the
+    // config file; DATABASE_URL is taken as given (working directory).
+    let (database_url, database_url_source) = match (
+        env("DATABASE_URL"),
+        url_from_file,
+        &raw.storage.database_url,
+    ) {
+        (Some(url), _, _) => (url, DatabaseUrlSource::Environment),
+        (None, Some(url), _) => {
+            let file = dir.join(raw.storage.database_url_file.as_deref().unwrap_or_default());
+            (anchor_sqlite_url(&url, &dir), DatabaseUrlSource::File(file))
+        }
+        (None, None, Some(url)) => (anchor_sqlite_url(url, &dir), DatabaseUrlSource::Config),
+        (None, None, None) => (
+            anchor_sqlite_url(DEFAULT_DATABASE_URL, &dir),
+            DatabaseUrlSource::Default,
+        ),
+    };
     let storage = StorageSettings {
-        database_url: env("DATABASE_URL")
-            .or(url_from_file)
-            .or_else(|| raw.storage.database_url.clone())
-            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
+        database_url,
+        database_url_source,
         retention,
         series_limit: raw
             .storage

@@ -23,6 +23,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod dashboard;
+pub mod database_location;
 pub mod delivery;
 pub mod durability;
 pub mod metrics;

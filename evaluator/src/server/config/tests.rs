@@ -29,7 +29,11 @@ fn an_empty_file_gets_prometheus_defaults_and_console_notifications() {
     assert_eq!(cfg.scrape_interval, Duration::from_secs(60));
     assert_eq!(cfg.scrape_timeout, Duration::from_secs(10));
     assert_eq!(cfg.evaluation_interval, Duration::from_secs(60));
-    assert_eq!(cfg.storage.database_url, "sqlite://vigil.db");
+    assert_eq!(
+        cfg.storage.database_url,
+        format!("sqlite://{}/vigil.db", dir.path().display())
+    );
+    assert_eq!(cfg.storage.database_url_source, DatabaseUrlSource::Default);
     assert_eq!(cfg.storage.retention, Duration::from_secs(30 * 24 * 3600));
     assert_eq!(cfg.web.listen.to_string(), "127.0.0.1:9320");
     assert_eq!(cfg.web.external_url, "http://127.0.0.1:9320");
@@ -51,6 +55,64 @@ fn rule_globs_are_relative_to_the_config_file() {
     let cfg = load(&file, &no_env).unwrap();
     assert_eq!(cfg.rule_files.len(), 2);
     assert_eq!(cfg.rule_groups.len(), 2);
+}
+
+#[test]
+fn relative_sqlite_urls_are_next_to_the_config_file_but_database_url_is_taken_as_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("conf");
+    for (written, file) in [
+        ("sqlite://vigil.db", "vigil.db"),
+        ("sqlite:history.db", "history.db"),
+        ("sqlite://data/vigil.db?mode=rwc", "data/vigil.db?mode=rwc"),
+    ] {
+        let path = write(
+            dir.path(),
+            "conf/vigil.yaml",
+            &format!("storage: {{database_url: '{written}'}}\n"),
+        );
+        let cfg = load(&path, &no_env).unwrap();
+        assert_eq!(
+            cfg.storage.database_url,
+            format!("sqlite://{}/{file}", conf.display()),
+            "{written}"
+        );
+        assert_eq!(cfg.storage.database_url_source, DatabaseUrlSource::Config);
+    }
+    for unchanged in ["sqlite:///var/lib/vigil/vigil.db", "sqlite::memory:"] {
+        let path = write(
+            dir.path(),
+            "conf/vigil.yaml",
+            &format!("storage: {{database_url: '{unchanged}'}}\n"),
+        );
+        assert_eq!(
+            load(&path, &no_env).unwrap().storage.database_url,
+            unchanged
+        );
+    }
+    // The URL file's content is config too; the environment is not.
+    write(dir.path(), "conf/secrets/db", "sqlite://from-file.db\n");
+    let path = write(
+        dir.path(),
+        "conf/vigil.yaml",
+        "storage: {database_url_file: secrets/db}\n",
+    );
+    let cfg = load(&path, &no_env).unwrap();
+    assert_eq!(
+        cfg.storage.database_url,
+        format!("sqlite://{}/from-file.db", conf.display())
+    );
+    assert_eq!(
+        cfg.storage.database_url_source,
+        DatabaseUrlSource::File(conf.join("secrets/db"))
+    );
+    let env = |name: &str| (name == "DATABASE_URL").then(|| "sqlite://typed.db".to_string());
+    let cfg = load(&path, &env).unwrap();
+    assert_eq!(cfg.storage.database_url, "sqlite://typed.db");
+    assert_eq!(
+        cfg.storage.database_url_source,
+        DatabaseUrlSource::Environment
+    );
 }
 
 #[test]
