@@ -272,7 +272,8 @@ impl Retrier {
                 deadline_exceeded,
             };
             if !error.is_retryable() {
-                tracing::warn!(attempts, error = %error, "delivery failed, not retryable");
+                // The caller logs the outcome, naming the receiver.
+                tracing::debug!(attempts, error = %error, "delivery failed, not retryable");
                 return finish(error, false);
             }
             let mut wait = match self.rng.lock() {
@@ -285,10 +286,10 @@ impl Retrier {
             }
             let elapsed = self.clock.now().saturating_sub(start);
             if elapsed + wait > self.policy.deadline {
-                tracing::warn!(attempts, error = %error, "delivery failed, retry deadline reached");
+                tracing::debug!(attempts, error = %error, "delivery failed, retry deadline reached");
                 return finish(error, true);
             }
-            tracing::info!(attempts, wait_ms = wait.as_millis() as u64, error = %error, "delivery failed, retrying");
+            tracing::debug!(attempts, wait_ms = wait.as_millis() as u64, error = %error, "delivery failed, retrying");
             self.clock.sleep(wait).await;
         }
     }

@@ -55,6 +55,7 @@ pub mod cooldown;
 pub mod dedup;
 pub mod deliver;
 pub mod dispatcher;
+pub mod failure_log;
 pub mod inhibit;
 pub mod matcher;
 pub mod notifier;

@@ -52,7 +52,9 @@ use crate::history::store::HistoryWrite;
 use crate::history::writer::HistoryWriter;
 use crate::history::HistoryStore;
 use crate::notify::alert::{AlertStatus, Fingerprint, Notification};
+use crate::notify::clock::SystemClock;
 use crate::notify::deliver::DeliveryStage;
+use crate::notify::failure_log::{FailureLog, DEFAULT_SUMMARY_EVERY};
 use crate::notify::receivers::config::Integration;
 
 /// How long one outbox operation may wait for the database before delivery
@@ -169,6 +171,8 @@ struct Shared {
     /// a second delivery of the same entry.
     in_flight: Mutex<HashSet<String>>,
     lanes: Lanes,
+    /// Rate limit of delivery-failure log lines per receiver integration.
+    failures: FailureLog,
 }
 
 impl Shared {
@@ -306,6 +310,7 @@ pub async fn run_delivery(
         outbox,
         in_flight: Mutex::default(),
         lanes: Lanes::default(),
+        failures: FailureLog::new(Arc::new(SystemClock), DEFAULT_SUMMARY_EVERY),
     });
     let mut running = JoinSet::new();
     let mut held: VecDeque<Held> = VecDeque::new();
@@ -685,6 +690,8 @@ async fn deliver_one(
                     attempts = outcome.attempts,
                     "notification delivered"
                 );
+                let name = &integration.receiver_name;
+                shared.failures.log_success(name, integration.integration);
                 Outcome::Sent {
                     code: outcome.response_code(),
                     message_id: outcome.message_id().map(str::to_string),
@@ -702,13 +709,12 @@ async fn deliver_one(
                     let at = Utc::now()
                         + chrono::Duration::from_std(retry_delay(age))
                             .unwrap_or(chrono::Duration::zero());
-                    tracing::warn!(
-                        receiver = %integration.receiver_name,
-                        integration = integration.integration,
-                        attempts = outcome.attempts,
-                        error = %error,
-                        retry_at = %at,
-                        "notification delivery failed; kept in the outbox and retried later"
+                    shared.failures.log_failure(
+                        &integration.receiver_name,
+                        integration.integration,
+                        outcome.attempts,
+                        error,
+                        Some(at),
                     );
                     Outcome::Retry {
                         error: error.to_string(),
@@ -716,12 +722,12 @@ async fn deliver_one(
                         at,
                     }
                 } else {
-                    tracing::error!(
-                        receiver = %integration.receiver_name,
-                        integration = integration.integration,
-                        attempts = outcome.attempts,
-                        error = %error,
-                        "notification delivery failed; giving up"
+                    shared.failures.log_failure(
+                        &integration.receiver_name,
+                        integration.integration,
+                        outcome.attempts,
+                        error,
+                        None,
                     );
                     Outcome::Failed {
                         error: error.to_string(),
