@@ -489,6 +489,90 @@ async fn email_implicit_tls_flag_speaks_tls_from_the_first_byte() {
 }
 
 /// Standard base64 (the server encodes the raw message to keep JSON valid).
+/// `examples/notify-local.yaml`, which the README's "Send alerts to Slack and
+/// e-mail" section runs with `scripts/slack-stand-in` and aiosmtpd, loaded the
+/// way the evaluator loads it (from a `vigil.yaml` naming it) with only the
+/// two ports changed, delivers to a Slack stand-in and to plain SMTP.
+#[tokio::test]
+async fn shipped_local_notify_example_delivers_to_slack_and_email_on_localhost() {
+    let Some(smtp) = start_smtp("") else {
+        return;
+    };
+    let (posted, mut slack_messages) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let slack = axum::Router::new().route(
+        "/slack",
+        axum::routing::post(move |body: axum::Json<Value>| {
+            let posted = posted.clone();
+            async move {
+                let _ = posted.send(body.0);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let slack_port = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .port();
+    tokio::spawn(async move { axum::serve(listener, slack).await });
+
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/notify-local.yaml");
+    let text = std::fs::read_to_string(&example).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        text.contains("smtp_smarthost: 127.0.0.1:2525")
+            && text.contains("api_url: http://127.0.0.1:8099/slack"),
+        "the example no longer uses the ports the README starts the stand-ins on"
+    );
+    let text = text
+        .replace("127.0.0.1:2525", &format!("127.0.0.1:{}", smtp.port))
+        .replace("127.0.0.1:8099", &format!("127.0.0.1:{slack_port}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("notify-local.yaml"), text).unwrap_or_else(|e| panic!("{e}"));
+    let vigil = dir.path().join("vigil.yaml");
+    std::fs::write(&vigil, "notify_config_file: notify-local.yaml\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let config =
+        vigil_evaluator::server::config::load(&vigil, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let integrations = &config.receivers["local"];
+    let mut kinds: Vec<&str> = integrations.iter().map(|i| i.integration).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["console", "email", "slack"]);
+
+    let n = notification(vec![alert("a", "critical", AlertStatus::Firing)]);
+    for integration in integrations {
+        if let Err(error) = integration.receiver.send(&n).await {
+            panic!(
+                "{} failed on the first try: {error}",
+                integration.integration
+            );
+        }
+    }
+
+    let message = tokio::time::timeout(Duration::from_secs(5), slack_messages.recv())
+        .await
+        .unwrap_or_else(|_| panic!("no Slack message"))
+        .unwrap_or_else(|| panic!("Slack stand-in stopped"));
+    assert_eq!(message["channel"], "#alerts");
+    assert_eq!(
+        message["attachments"][0]["title"],
+        "[FIRING:1] HighErrorRate (a /x critical)"
+    );
+    let mails = received(&smtp.out);
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(mails[0]["mail_from"], "vigil@localhost");
+    assert_eq!(
+        mails[0]["rcpt_tos"],
+        serde_json::json!(["oncall@localhost"])
+    );
+    assert_eq!(mails[0]["tls"], false);
+    assert_eq!(
+        mails[0]["headers"]["Subject"],
+        "[FIRING:1] HighErrorRate (a /x critical)"
+    );
+}
+
 fn base64_decode(input: &str) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let mut buffer = 0u32;
