@@ -13,9 +13,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::alert::Notification;
 use super::clock::Clock;
+use super::receivers::{BatchReceiver, DeliveryReport, DynReceiver, Receiver, SendError};
 
 /// The default interval between two summary lines of one integration.
 pub const DEFAULT_SUMMARY_EVERY: Duration = Duration::from_secs(5 * 60);
@@ -115,41 +118,59 @@ impl FailureLog {
     }
 }
 
+/// How a failure ended, for its log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// One attempt failed; the retrier tries again.
+    Attempt,
+    /// Every attempt so far failed; the outbox tries again at this time.
+    Kept(DateTime<Utc>),
+    /// The notification is given up: always logged, at error level.
+    GivenUp,
+}
+
 impl FailureLog {
-    /// Logs a failed delivery of `receiver`'s `integration` under the rate
-    /// limit: `retry_at` is when the outbox tries again (`None`: given up,
-    /// logged at error level, as a notification is lost).
+    /// Logs a failure of `receiver`'s `integration`. Failed attempts go
+    /// through the rate limit; a notification kept in the outbox after its
+    /// attempts failed is at debug level (its attempts were logged); one
+    /// given up is always logged, at error level, as a notification is lost.
     pub fn log_failure(
         &self,
         receiver: &str,
         integration: &str,
-        attempts: u32,
         error: &dyn std::fmt::Display,
-        retry_at: Option<DateTime<Utc>>,
+        kind: FailureKind,
     ) {
-        let verdict = self.failure(receiver, integration);
-        let every = format_span(self.every);
-        let (failures, over) = match verdict {
-            FailureVerdict::Quiet => {
-                tracing::debug!(receiver, integration, attempts, error = %error, retry_at = ?retry_at, "notification delivery failed again");
+        match kind {
+            FailureKind::GivenUp => {
+                tracing::error!(receiver, integration, error = %error, "notification delivery failed; giving up");
                 return;
             }
-            FailureVerdict::First => (1, None),
-            FailureVerdict::Summary { failures, over } => (failures, Some(format_span(over))),
-        };
-        let what = match (&over, retry_at) {
-            (None, Some(_)) => format!("notification delivery failed; kept in the outbox and retried later (further failures of this receiver integration are summarised at most every {every})"),
-            (None, None) => format!("notification delivery failed; giving up (further failures of this receiver integration are summarised at most every {every})"),
-            (Some(over), Some(_)) => format!("{failures} notification deliveries failed in the last {over}; still retrying"),
-            (Some(over), None) => format!("{failures} notification deliveries failed in the last {over}; the last one was given up"),
-        };
-        match retry_at {
-            Some(at) => {
-                tracing::warn!(receiver, integration, attempts, failures, error = %error, retry_at = %at, "{what}")
+            FailureKind::Kept(at) => {
+                tracing::debug!(receiver, integration, error = %error, retry_at = %at, "notification kept in the outbox and retried later");
+                return;
             }
-            None => {
-                tracing::error!(receiver, integration, attempts, failures, error = %error, "{what}")
+            FailureKind::Attempt => {}
+        }
+        match self.failure(receiver, integration) {
+            FailureVerdict::Quiet => {
+                tracing::debug!(receiver, integration, error = %error, "notification delivery attempt failed again");
             }
+            FailureVerdict::First => tracing::warn!(
+                receiver,
+                integration,
+                error = %error,
+                "notification delivery failed; retrying (further failures of this receiver integration are summarised at most every {})",
+                format_span(self.every)
+            ),
+            FailureVerdict::Summary { failures, over } => tracing::warn!(
+                receiver,
+                integration,
+                failures,
+                error = %error,
+                "{failures} notification delivery attempts failed in the last {}; still retrying",
+                format_span(over)
+            ),
         }
     }
 
@@ -161,9 +182,100 @@ impl FailureLog {
                 receiver,
                 integration,
                 failures,
-                "notification delivery works again after {failures} failed deliveries"
+                "notification delivery works again after {failures} failed attempts"
             );
         }
+    }
+
+    /// `inner` with every attempt (including the retrier's retries and a
+    /// Slack batch's) reported here under `receiver`'s name, so that the
+    /// first failure is logged when it happens, not when retrying ends.
+    pub fn watch(self: &Arc<Self>, receiver: &str, inner: DynReceiver) -> DynReceiver {
+        Arc::new(Watched {
+            receiver: receiver.to_string(),
+            inner,
+            log: Arc::clone(self),
+        })
+    }
+
+    fn observe(
+        &self,
+        receiver: &str,
+        integration: &str,
+        result: &Result<DeliveryReport, SendError>,
+    ) {
+        match result {
+            Ok(_) => self.log_success(receiver, integration),
+            Err(error) => self.log_failure(receiver, integration, error, FailureKind::Attempt),
+        }
+    }
+}
+
+/// A receiver whose attempts are reported to a [`FailureLog`].
+struct Watched {
+    receiver: String,
+    inner: DynReceiver,
+    log: Arc<FailureLog>,
+}
+
+impl std::fmt::Debug for Watched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watched")
+            .field("receiver", &self.receiver)
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Receiver for Watched {
+    fn integration(&self) -> &'static str {
+        self.inner.integration()
+    }
+
+    fn send_resolved(&self) -> bool {
+        self.inner.send_resolved()
+    }
+
+    async fn send(&self, notification: &Notification) -> Result<DeliveryReport, SendError> {
+        let result = self.inner.send(notification).await;
+        self.log
+            .observe(&self.receiver, self.inner.integration(), &result);
+        result
+    }
+
+    fn as_batching(&self) -> Option<&dyn BatchReceiver> {
+        self.inner.as_batching().map(|_| self as &dyn BatchReceiver)
+    }
+}
+
+#[async_trait]
+impl BatchReceiver for Watched {
+    fn pacing_key(&self) -> String {
+        self.inner
+            .as_batching()
+            .map(BatchReceiver::pacing_key)
+            .unwrap_or_default()
+    }
+
+    fn max_batch(&self) -> usize {
+        self.inner.as_batching().map_or(1, BatchReceiver::max_batch)
+    }
+
+    async fn send_batch(
+        &self,
+        notifications: &[Notification],
+    ) -> Result<DeliveryReport, SendError> {
+        let result = match self.inner.as_batching() {
+            Some(batching) => batching.send_batch(notifications).await,
+            None => match notifications.first() {
+                Some(first) => self.inner.send(first).await,
+                None => Ok(DeliveryReport::default()),
+            },
+        };
+        self.log
+            .observe(&self.receiver, self.inner.integration(), &result);
+        result
     }
 }
 
@@ -251,6 +363,73 @@ mod tests {
         assert_eq!(log.success("archive", "webhook"), Some(3));
         assert_eq!(log.success("archive", "webhook"), None);
         clock.advance(Duration::from_secs(1));
+        assert_eq!(log.failure("archive", "webhook"), FailureVerdict::First);
+    }
+
+    /// A webhook that fails its first `failures` attempts.
+    #[derive(Debug)]
+    struct Flaky {
+        failures: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Receiver for Flaky {
+        fn integration(&self) -> &'static str {
+            "webhook"
+        }
+
+        fn send_resolved(&self) -> bool {
+            true
+        }
+
+        async fn send(&self, _: &Notification) -> Result<DeliveryReport, SendError> {
+            use std::sync::atomic::Ordering;
+            let left = self.failures.load(Ordering::SeqCst);
+            if left == 0 {
+                return Ok(DeliveryReport::default());
+            }
+            self.failures.store(left - 1, Ordering::SeqCst);
+            Err(SendError::Transport {
+                integration: "webhook",
+                reason: "connection refused".into(),
+            })
+        }
+    }
+
+    fn notification() -> Notification {
+        use crate::labels::Labels;
+        Notification {
+            receiver: "archive".into(),
+            group_key: "{}:{}".into(),
+            status: crate::notify::alert::AlertStatus::Firing,
+            alerts: Vec::new(),
+            group_labels: Labels::default(),
+            common_labels: Labels::default(),
+            common_annotations: Default::default(),
+            external_url: String::new(),
+            truncated_alerts: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_watched_receiver_reports_every_attempt_under_its_receiver_name() {
+        let (_clock, log) = limiter();
+        let log = Arc::new(log);
+        let inner: DynReceiver = Arc::new(Flaky {
+            failures: std::sync::atomic::AtomicUsize::new(3),
+        });
+        let watched = log.watch("archive", inner);
+        assert_eq!(watched.integration(), "webhook");
+        assert!(watched.as_batching().is_none());
+        for _ in 0..3 {
+            assert!(watched.send(&notification()).await.is_err());
+        }
+        // The streak is known under the receiver's name...
+        assert_eq!(log.failure("archive", "webhook"), FailureVerdict::Quiet);
+        // ... and the first success ends it (4 failures: 3 attempts and the
+        // probe just above).
+        assert!(watched.send(&notification()).await.is_ok());
+        assert_eq!(log.success("archive", "webhook"), None);
         assert_eq!(log.failure("archive", "webhook"), FailureVerdict::First);
     }
 

@@ -54,7 +54,7 @@ use crate::history::HistoryStore;
 use crate::notify::alert::{AlertStatus, Fingerprint, Notification};
 use crate::notify::clock::SystemClock;
 use crate::notify::deliver::DeliveryStage;
-use crate::notify::failure_log::{FailureLog, DEFAULT_SUMMARY_EVERY};
+use crate::notify::failure_log::{FailureKind, FailureLog, DEFAULT_SUMMARY_EVERY};
 use crate::notify::receivers::config::Integration;
 
 /// How long one outbox operation may wait for the database before delivery
@@ -172,7 +172,7 @@ struct Shared {
     in_flight: Mutex<HashSet<String>>,
     lanes: Lanes,
     /// Rate limit of delivery-failure log lines per receiver integration.
-    failures: FailureLog,
+    failures: Arc<FailureLog>,
 }
 
 impl Shared {
@@ -310,7 +310,10 @@ pub async fn run_delivery(
         outbox,
         in_flight: Mutex::default(),
         lanes: Lanes::default(),
-        failures: FailureLog::new(Arc::new(SystemClock), DEFAULT_SUMMARY_EVERY),
+        failures: Arc::new(FailureLog::new(
+            Arc::new(SystemClock),
+            DEFAULT_SUMMARY_EVERY,
+        )),
     });
     let mut running = JoinSet::new();
     let mut held: VecDeque<Held> = VecDeque::new();
@@ -665,7 +668,13 @@ async fn deliver_one(
 ) {
     let outcome = shared
         .stage
-        .deliver(Arc::clone(&integration.receiver), notification)
+        .deliver(
+            shared.failures.watch(
+                &integration.receiver_name,
+                Arc::clone(&integration.receiver),
+            ),
+            notification,
+        )
         .await;
     drop(turn);
     let result = match outcome {
@@ -690,8 +699,6 @@ async fn deliver_one(
                     attempts = outcome.attempts,
                     "notification delivered"
                 );
-                let name = &integration.receiver_name;
-                shared.failures.log_success(name, integration.integration);
                 Outcome::Sent {
                     code: outcome.response_code(),
                     message_id: outcome.message_id().map(str::to_string),
@@ -712,9 +719,8 @@ async fn deliver_one(
                     shared.failures.log_failure(
                         &integration.receiver_name,
                         integration.integration,
-                        outcome.attempts,
                         error,
-                        Some(at),
+                        FailureKind::Kept(at),
                     );
                     Outcome::Retry {
                         error: error.to_string(),
@@ -725,9 +731,8 @@ async fn deliver_one(
                     shared.failures.log_failure(
                         &integration.receiver_name,
                         integration.integration,
-                        outcome.attempts,
                         error,
-                        None,
+                        FailureKind::GivenUp,
                     );
                     Outcome::Failed {
                         error: error.to_string(),
