@@ -50,7 +50,7 @@ use crate::notify::clock::{add, Clock};
 use crate::notify::matcher::{
     anchored_regex, is_valid_label_name, parse_matcher, MatchOp, Matcher,
 };
-use crate::notify::notifier::Notifier;
+use crate::notify::notifier::{AlertsSnapshot, Notifier};
 use crate::notify::silence::{Silence, SilenceStore, DEFAULT_RETENTION};
 
 /// What the Alertmanager API works on: the running notifier, a clock, the
@@ -540,11 +540,10 @@ pub struct GettableAlert {
     labels: BTreeMap<String, String>,
 }
 
-/// `GET /api/v2/alerts`.
-pub async fn get_alerts(
-    State(state): State<Arc<AppState>>,
-    uri: Uri,
-) -> Result<Json<Vec<GettableAlert>>, AmError> {
+/// `GET /api/v2/alerts`. Works on a snapshot of the notifier (taken in
+/// pointer copies under its lock) on the blocking pool, so neither the
+/// pipeline nor the async workers wait for a listing of many alerts.
+pub async fn get_alerts(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, AmError> {
     let pairs = query_pairs(&uri)?;
     let matchers = filter_param(&pairs)?;
     let receiver =
@@ -554,48 +553,96 @@ pub async fn get_alerts(
             })?),
             None => None,
         };
-    let active = bool_param(&pairs, "active")?;
-    let silenced = bool_param(&pairs, "silenced")?;
-    let inhibited = bool_param(&pairs, "inhibited")?;
+    let filter = AlertFilter {
+        matchers,
+        receiver,
+        active: bool_param(&pairs, "active")?,
+        silenced: bool_param(&pairs, "silenced")?,
+        inhibited: bool_param(&pairs, "inhibited")?,
+    };
     // Every alert is processed as soon as it is ingested.
     let _unprocessed = bool_param(&pairs, "unprocessed")?;
 
     let api = &state.alertmanager;
-    let notifier = api.notifier.lock().await;
+    let snapshot = api.notifier.lock().await.snapshot();
     let now = api.clock.now();
+    let body = tokio::task::spawn_blocking(move || {
+        serde_json::to_vec(&list_alerts(&snapshot, &filter, now))
+    })
+    .await
+    .map_err(|e| AmError::Payload {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        message: format!("listing the alerts failed: {e}"),
+    })?
+    .map_err(|e| AmError::Payload {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        message: format!("cannot encode the alerts: {e}"),
+    })?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The query parameters of `GET /api/v2/alerts`.
+struct AlertFilter {
+    matchers: Vec<Matcher>,
+    receiver: Option<Regex>,
+    active: bool,
+    silenced: bool,
+    inhibited: bool,
+}
+
+/// The alerts of `snapshot` that pass `filter` at `now`, by fingerprint.
+fn list_alerts(
+    snapshot: &AlertsSnapshot,
+    filter: &AlertFilter,
+    now: DateTime<Utc>,
+) -> Vec<GettableAlert> {
+    let sources = snapshot.sources_at(now);
+    let silences: Vec<&Silence> = snapshot
+        .silences
+        .iter()
+        .filter(|s| s.is_active(now))
+        .collect();
     let mut out = Vec::new();
-    for alert in notifier.alerts() {
+    for entry in &snapshot.alerts {
+        let alert = entry.alert.as_ref();
         if alert.ends_at.is_some_and(|end| end < now) {
             continue;
         }
-        let receivers = notifier.receivers(&alert.labels);
-        if let Some(re) = &receiver {
+        if !filter.matchers.iter().all(|m| m.matches(&alert.labels)) {
+            continue;
+        }
+        let receivers = snapshot.routes.receivers(&alert.labels);
+        if let Some(re) = &filter.receiver {
             if !receivers.iter().any(|r| re.is_match(r)) {
                 continue;
             }
         }
-        let silenced_by = notifier.silences().silenced_by(&alert.labels, now);
-        let inhibited_by: Vec<String> = notifier
-            .inhibited_by(&alert.labels, now)
+        let silenced_by: Vec<String> = silences
+            .iter()
+            .filter(|s| s.mutes(&alert.labels, now))
+            .map(|s| s.id.clone())
+            .collect();
+        let inhibited_by: Vec<String> = sources
+            .inhibited_by(&snapshot.inhibitor, &alert.labels)
             .into_iter()
             .map(|f| f.to_string())
             .collect();
         let suppressed = !silenced_by.is_empty() || !inhibited_by.is_empty();
-        if (!active && !suppressed)
-            || (!silenced && !silenced_by.is_empty())
-            || (!inhibited && !inhibited_by.is_empty())
-            || !matchers.iter().all(|m| m.matches(&alert.labels))
+        if (!filter.active && !suppressed)
+            || (!filter.silenced && !silenced_by.is_empty())
+            || (!filter.inhibited && !inhibited_by.is_empty())
         {
             continue;
         }
-        let fingerprint = alert.fingerprint();
         out.push(GettableAlert {
             annotations: alert.annotations.clone(),
             ends_at: format_time(alert.ends_at.unwrap_or(now)),
-            fingerprint: fingerprint.to_string(),
+            fingerprint: entry.fingerprint.to_string(),
             receivers: receivers
                 .into_iter()
-                .map(|name| ReceiverName { name })
+                .map(|name| ReceiverName {
+                    name: name.to_string(),
+                })
                 .collect(),
             starts_at: format_time(alert.starts_at),
             status: AlertStatusJson {
@@ -603,13 +650,13 @@ pub async fn get_alerts(
                 silenced_by,
                 state: if suppressed { "suppressed" } else { "active" },
             },
-            updated_at: format_time(notifier.updated_at(fingerprint).unwrap_or(alert.starts_at)),
+            updated_at: format_time(entry.updated_at),
             generator_url: alert.generator_url.clone(),
             labels: label_map(&alert.labels),
         });
     }
     out.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
-    Ok(Json(out))
+    out
 }
 
 /// An episode of a posted alert that is still open.
