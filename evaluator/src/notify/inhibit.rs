@@ -262,6 +262,77 @@ mod tests {
         assert!(inhibitor.is_inhibited(&slow, &[down]));
     }
 
+    /// The rule as Alertmanager states it, checked pair by pair: the
+    /// reference the index must agree with.
+    fn muted_by_pairs(rules: &[InhibitRule], target: &Labels, source: &Labels) -> bool {
+        rules.iter().any(|rule| {
+            all_match(&rule.target, target)
+                && all_match(&rule.source, source)
+                && rule.equal.iter().all(|n| source.get(n) == target.get(n))
+                && !(all_match(&rule.source, target) && all_match(&rule.target, source))
+        })
+    }
+
+    #[test]
+    fn the_index_agrees_with_the_pairwise_rule_on_every_pair() {
+        let rules: Vec<InhibitRule> = [
+            ("severity=critical", "severity=warning", &["cluster"][..]),
+            ("alertname=NodeDown", "alertname=~\"Node.*\"", &["node"][..]),
+            (
+                "team!=db",
+                "severity=~\"warning|info\"",
+                &["cluster", "node"][..],
+            ),
+            ("severity=\"\"", "severity=info", &[][..]),
+        ]
+        .iter()
+        .map(|(source, target, equal)| InhibitRule {
+            source: parse_matchers(source).unwrap(),
+            target: parse_matchers(target).unwrap(),
+            equal: equal.iter().map(|s| s.to_string()).collect(),
+        })
+        .collect();
+        let inhibitor = Inhibitor::new(rules.clone());
+        let mut alerts = Vec::new();
+        for name in ["NodeDown", "NodeSlow", "Other"] {
+            for severity in ["critical", "warning", "info", ""] {
+                for cluster in ["eu", "us", ""] {
+                    for node in ["n1", "n2"] {
+                        for team in ["db", "web"] {
+                            alerts.push(Labels::from_pairs([
+                                ("alertname", name),
+                                ("severity", severity),
+                                ("cluster", cluster),
+                                ("node", node),
+                                ("team", team),
+                            ]));
+                        }
+                    }
+                }
+            }
+        }
+        // Every other alert fires, so some targets have no source at all.
+        let firing: Vec<Labels> = alerts.iter().step_by(2).cloned().collect();
+        let index = inhibitor.index(firing.iter().map(|l| (Fingerprint::of(l), l)));
+        let mut muted = 0;
+        for target in &alerts {
+            let mut want: Vec<Fingerprint> = firing
+                .iter()
+                .filter(|source| muted_by_pairs(&rules, target, source))
+                .map(Fingerprint::of)
+                .collect();
+            want.sort();
+            assert_eq!(index.inhibited_by(&inhibitor, target), want, "{target:?}");
+            assert_eq!(index.is_inhibited(&inhibitor, target), !want.is_empty());
+            muted += usize::from(!want.is_empty());
+        }
+        assert!(
+            muted > 0 && muted < alerts.len(),
+            "{muted} of {}",
+            alerts.len()
+        );
+    }
+
     #[test]
     fn nothing_is_inhibited_without_a_firing_source() {
         let inhibitor = rule("severity=critical", "severity=warning", &[]);

@@ -220,6 +220,11 @@ impl Notifier {
         self.alerts.values().map(AsRef::as_ref)
     }
 
+    /// Whether the notifier holds the alert with `fingerprint`.
+    pub fn holds(&self, fingerprint: Fingerprint) -> bool {
+        self.alerts.contains_key(&fingerprint)
+    }
+
     /// How many alerts the notifier holds (firing, or resolved and not yet
     /// flushed).
     pub fn alert_count(&self) -> usize {
@@ -600,7 +605,9 @@ pub async fn run(
         let wait = {
             let mut notifier = notifier.lock().await;
             let now = clock.now();
-            notifier.tick_into(now, sink.as_mut());
+            // A flush of many alerts is CPU work: off the async worker, so
+            // the worker's other requests (health checks) move elsewhere.
+            off_worker(|| notifier.tick_into(now, sink.as_mut()));
             notifier
                 .next_deadline()
                 .and_then(|deadline| (deadline - now).to_std().ok())
@@ -610,6 +617,19 @@ pub async fn run(
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+/// Runs `work` with the runtime told this worker is busy (so its queued
+/// tasks move to another worker) on a multi-threaded runtime; as is on a
+/// current-thread one.
+pub fn off_worker<R>(work: impl FnOnce() -> R) -> R {
+    let multi = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
     }
 }
 

@@ -19,6 +19,30 @@
 //! message as a JSON string (400, or 404 for an unknown silence; a silence
 //! id that is not a UUID is 422 like any badly typed parameter).
 //!
+//! # Admission of posted alerts (backpressure)
+//!
+//! A posted batch is either taken whole (200: every valid alert is in the
+//! notifier and will be notified) or refused whole with 429 and a
+//! `Retry-After` header, never accepted and then lost. It is refused when
+//! the pipeline is behind:
+//!
+//! - the history writer's backlog is at its capacity (database slow or
+//!   down; see [`crate::history::writer`]), so the batch's episodes would
+//!   only grow the spill;
+//! - the notifier's lock is not free within [`ADMIT_WAIT`];
+//! - an aggregation group has been due for more than [`MAX_LAG`] without
+//!   being flushed (an alert taken now could time out, `resolve_timeout`,
+//!   before its first notification and never be sent as firing: this is
+//!   how half of 100,000 posted alerts were lost while readers held the
+//!   notifier's lock for minutes);
+//! - the notifier would hold more than [`MAX_ALERTS`] alerts (alerts it
+//!   already holds are always taken again, so senders can refresh and
+//!   resolve them).
+//!
+//! Prometheus counts a refused batch as a failed send and posts its firing
+//! alerts again at its next resend; other clients should wait `Retry-After`
+//! seconds and post the batch again.
+//!
 //! [`run_sync`] is the background half: it merges silences other replicas
 //! wrote to the shared database, and records posted alerts that resolved by
 //! timing out (no `endsAt` refresh) in the history.
@@ -62,6 +86,8 @@ pub struct AlertmanagerApi {
     posted: Mutex<PostedAlerts>,
     config_text: RwLock<String>,
     started: DateTime<Utc>,
+    /// Posts are being refused (logged when this changes, not per post).
+    refusing: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for AlertmanagerApi {
@@ -89,6 +115,7 @@ impl AlertmanagerApi {
             posted: Mutex::new(PostedAlerts::default()),
             config_text: RwLock::new(mask_secrets(notify_text)),
             started,
+            refusing: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -115,11 +142,47 @@ impl AlertmanagerApi {
     fn record(&self, writes: Vec<HistoryWrite>) {
         let Some(writer) = &self.history else { return };
         for write in writes {
-            // A full queue is logged and counted by the writer.
+            // Never refused for room (the writer spills); a stopped writer
+            // (shutdown) is logged and counted by the writer.
             let _ = writer.record(write);
         }
     }
+
+    /// A refusal of a posted batch, logged when posts start being refused.
+    fn refuse(&self, reason: String) -> AmError {
+        if !self
+            .refusing
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(%reason, "posted alerts refused with 429 until the pipeline catches up");
+        }
+        AmError::Busy {
+            retry_after: RETRY_AFTER.as_secs(),
+            message: format!(
+                "{reason}; nothing in this batch was taken, post it again in {} s",
+                RETRY_AFTER.as_secs()
+            ),
+        }
+    }
+
+    fn admitted(&self) {
+        if self
+            .refusing
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::info!("posted alerts admitted again");
+        }
+    }
 }
+
+/// Longest a posted batch waits for the notifier before it is refused.
+pub const ADMIT_WAIT: Duration = Duration::from_secs(2);
+/// Longest an aggregation group may be overdue before posts are refused.
+pub const MAX_LAG: Duration = Duration::from_secs(10);
+/// Most alerts the notifier holds before new posted alerts are refused.
+pub const MAX_ALERTS: usize = 200_000;
+/// The `Retry-After` of a refused batch.
+pub const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// How often [`run_sync`] runs by default.
 pub const SYNC_EVERY: Duration = Duration::from_secs(10);
@@ -223,6 +286,9 @@ pub enum AmError {
     Payload { status: StatusCode, message: String },
     /// An unknown silence: 404 without a body.
     NotFound,
+    /// The pipeline is behind: 429 with `Retry-After`, the message as a
+    /// JSON string.
+    Busy { retry_after: u64, message: String },
 }
 
 impl AmError {
@@ -304,6 +370,15 @@ impl IntoResponse for AmError {
                 .into_response(),
             AmError::Payload { status, message } => (status, Json(message)).into_response(),
             AmError::NotFound => StatusCode::NOT_FOUND.into_response(),
+            AmError::Busy {
+                retry_after,
+                message,
+            } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, retry_after.to_string())],
+                Json(message),
+            )
+                .into_response(),
         }
     }
 }
@@ -488,8 +563,38 @@ pub async fn post_alerts(
         }
     }
     let group = sender_group(&headers);
+    if let Some(writer) = api.history.as_ref().filter(|w| w.congested()) {
+        return Err(api.refuse(format!(
+            "the history database is behind ({} writes waiting, capacity {})",
+            writer.backlog(),
+            writer.capacity()
+        )));
+    }
     {
-        let mut notifier = api.notifier.lock().await;
+        let Ok(mut notifier) = tokio::time::timeout(ADMIT_WAIT, api.notifier.lock()).await else {
+            return Err(api.refuse(format!(
+                "the notification pipeline is busy (not free within {} s)",
+                ADMIT_WAIT.as_secs()
+            )));
+        };
+        let lag = notifier.lag(now);
+        if lag > MAX_LAG {
+            return Err(api.refuse(format!(
+                "the notification pipeline is {} s behind",
+                lag.as_secs()
+            )));
+        }
+        let new = valid
+            .iter()
+            .filter(|a| !notifier.holds(a.fingerprint()))
+            .count();
+        if new > 0 && notifier.alert_count() + new > MAX_ALERTS {
+            return Err(api.refuse(format!(
+                "the notifier holds {} alerts, at most {MAX_ALERTS}",
+                notifier.alert_count()
+            )));
+        }
+        api.admitted();
         let resolve_timeout = notifier.config().global.resolve_timeout;
         let writes = {
             let mut posted = api.posted.lock().unwrap_or_else(|e| e.into_inner());
