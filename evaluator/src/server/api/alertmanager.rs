@@ -74,7 +74,7 @@ use crate::notify::clock::{add, Clock};
 use crate::notify::matcher::{
     anchored_regex, is_valid_label_name, parse_matcher, MatchOp, Matcher,
 };
-use crate::notify::notifier::{AlertsSnapshot, Notifier};
+use crate::notify::notifier::{off_worker, AlertsSnapshot, Notifier};
 use crate::notify::silence::{Silence, SilenceStore, DEFAULT_RETENTION};
 
 /// What the Alertmanager API works on: the running notifier, a clock, the
@@ -534,8 +534,9 @@ pub async fn post_alerts(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(AmError::required(&["alerts".to_string()]));
     }
+    // Up to 2 MiB of JSON: parsed with the worker marked busy.
     let posted: Vec<PostableAlert> =
-        serde_json::from_slice(&body).map_err(|e| AmError::parse("alerts", e))?;
+        off_worker(|| serde_json::from_slice(&body)).map_err(|e| AmError::parse("alerts", e))?;
     let missing: Vec<String> = posted
         .iter()
         .enumerate()
@@ -596,18 +597,20 @@ pub async fn post_alerts(
         }
         api.admitted();
         let resolve_timeout = notifier.config().global.resolve_timeout;
-        let writes = {
-            let mut posted = api.posted.lock().unwrap_or_else(|e| e.into_inner());
-            valid
-                .iter()
-                .flat_map(|a| {
-                    let ends_at = a.ends_at.unwrap_or_else(|| add(now, resolve_timeout));
-                    posted.observe(a, ends_at, &group, now)
-                })
-                .collect::<Vec<_>>()
-        };
-        api.record(writes);
-        notifier.ingest(valid, now);
+        off_worker(|| {
+            let writes = {
+                let mut posted = api.posted.lock().unwrap_or_else(|e| e.into_inner());
+                valid
+                    .iter()
+                    .flat_map(|a| {
+                        let ends_at = a.ends_at.unwrap_or_else(|| add(now, resolve_timeout));
+                        posted.observe(a, ends_at, &group, now)
+                    })
+                    .collect::<Vec<_>>()
+            };
+            api.record(writes);
+            notifier.ingest(valid, now);
+        });
     }
     if !errors.is_empty() {
         tracing::warn!(errors = %errors.join("; "), "posted alerts refused");
@@ -669,7 +672,10 @@ pub async fn get_alerts(State(state): State<Arc<AppState>>, uri: Uri) -> Result<
     let _unprocessed = bool_param(&pairs, "unprocessed")?;
 
     let api = &state.alertmanager;
-    let snapshot = api.notifier.lock().await.snapshot();
+    let snapshot = {
+        let mut notifier = api.notifier.lock().await;
+        off_worker(|| notifier.snapshot())
+    };
     let now = api.clock.now();
     let body = tokio::task::spawn_blocking(move || {
         serde_json::to_vec(&list_alerts(&snapshot, &filter, now))
