@@ -25,7 +25,7 @@ use vigil_evaluator::history::store::{
     episode_id, AckOutcome, AlertSnapshot, CooldownRow, EpisodeRecord, HistoryQuery, HistoryState,
     HistoryWrite, NotifyLogRow, Transition,
 };
-use vigil_evaluator::history::writer::{HistoryWriter, WriterConfig, WriterError};
+use vigil_evaluator::history::writer::{HistoryWriter, WriterConfig};
 use vigil_evaluator::history::{db::MIGRATOR, new_id, Database, HistoryStore};
 use vigil_evaluator::labels::Labels;
 use vigil_evaluator::notify::alert::{AlertStatus, Fingerprint};
@@ -874,38 +874,42 @@ async fn writer_catches_up_after_its_connections_were_killed_postgres() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writer_refuses_and_counts_writes_beyond_its_capacity() {
+async fn writer_keeps_writes_beyond_its_capacity_and_reports_congestion() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/missing/vigil.db", dir.path().display());
+    let missing = dir.path().join("not-yet");
+    let url = format!("sqlite://{}", missing.join("vigil.db").display());
     let store = HistoryStore::new(Database::connect_lazy(&url).unwrap());
     let registry = prometheus::Registry::new();
     let shutdown = CancellationToken::new();
     let config = WriterConfig {
         capacity: 10,
         max_batch: 5,
-        shutdown_grace: Duration::from_millis(100),
+        flush_interval: Duration::from_millis(20),
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
         ..WriterConfig::default()
     };
-    let (writer, task) = HistoryWriter::spawn(store, config, &registry, shutdown.clone()).unwrap();
-    let refused = (0..40)
-        .map(|i| writer.record(transition(i)))
-        .filter(|r| matches!(r, Err(WriterError::Full { capacity: 10 })))
-        .count();
-    // The task holds at most one batch; the queue holds `capacity`.
-    assert!((25..=30).contains(&refused), "refused {refused}");
-    assert_eq!(
-        metric(&registry, "vigil_history_dropped_writes_total"),
-        refused as f64
-    );
-    assert_eq!(writer.backlog(), 40 - refused as i64);
+    let (writer, task) =
+        HistoryWriter::spawn(store.clone(), config, &registry, shutdown.clone()).unwrap();
+    assert!(!writer.congested());
+    for i in 0..40 {
+        writer.record(transition(i)).unwrap();
+    }
+    assert_eq!(writer.backlog(), 40, "four times the capacity, all kept");
+    assert!(writer.congested(), "the backlog is above the capacity");
+    assert_eq!(metric(&registry, "vigil_history_dropped_writes_total"), 0.0);
+
+    std::fs::create_dir(&missing).unwrap();
+    eventually("the spill is caught up", Duration::from_secs(60), || {
+        let backlog = writer.backlog();
+        async move { backlog == 0 }
+    })
+    .await;
+    assert!(!writer.congested());
+    assert_eq!(count(&store, "alert_events").await, 40);
+    assert_eq!(metric(&registry, "vigil_history_dropped_writes_total"), 0.0);
     shutdown.cancel();
-    let summary = task.await.unwrap();
-    assert_eq!(
-        summary.lost,
-        40 - refused as u64,
-        "unwritable at shutdown: reported lost"
-    );
-    assert_eq!(writer.backlog(), 0);
+    assert_eq!(task.await.unwrap().lost, 0);
 }
 
 // ------------------------------------------------------- leader election

@@ -3,19 +3,40 @@
 //! never waits for the database; a background task writes them in
 //! transactions of up to `max_batch` rows, at least every `flush_interval`.
 //!
-//! When the database is slow or down the writes wait in a large bounded
-//! queue (`capacity`), the failed batch is retried with exponential backoff,
-//! and once the database answers again the backlog is written in full
-//! batches until it is gone: nothing is dropped unless the queue overflows,
-//! which is logged and counted. Log lines mark state changes only (writes
-//! started failing, writes recovered, queue full), never one per row.
+//! When the database is slow or down the writes wait in memory, the failed
+//! batch is retried with exponential backoff, and once the database answers
+//! again the backlog is written in full batches until it is gone.
+//!
+//! # Nothing is dropped: a spill to memory, with backpressure
+//!
+//! A write is never refused for lack of room: an episode's close lost to a
+//! full queue would leave the history saying "firing" forever. Instead the
+//! queue spills past `capacity` (in memory, unbounded) and the writer
+//! reports itself congested ([`HistoryWriter::congested`]) while the
+//! backlog is at or above `capacity`. Producers driven from outside take
+//! that as backpressure: `POST /api/v2/alerts` answers 429 with
+//! `Retry-After` while the writer is congested, so a flood of posted alerts
+//! cannot grow the spill. The other producers — rule evaluation (one write
+//! per alert state change, snapshots only on change), the delivery outbox
+//! and silences — are never held up, so a database outage never stops
+//! evaluation or notifications (firings are not held hostage by the
+//! database); what they write meanwhile is bounded by how many alerts
+//! change state, about 1 KiB per write, and is caught up in order once the
+//! database answers. A spill file was not chosen: the database being down
+//! is the case to ride out, and memory for a few hundred thousand writes
+//! (`capacity` defaults to 200,000) is cheaper than a second durable store
+//! to keep consistent.
+//!
+//! Log lines mark state changes only (writes started failing, writes
+//! recovered, backlog above `capacity`, backlog drained), never one per row.
 //!
 //! Metrics (registered into the registry passed to [`HistoryWriter::spawn`]):
 //! `vigil_history_backlog` (writes queued or in flight),
 //! `vigil_history_write_failures_total` (failed batch attempts),
 //! `vigil_history_writes_total` (rows written),
-//! `vigil_history_dropped_writes_total` (rows refused because the queue was
-//! full, or still unwritten when the shutdown grace ran out).
+//! `vigil_history_dropped_writes_total` (rows recorded after the writer
+//! stopped, or still unwritten when the shutdown grace ran out; never
+//! because of a full queue).
 //!
 //! On shutdown (the cancellation token) the queue is closed and flushed for
 //! up to `shutdown_grace`.
@@ -36,7 +57,9 @@ use super::{HistoryError, HistoryStore};
 /// Tuning of the writer; the defaults suit production.
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
-    /// Writes that may wait in memory (about 1 KiB each).
+    /// Backlog (about 1 KiB per write) at which the writer reports itself
+    /// congested, so posted alerts are refused until it drains; writes
+    /// beyond it are kept, never dropped.
     pub capacity: usize,
     /// Rows per transaction at most.
     pub max_batch: usize,
@@ -70,9 +93,9 @@ impl Default for WriterConfig {
 /// Why a write was not queued.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WriterError {
-    #[error("the history queue is full ({capacity} writes waiting): the database has been unreachable or too slow for too long; this write is dropped")]
-    Full { capacity: usize },
-    #[error("the history writer has stopped; this write is dropped")]
+    #[error(
+        "the history writer has stopped (the evaluator is shutting down); this write is dropped"
+    )]
     Stopped,
 }
 
@@ -90,8 +113,9 @@ struct Metrics {
     failures: IntCounter,
     written: IntCounter,
     dropped: IntCounter,
-    /// The "queue full" state was logged and has not cleared since.
-    full_logged: AtomicBool,
+    /// The backlog reached `capacity` and has not drained since (logged
+    /// once each way).
+    congested: AtomicBool,
 }
 
 impl Metrics {
@@ -111,9 +135,9 @@ impl Metrics {
             )?,
             dropped: IntCounter::new(
                 "vigil_history_dropped_writes_total",
-                "History writes dropped: queue full, or unwritten at shutdown.",
+                "History writes dropped: recorded after the writer stopped, or unwritten at shutdown.",
             )?,
-            full_logged: AtomicBool::new(false),
+            congested: AtomicBool::new(false),
         };
         registry.register(Box::new(metrics.backlog.clone()))?;
         registry.register(Box::new(metrics.failures.clone()))?;
@@ -126,7 +150,7 @@ impl Metrics {
 /// The handle the evaluation loop records into. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct HistoryWriter {
-    tx: mpsc::Sender<HistoryWrite>,
+    tx: mpsc::UnboundedSender<HistoryWrite>,
     capacity: usize,
     metrics: Arc<Metrics>,
 }
@@ -143,7 +167,7 @@ impl HistoryWriter {
     ) -> Result<(HistoryWriter, JoinHandle<WriterSummary>), HistoryError> {
         let metrics = Arc::new(Metrics::register(registry)?);
         let capacity = config.capacity.max(1);
-        let (tx, rx) = mpsc::channel(capacity);
+        let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(run(rx, store, config, metrics.clone(), shutdown));
         Ok((
             HistoryWriter {
@@ -155,43 +179,49 @@ impl HistoryWriter {
         ))
     }
 
-    /// Queues a write without waiting.
+    /// Queues a write without waiting; beyond `capacity` it spills (see
+    /// the module docs), so only a stopped writer refuses it.
     pub fn record(&self, write: HistoryWrite) -> Result<(), WriterError> {
         // Counted before sending, so the writer never subtracts a write the
         // gauge has not counted yet.
+        let backlog = self.metrics.backlog.get() + 1;
         self.metrics.backlog.inc();
-        match self.tx.try_send(write) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.metrics.backlog.dec();
-                self.metrics.dropped.inc();
-                if !self.metrics.full_logged.swap(true, Ordering::Relaxed) {
-                    tracing::error!(
-                        capacity = self.capacity,
-                        "history queue full; dropping history writes until the database catches up"
-                    );
-                }
-                Err(WriterError::Full {
-                    capacity: self.capacity,
-                })
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.metrics.backlog.dec();
-                self.metrics.dropped.inc();
-                Err(WriterError::Stopped)
-            }
+        if self.tx.send(write).is_err() {
+            self.metrics.backlog.dec();
+            self.metrics.dropped.inc();
+            return Err(WriterError::Stopped);
         }
+        if backlog >= self.capacity as i64 && !self.metrics.congested.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                capacity = self.capacity,
+                "history backlog reached its capacity (database slow or down): further writes are kept in memory, none dropped; posted alerts are refused with 429 until it drains"
+            );
+        }
+        Ok(())
     }
 
     /// Writes queued or in flight (the `vigil_history_backlog` gauge).
     pub fn backlog(&self) -> i64 {
         self.metrics.backlog.get()
     }
+
+    /// Whether the backlog is at or above `capacity`: producers that can
+    /// be told to come back later (the posting API) should refuse work.
+    pub fn congested(&self) -> bool {
+        self.metrics.backlog.get() >= self.capacity as i64
+    }
+
+    /// The backlog at which the writer is congested.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
 }
 
 /// Tracks healthy/failing so that only changes are logged.
 struct Flusher {
     store: HistoryStore,
+    capacity: usize,
     metrics: Arc<Metrics>,
     failing_since: Option<Instant>,
     failed_attempts: u64,
@@ -215,7 +245,12 @@ impl Flusher {
                 self.written += rows;
                 self.metrics.written.inc_by(rows);
                 self.metrics.backlog.sub(batch.len() as i64);
-                self.metrics.full_logged.store(false, Ordering::Relaxed);
+                let backlog = self.metrics.backlog.get();
+                if backlog < self.capacity as i64
+                    && self.metrics.congested.swap(false, Ordering::Relaxed)
+                {
+                    tracing::info!(backlog, "history backlog back under its capacity");
+                }
                 if let Some(since) = self.failing_since.take() {
                     tracing::info!(
                         database = %self.store.database().url(),
@@ -255,7 +290,7 @@ impl Flusher {
 }
 
 async fn run(
-    mut rx: mpsc::Receiver<HistoryWrite>,
+    mut rx: mpsc::UnboundedReceiver<HistoryWrite>,
     store: HistoryStore,
     config: WriterConfig,
     metrics: Arc<Metrics>,
@@ -264,6 +299,7 @@ async fn run(
     let max_batch = config.max_batch.max(1);
     let mut flusher = Flusher {
         store,
+        capacity: config.capacity.max(1),
         metrics: metrics.clone(),
         failing_since: None,
         failed_attempts: 0,

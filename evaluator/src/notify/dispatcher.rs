@@ -9,7 +9,7 @@
 //! with the current time and [`Dispatcher::next_deadline`] says when to call
 //! it next, so it is stepped by a clock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -46,6 +46,9 @@ pub struct Flush {
 pub struct Dispatcher {
     tree: RouteTree,
     groups: BTreeMap<(RouteId, Labels), AggrGroup>,
+    /// How many groups hold each alert, so [`Dispatcher::contains`] is a
+    /// lookup instead of a walk over every group.
+    members: HashMap<Fingerprint, usize>,
 }
 
 impl Dispatcher {
@@ -53,6 +56,7 @@ impl Dispatcher {
         Dispatcher {
             tree,
             groups: BTreeMap::new(),
+            members: HashMap::new(),
         }
     }
 
@@ -75,7 +79,9 @@ impl Dispatcher {
                     next_flush: add(now, group_wait),
                     has_flushed: false,
                 });
-            group.alerts.insert(fingerprint, alert.clone());
+            if group.alerts.insert(fingerprint, alert.clone()).is_none() {
+                *self.members.entry(fingerprint).or_default() += 1;
+            }
             // An alert that started long ago need not wait for company.
             if !group.has_flushed && add(alert.starts_at, group_wait) < now {
                 group.next_flush = group.next_flush.min(now);
@@ -118,6 +124,12 @@ impl Dispatcher {
             let unchanged = group.alerts.get(&fingerprint) == Some(alert);
             if unchanged && alert.ends_at.is_some_and(|end| end <= now) {
                 group.alerts.remove(&fingerprint);
+                if let Some(count) = self.members.get_mut(&fingerprint) {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.members.remove(&fingerprint);
+                    }
+                }
             }
         }
         if group.alerts.is_empty() {
@@ -132,9 +144,7 @@ impl Dispatcher {
 
     /// Whether any group holds the alert.
     pub fn contains(&self, fingerprint: Fingerprint) -> bool {
-        self.groups
-            .values()
-            .any(|g| g.alerts.contains_key(&fingerprint))
+        self.members.contains_key(&fingerprint)
     }
 
     /// Number of aggregation groups.

@@ -1,9 +1,21 @@
 //! Inhibition: a firing alert that matches a rule's source matchers mutes
 //! the alerts that match its target matchers and carry the same values for
 //! the rule's `equal` labels, as in Alertmanager.
+//!
+//! Checks never scan all pairs of alerts: [`Inhibitor::index`] files the
+//! firing alerts once, per rule, under the values of that rule's `equal`
+//! labels ([`SourceIndex`]); a target is then checked with one lookup per
+//! rule whose target side it matches. Rules are themselves picked by one
+//! of their `name="value"` matchers, so an alert is only tested against
+//! the rules that can apply to it. Building the index costs one pass over
+//! the firing alerts; a check costs one pass over the alert's labels and
+//! the candidate rules.
 
+use std::collections::HashMap;
+
+use super::alert::Fingerprint;
 use super::config::InhibitRuleConfig;
-use super::matcher::{all_match, Matcher};
+use super::matcher::{all_match, MatchOp, Matcher};
 use crate::labels::Labels;
 
 /// One inhibit rule.
@@ -24,20 +36,116 @@ impl From<&InhibitRuleConfig> for InhibitRule {
     }
 }
 
+impl InhibitRule {
+    /// The values of the rule's `equal` labels in `labels` (a missing label
+    /// is `None`, which equals another missing label, as in Alertmanager).
+    fn equal_key(&self, labels: &Labels) -> Vec<Option<String>> {
+        self.equal
+            .iter()
+            .map(|name| labels.get(name).map(str::to_string))
+            .collect()
+    }
+}
+
+/// Picks the rules one side of which can match a label set: each rule is
+/// filed under one of its `name="value"` matchers (non-empty value), which
+/// any matching label set must carry; rules without one are always tried.
+#[derive(Debug, Clone, Default)]
+struct RuleSelector {
+    by_label: HashMap<String, HashMap<String, Vec<usize>>>,
+    always: Vec<usize>,
+}
+
+impl RuleSelector {
+    fn new<'a>(sides: impl Iterator<Item = &'a [Matcher]>) -> RuleSelector {
+        let mut selector = RuleSelector::default();
+        for (i, matchers) in sides.enumerate() {
+            let key = matchers
+                .iter()
+                .find(|m| m.op == MatchOp::Equal && !m.value.is_empty());
+            match key {
+                Some(m) => selector
+                    .by_label
+                    .entry(m.name.clone())
+                    .or_default()
+                    .entry(m.value.clone())
+                    .or_default()
+                    .push(i),
+                None => selector.always.push(i),
+            }
+        }
+        selector
+    }
+
+    /// Calls `f` with each rule that may apply to `labels` (each once).
+    fn each(&self, labels: &Labels, mut f: impl FnMut(usize)) {
+        self.always.iter().for_each(|&i| f(i));
+        if self.by_label.is_empty() {
+            return;
+        }
+        for label in labels.iter() {
+            if let Some(rules) = self
+                .by_label
+                .get(label.name)
+                .and_then(|values| values.get(label.value))
+            {
+                rules.iter().for_each(|&i| f(i));
+            }
+        }
+    }
+}
+
 /// Decides whether an alert is inhibited by the currently firing alerts.
 #[derive(Debug, Clone, Default)]
 pub struct Inhibitor {
     rules: Vec<InhibitRule>,
+    by_source: RuleSelector,
+    by_target: RuleSelector,
 }
 
 impl Inhibitor {
     pub fn new(rules: Vec<InhibitRule>) -> Inhibitor {
-        Inhibitor { rules }
+        Inhibitor {
+            by_source: RuleSelector::new(rules.iter().map(|r| r.source.as_slice())),
+            by_target: RuleSelector::new(rules.iter().map(|r| r.target.as_slice())),
+            rules,
+        }
     }
 
     /// Builds the inhibitor from the config's `inhibit_rules`.
     pub fn from_config(rules: &[InhibitRuleConfig]) -> Inhibitor {
         Inhibitor::new(rules.iter().map(InhibitRule::from).collect())
+    }
+
+    /// Whether there are no rules (nothing is ever inhibited).
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Files `firing` (every alert firing now, with its fingerprint) for
+    /// the checks of [`SourceIndex`].
+    pub fn index<'a>(
+        &self,
+        firing: impl IntoIterator<Item = (Fingerprint, &'a Labels)>,
+    ) -> SourceIndex {
+        let mut per_rule: Vec<HashMap<Vec<Option<String>>, Sources>> =
+            vec![HashMap::new(); self.rules.len()];
+        if !self.rules.is_empty() {
+            for (fingerprint, labels) in firing {
+                self.by_source.each(labels, |i| {
+                    let rule = &self.rules[i];
+                    if !all_match(&rule.source, labels) {
+                        return;
+                    }
+                    let sources = per_rule[i].entry(rule.equal_key(labels)).or_default();
+                    sources.all.push(fingerprint);
+                    if !all_match(&rule.target, labels) {
+                        sources.not_target.push(fingerprint);
+                    }
+                });
+            }
+        }
+        SourceIndex { per_rule }
     }
 
     /// Whether `target` is muted by one of `firing` (the labels of every
@@ -46,17 +154,69 @@ impl Inhibitor {
     /// inhibits itself and two alerts matching both sides don't mute each
     /// other.
     pub fn is_inhibited(&self, target: &Labels, firing: &[Labels]) -> bool {
-        self.rules.iter().any(|rule| {
-            if !all_match(&rule.target, target) {
-                return false;
+        let index = self.index(firing.iter().map(|l| (Fingerprint::of(l), l)));
+        index.is_inhibited(self, target)
+    }
+
+    /// Calls `f` with the sources of each rule that mutes `target`.
+    fn each_muting(&self, index: &SourceIndex, target: &Labels, mut f: impl FnMut(&[Fingerprint])) {
+        self.by_target.each(target, |i| {
+            let rule = &self.rules[i];
+            let Some(by_key) = index.per_rule.get(i) else {
+                return;
+            };
+            if by_key.is_empty() || !all_match(&rule.target, target) {
+                return;
             }
-            let target_is_source = all_match(&rule.source, target);
-            firing.iter().any(|source| {
-                all_match(&rule.source, source)
-                    && rule.equal.iter().all(|n| source.get(n) == target.get(n))
-                    && !(target_is_source && all_match(&rule.target, source))
-            })
-        })
+            let Some(sources) = by_key.get(&rule.equal_key(target)) else {
+                return;
+            };
+            // A target that is also a source is only muted by sources that
+            // are not targets themselves (so never by itself).
+            let muting = if all_match(&rule.source, target) {
+                &sources.not_target
+            } else {
+                &sources.all
+            };
+            if !muting.is_empty() {
+                f(muting);
+            }
+        });
+    }
+}
+
+/// The firing alerts of one moment filed by [`Inhibitor::index`]: per rule,
+/// the sources under the values of the rule's `equal` labels.
+#[derive(Debug, Clone, Default)]
+pub struct SourceIndex {
+    per_rule: Vec<HashMap<Vec<Option<String>>, Sources>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Sources {
+    /// Every source alert with these `equal` values.
+    all: Vec<Fingerprint>,
+    /// Those of them that do not match the rule's target side.
+    not_target: Vec<Fingerprint>,
+}
+
+impl SourceIndex {
+    /// Whether `target` is inhibited (`inhibitor` must be the one that
+    /// built the index).
+    pub fn is_inhibited(&self, inhibitor: &Inhibitor, target: &Labels) -> bool {
+        let mut muted = false;
+        inhibitor.each_muting(self, target, |_| muted = true);
+        muted
+    }
+
+    /// The fingerprints of the firing alerts that inhibit `target`, sorted,
+    /// each once (the alerts API's `inhibitedBy`).
+    pub fn inhibited_by(&self, inhibitor: &Inhibitor, target: &Labels) -> Vec<Fingerprint> {
+        let mut sources = Vec::new();
+        inhibitor.each_muting(self, target, |muting| sources.extend_from_slice(muting));
+        sources.sort();
+        sources.dedup();
+        sources
     }
 }
 
@@ -100,6 +260,77 @@ mod tests {
         assert!(!inhibitor.is_inhibited(&down, std::slice::from_ref(&down)));
         let slow = l(&[("alertname", "Slow")]);
         assert!(inhibitor.is_inhibited(&slow, &[down]));
+    }
+
+    /// The rule as Alertmanager states it, checked pair by pair: the
+    /// reference the index must agree with.
+    fn muted_by_pairs(rules: &[InhibitRule], target: &Labels, source: &Labels) -> bool {
+        rules.iter().any(|rule| {
+            all_match(&rule.target, target)
+                && all_match(&rule.source, source)
+                && rule.equal.iter().all(|n| source.get(n) == target.get(n))
+                && !(all_match(&rule.source, target) && all_match(&rule.target, source))
+        })
+    }
+
+    #[test]
+    fn the_index_agrees_with_the_pairwise_rule_on_every_pair() {
+        let rules: Vec<InhibitRule> = [
+            ("severity=critical", "severity=warning", &["cluster"][..]),
+            ("alertname=NodeDown", "alertname=~\"Node.*\"", &["node"][..]),
+            (
+                "team!=db",
+                "severity=~\"warning|info\"",
+                &["cluster", "node"][..],
+            ),
+            ("severity=\"\"", "severity=info", &[][..]),
+        ]
+        .iter()
+        .map(|(source, target, equal)| InhibitRule {
+            source: parse_matchers(source).unwrap(),
+            target: parse_matchers(target).unwrap(),
+            equal: equal.iter().map(|s| s.to_string()).collect(),
+        })
+        .collect();
+        let inhibitor = Inhibitor::new(rules.clone());
+        let mut alerts = Vec::new();
+        for name in ["NodeDown", "NodeSlow", "Other"] {
+            for severity in ["critical", "warning", "info", ""] {
+                for cluster in ["eu", "us", ""] {
+                    for node in ["n1", "n2"] {
+                        for team in ["db", "web"] {
+                            alerts.push(Labels::from_pairs([
+                                ("alertname", name),
+                                ("severity", severity),
+                                ("cluster", cluster),
+                                ("node", node),
+                                ("team", team),
+                            ]));
+                        }
+                    }
+                }
+            }
+        }
+        // Every other alert fires, so some targets have no source at all.
+        let firing: Vec<Labels> = alerts.iter().step_by(2).cloned().collect();
+        let index = inhibitor.index(firing.iter().map(|l| (Fingerprint::of(l), l)));
+        let mut muted = 0;
+        for target in &alerts {
+            let mut want: Vec<Fingerprint> = firing
+                .iter()
+                .filter(|source| muted_by_pairs(&rules, target, source))
+                .map(Fingerprint::of)
+                .collect();
+            want.sort();
+            assert_eq!(index.inhibited_by(&inhibitor, target), want, "{target:?}");
+            assert_eq!(index.is_inhibited(&inhibitor, target), !want.is_empty());
+            muted += usize::from(!want.is_empty());
+        }
+        assert!(
+            muted > 0 && muted < alerts.len(),
+            "{muted} of {}",
+            alerts.len()
+        );
     }
 
     #[test]

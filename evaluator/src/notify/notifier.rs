@@ -12,9 +12,17 @@
 //! Invariant: a receiver that was sent an alert as firing is always sent its
 //! resolution (unless none of its integrations has `send_resolved`), even
 //! when the alert is silenced, inhibited or in cooldown by then.
+//!
+//! Readers never hold the pipeline up: [`Notifier::snapshot`] hands out an
+//! [`AlertsSnapshot`] (shared pointers to the alerts, the route tree, the
+//! inhibit rules and the silences), rebuilt only after a change and in
+//! O(alerts) pointer copies, so a reader holds the notifier's lock for
+//! that copy at most and does its filtering, inhibition and serialisation
+//! outside it. Inhibition is checked through a [`SourceIndex`] (built once
+//! per change, not per alert), never by scanning every pair of alerts.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
@@ -24,9 +32,9 @@ use super::config::NotifyConfig;
 use super::cooldown::CooldownLedger;
 use super::dedup::{needs_update, LogEntry, NotificationLog};
 use super::dispatcher::{Dispatcher, Flush};
-use super::inhibit::Inhibitor;
+use super::inhibit::{Inhibitor, SourceIndex};
 use super::route::RouteTree;
-use super::silence::{MemorySilences, SilenceStore};
+use super::silence::{MemorySilences, Silence, SilenceStore};
 use crate::labels::Labels;
 
 /// Why the delivery stage could not take a notification.
@@ -71,16 +79,23 @@ impl NotificationSink for tokio::sync::mpsc::UnboundedSender<Notification> {
 pub struct Notifier {
     config: Arc<NotifyConfig>,
     dispatcher: Dispatcher,
-    inhibitor: Inhibitor,
+    /// The route tree again, shared with snapshots (the dispatcher owns its
+    /// own copy).
+    routes: Arc<RouteTree>,
+    inhibitor: Arc<Inhibitor>,
     silences: Box<dyn SilenceStore>,
     cooldown: CooldownLedger,
     log: NotificationLog,
     /// Every alert not yet resolved and flushed: the inhibition sources.
-    alerts: HashMap<Fingerprint, Alert>,
+    alerts: HashMap<Fingerprint, Arc<Alert>>,
     /// When each of `alerts` was last ingested (the alerts API's
     /// `updatedAt`).
     updated: HashMap<Fingerprint, DateTime<Utc>>,
     external_url: String,
+    /// Bumped by every change readers can see (alerts, config, silences).
+    version: u64,
+    /// The snapshot of `version`, once someone asked for it.
+    snapshot: Option<Arc<AlertsSnapshot>>,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -100,9 +115,11 @@ impl Notifier {
 
     /// A notifier with a given silence store.
     pub fn with_silences(config: Arc<NotifyConfig>, silences: Box<dyn SilenceStore>) -> Notifier {
+        let routes = RouteTree::new(&config.route);
         Notifier {
-            dispatcher: Dispatcher::new(RouteTree::new(&config.route)),
-            inhibitor: Inhibitor::from_config(&config.inhibit_rules),
+            dispatcher: Dispatcher::new(routes.clone()),
+            routes: Arc::new(routes),
+            inhibitor: Arc::new(Inhibitor::from_config(&config.inhibit_rules)),
             silences,
             cooldown: CooldownLedger::new(),
             log: NotificationLog::default(),
@@ -110,6 +127,8 @@ impl Notifier {
             updated: HashMap::new(),
             external_url: String::new(),
             config,
+            version: 0,
+            snapshot: None,
         }
     }
 
@@ -126,43 +145,70 @@ impl Notifier {
         self.silences.as_ref()
     }
 
+    /// The silence store, for changes (which readers then see).
     pub fn silences_mut(&mut self) -> &mut dyn SilenceStore {
+        self.changed();
         self.silences.as_mut()
+    }
+
+    fn changed(&mut self) {
+        self.version += 1;
+        self.snapshot = None;
+    }
+
+    /// What readers work on: the notifier as of its last change. Cheap
+    /// when nothing changed since the last call; otherwise O(alerts)
+    /// pointer copies (no alert is cloned).
+    pub fn snapshot(&mut self) -> Arc<AlertsSnapshot> {
+        if let Some(snapshot) = &self.snapshot {
+            return Arc::clone(snapshot);
+        }
+        let alerts = self
+            .alerts
+            .iter()
+            .map(|(fingerprint, alert)| SnapshotAlert {
+                fingerprint: *fingerprint,
+                updated_at: self
+                    .updated
+                    .get(fingerprint)
+                    .copied()
+                    .unwrap_or(alert.starts_at),
+                alert: Arc::clone(alert),
+            })
+            .collect();
+        let snapshot = Arc::new(AlertsSnapshot {
+            version: self.version,
+            alerts,
+            routes: Arc::clone(&self.routes),
+            inhibitor: Arc::clone(&self.inhibitor),
+            silences: self.silences.list(),
+            sources: Mutex::new(None),
+        });
+        self.snapshot = Some(Arc::clone(&snapshot));
+        snapshot
     }
 
     /// Whether an alert with `labels` is inhibited by an alert firing at
     /// `now` (the alerts API's `inhibited` state).
-    pub fn is_inhibited(&self, labels: &Labels, now: DateTime<Utc>) -> bool {
-        let firing: Vec<Labels> = self
-            .alerts
-            .values()
-            .filter(|a| a.status_at(now) == AlertStatus::Firing)
-            .map(|a| a.labels.clone())
-            .collect();
-        self.inhibitor.is_inhibited(labels, &firing)
+    pub fn is_inhibited(&mut self, labels: &Labels, now: DateTime<Utc>) -> bool {
+        let snapshot = self.snapshot();
+        snapshot
+            .sources_at(now)
+            .is_inhibited(&self.inhibitor, labels)
     }
 
     /// The fingerprints of the firing alerts that inhibit an alert with
     /// `labels` at `now` (the alerts API's `inhibitedBy`), sorted.
-    pub fn inhibited_by(&self, labels: &Labels, now: DateTime<Utc>) -> Vec<Fingerprint> {
-        let mut sources: Vec<Fingerprint> = self
-            .alerts
-            .iter()
-            .filter(|(_, a)| a.status_at(now) == AlertStatus::Firing)
-            .filter(|(_, a)| {
-                self.inhibitor
-                    .is_inhibited(labels, std::slice::from_ref(&a.labels))
-            })
-            .map(|(fingerprint, _)| *fingerprint)
-            .collect();
-        sources.sort();
-        sources
+    pub fn inhibited_by(&mut self, labels: &Labels, now: DateTime<Utc>) -> Vec<Fingerprint> {
+        let snapshot = self.snapshot();
+        snapshot
+            .sources_at(now)
+            .inhibited_by(&self.inhibitor, labels)
     }
 
     /// The receivers an alert with `labels` is routed to, in routing order.
     pub fn receivers(&self, labels: &Labels) -> Vec<String> {
-        self.dispatcher
-            .tree()
+        self.routes
             .receivers(labels)
             .into_iter()
             .map(str::to_string)
@@ -171,7 +217,26 @@ impl Notifier {
 
     /// The alerts the notifier currently knows.
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
-        self.alerts.values()
+        self.alerts.values().map(AsRef::as_ref)
+    }
+
+    /// Whether the notifier holds the alert with `fingerprint`.
+    pub fn holds(&self, fingerprint: Fingerprint) -> bool {
+        self.alerts.contains_key(&fingerprint)
+    }
+
+    /// How many alerts the notifier holds (firing, or resolved and not yet
+    /// flushed).
+    pub fn alert_count(&self) -> usize {
+        self.alerts.len()
+    }
+
+    /// How far the pipeline is behind at `now`: how long ago its most
+    /// overdue aggregation group was due (zero when none is overdue).
+    pub fn lag(&self, now: DateTime<Utc>) -> std::time::Duration {
+        self.next_deadline()
+            .and_then(|due| (now - due).to_std().ok())
+            .unwrap_or_default()
     }
 
     /// When the alert with `fingerprint` was last ingested.
@@ -183,6 +248,10 @@ impl Notifier {
     /// `global.resolve_timeout` from now unless it is sent again; a re-sent
     /// alert keeps its earliest `starts_at` while it stays active.
     pub fn ingest(&mut self, alerts: Vec<Alert>, now: DateTime<Utc>) {
+        if alerts.is_empty() {
+            return;
+        }
+        self.changed();
         for mut alert in alerts {
             if alert.ends_at.is_none() {
                 alert.ends_at = Some(add(now, self.config.global.resolve_timeout));
@@ -195,7 +264,7 @@ impl Notifier {
                 }
             }
             self.dispatcher.insert(&alert, now);
-            self.alerts.insert(fingerprint, alert);
+            self.alerts.insert(fingerprint, Arc::new(alert));
             self.updated.insert(fingerprint, now);
         }
     }
@@ -206,10 +275,13 @@ impl Notifier {
     /// the notification log and cooldowns are kept, so nothing already sent
     /// is sent again.
     pub fn reload(&mut self, config: Arc<NotifyConfig>, now: DateTime<Utc>) {
-        self.dispatcher = Dispatcher::new(RouteTree::new(&config.route));
-        self.inhibitor = Inhibitor::from_config(&config.inhibit_rules);
+        self.changed();
+        let routes = RouteTree::new(&config.route);
+        self.dispatcher = Dispatcher::new(routes.clone());
+        self.routes = Arc::new(routes);
+        self.inhibitor = Arc::new(Inhibitor::from_config(&config.inhibit_rules));
         self.config = config;
-        let mut alerts: Vec<&Alert> = self.alerts.values().collect();
+        let mut alerts: Vec<&Alert> = self.alerts.values().map(AsRef::as_ref).collect();
         alerts.sort_by_key(|a| a.fingerprint());
         for alert in alerts {
             self.dispatcher.insert(alert, now);
@@ -258,15 +330,17 @@ impl Notifier {
     /// Flushes the due groups into `sink`; returns how many notifications
     /// it took.
     pub fn tick_into(&mut self, now: DateTime<Utc>, sink: &mut dyn NotificationSink) -> usize {
-        let firing: Vec<Labels> = self
-            .alerts
-            .values()
-            .filter(|a| a.status_at(now) == AlertStatus::Firing)
-            .map(|a| a.labels.clone())
-            .collect();
+        let flushes = self.dispatcher.due(now);
+        // Built only when something flushes, and reused until the alerts
+        // change or one of them resolves by the clock.
+        let sources = if flushes.is_empty() || self.inhibitor.is_empty() {
+            Arc::new(SourceIndex::default())
+        } else {
+            self.snapshot().sources_at(now)
+        };
         let mut sent = 0;
-        for flush in self.dispatcher.due(now) {
-            match self.process(&flush, &firing, now, sink) {
+        for flush in flushes {
+            match self.process(&flush, &sources, now, sink) {
                 Ok(delivered) => {
                     sent += usize::from(delivered);
                     self.dispatcher.flushed(&flush, now);
@@ -288,7 +362,7 @@ impl Notifier {
     fn process(
         &mut self,
         flush: &Flush,
-        firing_now: &[Labels],
+        sources: &SourceIndex,
         now: DateTime<Utc>,
         sink: &mut dyn NotificationSink,
     ) -> Result<bool, SinkError> {
@@ -305,7 +379,7 @@ impl Notifier {
             let fingerprint = alert.fingerprint();
             let status = alert.status_at(now);
             let muted = || {
-                self.inhibitor.is_inhibited(&alert.labels, firing_now)
+                sources.is_inhibited(&self.inhibitor, &alert.labels)
                     || self.silences.is_silenced(&alert.labels, now)
             };
             let keep = match status {
@@ -403,15 +477,89 @@ impl Notifier {
 
     fn gc(&mut self, now: DateTime<Utc>) {
         let dispatcher = &self.dispatcher;
+        let before = self.alerts.len();
         self.alerts.retain(|fingerprint, alert| {
             alert.status_at(now) == AlertStatus::Firing || dispatcher.contains(*fingerprint)
         });
-        let alerts = &self.alerts;
-        self.updated
-            .retain(|fingerprint, _| alerts.contains_key(fingerprint));
+        if self.alerts.len() != before {
+            self.changed();
+            let alerts = &self.alerts;
+            self.updated
+                .retain(|fingerprint, _| alerts.contains_key(fingerprint));
+        }
         self.cooldown.gc(now);
         self.log.gc(now);
         self.silences.gc(now);
+    }
+}
+
+/// One alert as readers see it.
+#[derive(Debug, Clone)]
+pub struct SnapshotAlert {
+    pub fingerprint: Fingerprint,
+    pub alert: Arc<Alert>,
+    /// When it was last ingested (the alerts API's `updatedAt`).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The notifier as of one change, for readers (the alerts API, the
+/// dashboard): they work on it without the notifier's lock.
+#[derive(Debug)]
+pub struct AlertsSnapshot {
+    version: u64,
+    /// Every alert the notifier held, in no particular order.
+    pub alerts: Vec<SnapshotAlert>,
+    pub routes: Arc<RouteTree>,
+    pub inhibitor: Arc<Inhibitor>,
+    /// Every retained silence (active, pending, expired).
+    pub silences: Vec<Silence>,
+    /// The inhibition sources of the last time asked, with the span of
+    /// time over which the set of firing alerts stays the same.
+    sources: Mutex<Option<CachedSources>>,
+}
+
+#[derive(Debug)]
+struct CachedSources {
+    from: DateTime<Utc>,
+    /// The first `ends_at` of a firing alert: from then on another set fires.
+    until: Option<DateTime<Utc>>,
+    index: Arc<SourceIndex>,
+}
+
+impl AlertsSnapshot {
+    /// The notifier change this snapshot shows.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The alerts firing at `now`, filed for inhibition checks with
+    /// [`AlertsSnapshot::inhibitor`]. Built once and reused while the same
+    /// alerts fire. Never built while holding the cache's lock, so a reader
+    /// building it does not hold up the pipeline asking for it too.
+    pub fn sources_at(&self, now: DateTime<Utc>) -> Arc<SourceIndex> {
+        {
+            let cached = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = cached.as_ref() {
+                if c.from <= now && c.until.is_none_or(|until| now < until) {
+                    return Arc::clone(&c.index);
+                }
+            }
+        }
+        let firing = self
+            .alerts
+            .iter()
+            .filter(|a| a.alert.status_at(now) == AlertStatus::Firing);
+        let until = firing.clone().filter_map(|a| a.alert.ends_at).min();
+        let index = Arc::new(
+            self.inhibitor
+                .index(firing.map(|a| (a.fingerprint, &a.alert.labels))),
+        );
+        *self.sources.lock().unwrap_or_else(|e| e.into_inner()) = Some(CachedSources {
+            from: now,
+            until,
+            index: Arc::clone(&index),
+        });
+        index
     }
 }
 
@@ -457,7 +605,9 @@ pub async fn run(
         let wait = {
             let mut notifier = notifier.lock().await;
             let now = clock.now();
-            notifier.tick_into(now, sink.as_mut());
+            // A flush of many alerts is CPU work: off the async worker, so
+            // the worker's other requests (health checks) move elsewhere.
+            off_worker(|| notifier.tick_into(now, sink.as_mut()));
             notifier
                 .next_deadline()
                 .and_then(|deadline| (deadline - now).to_std().ok())
@@ -467,6 +617,19 @@ pub async fn run(
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+/// Runs `work` with the runtime told this worker is busy (so its queued
+/// tasks move to another worker) on a multi-threaded runtime; as is on a
+/// current-thread one.
+pub fn off_worker<R>(work: impl FnOnce() -> R) -> R {
+    let multi = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
     }
 }
 

@@ -19,6 +19,30 @@
 //! message as a JSON string (400, or 404 for an unknown silence; a silence
 //! id that is not a UUID is 422 like any badly typed parameter).
 //!
+//! # Admission of posted alerts (backpressure)
+//!
+//! A posted batch is either taken whole (200: every valid alert is in the
+//! notifier and will be notified) or refused whole with 429 and a
+//! `Retry-After` header, never accepted and then lost. It is refused when
+//! the pipeline is behind:
+//!
+//! - the history writer's backlog is at its capacity (database slow or
+//!   down; see [`crate::history::writer`]), so the batch's episodes would
+//!   only grow the spill;
+//! - the notifier's lock is not free within [`ADMIT_WAIT`];
+//! - an aggregation group has been due for more than [`MAX_LAG`] without
+//!   being flushed (an alert taken now could time out, `resolve_timeout`,
+//!   before its first notification and never be sent as firing: this is
+//!   how half of 100,000 posted alerts were lost while readers held the
+//!   notifier's lock for minutes);
+//! - the notifier would hold more than [`MAX_ALERTS`] alerts (alerts it
+//!   already holds are always taken again, so senders can refresh and
+//!   resolve them).
+//!
+//! Prometheus counts a refused batch as a failed send and posts its firing
+//! alerts again at its next resend; other clients should wait `Retry-After`
+//! seconds and post the batch again.
+//!
 //! [`run_sync`] is the background half: it merges silences other replicas
 //! wrote to the shared database, and records posted alerts that resolved by
 //! timing out (no `endsAt` refresh) in the history.
@@ -50,7 +74,7 @@ use crate::notify::clock::{add, Clock};
 use crate::notify::matcher::{
     anchored_regex, is_valid_label_name, parse_matcher, MatchOp, Matcher,
 };
-use crate::notify::notifier::Notifier;
+use crate::notify::notifier::{off_worker, AlertsSnapshot, Notifier};
 use crate::notify::silence::{Silence, SilenceStore, DEFAULT_RETENTION};
 
 /// What the Alertmanager API works on: the running notifier, a clock, the
@@ -62,6 +86,8 @@ pub struct AlertmanagerApi {
     posted: Mutex<PostedAlerts>,
     config_text: RwLock<String>,
     started: DateTime<Utc>,
+    /// Posts are being refused (logged when this changes, not per post).
+    refusing: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for AlertmanagerApi {
@@ -89,6 +115,7 @@ impl AlertmanagerApi {
             posted: Mutex::new(PostedAlerts::default()),
             config_text: RwLock::new(mask_secrets(notify_text)),
             started,
+            refusing: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -115,11 +142,47 @@ impl AlertmanagerApi {
     fn record(&self, writes: Vec<HistoryWrite>) {
         let Some(writer) = &self.history else { return };
         for write in writes {
-            // A full queue is logged and counted by the writer.
+            // Never refused for room (the writer spills); a stopped writer
+            // (shutdown) is logged and counted by the writer.
             let _ = writer.record(write);
         }
     }
+
+    /// A refusal of a posted batch, logged when posts start being refused.
+    fn refuse(&self, reason: String) -> AmError {
+        if !self
+            .refusing
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(%reason, "posted alerts refused with 429 until the pipeline catches up");
+        }
+        AmError::Busy {
+            retry_after: RETRY_AFTER.as_secs(),
+            message: format!(
+                "{reason}; nothing in this batch was taken, post it again in {} s",
+                RETRY_AFTER.as_secs()
+            ),
+        }
+    }
+
+    fn admitted(&self) {
+        if self
+            .refusing
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::info!("posted alerts admitted again");
+        }
+    }
 }
+
+/// Longest a posted batch waits for the notifier before it is refused.
+pub const ADMIT_WAIT: Duration = Duration::from_secs(2);
+/// Longest an aggregation group may be overdue before posts are refused.
+pub const MAX_LAG: Duration = Duration::from_secs(10);
+/// Most alerts the notifier holds before new posted alerts are refused.
+pub const MAX_ALERTS: usize = 200_000;
+/// The `Retry-After` of a refused batch.
+pub const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// How often [`run_sync`] runs by default.
 pub const SYNC_EVERY: Duration = Duration::from_secs(10);
@@ -223,6 +286,9 @@ pub enum AmError {
     Payload { status: StatusCode, message: String },
     /// An unknown silence: 404 without a body.
     NotFound,
+    /// The pipeline is behind: 429 with `Retry-After`, the message as a
+    /// JSON string.
+    Busy { retry_after: u64, message: String },
 }
 
 impl AmError {
@@ -304,6 +370,15 @@ impl IntoResponse for AmError {
                 .into_response(),
             AmError::Payload { status, message } => (status, Json(message)).into_response(),
             AmError::NotFound => StatusCode::NOT_FOUND.into_response(),
+            AmError::Busy {
+                retry_after,
+                message,
+            } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, retry_after.to_string())],
+                Json(message),
+            )
+                .into_response(),
         }
     }
 }
@@ -459,8 +534,9 @@ pub async fn post_alerts(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(AmError::required(&["alerts".to_string()]));
     }
+    // Up to 2 MiB of JSON: parsed with the worker marked busy.
     let posted: Vec<PostableAlert> =
-        serde_json::from_slice(&body).map_err(|e| AmError::parse("alerts", e))?;
+        off_worker(|| serde_json::from_slice(&body)).map_err(|e| AmError::parse("alerts", e))?;
     let missing: Vec<String> = posted
         .iter()
         .enumerate()
@@ -488,21 +564,53 @@ pub async fn post_alerts(
         }
     }
     let group = sender_group(&headers);
+    if let Some(writer) = api.history.as_ref().filter(|w| w.congested()) {
+        return Err(api.refuse(format!(
+            "the history database is behind ({} writes waiting, capacity {})",
+            writer.backlog(),
+            writer.capacity()
+        )));
+    }
     {
-        let mut notifier = api.notifier.lock().await;
-        let resolve_timeout = notifier.config().global.resolve_timeout;
-        let writes = {
-            let mut posted = api.posted.lock().unwrap_or_else(|e| e.into_inner());
-            valid
-                .iter()
-                .flat_map(|a| {
-                    let ends_at = a.ends_at.unwrap_or_else(|| add(now, resolve_timeout));
-                    posted.observe(a, ends_at, &group, now)
-                })
-                .collect::<Vec<_>>()
+        let Ok(mut notifier) = tokio::time::timeout(ADMIT_WAIT, api.notifier.lock()).await else {
+            return Err(api.refuse(format!(
+                "the notification pipeline is busy (not free within {} s)",
+                ADMIT_WAIT.as_secs()
+            )));
         };
-        api.record(writes);
-        notifier.ingest(valid, now);
+        let lag = notifier.lag(now);
+        if lag > MAX_LAG {
+            return Err(api.refuse(format!(
+                "the notification pipeline is {} s behind",
+                lag.as_secs()
+            )));
+        }
+        let new = valid
+            .iter()
+            .filter(|a| !notifier.holds(a.fingerprint()))
+            .count();
+        if new > 0 && notifier.alert_count() + new > MAX_ALERTS {
+            return Err(api.refuse(format!(
+                "the notifier holds {} alerts, at most {MAX_ALERTS}",
+                notifier.alert_count()
+            )));
+        }
+        api.admitted();
+        let resolve_timeout = notifier.config().global.resolve_timeout;
+        off_worker(|| {
+            let writes = {
+                let mut posted = api.posted.lock().unwrap_or_else(|e| e.into_inner());
+                valid
+                    .iter()
+                    .flat_map(|a| {
+                        let ends_at = a.ends_at.unwrap_or_else(|| add(now, resolve_timeout));
+                        posted.observe(a, ends_at, &group, now)
+                    })
+                    .collect::<Vec<_>>()
+            };
+            api.record(writes);
+            notifier.ingest(valid, now);
+        });
     }
     if !errors.is_empty() {
         tracing::warn!(errors = %errors.join("; "), "posted alerts refused");
@@ -540,11 +648,10 @@ pub struct GettableAlert {
     labels: BTreeMap<String, String>,
 }
 
-/// `GET /api/v2/alerts`.
-pub async fn get_alerts(
-    State(state): State<Arc<AppState>>,
-    uri: Uri,
-) -> Result<Json<Vec<GettableAlert>>, AmError> {
+/// `GET /api/v2/alerts`. Works on a snapshot of the notifier (taken in
+/// pointer copies under its lock) on the blocking pool, so neither the
+/// pipeline nor the async workers wait for a listing of many alerts.
+pub async fn get_alerts(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, AmError> {
     let pairs = query_pairs(&uri)?;
     let matchers = filter_param(&pairs)?;
     let receiver =
@@ -554,48 +661,99 @@ pub async fn get_alerts(
             })?),
             None => None,
         };
-    let active = bool_param(&pairs, "active")?;
-    let silenced = bool_param(&pairs, "silenced")?;
-    let inhibited = bool_param(&pairs, "inhibited")?;
+    let filter = AlertFilter {
+        matchers,
+        receiver,
+        active: bool_param(&pairs, "active")?,
+        silenced: bool_param(&pairs, "silenced")?,
+        inhibited: bool_param(&pairs, "inhibited")?,
+    };
     // Every alert is processed as soon as it is ingested.
     let _unprocessed = bool_param(&pairs, "unprocessed")?;
 
     let api = &state.alertmanager;
-    let notifier = api.notifier.lock().await;
+    let snapshot = {
+        let mut notifier = api.notifier.lock().await;
+        off_worker(|| notifier.snapshot())
+    };
     let now = api.clock.now();
+    let body = tokio::task::spawn_blocking(move || {
+        serde_json::to_vec(&list_alerts(&snapshot, &filter, now))
+    })
+    .await
+    .map_err(|e| AmError::Payload {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        message: format!("listing the alerts failed: {e}"),
+    })?
+    .map_err(|e| AmError::Payload {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        message: format!("cannot encode the alerts: {e}"),
+    })?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The query parameters of `GET /api/v2/alerts`.
+struct AlertFilter {
+    matchers: Vec<Matcher>,
+    receiver: Option<Regex>,
+    active: bool,
+    silenced: bool,
+    inhibited: bool,
+}
+
+/// The alerts of `snapshot` that pass `filter` at `now`, by fingerprint.
+fn list_alerts(
+    snapshot: &AlertsSnapshot,
+    filter: &AlertFilter,
+    now: DateTime<Utc>,
+) -> Vec<GettableAlert> {
+    let sources = snapshot.sources_at(now);
+    let silences: Vec<&Silence> = snapshot
+        .silences
+        .iter()
+        .filter(|s| s.is_active(now))
+        .collect();
     let mut out = Vec::new();
-    for alert in notifier.alerts() {
+    for entry in &snapshot.alerts {
+        let alert = entry.alert.as_ref();
         if alert.ends_at.is_some_and(|end| end < now) {
             continue;
         }
-        let receivers = notifier.receivers(&alert.labels);
-        if let Some(re) = &receiver {
+        if !filter.matchers.iter().all(|m| m.matches(&alert.labels)) {
+            continue;
+        }
+        let receivers = snapshot.routes.receivers(&alert.labels);
+        if let Some(re) = &filter.receiver {
             if !receivers.iter().any(|r| re.is_match(r)) {
                 continue;
             }
         }
-        let silenced_by = notifier.silences().silenced_by(&alert.labels, now);
-        let inhibited_by: Vec<String> = notifier
-            .inhibited_by(&alert.labels, now)
+        let silenced_by: Vec<String> = silences
+            .iter()
+            .filter(|s| s.mutes(&alert.labels, now))
+            .map(|s| s.id.clone())
+            .collect();
+        let inhibited_by: Vec<String> = sources
+            .inhibited_by(&snapshot.inhibitor, &alert.labels)
             .into_iter()
             .map(|f| f.to_string())
             .collect();
         let suppressed = !silenced_by.is_empty() || !inhibited_by.is_empty();
-        if (!active && !suppressed)
-            || (!silenced && !silenced_by.is_empty())
-            || (!inhibited && !inhibited_by.is_empty())
-            || !matchers.iter().all(|m| m.matches(&alert.labels))
+        if (!filter.active && !suppressed)
+            || (!filter.silenced && !silenced_by.is_empty())
+            || (!filter.inhibited && !inhibited_by.is_empty())
         {
             continue;
         }
-        let fingerprint = alert.fingerprint();
         out.push(GettableAlert {
             annotations: alert.annotations.clone(),
             ends_at: format_time(alert.ends_at.unwrap_or(now)),
-            fingerprint: fingerprint.to_string(),
+            fingerprint: entry.fingerprint.to_string(),
             receivers: receivers
                 .into_iter()
-                .map(|name| ReceiverName { name })
+                .map(|name| ReceiverName {
+                    name: name.to_string(),
+                })
                 .collect(),
             starts_at: format_time(alert.starts_at),
             status: AlertStatusJson {
@@ -603,13 +761,13 @@ pub async fn get_alerts(
                 silenced_by,
                 state: if suppressed { "suppressed" } else { "active" },
             },
-            updated_at: format_time(notifier.updated_at(fingerprint).unwrap_or(alert.starts_at)),
+            updated_at: format_time(entry.updated_at),
             generator_url: alert.generator_url.clone(),
             labels: label_map(&alert.labels),
         });
     }
     out.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
-    Ok(Json(out))
+    out
 }
 
 /// An episode of a posted alert that is still open.

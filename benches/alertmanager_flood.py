@@ -1,0 +1,169 @@
+"""Driver of the Alertmanager side-by-side bench (benches/alertmanager.sh):
+posts ALERTS alerts to one Alertmanager-compatible server (Vigil's
+evaluator or Alertmanager 0.25, both configured by the script with the same
+route, receiver and 100 inhibit rules), is the webhook receiver of its
+notifications, and measures
+
+- post to last notification: from the start of the first POST to the
+  arrival of the last alert the webhook is owed (every alert that is not
+  inhibited), with the arrival of each alert taken once;
+- `GET /api/v2/alerts` latency once every alert is in: the median and the
+  worst of GETS listings, each a fresh request reading the whole body.
+
+The alerts: half `severity=critical`, spread over 100 teams (one inhibit
+rule per team: its critical alerts mute `severity=warning` alerts with the
+same `instance`), half warnings; every other warning shares its instance
+with a critical alert, so half of the warnings are inhibited. Every warning
+matches the target side of all 100 rules, the case where checking
+inhibition per alert against every source is slow.
+
+Usage: alertmanager_flood.py NAME API_URL HOOK_PORT. Prints progress and
+one JSON line {"name", "post_to_last_ms", "get_ms_median", "get_ms_max",
+"alerts_listed", "notified", "owed"}.
+"""
+
+import json
+import statistics
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ALERTS = 10_000
+TEAMS = 100
+BATCH = 500
+GETS = 7
+
+name, api, hook_port = sys.argv[1], sys.argv[2].rstrip("/"), int(sys.argv[3])
+
+lock = threading.Lock()
+arrived = {}  # series -> first arrival time (firing)
+
+
+class Hook(BaseHTTPRequestHandler):
+    def do_POST(self):
+        now = time.time()
+        length = int(self.headers.get("Content-Length", "0"))
+        payload = json.loads(self.rfile.read(length) or b"{}")
+        with lock:
+            for alert in payload.get("alerts", []):
+                if alert.get("status") == "firing":
+                    arrived.setdefault(alert["labels"]["series"], now)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def alerts():
+    out = []
+    for i in range(ALERTS):
+        critical = i % 2 == 0
+        # Critical i and warning i+1 share an instance when i % 4 == 0:
+        # half of the warnings are inhibited.
+        instance = f"host{i // 2}" if (i % 4 in (0, 1)) else f"host{i}"
+        out.append(
+            {
+                "labels": {
+                    "alertname": "Critical" if critical else "Warning",
+                    "severity": "critical" if critical else "warning",
+                    "team": f"t{(i // 2) % TEAMS}",
+                    "instance": instance,
+                    "series": f"s{i}",
+                },
+                "annotations": {"summary": f"bench alert {i}"},
+            }
+        )
+    return out
+
+
+def owed(batch):
+    critical_instances = {a["labels"]["instance"] for a in batch if a["labels"]["severity"] == "critical"}
+    return {
+        a["labels"]["series"]
+        for a in batch
+        if a["labels"]["severity"] == "critical" or a["labels"]["instance"] not in critical_instances
+    }
+
+
+def request(method, url, body=None, timeout=300):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return r.status, r.read()
+
+
+server = ThreadingHTTPServer(("127.0.0.1", hook_port), Hook)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+
+all_alerts = alerts()
+want = owed(all_alerts)
+started = time.time()
+for k in range(0, ALERTS, BATCH):
+    batch = all_alerts[k : k + BATCH]
+    while True:
+        try:
+            status, _ = request("POST", f"{api}/api/v2/alerts", batch)
+        except urllib.error.HTTPError as e:
+            if e.code != 429:
+                raise
+            wait = int(e.headers.get("Retry-After", "1"))
+            print(f"{name}: batch {k // BATCH} refused (429), again in {wait} s", flush=True)
+            time.sleep(wait)
+            continue
+        break
+posted = time.time()
+print(f"{name}: {ALERTS} alerts posted in {(posted - started) * 1000:.0f} ms", flush=True)
+
+deadline = time.time() + 300
+while time.time() < deadline:
+    with lock:
+        got = want & arrived.keys()
+    if len(got) == len(want):
+        break
+    time.sleep(0.1)
+with lock:
+    got_times = [arrived[s] for s in want if s in arrived]
+    extra = len(arrived.keys() - want)
+if len(got_times) < len(want):
+    print(f"{name}: only {len(got_times)} of {len(want)} owed alerts notified within 300 s", flush=True)
+post_to_last = (max(got_times) - started) * 1000 if got_times else float("nan")
+print(
+    f"{name}: {len(got_times)}/{len(want)} owed alerts notified, {extra} inhibited ones notified; "
+    f"post to last notification {post_to_last:.0f} ms",
+    flush=True,
+)
+
+times = []
+listed = 0
+for _ in range(GETS):
+    t0 = time.time()
+    status, body = request("GET", f"{api}/api/v2/alerts")
+    times.append((time.time() - t0) * 1000)
+    listed = len(json.loads(body))
+print(
+    f"{name}: GET /api/v2/alerts ({listed} alerts): median {statistics.median(times):.0f} ms, "
+    f"max {max(times):.0f} ms over {GETS}: {[round(t) for t in times]}",
+    flush=True,
+)
+server.shutdown()
+print(
+    json.dumps(
+        {
+            "name": name,
+            "post_to_last_ms": post_to_last,
+            "get_ms_median": statistics.median(times),
+            "get_ms_max": max(times),
+            "alerts_listed": listed,
+            "notified": len(got_times),
+            "owed": len(want),
+            "inhibited_notified": extra,
+        }
+    ),
+    flush=True,
+)
