@@ -506,6 +506,30 @@ fn to_alert(posted: PostableAlert, now: DateTime<Utc>) -> Result<Alert, String> 
     })
 }
 
+/// A `POST /api/v2/alerts` body decoded and checked as the handler does
+/// before admission: each alert, or why it is refused; the whole body
+/// refused (with why) when it is not a JSON list of alerts with labels and
+/// readable times. For the fuzzer and tests of untrusted input.
+pub fn decode_posted_alerts(
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Vec<Result<Alert, String>>, String> {
+    let posted: Vec<PostableAlert> = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    if let Some(i) = posted.iter().position(|a| a.labels.is_none()) {
+        return Err(format!("{i}.labels in body is required"));
+    }
+    Ok(posted.into_iter().map(|a| to_alert(a, now)).collect())
+}
+
+/// A `POST /api/v2/silences` body decoded and checked as the handler does
+/// before it looks at the stored silences; for the fuzzer and tests.
+pub fn decode_posted_silence(body: &[u8]) -> Result<Silence, String> {
+    let posted: PostableSilence = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    to_silence(posted)
+        .map(|(_, silence)| silence)
+        .map_err(|e| format!("{e:?}"))
+}
+
 /// The history group of posted alerts: `api/` and the sender's product
 /// name from its User-Agent (`api/Prometheus`), or `api`.
 fn sender_group(headers: &HeaderMap) -> String {
