@@ -79,16 +79,24 @@ impl Labels {
     pub fn from_pairs<N: AsRef<str>, V: AsRef<str>>(
         pairs: impl IntoIterator<Item = (N, V)>,
     ) -> Labels {
-        let mut owned: Vec<(N, V)> = Vec::new();
-        for (name, value) in pairs {
-            owned.retain(|(n, _)| n.as_ref() != name.as_ref());
-            owned.push((name, value));
-        }
+        let mut owned: Vec<(N, V)> = pairs.into_iter().collect();
+        // A stable sort keeps duplicates in input order, so the last of
+        // each run of equal names is the one that wins; O(n log n) however
+        // many labels come in.
         owned.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
-        Labels::from_sorted(owned.iter().map(|(n, v)| Label {
-            name: n.as_ref(),
-            value: v.as_ref(),
-        }))
+        let last_of_run = |i: usize| {
+            owned
+                .get(i + 1)
+                .is_none_or(|next: &(N, V)| next.0.as_ref() != owned[i].0.as_ref())
+        };
+        Labels::from_sorted(
+            (0..owned.len())
+                .filter(|&i| last_of_run(i))
+                .map(|i| Label {
+                    name: owned[i].0.as_ref(),
+                    value: owned[i].1.as_ref(),
+                }),
+        )
     }
 
     /// Builds a label set from labels already sorted by name with unique

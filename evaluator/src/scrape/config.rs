@@ -45,13 +45,38 @@ pub struct ScrapeConfig {
     pub bearer_token_file: Option<String>,
     #[serde(default)]
     pub metric_relabel_configs: Vec<RelabelConfig>,
-    /// More samples than this after relabelling fail the scrape; 0 = no limit.
-    #[serde(default)]
-    pub sample_limit: u64,
+    /// More samples than this after relabelling fail the scrape; 0 = no
+    /// limit. Default [`DEFAULT_SAMPLE_LIMIT`].
+    pub sample_limit: Option<u64>,
     /// Bigger (uncompressed) bodies fail the scrape: bytes or `10MB`,
-    /// `512KiB`...; 0 = no limit.
+    /// `512KiB`...; 0 = no limit. Default [`DEFAULT_BODY_SIZE_LIMIT`].
     pub body_size_limit: Option<ByteSize>,
+    /// A series with more labels than this after relabelling (counting
+    /// `__name__`, as Prometheus does) fails the scrape; 0 = no limit.
+    /// Default [`DEFAULT_LABEL_LIMIT`]. The parser also stops reading a
+    /// line as soon as it exposes more labels than this.
+    pub label_limit: Option<u64>,
+    /// A label name longer than this (bytes) fails the scrape; 0 = no limit.
+    /// Default [`DEFAULT_LABEL_NAME_LENGTH_LIMIT`].
+    pub label_name_length_limit: Option<u64>,
+    /// A label value longer than this (bytes) fails the scrape; 0 = no
+    /// limit. Default [`DEFAULT_LABEL_VALUE_LENGTH_LIMIT`].
+    pub label_value_length_limit: Option<u64>,
 }
+
+/// Default `sample_limit`. Prometheus has none (0); Vigil keeps one so a
+/// single target cannot fill the process: well above a big exporter
+/// (the benchmark's 76,000 series), well below `storage.series_limit`.
+pub const DEFAULT_SAMPLE_LIMIT: u64 = 200_000;
+/// Default `body_size_limit` (64 MiB of uncompressed exposition, about
+/// 400,000 typical series).
+pub const DEFAULT_BODY_SIZE_LIMIT: u64 = 64 << 20;
+/// Default `label_limit`: real series carry a few dozen labels.
+pub const DEFAULT_LABEL_LIMIT: u64 = 128;
+/// Default `label_name_length_limit` in bytes.
+pub const DEFAULT_LABEL_NAME_LENGTH_LIMIT: u64 = 1024;
+/// Default `label_value_length_limit` in bytes.
+pub const DEFAULT_LABEL_VALUE_LENGTH_LIMIT: u64 = 16 * 1024;
 
 /// A `static_configs` entry.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -162,6 +187,12 @@ pub struct ValidScrapeConfig {
     pub sample_limit: usize,
     /// 0 = no limit.
     pub body_size_limit: u64,
+    /// Most labels per series (with `__name__`); 0 = no limit.
+    pub label_limit: usize,
+    /// Longest label name in bytes; 0 = no limit.
+    pub label_name_length_limit: usize,
+    /// Longest label value in bytes; 0 = no limit.
+    pub label_value_length_limit: usize,
 }
 
 impl ValidScrapeConfig {
@@ -308,14 +339,22 @@ impl ScrapeConfig {
         }
 
         let body_size_limit = match &self.body_size_limit {
-            None => 0,
+            None => DEFAULT_BODY_SIZE_LIMIT,
             Some(ByteSize::Bytes(n)) => *n,
             Some(ByteSize::Text(text)) => parse_byte_size(text).unwrap_or_else(|message| {
                 err("body_size_limit", message);
                 0
             }),
         };
-        let sample_limit = usize::try_from(self.sample_limit).unwrap_or(usize::MAX);
+        let limit = |value: Option<u64>, default: u64| {
+            usize::try_from(value.unwrap_or(default)).unwrap_or(usize::MAX)
+        };
+        let sample_limit = limit(self.sample_limit, DEFAULT_SAMPLE_LIMIT);
+        let label_limit = limit(self.label_limit, DEFAULT_LABEL_LIMIT);
+        let label_name_length_limit =
+            limit(self.label_name_length_limit, DEFAULT_LABEL_NAME_LENGTH_LIMIT);
+        let label_value_length_limit =
+            limit(self.label_value_length_limit, DEFAULT_LABEL_VALUE_LENGTH_LIMIT);
 
         match (interval, timeout) {
             (Some(scrape_interval), Some(scrape_timeout)) if errors.is_empty() => {
@@ -331,6 +370,9 @@ impl ScrapeConfig {
                     metric_relabel,
                     sample_limit,
                     body_size_limit,
+                    label_limit,
+                    label_name_length_limit,
+                    label_value_length_limit,
                 })
             }
             _ => Err(errors),

@@ -11,6 +11,17 @@
 //! a shutdown token; the returned [`TargetHandle`]s feed the targets API.
 //! Cancelling the token stops every loop, which first marks all of its
 //! series stale.
+//!
+//! Work is bounded: parsing and storing run on tokio's blocking pool (the
+//! async workers keep serving HTTP and rules), `scrape_timeout` covers the
+//! whole scrape, and Prometheus' per-scrape limits (`sample_limit`,
+//! `body_size_limit`, `label_limit`, `label_name_length_limit`,
+//! `label_value_length_limit`) have protective defaults. A scrape over any
+//! limit fails whole, as in Prometheus: nothing of it is stored, its
+//! previous series go stale, `up` is 0 and the reason is the target's last
+//! error. The store may also refuse a target's scrape whole when it would
+//! take the target past its share of the series limit (see
+//! [`crate::store`]).
 
 pub mod appender;
 pub mod config;
@@ -20,7 +31,7 @@ pub mod scrape_loop;
 pub mod staleness;
 pub mod target;
 
-pub use appender::{AppendError, AppendSample, SampleAppender};
+pub use appender::{AppendError, AppendSample, SampleAppender, TargetId};
 pub use config::{
     parse_prometheus_duration, validate_scrape_configs, ConfigError, ScrapeConfig, ScrapeDefaults,
     ValidScrapeConfig,

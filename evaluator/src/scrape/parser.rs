@@ -95,6 +95,9 @@ pub struct ParseError {
     /// 1-based line number in the (decompressed) body.
     pub line: usize,
     pub reason: String,
+    /// Set when the line broke a limit given to the parser (the config key,
+    /// `label_limit`) rather than the format.
+    pub limit: Option<&'static str>,
 }
 
 /// Pull parser over one exposition body.
@@ -110,6 +113,12 @@ pub struct Parser<'a> {
     /// Whether the body is the end of the exposition (see [`Pieces`]).
     last_piece: bool,
     eof_seen: bool,
+    /// Most labels one sample (or exemplar) may have; 0 = no limit. A line
+    /// with more is rejected as soon as the extra label is read, so one
+    /// hostile line costs at most this many labels of work and memory.
+    label_limit: usize,
+    /// The last error came from `label_limit`.
+    limit_hit: bool,
 }
 
 /// Where a body parsed in pieces stands between two pieces: a scrape
@@ -121,6 +130,7 @@ pub struct Pieces {
     lines_before: usize,
     /// OpenMetrics `# EOF` was in an earlier piece: nothing may follow.
     eof_seen: bool,
+    label_limit: usize,
 }
 
 impl Pieces {
@@ -129,7 +139,15 @@ impl Pieces {
             format,
             lines_before: 0,
             eof_seen: false,
+            label_limit: 0,
         }
+    }
+
+    /// Every piece's parser rejects samples with more than `limit` labels
+    /// (see [`Parser::with_label_limit`]); 0 = no limit.
+    pub fn with_label_limit(mut self, limit: usize) -> Pieces {
+        self.label_limit = limit;
+        self
     }
 
     /// A parser for the next piece; `last` when no more bytes follow it.
@@ -139,13 +157,16 @@ impl Pieces {
             return Err(ParseError {
                 line: self.lines_before + 1,
                 reason: "content after \"# EOF\"".into(),
+                limit: None,
             });
         }
         let mut parser = Parser::from_bytes(piece, self.format).map_err(|e| ParseError {
             line: self.lines_before + e.line,
             reason: e.reason,
+            limit: None,
         })?;
         parser.line = self.lines_before;
+        parser.label_limit = self.label_limit;
         parser.last_piece = last;
         parser.eof_seen = self.eof_seen;
         Ok(parser)
@@ -171,7 +192,16 @@ impl<'a> Parser<'a> {
             finished: false,
             last_piece: true,
             eof_seen: false,
+            label_limit: 0,
+            limit_hit: false,
         }
+    }
+
+    /// Rejects any sample (or exemplar) with more than `limit` labels, with
+    /// [`ParseError::limit`] set to `label_limit`; 0 = no limit.
+    pub fn with_label_limit(mut self, limit: usize) -> Parser<'a> {
+        self.label_limit = limit;
+        self
     }
 
     /// A parser over raw bytes; fails with the line of the first byte that
@@ -185,6 +215,7 @@ impl<'a> Parser<'a> {
                 Err(ParseError {
                     line,
                     reason: "invalid UTF-8 in exposition".to_string(),
+                    limit: None,
                 })
             }
         }
@@ -206,6 +237,7 @@ impl<'a> Parser<'a> {
                 Err(ParseError {
                     line: self.line,
                     reason,
+                    limit: self.limit_hit.then_some("label_limit"),
                 })
             }
         }
@@ -303,7 +335,8 @@ impl<'a> Parser<'a> {
         self.labels.clear();
         let series_end;
         if bytes.get(i) == Some(&b'{') {
-            i = parse_label_block(line, i + 1, &mut self.labels)?;
+            i = parse_label_block(line, i + 1, &mut self.labels, self.label_limit)
+                .inspect_err(|_| self.limit_hit = self.over_label_limit(self.labels.len()))?;
             series_end = i;
         } else {
             series_end = i;
@@ -367,6 +400,10 @@ impl<'a> Parser<'a> {
         })
     }
 
+    fn over_label_limit(&self, labels: usize) -> bool {
+        self.label_limit > 0 && labels > self.label_limit
+    }
+
     /// Validates `# {labels} value [timestamp]` and discards it: exemplars
     /// are not stored.
     fn skip_exemplar(&mut self, line: &'a str, start: usize) -> Result<(), String> {
@@ -383,7 +420,8 @@ impl<'a> Parser<'a> {
             ));
         }
         self.exemplar_labels.clear();
-        i = parse_label_block(line, i + 1, &mut self.exemplar_labels)?;
+        i = parse_label_block(line, i + 1, &mut self.exemplar_labels, self.label_limit)
+            .inspect_err(|_| self.limit_hit = self.over_label_limit(self.exemplar_labels.len()))?;
         let value_start = skip_ws(bytes, i);
         if value_start == i || value_start >= bytes.len() {
             return Err("missing exemplar value".into());
@@ -540,14 +578,21 @@ fn parse_openmetrics_comment(comment: &str) -> Result<Pending<'_>, String> {
 }
 
 /// Parses `name="value", ...}` starting just after `{`; returns the index
-/// just after the closing `}`.
+/// just after the closing `}`. With `limit` > 0, stops with an error as soon
+/// as `out` holds more than `limit` labels.
 fn parse_label_block<'a>(
     line: &'a str,
     mut i: usize,
     out: &mut Vec<ParsedLabel<'a>>,
+    limit: usize,
 ) -> Result<usize, String> {
     let bytes = line.as_bytes();
     loop {
+        if limit > 0 && out.len() > limit {
+            return Err(format!(
+                "more than {limit} labels on one sample (label_limit); raise label_limit or expose fewer labels"
+            ));
+        }
         i = skip_ws(bytes, i);
         match bytes.get(i) {
             None => return Err("unterminated label set: missing \"}\"".into()),
@@ -670,16 +715,26 @@ fn unescape_help(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Fails on the first label name that occurs twice. Small sets (the usual
+/// case) are compared pairwise; larger ones are sorted, so the check stays
+/// O(n log n) however many labels a hostile line carries.
 fn check_duplicate_labels(labels: &[ParsedLabel<'_>]) -> Result<(), String> {
-    for (i, label) in labels.iter().enumerate() {
-        if labels[..i].iter().any(|l| l.name == label.name) {
-            return Err(format!(
-                "duplicate label name {}",
-                quote_snippet(label.name)
-            ));
+    const PAIRWISE_UP_TO: usize = 16;
+    let duplicate = |name: &str| format!("duplicate label name {}", quote_snippet(name));
+    if labels.len() <= PAIRWISE_UP_TO {
+        for (i, label) in labels.iter().enumerate() {
+            if labels[..i].iter().any(|l| l.name == label.name) {
+                return Err(duplicate(label.name));
+            }
         }
+        return Ok(());
     }
-    Ok(())
+    let mut names: Vec<&str> = labels.iter().map(|l| l.name).collect();
+    names.sort_unstable();
+    match names.windows(2).find(|pair| pair[0] == pair[1]) {
+        Some(pair) => Err(duplicate(pair[0])),
+        None => Ok(()),
+    }
 }
 
 /// Parses a sample value the way Go's ParseFloat does for the spellings

@@ -9,12 +9,14 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use prometheus::IntCounterVec;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::appender::{AppendError, AppendSample, SampleAppender};
+use super::appender::{AppendError, AppendSample, SampleAppender, TargetId};
 use super::config::{format_duration, Credentials, StaticTarget, ValidScrapeConfig};
 use super::parser::{is_valid_metric_name, Entry, Format, ParseError, Pieces};
 use super::relabel::{relabel, Relabeler};
@@ -53,9 +55,9 @@ pub enum ScrapeError {
     Request { url: String, reason: String },
     #[error("server returned HTTP status {0}")]
     Status(reqwest::StatusCode),
-    #[error("scrape timed out after {} (scrape_timeout)", format_duration(*.0))]
+    #[error("scrape timed out after {} (scrape_timeout, which covers fetching, parsing and storing); raise scrape_timeout or expose fewer series", format_duration(*.0))]
     Timeout(Duration),
-    #[error("body size limit of {0} bytes exceeded; raise body_size_limit or expose fewer series")]
+    #[error("body_size_limit of {0} bytes exceeded; raise body_size_limit or expose fewer series")]
     BodyTooLarge(u64),
     #[error("cannot read credentials file {path}: {reason}")]
     Credentials { path: String, reason: String },
@@ -63,10 +65,33 @@ pub enum ScrapeError {
     Parse(#[from] ParseError),
     #[error("sample_limit of {0} exceeded after relabelling; raise sample_limit or drop series with metric_relabel_configs")]
     SampleLimit(usize),
+    /// A label limit (`label_limit`, `label_name_length_limit`,
+    /// `label_value_length_limit`) was exceeded.
+    #[error("{detail}")]
+    Limit { limit: &'static str, detail: String },
     #[error("invalid metric name {0:?} after relabelling")]
     InvalidSeries(String),
     #[error(transparent)]
     Store(#[from] AppendError),
+    #[error("scrape stopped: the evaluator is shutting down or reloading")]
+    Stopped,
+    #[error("scrape worker failed: {0}")]
+    Worker(String),
+}
+
+impl ScrapeError {
+    /// The config key of the per-scrape limit this error is about (the
+    /// `limit` label of `vigil_scrape_limit_exceeded_total`), if any.
+    pub fn limit(&self) -> Option<&'static str> {
+        match self {
+            ScrapeError::BodyTooLarge(_) => Some("body_size_limit"),
+            ScrapeError::SampleLimit(_) => Some("sample_limit"),
+            ScrapeError::Limit { limit, .. } => Some(limit),
+            ScrapeError::Parse(e) => e.limit,
+            ScrapeError::Store(AppendError::SeriesLimit { .. }) => Some("series_limit"),
+            _ => None,
+        }
+    }
 }
 
 /// What one scrape did (also visible through the synthetic series).
@@ -74,17 +99,45 @@ pub enum ScrapeError {
 pub struct ScrapeOutcome {
     pub up: bool,
     pub error: Option<String>,
+    /// The limit the scrape broke (`sample_limit`, `label_limit`,
+    /// `series_limit`...), if that is why it failed.
+    pub limit: Option<&'static str>,
     pub samples_scraped: usize,
     pub samples_post_relabel: usize,
     pub series_added: usize,
     pub stale_markers: usize,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 struct Counts {
     scraped: usize,
     kept: usize,
     added: usize,
+}
+
+/// The per-scrape limits of a target (0 = no limit).
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    sample: usize,
+    label: usize,
+    label_name_length: usize,
+    label_value_length: usize,
+}
+
+/// Parsing and committing are CPU work proportional to the exposition, so
+/// they run on tokio's blocking pool, never on the async workers that serve
+/// HTTP and run the rules; this is the state that work needs, shared with
+/// it under a lock that only one step of one scrape holds at a time.
+struct Work {
+    target_labels: Labels,
+    honor_labels: bool,
+    rules: Arc<Vec<Relabeler>>,
+    limits: Limits,
+    tracker: SeriesTracker,
+    report_series: [Labels; 5],
+    batch: Vec<AppendSample>,
+    pieces: Pieces,
+    counts: Counts,
 }
 
 /// One target's scrape loop.
@@ -92,25 +145,34 @@ pub struct ScrapeLoop {
     target: Target,
     interval: Duration,
     timeout: Duration,
-    honor_labels: bool,
     credentials: Option<Credentials>,
-    rules: Arc<Vec<Relabeler>>,
-    sample_limit: usize,
     body_size_limit: u64,
     client: reqwest::Client,
     appender: Arc<dyn SampleAppender>,
+    target_id: TargetId,
     clock: Arc<dyn Clock>,
-    tracker: SeriesTracker,
-    report_series: [Labels; 5],
     handle: TargetHandle,
-    batch: Vec<AppendSample>,
-    /// The part of the response body not parsed yet (at most a line plus a
-    /// chunk), kept between scrapes.
+    work: Arc<Mutex<Work>>,
+    /// Stops a scrape in progress (set by [`ScrapeLoop::run`]).
+    cancel: CancellationToken,
+    /// `vigil_scrape_limit_exceeded_total{job, limit}`, when counted.
+    limits_exceeded: Option<IntCounterVec>,
+    /// The part of the response body not parsed yet (at most a line plus
+    /// [`PARSE_BATCH`]), kept between scrapes.
     body: Vec<u8>,
 }
 
 /// The largest line buffer kept from one scrape to the next.
 const BODY_BUFFER_KEEP: usize = 1024 * 1024;
+
+/// Complete lines are handed to the blocking pool once this many bytes
+/// have arrived (and at the end of the body): small expositions cost one
+/// hand-over per scrape, large ones one per 256 KiB.
+const PARSE_BATCH: usize = 256 * 1024;
+
+/// How many entries the blocking parser handles between two looks at the
+/// deadline and the stop signal.
+const CHECK_EVERY: u32 = 256;
 
 const REPORT_NAMES: [&str; 5] = [
     "up",
@@ -120,8 +182,14 @@ const REPORT_NAMES: [&str; 5] = [
     "scrape_series_added",
 ];
 
+fn lock(work: &Mutex<Work>) -> MutexGuard<'_, Work> {
+    work.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl ScrapeLoop {
-    /// A loop for `static_target`, one of `config`'s targets.
+    /// A loop for `static_target`, one of `config`'s targets. Registers the
+    /// target with `appender` (see [`SampleAppender::register_target`]);
+    /// dropping the loop unregisters it.
     pub fn new(
         config: &ValidScrapeConfig,
         static_target: &StaticTarget,
@@ -154,24 +222,45 @@ impl ScrapeLoop {
             scrape_interval: config.scrape_interval,
             scrape_timeout: config.scrape_timeout,
         });
+        let work = Work {
+            target_labels: target.labels.clone(),
+            honor_labels: config.honor_labels,
+            rules: Arc::new(config.metric_relabel.clone()),
+            limits: Limits {
+                sample: config.sample_limit,
+                label: config.label_limit,
+                label_name_length: config.label_name_length_limit,
+                label_value_length: config.label_value_length_limit,
+            },
+            tracker: SeriesTracker::new(),
+            report_series,
+            batch: Vec::new(),
+            pieces: Pieces::new(Format::PrometheusText),
+            counts: Counts::default(),
+        };
+        let target_id = appender.register_target();
         Ok(ScrapeLoop {
             target,
             interval: config.scrape_interval,
             timeout: config.scrape_timeout,
-            honor_labels: config.honor_labels,
             credentials: config.credentials.clone(),
-            rules: Arc::new(config.metric_relabel.clone()),
-            sample_limit: config.sample_limit,
             body_size_limit: config.body_size_limit,
             client,
             appender,
+            target_id,
             clock,
-            tracker: SeriesTracker::new(),
-            report_series,
             handle,
-            batch: Vec::new(),
+            work: Arc::new(Mutex::new(work)),
+            cancel: CancellationToken::new(),
+            limits_exceeded: None,
             body: Vec::new(),
         })
+    }
+
+    /// Counts scrapes that broke a limit in `counter`, labelled with the
+    /// job and the limit's config key.
+    pub fn count_limits_in(&mut self, counter: IntCounterVec) {
+        self.limits_exceeded = Some(counter);
     }
 
     /// The state view for the targets API.
@@ -184,71 +273,63 @@ impl ScrapeLoop {
     }
 
     /// Scrapes once at the clock's current time and commits the result.
+    /// Everything (request, body, parsing, storing) happens within the
+    /// target's `scrape_timeout`; a stop signal ends it early, without
+    /// storing anything.
     pub async fn scrape_once(&mut self) -> ScrapeOutcome {
         let start = self.clock.now();
         let t_ms = unix_millis(start);
-        self.batch.clear();
-        self.tracker.begin();
-
-        let mut body = std::mem::take(&mut self.body);
-        body.clear();
-        let mut counts = Counts::default();
-        let timeout = self.timeout;
-        let scrape = self.fetch_and_ingest(&mut body, t_ms, &mut counts);
-        let result = match tokio::time::timeout(timeout, scrape).await {
-            Ok(result) => result,
-            Err(_) => Err(ScrapeError::Timeout(timeout)),
-        };
-        if body.capacity() > BODY_BUFFER_KEEP {
-            // A very long line grew the buffer: do not hold on to it.
-            body = Vec::new();
+        let deadline = Instant::now() + self.timeout;
+        {
+            let mut work = lock(&self.work);
+            work.batch.clear();
+            work.counts = Counts::default();
+            work.tracker.begin();
         }
-        self.body = body;
-        let stale = match &result {
-            Ok(()) => self.tracker.finish_success(),
-            Err(_) => {
-                // Like Prometheus: nothing of a failed scrape is stored, and
-                // every series of the last good scrape goes stale.
-                self.batch.clear();
-                self.tracker.finish_failure()
-            }
-        };
-        let stale_markers = stale.len();
-        self.batch
-            .extend(stale.into_iter().map(|labels| AppendSample {
-                labels,
-                t_ms,
-                value: STALE_NAN,
-            }));
 
+        let mut result = self.fetch_and_ingest(deadline, t_ms).await;
+        if matches!(result, Err(ScrapeError::Stopped)) {
+            // The loop writes end-of-run staleness next; this scrape stores
+            // nothing.
+            return ScrapeOutcome {
+                up: false,
+                error: Some(ScrapeError::Stopped.to_string()),
+                limit: None,
+                samples_scraped: 0,
+                samples_post_relabel: 0,
+                series_added: 0,
+                stale_markers: 0,
+            };
+        }
+        if result.is_ok() && Instant::now() >= deadline {
+            result = Err(ScrapeError::Timeout(self.timeout));
+        }
         let duration = self
             .clock
             .now()
             .duration_since(start)
             .unwrap_or(Duration::ZERO);
-        let up = result.is_ok();
-        let report = [
-            if up { 1.0 } else { 0.0 },
-            duration.as_secs_f64(),
-            counts.scraped as f64,
-            counts.kept as f64,
-            counts.added as f64,
-        ];
-        for (labels, value) in self.report_series.iter().zip(report) {
-            self.batch.push(AppendSample {
-                labels: labels.clone(),
-                t_ms,
-                value,
-            });
+        let work = Arc::clone(&self.work);
+        let appender = Arc::clone(&self.appender);
+        let target_id = self.target_id;
+        let finished = tokio::task::spawn_blocking(move || {
+            lock(&work).finish(result, t_ms, duration, appender.as_ref(), target_id)
+        })
+        .await;
+        let (result, counts, stale_markers) = match finished {
+            Ok(finished) => finished,
+            Err(e) => (
+                Err(ScrapeError::Worker(e.to_string())),
+                Counts::default(),
+                0,
+            ),
+        };
+
+        let limit = result.as_ref().err().and_then(ScrapeError::limit);
+        if let (Some(limit), Some(counter)) = (limit, &self.limits_exceeded) {
+            counter.with_label_values(&[&self.target.job, limit]).inc();
         }
-        let committed = self.appender.commit(&self.batch).map_err(ScrapeError::from);
-        // The batch is refilled by every scrape; keep room for about this
-        // many samples instead of what doubling left over.
-        let room = self.batch.len() + self.batch.len() / 16 + 16;
-        if self.batch.capacity() > room + room / 8 {
-            self.batch.shrink_to(room);
-        }
-        let error = result.err().or(committed.err()).map(|e| e.to_string());
+        let error = result.err().map(|e| e.to_string());
         if let Some(e) = &error {
             tracing::debug!(target_url = %self.target.url, error = %e, "scrape failed");
         }
@@ -265,6 +346,7 @@ impl ScrapeLoop {
         ScrapeOutcome {
             up: error.is_none(),
             error,
+            limit,
             samples_scraped: counts.scraped,
             samples_post_relabel: counts.kept,
             series_added: counts.added,
@@ -276,11 +358,12 @@ impl ScrapeLoop {
     /// scraped ones and the synthetic ones. Called when the target goes away.
     pub fn write_end_of_run_staleness(&mut self) -> Result<usize, AppendError> {
         let t_ms = unix_millis(self.clock.now());
-        let mut batch: Vec<AppendSample> = self
+        let mut work = lock(&self.work);
+        let mut batch: Vec<AppendSample> = work
             .tracker
             .finish_failure()
             .into_iter()
-            .chain(self.report_series.iter().cloned())
+            .chain(work.report_series.iter().cloned())
             .map(|labels| AppendSample {
                 labels,
                 t_ms,
@@ -288,13 +371,17 @@ impl ScrapeLoop {
             })
             .collect();
         batch.shrink_to_fit();
-        self.appender.commit(&batch)?;
+        drop(work);
+        self.appender.commit_target(self.target_id, &batch)?;
         Ok(batch.len())
     }
 
     /// Scrapes every interval, starting at this target's offset within the
     /// interval, until `cancel` fires; then writes end-of-run staleness.
+    /// A scrape in progress sees `cancel` too (between two reads of the
+    /// body, and every few hundred lines of parsing), so stopping is prompt.
     pub async fn run(mut self, cancel: CancellationToken) {
+        self.cancel = cancel.clone();
         let wait = self.initial_offset();
         tokio::select! {
             () = cancel.cancelled() => return,
@@ -307,9 +394,9 @@ impl ScrapeLoop {
                 () = cancel.cancelled() => break,
                 _ = ticker.tick() => {}
             }
-            tokio::select! {
-                () = cancel.cancelled() => break,
-                _ = self.scrape_once() => {}
+            self.scrape_once().await;
+            if cancel.is_cancelled() {
+                break;
             }
         }
         if let Err(e) = self.write_end_of_run_staleness() {
@@ -332,27 +419,48 @@ impl ScrapeLoop {
         Duration::from_millis((phase + interval_ms - now) % interval_ms)
     }
 
-    /// Fetches the exposition and parses it as it arrives, a run of whole
-    /// lines at a time, so only the unfinished last line of what has
-    /// arrived is buffered (in `body`, empty on entry), never the whole
+    /// Awaits `future` until the scrape's deadline or the stop signal.
+    async fn within<T>(
+        &self,
+        deadline: Instant,
+        future: impl std::future::Future<Output = T>,
+    ) -> Result<T, ScrapeError> {
+        tokio::select! {
+            () = self.cancel.cancelled() => Err(ScrapeError::Stopped),
+            r = tokio::time::timeout_at(deadline, future) => {
+                r.map_err(|_| ScrapeError::Timeout(self.timeout))
+            }
+        }
+    }
+
+    /// Fetches the exposition and parses it as it arrives, runs of whole
+    /// lines at a time on the blocking pool, so only the unfinished last
+    /// line and at most [`PARSE_BATCH`] bytes are buffered, never the whole
     /// exposition.
-    async fn fetch_and_ingest(
-        &mut self,
-        body: &mut Vec<u8>,
-        t_ms: i64,
-        counts: &mut Counts,
-    ) -> Result<(), ScrapeError> {
-        let (mut response, format) = self.request().await?;
+    async fn fetch_and_ingest(&mut self, deadline: Instant, t_ms: i64) -> Result<(), ScrapeError> {
+        let (mut response, format) = self.within(deadline, self.request()).await??;
+        {
+            let mut work = lock(&self.work);
+            let label_limit = work.limits.label;
+            work.pieces = Pieces::new(format).with_label_limit(label_limit);
+        }
         let limit = self.body_size_limit;
-        let mut pieces = Pieces::new(format);
+        let mut body = std::mem::take(&mut self.body);
+        body.clear();
         let mut total: u64 = 0;
+        // The end of the last complete line in `body`.
+        let mut complete = 0;
         // Chunks are already decompressed, so the limit applies to what the
         // exposition really holds, and an oversized body is abandoned as
         // soon as it crosses it.
-        while let Some(chunk) = response.chunk().await.map_err(|e| ScrapeError::Request {
-            url: self.target.url.clone(),
-            reason: error_chain(&e),
-        })? {
+        while let Some(chunk) = self
+            .within(deadline, response.chunk())
+            .await?
+            .map_err(|e| ScrapeError::Request {
+                url: self.target.url.clone(),
+                reason: error_chain(&e),
+            })?
+        {
             total += chunk.len() as u64;
             if limit > 0 && total > limit {
                 return Err(ScrapeError::BodyTooLarge(limit));
@@ -360,12 +468,53 @@ impl ScrapeLoop {
             let unterminated = body.len();
             body.extend_from_slice(&chunk);
             if let Some(newline) = body[unterminated..].iter().rposition(|&b| b == b'\n') {
-                let end = unterminated + newline + 1;
-                self.ingest(&body[..end], &mut pieces, false, t_ms, counts)?;
-                body.drain(..end);
+                complete = unterminated + newline + 1;
+            }
+            if complete >= PARSE_BATCH {
+                body = self.ingest_blocking(body, complete, false, deadline, t_ms).await?;
+                complete = 0;
             }
         }
-        self.ingest(body, &mut pieces, true, t_ms, counts)
+        let end = body.len();
+        let mut body = self.ingest_blocking(body, end, true, deadline, t_ms).await?;
+        if body.capacity() > BODY_BUFFER_KEEP {
+            // A very long line grew the buffer: do not hold on to it.
+            body = Vec::new();
+        }
+        self.body = body;
+        Ok(())
+    }
+
+    /// Parses `body[..end]` on the blocking pool; returns the rest of the
+    /// body. Awaited to the end (the parser itself watches the deadline and
+    /// the stop signal), so the shared state is never left mid-step.
+    async fn ingest_blocking(
+        &self,
+        mut body: Vec<u8>,
+        end: usize,
+        last: bool,
+        deadline: Instant,
+        t_ms: i64,
+    ) -> Result<Vec<u8>, ScrapeError> {
+        let work = Arc::clone(&self.work);
+        let stop = self.cancel.clone();
+        let timeout = self.timeout;
+        let deadline = deadline.into_std();
+        let joined = tokio::task::spawn_blocking(move || {
+            let result = lock(&work).ingest(&body[..end], last, t_ms, &|| {
+                if stop.is_cancelled() {
+                    Err(ScrapeError::Stopped)
+                } else if std::time::Instant::now() >= deadline {
+                    Err(ScrapeError::Timeout(timeout))
+                } else {
+                    Ok(())
+                }
+            });
+            body.drain(..end);
+            result.map(|()| body)
+        })
+        .await;
+        joined.map_err(|e| ScrapeError::Worker(e.to_string()))?
     }
 
     /// Sends the scrape request; returns the response and its body's format.
@@ -413,23 +562,37 @@ impl ScrapeLoop {
             }
         }
     }
+}
 
+impl Drop for ScrapeLoop {
+    fn drop(&mut self) {
+        self.appender.unregister_target(self.target_id);
+    }
+}
+
+impl Work {
     /// Parses one piece of the body into `self.batch`, tracking series for
-    /// staleness; `last` when the body ends with it.
+    /// staleness; `last` when the body ends with it. `check` is called
+    /// every [`CHECK_EVERY`] entries and ends the work with its error.
     fn ingest(
         &mut self,
         piece: &[u8],
-        pieces: &mut Pieces,
         last: bool,
         t_ms: i64,
-        counts: &mut Counts,
+        check: &dyn Fn() -> Result<(), ScrapeError>,
     ) -> Result<(), ScrapeError> {
-        let mut parser = pieces.parser(piece, last)?;
-        while let Some(entry) = parser.next_entry()? {
+        let mut pieces = self.pieces;
+        let mut parser = pieces.parser(piece, last).map_err(parse_error)?;
+        let mut entries: u32 = 0;
+        while let Some(entry) = parser.next_entry().map_err(parse_error)? {
+            entries = entries.wrapping_add(1);
+            if entries % CHECK_EVERY == 0 {
+                check()?;
+            }
             let Entry::Sample(sample) = entry else {
                 continue;
             };
-            counts.scraped += 1;
+            self.counts.scraped += 1;
             let (key, new) = match self.tracker.lookup(sample.series) {
                 Lookup::Dropped => continue,
                 Lookup::Kept(key) => (key, false),
@@ -439,7 +602,7 @@ impl ScrapeLoop {
                     pairs.extend(sample.labels.iter().map(|l| (l.name, l.value.as_ref())));
                     let exposed = Labels::from_pairs(pairs);
                     let labelled =
-                        merge_target_labels(exposed, &self.target.labels, self.honor_labels);
+                        merge_target_labels(exposed, &self.target_labels, self.honor_labels);
                     match relabel(labelled, &self.rules) {
                         Some(labels) if !labels.is_empty() => {
                             if let Some(name) = labels.metric_name() {
@@ -447,6 +610,7 @@ impl ScrapeLoop {
                                     return Err(ScrapeError::InvalidSeries(name.to_string()));
                                 }
                             }
+                            self.limits.check(&labels)?;
                             self.tracker.insert(sample.series, Some(labels.clone()));
                             (labels, true)
                         }
@@ -468,12 +632,12 @@ impl ScrapeLoop {
                     t_ms
                 }
             };
-            counts.kept += 1;
-            if self.sample_limit > 0 && counts.kept > self.sample_limit {
-                return Err(ScrapeError::SampleLimit(self.sample_limit));
+            self.counts.kept += 1;
+            if self.limits.sample > 0 && self.counts.kept > self.limits.sample {
+                return Err(ScrapeError::SampleLimit(self.limits.sample));
             }
             if new && !self.tracker.seen_before(&key) {
-                counts.added += 1;
+                self.counts.added += 1;
             }
             self.batch.push(AppendSample {
                 labels: key,
@@ -482,7 +646,150 @@ impl ScrapeLoop {
             });
         }
         pieces.finish_piece(&parser);
+        self.pieces = pieces;
         Ok(())
+    }
+
+    /// Ends a scrape: staleness, the synthetic series, and the commit. A
+    /// scrape the store refuses for the series limit ends like a failed
+    /// one: its previous series go stale and `up` is 0. Returns the
+    /// scrape's result, its counts and the number of staleness markers.
+    fn finish(
+        &mut self,
+        result: Result<(), ScrapeError>,
+        t_ms: i64,
+        duration: Duration,
+        appender: &dyn SampleAppender,
+        target: TargetId,
+    ) -> (Result<(), ScrapeError>, Counts, usize) {
+        let mut stale = match &result {
+            Ok(()) => self.tracker.finish_success(),
+            Err(_) => {
+                // Like Prometheus: nothing of a failed scrape is stored, and
+                // every series of the last good scrape goes stale.
+                self.batch.clear();
+                self.tracker.finish_failure()
+            }
+        };
+        self.push_stale_and_report(&stale, t_ms, result.is_ok(), duration);
+        let mut result = result;
+        match appender.commit_target(target, &self.batch) {
+            Ok(()) => {}
+            Err(refused @ AppendError::SeriesLimit { .. }) if result.is_ok() => {
+                // Nothing was stored. The series of the last good scrape
+                // (written again, or gone) and this scrape's new ones are
+                // forgotten and marked stale (the store ignores markers for
+                // series it never held).
+                stale.extend(self.tracker.finish_failure());
+                self.batch.clear();
+                self.counts.added = 0;
+                self.push_stale_and_report(&stale, t_ms, false, duration);
+                if let Err(e) = appender.commit_target(target, &self.batch) {
+                    tracing::warn!(error = %e, "cannot store the staleness of a target refused for the series limit");
+                }
+                result = Err(ScrapeError::Store(refused));
+            }
+            Err(e) => {
+                if result.is_ok() {
+                    result = Err(ScrapeError::Store(e));
+                }
+            }
+        }
+        // The batch is refilled by every scrape; keep room for about this
+        // many samples instead of what doubling left over.
+        let room = self.batch.len() + self.batch.len() / 16 + 16;
+        if self.batch.capacity() > room + room / 8 {
+            self.batch.shrink_to(room);
+        }
+        (result, self.counts, stale.len())
+    }
+
+    fn push_stale_and_report(&mut self, stale: &[Labels], t_ms: i64, up: bool, duration: Duration) {
+        self.batch.extend(stale.iter().map(|labels| AppendSample {
+            labels: labels.clone(),
+            t_ms,
+            value: STALE_NAN,
+        }));
+        let report = [
+            if up { 1.0 } else { 0.0 },
+            duration.as_secs_f64(),
+            self.counts.scraped as f64,
+            self.counts.kept as f64,
+            self.counts.added as f64,
+        ];
+        for (labels, value) in self.report_series.iter().zip(report) {
+            self.batch.push(AppendSample {
+                labels: labels.clone(),
+                t_ms,
+                value,
+            });
+        }
+    }
+}
+
+/// A parse error that is really a broken limit becomes a limit error.
+fn parse_error(e: ParseError) -> ScrapeError {
+    match e.limit {
+        Some(limit) => ScrapeError::Limit {
+            limit,
+            detail: format!("line {}: {}", e.line, e.reason),
+        },
+        None => ScrapeError::Parse(e),
+    }
+}
+
+impl Limits {
+    /// Prometheus' label checks on a final label set (after relabelling):
+    /// the number of labels with `__name__`, and every name's and value's
+    /// length in bytes.
+    fn check(&self, labels: &Labels) -> Result<(), ScrapeError> {
+        let metric = || short(labels.metric_name().unwrap_or(""));
+        if self.label > 0 && labels.len() > self.label {
+            return Err(ScrapeError::Limit {
+                limit: "label_limit",
+                detail: format!(
+                    "label_limit exceeded (metric: {}, number of labels: {}, limit: {}); raise label_limit or drop labels with metric_relabel_configs",
+                    metric(),
+                    labels.len(),
+                    self.label
+                ),
+            });
+        }
+        for label in labels.iter() {
+            if self.label_name_length > 0 && label.name.len() > self.label_name_length {
+                return Err(ScrapeError::Limit {
+                    limit: "label_name_length_limit",
+                    detail: format!(
+                        "label_name_length_limit exceeded (metric: {}, label name: {}, length: {}, limit: {}); raise label_name_length_limit or drop the label with metric_relabel_configs",
+                        metric(),
+                        short(label.name),
+                        label.name.len(),
+                        self.label_name_length
+                    ),
+                });
+            }
+            if self.label_value_length > 0 && label.value.len() > self.label_value_length {
+                return Err(ScrapeError::Limit {
+                    limit: "label_value_length_limit",
+                    detail: format!(
+                        "label_value_length_limit exceeded (metric: {}, label name: {}, length: {}, limit: {}); raise label_value_length_limit or drop the label with metric_relabel_configs",
+                        metric(),
+                        short(label.name),
+                        label.value.len(),
+                        self.label_value_length
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// At most 50 characters of `text`, quoted (as Prometheus' `%.50s`).
+fn short(text: &str) -> String {
+    match text.char_indices().nth(50) {
+        Some((end, _)) => format!("{:?}…", &text[..end]),
+        None => format!("{text:?}"),
     }
 }
 
@@ -529,18 +836,24 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// Starts one loop per target of every config; returns the targets' state
 /// handles (for the targets API) and the tasks, which end after `cancel`.
+/// Scrapes that break a limit are counted in `limits_exceeded` when given
+/// (`vigil_scrape_limit_exceeded_total{job, limit}`).
 pub fn spawn_scrape_loops(
     configs: &[ValidScrapeConfig],
     appender: &Arc<dyn SampleAppender>,
     clock: &Arc<dyn Clock>,
     cancel: &CancellationToken,
+    limits_exceeded: Option<&IntCounterVec>,
 ) -> Result<(Vec<TargetHandle>, Vec<tokio::task::JoinHandle<()>>), ScrapeError> {
     let mut handles = Vec::new();
     let mut tasks = Vec::new();
     for config in configs {
         for target in &config.targets {
-            let scrape_loop =
+            let mut scrape_loop =
                 ScrapeLoop::new(config, target, Arc::clone(appender), Arc::clone(clock))?;
+            if let Some(counter) = limits_exceeded {
+                scrape_loop.count_limits_in(counter.clone());
+            }
             handles.push(scrape_loop.handle());
             tasks.push(tokio::spawn(scrape_loop.run(cancel.clone())));
         }

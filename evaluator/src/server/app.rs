@@ -155,7 +155,13 @@ impl Scraping {
         let appender: Arc<dyn scrape::SampleAppender> =
             Arc::new(ScrapeToStore::new(Arc::clone(store)));
         let clock: Arc<dyn scrape::Clock> = Arc::new(scrape::SystemClock);
-        let (handles, tasks) = spawn_scrape_loops(&cfg.scrape_configs, &appender, &clock, &cancel)?;
+        let (handles, tasks) = spawn_scrape_loops(
+            &cfg.scrape_configs,
+            &appender,
+            &clock,
+            &cancel,
+            Some(&state.metrics.scrape_limit_exceeded),
+        )?;
         tracing::info!(targets = handles.len(), "scraping started");
         *state.targets.write().unwrap_or_else(|e| e.into_inner()) = handles;
         Ok(Scraping { cancel, tasks })

@@ -28,6 +28,9 @@ pub struct ServerMetrics {
     pub rule_evaluation_failures: IntCounterVec,
     pub target_up: IntGaugeVec,
     pub target_scrape_duration: GaugeVec,
+    /// Scrapes failed for a per-scrape limit, per job and limit (the
+    /// equivalent of Prometheus' `prometheus_target_scrapes_exceeded_*`).
+    pub scrape_limit_exceeded: IntCounterVec,
     pub notifications_sent: IntCounterVec,
     pub notifications_failed: IntCounterVec,
     pub notifications_retried: IntCounterVec,
@@ -79,6 +82,13 @@ impl ServerMetrics {
                 ),
                 &["job", "instance"],
             )?,
+            scrape_limit_exceeded: IntCounterVec::new(
+                Opts::new(
+                    "vigil_scrape_limit_exceeded_total",
+                    "Scrapes failed whole because they broke a limit (sample_limit, body_size_limit, label_limit, label_name_length_limit, label_value_length_limit, or series_limit: the target's share of storage.series_limit).",
+                ),
+                &["job", "limit"],
+            )?,
             notifications_sent: IntCounterVec::new(
                 Opts::new(
                     "vigil_notifications_sent_total",
@@ -123,6 +133,7 @@ impl ServerMetrics {
         registry.register(Box::new(metrics.rule_evaluation_failures.clone()))?;
         registry.register(Box::new(metrics.target_up.clone()))?;
         registry.register(Box::new(metrics.target_scrape_duration.clone()))?;
+        registry.register(Box::new(metrics.scrape_limit_exceeded.clone()))?;
         registry.register(Box::new(metrics.notifications_sent.clone()))?;
         registry.register(Box::new(metrics.notifications_failed.clone()))?;
         registry.register(Box::new(metrics.notifications_retried.clone()))?;
