@@ -89,14 +89,10 @@ impl Labels {
                 .get(i + 1)
                 .is_none_or(|next: &(N, V)| next.0.as_ref() != owned[i].0.as_ref())
         };
-        Labels::from_sorted(
-            (0..owned.len())
-                .filter(|&i| last_of_run(i))
-                .map(|i| Label {
-                    name: owned[i].0.as_ref(),
-                    value: owned[i].1.as_ref(),
-                }),
-        )
+        Labels::from_sorted((0..owned.len()).filter(|&i| last_of_run(i)).map(|i| Label {
+            name: owned[i].0.as_ref(),
+            value: owned[i].1.as_ref(),
+        }))
     }
 
     /// Builds a label set from labels already sorted by name with unique

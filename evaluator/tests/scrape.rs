@@ -10,12 +10,18 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use std::sync::RwLock;
 use tokio_util::sync::CancellationToken;
+
+use prometheus::{IntCounterVec, Opts};
 use vigil_evaluator::labels::Labels;
 use vigil_evaluator::scrape::{
     is_stale_marker, spawn_scrape_loops, AppendError, AppendSample, Clock, Health, SampleAppender,
     ScrapeConfig, ScrapeDefaults, ScrapeLoop, ValidScrapeConfig, ACCEPT_HEADER,
 };
+use vigil_evaluator::server::adapters::ScrapeToStore;
+use vigil_evaluator::server::query_adapter::SharedStore;
+use vigil_evaluator::store::Store;
 
 /// What the fake target answers, and what it saw.
 #[derive(Clone)]
@@ -422,7 +428,8 @@ async fn body_over_the_size_limit_fails_the_scrape() {
     let outcome = h.scrape_loop.scrape_once().await;
     assert!(!outcome.up);
     let error = outcome.error.unwrap_or_default();
-    assert!(error.contains("body size limit of 200 bytes"), "{error}");
+    assert!(error.contains("body_size_limit of 200 bytes"), "{error}");
+    assert_eq!(outcome.limit, Some("body_size_limit"));
 }
 
 #[tokio::test]
@@ -519,7 +526,8 @@ async fn stopping_a_target_stales_its_series_and_synthetic_series() {
     let appender: Arc<dyn SampleAppender> = store.clone();
     let clock: Arc<dyn Clock> = ManualClock::at(T0);
     let cancel = CancellationToken::new();
-    let (handles, tasks) = spawn_scrape_loops(&[cfg], &appender, &clock, &cancel).expect("spawn");
+    let (handles, tasks) =
+        spawn_scrape_loops(&[cfg], &appender, &clock, &cancel, None).expect("spawn");
     assert_eq!(handles.len(), 1);
 
     // Wait (bounded) for the first scrape to land; the test asserts what
@@ -597,4 +605,228 @@ async fn a_large_body_arriving_in_many_chunks_is_parsed_whole() {
         assert_eq!(sample.value, i as f64);
         assert_eq!(sample.labels.get("series"), Some(format!("s{i}").as_str()));
     }
+}
+
+/// A line exposing `n` labels besides the metric name.
+fn wide_series(name: &str, n: usize) -> String {
+    let labels: Vec<String> = (0..n).map(|i| format!("l{i}=\"v\"")).collect();
+    format!("{name}{{{}}} 1\n", labels.join(","))
+}
+
+#[tokio::test]
+async fn label_limits_fail_the_whole_scrape_with_the_limit_as_the_reason() {
+    let counter =
+        IntCounterVec::new(Opts::new("exceeded", "test"), &["job", "limit"]).expect("counter");
+    let cases = [
+        ("label_limit: 4", wide_series("m", 4), "label_limit"),
+        (
+            "label_name_length_limit: 10",
+            "m{a_rather_long_name=\"v\"} 1\n".to_string(),
+            "label_name_length_limit",
+        ),
+        (
+            // The instance label (127.0.0.1:<port>) holds at most 15 bytes.
+            "label_value_length_limit: 16",
+            "m{a=\"12345678901234567\"} 1\n".to_string(),
+            "label_value_length_limit",
+        ),
+    ];
+    for (extra, bad, limit) in cases {
+        // A good scrape first, so the limit's failure has series to stale.
+        let mut h = harness("ok 1\n", extra).await;
+        h.scrape_loop.count_limits_in(counter.clone());
+        assert!(h.scrape_loop.scrape_once().await.up, "{extra}");
+        h.target.set(|e| e.body = format!("ok 2\n{bad}"));
+        h.clock.advance(Duration::from_secs(15));
+        let outcome = h.scrape_loop.scrape_once().await;
+        assert!(!outcome.up, "{extra}");
+        assert_eq!(outcome.limit, Some(limit), "{extra}");
+        let error = outcome.error.unwrap_or_default();
+        assert!(error.contains(&format!("{limit} exceeded")), "{error}");
+        assert!(error.contains("raise"), "{error}");
+        let batch = h.store.last_batch();
+        assert_eq!(
+            find(&batch, "m").len(),
+            0,
+            "nothing of the scrape is stored"
+        );
+        let stale = stale_names(&batch);
+        assert!(
+            stale.len() == 1 && stale[0].starts_with("ok{"),
+            "{extra}: {stale:?}"
+        );
+        assert_eq!(value_of(&batch, "up"), Some(0.0));
+        assert_eq!(
+            h.scrape_loop.handle().snapshot().last_error.as_deref(),
+            Some(error.as_str())
+        );
+        assert_eq!(counter.with_label_values(&["test", limit]).get(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_series_with_20000_labels_fails_on_the_default_label_limit() {
+    let mut h = harness(&wide_series("wide", 20_000), "").await;
+    let outcome = h.scrape_loop.scrape_once().await;
+    assert!(!outcome.up);
+    assert_eq!(outcome.limit, Some("label_limit"));
+    let error = outcome.error.unwrap_or_default();
+    assert!(error.contains("line 1: more than 128 labels"), "{error}");
+}
+
+#[tokio::test]
+async fn label_limit_counts_the_final_labels_with_the_metric_name() {
+    // Three exposed labels plus __name__, job and instance: six.
+    let mut h = harness(&wide_series("m", 3), "label_limit: 6").await;
+    assert!(h.scrape_loop.scrape_once().await.up);
+    let mut h = harness(&wide_series("m", 3), "label_limit: 5").await;
+    assert_eq!(h.scrape_loop.scrape_once().await.limit, Some("label_limit"));
+    // Labels dropped by relabelling do not count.
+    let mut h = harness(
+        &wide_series("m", 3),
+        "label_limit: 5\nmetric_relabel_configs: [{action: labeldrop, regex: l0}]",
+    )
+    .await;
+    assert!(h.scrape_loop.scrape_once().await.up);
+}
+
+#[tokio::test]
+async fn stopping_ends_a_scrape_that_is_still_waiting_for_its_target() {
+    let target = FakeTarget::start("a 1\n").await;
+    target.set(|e| e.delay = Duration::from_secs(600));
+    let store = Arc::new(MemoryStore::default());
+    let clock = ManualClock::at(T0);
+    let cfg = config(&target.address, "scrape_interval: 10m\nscrape_timeout: 10m");
+    let scrape_loop =
+        ScrapeLoop::new(&cfg, &cfg.targets[0], store.clone(), clock.clone()).expect("loop");
+    // Start at this target's phase, so the first scrape begins at once.
+    clock.advance(scrape_loop.initial_offset());
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(scrape_loop.run(cancel.clone()));
+    for _ in 0..400 {
+        if !target.seen.lock().expect("lock").accept.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        !target.seen.lock().expect("lock").accept.is_empty(),
+        "scrape started"
+    );
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the loop stops while its scrape waits (the target answers in 10 minutes)")
+        .expect("loop task");
+    // Nothing was scraped, so only the synthetic series are marked stale.
+    let last = store.last_batch();
+    assert_eq!(last.len(), 5);
+    assert!(last.iter().all(|s| is_stale_marker(s.value)));
+}
+
+fn shared_store(limit: usize) -> (SharedStore, Arc<dyn SampleAppender>) {
+    let store: SharedStore = Arc::new(RwLock::new(Store::new(limit)));
+    let appender: Arc<dyn SampleAppender> = Arc::new(ScrapeToStore::new(Arc::clone(&store)));
+    (store, appender)
+}
+
+fn numbered(name: &str, n: usize) -> String {
+    (0..n)
+        .map(|i| format!("{name}{{i=\"{i}\"}} {i}\n"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_target_over_its_share_of_the_series_limit_fails_whole_and_others_keep_adding() {
+    // 40 series for two targets: a share of 20 each, synthetic series
+    // included.
+    let (store, appender) = shared_store(40);
+    let big_target = FakeTarget::start(&numbered("big", 10)).await;
+    let small_target = FakeTarget::start(&numbered("small", 1)).await;
+    let clock = ManualClock::at(T0);
+    let big_cfg = config(&big_target.address, "");
+    let small_cfg = config(&small_target.address, "");
+    let mut big = ScrapeLoop::new(
+        &big_cfg,
+        &big_cfg.targets[0],
+        Arc::clone(&appender),
+        clock.clone(),
+    )
+    .expect("loop");
+    let mut small = ScrapeLoop::new(
+        &small_cfg,
+        &small_cfg.targets[0],
+        Arc::clone(&appender),
+        clock.clone(),
+    )
+    .expect("loop");
+    assert!(big.scrape_once().await.up, "10 + 5 synthetic fit");
+    assert!(small.scrape_once().await.up);
+
+    // The big target grows past anything it may hold.
+    big_target.set(|e| e.body = numbered("big", 1000));
+    clock.advance(Duration::from_secs(15));
+    let outcome = big.scrape_once().await;
+    assert!(!outcome.up);
+    assert_eq!(outcome.limit, Some("series_limit"));
+    let error = outcome.error.unwrap_or_default();
+    assert!(error.contains("series_limit exceeded"), "{error}");
+    assert!(
+        error.contains("would make the target hold 1005 series"),
+        "{error}"
+    );
+    assert_eq!(big.handle().snapshot().last_error, Some(error));
+    {
+        let store = store.read().expect("lock");
+        // Its earlier 10 series went stale; only its synthetic series
+        // (up = 0) stay active, next to the small target's 1 + 5.
+        assert_eq!(store.active_series_count(), 5 + 6);
+    }
+
+    // Meanwhile the small target keeps adding new series, scrape after
+    // scrape, up to its share.
+    for n in [2, 8, 15] {
+        small_target.set(|e| e.body = numbered("small", n));
+        clock.advance(Duration::from_secs(15));
+        let outcome = small.scrape_once().await;
+        assert!(outcome.up, "{n} series: {:?}", outcome.error);
+        assert_eq!(store.read().expect("lock").active_series_count(), 5 + n + 5);
+    }
+    // The big target fails every time, whatever it had before.
+    clock.advance(Duration::from_secs(15));
+    assert_eq!(big.scrape_once().await.limit, Some("series_limit"));
+}
+
+#[tokio::test]
+async fn a_stopped_target_gives_its_share_back() {
+    let (store, appender) = shared_store(40);
+    let one = FakeTarget::start(&numbered("one", 30)).await;
+    let two = FakeTarget::start(&numbered("two", 1)).await;
+    let clock = ManualClock::at(T0);
+    let one_cfg = config(&one.address, "");
+    let two_cfg = config(&two.address, "");
+    let mut first = ScrapeLoop::new(
+        &one_cfg,
+        &one_cfg.targets[0],
+        Arc::clone(&appender),
+        clock.clone(),
+    )
+    .expect("loop");
+    let mut second = ScrapeLoop::new(
+        &two_cfg,
+        &two_cfg.targets[0],
+        Arc::clone(&appender),
+        clock.clone(),
+    )
+    .expect("loop");
+    assert_eq!(first.scrape_once().await.limit, Some("series_limit"));
+    assert!(second.scrape_once().await.up);
+    clock.advance(Duration::from_secs(15));
+    second.write_end_of_run_staleness().expect("stale");
+    drop(second);
+    assert_eq!(store.read().expect("lock").active_series_count(), 5);
+    assert!(
+        first.scrape_once().await.up,
+        "alone, the target may use the whole limit"
+    );
 }

@@ -351,10 +351,14 @@ impl ScrapeConfig {
         };
         let sample_limit = limit(self.sample_limit, DEFAULT_SAMPLE_LIMIT);
         let label_limit = limit(self.label_limit, DEFAULT_LABEL_LIMIT);
-        let label_name_length_limit =
-            limit(self.label_name_length_limit, DEFAULT_LABEL_NAME_LENGTH_LIMIT);
-        let label_value_length_limit =
-            limit(self.label_value_length_limit, DEFAULT_LABEL_VALUE_LENGTH_LIMIT);
+        let label_name_length_limit = limit(
+            self.label_name_length_limit,
+            DEFAULT_LABEL_NAME_LENGTH_LIMIT,
+        );
+        let label_value_length_limit = limit(
+            self.label_value_length_limit,
+            DEFAULT_LABEL_VALUE_LENGTH_LIMIT,
+        );
 
         match (interval, timeout) {
             (Some(scrape_interval), Some(scrape_timeout)) if errors.is_empty() => {

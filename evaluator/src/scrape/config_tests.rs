@@ -39,8 +39,38 @@ fn minimal_config_takes_global_defaults() {
     assert_eq!(c.metrics_path, "/metrics");
     assert_eq!(c.scheme, Scheme::Http);
     assert_eq!(c.url_for("127.0.0.1:9100"), "http://127.0.0.1:9100/metrics");
-    assert_eq!(c.sample_limit, 0);
-    assert_eq!(c.body_size_limit, 0);
+    assert_eq!(c.sample_limit, 200_000);
+    assert_eq!(c.body_size_limit, 64 << 20);
+    assert_eq!(c.label_limit, 128);
+    assert_eq!(c.label_name_length_limit, 1024);
+    assert_eq!(c.label_value_length_limit, 16 * 1024);
+}
+
+#[test]
+fn limits_can_be_set_per_job_and_zero_means_no_limit() {
+    let c = valid(
+        "job_name: x\nsample_limit: 0\nbody_size_limit: 0\nlabel_limit: 0\nlabel_name_length_limit: 0\nlabel_value_length_limit: 0",
+    );
+    assert_eq!(
+        (
+            c.sample_limit,
+            c.body_size_limit,
+            c.label_limit,
+            c.label_name_length_limit,
+            c.label_value_length_limit
+        ),
+        (0, 0, 0, 0, 0)
+    );
+    let c = valid("job_name: x\nlabel_limit: 30\nlabel_name_length_limit: 40\nlabel_value_length_limit: 50\nsample_limit: 60");
+    assert_eq!(
+        (
+            c.label_limit,
+            c.label_name_length_limit,
+            c.label_value_length_limit,
+            c.sample_limit
+        ),
+        (30, 40, 50, 60)
+    );
 }
 
 #[test]

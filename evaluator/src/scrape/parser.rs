@@ -588,11 +588,6 @@ fn parse_label_block<'a>(
 ) -> Result<usize, String> {
     let bytes = line.as_bytes();
     loop {
-        if limit > 0 && out.len() > limit {
-            return Err(format!(
-                "more than {limit} labels on one sample (label_limit); raise label_limit or expose fewer labels"
-            ));
-        }
         i = skip_ws(bytes, i);
         match bytes.get(i) {
             None => return Err("unterminated label set: missing \"}\"".into()),
@@ -624,6 +619,11 @@ fn parse_label_block<'a>(
         let (value, end) = parse_quoted(line, i + 1)
             .ok_or_else(|| format!("unterminated value for label {}", quote_snippet(name)))?;
         out.push(ParsedLabel { name, value });
+        if limit > 0 && out.len() > limit {
+            return Err(format!(
+                "more than {limit} labels on one sample (label_limit); raise label_limit or expose fewer labels"
+            ));
+        }
         i = skip_ws(bytes, end);
         match bytes.get(i) {
             Some(b',') => i += 1,

@@ -307,6 +307,52 @@ fn duplicate_label_names_are_an_error() {
     assert!(e.reason.contains("duplicate label name \"a\""), "{e}");
 }
 
+fn many_labels(n: usize, last: &str) -> String {
+    let mut line = String::from("m{");
+    for i in 0..n {
+        line.push_str(&format!("l{i}=\"v\","));
+    }
+    line.push_str(&format!("{last}=\"v\"}} 1\n"));
+    line
+}
+
+#[test]
+fn duplicate_label_names_are_found_among_thousands_of_labels() {
+    // Past the pairwise size the check sorts the names: a duplicate
+    // anywhere is still found, and distinct names still pass.
+    let e = text_err(&many_labels(20_000, "l17"));
+    assert!(e.reason.contains("duplicate label name \"l17\""), "{e}");
+    assert_eq!(e.limit, None);
+    let parsed = text(&many_labels(20_000, "other"));
+    assert_eq!(parsed[0].labels.len(), 20_001);
+}
+
+#[test]
+fn label_limit_stops_a_line_at_the_first_label_too_many() {
+    let body = format!("ok{{a=\"1\"}} 1\n{}", many_labels(20_000, "x"));
+    let mut parser = Parser::new(&body, Format::PrometheusText).with_label_limit(128);
+    assert!(matches!(parser.next_entry(), Ok(Some(Entry::Sample(_)))));
+    let e = parser.next_entry().expect_err("over the label limit");
+    assert_eq!(e.line, 2);
+    assert_eq!(e.limit, Some("label_limit"));
+    assert!(e.reason.contains("more than 128 labels"), "{e}");
+
+    // Exactly at the limit is fine, and so are exemplars within it.
+    let body = many_labels(127, "x");
+    let mut parser = Parser::new(&body, Format::PrometheusText).with_label_limit(128);
+    assert!(matches!(parser.next_entry(), Ok(Some(Entry::Sample(_)))));
+
+    // Pieces pass the limit on to every piece's parser.
+    let pieces = Pieces::new(Format::PrometheusText).with_label_limit(2);
+    let mut parser = pieces
+        .parser(b"m{a=\"1\",b=\"2\",c=\"3\"} 1\n", true)
+        .expect("utf-8");
+    assert_eq!(
+        parser.next_entry().expect_err("3 labels").limit,
+        Some("label_limit")
+    );
+}
+
 #[test]
 fn missing_value_is_an_error() {
     let e = text_err("m{a=\"1\"}\n");

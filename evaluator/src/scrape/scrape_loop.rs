@@ -471,12 +471,16 @@ impl ScrapeLoop {
                 complete = unterminated + newline + 1;
             }
             if complete >= PARSE_BATCH {
-                body = self.ingest_blocking(body, complete, false, deadline, t_ms).await?;
+                body = self
+                    .ingest_blocking(body, complete, false, deadline, t_ms)
+                    .await?;
                 complete = 0;
             }
         }
         let end = body.len();
-        let mut body = self.ingest_blocking(body, end, true, deadline, t_ms).await?;
+        let mut body = self
+            .ingest_blocking(body, end, true, deadline, t_ms)
+            .await?;
         if body.capacity() > BODY_BUFFER_KEEP {
             // A very long line grew the buffer: do not hold on to it.
             body = Vec::new();

@@ -8,12 +8,14 @@ use super::query_adapter::{write_store, SharedStore};
 use crate::alerts;
 use crate::notify::alert::Alert;
 use crate::rules::group::{Rule, RuleGroup};
-use crate::scrape::{AppendError, AppendSample, SampleAppender};
-use crate::store::StoreError;
+use crate::scrape::{AppendError, AppendSample, SampleAppender, TargetId};
+use crate::store::{Owner, StoreError, UNOWNED};
 
 /// Stores each scrape under one write lock. As in Prometheus, samples the
-/// store refuses one by one (out of order, duplicate timestamp, series
-/// limit) are skipped and counted in the log, never failing the scrape.
+/// store refuses one by one (out of order, duplicate timestamp) are skipped
+/// and counted in the log, never failing the scrape. A registered target's
+/// scrape that would take it past its share of the series limit is refused
+/// whole (see [`crate::store`]), which fails that scrape.
 #[derive(Debug, Clone)]
 pub struct ScrapeToStore {
     store: SharedStore,
@@ -23,33 +25,57 @@ impl ScrapeToStore {
     pub fn new(store: SharedStore) -> ScrapeToStore {
         ScrapeToStore { store }
     }
-}
 
-impl SampleAppender for ScrapeToStore {
-    fn commit(&self, batch: &[AppendSample]) -> Result<(), AppendError> {
+    fn store_batch(&self, owner: Owner, batch: &[AppendSample]) -> Result<(), AppendError> {
         let mut store = write_store(&self.store);
-        let (mut out_of_order, mut over_limit) = (0usize, 0usize);
-        for s in batch {
-            match store.append(&s.labels, s.t_ms, s.value) {
-                Ok(()) => {}
-                Err(StoreError::SeriesLimit { .. }) => over_limit += 1,
-                Err(_) => out_of_order += 1,
-            }
-        }
+        let stats = store
+            .append_owned(owner, batch.iter().map(|s| (&s.labels, s.t_ms, s.value)))
+            .map_err(|e| match e {
+                StoreError::ShareExceeded {
+                    would_hold,
+                    allowed,
+                    limit,
+                    owners,
+                } => AppendError::SeriesLimit {
+                    would_hold,
+                    allowed,
+                    limit,
+                    targets: owners,
+                },
+                other => AppendError::Rejected(other.to_string()),
+            })?;
         drop(store);
-        if out_of_order > 0 {
+        if stats.out_of_order > 0 {
             tracing::debug!(
-                samples = out_of_order,
+                samples = stats.out_of_order,
                 "scraped samples skipped: out of order or duplicate timestamp"
             );
         }
-        if over_limit > 0 {
+        if stats.over_limit > 0 {
             tracing::warn!(
-                samples = over_limit,
+                samples = stats.over_limit,
                 "scraped samples dropped: the store's series limit is reached; raise storage.series_limit"
             );
         }
         Ok(())
+    }
+}
+
+impl SampleAppender for ScrapeToStore {
+    fn commit(&self, batch: &[AppendSample]) -> Result<(), AppendError> {
+        self.store_batch(UNOWNED, batch)
+    }
+
+    fn register_target(&self) -> TargetId {
+        TargetId(write_store(&self.store).register_owner())
+    }
+
+    fn unregister_target(&self, target: TargetId) {
+        write_store(&self.store).unregister_owner(target.0);
+    }
+
+    fn commit_target(&self, target: TargetId, batch: &[AppendSample]) -> Result<(), AppendError> {
+        self.store_batch(target.0, batch)
     }
 }
 

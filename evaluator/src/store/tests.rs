@@ -174,3 +174,145 @@ fn label_names_and_values_list_what_is_stored() {
     assert_eq!(store.label_values("job"), ["a", "b"]);
     assert!(store.label_values("missing").is_empty());
 }
+
+fn series(prefix: &str, n: usize) -> Vec<Labels> {
+    (0..n)
+        .map(|i| labels(&[("__name__", prefix), ("i", &i.to_string())]))
+        .collect()
+}
+
+fn batch(list: &[Labels], t: i64, v: f64) -> Vec<(&Labels, i64, f64)> {
+    list.iter().map(|l| (l, t, v)).collect()
+}
+
+#[test]
+fn a_target_over_its_share_is_refused_whole_and_a_small_one_keeps_adding() {
+    let mut store = Store::new(100);
+    let big = store.register_owner();
+    let small = store.register_owner();
+    // Share 50 each; the big target may use what the small one leaves
+    // unreserved, but never the small one's share.
+    let huge = series("big", 200);
+    let err = store
+        .append_owned(big, batch(&huge, 1000, 1.0))
+        .expect_err("200 series cannot fit a store of 100");
+    assert_eq!(
+        err,
+        StoreError::ShareExceeded {
+            would_hold: 200,
+            allowed: 50,
+            limit: 100,
+            owners: 2
+        }
+    );
+    assert_eq!(store.series_count(), 0, "nothing of the batch is stored");
+    store
+        .append_owned(big, batch(&huge[..50], 1000, 1.0))
+        .expect("its own share fits");
+    assert_eq!(
+        store
+            .append_owned(big, batch(&huge[..51], 2000, 1.0))
+            .expect_err("one more than the share while the other holds nothing"),
+        StoreError::ShareExceeded {
+            would_hold: 51,
+            allowed: 50,
+            limit: 100,
+            owners: 2
+        }
+    );
+    // The small target adds new series scrape after scrape, up to its share.
+    let growing = series("small", 50);
+    for n in [1, 10, 50] {
+        store
+            .append_owned(small, batch(&growing[..n], 1000 + n as i64, 1.0))
+            .expect("within the small target's share");
+        assert_eq!(store.owned_series_count(small), n);
+    }
+    assert_eq!(store.owned_series_count(big), 50);
+    assert_eq!(store.active_series_count(), 100);
+}
+
+#[test]
+fn a_big_target_may_use_what_the_others_leave_unreserved() {
+    let mut store = Store::new(100);
+    let big = store.register_owner();
+    let small = store.register_owner();
+    store
+        .append_owned(small, batch(&series("small", 5), 1000, 1.0))
+        .expect("small");
+    // Share 50: the small target reserves 50 although it holds 5.
+    assert_eq!(store.allowance(big), 50);
+    store.unregister_owner(small);
+    // Alone (the small target's 5 series now count as unowned): 95.
+    assert_eq!(store.allowance(big), 95);
+    store
+        .append_owned(big, batch(&series("big", 95), 1000, 1.0))
+        .expect("everything that is free");
+}
+
+#[test]
+fn stale_series_free_their_slot_at_once_and_are_dropped_when_room_is_needed() {
+    let mut store = Store::new(10);
+    let a = store.register_owner();
+    let first = series("a", 10);
+    store
+        .append_owned(a, batch(&first, 1000, 1.0))
+        .expect("fills the store");
+    // The next scrape exposes other series: the old ones get staleness
+    // markers in the same batch and their slots serve the new ones.
+    let second = series("b", 10);
+    let mut next = batch(&second, 2000, 1.0);
+    next.extend(batch(&first, 2000, STALE_NAN));
+    let stats = store
+        .append_owned(a, next)
+        .expect("fits once the old go stale");
+    assert_eq!(stats, BatchStats::default());
+    assert_eq!(store.series_count(), 10);
+    assert_eq!(store.owned_series_count(a), 10);
+    assert!(store.select(&[eq("__name__", "a")], 0, 10_000).is_empty());
+
+    // Stale series stay queryable while nothing needs their room.
+    store
+        .append_owned(a, batch(&second, 3000, STALE_NAN))
+        .expect("all stale");
+    assert_eq!(store.active_series_count(), 0);
+    assert_eq!(store.series_count(), 10);
+    assert_eq!(store.select(&[eq("__name__", "b")], 0, 10_000).len(), 10);
+    // A rule's new series takes the slot of the longest-stale one.
+    store
+        .append(&labels(&[("__name__", "rule")]), 4000, 1.0)
+        .expect("evicts one stale series");
+    assert_eq!(store.series_count(), 10);
+    assert_eq!(store.select(&[eq("__name__", "b")], 0, 10_000).len(), 9);
+}
+
+#[test]
+fn staleness_markers_for_unknown_series_are_ignored_in_target_batches() {
+    let mut store = Store::new(10);
+    let a = store.register_owner();
+    let never = series("never", 3);
+    store
+        .append_owned(a, batch(&never, 1000, STALE_NAN))
+        .expect("ignored");
+    assert_eq!(store.series_count(), 0);
+}
+
+#[test]
+fn a_series_that_comes_back_is_active_again_and_counted_once() {
+    let mut store = Store::new(10);
+    let a = store.register_owner();
+    let one = series("m", 1);
+    store
+        .append_owned(a, batch(&one, 1000, 1.0))
+        .expect("value");
+    store
+        .append_owned(a, batch(&one, 2000, STALE_NAN))
+        .expect("stale");
+    assert_eq!(store.owned_series_count(a), 0);
+    store.append_owned(a, batch(&one, 3000, 2.0)).expect("back");
+    assert_eq!(store.owned_series_count(a), 1);
+    assert_eq!(store.active_series_count(), 1);
+    store.truncate_before(10_000);
+    assert_eq!(store.active_series_count(), 0);
+    assert_eq!(store.owned_series_count(a), 0);
+}
