@@ -78,7 +78,9 @@ async fn metrics_text(listen: u16) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_answers_within_100ms_while_two_jobs_scrape_a_series_with_20000_labels() {
     let dir = tempfile::tempdir().unwrap();
-    let labels: Vec<String> = (0..20_000).map(|i| format!("label_{i}=\"value_{i}\"")).collect();
+    let labels: Vec<String> = (0..20_000)
+        .map(|i| format!("label_{i}=\"value_{i}\""))
+        .collect();
     let port = fixed_target(format!("wide_series{{{}}} 1\n", labels.join(","))).await;
     let listen = free_port();
     std::fs::write(dir.path().join("rules.yaml"), "groups: []\n").unwrap();
@@ -190,7 +192,9 @@ async fn a_target_with_200000_series_cannot_starve_a_small_target_of_the_series_
     let big_target = seen.iter().find(|t| t.0 == "big").unwrap();
     assert_eq!(big_target.1, "down", "{seen:?}");
     assert!(
-        big_target.2.contains("would make the target hold 200005 series"),
+        big_target
+            .2
+            .contains("would make the target hold 200005 series"),
         "{seen:?}"
     );
 

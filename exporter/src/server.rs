@@ -13,7 +13,6 @@
 //!   shutdown token and serves until that token is cancelled. `/readyz`
 //!   answers 200 once the listener is up and the prober has started.
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -34,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
 
 use crate::business::{BusinessError, BusinessMetrics, Event, MAX_EVENT_BYTES};
-use crate::config::Config;
+use crate::config::{Config, HttpLimits};
 use crate::http_metrics::{HttpMetricsError, HttpMetricsLayer};
 use crate::probe::{Prober, ProberError, ProberOptions, TargetError};
 
@@ -218,7 +217,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
     // the backlog.
     let probing = shutdown.child_token();
     let prober = tokio::spawn(prober.run(probing.clone()));
-    let served = serve(listener, state, shutdown).await;
+    let served = serve_with(listener, state, config.http, shutdown).await;
     // `serve` returns on cancellation, or early on an error: stop the
     // prober either way.
     probing.cancel();
@@ -228,20 +227,36 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
     served
 }
 
-/// Serves [`app`] on `listener` until `shutdown` is cancelled, then waits up
-/// to [`SHUTDOWN_GRACE`] for in-flight requests.
+/// Serves [`app`] on `listener` with the default HTTP limits (see
+/// [`serve_with`]).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    serve_with(listener, state, HttpLimits::default(), shutdown).await
+}
+
+/// Serves [`app`] on `listener` with `limits` (header-read and idle
+/// timeouts, connection cap) until `shutdown` is cancelled, then waits up
+/// to [`SHUTDOWN_GRACE`] for in-flight requests.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    limits: HttpLimits,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
     let addr = listener.local_addr().map_err(ServerError::Serve)?;
     let router = app(state.clone());
     state.set_ready(true);
     tracing::info!(%addr, "vigil-exporter listening");
-    let server =
-        axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let mut server = std::pin::pin!(server.into_future());
+    let server = vigil_common::http_server::serve(
+        listener,
+        router,
+        limits,
+        shutdown.clone().cancelled_owned(),
+    );
+    let mut server = std::pin::pin!(server);
     tokio::select! {
         result = &mut server => result.map_err(ServerError::Serve)?,
         () = async {

@@ -382,10 +382,11 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     let http_task = {
         let app = router(Arc::clone(&state));
         let stop = http_stop.clone();
+        let limits = cfg.web.http_limits;
         tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
+            let served =
+                vigil_common::http_server::serve(listener, app, limits, stop.cancelled_owned())
+                    .await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "HTTP server failed");
             }

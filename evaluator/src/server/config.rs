@@ -30,6 +30,7 @@ use crate::scrape::{
     parse_prometheus_duration, validate_scrape_configs, ScrapeConfig, ScrapeDefaults,
     ValidScrapeConfig,
 };
+use vigil_common::http_server::{self, HttpLimits};
 use vigil_common::yaml_positions::PositionIndex;
 
 /// Default `web.listen`.
@@ -120,6 +121,12 @@ pub struct WebSection {
     /// `VIGIL_API_TOKEN`).
     #[serde(default)]
     pub read_requires_token: bool,
+    /// Time a client has to send a request's headers; default 10s.
+    pub header_read_timeout: Option<String>,
+    /// Time an idle keep-alive connection stays open; default 60s.
+    pub idle_timeout: Option<String>,
+    /// Most connections served at once; default 512.
+    pub max_connections: Option<usize>,
 }
 
 /// `reload:`.
@@ -244,6 +251,8 @@ pub struct WebSettings {
     pub external_url: String,
     /// Whether reads under `/api/` need the token too.
     pub read_requires_token: bool,
+    /// Header-read and idle timeouts, connection cap.
+    pub http_limits: HttpLimits,
 }
 
 /// Where environment overrides come from; a function so tests need not
@@ -363,6 +372,22 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
         &raw.storage.retention,
         DEFAULT_RETENTION,
     );
+    let http_limits = HttpLimits {
+        header_read_timeout: duration(
+            "web.header_read_timeout",
+            &raw.web.header_read_timeout,
+            http_server::DEFAULT_HEADER_READ_TIMEOUT,
+        ),
+        idle_timeout: duration(
+            "web.idle_timeout",
+            &raw.web.idle_timeout,
+            http_server::DEFAULT_IDLE_TIMEOUT,
+        ),
+        max_connections: raw
+            .web
+            .max_connections
+            .unwrap_or(http_server::DEFAULT_MAX_CONNECTIONS),
+    };
     let watch_interval = match &raw.reload.watch_interval {
         None => Some(DEFAULT_WATCH_INTERVAL),
         Some(text) => match parse_prometheus_duration(text) {
@@ -489,6 +514,9 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
     }
     if storage.series_limit == 0 {
         problems.at("storage.series_limit", "must be at least 1");
+    }
+    if http_limits.max_connections == 0 {
+        problems.at("web.max_connections", "must be at least 1");
     }
 
     let listen_text = raw.web.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
@@ -640,6 +668,7 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
                 token,
                 external_url,
                 read_requires_token,
+                http_limits,
             },
             watch_interval,
             warnings,

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use vigil_common::duration::{format_duration, parse_duration, DurationError};
+pub use vigil_common::http_server::HttpLimits;
 pub use vigil_common::yaml_positions::Position;
 
 use crate::probe::{validate_targets, Expectation, ProbeTarget, TargetError};
@@ -40,6 +41,9 @@ pub const INGEST_TOKEN_ENV: &str = "VIGIL_INGEST_TOKEN";
 pub struct Config {
     /// Address of the exporter's HTTP server (`--listen` overrides it).
     pub listen: SocketAddr,
+    /// `http:` header-read and idle timeouts and connection cap of that
+    /// server (defaults 10s, 60s, 512).
+    pub http: HttpLimits,
     /// Serve `/demo/ok`, `/demo/error` and `/demo/slow`.
     pub demo: bool,
     /// URLs to probe, in file order; names are unique.
@@ -55,6 +59,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             listen: defaults::listen(),
+            http: HttpLimits::default(),
             demo: false,
             probes: Vec::new(),
             probe_concurrency: defaults::PROBE_CONCURRENCY,

@@ -9,14 +9,26 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(expecting = "a mapping with keys listen, demo, probes, probe_concurrency, business")]
+#[serde(expecting = "a mapping with keys listen, http, demo, probes, probe_concurrency, business")]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub listen: Option<Checked<String>>,
+    pub http: Option<Checked<RawHttp>>,
     pub demo: Option<Checked<bool>>,
     pub probes: Option<Checked<Vec<Checked<RawProbe>>>>,
     pub probe_concurrency: Option<Checked<i64>>,
     pub business: Option<Checked<RawBusiness>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(expecting = "a mapping with keys header_read_timeout, idle_timeout, max_connections")]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    #[serde(default, deserialize_with = "duration_text")]
+    pub header_read_timeout: Option<String>,
+    #[serde(default, deserialize_with = "duration_text")]
+    pub idle_timeout: Option<String>,
+    pub max_connections: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -457,6 +457,7 @@ business:
         listen: "127.0.0.1:9999"
             .parse()
             .unwrap_or_else(|_| defaults::listen()),
+        http: HttpLimits::default(),
         demo: true,
         probes: vec![ProbeConfig {
             name: "shop".into(),

@@ -6,8 +6,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
-use super::raw::{check, unknown_field, Checked, RawBusiness, RawConfig, RawMetric, RawProbe};
-use super::{defaults, BusinessConfig, Config, IngestToken, MetricConfig, ProbeConfig, Problem};
+use super::raw::{
+    check, unknown_field, Checked, RawBusiness, RawConfig, RawHttp, RawMetric, RawProbe,
+};
+use super::{
+    defaults, BusinessConfig, Config, HttpLimits, IngestToken, MetricConfig, ProbeConfig, Problem,
+};
 use crate::probe::{ExpectError, Expectation, ProbeTarget, TargetError};
 use vigil_common::duration::{format_duration, parse_duration};
 use vigil_common::yaml_positions::{child_index, child_key, PositionIndex};
@@ -178,6 +182,7 @@ impl Validator<'_> {
                 self.problem("listen", format!("{listen:?} is not a listen address; expected IP:PORT such as 0.0.0.0:9310 or 127.0.0.1:9310"));
             }).ok()
         });
+        let http = self.http(raw.http);
         let demo = self.take(raw.demo, "demo").unwrap_or(false);
         let probes = self.probes(raw.probes);
         let probe_concurrency = match self.take(raw.probe_concurrency, "probe_concurrency") {
@@ -197,6 +202,7 @@ impl Validator<'_> {
         let business = self.business(raw.business, env_token);
         Some(Config {
             listen: listen.unwrap_or_else(defaults::listen),
+            http,
             demo,
             probes,
             probe_concurrency,
@@ -361,6 +367,46 @@ impl Validator<'_> {
             }
         }
         ok
+    }
+
+    /// The `http:` section: durations above zero, a cap of at least 1.
+    fn http(&mut self, raw: Option<Checked<RawHttp>>) -> HttpLimits {
+        let mut limits = HttpLimits::default();
+        let Some(raw) = self.take(raw, "http") else {
+            return limits;
+        };
+        for (text, slot, field) in [
+            (
+                raw.header_read_timeout,
+                &mut limits.header_read_timeout,
+                "http.header_read_timeout",
+            ),
+            (
+                raw.idle_timeout,
+                &mut limits.idle_timeout,
+                "http.idle_timeout",
+            ),
+        ] {
+            match self.duration(text, *slot, field) {
+                Some(d) if d.is_zero() => {
+                    self.problem(field, "must be greater than 0 (e.g. 10s)".to_string());
+                }
+                Some(d) => *slot = d,
+                None => {}
+            }
+        }
+        match raw.max_connections {
+            None => {}
+            Some(n) if n >= 1 => limits.max_connections = usize::try_from(n).unwrap_or(usize::MAX),
+            Some(n) => self.problem(
+                "http.max_connections",
+                format!(
+                    "{n} is too small; expected a whole number of at least 1 (default {})",
+                    limits.max_connections
+                ),
+            ),
+        }
+        limits
     }
 
     /// Parses a duration (zero is allowed here; the prober's checks reject
