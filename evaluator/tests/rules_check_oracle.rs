@@ -26,6 +26,11 @@ const CASES: &[(&str, &str)] = &[
     ("invalid record name", "  - record: 'a-b'\n    expr: up\n"),
     ("record name with colon", "  - record: 'a:b:c'\n    expr: up\n"),
     ("invalid label name", "  - alert: A\n    expr: up\n    labels: {'a-b': x}\n"),
+    // Issue 16 thought promtool rejects alert names that are not metric
+    // names; promtool 2.42 accepts them (the name becomes the value of
+    // `alertname`, and any label value is valid), and so does Vigil.
+    ("alert name with spaces and punctuation", "  - alert: 'bad name!'\n    expr: up\n"),
+    ("alert name starting with a digit", "  - alert: '9lives'\n    expr: up\n"),
     ("__name__ label", "  - alert: A\n    expr: up\n    labels: {__name__: x}\n"),
     ("invalid annotation name", "  - alert: A\n    expr: up\n    annotations: {'a b': x}\n"),
     ("unclosed template", "  - alert: A\n    expr: up\n    annotations: {s: '{{ $labels.x'}\n"),

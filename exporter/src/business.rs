@@ -70,6 +70,12 @@ pub enum BusinessError {
     MissingGaugeValue(String),
     #[error("metric {metric:?} already has {limit} label sets (business.max_label_sets); this event would add another")]
     TooManyLabelSets { metric: String, limit: usize },
+    #[error("counter {metric:?} is at {current}; adding {value} would overflow it to +Inf, so the event is refused; count in a larger unit, or restart the exporter to reset the counter (Prometheus' rate() handles resets)")]
+    CounterOverflow {
+        metric: String,
+        current: f64,
+        value: f64,
+    },
 }
 
 impl BusinessError {
@@ -89,6 +95,7 @@ impl BusinessError {
                 "invalid_value"
             }
             BusinessError::TooManyLabelSets { .. } => "too_many_label_sets",
+            BusinessError::CounterOverflow { .. } => "counter_overflow",
         }
     }
 }
@@ -287,25 +294,33 @@ impl BusinessMetrics {
             .iter()
             .map(|name| labels[name].clone())
             .collect();
-        {
-            let mut seen = declared
-                .seen
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if !seen.contains(&values) {
-                if seen.len() >= self.max_label_sets {
-                    return Err(BusinessError::TooManyLabelSets {
-                        metric,
-                        limit: self.max_label_sets,
-                    });
-                }
-                seen.insert(values.clone());
+        // The metric's lock is held until the value is applied, so the
+        // overflow check and the increment see the same counter value.
+        let mut seen = declared
+            .seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !seen.contains(&values) {
+            if seen.len() >= self.max_label_sets {
+                return Err(BusinessError::TooManyLabelSets {
+                    metric,
+                    limit: self.max_label_sets,
+                });
             }
+            seen.insert(values.clone());
         }
         let values: Vec<&str> = values.iter().map(String::as_str).collect();
         let now = match &declared.series {
             Series::Counter(vec) => {
                 let counter = vec.with_label_values(&values);
+                let current = counter.get();
+                if !(current + value).is_finite() {
+                    return Err(BusinessError::CounterOverflow {
+                        metric,
+                        current,
+                        value,
+                    });
+                }
                 counter.inc_by(value);
                 counter.get()
             }
@@ -315,6 +330,7 @@ impl BusinessMetrics {
                 gauge.get()
             }
         };
+        drop(seen);
         Ok(Recorded {
             metric,
             labels,
@@ -367,6 +383,19 @@ mod tests {
             .is_ok());
         let recorded = business.record(event("orders_created_total", &web, Some(2.5)));
         assert_eq!(recorded.map(|r| r.value).ok(), Some(3.5));
+    }
+
+    #[test]
+    fn counter_increment_that_would_reach_infinity_is_refused_and_changes_nothing() {
+        let (business, _) = metrics(10);
+        let web = [("channel", "web")];
+        let max = business.record(event("orders_created_total", &web, Some(f64::MAX)));
+        assert_eq!(max.map(|r| r.value).ok(), Some(f64::MAX));
+        let over = business.record(event("orders_created_total", &web, Some(f64::MAX)));
+        assert_eq!(over.map_err(|e| e.code()), Err("counter_overflow"));
+        // Adding 1 to f64::MAX rounds back to f64::MAX: finite, accepted.
+        let tiny = business.record(event("orders_created_total", &web, None));
+        assert_eq!(tiny.map(|r| r.value).ok(), Some(f64::MAX));
     }
 
     #[test]

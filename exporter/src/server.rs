@@ -397,7 +397,8 @@ impl AppError {
                 | BusinessError::MissingLabels { .. }
                 | BusinessError::InvalidValue { .. }
                 | BusinessError::MissingGaugeValue(_)
-                | BusinessError::TooManyLabelSets { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                | BusinessError::TooManyLabelSets { .. }
+                | BusinessError::CounterOverflow { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 BusinessError::Register { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             },
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,

@@ -224,6 +224,25 @@ async fn unauthorized_reply_asks_for_a_bearer_token() -> Result<()> {
 }
 
 #[tokio::test]
+async fn a_counter_event_that_would_overflow_to_infinity_is_refused_with_422() -> Result<()> {
+    let state = state()?;
+    let big = r#"{"metric": "orders_created_total", "labels": {"channel": "web"}, "value": 1e308}"#;
+    let first = post_event(&state, Some(TOKEN), big).await?;
+    assert_eq!(first.status, StatusCode::OK);
+    let before = business_metrics(&state).await?;
+    let second = post_event(&state, Some(TOKEN), big).await?;
+    assert_eq!(second.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let reply = second.json()?;
+    assert_eq!(reply["code"], "counter_overflow", "{reply}");
+    assert!(
+        reply.to_string().contains("would overflow it to +Inf"),
+        "{reply}"
+    );
+    assert_eq!(business_metrics(&state).await?, before, "unchanged");
+    Ok(())
+}
+
+#[tokio::test]
 async fn label_set_limit_rejects_new_sets_but_keeps_counting_known_ones() -> Result<()> {
     let state = state()?; // max_label_sets: 3
     for channel in ["web", "app", "phone"] {

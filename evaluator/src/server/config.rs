@@ -255,6 +255,32 @@ pub struct WebSettings {
     pub http_limits: HttpLimits,
 }
 
+/// Checks the port of every host of a `postgres://` URL (a bad one would
+/// only fail at the first connection, after `check config` said OK). The
+/// message names the host and port only, never the URL: it may hold a
+/// password.
+fn postgres_port_problem(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let hosts = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    for host in hosts.split(',') {
+        let port = match host.strip_prefix('[') {
+            // [IPv6]:port
+            Some(v6) => v6.split_once(']').and_then(|(_, p)| p.strip_prefix(':')),
+            None => host.split_once(':').map(|(_, p)| p),
+        };
+        let Some(port) = port else { continue };
+        if !matches!(port.parse::<u16>(), Ok(p) if p > 0) {
+            return Some(format!(
+                "port {port:?} of host {host:?} is not a TCP port (a number from 1 to 65535); fix it in storage.database_url (or DATABASE_URL)"
+            ));
+        }
+    }
+    None
+}
+
 /// Where environment overrides come from; a function so tests need not
 /// touch the process environment.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -511,6 +537,9 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
             "storage.database_url",
             "expected sqlite://FILE or postgres://USER@HOST/DB (from storage.database_url or DATABASE_URL)",
         );
+    }
+    if let Some(problem) = postgres_port_problem(url) {
+        problems.at("storage.database_url", problem);
     }
     if storage.series_limit == 0 {
         problems.at("storage.series_limit", "must be at least 1");

@@ -582,3 +582,35 @@ fn probe_without_expect_or_body_gets_the_prober_defaults() -> Result<(), String>
     assert_eq!(config.probe_concurrency, defaults::PROBE_CONCURRENCY);
     Ok(())
 }
+
+#[test]
+fn http_limits_default_and_can_be_set_and_zero_is_refused() {
+    let empty = Config::parse("", Path::new(FILE), None).map(|c| c.http);
+    assert_eq!(empty.ok(), Some(HttpLimits::default()));
+    let set = Config::parse(
+        "http: {header_read_timeout: 3s, idle_timeout: 2m, max_connections: 64}\n",
+        Path::new(FILE),
+        None,
+    )
+    .map(|c| c.http);
+    assert_eq!(
+        set.ok(),
+        Some(HttpLimits {
+            header_read_timeout: Duration::from_secs(3),
+            idle_timeout: Duration::from_secs(120),
+            max_connections: 64,
+        })
+    );
+    let bad = problems("http: {idle_timeout: 0s, max_connections: 0}\n");
+    assert_eq!(bad.len(), 2, "{bad:?}");
+    assert!(
+        bad[0].contains("http.idle_timeout") && bad[0].contains("greater than 0"),
+        "{bad:?}"
+    );
+    assert!(
+        bad[1].contains("http.max_connections") && bad[1].contains("at least 1"),
+        "{bad:?}"
+    );
+    let unknown = problems("http: {read_timeout: 3s}\n");
+    assert!(unknown[0].contains("read_timeout"), "{unknown:?}");
+}

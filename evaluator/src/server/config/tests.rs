@@ -307,3 +307,79 @@ fn read_requires_token_without_a_token_is_an_error_naming_the_field() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn a_database_url_with_a_bad_port_is_an_error_that_does_not_show_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        "postgres://u:s3cret@h:99999/db",
+        "postgres://u:s3cret@h:abc/db",
+        "postgresql://u:s3cret@h:0/db",
+        "postgres://u:s3cret@[::1]:70000/db",
+        "postgres://u:s3cret@a:5432,b:x/db",
+    ] {
+        let file = write(
+            dir.path(),
+            "vigil.yaml",
+            &format!("storage:\n  database_url: '{url}'\n"),
+        );
+        let problems = load(&file, &no_env).unwrap_err().problems;
+        assert_eq!(problems.len(), 1, "{url}: {problems:?}");
+        assert_eq!(problems[0].field, "storage.database_url");
+        assert_eq!(problems[0].line, Some(2), "{url}");
+        assert!(
+            problems[0].message.contains("not a TCP port"),
+            "{problems:?}"
+        );
+        assert!(!problems[0].message.contains("s3cret"), "{problems:?}");
+    }
+    for url in [
+        "postgres://u:s3cret@h:5432/db",
+        "postgres://u@h/db",
+        "postgres://[::1]:5432/db?sslmode=disable",
+        "postgres://a:5432,b:5433/db",
+        "sqlite://x.db",
+    ] {
+        let file = write(
+            dir.path(),
+            "vigil.yaml",
+            &format!("storage:\n  database_url: '{url}'\n"),
+        );
+        assert!(load(&file, &no_env).is_ok(), "{url}");
+    }
+}
+
+#[test]
+fn http_limits_default_and_can_be_set_under_web() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "vigil.yaml", "");
+    assert_eq!(
+        load(&file, &no_env).unwrap().web.http_limits,
+        HttpLimits::default()
+    );
+    let file = write(
+        dir.path(),
+        "vigil.yaml",
+        "web: {header_read_timeout: 3s, idle_timeout: 2m, max_connections: 64}\n",
+    );
+    assert_eq!(
+        load(&file, &no_env).unwrap().web.http_limits,
+        HttpLimits {
+            header_read_timeout: Duration::from_secs(3),
+            idle_timeout: Duration::from_secs(120),
+            max_connections: 64,
+        }
+    );
+    let file = write(
+        dir.path(),
+        "vigil.yaml",
+        "web: {header_read_timeout: 0s, max_connections: 0}\n",
+    );
+    let fields: Vec<String> = load(&file, &no_env)
+        .unwrap_err()
+        .problems
+        .into_iter()
+        .map(|p| p.field)
+        .collect();
+    assert_eq!(fields, ["web.header_read_timeout", "web.max_connections"]);
+}
