@@ -529,6 +529,7 @@ fn shipped_reference_example_is_valid_and_states_the_defaults() {
             probe.timeout,
             c.probe_concurrency,
             c.business.max_label_sets,
+            c.http,
         )
     });
     assert_eq!(
@@ -538,7 +539,8 @@ fn shipped_reference_example_is_valid_and_states_the_defaults() {
             defaults::PROBE_INTERVAL,
             defaults::PROBE_TIMEOUT,
             defaults::PROBE_CONCURRENCY,
-            defaults::MAX_LABEL_SETS
+            defaults::MAX_LABEL_SETS,
+            HttpLimits::default()
         ))
     );
 }
