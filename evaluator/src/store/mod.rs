@@ -236,19 +236,14 @@ impl Store {
             let (mut gained, mut lost) = (0usize, 0usize);
             for (labels, _, v) in samples.clone() {
                 let held = self.find(labels).and_then(|id| self.get(id));
-                match held {
-                    None if !is_stale(v) => gained += 1,
-                    None => {}
-                    Some(s) if is_stale(v) => {
-                        if s.is_active() && s.owner == owner {
-                            lost += 1;
-                        }
-                    }
-                    Some(s) => {
-                        if !s.is_active() || s.owner != owner {
-                            gained += 1;
-                        }
-                    }
+                let ours = held.is_some_and(|s| s.is_active() && s.owner == owner);
+                if is_stale(v) {
+                    // A marker frees a slot only of a series this target
+                    // holds now.
+                    lost += usize::from(ours);
+                } else {
+                    // A value takes one unless the target holds it already.
+                    gained += usize::from(!ours);
                 }
             }
             let would_hold = (self.owned_series_count(owner) + gained).saturating_sub(lost);
