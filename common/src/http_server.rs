@@ -118,11 +118,9 @@ pub async fn serve(
             // timeout the header timeout; both are watched below instead.
             .header_read_timeout(None)
             .keep_alive(true);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .keep_alive_interval(Some(limits.idle_timeout))
-            .keep_alive_timeout(limits.header_read_timeout);
+        // HTTP/2 (h2c) connections get the same two watchdogs; no pings,
+        // which would count as traffic.
+        builder.http2().timer(TokioTimer::new());
         let connection = builder
             .serve_connection_with_upgrades(io, service)
             .into_owned();
