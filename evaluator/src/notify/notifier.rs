@@ -472,6 +472,7 @@ impl Notifier {
             common_annotations,
             external_url: self.external_url.clone(),
             truncated_alerts: 0,
+            redelivery: false,
         }
     }
 

@@ -213,7 +213,7 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     let mut restored = 0;
     for g in &groups {
         let mut g = g.lock().unwrap_or_else(|e| e.into_inner());
-        restored += tracker.restore(&mut g, &snapshots, RESEND_DELAY);
+        restored += tracker.restore(&mut g, &snapshots);
     }
     if restored > 0 {
         tracing::info!(alerts = restored, "alert state restored from history");
@@ -233,18 +233,18 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     let silences = durability.load_silences().await;
     let mut notifier = Notifier::with_silences(Arc::clone(&cfg.notify), Box::new(silences));
     notifier.set_external_url(cfg.web.external_url.clone());
-    let restored_log = restore_notify_log(&durability.store, &mut notifier).await;
-    if restored_log > 0 {
-        tracing::info!(
-            entries = restored_log,
-            "notification log restored from history"
-        );
-    }
     let restored_cooldowns = restore_cooldowns(&durability.store, &mut notifier).await;
     if restored_cooldowns > 0 {
         tracing::info!(
             entries = restored_cooldowns,
             "cooldowns restored from history"
+        );
+    }
+    let restored_log = restore_notify_log(&durability.store, &mut notifier).await;
+    if restored_log > 0 {
+        tracing::info!(
+            entries = restored_log,
+            "notification log restored from history"
         );
     }
     let notifier = Arc::new(tokio::sync::Mutex::new(notifier));

@@ -170,6 +170,10 @@ struct Shared {
     /// outcome's record) runs in this process, so a resume does not start
     /// a second delivery of the same entry.
     in_flight: Mutex<HashSet<String>>,
+    /// Outbox ids of the entries this process queued and has not finished
+    /// with: a resumed entry not among them was started by a previous
+    /// process or leader, so its delivery is marked as a re-send.
+    own: Mutex<HashSet<String>>,
     lanes: Lanes,
     /// Rate limit of delivery-failure log lines per receiver integration.
     failures: Arc<FailureLog>,
@@ -188,6 +192,22 @@ impl Shared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
+    }
+
+    fn own(&self, id: &str, own: bool) {
+        let mut ids = self.own.lock().unwrap_or_else(|e| e.into_inner());
+        if own {
+            ids.insert(id.to_string());
+        } else {
+            ids.remove(id);
+        }
+    }
+
+    fn owns(&self, id: &str) -> bool {
+        self.own
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(id)
     }
 
     fn integrations(&self, receiver: &str) -> Option<Vec<Integration>> {
@@ -309,6 +329,7 @@ pub async fn run_delivery(
         metrics,
         outbox,
         in_flight: Mutex::default(),
+        own: Mutex::default(),
         lanes: Lanes::default(),
         failures: Arc::new(FailureLog::new(
             Arc::new(SystemClock),
@@ -496,6 +517,9 @@ fn dispatch(
                 Some(o) => enqueue(o, &notification, &name, &key, at).await,
                 None => None,
             };
+            if let Some(id) = &id {
+                shared.own(id, true);
+            }
             shared.lanes.wait_turn(&lane, ticket).await;
             let turn = Turn {
                 lanes: &shared.lanes,
@@ -583,9 +607,16 @@ async fn resume(
         }
     }
     let mut resumed = 0;
-    for (record, notification) in pending {
+    let mut redelivered = 0;
+    for (record, mut notification) in pending {
         if record.next_attempt_at > now || !shared.claim(&record.idempotency_key) {
             continue;
+        }
+        // Not queued by this process: a previous process or leader may
+        // have sent it already (killed before recording the outcome).
+        if let Some(n) = &mut notification {
+            n.redelivery = !shared.owns(&record.id);
+            redelivered += usize::from(n.redelivery);
         }
         let integration = shared.integrations(&record.receiver).and_then(|list| {
             list.into_iter()
@@ -631,7 +662,8 @@ async fn resume(
     if resumed > 0 {
         tracing::info!(
             notifications = resumed,
-            "delivering notifications left pending in the outbox"
+            redelivered,
+            "delivering notifications left pending in the outbox (redelivered: started by a previous process or leader, marked as re-sent)"
         );
     }
     Ok(())
@@ -760,6 +792,9 @@ async fn deliver_one(
         return;
     };
     record_outcome(outbox, id, &result, now).await;
+    if !matches!(result, Outcome::Retry { .. }) {
+        shared.own(id, false);
+    }
 }
 
 /// Records `result` for outbox entry `id`, retrying until the database
@@ -837,6 +872,7 @@ mod tests {
             common_annotations: BTreeMap::new(),
             external_url: String::new(),
             truncated_alerts: 0,
+            redelivery: false,
         }
     }
 

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::config::StorageSettings;
-use crate::alerts::state::{millis, AlertState};
+use crate::alerts::state::AlertState;
 use crate::alerts::Alert as RuleAlert;
 use crate::history::leader::{LeaderConfig, LeaderElector, Ticks};
 use crate::history::silences::SqlSilences;
@@ -239,13 +239,8 @@ impl AlertTracker {
     /// Puts saved alerts back into `group`'s alerting rules (see
     /// [`restore_group`]) and remembers them as seen, so restored alerts
     /// are not recorded as new transitions.
-    pub fn restore(
-        &self,
-        group: &mut RuleGroup,
-        snapshots: &[AlertSnapshot],
-        resend_delay: Duration,
-    ) -> usize {
-        let restored = restore_group(group, snapshots, resend_delay);
+    pub fn restore(&self, group: &mut RuleGroup, snapshots: &[AlertSnapshot]) -> usize {
+        let restored = restore_group(group, snapshots);
         let mut all = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         let seen = all.entry(group_key(group)).or_default();
         for a in alerting(group) {
@@ -508,15 +503,12 @@ fn snapshot(group: &RuleGroup, a: &RuleAlert, now: DateTime<Utc>) -> AlertSnapsh
 }
 
 /// Puts saved alerts back into the alerting rules of `group` (matched by
-/// group name and `alertname`), so a firing alert stays firing without a
-/// second notification and a pending alert keeps its `for` timer. Returns
+/// group name and `alertname`), so a firing alert stays firing and a
+/// pending alert keeps its `for` timer. Restored alerts are handed to the
+/// notifier again at the first evaluation, which notifies only what the
+/// notification log and the outbox do not show as told. Returns
 /// how many were restored.
-pub fn restore_group(
-    group: &mut RuleGroup,
-    snapshots: &[AlertSnapshot],
-    resend_delay: Duration,
-) -> usize {
-    let delta = millis(group.interval.max(resend_delay));
+pub fn restore_group(group: &mut RuleGroup, snapshots: &[AlertSnapshot]) -> usize {
     let mut restored = 0;
     for entry in &mut group.rules {
         let Rule::Alerting(rule) = &mut entry.rule else {
@@ -526,7 +518,7 @@ pub fn restore_group(
         let alerts: Vec<RuleAlert> = snapshots
             .iter()
             .filter(|s| s.group_name == group.name && s.rule == rule.name())
-            .map(|s| to_rule_alert(s, cooldown, delta))
+            .map(|s| to_rule_alert(s, cooldown))
             .collect();
         restored += alerts.len();
         rule.restore(alerts);
@@ -534,7 +526,7 @@ pub fn restore_group(
     restored
 }
 
-fn to_rule_alert(s: &AlertSnapshot, cooldown: Option<Duration>, delta_ms: i64) -> RuleAlert {
+fn to_rule_alert(s: &AlertSnapshot, cooldown: Option<Duration>) -> RuleAlert {
     let ms = |t: DateTime<Utc>| t.timestamp_millis();
     let state = match s.state {
         HistoryState::Pending => AlertState::Pending,
@@ -550,9 +542,15 @@ fn to_rule_alert(s: &AlertSnapshot, cooldown: Option<Duration>, delta_ms: i64) -
         active_at_ms: ms(s.active_at),
         fired_at_ms: s.fired_at.map(ms),
         resolved_at_ms: s.resolved_at.map(ms),
-        last_sent_at_ms: s.last_sent_at.map(ms),
-        // As the rule sets it at each send: four resend periods ahead.
-        valid_until_ms: s.last_sent_at.map(|t| ms(t) + 4 * delta_ms),
+        // Handed to the notifier again at the first evaluation: the
+        // snapshot is saved before the notification is in the outbox, so
+        // "sent to the notifier" says nothing about what a receiver was
+        // told. The notifier decides from the notification log and the
+        // outbox (restored at start): an alert whose notification is not
+        // recorded as delivered or pending is notified at once, one
+        // already told is not told again.
+        last_sent_at_ms: None,
+        valid_until_ms: None,
         keep_firing_since_ms: s.keep_firing_since.map(ms),
         cooldown,
     }
@@ -662,6 +660,7 @@ pub fn notification_from_payload(payload: &str) -> Option<Notification> {
         common_annotations: s.common_annotations,
         external_url: s.external_url,
         truncated_alerts: s.truncated_alerts,
+        redelivery: false,
     })
 }
 
@@ -732,8 +731,21 @@ pub async fn restore_cooldowns(store: &HistoryStore, notifier: &mut Notifier) ->
     count
 }
 
-/// The saved notification log put back into `notifier`; returns how many
-/// entries. A database error is logged and nothing is restored.
+/// How far back delivered outbox entries are read at start, to cover
+/// notification-log rows a killed process had not written yet.
+const SENT_LOOKBACK: chrono::Duration = chrono::Duration::hours(6);
+
+/// The saved notification log put back into `notifier`, completed from the
+/// outbox; returns how many entries. A database error is logged and nothing
+/// is restored. Run after [`restore_cooldowns`]: what the outbox says is
+/// newer than the saved cooldown rows.
+///
+/// Besides the notification-log rows, what the outbox says receivers were
+/// (or are about to be) told counts, when newer than the group's row:
+/// entries delivered whose log row a killed process had not written yet
+/// (so they are not sent again), and entries still pending, which are
+/// delivered at start (so the notifier sends what follows them, e.g. the
+/// resolution of an alert whose firing notification was only pending).
 pub async fn restore_notify_log(store: &HistoryStore, notifier: &mut Notifier) -> usize {
     let rows = match tokio::time::timeout(LOAD_TIMEOUT, store.load_notify_log()).await {
         Ok(Ok(rows)) => rows,
@@ -748,62 +760,88 @@ pub async fn restore_notify_log(store: &HistoryStore, notifier: &mut Notifier) -
             return 0;
         }
     };
-    let mut count = rows.len();
-    for row in rows {
-        notifier.restore_log(
-            &row.receiver,
-            &row.group_key,
+    let mut log: HashMap<(String, String), LogEntry> = rows
+        .into_iter()
+        .map(|row| {
+            (
+                (row.receiver, row.group_key),
+                LogEntry {
+                    firing: row.firing,
+                    resolved: row.resolved,
+                    sent_at: row.sent_at,
+                },
+            )
+        })
+        .collect();
+    let mut from_outbox = 0;
+    for (n, at) in outbox_told(store).await {
+        let row = notify_log_row(&n, at);
+        let key = (row.receiver.clone(), row.group_key.clone());
+        if log.get(&key).is_some_and(|e| e.sent_at >= at) {
+            continue;
+        }
+        log.insert(
+            key,
             LogEntry {
                 firing: row.firing,
                 resolved: row.resolved,
                 sent_at: row.sent_at,
             },
+        );
+        for c in cooldown_rows(&n, at) {
+            notifier.restore_cooldown(
+                &c.receiver,
+                c.fingerprint,
+                c.last_firing_sent,
+                c.cooldown,
+                c.awaiting_resolve,
+            );
+        }
+        from_outbox += 1;
+    }
+    if from_outbox > 0 {
+        tracing::info!(
+            notifications = from_outbox,
+            "notifications delivered or pending in the outbox but not in the notification log yet count as told"
         );
     }
-    // Entries still pending in the outbox are delivered at start: the
-    // notifier must count them as told, or it would never send what
-    // follows them (an alert resolved after a firing notification that was
-    // only pending, say).
-    for (n, created_at) in pending_notifications(store).await {
-        let row = notify_log_row(&n, created_at);
-        notifier.restore_log(
-            &row.receiver,
-            &row.group_key,
-            LogEntry {
-                firing: row.firing,
-                resolved: row.resolved,
-                sent_at: row.sent_at,
-            },
-        );
-        for c in cooldown_rows(&n, created_at) {
-            if c.awaiting_resolve {
-                notifier.restore_cooldown(
-                    &c.receiver,
-                    c.fingerprint,
-                    c.last_firing_sent,
-                    c.cooldown,
-                    true,
-                );
-            }
-        }
-        count += 1;
+    let count = log.len();
+    for ((receiver, group_key), entry) in log {
+        notifier.restore_log(&receiver, &group_key, entry);
     }
     count
 }
 
-/// The notifications pending in the outbox (due or not), oldest first, with
-/// their creation times; none when the database does not answer.
-async fn pending_notifications(store: &HistoryStore) -> Vec<(Notification, DateTime<Utc>)> {
+/// The notifications the outbox says receivers were told, or will be at
+/// start: those delivered in the last [`SENT_LOOKBACK`] (at their delivery
+/// time) and those pending, due or not (at their creation time); oldest
+/// first. None when the database does not answer.
+async fn outbox_told(store: &HistoryStore) -> Vec<(Notification, DateTime<Utc>)> {
     let pending =
         tokio::time::timeout(LOAD_TIMEOUT, store.due(DateTime::<Utc>::MAX_UTC, 100_000)).await;
-    let Ok(Ok(mut pending)) = pending else {
+    let Ok(Ok(pending)) = pending else {
         return Vec::new();
     };
-    pending.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-    pending
+    let since = Utc::now() - SENT_LOOKBACK;
+    let sent = tokio::time::timeout(LOAD_TIMEOUT, store.sent_since(since, 100_000)).await;
+    let sent = match sent {
+        Ok(Ok(sent)) => sent,
+        _ => Vec::new(),
+    };
+    let mut told: Vec<(DateTime<Utc>, String, Notification)> = sent
         .into_iter()
-        .filter_map(|r| Some((notification_from_payload(&r.payload)?, r.created_at)))
-        .collect()
+        .filter_map(|r| {
+            let at = r.sent_at.unwrap_or(r.created_at);
+            Some((at, r.id, notification_from_payload(&r.payload)?))
+        })
+        .chain(
+            pending
+                .into_iter()
+                .filter_map(|r| Some((r.created_at, r.id, notification_from_payload(&r.payload)?))),
+        )
+        .collect();
+    told.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    told.into_iter().map(|(at, _, n)| (n, at)).collect()
 }
 
 /// Waits until every target has finished its first scrape, at most one
@@ -906,7 +944,8 @@ mod tests {
     }
 
     #[test]
-    fn a_restored_firing_alert_keeps_firing_without_a_new_transition_or_send() {
+    fn a_restored_firing_alert_keeps_firing_without_a_new_transition_and_goes_to_the_notifier_once()
+    {
         let engine = FakeEngine::new();
         engine.set("x > 0", 0, vec![sample(&[("i", "a")], 1.0)]);
         let mut before = group();
@@ -927,7 +966,7 @@ mod tests {
 
         let mut after = group();
         let tracker = AlertTracker::default();
-        assert_eq!(tracker.restore(&mut after, &snapshots, RESEND), 1);
+        assert_eq!(tracker.restore(&mut after, &snapshots), 1);
         let external = Labels::default();
         let env = GroupEnv {
             engine: &engine,
@@ -936,12 +975,17 @@ mod tests {
             external_url: "",
             resend_delay: RESEND,
         };
+        // Handed to the notifier once more (it may never have reached the
+        // outbox before the restart; the notifier's restored log decides
+        // whether a receiver hears of it), then not until the resend delay.
         let sent = after.eval(5 * SEC, &env);
-        assert!(
-            sent.is_empty(),
-            "sent again within the resend delay: {sent:?}"
-        );
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0].active_at_ms, SEC, "the original start is sent");
         assert!(transitions(&tracker.observe(&after, time(5 * SEC))).is_empty());
+        assert!(
+            after.eval(6 * SEC, &env).is_empty(),
+            "within the resend delay"
+        );
         let alert = alerting(&after).next().unwrap();
         assert_eq!(alert.state, AlertState::Firing);
         assert_eq!(alert.active_at_ms, SEC, "the original activation is kept");
@@ -963,7 +1007,7 @@ mod tests {
             })
             .collect();
         let mut after = group();
-        AlertTracker::default().restore(&mut after, &snapshots, RESEND);
+        AlertTracker::default().restore(&mut after, &snapshots);
         eval(&mut after, &engine, 3 * SEC);
         let alert = alerting(&after).next().unwrap();
         assert_eq!(
@@ -997,6 +1041,7 @@ mod tests {
             common_annotations: BTreeMap::new(),
             external_url: "http://vigil".into(),
             truncated_alerts: 2,
+            redelivery: false,
         };
         assert_eq!(
             notification_from_payload(&notification_payload(&n)),

@@ -89,6 +89,7 @@ pub fn notification(alerts: Vec<NotifiedAlert>) -> Notification {
         )]),
         external_url: "http://vigil:9096".into(),
         truncated_alerts: 0,
+        redelivery: false,
         alerts,
     }
 }
