@@ -182,7 +182,10 @@ impl Hook {
 }
 
 /// Short timers, so a trial takes seconds: scrape and evaluate every
-/// `interval`, `for` of `hold`, `group_wait` 200 ms, `group_interval` 500 ms.
+/// `interval`, `for` of `hold`, `group_wait` 400 ms (longer than the
+/// history writer's 250 ms flush, so the firing state is saved before the
+/// notification reaches the outbox, the window where a kill used to lose
+/// it), `group_interval` 500 ms.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
     pub interval: Duration,
@@ -226,7 +229,7 @@ impl Lab {
         std::fs::write(
             dir.join("notify.yaml"),
             format!(
-                "route: {{receiver: hook, group_by: [alertname, series], group_wait: 200ms, group_interval: 500ms, repeat_interval: 1h}}\nreceivers:\n- name: hook\n  webhook_configs: [{{url: 'http://127.0.0.1:{}/hook', send_resolved: true, timeout: 30s}}]\n",
+                "route: {{receiver: hook, group_by: [alertname, series], group_wait: 400ms, group_interval: 500ms, repeat_interval: 1h}}\nreceivers:\n- name: hook\n  webhook_configs: [{{url: 'http://127.0.0.1:{}/hook', send_resolved: true, timeout: 30s}}]\n",
                 hook.port
             ),
         )
@@ -402,7 +405,7 @@ impl Replica {
 pub enum KillPoint {
     /// While the alert is pending (`for` not over).
     Pending,
-    /// Within the first 200 ms of firing: between evaluation and the
+    /// Within the first 450 ms of firing: between evaluation and the
     /// notifier, in `group_wait`, around the outbox enqueue.
     FirstFiring,
     /// While the receiver holds the firing request (it answers slowly).
@@ -470,7 +473,7 @@ pub async fn kill_and_restart_trial(
         }
         KillPoint::FirstFiring => {
             replica.wait_state(series, "firing", STEP).await?;
-            offset = ms(0..200, rng);
+            offset = ms(0..450, rng);
         }
         KillPoint::MidDelivery => {
             hook.delay(Duration::from_secs(3));
