@@ -322,6 +322,10 @@ pub enum HistoryWrite {
         before: DateTime<Utc>,
         reason: EndReason,
     },
+    /// A notification delivered (or given up on) that has no outbox row:
+    /// the database did not take it when it was queued. Added to the
+    /// delivery log once the database answers.
+    Delivered(super::outbox::DeliveredRecord),
 }
 
 /// The history database API. Cheap to clone.
@@ -983,6 +987,7 @@ async fn apply_one(conn: &mut AnyConnection, write: &HistoryWrite) -> Result<(),
             .map_err(HistoryError::db("saving the notification log"))?;
             Ok(())
         }
+        HistoryWrite::Delivered(record) => super::outbox::insert_delivered(conn, record).await,
         HistoryWrite::Cooldown(row) => {
             sqlx::query(
                 "INSERT INTO cooldowns (receiver, fingerprint, last_firing_sent, cooldown_ms, awaiting_resolve) \

@@ -29,7 +29,15 @@
 //! delivers the outbox entries left pending, then the held notifications the
 //! notification log does not cover; so a fail-over, or a database outage of
 //! a single replica, neither repeats nor drops a notification. Without a
-//! database that answers, a leader still delivers (without an outbox row).
+//! database that answers, a leader still delivers (without an outbox row);
+//! the delivery's row reaches the delivery log through the batched history
+//! writer once the database answers again.
+//!
+//! Re-sends: every attempt carries the notification's idempotency key
+//! ([`Notification::idempotency_key`]). An outbox entry resumed by a
+//! process that did not queue it (a restart, a new leader) may have reached
+//! the receiver before the old process died, so it goes out marked as a
+//! redelivery ([`Notification::redelivery`]).
 //!
 //! On shutdown the channel closes; deliveries already started get a grace
 //! period to finish, then are abandoned with a log line.
@@ -47,10 +55,12 @@ use super::durability::{
     cooldown_rows, notification_from_payload, notification_payload, notify_log_row,
 };
 use super::metrics::ServerMetrics;
-use crate::history::outbox::{idempotency_key, NotificationRecord, OutboxEntry};
+use crate::history::outbox::{
+    idempotency_key, DeliveredRecord, NotificationRecord, OutboxEntry, OutboxStatus,
+};
 use crate::history::store::HistoryWrite;
 use crate::history::writer::HistoryWriter;
-use crate::history::HistoryStore;
+use crate::history::{new_id, HistoryStore};
 use crate::notify::alert::{AlertStatus, Fingerprint, Notification};
 use crate::notify::clock::SystemClock;
 use crate::notify::deliver::DeliveryStage;
@@ -557,11 +567,11 @@ async fn enqueue(
     match tokio::time::timeout(OUTBOX_TIMEOUT, outbox.store.enqueue(&entry, key)).await {
         Ok(Ok(enqueued)) => Some(enqueued.id().to_string()),
         Ok(Err(e)) => {
-            tracing::error!(error = %e, receiver = %notification.receiver, "cannot queue the notification in the outbox; delivering it without a durable record");
+            tracing::error!(error = %e, receiver = %notification.receiver, "cannot queue the notification in the outbox; delivering it now and recording it in the history once the database answers");
             None
         }
         Err(_) => {
-            tracing::error!(receiver = %notification.receiver, "the outbox did not answer in time; delivering the notification without a durable record");
+            tracing::error!(receiver = %notification.receiver, "the outbox did not answer in time; delivering the notification now and recording it in the history once the database answers");
             None
         }
     }
@@ -789,11 +799,52 @@ async fn deliver_one(
         }
     }
     let Some(id) = id else {
+        record_without_outbox_row(outbox, integration, notification, created_at, &result, now);
         return;
     };
     record_outcome(outbox, id, &result, now).await;
     if !matches!(result, Outcome::Retry { .. }) {
         shared.own(id, false);
+    }
+}
+
+/// A notification delivered (or given up on) without an outbox row, as the
+/// database did not take it when it was queued: its row goes into the
+/// delivery log through the batched writer, which buffers it until the
+/// database answers, so an outage loses no record.
+fn record_without_outbox_row(
+    outbox: &Outbox,
+    integration: &Integration,
+    notification: &Notification,
+    created_at: DateTime<Utc>,
+    result: &Outcome,
+    now: DateTime<Utc>,
+) {
+    let name = integration_name(integration);
+    let (status, last_error, response_code, message_id) = match result {
+        Outcome::Sent { code, message_id } => (OutboxStatus::Sent, None, *code, message_id.clone()),
+        Outcome::Retry { error, code, .. } | Outcome::Failed { error, code } => {
+            (OutboxStatus::Failed, Some(error.clone()), *code, None)
+        }
+    };
+    let record = DeliveredRecord {
+        id: new_id(created_at),
+        idempotency_key: idempotency_key(notification, &name, created_at),
+        entry: OutboxEntry::for_notification(
+            notification,
+            &name,
+            notification_payload(notification),
+            created_at,
+        ),
+        status,
+        attempts: 1,
+        last_error,
+        response_code,
+        message_id,
+        finished_at: now,
+    };
+    if let Err(e) = outbox.writer.record(HistoryWrite::Delivered(record)) {
+        tracing::error!(error = %e, receiver = %notification.receiver, "the delivery of a notification cannot be recorded in the history");
     }
 }
 
