@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use vigil_evaluator::history::outbox::{
     idempotency_key, DeliveredRecord, OutboxEntry, OutboxStatus,
 };
-use vigil_evaluator::history::store::HistoryWrite;
+use vigil_evaluator::history::store::{AlertSnapshot, HistoryState, HistoryWrite};
 use vigil_evaluator::history::writer::{HistoryWriter, WriterConfig};
 use vigil_evaluator::history::{new_id, Database, HistoryStore};
 use vigil_evaluator::notify::alert::{AlertStatus, Notification};
@@ -291,4 +291,65 @@ async fn a_new_leader_sends_the_held_notifications_the_old_one_did_not() {
     let payloads = rig.webhook.payloads();
     assert_eq!(payloads.len(), 1, "{payloads:#?}");
     assert_eq!(payloads[0]["alerts"][0]["labels"]["pod"], "untold");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queueing_a_firing_notification_saves_the_firing_state_with_it() {
+    let rig = rig(false, Duration::from_secs(5)).await;
+    let n = notification("state");
+    let alert = &n.alerts[0];
+    let fired_at = alert.alert.starts_at;
+    let saved = |state: HistoryState, active_at| AlertSnapshot {
+        fingerprint: alert.fingerprint,
+        rule: "HighErrorRate".into(),
+        group_name: "g".into(),
+        labels: alert.alert.labels.clone(),
+        annotations: Default::default(),
+        state,
+        active_at,
+        fired_at: None,
+        resolved_at: None,
+        keep_firing_since: None,
+        last_sent_at: None,
+        value: Some(1.0),
+        updated_at: active_at,
+    };
+    // The batched writer has saved the alert as pending, not yet as firing.
+    let active_at = fired_at - chrono::Duration::seconds(10);
+    rig.store
+        .apply(&[HistoryWrite::Snapshot(saved(
+            HistoryState::Pending,
+            active_at,
+        ))])
+        .await
+        .unwrap();
+    let entry = OutboxEntry::for_notification(&n, "webhook[0]", notification_payload(&n), fired_at);
+    let key = idempotency_key(&n, "webhook[0]", fired_at);
+    rig.store
+        .enqueue_firing(&entry, &key, &[(alert.fingerprint, fired_at)])
+        .await
+        .unwrap();
+    let snapshots = rig.store.load_snapshots().await.unwrap();
+    assert_eq!(snapshots.len(), 1);
+    assert_eq!(snapshots[0].state, HistoryState::Firing);
+    assert_eq!(snapshots[0].fired_at, Some(fired_at));
+
+    // A pending alert of a later episode (activated after that firing) is
+    // left alone, e.g. when an old notification is queued again.
+    let later = fired_at + chrono::Duration::seconds(60);
+    rig.store
+        .apply(&[HistoryWrite::Snapshot(saved(HistoryState::Pending, later))])
+        .await
+        .unwrap();
+    let again = OutboxEntry::for_notification(&n, "webhook[0]", notification_payload(&n), later);
+    rig.store
+        .enqueue_firing(
+            &again,
+            &idempotency_key(&n, "webhook[0]", later),
+            &[(alert.fingerprint, fired_at)],
+        )
+        .await
+        .unwrap();
+    let snapshots = rig.store.load_snapshots().await.unwrap();
+    assert_eq!(snapshots[0].state, HistoryState::Pending);
 }

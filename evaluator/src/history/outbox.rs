@@ -265,6 +265,24 @@ impl HistoryStore {
         entry: &OutboxEntry,
         idempotency_key: &str,
     ) -> Result<Enqueued, HistoryError> {
+        self.enqueue_firing(entry, idempotency_key, &[]).await
+    }
+
+    /// [`HistoryStore::enqueue`], and in the same transaction the saved
+    /// state of each alert in `fired` (fingerprint, time it fired) that is
+    /// still saved as pending of the same episode (activated no later than
+    /// it fired) becomes firing: the firing state and the notification
+    /// telling it become durable together. The state machine's own
+    /// snapshot reaches the database through the batched writer a moment
+    /// later; killed in between, a restart would otherwise restore the
+    /// alert as pending and, if it cleared meanwhile, never send the
+    /// resolution of a firing notification the receiver got.
+    pub async fn enqueue_firing(
+        &self,
+        entry: &OutboxEntry,
+        idempotency_key: &str,
+        fired: &[(Fingerprint, DateTime<Utc>)],
+    ) -> Result<Enqueued, HistoryError> {
         let _timer = self.timer("outbox");
         self.database().ensure_schema().await?;
         let id = new_id(entry.created_at);
@@ -311,6 +329,19 @@ impl HistoryStore {
             .execute(&mut *tx)
             .await
             .map_err(HistoryError::db("linking a notification to its alerts"))?;
+        }
+        for (fingerprint, fired_at) in fired {
+            sqlx::query(
+                "UPDATE alert_state SET state = 'firing', fired_at = $1 \
+                 WHERE fingerprint = $2 AND state = 'pending' AND active_at <= $1",
+            )
+            .bind(to_millis(*fired_at))
+            .bind(fingerprint.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(HistoryError::db(
+                "saving the firing state with its notification",
+            ))?;
         }
         tx.commit()
             .await

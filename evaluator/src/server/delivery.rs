@@ -564,7 +564,16 @@ async fn enqueue(
         notification_payload(notification),
         received_at,
     );
-    match tokio::time::timeout(OUTBOX_TIMEOUT, outbox.store.enqueue(&entry, key)).await {
+    // The firing state goes with the notification telling it (the
+    // notifier's `startsAt` of a firing alert is the time it fired).
+    let fired: Vec<(Fingerprint, DateTime<Utc>)> = notification
+        .alerts
+        .iter()
+        .filter(|a| a.status == AlertStatus::Firing)
+        .map(|a| (a.fingerprint, a.alert.starts_at))
+        .collect();
+    let enqueue = outbox.store.enqueue_firing(&entry, key, &fired);
+    match tokio::time::timeout(OUTBOX_TIMEOUT, enqueue).await {
         Ok(Ok(enqueued)) => Some(enqueued.id().to_string()),
         Ok(Err(e)) => {
             tracing::error!(error = %e, receiver = %notification.receiver, "cannot queue the notification in the outbox; delivering it now and recording it in the history once the database answers");
