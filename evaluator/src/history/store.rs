@@ -335,6 +335,9 @@ pub struct HistoryStore {
     /// `vigil_history_db_duration_seconds{operation}` once
     /// [`HistoryStore::with_metrics`] registered it.
     latency: Option<prometheus::HistogramVec>,
+    /// Set while the saved state (alert state, notification log) could not
+    /// be loaded at start, shared by the clones (`/-/ready` shows it).
+    restore_pending: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Fires of one rule on one UTC day.
@@ -355,7 +358,24 @@ impl HistoryStore {
     }
 
     pub fn new(db: Database) -> HistoryStore {
-        HistoryStore { db, latency: None }
+        HistoryStore {
+            db,
+            latency: None,
+            restore_pending: Default::default(),
+        }
+    }
+
+    /// Whether the saved state is still waiting for the database (see
+    /// [`HistoryStore::set_restore_pending`]).
+    pub fn restore_pending(&self) -> bool {
+        self.restore_pending
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Marks the saved state as not loaded yet (`true`) or loaded.
+    pub fn set_restore_pending(&self, pending: bool) {
+        self.restore_pending
+            .store(pending, std::sync::atomic::Ordering::Release);
     }
 
     /// Times every database operation of this store (and its clones) in

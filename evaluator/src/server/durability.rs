@@ -115,23 +115,6 @@ impl Durability {
         })
     }
 
-    /// Loads the saved alert-state snapshots; on a database error (or one
-    /// that does not answer in time) logs it and returns none, so the
-    /// evaluator starts anyway.
-    pub async fn load_snapshots(&self) -> Vec<AlertSnapshot> {
-        match tokio::time::timeout(LOAD_TIMEOUT, self.store.load_snapshots()).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot load saved alert state; alerts start over");
-                Vec::new()
-            }
-            Err(_) => {
-                tracing::error!("the history database did not answer in time; alerts start over");
-                Vec::new()
-            }
-        }
-    }
-
     /// The stored silences, written through to the history from now on;
     /// none yet when the database does not answer (the periodic merge of
     /// [`crate::server::api::alertmanager::run_sync`] brings them in later).
@@ -149,6 +132,12 @@ impl Durability {
                 SqlSilences::empty(writer, DEFAULT_RETENTION)
             }
         }
+    }
+
+    /// Silences for a start without the database: none yet, written
+    /// through from now on; the periodic sync merges the stored ones in.
+    pub fn silences_without_database(&self) -> SqlSilences {
+        SqlSilences::empty(self.writer.clone(), DEFAULT_RETENTION)
     }
 
     /// Stops the pruner and the election and flushes the writer (bounded by
@@ -703,131 +692,38 @@ pub fn cooldown_rows(n: &Notification, sent_at: DateTime<Utc>) -> Vec<CooldownRo
         .collect()
 }
 
-/// The saved cooldown ledger put back into `notifier`, so cooldowns and
-/// owed resolutions survive a restart; returns how many entries. A database
-/// error is logged and nothing is restored.
-pub async fn restore_cooldowns(store: &HistoryStore, notifier: &mut Notifier) -> usize {
-    let rows = match tokio::time::timeout(LOAD_TIMEOUT, store.load_cooldowns()).await {
-        Ok(Ok(rows)) => rows,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "cannot load the saved cooldowns");
-            return 0;
-        }
-        Err(_) => {
-            tracing::error!("the history database did not answer in time; cooldowns not restored");
-            return 0;
-        }
-    };
-    let count = rows.len();
-    for row in rows {
-        notifier.restore_cooldown(
-            &row.receiver,
-            row.fingerprint,
-            row.last_firing_sent,
-            row.cooldown,
-            row.awaiting_resolve,
-        );
-    }
-    count
-}
-
 /// How far back delivered outbox entries are read at start, to cover
 /// notification-log rows a killed process had not written yet.
 const SENT_LOOKBACK: chrono::Duration = chrono::Duration::hours(6);
 
-/// The saved notification log put back into `notifier`, completed from the
-/// outbox; returns how many entries. A database error is logged and nothing
-/// is restored. Run after [`restore_cooldowns`]: what the outbox says is
-/// newer than the saved cooldown rows.
-///
-/// Besides the notification-log rows, what the outbox says receivers were
-/// (or are about to be) told counts, when newer than the group's row:
-/// entries delivered whose log row a killed process had not written yet
-/// (so they are not sent again), and entries still pending, which are
-/// delivered at start (so the notifier sends what follows them, e.g. the
-/// resolution of an alert whose firing notification was only pending).
-pub async fn restore_notify_log(store: &HistoryStore, notifier: &mut Notifier) -> usize {
-    let rows = match tokio::time::timeout(LOAD_TIMEOUT, store.load_notify_log()).await {
-        Ok(Ok(rows)) => rows,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "cannot load the saved notification log");
-            return 0;
-        }
-        Err(_) => {
-            tracing::error!(
-                "the history database did not answer in time; notification log not restored"
-            );
-            return 0;
-        }
-    };
-    let mut log: HashMap<(String, String), LogEntry> = rows
-        .into_iter()
-        .map(|row| {
-            (
-                (row.receiver, row.group_key),
-                LogEntry {
-                    firing: row.firing,
-                    resolved: row.resolved,
-                    sent_at: row.sent_at,
-                },
-            )
-        })
-        .collect();
-    let mut from_outbox = 0;
-    for (n, at) in outbox_told(store).await {
-        let row = notify_log_row(&n, at);
-        let key = (row.receiver.clone(), row.group_key.clone());
-        if log.get(&key).is_some_and(|e| e.sent_at >= at) {
-            continue;
-        }
-        log.insert(
-            key,
-            LogEntry {
-                firing: row.firing,
-                resolved: row.resolved,
-                sent_at: row.sent_at,
-            },
-        );
-        for c in cooldown_rows(&n, at) {
-            notifier.restore_cooldown(
-                &c.receiver,
-                c.fingerprint,
-                c.last_firing_sent,
-                c.cooldown,
-                c.awaiting_resolve,
-            );
-        }
-        from_outbox += 1;
-    }
-    if from_outbox > 0 {
-        tracing::info!(
-            notifications = from_outbox,
-            "notifications delivered or pending in the outbox but not in the notification log yet count as told"
-        );
-    }
-    let count = log.len();
-    for ((receiver, group_key), entry) in log {
-        notifier.restore_log(&receiver, &group_key, entry);
-    }
-    count
+/// How long start-up waits for the saved state before it starts without
+/// it (listener, scraping, evaluation and delivery do not wait longer).
+pub const STARTUP_BUDGET: Duration = Duration::from_secs(1);
+/// How often the saved state is tried again while the database is down.
+const RESTORE_RETRY: Duration = Duration::from_secs(2);
+
+/// What start-up restores from the history: the alert state machine's
+/// snapshots, the notification log, the cooldown ledger, and what the
+/// outbox says receivers were (or are about to be) told.
+#[derive(Debug, Default)]
+pub struct SavedState {
+    pub snapshots: Vec<AlertSnapshot>,
+    log: Vec<NotifyLogRow>,
+    cooldowns: Vec<CooldownRow>,
+    /// Outbox entries delivered in the last [`SENT_LOOKBACK`] (at their
+    /// delivery time) and pending ones (at their creation), oldest first.
+    told: Vec<(Notification, DateTime<Utc>)>,
 }
 
-/// The notifications the outbox says receivers were told, or will be at
-/// start: those delivered in the last [`SENT_LOOKBACK`] (at their delivery
-/// time) and those pending, due or not (at their creation time); oldest
-/// first. None when the database does not answer.
-async fn outbox_told(store: &HistoryStore) -> Vec<(Notification, DateTime<Utc>)> {
-    let pending =
-        tokio::time::timeout(LOAD_TIMEOUT, store.due(DateTime::<Utc>::MAX_UTC, 100_000)).await;
-    let Ok(Ok(pending)) = pending else {
-        return Vec::new();
-    };
-    let since = Utc::now() - SENT_LOOKBACK;
-    let sent = tokio::time::timeout(LOAD_TIMEOUT, store.sent_since(since, 100_000)).await;
-    let sent = match sent {
-        Ok(Ok(sent)) => sent,
-        _ => Vec::new(),
-    };
+/// Reads the saved state; fails when the database does not answer.
+pub async fn load_saved_state(store: &HistoryStore) -> Result<SavedState, HistoryError> {
+    let snapshots = store.load_snapshots().await?;
+    let log = store.load_notify_log().await?;
+    let cooldowns = store.load_cooldowns().await?;
+    let pending = store.due(DateTime::<Utc>::MAX_UTC, 100_000).await?;
+    let sent = store
+        .sent_since(Utc::now() - SENT_LOOKBACK, 100_000)
+        .await?;
     let mut told: Vec<(DateTime<Utc>, String, Notification)> = sent
         .into_iter()
         .filter_map(|r| {
@@ -841,7 +737,155 @@ async fn outbox_told(store: &HistoryStore) -> Vec<(Notification, DateTime<Utc>)>
         )
         .collect();
     told.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    told.into_iter().map(|(at, _, n)| (n, at)).collect()
+    Ok(SavedState {
+        snapshots,
+        log,
+        cooldowns,
+        told: told.into_iter().map(|(at, _, n)| (n, at)).collect(),
+    })
+}
+
+/// Loads the saved state within [`STARTUP_BUDGET`]. When the database does
+/// not answer in time, marks the restore pending on `store` and returns
+/// `None` with the load still running (or retried every
+/// [`RESTORE_RETRY`]) in the background: its result arrives on the
+/// returned channel once the database answers.
+pub async fn load_saved_state_at_start(
+    store: &HistoryStore,
+) -> (
+    Option<SavedState>,
+    Option<tokio::sync::oneshot::Receiver<SavedState>>,
+) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let background = store.clone();
+    let mut loading = tokio::spawn(async move {
+        let mut logged = false;
+        loop {
+            match load_saved_state(&background).await {
+                Ok(saved) => return saved,
+                Err(e) => {
+                    if !logged {
+                        tracing::error!(error = %e, "cannot load the saved alert state and notification log; retrying until the database answers");
+                        logged = true;
+                    }
+                    tokio::time::sleep(RESTORE_RETRY).await;
+                }
+            }
+        }
+    });
+    match tokio::time::timeout(STARTUP_BUDGET, &mut loading).await {
+        Ok(Ok(saved)) => (Some(saved), None),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "loading the saved state failed; alerts start over");
+            (None, None)
+        }
+        Err(_) => {
+            tracing::error!(
+                budget_seconds = STARTUP_BUDGET.as_secs_f64(),
+                "the history database does not answer: starting without the saved alert state and notification log; they are merged in when it answers"
+            );
+            store.set_restore_pending(true);
+            tokio::spawn(async move {
+                if let Ok(saved) = loading.await {
+                    let _ = tx.send(saved);
+                }
+            });
+            (None, Some(rx))
+        }
+    }
+}
+
+impl SavedState {
+    /// Puts the notification log (completed from the outbox) and the
+    /// cooldown ledger into `notifier`; returns how many log entries.
+    ///
+    /// What the outbox says receivers were (or are about to be) told counts
+    /// when newer than the group's log row: entries delivered whose log row
+    /// a killed process had not written yet (so they are not sent again),
+    /// and entries still pending, which are delivered at start (so the
+    /// notifier sends what follows them, e.g. the resolution of an alert
+    /// whose firing notification was only pending).
+    ///
+    /// With `merge` (the state arrived after the notifier started), an
+    /// entry never replaces what the notifier recorded itself: a log entry
+    /// only where its group's is older or missing, a cooldown only where
+    /// the notifier has none.
+    pub fn restore_notifier(&self, notifier: &mut Notifier, merge: bool) -> usize {
+        let mut cooldowns: HashMap<(String, Fingerprint), CooldownRow> = HashMap::new();
+        for row in &self.cooldowns {
+            cooldowns.insert((row.receiver.clone(), row.fingerprint), row.clone());
+        }
+        let mut log: HashMap<(String, String), LogEntry> = self
+            .log
+            .iter()
+            .map(|row| {
+                (
+                    (row.receiver.clone(), row.group_key.clone()),
+                    LogEntry {
+                        firing: row.firing.clone(),
+                        resolved: row.resolved.clone(),
+                        sent_at: row.sent_at,
+                    },
+                )
+            })
+            .collect();
+        let mut from_outbox = 0;
+        for (n, at) in &self.told {
+            let row = notify_log_row(n, *at);
+            let key = (row.receiver.clone(), row.group_key.clone());
+            if log.get(&key).is_some_and(|e| e.sent_at >= *at) {
+                continue;
+            }
+            log.insert(
+                key,
+                LogEntry {
+                    firing: row.firing,
+                    resolved: row.resolved,
+                    sent_at: row.sent_at,
+                },
+            );
+            for mut c in cooldown_rows(n, *at) {
+                let key = (c.receiver.clone(), c.fingerprint);
+                if let (false, Some(old)) = (c.awaiting_resolve, cooldowns.get(&key)) {
+                    // A resolution keeps the last firing time (as the
+                    // cooldowns table does).
+                    c.last_firing_sent = old.last_firing_sent;
+                }
+                cooldowns.insert(key, c);
+            }
+            from_outbox += 1;
+        }
+        if from_outbox > 0 {
+            tracing::info!(
+                notifications = from_outbox,
+                "notifications delivered or pending in the outbox but not in the notification log yet count as told"
+            );
+        }
+        for ((receiver, fingerprint), c) in cooldowns {
+            if merge && notifier.has_cooldown(&receiver, fingerprint) {
+                continue;
+            }
+            notifier.restore_cooldown(
+                &receiver,
+                fingerprint,
+                c.last_firing_sent,
+                c.cooldown,
+                c.awaiting_resolve,
+            );
+        }
+        let count = log.len();
+        for ((receiver, group_key), entry) in log {
+            if merge
+                && notifier
+                    .log_entry(&receiver, &group_key)
+                    .is_some_and(|mine| mine.sent_at >= entry.sent_at)
+            {
+                continue;
+            }
+            notifier.restore_log(&receiver, &group_key, entry);
+        }
+        count
+    }
 }
 
 /// Waits until every target has finished its first scrape, at most one
