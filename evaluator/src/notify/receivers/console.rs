@@ -116,3 +116,21 @@ impl Receiver for ConsoleReceiver {
         Ok(DeliveryReport::default())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::alert::AlertStatus;
+    use crate::notify::receivers::template::tests::{alert, notification};
+
+    #[test]
+    fn a_redelivery_is_marked_at_the_top_of_the_block_with_its_key() {
+        let mut n = notification(vec![alert(&[("alertname", "A")], AlertStatus::Firing)]);
+        assert!(!render(&n).contains(REDELIVERY_MARK));
+        n.redelivery = true;
+        let block = render(&n);
+        let second = block.lines().nth(1).unwrap_or_default();
+        assert!(second.starts_with(REDELIVERY_MARK), "{block}");
+        assert!(second.contains(&n.idempotency_key()), "{block}");
+    }
+}

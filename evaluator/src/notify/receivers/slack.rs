@@ -607,4 +607,16 @@ mod tests {
             .iter()
             .all(|a| a.text.chars().count() <= MAX_ATTACHMENT_TEXT));
     }
+
+    #[test]
+    fn a_redelivery_is_marked_at_the_end_of_the_title_and_fallback() {
+        let receiver = SlackReceiver::new(settings()).unwrap_or_else(|e| panic!("{e}"));
+        let mut n = notification(vec![alert(&[("alertname", "A")], AlertStatus::Firing)]);
+        let plain = receiver.attachment(&n, MAX_ATTACHMENT_TEXT);
+        assert!(!plain.title.contains(REDELIVERY_MARK));
+        n.redelivery = true;
+        let marked = receiver.attachment(&n, MAX_ATTACHMENT_TEXT);
+        assert_eq!(marked.title, format!("{} {REDELIVERY_MARK}", plain.title));
+        assert!(marked.fallback.contains(REDELIVERY_MARK), "{}", marked.fallback);
+    }
 }

@@ -197,4 +197,17 @@ mod tests {
         assert_eq!(message.alerts[0].ends_at, ZERO_TIME);
         assert_eq!(message.alerts[0].starts_at, "2026-01-02T03:04:05Z");
     }
+
+    #[test]
+    fn the_body_carries_the_notification_key_whatever_max_alerts_keeps() {
+        let n = notification(vec![
+            alert(&[("alertname", "A"), ("pod", "1")], AlertStatus::Firing),
+            alert(&[("alertname", "A"), ("pod", "2")], AlertStatus::Firing),
+        ]);
+        let key = n.idempotency_key();
+        assert_eq!(webhook_message(&n, 0).idempotency_key, key);
+        assert_eq!(webhook_message(&n, 1).idempotency_key, key);
+        let json = serde_json::to_value(webhook_message(&n, 0)).unwrap_or_default();
+        assert_eq!(json["idempotencyKey"], key.as_str());
+    }
 }
