@@ -225,7 +225,10 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     // evaluation: closed now (and firing ones resolved at the receivers).
     let started_at = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(RulesClock.now_ms())
         .unwrap_or_default();
-    let (closing, resolved_at_start) = tracker.after_restore(&snapshots, started_at);
+    // Without the saved state (database down at start) nothing is held:
+    // every episode open before this start is closed once it answers.
+    let snapshots = saved.as_ref().map_or(&[][..], |s| &s.snapshots[..]);
+    let (closing, resolved_at_start) = tracker.after_restore(snapshots, started_at);
     for write in closing {
         let _ = durability.writer.record(write);
     }

@@ -617,6 +617,10 @@ mod tests {
         n.redelivery = true;
         let marked = receiver.attachment(&n, MAX_ATTACHMENT_TEXT);
         assert_eq!(marked.title, format!("{} {REDELIVERY_MARK}", plain.title));
-        assert!(marked.fallback.contains(REDELIVERY_MARK), "{}", marked.fallback);
+        assert!(
+            marked.fallback.contains(REDELIVERY_MARK),
+            "{}",
+            marked.fallback
+        );
     }
 }
