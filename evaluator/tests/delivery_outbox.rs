@@ -21,10 +21,12 @@ use common::process::Webhook;
 use prometheus::Registry;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use vigil_evaluator::history::outbox::{idempotency_key, OutboxEntry};
-use vigil_evaluator::history::store::HistoryWrite;
+use vigil_evaluator::history::outbox::{
+    idempotency_key, DeliveredRecord, OutboxEntry, OutboxStatus,
+};
+use vigil_evaluator::history::store::{AlertSnapshot, HistoryState, HistoryWrite};
 use vigil_evaluator::history::writer::{HistoryWriter, WriterConfig};
-use vigil_evaluator::history::{Database, HistoryStore};
+use vigil_evaluator::history::{new_id, Database, HistoryStore};
 use vigil_evaluator::notify::alert::{AlertStatus, Notification};
 use vigil_evaluator::notify::deliver::{DeliveryStage, Jitter, Retrier, RetryPolicy, TokioClock};
 use vigil_evaluator::notify::receivers::config::Integration;
@@ -169,6 +171,13 @@ async fn an_entry_another_replica_left_pending_is_delivered_while_running() {
     // Another round or two: it is not sent again.
     tokio::time::sleep(RETRY_EVERY * 2).await;
     assert_eq!(rig.webhook.count("firing"), 1);
+    // Queued by another process, which may have sent it already: marked as
+    // a re-send, under the notification's own key.
+    assert_eq!(rig.webhook.redelivered(), vec![true]);
+    assert_eq!(
+        rig.webhook.payloads()[0]["idempotencyKey"],
+        n.idempotency_key().as_str()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,6 +221,50 @@ async fn a_delivery_given_up_on_stays_pending_with_a_backoff_and_is_retried() {
     wait("the retried delivery", || rig.webhook.count("firing") == 1).await;
     tokio::time::sleep(RETRY_EVERY * 2).await;
     assert_eq!(rig.webhook.count("firing"), 1);
+    // Its own retry of a delivery the receiver refused: not a re-send.
+    assert_eq!(rig.webhook.redelivered(), vec![false]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_made_without_an_outbox_row_reaches_the_delivery_log_once() {
+    let rig = rig(true, Duration::from_secs(5)).await;
+    let n = notification("offline");
+    let created = Utc::now() - chrono::Duration::seconds(5);
+    let record = DeliveredRecord {
+        id: new_id(created),
+        idempotency_key: idempotency_key(&n, "webhook[0]", created),
+        entry: OutboxEntry::for_notification(&n, "webhook[0]", notification_payload(&n), created),
+        status: OutboxStatus::Sent,
+        attempts: 1,
+        last_error: None,
+        response_code: Some(200),
+        message_id: None,
+        finished_at: Utc::now(),
+    };
+    // Written by the batched writer once the database answers; a replayed
+    // batch (a lost commit acknowledgement) adds nothing.
+    for _ in 0..2 {
+        rig.store
+            .apply(&[HistoryWrite::Delivered(record.clone())])
+            .await
+            .unwrap();
+    }
+    let row = rig.store.notification(&record.id).await.unwrap().unwrap();
+    assert_eq!(row.status, OutboxStatus::Sent);
+    assert_eq!(row.response_code, Some(200));
+    assert!(row.sent_at.is_some());
+    assert_eq!(
+        count(&rig.store, "SELECT COUNT(*) FROM notifications").await,
+        1
+    );
+    assert_eq!(
+        count(
+            &rig.store,
+            "SELECT COUNT(*) FROM notification_alerts WHERE alert_status = 'firing'"
+        )
+        .await,
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,4 +291,65 @@ async fn a_new_leader_sends_the_held_notifications_the_old_one_did_not() {
     let payloads = rig.webhook.payloads();
     assert_eq!(payloads.len(), 1, "{payloads:#?}");
     assert_eq!(payloads[0]["alerts"][0]["labels"]["pod"], "untold");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queueing_a_firing_notification_saves_the_firing_state_with_it() {
+    let rig = rig(false, Duration::from_secs(5)).await;
+    let n = notification("state");
+    let alert = &n.alerts[0];
+    let fired_at = alert.alert.starts_at;
+    let saved = |state: HistoryState, active_at| AlertSnapshot {
+        fingerprint: alert.fingerprint,
+        rule: "HighErrorRate".into(),
+        group_name: "g".into(),
+        labels: alert.alert.labels.clone(),
+        annotations: Default::default(),
+        state,
+        active_at,
+        fired_at: None,
+        resolved_at: None,
+        keep_firing_since: None,
+        last_sent_at: None,
+        value: Some(1.0),
+        updated_at: active_at,
+    };
+    // The batched writer has saved the alert as pending, not yet as firing.
+    let active_at = fired_at - chrono::Duration::seconds(10);
+    rig.store
+        .apply(&[HistoryWrite::Snapshot(saved(
+            HistoryState::Pending,
+            active_at,
+        ))])
+        .await
+        .unwrap();
+    let entry = OutboxEntry::for_notification(&n, "webhook[0]", notification_payload(&n), fired_at);
+    let key = idempotency_key(&n, "webhook[0]", fired_at);
+    rig.store
+        .enqueue_firing(&entry, &key, &[(alert.fingerprint, fired_at)])
+        .await
+        .unwrap();
+    let snapshots = rig.store.load_snapshots().await.unwrap();
+    assert_eq!(snapshots.len(), 1);
+    assert_eq!(snapshots[0].state, HistoryState::Firing);
+    assert_eq!(snapshots[0].fired_at, Some(fired_at));
+
+    // A pending alert of a later episode (activated after that firing) is
+    // left alone, e.g. when an old notification is queued again.
+    let later = fired_at + chrono::Duration::seconds(60);
+    rig.store
+        .apply(&[HistoryWrite::Snapshot(saved(HistoryState::Pending, later))])
+        .await
+        .unwrap();
+    let again = OutboxEntry::for_notification(&n, "webhook[0]", notification_payload(&n), later);
+    rig.store
+        .enqueue_firing(
+            &again,
+            &idempotency_key(&n, "webhook[0]", later),
+            &[(alert.fingerprint, fired_at)],
+        )
+        .await
+        .unwrap();
+    let snapshots = rig.store.load_snapshots().await.unwrap();
+    assert_eq!(snapshots[0].state, HistoryState::Pending);
 }

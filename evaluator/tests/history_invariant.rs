@@ -256,7 +256,7 @@ impl Sim {
         self.tracker = AlertTracker::default();
         self.groups = build(&self.config);
         for g in &mut self.groups {
-            self.tracker.restore(g, &snapshots, RESEND);
+            self.tracker.restore(g, &snapshots);
         }
         let (writes, resolved) = self.tracker.after_restore(&snapshots, time(self.now_ms));
         self.queued.extend(writes);

@@ -194,7 +194,13 @@ receivers:
         k.sort();
         k
     };
-    assert_eq!(keys(&ours_webhook), keys(&am_webhook));
+    // Every Alertmanager field, plus Vigil's `idempotencyKey` (added
+    // fields are within the compatibility contract: consumers ignore
+    // fields they do not know).
+    let mut ours = keys(&ours_webhook);
+    assert!(ours.contains(&"idempotencyKey".to_string()), "{ours:?}");
+    ours.retain(|k| k != "idempotencyKey");
+    assert_eq!(ours, keys(&am_webhook));
     assert_eq!(
         keys(&ours_webhook["alerts"][0]),
         keys(&am_webhook["alerts"][0])

@@ -11,6 +11,7 @@ use std::hash::Hasher;
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
 
 use super::db::column;
 use super::store::{opt_time, time, Episode};
@@ -183,6 +184,77 @@ impl Enqueued {
     }
 }
 
+/// A notification delivered without an outbox row (the database was down
+/// when it was queued), to add to the delivery log later through the
+/// batched writer ([`super::store::HistoryWrite::Delivered`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveredRecord {
+    /// Chosen when recorded, so a replayed batch inserts nothing twice.
+    pub id: String,
+    pub idempotency_key: String,
+    pub entry: OutboxEntry,
+    /// `Sent` or `Failed`.
+    pub status: OutboxStatus,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub response_code: Option<u16>,
+    pub message_id: Option<String>,
+    pub finished_at: DateTime<Utc>,
+}
+
+/// Inserts a [`DeliveredRecord`] and its alert links; a row already there
+/// (same id or idempotency key) is left as it is.
+pub(super) async fn insert_delivered(
+    conn: &mut AnyConnection,
+    record: &DeliveredRecord,
+) -> Result<(), HistoryError> {
+    let entry = &record.entry;
+    let sent_at = (record.status == OutboxStatus::Sent).then(|| to_millis(record.finished_at));
+    let inserted = sqlx::query(
+        "INSERT INTO notifications (id, idempotency_key, receiver, integration, group_key, \
+           payload, status, attempts, last_error, response_code, message_id, created_at, \
+           next_attempt_at, sent_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(record.id.as_str())
+    .bind(record.idempotency_key.as_str())
+    .bind(entry.receiver.as_str())
+    .bind(entry.integration.as_str())
+    .bind(entry.group_key.as_str())
+    .bind(entry.payload.as_str())
+    .bind(record.status.as_str())
+    .bind(record.attempts)
+    .bind(record.last_error.as_deref())
+    .bind(record.response_code.map(i64::from))
+    .bind(record.message_id.as_deref())
+    .bind(to_millis(entry.created_at))
+    .bind(to_millis(record.finished_at))
+    .bind(sent_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(HistoryError::db(
+        "recording a notification delivered without an outbox row",
+    ))?;
+    if inserted.rows_affected() == 0 {
+        return Ok(());
+    }
+    for (fingerprint, rule, status) in &entry.alerts {
+        sqlx::query(
+            "INSERT INTO notification_alerts (notification_id, fingerprint, rule, alert_status) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (notification_id, fingerprint) DO NOTHING",
+        )
+        .bind(record.id.as_str())
+        .bind(fingerprint.to_string())
+        .bind(rule.as_str())
+        .bind(status.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(HistoryError::db("linking a notification to its alerts"))?;
+    }
+    Ok(())
+}
+
 const NOTIFICATION_COLUMNS: &str = "id, idempotency_key, receiver, integration, group_key, payload, status, attempts, last_error, response_code, message_id, created_at, next_attempt_at, sent_at";
 
 impl HistoryStore {
@@ -192,6 +264,24 @@ impl HistoryStore {
         &self,
         entry: &OutboxEntry,
         idempotency_key: &str,
+    ) -> Result<Enqueued, HistoryError> {
+        self.enqueue_firing(entry, idempotency_key, &[]).await
+    }
+
+    /// [`HistoryStore::enqueue`], and in the same transaction the saved
+    /// state of each alert in `fired` (fingerprint, time it fired) that is
+    /// still saved as pending of the same episode (activated no later than
+    /// it fired) becomes firing: the firing state and the notification
+    /// telling it become durable together. The state machine's own
+    /// snapshot reaches the database through the batched writer a moment
+    /// later; killed in between, a restart would otherwise restore the
+    /// alert as pending and, if it cleared meanwhile, never send the
+    /// resolution of a firing notification the receiver got.
+    pub async fn enqueue_firing(
+        &self,
+        entry: &OutboxEntry,
+        idempotency_key: &str,
+        fired: &[(Fingerprint, DateTime<Utc>)],
     ) -> Result<Enqueued, HistoryError> {
         let _timer = self.timer("outbox");
         self.database().ensure_schema().await?;
@@ -239,6 +329,19 @@ impl HistoryStore {
             .execute(&mut *tx)
             .await
             .map_err(HistoryError::db("linking a notification to its alerts"))?;
+        }
+        for (fingerprint, fired_at) in fired {
+            sqlx::query(
+                "UPDATE alert_state SET state = 'firing', fired_at = $1 \
+                 WHERE fingerprint = $2 AND state = 'pending' AND active_at <= $1",
+            )
+            .bind(to_millis(*fired_at))
+            .bind(fingerprint.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(HistoryError::db(
+                "saving the firing state with its notification",
+            ))?;
         }
         tx.commit()
             .await

@@ -322,6 +322,10 @@ pub enum HistoryWrite {
         before: DateTime<Utc>,
         reason: EndReason,
     },
+    /// A notification delivered (or given up on) that has no outbox row:
+    /// the database did not take it when it was queued. Added to the
+    /// delivery log once the database answers.
+    Delivered(super::outbox::DeliveredRecord),
 }
 
 /// The history database API. Cheap to clone.
@@ -331,6 +335,9 @@ pub struct HistoryStore {
     /// `vigil_history_db_duration_seconds{operation}` once
     /// [`HistoryStore::with_metrics`] registered it.
     latency: Option<prometheus::HistogramVec>,
+    /// Set while the saved state (alert state, notification log) could not
+    /// be loaded at start, shared by the clones (`/-/ready` shows it).
+    restore_pending: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Fires of one rule on one UTC day.
@@ -351,7 +358,24 @@ impl HistoryStore {
     }
 
     pub fn new(db: Database) -> HistoryStore {
-        HistoryStore { db, latency: None }
+        HistoryStore {
+            db,
+            latency: None,
+            restore_pending: Default::default(),
+        }
+    }
+
+    /// Whether the saved state is still waiting for the database (see
+    /// [`HistoryStore::set_restore_pending`]).
+    pub fn restore_pending(&self) -> bool {
+        self.restore_pending
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Marks the saved state as not loaded yet (`true`) or loaded.
+    pub fn set_restore_pending(&self, pending: bool) {
+        self.restore_pending
+            .store(pending, std::sync::atomic::Ordering::Release);
     }
 
     /// Times every database operation of this store (and its clones) in
@@ -983,6 +1007,7 @@ async fn apply_one(conn: &mut AnyConnection, write: &HistoryWrite) -> Result<(),
             .map_err(HistoryError::db("saving the notification log"))?;
             Ok(())
         }
+        HistoryWrite::Delivered(record) => super::outbox::insert_delivered(conn, record).await,
         HistoryWrite::Cooldown(row) => {
             sqlx::query(
                 "INSERT INTO cooldowns (receiver, fingerprint, last_firing_sent, cooldown_ms, awaiting_resolve) \

@@ -107,6 +107,59 @@ pub struct Notification {
     pub external_url: String,
     /// Alerts left out of `alerts` by a receiver's `max_alerts`.
     pub truncated_alerts: usize,
+    /// This delivery repeats one that a previous process (or leader) had
+    /// already started: resumed from the outbox after a crash or a
+    /// fail-over, so the receiver may have got it already. Receivers mark
+    /// it (`X-Vigil-Redelivery: true`, "re-sent after restart").
+    pub redelivery: bool,
+}
+
+/// What receivers show on a redelivered notification's human-facing text
+/// (Slack title, e-mail subject, console).
+pub const REDELIVERY_MARK: &str = "(re-sent after restart)";
+
+impl Notification {
+    /// The notification's idempotency key, the same for every attempt and
+    /// every re-send of it, across restarts and fail-overs: a hash of the
+    /// receiver, the group key and each alert's fingerprint, status and
+    /// start (so the firing and the resolved notification of an episode,
+    /// and two episodes of one alert, have different keys). Not the flush
+    /// or receive time, which a restarted process does not know. A
+    /// reminder after `repeat_interval` for an unchanged group carries the
+    /// same key as the first notification (as PagerDuty's `dedup_key`).
+    /// `vigil-` and 16 hex digits.
+    pub fn idempotency_key(&self) -> String {
+        const PRIME: u64 = 0x0000_0100_0000_01b3;
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut write = |bytes: &[u8]| {
+            for byte in bytes {
+                hash ^= u64::from(*byte);
+                hash = hash.wrapping_mul(PRIME);
+            }
+        };
+        write(self.receiver.as_bytes());
+        write(&[0xff]);
+        write(self.group_key.as_bytes());
+        write(&[0xff]);
+        let mut alerts: Vec<(Fingerprint, AlertStatus, i64)> = self
+            .alerts
+            .iter()
+            .map(|a| {
+                (
+                    a.fingerprint,
+                    a.status,
+                    a.alert.starts_at.timestamp_millis(),
+                )
+            })
+            .collect();
+        alerts.sort_by_key(|(fp, _, _)| *fp);
+        for (fp, status, starts_at) in alerts {
+            write(&fp.0.to_le_bytes());
+            write(status.as_str().as_bytes());
+            write(&starts_at.to_le_bytes());
+        }
+        format!("vigil-{hash:016x}")
+    }
 }
 
 /// One alert inside a notification, with its status at flush time.
@@ -115,4 +168,68 @@ pub struct NotifiedAlert {
     pub status: AlertStatus,
     pub alert: Alert,
     pub fingerprint: Fingerprint,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(secs)
+    }
+
+    fn notified(pod: &str, status: AlertStatus, starts: i64) -> NotifiedAlert {
+        let alert = Alert {
+            labels: Labels::from_pairs([("alertname", "High"), ("pod", pod)]),
+            annotations: BTreeMap::new(),
+            starts_at: t(starts),
+            ends_at: None,
+            generator_url: String::new(),
+            cooldown: None,
+        };
+        NotifiedAlert {
+            status,
+            fingerprint: alert.fingerprint(),
+            alert,
+        }
+    }
+
+    fn notification(alerts: Vec<NotifiedAlert>) -> Notification {
+        Notification {
+            receiver: "r".into(),
+            group_key: "{}:{alertname=\"High\"}".into(),
+            status: AlertStatus::Firing,
+            alerts,
+            group_labels: Labels::default(),
+            common_labels: Labels::default(),
+            common_annotations: BTreeMap::new(),
+            external_url: String::new(),
+            truncated_alerts: 0,
+            redelivery: false,
+        }
+    }
+
+    #[test]
+    fn the_idempotency_key_names_the_group_alerts_and_transition_not_the_send() {
+        use AlertStatus::{Firing, Resolved};
+        let a = notification(vec![notified("a", Firing, 10), notified("b", Firing, 12)]);
+        let key = a.idempotency_key();
+        assert!(key.starts_with("vigil-") && key.len() == 22, "{key}");
+        // The same notification re-sent: another order, a redelivery, a
+        // different annotation or end time give the same key.
+        let mut again = notification(vec![notified("b", Firing, 12), notified("a", Firing, 10)]);
+        again.redelivery = true;
+        again.alerts[0].alert.ends_at = Some(t(99));
+        again.external_url = "http://other".into();
+        assert_eq!(again.idempotency_key(), key);
+        // A transition, another alert set, another episode: another key.
+        let resolved = notification(vec![notified("a", Resolved, 10), notified("b", Firing, 12)]);
+        let fewer = notification(vec![notified("a", Firing, 10)]);
+        let later = notification(vec![notified("a", Firing, 50), notified("b", Firing, 12)]);
+        let mut other_receiver = a.clone();
+        other_receiver.receiver = "s".into();
+        for other in [resolved, fewer, later, other_receiver] {
+            assert_ne!(other.idempotency_key(), key, "{other:?}");
+        }
+    }
 }

@@ -105,6 +105,12 @@ impl CooldownLedger {
         );
     }
 
+    /// Whether there is an entry for the alert and receiver.
+    pub fn contains(&self, receiver: &str, fingerprint: Fingerprint) -> bool {
+        self.entries
+            .contains_key(&(receiver.to_string(), fingerprint))
+    }
+
     /// Forgets alerts that are resolved and out of cooldown.
     pub fn gc(&mut self, now: DateTime<Utc>) {
         self.entries

@@ -408,6 +408,7 @@ mod tests {
             common_annotations: Default::default(),
             external_url: String::new(),
             truncated_alerts: 0,
+            redelivery: false,
         }
     }
 

@@ -295,6 +295,16 @@ impl Notifier {
         self.log.record(receiver, group_key, entry);
     }
 
+    /// The notification-log entry of a group, if any.
+    pub fn log_entry(&self, receiver: &str, group_key: &str) -> Option<&LogEntry> {
+        self.log.get(receiver, group_key)
+    }
+
+    /// Whether the cooldown ledger has an entry for the alert and receiver.
+    pub fn has_cooldown(&self, receiver: &str, fingerprint: Fingerprint) -> bool {
+        self.cooldown.contains(receiver, fingerprint)
+    }
+
     /// Puts back a cooldown-ledger entry saved before a restart, so a
     /// re-fire within an alert's cooldown stays held back and a resolution
     /// owed to a receiver is still sent.
@@ -472,6 +482,7 @@ impl Notifier {
             common_annotations,
             external_url: self.external_url.clone(),
             truncated_alerts: 0,
+            redelivery: false,
         }
     }
 

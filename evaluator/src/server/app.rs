@@ -28,8 +28,7 @@ use super::api::{router, AppState, ReloadRequest};
 use super::config::{self, ConfigErrors, ConfigProblem, ValidatedConfig};
 use super::delivery::{run_delivery, Outbox};
 use super::durability::{
-    restore_cooldowns, restore_notify_log, wait_for_first_scrapes, AlertTracker, Durability,
-    DurabilityError,
+    load_saved_state_at_start, wait_for_first_scrapes, AlertTracker, Durability, DurabilityError,
 };
 use super::metrics::{MetricsError, ServerMetrics};
 use super::query_adapter::{write_store, SharedStore, StoreQueryEngine};
@@ -214,12 +213,16 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     // History: connected lazily, so a database that is down only delays
     // history (buffered by the writer), never evaluation.
     let durability = Durability::start(&cfg.storage, &registry, options.shutdown_grace)?;
-    let snapshots = durability.load_snapshots().await;
+    // The saved state, if the database answers within a short budget;
+    // otherwise it is merged in later (`late`) and start-up goes on.
+    let (saved, late) = load_saved_state_at_start(&durability.store).await;
     let tracker = AlertTracker::default();
     let mut restored = 0;
-    for g in &groups {
-        let mut g = g.lock().unwrap_or_else(|e| e.into_inner());
-        restored += tracker.restore(&mut g, &snapshots, RESEND_DELAY);
+    if let Some(saved) = &saved {
+        for g in &groups {
+            let mut g = g.lock().unwrap_or_else(|e| e.into_inner());
+            restored += tracker.restore(&mut g, &saved.snapshots);
+        }
     }
     if restored > 0 {
         tracing::info!(alerts = restored, "alert state restored from history");
@@ -228,7 +231,10 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     // evaluation: closed now (and firing ones resolved at the receivers).
     let started_at = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(RulesClock.now_ms())
         .unwrap_or_default();
-    let (closing, resolved_at_start) = tracker.after_restore(&snapshots, started_at);
+    // Without the saved state (database down at start) nothing is held:
+    // every episode open before this start is closed once it answers.
+    let snapshots = saved.as_ref().map_or(&[][..], |s| &s.snapshots[..]);
+    let (closing, resolved_at_start) = tracker.after_restore(snapshots, started_at);
     for write in closing {
         let _ = durability.writer.record(write);
     }
@@ -236,22 +242,21 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     // The notifier, with the silences kept in (and shared through) the
     // history database.
     let notify_clock: Arc<dyn crate::notify::clock::Clock> = Arc::new(NotifyClock);
-    let silences = durability.load_silences().await;
+    let silences = match &saved {
+        Some(_) => durability.load_silences().await,
+        // Merged in by the periodic sync once the database answers.
+        None => durability.silences_without_database(),
+    };
     let mut notifier = Notifier::with_silences(Arc::clone(&cfg.notify), Box::new(silences));
     notifier.set_external_url(cfg.web.external_url.clone());
-    let restored_log = restore_notify_log(&durability.store, &mut notifier).await;
-    if restored_log > 0 {
-        tracing::info!(
-            entries = restored_log,
-            "notification log restored from history"
-        );
-    }
-    let restored_cooldowns = restore_cooldowns(&durability.store, &mut notifier).await;
-    if restored_cooldowns > 0 {
-        tracing::info!(
-            entries = restored_cooldowns,
-            "cooldowns restored from history"
-        );
+    if let Some(saved) = &saved {
+        let entries = saved.restore_notifier(&mut notifier, false);
+        if entries > 0 {
+            tracing::info!(
+                entries,
+                "notification log and cooldowns restored from history"
+            );
+        }
     }
     let notifier = Arc::new(tokio::sync::Mutex::new(notifier));
     let alertmanager = Arc::new(AlertmanagerApi::new(
@@ -260,9 +265,27 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
         Some(durability.writer.clone()),
         &cfg.notify_text,
     ));
-    alertmanager.restore_open_episodes(
-        alertmanager::load_open_episodes(&durability.store, notify_clock.now()).await,
-    );
+    if saved.is_some() {
+        alertmanager.restore_open_episodes(
+            alertmanager::load_open_episodes(&durability.store, notify_clock.now()).await,
+        );
+    }
+    if let Some(late) = late {
+        let (notifier, alertmanager) = (Arc::clone(&notifier), Arc::clone(&alertmanager));
+        let (store, clock) = (durability.store.clone(), Arc::clone(&notify_clock));
+        tokio::spawn(async move {
+            let Ok(saved) = late.await else { return };
+            let entries = saved.restore_notifier(&mut *notifier.lock().await, true);
+            alertmanager
+                .restore_open_episodes(alertmanager::load_open_episodes(&store, clock.now()).await);
+            store.set_restore_pending(false);
+            tracing::info!(
+                entries,
+                not_applied_alerts = saved.snapshots.len(),
+                "the history database answers: notification log and cooldowns merged in; the saved alert state is not applied (evaluation started without it, those alerts started over)"
+            );
+        });
+    }
 
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let state = Arc::new(AppState {

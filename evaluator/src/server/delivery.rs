@@ -29,7 +29,15 @@
 //! delivers the outbox entries left pending, then the held notifications the
 //! notification log does not cover; so a fail-over, or a database outage of
 //! a single replica, neither repeats nor drops a notification. Without a
-//! database that answers, a leader still delivers (without an outbox row).
+//! database that answers, a leader still delivers (without an outbox row);
+//! the delivery's row reaches the delivery log through the batched history
+//! writer once the database answers again.
+//!
+//! Re-sends: every attempt carries the notification's idempotency key
+//! ([`Notification::idempotency_key`]). An outbox entry resumed by a
+//! process that did not queue it (a restart, a new leader) may have reached
+//! the receiver before the old process died, so it goes out marked as a
+//! redelivery ([`Notification::redelivery`]).
 //!
 //! On shutdown the channel closes; deliveries already started get a grace
 //! period to finish, then are abandoned with a log line.
@@ -47,10 +55,12 @@ use super::durability::{
     cooldown_rows, notification_from_payload, notification_payload, notify_log_row,
 };
 use super::metrics::ServerMetrics;
-use crate::history::outbox::{idempotency_key, NotificationRecord, OutboxEntry};
+use crate::history::outbox::{
+    idempotency_key, DeliveredRecord, NotificationRecord, OutboxEntry, OutboxStatus,
+};
 use crate::history::store::HistoryWrite;
 use crate::history::writer::HistoryWriter;
-use crate::history::HistoryStore;
+use crate::history::{new_id, HistoryStore};
 use crate::notify::alert::{AlertStatus, Fingerprint, Notification};
 use crate::notify::clock::SystemClock;
 use crate::notify::deliver::DeliveryStage;
@@ -170,6 +180,10 @@ struct Shared {
     /// outcome's record) runs in this process, so a resume does not start
     /// a second delivery of the same entry.
     in_flight: Mutex<HashSet<String>>,
+    /// Outbox ids of the entries this process queued and has not finished
+    /// with: a resumed entry not among them was started by a previous
+    /// process or leader, so its delivery is marked as a re-send.
+    own: Mutex<HashSet<String>>,
     lanes: Lanes,
     /// Rate limit of delivery-failure log lines per receiver integration.
     failures: Arc<FailureLog>,
@@ -188,6 +202,22 @@ impl Shared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
+    }
+
+    fn own(&self, id: &str, own: bool) {
+        let mut ids = self.own.lock().unwrap_or_else(|e| e.into_inner());
+        if own {
+            ids.insert(id.to_string());
+        } else {
+            ids.remove(id);
+        }
+    }
+
+    fn owns(&self, id: &str) -> bool {
+        self.own
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(id)
     }
 
     fn integrations(&self, receiver: &str) -> Option<Vec<Integration>> {
@@ -309,6 +339,7 @@ pub async fn run_delivery(
         metrics,
         outbox,
         in_flight: Mutex::default(),
+        own: Mutex::default(),
         lanes: Lanes::default(),
         failures: Arc::new(FailureLog::new(
             Arc::new(SystemClock),
@@ -496,6 +527,9 @@ fn dispatch(
                 Some(o) => enqueue(o, &notification, &name, &key, at).await,
                 None => None,
             };
+            if let Some(id) = &id {
+                shared.own(id, true);
+            }
             shared.lanes.wait_turn(&lane, ticket).await;
             let turn = Turn {
                 lanes: &shared.lanes,
@@ -530,14 +564,23 @@ async fn enqueue(
         notification_payload(notification),
         received_at,
     );
-    match tokio::time::timeout(OUTBOX_TIMEOUT, outbox.store.enqueue(&entry, key)).await {
+    // The firing state goes with the notification telling it (the
+    // notifier's `startsAt` of a firing alert is the time it fired).
+    let fired: Vec<(Fingerprint, DateTime<Utc>)> = notification
+        .alerts
+        .iter()
+        .filter(|a| a.status == AlertStatus::Firing)
+        .map(|a| (a.fingerprint, a.alert.starts_at))
+        .collect();
+    let enqueue = outbox.store.enqueue_firing(&entry, key, &fired);
+    match tokio::time::timeout(OUTBOX_TIMEOUT, enqueue).await {
         Ok(Ok(enqueued)) => Some(enqueued.id().to_string()),
         Ok(Err(e)) => {
-            tracing::error!(error = %e, receiver = %notification.receiver, "cannot queue the notification in the outbox; delivering it without a durable record");
+            tracing::error!(error = %e, receiver = %notification.receiver, "cannot queue the notification in the outbox; delivering it now and recording it in the history once the database answers");
             None
         }
         Err(_) => {
-            tracing::error!(receiver = %notification.receiver, "the outbox did not answer in time; delivering the notification without a durable record");
+            tracing::error!(receiver = %notification.receiver, "the outbox did not answer in time; delivering the notification now and recording it in the history once the database answers");
             None
         }
     }
@@ -583,9 +626,16 @@ async fn resume(
         }
     }
     let mut resumed = 0;
-    for (record, notification) in pending {
+    let mut redelivered = 0;
+    for (record, mut notification) in pending {
         if record.next_attempt_at > now || !shared.claim(&record.idempotency_key) {
             continue;
+        }
+        // Not queued by this process: a previous process or leader may
+        // have sent it already (killed before recording the outcome).
+        if let Some(n) = &mut notification {
+            n.redelivery = !shared.owns(&record.id);
+            redelivered += usize::from(n.redelivery);
         }
         let integration = shared.integrations(&record.receiver).and_then(|list| {
             list.into_iter()
@@ -631,7 +681,8 @@ async fn resume(
     if resumed > 0 {
         tracing::info!(
             notifications = resumed,
-            "delivering notifications left pending in the outbox"
+            redelivered,
+            "delivering notifications left pending in the outbox (redelivered: started by a previous process or leader, marked as re-sent)"
         );
     }
     Ok(())
@@ -757,9 +808,53 @@ async fn deliver_one(
         }
     }
     let Some(id) = id else {
+        record_without_outbox_row(outbox, integration, notification, created_at, &result, now);
         return;
     };
     record_outcome(outbox, id, &result, now).await;
+    if !matches!(result, Outcome::Retry { .. }) {
+        shared.own(id, false);
+    }
+}
+
+/// A notification delivered (or given up on) without an outbox row, as the
+/// database did not take it when it was queued: its row goes into the
+/// delivery log through the batched writer, which buffers it until the
+/// database answers, so an outage loses no record.
+fn record_without_outbox_row(
+    outbox: &Outbox,
+    integration: &Integration,
+    notification: &Notification,
+    created_at: DateTime<Utc>,
+    result: &Outcome,
+    now: DateTime<Utc>,
+) {
+    let name = integration_name(integration);
+    let (status, last_error, response_code, message_id) = match result {
+        Outcome::Sent { code, message_id } => (OutboxStatus::Sent, None, *code, message_id.clone()),
+        Outcome::Retry { error, code, .. } | Outcome::Failed { error, code } => {
+            (OutboxStatus::Failed, Some(error.clone()), *code, None)
+        }
+    };
+    let record = DeliveredRecord {
+        id: new_id(created_at),
+        idempotency_key: idempotency_key(notification, &name, created_at),
+        entry: OutboxEntry::for_notification(
+            notification,
+            &name,
+            notification_payload(notification),
+            created_at,
+        ),
+        status,
+        attempts: 1,
+        last_error,
+        response_code,
+        message_id,
+        finished_at: now,
+    };
+    if let Err(e) = outbox.writer.record(HistoryWrite::Delivered(record)) {
+        tracing::error!(error = %e, receiver = %notification.receiver, "the delivery of a notification cannot be recorded in the history");
+    }
 }
 
 /// Records `result` for outbox entry `id`, retrying until the database
@@ -837,6 +932,7 @@ mod tests {
             common_annotations: BTreeMap::new(),
             external_url: String::new(),
             truncated_alerts: 0,
+            redelivery: false,
         }
     }
 

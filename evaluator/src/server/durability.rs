@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::config::StorageSettings;
-use crate::alerts::state::{millis, AlertState};
+use crate::alerts::state::AlertState;
 use crate::alerts::Alert as RuleAlert;
 use crate::history::leader::{LeaderConfig, LeaderElector, Ticks};
 use crate::history::silences::SqlSilences;
@@ -115,23 +115,6 @@ impl Durability {
         })
     }
 
-    /// Loads the saved alert-state snapshots; on a database error (or one
-    /// that does not answer in time) logs it and returns none, so the
-    /// evaluator starts anyway.
-    pub async fn load_snapshots(&self) -> Vec<AlertSnapshot> {
-        match tokio::time::timeout(LOAD_TIMEOUT, self.store.load_snapshots()).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot load saved alert state; alerts start over");
-                Vec::new()
-            }
-            Err(_) => {
-                tracing::error!("the history database did not answer in time; alerts start over");
-                Vec::new()
-            }
-        }
-    }
-
     /// The stored silences, written through to the history from now on;
     /// none yet when the database does not answer (the periodic merge of
     /// [`crate::server::api::alertmanager::run_sync`] brings them in later).
@@ -149,6 +132,12 @@ impl Durability {
                 SqlSilences::empty(writer, DEFAULT_RETENTION)
             }
         }
+    }
+
+    /// Silences for a start without the database: none yet, written
+    /// through from now on; the periodic sync merges the stored ones in.
+    pub fn silences_without_database(&self) -> SqlSilences {
+        SqlSilences::empty(self.writer.clone(), DEFAULT_RETENTION)
     }
 
     /// Stops the pruner and the election and flushes the writer (bounded by
@@ -239,13 +228,8 @@ impl AlertTracker {
     /// Puts saved alerts back into `group`'s alerting rules (see
     /// [`restore_group`]) and remembers them as seen, so restored alerts
     /// are not recorded as new transitions.
-    pub fn restore(
-        &self,
-        group: &mut RuleGroup,
-        snapshots: &[AlertSnapshot],
-        resend_delay: Duration,
-    ) -> usize {
-        let restored = restore_group(group, snapshots, resend_delay);
+    pub fn restore(&self, group: &mut RuleGroup, snapshots: &[AlertSnapshot]) -> usize {
+        let restored = restore_group(group, snapshots);
         let mut all = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         let seen = all.entry(group_key(group)).or_default();
         for a in alerting(group) {
@@ -508,15 +492,12 @@ fn snapshot(group: &RuleGroup, a: &RuleAlert, now: DateTime<Utc>) -> AlertSnapsh
 }
 
 /// Puts saved alerts back into the alerting rules of `group` (matched by
-/// group name and `alertname`), so a firing alert stays firing without a
-/// second notification and a pending alert keeps its `for` timer. Returns
+/// group name and `alertname`), so a firing alert stays firing and a
+/// pending alert keeps its `for` timer. Restored alerts are handed to the
+/// notifier again at the first evaluation, which notifies only what the
+/// notification log and the outbox do not show as told. Returns
 /// how many were restored.
-pub fn restore_group(
-    group: &mut RuleGroup,
-    snapshots: &[AlertSnapshot],
-    resend_delay: Duration,
-) -> usize {
-    let delta = millis(group.interval.max(resend_delay));
+pub fn restore_group(group: &mut RuleGroup, snapshots: &[AlertSnapshot]) -> usize {
     let mut restored = 0;
     for entry in &mut group.rules {
         let Rule::Alerting(rule) = &mut entry.rule else {
@@ -526,7 +507,7 @@ pub fn restore_group(
         let alerts: Vec<RuleAlert> = snapshots
             .iter()
             .filter(|s| s.group_name == group.name && s.rule == rule.name())
-            .map(|s| to_rule_alert(s, cooldown, delta))
+            .map(|s| to_rule_alert(s, cooldown))
             .collect();
         restored += alerts.len();
         rule.restore(alerts);
@@ -534,7 +515,7 @@ pub fn restore_group(
     restored
 }
 
-fn to_rule_alert(s: &AlertSnapshot, cooldown: Option<Duration>, delta_ms: i64) -> RuleAlert {
+fn to_rule_alert(s: &AlertSnapshot, cooldown: Option<Duration>) -> RuleAlert {
     let ms = |t: DateTime<Utc>| t.timestamp_millis();
     let state = match s.state {
         HistoryState::Pending => AlertState::Pending,
@@ -550,9 +531,15 @@ fn to_rule_alert(s: &AlertSnapshot, cooldown: Option<Duration>, delta_ms: i64) -
         active_at_ms: ms(s.active_at),
         fired_at_ms: s.fired_at.map(ms),
         resolved_at_ms: s.resolved_at.map(ms),
-        last_sent_at_ms: s.last_sent_at.map(ms),
-        // As the rule sets it at each send: four resend periods ahead.
-        valid_until_ms: s.last_sent_at.map(|t| ms(t) + 4 * delta_ms),
+        // Handed to the notifier again at the first evaluation: the
+        // snapshot is saved before the notification is in the outbox, so
+        // "sent to the notifier" says nothing about what a receiver was
+        // told. The notifier decides from the notification log and the
+        // outbox (restored at start): an alert whose notification is not
+        // recorded as delivered or pending is notified at once, one
+        // already told is not told again.
+        last_sent_at_ms: None,
+        valid_until_ms: None,
         keep_firing_since_ms: s.keep_firing_since.map(ms),
         cooldown,
     }
@@ -662,6 +649,7 @@ pub fn notification_from_payload(payload: &str) -> Option<Notification> {
         common_annotations: s.common_annotations,
         external_url: s.external_url,
         truncated_alerts: s.truncated_alerts,
+        redelivery: false,
     })
 }
 
@@ -704,106 +692,200 @@ pub fn cooldown_rows(n: &Notification, sent_at: DateTime<Utc>) -> Vec<CooldownRo
         .collect()
 }
 
-/// The saved cooldown ledger put back into `notifier`, so cooldowns and
-/// owed resolutions survive a restart; returns how many entries. A database
-/// error is logged and nothing is restored.
-pub async fn restore_cooldowns(store: &HistoryStore, notifier: &mut Notifier) -> usize {
-    let rows = match tokio::time::timeout(LOAD_TIMEOUT, store.load_cooldowns()).await {
-        Ok(Ok(rows)) => rows,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "cannot load the saved cooldowns");
-            return 0;
-        }
-        Err(_) => {
-            tracing::error!("the history database did not answer in time; cooldowns not restored");
-            return 0;
-        }
-    };
-    let count = rows.len();
-    for row in rows {
-        notifier.restore_cooldown(
-            &row.receiver,
-            row.fingerprint,
-            row.last_firing_sent,
-            row.cooldown,
-            row.awaiting_resolve,
-        );
-    }
-    count
+/// How far back delivered outbox entries are read at start, to cover
+/// notification-log rows a killed process had not written yet.
+const SENT_LOOKBACK: chrono::Duration = chrono::Duration::hours(6);
+
+/// How long start-up waits for the saved state before it starts without
+/// it (listener, scraping, evaluation and delivery do not wait longer).
+pub const STARTUP_BUDGET: Duration = Duration::from_secs(1);
+/// How often the saved state is tried again while the database is down.
+const RESTORE_RETRY: Duration = Duration::from_secs(2);
+
+/// What start-up restores from the history: the alert state machine's
+/// snapshots, the notification log, the cooldown ledger, and what the
+/// outbox says receivers were (or are about to be) told.
+#[derive(Debug, Default)]
+pub struct SavedState {
+    pub snapshots: Vec<AlertSnapshot>,
+    log: Vec<NotifyLogRow>,
+    cooldowns: Vec<CooldownRow>,
+    /// Outbox entries delivered in the last [`SENT_LOOKBACK`] (at their
+    /// delivery time) and pending ones (at their creation), oldest first.
+    told: Vec<(Notification, DateTime<Utc>)>,
 }
 
-/// The saved notification log put back into `notifier`; returns how many
-/// entries. A database error is logged and nothing is restored.
-pub async fn restore_notify_log(store: &HistoryStore, notifier: &mut Notifier) -> usize {
-    let rows = match tokio::time::timeout(LOAD_TIMEOUT, store.load_notify_log()).await {
-        Ok(Ok(rows)) => rows,
+/// Reads the saved state; fails when the database does not answer.
+pub async fn load_saved_state(store: &HistoryStore) -> Result<SavedState, HistoryError> {
+    let snapshots = store.load_snapshots().await?;
+    let log = store.load_notify_log().await?;
+    let cooldowns = store.load_cooldowns().await?;
+    let pending = store.due(DateTime::<Utc>::MAX_UTC, 100_000).await?;
+    let sent = store
+        .sent_since(Utc::now() - SENT_LOOKBACK, 100_000)
+        .await?;
+    let mut told: Vec<(DateTime<Utc>, String, Notification)> = sent
+        .into_iter()
+        .filter_map(|r| {
+            let at = r.sent_at.unwrap_or(r.created_at);
+            Some((at, r.id, notification_from_payload(&r.payload)?))
+        })
+        .chain(
+            pending
+                .into_iter()
+                .filter_map(|r| Some((r.created_at, r.id, notification_from_payload(&r.payload)?))),
+        )
+        .collect();
+    told.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    Ok(SavedState {
+        snapshots,
+        log,
+        cooldowns,
+        told: told.into_iter().map(|(at, _, n)| (n, at)).collect(),
+    })
+}
+
+/// Loads the saved state within [`STARTUP_BUDGET`]. When the database does
+/// not answer in time, marks the restore pending on `store` and returns
+/// `None` with the load still running (or retried every
+/// [`RESTORE_RETRY`]) in the background: its result arrives on the
+/// returned channel once the database answers.
+pub async fn load_saved_state_at_start(
+    store: &HistoryStore,
+) -> (
+    Option<SavedState>,
+    Option<tokio::sync::oneshot::Receiver<SavedState>>,
+) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let background = store.clone();
+    let mut loading = tokio::spawn(async move {
+        let mut logged = false;
+        loop {
+            match load_saved_state(&background).await {
+                Ok(saved) => return saved,
+                Err(e) => {
+                    if !logged {
+                        tracing::error!(error = %e, "cannot load the saved alert state and notification log; retrying until the database answers");
+                        logged = true;
+                    }
+                    tokio::time::sleep(RESTORE_RETRY).await;
+                }
+            }
+        }
+    });
+    match tokio::time::timeout(STARTUP_BUDGET, &mut loading).await {
+        Ok(Ok(saved)) => (Some(saved), None),
         Ok(Err(e)) => {
-            tracing::error!(error = %e, "cannot load the saved notification log");
-            return 0;
+            tracing::error!(error = %e, "loading the saved state failed; alerts start over");
+            (None, None)
         }
         Err(_) => {
             tracing::error!(
-                "the history database did not answer in time; notification log not restored"
+                budget_seconds = STARTUP_BUDGET.as_secs_f64(),
+                "the history database does not answer: starting without the saved alert state and notification log; they are merged in when it answers"
             );
-            return 0;
+            store.set_restore_pending(true);
+            tokio::spawn(async move {
+                if let Ok(saved) = loading.await {
+                    let _ = tx.send(saved);
+                }
+            });
+            (None, Some(rx))
         }
-    };
-    let mut count = rows.len();
-    for row in rows {
-        notifier.restore_log(
-            &row.receiver,
-            &row.group_key,
-            LogEntry {
-                firing: row.firing,
-                resolved: row.resolved,
-                sent_at: row.sent_at,
-            },
-        );
     }
-    // Entries still pending in the outbox are delivered at start: the
-    // notifier must count them as told, or it would never send what
-    // follows them (an alert resolved after a firing notification that was
-    // only pending, say).
-    for (n, created_at) in pending_notifications(store).await {
-        let row = notify_log_row(&n, created_at);
-        notifier.restore_log(
-            &row.receiver,
-            &row.group_key,
-            LogEntry {
-                firing: row.firing,
-                resolved: row.resolved,
-                sent_at: row.sent_at,
-            },
-        );
-        for c in cooldown_rows(&n, created_at) {
-            if c.awaiting_resolve {
-                notifier.restore_cooldown(
-                    &c.receiver,
-                    c.fingerprint,
-                    c.last_firing_sent,
-                    c.cooldown,
-                    true,
-                );
-            }
-        }
-        count += 1;
-    }
-    count
 }
 
-/// The notifications pending in the outbox (due or not), oldest first, with
-/// their creation times; none when the database does not answer.
-async fn pending_notifications(store: &HistoryStore) -> Vec<(Notification, DateTime<Utc>)> {
-    let pending =
-        tokio::time::timeout(LOAD_TIMEOUT, store.due(DateTime::<Utc>::MAX_UTC, 100_000)).await;
-    let Ok(Ok(mut pending)) = pending else {
-        return Vec::new();
-    };
-    pending.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-    pending
-        .into_iter()
-        .filter_map(|r| Some((notification_from_payload(&r.payload)?, r.created_at)))
-        .collect()
+impl SavedState {
+    /// Puts the notification log (completed from the outbox) and the
+    /// cooldown ledger into `notifier`; returns how many log entries.
+    ///
+    /// What the outbox says receivers were (or are about to be) told counts
+    /// when newer than the group's log row: entries delivered whose log row
+    /// a killed process had not written yet (so they are not sent again),
+    /// and entries still pending, which are delivered at start (so the
+    /// notifier sends what follows them, e.g. the resolution of an alert
+    /// whose firing notification was only pending).
+    ///
+    /// With `merge` (the state arrived after the notifier started), an
+    /// entry never replaces what the notifier recorded itself: a log entry
+    /// only where its group's is older or missing, a cooldown only where
+    /// the notifier has none.
+    pub fn restore_notifier(&self, notifier: &mut Notifier, merge: bool) -> usize {
+        let mut cooldowns: HashMap<(String, Fingerprint), CooldownRow> = HashMap::new();
+        for row in &self.cooldowns {
+            cooldowns.insert((row.receiver.clone(), row.fingerprint), row.clone());
+        }
+        let mut log: HashMap<(String, String), LogEntry> = self
+            .log
+            .iter()
+            .map(|row| {
+                (
+                    (row.receiver.clone(), row.group_key.clone()),
+                    LogEntry {
+                        firing: row.firing.clone(),
+                        resolved: row.resolved.clone(),
+                        sent_at: row.sent_at,
+                    },
+                )
+            })
+            .collect();
+        let mut from_outbox = 0;
+        for (n, at) in &self.told {
+            let row = notify_log_row(n, *at);
+            let key = (row.receiver.clone(), row.group_key.clone());
+            if log.get(&key).is_some_and(|e| e.sent_at >= *at) {
+                continue;
+            }
+            log.insert(
+                key,
+                LogEntry {
+                    firing: row.firing,
+                    resolved: row.resolved,
+                    sent_at: row.sent_at,
+                },
+            );
+            for mut c in cooldown_rows(n, *at) {
+                let key = (c.receiver.clone(), c.fingerprint);
+                if let (false, Some(old)) = (c.awaiting_resolve, cooldowns.get(&key)) {
+                    // A resolution keeps the last firing time (as the
+                    // cooldowns table does).
+                    c.last_firing_sent = old.last_firing_sent;
+                }
+                cooldowns.insert(key, c);
+            }
+            from_outbox += 1;
+        }
+        if from_outbox > 0 {
+            tracing::info!(
+                notifications = from_outbox,
+                "notifications delivered or pending in the outbox but not in the notification log yet count as told"
+            );
+        }
+        for ((receiver, fingerprint), c) in cooldowns {
+            if merge && notifier.has_cooldown(&receiver, fingerprint) {
+                continue;
+            }
+            notifier.restore_cooldown(
+                &receiver,
+                fingerprint,
+                c.last_firing_sent,
+                c.cooldown,
+                c.awaiting_resolve,
+            );
+        }
+        let count = log.len();
+        for ((receiver, group_key), entry) in log {
+            if merge
+                && notifier
+                    .log_entry(&receiver, &group_key)
+                    .is_some_and(|mine| mine.sent_at >= entry.sent_at)
+            {
+                continue;
+            }
+            notifier.restore_log(&receiver, &group_key, entry);
+        }
+        count
+    }
 }
 
 /// Waits until every target has finished its first scrape, at most one
@@ -906,7 +988,8 @@ mod tests {
     }
 
     #[test]
-    fn a_restored_firing_alert_keeps_firing_without_a_new_transition_or_send() {
+    fn a_restored_firing_alert_keeps_firing_without_a_new_transition_and_goes_to_the_notifier_once()
+    {
         let engine = FakeEngine::new();
         engine.set("x > 0", 0, vec![sample(&[("i", "a")], 1.0)]);
         let mut before = group();
@@ -927,7 +1010,7 @@ mod tests {
 
         let mut after = group();
         let tracker = AlertTracker::default();
-        assert_eq!(tracker.restore(&mut after, &snapshots, RESEND), 1);
+        assert_eq!(tracker.restore(&mut after, &snapshots), 1);
         let external = Labels::default();
         let env = GroupEnv {
             engine: &engine,
@@ -936,12 +1019,17 @@ mod tests {
             external_url: "",
             resend_delay: RESEND,
         };
+        // Handed to the notifier once more (it may never have reached the
+        // outbox before the restart; the notifier's restored log decides
+        // whether a receiver hears of it), then not until the resend delay.
         let sent = after.eval(5 * SEC, &env);
-        assert!(
-            sent.is_empty(),
-            "sent again within the resend delay: {sent:?}"
-        );
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0].active_at_ms, SEC, "the original start is sent");
         assert!(transitions(&tracker.observe(&after, time(5 * SEC))).is_empty());
+        assert!(
+            after.eval(6 * SEC, &env).is_empty(),
+            "within the resend delay"
+        );
         let alert = alerting(&after).next().unwrap();
         assert_eq!(alert.state, AlertState::Firing);
         assert_eq!(alert.active_at_ms, SEC, "the original activation is kept");
@@ -963,7 +1051,7 @@ mod tests {
             })
             .collect();
         let mut after = group();
-        AlertTracker::default().restore(&mut after, &snapshots, RESEND);
+        AlertTracker::default().restore(&mut after, &snapshots);
         eval(&mut after, &engine, 3 * SEC);
         let alert = alerting(&after).next().unwrap();
         assert_eq!(
@@ -997,6 +1085,7 @@ mod tests {
             common_annotations: BTreeMap::new(),
             external_url: "http://vigil".into(),
             truncated_alerts: 2,
+            redelivery: false,
         };
         assert_eq!(
             notification_from_payload(&notification_payload(&n)),

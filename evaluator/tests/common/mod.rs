@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod faults;
 pub mod process;
 
 use std::collections::BTreeMap;
@@ -89,6 +90,7 @@ pub fn notification(alerts: Vec<NotifiedAlert>) -> Notification {
         )]),
         external_url: "http://vigil:9096".into(),
         truncated_alerts: 0,
+        redelivery: false,
         alerts,
     }
 }

@@ -79,6 +79,8 @@ pub struct Webhook {
 #[derive(Default)]
 struct HookState {
     received: Mutex<Vec<Value>>,
+    /// Per accepted payload: whether it carried `X-Vigil-Redelivery: true`.
+    redelivered: Mutex<Vec<bool>>,
     refusing: AtomicBool,
     refused: AtomicUsize,
 }
@@ -90,11 +92,17 @@ impl Webhook {
             .route(
                 "/hook",
                 post(
-                    |State(s): State<Arc<HookState>>, Json(body): Json<Value>| async move {
+                    |State(s): State<Arc<HookState>>,
+                     headers: axum::http::HeaderMap,
+                     Json(body): Json<Value>| async move {
                         if s.refusing.load(Ordering::SeqCst) {
                             s.refused.fetch_add(1, Ordering::SeqCst);
                             return StatusCode::INTERNAL_SERVER_ERROR;
                         }
+                        let redelivered = headers
+                            .get("x-vigil-redelivery")
+                            .is_some_and(|v| v.as_bytes() == b"true");
+                        s.redelivered.lock().unwrap().push(redelivered);
                         s.received.lock().unwrap().push(body);
                         StatusCode::OK
                     },
@@ -125,6 +133,12 @@ impl Webhook {
 
     pub fn payloads(&self) -> Vec<Value> {
         self.state.received.lock().unwrap().clone()
+    }
+
+    /// Per accepted payload, in order: whether it was marked as a re-send
+    /// (`X-Vigil-Redelivery: true`).
+    pub fn redelivered(&self) -> Vec<bool> {
+        self.state.redelivered.lock().unwrap().clone()
     }
 
     /// Every alert of every accepted notification, in arrival order:

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use super::config::ConsoleSettings;
 use super::template;
 use super::{DeliveryReport, Receiver, SendError};
-use crate::notify::alert::Notification;
+use crate::notify::alert::{Notification, REDELIVERY_MARK};
 
 /// Where the console receiver writes (stdout, or a buffer in tests).
 type Sink = Arc<Mutex<dyn Write + Send>>;
@@ -53,8 +53,13 @@ impl ConsoleReceiver {
 /// The block printed for one notification.
 pub fn render(notification: &Notification) -> String {
     let rule = "=".repeat(72);
+    let mark = if notification.redelivery {
+        format!("{REDELIVERY_MARK} key {}\n", notification.idempotency_key())
+    } else {
+        String::new()
+    };
     format!(
-        "{rule}\n{}{rule}\n",
+        "{rule}\n{mark}{}{rule}\n",
         template::text_alert_list(notification)
     )
 }
@@ -95,6 +100,8 @@ impl Receiver for ConsoleReceiver {
             alertnames = %alertnames.join(","),
             labels = %notification.common_labels,
             summary,
+            key = %notification.idempotency_key(),
+            redelivery = notification.redelivery,
             "notification"
         );
         let block = render(notification);
@@ -107,5 +114,23 @@ impl Receiver for ConsoleReceiver {
                 reason: e.to_string(),
             })?;
         Ok(DeliveryReport::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::alert::AlertStatus;
+    use crate::notify::receivers::template::tests::{alert, notification};
+
+    #[test]
+    fn a_redelivery_is_marked_at_the_top_of_the_block_with_its_key() {
+        let mut n = notification(vec![alert(&[("alertname", "A")], AlertStatus::Firing)]);
+        assert!(!render(&n).contains(REDELIVERY_MARK));
+        n.redelivery = true;
+        let block = render(&n);
+        let second = block.lines().nth(1).unwrap_or_default();
+        assert!(second.starts_with(REDELIVERY_MARK), "{block}");
+        assert!(second.contains(&n.idempotency_key()), "{block}");
     }
 }

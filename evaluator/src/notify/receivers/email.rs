@@ -29,6 +29,11 @@
 //! as Alertmanager's `email.default.subject`. The server's TLS certificate is
 //! verified against the Mozilla roots (webpki-roots) plus `tls_config.ca_file`.
 //! The SMTP reply code of the final `DATA` and the `Message-ID` are reported.
+//!
+//! Every message carries `X-Vigil-Idempotency-Key` (the notification's
+//! idempotency key); a re-send after a crash or fail-over also carries
+//! `X-Vigil-Redelivery: true` and ends its subject with
+//! "(re-sent after restart)".
 
 use async_trait::async_trait;
 use lettre::message::header::{HeaderName, HeaderValue, To};
@@ -41,8 +46,11 @@ use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executo
 
 use super::config::{EmailSettings, SmtpTls};
 use super::template::{self, expand};
-use super::{DeliveryReport, Receiver, SendError};
-use crate::notify::alert::Notification;
+use super::{DeliveryReport, Receiver, SendError, REDELIVERY_HEADER};
+use crate::notify::alert::{Notification, REDELIVERY_MARK};
+
+/// The e-mail header carrying the notification's idempotency key.
+pub const IDEMPOTENCY_HEADER: &str = "X-Vigil-Idempotency-Key";
 
 /// Sends notifications by e-mail.
 pub struct EmailReceiver {
@@ -129,7 +137,10 @@ impl EmailReceiver {
         };
         let s = &self.settings;
         let header = |name: &str| s.headers.get(name).map(|v| expand(v, notification));
-        let subject = header("Subject").unwrap_or_else(|| template::subject(notification));
+        let mut subject = header("Subject").unwrap_or_else(|| template::subject(notification));
+        if notification.redelivery {
+            subject = format!("{subject} {REDELIVERY_MARK}");
+        }
         let from_header = header("From").unwrap_or_else(|| s.from.clone());
         let to_header = header("To").unwrap_or_else(|| s.to_header.clone());
         let from: Mailbox = from_header
@@ -159,6 +170,16 @@ impl EmailReceiver {
             .subject(subject)
             .message_id(None)
             .envelope(envelope);
+        let mut vigil_headers = vec![(IDEMPOTENCY_HEADER, notification.idempotency_key())];
+        if notification.redelivery {
+            vigil_headers.push((REDELIVERY_HEADER, "true".to_string()));
+        }
+        for (name, value) in vigil_headers {
+            builder = builder.raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str(name),
+                value,
+            ));
+        }
         for (name, value) in &s.headers {
             if matches!(name.as_str(), "Subject" | "From" | "To") {
                 continue;

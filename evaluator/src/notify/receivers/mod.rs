@@ -230,6 +230,26 @@ pub trait BatchReceiver: Send + Sync {
 /// The shared handle type for a heterogeneous list of receivers.
 pub type DynReceiver = Arc<dyn Receiver>;
 
+/// The header carrying a notification's idempotency key (webhook, Slack).
+pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
+/// The header set to `true` on a re-send after a crash or fail-over.
+pub const REDELIVERY_HEADER: &str = "X-Vigil-Redelivery";
+
+/// Adds the idempotency key and, on a re-send, the redelivery mark to an
+/// HTTP request.
+pub(crate) fn with_delivery_headers(
+    request: reqwest::RequestBuilder,
+    key: &str,
+    redelivery: bool,
+) -> reqwest::RequestBuilder {
+    let request = request.header(IDEMPOTENCY_KEY_HEADER, key);
+    if redelivery {
+        request.header(REDELIVERY_HEADER, "true")
+    } else {
+        request
+    }
+}
+
 /// Parses a `Retry-After` value: delta-seconds or an HTTP-date (relative to
 /// `now`). A date in the past means "now" (zero).
 pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {

@@ -48,9 +48,10 @@ use serde::Serialize;
 use super::config::{http_client, SlackSettings, DEFAULT_HTTP_TIMEOUT};
 use super::template::{self, expand, truncate_chars};
 use super::{
-    check_http_response, transport_error, BatchReceiver, DeliveryReport, Receiver, SendError,
+    check_http_response, transport_error, with_delivery_headers, BatchReceiver, DeliveryReport,
+    Receiver, SendError,
 };
-use crate::notify::alert::{AlertStatus, Notification};
+use crate::notify::alert::{AlertStatus, Notification, REDELIVERY_MARK};
 
 /// Slack's hard cap on attachments per message.
 pub const MAX_ATTACHMENTS: usize = 100;
@@ -165,13 +166,15 @@ impl SlackReceiver {
     /// One attachment for one notification.
     pub fn attachment(&self, notification: &Notification, text_budget: usize) -> SlackAttachment {
         let s = &self.settings;
-        let title = truncate_chars(
-            &s.title
-                .as_deref()
-                .map(|t| expand(t, notification))
-                .unwrap_or_else(|| template::subject(notification)),
-            MAX_TITLE,
-        );
+        let mut title = s
+            .title
+            .as_deref()
+            .map(|t| expand(t, notification))
+            .unwrap_or_else(|| template::subject(notification));
+        if notification.redelivery {
+            title = format!("{title} {REDELIVERY_MARK}");
+        }
+        let title = truncate_chars(&title, MAX_TITLE);
         let title_link = s
             .title_link
             .as_deref()
@@ -295,11 +298,25 @@ impl SlackReceiver {
         }
     }
 
-    async fn post(&self, message: &SlackMessage) -> Result<DeliveryReport, SendError> {
+    /// Posts `message`, made of `notifications`: their idempotency keys
+    /// (comma-separated when batched) in `Idempotency-Key`, and
+    /// `X-Vigil-Redelivery: true` when one of them is a re-send.
+    async fn post(
+        &self,
+        message: &SlackMessage,
+        notifications: &[Notification],
+    ) -> Result<DeliveryReport, SendError> {
+        let keys: Vec<String> = notifications
+            .iter()
+            .take(MAX_ATTACHMENTS)
+            .map(Notification::idempotency_key)
+            .collect();
+        let redelivery = notifications.iter().any(|n| n.redelivery);
         let mut request = self
             .client
             .post(self.settings.api_url.expose())
             .json(message);
+        request = with_delivery_headers(request, &keys.join(", "), redelivery);
         if let Some(authorization) = &self.settings.http.authorization {
             request = request.header(reqwest::header::AUTHORIZATION, authorization.expose());
         }
@@ -436,8 +453,8 @@ impl Receiver for SlackReceiver {
     }
 
     async fn send(&self, notification: &Notification) -> Result<DeliveryReport, SendError> {
-        self.post(&self.message(std::slice::from_ref(notification)))
-            .await
+        let notifications = std::slice::from_ref(notification);
+        self.post(&self.message(notifications), notifications).await
     }
 
     fn as_batching(&self) -> Option<&dyn BatchReceiver> {
@@ -459,7 +476,7 @@ impl BatchReceiver for SlackReceiver {
         &self,
         notifications: &[Notification],
     ) -> Result<DeliveryReport, SendError> {
-        self.post(&self.message(notifications)).await
+        self.post(&self.message(notifications), notifications).await
     }
 }
 
@@ -589,5 +606,21 @@ mod tests {
             .attachments
             .iter()
             .all(|a| a.text.chars().count() <= MAX_ATTACHMENT_TEXT));
+    }
+
+    #[test]
+    fn a_redelivery_is_marked_at_the_end_of_the_title_and_fallback() {
+        let receiver = SlackReceiver::new(settings()).unwrap_or_else(|e| panic!("{e}"));
+        let mut n = notification(vec![alert(&[("alertname", "A")], AlertStatus::Firing)]);
+        let plain = receiver.attachment(&n, MAX_ATTACHMENT_TEXT);
+        assert!(!plain.title.contains(REDELIVERY_MARK));
+        n.redelivery = true;
+        let marked = receiver.attachment(&n, MAX_ATTACHMENT_TEXT);
+        assert_eq!(marked.title, format!("{} {REDELIVERY_MARK}", plain.title));
+        assert!(
+            marked.fallback.contains(REDELIVERY_MARK),
+            "{}",
+            marked.fallback
+        );
     }
 }

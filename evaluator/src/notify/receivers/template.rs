@@ -420,6 +420,7 @@ pub(crate) mod tests {
             common_annotations: BTreeMap::new(),
             external_url: "http://vigil:9096".into(),
             truncated_alerts: 0,
+            redelivery: false,
             alerts,
         }
     }

@@ -24,6 +24,11 @@
 //!
 //! `endsAt` is `0001-01-01T00:00:00Z` when the alert has no end time, as in
 //! Alertmanager. Fingerprints are Vigil's (16 hex digits), not Alertmanager's.
+//!
+//! Vigil adds `"idempotencyKey"` to the body (the same value as the
+//! `Idempotency-Key` header): the same on every attempt and every re-send of
+//! one notification (see [`Notification::idempotency_key`]). A re-send
+//! after a crash or fail-over also carries `X-Vigil-Redelivery: true`.
 
 use std::collections::BTreeMap;
 
@@ -32,7 +37,10 @@ use chrono::SecondsFormat;
 use serde::Serialize;
 
 use super::config::{http_client, WebhookSettings};
-use super::{check_http_response, transport_error, DeliveryReport, Receiver, SendError};
+use super::{
+    check_http_response, transport_error, with_delivery_headers, DeliveryReport, Receiver,
+    SendError,
+};
 use crate::labels::Labels;
 use crate::notify::alert::Notification;
 
@@ -54,6 +62,8 @@ pub struct WebhookMessage {
     #[serde(rename = "externalURL")]
     pub external_url: String,
     pub alerts: Vec<WebhookAlert>,
+    /// Vigil's addition: the notification's idempotency key.
+    pub idempotency_key: String,
 }
 
 /// One alert of the webhook payload.
@@ -114,6 +124,7 @@ pub fn webhook_message(notification: &Notification, max_alerts: usize) -> Webhoo
         common_annotations: notification.common_annotations.clone(),
         external_url: notification.external_url.clone(),
         alerts,
+        idempotency_key: notification.idempotency_key(),
     }
 }
 
@@ -144,6 +155,7 @@ impl Receiver for WebhookReceiver {
     async fn send(&self, notification: &Notification) -> Result<DeliveryReport, SendError> {
         let message = webhook_message(notification, self.settings.max_alerts);
         let mut request = self.client.post(self.settings.url.expose()).json(&message);
+        request = with_delivery_headers(request, &message.idempotency_key, notification.redelivery);
         if let Some(authorization) = &self.settings.http.authorization {
             request = request.header(reqwest::header::AUTHORIZATION, authorization.expose());
         }
@@ -184,5 +196,18 @@ mod tests {
         let message = webhook_message(&n, 0);
         assert_eq!(message.alerts[0].ends_at, ZERO_TIME);
         assert_eq!(message.alerts[0].starts_at, "2026-01-02T03:04:05Z");
+    }
+
+    #[test]
+    fn the_body_carries_the_notification_key_whatever_max_alerts_keeps() {
+        let n = notification(vec![
+            alert(&[("alertname", "A"), ("pod", "1")], AlertStatus::Firing),
+            alert(&[("alertname", "A"), ("pod", "2")], AlertStatus::Firing),
+        ]);
+        let key = n.idempotency_key();
+        assert_eq!(webhook_message(&n, 0).idempotency_key, key);
+        assert_eq!(webhook_message(&n, 1).idempotency_key, key);
+        let json = serde_json::to_value(webhook_message(&n, 0)).unwrap_or_default();
+        assert_eq!(json["idempotencyKey"], key.as_str());
     }
 }

@@ -131,7 +131,34 @@ async fn healthy() -> &'static str {
     "Vigil evaluator is Healthy.\n"
 }
 
+/// The value of the `vigil_history_backlog` gauge (history writes waiting
+/// for the database).
+fn history_backlog(registry: &Registry) -> f64 {
+    registry
+        .gather()
+        .iter()
+        .find(|family| family.name() == "vigil_history_backlog")
+        .and_then(|family| {
+            family
+                .get_metric()
+                .first()
+                .map(|m| m.get_gauge().get_value())
+        })
+        .unwrap_or(0.0)
+}
+
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    if state.history.restore_pending() {
+        // Evaluating and notifying, but without the saved state: not ready.
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "Service Unavailable: history database unreachable; {} writes buffered; saved alert state and notification log not loaded yet (evaluating and notifying without them; merged in when the database answers).\n",
+                history_backlog(&state.registry)
+            ),
+        )
+            .into_response();
+    }
     if state.ready.load(Ordering::Acquire) {
         // Ready stays 200 after a rejected reload (the previous config keeps
         // serving, as in Prometheus); the body says why it was rejected.
