@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod ha;
 pub mod process;
 
 use std::collections::BTreeMap;
