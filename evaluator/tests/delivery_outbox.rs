@@ -22,7 +22,7 @@ use prometheus::Registry;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use vigil_evaluator::history::leader::{
-    LeaderConfig, LeaderElector, LeaseMode, Leadership, ManualMonotonic, ManualTicks, Term, Ticks,
+    LeaderConfig, LeaderElector, Leadership, LeaseMode, ManualMonotonic, ManualTicks, Term, Ticks,
 };
 use vigil_evaluator::history::lease::Leases;
 use vigil_evaluator::history::outbox::{idempotency_key, OutboxEntry};
@@ -288,7 +288,10 @@ impl Elected {
 async fn wait_rows(store: &HistoryStore, what: &str, sql: &str, want: i64) {
     let deadline = Instant::now() + DEADLINE;
     while count(store, sql).await != want {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {sql}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {sql}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -353,7 +356,12 @@ async fn a_lapsed_lease_term_stops_sending_at_once_and_the_next_epoch_sends_what
         .webhook
         .payloads()
         .iter()
-        .map(|p| p["alerts"][0]["labels"]["pod"].as_str().unwrap_or("").to_string())
+        .map(|p| {
+            p["alerts"][0]["labels"]["pod"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
         .collect();
     assert_eq!(pods, ["in-flight", "after"]);
     drop(a.step);

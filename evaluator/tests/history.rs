@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Connection, Executor};
 use tokio_util::sync::CancellationToken;
 use vigil_evaluator::history::leader::{
-    LeaderConfig, LeaderElector, LeaseMode, Leadership, ManualMonotonic, ManualTicks, Term, Ticks,
+    LeaderConfig, LeaderElector, Leadership, LeaseMode, ManualMonotonic, ManualTicks, Term, Ticks,
 };
 use vigil_evaluator::history::lease::{Fence, Leases};
 use vigil_evaluator::history::outbox::{Claim, Enqueued, OutboxEntry, OutboxStatus};
@@ -940,7 +940,10 @@ async fn lease_clock_passes(store: &HistoryStore, by: Duration) {
 async fn leases_renew_expire_and_pass_with_a_new_epoch(url: String) {
     let store = HistoryStore::connect(&url).await.unwrap();
     let leases = Leases::new(store.database().clone());
-    assert_eq!(leases.acquire("l", "a", LEASE_TTL, false).await.unwrap(), Some(1));
+    assert_eq!(
+        leases.acquire("l", "a", LEASE_TTL, false).await.unwrap(),
+        Some(1)
+    );
     assert_eq!(
         leases.acquire("l", "b", LEASE_TTL, false).await.unwrap(),
         None,
@@ -986,19 +989,36 @@ async fn stale_epoch_claims_outcomes_and_log_writes_are_refused(url: String) {
         lease: "leader".into(),
         epoch,
     };
-    assert_eq!(leases.acquire("leader", "a", LEASE_TTL, false).await.unwrap(), Some(1));
+    assert_eq!(
+        leases
+            .acquire("leader", "a", LEASE_TTL, false)
+            .await
+            .unwrap(),
+        Some(1)
+    );
     assert_eq!(
         store.claim(&id, Some(&fence(1)), t(11)).await.unwrap(),
         Claim::Claimed
     );
     assert_eq!(
-        store.notification(&id).await.unwrap().unwrap().claimed_epoch,
+        store
+            .notification(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .claimed_epoch,
         Some(1)
     );
 
     // a freezes; b takes the lease over.
     lease_clock_passes(&store, LEASE_TTL * 2).await;
-    assert_eq!(leases.acquire("leader", "b", LEASE_TTL, false).await.unwrap(), Some(2));
+    assert_eq!(
+        leases
+            .acquire("leader", "b", LEASE_TTL, false)
+            .await
+            .unwrap(),
+        Some(2)
+    );
     assert_eq!(
         store.claim(&id, Some(&fence(1)), t(12)).await.unwrap(),
         Claim::StaleEpoch { current: Some(2) },
@@ -1147,7 +1167,10 @@ async fn sqlite_node_always_leads() {
         .map_or(0, |l| l.epoch);
     // The next run of the process takes the lease by force.
     let a = Replica::start(&db.url, "a", LeaseMode::Sole).await;
-    assert!(a.elector.is_leader() && a.epoch().is_none(), "unfenced at first");
+    assert!(
+        a.elector.is_leader() && a.epoch().is_none(),
+        "unfenced at first"
+    );
     a.round().await;
     assert_eq!(a.epoch(), Some(before + 1), "fenced after its first round");
     a.clock.advance(Duration::from_secs(3600));
@@ -1170,7 +1193,11 @@ async fn exactly_one_postgres_replica_leads_and_a_frozen_one_is_replaced() {
     );
     a.round().await;
     b.round().await;
-    assert_eq!((a.epoch(), b.epoch()), (Some(1), None), "the first to try leads");
+    assert_eq!(
+        (a.epoch(), b.epoch()),
+        (Some(1), None),
+        "the first to try leads"
+    );
     for _ in 0..3 {
         a.round().await;
         b.round().await;
@@ -1183,7 +1210,10 @@ async fn exactly_one_postgres_replica_leads_and_a_frozen_one_is_replaced() {
     a.clock.advance(Duration::from_secs(4));
     assert!(!old.is_valid(), "stopped sending before the lease can pass");
     b.round().await;
-    assert!(!b.elector.is_leader(), "not yet expired on the database's clock");
+    assert!(
+        !b.elector.is_leader(),
+        "not yet expired on the database's clock"
+    );
     lease_clock_passes(&store, Duration::from_secs(5)).await;
     b.round().await;
     assert_eq!(b.epoch(), Some(2), "taken over with the epoch bumped");
@@ -1192,7 +1222,10 @@ async fn exactly_one_postgres_replica_leads_and_a_frozen_one_is_replaced() {
     a.round().await;
     assert_eq!(a.elector.leadership(), Leadership::Standby);
     b.round().await;
-    assert!(b.elector.is_leader() && !a.elector.is_leader(), "exactly one leads");
+    assert!(
+        b.elector.is_leader() && !a.elector.is_leader(),
+        "exactly one leads"
+    );
 
     // A leader that shuts down hands over at the standby's next round.
     b.stop.cancel();

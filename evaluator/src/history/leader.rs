@@ -33,8 +33,10 @@
 //! way when the process froze does not land.
 //!
 //! No session state: each round is one statement on a pooled connection of
-//! its own small pool (so a busy history pool cannot starve renewals). It
-//! works through any pool and behind PgBouncer in transaction mode.
+//! a pool of its own (so a busy history pool cannot starve renewals); a
+//! connection that drops loses nothing, and any pooler can sit in between.
+//! (PgBouncer's transaction mode is still out of reach for the history as a
+//! whole: see the README.)
 //!
 //! A crashed leader's lease is taken over when it expires: within
 //! `lease_duration` + `renew_every` (6 s by default) of the last renewal. A
@@ -580,7 +582,10 @@ impl Election {
         let result = match tokio::time::timeout(c.timeout, renewal).await {
             Ok(Ok(renewed)) => Ok(renewed),
             Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("the database did not answer within {:?}", c.timeout)),
+            Err(_) => Err(format!(
+                "the database did not answer within {:?}",
+                c.timeout
+            )),
         };
         match result {
             Ok(true) => {
@@ -651,7 +656,10 @@ impl Election {
             term.epoch()
         });
         self.renew_failing = false;
-        let was_leading = self.leadership.send_replace(Leadership::Standby).is_leading();
+        let was_leading = self
+            .leadership
+            .send_replace(Leadership::Standby)
+            .is_leading();
         if was_leading {
             tracing::warn!(lease = %self.config.lease, epoch = ?epoch.flatten(), reason, "lost the leadership: stopped sending");
         }
@@ -769,9 +777,11 @@ mod tests {
             )
         );
         assert_eq!(c.check(), Ok(()));
-        assert!(LeaderConfig::new(Duration::from_secs(5), Duration::from_secs(4))
-            .check()
-            .is_err_and(|e| e.contains("renew interval")));
+        assert!(
+            LeaderConfig::new(Duration::from_secs(5), Duration::from_secs(4))
+                .check()
+                .is_err_and(|e| e.contains("renew interval"))
+        );
     }
 
     #[tokio::test]
@@ -788,7 +798,10 @@ mod tests {
         leases.database().close().await;
         a.clock.advance(Duration::from_secs(3));
         a.step.step().await;
-        assert!(term.is_valid(), "3 s after the renewal: still within 5 s - 1 s");
+        assert!(
+            term.is_valid(),
+            "3 s after the renewal: still within 5 s - 1 s"
+        );
         assert!(a.elector.is_leader());
         a.clock.advance(Duration::from_secs(1));
         assert!(
@@ -855,7 +868,12 @@ mod tests {
     async fn a_sole_replica_leads_before_the_database_answers_then_under_a_forced_epoch() {
         let (_dir, leases) = leases().await;
         leases
-            .acquire(DEFAULT_LEASE, "previous-run", Duration::from_secs(60), false)
+            .acquire(
+                DEFAULT_LEASE,
+                "previous-run",
+                Duration::from_secs(60),
+                false,
+            )
             .await
             .unwrap();
         let a = Replica::start(&leases, "a", LeaseMode::Sole);

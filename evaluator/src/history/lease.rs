@@ -22,8 +22,9 @@
 //! refused.
 //!
 //! Everything is a single statement on a pooled connection: no session
-//! state (no advisory locks, temporary tables or session settings), so it
-//! works through any pool and behind PgBouncer in transaction mode.
+//! state (no advisory locks, temporary tables or session settings), so any
+//! connection of any pool will do, and fleet membership can be built as one
+//! lease per member ([`Leases::live`]).
 
 use std::time::Duration;
 
@@ -147,7 +148,8 @@ impl Leases {
             .fetch_optional(self.db.pool())
             .await
             .map_err(HistoryError::db("acquiring a lease"))?;
-        row.map(|r| column::<i64>(&r, "epoch", "leases")).transpose()
+        row.map(|r| column::<i64>(&r, "epoch", "leases"))
+            .transpose()
     }
 
     /// Pushes the expiry of `holder`'s lease `name` of `epoch` to `ttl`
@@ -181,7 +183,12 @@ impl Leases {
     /// Gives the lease back (it expires now), so a candidate takes it at its
     /// next attempt instead of after the expiry. False when `holder` did not
     /// hold it under `epoch` any more.
-    pub async fn release(&self, name: &str, holder: &str, epoch: i64) -> Result<bool, HistoryError> {
+    pub async fn release(
+        &self,
+        name: &str,
+        holder: &str,
+        epoch: i64,
+    ) -> Result<bool, HistoryError> {
         self.db.ensure_schema().await?;
         let now = now_ms(self.db.backend());
         let sql = format!(
@@ -200,11 +207,7 @@ impl Leases {
 
     /// Lease `name` as the database sees it now, if it was ever taken.
     pub async fn get(&self, name: &str) -> Result<Option<LeaseState>, HistoryError> {
-        Ok(self
-            .list("name = $1", name)
-            .await?
-            .into_iter()
-            .next())
+        Ok(self.list("name = $1", name).await?.into_iter().next())
     }
 
     /// The leases whose name starts with `prefix` and that are live now
@@ -293,7 +296,10 @@ mod tests {
     async fn a_released_lease_is_taken_at_once_and_force_takes_a_live_one() {
         let (_dir, leases) = sqlite().await;
         assert_eq!(leases.acquire("l", "a", TTL, false).await.unwrap(), Some(1));
-        assert!(!leases.release("l", "b", 1).await.unwrap(), "not b's to give");
+        assert!(
+            !leases.release("l", "b", 1).await.unwrap(),
+            "not b's to give"
+        );
         assert!(leases.release("l", "a", 1).await.unwrap());
         assert_eq!(leases.acquire("l", "b", TTL, false).await.unwrap(), Some(2));
         assert_eq!(leases.acquire("l", "a", TTL, true).await.unwrap(), Some(3));

@@ -213,7 +213,10 @@ const NOTIFICATION_COLUMNS: &str = "id, idempotency_key, receiver, integration, 
 /// `first + 1`, or nothing without a fence.
 fn fence_clause(conn: &sqlx::AnyConnection, fence: Option<&Fence>, first: usize) -> String {
     match fence {
-        Some(_) => format!(" AND {}", fence_condition(backend_of(conn), first, first + 1)),
+        Some(_) => format!(
+            " AND {}",
+            fence_condition(backend_of(conn), first, first + 1)
+        ),
         None => String::new(),
     }
 }
@@ -388,11 +391,12 @@ impl HistoryStore {
         .map_err(HistoryError::db("reading a notification's status"))?;
         match fence {
             Some(f) if pending > 0 => {
-                let current = sqlx::query_scalar::<_, i64>("SELECT epoch FROM leases WHERE name = $1")
-                    .bind(f.lease.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(HistoryError::db("reading a lease's epoch"))?;
+                let current =
+                    sqlx::query_scalar::<_, i64>("SELECT epoch FROM leases WHERE name = $1")
+                        .bind(f.lease.as_str())
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(HistoryError::db("reading a lease's epoch"))?;
                 Ok(Claim::StaleEpoch { current })
             }
             _ => Ok(Claim::NotPending),

@@ -824,9 +824,12 @@ async fn deliver_one(
             },
             None => write,
         };
-        let _ = outbox.writer.record(fenced(HistoryWrite::NotifyLog(
-            notify_log_row(notification, now),
-        )));
+        let _ = outbox
+            .writer
+            .record(fenced(HistoryWrite::NotifyLog(notify_log_row(
+                notification,
+                now,
+            ))));
         for row in cooldown_rows(notification, now) {
             let _ = outbox.writer.record(fenced(HistoryWrite::Cooldown(row)));
         }
@@ -872,7 +875,11 @@ async fn may_send(shared: &Shared, integration: &Integration, id: Option<&str>) 
         }
         // The claim took a round trip: the term may have run out meanwhile.
         if lapsed(&term) {
-            tracing::warn!(id, receiver, "not sending: the leader lease term ran out while claiming");
+            tracing::warn!(
+                id,
+                receiver,
+                "not sending: the leader lease term ran out while claiming"
+            );
             return None;
         }
     }

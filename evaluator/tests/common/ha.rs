@@ -31,8 +31,7 @@ use serde_json::Value;
 use vigil_testkit::{free_port, ChildGuard};
 
 use super::process::{
-    kill9, read_log, serve, signal, start_evaluator, value_high_rules, write_config, Target,
-    TestDb,
+    kill9, read_log, serve, signal, start_evaluator, value_high_rules, write_config, Target, TestDb,
 };
 
 /// The default lease (5 s): a frozen leader must be replaced within two.
@@ -208,19 +207,24 @@ pub enum Fault {
     /// `frozen` (more than two lease periods), resolving the alert while it
     /// is frozen; then SIGCONT.
     Freeze { after: Duration, frozen: Duration },
+    /// SIGSTOP the leader while the receiver holds its firing delivery (the
+    /// answer reaches it while it is frozen), for `frozen`; then SIGCONT.
+    /// The new leader re-sends; the resumed one's late outcome and log
+    /// writes carry a stale epoch.
+    FreezeMidDelivery { frozen: Duration },
 }
 
 impl Fault {
-    /// Trial `i` of a seeded run: every fourth a freeze, every fourth a
-    /// kill mid-delivery, the others kills at random points.
+    /// Trial `i` of a seeded run: every fourth a freeze (at a random point
+    /// and mid-delivery in turn), every fourth a kill mid-delivery, the
+    /// others kills at random points.
     pub fn random(i: usize, rng: &mut StdRng) -> Fault {
         let after = Duration::from_millis(rng.random_range(0..2500));
-        match i % 4 {
-            1 => Fault::KillMidDelivery,
-            3 => Fault::Freeze {
-                after,
-                frozen: LEASE * 2 + Duration::from_millis(rng.random_range(1000..4000)),
-            },
+        let frozen = LEASE * 2 + Duration::from_millis(rng.random_range(1000..4000));
+        match i % 8 {
+            1 | 5 => Fault::KillMidDelivery,
+            3 => Fault::Freeze { after, frozen },
+            7 => Fault::FreezeMidDelivery { frozen },
             _ => Fault::Kill {
                 after,
                 resolving: rng.random_bool(0.5),
@@ -453,12 +457,16 @@ impl Ha {
                 self.hook.delay(Duration::from_secs(5));
                 self.target.set_series(&series, 1.0);
                 let sender = self.replicas[leader].name.clone();
-                self.wait(&format!("{series} firing held by the receiver"), RECOVERY, |ha| {
-                    ha.hook
-                        .about(&series, "firing")
-                        .iter()
-                        .any(|g| g.replica == sender)
-                })
+                self.wait(
+                    &format!("{series} firing held by the receiver"),
+                    RECOVERY,
+                    |ha| {
+                        ha.hook
+                            .about(&series, "firing")
+                            .iter()
+                            .any(|g| g.replica == sender)
+                    },
+                )
                 .await;
                 let killed = Instant::now();
                 kill9(&mut self.replicas[leader].child);
@@ -467,12 +475,44 @@ impl Ha {
                 self.restart(leader);
                 self.target.set_series(&series, 0.0);
             }
-            Fault::Freeze { after, frozen } => {
+            Fault::Freeze { .. } | Fault::FreezeMidDelivery { .. } => {
                 self.target.set_series(&series, 1.0);
-                tokio::time::sleep(after).await;
+                let frozen = match fault {
+                    Fault::Freeze { after, frozen } => {
+                        tokio::time::sleep(after).await;
+                        frozen
+                    }
+                    Fault::FreezeMidDelivery { frozen } => {
+                        self.hook.delay(Duration::from_secs(3));
+                        let sender = self.replicas[leader].name.clone();
+                        self.wait(
+                            &format!("{series} firing held by the receiver"),
+                            RECOVERY,
+                            |ha| {
+                                ha.hook
+                                    .about(&series, "firing")
+                                    .iter()
+                                    .any(|g| g.replica == sender)
+                            },
+                        )
+                        .await;
+                        frozen
+                    }
+                    _ => unreachable!("a freeze"),
+                };
+                let step_downs = |ha: &Ha| {
+                    ha.replicas[leader]
+                        .log()
+                        .matches("lost the leadership")
+                        .count()
+                };
+                let step_downs_before = step_downs(self);
                 let stopped = Instant::now();
                 signal(&self.replicas[leader].child, "STOP");
                 self.replicas[leader].frozen = true;
+                // The held delivery is answered while the sender is frozen.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                self.hook.delay(Duration::ZERO);
                 // The alert resolves while the leader is frozen.
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 self.target.set_series(&series, 0.0);
@@ -505,6 +545,11 @@ impl Ha {
                     self.current_leader().await,
                     other,
                     "trial {i}: the resumed replica must not lead again"
+                );
+                assert!(
+                    step_downs(self) > step_downs_before,
+                    "trial {i}: the resumed replica logs that it lost the leadership; logs:\n{}",
+                    self.logs()
                 );
             }
         }
