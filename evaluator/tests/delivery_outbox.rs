@@ -367,3 +367,25 @@ async fn a_lapsed_lease_term_stops_sending_at_once_and_the_next_epoch_sends_what
     drop(a.step);
     drop(b.step);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_held_while_the_term_lapsed_is_sent_once_the_lease_is_renewed() {
+    let rig = rig(false, Duration::from_secs(5)).await;
+    let a = Elected::lead(&rig.store, "a").await;
+    rig.leader.send_replace(a.elector.leadership());
+    // The process stalls past its term; the lease has not expired on the
+    // database's clock, and nobody else took it.
+    a.clock.advance(Duration::from_secs(4));
+    rig.notifications.send(notification("stalled")).unwrap();
+    tokio::time::sleep(RETRY_EVERY + Duration::from_millis(500)).await;
+    assert_eq!(rig.webhook.payloads().len(), 0, "not sent on a lapsed term");
+
+    assert!(a.step.step().await);
+    assert!(a.elector.is_leader(), "renewed under the same epoch");
+    wait("the held notification after the renewal", || {
+        rig.webhook.count("firing") == 1
+    })
+    .await;
+    tokio::time::sleep(RETRY_EVERY * 2).await;
+    assert_eq!(rig.webhook.count("firing"), 1);
+}

@@ -47,7 +47,12 @@ async fn killed_and_frozen_leaders_lose_no_notification_and_a_resumed_one_sends_
     let times = |freeze: bool| {
         let mut t: Vec<f64> = outcomes
             .iter()
-            .filter(|o| matches!(o.fault, Fault::Freeze { .. }) == freeze)
+            .filter(|o| {
+                matches!(
+                    o.fault,
+                    Fault::Freeze { .. } | Fault::FreezeMidDelivery { .. }
+                ) == freeze
+            })
             .map(|o| o.failover.as_secs_f64())
             .collect();
         t.sort_by(f64::total_cmp);

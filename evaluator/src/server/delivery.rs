@@ -409,7 +409,11 @@ pub async fn run_delivery(
                 leading = leads;
             }
             _ = retry.tick(), if shared.outbox.is_some() => {
-                let answered = if leading && shared.leads() {
+                let answered = if leading && shared.leads() && !held.is_empty() {
+                    // Held while the term had lapsed, and renewed since.
+                    take_over(&shared, &mut held, &mut running).await;
+                    Ok(())
+                } else if leading && shared.leads() {
                     resume(&shared, &mut running, None).await
                 } else if let (false, Some(o)) = (held.is_empty(), &shared.outbox) {
                     match load_told(o, &held).await {

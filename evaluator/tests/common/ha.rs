@@ -546,6 +546,15 @@ impl Ha {
                     other,
                     "trial {i}: the resumed replica must not lead again"
                 );
+                if matches!(fault, Fault::FreezeMidDelivery { .. }) {
+                    let log = self.replicas[leader].log();
+                    assert!(
+                        log.contains("delivery abandoned")
+                            || log.contains("did not take the delivery outcome"),
+                        "trial {i}: the resumed replica's held delivery is abandoned or its late outcome refused; logs:\n{}",
+                        self.logs()
+                    );
+                }
                 assert!(
                     step_downs(self) > step_downs_before,
                     "trial {i}: the resumed replica logs that it lost the leadership; logs:\n{}",
