@@ -451,11 +451,11 @@ async fn episode_details_hold_transitions_and_notifications(url: String) {
     };
     let queued = api.history.enqueue(&entry, "k1").await.unwrap();
     api.history
-        .mark_failed(queued.id(), "connection refused", None, Some(t(70)))
+        .mark_failed(queued.id(), "connection refused", None, Some(t(70)), None)
         .await
         .unwrap();
     api.history
-        .mark_sent(queued.id(), Some(200), Some("msg-1"), t(70))
+        .mark_sent(queued.id(), Some(200), Some("msg-1"), t(70), None)
         .await
         .unwrap();
 
@@ -605,7 +605,7 @@ async fn stats_give_fires_mtta_mttr_notifications_and_fires_per_day(url: String)
     };
     let queued = api.history.enqueue(&entry, "k1").await.unwrap();
     api.history
-        .mark_sent(queued.id(), Some(200), None, t(2))
+        .mark_sent(queued.id(), Some(200), None, t(2), None)
         .await
         .unwrap();
 

@@ -21,6 +21,10 @@ use common::process::Webhook;
 use prometheus::Registry;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
+use vigil_evaluator::history::leader::{
+    LeaderConfig, LeaderElector, Leadership, LeaseMode, ManualMonotonic, ManualTicks, Term, Ticks,
+};
+use vigil_evaluator::history::lease::Leases;
 use vigil_evaluator::history::outbox::{
     idempotency_key, DeliveredRecord, OutboxEntry, OutboxStatus,
 };
@@ -41,7 +45,7 @@ struct Rig {
     store: HistoryStore,
     webhook: Webhook,
     notifications: mpsc::UnboundedSender<Notification>,
-    leader: watch::Sender<bool>,
+    leader: watch::Sender<Leadership>,
     _receivers: watch::Sender<Arc<ReceiverIntegrations>>,
     _dir: tempfile::TempDir,
     _stop: CancellationToken,
@@ -80,7 +84,11 @@ async fn rig(leading: bool, deadline: Duration) -> Rig {
     .into_iter()
     .collect();
     let (receivers_tx, receivers) = watch::channel(Arc::new(integrations));
-    let (leader, leader_rx) = watch::channel(leading);
+    let (leader, leader_rx) = watch::channel(if leading {
+        Leadership::Leading(Term::unfenced())
+    } else {
+        Leadership::Standby
+    });
     let retrier = Retrier::new(
         RetryPolicy {
             initial: Duration::from_millis(50),
@@ -282,7 +290,8 @@ async fn a_new_leader_sends_the_held_notifications_the_old_one_did_not() {
     tokio::time::sleep(RETRY_EVERY + Duration::from_millis(500)).await;
     assert_eq!(rig.webhook.payloads().len(), 0, "a standby sends nothing");
 
-    rig.leader.send_replace(true);
+    rig.leader
+        .send_replace(Leadership::Leading(Term::unfenced()));
     wait("the untold notification", || {
         rig.webhook.payloads().len() == 1
     })
@@ -352,4 +361,145 @@ async fn queueing_a_firing_notification_saves_the_firing_state_with_it() {
         .unwrap();
     let snapshots = rig.store.load_snapshots().await.unwrap();
     assert_eq!(snapshots[0].state, HistoryState::Pending);
+}
+
+/// A replica's election on the rig's database, stepped by hand, its term
+/// on a manual monotonic clock.
+struct Elected {
+    elector: LeaderElector,
+    step: ManualTicks,
+    clock: ManualMonotonic,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+impl Elected {
+    async fn lead(store: &HistoryStore, holder: &str) -> Elected {
+        let (ticks, step) = Ticks::manual();
+        let clock = ManualMonotonic::default();
+        let stop = CancellationToken::new();
+        let elector = LeaderElector::run(
+            Leases::new(store.database().clone()),
+            LeaderConfig {
+                holder: holder.to_string(),
+                ..LeaderConfig::default()
+            },
+            LeaseMode::Compete,
+            ticks,
+            Arc::new(clock.clone()),
+            stop.clone(),
+        );
+        assert!(step.step().await);
+        assert!(elector.is_leader(), "{holder} takes the lease");
+        Elected {
+            elector,
+            step,
+            clock,
+            _stop: stop.drop_guard(),
+        }
+    }
+}
+
+async fn wait_rows(store: &HistoryStore, what: &str, sql: &str, want: i64) {
+    let deadline = Instant::now() + DEADLINE;
+    while count(store, sql).await != want {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {sql}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lapsed_lease_term_stops_sending_at_once_and_the_next_epoch_sends_what_was_left() {
+    let rig = rig(false, Duration::from_secs(60)).await;
+    let a = Elected::lead(&rig.store, "a").await;
+    rig.leader.send_replace(a.elector.leadership());
+    rig.webhook.refuse(true);
+    rig.notifications.send(notification("in-flight")).unwrap();
+    wait("attempts under epoch 1", || rig.webhook.refused() >= 2).await;
+    wait_rows(
+        &rig.store,
+        "the claim under epoch 1",
+        "SELECT COUNT(*) FROM notifications WHERE status = 'pending' AND epoch = 1",
+        1,
+    )
+    .await;
+
+    // a freezes past its term (its elector has not run a round since).
+    a.clock.advance(Duration::from_secs(4));
+    assert!(!a.elector.is_leader());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let refused = rig.webhook.refused();
+    rig.notifications.send(notification("after")).unwrap();
+    tokio::time::sleep(RETRY_EVERY + Duration::from_millis(500)).await;
+    assert_eq!(
+        rig.webhook.refused(),
+        refused,
+        "no attempt after the term lapsed, neither the retries nor the new notification"
+    );
+    wait_rows(
+        &rig.store,
+        "the abandoned entry left pending without an outcome",
+        "SELECT COUNT(*) FROM notifications WHERE status = 'pending' AND attempts = 0",
+        1,
+    )
+    .await;
+
+    // b takes the lease over once it expired on the database's clock.
+    sqlx::query("UPDATE leases SET expires_at = expires_at - 10000")
+        .execute(rig.store.database().pool())
+        .await
+        .unwrap();
+    let b = Elected::lead(&rig.store, "b").await;
+    assert_eq!(b.elector.leadership().term().and_then(Term::epoch), Some(2));
+    rig.webhook.refuse(false);
+    rig.leader.send_replace(b.elector.leadership());
+    wait("both notifications under epoch 2", || {
+        rig.webhook.count("firing") == 2
+    })
+    .await;
+    wait_rows(
+        &rig.store,
+        "both recorded sent under epoch 2",
+        "SELECT COUNT(*) FROM notifications WHERE status = 'sent' AND epoch = 2",
+        2,
+    )
+    .await;
+    let pods: Vec<String> = rig
+        .webhook
+        .payloads()
+        .iter()
+        .map(|p| {
+            p["alerts"][0]["labels"]["pod"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(pods, ["in-flight", "after"]);
+    drop(a.step);
+    drop(b.step);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_held_while_the_term_lapsed_is_sent_once_the_lease_is_renewed() {
+    let rig = rig(false, Duration::from_secs(5)).await;
+    let a = Elected::lead(&rig.store, "a").await;
+    rig.leader.send_replace(a.elector.leadership());
+    // The process stalls past its term; the lease has not expired on the
+    // database's clock, and nobody else took it.
+    a.clock.advance(Duration::from_secs(4));
+    rig.notifications.send(notification("stalled")).unwrap();
+    tokio::time::sleep(RETRY_EVERY + Duration::from_millis(500)).await;
+    assert_eq!(rig.webhook.payloads().len(), 0, "not sent on a lapsed term");
+
+    assert!(a.step.step().await);
+    assert!(a.elector.is_leader(), "renewed under the same epoch");
+    wait("the held notification after the renewal", || {
+        rig.webhook.count("firing") == 1
+    })
+    .await;
+    tokio::time::sleep(RETRY_EVERY * 2).await;
+    assert_eq!(rig.webhook.count("firing"), 1);
 }

@@ -17,8 +17,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, Executor};
 use tokio_util::sync::CancellationToken;
-use vigil_evaluator::history::leader::{LeaderConfig, LeaderElector, Ticks};
-use vigil_evaluator::history::outbox::{Enqueued, OutboxEntry, OutboxStatus};
+use vigil_evaluator::history::leader::{
+    LeaderConfig, LeaderElector, Leadership, LeaseMode, ManualMonotonic, ManualTicks, Term, Ticks,
+};
+use vigil_evaluator::history::lease::{Fence, Leases};
+use vigil_evaluator::history::outbox::{Claim, Enqueued, OutboxEntry, OutboxStatus};
 use vigil_evaluator::history::silences::SqlSilences;
 use vigil_evaluator::history::store::run_pruner;
 use vigil_evaluator::history::store::{
@@ -26,7 +29,7 @@ use vigil_evaluator::history::store::{
     HistoryWrite, NotifyLogRow, Transition,
 };
 use vigil_evaluator::history::writer::{HistoryWriter, WriterConfig};
-use vigil_evaluator::history::{db::MIGRATOR, new_id, Database, HistoryStore};
+use vigil_evaluator::history::{db::MIGRATOR, Database, HistoryStore};
 use vigil_evaluator::labels::Labels;
 use vigil_evaluator::notify::alert::{AlertStatus, Fingerprint};
 use vigil_evaluator::notify::clock::ManualClock;
@@ -119,6 +122,8 @@ on_both!(
     writer_flushes_everything_on_shutdown,
     notifier_memory_round_trips,
     pruner_applies_the_retention_to_the_clock,
+    leases_renew_expire_and_pass_with_a_new_epoch,
+    stale_epoch_claims_outcomes_and_log_writes_are_refused,
 );
 
 async fn migrations_are_idempotent(url: String) {
@@ -259,7 +264,7 @@ async fn acknowledgements_feed_mtta_and_mttr(url: String) {
     };
     let id = store.enqueue(&entry, "k1").await.unwrap();
     store
-        .mark_sent(id.id(), Some(200), None, t(11))
+        .mark_sent(id.id(), Some(200), None, t(11), None)
         .await
         .unwrap();
 
@@ -416,7 +421,7 @@ async fn outbox_enqueue_is_idempotent_and_tracks_delivery(url: String) {
     );
 
     assert!(store
-        .mark_failed(&id, "HTTP 503", Some(503), Some(t(70)))
+        .mark_failed(&id, "HTTP 503", Some(503), Some(t(70)), None)
         .await
         .unwrap());
     assert!(store.due(t(69), 10).await.unwrap().is_empty());
@@ -426,12 +431,15 @@ async fn outbox_enqueue_is_idempotent_and_tracks_delivery(url: String) {
     assert_eq!(retry[0].last_error.as_deref(), Some("HTTP 503"));
 
     assert!(store
-        .mark_sent(&id, Some(200), Some("ts-1.2"), t(71))
+        .mark_sent(&id, Some(200), Some("ts-1.2"), t(71), None)
         .await
         .unwrap());
     assert!(store.due(t(1000), 10).await.unwrap().is_empty());
     assert!(
-        !store.mark_sent(&id, Some(200), None, t(72)).await.unwrap(),
+        !store
+            .mark_sent(&id, Some(200), None, t(72), None)
+            .await
+            .unwrap(),
         "already sent"
     );
     let sent = store.notification(&id).await.unwrap().unwrap();
@@ -442,7 +450,7 @@ async fn outbox_enqueue_is_idempotent_and_tracks_delivery(url: String) {
 
     let other = store.enqueue(&entry(20), "ops/20").await.unwrap();
     assert!(store
-        .mark_failed(other.id(), "invalid_token", Some(403), None)
+        .mark_failed(other.id(), "invalid_token", Some(403), None, None)
         .await
         .unwrap());
     let gave_up = store.notification(other.id()).await.unwrap().unwrap();
@@ -585,7 +593,10 @@ async fn retention_prunes_only_closed_history(url: String) {
         created_at: t(10),
     };
     let sent = store.enqueue(&entry, "sent").await.unwrap();
-    store.mark_sent(sent.id(), None, None, t(11)).await.unwrap();
+    store
+        .mark_sent(sent.id(), None, None, t(11), None)
+        .await
+        .unwrap();
     store.enqueue(&entry, "still-pending").await.unwrap();
     let mut silences = vec![];
     for (i, ends) in [(0, 200), (1, 9000)] {
@@ -912,104 +923,315 @@ async fn writer_keeps_writes_beyond_its_capacity_and_reports_congestion() {
     assert_eq!(task.await.unwrap().lost, 0);
 }
 
-// ------------------------------------------------------- leader election
+// ------------------------------------------------- leases and the leader
 
-fn leader_config(key: i64, name: &str) -> LeaderConfig {
-    LeaderConfig {
-        lock_key: key,
-        check_timeout: Duration::from_secs(2),
-        application_name: name.to_string(),
+const LEASE_TTL: Duration = Duration::from_secs(60);
+
+/// Moves the database's clock past every lease's expiry (the rows' times
+/// back), as a frozen holder would see it after a minute.
+async fn lease_clock_passes(store: &HistoryStore, by: Duration) {
+    sqlx::query("UPDATE leases SET expires_at = expires_at - $1")
+        .bind(i64::try_from(by.as_millis()).unwrap())
+        .execute(store.database().pool())
+        .await
+        .unwrap();
+}
+
+async fn leases_renew_expire_and_pass_with_a_new_epoch(url: String) {
+    let store = HistoryStore::connect(&url).await.unwrap();
+    let leases = Leases::new(store.database().clone());
+    assert_eq!(
+        leases.acquire("l", "a", LEASE_TTL, false).await.unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        leases.acquire("l", "b", LEASE_TTL, false).await.unwrap(),
+        None,
+        "a live lease is not taken"
+    );
+    assert!(leases.renew("l", "a", 1, LEASE_TTL).await.unwrap());
+    let live = leases.get("l").await.unwrap().unwrap();
+    assert!(live.is_live() && live.remaining > LEASE_TTL / 2, "{live:?}");
+
+    lease_clock_passes(&store, LEASE_TTL * 2).await;
+    assert!(!leases.get("l").await.unwrap().unwrap().is_live());
+    assert!(
+        !leases.renew("l", "a", 1, LEASE_TTL).await.unwrap(),
+        "an expired lease is not renewed"
+    );
+    assert_eq!(
+        leases.acquire("l", "b", LEASE_TTL, false).await.unwrap(),
+        Some(2),
+        "taken over with the epoch bumped"
+    );
+    assert!(!leases.release("l", "a", 1).await.unwrap(), "a lost it");
+    assert!(leases.release("l", "b", 2).await.unwrap());
+    assert_eq!(
+        leases.acquire("l", "a", LEASE_TTL, false).await.unwrap(),
+        Some(3),
+        "a released lease is taken at once"
+    );
+}
+
+async fn stale_epoch_claims_outcomes_and_log_writes_are_refused(url: String) {
+    let store = HistoryStore::connect(&url).await.unwrap();
+    let leases = Leases::new(store.database().clone());
+    let entry = OutboxEntry {
+        receiver: "ops".into(),
+        integration: "webhook[0]".into(),
+        group_key: "{}:{alertname=\"Down\"}".into(),
+        payload: "{}".into(),
+        alerts: vec![],
+        created_at: t(10),
+    };
+    let id = store.enqueue(&entry, "k").await.unwrap().id().to_string();
+    let fence = |epoch| Fence {
+        lease: "leader".into(),
+        epoch,
+    };
+    assert_eq!(
+        leases
+            .acquire("leader", "a", LEASE_TTL, false)
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        store.claim(&id, Some(&fence(1)), t(11)).await.unwrap(),
+        Claim::Claimed
+    );
+    assert_eq!(
+        store
+            .notification(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .claimed_epoch,
+        Some(1)
+    );
+
+    // a freezes; b takes the lease over.
+    lease_clock_passes(&store, LEASE_TTL * 2).await;
+    assert_eq!(
+        leases
+            .acquire("leader", "b", LEASE_TTL, false)
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        store.claim(&id, Some(&fence(1)), t(12)).await.unwrap(),
+        Claim::StaleEpoch { current: Some(2) },
+        "a's claim is refused"
+    );
+    assert!(
+        !store
+            .mark_sent(&id, Some(200), None, t(12), Some(&fence(1)))
+            .await
+            .unwrap(),
+        "a's outcome is refused"
+    );
+    assert!(!store
+        .mark_failed(&id, "HTTP 500", Some(500), Some(t(20)), Some(&fence(1)))
+        .await
+        .unwrap());
+    let row = store.notification(&id).await.unwrap().unwrap();
+    assert_eq!((row.status, row.attempts), (OutboxStatus::Pending, 0));
+
+    let log = |sent: i64| NotifyLogRow {
+        receiver: "ops".into(),
+        group_key: "{}:{alertname=\"Down\"}".into(),
+        firing: [Fingerprint(1)].into(),
+        resolved: Default::default(),
+        sent_at: t(sent),
+    };
+    let cooldown = CooldownRow {
+        receiver: "ops".into(),
+        fingerprint: Fingerprint(1),
+        last_firing_sent: t(12),
+        cooldown: Duration::ZERO,
+        awaiting_resolve: true,
+    };
+    let fenced = |epoch, write| HistoryWrite::Fenced {
+        fence: fence(epoch),
+        write: Box::new(write),
+    };
+    store
+        .apply(&[
+            fenced(1, HistoryWrite::NotifyLog(log(12))),
+            fenced(1, HistoryWrite::Cooldown(cooldown.clone())),
+            fenced(1, HistoryWrite::ForgetSnapshot(Fingerprint(1))),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        store.load_notify_log().await.unwrap().is_empty(),
+        "a's log write is refused, without failing the batch"
+    );
+    assert!(store.load_cooldowns().await.unwrap().is_empty());
+
+    // b, the leader, claims, sends, records and logs.
+    assert_eq!(
+        store.claim(&id, Some(&fence(2)), t(13)).await.unwrap(),
+        Claim::Claimed
+    );
+    assert!(store
+        .mark_sent(&id, Some(200), None, t(13), Some(&fence(2)))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.claim(&id, Some(&fence(2)), t(14)).await.unwrap(),
+        Claim::NotPending
+    );
+    store
+        .apply(&[
+            fenced(2, HistoryWrite::NotifyLog(log(13))),
+            fenced(2, HistoryWrite::Cooldown(cooldown.clone())),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.load_notify_log().await.unwrap(), [log(13)]);
+    assert_eq!(store.load_cooldowns().await.unwrap(), [cooldown]);
+}
+
+/// One replica's election on its own pool, stepped by hand, its term on a
+/// manual monotonic clock.
+struct Replica {
+    elector: LeaderElector,
+    step: ManualTicks,
+    clock: ManualMonotonic,
+    stop: CancellationToken,
+}
+
+impl Replica {
+    async fn start(url: &str, holder: &str, mode: LeaseMode) -> Replica {
+        let (ticks, step) = Ticks::manual();
+        let clock = ManualMonotonic::default();
+        let stop = CancellationToken::new();
+        let config = LeaderConfig {
+            holder: holder.to_string(),
+            ..LeaderConfig::default()
+        };
+        let leases = Leases::new(Database::connect(url).await.unwrap());
+        let elector = LeaderElector::run(
+            leases,
+            config,
+            mode,
+            ticks,
+            Arc::new(clock.clone()),
+            stop.clone(),
+        );
+        Replica {
+            elector,
+            step,
+            clock,
+            stop,
+        }
+    }
+
+    fn term(&self) -> Option<Term> {
+        self.elector.leadership().term().cloned()
+    }
+
+    fn epoch(&self) -> Option<i64> {
+        self.term().and_then(|t| t.epoch())
+    }
+
+    /// A round one second later.
+    async fn round(&self) {
+        self.clock.advance(Duration::from_secs(1));
+        assert!(self.step.step().await, "the elector stopped");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_node_always_leads() {
     let db = TestDb::sqlite();
+    let history = Database::connect(&db.url).await.unwrap();
+    let stop = CancellationToken::new();
     let elector = LeaderElector::start(
         &db.url,
+        &history,
         LeaderConfig::default(),
         Ticks::Every(Duration::from_secs(60)),
-        CancellationToken::new(),
+        stop.clone(),
     )
     .unwrap();
-    assert!(elector.is_leader());
+    assert!(elector.is_leader(), "leads before the database answered");
+    stop.cancel();
+    elector.join().await;
+    let before = Leases::new(history.clone())
+        .get(vigil_evaluator::history::leader::DEFAULT_LEASE)
+        .await
+        .unwrap()
+        .map_or(0, |l| l.epoch);
+    // The next run of the process takes the lease by force.
+    let a = Replica::start(&db.url, "a", LeaseMode::Sole).await;
+    assert!(
+        a.elector.is_leader() && a.epoch().is_none(),
+        "unfenced at first"
+    );
+    a.round().await;
+    assert_eq!(a.epoch(), Some(before + 1), "fenced after its first round");
+    a.clock.advance(Duration::from_secs(3600));
+    a.round().await;
+    assert!(a.elector.is_leader(), "never steps down");
+    a.stop.cancel();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exactly_one_postgres_replica_leads_and_another_takes_over() {
+async fn exactly_one_postgres_replica_leads_and_a_frozen_one_is_replaced() {
     let Some(db) = TestDb::postgres().await else {
         return;
     };
-    let key = i64::from(std::process::id()) << 20 | 0x1ead;
-    let suffix = new_id(Utc::now());
-    let (name_a, name_b) = (format!("vigil-a-{suffix}"), format!("vigil-b-{suffix}"));
-    let shutdown_a = CancellationToken::new();
-    let shutdown_b = CancellationToken::new();
-    let (ticks_a, step_a) = Ticks::manual();
-    let (ticks_b, step_b) = Ticks::manual();
-    let a = LeaderElector::postgres(
-        &db.url,
-        leader_config(key, &name_a),
-        ticks_a,
-        shutdown_a.clone(),
-    )
-    .unwrap();
-    let b = LeaderElector::postgres(
-        &db.url,
-        leader_config(key, &name_b),
-        ticks_b,
-        shutdown_b.clone(),
-    )
-    .unwrap();
+    let store = HistoryStore::connect(&db.url).await.unwrap();
+    let a = Replica::start(&db.url, "a", LeaseMode::Compete).await;
+    let b = Replica::start(&db.url, "b", LeaseMode::Compete).await;
     assert!(
-        !a.is_leader() && !b.is_leader(),
+        !a.elector.is_leader() && !b.elector.is_leader(),
         "nobody leads before a round"
     );
-
-    assert!(step_a.step().await);
-    assert!(step_b.step().await);
-    assert!(a.is_leader(), "the first to try takes the lock");
-    assert!(!b.is_leader());
-    for _ in 0..3 {
-        step_a.step().await;
-        step_b.step().await;
-        assert!(a.is_leader() && !b.is_leader(), "leadership is stable");
-    }
-
-    // Kill the leader's session from outside, as a crash or a cut would.
-    let (admin, _) = db.postgres.clone().unwrap();
-    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-    conn.execute(
-        format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{name_a}'")
-            .as_str(),
-    )
-    .await
-    .unwrap();
-    step_a.step().await;
-    assert!(
-        !a.is_leader(),
-        "a lost session means lost leadership at the next round"
+    a.round().await;
+    b.round().await;
+    assert_eq!(
+        (a.epoch(), b.epoch()),
+        (Some(1), None),
+        "the first to try leads"
     );
-    let mut rounds = 0;
-    while !b.is_leader() {
-        rounds += 1;
-        assert!(rounds <= 50, "the standby did not take over");
-        // The server frees the lock once the killed backend has exited.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        step_b.step().await;
+    for _ in 0..3 {
+        a.round().await;
+        b.round().await;
+        assert!(a.elector.is_leader() && !b.elector.is_leader(), "stable");
     }
-    step_a.step().await;
-    assert!(b.is_leader() && !a.is_leader(), "exactly one leads");
+    let old = a.term().unwrap();
+
+    // a freezes (no rounds): 4 s after its last renewal its own clock ends
+    // its term, before the lease can expire on the database's clock.
+    a.clock.advance(Duration::from_secs(4));
+    assert!(!old.is_valid(), "stopped sending before the lease can pass");
+    b.round().await;
+    assert!(
+        !b.elector.is_leader(),
+        "not yet expired on the database's clock"
+    );
+    lease_clock_passes(&store, Duration::from_secs(5)).await;
+    b.round().await;
+    assert_eq!(b.epoch(), Some(2), "taken over with the epoch bumped");
+
+    // a wakes up: the database refuses its renewal; it stays a standby.
+    a.round().await;
+    assert_eq!(a.elector.leadership(), Leadership::Standby);
+    b.round().await;
+    assert!(
+        b.elector.is_leader() && !a.elector.is_leader(),
+        "exactly one leads"
+    );
 
     // A leader that shuts down hands over at the standby's next round.
-    shutdown_b.cancel();
-    b.join().await;
-    let mut rounds = 0;
-    while !a.is_leader() {
-        rounds += 1;
-        assert!(rounds <= 50, "the old leader did not take back over");
-        step_a.step().await;
-    }
-    shutdown_a.cancel();
-    a.join().await;
+    b.stop.cancel();
+    b.elector.join().await;
+    a.round().await;
+    assert_eq!(a.epoch(), Some(3));
+    a.stop.cancel();
+    a.elector.join().await;
 }

@@ -1,76 +1,385 @@
 //! Leader election for high availability: several evaluator replicas share
 //! one Postgres database and exactly one of them — the leader — sends
-//! notifications; when it dies another takes over within seconds. On SQLite
-//! there is one node, and it always leads.
+//! notifications; when it dies or freezes another takes over within two
+//! lease periods, and the old one stops sending before that. On SQLite
+//! there is one replica, and it always leads.
 //!
 //! # How
 //!
-//! A session-level Postgres advisory lock (`pg_try_advisory_lock`), held on
-//! a dedicated connection opened for nothing else. Chosen over a lease row
-//! with an expiry because:
+//! Leadership is a named lease ([`super::lease`], default
+//! [`DEFAULT_LEASE`]) with a fencing epoch. Every `renew_every` (1 s by
+//! default) each elector runs one round: a standby tries to take the lease,
+//! which succeeds once its expiry has passed on the database's clock and
+//! bumps the epoch; the leader renews it for `lease_duration` (5 s) past
+//! the database's now. Expiry is only ever compared on the database's
+//! clock, so replicas' clocks may disagree freely.
 //!
-//! - the database itself releases the lock the moment the holder's session
-//!   ends (process crash, kill, closed socket), so a crashed leader is
-//!   replaced at the standby's next attempt, not after a lease timeout;
-//! - no clock comparison between replicas or with the database, and no
-//!   writes every few seconds;
-//! - two sessions can never both hold it.
+//! Stopping in time: the leader measures, on its own monotonic clock, when
+//! it *sent* its last successful renewal; the database cannot have set the
+//! expiry earlier than `lease_duration` after that moment, so nobody else
+//! can take the lease before then. The leader's [`Term`] is valid until
+//! that moment minus `safety_margin` (1 s), and delivery checks
+//! [`Term::is_valid`] right before it sends and abandons a delivery
+//! ([`Term::lost`]) the moment the term runs out. A leader that cannot
+//! renew (database down, network cut, or the process frozen with
+//! `SIGSTOP`) therefore stops sending at least `safety_margin` before the
+//! lease can pass, and when it wakes up its term is over whatever its
+//! tasks were doing.
 //!
-//! Every `interval` (2 s by default) each elector runs one round: a standby
-//! tries to take the lock; the leader checks its session is alive with a
-//! query bounded by `check_timeout`. If that check fails or times out (the
-//! connection dropped, the database restarted, the network is cut) the
-//! leader steps down at once — before the database has necessarily noticed
-//! — so two replicas never both believe they lead for longer than one
-//! round. The session asks the server for TCP keepalives (idle 5 s, every
-//! 2 s, 3 probes), so that after a network cut the server also ends the dead
-//! session and frees the lock within about 11 s.
+//! Fencing: the term carries the epoch, and every outbox claim, outbox
+//! outcome and notification-log write of the leader carries it as a
+//! [`Fence`]; the database refuses such a write once the lease has a newer
+//! epoch (a take-over happened), so even a write that was already on its
+//! way when the process froze does not land.
 //!
-//! The lock needs the session to stay on one server connection: connect
-//! directly to Postgres, or through a pooler in session mode (not
-//! PgBouncer's transaction mode).
+//! No session state: each round is one statement on a pooled connection of
+//! a pool of its own (so a busy history pool cannot starve renewals); a
+//! connection that drops loses nothing, and any pooler can sit in between.
+//! (PgBouncer's transaction mode is still out of reach for the history as a
+//! whole: see the README.)
 //!
-//! Rounds are driven by [`Ticks`]: a real interval in production,
-//! [`ManualTicks`] in tests, which step the election one round at a time.
+//! A crashed leader's lease is taken over when it expires: within
+//! `lease_duration` + `renew_every` (6 s by default) of the last renewal. A
+//! leader that shuts down releases its lease, so a standby takes over at
+//! its next round.
+//!
+//! SQLite has a single replica: it leads from the start (an unfenced
+//! term, so a database that is not there yet does not stop it), takes the
+//! lease by force at its first round (bumping the epoch, which fences off
+//! whatever a previous run of the process left in flight) and keeps it —
+//! the same code path, with the expiry never enforced.
+//!
+//! Rounds are driven by [`Ticks`] and the term's validity by a
+//! [`Monotonic`] clock: real ones in production, [`ManualTicks`] and
+//! [`ManualMonotonic`] in tests, which step the election and the clock
+//! explicitly.
 
-use std::str::FromStr;
+use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{ConnectOptions, Connection};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::db::{redact, Backend};
-use super::HistoryError;
+use super::db::Backend;
+use super::lease::{Fence, Leases};
+use super::{Database, HistoryError};
 
-/// The default advisory-lock key: a fixed number derived from
-/// "vigil-evaluator-leader". Deployments sharing a database but electing
-/// separately set their own.
-pub const DEFAULT_LOCK_KEY: i64 = 0x5649_4749_4c4c_4541; // "VIGILLEA"
+/// The lease the notification leader holds.
+pub const DEFAULT_LEASE: &str = "notification-leader";
+/// How long a lease lasts after each renewal, by default.
+pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(5);
+/// How often the leader renews (and a standby tries), by default.
+pub const DEFAULT_RENEW_EVERY: Duration = Duration::from_secs(1);
 
 /// Settings of the election.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaderConfig {
-    /// The advisory-lock key every replica of one deployment shares.
-    pub lock_key: i64,
-    /// How long a round may wait for the database before the leader steps
-    /// down (or the standby gives up this round).
-    pub check_timeout: Duration,
-    /// The `application_name` of the election's connection, as shown in
-    /// `pg_stat_activity`.
-    pub application_name: String,
+    /// The lease every replica of one deployment competes for.
+    pub lease: String,
+    /// Who this replica is, as stored in the lease row: unique per process
+    /// start ([`holder_id`]).
+    pub holder: String,
+    /// How long past the database's now each renewal extends the lease.
+    pub lease_duration: Duration,
+    /// How often a round runs.
+    pub renew_every: Duration,
+    /// How long before the lease could expire the leader stops sending.
+    pub safety_margin: Duration,
+    /// How long one round may wait for the database.
+    pub timeout: Duration,
 }
 
 impl Default for LeaderConfig {
     fn default() -> Self {
+        LeaderConfig::new(DEFAULT_LEASE_DURATION, DEFAULT_RENEW_EVERY)
+    }
+}
+
+impl LeaderConfig {
+    /// The election of [`DEFAULT_LEASE`] with `lease_duration` and
+    /// `renew_every`; the safety margin is a fifth of the lease, and a
+    /// round waits at most `renew_every` for the database.
+    pub fn new(lease_duration: Duration, renew_every: Duration) -> LeaderConfig {
         LeaderConfig {
-            lock_key: DEFAULT_LOCK_KEY,
-            check_timeout: Duration::from_secs(2),
-            application_name: "vigil-evaluator-leader".to_string(),
+            lease: DEFAULT_LEASE.to_string(),
+            holder: holder_id(),
+            lease_duration,
+            renew_every,
+            safety_margin: lease_duration / 5,
+            timeout: renew_every,
         }
     }
+
+    /// How long after a renewal was sent the leader may still send.
+    pub fn valid_for(&self) -> Duration {
+        self.lease_duration.saturating_sub(self.safety_margin)
+    }
+
+    /// Why these settings cannot keep a lease, if they cannot.
+    pub fn check(&self) -> Result<(), String> {
+        if self.safety_margin.is_zero() || self.safety_margin >= self.lease_duration {
+            return Err(format!(
+                "the safety margin ({:?}) must be above zero and below the lease duration ({:?})",
+                self.safety_margin, self.lease_duration
+            ));
+        }
+        if self.renew_every.is_zero() || self.renew_every >= self.valid_for() {
+            return Err(format!(
+                "the renew interval ({:?}) must be above zero and below the lease duration minus the safety margin ({:?}), or the leader steps down between renewals",
+                self.renew_every,
+                self.valid_for()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A holder id unique to this process start: host, process id and a
+/// random part (a restarted process does not inherit its predecessor's
+/// lease).
+pub fn holder_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_string());
+    let random = super::new_id(chrono::Utc::now());
+    format!("{host}/{}/{}", std::process::id(), &random[12..])
+}
+
+/// A clock that only goes forward, for the term's validity: time since an
+/// arbitrary origin.
+pub trait Monotonic: Send + Sync + fmt::Debug {
+    fn now(&self) -> Duration;
+}
+
+/// The process's monotonic clock (it keeps running while the process is
+/// stopped, so a frozen leader wakes up with an expired term).
+#[derive(Debug)]
+pub struct SystemMonotonic {
+    origin: std::time::Instant,
+}
+
+impl Default for SystemMonotonic {
+    fn default() -> Self {
+        SystemMonotonic {
+            origin: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Monotonic for SystemMonotonic {
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+}
+
+/// A monotonic clock that moves only when told (tests).
+#[derive(Debug, Clone, Default)]
+pub struct ManualMonotonic {
+    now: Arc<Mutex<Duration>>,
+}
+
+impl ManualMonotonic {
+    pub fn advance(&self, by: Duration) {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner()) += by;
+    }
+}
+
+impl Monotonic for ManualMonotonic {
+    fn now(&self) -> Duration {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    Forever,
+    At(Duration),
+    Revoked,
+}
+
+#[derive(Debug)]
+struct Validity {
+    clock: Arc<dyn Monotonic>,
+    until: Mutex<Until>,
+    changed: Notify,
+}
+
+/// One leadership term: the lease's epoch (the fencing token) and how long
+/// this replica may act on it. Cheap to clone; the elector extends it at
+/// each renewal and revokes it when it steps down.
+#[derive(Clone)]
+pub struct Term {
+    lease: Arc<str>,
+    epoch: Option<i64>,
+    validity: Arc<Validity>,
+}
+
+impl fmt::Debug for Term {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Term")
+            .field("lease", &self.lease)
+            .field("epoch", &self.epoch)
+            .field("valid", &self.is_valid())
+            .finish()
+    }
+}
+
+impl PartialEq for Term {
+    fn eq(&self, other: &Term) -> bool {
+        self.lease == other.lease
+            && self.epoch == other.epoch
+            && Arc::ptr_eq(&self.validity, &other.validity)
+    }
+}
+
+impl Eq for Term {}
+
+impl Term {
+    fn new(lease: &str, epoch: Option<i64>, until: Until, clock: Arc<dyn Monotonic>) -> Term {
+        Term {
+            lease: Arc::from(lease),
+            epoch,
+            validity: Arc::new(Validity {
+                clock,
+                until: Mutex::new(until),
+                changed: Notify::new(),
+            }),
+        }
+    }
+
+    /// A term without a database: valid forever, writes not fenced (a
+    /// single replica, or a sole SQLite replica before its first round).
+    pub fn unfenced() -> Term {
+        Term::new(
+            DEFAULT_LEASE,
+            None,
+            Until::Forever,
+            Arc::new(SystemMonotonic::default()),
+        )
+    }
+
+    /// The lease's epoch; `None` for an unfenced term.
+    pub fn epoch(&self) -> Option<i64> {
+        self.epoch
+    }
+
+    /// The fencing token the leader's writes carry; `None` for an unfenced
+    /// term.
+    pub fn fence(&self) -> Option<Fence> {
+        self.epoch.map(|epoch| Fence {
+            lease: self.lease.to_string(),
+            epoch,
+        })
+    }
+
+    fn until(&self) -> Until {
+        *self
+            .validity
+            .until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether this replica may still act as the leader under this term.
+    pub fn is_valid(&self) -> bool {
+        match self.until() {
+            Until::Forever => true,
+            Until::At(at) => self.validity.clock.now() < at,
+            Until::Revoked => false,
+        }
+    }
+
+    /// Resolves once the term is no longer valid (revoked, or its time ran
+    /// out on the monotonic clock); pending forever for a term that never
+    /// ends.
+    pub async fn lost(&self) {
+        loop {
+            let changed = self.validity.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let wait = match self.until() {
+                Until::Revoked => return,
+                Until::Forever => None,
+                Until::At(at) => {
+                    let now = self.validity.clock.now();
+                    if now >= at {
+                        return;
+                    }
+                    // Re-read the (possibly manual) clock at least every
+                    // 100 ms rather than trusting one long sleep.
+                    Some((at - now).min(Duration::from_millis(100)))
+                }
+            };
+            match wait {
+                Some(wait) => {
+                    tokio::select! {
+                        () = changed => {}
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
+                None => changed.await,
+            }
+        }
+    }
+
+    /// Moves the end of the term forward to `at` (never back, never out of
+    /// a revocation).
+    fn extend(&self, at: Duration) {
+        let mut until = self
+            .validity
+            .until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Until::At(current) = *until {
+            if at > current {
+                *until = Until::At(at);
+            }
+        }
+    }
+
+    fn revoke(&self) {
+        *self
+            .validity
+            .until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Until::Revoked;
+        self.validity.changed.notify_waiters();
+    }
+}
+
+/// Whether this replica leads, as the elector publishes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Leadership {
+    Standby,
+    Leading(Term),
+}
+
+impl Leadership {
+    pub fn is_leading(&self) -> bool {
+        matches!(self, Leadership::Leading(_))
+    }
+
+    pub fn term(&self) -> Option<&Term> {
+        match self {
+            Leadership::Leading(term) => Some(term),
+            Leadership::Standby => None,
+        }
+    }
+}
+
+/// How a replica holds its lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseMode {
+    /// Competes with other replicas (Postgres).
+    Compete,
+    /// The only replica (SQLite): leads from the start and takes the lease
+    /// by force.
+    Sole,
 }
 
 /// What drives election rounds.
@@ -108,84 +417,96 @@ impl ManualTicks {
     }
 }
 
-/// Runs the election and publishes whether this replica leads.
+/// Runs the election and publishes this replica's [`Leadership`].
 #[derive(Debug)]
 pub struct LeaderElector {
-    is_leader: watch::Receiver<bool>,
+    leadership: watch::Receiver<Leadership>,
     task: Option<JoinHandle<()>>,
 }
 
 impl LeaderElector {
-    /// A single node: always the leader (SQLite).
+    /// A single node without a database: always the leader, unfenced.
     pub fn single_node() -> LeaderElector {
-        let (_tx, rx) = watch::channel(true);
+        let (_tx, rx) = watch::channel(Leadership::Leading(Term::unfenced()));
         LeaderElector {
-            is_leader: rx,
+            leadership: rx,
             task: None,
         }
     }
 
-    /// The election for the history database at `url`: on SQLite a single
-    /// node, on Postgres the advisory-lock election, run on the current
-    /// tokio runtime until `shutdown` is cancelled (then the lock is
-    /// released, so a standby takes over at its next round).
+    /// The election for `history`, the history database at `url`:
+    /// competing for the lease on Postgres, on a pool of its own (so a busy
+    /// history pool cannot starve renewals); the sole holder on SQLite, on
+    /// the history's pool (SQLite has one writer anyway, and one pool
+    /// migrates the file once). Runs on the current tokio runtime until
+    /// `shutdown` is cancelled (then the lease is released, so a standby
+    /// takes over at its next round).
     pub fn start(
         url: &str,
+        history: &Database,
         config: LeaderConfig,
         ticks: Ticks,
         shutdown: CancellationToken,
     ) -> Result<LeaderElector, HistoryError> {
-        match Backend::of(url)? {
-            Backend::Sqlite => Ok(LeaderElector::single_node()),
-            Backend::Postgres => LeaderElector::postgres(url, config, ticks, shutdown),
-        }
+        let (db, mode) = match Backend::of(url)? {
+            Backend::Sqlite => (history.clone(), LeaseMode::Sole),
+            // Its migration waits for the history's on Postgres' migration
+            // lock, then finds nothing to do.
+            Backend::Postgres => (Database::connect_lazy(url)?, LeaseMode::Compete),
+        };
+        Ok(LeaderElector::run(
+            Leases::new(db),
+            config,
+            mode,
+            ticks,
+            Arc::new(SystemMonotonic::default()),
+            shutdown,
+        ))
     }
 
-    /// The advisory-lock election against Postgres.
-    pub fn postgres(
-        url: &str,
+    /// The election over `leases`, its term's validity measured on `clock`.
+    pub fn run(
+        leases: Leases,
         config: LeaderConfig,
+        mode: LeaseMode,
         ticks: Ticks,
+        clock: Arc<dyn Monotonic>,
         shutdown: CancellationToken,
-    ) -> Result<LeaderElector, HistoryError> {
-        if Backend::of(url)? != Backend::Postgres {
-            return Err(HistoryError::NotPostgres(redact(url)));
-        }
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|source| HistoryError::Connect {
-                url: redact(url),
-                source,
-            })?
-            .application_name(&config.application_name)
-            .options([
-                ("tcp_keepalives_idle", "5"),
-                ("tcp_keepalives_interval", "2"),
-                ("tcp_keepalives_count", "3"),
-            ])
-            .disable_statement_logging();
-        let (tx, rx) = watch::channel(false);
+    ) -> LeaderElector {
+        let initial = match mode {
+            LeaseMode::Sole => Leadership::Leading(Term::unfenced()),
+            LeaseMode::Compete => Leadership::Standby,
+        };
+        let (tx, rx) = watch::channel(initial);
         let election = Election {
-            options,
+            leases,
             config,
-            url: redact(url),
-            conn: None,
-            leading: tx,
+            mode,
+            clock,
+            held: None,
+            renew_failing: false,
+            leadership: tx,
         };
         let task = tokio::spawn(election.run(ticks, shutdown));
-        Ok(LeaderElector {
-            is_leader: rx,
+        LeaderElector {
+            leadership: rx,
             task: Some(task),
-        })
+        }
     }
 
     /// Follows leadership changes.
-    pub fn subscribe(&self) -> watch::Receiver<bool> {
-        self.is_leader.clone()
+    pub fn subscribe(&self) -> watch::Receiver<Leadership> {
+        self.leadership.clone()
     }
 
-    /// Whether this replica leads now.
+    /// This replica's leadership now.
+    pub fn leadership(&self) -> Leadership {
+        self.leadership.borrow().clone()
+    }
+
+    /// Whether this replica leads now with a valid term.
     pub fn is_leader(&self) -> bool {
-        *self.is_leader.borrow()
+        self.leadership.borrow().term().is_some_and(Term::is_valid)
     }
 
     /// Waits for the election task to end (after its shutdown token fired).
@@ -199,15 +520,21 @@ impl LeaderElector {
 }
 
 struct Election {
-    options: PgConnectOptions,
+    leases: Leases,
     config: LeaderConfig,
-    url: String,
-    conn: Option<PgConnection>,
-    leading: watch::Sender<bool>,
+    mode: LeaseMode,
+    clock: Arc<dyn Monotonic>,
+    /// The term of the lease this replica holds (fenced terms only).
+    held: Option<Term>,
+    renew_failing: bool,
+    leadership: watch::Sender<Leadership>,
 }
 
 impl Election {
     async fn run(mut self, mut ticks: Ticks, shutdown: CancellationToken) {
+        if let Err(problem) = self.config.check() {
+            tracing::error!(lease = %self.config.lease, "leader election settings: {problem}");
+        }
         let mut interval = match &ticks {
             Ticks::Every(every) => {
                 let mut interval = tokio::time::interval(*every);
@@ -233,76 +560,133 @@ impl Election {
         self.release().await;
     }
 
-    /// One round: the leader checks its session; a standby tries the lock.
+    /// One round: the holder renews; anyone else tries to take the lease.
     async fn round(&mut self) {
-        let timeout = self.config.check_timeout;
-        if self.conn.is_none() {
-            match tokio::time::timeout(timeout, self.options.connect()).await {
-                Ok(Ok(conn)) => self.conn = Some(conn),
-                Ok(Err(err)) => {
-                    tracing::debug!(database = %self.url, error = %err, "leader election cannot connect");
-                    return self.set_leading(false, "cannot connect");
-                }
-                Err(_) => return self.set_leading(false, "connect timed out"),
-            }
+        // Measured before the statement is sent: the database's expiry is
+        // at least `lease_duration` after this.
+        let sent = self.clock.now();
+        match self.held.clone() {
+            Some(term) => self.renew(term, sent).await,
+            None => self.acquire(sent).await,
         }
-        let Some(conn) = self.conn.as_mut() else {
-            return;
+    }
+
+    async fn renew(&mut self, term: Term, sent: Duration) {
+        let Some(epoch) = term.epoch() else {
+            return self.acquire(sent).await;
         };
-        let leading = *self.leading.borrow();
-        let result = if leading {
-            let check = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&mut *conn);
-            tokio::time::timeout(timeout, check)
-                .await
-                .map(|r| r.map(|_| true))
-        } else {
-            let attempt = sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
-                .bind(self.config.lock_key)
-                .fetch_one(&mut *conn);
-            tokio::time::timeout(timeout, attempt).await
+        let c = &self.config;
+        let renewal = self
+            .leases
+            .renew(&c.lease, &c.holder, epoch, c.lease_duration);
+        let result = match tokio::time::timeout(c.timeout, renewal).await {
+            Ok(Ok(renewed)) => Ok(renewed),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "the database did not answer within {:?}",
+                c.timeout
+            )),
         };
         match result {
-            Ok(Ok(holds)) => self.set_leading(holds, "lock"),
-            Ok(Err(err)) => {
-                tracing::debug!(database = %self.url, error = %err, "leader election query failed");
-                // The session (and with it any lock) is gone or unusable.
-                self.conn = None;
-                self.set_leading(false, "connection lost");
+            Ok(true) => {
+                term.extend(sent + self.config.valid_for());
+                if self.renew_failing {
+                    tracing::info!(lease = %self.config.lease, epoch, "the lease is renewed again");
+                    self.renew_failing = false;
+                }
+            }
+            Ok(false) if self.mode == LeaseMode::Sole => {
+                tracing::warn!(lease = %self.config.lease, epoch, "the lease of this sole replica was taken by another process (two evaluators on one SQLite file?); taking it back");
+                self.acquire(sent).await;
+            }
+            Ok(false) => self.step_down(
+                "the lease expired on the database's clock or passed to another replica",
+            ),
+            Err(error) if self.mode == LeaseMode::Sole => {
+                tracing::debug!(lease = %self.config.lease, %error, "cannot renew the lease of this sole replica; it leads anyway");
+            }
+            Err(error) => {
+                if !term.is_valid() {
+                    self.step_down(&format!(
+                        "no renewal for {:?} (the lease minus the safety margin): {error}",
+                        self.config.valid_for()
+                    ));
+                } else if !self.renew_failing {
+                    tracing::warn!(lease = %self.config.lease, epoch, %error, "cannot renew the lease; still leading while the last renewal lasts");
+                    self.renew_failing = true;
+                }
+            }
+        }
+    }
+
+    async fn acquire(&mut self, sent: Duration) {
+        let c = &self.config;
+        let force = self.mode == LeaseMode::Sole;
+        let attempt = self
+            .leases
+            .acquire(&c.lease, &c.holder, c.lease_duration, force);
+        let epoch = match tokio::time::timeout(c.timeout, attempt).await {
+            Ok(Ok(Some(epoch))) => epoch,
+            Ok(Ok(None)) => return,
+            Ok(Err(error)) => {
+                tracing::debug!(lease = %c.lease, %error, "cannot take the lease");
+                return;
             }
             Err(_) => {
-                self.conn = None;
-                self.set_leading(false, "database did not answer in time");
+                tracing::debug!(lease = %c.lease, "taking the lease: the database did not answer in time");
+                return;
             }
+        };
+        let until = match self.mode {
+            LeaseMode::Sole => Until::Forever,
+            LeaseMode::Compete => Until::At(sent + c.valid_for()),
+        };
+        let term = Term::new(&c.lease, Some(epoch), until, Arc::clone(&self.clock));
+        if let Some(old) = self.held.replace(term.clone()) {
+            old.revoke();
         }
+        self.renew_failing = false;
+        tracing::info!(lease = %c.lease, epoch, holder = %c.holder, "became the leader");
+        self.leadership.send_replace(Leadership::Leading(term));
     }
 
-    fn set_leading(&self, leading: bool, reason: &str) {
-        let changed = self.leading.send_if_modified(|current| {
-            let changed = *current != leading;
-            *current = leading;
-            changed
+    fn step_down(&mut self, reason: &str) {
+        let epoch = self.held.take().map(|term| {
+            term.revoke();
+            term.epoch()
         });
-        if changed {
-            if leading {
-                tracing::info!(database = %self.url, lock_key = self.config.lock_key, "became the leader");
-            } else {
-                tracing::warn!(database = %self.url, reason, "lost the leadership");
-            }
+        self.renew_failing = false;
+        let was_leading = self
+            .leadership
+            .send_replace(Leadership::Standby)
+            .is_leading();
+        if was_leading {
+            tracing::warn!(lease = %self.config.lease, epoch = ?epoch.flatten(), reason, "lost the leadership: stopped sending");
         }
     }
 
-    /// Gives the lock back so a standby takes over at its next round.
+    /// Gives the lease back so a standby takes over at its next round.
     async fn release(&mut self) {
-        if let Some(mut conn) = self.conn.take() {
-            if *self.leading.borrow() {
-                let unlock = sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
-                    .bind(self.config.lock_key)
-                    .fetch_one(&mut conn);
-                let _ = tokio::time::timeout(self.config.check_timeout, unlock).await;
+        if let Some(term) = self.held.take() {
+            term.revoke();
+            if let Some(epoch) = term.epoch() {
+                let c = &self.config;
+                let release = self.leases.release(&c.lease, &c.holder, epoch);
+                match tokio::time::timeout(c.timeout, release).await {
+                    Ok(Ok(true)) => {
+                        tracing::info!(lease = %c.lease, epoch, "released the lease")
+                    }
+                    Ok(Ok(false)) => {}
+                    Ok(Err(error)) => {
+                        tracing::warn!(lease = %c.lease, %error, "cannot release the lease; a standby takes over when it expires")
+                    }
+                    Err(_) => {
+                        tracing::warn!(lease = %c.lease, "releasing the lease timed out; a standby takes over when it expires")
+                    }
+                }
             }
-            let _ = tokio::time::timeout(self.config.check_timeout, conn.close()).await;
         }
-        self.set_leading(false, "shutting down");
+        self.leadership.send_replace(Leadership::Standby);
     }
 }
 
@@ -324,28 +708,210 @@ async fn next_tick(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test reports failure
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn sqlite_is_always_the_leader() {
-        let elector = LeaderElector::start(
-            "sqlite://vigil.db",
-            LeaderConfig::default(),
-            Ticks::Every(Duration::from_secs(1)),
-            CancellationToken::new(),
-        );
-        assert!(elector.is_ok_and(|e| e.is_leader() && *e.subscribe().borrow()));
+    struct Replica {
+        elector: LeaderElector,
+        step: ManualTicks,
+        clock: ManualMonotonic,
+        stop: CancellationToken,
+    }
+
+    impl Replica {
+        fn start(leases: &Leases, holder: &str, mode: LeaseMode) -> Replica {
+            let (ticks, step) = Ticks::manual();
+            let clock = ManualMonotonic::default();
+            let stop = CancellationToken::new();
+            let config = LeaderConfig {
+                holder: holder.to_string(),
+                ..LeaderConfig::default()
+            };
+            let elector = LeaderElector::run(
+                leases.clone(),
+                config,
+                mode,
+                ticks,
+                Arc::new(clock.clone()),
+                stop.clone(),
+            );
+            Replica {
+                elector,
+                step,
+                clock,
+                stop,
+            }
+        }
+
+        fn epoch(&self) -> Option<i64> {
+            self.elector.leadership().term().and_then(Term::epoch)
+        }
+    }
+
+    async fn leases() -> (tempfile::TempDir, Leases) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("l.db").display());
+        (dir, Leases::new(Database::connect(&url).await.unwrap()))
+    }
+
+    /// Moves the database's clock forward by `by` (the lease rows' times
+    /// back).
+    async fn db_time_passes(leases: &Leases, by: Duration) {
+        sqlx::query("UPDATE leases SET expires_at = expires_at - $1")
+            .bind(i64::try_from(by.as_millis()).unwrap())
+            .execute(leases.database().pool())
+            .await
+            .unwrap();
     }
 
     #[test]
-    fn election_refuses_non_postgres_urls() {
-        let result = LeaderElector::postgres(
-            "sqlite://x.db",
-            LeaderConfig::default(),
-            Ticks::Every(Duration::from_secs(1)),
-            CancellationToken::new(),
+    fn the_default_settings_renew_every_second_a_5_s_lease_and_stop_1_s_early() {
+        let c = LeaderConfig::default();
+        assert_eq!(
+            (c.lease_duration, c.renew_every, c.safety_margin),
+            (
+                Duration::from_secs(5),
+                Duration::from_secs(1),
+                Duration::from_secs(1)
+            )
         );
-        assert!(matches!(result, Err(HistoryError::NotPostgres(_))));
+        assert_eq!(c.check(), Ok(()));
+        assert!(
+            LeaderConfig::new(Duration::from_secs(5), Duration::from_secs(4))
+                .check()
+                .is_err_and(|e| e.contains("renew interval"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_leader_that_cannot_renew_stops_before_its_lease_can_pass() {
+        let (_dir, leases) = leases().await;
+        let a = Replica::start(&leases, "a", LeaseMode::Compete);
+        assert!(!a.elector.is_leader(), "nobody leads before a round");
+        assert!(a.step.step().await);
+        assert!(a.elector.is_leader());
+        let term = a.elector.leadership().term().cloned().unwrap();
+        assert_eq!(term.epoch(), Some(1));
+
+        // The database goes away; the monotonic clock runs on.
+        leases.database().close().await;
+        a.clock.advance(Duration::from_secs(3));
+        a.step.step().await;
+        assert!(
+            term.is_valid(),
+            "3 s after the renewal: still within 5 s - 1 s"
+        );
+        assert!(a.elector.is_leader());
+        a.clock.advance(Duration::from_secs(1));
+        assert!(
+            !term.is_valid(),
+            "4 s: the term ends on its own, before any round"
+        );
+        tokio::time::timeout(Duration::from_secs(1), term.lost())
+            .await
+            .unwrap();
+        a.step.step().await;
+        assert_eq!(a.elector.leadership(), Leadership::Standby);
+        a.stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_standby_takes_an_expired_lease_with_a_new_epoch_and_the_old_leader_steps_down() {
+        let (_dir, leases) = leases().await;
+        let a = Replica::start(&leases, "a", LeaseMode::Compete);
+        let b = Replica::start(&leases, "b", LeaseMode::Compete);
+        a.step.step().await;
+        b.step.step().await;
+        assert_eq!((a.epoch(), b.epoch()), (Some(1), None));
+        for _ in 0..3 {
+            a.clock.advance(Duration::from_secs(1));
+            a.step.step().await;
+            b.step.step().await;
+            assert!(a.elector.is_leader() && !b.elector.is_leader());
+        }
+        let old = a.elector.leadership().term().cloned().unwrap();
+
+        // a freezes: no rounds, while the database's clock passes its expiry.
+        db_time_passes(&leases, Duration::from_secs(6)).await;
+        b.step.step().await;
+        assert_eq!(b.epoch(), Some(2), "taken over with the epoch bumped");
+
+        // a wakes up: its term ran out on its own clock, and the database
+        // refuses its renewal.
+        a.clock.advance(Duration::from_secs(60));
+        assert!(!old.is_valid());
+        a.step.step().await;
+        assert_eq!(a.elector.leadership(), Leadership::Standby);
+        assert!(b.elector.is_leader());
+        a.stop.cancel();
+        b.stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_leader_that_shuts_down_hands_over_at_the_next_round() {
+        let (_dir, leases) = leases().await;
+        let a = Replica::start(&leases, "a", LeaseMode::Compete);
+        let b = Replica::start(&leases, "b", LeaseMode::Compete);
+        a.step.step().await;
+        b.step.step().await;
+        let term = a.elector.leadership().term().cloned().unwrap();
+        a.stop.cancel();
+        a.elector.join().await;
+        assert!(!term.is_valid(), "revoked at shutdown");
+        b.step.step().await;
+        assert_eq!(b.epoch(), Some(2));
+        b.stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_sole_replica_leads_before_the_database_answers_then_under_a_forced_epoch() {
+        let (_dir, leases) = leases().await;
+        leases
+            .acquire(
+                DEFAULT_LEASE,
+                "previous-run",
+                Duration::from_secs(60),
+                false,
+            )
+            .await
+            .unwrap();
+        let a = Replica::start(&leases, "a", LeaseMode::Sole);
+        assert!(a.elector.is_leader(), "leads from the start");
+        assert_eq!(a.epoch(), None, "unfenced until the first round");
+        a.step.step().await;
+        assert_eq!(a.epoch(), Some(2), "the previous run's live lease is taken");
+        leases.database().close().await;
+        a.clock.advance(Duration::from_secs(3600));
+        a.step.step().await;
+        assert!(a.elector.is_leader(), "a sole replica always leads");
+        a.stop.cancel();
+    }
+
+    #[test]
+    fn a_term_is_extended_forward_only_and_never_after_a_revocation() {
+        let clock = ManualMonotonic::default();
+        let term = Term::new(
+            "l",
+            Some(1),
+            Until::At(Duration::from_secs(4)),
+            Arc::new(clock.clone()),
+        );
+        term.extend(Duration::from_secs(3));
+        clock.advance(Duration::from_secs(4));
+        assert!(!term.is_valid(), "not moved back");
+        term.extend(Duration::from_secs(5));
+        assert!(term.is_valid());
+        term.revoke();
+        term.extend(Duration::from_secs(50));
+        assert!(!term.is_valid());
+        assert_eq!(
+            term.fence(),
+            Some(Fence {
+                lease: "l".into(),
+                epoch: 1
+            })
+        );
+        assert_eq!(Term::unfenced().fence(), None);
     }
 }

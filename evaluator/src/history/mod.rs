@@ -28,9 +28,11 @@
 //! The schema is created and upgraded automatically at start (numbered
 //! migrations in `evaluator/migrations/`, the same files for both
 //! databases). Several evaluators may share one Postgres database: one of
-//! them leads and sends notifications ([`leader`]); all may write history,
-//! and every write is idempotent, so the same transition recorded twice is
-//! stored once.
+//! them leads and sends notifications ([`leader`], by a lease with a
+//! fencing epoch: [`lease`]); all may write history, and every write is
+//! idempotent, so the same transition recorded twice is stored once. The
+//! leader's outbox claims and notification-log writes carry its epoch and
+//! are refused once another replica has taken the lease.
 //!
 //! # What is stored
 //!
@@ -43,6 +45,7 @@
 //! | `silences` | silence | matchers as JSON, window, author, comment |
 //! | `alert_state` | alert the state machine tracks | restores `for` timers after a restart |
 //! | `notify_log`, `cooldowns` | receiver × group / receiver × alert | the notifier's dedup and cooldown memory |
+//! | `leases` | named lease | holder, fencing epoch, expiry on the database's clock ([`lease`]) |
 //!
 //! Timestamps are integer unix milliseconds (UTC); JSON is stored as text,
 //! so both databases hold the same bytes.
@@ -58,10 +61,12 @@
 //!   backed by the database.
 //! - [`writer`]: [`writer::HistoryWriter`], the batched background writer the
 //!   evaluation loop records into without waiting for the database.
+//! - [`lease`]: [`lease::Leases`], named leases with fencing epochs.
 //! - [`leader`]: [`leader::LeaderElector`], which replica sends.
 
 pub mod db;
 pub mod leader;
+pub mod lease;
 pub mod outbox;
 pub mod silences;
 pub mod store;
@@ -115,8 +120,6 @@ pub enum HistoryError {
     BadCursor(String),
     #[error("cannot register history metrics: {0}")]
     Metrics(#[from] prometheus::Error),
-    #[error("the leader election needs a Postgres URL, got {0}")]
-    NotPostgres(String),
 }
 
 impl HistoryError {

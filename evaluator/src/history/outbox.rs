@@ -6,6 +6,14 @@
 //! enqueue of the same notification a no-op, so nothing is queued twice.
 //!
 //! The same rows are the delivery log the API and dashboard show per alert.
+//!
+//! Fencing: the leader claims an entry ([`HistoryStore::claim`]) right
+//! before sending it and records the outcome, both under its lease epoch
+//! ([`Fence`]); the database refuses either once the lease has passed to a
+//! newer epoch, so a replica that lost the leadership (frozen, cut off)
+//! neither starts a delivery nor overwrites the new leader's record. The
+//! claim leaves the epoch on the row (`epoch`, `claimed_at`): an entry still
+//! pending with an epoch set was being sent when its leader went away.
 
 use std::hash::Hasher;
 
@@ -14,6 +22,7 @@ use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 
 use super::db::column;
+use super::lease::{backend_of, fence_condition, Fence};
 use super::store::{opt_time, time, Episode};
 use super::{new_id, to_millis, HistoryError, HistoryStore};
 use crate::notify::alert::{AlertStatus, Fingerprint, Notification};
@@ -164,6 +173,21 @@ pub struct NotificationRecord {
     pub created_at: DateTime<Utc>,
     pub next_attempt_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// The lease epoch of the leader that last claimed it for sending
+    /// (`None`: never claimed, or claimed by an unfenced single replica).
+    pub claimed_epoch: Option<i64>,
+}
+
+/// What [`HistoryStore::claim`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Claimed under the fence's epoch: send it.
+    Claimed,
+    /// Refused: the lease has moved on to `current` (or is gone); this
+    /// replica no longer leads and must not send.
+    StaleEpoch { current: Option<i64> },
+    /// Not pending any more (delivered or given up) or unknown.
+    NotPending,
 }
 
 /// What [`HistoryStore::enqueue`] did.
@@ -255,7 +279,30 @@ pub(super) async fn insert_delivered(
     Ok(())
 }
 
-const NOTIFICATION_COLUMNS: &str = "id, idempotency_key, receiver, integration, group_key, payload, status, attempts, last_error, response_code, message_id, created_at, next_attempt_at, sent_at";
+const NOTIFICATION_COLUMNS: &str = "id, idempotency_key, receiver, integration, group_key, payload, status, attempts, last_error, response_code, message_id, created_at, next_attempt_at, sent_at, epoch";
+
+/// ` AND <fence>` with the lease name and epoch as parameters `first` and
+/// `first + 1`, or nothing without a fence.
+fn fence_clause(conn: &sqlx::AnyConnection, fence: Option<&Fence>, first: usize) -> String {
+    match fence {
+        Some(_) => format!(
+            " AND {}",
+            fence_condition(backend_of(conn), first, first + 1)
+        ),
+        None => String::new(),
+    }
+}
+
+/// Binds the fence's lease name and epoch (when there is one).
+fn bind_fence<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    fence: Option<&'q Fence>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    match fence {
+        Some(f) => query.bind(f.lease.as_str()).bind(f.epoch),
+        None => query,
+    }
+}
 
 impl HistoryStore {
     /// Queues a notification, due at once. A second enqueue with the same
@@ -394,42 +441,120 @@ impl HistoryStore {
         rows.iter().map(notification_from_row).collect()
     }
 
-    /// Marks a notification delivered. Returns false when no pending
-    /// notification has this id (already marked, or unknown).
+    /// Claims pending notification `id` for sending under `fence` (the
+    /// leader's lease epoch; `None` for an unfenced single replica): the
+    /// row takes the epoch, unless the lease has moved on to a newer epoch,
+    /// in which case the database refuses and nothing changes.
+    pub async fn claim(
+        &self,
+        id: &str,
+        fence: Option<&Fence>,
+        at: DateTime<Utc>,
+    ) -> Result<Claim, HistoryError> {
+        let _timer = self.timer("outbox");
+        self.database().ensure_schema().await?;
+        let mut conn = self
+            .database()
+            .pool()
+            .acquire()
+            .await
+            .map_err(HistoryError::db("claiming a notification"))?;
+        let sql = format!(
+            "UPDATE notifications SET epoch = $1, claimed_at = $2 \
+             WHERE id = $3 AND status = 'pending'{}",
+            fence_clause(&conn, fence, 4)
+        );
+        let query = sqlx::query(&sql)
+            .bind(fence.map(|f| f.epoch))
+            .bind(to_millis(at))
+            .bind(id);
+        let done = bind_fence(query, fence)
+            .execute(&mut *conn)
+            .await
+            .map_err(HistoryError::db("claiming a notification"))?;
+        if done.rows_affected() > 0 {
+            return Ok(Claim::Claimed);
+        }
+        self.why_refused(&mut conn, id, fence).await
+    }
+
+    /// Why a fenced update of pending notification `id` changed nothing.
+    async fn why_refused(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        id: &str,
+        fence: Option<&Fence>,
+    ) -> Result<Claim, HistoryError> {
+        let pending = sqlx::query_scalar::<_, i64>(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM notifications WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(HistoryError::db("reading a notification's status"))?;
+        match fence {
+            Some(f) if pending > 0 => {
+                let current =
+                    sqlx::query_scalar::<_, i64>("SELECT epoch FROM leases WHERE name = $1")
+                        .bind(f.lease.as_str())
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(HistoryError::db("reading a lease's epoch"))?;
+                Ok(Claim::StaleEpoch { current })
+            }
+            _ => Ok(Claim::NotPending),
+        }
+    }
+
+    /// Marks a notification delivered, under `fence` (see
+    /// [`HistoryStore::claim`]). Returns false when no pending notification
+    /// has this id (already marked, or unknown) or the fence is stale.
     pub async fn mark_sent(
         &self,
         id: &str,
         response_code: Option<u16>,
         message_id: Option<&str>,
         at: DateTime<Utc>,
+        fence: Option<&Fence>,
     ) -> Result<bool, HistoryError> {
         let _timer = self.timer("outbox");
         self.database().ensure_schema().await?;
-        let done = sqlx::query(
+        let mut conn = self
+            .database()
+            .pool()
+            .acquire()
+            .await
+            .map_err(HistoryError::db("marking a notification sent"))?;
+        let sql = format!(
             "UPDATE notifications SET status = 'sent', attempts = attempts + 1, \
                response_code = $1, message_id = $2, sent_at = $3 \
-             WHERE id = $4 AND status = 'pending'",
-        )
-        .bind(response_code.map(i64::from))
-        .bind(message_id)
-        .bind(to_millis(at))
-        .bind(id)
-        .execute(self.database().pool())
-        .await
-        .map_err(HistoryError::db("marking a notification sent"))?;
+             WHERE id = $4 AND status = 'pending'{}",
+            fence_clause(&conn, fence, 5)
+        );
+        let query = sqlx::query(&sql)
+            .bind(response_code.map(i64::from))
+            .bind(message_id)
+            .bind(to_millis(at))
+            .bind(id);
+        let done = bind_fence(query, fence)
+            .execute(&mut *conn)
+            .await
+            .map_err(HistoryError::db("marking a notification sent"))?;
         Ok(done.rows_affected() > 0)
     }
 
     /// Records a failed attempt. With `next_attempt_at` the notification
     /// stays pending and is due again then; without, delivery gave up and it
-    /// is marked `failed`. Returns false when no pending notification has
-    /// this id.
+    /// is marked `failed`. Under `fence` like [`HistoryStore::mark_sent`].
+    /// Returns false when no pending notification has this id or the fence
+    /// is stale.
     pub async fn mark_failed(
         &self,
         id: &str,
         error: &str,
         response_code: Option<u16>,
         next_attempt_at: Option<DateTime<Utc>>,
+        fence: Option<&Fence>,
     ) -> Result<bool, HistoryError> {
         let _timer = self.timer("outbox");
         self.database().ensure_schema().await?;
@@ -437,19 +562,28 @@ impl HistoryStore {
             Some(at) => (OutboxStatus::Pending, Some(to_millis(at))),
             None => (OutboxStatus::Failed, None),
         };
-        let done = sqlx::query(
+        let mut conn = self
+            .database()
+            .pool()
+            .acquire()
+            .await
+            .map_err(HistoryError::db("marking a notification failed"))?;
+        let sql = format!(
             "UPDATE notifications SET status = $1, attempts = attempts + 1, last_error = $2, \
                response_code = $3, next_attempt_at = COALESCE($4, next_attempt_at) \
-             WHERE id = $5 AND status = 'pending'",
-        )
-        .bind(status.as_str())
-        .bind(error)
-        .bind(response_code.map(i64::from))
-        .bind(next)
-        .bind(id)
-        .execute(self.database().pool())
-        .await
-        .map_err(HistoryError::db("marking a notification failed"))?;
+             WHERE id = $5 AND status = 'pending'{}",
+            fence_clause(&conn, fence, 6)
+        );
+        let query = sqlx::query(&sql)
+            .bind(status.as_str())
+            .bind(error)
+            .bind(response_code.map(i64::from))
+            .bind(next)
+            .bind(id);
+        let done = bind_fence(query, fence)
+            .execute(&mut *conn)
+            .await
+            .map_err(HistoryError::db("marking a notification failed"))?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -544,6 +678,7 @@ fn notification_from_row(row: &AnyRow) -> Result<NotificationRecord, HistoryErro
         created_at: time(row, "created_at", table)?,
         next_attempt_at: time(row, "next_attempt_at", table)?,
         sent_at: opt_time(row, "sent_at", table)?,
+        claimed_epoch: column(row, "epoch", table)?,
         id,
     })
 }

@@ -16,6 +16,7 @@ use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 
 use super::db::{column, Database};
+use super::lease::{backend_of, fence_condition, Fence};
 use super::{from_millis, to_millis, HistoryError};
 use crate::labels::Labels;
 use crate::notify::alert::Fingerprint;
@@ -326,6 +327,14 @@ pub enum HistoryWrite {
     /// the database did not take it when it was queued. Added to the
     /// delivery log once the database answers.
     Delivered(super::outbox::DeliveredRecord),
+    /// `write`, done only while lease `fence.lease` still has epoch
+    /// `fence.epoch`: the leader's notification-log and cooldown writes.
+    /// With a stale epoch the database refuses it (the rest of the batch is
+    /// written) and the refusal is logged.
+    Fenced {
+        fence: Fence,
+        write: Box<HistoryWrite>,
+    },
 }
 
 /// The history database API. Cheap to clone.
@@ -991,43 +1000,134 @@ async fn apply_one(conn: &mut AnyConnection, write: &HistoryWrite) -> Result<(),
             .map_err(HistoryError::db("saving a silence"))?;
             Ok(())
         }
-        HistoryWrite::NotifyLog(row) => {
-            sqlx::query(
-                "INSERT INTO notify_log (receiver, group_key, firing, resolved, sent_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (receiver, group_key) DO UPDATE SET \
-                 firing = excluded.firing, resolved = excluded.resolved, sent_at = excluded.sent_at",
-            )
-            .bind(row.receiver.as_str())
-            .bind(row.group_key.as_str())
-            .bind(fingerprints_to_json(&row.firing))
-            .bind(fingerprints_to_json(&row.resolved))
-            .bind(to_millis(row.sent_at))
-            .execute(conn)
-            .await
-            .map_err(HistoryError::db("saving the notification log"))?;
-            Ok(())
-        }
+        HistoryWrite::NotifyLog(row) => save_notify_log(conn, row, None).await.map(drop),
+        HistoryWrite::Cooldown(row) => save_cooldown(conn, row, None).await.map(drop),
         HistoryWrite::Delivered(record) => super::outbox::insert_delivered(conn, record).await,
-        HistoryWrite::Cooldown(row) => {
-            sqlx::query(
-                "INSERT INTO cooldowns (receiver, fingerprint, last_firing_sent, cooldown_ms, awaiting_resolve) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (receiver, fingerprint) DO UPDATE SET \
-                 last_firing_sent = CASE WHEN excluded.awaiting_resolve = 1 \
-                   THEN excluded.last_firing_sent ELSE cooldowns.last_firing_sent END, \
-                 cooldown_ms = excluded.cooldown_ms, \
-                 awaiting_resolve = excluded.awaiting_resolve",
-            )
-            .bind(row.receiver.as_str())
-            .bind(row.fingerprint.to_string())
-            .bind(to_millis(row.last_firing_sent))
-            .bind(i64::try_from(row.cooldown.as_millis()).unwrap_or(i64::MAX))
-            .bind(i64::from(row.awaiting_resolve))
-            .execute(conn)
-            .await
-            .map_err(HistoryError::db("saving a cooldown"))?;
+        HistoryWrite::Fenced { fence, write } => {
+            let written = match write.as_ref() {
+                HistoryWrite::NotifyLog(row) => save_notify_log(conn, row, Some(fence)).await?,
+                HistoryWrite::Cooldown(row) => save_cooldown(conn, row, Some(fence)).await?,
+                other => {
+                    // Checked under the lease row's lock (Postgres), which the
+                    // batch's transaction holds until it commits.
+                    let sql = format!(
+                        "SELECT 1 AS held WHERE {}",
+                        fence_condition(backend_of(conn), 1, 2)
+                    );
+                    let held = sqlx::query(&sql)
+                        .bind(fence.lease.as_str())
+                        .bind(fence.epoch)
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(HistoryError::db("checking a lease's epoch"))?
+                        .is_some();
+                    if held {
+                        Box::pin(apply_one(conn, other)).await?;
+                    }
+                    held
+                }
+            };
+            if !written {
+                tracing::warn!(
+                    %fence,
+                    write = write.kind(),
+                    "history write refused by the database: the lease has a newer epoch (this replica no longer leads); the current leader keeps its own record"
+                );
+            }
             Ok(())
         }
     }
+}
+
+impl HistoryWrite {
+    /// What kind of write this is, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HistoryWrite::Episode(_) => "episode",
+            HistoryWrite::Transition(_) => "transition",
+            HistoryWrite::CloseEpisodesNotHeld { .. } => "episode closing",
+            HistoryWrite::Snapshot(_) | HistoryWrite::ForgetSnapshot(_) => "alert state",
+            HistoryWrite::Silence { .. } => "silence",
+            HistoryWrite::NotifyLog(_) => "notification log",
+            HistoryWrite::Cooldown(_) => "cooldown",
+            HistoryWrite::Delivered(_) => "delivery record",
+            HistoryWrite::Fenced { write, .. } => write.kind(),
+        }
+    }
+}
+
+/// ` WHERE <fence>` with the lease and epoch as parameters `first` and
+/// `first + 1`; without a fence a condition that always holds (SQLite
+/// needs a WHERE between `INSERT … SELECT` and `ON CONFLICT`).
+fn fenced_select(conn: &AnyConnection, fence: Option<&Fence>, first: usize) -> String {
+    match fence {
+        Some(_) => format!(
+            " WHERE {}",
+            fence_condition(backend_of(conn), first, first + 1)
+        ),
+        None => " WHERE 1 = 1".to_string(),
+    }
+}
+
+/// Saves a notification-log entry (under `fence`, when given); false when
+/// the database refused it for a stale epoch.
+async fn save_notify_log(
+    conn: &mut AnyConnection,
+    row: &NotifyLogRow,
+    fence: Option<&Fence>,
+) -> Result<bool, HistoryError> {
+    let sql = format!(
+        "INSERT INTO notify_log (receiver, group_key, firing, resolved, sent_at) \
+         SELECT $1, $2, $3, $4, $5{} ON CONFLICT (receiver, group_key) DO UPDATE SET \
+         firing = excluded.firing, resolved = excluded.resolved, sent_at = excluded.sent_at",
+        fenced_select(conn, fence, 6)
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(row.receiver.as_str())
+        .bind(row.group_key.as_str())
+        .bind(fingerprints_to_json(&row.firing))
+        .bind(fingerprints_to_json(&row.resolved))
+        .bind(to_millis(row.sent_at));
+    if let Some(f) = fence {
+        query = query.bind(f.lease.as_str()).bind(f.epoch);
+    }
+    let done = query
+        .execute(conn)
+        .await
+        .map_err(HistoryError::db("saving the notification log"))?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Saves a cooldown-ledger entry (under `fence`, when given); false when
+/// the database refused it for a stale epoch.
+async fn save_cooldown(
+    conn: &mut AnyConnection,
+    row: &CooldownRow,
+    fence: Option<&Fence>,
+) -> Result<bool, HistoryError> {
+    let sql = format!(
+        "INSERT INTO cooldowns (receiver, fingerprint, last_firing_sent, cooldown_ms, awaiting_resolve) \
+         SELECT $1, $2, $3, $4, $5{} ON CONFLICT (receiver, fingerprint) DO UPDATE SET \
+         last_firing_sent = CASE WHEN excluded.awaiting_resolve = 1 \
+           THEN excluded.last_firing_sent ELSE cooldowns.last_firing_sent END, \
+         cooldown_ms = excluded.cooldown_ms, \
+         awaiting_resolve = excluded.awaiting_resolve",
+        fenced_select(conn, fence, 6)
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(row.receiver.as_str())
+        .bind(row.fingerprint.to_string())
+        .bind(to_millis(row.last_firing_sent))
+        .bind(i64::try_from(row.cooldown.as_millis()).unwrap_or(i64::MAX))
+        .bind(i64::from(row.awaiting_resolve));
+    if let Some(f) = fence {
+        query = query.bind(f.lease.as_str()).bind(f.epoch);
+    }
+    let done = query
+        .execute(conn)
+        .await
+        .map_err(HistoryError::db("saving a cooldown"))?;
+    Ok(done.rows_affected() > 0)
 }
 
 async fn upsert_episode(

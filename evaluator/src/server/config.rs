@@ -101,6 +101,14 @@ pub struct StorageSection {
     /// Most series the in-memory sample window holds; new series beyond it
     /// are dropped (and the scrape counts them). Default 1,000,000.
     pub series_limit: Option<usize>,
+    /// High availability on Postgres: how long the notification leader's
+    /// lease lasts after each renewal (default 5s). The leader stops
+    /// sending a fifth of it before it could expire; a dead or frozen
+    /// leader is replaced within it plus one renew interval.
+    pub lease_duration: Option<String>,
+    /// How often the leader renews its lease and a standby tries to take
+    /// it (default 1s); below the lease duration minus a fifth.
+    pub lease_renew_interval: Option<String>,
 }
 
 /// `web:`.
@@ -240,6 +248,8 @@ pub struct StorageSettings {
     pub database_url_source: DatabaseUrlSource,
     pub retention: Duration,
     pub series_limit: usize,
+    pub lease_duration: Duration,
+    pub lease_renew_interval: Duration,
 }
 
 /// `web:` after validation.
@@ -414,6 +424,16 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
             .max_connections
             .unwrap_or(http_server::DEFAULT_MAX_CONNECTIONS),
     };
+    let lease_duration = duration(
+        "storage.lease_duration",
+        &raw.storage.lease_duration,
+        crate::history::leader::DEFAULT_LEASE_DURATION,
+    );
+    let lease_renew_interval = duration(
+        "storage.lease_renew_interval",
+        &raw.storage.lease_renew_interval,
+        crate::history::leader::DEFAULT_RENEW_EVERY,
+    );
     let watch_interval = match &raw.reload.watch_interval {
         None => Some(DEFAULT_WATCH_INTERVAL),
         Some(text) => match parse_prometheus_duration(text) {
@@ -527,7 +547,14 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
             .storage
             .series_limit
             .unwrap_or(crate::store::DEFAULT_SERIES_LIMIT),
+        lease_duration,
+        lease_renew_interval,
     };
+    if let Err(problem) =
+        crate::history::leader::LeaderConfig::new(lease_duration, lease_renew_interval).check()
+    {
+        problems.at("storage.lease_renew_interval", problem);
+    }
     let url = &storage.database_url;
     if !(url.starts_with("sqlite:")
         || url.starts_with("postgres://")

@@ -29,9 +29,19 @@
 //! delivers the outbox entries left pending, then the held notifications the
 //! notification log does not cover; so a fail-over, or a database outage of
 //! a single replica, neither repeats nor drops a notification. Without a
-//! database that answers, a leader still delivers (without an outbox row);
-//! the delivery's row reaches the delivery log through the batched history
-//! writer once the database answers again.
+//! database that answers, a leader still delivers (without an outbox row)
+//! while its lease term lasts; the delivery's row reaches the delivery log
+//! through the batched history writer once the database answers again.
+//!
+//! Fencing: leadership is a lease term with an epoch
+//! ([`crate::history::leader`]). Right before sending, a delivery checks
+//! that the term is still valid on this replica's monotonic clock and
+//! claims its outbox entry under the epoch (the database refuses a stale
+//! one); it is abandoned, left pending for the next leader, the moment the
+//! term runs out (a frozen or cut-off leader wakes up to a lapsed term);
+//! its outcome and its notification-log and cooldown rows are written under
+//! the same epoch. So a replica that lost the lease sends nothing more and
+//! its late writes do not land.
 //!
 //! Re-sends: every attempt carries the notification's idempotency key
 //! ([`Notification::idempotency_key`]). An outbox entry resumed by a
@@ -55,8 +65,10 @@ use super::durability::{
     cooldown_rows, notification_from_payload, notification_payload, notify_log_row,
 };
 use super::metrics::ServerMetrics;
+use crate::history::leader::{Leadership, Term};
+use crate::history::lease::Fence;
 use crate::history::outbox::{
-    idempotency_key, DeliveredRecord, NotificationRecord, OutboxEntry, OutboxStatus,
+    idempotency_key, Claim, DeliveredRecord, NotificationRecord, OutboxEntry, OutboxStatus,
 };
 use crate::history::store::HistoryWrite;
 use crate::history::writer::HistoryWriter;
@@ -87,7 +99,7 @@ const HOLD_LIMIT: usize = 10_000;
 pub struct Outbox {
     pub store: HistoryStore,
     pub writer: HistoryWriter,
-    pub leader: watch::Receiver<bool>,
+    pub leader: watch::Receiver<Leadership>,
 }
 
 /// The outbox name of an integration: `webhook[0]`, `slack[1]`, …
@@ -187,9 +199,34 @@ struct Shared {
     lanes: Lanes,
     /// Rate limit of delivery-failure log lines per receiver integration.
     failures: Arc<FailureLog>,
+    /// This replica's current leadership term (`None`: standby).
+    term: Mutex<Option<Term>>,
 }
 
 impl Shared {
+    fn term(&self) -> Option<Term> {
+        self.term.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether this replica leads with a term still valid now.
+    fn leads(&self) -> bool {
+        self.term().is_some_and(|t| t.is_valid())
+    }
+
+    /// Follows `leadership`; true when it is a new term (a take-over, or a
+    /// new epoch after the old term lapsed).
+    fn set_term(&self, leadership: &Leadership) -> bool {
+        let new = leadership.term().cloned();
+        let mut term = self.term.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = match (&*term, &new) {
+            (None, Some(_)) => true,
+            (Some(old), Some(new)) => old.epoch().is_some() && old.epoch() != new.epoch(),
+            _ => false,
+        };
+        *term = new;
+        fresh
+    }
+
     fn claim(&self, key: &str) -> bool {
         self.in_flight
             .lock()
@@ -345,10 +382,16 @@ pub async fn run_delivery(
             Arc::new(SystemClock),
             DEFAULT_SUMMARY_EVERY,
         )),
+        term: Mutex::default(),
     });
     let mut running = JoinSet::new();
     let mut held: VecDeque<Held> = VecDeque::new();
-    let mut leading = leader.as_mut().is_none_or(|l| *l.borrow_and_update());
+    let initial = match leader.as_mut() {
+        Some(l) => l.borrow_and_update().clone(),
+        None => Leadership::Leading(Term::unfenced()),
+    };
+    shared.set_term(&initial);
+    let mut leading = initial.is_leading();
     if leading {
         take_over(&shared, &mut held, &mut running).await;
     }
@@ -362,7 +405,9 @@ pub async fn run_delivery(
                 let Some(notification) = next else { break };
                 let at = Utc::now();
                 let notification = Arc::new(notification);
-                if leading {
+                // A lapsed term (this replica was frozen or cut off and the
+                // elector has not said so yet) counts as not leading.
+                if leading && shared.leads() {
                     dispatch(&shared, notification, at, &mut running);
                 } else {
                     hold(&mut held, Held { notification, at });
@@ -378,9 +423,15 @@ pub async fn run_delivery(
                     leader = None;
                     continue;
                 }
-                let leads = leader.as_mut().is_some_and(|l| *l.borrow_and_update());
-                if leads && !leading {
-                    tracing::info!(held = held.len(), "became the leader: delivering what is pending");
+                let now = match leader.as_mut() {
+                    Some(l) => l.borrow_and_update().clone(),
+                    None => Leadership::Standby,
+                };
+                let fresh = shared.set_term(&now);
+                let leads = now.is_leading();
+                if leads && (!leading || fresh) {
+                    let epoch = now.term().and_then(Term::epoch);
+                    tracing::info!(held = held.len(), epoch, "became the leader: delivering what is pending");
                     take_over(&shared, &mut held, &mut running).await;
                 } else if !leads && leading {
                     tracing::warn!("no longer the leader: notifications are held until this replica leads again");
@@ -388,7 +439,11 @@ pub async fn run_delivery(
                 leading = leads;
             }
             _ = retry.tick(), if shared.outbox.is_some() => {
-                let answered = if leading {
+                let answered = if leading && shared.leads() && !held.is_empty() {
+                    // Held while the term had lapsed, and renewed since.
+                    take_over(&shared, &mut held, &mut running).await;
+                    Ok(())
+                } else if leading && shared.leads() {
                     resume(&shared, &mut running, None).await
                 } else if let (false, Some(o)) = (held.is_empty(), &shared.outbox) {
                     match load_told(o, &held).await {
@@ -645,9 +700,10 @@ async fn resume(
             let reason =
                 "its receiver integration is no longer configured, or its payload is unreadable";
             tracing::warn!(id = %record.id, receiver = %record.receiver, integration = %record.integration, "pending notification cannot be resumed: {reason}");
+            let fence = shared.term().and_then(|t| t.fence());
             let _ = outbox
                 .store
-                .mark_failed(&record.id, reason, None, None)
+                .mark_failed(&record.id, reason, None, None, fence.as_ref())
                 .await;
             shared.forget(&record.idempotency_key);
             continue;
@@ -717,16 +773,30 @@ async fn deliver_one(
     created_at: DateTime<Utc>,
     turn: Turn<'_>,
 ) {
-    let outcome = shared
-        .stage
-        .deliver(
-            shared.failures.watch(
-                &integration.receiver_name,
-                Arc::clone(&integration.receiver),
-            ),
-            notification,
-        )
-        .await;
+    let Some(term) = may_send(shared, integration, id).await else {
+        return;
+    };
+    let fence = term.fence();
+    let outcome = tokio::select! {
+        outcome = shared
+            .stage
+            .deliver(
+                shared.failures.watch(
+                    &integration.receiver_name,
+                    Arc::clone(&integration.receiver),
+                ),
+                notification,
+            ) => outcome,
+        () = term.lost() => {
+            tracing::warn!(
+                receiver = %integration.receiver_name,
+                integration = integration.integration,
+                epoch = term.epoch(),
+                "delivery abandoned: this replica's leader lease ran out; the notification is left to the next leader"
+            );
+            return;
+        }
+    };
     drop(turn);
     let result = match outcome {
         // `send_resolved: false`: nothing to send, and nothing left to do.
@@ -800,18 +870,29 @@ async fn deliver_one(
     if matches!(result, Outcome::Sent { .. }) {
         // Through the batched writer, which buffers while the database is
         // down: even a notification sent without an outbox row is logged.
+        // Under the term's epoch: refused if the lease has moved on.
+        let fenced = |write: HistoryWrite| match &fence {
+            Some(fence) => HistoryWrite::Fenced {
+                fence: fence.clone(),
+                write: Box::new(write),
+            },
+            None => write,
+        };
         let _ = outbox
             .writer
-            .record(HistoryWrite::NotifyLog(notify_log_row(notification, now)));
+            .record(fenced(HistoryWrite::NotifyLog(notify_log_row(
+                notification,
+                now,
+            ))));
         for row in cooldown_rows(notification, now) {
-            let _ = outbox.writer.record(HistoryWrite::Cooldown(row));
+            let _ = outbox.writer.record(fenced(HistoryWrite::Cooldown(row)));
         }
     }
     let Some(id) = id else {
         record_without_outbox_row(outbox, integration, notification, created_at, &result, now);
         return;
     };
-    record_outcome(outbox, id, &result, now).await;
+    record_outcome(outbox, id, &result, now, fence.as_ref()).await;
     if !matches!(result, Outcome::Retry { .. }) {
         shared.own(id, false);
     }
@@ -857,9 +938,62 @@ fn record_without_outbox_row(
     }
 }
 
-/// Records `result` for outbox entry `id`, retrying until the database
-/// takes it: an entry left pending after it was sent would be sent again.
-async fn record_outcome(outbox: &Outbox, id: &str, result: &Outcome, now: DateTime<Utc>) {
+/// The term under which this delivery may be sent, or `None` (logged) when
+/// it must not be: this replica's term lapsed, or the database refused the
+/// claim of outbox entry `id` for a stale epoch, or the entry is no longer
+/// pending. A claim the database cannot answer does not stop a delivery
+/// while the term is valid.
+async fn may_send(shared: &Shared, integration: &Integration, id: Option<&str>) -> Option<Term> {
+    let receiver = integration.receiver_name.as_str();
+    let lapsed = |term: &Option<Term>| !term.as_ref().is_some_and(Term::is_valid);
+    let term = shared.term();
+    if lapsed(&term) {
+        tracing::warn!(receiver, integration = integration.integration, "not sending: this replica does not hold a valid leader lease; the notification is left to the leader");
+        return None;
+    }
+    if let (Some(outbox), Some(id), Some(t)) = (&shared.outbox, id, &term) {
+        let fence = t.fence();
+        let claim = outbox.store.claim(id, fence.as_ref(), Utc::now());
+        match tokio::time::timeout(OUTBOX_TIMEOUT, claim).await {
+            Ok(Ok(Claim::Claimed)) => {}
+            Ok(Ok(Claim::StaleEpoch { current })) => {
+                tracing::error!(id, receiver, epoch = t.epoch(), current_epoch = current, "not sending: the database refused the claim for a stale lease epoch (another replica leads now)");
+                return None;
+            }
+            Ok(Ok(Claim::NotPending)) => {
+                tracing::info!(id, receiver, "not sending: the outbox entry is no longer pending (delivered or given up by another leader)");
+                return None;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, id, receiver, "cannot claim the outbox entry; sending while this replica's lease term is valid");
+            }
+            Err(_) => {
+                tracing::warn!(id, receiver, "the outbox did not answer the claim in time; sending while this replica's lease term is valid");
+            }
+        }
+        // The claim took a round trip: the term may have run out meanwhile.
+        if lapsed(&term) {
+            tracing::warn!(
+                id,
+                receiver,
+                "not sending: the leader lease term ran out while claiming"
+            );
+            return None;
+        }
+    }
+    term
+}
+
+/// Records `result` for outbox entry `id` under `fence`, retrying until the
+/// database answers: an entry left pending after it was sent would be sent
+/// again. A refusal (stale epoch, or already recorded) is final.
+async fn record_outcome(
+    outbox: &Outbox,
+    id: &str,
+    result: &Outcome,
+    now: DateTime<Utc>,
+    fence: Option<&Fence>,
+) {
     let mut wait = Duration::from_millis(500);
     let mut logged = false;
     loop {
@@ -867,19 +1001,29 @@ async fn record_outcome(outbox: &Outbox, id: &str, result: &Outcome, now: DateTi
             Outcome::Sent { code, message_id } => {
                 outbox
                     .store
-                    .mark_sent(id, *code, message_id.as_deref(), now)
+                    .mark_sent(id, *code, message_id.as_deref(), now, fence)
                     .await
             }
             Outcome::Retry { error, code, at } => {
-                outbox.store.mark_failed(id, error, *code, Some(*at)).await
+                outbox
+                    .store
+                    .mark_failed(id, error, *code, Some(*at), fence)
+                    .await
             }
             Outcome::Failed { error, code } => {
-                outbox.store.mark_failed(id, error, *code, None).await
+                outbox
+                    .store
+                    .mark_failed(id, error, *code, None, fence)
+                    .await
             }
         };
         match marked {
-            Ok(_) => {
-                if logged {
+            Ok(recorded) => {
+                if !recorded {
+                    if let Some(fence) = fence {
+                        tracing::warn!(id, %fence, "the database did not take the delivery outcome: the entry is no longer pending, or the lease has a newer epoch (the current leader keeps the record)");
+                    }
+                } else if logged {
                     tracing::info!(id, "delivery outcome recorded in the outbox");
                 }
                 return;

@@ -41,8 +41,6 @@ use crate::scrape::TargetHandle;
 
 /// How often closed history older than `storage.retention` is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-/// How often a Postgres replica checks whether it leads.
-const LEADER_EVERY: Duration = Duration::from_secs(5);
 /// How long start-up waits for saved state before evaluating without it.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -101,8 +99,9 @@ impl Durability {
         ));
         let leader = LeaderElector::start(
             &storage.database_url,
-            LeaderConfig::default(),
-            Ticks::Every(LEADER_EVERY),
+            store.database(),
+            LeaderConfig::new(storage.lease_duration, storage.lease_renew_interval),
+            Ticks::Every(storage.lease_renew_interval),
             stop.clone(),
         )?;
         Ok(Durability {

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod faults;
+pub mod ha;
 pub mod process;
 
 use std::collections::BTreeMap;
