@@ -34,6 +34,9 @@ ALERTS = 10_000
 TEAMS = 100
 BATCH = 500
 GETS = 7
+# Longest wait for the owed notifications (both servers run with
+# resolve_timeout 1h, so nothing resolves meanwhile).
+WAIT = 180
 
 name, api, hook_port = sys.argv[1], sys.argv[2].rstrip("/"), int(sys.argv[3])
 
@@ -120,7 +123,7 @@ for k in range(0, ALERTS, BATCH):
 posted = time.time()
 print(f"{name}: {ALERTS} alerts posted in {(posted - started) * 1000:.0f} ms", flush=True)
 
-deadline = time.time() + 300
+deadline = time.time() + WAIT
 while time.time() < deadline:
     with lock:
         got = want & arrived.keys()
@@ -131,8 +134,9 @@ with lock:
     got_times = [arrived[s] for s in want if s in arrived]
     extra = len(arrived.keys() - want)
 if len(got_times) < len(want):
-    print(f"{name}: only {len(got_times)} of {len(want)} owed alerts notified within 300 s", flush=True)
-post_to_last = (max(got_times) - started) * 1000 if got_times else float("nan")
+    print(f"{name}: only {len(got_times)} of {len(want)} owed alerts notified within {WAIT} s", flush=True)
+# Not all owed alerts notified: the last one is later than the wait.
+post_to_last = (max(got_times) - started) * 1000 if len(got_times) == len(want) else float("inf")
 print(
     f"{name}: {len(got_times)}/{len(want)} owed alerts notified, {extra} inhibited ones notified; "
     f"post to last notification {post_to_last:.0f} ms",
