@@ -84,6 +84,20 @@ impl Database {
         })
     }
 
+    /// A new pool to the same database with the same settings, sharing
+    /// what is known of the schema: for a user of its own pool (the leader
+    /// election) whose connection attempts were cancelled.
+    pub fn reconnected(&self) -> Database {
+        let pool = AnyPoolOptions::new()
+            .max_connections(self.pool.options().get_max_connections())
+            .acquire_timeout(self.pool.options().get_acquire_timeout())
+            .connect_lazy_with((*self.pool.connect_options()).clone());
+        Database {
+            pool,
+            ..self.clone()
+        }
+    }
+
     /// Runs the migrations unless a previous call succeeded. Calls are
     /// serialised: two migrations running at once on SQLite (which has no
     /// migration lock) would both insert the same applied-migration row.

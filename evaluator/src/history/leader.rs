@@ -485,6 +485,7 @@ impl LeaderElector {
             clock,
             held: None,
             renew_failing: false,
+            failed_rounds: 0,
             leadership: tx,
         };
         let task = tokio::spawn(election.run(ticks, shutdown));
@@ -527,8 +528,13 @@ struct Election {
     /// The term of the lease this replica holds (fenced terms only).
     held: Option<Term>,
     renew_failing: bool,
+    /// Rounds in a row whose statement failed or timed out.
+    failed_rounds: u32,
     leadership: watch::Sender<Leadership>,
 }
+
+/// Failed rounds in a row after which the election's pool is replaced.
+const RECONNECT_AFTER: u32 = 3;
 
 impl Election {
     async fn run(mut self, mut ticks: Ticks, shutdown: CancellationToken) {
@@ -569,6 +575,14 @@ impl Election {
             Some(term) => self.renew(term, sent).await,
             None => self.acquire(sent).await,
         }
+        // A round cut short by its timeout cancels the pool's connection
+        // attempt; after a database restart such a pool can stay without
+        // usable connections. Failing rounds in a row get a fresh pool.
+        if self.failed_rounds >= RECONNECT_AFTER {
+            tracing::info!(lease = %self.config.lease, rounds = self.failed_rounds, "the lease database keeps failing; reconnecting");
+            self.leases = self.leases.reconnected();
+            self.failed_rounds = 0;
+        }
     }
 
     async fn renew(&mut self, term: Term, sent: Duration) {
@@ -586,6 +600,11 @@ impl Election {
                 "the database did not answer within {:?}",
                 c.timeout
             )),
+        };
+        self.failed_rounds = if result.is_err() {
+            self.failed_rounds + 1
+        } else {
+            0
         };
         match result {
             Ok(true) => {
@@ -627,16 +646,22 @@ impl Election {
             .acquire(&c.lease, &c.holder, c.lease_duration, force);
         let epoch = match tokio::time::timeout(c.timeout, attempt).await {
             Ok(Ok(Some(epoch))) => epoch,
-            Ok(Ok(None)) => return,
+            Ok(Ok(None)) => {
+                self.failed_rounds = 0;
+                return;
+            }
             Ok(Err(error)) => {
                 tracing::debug!(lease = %c.lease, %error, "cannot take the lease");
+                self.failed_rounds += 1;
                 return;
             }
             Err(_) => {
                 tracing::debug!(lease = %c.lease, "taking the lease: the database did not answer in time");
+                self.failed_rounds += 1;
                 return;
             }
         };
+        self.failed_rounds = 0;
         let until = match self.mode {
             LeaseMode::Sole => Until::Forever,
             LeaseMode::Compete => Until::At(sent + c.valid_for()),

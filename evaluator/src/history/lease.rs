@@ -106,6 +106,14 @@ pub struct Leases {
 }
 
 impl Leases {
+    /// The same leases over a fresh connection pool (see
+    /// [`Database::reconnected`]).
+    pub fn reconnected(&self) -> Leases {
+        Leases {
+            db: self.db.reconnected(),
+        }
+    }
+
     pub fn new(db: Database) -> Leases {
         Leases { db }
     }
