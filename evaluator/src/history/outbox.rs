@@ -452,13 +452,7 @@ impl HistoryStore {
         at: DateTime<Utc>,
     ) -> Result<Claim, HistoryError> {
         let _timer = self.timer("outbox");
-        self.database().ensure_schema().await?;
-        let mut conn = self
-            .database()
-            .pool()
-            .acquire()
-            .await
-            .map_err(HistoryError::db("claiming a notification"))?;
+        let mut conn = self.conn().await?;
         let sql = format!(
             "UPDATE notifications SET epoch = $1, claimed_at = $2 \
              WHERE id = $3 AND status = 'pending'{}",
@@ -518,13 +512,7 @@ impl HistoryStore {
         fence: Option<&Fence>,
     ) -> Result<bool, HistoryError> {
         let _timer = self.timer("outbox");
-        self.database().ensure_schema().await?;
-        let mut conn = self
-            .database()
-            .pool()
-            .acquire()
-            .await
-            .map_err(HistoryError::db("marking a notification sent"))?;
+        let mut conn = self.conn().await?;
         let sql = format!(
             "UPDATE notifications SET status = 'sent', attempts = attempts + 1, \
                response_code = $1, message_id = $2, sent_at = $3 \
@@ -557,17 +545,11 @@ impl HistoryStore {
         fence: Option<&Fence>,
     ) -> Result<bool, HistoryError> {
         let _timer = self.timer("outbox");
-        self.database().ensure_schema().await?;
         let (status, next) = match next_attempt_at {
             Some(at) => (OutboxStatus::Pending, Some(to_millis(at))),
             None => (OutboxStatus::Failed, None),
         };
-        let mut conn = self
-            .database()
-            .pool()
-            .acquire()
-            .await
-            .map_err(HistoryError::db("marking a notification failed"))?;
+        let mut conn = self.conn().await?;
         let sql = format!(
             "UPDATE notifications SET status = $1, attempts = attempts + 1, last_error = $2, \
                response_code = $3, next_attempt_at = COALESCE($4, next_attempt_at) \

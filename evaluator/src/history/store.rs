@@ -420,7 +420,7 @@ impl HistoryStore {
         &self.db
     }
 
-    async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, HistoryError> {
+    pub(super) async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, HistoryError> {
         self.db.ensure_schema().await?;
         self.db
             .pool()
