@@ -28,7 +28,10 @@
 //! already told to the receiver. When it becomes the leader it first
 //! delivers the outbox entries left pending, then the held notifications the
 //! notification log does not cover; so a fail-over, or a database outage of
-//! a single replica, neither repeats nor drops a notification. Without a
+//! a single replica, neither repeats nor drops a notification. A delivery
+//! whose term lapsed before it was sent, and which the database did not
+//! take into the outbox, goes back to the held notifications (in the order
+//! the notifier produced it) rather than being lost. Without a
 //! database that answers, a leader still delivers (without an outbox row)
 //! while its lease term lasts; the delivery's row reaches the delivery log
 //! through the batched history writer once the database answers again.
@@ -201,6 +204,10 @@ struct Shared {
     failures: Arc<FailureLog>,
     /// This replica's current leadership term (`None`: standby).
     term: Mutex<Option<Term>>,
+    /// Back to the delivery loop: a delivery that may not be sent (the term
+    /// lapsed) and has no outbox row for the next leader to resume, so it
+    /// is held again instead of being lost.
+    requeue: mpsc::UnboundedSender<Held>,
 }
 
 impl Shared {
@@ -262,11 +269,15 @@ impl Shared {
     }
 }
 
-/// A notification produced while this replica did not lead.
+/// A notification produced while this replica did not lead, or handed back
+/// by a delivery that could neither send it nor leave it in the outbox.
 #[derive(Debug)]
 struct Held {
     notification: Arc<Notification>,
     at: DateTime<Utc>,
+    /// The one integration (by outbox name) it is still owed to; `None`:
+    /// every integration of its receiver.
+    integration: Option<String>,
 }
 
 /// What a receiver was last told about a group, per the notification log.
@@ -370,6 +381,7 @@ pub async fn run_delivery(
     outbox: Option<Outbox>,
 ) {
     let mut leader = outbox.as_ref().map(|o| o.leader.clone());
+    let (requeue, mut requeued) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         receivers,
         stage,
@@ -383,6 +395,7 @@ pub async fn run_delivery(
             DEFAULT_SUMMARY_EVERY,
         )),
         term: Mutex::default(),
+        requeue,
     });
     let mut running = JoinSet::new();
     let mut held: VecDeque<Held> = VecDeque::new();
@@ -407,10 +420,18 @@ pub async fn run_delivery(
                 let notification = Arc::new(notification);
                 // A lapsed term (this replica was frozen or cut off and the
                 // elector has not said so yet) counts as not leading.
+                let h = Held { notification, at, integration: None };
                 if leading && shared.leads() {
-                    dispatch(&shared, notification, at, &mut running);
+                    dispatch(&shared, h, &mut running);
                 } else {
-                    hold(&mut held, Held { notification, at });
+                    hold(&mut held, h);
+                }
+            }
+            Some(h) = requeued.recv() => {
+                if leading && shared.leads() {
+                    dispatch(&shared, h, &mut running);
+                } else {
+                    hold(&mut held, h);
                 }
             }
             changed = async {
@@ -499,6 +520,9 @@ pub async fn run_delivery(
     }
 }
 
+/// Holds `h` in the order the notifier produced it (a handed-back delivery
+/// can be older than what is held already), so a take-over sends a group's
+/// notifications in their order.
 fn hold(held: &mut VecDeque<Held>, h: Held) {
     if held.len() >= HOLD_LIMIT {
         held.pop_front();
@@ -507,7 +531,8 @@ fn hold(held: &mut VecDeque<Held>, h: Held) {
             "too many notifications held while not the leader; the oldest is dropped"
         );
     }
-    held.push_back(h);
+    let at = held.partition_point(|x| x.at <= h.at);
+    held.insert(at, h);
 }
 
 /// Becoming the leader: the entries an old leader (or this replica before a
@@ -540,7 +565,7 @@ async fn take_over(shared: &Arc<Shared>, held: &mut VecDeque<Held>, running: &mu
             continue;
         }
         tell(&mut told, &h.notification, h.at);
-        dispatch(shared, h.notification, h.at, running);
+        dispatch(shared, h, running);
         sent += 1;
     }
     if sent + skipped > 0 {
@@ -552,20 +577,23 @@ async fn take_over(shared: &Arc<Shared>, held: &mut VecDeque<Held>, running: &mu
     }
 }
 
-/// Sends `notification` to each integration of its receiver: queued in the
-/// outbox, then delivered in its lane's turn.
-fn dispatch(
-    shared: &Arc<Shared>,
-    notification: Arc<Notification>,
-    at: DateTime<Utc>,
-    running: &mut JoinSet<()>,
-) {
+/// Sends `held`'s notification to each integration of its receiver it is
+/// owed to: queued in the outbox, then delivered in its lane's turn.
+fn dispatch(shared: &Arc<Shared>, held: Held, running: &mut JoinSet<()>) {
+    let Held {
+        notification,
+        at,
+        integration: only,
+    } = held;
     let Some(integrations) = shared.integrations(&notification.receiver) else {
         tracing::warn!(receiver = %notification.receiver, "notification for a receiver that is no longer configured; dropped");
         return;
     };
     for integration in integrations {
         let name = integration_name(&integration);
+        if only.as_ref().is_some_and(|only| *only != name) {
+            continue;
+        }
         let lane = (
             notification.receiver.clone(),
             name.clone(),
@@ -590,7 +618,7 @@ fn dispatch(
                 lanes: &shared.lanes,
                 key: lane,
             };
-            deliver_one(
+            let sent = deliver_one(
                 &shared,
                 &integration,
                 &notification,
@@ -600,6 +628,15 @@ fn dispatch(
             )
             .await;
             shared.forget(&key);
+            if sent == Attempt::NotSent && id.is_none() {
+                // Neither sent nor in the outbox for the next leader: held
+                // again until this replica leads.
+                let _ = shared.requeue.send(Held {
+                    notification,
+                    at,
+                    integration: Some(name),
+                });
+            }
         });
     }
 }
@@ -722,7 +759,8 @@ async fn resume(
                 lanes: &shared.lanes,
                 key: lane,
             };
-            deliver_one(
+            // An entry not sent stays pending in the outbox.
+            let _ = deliver_one(
                 &shared,
                 &integration,
                 &notification,
@@ -762,6 +800,14 @@ enum Outcome {
     },
 }
 
+/// Whether a delivery went through the stage (whatever its outcome), or
+/// was not sent at all because this replica may not send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    Made,
+    NotSent,
+}
+
 /// One delivery through the stage, counted, logged and (with an outbox id)
 /// recorded in the outbox. `turn` is the lane's turn, released once the
 /// stage is done (before the outcome is recorded).
@@ -772,9 +818,9 @@ async fn deliver_one(
     id: Option<&str>,
     created_at: DateTime<Utc>,
     turn: Turn<'_>,
-) {
+) -> Attempt {
     let Some(term) = may_send(shared, integration, id).await else {
-        return;
+        return Attempt::NotSent;
     };
     let fence = term.fence();
     let outcome = tokio::select! {
@@ -794,7 +840,7 @@ async fn deliver_one(
                 epoch = term.epoch(),
                 "delivery abandoned: this replica's leader lease ran out; the notification is left to the next leader"
             );
-            return;
+            return Attempt::NotSent;
         }
     };
     drop(turn);
@@ -864,7 +910,7 @@ async fn deliver_one(
         },
     };
     let Some(outbox) = &shared.outbox else {
-        return;
+        return Attempt::Made;
     };
     let now = Utc::now();
     if matches!(result, Outcome::Sent { .. }) {
@@ -890,12 +936,13 @@ async fn deliver_one(
     }
     let Some(id) = id else {
         record_without_outbox_row(outbox, integration, notification, created_at, &result, now);
-        return;
+        return Attempt::Made;
     };
     record_outcome(outbox, id, &result, now, fence.as_ref()).await;
     if !matches!(result, Outcome::Retry { .. }) {
         shared.own(id, false);
     }
+    Attempt::Made
 }
 
 /// A notification delivered (or given up on) without an outbox row, as the
@@ -948,7 +995,7 @@ async fn may_send(shared: &Shared, integration: &Integration, id: Option<&str>) 
     let lapsed = |term: &Option<Term>| !term.as_ref().is_some_and(Term::is_valid);
     let term = shared.term();
     if lapsed(&term) {
-        tracing::warn!(receiver, integration = integration.integration, "not sending: this replica does not hold a valid leader lease; the notification is left to the leader");
+        tracing::warn!(receiver, integration = integration.integration, "not sending: this replica does not hold a valid leader lease; the notification waits for a leader (in the outbox, or held by this replica)");
         return None;
     }
     if let (Some(outbox), Some(id), Some(t)) = (&shared.outbox, id, &term) {
@@ -1084,6 +1131,7 @@ mod tests {
         Held {
             notification: Arc::new(notification(pod, status)),
             at: t(at),
+            integration: None,
         }
     }
 
@@ -1110,6 +1158,28 @@ mod tests {
         assert!(
             covered(&told, &held("a", AlertStatus::Resolved, 13)),
             "an older entry does not replace a newer one"
+        );
+    }
+
+    #[test]
+    fn a_handed_back_notification_is_held_in_the_order_it_was_produced() {
+        let mut queue = VecDeque::new();
+        hold(&mut queue, held("a", AlertStatus::Resolved, 20));
+        hold(&mut queue, held("b", AlertStatus::Firing, 30));
+        hold(&mut queue, held("a", AlertStatus::Firing, 10));
+        hold(&mut queue, held("c", AlertStatus::Firing, 20));
+        let order: Vec<(i64, AlertStatus)> = queue
+            .iter()
+            .map(|h| (h.at.timestamp(), h.notification.status))
+            .collect();
+        assert_eq!(
+            order,
+            vec![
+                (10, AlertStatus::Firing),
+                (20, AlertStatus::Resolved),
+                (20, AlertStatus::Firing),
+                (30, AlertStatus::Firing),
+            ]
         );
     }
 
