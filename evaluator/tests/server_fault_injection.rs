@@ -129,3 +129,74 @@ async fn start_up_does_not_wait_for_the_database_and_the_history_catches_up() {
     history.finish().await;
     db.finish().await;
 }
+
+/// The saved state arrives late: the evaluator is killed while an alert
+/// fires, the alert ends while it is down, and it restarts with its history
+/// database unreachable (the SQLite directory moved away), so it starts
+/// without the saved state. Once the database is back, the saved firing
+/// alert that no rule holds any more is resolved at the receiver (before,
+/// it never was: the receiver was left believing it still fired) and no
+/// episode is left open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_saved_state_resolves_the_alerts_that_ended_while_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("db");
+    let away = dir.path().join("db-away");
+    std::fs::create_dir_all(&home).unwrap();
+    let db = TestDb::sqlite(&home).await;
+    let lab = Lab::new(dir.path(), &db, Timing::default()).await;
+    lab.target.set_series("s", 1.0);
+    let mut replica = lab.start("evaluator");
+    lab.wait("the firing notification", Duration::from_secs(20), || {
+        lab.hook.got("s", "firing", true)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}; logs:\n{}", lab.logs(20_000)));
+    // The delivery's outcome and the firing state are saved.
+    let saved = Instant::now() + Duration::from_secs(10);
+    while !common::faults::delivered_in_history(&db)
+        .await
+        .contains_key(&("s".to_string(), "firing".to_string()))
+    {
+        assert!(
+            Instant::now() < saved,
+            "the firing delivery was never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    replica.kill9();
+    db.finish().await;
+
+    // Down: the alert ends, and the database is out of reach at restart.
+    lab.target.set_series("s", 0.0);
+    std::fs::rename(&home, &away).unwrap();
+    let _replica = lab.start("evaluator");
+    // Long enough for the start-up budget to pass and a few evaluations.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !lab.hook.got("s", "resolved", true),
+        "resolved before the saved state could be read; logs:\n{}",
+        lab.logs(20_000)
+    );
+    std::fs::rename(&away, &home).unwrap();
+    lab.wait("the resolved notification", Duration::from_secs(20), || {
+        lab.hook.got("s", "resolved", true)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}; logs:\n{}", lab.logs(20_000)));
+    let history = TestDb::sqlite(&home).await;
+    let problems = check_history(
+        &history,
+        &lab.hook,
+        &["s".to_string()],
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        problems.is_empty(),
+        "{problems:?}; logs:\n{}",
+        lab.logs(20_000)
+    );
+    assert!(check_receiver(&lab.hook, "s").is_empty());
+    history.finish().await;
+}

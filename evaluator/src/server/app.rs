@@ -28,11 +28,13 @@ use super::api::{router, AppState, ReloadRequest};
 use super::config::{self, ConfigErrors, ConfigProblem, ValidatedConfig};
 use super::delivery::{run_delivery, Outbox};
 use super::durability::{
-    load_saved_state_at_start, wait_for_first_scrapes, AlertTracker, Durability, DurabilityError,
+    load_saved_state_at_start, resolved_by_late_state, wait_for_first_scrapes, AlertTracker,
+    Durability, DurabilityError, SavedState,
 };
 use super::metrics::{MetricsError, ServerMetrics};
 use super::query_adapter::{write_store, SharedStore, StoreQueryEngine};
 use crate::alerts::state::millis;
+use crate::history::HistoryStore;
 use crate::notify::alert::{Alert, Notification};
 use crate::notify::clock::{Clock as _, SystemClock as NotifyClock};
 use crate::notify::deliver::{DeliveryStage, Retrier, RetryPolicy, TokioClock};
@@ -53,6 +55,9 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const PRUNE_EVERY: Duration = Duration::from_secs(30);
 /// Longest the notifier sleeps between flush checks.
 const NOTIFIER_IDLE: Duration = Duration::from_secs(1);
+/// How many one-second rounds a late saved state waits for every group
+/// concerned to be evaluated before its resolutions are judged anyway.
+const LATE_STATE_WAIT_ROUNDS: u32 = 120;
 
 /// Why the evaluator could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -270,23 +275,6 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
             alertmanager::load_open_episodes(&durability.store, notify_clock.now()).await,
         );
     }
-    if let Some(late) = late {
-        let (notifier, alertmanager) = (Arc::clone(&notifier), Arc::clone(&alertmanager));
-        let (store, clock) = (durability.store.clone(), Arc::clone(&notify_clock));
-        tokio::spawn(async move {
-            let Ok(saved) = late.await else { return };
-            let entries = saved.restore_notifier(&mut *notifier.lock().await, true);
-            alertmanager
-                .restore_open_episodes(alertmanager::load_open_episodes(&store, clock.now()).await);
-            store.set_restore_pending(false);
-            tracing::info!(
-                entries,
-                not_applied_alerts = saved.snapshots.len(),
-                "the history database answers: notification log and cooldowns merged in; the saved alert state is not applied (evaluation started without it, those alerts started over)"
-            );
-        });
-    }
-
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let state = Arc::new(AppState {
         ready: AtomicBool::new(false),
@@ -358,6 +346,18 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
             "resolving firing alerts whose rules are no longer configured"
         );
         let _ = alerts_tx.send(resolved_at_start);
+    }
+    if let Some(late) = late {
+        tokio::spawn(merge_late_saved_state(
+            late,
+            Arc::clone(&notifier),
+            Arc::clone(&alertmanager),
+            durability.store.clone(),
+            Arc::clone(&notify_clock),
+            Arc::clone(&state),
+            alerts_tx.clone(),
+            started_at.timestamp_millis(),
+        ));
     }
     let ingest_task = {
         let notifier = Arc::clone(&notifier);
@@ -528,6 +528,61 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     durability.stop().await;
     tracing::info!("vigil evaluator stopped");
     Ok(())
+}
+
+/// The saved state that arrived after start (the database did not answer
+/// within the start-up budget): its notification log and cooldowns are
+/// merged into the notifier, the open episodes into the Alertmanager API,
+/// and, once every group concerned has been evaluated since start, the
+/// saved firing alerts no group holds any more are resolved at the
+/// receivers (see [`resolved_by_late_state`]). Alerts a group holds again
+/// started over.
+#[allow(clippy::too_many_arguments)] // the start-up pieces it merges into
+async fn merge_late_saved_state(
+    late: tokio::sync::oneshot::Receiver<SavedState>,
+    notifier: Arc<tokio::sync::Mutex<Notifier>>,
+    alertmanager: Arc<AlertmanagerApi>,
+    store: HistoryStore,
+    clock: Arc<dyn crate::notify::clock::Clock>,
+    state: Arc<AppState>,
+    alerts: mpsc::UnboundedSender<Vec<Alert>>,
+    started_at_ms: i64,
+) {
+    let Ok(saved) = late.await else { return };
+    let entries = saved.restore_notifier(&mut *notifier.lock().await, true);
+    alertmanager.restore_open_episodes(alertmanager::load_open_episodes(&store, clock.now()).await);
+    store.set_restore_pending(false);
+    // Bounded: a group that never finishes an evaluation does not keep the
+    // resolutions back for ever.
+    let mut resolved = None;
+    for _ in 0..LATE_STATE_WAIT_ROUNDS {
+        resolved = {
+            let groups = state
+                .rule_groups
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let locked: Vec<_> = groups
+                .iter()
+                .map(|g| g.lock().unwrap_or_else(|e| e.into_inner()))
+                .collect();
+            let refs: Vec<&RuleGroup> = locked.iter().map(|g| &**g).collect();
+            resolved_by_late_state(&refs, &saved.snapshots, started_at_ms, clock.now())
+        };
+        if resolved.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let resolved = resolved.unwrap_or_default();
+    tracing::info!(
+        entries,
+        resolved = resolved.len(),
+        "the history database answers: notification log and cooldowns merged in; saved firing alerts that ended meanwhile are resolved at the receivers (the alerts still active started over at start)"
+    );
+    if !resolved.is_empty() {
+        let _ = alerts.send(resolved);
+    }
 }
 
 fn record_group_metrics(metrics: &ServerMetrics, group: &RuleGroup) {

@@ -461,6 +461,55 @@ fn closing_writes(
     ]
 }
 
+/// What a saved state that arrived late (the database did not answer within
+/// [`STARTUP_BUDGET`], so evaluation started without it) still owes the
+/// receivers: the saved firing alerts that no group holds any more (pending
+/// or firing) ended while the evaluator could not know it, so receivers told
+/// they fire are told they ended, as resolved alerts for the notifier. An
+/// alert a group holds again started over; the merged notification log keeps
+/// its firing from being told twice.
+///
+/// `None` while a group that had saved firing alerts has not been evaluated
+/// since `started_at_ms`: its alerts cannot be judged yet (ask again later).
+pub fn resolved_by_late_state(
+    groups: &[&RuleGroup],
+    snapshots: &[AlertSnapshot],
+    started_at_ms: i64,
+    now: DateTime<Utc>,
+) -> Option<Vec<NotifierAlert>> {
+    let firing: Vec<&AlertSnapshot> = snapshots
+        .iter()
+        .filter(|s| s.state == HistoryState::Firing)
+        .collect();
+    let unevaluated = groups.iter().any(|g| {
+        g.last_eval_ms.is_none_or(|at| at < started_at_ms)
+            && firing.iter().any(|s| s.group_name == g.name)
+    });
+    if unevaluated {
+        return None;
+    }
+    let held: HashSet<Fingerprint> = groups
+        .iter()
+        .flat_map(|g| alerting(g))
+        .filter(|a| a.state != AlertState::Inactive)
+        .map(|a| Fingerprint::of(&a.labels))
+        .collect();
+    Some(
+        firing
+            .into_iter()
+            .filter(|s| !held.contains(&s.fingerprint))
+            .map(|s| NotifierAlert {
+                labels: s.labels.clone(),
+                annotations: s.annotations.clone(),
+                starts_at: s.fired_at.unwrap_or(s.active_at),
+                ends_at: Some(now),
+                generator_url: String::new(),
+                cooldown: None,
+            })
+            .collect(),
+    )
+}
+
 fn alerting(group: &RuleGroup) -> impl Iterator<Item = &RuleAlert> {
     group
         .rules
