@@ -280,14 +280,7 @@ impl AlertTracker {
                     now,
                 ));
                 if s.state == HistoryState::Firing {
-                    resolved.push(NotifierAlert {
-                        labels: s.labels.clone(),
-                        annotations: s.annotations.clone(),
-                        starts_at: s.fired_at.unwrap_or(s.active_at),
-                        ends_at: Some(now),
-                        generator_url: String::new(),
-                        cooldown: None,
-                    });
+                    resolved.push(resolved_at(s, now));
                 }
             }
             writes.push(HistoryWrite::ForgetSnapshot(s.fingerprint));
@@ -498,16 +491,21 @@ pub fn resolved_by_late_state(
         firing
             .into_iter()
             .filter(|s| !held.contains(&s.fingerprint))
-            .map(|s| NotifierAlert {
-                labels: s.labels.clone(),
-                annotations: s.annotations.clone(),
-                starts_at: s.fired_at.unwrap_or(s.active_at),
-                ends_at: Some(now),
-                generator_url: String::new(),
-                cooldown: None,
-            })
+            .map(|s| resolved_at(s, now))
             .collect(),
     )
+}
+
+/// Saved firing alert `s` as a resolved alert for the notifier, ended `now`.
+fn resolved_at(s: &AlertSnapshot, now: DateTime<Utc>) -> NotifierAlert {
+    NotifierAlert {
+        labels: s.labels.clone(),
+        annotations: s.annotations.clone(),
+        starts_at: s.fired_at.unwrap_or(s.active_at),
+        ends_at: Some(now),
+        generator_url: String::new(),
+        cooldown: None,
+    }
 }
 
 fn alerting(group: &RuleGroup) -> impl Iterator<Item = &RuleAlert> {
