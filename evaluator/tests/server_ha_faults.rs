@@ -18,7 +18,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::ha::{rng, seed, trials, Fault, Ha, LEASE};
+use common::faults::rng;
+use common::ha::{seed, trials, Fault, Ha, LEASE};
 use common::process::TestDb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

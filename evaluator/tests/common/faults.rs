@@ -35,7 +35,18 @@ use super::process::{serve, Target, TestDb};
 /// Printed, so a failing run can be repeated exactly (as far as process
 /// timing allows).
 pub fn seed(test: &str) -> u64 {
-    let seed = std::env::var("VIGIL_FAULT_SEED")
+    seed_from("VIGIL_FAULT_SEED", test)
+}
+
+/// How many trials: `VIGIL_FAULT_TRIALS` when set, else `default`.
+pub fn trials(default: usize) -> usize {
+    trials_from("VIGIL_FAULT_TRIALS", default)
+}
+
+/// The seed in environment variable `var` when set, else the clock;
+/// printed with the variable that repeats the run.
+pub fn seed_from(var: &str, test: &str) -> u64 {
+    let seed = std::env::var(var)
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or_else(|| {
@@ -44,13 +55,14 @@ pub fn seed(test: &str) -> u64 {
                 .unwrap()
                 .as_nanos() as u64
         });
-    println!("{test}: seed {seed} (repeat with VIGIL_FAULT_SEED={seed})");
+    println!("{test}: seed {seed} (repeat with {var}={seed})");
     seed
 }
 
-/// How many trials: `VIGIL_FAULT_TRIALS` when set, else `default`.
-pub fn trials(default: usize) -> usize {
-    std::env::var("VIGIL_FAULT_TRIALS")
+/// The number of trials in environment variable `var` when set, else
+/// `default`.
+pub fn trials_from(var: &str, default: usize) -> usize {
+    std::env::var(var)
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(default)
@@ -58,6 +70,30 @@ pub fn trials(default: usize) -> usize {
 
 pub fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
+}
+
+/// Header `name` of a request, when present and text.
+pub fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// The `series` label and status of each alert of a webhook payload.
+pub fn series_and_status(body: &Value) -> Vec<(String, String)> {
+    body["alerts"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|a| {
+            (
+                a["labels"]["series"].as_str().unwrap_or("").to_string(),
+                a["status"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
 }
 
 /// One request the receiver got.
@@ -104,24 +140,8 @@ impl Hook {
                     move |State(s): State<Arc<HookState>>,
                           headers: HeaderMap,
                           Json(body): Json<Value>| async move {
-                        let header = |name: &str| {
-                            headers
-                                .get(name)
-                                .and_then(|v| v.to_str().ok())
-                                .map(str::to_string)
-                        };
-                        let alerts = body["alerts"]
-                            .as_array()
-                            .cloned()
-                            .unwrap_or_default()
-                            .iter()
-                            .map(|a| {
-                                (
-                                    a["labels"]["series"].as_str().unwrap_or("").to_string(),
-                                    a["status"].as_str().unwrap_or("").to_string(),
-                                )
-                            })
-                            .collect();
+                        let header = |name: &str| header(&headers, name);
+                        let alerts = series_and_status(&body);
                         let index = {
                             let mut attempts = s.attempts.lock().unwrap();
                             attempts.push(Attempt {

@@ -26,7 +26,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use serde_json::Value;
 use vigil_testkit::{free_port, ChildGuard};
 
@@ -46,29 +46,12 @@ pub const REQUIRE_REDELIVERY_MARKS: bool = true;
 /// The seed: `VIGIL_HA_SEED` when set, else the clock; printed so a failing
 /// run can be repeated (as far as process timing allows).
 pub fn seed(test: &str) -> u64 {
-    let seed = std::env::var("VIGIL_HA_SEED")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    println!("{test}: seed {seed} (repeat with VIGIL_HA_SEED={seed})");
-    seed
+    super::faults::seed_from("VIGIL_HA_SEED", test)
 }
 
 /// How many trials: `VIGIL_HA_TRIALS` when set, else `default`.
 pub fn trials(default: usize) -> usize {
-    std::env::var("VIGIL_HA_TRIALS")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(default)
-}
-
-pub fn rng(seed: u64) -> StdRng {
-    StdRng::seed_from_u64(seed)
+    super::faults::trials_from("VIGIL_HA_TRIALS", default)
 }
 
 /// One request the receiver got.
@@ -137,24 +120,8 @@ async fn receive(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> StatusCode {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let alerts = body["alerts"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|a| {
-            (
-                a["labels"]["series"].as_str().unwrap_or("").to_string(),
-                a["status"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
+    let header = |name: &str| super::faults::header(&headers, name);
+    let alerts = super::faults::series_and_status(&body);
     let index = {
         let mut got = s.got.lock().unwrap();
         got.push(Got {
