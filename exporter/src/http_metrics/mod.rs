@@ -44,8 +44,8 @@
 //! # Per handler, for the hottest routes
 //!
 //! `Router::layer` makes axum box every route a second time, which costs
-//! about 70 ns per request whatever the layer does (more than the metrics
-//! work itself). Where that matters, instrument handlers one by one instead:
+//! more per request than the metrics work itself, whatever the layer does
+//! (measured in `BENCHMARKS.md`). Where that matters, instrument handlers one by one instead:
 //! [`HttpMetricsLayer::handler`] wraps a handler so it records the same
 //! series, with no extra boxing. Add it to every handler and to the
 //! fallback, and do not also add the layer to the router (requests would be
@@ -103,8 +103,8 @@
 //! headers), not until the body is fully sent. That is the server's latency
 //! to answer, and it does not depend on how fast the client reads a large or
 //! streamed body. The clock is a [`quanta::Clock`]: the CPU's time-stamp
-//! counter where it is invariant (about 10 ns a reading, against about 25 ns
-//! for the OS clock on a VM), the OS monotonic clock otherwise. Tests give the
+//! counter where it is invariant (cheaper to read than the OS clock on a
+//! VM), the OS monotonic clock otherwise. Tests give the
 //! layer a mock clock with [`HttpMetricsLayerBuilder::clock`].
 //!
 //! # Cancelled requests and panics
@@ -150,19 +150,16 @@
 //! first request of a route on a thread (and a request on a route whose
 //! template axum builds per request, inside a nested router) goes through
 //! the shared map. What is left is two clock readings, the bucket search and
-//! a few plain adds: 26 to 62 ns per request in-process, by machine (the
-//! `layer_alone` group of `exporter/benches/http_metrics.rs`). The tables of
+//! a few plain adds (measured by the `layer_alone` group of
+//! `exporter/benches/http_metrics.rs`; figures in `BENCHMARKS.md`). The tables of
 //! a layer live until the process exits (about 1 KB per route and method
-//! served, plus 256 bytes per thread that served it), so build the layer
+//! served, plus a small slot per thread that served it), so build the layer
 //! once and clone it.
 //!
-//! Under `wrk` on two-core VMs against an app whose handler does nothing
-//! but answer, the layer costs 1.6 to 3.8 % of throughput depending on the
-//! machine and the run, of which 0.7 to 2.3 % is what any layer added with
-//! `Router::layer` costs there (axum boxes each route a second time);
-//! instrumenting per handler costs about 1 %; `axum-prometheus` costs 17 to
-//! 31 %. `BENCHMARKS.md` at the workspace root has the figures and the
-//! command.
+//! What the layer costs in throughput under `wrk`, against no layer, a
+//! do-nothing layer, per-handler instrumentation and `axum-prometheus`, is
+//! in `BENCHMARKS.md` at the workspace root, with the command
+//! (`benches/middleware.sh`).
 
 mod cells;
 mod collect;
