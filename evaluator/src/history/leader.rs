@@ -49,10 +49,10 @@
 //! whatever a previous run of the process left in flight) and keeps it —
 //! the same code path, with the expiry never enforced.
 //!
-//! Rounds are driven by [`Ticks`] and the term's validity by a
-//! [`Monotonic`] clock: real ones in production, [`ManualTicks`] and
-//! [`ManualMonotonic`] in tests, which step the election and the clock
-//! explicitly.
+//! Rounds are driven by [`Ticks`] and the term's validity by the monotonic
+//! time of a [`Clock`]: real ones in production, [`ManualTicks`] and a
+//! [`crate::clock::SimClock`] in tests, which step the election and the
+//! clock explicitly.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -63,6 +63,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::db::Backend;
+use crate::clock::{Clock, SystemClock};
 use super::lease::{Fence, Leases};
 use super::{Database, HistoryError};
 
@@ -146,53 +147,9 @@ pub fn holder_id() -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "unknown-host".to_string());
-    let random = super::new_id(chrono::Utc::now());
+    // Only the random part of the id is used, not its time.
+    let random = super::new_id(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
     format!("{host}/{}/{}", std::process::id(), &random[12..])
-}
-
-/// A clock that only goes forward, for the term's validity: time since an
-/// arbitrary origin.
-pub trait Monotonic: Send + Sync + fmt::Debug {
-    fn now(&self) -> Duration;
-}
-
-/// The process's monotonic clock (it keeps running while the process is
-/// stopped, so a frozen leader wakes up with an expired term).
-#[derive(Debug)]
-pub struct SystemMonotonic {
-    origin: std::time::Instant,
-}
-
-impl Default for SystemMonotonic {
-    fn default() -> Self {
-        SystemMonotonic {
-            origin: std::time::Instant::now(),
-        }
-    }
-}
-
-impl Monotonic for SystemMonotonic {
-    fn now(&self) -> Duration {
-        self.origin.elapsed()
-    }
-}
-
-/// A monotonic clock that moves only when told (tests).
-#[derive(Debug, Clone, Default)]
-pub struct ManualMonotonic {
-    now: Arc<Mutex<Duration>>,
-}
-
-impl ManualMonotonic {
-    pub fn advance(&self, by: Duration) {
-        *self.now.lock().unwrap_or_else(|e| e.into_inner()) += by;
-    }
-}
-
-impl Monotonic for ManualMonotonic {
-    fn now(&self) -> Duration {
-        *self.now.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,7 +161,7 @@ enum Until {
 
 #[derive(Debug)]
 struct Validity {
-    clock: Arc<dyn Monotonic>,
+    clock: Arc<dyn Clock>,
     until: Mutex<Until>,
     changed: Notify,
 }
@@ -240,7 +197,7 @@ impl PartialEq for Term {
 impl Eq for Term {}
 
 impl Term {
-    fn new(lease: &str, epoch: Option<i64>, until: Until, clock: Arc<dyn Monotonic>) -> Term {
+    fn new(lease: &str, epoch: Option<i64>, until: Until, clock: Arc<dyn Clock>) -> Term {
         Term {
             lease: Arc::from(lease),
             epoch,
@@ -259,7 +216,8 @@ impl Term {
             DEFAULT_LEASE,
             None,
             Until::Forever,
-            Arc::new(SystemMonotonic::default()),
+            // Never read: the term does not end.
+            Arc::new(SystemClock),
         )
     }
 
@@ -289,7 +247,7 @@ impl Term {
     pub fn is_valid(&self) -> bool {
         match self.until() {
             Until::Forever => true,
-            Until::At(at) => self.validity.clock.now() < at,
+            Until::At(at) => self.validity.clock.monotonic() < at,
             Until::Revoked => false,
         }
     }
@@ -306,12 +264,12 @@ impl Term {
                 Until::Revoked => return,
                 Until::Forever => None,
                 Until::At(at) => {
-                    let now = self.validity.clock.now();
+                    let now = self.validity.clock.monotonic();
                     if now >= at {
                         return;
                     }
-                    // Re-read the (possibly manual) clock at least every
-                    // 100 ms rather than trusting one long sleep.
+                    // Re-read the clock at least every 100 ms rather than
+                    // trusting one long sleep.
                     Some((at - now).min(Duration::from_millis(100)))
                 }
             };
@@ -319,7 +277,7 @@ impl Term {
                 Some(wait) => {
                     tokio::select! {
                         () = changed => {}
-                        () = tokio::time::sleep(wait) => {}
+                        () = self.validity.clock.sleep(wait) => {}
                     }
                 }
                 None => changed.await,
@@ -440,12 +398,14 @@ impl LeaderElector {
     /// the history's pool (SQLite has one writer anyway, and one pool
     /// migrates the file once). Runs on the current tokio runtime until
     /// `shutdown` is cancelled (then the lease is released, so a standby
-    /// takes over at its next round).
+    /// takes over at its next round). The term's validity is measured on
+    /// `clock`'s monotonic time.
     pub fn start(
         url: &str,
         history: &Database,
         config: LeaderConfig,
         ticks: Ticks,
+        clock: Arc<dyn Clock>,
         shutdown: CancellationToken,
     ) -> Result<LeaderElector, HistoryError> {
         let (db, mode) = match Backend::of(url)? {
@@ -459,7 +419,7 @@ impl LeaderElector {
             config,
             mode,
             ticks,
-            Arc::new(SystemMonotonic::default()),
+            clock,
             shutdown,
         ))
     }
@@ -470,7 +430,7 @@ impl LeaderElector {
         config: LeaderConfig,
         mode: LeaseMode,
         ticks: Ticks,
-        clock: Arc<dyn Monotonic>,
+        clock: Arc<dyn Clock>,
         shutdown: CancellationToken,
     ) -> LeaderElector {
         let initial = match mode {
@@ -524,7 +484,7 @@ struct Election {
     leases: Leases,
     config: LeaderConfig,
     mode: LeaseMode,
-    clock: Arc<dyn Monotonic>,
+    clock: Arc<dyn Clock>,
     /// The term of the lease this replica holds (fenced terms only).
     held: Option<Term>,
     renew_failing: bool,
@@ -570,7 +530,7 @@ impl Election {
     async fn round(&mut self) {
         // Measured before the statement is sent: the database's expiry is
         // at least `lease_duration` after this.
-        let sent = self.clock.now();
+        let sent = self.clock.monotonic();
         match self.held.clone() {
             Some(term) => self.renew(term, sent).await,
             None => self.acquire(sent).await,
@@ -736,18 +696,19 @@ async fn next_tick(
 #[allow(clippy::unwrap_used)] // a panic is how a test reports failure
 mod tests {
     use super::*;
+    use crate::clock::SimClock;
 
     struct Replica {
         elector: LeaderElector,
         step: ManualTicks,
-        clock: ManualMonotonic,
+        clock: Arc<SimClock>,
         stop: CancellationToken,
     }
 
     impl Replica {
         fn start(leases: &Leases, holder: &str, mode: LeaseMode) -> Replica {
             let (ticks, step) = Ticks::manual();
-            let clock = ManualMonotonic::default();
+            let clock = Arc::new(SimClock::new(chrono::DateTime::UNIX_EPOCH));
             let stop = CancellationToken::new();
             let config = LeaderConfig {
                 holder: holder.to_string(),
@@ -758,7 +719,7 @@ mod tests {
                 config,
                 mode,
                 ticks,
-                Arc::new(clock.clone()),
+                clock.clone(),
                 stop.clone(),
             );
             Replica {
@@ -915,12 +876,12 @@ mod tests {
 
     #[test]
     fn a_term_is_extended_forward_only_and_never_after_a_revocation() {
-        let clock = ManualMonotonic::default();
+        let clock = Arc::new(SimClock::new(chrono::DateTime::UNIX_EPOCH));
         let term = Term::new(
             "l",
             Some(1),
             Until::At(Duration::from_secs(4)),
-            Arc::new(clock.clone()),
+            clock.clone(),
         );
         term.extend(Duration::from_secs(3));
         clock.advance(Duration::from_secs(4));

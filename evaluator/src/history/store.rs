@@ -927,13 +927,14 @@ impl HistoryStore {
 }
 
 /// Prunes history older than `retention` (see [`HistoryStore::prune`]) now
-/// and then every `every` until `shutdown`, reading "now" from `clock`.
+/// and then every `every` (on `clock`) until `shutdown`, reading "now" from
+/// `clock`.
 /// A failed round is logged and retried at the next one.
 pub async fn run_pruner(
     store: HistoryStore,
     retention: std::time::Duration,
     every: std::time::Duration,
-    clock: std::sync::Arc<dyn crate::notify::clock::Clock>,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     loop {
@@ -951,7 +952,7 @@ pub async fn run_pruner(
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
+            () = clock.sleep(every) => {}
         }
     }
 }

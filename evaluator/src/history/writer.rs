@@ -48,11 +48,11 @@ use std::time::Duration;
 use prometheus::{IntCounter, IntGauge, Registry};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::store::HistoryWrite;
 use super::{HistoryError, HistoryStore};
+use crate::clock::{Clock, SystemClock};
 
 /// Tuning of the writer; the defaults suit production.
 #[derive(Debug, Clone)]
@@ -74,6 +74,8 @@ pub struct WriterConfig {
     pub write_timeout: Duration,
     /// How long shutdown may take to flush the queue.
     pub shutdown_grace: Duration,
+    /// The clock the flush interval, back-off and shutdown grace run on.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for WriterConfig {
@@ -86,6 +88,7 @@ impl Default for WriterConfig {
             max_backoff: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(5),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -223,7 +226,9 @@ struct Flusher {
     store: HistoryStore,
     capacity: usize,
     metrics: Arc<Metrics>,
-    failing_since: Option<Instant>,
+    clock: Arc<dyn Clock>,
+    /// When writes started failing, on the clock's monotonic time.
+    failing_since: Option<Duration>,
     failed_attempts: u64,
     backoff: Duration,
     initial_backoff: Duration,
@@ -254,7 +259,7 @@ impl Flusher {
                 if let Some(since) = self.failing_since.take() {
                     tracing::info!(
                         database = %self.store.database().url(),
-                        down_for = ?since.elapsed(),
+                        down_for = ?self.clock.monotonic().saturating_sub(since),
                         failed_attempts = self.failed_attempts,
                         backlog = self.metrics.backlog.get(),
                         "history writes recovered; catching up"
@@ -268,7 +273,7 @@ impl Flusher {
                 self.metrics.failures.inc();
                 self.failed_attempts += 1;
                 if self.failing_since.is_none() {
-                    self.failing_since = Some(Instant::now());
+                    self.failing_since = Some(self.clock.monotonic());
                     tracing::warn!(
                         database = %self.store.database().url(),
                         %error,
@@ -301,6 +306,7 @@ async fn run(
         store,
         capacity: config.capacity.max(1),
         metrics: metrics.clone(),
+        clock: Arc::clone(&config.clock),
         failing_since: None,
         failed_attempts: 0,
         backoff: config.initial_backoff,
@@ -317,13 +323,14 @@ async fn run(
                 () = shutdown.cancelled() => break 'run,
                 n = rx.recv_many(&mut batch, max_batch) => if n == 0 { break 'run },
             }
-            let deadline = Instant::now() + config.flush_interval;
+            let flush = config.clock.sleep(config.flush_interval);
+            tokio::pin!(flush);
             while batch.len() < max_batch {
                 let room = max_batch - batch.len();
                 tokio::select! {
                     biased;
                     () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep_until(deadline) => break,
+                    () = &mut flush => break,
                     n = rx.recv_many(&mut batch, room) => if n == 0 { break },
                 }
             }
@@ -336,18 +343,18 @@ async fn run(
         let delay = flusher.next_backoff();
         tokio::select! {
             () = shutdown.cancelled() => break 'run,
-            () = tokio::time::sleep(delay) => {}
+            () = config.clock.sleep(delay) => {}
         }
     }
 
     // Shutdown (or every handle dropped): flush what is queued, within the grace.
     rx.close();
-    let deadline = Instant::now() + config.shutdown_grace;
+    let deadline = config.clock.monotonic() + config.shutdown_grace;
     loop {
         if batch.is_empty() && rx.recv_many(&mut batch, max_batch).await == 0 {
             break;
         }
-        let remaining = deadline.saturating_duration_since(Instant::now());
+        let remaining = deadline.saturating_sub(config.clock.monotonic());
         if remaining.is_zero() {
             break;
         }
@@ -358,7 +365,7 @@ async fn run(
             batch.clear();
         } else {
             let delay = flusher.next_backoff().min(remaining);
-            tokio::time::sleep(delay).await;
+            config.clock.sleep(delay).await;
         }
     }
     let mut lost = batch.len() as u64;

@@ -18,7 +18,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::alert::{Alert, AlertStatus, Fingerprint, NotifiedAlert};
-use super::clock::add;
+use crate::clock::add;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::alert::Fingerprint;
-use super::clock::add;
+use crate::clock::add;
 
 /// How long a log entry is kept after its last notification (Alertmanager's
 /// default data retention).

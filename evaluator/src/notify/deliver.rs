@@ -3,9 +3,9 @@
 //! deadline), and paces Slack webhooks to one message per second, merging a
 //! backlog into one message instead of dropping anything.
 //!
-//! Time comes from an injected [`Clock`], so tests step simulated time
-//! ([`SimulatedClock`]) instead of sleeping; randomness comes from a seedable
-//! generator for the same reason.
+//! Time comes from an injected [`Clock`] (its monotonic time), so tests run
+//! on a [`crate::clock::SimClock`] whose sleeps advance it instead of
+//! sleeping; randomness comes from a seedable generator for the same reason.
 //!
 //! Retry policy (Vigil defaults): first wait up to 500 ms, doubling, capped at
 //! 1 min, giving up once the next wait would end after 5 min from the first
@@ -17,96 +17,13 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::oneshot;
 
+use crate::clock::Clock;
 use crate::notify::alert::{AlertStatus, Notification};
 use crate::notify::receivers::{DeliveryReport, Receiver, SendError};
-
-/// Monotonic time and sleeping, injectable for tests.
-#[async_trait]
-pub trait Clock: Send + Sync {
-    /// Time since the clock's origin.
-    fn now(&self) -> Duration;
-    /// Waits for `duration` of this clock's time.
-    async fn sleep(&self, duration: Duration);
-}
-
-/// The real clock (tokio's timer).
-#[derive(Debug, Clone)]
-pub struct TokioClock {
-    origin: tokio::time::Instant,
-}
-
-impl TokioClock {
-    pub fn new() -> TokioClock {
-        TokioClock {
-            origin: tokio::time::Instant::now(),
-        }
-    }
-}
-
-impl Default for TokioClock {
-    fn default() -> Self {
-        TokioClock::new()
-    }
-}
-
-#[async_trait]
-impl Clock for TokioClock {
-    fn now(&self) -> Duration {
-        self.origin.elapsed()
-    }
-
-    async fn sleep(&self, duration: Duration) {
-        tokio::time::sleep(duration).await;
-    }
-}
-
-/// Simulated time for tests: it only moves when someone sleeps (the sleep
-/// returns at once, having advanced the clock) or the test calls
-/// [`SimulatedClock::advance`]. Every sleep is recorded.
-#[derive(Debug, Default)]
-pub struct SimulatedClock {
-    now: Mutex<Duration>,
-    sleeps: Mutex<Vec<Duration>>,
-}
-
-impl SimulatedClock {
-    pub fn new() -> SimulatedClock {
-        SimulatedClock::default()
-    }
-
-    /// Moves time forward.
-    pub fn advance(&self, duration: Duration) {
-        if let Ok(mut now) = self.now.lock() {
-            *now += duration;
-        }
-    }
-
-    /// Every sleep so far, in order.
-    pub fn sleeps(&self) -> Vec<Duration> {
-        self.sleeps.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-}
-
-#[async_trait]
-impl Clock for SimulatedClock {
-    fn now(&self) -> Duration {
-        self.now.lock().map(|n| *n).unwrap_or_default()
-    }
-
-    async fn sleep(&self, duration: Duration) {
-        if let Ok(mut sleeps) = self.sleeps.lock() {
-            sleeps.push(duration);
-        }
-        self.advance(duration);
-        // Let other tasks observe the new time, as a real sleep would.
-        tokio::task::yield_now().await;
-    }
-}
 
 /// How the backoff is randomised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,7 +166,7 @@ impl Retrier {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<DeliveryReport, SendError>>,
     {
-        let start = self.clock.now();
+        let start = self.clock.monotonic();
         let mut attempts = 0u32;
         let mut previous = self.policy.initial;
         loop {
@@ -259,7 +176,7 @@ impl Retrier {
                     return DeliveryOutcome {
                         result: Ok(report),
                         attempts,
-                        elapsed: self.clock.now().saturating_sub(start),
+                        elapsed: self.clock.monotonic().saturating_sub(start),
                         deadline_exceeded: false,
                     }
                 }
@@ -268,7 +185,7 @@ impl Retrier {
             let finish = |error: SendError, deadline_exceeded: bool| DeliveryOutcome {
                 result: Err(error),
                 attempts,
-                elapsed: self.clock.now().saturating_sub(start),
+                elapsed: self.clock.monotonic().saturating_sub(start),
                 deadline_exceeded,
             };
             if !error.is_retryable() {
@@ -281,10 +198,10 @@ impl Retrier {
                 Err(_) => self.policy.initial,
             };
             previous = wait;
-            if let Some(retry_after) = error.retry_after() {
+            if let Some(retry_after) = error.retry_after(self.clock.now()) {
                 wait = wait.max(retry_after);
             }
-            let elapsed = self.clock.now().saturating_sub(start);
+            let elapsed = self.clock.monotonic().saturating_sub(start);
             if elapsed + wait > self.policy.deadline {
                 tracing::debug!(attempts, error = %error, "delivery failed, retry deadline reached");
                 return finish(error, true);
@@ -445,7 +362,7 @@ impl Pacer {
             .ok()
             .and_then(|lanes| lanes.get(key).and_then(|l| l.last_request));
         if let Some(last) = last {
-            let wait = (last + self.interval).saturating_sub(clock.now());
+            let wait = (last + self.interval).saturating_sub(clock.monotonic());
             if !wait.is_zero() {
                 clock.sleep(wait).await;
             }
@@ -455,7 +372,7 @@ impl Pacer {
     /// Waits for the next slot and claims it for one request.
     async fn claim_slot(&self, key: &str) {
         self.wait_for_slot(key).await;
-        let now = self.retrier.clock().now();
+        let now = self.retrier.clock().monotonic();
         if let Ok(mut lanes) = self.lanes.lock() {
             if let Some(lane) = lanes.get_mut(key) {
                 lane.last_request = Some(now);
@@ -546,12 +463,20 @@ impl DeliveryStage {
 
 #[cfg(test)]
 mod tests {
+    use async_trait::async_trait;
+
     use super::*;
-    use crate::notify::receivers::BatchReceiver;
+    use crate::clock::SimClock;
+    use crate::notify::receivers::{BatchReceiver, RetryAfter};
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    fn retrier(policy: RetryPolicy) -> (Arc<SimulatedClock>, Retrier) {
-        let clock = Arc::new(SimulatedClock::new());
+    /// Simulated time whose sleeps advance it.
+    fn sim_clock() -> Arc<SimClock> {
+        Arc::new(SimClock::new(chrono::DateTime::UNIX_EPOCH).advancing_on_sleep())
+    }
+
+    fn retrier(policy: RetryPolicy) -> (Arc<SimClock>, Retrier) {
+        let clock = sim_clock();
         let retrier = Retrier::with_seed(policy, clock.clone(), 7);
         (clock, retrier)
     }
@@ -561,21 +486,21 @@ mod tests {
             integration: "webhook",
             status,
             body: String::new(),
-            retry_after,
+            retry_after: retry_after.map(RetryAfter::Delay),
         }
     }
 
     /// A batching receiver that records each request's batch size and time.
     #[derive(Debug)]
     struct FakeBatching {
-        clock: Arc<SimulatedClock>,
+        clock: Arc<SimClock>,
         max_batch: usize,
         send_resolved: bool,
         requests: Mutex<Vec<(Duration, Vec<Notification>)>>,
     }
 
     impl FakeBatching {
-        fn new(clock: Arc<SimulatedClock>, max_batch: usize, send_resolved: bool) -> Arc<Self> {
+        fn new(clock: Arc<SimClock>, max_batch: usize, send_resolved: bool) -> Arc<Self> {
             Arc::new(FakeBatching {
                 clock,
                 max_batch,
@@ -615,7 +540,7 @@ mod tests {
         }
         async fn send_batch(&self, batch: &[Notification]) -> Result<DeliveryReport, SendError> {
             if let Ok(mut requests) = self.requests.lock() {
-                requests.push((self.clock.now(), batch.to_vec()));
+                requests.push((self.clock.monotonic(), batch.to_vec()));
             }
             Ok(DeliveryReport::default())
         }
@@ -663,7 +588,7 @@ mod tests {
 
     #[tokio::test]
     async fn backlog_beyond_the_batch_limit_goes_out_in_later_slots_without_loss() {
-        let clock = Arc::new(SimulatedClock::new());
+        let clock = sim_clock();
         let fake = FakeBatching::new(clock.clone(), 3, true);
         let retrier = Arc::new(Retrier::with_seed(RetryPolicy::default(), clock.clone(), 1));
         let pacer = Pacer::new(retrier, SLACK_INTERVAL);
@@ -686,7 +611,7 @@ mod tests {
 
     #[tokio::test]
     async fn send_resolved_false_drops_resolved_alerts_and_resolved_only_groups() {
-        let clock = Arc::new(SimulatedClock::new());
+        let clock = sim_clock();
         let fake = FakeBatching::new(clock.clone(), 10, false);
         let stage = DeliveryStage::new(Arc::new(Retrier::with_seed(
             RetryPolicy::default(),
@@ -823,6 +748,6 @@ mod tests {
         assert_eq!(outcome.attempts, 4);
         assert!(outcome.deadline_exceeded);
         assert_eq!(outcome.elapsed, Duration::from_secs(30));
-        assert_eq!(clock.now(), Duration::from_secs(30));
+        assert_eq!(clock.monotonic(), Duration::from_secs(30));
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::alert::{Alert, Fingerprint};
-use super::clock::add;
+use crate::clock::add;
 use super::route::{RouteId, RouteTree};
 use crate::labels::Labels;
 

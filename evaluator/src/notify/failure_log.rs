@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::alert::Notification;
-use super::clock::Clock;
+use crate::clock::Clock;
 use super::receivers::{BatchReceiver, DeliveryReport, DynReceiver, Receiver, SendError};
 
 /// The default interval between two summary lines of one integration.
@@ -292,10 +292,10 @@ pub fn format_span(span: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::clock::ManualClock;
+    use crate::clock::SimClock;
 
-    fn limiter() -> (Arc<ManualClock>, FailureLog) {
-        let clock = Arc::new(ManualClock::new(
+    fn limiter() -> (Arc<SimClock>, FailureLog) {
+        let clock = Arc::new(SimClock::new(
             DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
                 .map(|t| t.with_timezone(&Utc))
                 .unwrap_or_default(),

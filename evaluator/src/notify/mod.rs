@@ -24,8 +24,9 @@
 //!   passes before it becomes a [`alert::Notification`].
 //! - [`notifier`]: the pipeline's entry point ([`notifier::Notifier`]) and
 //!   the delivery interface ([`notifier::NotificationSink`]).
-//! - [`clock`]: real and manual clocks; every stage takes "now" as an
-//!   argument, so tests step time instead of sleeping.
+//!
+//! Every stage takes "now" as an argument, read from the evaluator's
+//! [`crate::clock::Clock`], so tests step time instead of sleeping.
 //!
 //! # Alertmanager semantics kept
 //!
@@ -49,7 +50,6 @@
 //!   intervals, and receiver kinds other than Slack, e-mail, webhook, console.
 
 pub mod alert;
-pub mod clock;
 pub mod config;
 pub mod cooldown;
 pub mod dedup;

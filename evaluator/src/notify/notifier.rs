@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 
 use super::alert::{Alert, AlertStatus, Fingerprint, Notification, NotifiedAlert};
-use super::clock::{add, Clock};
+use crate::clock::{add, Clock};
 use super::config::NotifyConfig;
 use super::cooldown::CooldownLedger;
 use super::dedup::{needs_update, LogEntry, NotificationLog};
@@ -602,8 +602,8 @@ fn common(mut maps: impl Iterator<Item = BTreeMap<String, String>>) -> BTreeMap<
     shared
 }
 
-/// Drives a shared notifier with a real clock until `shutdown` fires:
-/// sleeps until the next deadline (or `idle` when there is none, so alerts
+/// Drives a shared notifier on `clock` until `shutdown` fires: sleeps
+/// (on `clock`) until the next deadline (or `idle` when there is none, so alerts
 /// ingested meanwhile are picked up) and ticks into `sink`.
 pub async fn run(
     notifier: Arc<tokio::sync::Mutex<Notifier>>,
@@ -626,7 +626,7 @@ pub async fn run(
         };
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(wait) => {}
+            () = clock.sleep(wait) => {}
         }
     }
 }
@@ -651,7 +651,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::notify::clock::ManualClock;
+    use crate::clock::SimClock;
     use crate::notify::config::parse;
 
     fn notifier() -> Notifier {
@@ -745,7 +745,7 @@ mod tests {
 
     #[tokio::test]
     async fn run_delivers_due_notifications_to_the_sink() {
-        let clock = Arc::new(ManualClock::new(DateTime::<Utc>::UNIX_EPOCH));
+        let clock = Arc::new(SimClock::new(DateTime::<Utc>::UNIX_EPOCH));
         let notifier = Arc::new(tokio::sync::Mutex::new(notifier()));
         notifier
             .lock()

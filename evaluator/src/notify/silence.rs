@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::clock::add;
+use crate::clock::add;
 use super::matcher::{all_match, Matcher};
 use crate::labels::Labels;
 

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::engine::{stale_nan, OutputSample, QueryEngine, SampleAppender};
 use super::file::{GroupSpec, RuleSpec};
@@ -13,6 +13,7 @@ use super::recording::RecordingRule;
 use super::template::TemplateError;
 use crate::alerts::state::millis;
 use crate::alerts::{Alert, AlertState, AlertingRule, EvalContext};
+use crate::clock::Clock;
 use crate::labels::Labels;
 
 /// Health of a rule, as `/api/v1/rules` reports it.
@@ -71,6 +72,8 @@ pub struct GroupEnv<'a> {
     pub external_url: &'a str,
     /// How often firing alerts are re-sent (Prometheus `--rules.alert.resend-delay`, default 1m).
     pub resend_delay: Duration,
+    /// Times each evaluation (its monotonic time).
+    pub clock: &'a dyn Clock,
 }
 
 /// A rule group ready to evaluate.
@@ -133,11 +136,11 @@ impl RuleGroup {
     /// Evaluates every rule in order at `ts_ms` and returns the alerts the
     /// notifier should get now.
     pub fn eval(&mut self, ts_ms: i64, env: &GroupEnv<'_>) -> Vec<Alert> {
-        let group_start = Instant::now();
+        let group_start = env.clock.monotonic();
         let mut to_send = Vec::new();
         let query_ts = ts_ms - millis(self.query_offset);
         for entry in &mut self.rules {
-            let start = Instant::now();
+            let start = env.clock.monotonic();
             let result: Result<Vec<OutputSample>, String> = match &mut entry.rule {
                 Rule::Recording(r) => r
                     .eval(ts_ms, self.query_offset, env.engine, self.limit)
@@ -183,10 +186,10 @@ impl RuleGroup {
                 }
             }
             entry.last_eval_ms = Some(ts_ms);
-            entry.last_eval_duration = start.elapsed();
+            entry.last_eval_duration = env.clock.monotonic().saturating_sub(start);
         }
         self.last_eval_ms = Some(ts_ms);
-        self.last_eval_duration = group_start.elapsed();
+        self.last_eval_duration = env.clock.monotonic().saturating_sub(group_start);
         to_send
     }
 

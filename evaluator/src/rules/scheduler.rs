@@ -1,76 +1,15 @@
 //! Runs every rule group on its own interval until cancelled. Time comes
 //! from an injected [`Clock`], so tests drive evaluations by advancing a
-//! [`SimClock`] instead of sleeping.
+//! [`crate::clock::SimClock`] instead of sleeping.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::watch;
+use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::group::{GroupEnv, RuleGroup};
 use crate::alerts::Alert;
-
-/// A source of time in milliseconds since the epoch.
-pub trait Clock: Send + Sync {
-    fn now_ms(&self) -> i64;
-    /// Completes once `now_ms() >= t_ms`.
-    fn sleep_until(&self, t_ms: i64) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
-}
-
-/// The real clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        chrono::Utc::now().timestamp_millis()
-    }
-
-    fn sleep_until(&self, t_ms: i64) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        let wait = u64::try_from(t_ms - self.now_ms()).unwrap_or(0);
-        Box::pin(tokio::time::sleep(std::time::Duration::from_millis(wait)))
-    }
-}
-
-/// A clock that only moves when told to.
-#[derive(Debug)]
-pub struct SimClock {
-    now: watch::Sender<i64>,
-}
-
-impl SimClock {
-    pub fn new(start_ms: i64) -> SimClock {
-        SimClock {
-            now: watch::Sender::new(start_ms),
-        }
-    }
-
-    /// Moves time forward by `ms`, waking sleepers whose time has come.
-    pub fn advance(&self, ms: i64) {
-        self.now.send_modify(|t| *t += ms);
-    }
-}
-
-impl Clock for SimClock {
-    fn now_ms(&self) -> i64 {
-        *self.now.borrow()
-    }
-
-    fn sleep_until(&self, t_ms: i64) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        let mut rx = self.now.subscribe();
-        Box::pin(async move {
-            // The sender lives as long as `self`, so `changed` only fails
-            // when the clock is gone, and then there is nothing to wait for.
-            while *rx.borrow_and_update() < t_ms {
-                if rx.changed().await.is_err() {
-                    return;
-                }
-            }
-        })
-    }
-}
+use crate::clock::Clock;
 
 /// Receives the alerts to notify after each group evaluation.
 pub type AlertSink<'a> = &'a (dyn Fn(&RuleGroup, Vec<Alert>) + Sync);
@@ -109,7 +48,9 @@ async fn run_group(
         };
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = clock.sleep_until(next) => {}
+            () = clock.sleep_until(
+                DateTime::<Utc>::from_timestamp_millis(next).unwrap_or(DateTime::<Utc>::MAX_UTC),
+            ) => {}
         }
         let mut g = group.lock().unwrap_or_else(|e| e.into_inner());
         let alerts = g.eval(next, env);

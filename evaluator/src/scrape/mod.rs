@@ -7,8 +7,9 @@
 //!
 //! Wiring, in order: deserialise `scrape_configs` into [`ScrapeConfig`]s,
 //! check them with [`validate_scrape_configs`] (every problem, with its
-//! field path), then [`spawn_scrape_loops`] with the store, a [`Clock`] and
-//! a shutdown token; the returned [`TargetHandle`]s feed the targets API.
+//! field path), then [`spawn_scrape_loops`] with the store, a
+//! [`crate::clock::Clock`] and a shutdown token; the returned
+//! [`TargetHandle`]s feed the targets API.
 //! Cancelling the token stops every loop, which first marks all of its
 //! series stale.
 //!
@@ -38,7 +39,7 @@ pub use config::{
 };
 pub use parser::{Entry, Format, ParseError, Parser, Pieces, Sample};
 pub use scrape_loop::{
-    spawn_scrape_loops, Clock, ScrapeError, ScrapeLoop, ScrapeOutcome, SystemClock, ACCEPT_HEADER,
+    spawn_scrape_loops, ScrapeError, ScrapeLoop, ScrapeOutcome, ACCEPT_HEADER,
 };
 pub use target::{Health, Target, TargetHandle, TargetState};
 

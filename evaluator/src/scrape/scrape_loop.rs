@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::IntCounterVec;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::appender::{AppendError, AppendSample, SampleAppender, TargetId};
@@ -23,6 +22,7 @@ use super::relabel::{relabel, Relabeler};
 use super::staleness::{Lookup, SeriesTracker};
 use super::target::{Health, Target, TargetHandle, TargetState};
 use super::STALE_NAN;
+use crate::clock::Clock;
 use crate::labels::{Labels, METRIC_NAME};
 
 /// The Accept header Prometheus 2.42 sends: OpenMetrics preferred, the text
@@ -30,21 +30,6 @@ use crate::labels::{Labels, METRIC_NAME};
 pub const ACCEPT_HEADER: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
 const USER_AGENT: &str = concat!("vigil-evaluator/", env!("CARGO_PKG_VERSION"));
-
-/// The source of "now"; injected so tests step time instead of sleeping.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> SystemTime;
-}
-
-/// The wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
 
 /// Why a scrape failed; shown as the target's last error.
 #[derive(Debug, thiserror::Error)]
@@ -277,9 +262,9 @@ impl ScrapeLoop {
     /// target's `scrape_timeout`; a stop signal ends it early, without
     /// storing anything.
     pub async fn scrape_once(&mut self) -> ScrapeOutcome {
-        let start = self.clock.now();
+        let start = self.wall_now();
         let t_ms = unix_millis(start);
-        let deadline = Instant::now() + self.timeout;
+        let deadline = self.clock.monotonic() + self.timeout;
         {
             let mut work = lock(&self.work);
             work.batch.clear();
@@ -301,12 +286,11 @@ impl ScrapeLoop {
                 stale_markers: 0,
             };
         }
-        if result.is_ok() && Instant::now() >= deadline {
+        if result.is_ok() && self.clock.monotonic() >= deadline {
             result = Err(ScrapeError::Timeout(self.timeout));
         }
         let duration = self
-            .clock
-            .now()
+            .wall_now()
             .duration_since(start)
             .unwrap_or(Duration::ZERO);
         let work = Arc::clone(&self.work);
@@ -357,7 +341,7 @@ impl ScrapeLoop {
     /// Marks every series of this target stale at the clock's time: the
     /// scraped ones and the synthetic ones. Called when the target goes away.
     pub fn write_end_of_run_staleness(&mut self) -> Result<usize, AppendError> {
-        let t_ms = unix_millis(self.clock.now());
+        let t_ms = unix_millis(self.wall_now());
         let mut work = lock(&self.work);
         let mut batch: Vec<AppendSample> = work
             .tracker
@@ -415,21 +399,33 @@ impl ScrapeLoop {
         self.target.url.hash(&mut hasher);
         self.target.labels.hash(&mut hasher);
         let phase = hasher.finish() % interval_ms;
-        let now = u64::try_from(unix_millis(self.clock.now())).unwrap_or(0) % interval_ms;
+        let now = u64::try_from(unix_millis(self.wall_now())).unwrap_or(0) % interval_ms;
         Duration::from_millis((phase + interval_ms - now) % interval_ms)
     }
 
-    /// Awaits `future` until the scrape's deadline or the stop signal.
+    /// The clock's wall time.
+    fn wall_now(&self) -> SystemTime {
+        self.clock.now().into()
+    }
+
+    /// Awaits `future` until the scrape's deadline (on the clock's
+    /// monotonic time) or the stop signal.
     async fn within<T>(
         &self,
-        deadline: Instant,
+        deadline: Duration,
         future: impl std::future::Future<Output = T>,
     ) -> Result<T, ScrapeError> {
+        let remaining = deadline.saturating_sub(self.clock.monotonic());
+        let timed = async {
+            tokio::select! {
+                biased;
+                r = future => Ok(r),
+                () = self.clock.sleep(remaining) => Err(ScrapeError::Timeout(self.timeout)),
+            }
+        };
         tokio::select! {
             () = self.cancel.cancelled() => Err(ScrapeError::Stopped),
-            r = tokio::time::timeout_at(deadline, future) => {
-                r.map_err(|_| ScrapeError::Timeout(self.timeout))
-            }
+            r = timed => r,
         }
     }
 
@@ -437,7 +433,7 @@ impl ScrapeLoop {
     /// lines at a time on the blocking pool, so only the unfinished last
     /// line and at most [`PARSE_BATCH`] bytes are buffered, never the whole
     /// exposition.
-    async fn fetch_and_ingest(&mut self, deadline: Instant, t_ms: i64) -> Result<(), ScrapeError> {
+    async fn fetch_and_ingest(&mut self, deadline: Duration, t_ms: i64) -> Result<(), ScrapeError> {
         let (mut response, format) = self.within(deadline, self.request()).await??;
         {
             let mut work = lock(&self.work);
@@ -497,18 +493,18 @@ impl ScrapeLoop {
         mut body: Vec<u8>,
         end: usize,
         last: bool,
-        deadline: Instant,
+        deadline: Duration,
         t_ms: i64,
     ) -> Result<Vec<u8>, ScrapeError> {
         let work = Arc::clone(&self.work);
         let stop = self.cancel.clone();
         let timeout = self.timeout;
-        let deadline = deadline.into_std();
+        let clock = Arc::clone(&self.clock);
         let joined = tokio::task::spawn_blocking(move || {
             let result = lock(&work).ingest(&body[..end], last, t_ms, &|| {
                 if stop.is_cancelled() {
                     Err(ScrapeError::Stopped)
-                } else if std::time::Instant::now() >= deadline {
+                } else if clock.monotonic() >= deadline {
                     Err(ScrapeError::Timeout(timeout))
                 } else {
                     Ok(())

@@ -34,15 +34,15 @@ use super::durability::{
 use super::metrics::{MetricsError, ServerMetrics};
 use super::query_adapter::{write_store, SharedStore, StoreQueryEngine};
 use crate::alerts::state::millis;
+use crate::clock::{Clock, SystemClock};
 use crate::history::HistoryStore;
 use crate::notify::alert::{Alert, Notification};
-use crate::notify::clock::{Clock as _, SystemClock as NotifyClock};
-use crate::notify::deliver::{DeliveryStage, Retrier, RetryPolicy, TokioClock};
+use crate::notify::deliver::{DeliveryStage, Retrier, RetryPolicy};
 use crate::notify::notifier::{self, Notifier};
 use crate::promql::{Engine, EngineOptions};
 use crate::rules::file::{GroupSpec, RuleSpec};
 use crate::rules::group::{GroupEnv, Health, RuleGroup};
-use crate::rules::scheduler::{run_groups, Clock as _, SystemClock as RulesClock};
+use crate::rules::scheduler::run_groups;
 use crate::scrape::{self, spawn_scrape_loops};
 use crate::store::Store;
 
@@ -158,11 +158,10 @@ impl Scraping {
         let cancel = CancellationToken::new();
         let appender: Arc<dyn scrape::SampleAppender> =
             Arc::new(ScrapeToStore::new(Arc::clone(store)));
-        let clock: Arc<dyn scrape::Clock> = Arc::new(scrape::SystemClock);
         let (handles, tasks) = spawn_scrape_loops(
             &cfg.scrape_configs,
             &appender,
-            &clock,
+            &state.clock,
             &cancel,
             Some(&state.metrics.scrape_limit_exceeded),
         )?;
@@ -199,14 +198,16 @@ fn log_problems(problems: &[ConfigProblem]) {
     }
 }
 
-/// Loads the config and runs the evaluator until SIGTERM or ctrl-c.
+/// Loads the config and runs the evaluator until SIGTERM or ctrl-c, every
+/// part on the system clock.
 pub async fn run(options: Options) -> Result<(), ServerError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut cfg = config::load(&options.config_file, &config::process_env)?;
     log_problems(&cfg.warnings);
 
     let registry = Registry::new();
     let metrics = ServerMetrics::register(&registry)?;
-    metrics.record_reload(&Ok(()));
+    metrics.record_reload(&Ok(()), clock.now());
     let store: SharedStore = Arc::new(RwLock::new(Store::new(cfg.storage.series_limit)));
     let engine = Engine::new(EngineOptions {
         default_subquery_step: cfg.evaluation_interval,
@@ -217,10 +218,15 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
 
     // History: connected lazily, so a database that is down only delays
     // history (buffered by the writer), never evaluation.
-    let durability = Durability::start(&cfg.storage, &registry, options.shutdown_grace)?;
+    let durability = Durability::start(
+        &cfg.storage,
+        &registry,
+        options.shutdown_grace,
+        Arc::clone(&clock),
+    )?;
     // The saved state, if the database answers within a short budget;
     // otherwise it is merged in later (`late`) and start-up goes on.
-    let (saved, late) = load_saved_state_at_start(&durability.store).await;
+    let (saved, late) = load_saved_state_at_start(&durability.store, Arc::clone(&clock)).await;
     let tracker = AlertTracker::default();
     let mut restored = 0;
     if let Some(saved) = &saved {
@@ -234,7 +240,7 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     }
     // Episodes of alerts that were not restored can no longer end by
     // evaluation: closed now (and firing ones resolved at the receivers).
-    let started_at = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(RulesClock.now_ms())
+    let started_at = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(clock.now_ms())
         .unwrap_or_default();
     // Without the saved state (database down at start) nothing is held:
     // every episode open before this start is closed once it answers.
@@ -246,7 +252,6 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
 
     // The notifier, with the silences kept in (and shared through) the
     // history database.
-    let notify_clock: Arc<dyn crate::notify::clock::Clock> = Arc::new(NotifyClock);
     let silences = match &saved {
         Some(_) => durability.load_silences().await,
         // Merged in by the periodic sync once the database answers.
@@ -266,13 +271,13 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     let notifier = Arc::new(tokio::sync::Mutex::new(notifier));
     let alertmanager = Arc::new(AlertmanagerApi::new(
         Arc::clone(&notifier),
-        Arc::clone(&notify_clock),
+        Arc::clone(&clock),
         Some(durability.writer.clone()),
         &cfg.notify_text,
     ));
     if saved.is_some() {
         alertmanager.restore_open_episodes(
-            alertmanager::load_open_episodes(&durability.store, notify_clock.now()).await,
+            alertmanager::load_open_episodes(&durability.store, clock.now()).await,
         );
     }
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
@@ -289,6 +294,7 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
         alertmanager: Arc::clone(&alertmanager),
         history: durability.store.clone(),
         read_requires_token: AtomicBool::new(cfg.web.read_requires_token),
+        clock: Arc::clone(&clock),
     });
 
     // The listener first: a taken port is a startup error, before anything
@@ -313,10 +319,7 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     // Notifier → delivery.
     let (notification_tx, notification_rx) = mpsc::unbounded_channel::<Notification>();
     let (receivers_tx, receivers_rx) = watch::channel(Arc::clone(&cfg.receivers));
-    let retrier = Arc::new(Retrier::new(
-        RetryPolicy::default(),
-        Arc::new(TokioClock::new()),
-    ));
+    let retrier = Arc::new(Retrier::new(RetryPolicy::default(), Arc::clone(&clock)));
     let delivery = tokio::spawn(run_delivery(
         notification_rx,
         receivers_rx,
@@ -328,11 +331,12 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
             writer: durability.writer.clone(),
             leader: durability.leader.subscribe(),
         }),
+        Arc::clone(&clock),
     ));
     let notifier_stop = CancellationToken::new();
     let notifier_task = tokio::spawn(notifier::run(
         Arc::clone(&notifier),
-        Arc::clone(&notify_clock),
+        Arc::clone(&clock),
         Box::new(notification_tx.clone()),
         NOTIFIER_IDLE,
         notifier_stop.clone(),
@@ -353,7 +357,7 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
             Arc::clone(&notifier),
             Arc::clone(&alertmanager),
             durability.store.clone(),
-            Arc::clone(&notify_clock),
+            Arc::clone(&clock),
             Arc::clone(&state),
             alerts_tx.clone(),
             started_at.timestamp_millis(),
@@ -361,7 +365,7 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     }
     let ingest_task = {
         let notifier = Arc::clone(&notifier);
-        let clock = Arc::clone(&notify_clock);
+        let clock = Arc::clone(&clock);
         let mut sink = notification_tx;
         tokio::spawn(async move {
             while let Some(alerts) = alerts_rx.recv().await {
@@ -389,13 +393,14 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
         let store = Arc::clone(&store);
         let window_ms = Arc::clone(&window_ms);
         let stop = shutdown.clone();
+        let clock = Arc::clone(&clock);
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     () = stop.cancelled() => return,
-                    () = tokio::time::sleep(PRUNE_EVERY) => {}
+                    () = clock.sleep(PRUNE_EVERY) => {}
                 }
-                let cutoff = RulesClock.now_ms() - window_ms.load(Ordering::Relaxed);
+                let cutoff = clock.now_ms() - window_ms.load(Ordering::Relaxed);
                 write_store(&store).truncate_before(cutoff);
             }
         })
@@ -433,14 +438,13 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
         wait_for_first_scrapes(&targets).await;
     }
 
-    let clock = RulesClock;
     loop {
         let request = {
             let external_url = cfg.web.external_url.clone();
             let on_alerts = |group: &RuleGroup, alerts: Vec<crate::alerts::Alert>| {
                 record_group_metrics(&metrics, group);
                 let now = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(
-                    group.last_eval_ms.unwrap_or_else(|| RulesClock.now_ms()),
+                    group.last_eval_ms.unwrap_or_else(|| clock.now_ms()),
                 )
                 .unwrap_or_default();
                 for write in tracker.observe(group, now) {
@@ -458,10 +462,19 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
                 external_labels: &cfg.external_labels,
                 external_url: &cfg.web.external_url,
                 resend_delay: RESEND_DELAY,
+                clock: clock.as_ref(),
             };
             let never_cancelled = CancellationToken::new();
             let rules = async {
-                run_groups(&groups, &env, &clock, &never_cancelled, true, &on_alerts).await;
+                run_groups(
+                    &groups,
+                    &env,
+                    clock.as_ref(),
+                    &never_cancelled,
+                    true,
+                    &on_alerts,
+                )
+                .await;
                 std::future::pending::<()>().await;
             };
             tokio::select! {
@@ -488,7 +501,7 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
         )
         .await
         .map(|dropped| {
-            let now = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(RulesClock.now_ms())
+            let now = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(clock.now_ms())
                 .unwrap_or_default();
             for d in dropped {
                 for write in tracker.close_dropped(&d, now) {
@@ -506,7 +519,7 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
             }
         })
         .map_err(|e| e.to_string());
-        metrics.record_reload(&result);
+        metrics.record_reload(&result, clock.now());
         if let Some(reply) = request.reply {
             let _ = reply.send(result);
         }
@@ -543,7 +556,7 @@ async fn merge_late_saved_state(
     notifier: Arc<tokio::sync::Mutex<Notifier>>,
     alertmanager: Arc<AlertmanagerApi>,
     store: HistoryStore,
-    clock: Arc<dyn crate::notify::clock::Clock>,
+    clock: Arc<dyn Clock>,
     state: Arc<AppState>,
     alerts: mpsc::UnboundedSender<Vec<Alert>>,
     started_at_ms: i64,
@@ -572,7 +585,7 @@ async fn merge_late_saved_state(
         if resolved.is_some() {
             break;
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        clock.sleep(Duration::from_secs(1)).await;
     }
     let resolved = resolved.unwrap_or_default();
     tracing::info!(
@@ -660,7 +673,7 @@ async fn reload(
 
     // Series of removed groups end now rather than after the lookback; the
     // alerts the new rules no longer hold end too.
-    let now_ms = RulesClock.now_ms();
+    let now_ms = state.clock.now_ms();
     let mut stale = Vec::new();
     let mut dropped = Vec::new();
     {
@@ -692,7 +705,7 @@ async fn reload(
     {
         let mut n = notifier.lock().await;
         n.set_external_url(new.web.external_url.clone());
-        n.reload(Arc::clone(&new.notify), NotifyClock.now());
+        n.reload(Arc::clone(&new.notify), state.clock.now());
     }
     receivers.send_replace(Arc::clone(&new.receivers));
     state.alertmanager.set_config_text(&new.notify_text);

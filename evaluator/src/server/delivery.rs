@@ -54,6 +54,10 @@
 //!
 //! On shutdown the channel closes; deliveries already started get a grace
 //! period to finish, then are abandoned with a log line.
+//!
+//! Time (when a notification was received, when an entry is due, the retry
+//! rounds, the grace period) comes from the injected [`Clock`], so tests
+//! step a simulated clock instead of sleeping.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -75,9 +79,9 @@ use crate::history::outbox::{
 };
 use crate::history::store::HistoryWrite;
 use crate::history::writer::HistoryWriter;
+use crate::clock::Clock;
 use crate::history::{new_id, HistoryStore};
 use crate::notify::alert::{AlertStatus, Fingerprint, Notification};
-use crate::notify::clock::SystemClock;
 use crate::notify::deliver::DeliveryStage;
 use crate::notify::failure_log::{FailureKind, FailureLog, DEFAULT_SUMMARY_EVERY};
 use crate::notify::receivers::config::Integration;
@@ -204,6 +208,7 @@ struct Shared {
     failures: Arc<FailureLog>,
     /// This replica's current leadership term (`None`: standby).
     term: Mutex<Option<Term>>,
+    clock: Arc<dyn Clock>,
     /// Back to the delivery loop: a delivery that may not be sent (the term
     /// lapsed) and has no outbox row for the next leader to resume, so it
     /// is held again instead of being lost.
@@ -370,8 +375,19 @@ async fn load_log(outbox: &Outbox) -> Result<ToldMap, String> {
     }
 }
 
+/// The retry round after the one due at `due` that ran at `now` (both on
+/// the monotonic clock): a period after it, or a period after `now` when it
+/// ran late (as tokio's `MissedTickBehavior::Delay`).
+fn next_round(due: Duration, now: Duration) -> Duration {
+    if now > due + Duration::from_millis(5) {
+        now + RETRY_EVERY
+    } else {
+        due + RETRY_EVERY
+    }
+}
+
 /// Runs until `notifications` is closed and every delivery has ended (or
-/// `grace` has passed since the close).
+/// `grace` has passed since the close), on `clock`.
 pub async fn run_delivery(
     mut notifications: mpsc::UnboundedReceiver<Notification>,
     receivers: watch::Receiver<Arc<ReceiverIntegrations>>,
@@ -379,6 +395,7 @@ pub async fn run_delivery(
     metrics: ServerMetrics,
     grace: Duration,
     outbox: Option<Outbox>,
+    clock: Arc<dyn Clock>,
 ) {
     let mut leader = outbox.as_ref().map(|o| o.leader.clone());
     let (requeue, mut requeued) = mpsc::unbounded_channel();
@@ -391,10 +408,11 @@ pub async fn run_delivery(
         own: Mutex::default(),
         lanes: Lanes::default(),
         failures: Arc::new(FailureLog::new(
-            Arc::new(SystemClock),
+            Arc::clone(&clock),
             DEFAULT_SUMMARY_EVERY,
         )),
         term: Mutex::default(),
+        clock,
         requeue,
     });
     let mut running = JoinSet::new();
@@ -408,15 +426,16 @@ pub async fn run_delivery(
     if leading {
         take_over(&shared, &mut held, &mut running).await;
     }
-    let mut retry = tokio::time::interval(RETRY_EVERY);
-    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    retry.reset();
+    let clock = Arc::clone(&shared.clock);
+    // The next retry round, on the clock's monotonic time.
+    let mut next_retry = clock.monotonic() + RETRY_EVERY;
     let mut outbox_down = false;
     loop {
+        let retry_in = next_retry.saturating_sub(clock.monotonic());
         tokio::select! {
             next = notifications.recv() => {
                 let Some(notification) = next else { break };
-                let at = Utc::now();
+                let at = clock.now();
                 let notification = Arc::new(notification);
                 // A lapsed term (this replica was frozen or cut off and the
                 // elector has not said so yet) counts as not leading.
@@ -459,7 +478,8 @@ pub async fn run_delivery(
                 }
                 leading = leads;
             }
-            _ = retry.tick(), if shared.outbox.is_some() => {
+            () = clock.sleep(retry_in), if shared.outbox.is_some() => {
+                next_retry = next_round(next_retry, clock.monotonic());
                 let answered = if leading && shared.leads() && !held.is_empty() {
                     // Held while the term had lapsed, and renewed since.
                     take_over(&shared, &mut held, &mut running).await;
@@ -507,11 +527,12 @@ pub async fn run_delivery(
         grace_seconds = grace.as_secs_f64(),
         "waiting for in-flight deliveries"
     );
-    let drained = tokio::time::timeout(grace, async {
-        while running.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
+    let drained = tokio::select! {
+        biased;
+        () = async { while running.join_next().await.is_some() {} } => true,
+        () = clock.sleep(grace) => false,
+    };
+    if !drained {
         tracing::warn!(
             deliveries = running.len(),
             "deliveries still running after the shutdown grace period; abandoned"
@@ -690,7 +711,7 @@ async fn resume(
     let Some(outbox) = &shared.outbox else {
         return Ok(());
     };
-    let now = Utc::now();
+    let now = shared.clock.now();
     let horizon = if told.is_some() {
         DateTime::<Utc>::MAX_UTC
     } else {
@@ -878,9 +899,9 @@ async fn deliver_one(
                     outcome.attempts,
                     false,
                 );
-                let age = (Utc::now() - created_at).to_std().unwrap_or_default();
+                let age = (shared.clock.now() - created_at).to_std().unwrap_or_default();
                 if error.is_retryable() && id.is_some() && age < GIVE_UP_AFTER {
-                    let at = Utc::now()
+                    let at = shared.clock.now()
                         + chrono::Duration::from_std(retry_delay(age))
                             .unwrap_or(chrono::Duration::zero());
                     shared.failures.log_failure(
@@ -912,7 +933,7 @@ async fn deliver_one(
     let Some(outbox) = &shared.outbox else {
         return Attempt::Made;
     };
-    let now = Utc::now();
+    let now = shared.clock.now();
     if matches!(result, Outcome::Sent { .. }) {
         // Through the batched writer, which buffers while the database is
         // down: even a notification sent without an outbox row is logged.
@@ -938,7 +959,15 @@ async fn deliver_one(
         record_without_outbox_row(outbox, integration, notification, created_at, &result, now);
         return Attempt::Made;
     };
-    record_outcome(outbox, id, &result, now, fence.as_ref()).await;
+    record_outcome(
+        outbox,
+        id,
+        &result,
+        now,
+        fence.as_ref(),
+        shared.clock.as_ref(),
+    )
+    .await;
     if !matches!(result, Outcome::Retry { .. }) {
         shared.own(id, false);
     }
@@ -1000,7 +1029,7 @@ async fn may_send(shared: &Shared, integration: &Integration, id: Option<&str>) 
     }
     if let (Some(outbox), Some(id), Some(t)) = (&shared.outbox, id, &term) {
         let fence = t.fence();
-        let claim = outbox.store.claim(id, fence.as_ref(), Utc::now());
+        let claim = outbox.store.claim(id, fence.as_ref(), shared.clock.now());
         match tokio::time::timeout(OUTBOX_TIMEOUT, claim).await {
             Ok(Ok(Claim::Claimed)) => {}
             Ok(Ok(Claim::StaleEpoch { current })) => {
@@ -1031,15 +1060,17 @@ async fn may_send(shared: &Shared, integration: &Integration, id: Option<&str>) 
     term
 }
 
-/// Records `result` for outbox entry `id` under `fence`, retrying until the
-/// database answers: an entry left pending after it was sent would be sent
-/// again. A refusal (stale epoch, or already recorded) is final.
+/// Records `result` for outbox entry `id` under `fence`, retrying (with a
+/// back-off on `clock`) until the database answers: an entry left pending
+/// after it was sent would be sent again. A refusal (stale epoch, or
+/// already recorded) is final.
 async fn record_outcome(
     outbox: &Outbox,
     id: &str,
     result: &Outcome,
     now: DateTime<Utc>,
     fence: Option<&Fence>,
+    clock: &dyn Clock,
 ) {
     let mut wait = Duration::from_millis(500);
     let mut logged = false;
@@ -1080,7 +1111,7 @@ async fn record_outcome(
                     tracing::error!(error = %e, id, "cannot record the delivery outcome in the outbox; retrying until the database answers");
                     logged = true;
                 }
-                tokio::time::sleep(wait).await;
+                clock.sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(30));
             }
         }

@@ -10,7 +10,7 @@
 //! twice and a `for` timer would start over.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::StorageSettings;
 use crate::alerts::state::AlertState;
 use crate::alerts::Alert as RuleAlert;
+use crate::clock::Clock;
 use crate::history::leader::{LeaderConfig, LeaderElector, Ticks};
 use crate::history::silences::SqlSilences;
 use crate::history::store::{
@@ -68,10 +69,12 @@ impl Durability {
     /// retried by the writer; evaluation does not wait for it), migrates it
     /// in the background, and starts the writer, the pruner and the leader
     /// election. `grace` bounds the writer's flush at [`Durability::stop`].
+    /// All of them read time from `clock`.
     pub fn start(
         storage: &StorageSettings,
         registry: &Registry,
         grace: Duration,
+        clock: Arc<dyn Clock>,
     ) -> Result<Durability, DurabilityError> {
         let db = Database::connect_lazy(&storage.database_url)?;
         let store = HistoryStore::new(db.clone()).with_metrics(registry)?;
@@ -86,6 +89,7 @@ impl Durability {
         });
         let config = WriterConfig {
             shutdown_grace: grace,
+            clock: Arc::clone(&clock),
             ..WriterConfig::default()
         };
         let (writer, writer_task) =
@@ -94,7 +98,7 @@ impl Durability {
             store.clone(),
             storage.retention,
             PRUNE_EVERY,
-            std::sync::Arc::new(crate::notify::clock::SystemClock),
+            Arc::clone(&clock),
             stop.clone(),
         ));
         let leader = LeaderElector::start(
@@ -102,6 +106,7 @@ impl Durability {
             store.database(),
             LeaderConfig::new(storage.lease_duration, storage.lease_renew_interval),
             Ticks::Every(storage.lease_renew_interval),
+            clock,
             stop.clone(),
         )?;
         Ok(Durability {
@@ -761,14 +766,17 @@ pub struct SavedState {
     told: Vec<(Notification, DateTime<Utc>)>,
 }
 
-/// Reads the saved state; fails when the database does not answer.
-pub async fn load_saved_state(store: &HistoryStore) -> Result<SavedState, HistoryError> {
+/// Reads the saved state at `now`; fails when the database does not answer.
+pub async fn load_saved_state(
+    store: &HistoryStore,
+    now: DateTime<Utc>,
+) -> Result<SavedState, HistoryError> {
     let snapshots = store.load_snapshots().await?;
     let log = store.load_notify_log().await?;
     let cooldowns = store.load_cooldowns().await?;
     let pending = store.due(DateTime::<Utc>::MAX_UTC, 100_000).await?;
     let sent = store
-        .sent_since(Utc::now() - SENT_LOOKBACK, 100_000)
+        .sent_since(now - SENT_LOOKBACK, 100_000)
         .await?;
     let mut told: Vec<(DateTime<Utc>, String, Notification)> = sent
         .into_iter()
@@ -798,6 +806,7 @@ pub async fn load_saved_state(store: &HistoryStore) -> Result<SavedState, Histor
 /// returned channel once the database answers.
 pub async fn load_saved_state_at_start(
     store: &HistoryStore,
+    clock: Arc<dyn Clock>,
 ) -> (
     Option<SavedState>,
     Option<tokio::sync::oneshot::Receiver<SavedState>>,
@@ -807,7 +816,7 @@ pub async fn load_saved_state_at_start(
     let mut loading = tokio::spawn(async move {
         let mut logged = false;
         loop {
-            match load_saved_state(&background).await {
+            match load_saved_state(&background, clock.now()).await {
                 Ok(saved) => return saved,
                 Err(e) => {
                     if !logged {
@@ -995,6 +1004,7 @@ mod tests {
             external_labels: &external,
             external_url: "",
             resend_delay: RESEND,
+            clock: &crate::clock::SystemClock,
         };
         g.eval(ts_ms, &env);
     }
@@ -1064,6 +1074,7 @@ mod tests {
             external_labels: &external,
             external_url: "",
             resend_delay: RESEND,
+            clock: &crate::clock::SystemClock,
         };
         // Handed to the notifier once more (it may never have reached the
         // outbox before the restart; the notifier's restored log decides

@@ -146,16 +146,16 @@ impl ServerMetrics {
         Ok(metrics)
     }
 
-    /// Records the outcome of a configuration (re)load: the gauges, and the
-    /// rendered problems of a rejected one for [`Self::last_reload_error`].
-    pub fn record_reload(&self, result: &Result<(), String>) {
+    /// Records the outcome of a configuration (re)load at `now`: the
+    /// gauges, and the rendered problems of a rejected one for
+    /// [`Self::last_reload_error`].
+    pub fn record_reload(&self, result: &Result<(), String>, now: chrono::DateTime<chrono::Utc>) {
         self.config_last_reload_success
             .set(i64::from(result.is_ok()));
         if result.is_ok() {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-            self.config_last_reload_success_timestamp.set(now);
+            // Whole seconds since the epoch; 0 before it.
+            self.config_last_reload_success_timestamp
+                .set(now.timestamp().max(0));
         }
         *self
             .last_reload_error

@@ -119,7 +119,7 @@ pub enum SendError {
         /// Start of the response body (bounded), for the operator.
         body: String,
         /// From a `Retry-After` header on 429 or 503.
-        retry_after: Option<Duration>,
+        retry_after: Option<RetryAfter>,
     },
     /// The request never got an answer: connection refused, DNS, reset, or
     /// timeout. The message never contains the (secret) URL.
@@ -170,10 +170,11 @@ impl SendError {
         }
     }
 
-    /// The wait the endpoint asked for (`Retry-After` on 429/503).
-    pub fn retry_after(&self) -> Option<Duration> {
+    /// The wait the endpoint asked for (`Retry-After` on 429/503), from
+    /// `now` when it named a date.
+    pub fn retry_after(&self, now: DateTime<Utc>) -> Option<Duration> {
         match self {
-            SendError::HttpStatus { retry_after, .. } => *retry_after,
+            SendError::HttpStatus { retry_after, .. } => retry_after.map(|r| r.wait(now)),
             _ => None,
         }
     }
@@ -253,13 +254,35 @@ pub(crate) fn with_delivery_headers(
 /// Parses a `Retry-After` value: delta-seconds or an HTTP-date (relative to
 /// `now`). A date in the past means "now" (zero).
 pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+    RetryAfter::parse(value).map(|r| r.wait(now))
+}
+
+/// A `Retry-After` value: a delay, or the HTTP date it runs to (turned into
+/// a wait against the caller's clock when the retry is planned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAfter {
+    Delay(Duration),
+    Until(DateTime<Utc>),
+}
+
+impl RetryAfter {
+    /// Delay-seconds or an HTTP date; `None` for anything else.
+    pub fn parse(value: &str) -> Option<RetryAfter> {
+        let value = value.trim();
+        if let Ok(seconds) = value.parse::<u64>() {
+            return Some(RetryAfter::Delay(Duration::from_secs(seconds)));
+        }
+        let date = DateTime::parse_from_rfc2822(value).ok()?;
+        Some(RetryAfter::Until(date.with_timezone(&Utc)))
     }
-    let date = DateTime::parse_from_rfc2822(value).ok()?;
-    let delta = date.with_timezone(&Utc) - now;
-    Some(delta.to_std().unwrap_or(Duration::ZERO))
+
+    /// The wait from `now`: zero for a date already past.
+    pub fn wait(self, now: DateTime<Utc>) -> Duration {
+        match self {
+            RetryAfter::Delay(delay) => delay,
+            RetryAfter::Until(date) => (date - now).to_std().unwrap_or(Duration::ZERO),
+        }
+    }
 }
 
 /// Turns an HTTP response into a report or a classified error. `Retry-After`
@@ -278,7 +301,7 @@ pub(crate) async fn check_http_response(
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, Utc::now()))
+            .and_then(RetryAfter::parse)
     } else {
         None
     };

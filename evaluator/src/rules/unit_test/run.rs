@@ -254,6 +254,8 @@ fn try_run_group(setup: &Setup, group: &TestGroup, at: &str) -> Result<Vec<Strin
         external_labels: &external_labels,
         external_url: group.external_url.as_deref().unwrap_or(""),
         resend_delay: RESEND_DELAY,
+        // Only times each evaluation; the evaluation times are the test's.
+        clock: &crate::clock::SystemClock,
     };
 
     let mut errors = Vec::new();

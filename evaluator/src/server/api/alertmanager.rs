@@ -70,7 +70,7 @@ use crate::history::writer::HistoryWriter;
 use crate::history::HistoryStore;
 use crate::labels::Labels;
 use crate::notify::alert::{Alert, Fingerprint};
-use crate::notify::clock::{add, Clock};
+use crate::clock::{add, Clock};
 use crate::notify::matcher::{
     anchored_regex, is_valid_label_name, parse_matcher, MatchOp, Matcher,
 };
@@ -200,7 +200,7 @@ pub async fn run_sync(
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
+            () = api.clock.sleep(every) => {}
         }
         // A database that hangs must not hold up a shutdown.
         tokio::select! {

@@ -73,6 +73,8 @@ pub struct AppState {
     /// Whether reads under `/api/` need the bearer token too
     /// (`web.read_requires_token`; replaced on reload).
     pub read_requires_token: AtomicBool,
+    /// "Now" for queries and acknowledgements without a time of their own.
+    pub clock: Arc<dyn crate::clock::Clock>,
 }
 
 /// The HTTP app over `state`, with the dashboard at `/`

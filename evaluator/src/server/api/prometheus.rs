@@ -130,10 +130,6 @@ fn timeout_param(params: &Params) -> Result<Duration, ApiError> {
     }
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// A sample value as Prometheus writes it: Go's `strconv.FormatFloat(v,
 /// 'f', -1, 64)` (shortest round-trip digits, never an exponent), with
 /// `+Inf`, `-Inf` and `NaN` spelled out.
@@ -317,7 +313,7 @@ pub async fn query(
     State(state): State<Arc<AppState>>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let at = time_param(&params, "time", now_ms())?;
+    let at = time_param(&params, "time", state.clock.now_ms())?;
     let limit = timeout_param(&params)?;
     let src = query_param(&params);
     let st = Arc::clone(&state);

@@ -478,7 +478,7 @@ async fn acknowledge(
 ) -> Result<Response, VigilApiError> {
     match state
         .history
-        .acknowledge(id, by, comment, Utc::now())
+        .acknowledge(id, by, comment, state.clock.now())
         .await?
     {
         AckOutcome::NotFound => Err(no_episode(id)),
@@ -592,7 +592,7 @@ fn day_name(day: i64) -> String {
 async fn stats(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, VigilApiError> {
     let params = Params::of(&uri)?;
     let (start, end) = params.range()?;
-    let end = end.unwrap_or_else(Utc::now);
+    let end = end.unwrap_or_else(|| state.clock.now());
     let start = start.unwrap_or(end - chrono::Duration::days(DEFAULT_STATS_DAYS));
     if start > end {
         return Err(VigilApiError::bad(
