@@ -87,6 +87,7 @@ async fn run(url: &str, alerts: usize, rounds: usize) -> Report {
         external_labels: &external,
         external_url: "",
         resend_delay: Duration::from_secs(60),
+        clock: &vigil_evaluator::clock::SystemClock,
     };
 
     let peak = Arc::new(AtomicI64::new(0));

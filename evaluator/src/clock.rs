@@ -242,7 +242,9 @@ impl Clock for SimClock {
             });
         }
         lock(&self.sleeps).push(duration);
-        self.wait_for(Deadline::Monotonic(self.monotonic().saturating_add(duration)))
+        self.wait_for(Deadline::Monotonic(
+            self.monotonic().saturating_add(duration),
+        ))
     }
 
     fn sleep_until(&self, at: DateTime<Utc>) -> Sleep<'_> {

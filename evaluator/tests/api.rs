@@ -57,6 +57,7 @@ fn app() -> axum::Router {
         rule_groups: RwLock::new(Vec::new()),
         history: unused_history(),
         read_requires_token: AtomicBool::new(false),
+        clock: Arc::new(vigil_evaluator::clock::SystemClock),
     }))
 }
 

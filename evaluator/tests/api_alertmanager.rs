@@ -20,13 +20,13 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+use vigil_evaluator::clock::{Clock, SimClock};
 use vigil_evaluator::history::silences::SqlSilences;
 use vigil_evaluator::history::store::{episode_id, HistoryQuery, HistoryState};
 use vigil_evaluator::history::writer::{HistoryWriter, WriterConfig};
 use vigil_evaluator::history::HistoryStore;
 use vigil_evaluator::labels::Labels;
 use vigil_evaluator::notify::alert::{Alert, Fingerprint};
-use vigil_evaluator::notify::clock::{Clock, ManualClock};
 use vigil_evaluator::notify::notifier::Notifier;
 use vigil_evaluator::notify::receivers::Secret;
 use vigil_evaluator::notify::silence::DEFAULT_RETENTION;
@@ -76,13 +76,13 @@ fn rfc(t: DateTime<Utc>) -> String {
 /// One evaluator's API over a history database.
 struct Replica {
     state: Arc<AppState>,
-    clock: Arc<ManualClock>,
+    clock: Arc<SimClock>,
     store: HistoryStore,
     _stop: tokio_util::sync::DropGuard,
 }
 
 impl Replica {
-    async fn start(url: &str, token: Option<&str>, clock: Arc<ManualClock>) -> Replica {
+    async fn start(url: &str, token: Option<&str>, clock: Arc<SimClock>) -> Replica {
         let store = HistoryStore::connect(url).await.unwrap();
         let stop = CancellationToken::new();
         let registry = prometheus::Registry::new();
@@ -121,6 +121,7 @@ impl Replica {
             alertmanager: Arc::new(api),
             history: store.clone(),
             read_requires_token: AtomicBool::new(false),
+            clock: Arc::clone(&clock) as Arc<dyn Clock>,
         });
         Replica {
             state,
@@ -183,7 +184,7 @@ impl Replica {
 async fn sqlite_replica(token: Option<&str>) -> (Replica, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("vigil.db").display());
-    let replica = Replica::start(&url, token, Arc::new(ManualClock::new(t0()))).await;
+    let replica = Replica::start(&url, token, Arc::new(SimClock::new(t0()))).await;
     (replica, dir)
 }
 
@@ -872,7 +873,7 @@ async fn status_reports_an_unclustered_alertmanager_with_its_config_masked() {
 /// A silence created on one replica mutes alerts on another after a sync,
 /// its expiry follows the same way, and a replica started later loads it.
 async fn silences_are_shared_between_replicas(url: String) {
-    let clock = Arc::new(ManualClock::new(t0()));
+    let clock = Arc::new(SimClock::new(t0()));
     let a = Replica::start(&url, None, Arc::clone(&clock)).await;
     let b = Replica::start(&url, None, Arc::clone(&clock)).await;
     let (_, created) = a

@@ -79,6 +79,7 @@ fn evaluated_groups(store: &SharedStore) -> Vec<Arc<Mutex<RuleGroup>>> {
         external_labels: &external,
         external_url: "http://vigil.example",
         resend_delay: Duration::from_secs(60),
+        clock: &vigil_evaluator::clock::SystemClock,
     };
     [
         ("availability.yaml", AVAILABILITY),
@@ -115,6 +116,7 @@ fn app() -> axum::Router {
         rule_groups: RwLock::new(groups),
         history: unused_history(),
         read_requires_token: AtomicBool::new(false),
+        clock: Arc::new(vigil_evaluator::clock::SystemClock),
     }))
 }
 

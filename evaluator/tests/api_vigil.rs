@@ -68,6 +68,7 @@ impl Api {
             alertmanager: idle_alertmanager(),
             history: history.clone(),
             read_requires_token: AtomicBool::new(read_requires_token),
+            clock: Arc::new(vigil_evaluator::clock::SystemClock),
         }));
         Api { app, history }
     }

@@ -6,8 +6,12 @@
 //! on becoming the leader, sends only those the notification log does not
 //! show as told already.
 //!
-//! Waits poll against a deadline; the passing of a backoff is simulated by
-//! moving the entry's `next_attempt_at` into the past rather than sleeping.
+//! The delivery task runs on a simulated clock: its retry rounds and the
+//! backoff of a pending entry pass by stepping that clock ([`Rig::round`]),
+//! not by sleeping or rewriting timestamps in SQL. What the task does in
+//! response (HTTP, SQL) is waited for by polling against a real deadline;
+//! the delivery stage's own quick retries (tens of milliseconds) run on the
+//! real clock.
 
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
@@ -16,13 +20,13 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use common::process::Webhook;
 use prometheus::Registry;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
+use vigil_evaluator::clock::{Clock, SimClock, SystemClock};
 use vigil_evaluator::history::leader::{
-    LeaderConfig, LeaderElector, Leadership, LeaseMode, ManualMonotonic, ManualTicks, Term, Ticks,
+    LeaderConfig, LeaderElector, Leadership, LeaseMode, ManualTicks, Term, Ticks,
 };
 use vigil_evaluator::history::lease::Leases;
 use vigil_evaluator::history::outbox::{
@@ -32,7 +36,7 @@ use vigil_evaluator::history::store::{AlertSnapshot, HistoryState, HistoryWrite}
 use vigil_evaluator::history::writer::{HistoryWriter, WriterConfig};
 use vigil_evaluator::history::{new_id, Database, HistoryStore};
 use vigil_evaluator::notify::alert::{AlertStatus, Notification};
-use vigil_evaluator::notify::deliver::{DeliveryStage, Jitter, Retrier, RetryPolicy, TokioClock};
+use vigil_evaluator::notify::deliver::{DeliveryStage, Jitter, Retrier, RetryPolicy};
 use vigil_evaluator::notify::receivers::config::Integration;
 use vigil_evaluator::server::config::ReceiverIntegrations;
 use vigil_evaluator::server::delivery::{retry_delay, run_delivery, Outbox, RETRY_EVERY};
@@ -42,6 +46,8 @@ use vigil_evaluator::server::metrics::ServerMetrics;
 const DEADLINE: Duration = Duration::from_secs(20);
 
 struct Rig {
+    /// The delivery task's clock.
+    clock: Arc<SimClock>,
     store: HistoryStore,
     webhook: Webhook,
     notifications: mpsc::UnboundedSender<Notification>,
@@ -51,9 +57,11 @@ struct Rig {
     _stop: CancellationToken,
 }
 
-/// The delivery task on a fresh SQLite outbox, sending to an in-test
-/// webhook as receiver `team-a`; the stage gives up after `deadline`.
+/// The delivery task on a fresh SQLite outbox and a simulated clock,
+/// sending to an in-test webhook as receiver `team-a`; the stage gives up
+/// after `deadline` (real time).
 async fn rig(leading: bool, deadline: Duration) -> Rig {
+    let clock = Arc::new(SimClock::new(SystemClock.now()));
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("history.db").display());
     let db = Database::connect(&url).await.unwrap();
@@ -96,10 +104,11 @@ async fn rig(leading: bool, deadline: Duration) -> Rig {
             deadline,
             jitter: Jitter::None,
         },
-        Arc::new(TokioClock::new()),
+        Arc::new(SystemClock),
     );
     let (tx, rx) = mpsc::unbounded_channel();
     let task_store = store.clone();
+    let task_clock: Arc<dyn Clock> = clock.clone();
     tokio::spawn(async move {
         run_delivery(
             rx,
@@ -112,10 +121,12 @@ async fn rig(leading: bool, deadline: Duration) -> Rig {
                 writer,
                 leader: leader_rx,
             }),
+            task_clock,
         )
         .await;
     });
     Rig {
+        clock,
         store,
         webhook,
         notifications: tx,
@@ -123,6 +134,26 @@ async fn rig(leading: bool, deadline: Duration) -> Rig {
         _receivers: receivers_tx,
         _dir: dir,
         _stop: stop,
+    }
+}
+
+impl Rig {
+    /// Waits until the delivery task is parked on its clock until its next
+    /// retry round (so whatever it was doing, the start-up resume or a
+    /// round, is done).
+    async fn settle(&self) {
+        wait("the delivery task to wait for its next round", || {
+            self.clock.sleepers() > 0
+        })
+        .await;
+    }
+
+    /// One retry round: the clock moves on by [`RETRY_EVERY`], the task runs
+    /// the round, and what the round sent has a moment to reach the webhook.
+    async fn round(&self) {
+        self.clock.advance(RETRY_EVERY);
+        self.settle().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -151,15 +182,16 @@ async fn count(store: &HistoryStore, sql: &str) -> i64 {
 async fn an_entry_another_replica_left_pending_is_delivered_while_running() {
     let rig = rig(true, Duration::from_secs(5)).await;
     // Past the start-up resume: only the periodic retry can find it.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    rig.settle().await;
     let n = notification("p1");
-    let created = Utc::now() - chrono::Duration::seconds(30);
+    let created = rig.clock.now() - chrono::Duration::seconds(30);
     let entry = OutboxEntry::for_notification(&n, "webhook[0]", notification_payload(&n), created);
     rig.store
         .enqueue(&entry, &idempotency_key(&n, "webhook[0]", created))
         .await
         .unwrap();
     let started = Instant::now();
+    rig.round().await;
     wait("the pending entry delivered", || {
         rig.webhook.count("firing") == 1
     })
@@ -177,7 +209,8 @@ async fn an_entry_another_replica_left_pending_is_delivered_while_running() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Another round or two: it is not sent again.
-    tokio::time::sleep(RETRY_EVERY * 2).await;
+    rig.round().await;
+    rig.round().await;
     assert_eq!(rig.webhook.count("firing"), 1);
     // Queued by another process, which may have sent it already: marked as
     // a re-send, under the notification's own key.
@@ -217,17 +250,17 @@ async fn a_delivery_given_up_on_stays_pending_with_a_backoff_and_is_retried() {
         "next attempt {wait_ms} ms after creation"
     );
     // Not retried before its time.
-    tokio::time::sleep(RETRY_EVERY + Duration::from_millis(500)).await;
+    rig.round().await;
     assert_eq!(rig.webhook.refused(), refused);
 
-    // The backoff passes (moved, not slept) and the receiver is back.
+    // The backoff passes (stepped on the clock, not slept) and the
+    // receiver is back.
     rig.webhook.refuse(false);
-    sqlx::query("UPDATE notifications SET next_attempt_at = 0")
-        .execute(rig.store.database().pool())
-        .await
-        .unwrap();
+    rig.clock.advance(retry_delay(Duration::ZERO));
+    rig.settle().await;
     wait("the retried delivery", || rig.webhook.count("firing") == 1).await;
-    tokio::time::sleep(RETRY_EVERY * 2).await;
+    rig.round().await;
+    rig.round().await;
     assert_eq!(rig.webhook.count("firing"), 1);
     // Its own retry of a delivery the receiver refused: not a re-send.
     assert_eq!(rig.webhook.redelivered(), vec![false]);
@@ -237,7 +270,7 @@ async fn a_delivery_given_up_on_stays_pending_with_a_backoff_and_is_retried() {
 async fn a_delivery_made_without_an_outbox_row_reaches_the_delivery_log_once() {
     let rig = rig(true, Duration::from_secs(5)).await;
     let n = notification("offline");
-    let created = Utc::now() - chrono::Duration::seconds(5);
+    let created = rig.clock.now() - chrono::Duration::seconds(5);
     let record = DeliveredRecord {
         id: new_id(created),
         idempotency_key: idempotency_key(&n, "webhook[0]", created),
@@ -247,7 +280,7 @@ async fn a_delivery_made_without_an_outbox_row_reaches_the_delivery_log_once() {
         last_error: None,
         response_code: Some(200),
         message_id: None,
-        finished_at: Utc::now(),
+        finished_at: rig.clock.now(),
     };
     // Written by the batched writer once the database answers; a replayed
     // batch (a lost commit acknowledgement) adds nothing.
@@ -284,10 +317,13 @@ async fn a_new_leader_sends_the_held_notifications_the_old_one_did_not() {
     rig.notifications.send(untold.clone()).unwrap();
     // The old leader sent `told` (its notification-log row), not `untold`.
     rig.store
-        .apply(&[HistoryWrite::NotifyLog(notify_log_row(&told, Utc::now()))])
+        .apply(&[HistoryWrite::NotifyLog(notify_log_row(
+            &told,
+            rig.clock.now(),
+        ))])
         .await
         .unwrap();
-    tokio::time::sleep(RETRY_EVERY + Duration::from_millis(500)).await;
+    rig.round().await;
     assert_eq!(rig.webhook.payloads().len(), 0, "a standby sends nothing");
 
     rig.leader
@@ -296,7 +332,8 @@ async fn a_new_leader_sends_the_held_notifications_the_old_one_did_not() {
         rig.webhook.payloads().len() == 1
     })
     .await;
-    tokio::time::sleep(RETRY_EVERY * 2).await;
+    rig.round().await;
+    rig.round().await;
     let payloads = rig.webhook.payloads();
     assert_eq!(payloads.len(), 1, "{payloads:#?}");
     assert_eq!(payloads[0]["alerts"][0]["labels"]["pod"], "untold");
@@ -368,14 +405,14 @@ async fn queueing_a_firing_notification_saves_the_firing_state_with_it() {
 struct Elected {
     elector: LeaderElector,
     step: ManualTicks,
-    clock: ManualMonotonic,
+    clock: Arc<SimClock>,
     _stop: tokio_util::sync::DropGuard,
 }
 
 impl Elected {
     async fn lead(store: &HistoryStore, holder: &str) -> Elected {
         let (ticks, step) = Ticks::manual();
-        let clock = ManualMonotonic::default();
+        let clock = Arc::new(SimClock::new(chrono::DateTime::UNIX_EPOCH));
         let stop = CancellationToken::new();
         let elector = LeaderElector::run(
             Leases::new(store.database().clone()),
@@ -385,7 +422,7 @@ impl Elected {
             },
             LeaseMode::Compete,
             ticks,
-            Arc::new(clock.clone()),
+            clock.clone(),
             stop.clone(),
         );
         assert!(step.step().await);
@@ -432,7 +469,7 @@ async fn a_lapsed_lease_term_stops_sending_at_once_and_the_next_epoch_sends_what
     tokio::time::sleep(Duration::from_millis(500)).await;
     let refused = rig.webhook.refused();
     rig.notifications.send(notification("after")).unwrap();
-    tokio::time::sleep(RETRY_EVERY + Duration::from_millis(500)).await;
+    rig.round().await;
     assert_eq!(
         rig.webhook.refused(),
         refused,
@@ -493,15 +530,18 @@ async fn a_notification_held_while_the_term_lapsed_is_sent_once_the_lease_is_ren
     // database's clock, and nobody else took it.
     a.clock.advance(Duration::from_secs(4));
     rig.notifications.send(notification("stalled")).unwrap();
-    tokio::time::sleep(RETRY_EVERY + Duration::from_millis(500)).await;
+    rig.round().await;
     assert_eq!(rig.webhook.payloads().len(), 0, "not sent on a lapsed term");
 
     assert!(a.step.step().await);
     assert!(a.elector.is_leader(), "renewed under the same epoch");
+    // Sent at the next retry round.
+    rig.round().await;
     wait("the held notification after the renewal", || {
         rig.webhook.count("firing") == 1
     })
     .await;
-    tokio::time::sleep(RETRY_EVERY * 2).await;
+    rig.round().await;
+    rig.round().await;
     assert_eq!(rig.webhook.count("firing"), 1);
 }

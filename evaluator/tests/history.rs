@@ -17,8 +17,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, Executor};
 use tokio_util::sync::CancellationToken;
+use vigil_evaluator::clock::{SimClock, SystemClock};
 use vigil_evaluator::history::leader::{
-    LeaderConfig, LeaderElector, Leadership, LeaseMode, ManualMonotonic, ManualTicks, Term, Ticks,
+    LeaderConfig, LeaderElector, Leadership, LeaseMode, ManualTicks, Term, Ticks,
 };
 use vigil_evaluator::history::lease::{Fence, Leases};
 use vigil_evaluator::history::outbox::{Claim, Enqueued, OutboxEntry, OutboxStatus};
@@ -32,7 +33,6 @@ use vigil_evaluator::history::writer::{HistoryWriter, WriterConfig};
 use vigil_evaluator::history::{db::MIGRATOR, Database, HistoryStore};
 use vigil_evaluator::labels::Labels;
 use vigil_evaluator::notify::alert::{AlertStatus, Fingerprint};
-use vigil_evaluator::notify::clock::ManualClock;
 use vigil_evaluator::notify::matcher::parse_matcher;
 use vigil_evaluator::notify::silence::{Silence, SilenceStore};
 
@@ -698,7 +698,7 @@ async fn pruner_applies_the_retention_to_the_clock(url: String) {
     store.upsert_episode(&ancient).await.unwrap();
     let day = Duration::from_secs(86_400);
     // 29 days after the end: inside a 30-day retention.
-    let clock = Arc::new(ManualClock::new(t(100) + chrono::Duration::days(29)));
+    let clock = Arc::new(SimClock::new(t(100) + chrono::Duration::days(29)));
     let shutdown = CancellationToken::new();
     let pruner = tokio::spawn(run_pruner(
         store.clone(),
@@ -1099,28 +1099,21 @@ async fn stale_epoch_claims_outcomes_and_log_writes_are_refused(url: String) {
 struct Replica {
     elector: LeaderElector,
     step: ManualTicks,
-    clock: ManualMonotonic,
+    clock: Arc<SimClock>,
     stop: CancellationToken,
 }
 
 impl Replica {
     async fn start(url: &str, holder: &str, mode: LeaseMode) -> Replica {
         let (ticks, step) = Ticks::manual();
-        let clock = ManualMonotonic::default();
+        let clock = Arc::new(SimClock::new(chrono::DateTime::UNIX_EPOCH));
         let stop = CancellationToken::new();
         let config = LeaderConfig {
             holder: holder.to_string(),
             ..LeaderConfig::default()
         };
         let leases = Leases::new(Database::connect(url).await.unwrap());
-        let elector = LeaderElector::run(
-            leases,
-            config,
-            mode,
-            ticks,
-            Arc::new(clock.clone()),
-            stop.clone(),
-        );
+        let elector = LeaderElector::run(leases, config, mode, ticks, clock.clone(), stop.clone());
         Replica {
             elector,
             step,
@@ -1154,6 +1147,7 @@ async fn sqlite_node_always_leads() {
         &history,
         LeaderConfig::default(),
         Ticks::Every(Duration::from_secs(60)),
+        Arc::new(SystemClock),
         stop.clone(),
     )
     .unwrap();

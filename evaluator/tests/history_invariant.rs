@@ -182,6 +182,7 @@ impl Sim {
             external_labels: &external,
             external_url: "",
             resend_delay: RESEND,
+            clock: &vigil_evaluator::clock::SystemClock,
         };
         for g in &mut self.groups {
             g.eval(self.now_ms, &env);

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use vigil_evaluator::clock::{Clock, SimClock};
 use vigil_evaluator::labels::Labels;
 use vigil_evaluator::notify::alert::{Alert, AlertStatus, Notification};
-use vigil_evaluator::notify::clock::{Clock, ManualClock};
 use vigil_evaluator::notify::config::parse;
 use vigil_evaluator::notify::matcher::parse_matchers;
 use vigil_evaluator::notify::notifier::Notifier;
@@ -51,7 +51,7 @@ inhibit_rules:
 ";
 
 struct Harness {
-    clock: ManualClock,
+    clock: SimClock,
     notifier: Notifier,
 }
 
@@ -59,7 +59,7 @@ impl Harness {
     fn new() -> Harness {
         let config = parse(CONFIG, Path::new("notify.yaml")).unwrap();
         Harness {
-            clock: ManualClock::new(DateTime::<Utc>::UNIX_EPOCH),
+            clock: SimClock::new(DateTime::<Utc>::UNIX_EPOCH),
             notifier: Notifier::new(Arc::new(config)),
         }
     }

@@ -17,10 +17,9 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::Value;
 use tokio::sync::{mpsc, Semaphore};
+use vigil_evaluator::clock::{Clock, SimClock};
 use vigil_evaluator::notify::alert::AlertStatus;
-use vigil_evaluator::notify::deliver::{
-    Clock, Jitter, Pacer, Retrier, RetryPolicy, SimulatedClock, SLACK_INTERVAL,
-};
+use vigil_evaluator::notify::deliver::{Jitter, Pacer, Retrier, RetryPolicy, SLACK_INTERVAL};
 use vigil_evaluator::notify::receivers::SendError;
 
 use common::{alert, build_one, notification};
@@ -73,7 +72,7 @@ impl Answer {
 
 #[derive(Clone)]
 struct ServerState {
-    clock: Arc<SimulatedClock>,
+    clock: Arc<SimClock>,
     recorded: Arc<Mutex<Vec<Recorded>>>,
     /// Scripted answers (status, Retry-After); 200 once exhausted.
     script: Arc<Mutex<VecDeque<Answer>>>,
@@ -198,7 +197,7 @@ async fn handle(State(state): State<ServerState>, headers: HeaderMap, body: Byte
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
         recorded.push(Recorded {
-            at: state.clock.now(),
+            at: state.clock.monotonic(),
             headers,
             body,
             problems: problems.clone(),
@@ -236,7 +235,7 @@ async fn handle(State(state): State<ServerState>, headers: HeaderMap, body: Byte
 }
 
 async fn start_server(
-    clock: Arc<SimulatedClock>,
+    clock: Arc<SimClock>,
     script: Vec<Answer>,
     check_slack: bool,
     gate: Option<Arc<Semaphore>>,
@@ -271,6 +270,14 @@ async fn start_server(
     }
 }
 
+/// Simulated time (from 2026-01-01) whose sleeps advance it.
+fn sim_clock() -> Arc<SimClock> {
+    let start = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .map(|t| t.to_utc())
+        .unwrap_or_default();
+    Arc::new(SimClock::new(start).advancing_on_sleep())
+}
+
 fn policy() -> RetryPolicy {
     RetryPolicy {
         initial: Duration::from_millis(200),
@@ -288,7 +295,7 @@ fn slack_yaml(url: &str) -> String {
 
 #[tokio::test]
 async fn slack_payload_is_valid_for_slack_and_carries_title_colour_fields_and_links() {
-    let clock = Arc::new(SimulatedClock::new());
+    let clock = sim_clock();
     let server = start_server(clock.clone(), vec![], true, None).await;
     let receiver = build_one(&slack_yaml(&server.url));
     let n = notification(vec![
@@ -337,7 +344,7 @@ async fn slack_payload_is_valid_for_slack_and_carries_title_colour_fields_and_li
 
 #[tokio::test]
 async fn slack_429_retry_after_is_honoured_on_the_simulated_clock() {
-    let clock = Arc::new(SimulatedClock::new());
+    let clock = sim_clock();
     let server = start_server(
         clock.clone(),
         vec![answer(429).retry_after("7")],
@@ -369,7 +376,7 @@ async fn slack_429_retry_after_is_honoured_on_the_simulated_clock() {
 
 #[tokio::test]
 async fn slack_500_is_retried_until_it_succeeds() {
-    let clock = Arc::new(SimulatedClock::new());
+    let clock = sim_clock();
     let server = start_server(clock.clone(), vec![answer(500), answer(502)], true, None).await;
     let receiver = build_one(&slack_yaml(&server.url));
     let retrier = Retrier::with_seed(policy(), clock.clone(), 2);
@@ -389,7 +396,7 @@ async fn slack_500_is_retried_until_it_succeeds() {
 
 #[tokio::test]
 async fn slack_400_is_not_retried_and_the_error_hides_the_url() {
-    let clock = Arc::new(SimulatedClock::new());
+    let clock = sim_clock();
     let server = start_server(clock.clone(), vec![answer(400)], true, None).await;
     let receiver = build_one(&slack_yaml(&server.url));
     let retrier = Retrier::with_seed(policy(), clock.clone(), 3);
@@ -421,7 +428,7 @@ async fn slack_400_is_not_retried_and_the_error_hides_the_url() {
 
 #[tokio::test]
 async fn slack_connection_refused_is_retried_until_the_deadline() {
-    let clock = Arc::new(SimulatedClock::new());
+    let clock = sim_clock();
     // A port nobody listens on.
     let port = vigil_testkit::free_port();
     let receiver = build_one(&slack_yaml(&format!("http://127.0.0.1:{port}/hook")));
@@ -451,7 +458,7 @@ async fn slack_connection_refused_is_retried_until_the_deadline() {
 
 #[tokio::test]
 async fn slack_backlog_is_paced_and_merged_into_one_message() {
-    let clock = Arc::new(SimulatedClock::new());
+    let clock = sim_clock();
     let gate = Arc::new(Semaphore::new(0));
     let mut server = start_server(clock.clone(), vec![], true, Some(gate.clone())).await;
     let receiver = build_one(&slack_yaml(&server.url));
@@ -511,7 +518,7 @@ async fn slack_backlog_is_paced_and_merged_into_one_message() {
 
 #[tokio::test]
 async fn slack_messages_to_one_webhook_are_at_least_a_second_apart() {
-    let clock = Arc::new(SimulatedClock::new());
+    let clock = sim_clock();
     let server = start_server(clock.clone(), vec![], true, None).await;
     let receiver = build_one(&slack_yaml(&server.url));
     let retrier = Arc::new(Retrier::with_seed(policy(), clock.clone(), 6));
@@ -542,7 +549,7 @@ async fn slack_messages_to_one_webhook_are_at_least_a_second_apart() {
 
 #[tokio::test]
 async fn webhook_sends_alertmanager_v4_payload_with_bearer_token_and_max_alerts() {
-    let clock = Arc::new(SimulatedClock::new());
+    let clock = sim_clock();
     let server = start_server(clock.clone(), vec![], false, None).await;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let token_file = dir.path().join("token");
@@ -615,7 +622,7 @@ async fn webhook_sends_alertmanager_v4_payload_with_bearer_token_and_max_alerts(
 
 #[tokio::test]
 async fn webhook_503_retry_after_http_date_is_retryable() {
-    let clock = Arc::new(SimulatedClock::new());
+    let clock = sim_clock();
     let server = start_server(
         clock.clone(),
         vec![answer(503).retry_after("Wed, 21 Oct 2015 07:28:00 GMT")],
@@ -636,12 +643,15 @@ async fn webhook_503_retry_after_http_date_is_retryable() {
 
     // A date in the past means "retry now": present, and zero.
     assert!(error.as_ref().is_some_and(SendError::is_retryable));
-    assert_eq!(error.and_then(|e| e.retry_after()), Some(Duration::ZERO));
+    assert_eq!(
+        error.and_then(|e| e.retry_after(clock.now())),
+        Some(Duration::ZERO)
+    );
 }
 
 #[tokio::test]
 async fn webhook_timeout_is_a_retryable_transport_error() {
-    let clock = Arc::new(SimulatedClock::new());
+    let clock = sim_clock();
     // Held for 5 s of real time; the receiver gives up after 200 ms.
     let server = start_server(
         clock.clone(),
@@ -671,7 +681,7 @@ async fn webhook_timeout_is_a_retryable_transport_error() {
 
 #[tokio::test]
 async fn slack_web_api_answer_gives_the_message_ts_or_a_final_refusal() {
-    let clock = Arc::new(SimulatedClock::new());
+    let clock = sim_clock();
     let server = start_server(
         clock.clone(),
         vec![

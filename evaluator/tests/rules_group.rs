@@ -6,12 +6,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use vigil_evaluator::clock::{Clock, SimClock};
 use vigil_evaluator::labels::Labels;
 use vigil_evaluator::rules::engine::is_stale_nan;
 use vigil_evaluator::rules::fake::{sample, FakeEngine};
 use vigil_evaluator::rules::file::parse_rule_file;
 use vigil_evaluator::rules::group::{GroupEnv, Health, RuleGroup};
-use vigil_evaluator::rules::scheduler::{run_groups, Clock, SimClock};
+use vigil_evaluator::rules::scheduler::run_groups;
 
 const MIN: i64 = 60_000;
 
@@ -27,6 +28,7 @@ fn env<'a>(engine: &'a FakeEngine, external: &'a Labels) -> GroupEnv<'a> {
         external_labels: external,
         external_url: "http://vigil.example",
         resend_delay: Duration::from_secs(60),
+        clock: &vigil_evaluator::clock::SystemClock,
     }
 }
 
@@ -205,7 +207,7 @@ async fn scheduler_evaluates_each_group_on_its_interval_until_cancelled() {
     let slow = Arc::new(Mutex::new(group(
         "groups:\n- name: slow\n  interval: 5m\n  rules:\n  - record: b\n    expr: vector(1)\n",
     )));
-    let clock = SimClock::new(0);
+    let clock = SimClock::new(chrono::DateTime::UNIX_EPOCH);
     let cancel = CancellationToken::new();
     let external = Labels::default();
     let env = env(&engine, &external);
@@ -219,7 +221,7 @@ async fn scheduler_evaluates_each_group_on_its_interval_until_cancelled() {
     };
     let driver = async {
         for _ in 0..(10 * 6) {
-            clock.advance(10_000);
+            clock.advance(Duration::from_millis(10_000));
             for _ in 0..5 {
                 tokio::task::yield_now().await;
             }
@@ -329,7 +331,7 @@ async fn aligned_scheduler_evaluates_at_the_groups_hash_offset() {
     );
     let offset = g.eval_offset().as_millis() as i64;
     let groups = [Arc::new(Mutex::new(g))];
-    let clock = SimClock::new(0);
+    let clock = SimClock::new(chrono::DateTime::UNIX_EPOCH);
     let cancel = CancellationToken::new();
     let external = Labels::default();
     let env = env(&engine, &external);
@@ -343,7 +345,7 @@ async fn aligned_scheduler_evaluates_at_the_groups_hash_offset() {
     let driver = async {
         // Step 1s at a time through three minutes so every slot is hit exactly.
         for _ in 0..180 {
-            clock.advance(1_000);
+            clock.advance(Duration::from_millis(1_000));
             for _ in 0..3 {
                 tokio::task::yield_now().await;
             }

@@ -111,6 +111,7 @@ fn alert_states_and_alerts_series_match_prometheus_minute_by_minute() {
         external_labels: &external,
         external_url: "",
         resend_delay: Duration::from_secs(60),
+        clock: &vigil_evaluator::clock::SystemClock,
     };
 
     let mut alert_cases = String::new();

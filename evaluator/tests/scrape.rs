@@ -3,7 +3,7 @@
 
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -14,9 +14,10 @@ use std::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 
 use prometheus::{IntCounterVec, Opts};
+use vigil_evaluator::clock::{Clock, SimClock};
 use vigil_evaluator::labels::Labels;
 use vigil_evaluator::scrape::{
-    is_stale_marker, spawn_scrape_loops, AppendError, AppendSample, Clock, Health, SampleAppender,
+    is_stale_marker, spawn_scrape_loops, AppendError, AppendSample, Health, SampleAppender,
     ScrapeConfig, ScrapeDefaults, ScrapeLoop, ValidScrapeConfig, ACCEPT_HEADER,
 };
 use vigil_evaluator::server::adapters::ScrapeToStore;
@@ -142,24 +143,11 @@ impl MemoryStore {
     }
 }
 
-/// A clock tests move by hand.
-struct ManualClock(Mutex<SystemTime>);
-
-impl ManualClock {
-    fn at(secs: u64) -> Arc<ManualClock> {
-        Arc::new(ManualClock(Mutex::new(
-            UNIX_EPOCH + Duration::from_secs(secs),
-        )))
-    }
-    fn advance(&self, d: Duration) {
-        *self.0.lock().expect("lock") += d;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> SystemTime {
-        *self.0.lock().expect("lock")
-    }
+/// A clock tests move by hand, at `secs` after the epoch.
+fn clock_at(secs: u64) -> Arc<SimClock> {
+    Arc::new(SimClock::new(
+        (UNIX_EPOCH + Duration::from_secs(secs)).into(),
+    ))
 }
 
 const T0: u64 = 1_700_000_000;
@@ -176,14 +164,14 @@ fn config(address: &str, extra: &str) -> ValidScrapeConfig {
 struct Harness {
     target: FakeTarget,
     store: Arc<MemoryStore>,
-    clock: Arc<ManualClock>,
+    clock: Arc<SimClock>,
     scrape_loop: ScrapeLoop,
 }
 
 async fn harness(body: &str, extra: &str) -> Harness {
     let target = FakeTarget::start(body).await;
     let store = Arc::new(MemoryStore::default());
-    let clock = ManualClock::at(T0);
+    let clock = clock_at(T0);
     let cfg = config(&target.address, extra);
     let scrape_loop =
         ScrapeLoop::new(&cfg, &cfg.targets[0], store.clone(), clock.clone()).expect("loop");
@@ -495,7 +483,16 @@ async fn missing_credentials_file_fails_the_scrape_with_its_path() {
 async fn slow_target_times_out() {
     let mut h = harness("a 1\n", "scrape_interval: 1s\nscrape_timeout: 200ms").await;
     h.target.set(|e| e.delay = Duration::from_secs(3));
-    let outcome = h.scrape_loop.scrape_once().await;
+    // The target holds its answer for 3 s of real time; the scrape's
+    // 200 ms pass on the simulated clock once the request is in.
+    let (clock, seen) = (Arc::clone(&h.clock), Arc::clone(&h.target.seen));
+    let timer = async move {
+        while seen.lock().expect("lock").accept.is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        clock.advance(Duration::from_millis(200));
+    };
+    let (outcome, ()) = tokio::join!(h.scrape_loop.scrape_once(), timer);
     assert!(!outcome.up);
     let error = outcome.error.unwrap_or_default();
     assert!(error.contains("timed out after 200ms"), "{error}");
@@ -507,7 +504,7 @@ async fn unreachable_target_is_down_with_the_url_in_the_error() {
     let store = Arc::new(MemoryStore::default());
     let cfg = config(&format!("127.0.0.1:{port}"), "");
     let mut scrape_loop =
-        ScrapeLoop::new(&cfg, &cfg.targets[0], store.clone(), ManualClock::at(T0)).expect("loop");
+        ScrapeLoop::new(&cfg, &cfg.targets[0], store.clone(), clock_at(T0)).expect("loop");
     let outcome = scrape_loop.scrape_once().await;
     assert!(!outcome.up);
     let error = outcome.error.unwrap_or_default();
@@ -524,7 +521,7 @@ async fn stopping_a_target_stales_its_series_and_synthetic_series() {
     let store = Arc::new(MemoryStore::default());
     let cfg = config(&target.address, "scrape_interval: 50ms");
     let appender: Arc<dyn SampleAppender> = store.clone();
-    let clock: Arc<dyn Clock> = ManualClock::at(T0);
+    let clock: Arc<dyn Clock> = clock_at(T0);
     let cancel = CancellationToken::new();
     let (handles, tasks) =
         spawn_scrape_loops(&[cfg], &appender, &clock, &cancel, None).expect("spawn");
@@ -695,7 +692,7 @@ async fn stopping_ends_a_scrape_that_is_still_waiting_for_its_target() {
     let target = FakeTarget::start("a 1\n").await;
     target.set(|e| e.delay = Duration::from_secs(600));
     let store = Arc::new(MemoryStore::default());
-    let clock = ManualClock::at(T0);
+    let clock = clock_at(T0);
     let cfg = config(&target.address, "scrape_interval: 10m\nscrape_timeout: 10m");
     let scrape_loop =
         ScrapeLoop::new(&cfg, &cfg.targets[0], store.clone(), clock.clone()).expect("loop");
@@ -743,7 +740,7 @@ async fn a_target_over_its_share_of_the_series_limit_fails_whole_and_others_keep
     let (store, appender) = shared_store(40);
     let big_target = FakeTarget::start(&numbered("big", 10)).await;
     let small_target = FakeTarget::start(&numbered("small", 1)).await;
-    let clock = ManualClock::at(T0);
+    let clock = clock_at(T0);
     let big_cfg = config(&big_target.address, "");
     let small_cfg = config(&small_target.address, "");
     let mut big = ScrapeLoop::new(
@@ -802,7 +799,7 @@ async fn a_stopped_target_gives_its_share_back() {
     let (store, appender) = shared_store(40);
     let one = FakeTarget::start(&numbered("one", 30)).await;
     let two = FakeTarget::start(&numbered("two", 1)).await;
-    let clock = ManualClock::at(T0);
+    let clock = clock_at(T0);
     let one_cfg = config(&one.address, "");
     let two_cfg = config(&two.address, "");
     let mut first = ScrapeLoop::new(

@@ -63,9 +63,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::db::Backend;
-use crate::clock::{Clock, SystemClock};
 use super::lease::{Fence, Leases};
 use super::{Database, HistoryError};
+use crate::clock::{Clock, SystemClock};
 
 /// The lease the notification leader holds.
 pub const DEFAULT_LEASE: &str = "notification-leader";

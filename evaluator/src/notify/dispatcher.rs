@@ -15,8 +15,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::alert::{Alert, Fingerprint};
-use crate::clock::add;
 use super::route::{RouteId, RouteTree};
+use crate::clock::add;
 use crate::labels::Labels;
 
 /// One aggregation group.

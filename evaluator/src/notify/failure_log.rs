@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::alert::Notification;
-use crate::clock::Clock;
 use super::receivers::{BatchReceiver, DeliveryReport, DynReceiver, Receiver, SendError};
+use crate::clock::Clock;
 
 /// The default interval between two summary lines of one integration.
 pub const DEFAULT_SUMMARY_EVERY: Duration = Duration::from_secs(5 * 60);

@@ -27,7 +27,6 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 
 use super::alert::{Alert, AlertStatus, Fingerprint, Notification, NotifiedAlert};
-use crate::clock::{add, Clock};
 use super::config::NotifyConfig;
 use super::cooldown::CooldownLedger;
 use super::dedup::{needs_update, LogEntry, NotificationLog};
@@ -35,6 +34,7 @@ use super::dispatcher::{Dispatcher, Flush};
 use super::inhibit::{Inhibitor, SourceIndex};
 use super::route::RouteTree;
 use super::silence::{MemorySilences, Silence, SilenceStore};
+use crate::clock::{add, Clock};
 use crate::labels::Labels;
 
 /// Why the delivery stage could not take a notification.

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::clock::add;
 use super::matcher::{all_match, Matcher};
+use crate::clock::add;
 use crate::labels::Labels;
 
 /// How long an expired silence is kept (for the API and history), as in

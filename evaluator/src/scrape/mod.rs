@@ -38,9 +38,7 @@ pub use config::{
     ValidScrapeConfig,
 };
 pub use parser::{Entry, Format, ParseError, Parser, Pieces, Sample};
-pub use scrape_loop::{
-    spawn_scrape_loops, ScrapeError, ScrapeLoop, ScrapeOutcome, ACCEPT_HEADER,
-};
+pub use scrape_loop::{spawn_scrape_loops, ScrapeError, ScrapeLoop, ScrapeOutcome, ACCEPT_HEADER};
 pub use target::{Health, Target, TargetHandle, TargetState};
 
 /// The value Prometheus writes to mark a series stale: a NaN with a payload

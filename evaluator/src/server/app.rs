@@ -240,8 +240,8 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     }
     // Episodes of alerts that were not restored can no longer end by
     // evaluation: closed now (and firing ones resolved at the receivers).
-    let started_at = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(clock.now_ms())
-        .unwrap_or_default();
+    let started_at =
+        chrono::DateTime::<chrono::Utc>::from_timestamp_millis(clock.now_ms()).unwrap_or_default();
     // Without the saved state (database down at start) nothing is held:
     // every episode open before this start is closed once it answers.
     let snapshots = saved.as_ref().map_or(&[][..], |s| &s.snapshots[..]);

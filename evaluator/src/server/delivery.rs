@@ -72,6 +72,7 @@ use super::durability::{
     cooldown_rows, notification_from_payload, notification_payload, notify_log_row,
 };
 use super::metrics::ServerMetrics;
+use crate::clock::Clock;
 use crate::history::leader::{Leadership, Term};
 use crate::history::lease::Fence;
 use crate::history::outbox::{
@@ -79,7 +80,6 @@ use crate::history::outbox::{
 };
 use crate::history::store::HistoryWrite;
 use crate::history::writer::HistoryWriter;
-use crate::clock::Clock;
 use crate::history::{new_id, HistoryStore};
 use crate::notify::alert::{AlertStatus, Fingerprint, Notification};
 use crate::notify::deliver::DeliveryStage;
@@ -407,10 +407,7 @@ pub async fn run_delivery(
         in_flight: Mutex::default(),
         own: Mutex::default(),
         lanes: Lanes::default(),
-        failures: Arc::new(FailureLog::new(
-            Arc::clone(&clock),
-            DEFAULT_SUMMARY_EVERY,
-        )),
+        failures: Arc::new(FailureLog::new(Arc::clone(&clock), DEFAULT_SUMMARY_EVERY)),
         term: Mutex::default(),
         clock,
         requeue,
@@ -899,7 +896,9 @@ async fn deliver_one(
                     outcome.attempts,
                     false,
                 );
-                let age = (shared.clock.now() - created_at).to_std().unwrap_or_default();
+                let age = (shared.clock.now() - created_at)
+                    .to_std()
+                    .unwrap_or_default();
                 if error.is_retryable() && id.is_some() && age < GIVE_UP_AFTER {
                     let at = shared.clock.now()
                         + chrono::Duration::from_std(retry_delay(age))

@@ -775,9 +775,7 @@ pub async fn load_saved_state(
     let log = store.load_notify_log().await?;
     let cooldowns = store.load_cooldowns().await?;
     let pending = store.due(DateTime::<Utc>::MAX_UTC, 100_000).await?;
-    let sent = store
-        .sent_since(now - SENT_LOOKBACK, 100_000)
-        .await?;
+    let sent = store.sent_since(now - SENT_LOOKBACK, 100_000).await?;
     let mut told: Vec<(DateTime<Utc>, String, Notification)> = sent
         .into_iter()
         .filter_map(|r| {

@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
+use vigil_evaluator::clock::SystemClock;
 use vigil_evaluator::history::{Database, HistoryStore};
-use vigil_evaluator::notify::clock::SystemClock;
 use vigil_evaluator::notify::notifier::Notifier;
 use vigil_evaluator::server::api::alertmanager::AlertmanagerApi;
 

@@ -63,6 +63,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::{authorized, AppState};
+use crate::clock::{add, Clock};
 use crate::history::store::{
     episode_id, EpisodeRecord, HistoryQuery, HistoryState, HistoryWrite, Transition,
 };
@@ -70,7 +71,6 @@ use crate::history::writer::HistoryWriter;
 use crate::history::HistoryStore;
 use crate::labels::Labels;
 use crate::notify::alert::{Alert, Fingerprint};
-use crate::clock::{add, Clock};
 use crate::notify::matcher::{
     anchored_regex, is_valid_label_name, parse_matcher, MatchOp, Matcher,
 };
