@@ -104,6 +104,16 @@ pub enum HistoryError {
         #[source]
         source: sqlx::migrate::MigrateError,
     },
+    #[error("storage.transaction_pooling is on but the history database {url} is SQLite: the setting is for Postgres behind a connection pooler in transaction mode; remove it, or point storage.database_url (or DATABASE_URL) at Postgres")]
+    TransactionPoolingOnSqlite { url: String },
+    /// A failure with a known cause in a connection pooler between Vigil
+    /// and Postgres ([`db::pooler_hint`]).
+    #[error("history database error while {action}: {message}; {hint}")]
+    Pooler {
+        action: &'static str,
+        message: String,
+        hint: &'static str,
+    },
     #[error("history database error while {action}: {source}")]
     Database {
         action: &'static str,
@@ -124,7 +134,14 @@ pub enum HistoryError {
 
 impl HistoryError {
     pub(crate) fn db(action: &'static str) -> impl FnOnce(sqlx::Error) -> HistoryError {
-        move |source| HistoryError::Database { action, source }
+        move |source| match db::pooler_hint(&source) {
+            Some(hint) => HistoryError::Pooler {
+                action,
+                message: source.to_string(),
+                hint,
+            },
+            None => HistoryError::Database { action, source },
+        }
     }
 }
 
