@@ -9,6 +9,8 @@
 //! - The same through the default statements: PgBouncer refuses them, and
 //!   the error says which setting to change (this also shows the rig is
 //!   really in transaction mode).
+//! - PgBouncer refusing the driver's `extra_float_digits`: the error says
+//!   what to add to pgbouncer.ini.
 //! - The transaction-pooling migration and sqlx's migrator wait for the
 //!   same lock.
 //! - Two real `vigil-evaluator` replicas started at once on a new database
@@ -411,6 +413,31 @@ async fn without_transaction_pooling_pgbouncer_refuses_the_statements_and_the_er
     for database in &databases {
         database.close().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pgbouncer_refusing_the_drivers_startup_parameter_gets_an_error_saying_what_to_add() {
+    let Some(db) = pg::TestDb::postgres().await else {
+        return;
+    };
+    let (admin, _) = db.postgres.clone().unwrap();
+    let Some(bouncer) = PgBouncer::start_with(&admin, SERVER_CONNECTIONS, "").await else {
+        return;
+    };
+    let refused = Database::connect_with(&bouncer.url(&db.url), Pooling::Transaction)
+        .await
+        .err()
+        .expect("PgBouncer 1.18 refuses extra_float_digits unless told to ignore it");
+    assert!(
+        matches!(refused, HistoryError::Pooler { .. }),
+        "{refused:?}"
+    );
+    let text = refused.to_string();
+    assert!(
+        text.contains("unsupported startup parameter")
+            && text.contains("ignore_startup_parameters = extra_float_digits"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,6 +25,12 @@
 //!   kept. Open episodes, pending notifications and active silences are
 //!   never pruned.
 //!
+//! Behind a connection pooler in transaction mode (PgBouncer's
+//! `pool_mode = transaction`) the server config's
+//! `storage.transaction_pooling: true` makes every statement unnamed and
+//! transactional and migrates under a transaction-level lock
+//! ([`db::Pooling::Transaction`]; see [`db`]).
+//!
 //! The schema is created and upgraded automatically at start (numbered
 //! migrations in `evaluator/migrations/`, the same files for both
 //! databases). Several evaluators may share one Postgres database: one of
@@ -53,7 +59,8 @@
 //! # Parts
 //!
 //! - [`db`]: connecting (SQLite or Postgres behind sqlx's `Any` driver, one
-//!   code path) and migrating.
+//!   code path), migrating, and [`db::DbConn`], the connection every query
+//!   runs on (it applies [`db::Pooling`]).
 //! - [`store`]: [`store::HistoryStore`], the async API: episodes, events,
 //!   acknowledgements, queries, stats, alert-state snapshots, retention.
 //! - [`outbox`]: the durable notification outbox on the same store.

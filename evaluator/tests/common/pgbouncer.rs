@@ -27,7 +27,16 @@ impl PgBouncer {
     /// printing SKIPPED when `pgbouncer` is not installed (a failure with
     /// `VIGIL_REQUIRE_EXTERNAL_TOOLS=1`).
     pub async fn start(server_url: &str, pool_size: u32) -> Option<PgBouncer> {
-        let binary = external_tool("pgbouncer")?;
+        PgBouncer::start_with(server_url, pool_size, "extra_float_digits").await
+    }
+
+    /// [`PgBouncer::start`] with `ignore_startup_parameters` set to
+    /// `ignored` (sqlx's connections need `extra_float_digits` there).
+    pub async fn start_with(server_url: &str, pool_size: u32, ignored: &str) -> Option<PgBouncer> {
+        // Debian installs it outside a user's PATH.
+        let binary = Some(PathBuf::from("/usr/sbin/pgbouncer"))
+            .filter(|p| p.is_file())
+            .or_else(|| external_tool("pgbouncer"))?;
         let server = reqwest::Url::parse(server_url).unwrap();
         let host = server.host_str().unwrap_or("127.0.0.1").to_string();
         let port = server.port().unwrap_or(5432);
@@ -55,7 +64,7 @@ impl PgBouncer {
                  auth_type = trust\nauth_file = {auth}\n\
                  pool_mode = transaction\ndefault_pool_size = {pool_size}\n\
                  min_pool_size = 0\nreserve_pool_size = 0\nmax_client_conn = 500\n\
-                 ignore_startup_parameters = extra_float_digits\n\
+                 ignore_startup_parameters = {ignored}\n\
                  server_login_retry = 1\nlog_connections = 0\nlog_disconnections = 0\n",
                 auth = dir.path().join("users.txt").display(),
             ),
