@@ -426,8 +426,7 @@ async fn a_pgbouncer_refusing_the_drivers_startup_parameter_gets_an_error_saying
     };
     let refused = Database::connect_with(&bouncer.url(&db.url), Pooling::Transaction)
         .await
-        .err()
-        .expect("PgBouncer 1.18 refuses extra_float_digits unless told to ignore it");
+        .expect_err("PgBouncer 1.18 refuses extra_float_digits unless told to ignore it");
     assert!(
         matches!(refused, HistoryError::Pooler { .. }),
         "{refused:?}"
