@@ -609,9 +609,12 @@ async fn two_replicas_behind_pgbouncer_deliver_once_write_history_and_fail_over(
 
     for replica in &ha.replicas {
         let log = replica.log();
+        // What PgBouncer does to state kept on a server connection (a slow
+        // database under load is not this test's subject).
         for symptom in [
             "prepared statement",
-            "history database error",
+            "storage.transaction_pooling",
+            "unsupported startup parameter",
             "cannot migrate",
         ] {
             assert!(
