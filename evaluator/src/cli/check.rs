@@ -78,6 +78,12 @@ pub fn check_config(
                 describe_database(&cfg.storage.database_url),
                 cfg.storage.database_url_source
             )?;
+            if cfg.storage.pooling == crate::history::db::Pooling::Transaction {
+                writeln!(
+                    out,
+                    "  history connections: for a pooler in transaction mode (storage.transaction_pooling)"
+                )?;
+            }
             Ok(true)
         }
         Err(errors) => {

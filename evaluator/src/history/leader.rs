@@ -34,9 +34,16 @@
 //!
 //! No session state: each round is one statement on a pooled connection of
 //! a pool of its own (so a busy history pool cannot starve renewals); a
-//! connection that drops loses nothing, and any pooler can sit in between.
-//! (PgBouncer's transaction mode is still out of reach for the history as a
-//! whole: see the README.)
+//! connection that drops loses nothing, and a pooler can sit in between.
+//! Through PgBouncer in session mode nothing needs setting. Through
+//! PgBouncer in transaction mode (`pool_mode = transaction`) set
+//! `storage.transaction_pooling: true`: the lease pool, like the history's,
+//! then runs every statement unnamed inside a transaction, so each round is
+//! one BEGIN…COMMIT on whichever server connection the pooler lends, and the
+//! schema is migrated under a transaction-level lock ([`super::db`]).
+//! `evaluator/tests/pgbouncer.rs` runs two replicas through a real
+//! PgBouncer in transaction mode with two server connections, and kills the
+//! leader.
 //!
 //! A crashed leader's lease is taken over when it expires: within
 //! `lease_duration` + `renew_every` (6 s by default) of the last renewal. A
@@ -411,8 +418,11 @@ impl LeaderElector {
         let (db, mode) = match Backend::of(url)? {
             Backend::Sqlite => (history.clone(), LeaseMode::Sole),
             // Its migration waits for the history's on Postgres' migration
-            // lock, then finds nothing to do.
-            Backend::Postgres => (Database::connect_lazy(url)?, LeaseMode::Compete),
+            // lock, then finds nothing to do. Same pooling as the history.
+            Backend::Postgres => (
+                Database::connect_lazy_with(url, history.pooling())?,
+                LeaseMode::Compete,
+            ),
         };
         Ok(LeaderElector::run(
             Leases::new(db),

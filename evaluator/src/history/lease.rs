@@ -23,7 +23,9 @@
 //!
 //! Everything is a single statement on a pooled connection: no session
 //! state (no advisory locks, temporary tables or session settings), so any
-//! connection of any pool will do, and fleet membership can be built as one
+//! connection of any pool will do — behind a pooler in transaction mode
+//! too, where each statement is unnamed and runs in a transaction of its
+//! own ([`super::db::DbConn`]) — and fleet membership can be built as one
 //! lease per member ([`Leases::live`]).
 
 use std::time::Duration;
@@ -86,15 +88,6 @@ pub fn fence_condition(backend: Backend, name: usize, epoch: usize) -> String {
     format!("EXISTS (SELECT 1 FROM leases WHERE name = ${name} AND epoch = ${epoch}{lock})")
 }
 
-/// The backend of a connection, from its driver's name.
-pub(crate) fn backend_of(conn: &sqlx::AnyConnection) -> Backend {
-    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
-        Backend::Sqlite
-    } else {
-        Backend::Postgres
-    }
-}
-
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -134,7 +127,6 @@ impl Leases {
         ttl: Duration,
         force: bool,
     ) -> Result<Option<i64>, HistoryError> {
-        self.db.ensure_schema().await?;
         let now = now_ms(self.db.backend());
         let only_if_expired = if force {
             ""
@@ -153,7 +145,7 @@ impl Leases {
             .bind(name)
             .bind(holder)
             .bind(millis(ttl))
-            .fetch_optional(self.db.pool())
+            .fetch_optional(&mut self.db.conn().await?)
             .await
             .map_err(HistoryError::db("acquiring a lease"))?;
         row.map(|r| column::<i64>(&r, "epoch", "leases"))
@@ -171,7 +163,6 @@ impl Leases {
         epoch: i64,
         ttl: Duration,
     ) -> Result<bool, HistoryError> {
-        self.db.ensure_schema().await?;
         let now = now_ms(self.db.backend());
         let sql = format!(
             "UPDATE leases SET expires_at = {now} + $1, renewed_at = {now} \
@@ -182,7 +173,7 @@ impl Leases {
             .bind(name)
             .bind(holder)
             .bind(epoch)
-            .execute(self.db.pool())
+            .execute(&mut self.db.conn().await?)
             .await
             .map_err(HistoryError::db("renewing a lease"))?;
         Ok(done.rows_affected() > 0)
@@ -197,7 +188,6 @@ impl Leases {
         holder: &str,
         epoch: i64,
     ) -> Result<bool, HistoryError> {
-        self.db.ensure_schema().await?;
         let now = now_ms(self.db.backend());
         let sql = format!(
             "UPDATE leases SET expires_at = {now} \
@@ -207,7 +197,7 @@ impl Leases {
             .bind(name)
             .bind(holder)
             .bind(epoch)
-            .execute(self.db.pool())
+            .execute(&mut self.db.conn().await?)
             .await
             .map_err(HistoryError::db("releasing a lease"))?;
         Ok(done.rows_affected() > 0)
@@ -233,7 +223,6 @@ impl Leases {
     }
 
     async fn list(&self, condition: &str, param: &str) -> Result<Vec<LeaseState>, HistoryError> {
-        self.db.ensure_schema().await?;
         let now = now_ms(self.db.backend());
         let sql = format!(
             "SELECT name, holder, epoch, expires_at - {now} AS remaining_ms FROM leases \
@@ -241,7 +230,7 @@ impl Leases {
         );
         let rows = sqlx::query(&sql)
             .bind(param)
-            .fetch_all(self.db.pool())
+            .fetch_all(&mut self.db.conn().await?)
             .await
             .map_err(HistoryError::db("reading leases"))?;
         rows.iter().map(lease_from_row).collect()

@@ -25,6 +25,12 @@
 //!   kept. Open episodes, pending notifications and active silences are
 //!   never pruned.
 //!
+//! Behind a connection pooler in transaction mode (PgBouncer's
+//! `pool_mode = transaction`) the server config's
+//! `storage.transaction_pooling: true` makes every statement unnamed and
+//! transactional and migrates under a transaction-level lock
+//! ([`db::Pooling::Transaction`]; see [`db`]).
+//!
 //! The schema is created and upgraded automatically at start (numbered
 //! migrations in `evaluator/migrations/`, the same files for both
 //! databases). Several evaluators may share one Postgres database: one of
@@ -53,7 +59,8 @@
 //! # Parts
 //!
 //! - [`db`]: connecting (SQLite or Postgres behind sqlx's `Any` driver, one
-//!   code path) and migrating.
+//!   code path), migrating, and [`db::DbConn`], the connection every query
+//!   runs on (it applies [`db::Pooling`]).
 //! - [`store`]: [`store::HistoryStore`], the async API: episodes, events,
 //!   acknowledgements, queries, stats, alert-state snapshots, retention.
 //! - [`outbox`]: the durable notification outbox on the same store.
@@ -104,6 +111,16 @@ pub enum HistoryError {
         #[source]
         source: sqlx::migrate::MigrateError,
     },
+    #[error("storage.transaction_pooling is on but the history database {url} is SQLite: the setting is for Postgres behind a connection pooler in transaction mode; remove it, or point storage.database_url (or DATABASE_URL) at Postgres")]
+    TransactionPoolingOnSqlite { url: String },
+    /// A failure with a known cause in a connection pooler between Vigil
+    /// and Postgres ([`db::pooler_hint`]).
+    #[error("history database error while {action}: {message}; {hint}")]
+    Pooler {
+        action: &'static str,
+        message: String,
+        hint: &'static str,
+    },
     #[error("history database error while {action}: {source}")]
     Database {
         action: &'static str,
@@ -124,7 +141,14 @@ pub enum HistoryError {
 
 impl HistoryError {
     pub(crate) fn db(action: &'static str) -> impl FnOnce(sqlx::Error) -> HistoryError {
-        move |source| HistoryError::Database { action, source }
+        move |source| match db::pooler_hint(&source) {
+            Some(hint) => HistoryError::Pooler {
+                action,
+                message: source.to_string(),
+                hint,
+            },
+            None => HistoryError::Database { action, source },
+        }
     }
 }
 

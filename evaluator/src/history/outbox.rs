@@ -19,10 +19,9 @@ use std::hash::Hasher;
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
-use sqlx::AnyConnection;
 
-use super::db::column;
-use super::lease::{backend_of, fence_condition, Fence};
+use super::db::{column, DbConn};
+use super::lease::{fence_condition, Fence};
 use super::store::{opt_time, time, Episode};
 use super::{new_id, to_millis, HistoryError, HistoryStore};
 use crate::notify::alert::{AlertStatus, Fingerprint, Notification};
@@ -229,7 +228,7 @@ pub struct DeliveredRecord {
 /// Inserts a [`DeliveredRecord`] and its alert links; a row already there
 /// (same id or idempotency key) is left as it is.
 pub(super) async fn insert_delivered(
-    conn: &mut AnyConnection,
+    conn: &mut DbConn,
     record: &DeliveredRecord,
 ) -> Result<(), HistoryError> {
     let entry = &record.entry;
@@ -283,12 +282,9 @@ const NOTIFICATION_COLUMNS: &str = "id, idempotency_key, receiver, integration, 
 
 /// ` AND <fence>` with the lease name and epoch as parameters `first` and
 /// `first + 1`, or nothing without a fence.
-fn fence_clause(conn: &sqlx::AnyConnection, fence: Option<&Fence>, first: usize) -> String {
+fn fence_clause(conn: &DbConn, fence: Option<&Fence>, first: usize) -> String {
     match fence {
-        Some(_) => format!(
-            " AND {}",
-            fence_condition(backend_of(conn), first, first + 1)
-        ),
+        Some(_) => format!(" AND {}", fence_condition(conn.backend(), first, first + 1)),
         None => String::new(),
     }
 }
@@ -331,14 +327,8 @@ impl HistoryStore {
         fired: &[(Fingerprint, DateTime<Utc>)],
     ) -> Result<Enqueued, HistoryError> {
         let _timer = self.timer("outbox");
-        self.database().ensure_schema().await?;
         let id = new_id(entry.created_at);
-        let mut tx = self
-            .database()
-            .pool()
-            .begin()
-            .await
-            .map_err(HistoryError::db("starting a transaction"))?;
+        let mut tx = self.database().begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO notifications (id, idempotency_key, receiver, integration, group_key, \
                payload, status, attempts, created_at, next_attempt_at) \
@@ -353,13 +343,13 @@ impl HistoryStore {
         .bind(entry.payload.as_str())
         .bind(to_millis(entry.created_at))
         .bind(to_millis(entry.created_at))
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await
         .map_err(HistoryError::db("queueing a notification"))?;
         if inserted.rows_affected() == 0 {
             let row = sqlx::query("SELECT id FROM notifications WHERE idempotency_key = $1")
                 .bind(idempotency_key)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut tx)
                 .await
                 .map_err(HistoryError::db("reading a queued notification"))?;
             return Ok(Enqueued::Duplicate(column(&row, "id", "notifications")?));
@@ -373,7 +363,7 @@ impl HistoryStore {
             .bind(fingerprint.to_string())
             .bind(rule.as_str())
             .bind(status.as_str())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await
             .map_err(HistoryError::db("linking a notification to its alerts"))?;
         }
@@ -384,7 +374,7 @@ impl HistoryStore {
             )
             .bind(to_millis(*fired_at))
             .bind(fingerprint.to_string())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await
             .map_err(HistoryError::db(
                 "saving the firing state with its notification",
@@ -403,7 +393,6 @@ impl HistoryStore {
         limit: usize,
     ) -> Result<Vec<NotificationRecord>, HistoryError> {
         let _timer = self.timer("outbox");
-        self.database().ensure_schema().await?;
         let sql = format!(
             "SELECT {NOTIFICATION_COLUMNS} FROM notifications \
              WHERE status = 'pending' AND next_attempt_at <= $1 \
@@ -412,7 +401,7 @@ impl HistoryStore {
         );
         let rows = sqlx::query(&sql)
             .bind(to_millis(now))
-            .fetch_all(self.database().pool())
+            .fetch_all(&mut self.conn().await?)
             .await
             .map_err(HistoryError::db("reading due notifications"))?;
         rows.iter().map(notification_from_row).collect()
@@ -426,7 +415,6 @@ impl HistoryStore {
         since: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<NotificationRecord>, HistoryError> {
-        self.database().ensure_schema().await?;
         let sql = format!(
             "SELECT {NOTIFICATION_COLUMNS} FROM notifications \
              WHERE status = 'sent' AND created_at >= $1 \
@@ -435,7 +423,7 @@ impl HistoryStore {
         );
         let rows = sqlx::query(&sql)
             .bind(to_millis(since))
-            .fetch_all(self.database().pool())
+            .fetch_all(&mut self.conn().await?)
             .await
             .map_err(HistoryError::db("reading delivered notifications"))?;
         rows.iter().map(notification_from_row).collect()
@@ -463,7 +451,7 @@ impl HistoryStore {
             .bind(to_millis(at))
             .bind(id);
         let done = bind_fence(query, fence)
-            .execute(&mut *conn)
+            .execute(&mut conn)
             .await
             .map_err(HistoryError::db("claiming a notification"))?;
         if done.rows_affected() > 0 {
@@ -475,7 +463,7 @@ impl HistoryStore {
     /// Why a fenced update of pending notification `id` changed nothing.
     async fn why_refused(
         &self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut DbConn,
         id: &str,
         fence: Option<&Fence>,
     ) -> Result<Claim, HistoryError> {
@@ -525,7 +513,7 @@ impl HistoryStore {
             .bind(to_millis(at))
             .bind(id);
         let done = bind_fence(query, fence)
-            .execute(&mut *conn)
+            .execute(&mut conn)
             .await
             .map_err(HistoryError::db("marking a notification sent"))?;
         Ok(done.rows_affected() > 0)
@@ -563,7 +551,7 @@ impl HistoryStore {
             .bind(next)
             .bind(id);
         let done = bind_fence(query, fence)
-            .execute(&mut *conn)
+            .execute(&mut conn)
             .await
             .map_err(HistoryError::db("marking a notification failed"))?;
         Ok(done.rows_affected() > 0)
@@ -572,11 +560,10 @@ impl HistoryStore {
     /// How many notifications wait in the outbox (pending, due or not).
     pub async fn outbox_backlog(&self) -> Result<i64, HistoryError> {
         let _timer = self.timer("outbox");
-        self.database().ensure_schema().await?;
         let row = sqlx::query(
             "SELECT CAST(COUNT(*) AS BIGINT) AS pending FROM notifications WHERE status = 'pending'",
         )
-        .fetch_one(self.database().pool())
+        .fetch_one(&mut self.conn().await?)
         .await
         .map_err(HistoryError::db("counting pending notifications"))?;
         column(&row, "pending", "notifications")
@@ -584,11 +571,10 @@ impl HistoryStore {
 
     /// One notification by id.
     pub async fn notification(&self, id: &str) -> Result<Option<NotificationRecord>, HistoryError> {
-        self.database().ensure_schema().await?;
         let sql = format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = $1");
         let row = sqlx::query(&sql)
             .bind(id)
-            .fetch_optional(self.database().pool())
+            .fetch_optional(&mut self.conn().await?)
             .await
             .map_err(HistoryError::db("reading a notification"))?;
         row.as_ref().map(notification_from_row).transpose()
@@ -602,15 +588,14 @@ impl HistoryStore {
         episode: &Episode,
     ) -> Result<Vec<NotificationRecord>, HistoryError> {
         let _timer = self.timer("query");
-        self.database().ensure_schema().await?;
-        let pool = self.database().pool();
+        let mut conn = self.conn().await?;
         let next_start = sqlx::query(
             "SELECT MIN(starts_at) AS next_start FROM alerts \
              WHERE fingerprint = $1 AND starts_at > $2",
         )
         .bind(episode.fingerprint.as_str())
         .bind(to_millis(episode.starts_at))
-        .fetch_one(pool)
+        .fetch_one(&mut conn)
         .await
         .map_err(HistoryError::db("finding the next episode"))?;
         let until: Option<i64> = column(&next_start, "next_start", "alerts")?;
@@ -629,7 +614,7 @@ impl HistoryStore {
             .bind(episode.fingerprint.as_str())
             .bind(to_millis(episode.starts_at))
             .bind(until.unwrap_or(i64::MAX))
-            .fetch_all(pool)
+            .fetch_all(&mut conn)
             .await
             .map_err(HistoryError::db("reading an episode's notifications"))?;
         rows.iter().map(notification_from_row).collect()

@@ -13,10 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
-use sqlx::AnyConnection;
 
-use super::db::{column, Database};
-use super::lease::{backend_of, fence_condition, Fence};
+use super::db::{column, Database, DbConn};
+use super::lease::{fence_condition, Fence};
 use super::{from_millis, to_millis, HistoryError};
 use crate::labels::Labels;
 use crate::notify::alert::Fingerprint;
@@ -420,25 +419,15 @@ impl HistoryStore {
         &self.db
     }
 
-    pub(super) async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, HistoryError> {
-        self.db.ensure_schema().await?;
-        self.db
-            .pool()
-            .acquire()
-            .await
-            .map_err(HistoryError::db("acquiring a connection"))
+    /// A connection, once the schema is current (see [`DbConn`]).
+    pub(super) async fn conn(&self) -> Result<DbConn, HistoryError> {
+        self.db.conn().await
     }
 
     /// Writes `writes` in order, in one transaction: all or nothing.
     pub async fn apply(&self, writes: &[HistoryWrite]) -> Result<(), HistoryError> {
         let _timer = self.timer("write");
-        self.db.ensure_schema().await?;
-        let mut tx = self
-            .db
-            .pool()
-            .begin()
-            .await
-            .map_err(HistoryError::db("starting a transaction"))?;
+        let mut tx = self.db.begin().await?;
         for write in writes {
             apply_one(&mut tx, write).await?;
         }
@@ -451,12 +440,12 @@ impl HistoryStore {
     /// firing time is kept, and a report older than the stored one is
     /// ignored.
     pub async fn upsert_episode(&self, record: &EpisodeRecord) -> Result<(), HistoryError> {
-        upsert_episode(&mut *self.conn().await?, record).await
+        upsert_episode(&mut self.conn().await?, record).await
     }
 
     /// Records a transition (a second identical one is a no-op).
     pub async fn record_transition(&self, transition: &Transition) -> Result<(), HistoryError> {
-        insert_transition(&mut *self.conn().await?, transition).await
+        insert_transition(&mut self.conn().await?, transition).await
     }
 
     /// The episode with `id`.
@@ -465,7 +454,7 @@ impl HistoryStore {
         let sql = format!("SELECT {EPISODE_COLUMNS} FROM alerts WHERE id = $1");
         let row = sqlx::query(&sql)
             .bind(id)
-            .fetch_optional(&mut *self.conn().await?)
+            .fetch_optional(&mut self.conn().await?)
             .await
             .map_err(HistoryError::db("reading an episode"))?;
         row.as_ref().map(episode_from_row).transpose()
@@ -479,7 +468,7 @@ impl HistoryStore {
              WHERE alert_id = $1 ORDER BY at, to_state",
         )
         .bind(alert_id)
-        .fetch_all(&mut *self.conn().await?)
+        .fetch_all(&mut self.conn().await?)
         .await
         .map_err(HistoryError::db("reading alert events"))?;
         rows.iter()
@@ -515,7 +504,7 @@ impl HistoryStore {
         .bind(to_millis(at))
         .bind(comment)
         .bind(id)
-        .execute(&mut *conn)
+        .execute(&mut conn)
         .await
         .map_err(HistoryError::db("acknowledging an alert"))?;
         if updated.rows_affected() > 0 {
@@ -523,7 +512,7 @@ impl HistoryStore {
         }
         let row = sqlx::query("SELECT acknowledged_by, acknowledged_at FROM alerts WHERE id = $1")
             .bind(id)
-            .fetch_optional(&mut *conn)
+            .fetch_optional(&mut conn)
             .await
             .map_err(HistoryError::db("reading an acknowledgement"))?;
         let Some(row) = row else {
@@ -590,7 +579,7 @@ impl HistoryStore {
                 q = q.bind(*starts_at).bind(*starts_at).bind(id.clone());
             }
             let rows = q
-                .fetch_all(&mut *conn)
+                .fetch_all(&mut conn)
                 .await
                 .map_err(HistoryError::db("querying alert history"))?;
             let exhausted = rows.len() < chunk;
@@ -636,7 +625,7 @@ impl HistoryStore {
         )
         .bind(to_millis(from))
         .bind(to_millis(to))
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut conn)
         .await
         .map_err(HistoryError::db("computing rule stats"))?;
         let sent_rows = sqlx::query(
@@ -646,7 +635,7 @@ impl HistoryStore {
         )
         .bind(to_millis(from))
         .bind(to_millis(to))
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut conn)
         .await
         .map_err(HistoryError::db("counting notifications per rule"))?;
         let mut sent = BTreeMap::new();
@@ -701,7 +690,7 @@ impl HistoryStore {
         );
         let row = sqlx::query(&sql)
             .bind(fingerprint.to_string())
-            .fetch_optional(&mut *self.conn().await?)
+            .fetch_optional(&mut self.conn().await?)
             .await
             .map_err(HistoryError::db("finding an alert's open episode"))?;
         row.as_ref().map(episode_from_row).transpose()
@@ -724,7 +713,7 @@ impl HistoryStore {
         )
         .bind(to_millis(from))
         .bind(to_millis(to))
-        .fetch_all(&mut *self.conn().await?)
+        .fetch_all(&mut self.conn().await?)
         .await
         .map_err(HistoryError::db("counting fires per day"))?;
         rows.iter()
@@ -756,7 +745,7 @@ impl HistoryStore {
              fired_at, resolved_at, keep_firing_since, last_sent_at, value, updated_at \
              FROM alert_state ORDER BY fingerprint",
         )
-        .fetch_all(&mut *self.conn().await?)
+        .fetch_all(&mut self.conn().await?)
         .await
         .map_err(HistoryError::db("loading alert state"))?;
         rows.iter()
@@ -787,7 +776,7 @@ impl HistoryStore {
             "SELECT receiver, group_key, firing, resolved, sent_at FROM notify_log \
              ORDER BY receiver, group_key",
         )
-        .fetch_all(&mut *self.conn().await?)
+        .fetch_all(&mut self.conn().await?)
         .await
         .map_err(HistoryError::db("loading the notification log"))?;
         rows.iter()
@@ -810,7 +799,7 @@ impl HistoryStore {
             "SELECT receiver, fingerprint, last_firing_sent, cooldown_ms, awaiting_resolve \
              FROM cooldowns ORDER BY receiver, fingerprint",
         )
-        .fetch_all(&mut *self.conn().await?)
+        .fetch_all(&mut self.conn().await?)
         .await
         .map_err(HistoryError::db("loading cooldowns"))?;
         rows.iter()
@@ -835,14 +824,8 @@ impl HistoryStore {
     /// entries last sent before it. Open episodes, pending notifications and
     /// alert-state snapshots are kept whatever their age.
     pub async fn prune(&self, cutoff: DateTime<Utc>) -> Result<PruneReport, HistoryError> {
-        self.db.ensure_schema().await?;
         let cutoff = to_millis(cutoff);
-        let mut tx = self
-            .db
-            .pool()
-            .begin()
-            .await
-            .map_err(HistoryError::db("starting a transaction"))?;
+        let mut tx = self.db.begin().await?;
         let report = PruneReport {
             events: prune_rows(
                 &mut tx,
@@ -896,7 +879,7 @@ impl HistoryStore {
             "SELECT id, matchers, starts_at, ends_at, created_by, comment, updated_at \
              FROM silences ORDER BY id",
         )
-        .fetch_all(&mut *self.conn().await?)
+        .fetch_all(&mut self.conn().await?)
         .await
         .map_err(HistoryError::db("loading silences"))?;
         rows.iter()
@@ -957,7 +940,7 @@ pub async fn run_pruner(
     }
 }
 
-async fn apply_one(conn: &mut AnyConnection, write: &HistoryWrite) -> Result<(), HistoryError> {
+async fn apply_one(conn: &mut DbConn, write: &HistoryWrite) -> Result<(), HistoryError> {
     match write {
         HistoryWrite::Episode(record) => upsert_episode(conn, record).await,
         HistoryWrite::Transition(t) => insert_transition(conn, t).await,
@@ -1013,7 +996,7 @@ async fn apply_one(conn: &mut AnyConnection, write: &HistoryWrite) -> Result<(),
                     // batch's transaction holds until it commits.
                     let sql = format!(
                         "SELECT 1 AS held WHERE {}",
-                        fence_condition(backend_of(conn), 1, 2)
+                        fence_condition(conn.backend(), 1, 2)
                     );
                     let held = sqlx::query(&sql)
                         .bind(fence.lease.as_str())
@@ -1060,11 +1043,11 @@ impl HistoryWrite {
 /// ` WHERE <fence>` with the lease and epoch as parameters `first` and
 /// `first + 1`; without a fence a condition that always holds (SQLite
 /// needs a WHERE between `INSERT … SELECT` and `ON CONFLICT`).
-fn fenced_select(conn: &AnyConnection, fence: Option<&Fence>, first: usize) -> String {
+fn fenced_select(conn: &DbConn, fence: Option<&Fence>, first: usize) -> String {
     match fence {
         Some(_) => format!(
             " WHERE {}",
-            fence_condition(backend_of(conn), first, first + 1)
+            fence_condition(conn.backend(), first, first + 1)
         ),
         None => " WHERE 1 = 1".to_string(),
     }
@@ -1073,7 +1056,7 @@ fn fenced_select(conn: &AnyConnection, fence: Option<&Fence>, first: usize) -> S
 /// Saves a notification-log entry (under `fence`, when given); false when
 /// the database refused it for a stale epoch.
 async fn save_notify_log(
-    conn: &mut AnyConnection,
+    conn: &mut DbConn,
     row: &NotifyLogRow,
     fence: Option<&Fence>,
 ) -> Result<bool, HistoryError> {
@@ -1102,7 +1085,7 @@ async fn save_notify_log(
 /// Saves a cooldown-ledger entry (under `fence`, when given); false when
 /// the database refused it for a stale epoch.
 async fn save_cooldown(
-    conn: &mut AnyConnection,
+    conn: &mut DbConn,
     row: &CooldownRow,
     fence: Option<&Fence>,
 ) -> Result<bool, HistoryError> {
@@ -1131,10 +1114,7 @@ async fn save_cooldown(
     Ok(done.rows_affected() > 0)
 }
 
-async fn upsert_episode(
-    conn: &mut AnyConnection,
-    record: &EpisodeRecord,
-) -> Result<(), HistoryError> {
+async fn upsert_episode(conn: &mut DbConn, record: &EpisodeRecord) -> Result<(), HistoryError> {
     sqlx::query(
         "INSERT INTO alerts (id, fingerprint, rule, group_name, labels, annotations, severity, \
            state, starts_at, fired_at, ends_at, last_value, updated_at, end_reason) \
@@ -1167,7 +1147,7 @@ async fn upsert_episode(
 }
 
 async fn close_episodes_not_held(
-    conn: &mut AnyConnection,
+    conn: &mut DbConn,
     open: &BTreeSet<String>,
     held: &BTreeSet<String>,
     before: DateTime<Utc>,
@@ -1236,7 +1216,7 @@ async fn close_episodes_not_held(
     Ok(())
 }
 
-async fn insert_transition(conn: &mut AnyConnection, t: &Transition) -> Result<(), HistoryError> {
+async fn insert_transition(conn: &mut DbConn, t: &Transition) -> Result<(), HistoryError> {
     sqlx::query(
         "INSERT INTO alert_events (alert_id, at, to_state, from_state, value) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (alert_id, at, to_state) DO NOTHING",
@@ -1252,7 +1232,7 @@ async fn insert_transition(conn: &mut AnyConnection, t: &Transition) -> Result<(
     Ok(())
 }
 
-async fn upsert_snapshot(conn: &mut AnyConnection, s: &AlertSnapshot) -> Result<(), HistoryError> {
+async fn upsert_snapshot(conn: &mut DbConn, s: &AlertSnapshot) -> Result<(), HistoryError> {
     sqlx::query(
         "INSERT INTO alert_state (fingerprint, rule, group_name, labels, annotations, state, \
            active_at, fired_at, resolved_at, keep_firing_since, last_sent_at, value, updated_at) \
@@ -1319,7 +1299,7 @@ fn episode_from_row(row: &AnyRow) -> Result<Episode, HistoryError> {
     read().map_err(corrupt)
 }
 
-async fn prune_rows(conn: &mut AnyConnection, cutoff: i64, sql: &str) -> Result<u64, HistoryError> {
+async fn prune_rows(conn: &mut DbConn, cutoff: i64, sql: &str) -> Result<u64, HistoryError> {
     sqlx::query(sql)
         .bind(cutoff)
         .execute(conn)

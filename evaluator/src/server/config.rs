@@ -109,6 +109,11 @@ pub struct StorageSection {
     /// How often the leader renews its lease and a standby tries to take
     /// it (default 1s); below the lease duration minus a fifth.
     pub lease_renew_interval: Option<String>,
+    /// Postgres behind a connection pooler in transaction mode (PgBouncer's
+    /// `pool_mode = transaction`): keep no state on a server connection
+    /// between transactions (unnamed statements, each in a transaction;
+    /// migrations under a transaction-level lock). Default false.
+    pub transaction_pooling: Option<bool>,
 }
 
 /// `web:`.
@@ -250,6 +255,8 @@ pub struct StorageSettings {
     pub series_limit: usize,
     pub lease_duration: Duration,
     pub lease_renew_interval: Duration,
+    /// `storage.transaction_pooling` (Postgres only).
+    pub pooling: crate::history::db::Pooling,
 }
 
 /// `web:` after validation.
@@ -549,6 +556,11 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
             .unwrap_or(crate::store::DEFAULT_SERIES_LIMIT),
         lease_duration,
         lease_renew_interval,
+        pooling: if raw.storage.transaction_pooling == Some(true) {
+            crate::history::db::Pooling::Transaction
+        } else {
+            crate::history::db::Pooling::Session
+        },
     };
     if let Err(problem) =
         crate::history::leader::LeaderConfig::new(lease_duration, lease_renew_interval).check()
@@ -567,6 +579,14 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
     }
     if let Some(problem) = postgres_port_problem(url) {
         problems.at("storage.database_url", problem);
+    }
+    if raw.storage.transaction_pooling == Some(true) && url.starts_with("sqlite:") {
+        problems.at(
+            "storage.transaction_pooling",
+            format!(
+                "true, but the history database {url} is SQLite; the setting is for Postgres behind a connection pooler in transaction mode (PgBouncer's pool_mode = transaction): remove it, or set storage.database_url (or DATABASE_URL) to the pooler's postgres:// URL"
+            ),
+        );
     }
     if storage.series_limit == 0 {
         problems.at("storage.series_limit", "must be at least 1");

@@ -76,7 +76,7 @@ impl Durability {
         grace: Duration,
         clock: Arc<dyn Clock>,
     ) -> Result<Durability, DurabilityError> {
-        let db = Database::connect_lazy(&storage.database_url)?;
+        let db = Database::connect_lazy_with(&storage.database_url, storage.pooling)?;
         let store = HistoryStore::new(db.clone()).with_metrics(registry)?;
         let stop = CancellationToken::new();
         tokio::spawn(async move {

@@ -214,6 +214,18 @@ pub struct Outcome {
     pub marked: usize,
 }
 
+/// How the replicas reach the database and when they start.
+#[derive(Debug, Clone)]
+pub struct HaSetup {
+    /// The replicas' `DATABASE_URL` (the test's own queries go straight
+    /// to the database).
+    pub database_url: String,
+    /// Lines added to each replica's `storage:` section.
+    pub storage: Vec<String>,
+    /// Both replicas at once (else `r2` once `r1` leads).
+    pub together: bool,
+}
+
 /// Two replicas, their target, receiver and database.
 pub struct Ha {
     pub root: PathBuf,
@@ -221,29 +233,44 @@ pub struct Ha {
     pub hook: Hook,
     pub db: TestDb,
     pub replicas: Vec<Replica>,
+    setup: HaSetup,
 }
 
 impl Ha {
     /// Starts replica `r1`, waits for it to lead, then `r2`.
     pub async fn start(root: &Path, db: TestDb) -> Ha {
+        let setup = HaSetup {
+            database_url: db.url.clone(),
+            storage: Vec::new(),
+            together: false,
+        };
+        Ha::start_with(root, db, setup).await
+    }
+
+    /// Starts both replicas as `setup` says; returns once one leads and
+    /// both are ready.
+    pub async fn start_with(root: &Path, db: TestDb, setup: HaSetup) -> Ha {
         let target = Target::start().await;
         let hook = Hook::start().await;
+        let together = setup.together;
         let mut ha = Ha {
             root: root.to_path_buf(),
             target,
             hook,
             db,
             replicas: Vec::new(),
+            setup,
         };
         let first = ha.spawn("r1");
         ha.replicas.push(first);
-        let ha_ref = &ha;
-        ha.wait_async("r1 to lead", Duration::from_secs(60), move || async move {
-            ha_ref.lease_holder().await.is_some()
-        })
-        .await;
+        if !together {
+            ha.wait_for_a_leader().await;
+        }
         let second = ha.spawn("r2");
         ha.replicas.push(second);
+        if together {
+            ha.wait_for_a_leader().await;
+        }
         for i in 0..2 {
             let (listen, what) = (ha.replicas[i].listen, format!("r{} ready", i + 1));
             ha.wait_async(&what, Duration::from_secs(60), || async move {
@@ -254,6 +281,13 @@ impl Ha {
             .await;
         }
         ha
+    }
+
+    async fn wait_for_a_leader(&self) {
+        self.wait_async("a replica to lead", Duration::from_secs(60), || async {
+            self.lease_holder().await.is_some()
+        })
+        .await;
     }
 
     fn spawn(&self, name: &str) -> Replica {
@@ -271,7 +305,20 @@ impl Ha {
             &value_high_rules("0s", ""),
             &notify,
         );
-        let child = start_evaluator(&config, &dir, "evaluator.log", Some(&self.db.url));
+        if !self.setup.storage.is_empty() {
+            let mut text = std::fs::read_to_string(&config).unwrap();
+            text.push_str("storage:\n");
+            for line in &self.setup.storage {
+                text.push_str(&format!("  {line}\n"));
+            }
+            std::fs::write(&config, text).unwrap();
+        }
+        let child = start_evaluator(
+            &config,
+            &dir,
+            "evaluator.log",
+            Some(&self.setup.database_url),
+        );
         Replica {
             name: name.to_string(),
             dir,

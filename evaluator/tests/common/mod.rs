@@ -7,6 +7,7 @@
 
 pub mod faults;
 pub mod ha;
+pub mod pgbouncer;
 pub mod process;
 
 use std::collections::BTreeMap;

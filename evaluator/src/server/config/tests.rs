@@ -383,3 +383,64 @@ fn http_limits_default_and_can_be_set_under_web() {
         .collect();
     assert_eq!(fields, ["web.header_read_timeout", "web.max_connections"]);
 }
+
+#[test]
+fn transaction_pooling_is_off_by_default_and_only_for_postgres() {
+    use crate::history::db::Pooling;
+    let dir = tempfile::tempdir().unwrap();
+    let default = load(&write(dir.path(), "default.yaml", ""), &no_env).unwrap();
+    assert_eq!(default.storage.pooling, Pooling::Session);
+    let pooled = write(
+        dir.path(),
+        "pooled.yaml",
+        "storage:\n  database_url: 'postgres://vigil@pgbouncer:6432/vigil'\n  transaction_pooling: true\n",
+    );
+    assert_eq!(
+        load(&pooled, &no_env).unwrap().storage.pooling,
+        Pooling::Transaction
+    );
+    let off = write(
+        dir.path(),
+        "off.yaml",
+        "storage: {database_url: 'postgres://h/db', transaction_pooling: false}\n",
+    );
+    assert_eq!(
+        load(&off, &no_env).unwrap().storage.pooling,
+        Pooling::Session
+    );
+
+    // On SQLite, from the file or from DATABASE_URL: an error at the key.
+    let sqlite = write(
+        dir.path(),
+        "sqlite.yaml",
+        "storage:\n  transaction_pooling: true\n",
+    );
+    let problems = load(&sqlite, &no_env).unwrap_err().problems;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "storage.transaction_pooling");
+    assert_eq!(problems[0].line, Some(2));
+    assert!(
+        problems[0].message.contains("SQLite") && problems[0].message.contains("remove it"),
+        "{problems:?}"
+    );
+    let env = |name: &str| (name == "DATABASE_URL").then(|| "sqlite://typed.db".to_string());
+    let problems = load(&pooled, &env).unwrap_err().problems;
+    assert_eq!(
+        problems[0].field, "storage.transaction_pooling",
+        "{problems:?}"
+    );
+
+    // Not a boolean: the file, line and key.
+    let word = write(
+        dir.path(),
+        "word.yaml",
+        "storage:\n  transaction_pooling: sometimes\n",
+    );
+    let text = load(&word, &no_env).unwrap_err().to_string();
+    assert!(
+        text.contains("word.yaml:2:")
+            && text.contains("transaction_pooling")
+            && text.contains("boolean"),
+        "{text}"
+    );
+}
