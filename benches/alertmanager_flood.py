@@ -9,6 +9,12 @@ notifications, and measures
   inhibited), with the arrival of each alert taken once;
 - `GET /api/v2/alerts` latency once every alert is in: the median and the
   worst of GETS listings, each a fresh request reading the whole body.
+  A listing that has not answered within GET_TIMEOUT seconds is a result
+  (timed out, counted as slower than any answer), not an error: the run
+  goes on. After GIVE_UP timeouts, or once GET_BUDGET seconds of listings
+  have passed, the remaining listings are not tried (a server that is
+  still working on an abandoned listing would only time out again), so
+  the listings take at most GET_BUDGET + GET_TIMEOUT seconds.
 
 The alerts: half `severity=critical`, spread over 100 teams (one inhibit
 rule per team: its critical alerts mute `severity=warning` alerts with the
@@ -18,15 +24,24 @@ matches the target side of all 100 rules, the case where checking
 inhibition per alert against every source is slow.
 
 Usage: alertmanager_flood.py NAME API_URL HOOK_PORT. Prints progress and
-one JSON line {"name", "post_to_last_ms", "get_ms_median", "get_ms_max",
-"alerts_listed", "notified", "owed"}.
+one JSON line {"name", "post_to_last_ms", "get_ms" (each listing tried, null
+when it timed out), "get_ms_median", "get_ms_max" (over the listings tried,
+a timed-out one counting as Infinity), "gets_timed_out", "gets_skipped",
+"get_timeout_s", "alerts_listed" (null when no listing answered),
+"notified", "owed", "inhibited_notified"}. post_to_last_ms is Infinity when
+not every owed alert arrived within WAIT seconds.
+
+Bounded: posting at most POST_BUDGET s (else it stops with an error), the
+wait WAIT s, the listings GET_BUDGET + GET_TIMEOUT s.
 """
 
 import json
+import socket
 import statistics
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -37,6 +52,13 @@ GETS = 7
 # Longest wait for the owed notifications (both servers run with
 # resolve_timeout 1h, so nothing resolves meanwhile).
 WAIT = 180
+# Longest one GET /api/v2/alerts is waited for; then it counts as timed out.
+GET_TIMEOUT = 60
+# No listing is started after GET_BUDGET s of listings or GIVE_UP timeouts.
+GET_BUDGET = 120
+GIVE_UP = 2
+# Longest the posting may take, 429 refusals and their waits included.
+POST_BUDGET = 60
 
 name, api, hook_port = sys.argv[1], sys.argv[2].rstrip("/"), int(sys.argv[3])
 
@@ -92,13 +114,25 @@ def owed(batch):
     }
 
 
-def request(method, url, body=None, timeout=300):
+def request(method, url, body=None, timeout=GET_TIMEOUT):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method)
     if data is not None:
         req.add_header("Content-Type", "application/json")
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return r.status, r.read()
+
+
+def timed_out(error):
+    """Whether `error` (from urlopen or reading the body) is a timeout."""
+    if isinstance(error, urllib.error.URLError):
+        error = error.reason
+    return isinstance(error, (TimeoutError, socket.timeout))
+
+
+def ms(t):
+    """A listing time for people: a timeout counts as Infinity."""
+    return f"over {GET_TIMEOUT} s (timed out)" if t == float("inf") else f"{t:.0f} ms"
 
 
 server = ThreadingHTTPServer(("127.0.0.1", hook_port), Hook)
@@ -110,6 +144,8 @@ started = time.time()
 for k in range(0, ALERTS, BATCH):
     batch = all_alerts[k : k + BATCH]
     while True:
+        if time.time() - started > POST_BUDGET:
+            sys.exit(f"{name}: posting took over {POST_BUDGET} s, stopped at batch {k // BATCH}")
         try:
             status, _ = request("POST", f"{api}/api/v2/alerts", batch)
         except urllib.error.HTTPError as e:
@@ -139,20 +175,39 @@ if len(got_times) < len(want):
 post_to_last = (max(got_times) - started) * 1000 if len(got_times) == len(want) else float("inf")
 print(
     f"{name}: {len(got_times)}/{len(want)} owed alerts notified, {extra} inhibited ones notified; "
-    f"post to last notification {post_to_last:.0f} ms",
+    "post to last notification "
+    + (f"{post_to_last:.0f} ms" if len(got_times) == len(want) else f"not reached within {WAIT} s"),
     flush=True,
 )
 
-times = []
-listed = 0
-for _ in range(GETS):
+times = []  # ms per listing tried, None when it timed out
+listed = None
+gets_started = time.time()
+for i in range(GETS):
+    if times.count(None) >= GIVE_UP or time.time() - gets_started > GET_BUDGET:
+        break
     t0 = time.time()
-    status, body = request("GET", f"{api}/api/v2/alerts")
+    try:
+        status, body = request("GET", f"{api}/api/v2/alerts", timeout=GET_TIMEOUT)
+    except Exception as e:  # noqa: BLE001 - only timeouts are results
+        if not timed_out(e):
+            raise
+        times.append(None)
+        print(f"{name}: GET /api/v2/alerts {i + 1} timed out after {GET_TIMEOUT} s", flush=True)
+        continue
     times.append((time.time() - t0) * 1000)
     listed = len(json.loads(body))
+skipped = GETS - len(times)
+timeouts = times.count(None)
+# A timed-out listing is slower than any answer: it counts as Infinity.
+ranked = [float("inf") if t is None else t for t in times]
+median = statistics.median(ranked)
+worst = max(ranked)
 print(
-    f"{name}: GET /api/v2/alerts ({listed} alerts): median {statistics.median(times):.0f} ms, "
-    f"max {max(times):.0f} ms over {GETS}: {[round(t) for t in times]}",
+    f"{name}: GET /api/v2/alerts ({'none answered' if listed is None else f'{listed} alerts'}): "
+    f"median {ms(median)}, worst {ms(worst)} over {len(times)} tried "
+    f"({timeouts} timed out after {GET_TIMEOUT} s, {skipped} not tried): "
+    f"{[round(t) if t is not None else 'timeout' for t in times]}",
     flush=True,
 )
 server.shutdown()
@@ -161,8 +216,12 @@ print(
         {
             "name": name,
             "post_to_last_ms": post_to_last,
-            "get_ms_median": statistics.median(times),
-            "get_ms_max": max(times),
+            "get_ms": times,
+            "get_ms_median": median,
+            "get_ms_max": worst,
+            "gets_timed_out": timeouts,
+            "gets_skipped": skipped,
+            "get_timeout_s": GET_TIMEOUT,
             "alerts_listed": listed,
             "notified": len(got_times),
             "owed": len(want),
