@@ -84,11 +84,16 @@ seed() {
 
 echo "building the fuzz targets (release, coverage-instrumented)"
 RUSTC_BOOTSTRAP=1 cargo fuzz build -s none
-printf '%-18s %8s %12s %8s  %s\n' target seconds executions corpus result
+# Per target: the inputs in its corpus before the run (the seeds, on a
+# first run), the seconds it ran (measured), libFuzzer's executions and
+# the inputs in the corpus after.
+printf '%-18s %8s %8s %12s %8s  %s\n' target before seconds executions after result
 failed=0
 for t in "${targets[@]}"; do
   seed "$t"
+  before=$(ls "corpus/$t" | wc -l)
   log=$(mktemp)
+  start=$SECONDS
   if RUSTC_BOOTSTRAP=1 cargo fuzz run -s none "$t" "corpus/$t" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1; then
     result=ok
@@ -96,8 +101,9 @@ for t in "${targets[@]}"; do
     result="FAILED: $(grep -m1 -E 'ERROR|panicked|deadly signal|Timeout|out-of-memory' "$log" || tail -1 "$log")"
     failed=1
   fi
+  ran=$((SECONDS - start))
   execs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')
-  printf '%-18s %8s %12s %8s  %s\n' "$t" "$seconds" "${execs:-?}" "$(ls "corpus/$t" | wc -l)" "$result"
+  printf '%-18s %8s %8s %12s %8s  %s\n' "$t" "$before" "$ran" "${execs:-?}" "$(ls "corpus/$t" | wc -l)" "$result"
   [[ $result == ok ]] || tail -30 "$log" | sed 's/^/    /'
   rm -f "$log"
 done
