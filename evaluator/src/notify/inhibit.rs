@@ -335,6 +335,31 @@ mod tests {
         })
     }
 
+    /// Checks the index over `firing` against the pairwise rule for every
+    /// alert of `alerts`; returns how many are muted.
+    fn agree_with_pairs(
+        inhibitor: &Inhibitor,
+        rules: &[InhibitRule],
+        alerts: &[Labels],
+        firing: &[Labels],
+    ) -> usize {
+        let index = inhibitor.index(firing.iter().map(|l| (Fingerprint::of(l), l)));
+        let mut muted = 0;
+        for target in alerts {
+            let mut want: Vec<Fingerprint> = firing
+                .iter()
+                .filter(|source| muted_by_pairs(rules, target, source))
+                .map(Fingerprint::of)
+                .collect();
+            want.sort();
+            want.dedup();
+            assert_eq!(index.inhibited_by(inhibitor, target), want, "{target:?}");
+            assert_eq!(index.is_inhibited(inhibitor, target), !want.is_empty());
+            muted += usize::from(!want.is_empty());
+        }
+        muted
+    }
+
     #[test]
     fn the_index_agrees_with_the_pairwise_rule_on_every_pair() {
         let rules: Vec<InhibitRule> = [
@@ -375,19 +400,7 @@ mod tests {
         }
         // Every other alert fires, so some targets have no source at all.
         let firing: Vec<Labels> = alerts.iter().step_by(2).cloned().collect();
-        let index = inhibitor.index(firing.iter().map(|l| (Fingerprint::of(l), l)));
-        let mut muted = 0;
-        for target in &alerts {
-            let mut want: Vec<Fingerprint> = firing
-                .iter()
-                .filter(|source| muted_by_pairs(&rules, target, source))
-                .map(Fingerprint::of)
-                .collect();
-            want.sort();
-            assert_eq!(index.inhibited_by(&inhibitor, target), want, "{target:?}");
-            assert_eq!(index.is_inhibited(&inhibitor, target), !want.is_empty());
-            muted += usize::from(!want.is_empty());
-        }
+        let muted = agree_with_pairs(&inhibitor, &rules, &alerts, &firing);
         assert!(
             muted > 0 && muted < alerts.len(),
             "{muted} of {}",
@@ -449,20 +462,7 @@ mod tests {
             .filter(|(i, _)| i % 3 != 0)
             .map(|(_, l)| l.clone())
             .collect();
-        let index = inhibitor.index(firing.iter().map(|l| (Fingerprint::of(l), l)));
-        let mut muted = 0;
-        for target in &alerts {
-            let mut want: Vec<Fingerprint> = firing
-                .iter()
-                .filter(|source| muted_by_pairs(&rules, target, source))
-                .map(Fingerprint::of)
-                .collect();
-            want.sort();
-            want.dedup();
-            assert_eq!(index.inhibited_by(&inhibitor, target), want, "{target:?}");
-            assert_eq!(index.is_inhibited(&inhibitor, target), !want.is_empty());
-            muted += usize::from(!want.is_empty());
-        }
+        let muted = agree_with_pairs(&inhibitor, &rules, &alerts, &firing);
         assert!(muted > 0 && muted < 200, "{muted} muted");
     }
 
