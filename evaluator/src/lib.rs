@@ -16,4 +16,5 @@ pub mod promql;
 pub mod rules;
 pub mod scrape;
 pub mod server;
+pub mod stale;
 pub mod store;

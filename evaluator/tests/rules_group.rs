@@ -8,11 +8,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use vigil_evaluator::clock::{Clock, SimClock};
 use vigil_evaluator::labels::Labels;
-use vigil_evaluator::rules::engine::is_stale_nan;
 use vigil_evaluator::rules::fake::{sample, FakeEngine};
 use vigil_evaluator::rules::file::parse_rule_file;
 use vigil_evaluator::rules::group::{GroupEnv, Health, RuleGroup};
 use vigil_evaluator::rules::scheduler::run_groups;
+use vigil_evaluator::stale::is_stale;
 
 const MIN: i64 = 60_000;
 
@@ -147,7 +147,7 @@ fn series_a_rule_stops_producing_get_a_staleness_marker() {
     let stale: Vec<_> = engine
         .appended()
         .into_iter()
-        .filter(|s| is_stale_nan(s.value))
+        .filter(|s| is_stale(s.value))
         .collect();
     assert_eq!(stale.len(), 1);
     assert_eq!(
@@ -286,7 +286,7 @@ fn removed_group_marks_its_series_stale() {
         markers[0].labels,
         Labels::from_pairs([("__name__", "job:up"), ("job", "a")])
     );
-    assert!(is_stale_nan(markers[0].value));
+    assert!(is_stale(markers[0].value));
     assert_eq!(markers[0].t_ms, MIN);
 }
 

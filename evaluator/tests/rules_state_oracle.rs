@@ -12,10 +12,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use vigil_evaluator::labels::Labels;
-use vigil_evaluator::rules::engine::{is_stale_nan, OutputSample};
+use vigil_evaluator::rules::engine::OutputSample;
 use vigil_evaluator::rules::fake::{sample, FakeEngine};
 use vigil_evaluator::rules::file::parse_rule_file;
 use vigil_evaluator::rules::group::{GroupEnv, RuleGroup};
+use vigil_evaluator::stale::is_stale;
 use vigil_testkit::external_tool;
 
 const MIN: i64 = 60_000;
@@ -68,7 +69,7 @@ fn visible(appended: &[OutputSample], metric: &str, t: i64) -> BTreeMap<Labels, 
     }
     latest
         .into_iter()
-        .filter(|(_, (_, v))| !is_stale_nan(*v))
+        .filter(|(_, (_, v))| !is_stale(*v))
         .map(|(l, (_, v))| (l, v))
         .collect()
 }

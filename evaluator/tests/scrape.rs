@@ -17,8 +17,8 @@ use prometheus::{IntCounterVec, Opts};
 use vigil_evaluator::clock::{Clock, SimClock};
 use vigil_evaluator::labels::Labels;
 use vigil_evaluator::scrape::{
-    is_stale_marker, spawn_scrape_loops, AppendError, AppendSample, Health, SampleAppender,
-    ScrapeConfig, ScrapeDefaults, ScrapeLoop, ValidScrapeConfig, ACCEPT_HEADER,
+    spawn_scrape_loops, AppendError, AppendSample, Health, SampleAppender, ScrapeConfig,
+    ScrapeDefaults, ScrapeLoop, ValidScrapeConfig, ACCEPT_HEADER,
 };
 use vigil_evaluator::server::adapters::ScrapeToStore;
 use vigil_evaluator::server::query_adapter::SharedStore;
@@ -197,7 +197,7 @@ fn value_of(batch: &[AppendSample], name: &str) -> Option<f64> {
 fn stale_names(batch: &[AppendSample]) -> Vec<String> {
     let mut names: Vec<String> = batch
         .iter()
-        .filter(|s| is_stale_marker(s.value))
+        .filter(|s| vigil_evaluator::stale::is_stale(s.value))
         .map(|s| s.labels.to_string())
         .collect();
     names.sort();
@@ -308,7 +308,10 @@ async fn disappearing_series_gets_a_staleness_marker() {
     let outcome = h.scrape_loop.scrape_once().await;
     assert_eq!(outcome.stale_markers, 1);
     let batch = h.store.last_batch();
-    let stale: Vec<&AppendSample> = batch.iter().filter(|s| is_stale_marker(s.value)).collect();
+    let stale: Vec<&AppendSample> = batch
+        .iter()
+        .filter(|s| vigil_evaluator::stale::is_stale(s.value))
+        .collect();
     assert_eq!(stale.len(), 1);
     assert_eq!(stale[0].labels.metric_name(), Some("b"));
     assert_eq!(stale[0].t_ms, T0_MS + 15_000);
@@ -551,7 +554,9 @@ async fn stopping_a_target_stales_its_series_and_synthetic_series() {
         7,
         "a, b and the five synthetic series: {names:?}"
     );
-    assert!(last.iter().all(|s| is_stale_marker(s.value)));
+    assert!(last
+        .iter()
+        .all(|s| vigil_evaluator::stale::is_stale(s.value)));
     assert!(store.all().len() > last.len());
 }
 
@@ -718,7 +723,9 @@ async fn stopping_ends_a_scrape_that_is_still_waiting_for_its_target() {
     // Nothing was scraped, so only the synthetic series are marked stale.
     let last = store.last_batch();
     assert_eq!(last.len(), 5);
-    assert!(last.iter().all(|s| is_stale_marker(s.value)));
+    assert!(last
+        .iter()
+        .all(|s| vigil_evaluator::stale::is_stale(s.value)));
 }
 
 fn shared_store(limit: usize) -> (SharedStore, Arc<dyn SampleAppender>) {

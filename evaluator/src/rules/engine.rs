@@ -69,17 +69,3 @@ pub struct AppendError(pub String);
 pub trait SampleAppender {
     fn append(&self, samples: &[OutputSample]) -> Result<(), AppendError>;
 }
-
-/// Prometheus' staleness marker: a NaN with this exact bit pattern says "this
-/// series ended here", distinct from an ordinary NaN value.
-pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
-
-/// The staleness-marker value.
-pub fn stale_nan() -> f64 {
-    f64::from_bits(STALE_NAN_BITS)
-}
-
-/// Whether `v` is the staleness marker (not just any NaN).
-pub fn is_stale_nan(v: f64) -> bool {
-    v.to_bits() == STALE_NAN_BITS
-}

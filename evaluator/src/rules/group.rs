@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::engine::{stale_nan, OutputSample, QueryEngine, SampleAppender};
+use super::engine::{OutputSample, QueryEngine, SampleAppender};
 use super::file::{GroupSpec, RuleSpec};
 use super::recording::RecordingRule;
 use super::template::TemplateError;
@@ -15,6 +15,7 @@ use crate::alerts::state::millis;
 use crate::alerts::{Alert, AlertState, AlertingRule, EvalContext};
 use crate::clock::Clock;
 use crate::labels::Labels;
+use crate::stale::STALE_NAN;
 
 /// Health of a rule, as `/api/v1/rules` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,7 +168,7 @@ impl RuleGroup {
                     samples.push(OutputSample {
                         labels: gone.clone(),
                         t_ms: query_ts,
-                        value: stale_nan(),
+                        value: STALE_NAN,
                     });
                 }
                 env.appender.append(&samples).map_err(|e| e.to_string())?;
@@ -279,7 +280,7 @@ impl RuleGroup {
             .map(|labels| OutputSample {
                 labels: labels.clone(),
                 t_ms,
-                value: stale_nan(),
+                value: STALE_NAN,
             })
             .collect()
     }

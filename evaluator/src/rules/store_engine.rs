@@ -7,8 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::engine::{
-    is_stale_nan, AppendError, OutputSample, QueryEngine, QueryError, QueryResult, Sample,
-    SampleAppender,
+    AppendError, OutputSample, QueryEngine, QueryError, QueryResult, Sample, SampleAppender,
 };
 use crate::promql::{Engine, Query, Value};
 use crate::store::{Store, StoreError};
@@ -120,7 +119,7 @@ impl SampleAppender for StoreQueryEngine {
             match store.append(&s.labels, s.t_ms, s.value) {
                 Ok(()) => {}
                 Err(StoreError::OutOfOrder { .. } | StoreError::DuplicateTimestamp { .. })
-                    if is_stale_nan(s.value) => {}
+                    if crate::stale::is_stale(s.value) => {}
                 Err(e) => {
                     first_error.get_or_insert(AppendError(e.to_string()));
                 }
@@ -135,7 +134,7 @@ mod tests {
     use super::*;
     use crate::labels::Labels;
     use crate::promql::EngineOptions;
-    use crate::rules::engine::stale_nan;
+    use crate::stale::STALE_NAN;
 
     fn engine_with(samples: &[(&str, i64, f64)]) -> StoreQueryEngine {
         let mut store = Store::default();
@@ -201,7 +200,7 @@ mod tests {
             t_ms: 1_000,
             value,
         };
-        assert_eq!(e.append(&[at(stale_nan())]), Ok(()));
+        assert_eq!(e.append(&[at(STALE_NAN)]), Ok(()));
         assert!(e.append(&[at(2.0)]).is_err());
     }
 }

@@ -40,12 +40,3 @@ pub use config::{
 pub use parser::{Entry, Format, ParseError, Parser, Pieces, Sample};
 pub use scrape_loop::{spawn_scrape_loops, ScrapeError, ScrapeLoop, ScrapeOutcome, ACCEPT_HEADER};
 pub use target::{Health, Target, TargetHandle, TargetState};
-
-/// The value Prometheus writes to mark a series stale: a NaN with a payload
-/// that no arithmetic produces, so it is told apart from a scraped `NaN`.
-pub const STALE_NAN: f64 = f64::from_bits(0x7ff0_0000_0000_0002);
-
-/// Whether `v` is the staleness marker (compares bits: NaN != NaN).
-pub fn is_stale_marker(v: f64) -> bool {
-    v.to_bits() == STALE_NAN.to_bits()
-}

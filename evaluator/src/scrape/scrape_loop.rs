@@ -21,9 +21,9 @@ use super::parser::{is_valid_metric_name, Entry, Format, ParseError, Pieces};
 use super::relabel::{relabel, Relabeler};
 use super::staleness::{Lookup, SeriesTracker};
 use super::target::{Health, Target, TargetHandle, TargetState};
-use super::STALE_NAN;
 use crate::clock::Clock;
 use crate::labels::{Labels, METRIC_NAME};
+use crate::stale::STALE_NAN;
 
 /// The Accept header Prometheus 2.42 sends: OpenMetrics preferred, the text
 /// format as fallback.

@@ -22,8 +22,3 @@ pub fn read_store(store: &SharedStore) -> std::sync::RwLockReadGuard<'_, Store> 
 pub fn write_store(store: &SharedStore) -> std::sync::RwLockWriteGuard<'_, Store> {
     store.write().unwrap_or_else(|e| e.into_inner())
 }
-
-// The three stale markers (scrape, store, rules) must be one bit pattern, or
-// a rule would see a scrape's staleness marker as a value.
-const _: () = assert!(crate::store::STALE_NAN.to_bits() == crate::scrape::STALE_NAN.to_bits());
-const _: () = assert!(crate::store::STALE_NAN.to_bits() == crate::rules::engine::STALE_NAN_BITS);

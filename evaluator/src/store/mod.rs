@@ -34,14 +34,7 @@ use crate::promql::{SeriesSource, SeriesView};
 use fxhash::{FxHashMap, FxHasher};
 use postings::Postings;
 
-/// Prometheus' staleness marker: a NaN with a fixed bit pattern, written when
-/// a series disappears from a scrape so queries stop looking back past it.
-pub const STALE_NAN: f64 = f64::from_bits(0x7ff0_0000_0000_0002);
-
-/// Whether `v` is the staleness marker (and not an ordinary NaN).
-pub fn is_stale(v: f64) -> bool {
-    v.to_bits() == STALE_NAN.to_bits()
-}
+pub use crate::stale::{is_stale, STALE_NAN};
 
 /// Default cap on the number of series, high enough for a typical sidecar.
 pub const DEFAULT_SERIES_LIMIT: usize = 1_000_000;
