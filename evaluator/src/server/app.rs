@@ -35,7 +35,6 @@ use super::metrics::{MetricsError, ServerMetrics};
 use super::query_adapter::{write_store, SharedStore, StoreQueryEngine};
 use crate::alerts::state::millis;
 use crate::clock::{Clock, SystemClock};
-use crate::history::HistoryStore;
 use crate::notify::alert::{Alert, Notification};
 use crate::notify::deliver::{DeliveryStage, Retrier, RetryPolicy};
 use crate::notify::notifier::{self, Notifier};
@@ -355,9 +354,6 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
         tokio::spawn(merge_late_saved_state(
             late,
             Arc::clone(&notifier),
-            Arc::clone(&alertmanager),
-            durability.store.clone(),
-            Arc::clone(&clock),
             Arc::clone(&state),
             alerts_tx.clone(),
             started_at.timestamp_millis(),
@@ -549,21 +545,21 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
 /// and, once every group concerned has been evaluated since start, the
 /// saved firing alerts no group holds any more are resolved at the
 /// receivers (see [`resolved_by_late_state`]). Alerts a group holds again
-/// started over.
-#[allow(clippy::too_many_arguments)] // the start-up pieces it merges into
+/// started over. The Alertmanager API, the history store and the clock are
+/// `state`'s.
 async fn merge_late_saved_state(
     late: tokio::sync::oneshot::Receiver<SavedState>,
     notifier: Arc<tokio::sync::Mutex<Notifier>>,
-    alertmanager: Arc<AlertmanagerApi>,
-    store: HistoryStore,
-    clock: Arc<dyn Clock>,
     state: Arc<AppState>,
     alerts: mpsc::UnboundedSender<Vec<Alert>>,
     started_at_ms: i64,
 ) {
     let Ok(saved) = late.await else { return };
+    let (store, clock) = (&state.history, &state.clock);
     let entries = saved.restore_notifier(&mut *notifier.lock().await, true);
-    alertmanager.restore_open_episodes(alertmanager::load_open_episodes(&store, clock.now()).await);
+    state
+        .alertmanager
+        .restore_open_episodes(alertmanager::load_open_episodes(store, clock.now()).await);
     store.set_restore_pending(false);
     // Bounded: a group that never finishes an evaluation does not keep the
     // resolutions back for ever.
