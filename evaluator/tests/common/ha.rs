@@ -407,6 +407,23 @@ impl Ha {
         }
     }
 
+    /// Waits until the receiver holds (or got) `series`' firing request from
+    /// replica `i`.
+    async fn wait_firing_sent_by(&self, series: &str, i: usize) {
+        let sender = self.replicas[i].name.clone();
+        self.wait(
+            &format!("{series} firing held by the receiver"),
+            RECOVERY,
+            |ha| {
+                ha.hook
+                    .about(series, "firing")
+                    .iter()
+                    .any(|g| g.replica == sender)
+            },
+        )
+        .await;
+    }
+
     /// Waits until replica `other` holds the lease; the time since `since`.
     async fn failover_to(&self, other: usize, since: Instant) -> Duration {
         let pid = self.replicas[other].pid();
@@ -470,18 +487,7 @@ impl Ha {
             Fault::KillMidDelivery => {
                 self.hook.delay(Duration::from_secs(5));
                 self.target.set_series(&series, 1.0);
-                let sender = self.replicas[leader].name.clone();
-                self.wait(
-                    &format!("{series} firing held by the receiver"),
-                    RECOVERY,
-                    |ha| {
-                        ha.hook
-                            .about(&series, "firing")
-                            .iter()
-                            .any(|g| g.replica == sender)
-                    },
-                )
-                .await;
+                self.wait_firing_sent_by(&series, leader).await;
                 let killed = Instant::now();
                 kill9(&mut self.replicas[leader].child);
                 self.hook.delay(Duration::ZERO);
@@ -498,18 +504,7 @@ impl Ha {
                     }
                     Fault::FreezeMidDelivery { frozen } => {
                         self.hook.delay(Duration::from_secs(3));
-                        let sender = self.replicas[leader].name.clone();
-                        self.wait(
-                            &format!("{series} firing held by the receiver"),
-                            RECOVERY,
-                            |ha| {
-                                ha.hook
-                                    .about(&series, "firing")
-                                    .iter()
-                                    .any(|g| g.replica == sender)
-                            },
-                        )
-                        .await;
+                        self.wait_firing_sent_by(&series, leader).await;
                         frozen
                     }
                     _ => unreachable!("a freeze"),
