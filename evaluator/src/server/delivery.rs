@@ -510,31 +510,34 @@ pub async fn run_delivery(
             Some(_) = running.join_next(), if !running.is_empty() => {}
         }
     }
+    if !running.is_empty() {
+        tracing::info!(
+            deliveries = running.len(),
+            grace_seconds = grace.as_secs_f64(),
+            "waiting for in-flight deliveries"
+        );
+        let drained = tokio::select! {
+            biased;
+            () = async { while running.join_next().await.is_some() {} } => true,
+            () = clock.sleep(grace) => false,
+        };
+        if !drained {
+            tracing::warn!(
+                deliveries = running.len(),
+                "deliveries still running after the shutdown grace period; abandoned"
+            );
+            running.abort_all();
+        }
+    }
+    // Deliveries that ended handing their notification back count as held.
+    while let Ok(h) = requeued.try_recv() {
+        hold(&mut held, h);
+    }
     if !held.is_empty() {
         tracing::warn!(
             notifications = held.len(),
-            "shutting down as a standby: held notifications are left to the leader"
+            "shutting down without a valid leader lease: held notifications are left to the leader"
         );
-    }
-    if running.is_empty() {
-        return;
-    }
-    tracing::info!(
-        deliveries = running.len(),
-        grace_seconds = grace.as_secs_f64(),
-        "waiting for in-flight deliveries"
-    );
-    let drained = tokio::select! {
-        biased;
-        () = async { while running.join_next().await.is_some() {} } => true,
-        () = clock.sleep(grace) => false,
-    };
-    if !drained {
-        tracing::warn!(
-            deliveries = running.len(),
-            "deliveries still running after the shutdown grace period; abandoned"
-        );
-        running.abort_all();
     }
 }
 
