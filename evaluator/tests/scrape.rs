@@ -524,11 +524,22 @@ async fn stopping_a_target_stales_its_series_and_synthetic_series() {
     let store = Arc::new(MemoryStore::default());
     let cfg = config(&target.address, "scrape_interval: 50ms");
     let appender: Arc<dyn SampleAppender> = store.clone();
-    let clock: Arc<dyn Clock> = clock_at(T0);
+    let sim_clock = clock_at(T0);
+    let clock: Arc<dyn Clock> = sim_clock.clone();
     let cancel = CancellationToken::new();
     let (handles, tasks) =
         spawn_scrape_loops(&[cfg], &appender, &clock, &cancel, None).expect("spawn");
     assert_eq!(handles.len(), 1);
+
+    // The loop waits on the simulated clock for its first tick, at most one
+    // interval away: once it sleeps, move the clock one interval on.
+    for _ in 0..200 {
+        if sim_clock.sleepers() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sim_clock.advance(Duration::from_millis(50));
 
     // Wait (bounded) for the first scrape to land; the test asserts what
     // was written, not when.

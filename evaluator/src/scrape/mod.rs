@@ -26,6 +26,7 @@
 
 pub mod appender;
 pub mod config;
+mod ingest;
 pub mod parser;
 pub mod relabel;
 pub mod scrape_loop;

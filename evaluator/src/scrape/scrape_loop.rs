@@ -9,7 +9,7 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::IntCounterVec;
@@ -17,12 +17,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::appender::{AppendError, AppendSample, SampleAppender, TargetId};
 use super::config::{format_duration, Credentials, StaticTarget, ValidScrapeConfig};
-use super::parser::{is_valid_metric_name, Entry, Format, ParseError, Pieces};
-use super::relabel::{relabel, Relabeler};
-use super::staleness::{Lookup, SeriesTracker};
+use super::ingest::{lock, Counts, Limits, Work};
+use super::parser::{Format, ParseError, Pieces};
+use super::staleness::SeriesTracker;
 use super::target::{Health, Target, TargetHandle, TargetState};
 use crate::clock::Clock;
-use crate::labels::{Labels, METRIC_NAME};
+use crate::labels::METRIC_NAME;
 use crate::stale::STALE_NAN;
 
 /// The Accept header Prometheus 2.42 sends: OpenMetrics preferred, the text
@@ -93,38 +93,6 @@ pub struct ScrapeOutcome {
     pub stale_markers: usize,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-struct Counts {
-    scraped: usize,
-    kept: usize,
-    added: usize,
-}
-
-/// The per-scrape limits of a target (0 = no limit).
-#[derive(Debug, Clone, Copy)]
-struct Limits {
-    sample: usize,
-    label: usize,
-    label_name_length: usize,
-    label_value_length: usize,
-}
-
-/// Parsing and committing are CPU work proportional to the exposition, so
-/// they run on tokio's blocking pool, never on the async workers that serve
-/// HTTP and run the rules; this is the state that work needs, shared with
-/// it under a lock that only one step of one scrape holds at a time.
-struct Work {
-    target_labels: Labels,
-    honor_labels: bool,
-    rules: Arc<Vec<Relabeler>>,
-    limits: Limits,
-    tracker: SeriesTracker,
-    report_series: [Labels; 5],
-    batch: Vec<AppendSample>,
-    pieces: Pieces,
-    counts: Counts,
-}
-
 /// One target's scrape loop.
 pub struct ScrapeLoop {
     target: Target,
@@ -155,10 +123,6 @@ const BODY_BUFFER_KEEP: usize = 1024 * 1024;
 /// hand-over per scrape, large ones one per 256 KiB.
 const PARSE_BATCH: usize = 256 * 1024;
 
-/// How many entries the blocking parser handles between two looks at the
-/// deadline and the stop signal.
-const CHECK_EVERY: u32 = 256;
-
 const REPORT_NAMES: [&str; 5] = [
     "up",
     "scrape_duration_seconds",
@@ -166,10 +130,6 @@ const REPORT_NAMES: [&str; 5] = [
     "scrape_samples_post_metric_relabeling",
     "scrape_series_added",
 ];
-
-fn lock(work: &Mutex<Work>) -> MutexGuard<'_, Work> {
-    work.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 impl ScrapeLoop {
     /// A loop for `static_target`, one of `config`'s targets. Registers the
@@ -366,25 +326,25 @@ impl ScrapeLoop {
     /// body, and every few hundred lines of parsing), so stopping is prompt.
     pub async fn run(mut self, cancel: CancellationToken) {
         self.cancel = cancel.clone();
-        let wait = self.initial_offset();
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            () = tokio::time::sleep(wait) => {}
-        }
-        let mut ticker = tokio::time::interval(self.interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut next = self.clock.monotonic() + self.initial_offset();
+        let mut scraped = false;
         loop {
+            let wait = next.saturating_sub(self.clock.monotonic());
             tokio::select! {
                 () = cancel.cancelled() => break,
-                _ = ticker.tick() => {}
+                () = self.clock.sleep(wait) => {}
             }
+            scraped = true;
             self.scrape_once().await;
             if cancel.is_cancelled() {
                 break;
             }
+            next = next_tick(next, self.interval, self.clock.monotonic());
         }
-        if let Err(e) = self.write_end_of_run_staleness() {
-            tracing::warn!(target_url = %self.target.url, error = %e, "cannot write staleness markers for a stopped target");
+        if scraped {
+            if let Err(e) = self.write_end_of_run_staleness() {
+                tracing::warn!(target_url = %self.target.url, error = %e, "cannot write staleness markers for a stopped target");
+            }
         }
     }
 
@@ -570,251 +530,6 @@ impl Drop for ScrapeLoop {
     }
 }
 
-impl Work {
-    /// Parses one piece of the body into `self.batch`, tracking series for
-    /// staleness; `last` when the body ends with it. `check` is called
-    /// every [`CHECK_EVERY`] entries and ends the work with its error.
-    fn ingest(
-        &mut self,
-        piece: &[u8],
-        last: bool,
-        t_ms: i64,
-        check: &dyn Fn() -> Result<(), ScrapeError>,
-    ) -> Result<(), ScrapeError> {
-        let mut pieces = self.pieces;
-        let mut parser = pieces.parser(piece, last).map_err(parse_error)?;
-        let mut entries: u32 = 0;
-        while let Some(entry) = parser.next_entry().map_err(parse_error)? {
-            entries = entries.wrapping_add(1);
-            if entries % CHECK_EVERY == 0 {
-                check()?;
-            }
-            let Entry::Sample(sample) = entry else {
-                continue;
-            };
-            self.counts.scraped += 1;
-            let (key, new) = match self.tracker.lookup(sample.series) {
-                Lookup::Dropped => continue,
-                Lookup::Kept(key) => (key, false),
-                Lookup::Miss => {
-                    let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(sample.labels.len() + 1);
-                    pairs.push((METRIC_NAME, sample.name));
-                    pairs.extend(sample.labels.iter().map(|l| (l.name, l.value.as_ref())));
-                    let exposed = Labels::from_pairs(pairs);
-                    let labelled =
-                        merge_target_labels(exposed, &self.target_labels, self.honor_labels);
-                    match relabel(labelled, &self.rules) {
-                        Some(labels) if !labels.is_empty() => {
-                            if let Some(name) = labels.metric_name() {
-                                if !is_valid_metric_name(name) {
-                                    return Err(ScrapeError::InvalidSeries(name.to_string()));
-                                }
-                            }
-                            self.limits.check(&labels)?;
-                            self.tracker.insert(sample.series, Some(labels.clone()));
-                            (labels, true)
-                        }
-                        _ => {
-                            self.tracker.insert(sample.series, None);
-                            continue;
-                        }
-                    }
-                }
-            };
-            let t = match sample.timestamp_ms {
-                Some(explicit) => explicit,
-                None => {
-                    if !self.tracker.track(&key) {
-                        // A duplicate series in one exposition: Prometheus
-                        // keeps the first and drops the rest.
-                        continue;
-                    }
-                    t_ms
-                }
-            };
-            self.counts.kept += 1;
-            if self.limits.sample > 0 && self.counts.kept > self.limits.sample {
-                return Err(ScrapeError::SampleLimit(self.limits.sample));
-            }
-            if new && !self.tracker.seen_before(&key) {
-                self.counts.added += 1;
-            }
-            self.batch.push(AppendSample {
-                labels: key,
-                t_ms: t,
-                value: sample.value,
-            });
-        }
-        pieces.finish_piece(&parser);
-        self.pieces = pieces;
-        Ok(())
-    }
-
-    /// Ends a scrape: staleness, the synthetic series, and the commit. A
-    /// scrape the store refuses for the series limit ends like a failed
-    /// one: its previous series go stale and `up` is 0. Returns the
-    /// scrape's result, its counts and the number of staleness markers.
-    fn finish(
-        &mut self,
-        result: Result<(), ScrapeError>,
-        t_ms: i64,
-        duration: Duration,
-        appender: &dyn SampleAppender,
-        target: TargetId,
-    ) -> (Result<(), ScrapeError>, Counts, usize) {
-        let mut stale = match &result {
-            Ok(()) => self.tracker.finish_success(),
-            Err(_) => {
-                // Like Prometheus: nothing of a failed scrape is stored, and
-                // every series of the last good scrape goes stale.
-                self.batch.clear();
-                self.tracker.finish_failure()
-            }
-        };
-        self.push_stale_and_report(&stale, t_ms, result.is_ok(), duration);
-        let mut result = result;
-        match appender.commit_target(target, &self.batch) {
-            Ok(()) => {}
-            Err(refused @ AppendError::SeriesLimit { .. }) if result.is_ok() => {
-                // Nothing was stored. The series of the last good scrape
-                // (written again, or gone) and this scrape's new ones are
-                // forgotten and marked stale (the store ignores markers for
-                // series it never held).
-                stale.extend(self.tracker.finish_failure());
-                self.batch.clear();
-                self.counts.added = 0;
-                self.push_stale_and_report(&stale, t_ms, false, duration);
-                if let Err(e) = appender.commit_target(target, &self.batch) {
-                    tracing::warn!(error = %e, "cannot store the staleness of a target refused for the series limit");
-                }
-                result = Err(ScrapeError::Store(refused));
-            }
-            Err(e) => {
-                if result.is_ok() {
-                    result = Err(ScrapeError::Store(e));
-                }
-            }
-        }
-        // The batch is refilled by every scrape; keep room for about this
-        // many samples instead of what doubling left over.
-        let room = self.batch.len() + self.batch.len() / 16 + 16;
-        if self.batch.capacity() > room + room / 8 {
-            self.batch.shrink_to(room);
-        }
-        (result, self.counts, stale.len())
-    }
-
-    fn push_stale_and_report(&mut self, stale: &[Labels], t_ms: i64, up: bool, duration: Duration) {
-        self.batch.extend(stale.iter().map(|labels| AppendSample {
-            labels: labels.clone(),
-            t_ms,
-            value: STALE_NAN,
-        }));
-        let report = [
-            if up { 1.0 } else { 0.0 },
-            duration.as_secs_f64(),
-            self.counts.scraped as f64,
-            self.counts.kept as f64,
-            self.counts.added as f64,
-        ];
-        for (labels, value) in self.report_series.iter().zip(report) {
-            self.batch.push(AppendSample {
-                labels: labels.clone(),
-                t_ms,
-                value,
-            });
-        }
-    }
-}
-
-/// A parse error that is really a broken limit becomes a limit error.
-fn parse_error(e: ParseError) -> ScrapeError {
-    match e.limit {
-        Some(limit) => ScrapeError::Limit {
-            limit,
-            detail: format!("line {}: {}", e.line, e.reason),
-        },
-        None => ScrapeError::Parse(e),
-    }
-}
-
-impl Limits {
-    /// Prometheus' label checks on a final label set (after relabelling):
-    /// the number of labels with `__name__`, and every name's and value's
-    /// length in bytes.
-    fn check(&self, labels: &Labels) -> Result<(), ScrapeError> {
-        let metric = || short(labels.metric_name().unwrap_or(""));
-        if self.label > 0 && labels.len() > self.label {
-            return Err(ScrapeError::Limit {
-                limit: "label_limit",
-                detail: format!(
-                    "label_limit exceeded (metric: {}, number of labels: {}, limit: {}); raise label_limit or drop labels with metric_relabel_configs",
-                    metric(),
-                    labels.len(),
-                    self.label
-                ),
-            });
-        }
-        for label in labels.iter() {
-            if self.label_name_length > 0 && label.name.len() > self.label_name_length {
-                return Err(ScrapeError::Limit {
-                    limit: "label_name_length_limit",
-                    detail: format!(
-                        "label_name_length_limit exceeded (metric: {}, label name: {}, length: {}, limit: {}); raise label_name_length_limit or drop the label with metric_relabel_configs",
-                        metric(),
-                        short(label.name),
-                        label.name.len(),
-                        self.label_name_length
-                    ),
-                });
-            }
-            if self.label_value_length > 0 && label.value.len() > self.label_value_length {
-                return Err(ScrapeError::Limit {
-                    limit: "label_value_length_limit",
-                    detail: format!(
-                        "label_value_length_limit exceeded (metric: {}, label name: {}, length: {}, limit: {}); raise label_value_length_limit or drop the label with metric_relabel_configs",
-                        metric(),
-                        short(label.name),
-                        label.value.len(),
-                        self.label_value_length
-                    ),
-                });
-            }
-        }
-        Ok(())
-    }
-}
-
-/// At most 50 characters of `text`, quoted (as Prometheus' `%.50s`).
-fn short(text: &str) -> String {
-    match text.char_indices().nth(50) {
-        Some((end, _)) => format!("{:?}…", &text[..end]),
-        None => format!("{text:?}"),
-    }
-}
-
-/// Attaches the target's labels to an exposed series. With `honor_labels`
-/// the exposed values win; without it a clashing exposed label is kept as
-/// `exported_<name>` (prefixed again while that name is taken too).
-pub fn merge_target_labels(mut exposed: Labels, target: &Labels, honor_labels: bool) -> Labels {
-    for label in target.iter() {
-        let clash = exposed.get(label.name).map(str::to_string);
-        match clash {
-            None => exposed.set(label.name, label.value),
-            Some(_) if honor_labels => {}
-            Some(value) => {
-                let mut name = format!("exported_{}", label.name);
-                while exposed.get(&name).is_some() || target.get(&name).is_some() {
-                    name.insert_str(0, "exported_");
-                }
-                exposed.set(&name, &value);
-                exposed.set(label.name, label.value);
-            }
-        }
-    }
-    exposed
-}
-
 fn unix_millis(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
@@ -832,6 +547,18 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// The next point of the schedule `last + k * interval` (k >= 1) that is
+/// still ahead of `now`: a scrape that overran its interval skips the ticks
+/// it missed instead of scraping again at once to catch up.
+fn next_tick(last: Duration, interval: Duration, now: Duration) -> Duration {
+    let next = last + interval;
+    if next > now {
+        return next;
+    }
+    let missed = (now - next).as_nanos() / interval.as_nanos().max(1) + 1;
+    next + interval * u32::try_from(missed).unwrap_or(u32::MAX)
 }
 
 /// Starts one loop per target of every config; returns the targets' state
@@ -865,29 +592,18 @@ pub fn spawn_scrape_loops(
 mod tests {
     use super::*;
 
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        Labels::from_pairs(pairs.iter().copied())
+    #[test]
+    fn the_next_tick_follows_the_interval_grid() {
+        let s = Duration::from_secs;
+        assert_eq!(next_tick(s(10), s(15), s(12)), s(25));
+        assert_eq!(next_tick(s(10), s(15), s(24)), s(25));
     }
 
     #[test]
-    fn target_labels_win_and_clashes_are_exported_without_honor_labels() {
-        let exposed = labels(&[("__name__", "m"), ("job", "app"), ("exported_job", "x")]);
-        let target = labels(&[("job", "scrape"), ("instance", "h:1")]);
-        let out = merge_target_labels(exposed, &target, false);
-        assert_eq!(out.get("job"), Some("scrape"));
-        assert_eq!(out.get("exported_exported_job"), Some("app"));
-        assert_eq!(out.get("exported_job"), Some("x"));
-        assert_eq!(out.get("instance"), Some("h:1"));
-    }
-
-    #[test]
-    fn exposed_labels_win_with_honor_labels() {
-        let exposed = labels(&[("__name__", "m"), ("job", "app")]);
-        let target = labels(&[("job", "scrape"), ("instance", "h:1")]);
-        let out = merge_target_labels(exposed, &target, true);
-        assert_eq!(out.get("job"), Some("app"));
-        assert_eq!(out.get("instance"), Some("h:1"));
-        assert_eq!(out.get("exported_job"), None);
+    fn an_overrun_scrape_skips_the_ticks_it_missed() {
+        let s = Duration::from_secs;
+        assert_eq!(next_tick(s(10), s(15), s(25)), s(40));
+        assert_eq!(next_tick(s(10), s(15), s(41)), s(55));
     }
 
     #[test]
