@@ -36,7 +36,7 @@ use promql_parser::label::Matcher;
 pub struct SeriesView<'a> {
     pub labels: &'a Labels,
     /// Sorted by timestamp, all within the requested range.
-    pub samples: &'a [store::Sample],
+    pub samples: &'a [store::Point],
 }
 
 /// Where the engine reads series from.

@@ -41,7 +41,7 @@ pub const DEFAULT_SERIES_LIMIT: usize = 1_000_000;
 
 /// One float sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Sample {
+pub struct Point {
     /// Milliseconds since the Unix epoch.
     pub t: i64,
     pub v: f64,
@@ -90,7 +90,7 @@ pub(crate) type SeriesId = u32;
 
 struct MemSeries {
     labels: Labels,
-    samples: Vec<Sample>,
+    samples: Vec<Point>,
     /// The scrape target that wrote it last ([`UNOWNED`] for rules).
     owner: Owner,
     /// When its last sample became a staleness marker; [`ACTIVE`] while
@@ -418,7 +418,7 @@ impl Store {
             let extra = (series.samples.len() / 4).max(4);
             series.samples.reserve_exact(extra);
         }
-        series.samples.push(Sample { t, v });
+        series.samples.push(Point { t, v });
 
         // Staleness and ownership: a value makes the series active (and
         // the writing target its owner); a marker makes it stale.

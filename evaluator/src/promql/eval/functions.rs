@@ -12,7 +12,7 @@ use super::stats::format_float;
 use super::{ESample, Evaluator, Val};
 use crate::labels::{Labels, METRIC_NAME};
 use crate::promql::{PromqlError, SeriesSource};
-use crate::store::Sample;
+use crate::store::Point;
 
 /// Functions Vigil treats as experimental beyond the parser's own flag
 /// (Prometheus gates them behind `--enable-feature=promql-experimental-functions`).
@@ -385,7 +385,7 @@ impl<S: SeriesSource + ?Sized> Evaluator<'_, S> {
         };
         let check_counter_names = counter_fn && literal_name.is_none();
         let mut out = Vec::new();
-        let mut emit = |labels: &Labels, drop_name: bool, points: &[Sample], range: (i64, i64)| {
+        let mut emit = |labels: &Labels, drop_name: bool, points: &[Point], range: (i64, i64)| {
             let input = RangeInput {
                 points,
                 range_start: range.0,

@@ -38,7 +38,7 @@ pub(crate) struct ESample {
 #[derive(Debug, Clone)]
 pub(crate) struct ESeries {
     pub labels: Labels,
-    pub points: Vec<crate::store::Sample>,
+    pub points: Vec<crate::store::Point>,
     pub drop_name: bool,
 }
 
@@ -406,12 +406,12 @@ fn push_point(
     v: f64,
 ) {
     match index.get(&labels) {
-        Some(i) => out[*i].points.push(crate::store::Sample { t, v }),
+        Some(i) => out[*i].points.push(crate::store::Point { t, v }),
         None => {
             index.insert(labels.clone(), out.len());
             out.push(ESeries {
                 labels,
-                points: vec![crate::store::Sample { t, v }],
+                points: vec![crate::store::Point { t, v }],
                 drop_name,
             });
         }

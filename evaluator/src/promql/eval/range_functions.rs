@@ -1,7 +1,7 @@
 //! Functions over range vectors: rate/increase/delta and friends, the
 //! `*_over_time` family, derivatives and counter-reset counting.
 
-use crate::store::Sample;
+use crate::store::Point;
 
 use super::stats::{mean, quantile, variance, KahanSum};
 
@@ -10,7 +10,7 @@ pub(crate) type RangeFn = fn(&RangeInput<'_>) -> Option<f64>;
 
 /// The points of one series plus the window they were selected from.
 pub(crate) struct RangeInput<'a> {
-    pub points: &'a [Sample],
+    pub points: &'a [Point],
     pub range_start: i64,
     pub range_end: i64,
     /// The evaluation time (predict_linear's intercept).
@@ -26,18 +26,18 @@ fn extrapolated(input: &RangeInput<'_>, counter: bool, per_second: bool) -> Opti
     if p.len() < 2 {
         return None;
     }
-    let Sample {
+    let Point {
         t: first_t,
         v: first_v,
     } = p[0];
-    let Sample {
+    let Point {
         t: last_t,
         v: last_v,
     } = p[p.len() - 1];
     let mut result = last_v - first_v;
     if counter {
         let mut prev = first_v;
-        for &Sample { v, .. } in &p[1..] {
+        for &Point { v, .. } in &p[1..] {
             if v < prev {
                 result += prev;
             }
@@ -87,8 +87,8 @@ fn instant(i: &RangeInput<'_>, is_rate: bool) -> Option<f64> {
     if p.len() < 2 {
         return None;
     }
-    let Sample { t: t1, v: v1 } = p[p.len() - 2];
-    let Sample { t: t2, v: v2 } = p[p.len() - 1];
+    let Point { t: t1, v: v1 } = p[p.len() - 2];
+    let Point { t: t2, v: v2 } = p[p.len() - 1];
     let mut d = v2 - v1;
     if is_rate {
         if v2 < v1 {
@@ -111,7 +111,7 @@ pub(crate) fn idelta(i: &RangeInput<'_>) -> Option<f64> {
 }
 
 /// Least-squares slope and intercept, x in seconds relative to `intercept_t`.
-fn linear_regression(p: &[Sample], intercept_t: i64) -> (f64, f64) {
+fn linear_regression(p: &[Point], intercept_t: i64) -> (f64, f64) {
     let n = p.len() as f64;
     let const_y = p.windows(2).all(|w| w[0].v == w[1].v);
     if const_y {
@@ -127,7 +127,7 @@ fn linear_regression(p: &[Sample], intercept_t: i64) -> (f64, f64) {
         KahanSum::default(),
         KahanSum::default(),
     );
-    for &Sample { t, v } in p {
+    for &Point { t, v } in p {
         let x = (t - intercept_t) as f64 / 1000.0;
         sx.add(x);
         sy.add(v);

@@ -29,7 +29,7 @@ pub(crate) fn matchers(vs: &VectorSelector) -> Vec<Matcher> {
 /// at the end of a series, so the search starts there and walks back a
 /// little before falling back to binary search: this touches only the cache
 /// lines the caller is about to read anyway.
-fn window(samples: &[crate::store::Sample], min_t: i64, max_t: i64) -> &[crate::store::Sample] {
+fn window(samples: &[crate::store::Point], min_t: i64, max_t: i64) -> &[crate::store::Point] {
     const WALK: usize = 32;
     let to = match samples.last() {
         Some(last) if last.t <= max_t => samples.len(),
@@ -48,10 +48,10 @@ fn window(samples: &[crate::store::Sample], min_t: i64, max_t: i64) -> &[crate::
 
 /// The newest sample with `min_t <= t <= max_t`.
 fn last_in(
-    samples: &[crate::store::Sample],
+    samples: &[crate::store::Point],
     min_t: i64,
     max_t: i64,
-) -> Option<&crate::store::Sample> {
+) -> Option<&crate::store::Point> {
     let to = match samples.last() {
         Some(last) if last.t <= max_t => samples.len(),
         _ => samples.partition_point(|s| s.t <= max_t),
@@ -94,7 +94,7 @@ impl<'a, S: SeriesSource + ?Sized> Evaluator<'a, S> {
         let series = self.selected(vs);
         let mut out = Vec::new();
         for s in series.iter() {
-            let points: Vec<crate::store::Sample> = window(s.samples, range_start + 1, ref_t)
+            let points: Vec<crate::store::Point> = window(s.samples, range_start + 1, ref_t)
                 .iter()
                 .filter(|s| !is_stale(s.v))
                 .copied()
@@ -117,7 +117,7 @@ impl<'a, S: SeriesSource + ?Sized> Evaluator<'a, S> {
         &self,
         ms: &MatrixSelector,
         t: i64,
-        mut f: impl FnMut(&crate::labels::Labels, &[crate::store::Sample], (i64, i64)),
+        mut f: impl FnMut(&crate::labels::Labels, &[crate::store::Point], (i64, i64)),
     ) {
         let vs = &ms.vs;
         let ref_t = self.ref_time(t, &vs.at, &vs.offset);
@@ -129,7 +129,7 @@ impl<'a, S: SeriesSource + ?Sized> Evaluator<'a, S> {
                 continue;
             }
             if w.iter().any(|x| is_stale(x.v)) {
-                let fresh: Vec<crate::store::Sample> =
+                let fresh: Vec<crate::store::Point> =
                     w.iter().filter(|x| !is_stale(x.v)).copied().collect();
                 if !fresh.is_empty() {
                     f(s.labels, &fresh, range);
@@ -173,11 +173,11 @@ impl<'a, S: SeriesSource + ?Sized> Evaluator<'a, S> {
 #[cfg(test)]
 mod tests {
     use super::{last_in, window};
-    use crate::store::Sample;
+    use crate::store::Point;
 
-    fn series(n: i64) -> Vec<Sample> {
+    fn series(n: i64) -> Vec<Point> {
         (0..n)
-            .map(|i| Sample {
+            .map(|i| Point {
                 t: i * 10,
                 v: i as f64,
             })
