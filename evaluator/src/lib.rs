@@ -2,7 +2,8 @@
 //! evaluates Prometheus-format rules and turns their results into alerts.
 //!
 //! The modules follow the data flow: [`scrape`] → [`store`] → [`promql`] →
-//! [`rules`] → [`alerts`] → [`notify`]; [`labels`] holds the label-set type they share,
+//! [`rules`] → [`alerts`] → [`notify`]; [`labels`] and [`sample`] hold the label-set and sample
+//! types they share,
 //! [`cli`] the command-line entry points, and [`server`] the running process;
 //! all of them read time from one injected [`clock::Clock`].
 
@@ -14,6 +15,7 @@ pub mod labels;
 pub mod notify;
 pub mod promql;
 pub mod rules;
+pub mod sample;
 pub mod scrape;
 pub mod server;
 pub mod stale;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use vigil_evaluator::alerts::{AlertError, AlertState, AlertingRule, EvalContext};
 use vigil_evaluator::labels::Labels;
-use vigil_evaluator::rules::engine::OutputSample;
+use vigil_evaluator::rules::engine::Sample;
 use vigil_evaluator::rules::fake::{sample, FakeEngine};
 use vigil_evaluator::rules::file::AlertingSpec;
 
@@ -37,7 +37,7 @@ fn eval(
     rule: &mut AlertingRule,
     engine: &FakeEngine,
     ts_ms: i64,
-) -> Result<Vec<OutputSample>, AlertError> {
+) -> Result<Vec<Sample>, AlertError> {
     eval_with(rule, engine, ts_ms, 0, Duration::ZERO)
 }
 
@@ -47,7 +47,7 @@ fn eval_with(
     ts_ms: i64,
     limit: usize,
     query_offset: Duration,
-) -> Result<Vec<OutputSample>, AlertError> {
+) -> Result<Vec<Sample>, AlertError> {
     let external = Labels::from_pairs([("cluster", "eu-1")]);
     rule.eval(&EvalContext {
         ts_ms,
@@ -186,12 +186,12 @@ fn alerts_series_are_written_for_pending_and_firing_alerts() {
     assert_eq!(
         out,
         vec![
-            OutputSample {
+            Sample {
                 labels: alerts,
                 t_ms: query_ts,
                 value: 1.0
             },
-            OutputSample {
+            Sample {
                 labels: for_state,
                 t_ms: query_ts,
                 value: 600.0

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use vigil_evaluator::labels::Labels;
-use vigil_evaluator::rules::engine::OutputSample;
+use vigil_evaluator::rules::engine::Sample;
 use vigil_evaluator::rules::fake::{sample, FakeEngine};
 use vigil_evaluator::rules::file::parse_rule_file;
 use vigil_evaluator::rules::group::{GroupEnv, RuleGroup};
@@ -54,7 +54,7 @@ fn pattern_value(p: &str, minute: i64) -> bool {
 
 /// What a store would answer for `metric` at `t`: the latest sample per
 /// series within the lookback, unless that sample is a staleness marker.
-fn visible(appended: &[OutputSample], metric: &str, t: i64) -> BTreeMap<Labels, f64> {
+fn visible(appended: &[Sample], metric: &str, t: i64) -> BTreeMap<Labels, f64> {
     let mut latest: BTreeMap<Labels, (i64, f64)> = BTreeMap::new();
     for s in appended
         .iter()

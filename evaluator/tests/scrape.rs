@@ -17,8 +17,8 @@ use prometheus::{IntCounterVec, Opts};
 use vigil_evaluator::clock::{Clock, SimClock};
 use vigil_evaluator::labels::Labels;
 use vigil_evaluator::scrape::{
-    spawn_scrape_loops, AppendError, AppendSample, Health, SampleAppender, ScrapeConfig,
-    ScrapeDefaults, ScrapeLoop, ValidScrapeConfig, ACCEPT_HEADER,
+    spawn_scrape_loops, AppendError, Health, Sample, SampleAppender, ScrapeConfig, ScrapeDefaults,
+    ScrapeLoop, ValidScrapeConfig, ACCEPT_HEADER,
 };
 use vigil_evaluator::server::adapters::ScrapeToStore;
 use vigil_evaluator::server::query_adapter::SharedStore;
@@ -118,18 +118,18 @@ async fn serve(State((exposition, seen)): State<Shared>, headers: HeaderMap) -> 
 /// The store stand-in: keeps every committed batch.
 #[derive(Default)]
 struct MemoryStore {
-    batches: Mutex<Vec<Vec<AppendSample>>>,
+    batches: Mutex<Vec<Vec<Sample>>>,
 }
 
 impl SampleAppender for MemoryStore {
-    fn commit(&self, batch: &[AppendSample]) -> Result<(), AppendError> {
+    fn commit(&self, batch: &[Sample]) -> Result<(), AppendError> {
         self.batches.lock().expect("lock").push(batch.to_vec());
         Ok(())
     }
 }
 
 impl MemoryStore {
-    fn last_batch(&self) -> Vec<AppendSample> {
+    fn last_batch(&self) -> Vec<Sample> {
         self.batches
             .lock()
             .expect("lock")
@@ -138,7 +138,7 @@ impl MemoryStore {
             .unwrap_or_default()
     }
 
-    fn all(&self) -> Vec<AppendSample> {
+    fn all(&self) -> Vec<Sample> {
         self.batches.lock().expect("lock").concat()
     }
 }
@@ -183,18 +183,18 @@ async fn harness(body: &str, extra: &str) -> Harness {
     }
 }
 
-fn find<'a>(batch: &'a [AppendSample], name: &str) -> Vec<&'a AppendSample> {
+fn find<'a>(batch: &'a [Sample], name: &str) -> Vec<&'a Sample> {
     batch
         .iter()
         .filter(|s| s.labels.metric_name() == Some(name))
         .collect()
 }
 
-fn value_of(batch: &[AppendSample], name: &str) -> Option<f64> {
+fn value_of(batch: &[Sample], name: &str) -> Option<f64> {
     find(batch, name).first().map(|s| s.value)
 }
 
-fn stale_names(batch: &[AppendSample]) -> Vec<String> {
+fn stale_names(batch: &[Sample]) -> Vec<String> {
     let mut names: Vec<String> = batch
         .iter()
         .filter(|s| vigil_evaluator::stale::is_stale(s.value))
@@ -308,7 +308,7 @@ async fn disappearing_series_gets_a_staleness_marker() {
     let outcome = h.scrape_loop.scrape_once().await;
     assert_eq!(outcome.stale_markers, 1);
     let batch = h.store.last_batch();
-    let stale: Vec<&AppendSample> = batch
+    let stale: Vec<&Sample> = batch
         .iter()
         .filter(|s| vigil_evaluator::stale::is_stale(s.value))
         .collect();

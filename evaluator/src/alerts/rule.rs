@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::state::{millis, Alert, AlertState, RESOLVED_RETENTION};
 use crate::labels::{Labels, METRIC_NAME};
-use crate::rules::engine::{OutputSample, QueryEngine, QueryError};
+use crate::rules::engine::{QueryEngine, QueryError, Sample};
 use crate::rules::file::AlertingSpec;
 use crate::rules::template::{Template, TemplateData, TemplateError, TemplateSample};
 
@@ -102,18 +102,18 @@ impl AlertingRule {
 
     /// One evaluation at `ctx.ts_ms`. Returns the `ALERTS` and
     /// `ALERTS_FOR_STATE` samples of pending and firing alerts.
-    pub fn eval(&mut self, ctx: &EvalContext<'_>) -> Result<Vec<OutputSample>, AlertError> {
+    pub fn eval(&mut self, ctx: &EvalContext<'_>) -> Result<Vec<Sample>, AlertError> {
         let ts = ctx.ts_ms;
         let query_ts = ts - millis(ctx.query_offset);
         let vector = ctx
             .engine
             .instant_query(&self.spec.expr, query_ts)?
-            .into_vector();
+            .into_vector(query_ts);
 
         let template_query = |q: &str| -> Result<Vec<TemplateSample>, String> {
             let result = ctx.engine.instant_query(q, ts).map_err(|e| e.to_string())?;
             Ok(result
-                .into_vector()
+                .into_vector(ts)
                 .into_iter()
                 .map(|s| TemplateSample {
                     labels: to_map(&s.labels),
@@ -265,21 +265,21 @@ impl AlertingRule {
     }
 }
 
-fn alerts_sample(a: &Alert, t_ms: i64) -> OutputSample {
+fn alerts_sample(a: &Alert, t_ms: i64) -> Sample {
     let mut labels = a.labels.clone();
     labels.set(METRIC_NAME, "ALERTS");
     labels.set("alertstate", a.state.as_str());
-    OutputSample {
+    Sample {
         labels,
         t_ms,
         value: 1.0,
     }
 }
 
-fn for_state_sample(a: &Alert, t_ms: i64) -> OutputSample {
+fn for_state_sample(a: &Alert, t_ms: i64) -> Sample {
     let mut labels = a.labels.clone();
     labels.set(METRIC_NAME, "ALERTS_FOR_STATE");
-    OutputSample {
+    Sample {
         labels,
         t_ms,
         value: a.active_at_ms.div_euclid(1000) as f64,

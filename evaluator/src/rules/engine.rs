@@ -6,13 +6,7 @@
 //! rule's output be visible to the next rule of the same group.
 
 use crate::labels::Labels;
-
-/// One element of an instant vector.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    pub labels: Labels,
-    pub value: f64,
-}
+pub use crate::sample::Sample;
 
 /// The result of an instant query that rules can use.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,12 +17,13 @@ pub enum QueryResult {
 
 impl QueryResult {
     /// As Prometheus' rule query function: a scalar becomes a one-element
-    /// vector without labels.
-    pub fn into_vector(self) -> Vec<Sample> {
+    /// vector without labels, at the query's time `t_ms`.
+    pub fn into_vector(self, t_ms: i64) -> Vec<Sample> {
         match self {
             QueryResult::Vector(v) => v,
             QueryResult::Scalar(value) => vec![Sample {
                 labels: Labels::default(),
+                t_ms,
                 value,
             }],
         }
@@ -51,15 +46,6 @@ pub trait QueryEngine {
     fn instant_query(&self, expr: &str, t_ms: i64) -> Result<QueryResult, QueryError>;
 }
 
-/// A sample produced by rule evaluation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutputSample {
-    /// Includes `__name__`.
-    pub labels: Labels,
-    pub t_ms: i64,
-    pub value: f64,
-}
-
 /// The store refused rule output.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("appending rule output failed: {0}")]
@@ -67,5 +53,5 @@ pub struct AppendError(pub String);
 
 /// Takes rule output into the store.
 pub trait SampleAppender {
-    fn append(&self, samples: &[OutputSample]) -> Result<(), AppendError>;
+    fn append(&self, samples: &[Sample]) -> Result<(), AppendError>;
 }

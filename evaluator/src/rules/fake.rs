@@ -7,9 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-use super::engine::{
-    AppendError, OutputSample, QueryEngine, QueryError, QueryResult, Sample, SampleAppender,
-};
+use super::engine::{AppendError, QueryEngine, QueryError, QueryResult, Sample, SampleAppender};
 use crate::labels::Labels;
 
 /// What a scripted expression returns from a given time on.
@@ -36,14 +34,16 @@ impl<T> LockExt<T> for Mutex<T> {
 #[derive(Debug, Default)]
 pub struct FakeEngine {
     script: Mutex<HashMap<String, BTreeMap<i64, Answer>>>,
-    appended: Mutex<Vec<OutputSample>>,
+    appended: Mutex<Vec<Sample>>,
     queries: Mutex<Vec<(String, i64)>>,
 }
 
-/// A vector element from label pairs (`__name__` included if given).
+/// A vector element from label pairs (`__name__` included if given); the
+/// engine answers it at the query's time.
 pub fn sample(pairs: &[(&str, &str)], value: f64) -> Sample {
     Sample {
         labels: Labels::from_pairs(pairs.iter().copied()),
+        t_ms: 0,
         value,
     }
 }
@@ -82,7 +82,7 @@ impl FakeEngine {
     }
 
     /// Everything appended so far.
-    pub fn appended(&self) -> Vec<OutputSample> {
+    pub fn appended(&self) -> Vec<Sample> {
         self.appended.lock_().clone()
     }
 
@@ -92,12 +92,23 @@ impl FakeEngine {
     }
 }
 
+/// A scripted answer as the engine gives it at `t_ms`: every sample of a
+/// vector carries the query's time, as Prometheus' instant queries do.
+fn answered_at(result: QueryResult, t_ms: i64) -> QueryResult {
+    match result {
+        QueryResult::Vector(samples) => {
+            QueryResult::Vector(samples.into_iter().map(|s| Sample { t_ms, ..s }).collect())
+        }
+        scalar => scalar,
+    }
+}
+
 impl QueryEngine for FakeEngine {
     fn instant_query(&self, expr: &str, t_ms: i64) -> Result<QueryResult, QueryError> {
         self.queries.lock_().push((expr.to_string(), t_ms));
         if let Some(script) = self.script.lock_().get(expr) {
             return match script.range(..=t_ms).next_back().map(|(_, a)| a.clone()) {
-                Some(Answer::Result(r)) => Ok(r),
+                Some(Answer::Result(r)) => Ok(answered_at(r, t_ms)),
                 Some(Answer::Error(e)) => Err(QueryError(e)),
                 None => Ok(QueryResult::Vector(Vec::new())),
             };
@@ -109,17 +120,14 @@ impl QueryEngine for FakeEngine {
             .lock_()
             .iter()
             .filter(|s| s.t_ms == t_ms && s.labels.metric_name() == Some(expr) && !s.value.is_nan())
-            .map(|s| Sample {
-                labels: s.labels.clone(),
-                value: s.value,
-            })
+            .cloned()
             .collect();
         Ok(QueryResult::Vector(found))
     }
 }
 
 impl SampleAppender for FakeEngine {
-    fn append(&self, samples: &[OutputSample]) -> Result<(), AppendError> {
+    fn append(&self, samples: &[Sample]) -> Result<(), AppendError> {
         self.appended.lock_().extend_from_slice(samples);
         Ok(())
     }

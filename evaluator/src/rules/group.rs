@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::engine::{OutputSample, QueryEngine, SampleAppender};
+use super::engine::{QueryEngine, Sample, SampleAppender};
 use super::file::{GroupSpec, RuleSpec};
 use super::recording::RecordingRule;
 use super::template::TemplateError;
@@ -142,7 +142,7 @@ impl RuleGroup {
         let query_ts = ts_ms - millis(self.query_offset);
         for entry in &mut self.rules {
             let start = env.clock.monotonic();
-            let result: Result<Vec<OutputSample>, String> = match &mut entry.rule {
+            let result: Result<Vec<Sample>, String> = match &mut entry.rule {
                 Rule::Recording(r) => r
                     .eval(ts_ms, self.query_offset, env.engine, self.limit)
                     .map_err(|e| e.to_string()),
@@ -165,7 +165,7 @@ impl RuleGroup {
             let result = result.and_then(|mut samples| {
                 let returned: HashSet<Labels> = samples.iter().map(|s| s.labels.clone()).collect();
                 for gone in entry.series_last_eval.difference(&returned) {
-                    samples.push(OutputSample {
+                    samples.push(Sample {
                         labels: gone.clone(),
                         t_ms: query_ts,
                         value: STALE_NAN,
@@ -272,12 +272,12 @@ impl RuleGroup {
     /// Staleness markers for every series the group's rules last wrote,
     /// for when the group is removed (Prometheus marks them stale so they
     /// vanish from queries at once instead of after the lookback).
-    pub fn stale_markers(&self, ts_ms: i64) -> Vec<OutputSample> {
+    pub fn stale_markers(&self, ts_ms: i64) -> Vec<Sample> {
         let t_ms = ts_ms - millis(self.query_offset);
         self.rules
             .iter()
             .flat_map(|e| e.series_last_eval.iter())
-            .map(|labels| OutputSample {
+            .map(|labels| Sample {
                 labels: labels.clone(),
                 t_ms,
                 value: STALE_NAN,

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use super::engine::{OutputSample, QueryEngine, QueryError};
+use super::engine::{QueryEngine, QueryError, Sample};
 use super::file::RecordingSpec;
 use crate::alerts::state::millis;
 use crate::labels::{Labels, METRIC_NAME};
@@ -46,9 +46,9 @@ impl RecordingRule {
         query_offset: Duration,
         engine: &dyn QueryEngine,
         limit: usize,
-    ) -> Result<Vec<OutputSample>, RecordingError> {
+    ) -> Result<Vec<Sample>, RecordingError> {
         let t = ts_ms - millis(query_offset);
-        let vector = engine.instant_query(&self.spec.expr, t)?.into_vector();
+        let vector = engine.instant_query(&self.spec.expr, t)?.into_vector(t);
         let mut seen: HashSet<Labels> = HashSet::with_capacity(vector.len());
         let mut out = Vec::with_capacity(vector.len());
         for sample in vector {
@@ -60,7 +60,7 @@ impl RecordingRule {
             if !seen.insert(labels.clone()) {
                 return Err(RecordingError::DuplicateLabelset);
             }
-            out.push(OutputSample {
+            out.push(Sample {
                 labels,
                 t_ms: t,
                 value: sample.value,

@@ -6,9 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::engine::{
-    AppendError, OutputSample, QueryEngine, QueryError, QueryResult, Sample, SampleAppender,
-};
+use super::engine::{AppendError, QueryEngine, QueryError, QueryResult, Sample, SampleAppender};
 use crate::promql::{Engine, Query, Value};
 use crate::store::{Store, StoreError};
 
@@ -95,6 +93,7 @@ impl QueryEngine for StoreQueryEngine {
                     .into_iter()
                     .map(|s| Sample {
                         labels: s.labels,
+                        t_ms: s.t,
                         value: s.v,
                     })
                     .collect(),
@@ -112,7 +111,7 @@ impl SampleAppender for StoreQueryEngine {
     /// reports the first failure. A staleness marker that lands on or
     /// before a newer sample is dropped silently: the series was already
     /// written again, so there is nothing left to mark.
-    fn append(&self, samples: &[OutputSample]) -> Result<(), AppendError> {
+    fn append(&self, samples: &[Sample]) -> Result<(), AppendError> {
         let mut store = self.store.write().unwrap_or_else(|p| p.into_inner());
         let mut first_error = None;
         for s in samples {
@@ -156,6 +155,7 @@ mod tests {
             e.instant_query("up", 60_000),
             Ok(QueryResult::Vector(vec![Sample {
                 labels: Labels::from_pairs([("__name__", "up")]),
+                t_ms: 60_000,
                 value: 0.0
             }]))
         );
@@ -179,7 +179,7 @@ mod tests {
     fn appended_rule_output_is_visible_to_the_next_query() {
         let e = engine_with(&[]);
         let labels = Labels::from_pairs([("__name__", "job:up:sum")]);
-        e.append(&[OutputSample {
+        e.append(&[Sample {
             labels: labels.clone(),
             t_ms: 1_000,
             value: 3.0,
@@ -187,7 +187,11 @@ mod tests {
         .expect("appended");
         assert_eq!(
             e.instant_query("job:up:sum", 2_000),
-            Ok(QueryResult::Vector(vec![Sample { labels, value: 3.0 }]))
+            Ok(QueryResult::Vector(vec![Sample {
+                labels,
+                t_ms: 2_000,
+                value: 3.0
+            }]))
         );
     }
 
@@ -195,7 +199,7 @@ mod tests {
     fn late_staleness_marker_is_dropped_but_late_sample_is_an_error() {
         let e = engine_with(&[("m", 5_000, 1.0)]);
         let labels = Labels::from_pairs([("__name__", "m")]);
-        let at = |value| OutputSample {
+        let at = |value| Sample {
             labels: labels.clone(),
             t_ms: 1_000,
             value,

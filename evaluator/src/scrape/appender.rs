@@ -2,18 +2,7 @@
 //! per scrape, so the store takes its lock once per scrape, not per sample,
 //! and can accept or refuse a target's scrape as a whole.
 
-use crate::labels::Labels;
-
-/// One sample to store. Labels are shared with the scrape loop's series
-/// cache, so handing them over costs a reference count, not a copy.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AppendSample {
-    pub labels: Labels,
-    /// Milliseconds since the Unix epoch.
-    pub t_ms: i64,
-    /// The value; [`super::STALE_NAN`] marks the series stale at `t_ms`.
-    pub value: f64,
-}
+pub use crate::sample::Sample;
 
 /// Identifies one scrape target to the store, which keeps each target's
 /// series within its share of the series limit. Handed out by
@@ -45,7 +34,7 @@ pub enum AppendError {
 /// A store that shares its series limit between targets overrides the
 /// three target methods; the defaults treat every batch alike.
 pub trait SampleAppender: Send + Sync {
-    fn commit(&self, batch: &[AppendSample]) -> Result<(), AppendError>;
+    fn commit(&self, batch: &[Sample]) -> Result<(), AppendError>;
 
     /// A scrape loop calls this once when it starts; the id goes with each
     /// of its batches to [`SampleAppender::commit_target`].
@@ -59,7 +48,7 @@ pub trait SampleAppender: Send + Sync {
 
     /// Stores one scrape of `target` whole, or refuses it whole with
     /// [`AppendError::SeriesLimit`] when it would exceed the target's share.
-    fn commit_target(&self, _target: TargetId, batch: &[AppendSample]) -> Result<(), AppendError> {
+    fn commit_target(&self, _target: TargetId, batch: &[Sample]) -> Result<(), AppendError> {
         self.commit(batch)
     }
 }

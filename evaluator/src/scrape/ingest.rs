@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::appender::{AppendError, AppendSample, SampleAppender, TargetId};
+use super::appender::{AppendError, Sample, SampleAppender, TargetId};
 use super::parser::{is_valid_metric_name, Entry, ParseError, Pieces};
 use super::relabel::{relabel, Relabeler};
 use super::scrape_loop::ScrapeError;
@@ -42,7 +42,7 @@ pub(super) struct Work {
     pub(super) limits: Limits,
     pub(super) tracker: SeriesTracker,
     pub(super) report_series: [Labels; 5],
-    pub(super) batch: Vec<AppendSample>,
+    pub(super) batch: Vec<Sample>,
     pub(super) pieces: Pieces,
     pub(super) counts: Counts,
 }
@@ -124,7 +124,7 @@ impl Work {
             if new && !self.tracker.seen_before(&key) {
                 self.counts.added += 1;
             }
-            self.batch.push(AppendSample {
+            self.batch.push(Sample {
                 labels: key,
                 t_ms: t,
                 value: sample.value,
@@ -190,7 +190,7 @@ impl Work {
     }
 
     fn push_stale_and_report(&mut self, stale: &[Labels], t_ms: i64, up: bool, duration: Duration) {
-        self.batch.extend(stale.iter().map(|labels| AppendSample {
+        self.batch.extend(stale.iter().map(|labels| Sample {
             labels: labels.clone(),
             t_ms,
             value: STALE_NAN,
@@ -203,7 +203,7 @@ impl Work {
             self.counts.added as f64,
         ];
         for (labels, value) in self.report_series.iter().zip(report) {
-            self.batch.push(AppendSample {
+            self.batch.push(Sample {
                 labels: labels.clone(),
                 t_ms,
                 value,

@@ -33,11 +33,11 @@ pub mod scrape_loop;
 pub mod staleness;
 pub mod target;
 
-pub use appender::{AppendError, AppendSample, SampleAppender, TargetId};
+pub use appender::{AppendError, Sample, SampleAppender, TargetId};
 pub use config::{
     parse_prometheus_duration, validate_scrape_configs, ConfigError, ScrapeConfig, ScrapeDefaults,
     ValidScrapeConfig,
 };
-pub use parser::{Entry, Format, ParseError, Parser, Pieces, Sample};
+pub use parser::{Entry, Format, ParseError, Parser, Pieces, SampleLine};
 pub use scrape_loop::{spawn_scrape_loops, ScrapeError, ScrapeLoop, ScrapeOutcome, ACCEPT_HEADER};
 pub use target::{Health, Target, TargetHandle, TargetState};

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use prometheus::IntCounterVec;
 use tokio_util::sync::CancellationToken;
 
-use super::appender::{AppendError, AppendSample, SampleAppender, TargetId};
+use super::appender::{AppendError, Sample, SampleAppender, TargetId};
 use super::config::{format_duration, Credentials, StaticTarget, ValidScrapeConfig};
 use super::ingest::{lock, Counts, Limits, Work};
 use super::parser::{Format, ParseError, Pieces};
@@ -303,12 +303,12 @@ impl ScrapeLoop {
     pub fn write_end_of_run_staleness(&mut self) -> Result<usize, AppendError> {
         let t_ms = unix_millis(self.wall_now());
         let mut work = lock(&self.work);
-        let mut batch: Vec<AppendSample> = work
+        let mut batch: Vec<Sample> = work
             .tracker
             .finish_failure()
             .into_iter()
             .chain(work.report_series.iter().cloned())
-            .map(|labels| AppendSample {
+            .map(|labels| Sample {
                 labels,
                 t_ms,
                 value: STALE_NAN,

@@ -8,7 +8,7 @@ use super::query_adapter::{write_store, SharedStore};
 use crate::alerts;
 use crate::notify::alert::Alert;
 use crate::rules::group::{Rule, RuleGroup};
-use crate::scrape::{AppendError, AppendSample, SampleAppender, TargetId};
+use crate::scrape::{AppendError, Sample, SampleAppender, TargetId};
 use crate::store::{Owner, StoreError, UNOWNED};
 
 /// Stores each scrape under one write lock. As in Prometheus, samples the
@@ -26,7 +26,7 @@ impl ScrapeToStore {
         ScrapeToStore { store }
     }
 
-    fn store_batch(&self, owner: Owner, batch: &[AppendSample]) -> Result<(), AppendError> {
+    fn store_batch(&self, owner: Owner, batch: &[Sample]) -> Result<(), AppendError> {
         let mut store = write_store(&self.store);
         let stats = store
             .append_owned(owner, batch.iter().map(|s| (&s.labels, s.t_ms, s.value)))
@@ -62,7 +62,7 @@ impl ScrapeToStore {
 }
 
 impl SampleAppender for ScrapeToStore {
-    fn commit(&self, batch: &[AppendSample]) -> Result<(), AppendError> {
+    fn commit(&self, batch: &[Sample]) -> Result<(), AppendError> {
         self.store_batch(UNOWNED, batch)
     }
 
@@ -74,7 +74,7 @@ impl SampleAppender for ScrapeToStore {
         write_store(&self.store).unregister_owner(target.0);
     }
 
-    fn commit_target(&self, target: TargetId, batch: &[AppendSample]) -> Result<(), AppendError> {
+    fn commit_target(&self, target: TargetId, batch: &[Sample]) -> Result<(), AppendError> {
         self.store_batch(target.0, batch)
     }
 }
@@ -170,7 +170,7 @@ mod tests {
         let appender = ScrapeToStore::new(store.clone());
         let labels = Labels::from_pairs([("__name__", "up")]);
         let other = Labels::from_pairs([("__name__", "other")]);
-        let sample = |labels: &Labels, t_ms| AppendSample {
+        let sample = |labels: &Labels, t_ms| Sample {
             labels: labels.clone(),
             t_ms,
             value: 1.0,

@@ -73,7 +73,7 @@ pub struct ParsedLabel<'a> {
 
 /// One sample line.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Sample<'p, 'a> {
+pub struct SampleLine<'p, 'a> {
     /// The metric name.
     pub name: &'a str,
     /// The raw series text, name and label block exactly as exposed; stable
@@ -89,7 +89,7 @@ pub struct Sample<'p, 'a> {
 /// One meaningful line of an exposition.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Entry<'p, 'a> {
-    Sample(Sample<'p, 'a>),
+    Sample(SampleLine<'p, 'a>),
     Help { name: &'a str, help: Cow<'a, str> },
     Type { name: &'a str, kind: MetricType },
     Unit { name: &'a str, unit: &'a str },
@@ -257,7 +257,7 @@ impl<'a> Parser<'a> {
                 series,
                 value,
                 timestamp_ms,
-            } => Entry::Sample(Sample {
+            } => Entry::Sample(SampleLine {
                 name,
                 series,
                 labels: &self.labels,

@@ -12,7 +12,7 @@ struct Owned {
 }
 
 impl Owned {
-    fn of(s: &Sample<'_, '_>) -> Owned {
+    fn of(s: &SampleLine<'_, '_>) -> Owned {
         Owned {
             series: s.series.to_string(),
             name: s.name.to_string(),
