@@ -58,7 +58,7 @@ fn env_or(name: &str, default: usize) -> usize {
 
 fn scalar_of(value: &Value) -> f64 {
     match value {
-        Value::Vector(v) => v.iter().map(|s| s.v).sum(),
+        Value::Vector(v) => v.iter().map(|s| s.value).sum(),
         Value::Scalar(_, v) => *v,
         _ => 0.0,
     }

@@ -26,7 +26,7 @@ fn vector(v: Value) -> Vec<(String, f64)> {
         Value::Vector(samples) => {
             let mut out: Vec<(String, f64)> = samples
                 .into_iter()
-                .map(|s| (s.labels.to_string(), s.v))
+                .map(|s| (s.labels.to_string(), s.value))
                 .collect();
             out.sort_by(|a, b| a.0.cmp(&b.0));
             out

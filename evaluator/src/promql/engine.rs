@@ -132,8 +132,8 @@ impl Engine {
                         .into_iter()
                         .map(|s| Sample {
                             labels: s.labels,
-                            t: at_ms,
-                            v: s.v,
+                            t_ms: at_ms,
+                            value: s.v,
                         })
                         .collect(),
                 )

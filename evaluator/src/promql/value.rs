@@ -3,13 +3,7 @@
 use crate::labels::Labels;
 
 /// One sample of an instant vector.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    pub labels: Labels,
-    /// Milliseconds since the Unix epoch.
-    pub t: i64,
-    pub v: f64,
-}
+pub use crate::sample::Sample;
 
 /// One series of a range vector or range-query result.
 #[derive(Debug, Clone, PartialEq)]

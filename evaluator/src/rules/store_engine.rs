@@ -88,16 +88,7 @@ impl QueryEngine for StoreQueryEngine {
             .instant_query_parsed(&*store, &query, t_ms)
             .map_err(|e| QueryError(e.to_string()))?;
         match value {
-            Value::Vector(samples) => Ok(QueryResult::Vector(
-                samples
-                    .into_iter()
-                    .map(|s| Sample {
-                        labels: s.labels,
-                        t_ms: s.t,
-                        value: s.v,
-                    })
-                    .collect(),
-            )),
+            Value::Vector(samples) => Ok(QueryResult::Vector(samples)),
             Value::Scalar(_, v) => Ok(QueryResult::Scalar(v)),
             Value::String(_) | Value::Matrix(_) => Err(QueryError(
                 "rule result is not a vector or scalar".to_string(),

@@ -228,7 +228,8 @@ fn run_case(engine: &Engine, store: &Store, case: &EvalCase) -> Result<(), Strin
             if !case.instant {
                 return Err("range query returned a vector".to_string());
             }
-            let got: Vec<(Labels, f64)> = samples.into_iter().map(|s| (s.labels, s.v)).collect();
+            let got: Vec<(Labels, f64)> =
+                samples.into_iter().map(|s| (s.labels, s.value)).collect();
             compare_vector(case, &got)?;
             if !case.expect.ordered {
                 let again = instant_via_range(engine, store, case)?;

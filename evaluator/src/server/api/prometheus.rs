@@ -221,7 +221,7 @@ impl Serialize for QueryData<'_> {
                     .iter()
                     .map(|sm| VectorSample {
                         metric: LabelsJson(&sm.labels),
-                        value: Point(sm.t, sm.v),
+                        value: Point(sm.t_ms, sm.value),
                     })
                     .collect();
                 map.serialize_entry("result", &result)?;
