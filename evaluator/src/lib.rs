@@ -10,6 +10,7 @@
 pub mod alerts;
 pub mod cli;
 pub mod clock;
+pub mod hash;
 pub mod history;
 pub mod labels;
 pub mod notify;

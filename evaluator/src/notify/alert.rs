@@ -2,9 +2,11 @@
 //! Alertmanager's data model, independent of the rules engine.
 
 use std::collections::BTreeMap;
+use std::hash::Hasher;
 
 use chrono::{DateTime, Utc};
 
+use crate::hash::StableHasher;
 use crate::labels::Labels;
 
 /// Whether an alert (or a whole notification) is firing or resolved.
@@ -64,22 +66,14 @@ impl Fingerprint {
     /// FNV-1a over `name\xffvalue\xff` pairs in label order: stable across
     /// processes and versions, which the history tables rely on.
     pub fn of(labels: &Labels) -> Fingerprint {
-        const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-        const PRIME: u64 = 0x0000_0100_0000_01b3;
-        let mut hash = OFFSET;
+        let mut hasher = StableHasher::default();
         for label in labels.iter() {
-            for byte in label
-                .name
-                .bytes()
-                .chain([0xff])
-                .chain(label.value.bytes())
-                .chain([0xff])
-            {
-                hash ^= u64::from(byte);
-                hash = hash.wrapping_mul(PRIME);
-            }
+            hasher.write(label.name.as_bytes());
+            hasher.write_u8(0xff);
+            hasher.write(label.value.as_bytes());
+            hasher.write_u8(0xff);
         }
-        Fingerprint(hash)
+        Fingerprint(hasher.finish())
     }
 }
 

@@ -7,7 +7,6 @@
 //! target's interval, at a per-target offset, until cancelled, and then
 //! marks every series of the target stale.
 
-use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,6 +21,7 @@ use super::parser::{Format, ParseError, Pieces};
 use super::staleness::SeriesTracker;
 use super::target::{Health, Target, TargetHandle, TargetState};
 use crate::clock::Clock;
+use crate::hash::StableHasher;
 use crate::labels::METRIC_NAME;
 use crate::stale::STALE_NAN;
 
@@ -355,7 +355,7 @@ impl ScrapeLoop {
         let interval_ms = u64::try_from(self.interval.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
-        let mut hasher = DefaultHasher::new();
+        let mut hasher = StableHasher::default();
         self.target.url.hash(&mut hasher);
         self.target.labels.hash(&mut hasher);
         let phase = hasher.finish() % interval_ms;

@@ -12,8 +12,8 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 
+use crate::hash::fx::{FxHashMap, FxHasher};
 use crate::labels::Labels;
-use crate::store::fxhash::{FxHashMap, FxHasher};
 
 /// Passes the precomputed hash through instead of hashing the labels again.
 #[derive(Default)]

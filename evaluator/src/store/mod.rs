@@ -19,7 +19,6 @@
 //!   marker (its target dropped it, failed or went away) counts as free at
 //!   once. Its samples stay queryable while there is room; when a new series
 //!   needs the space, the series stale for longest is dropped first.
-pub(crate) mod fxhash;
 mod postings;
 
 use promql_parser::label::{MatchOp, Matcher};
@@ -29,9 +28,9 @@ use std::hash::{Hash, Hasher};
 
 use hashbrown::HashTable;
 
+use crate::hash::fx::{FxHashMap, FxHasher};
 use crate::labels::Labels;
 use crate::promql::{SeriesSource, SeriesView};
-use fxhash::{FxHashMap, FxHasher};
 use postings::Postings;
 
 pub use crate::stale::{is_stale, STALE_NAN};

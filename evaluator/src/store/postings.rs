@@ -1,8 +1,8 @@
 //! Inverted index from label pair to the sorted ids of the series carrying
 //! it, so a selector intersects short lists instead of scanning all series.
 
-use super::fxhash::FxHashMap;
 use super::SeriesId;
+use crate::hash::fx::FxHashMap;
 use crate::labels::Labels;
 
 /// label name → label value → sorted series ids.

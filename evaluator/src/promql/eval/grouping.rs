@@ -5,8 +5,8 @@
 
 use std::hash::Hasher;
 
+use crate::hash::fx::{FxHashMap, FxHasher};
 use crate::labels::{Label, Labels, METRIC_NAME};
-use crate::store::fxhash::{FxHashMap, FxHasher};
 
 /// Which labels form the key.
 #[derive(Debug, Clone, Copy)]

@@ -101,9 +101,9 @@ fn check_unique_as_dropped(samples: &[ESample]) -> Result<(), PromqlError> {
             return Ok(());
         }
     }
-    let mut seen: crate::store::fxhash::FxHashMap<u64, Vec<usize>> = Default::default();
+    let mut seen: crate::hash::fx::FxHashMap<u64, Vec<usize>> = Default::default();
     for (i, s) in samples.iter().enumerate() {
-        let mut h = crate::store::fxhash::FxHasher::default();
+        let mut h = crate::hash::fx::FxHasher::default();
         for l in visible(s) {
             h.write(l.name.as_bytes());
             h.write_u8(0xff);
