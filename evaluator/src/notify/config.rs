@@ -39,11 +39,12 @@ use std::time::Duration;
 use serde_yaml::{Mapping, Value};
 
 use super::matcher::{self, is_valid_label_name, MatchOp, Matcher};
+pub use vigil_common::problem::{Problem, Severity};
 // Field positions come from the shared index; an entry's position is its
 // key (or, for a list item, its first token).
-pub use vigil_common::yaml_positions::Position as Location;
 use vigil_common::yaml_positions::{
-    child_index as index_path, child_key as key_path, PositionIndex as Positions,
+    child_index as index_path, child_key as key_path, yaml_error, Position as Location,
+    PositionIndex as Positions,
 };
 
 /// Default `global.resolve_timeout`.
@@ -122,53 +123,12 @@ struct Problems<'a>(&'a [Problem]);
 
 impl fmt::Display for Problems<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let errors = self
-            .0
-            .iter()
-            .filter(|p| p.severity == Severity::Error)
-            .count();
+        let errors = self.0.iter().filter(|p| !p.is_warning()).count();
         write!(f, "notification config has {errors} error(s):")?;
         for problem in self.0 {
             write!(f, "\n  {problem}")?;
         }
         Ok(())
-    }
-}
-
-/// How serious a problem is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    /// The config is rejected.
-    Error,
-    /// The config is accepted; the setting has no effect.
-    Warning,
-}
-
-/// One problem found in a config file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Problem {
-    pub severity: Severity,
-    pub file: PathBuf,
-    pub location: Option<Location>,
-    /// Field path, e.g. `route.routes[0].matchers[1]`; empty for the document.
-    pub path: String,
-    /// What is wrong and what to do.
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(location) = self.location {
-            write!(f, ":{location}")?;
-        }
-        if self.severity == Severity::Warning {
-            f.write_str(": warning")?;
-        }
-        if !self.path.is_empty() {
-            write!(f, ": {}", self.path)?;
-        }
-        write!(f, ": {}", self.message)
     }
 }
 
@@ -192,16 +152,11 @@ impl NotifyConfig {
         self.positions.entry(path)
     }
 
-    /// A problem at `path`, located, for later stages (receivers) that
-    /// validate the raw sections they own.
-    pub fn problem(&self, path: &str, message: impl Into<String>) -> Problem {
-        Problem {
-            severity: Severity::Error,
-            file: self.file.clone(),
-            location: self.locate(path),
-            path: path.to_string(),
-            message: message.into(),
-        }
+    /// Places a problem found by a later stage (receivers) that validates
+    /// the raw sections it owns: in this file, at its field's entry.
+    pub fn place(&self, problem: Problem) -> Problem {
+        let position = self.locate(&problem.field);
+        problem.placed(&self.file, position)
     }
 
     /// Resolves a path from the config against the config file's folder.
@@ -379,24 +334,18 @@ pub fn parse(text: &str, file: &Path) -> Result<NotifyConfig, ConfigError> {
     let document = match parsed {
         Ok(value) => value,
         Err(err) => {
-            let location = err.location().map(|l| Location {
-                line: l.line(),
-                column: l.column(),
-            });
-            return Err(ConfigError::Invalid(vec![Problem {
-                severity: Severity::Error,
-                file: file.to_path_buf(),
-                location,
-                path: String::new(),
-                message: format!("invalid YAML: {err}"),
-            }]));
+            let (position, _) = yaml_error(&err);
+            let message = format!("invalid YAML: {err}");
+            return Err(ConfigError::Invalid(vec![Problem::new(
+                file, position, "", message,
+            )]));
         }
     };
     let config = walker.document(&document);
     let mut problems = walker.problems;
     // In file order, so the list reads top to bottom alongside the file.
-    problems.sort_by_key(|p| p.location.map_or((usize::MAX, 0), |l| (l.line, l.column)));
-    if problems.iter().any(|p| p.severity == Severity::Error) {
+    problems.sort_by_key(Problem::file_order);
+    if problems.iter().any(|p| !p.is_warning()) {
         return Err(ConfigError::Invalid(problems));
     }
     match config {
@@ -444,12 +393,10 @@ struct Walker<'a> {
 
 impl Walker<'_> {
     fn report(&mut self, severity: Severity, path: &str, message: impl Into<String>) {
-        self.problems.push(Problem {
-            severity,
-            file: self.file.to_path_buf(),
-            location: self.positions.entry(path),
-            path: path.to_string(),
-            message: message.into(),
+        let problem = Problem::new(self.file, self.positions.entry(path), path, message);
+        self.problems.push(match severity {
+            Severity::Error => problem,
+            Severity::Warning => problem.warning(),
         });
     }
 
@@ -1272,13 +1219,13 @@ receivers:
             .filter(|p| p.severity == Severity::Error)
             .collect();
         assert_eq!(errors.len(), 2);
-        assert_eq!(errors[0].path, "templates");
-        assert_eq!(errors[1].path, "route.routes[0].mute_time_intervals");
+        assert_eq!(errors[0].field, "templates");
+        assert_eq!(errors[1].field, "route.routes[0].mute_time_intervals");
         let config = parse_ok(
             "global: {pagerduty_url: 'https://x'}\nroute: {receiver: r}\nreceivers: [{name: r}]\n",
         );
         assert_eq!(config.warnings.len(), 1);
-        assert_eq!(config.warnings[0].path, "global.pagerduty_url");
+        assert_eq!(config.warnings[0].field, "global.pagerduty_url");
     }
 
     #[test]
@@ -1344,13 +1291,13 @@ receivers:
     #[test]
     fn missing_route_is_reported() {
         let problems = problems("receivers: [{name: r}]\n");
-        assert_eq!(problems[0].path, "route");
+        assert_eq!(problems[0].field, "route");
     }
 
     #[test]
     fn yaml_syntax_errors_carry_a_location() {
         let problems = problems("route:\n  receiver: [\n");
-        assert!(problems[0].location.is_some());
+        assert!(problems[0].position().is_some());
         assert!(problems[0].message.starts_with("invalid YAML"));
     }
 }

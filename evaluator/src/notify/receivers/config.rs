@@ -9,12 +9,12 @@
 //! delivery at 3 a.m.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use vigil_common::problem::Problem;
 
 use super::console::ConsoleReceiver;
 use super::email::EmailReceiver;
@@ -112,28 +112,14 @@ pub struct Integration {
     pub receiver: Arc<dyn Receiver>,
 }
 
-/// One thing wrong in the receivers config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigProblem {
-    /// Field path, e.g. `receivers[0].slack_configs[1].api_url`.
-    pub path: String,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
-
 /// Every problem found in one receiver's integrations.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid receiver configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
-pub struct ConfigProblems(pub Vec<ConfigProblem>);
+pub struct ConfigProblems(pub Vec<Problem>);
 
 /// Collects problems while validating.
 struct Problems<'a> {
-    problems: &'a mut Vec<ConfigProblem>,
+    problems: &'a mut Vec<Problem>,
     path: String,
 }
 
@@ -144,10 +130,7 @@ impl Problems<'_> {
         } else {
             format!("{}.{field}", self.path)
         };
-        self.problems.push(ConfigProblem {
-            path,
-            message: message.into(),
-        });
+        self.problems.push(Problem::at_field(path, message));
     }
 }
 
@@ -889,7 +872,7 @@ impl Default for ConsoleSettings {
 fn items<T: serde::de::DeserializeOwned>(
     section: Option<&serde_yaml::Value>,
     path: &str,
-    problems: &mut Vec<ConfigProblem>,
+    problems: &mut Vec<Problem>,
 ) -> Vec<(usize, String, T)> {
     let Some(value) = section else {
         return Vec::new();
@@ -898,10 +881,7 @@ fn items<T: serde::de::DeserializeOwned>(
         return Vec::new();
     }
     let Some(sequence) = value.as_sequence() else {
-        problems.push(ConfigProblem {
-            path: path.to_string(),
-            message: "must be a list".into(),
-        });
+        problems.push(Problem::at_field(path, "must be a list"));
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -914,10 +894,7 @@ fn items<T: serde::de::DeserializeOwned>(
         };
         match serde_yaml::from_value::<T>(item) {
             Ok(parsed) => out.push((i, item_path, parsed)),
-            Err(error) => problems.push(ConfigProblem {
-                path: item_path,
-                message: error.to_string(),
-            }),
+            Err(error) => problems.push(Problem::at_field(item_path, error.to_string())),
         }
     }
     out

@@ -66,8 +66,7 @@ use chrono::{DateTime, Utc};
 use crate::notify::alert::Notification;
 
 pub use config::{
-    build_integrations, ConfigProblem, ConfigProblems, GlobalReceiverDefaults, Integration,
-    IntegrationSections,
+    build_integrations, ConfigProblems, GlobalReceiverDefaults, Integration, IntegrationSections,
 };
 
 /// A credential or credential-bearing URL. Never printed: `Debug` and
