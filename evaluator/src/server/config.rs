@@ -20,10 +20,9 @@ use serde::Deserialize;
 
 use super::database_location::{anchor_sqlite_url, DatabaseUrlSource};
 use crate::labels::Labels;
-use crate::notify::config::NotifyConfig;
-use crate::notify::receivers::{
-    build_integrations, GlobalReceiverDefaults, Integration, IntegrationSections, Secret,
-};
+pub use crate::notify::config::ReceiverIntegrations;
+use crate::notify::config::{build_receivers, NotifyConfig};
+use crate::notify::receivers::Secret;
 use crate::rules::file::{is_valid_label_name, load_rule_files, GroupSpec};
 use crate::scrape::{
     parse_prometheus_duration, validate_scrape_configs, ScrapeConfig, ScrapeDefaults,
@@ -173,10 +172,6 @@ fn render(problems: &[Problem]) -> String {
     }
     text
 }
-
-/// The receivers of the notification config, ready to send, by receiver
-/// name.
-pub type ReceiverIntegrations = HashMap<String, Vec<Integration>>;
 
 /// A configuration that passed validation, with everything it refers to
 /// loaded.
@@ -734,50 +729,6 @@ fn check_group_names(groups: &[GroupSpec], list: &mut Vec<Problem>) {
             );
             list.push(Problem::new(&g.file, None, "groups", message));
         }
-    }
-}
-
-/// Builds every receiver's integrations from the notification config.
-pub fn build_receivers(config: &NotifyConfig) -> Result<ReceiverIntegrations, Vec<Problem>> {
-    let g = &config.global;
-    let global = GlobalReceiverDefaults {
-        slack_api_url: g.slack_api_url.clone().map(Secret::new),
-        slack_api_url_file: g.slack_api_url_file.clone(),
-        smtp_from: g.smtp_from.clone(),
-        smtp_hello: g.smtp_hello.clone(),
-        smtp_smarthost: g.smtp_smarthost.clone(),
-        smtp_auth_username: g.smtp_auth_username.clone(),
-        smtp_auth_password: g.smtp_auth_password.clone().map(Secret::new),
-        smtp_auth_password_file: g.smtp_auth_password_file.clone(),
-        smtp_auth_identity: g.smtp_auth_identity.clone(),
-        smtp_require_tls: g.smtp_require_tls,
-    };
-    let mut out = HashMap::new();
-    let mut problems = Vec::new();
-    for (i, receiver) in config.receivers.iter().enumerate() {
-        let section = |list: &[crate::notify::config::IntegrationConfig]| {
-            (!list.is_empty()).then(|| {
-                serde_yaml::Value::Sequence(list.iter().map(|c| c.value.clone()).collect())
-            })
-        };
-        let sections = IntegrationSections {
-            slack_configs: section(&receiver.slack_configs),
-            email_configs: section(&receiver.email_configs),
-            webhook_configs: section(&receiver.webhook_configs),
-            console_configs: section(&receiver.console_configs),
-        };
-        let path = format!("receivers[{i}]");
-        match build_integrations(&receiver.name, &path, &sections, &global) {
-            Ok(integrations) => {
-                out.insert(receiver.name.clone(), integrations);
-            }
-            Err(e) => problems.extend(e.0.into_iter().map(|p| config.place(p))),
-        }
-    }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(problems)
     }
 }
 
