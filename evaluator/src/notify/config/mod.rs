@@ -39,6 +39,7 @@ use std::time::Duration;
 use serde_yaml::Value;
 
 use super::matcher::Matcher;
+use super::receivers::registry::send_resolved_default;
 pub use vigil_common::problem::{Problem, Severity};
 use walk::Walker;
 
@@ -210,21 +211,20 @@ pub struct InhibitRuleConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReceiverConfig {
     pub name: String,
-    pub slack_configs: Vec<IntegrationConfig>,
-    pub email_configs: Vec<IntegrationConfig>,
-    pub webhook_configs: Vec<IntegrationConfig>,
-    pub console_configs: Vec<IntegrationConfig>,
+    /// Every entry of every `*_configs` list, in file order.
+    pub integrations: Vec<IntegrationConfig>,
     pub location: Option<Location>,
 }
 
 impl ReceiverConfig {
-    /// Every integration section, in kind order.
+    /// Every integration section.
     pub fn integrations(&self) -> impl Iterator<Item = &IntegrationConfig> {
-        self.slack_configs
-            .iter()
-            .chain(&self.email_configs)
-            .chain(&self.webhook_configs)
-            .chain(&self.console_configs)
+        self.integrations.iter()
+    }
+
+    /// The entries of one `*_configs` list (`email_configs`, ...).
+    pub fn section(&self, kind: &str) -> Vec<&IntegrationConfig> {
+        self.integrations().filter(|c| c.kind == kind).collect()
     }
 
     /// A receiver without integrations discards everything routed to it.
@@ -251,12 +251,12 @@ pub struct IntegrationConfig {
 }
 
 impl IntegrationConfig {
-    /// `send_resolved`, with Alertmanager's per-kind default (webhook and
-    /// console: true; Slack and e-mail: false).
+    /// `send_resolved`, with the kind's default (Alertmanager's: webhook
+    /// and console true, Slack and e-mail false).
     pub fn send_resolved(&self) -> bool {
         match self.value.get("send_resolved").and_then(Value::as_bool) {
             Some(explicit) => explicit,
-            None => matches!(self.kind, "webhook_configs" | "console_configs"),
+            None => send_resolved_default(self.kind),
         }
     }
 }

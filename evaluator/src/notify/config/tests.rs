@@ -143,7 +143,7 @@ fn email_and_slack_need_a_server_from_themselves_or_global() {
     );
     let receiver = config.receiver("r").unwrap();
     assert_eq!(
-        receiver.email_configs[0].path,
+        receiver.section("email_configs")[0].path,
         "receivers[0].email_configs[0]"
     );
     assert!(!receiver.sends_resolved());

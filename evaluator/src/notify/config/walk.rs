@@ -610,10 +610,7 @@ impl Walker<'_> {
         known.extend(UNSUPPORTED_INTEGRATIONS);
         let mut receiver = ReceiverConfig {
             name: String::new(),
-            slack_configs: Vec::new(),
-            email_configs: Vec::new(),
-            webhook_configs: Vec::new(),
-            console_configs: Vec::new(),
+            integrations: Vec::new(),
             location: self.positions.entry(path),
         };
         for (key, value) in self.entries(map, path, &known) {
@@ -633,31 +630,26 @@ impl Walker<'_> {
                 continue;
             };
             let items = self.sequence(value, &field);
-            let mut sections = Vec::new();
             for (i, item) in items.iter().enumerate() {
                 let item_path = index_path(&field, i);
                 match item {
-                    Value::Mapping(_) | Value::Null => sections.push(IntegrationConfig {
-                        kind: section_kind,
-                        value: if item.is_null() {
-                            Value::Mapping(Mapping::new())
-                        } else {
-                            item.clone()
-                        },
-                        location: self.positions.entry(&item_path),
-                        path: item_path,
-                    }),
+                    Value::Mapping(_) | Value::Null => {
+                        receiver.integrations.push(IntegrationConfig {
+                            kind: section_kind,
+                            value: if item.is_null() {
+                                Value::Mapping(Mapping::new())
+                            } else {
+                                item.clone()
+                            },
+                            location: self.positions.entry(&item_path),
+                            path: item_path,
+                        })
+                    }
                     other => self.error(
                         &item_path,
                         format!("expected a mapping, found {}", kind(other)),
                     ),
                 }
-            }
-            match *section_kind {
-                "slack_configs" => receiver.slack_configs = sections,
-                "email_configs" => receiver.email_configs = sections,
-                "webhook_configs" => receiver.webhook_configs = sections,
-                _ => receiver.console_configs = sections,
             }
         }
         if receiver.name.is_empty() {
@@ -671,7 +663,7 @@ impl Walker<'_> {
     /// server, sender or URL from either themselves or `global`.
     fn check_receiver_defaults(&mut self, global: &GlobalConfig, receivers: &[ReceiverConfig]) {
         for receiver in receivers {
-            for email in &receiver.email_configs {
+            for email in receiver.section("email_configs") {
                 if !has_field(&email.value, "smarthost") && global.smtp_smarthost.is_none() {
                     self.error(
                         &email.path,
@@ -685,7 +677,7 @@ impl Walker<'_> {
                     );
                 }
             }
-            for slack in &receiver.slack_configs {
+            for slack in receiver.section("slack_configs") {
                 let own =
                     has_field(&slack.value, "api_url") || has_field(&slack.value, "api_url_file");
                 if !own && global.slack_api_url.is_none() && global.slack_api_url_file.is_none() {

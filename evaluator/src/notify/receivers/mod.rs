@@ -221,6 +221,10 @@ pub trait ReceiverKind: serde::de::DeserializeOwned {
     /// The `*_configs` key.
     const SECTION: &'static str;
 
+    /// `send_resolved` when the entry does not say (Alertmanager's default
+    /// for the kind).
+    const SEND_RESOLVED: bool;
+
     /// Validates this entry and builds its receiver; every problem goes to
     /// `p`, with field paths relative to the entry. `None` when there was
     /// one.

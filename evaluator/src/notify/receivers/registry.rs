@@ -28,10 +28,20 @@ pub fn sections() -> [&'static str; KINDS.len()] {
     KINDS.map(|kind| kind.section)
 }
 
-/// One entry of [`KINDS`]: a kind's section key and how its list is built.
+/// Whether entries of `section` send resolved notifications when they do
+/// not say.
+pub fn send_resolved_default(section: &str) -> bool {
+    KINDS
+        .iter()
+        .any(|kind| kind.section == section && kind.send_resolved)
+}
+
+/// One entry of [`KINDS`]: a kind's section key, its `send_resolved`
+/// default and how its list is built.
 #[derive(Clone, Copy)]
 struct Kind {
     section: &'static str,
+    send_resolved: bool,
     build: fn(&serde_yaml::Value, &str, &GlobalReceiverDefaults, &mut Vec<Problem>) -> Built,
 }
 
@@ -42,6 +52,7 @@ impl Kind {
     const fn of<K: ReceiverKind>() -> Kind {
         Kind {
             section: K::SECTION,
+            send_resolved: K::SEND_RESOLVED,
             build: build_section::<K>,
         }
     }

@@ -9,10 +9,12 @@ use super::send::ConsoleReceiver;
 use crate::notify::receivers::config::{GlobalReceiverDefaults, Problems};
 use crate::notify::receivers::{Receiver, ReceiverKind};
 
-/// `console_configs[]` (Vigil). See [`super`].
+/// One entry of a receiver's `console_configs` (Vigil): a block printed on
+/// stdout per notification.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsoleConfigRaw {
+    /// Also print resolved notifications; default `true`.
     pub send_resolved: Option<bool>,
 }
 
@@ -33,6 +35,7 @@ impl Default for ConsoleSettings {
 
 impl ReceiverKind for ConsoleConfigRaw {
     const SECTION: &'static str = "console_configs";
+    const SEND_RESOLVED: bool = true;
 
     fn build(
         self,
@@ -40,7 +43,7 @@ impl ReceiverKind for ConsoleConfigRaw {
         _p: &mut Problems<'_>,
     ) -> Option<Arc<dyn Receiver>> {
         let settings = ConsoleSettings {
-            send_resolved: self.send_resolved.unwrap_or(true),
+            send_resolved: self.send_resolved.unwrap_or(Self::SEND_RESOLVED),
         };
         Some(Arc::new(ConsoleReceiver::new(settings)))
     }

@@ -4,9 +4,8 @@
 //!
 //! # `console_configs`
 //!
-//! | field | default | meaning |
-//! | --- | --- | --- |
-//! | `send_resolved` | `true` | also print resolved notifications |
+//! The fields, their defaults and meaning are documented on
+//! [`ConsoleConfigRaw`].
 
 pub mod config;
 pub mod send;

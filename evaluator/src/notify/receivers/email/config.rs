@@ -14,30 +14,53 @@ use crate::notify::receivers::config::{
 };
 use crate::notify::receivers::{Receiver, ReceiverKind, Secret};
 
-/// `email_configs[]` as written in the config file. See [`super`].
+/// One entry of a receiver's `email_configs`: mail through an SMTP
+/// smarthost.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailConfigRaw {
+    /// Also notify when the group resolves; default `false`.
     pub send_resolved: Option<bool>,
+    /// Recipients, comma-separated (`a@x, Team <b@x>`); required.
     pub to: Option<String>,
+    /// Sender address (envelope and `From`); default `global.smtp_from`.
     pub from: Option<String>,
+    /// Name sent in `EHLO`; default `global.smtp_hello` (`localhost`).
     pub hello: Option<String>,
+    /// `host:port` of the SMTP server; default `global.smtp_smarthost`.
     pub smarthost: Option<String>,
+    /// AUTH PLAIN or LOGIN user (whichever the server offers); default
+    /// `global.smtp_auth_username`.
     pub auth_username: Option<String>,
+    /// AUTH password (a secret); default `global.smtp_auth_password`.
     pub auth_password: Option<Secret>,
+    /// A file holding the password, instead of `auth_password`; default
+    /// `global.smtp_auth_password_file`.
     pub auth_password_file: Option<PathBuf>,
+    /// CRAM-MD5 is not supported: setting it is a config error.
     pub auth_secret: Option<Secret>,
+    /// Accepted for Alertmanager compatibility.
     pub auth_identity: Option<String>,
+    /// Extra or overriding headers (defaults: `Subject`, `From`, `To`);
+    /// names are case-insensitive, values accept placeholders.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// text/html body; default a readable HTML alert list; placeholders
+    /// accepted.
     pub html: Option<String>,
+    /// text/plain body; default the alert list (labels, annotations, times,
+    /// source); placeholders accepted.
     pub text: Option<String>,
+    /// STARTTLS is required; `false` sends in plain text without upgrading,
+    /// as Alertmanager. Default `global.smtp_require_tls` (`true`).
     pub require_tls: Option<bool>,
     /// (Vigil) Connect with TLS from the first byte (SMTPS). Default: true
     /// when the smarthost port is 465, as Alertmanager does.
     pub implicit_tls: Option<bool>,
     /// (Vigil) SMTP conversation timeout, default 10s.
     pub timeout: Option<String>,
+    /// `ca_file` (extra trusted CA, PEM), `server_name` (default: the
+    /// smarthost host), `insecure_skip_verify`.
     pub tls_config: Option<TlsConfigRaw>,
 }
 
@@ -242,7 +265,7 @@ fn validate_email(
         return None;
     }
     Some(EmailSettings {
-        send_resolved: raw.send_resolved.unwrap_or(false),
+        send_resolved: raw.send_resolved.unwrap_or(EmailConfigRaw::SEND_RESOLVED),
         to,
         to_header,
         from: from?,
@@ -274,6 +297,7 @@ fn split_host_port(value: &str) -> Option<(String, u16)> {
 
 impl ReceiverKind for EmailConfigRaw {
     const SECTION: &'static str = "email_configs";
+    const SEND_RESOLVED: bool = false;
 
     fn build(
         self,

@@ -4,22 +4,8 @@
 //!
 //! # `email_configs`
 //!
-//! | field | default | meaning |
-//! | --- | --- | --- |
-//! | `send_resolved` | `false` | also notify when the group resolves |
-//! | `to` | required | recipients, comma-separated (`a@x, Team <b@x>`) |
-//! | `from` | `global.smtp_from` | sender address (envelope and `From`) |
-//! | `smarthost` | `global.smtp_smarthost` | `host:port` of the SMTP server |
-//! | `hello` | `global.smtp_hello` (`localhost`) | name sent in `EHLO` |
-//! | `auth_username`, `auth_password` / `auth_password_file` | `global.smtp_auth_*` | AUTH PLAIN or LOGIN (whichever the server offers) |
-//! | `auth_secret` | — | CRAM-MD5 is not supported (config error) |
-//! | `require_tls` | `global.smtp_require_tls` (`true`) | STARTTLS is required; `false` sends in plain text without upgrading, as Alertmanager |
-//! | `implicit_tls` (Vigil) | `true` when the port is 465 | TLS from the first byte (SMTPS) |
-//! | `headers` | `Subject`, `From`, `To` defaults | extra or overriding headers; names case-insensitive; values accept placeholders |
-//! | `text` | alert list (labels, annotations, times, source) | text/plain body; placeholders accepted |
-//! | `html` | readable HTML alert list | text/html body; placeholders accepted |
-//! | `timeout` (Vigil) | `10s` | SMTP conversation timeout |
-//! | `tls_config` | — | `ca_file` (extra trusted CA, PEM), `server_name` (default: the smarthost host), `insecure_skip_verify` |
+//! The fields, their defaults and meaning are documented on
+//! [`EmailConfigRaw`].
 //!
 //! Failures: 5xx replies, authentication failures, a missing STARTTLS with
 //! `require_tls`, and TLS handshake failures are not retried; 4xx replies,

@@ -13,37 +13,74 @@ use crate::notify::receivers::config::{
 use crate::notify::receivers::http::{validate_http, HttpConfigRaw, HttpSettings};
 use crate::notify::receivers::{Receiver, ReceiverKind, Secret};
 
-/// `slack_configs[]` as written in the config file. See [`super`].
+/// One entry of a receiver's `slack_configs`: a Slack incoming webhook.
+/// Strings accept the placeholders of
+/// [`crate::notify::receivers::template::expand`].
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlackConfigRaw {
+    /// Also notify when the group resolves; default `false`.
     pub send_resolved: Option<bool>,
+    /// The incoming webhook URL (a secret); default
+    /// `global.slack_api_url`.
     pub api_url: Option<Secret>,
+    /// A file holding the webhook URL, instead of `api_url`; default
+    /// `global.slack_api_url_file`.
     pub api_url_file: Option<PathBuf>,
+    /// Message override (many webhooks ignore it); unset by default.
     pub channel: Option<String>,
+    /// Message override (many webhooks ignore it); unset by default.
     pub username: Option<String>,
+    /// Attachment colour; default as described in [`super`] (by status and
+    /// severity).
     pub color: Option<String>,
+    /// Attachment title; default `[FIRING:2] <group values> (<other common
+    /// values>)`.
     pub title: Option<String>,
+    /// Link behind the title; default
+    /// `<external_url>/#/alerts?receiver=<name>`.
     pub title_link: Option<String>,
+    /// Passed through; unset by default.
     pub pretext: Option<String>,
+    /// Attachment text; default one entry per alert: name, status,
+    /// severity, summary, description, distinguishing labels
+    /// (Alertmanager's default is empty; Vigil's is not).
     pub text: Option<String>,
+    /// `[{title, value, short}]`; default the common labels except
+    /// `alertname` (short).
     #[serde(default)]
     pub fields: Vec<SlackFieldRaw>,
+    /// Make every configured field short; default `false`.
     #[serde(default)]
     pub short_fields: bool,
+    /// Passed through; unset by default.
     pub footer: Option<String>,
+    /// Plain-text summary for notifications; default
+    /// `<title> | <title_link>`.
     pub fallback: Option<String>,
+    /// Passed through; unset by default.
     pub callback_id: Option<String>,
+    /// Message override (many webhooks ignore it); not with `icon_url`.
     pub icon_emoji: Option<String>,
+    /// Message override (many webhooks ignore it); not with `icon_emoji`.
     pub icon_url: Option<String>,
+    /// Passed through; unset by default.
     pub image_url: Option<String>,
+    /// Passed through; unset by default.
     pub thumb_url: Option<String>,
+    /// Message override (many webhooks ignore it); default `false`.
     #[serde(default)]
     pub link_names: bool,
-    /// Unset: `[text]` (Vigil's default text uses mrkdwn); `[]` turns it off.
+    /// Attachment fields Slack formats as mrkdwn. Unset: `[text]` (Vigil's
+    /// default text uses mrkdwn; Alertmanager leaves it unset); `[]` turns
+    /// it off.
     pub mrkdwn_in: Option<Vec<String>>,
+    /// Link buttons `[{type, text, url, style, name, value}]`; default
+    /// buttons for the `runbook_url` and `dashboard_url` annotations.
     #[serde(default)]
     pub actions: Vec<SlackActionRaw>,
+    /// `authorization`, `bearer_token(_file)`, `basic_auth`,
+    /// `follow_redirects`; none by default.
     pub http_config: Option<HttpConfigRaw>,
 }
 
@@ -152,7 +189,7 @@ fn validate_slack(
         return None;
     }
     Some(SlackSettings {
-        send_resolved: raw.send_resolved.unwrap_or(false),
+        send_resolved: raw.send_resolved.unwrap_or(SlackConfigRaw::SEND_RESOLVED),
         api_url: api_url?,
         channel: raw.channel,
         username: raw.username,
@@ -179,6 +216,7 @@ fn validate_slack(
 
 impl ReceiverKind for SlackConfigRaw {
     const SECTION: &'static str = "slack_configs";
+    const SEND_RESOLVED: bool = false;
 
     fn build(
         self,

@@ -4,24 +4,8 @@
 //!
 //! # `slack_configs`
 //!
-//! | field | default | meaning |
-//! | --- | --- | --- |
-//! | `send_resolved` | `false` | also notify when the group resolves |
-//! | `api_url` / `api_url_file` | `global.slack_api_url(_file)` | incoming webhook URL (secret) |
-//! | `channel`, `username`, `icon_emoji`, `icon_url`, `link_names` | unset | message overrides (many webhooks ignore them) |
-//! | `title` | `[FIRING:2] <group values> (<other common values>)` | attachment title |
-//! | `title_link` | `<external_url>/#/alerts?receiver=<name>` | link behind the title |
-//! | `text` | one entry per alert: name, status, severity, summary, description, distinguishing labels | attachment text (Alertmanager's default is empty; Vigil's is not) |
-//! | `color` | see below | attachment colour |
-//! | `pretext`, `footer`, `callback_id`, `image_url`, `thumb_url` | unset | passed through |
-//! | `mrkdwn_in` | `[text]` (Vigil; Alertmanager: unset) | attachment fields Slack formats as mrkdwn; `[]` for none |
-//! | `fallback` | `<title> \| <title_link>` | plain-text summary for notifications |
-//! | `fields` | common labels except `alertname` (short) | `[{title, value, short}]` |
-//! | `short_fields` | `false` | make every configured field short |
-//! | `actions` | buttons for `runbook_url` and `dashboard_url` annotations | `[{type, text, url, style, name, value}]` |
-//! | `http_config` | none | `authorization`, `bearer_token(_file)`, `basic_auth`, `follow_redirects` |
-//!
-//! Strings accept the placeholders of [`crate::notify::receivers::template::expand`].
+//! The fields, their defaults and meaning are documented on
+//! [`SlackConfigRaw`].
 //!
 //! Colour, unless `color` is set: resolved `good` (green); firing with a
 //! `severity` of `critical`, `page`, `error` or `high` on any firing alert

@@ -14,17 +14,26 @@ use crate::notify::receivers::config::{
 use crate::notify::receivers::http::{validate_http, HttpConfigRaw, HttpSettings};
 use crate::notify::receivers::{Receiver, ReceiverKind, Secret};
 
-/// `webhook_configs[]` as written in the config file. See [`super`].
+/// One entry of a receiver's `webhook_configs`: a POST of Alertmanager's
+/// webhook payload.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfigRaw {
+    /// Also notify when the group resolves; default `true`.
     pub send_resolved: Option<bool>,
+    /// The endpoint (a secret: it may embed a token); this or `url_file` is
+    /// required.
     pub url: Option<Secret>,
+    /// A file holding the endpoint URL, instead of `url`.
     pub url_file: Option<PathBuf>,
-    /// 0 (default) sends every alert.
+    /// Send at most this many alerts, the rest counted in
+    /// `truncatedAlerts`; `0` (default) sends every alert.
     #[serde(default)]
     pub max_alerts: u64,
+    /// Per-attempt timeout; default `10s` (Vigil; Alertmanager has none).
     pub timeout: Option<String>,
+    /// `authorization: {type, credentials(_file)}`, `bearer_token(_file)`,
+    /// `basic_auth`, `follow_redirects`; none by default.
     pub http_config: Option<HttpConfigRaw>,
 }
 
@@ -50,7 +59,7 @@ fn validate_webhook(raw: WebhookConfigRaw, p: &mut Problems<'_>) -> Option<Webho
         return None;
     }
     Some(WebhookSettings {
-        send_resolved: raw.send_resolved.unwrap_or(true),
+        send_resolved: raw.send_resolved.unwrap_or(WebhookConfigRaw::SEND_RESOLVED),
         url: url?,
         max_alerts: usize::try_from(raw.max_alerts).unwrap_or(usize::MAX),
         timeout,
@@ -60,6 +69,7 @@ fn validate_webhook(raw: WebhookConfigRaw, p: &mut Problems<'_>) -> Option<Webho
 
 impl ReceiverKind for WebhookConfigRaw {
     const SECTION: &'static str = "webhook_configs";
+    const SEND_RESOLVED: bool = true;
 
     fn build(
         self,

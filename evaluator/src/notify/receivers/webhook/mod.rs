@@ -3,13 +3,8 @@
 //!
 //! # `webhook_configs`
 //!
-//! | field | default | meaning |
-//! | --- | --- | --- |
-//! | `send_resolved` | `true` | also notify when the group resolves |
-//! | `url` / `url_file` | required | endpoint (secret: may embed a token) |
-//! | `max_alerts` | `0` (all) | send at most this many alerts; the rest are counted in `truncatedAlerts` |
-//! | `timeout` | `10s` (Vigil; Alertmanager: none) | per-attempt timeout |
-//! | `http_config` | none | `authorization: {type, credentials(_file)}`, `bearer_token(_file)`, `basic_auth`, `follow_redirects` |
+//! The fields, their defaults and meaning are documented on
+//! [`WebhookConfigRaw`].
 //!
 //! The body:
 //!
