@@ -30,7 +30,10 @@
 //! ```
 //!
 //! The per-integration field lists are in [`slack`], [`email`], [`webhook`] and
-//! [`console`]. `send_resolved` defaults as in Alertmanager: `false` for Slack
+//! [`console`], each a folder with its serde config types (`config.rs`, whose
+//! doc comments are the field reference) and its sender (`send.rs`). A kind
+//! is a [`ReceiverKind`] listed once in [`registry`]; what the HTTP kinds
+//! share is in [`http`], what every kind's config shares in [`config`]. `send_resolved` defaults as in Alertmanager: `false` for Slack
 //! and e-mail, `true` for webhooks, and `true` for Vigil's console.
 //!
 //! # Secrets
