@@ -92,6 +92,21 @@ impl PositionIndex {
     }
 }
 
+/// Where a serde_yaml error points, and its message without the
+/// " at line L column C" it ends in (a problem shows the position in front).
+pub fn yaml_error(error: &serde_yaml::Error) -> (Option<Position>, String) {
+    let position = error.location().map(|at| Position {
+        line: at.line(),
+        column: at.column(),
+    });
+    let text = error.to_string();
+    let message = match text.rfind(" at line ") {
+        Some(cut) => text[..cut].to_string(),
+        None => text,
+    };
+    (position, message)
+}
+
 /// The enclosing path: `a.b[2]` → `a.b`, `a.b` → `a`, `a` → `` (the root).
 fn parent(path: &str) -> Option<&str> {
     if path.is_empty() {
@@ -306,6 +321,14 @@ mod tests {
     fn positions_before_a_syntax_error_are_kept() {
         let index = PositionIndex::build("a: 1\nb: [\n");
         assert_eq!(index.value("a"), Some(Position { line: 1, column: 4 }));
+    }
+
+    #[test]
+    fn yaml_errors_keep_the_position_apart_from_the_message() {
+        let error = serde_yaml::from_str::<Vec<u8>>("[1,\n  x]\n").err();
+        let (position, message) = error.as_ref().map(yaml_error).unwrap_or_default();
+        assert_eq!(position, Some(Position { line: 2, column: 3 }));
+        assert!(!message.contains(" at line "), "{message}");
     }
 
     #[test]

@@ -37,7 +37,7 @@ use vigil_evaluator::history::writer::{HistoryWriter, WriterConfig};
 use vigil_evaluator::history::{new_id, Database, HistoryStore};
 use vigil_evaluator::notify::alert::{AlertStatus, Notification};
 use vigil_evaluator::notify::deliver::{DeliveryStage, Jitter, Retrier, RetryPolicy};
-use vigil_evaluator::notify::receivers::config::Integration;
+use vigil_evaluator::notify::receivers::Integration;
 use vigil_evaluator::server::config::ReceiverIntegrations;
 use vigil_evaluator::server::delivery::{retry_delay, run_delivery, Outbox, RETRY_EVERY};
 use vigil_evaluator::server::durability::{notification_payload, notify_log_row};

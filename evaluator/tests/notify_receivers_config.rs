@@ -7,7 +7,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use vigil_evaluator::notify::alert::AlertStatus;
-use vigil_evaluator::notify::receivers::config::ConsoleSettings;
+use vigil_evaluator::notify::receivers::console::ConsoleSettings;
 use vigil_evaluator::notify::receivers::console::{render, ConsoleReceiver};
 use vigil_evaluator::notify::receivers::{GlobalReceiverDefaults, Receiver};
 

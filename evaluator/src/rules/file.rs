@@ -3,7 +3,6 @@
 //! line, column and field path, and turns a good file into [`GroupSpec`]s.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,7 +10,8 @@ use serde::{Deserialize, Deserializer};
 
 use super::template::Template;
 use vigil_common::duration::parse_duration;
-use vigil_common::yaml_positions::PositionIndex;
+pub use vigil_common::problem::Problem;
+use vigil_common::yaml_positions::{yaml_error, PositionIndex};
 
 /// A YAML scalar read as text, as Go's YAML decoder does for `string`
 /// fields (`severity: 1` is the label value `"1"`).
@@ -133,33 +133,6 @@ impl RuleSpec {
     }
 }
 
-/// One problem in a rule file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Problem {
-    pub file: PathBuf,
-    pub line: Option<usize>,
-    pub column: Option<usize>,
-    /// Field path, e.g. `groups[0].rules[2].expr`; empty for the whole file.
-    pub field: String,
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(col) = self.column {
-                write!(f, ":{col}")?;
-            }
-        }
-        if !self.field.is_empty() {
-            write!(f, ": {}", self.field)?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
 /// Why rule files could not be loaded: every problem found.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{}", .problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
@@ -190,13 +163,8 @@ struct Checker<'a> {
 impl Checker<'_> {
     fn report(&mut self, field: &str, message: impl Into<String>) {
         let pos = self.positions.value(field);
-        self.problems.push(Problem {
-            file: self.file.to_path_buf(),
-            line: pos.map(|p| p.line),
-            column: pos.map(|p| p.column),
-            field: field.to_string(),
-            message: message.into(),
-        });
+        self.problems
+            .push(Problem::new(self.file, pos, field, message));
     }
 
     fn duration(&mut self, field: &str, value: &Option<Scalar>) -> Option<Duration> {
@@ -371,15 +339,10 @@ pub fn parse_rule_file(file: &Path, src: &str) -> Result<Vec<GroupSpec>, RuleFil
         match serde_yaml::from_str(src) {
             Ok(f) => f,
             Err(e) => {
-                let loc = e.location();
+                let (position, _) = yaml_error(&e);
+                let message = format!("{e} (see the Prometheus rule-file format: groups[].rules[] with record|alert, expr, ...)");
                 return Err(RuleFileError {
-                    problems: vec![Problem {
-                        file: file.to_path_buf(),
-                        line: loc.as_ref().map(|l| l.line()),
-                        column: loc.as_ref().map(|l| l.column()),
-                        field: String::new(),
-                        message: format!("{e} (see the Prometheus rule-file format: groups[].rules[] with record|alert, expr, ...)"),
-                    }],
+                    problems: vec![Problem::new(file, position, "", message)],
                 });
             }
         }
@@ -442,13 +405,12 @@ pub fn parse_rule_file(file: &Path, src: &str) -> Result<Vec<GroupSpec>, RuleFil
 /// Reads and validates one rule file.
 pub fn load_rule_file(file: &Path) -> Result<Vec<GroupSpec>, RuleFileError> {
     let src = std::fs::read_to_string(file).map_err(|e| RuleFileError {
-        problems: vec![Problem {
-            file: file.to_path_buf(),
-            line: None,
-            column: None,
-            field: String::new(),
-            message: format!("cannot read rule file: {e}"),
-        }],
+        problems: vec![Problem::new(
+            file,
+            None,
+            "",
+            format!("cannot read rule file: {e}"),
+        )],
     })?;
     parse_rule_file(file, &src)
 }

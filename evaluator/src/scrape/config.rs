@@ -16,6 +16,7 @@ use serde::Deserialize;
 use super::parser::is_valid_label_name;
 use super::relabel::{RelabelConfig, Relabeler};
 use crate::labels::Labels;
+use vigil_common::problem::Problem;
 
 /// One `scrape_configs` entry as written.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -130,15 +131,6 @@ impl Default for ScrapeDefaults {
     }
 }
 
-/// One problem in a config, with the path of the field.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {message}")]
-pub struct ConfigError {
-    /// e.g. `scrape_configs[0].metric_relabel_configs[1].regex`.
-    pub path: String,
-    pub message: String,
-}
-
 /// `http` or `https`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
@@ -223,13 +215,10 @@ impl ScrapeConfig {
         &self,
         defaults: &ScrapeDefaults,
         path: &str,
-    ) -> Result<ValidScrapeConfig, Vec<ConfigError>> {
+    ) -> Result<ValidScrapeConfig, Vec<Problem>> {
         let mut errors = Vec::new();
         let mut err = |field: &str, message: String| {
-            errors.push(ConfigError {
-                path: format!("{path}.{field}"),
-                message,
-            })
+            errors.push(Problem::at_field(format!("{path}.{field}"), message))
         };
 
         if self.job_name.is_empty() {
@@ -469,7 +458,7 @@ impl ScrapeConfig {
 pub fn validate_scrape_configs(
     configs: &[ScrapeConfig],
     defaults: &ScrapeDefaults,
-) -> Result<Vec<ValidScrapeConfig>, Vec<ConfigError>> {
+) -> Result<Vec<ValidScrapeConfig>, Vec<Problem>> {
     let mut errors = Vec::new();
     let mut valid = Vec::new();
     for (i, config) in configs.iter().enumerate() {
@@ -477,13 +466,13 @@ pub fn validate_scrape_configs(
             .iter()
             .position(|c| c.job_name == config.job_name)
         {
-            errors.push(ConfigError {
-                path: format!("scrape_configs[{i}].job_name"),
-                message: format!(
+            errors.push(Problem::at_field(
+                format!("scrape_configs[{i}].job_name"),
+                format!(
                     "{:?} is already used by scrape_configs[{first}]; job names must be unique",
                     config.job_name
                 ),
-            });
+            ));
         }
         match config.validate(defaults, &format!("scrape_configs[{i}]")) {
             Ok(v) => valid.push(v),

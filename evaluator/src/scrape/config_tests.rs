@@ -200,7 +200,7 @@ fn duplicate_job_names_are_an_error() {
     let Err(e) = validate_scrape_configs(&configs, &defaults()) else {
         panic!("expected a duplicate job error")
     };
-    assert_eq!(e[0].path, "scrape_configs[1].job_name");
+    assert_eq!(e[0].field, "scrape_configs[1].job_name");
 }
 
 #[test]

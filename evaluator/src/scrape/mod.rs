@@ -35,7 +35,7 @@ pub mod target;
 
 pub use appender::{AppendError, Sample, SampleAppender, TargetId};
 pub use config::{
-    parse_prometheus_duration, validate_scrape_configs, ConfigError, ScrapeConfig, ScrapeDefaults,
+    parse_prometheus_duration, validate_scrape_configs, ScrapeConfig, ScrapeDefaults,
     ValidScrapeConfig,
 };
 pub use parser::{Entry, Format, ParseError, Parser, Pieces, SampleLine};

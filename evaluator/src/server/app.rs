@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use super::adapters::{to_notifier_alert, to_notifier_alerts, ScrapeToStore};
 use super::api::alertmanager::{self, AlertmanagerApi};
 use super::api::{router, AppState, ReloadRequest};
-use super::config::{self, ConfigErrors, ConfigProblem, ValidatedConfig};
+use super::config::{self, ConfigErrors, ValidatedConfig};
 use super::delivery::{run_delivery, Outbox};
 use super::durability::{
     load_saved_state_at_start, resolved_by_late_state, wait_for_first_scrapes, AlertTracker,
@@ -44,6 +44,7 @@ use crate::rules::group::{GroupEnv, Health, RuleGroup};
 use crate::rules::scheduler::run_groups;
 use crate::scrape::{self, spawn_scrape_loops};
 use crate::store::Store;
+use vigil_common::problem::Problem;
 
 /// How often firing alerts are re-sent to the notifier (Prometheus'
 /// `--rules.alert.resend-delay` default).
@@ -125,14 +126,12 @@ fn build_groups(
                 }
                 groups.push(Arc::new(Mutex::new(group)));
             }
-            Err(e) => problems.push(ConfigProblem {
+            Err(e) => problems.push(Problem::new(
                 file,
-                line: None,
-                column: None,
-                field: format!("groups[{name}]"),
-                message: e.to_string(),
-                warning: false,
-            }),
+                None,
+                format!("groups[{name}]"),
+                e.to_string(),
+            )),
         }
     }
     if problems.is_empty() {
@@ -187,9 +186,9 @@ fn scrape_changed(old: &ValidatedConfig, new: &ValidatedConfig) -> bool {
         || old.file != new.file
 }
 
-fn log_problems(problems: &[ConfigProblem]) {
+fn log_problems(problems: &[Problem]) {
     for p in problems {
-        if p.warning {
+        if p.is_warning() {
             tracing::warn!(problem = %p, "configuration warning");
         } else {
             tracing::error!(problem = %p, "configuration error");

@@ -11,7 +11,6 @@
 //! Relative paths are relative to the directory of the config file.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,17 +20,17 @@ use serde::Deserialize;
 
 use super::database_location::{anchor_sqlite_url, DatabaseUrlSource};
 use crate::labels::Labels;
-use crate::notify::config::{NotifyConfig, Severity};
-use crate::notify::receivers::{
-    build_integrations, GlobalReceiverDefaults, Integration, IntegrationSections, Secret,
-};
+pub use crate::notify::config::ReceiverIntegrations;
+use crate::notify::config::{build_receivers, NotifyConfig};
+use crate::notify::receivers::Secret;
 use crate::rules::file::{is_valid_label_name, load_rule_files, GroupSpec};
 use crate::scrape::{
     parse_prometheus_duration, validate_scrape_configs, ScrapeConfig, ScrapeDefaults,
     ValidScrapeConfig,
 };
 use vigil_common::http_server::{self, HttpLimits};
-use vigil_common::yaml_positions::PositionIndex;
+use vigil_common::problem::Problem;
+use vigil_common::yaml_positions::{yaml_error, PositionIndex};
 
 /// Default `web.listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9320";
@@ -156,49 +155,16 @@ pub struct ReloadSection {
 /// Default `reload.watch_interval`.
 pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(10);
 
-/// One problem in the configuration: in `vigil.yaml` itself, a rule file,
-/// or the notification config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigProblem {
-    pub file: PathBuf,
-    pub line: Option<usize>,
-    pub column: Option<usize>,
-    /// Field path (`scrape_configs[0].scrape_interval`); empty for the file.
-    pub field: String,
-    pub message: String,
-    /// A warning is printed but does not reject the config.
-    pub warning: bool,
-}
-
-impl fmt::Display for ConfigProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(column) = self.column {
-                write!(f, ":{column}")?;
-            }
-        }
-        if self.warning {
-            f.write_str(": warning")?;
-        }
-        if !self.field.is_empty() {
-            write!(f, ": {}", self.field)?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
 /// Why a configuration was rejected: every problem found (errors, and the
 /// warnings seen on the way).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", render(.problems))]
 pub struct ConfigErrors {
-    pub problems: Vec<ConfigProblem>,
+    pub problems: Vec<Problem>,
 }
 
-fn render(problems: &[ConfigProblem]) -> String {
-    let errors = problems.iter().filter(|p| !p.warning).count();
+fn render(problems: &[Problem]) -> String {
+    let errors = problems.iter().filter(|p| !p.is_warning()).count();
     let mut text = format!("configuration has {errors} error(s):");
     for p in problems {
         text.push_str("\n  ");
@@ -206,10 +172,6 @@ fn render(problems: &[ConfigProblem]) -> String {
     }
     text
 }
-
-/// The receivers of the notification config, ready to send, by receiver
-/// name.
-pub type ReceiverIntegrations = HashMap<String, Vec<Integration>>;
 
 /// A configuration that passed validation, with everything it refers to
 /// loaded.
@@ -241,7 +203,7 @@ pub struct ValidatedConfig {
     pub watch_interval: Option<Duration>,
     /// Warnings that did not reject the config (printed by `check config`,
     /// logged by the server).
-    pub warnings: Vec<ConfigProblem>,
+    pub warnings: Vec<Problem>,
 }
 
 /// `storage:` after validation.
@@ -315,16 +277,12 @@ const CONSOLE_ONLY: &str =
 /// Reads and validates `path` with everything it refers to.
 pub fn load(path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConfig, ConfigErrors> {
     let src = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
-        problems: vec![ConfigProblem {
-            file: path.to_path_buf(),
-            line: None,
-            column: None,
-            field: String::new(),
-            message: format!(
-                "cannot read the configuration file: {e}; pass its path with --config"
-            ),
-            warning: false,
-        }],
+        problems: vec![Problem::new(
+            path,
+            None,
+            "",
+            format!("cannot read the configuration file: {e}; pass its path with --config"),
+        )],
     })?;
     parse(&src, path, env)
 }
@@ -333,21 +291,14 @@ pub fn load(path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConfig, ConfigEr
 struct Problems<'a> {
     file: &'a Path,
     positions: &'a PositionIndex,
-    list: Vec<ConfigProblem>,
+    list: Vec<Problem>,
 }
 
 impl Problems<'_> {
     fn at(&mut self, field: impl Into<String>, message: impl Into<String>) {
         let field = field.into();
         let pos = self.positions.value(&field);
-        self.list.push(ConfigProblem {
-            file: self.file.to_path_buf(),
-            line: pos.map(|p| p.line),
-            column: pos.map(|p| p.column),
-            field,
-            message: message.into(),
-            warning: false,
-        });
+        self.list.push(Problem::new(self.file, pos, field, message));
     }
 }
 
@@ -357,19 +308,10 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
         ConfigFile::default()
     } else {
         serde_yaml::from_str(src).map_err(|e| {
-            let location = e.location();
+            let (position, message) = yaml_error(&e);
+            let message = format!("{message}; see the evaluator configuration reference");
             ConfigErrors {
-                problems: vec![ConfigProblem {
-                    file: path.to_path_buf(),
-                    line: location.as_ref().map(|l| l.line()),
-                    column: location.as_ref().map(|l| l.column()),
-                    field: String::new(),
-                    message: format!(
-                        "{}; see the evaluator configuration reference",
-                        without_location(&e)
-                    ),
-                    warning: false,
-                }],
+                problems: vec![Problem::new(path, position, "", message)],
             }
         })?
     };
@@ -490,7 +432,7 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
         Ok(valid) => valid,
         Err(errors) => {
             for e in errors {
-                problems.at(e.path, e.message);
+                problems.at(e.field, e.message);
             }
             Vec::new()
         }
@@ -654,14 +596,7 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
     let rule_groups = match load_rule_files(&rule_files) {
         Ok(groups) => groups,
         Err(e) => {
-            list.extend(e.problems.into_iter().map(|p| ConfigProblem {
-                file: p.file,
-                line: p.line,
-                column: p.column,
-                field: p.field,
-                message: p.message,
-                warning: false,
-            }));
+            list.extend(e.problems);
             Vec::new()
         }
     };
@@ -674,14 +609,8 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
                 Ok(text) => (text, p, false),
                 Err(e) => {
                     let pos = positions.value("notify_config_file");
-                    list.push(ConfigProblem {
-                        file: path.to_path_buf(),
-                        line: pos.map(|p| p.line),
-                        column: pos.map(|p| p.column),
-                        field: "notify_config_file".into(),
-                        message: format!("cannot read notification config {}: {e}", p.display()),
-                        warning: false,
-                    });
+                    let message = format!("cannot read notification config {}: {e}", p.display());
+                    list.push(Problem::new(path, pos, "notify_config_file", message));
                     (CONSOLE_ONLY.to_string(), PathBuf::from("<console>"), true)
                 }
             }
@@ -690,28 +619,17 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
     };
     let notify = match crate::notify::config::parse(&notify_text, &notify_path) {
         Ok(config) => {
-            warnings.extend(config.warnings.iter().map(notify_problem));
+            warnings.extend(config.warnings.iter().cloned());
             Some(config)
         }
         Err(crate::notify::config::ConfigError::Invalid(ps)) => {
-            for p in &ps {
-                if p.severity == Severity::Warning {
-                    warnings.push(notify_problem(p));
-                } else {
-                    list.push(notify_problem(p));
-                }
-            }
+            let (warned, errors): (Vec<_>, Vec<_>) = ps.into_iter().partition(Problem::is_warning);
+            warnings.extend(warned);
+            list.extend(errors);
             None
         }
         Err(e) => {
-            list.push(ConfigProblem {
-                file: notify_path.clone(),
-                line: None,
-                column: None,
-                field: String::new(),
-                message: e.to_string(),
-                warning: false,
-            });
+            list.push(Problem::new(&notify_path, None, "", e.to_string()));
             None
         }
     };
@@ -797,94 +715,20 @@ pub fn expand_rule_files(dir: &Path, patterns: &[String]) -> (Vec<PathBuf>, Vec<
     (files, problems)
 }
 
-/// serde_yaml's message ends in "at line L column C", which the problem
-/// already shows in front.
-fn without_location(e: &serde_yaml::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" at line ") {
-        Some(cut) => text[..cut].to_string(),
-        None => text,
-    }
-}
-
-fn notify_problem(p: &crate::notify::config::Problem) -> ConfigProblem {
-    ConfigProblem {
-        file: p.file.clone(),
-        line: p.location.map(|l| l.line),
-        column: p.location.map(|l| l.column),
-        field: p.path.clone(),
-        message: p.message.clone(),
-        warning: p.severity == Severity::Warning,
-    }
-}
-
 /// Two groups with the same name in the same file would share evaluation
 /// state on reload, so Prometheus rejects them; so does Vigil.
-fn check_group_names(groups: &[GroupSpec], list: &mut Vec<ConfigProblem>) {
+fn check_group_names(groups: &[GroupSpec], list: &mut Vec<Problem>) {
     for (i, g) in groups.iter().enumerate() {
         if groups[..i]
             .iter()
             .any(|o| o.file == g.file && o.name == g.name)
         {
-            list.push(ConfigProblem {
-                file: g.file.clone(),
-                line: None,
-                column: None,
-                field: "groups".into(),
-                message: format!(
-                    "group name {:?} is used twice in this file; group names must be unique per file",
-                    g.name
-                ),
-                warning: false,
-            });
+            let message = format!(
+                "group name {:?} is used twice in this file; group names must be unique per file",
+                g.name
+            );
+            list.push(Problem::new(&g.file, None, "groups", message));
         }
-    }
-}
-
-/// Builds every receiver's integrations from the notification config.
-pub fn build_receivers(config: &NotifyConfig) -> Result<ReceiverIntegrations, Vec<ConfigProblem>> {
-    let g = &config.global;
-    let global = GlobalReceiverDefaults {
-        slack_api_url: g.slack_api_url.clone().map(Secret::new),
-        slack_api_url_file: g.slack_api_url_file.clone(),
-        smtp_from: g.smtp_from.clone(),
-        smtp_hello: g.smtp_hello.clone(),
-        smtp_smarthost: g.smtp_smarthost.clone(),
-        smtp_auth_username: g.smtp_auth_username.clone(),
-        smtp_auth_password: g.smtp_auth_password.clone().map(Secret::new),
-        smtp_auth_password_file: g.smtp_auth_password_file.clone(),
-        smtp_auth_identity: g.smtp_auth_identity.clone(),
-        smtp_require_tls: g.smtp_require_tls,
-    };
-    let mut out = HashMap::new();
-    let mut problems = Vec::new();
-    for (i, receiver) in config.receivers.iter().enumerate() {
-        let section = |list: &[crate::notify::config::IntegrationConfig]| {
-            (!list.is_empty()).then(|| {
-                serde_yaml::Value::Sequence(list.iter().map(|c| c.value.clone()).collect())
-            })
-        };
-        let sections = IntegrationSections {
-            slack_configs: section(&receiver.slack_configs),
-            email_configs: section(&receiver.email_configs),
-            webhook_configs: section(&receiver.webhook_configs),
-            console_configs: section(&receiver.console_configs),
-        };
-        let path = format!("receivers[{i}]");
-        match build_integrations(&receiver.name, &path, &sections, &global) {
-            Ok(integrations) => {
-                out.insert(receiver.name.clone(), integrations);
-            }
-            Err(e) => problems.extend(e.0.into_iter().map(|p| {
-                let located = config.problem(&p.path, p.message);
-                notify_problem(&located)
-            })),
-        }
-    }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(problems)
     }
 }
 

@@ -84,7 +84,7 @@ use crate::history::{new_id, HistoryStore};
 use crate::notify::alert::{AlertStatus, Fingerprint, Notification};
 use crate::notify::deliver::DeliveryStage;
 use crate::notify::failure_log::{FailureKind, FailureLog, DEFAULT_SUMMARY_EVERY};
-use crate::notify::receivers::config::Integration;
+use crate::notify::receivers::Integration;
 
 /// How long one outbox operation may wait for the database before delivery
 /// goes on without it.

@@ -31,4 +31,4 @@ pub mod query_adapter;
 pub mod watch;
 
 pub use app::{run, Options, ServerError};
-pub use config::{ConfigErrors, ConfigProblem, ValidatedConfig};
+pub use config::{ConfigErrors, ValidatedConfig};

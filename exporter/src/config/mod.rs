@@ -28,6 +28,7 @@ use std::time::Duration;
 
 pub use vigil_common::duration::{format_duration, parse_duration, DurationError};
 pub use vigil_common::http_server::HttpLimits;
+pub use vigil_common::problem::Problem;
 pub use vigil_common::yaml_positions::Position;
 
 use crate::probe::{validate_targets, Expectation, ProbeTarget, TargetError};
@@ -192,32 +193,6 @@ impl IngestToken {
 impl fmt::Debug for IngestToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("IngestToken(<redacted>)")
-    }
-}
-
-/// One thing wrong with a config file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The config file.
-    pub file: PathBuf,
-    /// Where in the file, when known.
-    pub position: Option<Position>,
-    /// Field path such as `probes[1].timeout`; empty for the whole document.
-    pub field: String,
-    /// What is wrong and what was expected.
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(Position { line, column }) = self.position {
-            write!(f, ":{line}:{column}")?;
-        }
-        if !self.field.is_empty() {
-            write!(f, ": {}", self.field)?;
-        }
-        write!(f, ": {}", self.message)
     }
 }
 

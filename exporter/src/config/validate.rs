@@ -14,7 +14,7 @@ use super::{
 };
 use crate::probe::{ExpectError, Expectation, ProbeTarget, TargetError};
 use vigil_common::duration::{format_duration, parse_duration};
-use vigil_common::yaml_positions::{child_index, child_key, PositionIndex};
+use vigil_common::yaml_positions::{child_index, child_key, yaml_error, PositionIndex};
 
 /// Methods a probe may use.
 const PROBE_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -50,10 +50,7 @@ pub(super) fn validate(
     };
     let config = validator.config(text, env_token);
     // Report in file order, the order a reader fixes them in.
-    validator.problems.sort_by_key(|p| {
-        p.position
-            .map_or((usize::MAX, usize::MAX), |at| (at.line, at.column))
-    });
+    validator.problems.sort_by_key(Problem::file_order);
     match config {
         Some(config) if validator.problems.is_empty() => Ok(config),
         _ => Err(validator.problems),
@@ -70,12 +67,9 @@ struct Validator<'a> {
 impl Validator<'_> {
     /// Records a problem with the value at `field`.
     fn problem(&mut self, field: &str, message: impl Into<String>) {
-        self.problems.push(Problem {
-            file: self.file.to_owned(),
-            position: self.index.value(field),
-            field: field.to_owned(),
-            message: message.into(),
-        });
+        let position = self.index.value(field);
+        self.problems
+            .push(Problem::new(self.file, position, field, message));
     }
 
     /// Records a problem with the `expect` expression at `field` of the
@@ -95,22 +89,16 @@ impl Validator<'_> {
             (_, start) => start.or_else(|| self.index.value(field)),
         };
         let probe = name.map_or_else(|| "this probe".to_owned(), |name| format!("probe {name:?}"));
-        self.problems.push(Problem {
-            file: self.file.to_owned(),
-            position,
-            field: field.to_owned(),
-            message: format!("{probe}: {error}"),
-        });
+        let message = format!("{probe}: {error}");
+        self.problems
+            .push(Problem::new(self.file, position, field, message));
     }
 
     /// Records a problem with the key at `field` (a bad map key).
     fn key_problem(&mut self, field: &str, message: impl Into<String>) {
-        self.problems.push(Problem {
-            file: self.file.to_owned(),
-            position: self.index.key(field),
-            field: field.to_owned(),
-            message: message.into(),
-        });
+        let position = self.index.key(field);
+        self.problems
+            .push(Problem::new(self.file, position, field, message));
     }
 
     /// Records a deserialisation error found at `inner` below `base`.
@@ -138,12 +126,8 @@ impl Validator<'_> {
                 (field, position)
             }
         };
-        self.problems.push(Problem {
-            file: self.file.to_owned(),
-            position,
-            field,
-            message: message.to_owned(),
-        });
+        self.problems
+            .push(Problem::new(self.file, position, field, message));
     }
 
     /// The value of a [`Checked`] field, after recording its errors.
@@ -159,15 +143,10 @@ impl Validator<'_> {
         let document: serde_yaml::Value = match serde_yaml::from_str(text) {
             Ok(document) => document,
             Err(error) => {
-                self.problems.push(Problem {
-                    file: self.file.to_owned(),
-                    position: error.location().map(|at| super::Position {
-                        line: at.line(),
-                        column: at.column(),
-                    }),
-                    field: String::new(),
-                    message: format!("not valid YAML: {}", strip_location(&error.to_string())),
-                });
+                let (position, message) = yaml_error(&error);
+                let message = format!("not valid YAML: {message}");
+                self.problems
+                    .push(Problem::new(self.file, position, "", message));
                 return None;
             }
         };
@@ -670,14 +649,6 @@ fn is_label_name(name: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// serde_yaml appends "at line L column C" to its messages; the position is
-/// reported separately, so drop it from the text.
-fn strip_location(message: &str) -> &str {
-    message
-        .find(" at line ")
-        .map_or(message, |at| &message[..at])
 }
 
 /// The position of character `at` of `source`, a scalar whose value starts

@@ -30,7 +30,10 @@
 //! ```
 //!
 //! The per-integration field lists are in [`slack`], [`email`], [`webhook`] and
-//! [`console`]. `send_resolved` defaults as in Alertmanager: `false` for Slack
+//! [`console`], each a folder with its serde config types (`config.rs`, whose
+//! doc comments are the field reference) and its sender (`send.rs`). A kind
+//! is a [`ReceiverKind`] listed once in [`registry`]; what the HTTP kinds
+//! share is in [`http`], what every kind's config shares in [`config`]. `send_resolved` defaults as in Alertmanager: `false` for Slack
 //! and e-mail, `true` for webhooks, and `true` for Vigil's console.
 //!
 //! # Secrets
@@ -52,6 +55,8 @@
 pub mod config;
 pub mod console;
 pub mod email;
+pub mod http;
+pub mod registry;
 pub mod slack;
 pub mod template;
 pub mod webhook;
@@ -65,10 +70,8 @@ use chrono::{DateTime, Utc};
 
 use crate::notify::alert::Notification;
 
-pub use config::{
-    build_integrations, ConfigProblem, ConfigProblems, GlobalReceiverDefaults, Integration,
-    IntegrationSections,
-};
+pub use config::{GlobalReceiverDefaults, Problems};
+pub use registry::{build_integrations, ConfigProblems, Integration, IntegrationSections};
 
 /// A credential or credential-bearing URL. Never printed: `Debug` and
 /// `Display` show `<secret>`, so it can sit in config structs that are logged.
@@ -212,6 +215,29 @@ pub trait Receiver: Send + Sync + fmt::Debug {
     }
 }
 
+/// A receiver kind's config entry (`slack_configs[]`, ...): the key of its
+/// list in a receiver, and how one entry, as written, is validated and built
+/// into a [`Receiver`]. Registered in [`registry`]; whether a failed send
+/// may be retried is the [`SendError`]'s to say
+/// ([`SendError::is_retryable`]).
+pub trait ReceiverKind: serde::de::DeserializeOwned {
+    /// The `*_configs` key.
+    const SECTION: &'static str;
+
+    /// `send_resolved` when the entry does not say (Alertmanager's default
+    /// for the kind).
+    const SEND_RESOLVED: bool;
+
+    /// Validates this entry and builds its receiver; every problem goes to
+    /// `p`, with field paths relative to the entry. `None` when there was
+    /// one.
+    fn build(
+        self,
+        global: &GlobalReceiverDefaults,
+        p: &mut Problems<'_>,
+    ) -> Option<Arc<dyn Receiver>>;
+}
+
 /// An integration that can deliver several notifications as one message,
 /// and whose endpoint must be paced.
 #[async_trait]
@@ -235,21 +261,6 @@ pub type DynReceiver = Arc<dyn Receiver>;
 pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
 /// The header set to `true` on a re-send after a crash or fail-over.
 pub const REDELIVERY_HEADER: &str = "X-Vigil-Redelivery";
-
-/// Adds the idempotency key and, on a re-send, the redelivery mark to an
-/// HTTP request.
-pub(crate) fn with_delivery_headers(
-    request: reqwest::RequestBuilder,
-    key: &str,
-    redelivery: bool,
-) -> reqwest::RequestBuilder {
-    let request = request.header(IDEMPOTENCY_KEY_HEADER, key);
-    if redelivery {
-        request.header(REDELIVERY_HEADER, "true")
-    } else {
-        request
-    }
-}
 
 /// Parses a `Retry-After` value: delta-seconds or an HTTP-date (relative to
 /// `now`). A date in the past means "now" (zero).
@@ -282,78 +293,6 @@ impl RetryAfter {
             RetryAfter::Delay(delay) => delay,
             RetryAfter::Until(date) => (date - now).to_std().unwrap_or(Duration::ZERO),
         }
-    }
-}
-
-/// Turns an HTTP response into a report or a classified error. `Retry-After`
-/// is read on 429 and 503 only, as those are the statuses that define it.
-pub(crate) async fn check_http_response(
-    integration: &'static str,
-    mut response: reqwest::Response,
-) -> Result<(u16, String), SendError> {
-    // Enough for any Slack/webhook answer; a misbehaving endpoint cannot
-    // make us buffer more.
-    const MAX_READ: usize = 64 * 1024;
-    const MAX_BODY: usize = 512;
-    let status = response.status().as_u16();
-    let retry_after = if status == 429 || status == 503 {
-        response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(RetryAfter::parse)
-    } else {
-        None
-    };
-    let mut raw = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        let room = MAX_READ - raw.len();
-        raw.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if raw.len() >= MAX_READ {
-            break;
-        }
-    }
-    let body = String::from_utf8_lossy(&raw).into_owned();
-    if (200..300).contains(&status) {
-        return Ok((status, body));
-    }
-    let mut body = body;
-    if body.len() > MAX_BODY {
-        let cut = (0..=MAX_BODY)
-            .rev()
-            .find(|i| body.is_char_boundary(*i))
-            .unwrap_or(0);
-        body.truncate(cut);
-        body.push('…');
-    }
-    Err(SendError::HttpStatus {
-        integration,
-        status,
-        body,
-        retry_after,
-    })
-}
-
-/// A transport-level failure, with the URL (which may hold a token) removed.
-pub(crate) fn transport_error(integration: &'static str, error: reqwest::Error) -> SendError {
-    let kind = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    let error = error.without_url();
-    let mut reason = kind.to_string();
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        reason.push_str(": ");
-        reason.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    SendError::Transport {
-        integration,
-        reason,
     }
 }
 

@@ -1,34 +1,5 @@
-//! Generic webhook receiver: POSTs Alertmanager's webhook payload (version
-//! "4") as JSON, so existing Alertmanager webhook consumers work unchanged.
-//!
-//! # `webhook_configs`
-//!
-//! | field | default | meaning |
-//! | --- | --- | --- |
-//! | `send_resolved` | `true` | also notify when the group resolves |
-//! | `url` / `url_file` | required | endpoint (secret: may embed a token) |
-//! | `max_alerts` | `0` (all) | send at most this many alerts; the rest are counted in `truncatedAlerts` |
-//! | `timeout` | `10s` (Vigil; Alertmanager: none) | per-attempt timeout |
-//! | `http_config` | none | `authorization: {type, credentials(_file)}`, `bearer_token(_file)`, `basic_auth`, `follow_redirects` |
-//!
-//! The body:
-//!
-//! ```json
-//! { "version": "4", "groupKey": "...", "truncatedAlerts": 0, "status": "firing",
-//!   "receiver": "team", "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
-//!   "externalURL": "http://vigil:9096",
-//!   "alerts": [{ "status": "firing", "labels": {}, "annotations": {},
-//!                "startsAt": "2026-01-02T03:04:05Z", "endsAt": "0001-01-01T00:00:00Z",
-//!                "generatorURL": "...", "fingerprint": "0123456789abcdef" }] }
-//! ```
-//!
-//! `endsAt` is `0001-01-01T00:00:00Z` when the alert has no end time, as in
-//! Alertmanager. Fingerprints are Vigil's (16 hex digits), not Alertmanager's.
-//!
-//! Vigil adds `"idempotencyKey"` to the body (the same value as the
-//! `Idempotency-Key` header): the same on every attempt and every re-send of
-//! one notification (see [`Notification::idempotency_key`]). A re-send
-//! after a crash or fail-over also carries `X-Vigil-Redelivery: true`.
+//! Sending to a webhook: Alertmanager's payload (version "4") built from a
+//! notification and the one HTTP attempt.
 
 use std::collections::BTreeMap;
 
@@ -36,13 +7,13 @@ use async_trait::async_trait;
 use chrono::SecondsFormat;
 use serde::Serialize;
 
-use super::config::{http_client, WebhookSettings};
-use super::{
-    check_http_response, transport_error, with_delivery_headers, DeliveryReport, Receiver,
-    SendError,
-};
+use super::config::WebhookSettings;
 use crate::labels::Labels;
 use crate::notify::alert::Notification;
+use crate::notify::receivers::http::{
+    check_http_response, http_client, transport_error, with_delivery_headers,
+};
+use crate::notify::receivers::{DeliveryReport, Receiver, SendError};
 
 /// Go's zero `time.Time`, which Alertmanager sends for an unset `endsAt`.
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";

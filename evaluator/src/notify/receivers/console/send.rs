@@ -1,12 +1,4 @@
-//! Console receiver (Vigil): prints a readable block per notification on
-//! stdout and logs one structured line, so a setup without any notify config
-//! still shows what would have been sent.
-//!
-//! # `console_configs`
-//!
-//! | field | default | meaning |
-//! | --- | --- | --- |
-//! | `send_resolved` | `true` | also print resolved notifications |
+//! Printing a notification: the block written to stdout and the log line.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -14,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::config::ConsoleSettings;
-use super::template;
-use super::{DeliveryReport, Receiver, SendError};
 use crate::notify::alert::{Notification, REDELIVERY_MARK};
+use crate::notify::receivers::template;
+use crate::notify::receivers::{DeliveryReport, Receiver, SendError};
 
 /// Where the console receiver writes (stdout, or a buffer in tests).
 type Sink = Arc<Mutex<dyn Write + Send>>;

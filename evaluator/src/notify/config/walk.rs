@@ -1,67 +1,22 @@
-//! The notification config: Alertmanager's configuration file format
-//! (`global`, `route`, `inhibit_rules`, `receivers`), read and validated in
-//! one pass that reports every problem with file, line, column and field.
-//!
-//! # Supported
-//!
-//! - `global`: `resolve_timeout` (default `5m`), `slack_api_url` /
-//!   `slack_api_url_file`, `smtp_from`, `smtp_smarthost`, `smtp_hello`
-//!   (default `localhost`), `smtp_auth_username`, `smtp_auth_password` /
-//!   `smtp_auth_password_file`, `smtp_auth_identity`, `smtp_auth_secret` /
-//!   `smtp_auth_secret_file`, `smtp_require_tls` (default `true`),
-//!   `smtp_tls_config`, `http_config` (the last two handed to receivers).
-//! - `route`: `receiver`, `group_by` (label names, or `['...']` for all
-//!   labels), `matchers` (Alertmanager matcher syntax), the older `match` and
-//!   `match_re`, `continue`, `group_wait` (default `30s`), `group_interval`
-//!   (`5m`), `repeat_interval` (`4h`) and nested `routes`, which inherit every
-//!   unset option from their parent as in Alertmanager.
-//! - `inhibit_rules`: `source_matchers`, `target_matchers`, `source_match`,
-//!   `source_match_re`, `target_match`, `target_match_re`, `equal`, `name`.
-//! - `receivers`: `name` plus `slack_configs`, `email_configs`,
-//!   `webhook_configs` and (a Vigil addition) `console_configs`; the sections'
-//!   contents are read by the receivers themselves (`notify::receivers`).
-//!
-//! # Not supported (reported as errors, never silently ignored)
-//!
-//! `templates`, `time_intervals`, `mute_time_intervals`, a route's
-//! `mute_time_intervals` / `active_time_intervals`, and every other receiver
-//! kind (`pagerduty_configs`, `opsgenie_configs`, ...). Global settings that
-//! only those receivers use (`pagerduty_url`, `opsgenie_api_key`, ...) are
-//! accepted with a warning, because they change nothing.
-//!
-//! Relative `*_file` paths in `global` are resolved against the config
-//! file's folder.
+//! The walk over the notification config's YAML: every section read by
+//! hand over its list of known keys, each problem reported at its entry with
+//! its field path, and the checks that span sections (receiver names, the
+//! root route, routes naming receivers).
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_yaml::{Mapping, Value};
-
-use super::matcher::{self, is_valid_label_name, MatchOp, Matcher};
-// Field positions come from the shared index; an entry's position is its
-// key (or, for a list item, its first token).
-pub use vigil_common::yaml_positions::Position as Location;
 use vigil_common::yaml_positions::{
     child_index as index_path, child_key as key_path, PositionIndex as Positions,
 };
 
-/// Default `global.resolve_timeout`.
-pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
-/// Default `group_wait` of the root route.
-pub const DEFAULT_GROUP_WAIT: Duration = Duration::from_secs(30);
-/// Default `group_interval` of the root route.
-pub const DEFAULT_GROUP_INTERVAL: Duration = Duration::from_secs(5 * 60);
-/// Default `repeat_interval` of the root route.
-pub const DEFAULT_REPEAT_INTERVAL: Duration = Duration::from_secs(4 * 60 * 60);
-
-/// Receiver kinds Vigil delivers to.
-pub const SUPPORTED_INTEGRATIONS: [&str; 4] = [
-    "slack_configs",
-    "email_configs",
-    "webhook_configs",
-    "console_configs",
-];
+use super::{
+    parse_duration, resolve_relative, GlobalConfig, GroupBy, InhibitRuleConfig, IntegrationConfig,
+    Problem, ReceiverConfig, RouteConfig, Severity,
+};
+use crate::notify::matcher::{self, is_valid_label_name, MatchOp, Matcher};
+use crate::notify::receivers::registry::sections;
 
 /// Alertmanager receiver kinds Vigil cannot deliver to.
 const UNSUPPORTED_INTEGRATIONS: [&str; 15] = [
@@ -106,350 +61,25 @@ const IGNORED_GLOBALS: [&str; 17] = [
 const YAML11_TRUE: [&str; 8] = ["y", "Y", "yes", "Yes", "YES", "on", "On", "ON"];
 const YAML11_FALSE: [&str; 8] = ["n", "N", "no", "No", "NO", "off", "Off", "OFF"];
 
-/// Errors loading a notification config.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read notification config {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{}", Problems(.0))]
-    Invalid(Vec<Problem>),
-}
-
-struct Problems<'a>(&'a [Problem]);
-
-impl fmt::Display for Problems<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let errors = self
-            .0
-            .iter()
-            .filter(|p| p.severity == Severity::Error)
-            .count();
-        write!(f, "notification config has {errors} error(s):")?;
-        for problem in self.0 {
-            write!(f, "\n  {problem}")?;
-        }
-        Ok(())
-    }
-}
-
-/// How serious a problem is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    /// The config is rejected.
-    Error,
-    /// The config is accepted; the setting has no effect.
-    Warning,
-}
-
-/// One problem found in a config file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Problem {
-    pub severity: Severity,
-    pub file: PathBuf,
-    pub location: Option<Location>,
-    /// Field path, e.g. `route.routes[0].matchers[1]`; empty for the document.
-    pub path: String,
-    /// What is wrong and what to do.
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(location) = self.location {
-            write!(f, ":{location}")?;
-        }
-        if self.severity == Severity::Warning {
-            f.write_str(": warning")?;
-        }
-        if !self.path.is_empty() {
-            write!(f, ": {}", self.path)?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-/// The validated notification config.
-#[derive(Debug, Clone)]
-pub struct NotifyConfig {
-    pub global: GlobalConfig,
-    pub route: RouteConfig,
-    pub inhibit_rules: Vec<InhibitRuleConfig>,
-    pub receivers: Vec<ReceiverConfig>,
-    /// The file it was read from (for error messages of later stages).
-    pub file: PathBuf,
-    /// Settings that were accepted but have no effect.
-    pub warnings: Vec<Problem>,
-    positions: Positions,
-}
-
-impl NotifyConfig {
-    /// Where a field path sits in the file (or its nearest located parent).
-    pub fn locate(&self, path: &str) -> Option<Location> {
-        self.positions.entry(path)
-    }
-
-    /// A problem at `path`, located, for later stages (receivers) that
-    /// validate the raw sections they own.
-    pub fn problem(&self, path: &str, message: impl Into<String>) -> Problem {
-        Problem {
-            severity: Severity::Error,
-            file: self.file.clone(),
-            location: self.locate(path),
-            path: path.to_string(),
-            message: message.into(),
-        }
-    }
-
-    /// Resolves a path from the config against the config file's folder.
-    pub fn resolve_path(&self, path: &str) -> PathBuf {
-        resolve_relative(&self.file, path)
-    }
-
-    /// The receiver with this name.
-    pub fn receiver(&self, name: &str) -> Option<&ReceiverConfig> {
-        self.receivers.iter().find(|r| r.name == name)
-    }
-}
-
-/// `global`: defaults shared by receivers.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GlobalConfig {
-    /// How long an alert posted without `ends_at` stays firing unless re-sent.
-    pub resolve_timeout: Duration,
-    pub slack_api_url: Option<String>,
-    /// Resolved against the config file's folder.
-    pub slack_api_url_file: Option<PathBuf>,
-    pub smtp_from: Option<String>,
-    /// `host:port`.
-    pub smtp_smarthost: Option<String>,
-    pub smtp_hello: String,
-    pub smtp_auth_username: Option<String>,
-    pub smtp_auth_password: Option<String>,
-    pub smtp_auth_password_file: Option<PathBuf>,
-    pub smtp_auth_identity: Option<String>,
-    pub smtp_auth_secret: Option<String>,
-    pub smtp_auth_secret_file: Option<PathBuf>,
-    pub smtp_require_tls: bool,
-    /// Raw `smtp_tls_config`, for the e-mail receiver.
-    pub smtp_tls_config: Option<Value>,
-    /// Raw `http_config`, for the HTTP receivers.
-    pub http_config: Option<Value>,
-}
-
-impl Default for GlobalConfig {
-    fn default() -> Self {
-        GlobalConfig {
-            resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
-            slack_api_url: None,
-            slack_api_url_file: None,
-            smtp_from: None,
-            smtp_smarthost: None,
-            smtp_hello: "localhost".to_string(),
-            smtp_auth_username: None,
-            smtp_auth_password: None,
-            smtp_auth_password_file: None,
-            smtp_auth_identity: None,
-            smtp_auth_secret: None,
-            smtp_auth_secret_file: None,
-            smtp_require_tls: true,
-            smtp_tls_config: None,
-            http_config: None,
-        }
-    }
-}
-
-/// How a route groups alerts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupBy {
-    /// Group by these labels (empty: one group for all alerts).
-    Labels(Vec<String>),
-    /// `['...']`: group by every label, i.e. one group per alert.
-    All,
-}
-
-/// One node of the `route` tree as written (options not yet inherited; see
-/// `notify::route::RouteTree` for the effective values).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RouteConfig {
-    pub receiver: Option<String>,
-    /// `None` when unset (inherited).
-    pub group_by: Option<GroupBy>,
-    /// `match`, `match_re` and `matchers` combined.
-    pub matchers: Vec<Matcher>,
-    pub continue_matching: bool,
-    pub group_wait: Option<Duration>,
-    pub group_interval: Option<Duration>,
-    pub repeat_interval: Option<Duration>,
-    pub routes: Vec<RouteConfig>,
-    /// Field path of this node, e.g. `route.routes[1]`.
-    pub path: String,
-}
-
-/// One inhibit rule.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InhibitRuleConfig {
-    pub name: Option<String>,
-    pub source_matchers: Vec<Matcher>,
-    pub target_matchers: Vec<Matcher>,
-    pub equal: Vec<String>,
-}
-
-/// One receiver: its name and its integration sections, kept raw for the
-/// receivers module, which owns their format.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReceiverConfig {
-    pub name: String,
-    pub slack_configs: Vec<IntegrationConfig>,
-    pub email_configs: Vec<IntegrationConfig>,
-    pub webhook_configs: Vec<IntegrationConfig>,
-    pub console_configs: Vec<IntegrationConfig>,
-    pub location: Option<Location>,
-}
-
-impl ReceiverConfig {
-    /// Every integration section, in kind order.
-    pub fn integrations(&self) -> impl Iterator<Item = &IntegrationConfig> {
-        self.slack_configs
-            .iter()
-            .chain(&self.email_configs)
-            .chain(&self.webhook_configs)
-            .chain(&self.console_configs)
-    }
-
-    /// A receiver without integrations discards everything routed to it.
-    pub fn is_blackhole(&self) -> bool {
-        self.integrations().next().is_none()
-    }
-
-    /// Whether any integration wants resolved notifications.
-    pub fn sends_resolved(&self) -> bool {
-        self.integrations().any(IntegrationConfig::send_resolved)
-    }
-}
-
-/// One entry of a `*_configs` list, as written.
-#[derive(Debug, Clone, PartialEq)]
-pub struct IntegrationConfig {
-    /// `slack_configs`, `email_configs`, `webhook_configs` or `console_configs`.
-    pub kind: &'static str,
-    /// The mapping exactly as in the file.
-    pub value: Value,
-    /// Field path, e.g. `receivers[2].slack_configs[0]`.
-    pub path: String,
-    pub location: Option<Location>,
-}
-
-impl IntegrationConfig {
-    /// `send_resolved`, with Alertmanager's per-kind default (webhook and
-    /// console: true; Slack and e-mail: false).
-    pub fn send_resolved(&self) -> bool {
-        match self.value.get("send_resolved").and_then(Value::as_bool) {
-            Some(explicit) => explicit,
-            None => matches!(self.kind, "webhook_configs" | "console_configs"),
-        }
-    }
-}
-
-/// Reads and validates a notification config file.
-pub fn load_file(path: &Path) -> Result<NotifyConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse(&text, path)
-}
-
-/// Parses and validates a notification config; `file` names it in errors
-/// and anchors relative paths.
-pub fn parse(text: &str, file: &Path) -> Result<NotifyConfig, ConfigError> {
-    let positions = Positions::build(text);
-    let mut walker = Walker {
-        file,
-        positions: &positions,
-        problems: Vec::new(),
-    };
-    let parsed = serde_yaml::from_str::<Value>(text).and_then(|mut value| {
-        // Alertmanager's YAML reader applies `<<: *anchor` merge keys.
-        value.apply_merge().map(|()| value)
-    });
-    let document = match parsed {
-        Ok(value) => value,
-        Err(err) => {
-            let location = err.location().map(|l| Location {
-                line: l.line(),
-                column: l.column(),
-            });
-            return Err(ConfigError::Invalid(vec![Problem {
-                severity: Severity::Error,
-                file: file.to_path_buf(),
-                location,
-                path: String::new(),
-                message: format!("invalid YAML: {err}"),
-            }]));
-        }
-    };
-    let config = walker.document(&document);
-    let mut problems = walker.problems;
-    // In file order, so the list reads top to bottom alongside the file.
-    problems.sort_by_key(|p| p.location.map_or((usize::MAX, 0), |l| (l.line, l.column)));
-    if problems.iter().any(|p| p.severity == Severity::Error) {
-        return Err(ConfigError::Invalid(problems));
-    }
-    match config {
-        Some((global, route, inhibit_rules, receivers)) => Ok(NotifyConfig {
-            global,
-            route,
-            inhibit_rules,
-            receivers,
-            file: file.to_path_buf(),
-            warnings: problems,
-            positions,
-        }),
-        // Unreachable in practice: a missing route is an error above.
-        None => Err(ConfigError::Invalid(problems)),
-    }
-}
-
-fn resolve_relative(file: &Path, path: &str) -> PathBuf {
-    let p = Path::new(path);
-    if p.is_absolute() {
-        return p.to_path_buf();
-    }
-    file.parent()
-        .map_or_else(|| p.to_path_buf(), |dir| dir.join(p))
-}
-
-/// Parses a duration in Prometheus notation (`1d2h30m`, `90s`, `500ms`, `0`);
-/// the error is the message to report.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    vigil_common::duration::parse_duration(text).map_err(|error| error.to_string())
-}
-
-type Document = (
+pub(super) type Document = (
     GlobalConfig,
     RouteConfig,
     Vec<InhibitRuleConfig>,
     Vec<ReceiverConfig>,
 );
 
-struct Walker<'a> {
-    file: &'a Path,
-    positions: &'a Positions,
-    problems: Vec<Problem>,
+pub(super) struct Walker<'a> {
+    pub(super) file: &'a Path,
+    pub(super) positions: &'a Positions,
+    pub(super) problems: Vec<Problem>,
 }
 
 impl Walker<'_> {
     fn report(&mut self, severity: Severity, path: &str, message: impl Into<String>) {
-        self.problems.push(Problem {
-            severity,
-            file: self.file.to_path_buf(),
-            location: self.positions.entry(path),
-            path: path.to_string(),
-            message: message.into(),
+        let problem = Problem::new(self.file, self.positions.entry(path), path, message);
+        self.problems.push(match severity {
+            Severity::Error => problem,
+            Severity::Warning => problem.warning(),
         });
     }
 
@@ -628,7 +258,7 @@ impl Walker<'_> {
         out
     }
 
-    fn document(&mut self, document: &Value) -> Option<Document> {
+    pub(super) fn document(&mut self, document: &Value) -> Option<Document> {
         let known = [
             "global",
             "route",
@@ -975,14 +605,12 @@ impl Walker<'_> {
     fn receiver(&mut self, value: &Value, path: &str) -> Option<ReceiverConfig> {
         let map = self.mapping(value, path)?;
         let mut known = vec!["name"];
-        known.extend(SUPPORTED_INTEGRATIONS);
+        let supported = sections();
+        known.extend(supported);
         known.extend(UNSUPPORTED_INTEGRATIONS);
         let mut receiver = ReceiverConfig {
             name: String::new(),
-            slack_configs: Vec::new(),
-            email_configs: Vec::new(),
-            webhook_configs: Vec::new(),
-            console_configs: Vec::new(),
+            integrations: Vec::new(),
             location: self.positions.entry(path),
         };
         for (key, value) in self.entries(map, path, &known) {
@@ -991,42 +619,37 @@ impl Walker<'_> {
                 receiver.name = self.string(value, &field).unwrap_or_default();
                 continue;
             }
-            let Some(section_kind) = SUPPORTED_INTEGRATIONS.iter().find(|k| **k == key) else {
+            let Some(section_kind) = supported.iter().find(|k| **k == key) else {
                 self.error(
                     &field,
                     format!(
                         "receiver kind `{key}` is not supported by Vigil; use one of {}",
-                        SUPPORTED_INTEGRATIONS.join(", ")
+                        supported.join(", ")
                     ),
                 );
                 continue;
             };
             let items = self.sequence(value, &field);
-            let mut sections = Vec::new();
             for (i, item) in items.iter().enumerate() {
                 let item_path = index_path(&field, i);
                 match item {
-                    Value::Mapping(_) | Value::Null => sections.push(IntegrationConfig {
-                        kind: section_kind,
-                        value: if item.is_null() {
-                            Value::Mapping(Mapping::new())
-                        } else {
-                            item.clone()
-                        },
-                        location: self.positions.entry(&item_path),
-                        path: item_path,
-                    }),
+                    Value::Mapping(_) | Value::Null => {
+                        receiver.integrations.push(IntegrationConfig {
+                            kind: section_kind,
+                            value: if item.is_null() {
+                                Value::Mapping(Mapping::new())
+                            } else {
+                                item.clone()
+                            },
+                            location: self.positions.entry(&item_path),
+                            path: item_path,
+                        })
+                    }
                     other => self.error(
                         &item_path,
                         format!("expected a mapping, found {}", kind(other)),
                     ),
                 }
-            }
-            match *section_kind {
-                "slack_configs" => receiver.slack_configs = sections,
-                "email_configs" => receiver.email_configs = sections,
-                "webhook_configs" => receiver.webhook_configs = sections,
-                _ => receiver.console_configs = sections,
             }
         }
         if receiver.name.is_empty() {
@@ -1040,7 +663,7 @@ impl Walker<'_> {
     /// server, sender or URL from either themselves or `global`.
     fn check_receiver_defaults(&mut self, global: &GlobalConfig, receivers: &[ReceiverConfig]) {
         for receiver in receivers {
-            for email in &receiver.email_configs {
+            for email in receiver.section("email_configs") {
                 if !has_field(&email.value, "smarthost") && global.smtp_smarthost.is_none() {
                     self.error(
                         &email.path,
@@ -1054,7 +677,7 @@ impl Walker<'_> {
                     );
                 }
             }
-            for slack in &receiver.slack_configs {
+            for slack in receiver.section("slack_configs") {
                 let own =
                     has_field(&slack.value, "api_url") || has_field(&slack.value, "api_url_file");
                 if !own && global.slack_api_url.is_none() && global.slack_api_url_file.is_none() {
@@ -1163,194 +786,5 @@ fn check_host_port(value: &str) -> Result<(), String> {
         _ => Err(format!(
             "{value:?} is not host:port; write e.g. smtp.example.org:587"
         )),
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)] // a panic is how a test reports failure
-mod tests {
-    use super::*;
-
-    fn parse_ok(text: &str) -> NotifyConfig {
-        match parse(text, Path::new("notify.yaml")) {
-            Ok(config) => config,
-            Err(err) => panic!("config rejected: {err}"),
-        }
-    }
-
-    fn problems(text: &str) -> Vec<Problem> {
-        match parse(text, Path::new("notify.yaml")) {
-            Ok(_) => panic!("config accepted"),
-            Err(ConfigError::Invalid(problems)) => problems,
-            Err(err) => panic!("unexpected error {err}"),
-        }
-    }
-
-    #[test]
-    fn durations_use_prometheus_notation() {
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(2 * 86400)));
-        assert!(parse_duration("30m1h").is_err());
-        assert!(parse_duration("5").is_err());
-        assert!(parse_duration("1.5h").is_err());
-        assert!(parse_duration("").is_err());
-    }
-
-    #[test]
-    fn minimal_config_gets_alertmanager_defaults() {
-        let config = parse_ok("route: {receiver: r}\nreceivers: [{name: r}]\n");
-        assert_eq!(config.global.resolve_timeout, DEFAULT_RESOLVE_TIMEOUT);
-        assert_eq!(config.global.smtp_hello, "localhost");
-        assert!(config.global.smtp_require_tls);
-        assert_eq!(config.route.receiver.as_deref(), Some("r"));
-        assert!(config.warnings.is_empty());
-    }
-
-    #[test]
-    fn every_problem_is_reported_with_line_and_field() {
-        let text = "\
-route:
-  receiver: missing
-  group_wait: soon
-  routes:
-    - matchers: ['a=~\"(\"']
-      receiver: r
-      colour: blue
-receivers:
-  - name: r
-  - name: r
-    pagerduty_configs: [{routing_key: x}]
-";
-        let problems = problems(text);
-        let rendered: Vec<String> = problems.iter().map(Problem::to_string).collect();
-        let expect = [
-            "notify.yaml:3:3: route.group_wait: invalid duration \"soon\"",
-            "notify.yaml:5:18: route.routes[0].matchers[0]: invalid regular expression",
-            "notify.yaml:7:7: route.routes[0].colour: unknown field `colour`",
-            "notify.yaml:10:5: receivers[1].name: receiver name \"r\" is not unique",
-            "notify.yaml:11:5: receivers[1].pagerduty_configs: receiver kind `pagerduty_configs` is not supported",
-            "notify.yaml:2:3: route.receiver: undefined receiver \"missing\"",
-        ];
-        for want in expect {
-            assert!(
-                rendered.iter().any(|r| r.starts_with(want)),
-                "missing {want:?} in {rendered:#?}"
-            );
-        }
-        assert_eq!(problems.len(), expect.len(), "{rendered:#?}");
-    }
-
-    #[test]
-    fn root_route_with_matchers_or_continue_is_rejected() {
-        let problems = problems(
-            "route: {receiver: r, match: {a: b}, continue: true}\nreceivers: [{name: r}]\n",
-        );
-        assert_eq!(problems.len(), 2);
-        assert!(problems[0].message.contains("must not have matchers"));
-        assert!(problems[1].message.contains("continue"));
-    }
-
-    #[test]
-    fn group_by_wildcard_cannot_be_mixed_with_labels() {
-        let problems =
-            problems("route: {receiver: r, group_by: ['...', a, b, b]}\nreceivers: [{name: r}]\n");
-        let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
-        assert_eq!(messages.len(), 2, "{messages:?}");
-        assert!(messages
-            .iter()
-            .any(|m| m.contains("duplicated label \"b\"")));
-        assert!(messages.iter().any(|m| m.contains("wildcard")));
-    }
-
-    #[test]
-    fn unsupported_sections_are_errors_and_foreign_globals_are_warnings() {
-        let problems = problems("global: {pagerduty_url: 'https://x'}\ntemplates: [a.tmpl]\nroute: {receiver: r, routes: [{receiver: r, mute_time_intervals: [night]}]}\nreceivers: [{name: r}]\n");
-        let errors: Vec<&Problem> = problems
-            .iter()
-            .filter(|p| p.severity == Severity::Error)
-            .collect();
-        assert_eq!(errors.len(), 2);
-        assert_eq!(errors[0].path, "templates");
-        assert_eq!(errors[1].path, "route.routes[0].mute_time_intervals");
-        let config = parse_ok(
-            "global: {pagerduty_url: 'https://x'}\nroute: {receiver: r}\nreceivers: [{name: r}]\n",
-        );
-        assert_eq!(config.warnings.len(), 1);
-        assert_eq!(config.warnings[0].path, "global.pagerduty_url");
-    }
-
-    #[test]
-    fn legacy_match_and_matchers_combine_and_accept_numbers() {
-        let config = parse_ok("route:\n  receiver: r\n  routes:\n    - receiver: r\n      match: {code: 500}\n      match_re: {sev: 'crit|warn'}\n      matchers: ['team=\"a\", env!=prod']\nreceivers: [{name: r}]\n");
-        let names: Vec<(&str, MatchOp, &str)> = config.route.routes[0]
-            .matchers
-            .iter()
-            .map(|m| (m.name.as_str(), m.op, m.value.as_str()))
-            .collect();
-        assert_eq!(
-            names,
-            [
-                ("code", MatchOp::Equal, "500"),
-                ("env", MatchOp::NotEqual, "prod"),
-                ("sev", MatchOp::Regex, "crit|warn"),
-                ("team", MatchOp::Equal, "a"),
-            ]
-        );
-    }
-
-    #[test]
-    fn email_and_slack_need_a_server_from_themselves_or_global() {
-        let problems = problems("route: {receiver: r}\nreceivers:\n  - name: r\n    email_configs: [{to: a@b.c}]\n    slack_configs: [{channel: '#x'}]\n");
-        assert_eq!(problems.len(), 3, "{problems:#?}");
-        let config = parse_ok("global: {smtp_smarthost: 'mail:25', smtp_from: a@b.c, slack_api_url_file: secrets/slack}\nroute: {receiver: r}\nreceivers:\n  - name: r\n    email_configs: [{to: a@b.c}]\n    slack_configs: [{channel: '#x'}]\n");
-        assert_eq!(
-            config.global.slack_api_url_file,
-            Some(PathBuf::from("secrets/slack"))
-        );
-        let receiver = config.receiver("r").unwrap();
-        assert_eq!(
-            receiver.email_configs[0].path,
-            "receivers[0].email_configs[0]"
-        );
-        assert!(!receiver.sends_resolved());
-    }
-
-    #[test]
-    fn secret_files_are_resolved_against_the_config_folder() {
-        let config = parse(
-            "global: {smtp_auth_password_file: pw}\nroute: {receiver: r}\nreceivers: [{name: r}]\n",
-            Path::new("/etc/vigil/notify.yaml"),
-        )
-        .unwrap();
-        assert_eq!(
-            config.global.smtp_auth_password_file,
-            Some(PathBuf::from("/etc/vigil/pw"))
-        );
-    }
-
-    #[test]
-    fn anchors_and_merge_keys_are_applied() {
-        let config = parse_ok("route:\n  receiver: r\n  routes:\n    - &team {receiver: r, group_wait: 1m, matchers: [a=c]}\n    - <<: *team\n      matchers: [a=b]\nreceivers: [{name: r}]\n");
-        let merged = &config.route.routes[1];
-        assert_eq!(merged.group_wait, Some(Duration::from_secs(60)));
-        assert_eq!(
-            merged.matchers[0].value, "b",
-            "own keys win over merged ones"
-        );
-    }
-
-    #[test]
-    fn missing_route_is_reported() {
-        let problems = problems("receivers: [{name: r}]\n");
-        assert_eq!(problems[0].path, "route");
-    }
-
-    #[test]
-    fn yaml_syntax_errors_carry_a_location() {
-        let problems = problems("route:\n  receiver: [\n");
-        assert!(problems[0].location.is_some());
-        assert!(problems[0].message.starts_with("invalid YAML"));
     }
 }

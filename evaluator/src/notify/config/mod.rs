@@ -1,0 +1,335 @@
+//! The notification config: Alertmanager's configuration file format
+//! (`global`, `route`, `inhibit_rules`, `receivers`), read and validated in
+//! one pass that reports every problem with file, line, column and field.
+//!
+//! # Supported
+//!
+//! - `global`: `resolve_timeout` (default `5m`), `slack_api_url` /
+//!   `slack_api_url_file`, `smtp_from`, `smtp_smarthost`, `smtp_hello`
+//!   (default `localhost`), `smtp_auth_username`, `smtp_auth_password` /
+//!   `smtp_auth_password_file`, `smtp_auth_identity`, `smtp_auth_secret` /
+//!   `smtp_auth_secret_file`, `smtp_require_tls` (default `true`),
+//!   `smtp_tls_config`, `http_config` (the last two handed to receivers).
+//! - `route`: `receiver`, `group_by` (label names, or `['...']` for all
+//!   labels), `matchers` (Alertmanager matcher syntax), the older `match` and
+//!   `match_re`, `continue`, `group_wait` (default `30s`), `group_interval`
+//!   (`5m`), `repeat_interval` (`4h`) and nested `routes`, which inherit every
+//!   unset option from their parent as in Alertmanager.
+//! - `inhibit_rules`: `source_matchers`, `target_matchers`, `source_match`,
+//!   `source_match_re`, `target_match`, `target_match_re`, `equal`, `name`.
+//! - `receivers`: `name` plus `slack_configs`, `email_configs`,
+//!   `webhook_configs` and (a Vigil addition) `console_configs`; the sections'
+//!   contents are read by the receivers themselves (`notify::receivers`).
+//!
+//! # Not supported (reported as errors, never silently ignored)
+//!
+//! `templates`, `time_intervals`, `mute_time_intervals`, a route's
+//! `mute_time_intervals` / `active_time_intervals`, and every other receiver
+//! kind (`pagerduty_configs`, `opsgenie_configs`, ...). Global settings that
+//! only those receivers use (`pagerduty_url`, `opsgenie_api_key`, ...) are
+//! accepted with a warning, because they change nothing.
+//!
+//! Relative `*_file` paths in `global` are resolved against the config
+//! file's folder.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_yaml::Value;
+
+use super::matcher::Matcher;
+use super::receivers::registry::send_resolved_default;
+pub use vigil_common::problem::{Problem, Severity};
+use walk::Walker;
+
+mod receivers;
+mod walk;
+
+pub use receivers::{build_receivers, ReceiverIntegrations};
+// Field positions come from the shared index; an entry's position is its
+// key (or, for a list item, its first token).
+use vigil_common::yaml_positions::{yaml_error, Position as Location, PositionIndex as Positions};
+
+/// Default `global.resolve_timeout`.
+pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// Default `group_wait` of the root route.
+pub const DEFAULT_GROUP_WAIT: Duration = Duration::from_secs(30);
+/// Default `group_interval` of the root route.
+pub const DEFAULT_GROUP_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// Default `repeat_interval` of the root route.
+pub const DEFAULT_REPEAT_INTERVAL: Duration = Duration::from_secs(4 * 60 * 60);
+
+/// Errors loading a notification config.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read notification config {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", Problems(.0))]
+    Invalid(Vec<Problem>),
+}
+
+struct Problems<'a>(&'a [Problem]);
+
+impl fmt::Display for Problems<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let errors = self.0.iter().filter(|p| !p.is_warning()).count();
+        write!(f, "notification config has {errors} error(s):")?;
+        for problem in self.0 {
+            write!(f, "\n  {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The validated notification config.
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    pub global: GlobalConfig,
+    pub route: RouteConfig,
+    pub inhibit_rules: Vec<InhibitRuleConfig>,
+    pub receivers: Vec<ReceiverConfig>,
+    /// The file it was read from (for error messages of later stages).
+    pub file: PathBuf,
+    /// Settings that were accepted but have no effect.
+    pub warnings: Vec<Problem>,
+    positions: Positions,
+}
+
+impl NotifyConfig {
+    /// Where a field path sits in the file (or its nearest located parent).
+    pub fn locate(&self, path: &str) -> Option<Location> {
+        self.positions.entry(path)
+    }
+
+    /// Places a problem found by a later stage (receivers) that validates
+    /// the raw sections it owns: in this file, at its field's entry.
+    pub fn place(&self, problem: Problem) -> Problem {
+        let position = self.locate(&problem.field);
+        problem.placed(&self.file, position)
+    }
+
+    /// Resolves a path from the config against the config file's folder.
+    pub fn resolve_path(&self, path: &str) -> PathBuf {
+        resolve_relative(&self.file, path)
+    }
+
+    /// The receiver with this name.
+    pub fn receiver(&self, name: &str) -> Option<&ReceiverConfig> {
+        self.receivers.iter().find(|r| r.name == name)
+    }
+}
+
+/// `global`: defaults shared by receivers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GlobalConfig {
+    /// How long an alert posted without `ends_at` stays firing unless re-sent.
+    pub resolve_timeout: Duration,
+    pub slack_api_url: Option<String>,
+    /// Resolved against the config file's folder.
+    pub slack_api_url_file: Option<PathBuf>,
+    pub smtp_from: Option<String>,
+    /// `host:port`.
+    pub smtp_smarthost: Option<String>,
+    pub smtp_hello: String,
+    pub smtp_auth_username: Option<String>,
+    pub smtp_auth_password: Option<String>,
+    pub smtp_auth_password_file: Option<PathBuf>,
+    pub smtp_auth_identity: Option<String>,
+    pub smtp_auth_secret: Option<String>,
+    pub smtp_auth_secret_file: Option<PathBuf>,
+    pub smtp_require_tls: bool,
+    /// Raw `smtp_tls_config`, for the e-mail receiver.
+    pub smtp_tls_config: Option<Value>,
+    /// Raw `http_config`, for the HTTP receivers.
+    pub http_config: Option<Value>,
+}
+
+impl Default for GlobalConfig {
+    fn default() -> Self {
+        GlobalConfig {
+            resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
+            slack_api_url: None,
+            slack_api_url_file: None,
+            smtp_from: None,
+            smtp_smarthost: None,
+            smtp_hello: "localhost".to_string(),
+            smtp_auth_username: None,
+            smtp_auth_password: None,
+            smtp_auth_password_file: None,
+            smtp_auth_identity: None,
+            smtp_auth_secret: None,
+            smtp_auth_secret_file: None,
+            smtp_require_tls: true,
+            smtp_tls_config: None,
+            http_config: None,
+        }
+    }
+}
+
+/// How a route groups alerts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupBy {
+    /// Group by these labels (empty: one group for all alerts).
+    Labels(Vec<String>),
+    /// `['...']`: group by every label, i.e. one group per alert.
+    All,
+}
+
+/// One node of the `route` tree as written (options not yet inherited; see
+/// `notify::route::RouteTree` for the effective values).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteConfig {
+    pub receiver: Option<String>,
+    /// `None` when unset (inherited).
+    pub group_by: Option<GroupBy>,
+    /// `match`, `match_re` and `matchers` combined.
+    pub matchers: Vec<Matcher>,
+    pub continue_matching: bool,
+    pub group_wait: Option<Duration>,
+    pub group_interval: Option<Duration>,
+    pub repeat_interval: Option<Duration>,
+    pub routes: Vec<RouteConfig>,
+    /// Field path of this node, e.g. `route.routes[1]`.
+    pub path: String,
+}
+
+/// One inhibit rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InhibitRuleConfig {
+    pub name: Option<String>,
+    pub source_matchers: Vec<Matcher>,
+    pub target_matchers: Vec<Matcher>,
+    pub equal: Vec<String>,
+}
+
+/// One receiver: its name and its integration sections, kept raw for the
+/// receivers module, which owns their format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceiverConfig {
+    pub name: String,
+    /// Every entry of every `*_configs` list, in file order.
+    pub integrations: Vec<IntegrationConfig>,
+    pub location: Option<Location>,
+}
+
+impl ReceiverConfig {
+    /// Every integration section.
+    pub fn integrations(&self) -> impl Iterator<Item = &IntegrationConfig> {
+        self.integrations.iter()
+    }
+
+    /// The entries of one `*_configs` list (`email_configs`, ...).
+    pub fn section(&self, kind: &str) -> Vec<&IntegrationConfig> {
+        self.integrations().filter(|c| c.kind == kind).collect()
+    }
+
+    /// A receiver without integrations discards everything routed to it.
+    pub fn is_blackhole(&self) -> bool {
+        self.integrations().next().is_none()
+    }
+
+    /// Whether any integration wants resolved notifications.
+    pub fn sends_resolved(&self) -> bool {
+        self.integrations().any(IntegrationConfig::send_resolved)
+    }
+}
+
+/// One entry of a `*_configs` list, as written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntegrationConfig {
+    /// `slack_configs`, `email_configs`, `webhook_configs` or `console_configs`.
+    pub kind: &'static str,
+    /// The mapping exactly as in the file.
+    pub value: Value,
+    /// Field path, e.g. `receivers[2].slack_configs[0]`.
+    pub path: String,
+    pub location: Option<Location>,
+}
+
+impl IntegrationConfig {
+    /// `send_resolved`, with the kind's default (Alertmanager's: webhook
+    /// and console true, Slack and e-mail false).
+    pub fn send_resolved(&self) -> bool {
+        match self.value.get("send_resolved").and_then(Value::as_bool) {
+            Some(explicit) => explicit,
+            None => send_resolved_default(self.kind),
+        }
+    }
+}
+
+/// Reads and validates a notification config file.
+pub fn load_file(path: &Path) -> Result<NotifyConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Parses and validates a notification config; `file` names it in errors
+/// and anchors relative paths.
+pub fn parse(text: &str, file: &Path) -> Result<NotifyConfig, ConfigError> {
+    let positions = Positions::build(text);
+    let mut walker = Walker {
+        file,
+        positions: &positions,
+        problems: Vec::new(),
+    };
+    let parsed = serde_yaml::from_str::<Value>(text).and_then(|mut value| {
+        // Alertmanager's YAML reader applies `<<: *anchor` merge keys.
+        value.apply_merge().map(|()| value)
+    });
+    let document = match parsed {
+        Ok(value) => value,
+        Err(err) => {
+            let (position, _) = yaml_error(&err);
+            let message = format!("invalid YAML: {err}");
+            return Err(ConfigError::Invalid(vec![Problem::new(
+                file, position, "", message,
+            )]));
+        }
+    };
+    let config = walker.document(&document);
+    let mut problems = walker.problems;
+    // In file order, so the list reads top to bottom alongside the file.
+    problems.sort_by_key(Problem::file_order);
+    if problems.iter().any(|p| !p.is_warning()) {
+        return Err(ConfigError::Invalid(problems));
+    }
+    match config {
+        Some((global, route, inhibit_rules, receivers)) => Ok(NotifyConfig {
+            global,
+            route,
+            inhibit_rules,
+            receivers,
+            file: file.to_path_buf(),
+            warnings: problems,
+            positions,
+        }),
+        // Unreachable in practice: a missing route is an error above.
+        None => Err(ConfigError::Invalid(problems)),
+    }
+}
+
+fn resolve_relative(file: &Path, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    file.parent()
+        .map_or_else(|| p.to_path_buf(), |dir| dir.join(p))
+}
+
+/// Parses a duration in Prometheus notation (`1d2h30m`, `90s`, `500ms`, `0`);
+/// the error is the message to report.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    vigil_common::duration::parse_duration(text).map_err(|error| error.to_string())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test reports failure
+mod tests;
