@@ -1,12 +1,13 @@
 //! Sending to a Slack incoming webhook: the message built from a
 //! notification (or a batch of them) and the one HTTP attempt.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 
 use async_trait::async_trait;
 use serde::Serialize;
 
 use super::config::SlackSettings;
+use crate::hash::StableHasher;
 use crate::notify::alert::{AlertStatus, Notification, REDELIVERY_MARK};
 use crate::notify::receivers::config::DEFAULT_HTTP_TIMEOUT;
 use crate::notify::receivers::http::{
@@ -107,7 +108,7 @@ pub struct SlackReceiver {
 impl SlackReceiver {
     pub fn new(settings: SlackSettings) -> Result<SlackReceiver, reqwest::Error> {
         let client = http_client(DEFAULT_HTTP_TIMEOUT, &settings.http)?;
-        let mut hasher = DefaultHasher::new();
+        let mut hasher = StableHasher::default();
         settings.api_url.expose().hash(&mut hasher);
         let pacing_key = format!("slack:{:016x}", hasher.finish());
         Ok(SlackReceiver {
