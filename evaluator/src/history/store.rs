@@ -260,15 +260,9 @@ pub struct AlertSnapshot {
     pub updated_at: DateTime<Utc>,
 }
 
-/// One entry of the notifier's notification log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NotifyLogRow {
-    pub receiver: String,
-    pub group_key: String,
-    pub firing: BTreeSet<Fingerprint>,
-    pub resolved: BTreeSet<Fingerprint>,
-    pub sent_at: DateTime<Utc>,
-}
+/// One entry of the notifier's notification log (declared by the delivery
+/// tail, which reads it back through [`crate::notify::delivery::NotificationOutbox`]).
+pub use crate::notify::delivery::NotifyLogRow;
 
 /// One entry of the notifier's cooldown ledger. Saved with
 /// `awaiting_resolve: false` (a resolved notification went out) it keeps

@@ -54,6 +54,7 @@ pub mod config;
 pub mod cooldown;
 pub mod dedup;
 pub mod deliver;
+pub mod delivery;
 pub mod dispatcher;
 pub mod failure_log;
 pub mod inhibit;

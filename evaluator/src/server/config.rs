@@ -20,10 +20,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::database_location::{anchor_sqlite_url, DatabaseUrlSource};
+use crate::history::lifecycle::HistorySettings;
 use crate::labels::Labels;
 use crate::notify::config::{NotifyConfig, Severity};
 use crate::notify::receivers::{
-    build_integrations, GlobalReceiverDefaults, Integration, IntegrationSections, Secret,
+    build_integrations, GlobalReceiverDefaults, IntegrationSections, Secret,
 };
 use crate::rules::file::{is_valid_label_name, load_rule_files, GroupSpec};
 use crate::scrape::{
@@ -32,6 +33,8 @@ use crate::scrape::{
 };
 use vigil_common::http_server::{self, HttpLimits};
 use vigil_common::yaml_positions::PositionIndex;
+
+pub use crate::notify::delivery::ReceiverIntegrations;
 
 /// Default `web.listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9320";
@@ -207,10 +210,6 @@ fn render(problems: &[ConfigProblem]) -> String {
     text
 }
 
-/// The receivers of the notification config, ready to send, by receiver
-/// name.
-pub type ReceiverIntegrations = HashMap<String, Vec<Integration>>;
-
 /// A configuration that passed validation, with everything it refers to
 /// loaded.
 #[derive(Debug, Clone)]
@@ -257,6 +256,19 @@ pub struct StorageSettings {
     pub lease_renew_interval: Duration,
     /// `storage.transaction_pooling` (Postgres only).
     pub pooling: crate::history::db::Pooling,
+}
+
+impl StorageSettings {
+    /// What the history needs of these settings.
+    pub fn history(&self) -> HistorySettings {
+        HistorySettings {
+            database_url: self.database_url.clone(),
+            pooling: self.pooling,
+            retention: self.retention,
+            lease_duration: self.lease_duration,
+            lease_renew_interval: self.lease_renew_interval,
+        }
+    }
 }
 
 /// `web:` after validation.

@@ -21,6 +21,7 @@
 //!   needs the space, the series stale for longest is dropped first.
 pub(crate) mod fxhash;
 mod postings;
+pub mod shared;
 
 use promql_parser::label::{MatchOp, Matcher};
 
