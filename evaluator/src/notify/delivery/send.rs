@@ -262,8 +262,98 @@ async fn record_outcome(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test reports failure
 mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use async_trait::async_trait;
+    use tokio::sync::watch;
+
     use super::*;
+    use crate::clock::SimClock;
+    use crate::history::leader::Leadership;
+    use crate::notify::delivery::outbox::{NotifyLogRow, OutboxError, PendingEntry};
+
+    /// An outbox whose `record` fails `failures` times, then takes it.
+    struct Flaky {
+        failures: u32,
+        calls: AtomicU32,
+    }
+
+    #[async_trait]
+    impl NotificationOutbox for Flaky {
+        fn leadership(&self) -> watch::Receiver<Leadership> {
+            watch::channel(Leadership::Standby).1
+        }
+        async fn enqueue(
+            &self,
+            _: &Notification,
+            _: &str,
+            _: &str,
+            _: DateTime<Utc>,
+        ) -> Result<String, OutboxError> {
+            Err("not used".into())
+        }
+        async fn claim(&self, _: &str, _: &Term, _: DateTime<Utc>) -> Result<Claim, OutboxError> {
+            Err("not used".into())
+        }
+        async fn record(
+            &self,
+            _: &str,
+            _: &Outcome,
+            _: DateTime<Utc>,
+            _: Option<&Term>,
+        ) -> Result<bool, OutboxError> {
+            let call = self.calls.fetch_add(1, Ordering::SeqCst);
+            if call < self.failures {
+                Err("the database is down".into())
+            } else {
+                Ok(true)
+            }
+        }
+        async fn due(&self, _: DateTime<Utc>, _: usize) -> Result<Vec<PendingEntry>, OutboxError> {
+            Ok(Vec::new())
+        }
+        async fn sent_since(
+            &self,
+            _: DateTime<Utc>,
+            _: usize,
+        ) -> Result<Vec<(Notification, DateTime<Utc>)>, OutboxError> {
+            Ok(Vec::new())
+        }
+        async fn notify_log(&self) -> Result<Vec<NotifyLogRow>, OutboxError> {
+            Ok(Vec::new())
+        }
+        fn log_delivered(&self, _: &Notification, _: DateTime<Utc>, _: Option<&Term>) {}
+        fn log_without_entry(
+            &self,
+            _: &Notification,
+            _: &str,
+            _: DateTime<Utc>,
+            _: &Outcome,
+            _: DateTime<Utc>,
+        ) {
+        }
+    }
+
+    #[tokio::test]
+    async fn an_outcome_the_outbox_does_not_take_is_recorded_again_with_backoff_until_it_does() {
+        let clock = SimClock::new(DateTime::<Utc>::UNIX_EPOCH).advancing_on_sleep();
+        let outbox = Flaky {
+            failures: 3,
+            calls: AtomicU32::new(0),
+        };
+        let sent = Outcome::Sent {
+            code: Some(200),
+            message_id: None,
+        };
+        record_outcome(&outbox, "id", &sent, clock.now(), None, &clock).await;
+        assert_eq!(outbox.calls.load(Ordering::SeqCst), 4);
+        assert_eq!(
+            clock.sleeps(),
+            [500, 1000, 2000].map(Duration::from_millis).to_vec()
+        );
+    }
 
     #[test]
     fn the_retry_delay_is_half_the_age_between_10_s_and_10_min() {
