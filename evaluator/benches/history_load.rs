@@ -26,13 +26,13 @@ use chrono::{DateTime, Utc};
 use prometheus::Registry;
 use tokio_util::sync::CancellationToken;
 use vigil_evaluator::history::store::HistoryWrite;
+use vigil_evaluator::history::tracker::AlertTracker;
 use vigil_evaluator::history::writer::{HistoryWriter, WriterConfig};
 use vigil_evaluator::history::{Database, HistoryStore};
 use vigil_evaluator::labels::Labels;
 use vigil_evaluator::rules::fake::{sample, FakeEngine};
 use vigil_evaluator::rules::file::parse_rule_file;
 use vigil_evaluator::rules::group::{GroupEnv, RuleGroup};
-use vigil_evaluator::server::durability::AlertTracker;
 
 struct Report {
     transitions: usize,

@@ -29,18 +29,19 @@ use vigil_evaluator::history::leader::{
     LeaderConfig, LeaderElector, Leadership, LeaseMode, ManualTicks, Term, Ticks,
 };
 use vigil_evaluator::history::lease::Leases;
-use vigil_evaluator::history::outbox::{
-    idempotency_key, DeliveredRecord, OutboxEntry, OutboxStatus,
-};
+use vigil_evaluator::history::notification_log::Outbox;
+use vigil_evaluator::history::outbox::{DeliveredRecord, OutboxEntry, OutboxStatus};
+use vigil_evaluator::history::payload::notification_payload;
 use vigil_evaluator::history::store::{AlertSnapshot, HistoryState, HistoryWrite};
 use vigil_evaluator::history::writer::{HistoryWriter, WriterConfig};
 use vigil_evaluator::history::{new_id, Database, HistoryStore};
 use vigil_evaluator::notify::alert::{AlertStatus, Notification};
 use vigil_evaluator::notify::deliver::{DeliveryStage, Jitter, Retrier, RetryPolicy};
+use vigil_evaluator::notify::delivery::{
+    idempotency_key, notify_log_row, retry_delay, run_delivery, RETRY_EVERY,
+};
 use vigil_evaluator::notify::receivers::Integration;
 use vigil_evaluator::server::config::ReceiverIntegrations;
-use vigil_evaluator::server::delivery::{retry_delay, run_delivery, Outbox, RETRY_EVERY};
-use vigil_evaluator::server::durability::{notification_payload, notify_log_row};
 use vigil_evaluator::server::metrics::ServerMetrics;
 
 const DEADLINE: Duration = Duration::from_secs(20);

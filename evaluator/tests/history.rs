@@ -22,7 +22,7 @@ use vigil_evaluator::history::leader::{
     LeaderConfig, LeaderElector, Leadership, LeaseMode, ManualTicks, Term, Ticks,
 };
 use vigil_evaluator::history::lease::{Fence, Leases};
-use vigil_evaluator::history::outbox::{Claim, Enqueued, OutboxEntry, OutboxStatus};
+use vigil_evaluator::history::outbox::{Enqueued, OutboxEntry, OutboxStatus};
 use vigil_evaluator::history::silences::SqlSilences;
 use vigil_evaluator::history::store::run_pruner;
 use vigil_evaluator::history::store::{
@@ -33,6 +33,7 @@ use vigil_evaluator::history::writer::{HistoryWriter, WriterConfig};
 use vigil_evaluator::history::{db::MIGRATOR, Database, HistoryStore};
 use vigil_evaluator::labels::Labels;
 use vigil_evaluator::notify::alert::{AlertStatus, Fingerprint};
+use vigil_evaluator::notify::delivery::Claim;
 use vigil_evaluator::notify::matcher::parse_matcher;
 use vigil_evaluator::notify::silence::{Silence, SilenceStore};
 

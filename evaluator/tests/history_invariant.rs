@@ -29,13 +29,13 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use vigil_evaluator::alerts::AlertState;
 use vigil_evaluator::history::store::{HistoryQuery, HistoryState, HistoryWrite};
+use vigil_evaluator::history::tracker::AlertTracker;
 use vigil_evaluator::history::HistoryStore;
 use vigil_evaluator::labels::Labels;
 use vigil_evaluator::notify::alert::{Alert as NotifierAlert, Fingerprint};
 use vigil_evaluator::rules::fake::{sample, FakeEngine};
 use vigil_evaluator::rules::file::parse_rule_file;
 use vigil_evaluator::rules::group::{GroupEnv, Rule, RuleGroup};
-use vigil_evaluator::server::durability::AlertTracker;
 
 const SEC: i64 = 1000;
 const START_MS: i64 = 1_700_000_000_000;

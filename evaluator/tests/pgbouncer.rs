@@ -33,13 +33,14 @@ use chrono::{DateTime, Utc};
 use sqlx::{Connection, Executor};
 use vigil_evaluator::history::db::{migration_lock_key, Pooling, MIGRATOR};
 use vigil_evaluator::history::lease::{Fence, Leases};
-use vigil_evaluator::history::outbox::{Claim, OutboxEntry};
+use vigil_evaluator::history::outbox::OutboxEntry;
 use vigil_evaluator::history::store::{
     EpisodeRecord, HistoryQuery, HistoryState, HistoryWrite, NotifyLogRow, Transition,
 };
 use vigil_evaluator::history::{Database, HistoryError, HistoryStore};
 use vigil_evaluator::labels::Labels;
 use vigil_evaluator::notify::alert::{AlertStatus, Fingerprint};
+use vigil_evaluator::notify::delivery::Claim;
 
 use common::ha::{Fault, Ha, HaSetup, LEASE};
 use common::pgbouncer::PgBouncer;

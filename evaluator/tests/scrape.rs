@@ -20,8 +20,8 @@ use vigil_evaluator::scrape::{
     spawn_scrape_loops, AppendError, Health, Sample, SampleAppender, ScrapeConfig, ScrapeDefaults,
     ScrapeLoop, ValidScrapeConfig, ACCEPT_HEADER,
 };
-use vigil_evaluator::server::adapters::ScrapeToStore;
 use vigil_evaluator::server::query_adapter::SharedStore;
+use vigil_evaluator::store::shared::ScrapeToStore;
 use vigil_evaluator::store::Store;
 
 /// What the fake target answers, and what it saw.

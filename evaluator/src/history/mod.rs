@@ -64,6 +64,16 @@
 //! - [`store`]: [`store::HistoryStore`], the async API: episodes, events,
 //!   acknowledgements, queries, stats, alert-state snapshots, retention.
 //! - [`outbox`]: the durable notification outbox on the same store.
+//! - [`notification_log`]: [`notification_log::Outbox`], the outbox and
+//!   notification log behind the notification pipeline's
+//!   [`crate::notify::delivery::NotificationOutbox`].
+//! - [`payload`]: the stored form of a notification and its cooldown rows.
+//! - [`tracker`]: [`tracker::AlertTracker`], rule-group evaluations into
+//!   episodes, transitions and state snapshots.
+//! - [`restore`]: the saved state put back into the rules and the notifier
+//!   at start.
+//! - [`lifecycle`]: [`lifecycle::Durability`], starting and stopping the
+//!   history's tasks in the running evaluator.
 //! - [`silences`]: [`silences::SqlSilences`], the notifier's silence store
 //!   backed by the database.
 //! - [`writer`]: [`writer::HistoryWriter`], the batched background writer the
@@ -74,9 +84,14 @@
 pub mod db;
 pub mod leader;
 pub mod lease;
+pub mod lifecycle;
+pub mod notification_log;
 pub mod outbox;
+pub mod payload;
+pub mod restore;
 pub mod silences;
 pub mod store;
+pub mod tracker;
 pub mod writer;
 
 use std::time::Duration;
@@ -237,6 +252,11 @@ pub fn to_millis(t: DateTime<Utc>) -> i64 {
 /// The inverse of [`to_millis`]; `None` for values out of chrono's range.
 pub fn from_millis(ms: i64) -> Option<DateTime<Utc>> {
     DateTime::<Utc>::from_timestamp_millis(ms)
+}
+
+/// [`from_millis`], with the epoch for values out of range.
+pub fn from_millis_or_epoch(ms: i64) -> DateTime<Utc> {
+    from_millis(ms).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
 
 /// A new unique id: the time in milliseconds (so ids sort by creation)

@@ -15,8 +15,6 @@
 //! claim leaves the epoch on the row (`epoch`, `claimed_at`): an entry still
 //! pending with an epoch set was being sent when its leader went away.
 
-use std::hash::Hasher;
-
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 
@@ -25,6 +23,7 @@ use super::lease::{fence_condition, Fence};
 use super::store::{opt_time, time, Episode};
 use super::{new_id, to_millis, HistoryError, HistoryStore};
 use crate::notify::alert::{AlertStatus, Fingerprint, Notification};
+use crate::notify::delivery::Claim;
 
 /// A notification to queue for one receiver integration.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,64 +63,6 @@ impl OutboxEntry {
                 })
                 .collect(),
             created_at,
-        }
-    }
-}
-
-/// A stable idempotency key for `notification` sent by `integration` at the
-/// flush at `flushed_at`: receiver, integration, group key, each alert's
-/// fingerprint and status, and the flush time. The same flush enqueued again
-/// (a retry after a crash between enqueue and acknowledgement) gets the same
-/// key.
-pub fn idempotency_key(
-    notification: &Notification,
-    integration: &str,
-    flushed_at: DateTime<Utc>,
-) -> String {
-    let mut hasher = Fnv64::default();
-    for part in [
-        notification.receiver.as_str(),
-        integration,
-        notification.group_key.as_str(),
-    ] {
-        hasher.write(part.as_bytes());
-        hasher.write_u8(0xff);
-    }
-    let mut alerts: Vec<(Fingerprint, AlertStatus)> = notification
-        .alerts
-        .iter()
-        .map(|a| (a.fingerprint, a.status))
-        .collect();
-    alerts.sort_by_key(|(fp, _)| *fp);
-    for (fp, status) in alerts {
-        hasher.write_u64(fp.0);
-        hasher.write(status.as_str().as_bytes());
-    }
-    format!(
-        "{}/{}/{:016x}",
-        notification.receiver,
-        to_millis(flushed_at),
-        hasher.finish()
-    )
-}
-
-/// FNV-1a: stable across processes, unlike std's `DefaultHasher`.
-struct Fnv64(u64);
-
-impl Default for Fnv64 {
-    fn default() -> Self {
-        Fnv64(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv64 {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 ^= u64::from(*byte);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
 }
@@ -175,18 +116,6 @@ pub struct NotificationRecord {
     /// The lease epoch of the leader that last claimed it for sending
     /// (`None`: never claimed, or claimed by an unfenced single replica).
     pub claimed_epoch: Option<i64>,
-}
-
-/// What [`HistoryStore::claim`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
-    /// Claimed under the fence's epoch: send it.
-    Claimed,
-    /// Refused: the lease has moved on to `current` (or is gone); this
-    /// replica no longer leads and must not send.
-    StaleEpoch { current: Option<i64> },
-    /// Not pending any more (delivered or given up) or unknown.
-    NotPending,
 }
 
 /// What [`HistoryStore::enqueue`] did.

@@ -9,10 +9,13 @@
 //!
 //! # Stages
 //!
+//! Stated in one place, in order, in [`pipeline`] (as Alertmanager's
+//! `PipelineBuilder`):
+//!
 //! ```text
-//! Notifier::ingest ─► dispatcher ─(flush due at tick)─► inhibit ─► silence ─► cooldown ─► dedup ─► NotificationSink
-//!                     (route, group,                                                              (receivers: retry,
-//!                      group_wait/interval)                                                        outbox, delivery)
+//! Notifier::ingest ─► dispatcher ─(flush due at tick)─► inhibit ─► silence ─► cooldown ─► dedup ─► NotificationSink ─► delivery: retry ─► record
+//!                     (route, group,                                                                                    (deliver.rs)   (delivery/, outbox)
+//!                      group_wait/interval)
 //! ```
 //!
 //! - [`config`]: the config file (Alertmanager format) and its validation;
@@ -22,8 +25,13 @@
 //! - [`dispatcher`]: aggregation groups and their timers.
 //! - [`inhibit`], [`silence`], [`cooldown`], [`dedup`]: the filters a flush
 //!   passes before it becomes a [`alert::Notification`].
+//! - [`pipeline`]: those stages in order, for one flush.
 //! - [`notifier`]: the pipeline's entry point ([`notifier::Notifier`]) and
-//!   the delivery interface ([`notifier::NotificationSink`]).
+//!   the hand-over to delivery ([`notifier::NotificationSink`]).
+//! - [`deliver`]: the retrying delivery stage per receiver integration.
+//! - [`delivery`]: the delivery task: outbox, lanes, leadership, the record
+//!   of each delivery, behind [`delivery::NotificationOutbox`], which the
+//!   history implements.
 //!
 //! Every stage takes "now" as an argument, read from the evaluator's
 //! [`crate::clock::Clock`], so tests step time instead of sleeping.
@@ -54,11 +62,13 @@ pub mod config;
 pub mod cooldown;
 pub mod dedup;
 pub mod deliver;
+pub mod delivery;
 pub mod dispatcher;
 pub mod failure_log;
 pub mod inhibit;
 pub mod matcher;
 pub mod notifier;
+pub mod pipeline;
 pub mod receivers;
 pub mod route;
 pub mod silence;

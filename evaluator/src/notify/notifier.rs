@@ -2,8 +2,9 @@
 //! of who produces alerts. [`Notifier::ingest`] takes alerts (from the rules
 //! engine in-process, or from `POST /api/v2/alerts`); [`Notifier::tick`]
 //! flushes the aggregation groups that are due and runs each flush through
-//! the stages — inhibition, silences, cooldown, dedup — producing the
-//! notifications to hand to a [`NotificationSink`] (the delivery stage).
+//! the stages stated in [`super::pipeline`] — inhibition, silences,
+//! cooldown, dedup — producing the notifications to hand to a
+//! [`NotificationSink`] (the delivery stage).
 //!
 //! Both take the current time as an argument and [`Notifier::next_deadline`]
 //! says when the next flush is due, so the whole pipeline is stepped by a
@@ -21,17 +22,18 @@
 //! outside it. Inhibition is checked through a [`SourceIndex`] (built once
 //! per change, not per alert), never by scanning every pair of alerts.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
-use super::alert::{Alert, AlertStatus, Fingerprint, Notification, NotifiedAlert};
+use super::alert::{Alert, AlertStatus, Fingerprint, Notification};
 use super::config::NotifyConfig;
 use super::cooldown::CooldownLedger;
-use super::dedup::{needs_update, LogEntry, NotificationLog};
-use super::dispatcher::{Dispatcher, Flush};
+use super::dedup::{LogEntry, NotificationLog};
+use super::dispatcher::Dispatcher;
 use super::inhibit::{Inhibitor, SourceIndex};
+use super::pipeline::Pipeline;
 use super::route::RouteTree;
 use super::silence::{MemorySilences, Silence, SilenceStore};
 use crate::clock::{add, Clock};
@@ -348,9 +350,18 @@ impl Notifier {
         } else {
             self.snapshot().sources_at(now)
         };
+        let mut pipeline = Pipeline {
+            config: &self.config,
+            inhibitor: &self.inhibitor,
+            sources: &sources,
+            silences: self.silences.as_ref(),
+            cooldown: &mut self.cooldown,
+            log: &mut self.log,
+            external_url: &self.external_url,
+        };
         let mut sent = 0;
         for flush in flushes {
-            match self.process(&flush, &sources, now, sink) {
+            match pipeline.run(&flush, now, sink) {
                 Ok(delivered) => {
                     sent += usize::from(delivered);
                     self.dispatcher.flushed(&flush, now);
@@ -365,125 +376,6 @@ impl Notifier {
         }
         self.gc(now);
         sent
-    }
-
-    /// Runs one flush through the stages; `Ok(true)` when a notification
-    /// was handed to the sink.
-    fn process(
-        &mut self,
-        flush: &Flush,
-        sources: &SourceIndex,
-        now: DateTime<Utc>,
-        sink: &mut dyn NotificationSink,
-    ) -> Result<bool, SinkError> {
-        let Some(receiver) = self.config.receiver(&flush.receiver) else {
-            return Ok(false);
-        };
-        if receiver.is_blackhole() {
-            return Ok(false);
-        }
-        let send_resolved = receiver.sends_resolved();
-        let mut kept = Vec::new();
-        let mut owed_resolved = false;
-        for alert in &flush.alerts {
-            let fingerprint = alert.fingerprint();
-            let status = alert.status_at(now);
-            let muted = || {
-                sources.is_inhibited(&self.inhibitor, &alert.labels)
-                    || self.silences.is_silenced(&alert.labels, now)
-            };
-            let keep = match status {
-                AlertStatus::Firing => {
-                    !muted() && !self.cooldown.holds_back(&flush.receiver, alert, now)
-                }
-                AlertStatus::Resolved => {
-                    if self.cooldown.owes_resolved(&flush.receiver, fingerprint) {
-                        owed_resolved = true;
-                        true
-                    } else {
-                        !muted()
-                    }
-                }
-            };
-            if keep {
-                let mut alert = alert.clone();
-                // As Alertmanager: a firing alert is sent without an end, so
-                // a receiver never sees it "resolve" by the clock alone.
-                if status == AlertStatus::Firing {
-                    alert.ends_at = None;
-                }
-                kept.push(NotifiedAlert {
-                    status,
-                    alert,
-                    fingerprint,
-                });
-            }
-        }
-        if kept.is_empty() {
-            return Ok(false);
-        }
-        let set_of = |status: AlertStatus| -> BTreeSet<Fingerprint> {
-            kept.iter()
-                .filter(|a| a.status == status)
-                .map(|a| a.fingerprint)
-                .collect()
-        };
-        let (firing, resolved) = (set_of(AlertStatus::Firing), set_of(AlertStatus::Resolved));
-        let entry = self.log.get(&flush.receiver, &flush.group_key);
-        let update = needs_update(
-            entry,
-            &firing,
-            &resolved,
-            send_resolved,
-            flush.repeat_interval,
-            now,
-        ) || (send_resolved && owed_resolved);
-        if !update {
-            return Ok(false);
-        }
-        let notification = self.notification(flush, kept);
-        let alerts = notification.alerts.clone();
-        sink.submit(notification)?;
-        self.log.record(
-            &flush.receiver,
-            &flush.group_key,
-            LogEntry {
-                firing,
-                resolved,
-                sent_at: now,
-            },
-        );
-        self.cooldown.record_sent(&flush.receiver, &alerts, now);
-        Ok(true)
-    }
-
-    fn notification(&self, flush: &Flush, mut alerts: Vec<NotifiedAlert>) -> Notification {
-        alerts.sort_by(|a, b| alert_order(&a.alert.labels, &b.alert.labels));
-        let status = if alerts.iter().any(|a| a.status == AlertStatus::Firing) {
-            AlertStatus::Firing
-        } else {
-            AlertStatus::Resolved
-        };
-        let common_labels = common(alerts.iter().map(|a| {
-            a.alert
-                .labels
-                .iter()
-                .map(|l| (l.name.to_string(), l.value.to_string()))
-                .collect::<BTreeMap<_, _>>()
-        }));
-        let common_annotations = common(alerts.iter().map(|a| a.alert.annotations.clone()));
-        Notification {
-            receiver: flush.receiver.clone(),
-            group_key: flush.group_key.clone(),
-            status,
-            alerts,
-            group_labels: flush.group_labels.clone(),
-            common_labels: Labels::from_pairs(common_labels),
-            common_annotations,
-            external_url: self.external_url.clone(),
-            truncated_alerts: 0,
-            redelivery: false,
-        }
     }
 
     fn gc(&mut self, now: DateTime<Utc>) {
@@ -574,34 +466,6 @@ impl AlertsSnapshot {
     }
 }
 
-/// Alertmanager's order of alerts in a notification: by `job`, then by
-/// `instance` (alerts lacking one come after those having it), then by all
-/// labels.
-fn alert_order(a: &Labels, b: &Labels) -> std::cmp::Ordering {
-    use std::cmp::Ordering;
-    for name in ["job", "instance"] {
-        match (a.get(name), b.get(name)) {
-            (None, None) => continue,
-            (None, Some(_)) => return Ordering::Greater,
-            (Some(_), None) => return Ordering::Less,
-            (Some(x), Some(y)) if x != y => return x.cmp(y),
-            (Some(_), Some(_)) => {}
-        }
-    }
-    a.cmp(b)
-}
-
-/// The entries every map shares with the same value.
-fn common(mut maps: impl Iterator<Item = BTreeMap<String, String>>) -> BTreeMap<String, String> {
-    let Some(mut shared) = maps.next() else {
-        return BTreeMap::new();
-    };
-    for map in maps {
-        shared.retain(|k, v| map.get(k) == Some(v));
-    }
-    shared
-}
-
 /// Drives a shared notifier on `clock` until `shutdown` fires: sleeps
 /// (on `clock`) until the next deadline (or `idle` when there is none, so alerts
 /// ingested meanwhile are picked up) and ticks into `sink`.
@@ -647,6 +511,7 @@ pub fn off_worker<R>(work: impl FnOnce() -> R) -> R {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a panic is how a test reports failure
 mod tests {
+    use std::collections::BTreeMap;
     use std::path::Path;
     use std::time::Duration;
 
@@ -724,23 +589,6 @@ mod tests {
             "a new group, flushed at once: the alert is older than group_wait"
         );
         assert_eq!(sent[0].group_key, "{}:{alertname=\"Down\"}");
-    }
-
-    #[test]
-    fn alerts_are_ordered_by_job_then_instance() {
-        let l = |pairs: &[(&str, &str)]| Labels::from_pairs(pairs.iter().copied());
-        let mut list = [
-            l(&[("a", "1")]),
-            l(&[("instance", "b")]),
-            l(&[("job", "z"), ("instance", "a")]),
-            l(&[("job", "y"), ("instance", "c")]),
-        ];
-        list.sort_by(alert_order);
-        let jobs: Vec<Option<&str>> = list
-            .iter()
-            .map(|l| l.get("job").or(l.get("instance")))
-            .collect();
-        assert_eq!(jobs, [Some("y"), Some("z"), Some("b"), None]);
     }
 
     #[tokio::test]

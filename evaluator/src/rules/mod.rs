@@ -8,6 +8,7 @@ pub mod file;
 pub mod group;
 pub mod recording;
 pub mod scheduler;
+pub mod send_alerts;
 pub mod store_engine;
 pub mod template;
 pub mod unit_test;

@@ -40,4 +40,4 @@ pub use config::{
 };
 pub use parser::{Entry, Format, ParseError, Parser, Pieces, SampleLine};
 pub use scrape_loop::{spawn_scrape_loops, ScrapeError, ScrapeLoop, ScrapeOutcome, ACCEPT_HEADER};
-pub use target::{Health, Target, TargetHandle, TargetState};
+pub use target::{wait_for_first_scrapes, Health, Target, TargetHandle, TargetState};

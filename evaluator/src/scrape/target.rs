@@ -1,5 +1,7 @@
 //! A scrape target and its observable state, as the targets API shows it:
-//! health, last scrape time and duration, and the last error.
+//! health, last scrape time and duration, and the last error; and waiting
+//! for every target's first scrape, so that alerts restored at a restart are
+//! not judged on a store that is still empty.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
@@ -80,5 +82,36 @@ impl TargetHandle {
             Ok(mut s) => f(&mut s),
             Err(poisoned) => f(&mut poisoned.into_inner()),
         }
+    }
+}
+
+/// Waits until every target has finished its first scrape, at most one
+/// scrape interval plus timeout (the longest among the targets). After a
+/// restart with restored alerts the store is empty: evaluating before the
+/// first samples land would resolve every restored alert at once.
+pub async fn wait_for_first_scrapes(targets: &[TargetHandle]) {
+    let longest = targets
+        .iter()
+        .map(|t| {
+            let s = t.snapshot();
+            s.scrape_interval + s.scrape_timeout
+        })
+        .max()
+        .unwrap_or_default();
+    let done = || {
+        targets
+            .iter()
+            .all(|t| t.snapshot().last_scrape_duration.is_some())
+    };
+    let waited = tokio::time::timeout(longest, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    if waited.is_err() {
+        tracing::warn!(
+            "not every target was scraped before the first evaluation; restored alerts may resolve"
+        );
     }
 }

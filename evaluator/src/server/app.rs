@@ -22,27 +22,28 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::adapters::{to_notifier_alert, to_notifier_alerts, ScrapeToStore};
 use super::api::alertmanager::{self, AlertmanagerApi};
 use super::api::{router, AppState, ReloadRequest};
 use super::config::{self, ConfigErrors, ValidatedConfig};
-use super::delivery::{run_delivery, Outbox};
-use super::durability::{
-    load_saved_state_at_start, resolved_by_late_state, wait_for_first_scrapes, AlertTracker,
-    Durability, DurabilityError, SavedState,
-};
 use super::metrics::{MetricsError, ServerMetrics};
 use super::query_adapter::{write_store, SharedStore, StoreQueryEngine};
 use crate::alerts::state::millis;
 use crate::clock::{Clock, SystemClock};
+use crate::history::lifecycle::{Durability, DurabilityError};
+use crate::history::notification_log::Outbox;
+use crate::history::restore::{load_saved_state_at_start, resolved_by_late_state, SavedState};
+use crate::history::tracker::AlertTracker;
 use crate::notify::alert::{Alert, Notification};
 use crate::notify::deliver::{DeliveryStage, Retrier, RetryPolicy};
+use crate::notify::delivery::run_delivery;
 use crate::notify::notifier::{self, Notifier};
 use crate::promql::{Engine, EngineOptions};
 use crate::rules::file::{GroupSpec, RuleSpec};
 use crate::rules::group::{GroupEnv, Health, RuleGroup};
 use crate::rules::scheduler::run_groups;
-use crate::scrape::{self, spawn_scrape_loops};
+use crate::rules::send_alerts::{to_notifier_alert, to_notifier_alerts};
+use crate::scrape::{self, spawn_scrape_loops, wait_for_first_scrapes};
+use crate::store::shared::ScrapeToStore;
 use crate::store::Store;
 use vigil_common::problem::Problem;
 
@@ -217,7 +218,7 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     // History: connected lazily, so a database that is down only delays
     // history (buffered by the writer), never evaluation.
     let durability = Durability::start(
-        &cfg.storage,
+        &cfg.storage.history(),
         &registry,
         options.shutdown_grace,
         Arc::clone(&clock),

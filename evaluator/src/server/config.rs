@@ -19,6 +19,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::database_location::{anchor_sqlite_url, DatabaseUrlSource};
+use crate::history::lifecycle::HistorySettings;
 use crate::labels::Labels;
 pub use crate::notify::config::ReceiverIntegrations;
 use crate::notify::config::{build_receivers, NotifyConfig};
@@ -219,6 +220,19 @@ pub struct StorageSettings {
     pub lease_renew_interval: Duration,
     /// `storage.transaction_pooling` (Postgres only).
     pub pooling: crate::history::db::Pooling,
+}
+
+impl StorageSettings {
+    /// What the history needs of these settings.
+    pub fn history(&self) -> HistorySettings {
+        HistorySettings {
+            database_url: self.database_url.clone(),
+            pooling: self.pooling,
+            retention: self.retention,
+            lease_duration: self.lease_duration,
+            lease_renew_interval: self.lease_renew_interval,
+        }
+    }
 }
 
 /// `web:` after validation.

@@ -13,6 +13,7 @@ use prometheus::{
     GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
+use crate::notify::delivery::DeliveryMetrics;
 use crate::scrape::{Health, TargetHandle};
 
 /// Registering a metric failed (a name registered twice).
@@ -172,30 +173,6 @@ impl ServerMetrics {
             .clone()
     }
 
-    /// Counts one delivery to `receiver`'s `integration` that took
-    /// `attempts` tries and ended sent (`delivered`) or given up.
-    pub fn record_delivery(
-        &self,
-        receiver: &str,
-        integration: &str,
-        attempts: u32,
-        delivered: bool,
-    ) {
-        let labels = [receiver, integration];
-        // Every counter is touched, so all three series exist (at zero)
-        // from the receiver's first delivery on.
-        let (sent, failed) = if delivered { (1, 0) } else { (0, 1) };
-        self.notifications_sent
-            .with_label_values(&labels)
-            .inc_by(sent);
-        self.notifications_failed
-            .with_label_values(&labels)
-            .inc_by(failed);
-        self.notifications_retried
-            .with_label_values(&labels)
-            .inc_by(u64::from(attempts.saturating_sub(1)));
-    }
-
     /// Refreshes the per-target gauges from the targets' current state
     /// (called when `/metrics` is scraped, so they are never stale).
     pub fn observe_targets(&self, targets: &[TargetHandle]) {
@@ -216,5 +193,25 @@ impl ServerMetrics {
                     .set(d.as_secs_f64());
             }
         }
+    }
+}
+
+impl DeliveryMetrics for ServerMetrics {
+    /// Counts one delivery to `receiver`'s `integration` that took
+    /// `attempts` tries and ended sent (`delivered`) or given up.
+    fn record_delivery(&self, receiver: &str, integration: &str, attempts: u32, delivered: bool) {
+        let labels = [receiver, integration];
+        // Every counter is touched, so all three series exist (at zero)
+        // from the receiver's first delivery on.
+        let (sent, failed) = if delivered { (1, 0) } else { (0, 1) };
+        self.notifications_sent
+            .with_label_values(&labels)
+            .inc_by(sent);
+        self.notifications_failed
+            .with_label_values(&labels)
+            .inc_by(failed);
+        self.notifications_retried
+            .with_label_values(&labels)
+            .inc_by(u64::from(attempts.saturating_sub(1)));
     }
 }

@@ -7,10 +7,6 @@
 //!   file it names (rule files, the notification config).
 //! - [`query_adapter`]: the rules engine's query and append seams over the
 //!   store and the PromQL engine.
-//! - [`adapters`]: scrape batches into the store; rule alerts into the
-//!   notifier's alert model.
-//! - [`delivery`]: notifications to the receivers' integrations, with retry.
-//! - [`durability`]: SQL history, outbox and restart state wired in.
 //! - [`metrics`]: the evaluator's own `/metrics`.
 //! - [`api`]: the HTTP router (operational endpoints; the query and alert
 //!   APIs plug in here).
@@ -18,14 +14,11 @@
 //! - [`watch`]: reload when the config, rule or notification files change.
 //! - [`app`]: building, running, reloading and stopping all of it.
 
-pub mod adapters;
 pub mod api;
 pub mod app;
 pub mod config;
 pub mod dashboard;
 pub mod database_location;
-pub mod delivery;
-pub mod durability;
 pub mod metrics;
 pub mod query_adapter;
 pub mod watch;

@@ -20,6 +20,7 @@
 //!   once. Its samples stay queryable while there is room; when a new series
 //!   needs the space, the series stale for longest is dropped first.
 mod postings;
+pub mod shared;
 
 use promql_parser::label::{MatchOp, Matcher};
 

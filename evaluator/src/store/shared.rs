@@ -1,15 +1,26 @@
-//! Glue between stages that were built without knowing each other: scraped
-//! batches into the store, and the rules engine's alerts into the
-//! notifier's alert model (Prometheus' "send alerts" step).
+//! The store as the scrape loops, the rules and the API share it, behind
+//! one lock, and the scrape loops' appender over it ([`ScrapeToStore`]: the
+//! store implements [`crate::scrape::SampleAppender`], as
+//! `scrape/appender.rs` says).
 
-use chrono::{DateTime, TimeZone, Utc};
+use std::sync::{Arc, RwLock};
 
-use super::query_adapter::{write_store, SharedStore};
-use crate::alerts;
-use crate::notify::alert::Alert;
-use crate::rules::group::{Rule, RuleGroup};
+use super::{Owner, Store, StoreError, UNOWNED};
 use crate::scrape::{AppendError, Sample, SampleAppender, TargetId};
-use crate::store::{Owner, StoreError, UNOWNED};
+
+/// The store shared by the scrape loops, the rules and the API.
+pub type SharedStore = Arc<RwLock<Store>>;
+
+/// Locks for reading, ignoring poisoning: a panic elsewhere must not stop
+/// evaluation, and the store stays consistent per append.
+pub fn read_store(store: &SharedStore) -> std::sync::RwLockReadGuard<'_, Store> {
+    store.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Locks for writing, ignoring poisoning (see [`read_store`]).
+pub fn write_store(store: &SharedStore) -> std::sync::RwLockWriteGuard<'_, Store> {
+    store.write().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Stores each scrape under one write lock. As in Prometheus, samples the
 /// store refuses one by one (out of order, duplicate timestamp) are skipped
@@ -79,90 +90,12 @@ impl SampleAppender for ScrapeToStore {
     }
 }
 
-fn time(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms)
-        .single()
-        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
-}
-
-/// Percent-encodes a query-string value (RFC 3986 unreserved characters
-/// stay as they are).
-fn query_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// The link back to the expression, as Prometheus builds it.
-pub fn generator_url(external_url: &str, expr: &str) -> String {
-    format!(
-        "{}/graph?g0.expr={}&g0.tab=1",
-        external_url.trim_end_matches('/'),
-        query_escape(expr)
-    )
-}
-
-/// Converts the alerts a group evaluation wants sent into notifier alerts:
-/// `starts_at` is when the alert fired (its activation time before that),
-/// `ends_at` the resolve time or the validity of this send.
-pub fn to_notifier_alerts(
-    group: &RuleGroup,
-    alerts: Vec<alerts::Alert>,
-    external_url: &str,
-) -> Vec<Alert> {
-    alerts
-        .into_iter()
-        .map(|a| {
-            let expr = group
-                .rules
-                .iter()
-                .find_map(|entry| match &entry.rule {
-                    Rule::Alerting(rule) if rule.name() == a.name() => {
-                        Some(rule.spec().expr.clone())
-                    }
-                    _ => None,
-                })
-                .unwrap_or_default();
-            to_notifier_alert(a, &expr, external_url)
-        })
-        .collect()
-}
-
-/// The notifier's view of alert `a` of a rule with expression `expr`.
-pub fn to_notifier_alert(a: alerts::Alert, expr: &str, external_url: &str) -> Alert {
-    Alert {
-        starts_at: time(a.fired_at_ms.unwrap_or(a.active_at_ms)),
-        ends_at: a.ends_at_ms().map(time),
-        generator_url: generator_url(external_url, expr),
-        cooldown: a.cooldown,
-        labels: a.labels,
-        annotations: a.annotations,
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a panic is how a test reports failure
 mod tests {
-    use std::sync::{Arc, RwLock};
-
     use super::*;
     use crate::labels::Labels;
     use crate::promql::SeriesSource;
-    use crate::store::Store;
-
-    #[test]
-    fn generator_url_escapes_the_expression() {
-        assert_eq!(
-            generator_url("http://h:9320/", "up{job=\"a b\"} == 0"),
-            "http://h:9320/graph?g0.expr=up%7Bjob%3D%22a%20b%22%7D%20%3D%3D%200&g0.tab=1"
-        );
-    }
 
     #[test]
     fn a_scrape_keeps_its_good_samples_when_some_are_out_of_order() {

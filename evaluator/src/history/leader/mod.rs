@@ -60,19 +60,28 @@
 //! time of a [`Clock`]: real ones in production, [`ManualTicks`] and a
 //! [`crate::clock::SimClock`] in tests, which step the election and the
 //! clock explicitly.
+//!
+//! Parts: [`term`] (the term and the published [`Leadership`]) and
+//! [`election`] (one replica's rounds); this file holds the configuration
+//! and the [`LeaderElector`] that runs them.
 
-use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::db::Backend;
-use super::lease::{Fence, Leases};
-use super::{Database, HistoryError};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
+use crate::history::db::Backend;
+use crate::history::lease::Leases;
+use crate::history::{Database, HistoryError};
+
+mod election;
+mod term;
+
+use election::Election;
+pub use term::{Leadership, Term};
 
 /// The lease the notification leader holds.
 pub const DEFAULT_LEASE: &str = "notification-leader";
@@ -155,186 +164,8 @@ pub fn holder_id() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "unknown-host".to_string());
     // Only the random part of the id is used, not its time.
-    let random = super::new_id(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
+    let random = crate::history::new_id(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
     format!("{host}/{}/{}", std::process::id(), &random[12..])
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Until {
-    Forever,
-    At(Duration),
-    Revoked,
-}
-
-#[derive(Debug)]
-struct Validity {
-    clock: Arc<dyn Clock>,
-    until: Mutex<Until>,
-    changed: Notify,
-}
-
-/// One leadership term: the lease's epoch (the fencing token) and how long
-/// this replica may act on it. Cheap to clone; the elector extends it at
-/// each renewal and revokes it when it steps down.
-#[derive(Clone)]
-pub struct Term {
-    lease: Arc<str>,
-    epoch: Option<i64>,
-    validity: Arc<Validity>,
-}
-
-impl fmt::Debug for Term {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Term")
-            .field("lease", &self.lease)
-            .field("epoch", &self.epoch)
-            .field("valid", &self.is_valid())
-            .finish()
-    }
-}
-
-impl PartialEq for Term {
-    fn eq(&self, other: &Term) -> bool {
-        self.lease == other.lease
-            && self.epoch == other.epoch
-            && Arc::ptr_eq(&self.validity, &other.validity)
-    }
-}
-
-impl Eq for Term {}
-
-impl Term {
-    fn new(lease: &str, epoch: Option<i64>, until: Until, clock: Arc<dyn Clock>) -> Term {
-        Term {
-            lease: Arc::from(lease),
-            epoch,
-            validity: Arc::new(Validity {
-                clock,
-                until: Mutex::new(until),
-                changed: Notify::new(),
-            }),
-        }
-    }
-
-    /// A term without a database: valid forever, writes not fenced (a
-    /// single replica, or a sole SQLite replica before its first round).
-    pub fn unfenced() -> Term {
-        Term::new(
-            DEFAULT_LEASE,
-            None,
-            Until::Forever,
-            // Never read: the term does not end.
-            Arc::new(SystemClock),
-        )
-    }
-
-    /// The lease's epoch; `None` for an unfenced term.
-    pub fn epoch(&self) -> Option<i64> {
-        self.epoch
-    }
-
-    /// The fencing token the leader's writes carry; `None` for an unfenced
-    /// term.
-    pub fn fence(&self) -> Option<Fence> {
-        self.epoch.map(|epoch| Fence {
-            lease: self.lease.to_string(),
-            epoch,
-        })
-    }
-
-    fn until(&self) -> Until {
-        *self
-            .validity
-            .until
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Whether this replica may still act as the leader under this term.
-    pub fn is_valid(&self) -> bool {
-        match self.until() {
-            Until::Forever => true,
-            Until::At(at) => self.validity.clock.monotonic() < at,
-            Until::Revoked => false,
-        }
-    }
-
-    /// Resolves once the term is no longer valid (revoked, or its time ran
-    /// out on the monotonic clock); pending forever for a term that never
-    /// ends.
-    pub async fn lost(&self) {
-        loop {
-            let changed = self.validity.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            let wait = match self.until() {
-                Until::Revoked => return,
-                Until::Forever => None,
-                Until::At(at) => {
-                    let now = self.validity.clock.monotonic();
-                    if now >= at {
-                        return;
-                    }
-                    // Re-read the clock at least every 100 ms rather than
-                    // trusting one long sleep.
-                    Some((at - now).min(Duration::from_millis(100)))
-                }
-            };
-            match wait {
-                Some(wait) => {
-                    tokio::select! {
-                        () = changed => {}
-                        () = self.validity.clock.sleep(wait) => {}
-                    }
-                }
-                None => changed.await,
-            }
-        }
-    }
-
-    /// Moves the end of the term forward to `at` (never back, never out of
-    /// a revocation).
-    fn extend(&self, at: Duration) {
-        let mut until = self
-            .validity
-            .until
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Until::At(current) = *until {
-            if at > current {
-                *until = Until::At(at);
-            }
-        }
-    }
-
-    fn revoke(&self) {
-        *self
-            .validity
-            .until
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Until::Revoked;
-        self.validity.changed.notify_waiters();
-    }
-}
-
-/// Whether this replica leads, as the elector publishes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Leadership {
-    Standby,
-    Leading(Term),
-}
-
-impl Leadership {
-    pub fn is_leading(&self) -> bool {
-        matches!(self, Leadership::Leading(_))
-    }
-
-    pub fn term(&self) -> Option<&Term> {
-        match self {
-            Leadership::Leading(term) => Some(term),
-            Leadership::Standby => None,
-        }
-    }
 }
 
 /// How a replica holds its lease.
@@ -490,223 +321,13 @@ impl LeaderElector {
     }
 }
 
-struct Election {
-    leases: Leases,
-    config: LeaderConfig,
-    mode: LeaseMode,
-    clock: Arc<dyn Clock>,
-    /// The term of the lease this replica holds (fenced terms only).
-    held: Option<Term>,
-    renew_failing: bool,
-    /// Rounds in a row whose statement failed or timed out.
-    failed_rounds: u32,
-    leadership: watch::Sender<Leadership>,
-}
-
-/// Failed rounds in a row after which the election's pool is replaced.
-const RECONNECT_AFTER: u32 = 3;
-
-impl Election {
-    async fn run(mut self, mut ticks: Ticks, shutdown: CancellationToken) {
-        if let Err(problem) = self.config.check() {
-            tracing::error!(lease = %self.config.lease, "leader election settings: {problem}");
-        }
-        let mut interval = match &ticks {
-            Ticks::Every(every) => {
-                let mut interval = tokio::time::interval(*every);
-                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                Some(interval)
-            }
-            Ticks::Manual(_) => None,
-        };
-        loop {
-            let done = tokio::select! {
-                biased;
-                () = shutdown.cancelled() => break,
-                done = next_tick(&mut ticks, interval.as_mut()) => match done {
-                    Some(done) => done,
-                    None => break,
-                },
-            };
-            self.round().await;
-            if let Some(done) = done {
-                let _ = done.send(());
-            }
-        }
-        self.release().await;
-    }
-
-    /// One round: the holder renews; anyone else tries to take the lease.
-    async fn round(&mut self) {
-        // Measured before the statement is sent: the database's expiry is
-        // at least `lease_duration` after this.
-        let sent = self.clock.monotonic();
-        match self.held.clone() {
-            Some(term) => self.renew(term, sent).await,
-            None => self.acquire(sent).await,
-        }
-        // A round cut short by its timeout cancels the pool's connection
-        // attempt; after a database restart such a pool can stay without
-        // usable connections. Failing rounds in a row get a fresh pool.
-        if self.failed_rounds >= RECONNECT_AFTER {
-            tracing::info!(lease = %self.config.lease, rounds = self.failed_rounds, "the lease database keeps failing; reconnecting");
-            self.leases = self.leases.reconnected();
-            self.failed_rounds = 0;
-        }
-    }
-
-    async fn renew(&mut self, term: Term, sent: Duration) {
-        let Some(epoch) = term.epoch() else {
-            return self.acquire(sent).await;
-        };
-        let c = &self.config;
-        let renewal = self
-            .leases
-            .renew(&c.lease, &c.holder, epoch, c.lease_duration);
-        let result = match tokio::time::timeout(c.timeout, renewal).await {
-            Ok(Ok(renewed)) => Ok(renewed),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!(
-                "the database did not answer within {:?}",
-                c.timeout
-            )),
-        };
-        self.failed_rounds = if result.is_err() {
-            self.failed_rounds + 1
-        } else {
-            0
-        };
-        match result {
-            Ok(true) => {
-                term.extend(sent + self.config.valid_for());
-                if self.renew_failing {
-                    tracing::info!(lease = %self.config.lease, epoch, "the lease is renewed again");
-                    self.renew_failing = false;
-                }
-            }
-            Ok(false) if self.mode == LeaseMode::Sole => {
-                tracing::warn!(lease = %self.config.lease, epoch, "the lease of this sole replica was taken by another process (two evaluators on one SQLite file?); taking it back");
-                self.acquire(sent).await;
-            }
-            Ok(false) => self.step_down(
-                "the lease expired on the database's clock or passed to another replica",
-            ),
-            Err(error) if self.mode == LeaseMode::Sole => {
-                tracing::debug!(lease = %self.config.lease, %error, "cannot renew the lease of this sole replica; it leads anyway");
-            }
-            Err(error) => {
-                if !term.is_valid() {
-                    self.step_down(&format!(
-                        "no renewal for {:?} (the lease minus the safety margin): {error}",
-                        self.config.valid_for()
-                    ));
-                } else if !self.renew_failing {
-                    tracing::warn!(lease = %self.config.lease, epoch, %error, "cannot renew the lease; still leading while the last renewal lasts");
-                    self.renew_failing = true;
-                }
-            }
-        }
-    }
-
-    async fn acquire(&mut self, sent: Duration) {
-        let c = &self.config;
-        let force = self.mode == LeaseMode::Sole;
-        let attempt = self
-            .leases
-            .acquire(&c.lease, &c.holder, c.lease_duration, force);
-        let epoch = match tokio::time::timeout(c.timeout, attempt).await {
-            Ok(Ok(Some(epoch))) => epoch,
-            Ok(Ok(None)) => {
-                self.failed_rounds = 0;
-                return;
-            }
-            Ok(Err(error)) => {
-                tracing::debug!(lease = %c.lease, %error, "cannot take the lease");
-                self.failed_rounds += 1;
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(lease = %c.lease, "taking the lease: the database did not answer in time");
-                self.failed_rounds += 1;
-                return;
-            }
-        };
-        self.failed_rounds = 0;
-        let until = match self.mode {
-            LeaseMode::Sole => Until::Forever,
-            LeaseMode::Compete => Until::At(sent + c.valid_for()),
-        };
-        let term = Term::new(&c.lease, Some(epoch), until, Arc::clone(&self.clock));
-        if let Some(old) = self.held.replace(term.clone()) {
-            old.revoke();
-        }
-        self.renew_failing = false;
-        tracing::info!(lease = %c.lease, epoch, holder = %c.holder, "became the leader");
-        self.leadership.send_replace(Leadership::Leading(term));
-    }
-
-    fn step_down(&mut self, reason: &str) {
-        let epoch = self.held.take().map(|term| {
-            term.revoke();
-            term.epoch()
-        });
-        self.renew_failing = false;
-        let was_leading = self
-            .leadership
-            .send_replace(Leadership::Standby)
-            .is_leading();
-        if was_leading {
-            tracing::warn!(lease = %self.config.lease, epoch = ?epoch.flatten(), reason, "lost the leadership: stopped sending");
-        }
-    }
-
-    /// Gives the lease back so a standby takes over at its next round.
-    async fn release(&mut self) {
-        if let Some(term) = self.held.take() {
-            term.revoke();
-            if let Some(epoch) = term.epoch() {
-                let c = &self.config;
-                let release = self.leases.release(&c.lease, &c.holder, epoch);
-                match tokio::time::timeout(c.timeout, release).await {
-                    Ok(Ok(true)) => {
-                        tracing::info!(lease = %c.lease, epoch, "released the lease")
-                    }
-                    Ok(Ok(false)) => {}
-                    Ok(Err(error)) => {
-                        tracing::warn!(lease = %c.lease, %error, "cannot release the lease; a standby takes over when it expires")
-                    }
-                    Err(_) => {
-                        tracing::warn!(lease = %c.lease, "releasing the lease timed out; a standby takes over when it expires")
-                    }
-                }
-            }
-        }
-        self.leadership.send_replace(Leadership::Standby);
-    }
-}
-
-async fn next_tick(
-    ticks: &mut Ticks,
-    interval: Option<&mut tokio::time::Interval>,
-) -> Option<Option<oneshot::Sender<()>>> {
-    match (ticks, interval) {
-        (Ticks::Manual(rx), _) => rx.recv().await.map(Some),
-        (Ticks::Every(_), Some(interval)) => {
-            interval.tick().await;
-            Some(None)
-        }
-        (Ticks::Every(every), None) => {
-            tokio::time::sleep(*every).await;
-            Some(None)
-        }
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a panic is how a test reports failure
 mod tests {
+    use super::term::Until;
     use super::*;
     use crate::clock::SimClock;
+    use crate::history::lease::Fence;
 
     struct Replica {
         elector: LeaderElector,
