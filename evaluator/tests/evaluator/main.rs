@@ -1,0 +1,16 @@
+//! The evaluator's integration tests, in one test binary so the crate and
+//! its dependencies are linked once instead of once per file. Modules follow
+//! the data flow (scrape → promql → rules → notify → history → api), then
+//! `server` for the evaluator run as a process; `support` holds what they
+//! share (databases, processes, waits, builders).
+
+#[macro_use]
+mod support;
+
+mod api;
+mod history;
+mod notify;
+mod promql;
+mod rules;
+mod scrape;
+mod server;
