@@ -4,5 +4,4 @@
 mod http;
 mod metrics;
 mod schedule;
-mod support;
 mod tls;

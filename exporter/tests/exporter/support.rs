@@ -1,4 +1,4 @@
-//! Local servers and targets for the prober tests.
+//! Local HTTP and HTTPS servers and probe targets for the prober tests.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
