@@ -12,7 +12,7 @@
 //! `VIGIL_FAULT_TRIALS` changes the number of trials per database. The
 //! Postgres run needs `DATABASE_URL` (a fresh database is created and
 //! dropped); without it it prints SKIPPED. The harness is
-//! `common::faults`, shared with the HA fault tests.
+//! `support::faults`, shared with the HA fault tests.
 
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 

@@ -7,7 +7,7 @@
 //! at least once, every duplicate keyed alike and marked as a re-send, every
 //! delivery in the history's delivery log, no episode left open).
 //!
-//! Built for reuse: the single-replica test (`server_fault_injection.rs`)
+//! Built for reuse: the single-replica test (`server/fault_injection.rs`)
 //! kills and restarts one replica; an HA test starts two [`Replica`]s on
 //! the same [`Lab`] and kills or freezes the leader.
 

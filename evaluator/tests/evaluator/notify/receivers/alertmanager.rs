@@ -108,7 +108,7 @@ receivers:
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 
-    // The same two alerts Vigil's side uses (see common::alert).
+    // The same two alerts Vigil's side uses (see support::alert).
     let n = notification(vec![
         alert("a", "critical", AlertStatus::Firing),
         alert("b", "critical", AlertStatus::Firing),
