@@ -19,13 +19,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::cargo_bin;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use vigil_evaluator::history::store::{episode_id, HistoryQuery, HistoryState};
 use vigil_evaluator::history::HistoryStore;
-use vigil_testkit::{cargo_bin, external_tool, free_port, wait_for_http, ChildGuard};
+use vigil_testkit::{external_tool, free_port, wait_for_http, ChildGuard};
 
 const DEADLINE: Duration = Duration::from_secs(40);
 

@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::cargo_bin;
 use serde_json::{json, Value};
-use vigil_testkit::{cargo_bin, external_tool, free_port, wait_for_http, ChildGuard};
+use vigil_testkit::{external_tool, free_port, wait_for_http, ChildGuard};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 

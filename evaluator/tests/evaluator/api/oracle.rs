@@ -14,10 +14,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::cargo_bin;
 use axum::routing;
 use axum::Router;
 use serde_json::Value;
-use vigil_testkit::{cargo_bin, external_tool, free_port, wait_for_http, ChildGuard};
+use vigil_testkit::{external_tool, free_port, wait_for_http, ChildGuard};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 

@@ -14,7 +14,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vigil_testkit::{cargo_bin, external_tool, free_port, wait_for_http, ChildGuard};
+use crate::support::cargo_bin;
+use vigil_testkit::{external_tool, free_port, wait_for_http, ChildGuard};
 
 const DEADLINE: Duration = Duration::from_secs(180);
 

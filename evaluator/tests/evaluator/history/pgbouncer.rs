@@ -233,6 +233,7 @@ async fn rig() -> Option<(pg::TestDb, PgBouncer)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_leases_and_migrations_work_concurrently_through_pgbouncer_in_transaction_mode() {
+    let _alone = crate::support::alone().await;
     let Some((db, bouncer)) = rig().await else {
         return;
     };
@@ -487,6 +488,7 @@ async fn the_transaction_pooling_migration_and_sqlx_migrator_wait_for_the_same_l
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_behind_pgbouncer_deliver_once_write_history_and_fail_over() {
+    let _alone = crate::support::alone().await;
     // Checked first so that a missing DATABASE_URL fails under
     // VIGIL_REQUIRE_EXTERNAL_TOOLS=1 like the other tests.
     let Some(pg_db) = pg::TestDb::postgres_unborn() else {

@@ -194,6 +194,7 @@ fn probe(listen: u16) -> Option<Duration> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_flood_of_posted_alerts_is_delivered_or_refused_while_readers_read() {
+    let _alone = crate::support::alone().await;
     let dir = tempfile::tempdir().unwrap();
     let target = Target::start().await;
     let (hook, hook_port) = Hook::start().await;

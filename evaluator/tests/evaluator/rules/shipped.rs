@@ -7,9 +7,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::cargo_bin;
 use vigil_evaluator::rules::file::{load_rule_files, RuleSpec};
 use vigil_evaluator::rules::unit_test::load_test_file;
-use vigil_testkit::{cargo_bin, external_tool, workspace_root};
+use vigil_testkit::{external_tool, workspace_root};
 
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)

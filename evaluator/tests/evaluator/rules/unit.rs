@@ -8,8 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::cargo_bin;
 use vigil_evaluator::rules::unit_test::{run_test_file, FileReport};
-use vigil_testkit::{cargo_bin, workspace_root};
+use vigil_testkit::workspace_root;
 
 const RULES: &str = r#"groups:
 - name: rec

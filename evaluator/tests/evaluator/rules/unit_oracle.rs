@@ -17,7 +17,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
-use vigil_testkit::{cargo_bin, external_tool};
+use crate::support::cargo_bin;
+use vigil_testkit::external_tool;
 
 const FILES: usize = 30;
 const GROUPS_PER_FILE: usize = 3;

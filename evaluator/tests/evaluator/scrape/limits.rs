@@ -77,6 +77,7 @@ async fn metrics_text(listen: u16) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_answers_within_100ms_while_two_jobs_scrape_a_series_with_20000_labels() {
+    let _alone = crate::support::alone().await;
     let dir = tempfile::tempdir().unwrap();
     let labels: Vec<String> = (0..20_000)
         .map(|i| format!("label_{i}=\"value_{i}\""))
@@ -144,6 +145,7 @@ async fn health_answers_within_100ms_while_two_jobs_scrape_a_series_with_20000_l
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_with_200000_series_cannot_starve_a_small_target_of_the_series_limit() {
+    let _alone = crate::support::alone().await;
     let dir = tempfile::tempdir().unwrap();
     let big: String = (0..200_000)
         .map(|i| format!("big_series{{shard=\"{}\",i=\"{i}\"}} 1\n", i % 16))

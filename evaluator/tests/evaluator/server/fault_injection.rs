@@ -25,6 +25,7 @@ use common::process::TestDb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_every_notification_survives_kill_9_at_random_lifecycle_points() {
+    let _alone = crate::support::alone().await;
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::sqlite(dir.path()).await;
     single_replica_run("sqlite fault injection", dir.path(), &db, trials(28)).await;
@@ -33,6 +34,7 @@ async fn sqlite_every_notification_survives_kill_9_at_random_lifecycle_points() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_every_notification_survives_kill_9_at_random_lifecycle_points() {
+    let _alone = crate::support::alone().await;
     let Some(db) = TestDb::postgres().await else {
         println!("SKIPPED: DATABASE_URL is not set to a Postgres server");
         return;
@@ -49,6 +51,7 @@ async fn postgres_every_notification_survives_kill_9_at_random_lifecycle_points(
 /// and the deliveries made meanwhile are in the history's delivery log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_up_does_not_wait_for_the_database_and_the_history_catches_up() {
+    let _alone = crate::support::alone().await;
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("later");
     let mut db = TestDb::sqlite(dir.path()).await;
@@ -121,6 +124,7 @@ async fn start_up_does_not_wait_for_the_database_and_the_history_catches_up() {
 /// episode is left open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_saved_state_resolves_the_alerts_that_ended_while_down() {
+    let _alone = crate::support::alone().await;
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("db");
     let away = dir.path().join("db-away");

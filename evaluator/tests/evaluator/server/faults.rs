@@ -194,6 +194,7 @@ fn glob_bin() -> Option<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stopped_for_30_s_loses_and_repeats_no_notification() {
+    let _alone = crate::support::alone().await;
     let Some(pg) = PrivatePostgres::start() else {
         return;
     };
@@ -298,6 +299,7 @@ async fn postgres_stopped_for_30_s_loses_and_repeats_no_notification() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standby_takes_over_from_a_killed_leader_without_repeating_or_losing() {
+    let _alone = crate::support::alone().await;
     let Some(db) = TestDb::postgres().await else {
         println!("SKIPPED: DATABASE_URL is not set to a Postgres server");
         return;
@@ -379,6 +381,7 @@ async fn the_standby_takes_over_from_a_killed_leader_without_repeating_or_losing
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_down_for_20_s_gets_everything_once_and_in_order() {
+    let _alone = crate::support::alone().await;
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let db = TestDb::sqlite(dir).await;
@@ -426,6 +429,7 @@ async fn a_receiver_down_for_20_s_gets_everything_once_and_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_while_a_delivery_is_retried_the_restart_delivers_it_once() {
+    let _alone = crate::support::alone().await;
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let db = TestDb::sqlite(dir).await;

@@ -24,6 +24,7 @@ use common::process::TestDb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_and_frozen_leaders_lose_no_notification_and_a_resumed_one_sends_nothing() {
+    let _alone = crate::support::alone().await;
     let Some(db) = TestDb::postgres().await else {
         println!("SKIPPED: DATABASE_URL is not set to a Postgres server");
         return;

@@ -46,6 +46,7 @@ async fn silent(addr: SocketAddr) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_idle_http_clients_are_disconnected_while_health_answers() {
+    let _alone = crate::support::alone().await;
     let dir = tempfile::tempdir().unwrap();
     let listen = free_port();
     std::fs::write(dir.path().join("rules.yaml"), "groups: []\n").unwrap();

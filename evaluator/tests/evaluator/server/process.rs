@@ -15,10 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::cargo_bin;
 use common::process::{
     log_of, signal, start_evaluator, wait_for_exit, wait_until, Target, Webhook, DEADLINE,
 };
-use vigil_testkit::{cargo_bin, free_port, wait_for_http, ChildGuard};
+use vigil_testkit::{free_port, wait_for_http, ChildGuard};
 
 /// Writes `vigil.yaml`, `rules.yaml` and `notify.yaml` into `dir`: one rule
 /// firing at once with a templated annotation, resolved notifications off.

@@ -16,6 +16,7 @@ pub mod pgbouncer;
 pub mod process;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
@@ -26,6 +27,30 @@ use vigil_evaluator::notify::alert::{
 use vigil_evaluator::notify::receivers::{
     build_integrations, GlobalReceiverDefaults, IntegrationSections, Receiver,
 };
+
+/// The path of a workspace binary. The evaluator's is the one Cargo built
+/// for this test target, so no test starts a `cargo build --workspace
+/// --tests` (the test kit's way) while the others run; other binaries come
+/// from the test kit.
+pub fn cargo_bin(name: &str) -> PathBuf {
+    if name == "vigil-evaluator" {
+        PathBuf::from(env!("CARGO_BIN_EXE_vigil-evaluator"))
+    } else {
+        vigil_testkit::cargo_bin(name)
+    }
+}
+
+/// Serialises the tests that must not share the machine with each other:
+/// they time the evaluator's answers (health within 100 ms, fail-over
+/// within two lease periods) or run several evaluator processes through
+/// kills and outages. When each file was its own test binary, tests of
+/// different files never overlapped; in this one, these take this lock
+/// first. Tokio's mutex: it is held across awaits, and a test that panics
+/// while holding it does not poison it.
+pub async fn alone() -> tokio::sync::MutexGuard<'static, ()> {
+    static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    ALONE.lock().await
+}
 
 /// One alert of the `HighErrorRate` group on route `/x`.
 pub fn alert(pod: &str, severity: &str, status: AlertStatus) -> NotifiedAlert {

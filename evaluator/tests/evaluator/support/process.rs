@@ -14,13 +14,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::cargo_bin;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::Value;
 use sqlx::AnyPool;
-use vigil_testkit::{cargo_bin, ChildGuard};
+use vigil_testkit::ChildGuard;
 
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
