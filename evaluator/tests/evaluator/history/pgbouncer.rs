@@ -499,7 +499,7 @@ async fn two_replicas_behind_pgbouncer_deliver_once_write_history_and_fail_over(
     let Some(bouncer) = PgBouncer::start(&server, SERVER_CONNECTIONS).await else {
         return;
     };
-    let db = common::process::TestDb::fresh_on(&server).await;
+    let db = pg::TestDb::fresh_on(&server).await;
     let root = tempfile::tempdir().unwrap();
     let setup = HaSetup {
         database_url: bouncer.url(&db.url),

@@ -1138,7 +1138,7 @@ impl Replica {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_node_always_leads() {
-    let db = TestDb::sqlite();
+    let db = TestDb::temp_sqlite();
     let history = Database::connect(&db.url).await.unwrap();
     let stop = CancellationToken::new();
     let elector = LeaderElector::start(

@@ -30,8 +30,9 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
+use common::db::TestDb;
 use common::process::{
-    log_of, metric, serve, start_evaluator, value_high_rules, write_config, Target, TestDb,
+    log_of, metric, serve, start_evaluator, value_high_rules, write_config, Target,
 };
 use serde_json::{json, Value};
 use vigil_testkit::{free_port, wait_for_http};

@@ -15,9 +15,10 @@ use crate::support as common;
 use std::path::Path;
 use std::time::Duration;
 
+use common::db::TestDb;
 use common::process::{
     kill9, log_of, start_evaluator, value_high_rules, wait_for_rows, wait_until, webhook_notify,
-    write_config, Target, TestDb, Webhook, DEADLINE,
+    write_config, Target, Webhook, DEADLINE,
 };
 use serde_json::Value;
 use vigil_testkit::{free_port, wait_for_http};
@@ -234,7 +235,8 @@ async fn an_unreachable_history_database_does_not_stop_evaluation_or_delivery() 
         pool: sqlx::any::AnyPoolOptions::new()
             .connect_lazy("sqlite::memory:")
             .unwrap(),
-        drop: None,
+        postgres: None,
+        dir: None,
     };
     let target = Target::start().await;
     let webhook = Webhook::start().await;

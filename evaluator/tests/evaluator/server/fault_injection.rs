@@ -20,8 +20,8 @@ use crate::support as common;
 
 use std::time::{Duration, Instant};
 
+use common::db::TestDb;
 use common::faults::{check_history, check_receiver, single_replica_run, trials, Lab, Timing};
-use common::process::TestDb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_every_notification_survives_kill_9_at_random_lifecycle_points() {

@@ -24,10 +24,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::db::TestDb;
 use common::process::{
     api_alerts, exactly_once, kill9, log_of, metric, read_log, start_evaluator, value_high_rules,
-    wait_for_rows, wait_until, wait_until_for, webhook_notify, write_config, Target, TestDb,
-    Webhook,
+    wait_for_rows, wait_until, wait_until_for, webhook_notify, write_config, Target, Webhook,
 };
 use vigil_testkit::{free_port, wait_for_http, REQUIRE_TOOLS_ENV};
 

@@ -18,9 +18,9 @@ use crate::support as common;
 
 use std::time::Duration;
 
+use common::db::TestDb;
 use common::faults::rng;
 use common::ha::{seed, trials, Fault, Ha, LEASE};
-use common::process::TestDb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_and_frozen_leaders_lose_no_notification_and_a_resumed_one_sends_nothing() {

@@ -1,53 +1,97 @@
-//! A database per test: SQLite in a temporary directory, or a fresh
-//! Postgres database created from `DATABASE_URL` and dropped with the
-//! guard, so tests run in parallel without seeing each other's rows.
-//! Without `DATABASE_URL` a Postgres test skips (SKIPPED on stderr), unless
-//! `VIGIL_REQUIRE_EXTERNAL_TOOLS=1` makes that a failure. `on_both!` runs a
-//! test function on each.
+//! A database per test: a SQLite file (in the test's directory or a
+//! temporary one), or a fresh Postgres database created on `DATABASE_URL`'s
+//! server and dropped at the end, so tests run in parallel without seeing
+//! each other's rows. Without `DATABASE_URL` a Postgres test skips (SKIPPED
+//! on stderr), unless `VIGIL_REQUIRE_EXTERNAL_TOOLS=1` makes that a
+//! failure. `on_both!` runs a test function on each.
 
 #![allow(dead_code, unused_macros)]
 
-use sqlx::{Connection, Executor};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A database for one test, removed when dropped.
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Connection, Executor};
+
+/// The database of one test; a Postgres one is dropped by
+/// [`TestDb::finish`], or when the value is dropped.
 pub struct TestDb {
     pub url: String,
-    _dir: Option<tempfile::TempDir>,
-    /// Postgres: the admin URL (`DATABASE_URL`) and this database's name.
+    /// A lazy one-connection pool on [`TestDb::url`], for the test's own
+    /// queries ([`TestDb::count`]).
+    pub pool: AnyPool,
+    /// Postgres: the server URL it was created from and this database's
+    /// name.
     pub postgres: Option<(String, String)>,
+    /// The temporary directory holding the SQLite file of
+    /// [`TestDb::temp_sqlite`], removed with it.
+    pub dir: Option<tempfile::TempDir>,
 }
 
 impl TestDb {
-    pub fn sqlite() -> TestDb {
+    /// The SQLite file `history.db` in `dir` (created on first use).
+    pub async fn sqlite(dir: &Path) -> TestDb {
+        TestDb::sqlite_file(dir)
+    }
+
+    /// A SQLite file in a temporary directory of its own.
+    pub fn temp_sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let url = format!("sqlite://{}", dir.path().join("vigil.db").display());
+        let mut db = TestDb::sqlite_file(dir.path());
+        db.dir = Some(dir);
+        db
+    }
+
+    fn sqlite_file(dir: &Path) -> TestDb {
+        let url = format!("sqlite://{}", dir.join("history.db").display());
         TestDb {
+            pool: lazy_pool(&format!("{url}?mode=rwc")),
             url,
-            _dir: Some(dir),
             postgres: None,
+            dir: None,
         }
     }
 
-    /// A fresh Postgres database; `None` when `DATABASE_URL` is not a
-    /// Postgres URL (and external tools are not required).
+    /// A fresh Postgres database on `DATABASE_URL`'s server; `None` when
+    /// `DATABASE_URL` is not a Postgres URL (and external tools are not
+    /// required).
     pub async fn postgres() -> Option<TestDb> {
-        let db = TestDb::postgres_unborn()?;
-        db.create().await;
-        Some(db)
+        Some(TestDb::fresh_on(&admin_url()?).await)
     }
 
-    /// A name and URL for a fresh Postgres database, not created yet.
+    /// A fresh database on the Postgres server at `server` (any database
+    /// URL of it).
+    pub async fn fresh_on(server: &str) -> TestDb {
+        let db = TestDb::unborn_on(server);
+        db.create().await;
+        db
+    }
+
+    /// A name and URL for a fresh Postgres database on `DATABASE_URL`'s
+    /// server, not created yet.
     pub fn postgres_unborn() -> Option<TestDb> {
-        let admin = admin_url()?;
+        Some(TestDb::unborn_on(&admin_url()?))
+    }
+
+    fn unborn_on(server: &str) -> TestDb {
+        // One process runs every test: the counter keeps two tests that
+        // start in the same nanosecond apart.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() % 1_000_000_000);
         let name = format!(
-            "vigil_test_{}",
-            vigil_evaluator::history::new_id(chrono::Utc::now())
+            "vigil_test_{}_{nanos}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        Some(TestDb {
-            url: with_database(&admin, &name),
-            _dir: None,
-            postgres: Some((admin, name)),
-        })
+        let url = with_database(server, &name);
+        TestDb {
+            pool: lazy_pool(&url),
+            url,
+            postgres: Some((server.to_string(), name)),
+            dir: None,
+        }
     }
 
     /// Creates the database of [`TestDb::postgres_unborn`].
@@ -59,6 +103,23 @@ impl TestDb {
         conn.execute(format!("CREATE DATABASE \"{name}\"").as_str())
             .await
             .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
+    }
+
+    /// A count query's answer, or -1 while the table does not exist yet
+    /// (or the database does not answer).
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or(-1)
+    }
+
+    /// Closes the pool and drops a Postgres database now.
+    pub async fn finish(mut self) {
+        self.pool.close().await;
+        if let Some((admin, name)) = self.postgres.take() {
+            drop_database(&admin, &name).await;
+        }
     }
 }
 
@@ -75,15 +136,26 @@ impl Drop for TestDb {
             else {
                 return;
             };
-            runtime.block_on(async {
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                    let _ = conn.execute(sql.as_str()).await;
-                }
-            });
+            runtime.block_on(drop_database(&admin, &name));
         })
         .join();
     }
+}
+
+async fn drop_database(admin: &str, name: &str) {
+    if let Ok(mut conn) = sqlx::PgConnection::connect(admin).await {
+        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+        let _ = conn.execute(sql.as_str()).await;
+    }
+}
+
+/// A pool that connects on first use, with one connection.
+fn lazy_pool(url: &str) -> AnyPool {
+    sqlx::any::install_default_drivers();
+    AnyPoolOptions::new()
+        .max_connections(1)
+        .connect_lazy(url)
+        .unwrap_or_else(|e| panic!("bad test database URL {url}: {e}"))
 }
 
 /// `DATABASE_URL`, or `None` after printing SKIPPED (a failure when
@@ -123,7 +195,7 @@ macro_rules! on_both {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let db = crate::support::db::TestDb::sqlite();
+                let db = crate::support::db::TestDb::temp_sqlite();
                 super::$name(db.url.clone()).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,7 +29,8 @@ use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use vigil_testkit::{free_port, ChildGuard};
 
-use super::process::{serve, Target, TestDb};
+use super::db::TestDb;
+use super::process::{serve, Target};
 
 /// The seed of a fault run: `VIGIL_FAULT_SEED` when set, else the clock.
 /// Printed, so a failing run can be repeated exactly (as far as process

@@ -30,8 +30,9 @@ use rand::Rng;
 use serde_json::Value;
 use vigil_testkit::{free_port, ChildGuard};
 
+use super::db::TestDb;
 use super::process::{
-    kill9, read_log, serve, signal, start_evaluator, value_high_rules, write_config, Target, TestDb,
+    kill9, read_log, serve, signal, start_evaluator, value_high_rules, write_config, Target,
 };
 
 /// The default lease (5 s): a frozen leader must be replaced within two.

@@ -1,9 +1,8 @@
 //! Running `vigil-evaluator run` as a real process in a test: a scrape
 //! target whose values the test sets, a webhook receiver that records every
-//! notification it accepts (and can be told to refuse them), the history
-//! database (a SQLite file, or a fresh Postgres database dropped at the
-//! end), config files, and waits that poll against a deadline so a broken
-//! build fails instead of hanging.
+//! notification it accepts (and can be told to refuse them), config files,
+//! and waits that poll against a deadline so a broken build fails instead
+//! of hanging.
 
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
@@ -15,12 +14,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::cargo_bin;
+use super::db::TestDb;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::Value;
-use sqlx::AnyPool;
 use vigil_testkit::ChildGuard;
 
 pub const DEADLINE: Duration = Duration::from_secs(30);
@@ -218,93 +217,6 @@ pub async fn serve(app: Router) -> u16 {
         let _ = axum::serve(listener, app).await;
     });
     port
-}
-
-/// The history database of one test: a SQLite file in the test's directory,
-/// or a fresh Postgres database dropped at the end.
-pub struct TestDb {
-    pub url: String,
-    pub pool: AnyPool,
-    /// The server URL and database name to drop (Postgres only).
-    pub drop: Option<(String, String)>,
-}
-
-impl TestDb {
-    pub async fn sqlite(dir: &Path) -> TestDb {
-        sqlx::any::install_default_drivers();
-        let url = format!("sqlite://{}", dir.join("history.db").display());
-        let pool = sqlx::any::AnyPoolOptions::new()
-            .max_connections(1)
-            .connect_lazy(&format!("{url}?mode=rwc"))
-            .unwrap();
-        TestDb {
-            url,
-            pool,
-            drop: None,
-        }
-    }
-
-    /// A fresh database on the Postgres server of `DATABASE_URL`; `None`
-    /// (the test prints SKIPPED) when it is not set.
-    pub async fn postgres() -> Option<TestDb> {
-        let server = std::env::var("DATABASE_URL")
-            .ok()
-            .filter(|u| u.starts_with("postgres"))?;
-        Some(TestDb::fresh_on(&server).await)
-    }
-
-    /// A fresh database on the Postgres server at `server` (any database
-    /// URL of it).
-    pub async fn fresh_on(server: &str) -> TestDb {
-        sqlx::any::install_default_drivers();
-        let name = format!(
-            "vigil_test_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-                % 1_000_000_000
-        );
-        let admin = AnyPool::connect(server).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&admin)
-            .await
-            .unwrap();
-        admin.close().await;
-        let base = server.split('?').next().unwrap();
-        let (prefix, _) = base.rsplit_once('/').unwrap();
-        let url = format!("{prefix}/{name}");
-        let pool = sqlx::any::AnyPoolOptions::new()
-            .max_connections(1)
-            .connect_lazy(&url)
-            .unwrap();
-        TestDb {
-            url,
-            pool,
-            drop: Some((server.to_string(), name)),
-        }
-    }
-
-    /// A count query's answer, or -1 while the table does not exist yet
-    /// (or the database does not answer).
-    pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar::<_, i64>(sql)
-            .fetch_one(&self.pool)
-            .await
-            .unwrap_or(-1)
-    }
-
-    pub async fn finish(self) {
-        self.pool.close().await;
-        if let Some((server, name)) = self.drop {
-            let admin = AnyPool::connect(&server).await.unwrap();
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&admin)
-                .await;
-            admin.close().await;
-        }
-    }
 }
 
 /// `rules.yaml` with one alerting rule `ValueHigh: vigil_test_value > 0`.
