@@ -9,10 +9,11 @@
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
 use crate::support::db as pg;
+use crate::support::wait;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
@@ -216,16 +217,16 @@ fn eq(name: &str, value: &str) -> Value {
 }
 
 /// Polls `condition` (history writes are batched) until it holds.
-async fn eventually<F, Fut>(what: &str, mut condition: F)
+async fn eventually<F, Fut>(what: &str, condition: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let limit = Duration::from_secs(10);
+    assert!(
+        wait::until(limit, Duration::from_millis(50), condition).await,
+        "timed out waiting for {what}"
+    );
 }
 
 // ------------------------------------------------------------------ alerts

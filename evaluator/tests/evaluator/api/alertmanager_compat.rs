@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
 use crate::support::db as pg;
+use crate::support::wait;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -163,16 +164,12 @@ fn logs(dir: &Path) -> String {
     )
 }
 
-async fn wait_until(what: &str, dir: &Path, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; {}",
-            logs(dir)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+async fn wait_until(what: &str, dir: &Path, done: impl FnMut() -> bool) {
+    assert!(
+        wait::until_sync(DEADLINE, Duration::from_millis(100), done).await,
+        "timed out waiting for {what}; {}",
+        logs(dir)
+    );
 }
 
 async fn get_json(url: &str) -> Value {

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
 use crate::support::db as pg;
+use crate::support::wait;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -70,19 +71,15 @@ fn record(rule: &str, extra: &[(&str, &str)], state: HistoryState, start: i64) -
 
 /// Polls `condition` until it holds; fails after `limit`. Waits on the
 /// database or a background task, never asserts timing.
-async fn eventually<F, Fut>(what: &str, limit: Duration, mut condition: F)
+async fn eventually<F, Fut>(what: &str, limit: Duration, condition: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + limit;
-    while !condition().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert!(
+        wait::until(limit, Duration::from_millis(20), condition).await,
+        "{what}: not within {limit:?}"
+    );
 }
 
 async fn count(store: &HistoryStore, table: &str) -> i64 {

@@ -16,6 +16,7 @@
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
 use crate::support as common;
+use crate::support::wait;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -157,12 +158,11 @@ impl Rig {
     }
 }
 
-async fn wait(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+async fn wait(what: &str, done: impl FnMut() -> bool) {
+    assert!(
+        wait::until_sync(DEADLINE, Duration::from_millis(50), done).await,
+        "timed out waiting for {what}"
+    );
 }
 
 fn notification(pod: &str) -> Notification {
@@ -437,14 +437,11 @@ impl Elected {
 }
 
 async fn wait_rows(store: &HistoryStore, what: &str, sql: &str, want: i64) {
-    let deadline = Instant::now() + DEADLINE;
-    while count(store, sql).await != want {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {sql}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let reached = wait::until(DEADLINE, Duration::from_millis(50), || async {
+        count(store, sql).await == want
+    })
+    .await;
+    assert!(reached, "timed out waiting for {what}: {sql}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,6 +31,7 @@ use vigil_testkit::{free_port, ChildGuard};
 
 use super::db::TestDb;
 use super::process::{serve, Target};
+use super::wait;
 
 /// The seed of a fault run: `VIGIL_FAULT_SEED` when set, else the clock.
 /// Printed, so a failing run can be repeated exactly (as far as process
@@ -331,16 +332,13 @@ impl Lab {
         &self,
         what: &str,
         deadline: Duration,
-        mut done: impl FnMut() -> bool,
+        done: impl FnMut() -> bool,
     ) -> Result<(), String> {
-        let until = Instant::now() + deadline;
-        while !done() {
-            if Instant::now() >= until {
-                return Err(format!("timed out after {deadline:?} waiting for {what}"));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        if wait::until_sync(deadline, Duration::from_millis(20), done).await {
+            Ok(())
+        } else {
+            Err(format!("timed out after {deadline:?} waiting for {what}"))
         }
-        Ok(())
     }
 }
 
@@ -406,17 +404,16 @@ impl Replica {
         state: &str,
         deadline: Duration,
     ) -> Result<(), String> {
-        let until = Instant::now() + deadline;
-        loop {
-            if self.alert_state(series).await.as_deref() == Some(state) {
-                return Ok(());
-            }
-            if Instant::now() >= until {
-                return Err(format!(
-                    "timed out after {deadline:?} waiting for alert {series} to be {state}"
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let reached = wait::until(deadline, Duration::from_millis(20), || async {
+            self.alert_state(series).await.as_deref() == Some(state)
+        })
+        .await;
+        if reached {
+            Ok(())
+        } else {
+            Err(format!(
+                "timed out after {deadline:?} waiting for alert {series} to be {state}"
+            ))
         }
     }
 }

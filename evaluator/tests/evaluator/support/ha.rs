@@ -34,6 +34,7 @@ use super::db::TestDb;
 use super::process::{
     kill9, read_log, serve, signal, start_evaluator, value_high_rules, write_config, Target,
 };
+use super::wait;
 
 /// The default lease (5 s): a frozen leader must be replaced within two.
 pub const LEASE: Duration = Duration::from_secs(5);
@@ -346,31 +347,20 @@ impl Ha {
     }
 
     async fn wait(&self, what: &str, limit: Duration, mut done: impl FnMut(&Ha) -> bool) {
-        let deadline = Instant::now() + limit;
-        while !done(self) {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; logs:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.wait_async(what, limit, || std::future::ready(done(self)))
+            .await;
     }
 
-    async fn wait_async<F, Fut>(&self, what: &str, limit: Duration, mut done: F)
+    async fn wait_async<F, Fut>(&self, what: &str, limit: Duration, done: F)
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
-        let deadline = Instant::now() + limit;
-        while !done().await {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; logs:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        assert!(
+            wait::until(limit, Duration::from_millis(50), done).await,
+            "timed out waiting for {what}; logs:\n{}",
+            self.logs()
+        );
     }
 
     /// The last lines of both replicas' logs.
@@ -388,24 +378,14 @@ impl Ha {
 
     /// Waits until a live lease holder is one of our running replicas.
     async fn current_leader(&self) -> usize {
-        let deadline = Instant::now() + RECOVERY;
-        loop {
-            if let Some((pid, _)) = self.lease_holder().await {
-                if let Some(i) = self
-                    .replicas
-                    .iter()
-                    .position(|r| r.pid() == pid && !r.frozen)
-                {
-                    return i;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no replica leads; logs:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait::poll(RECOVERY, Duration::from_millis(50), || async move {
+            let (pid, _) = self.lease_holder().await?;
+            self.replicas
+                .iter()
+                .position(|r| r.pid() == pid && !r.frozen)
+        })
+        .await
+        .unwrap_or_else(|| panic!("no replica leads; logs:\n{}", self.logs()))
     }
 
     /// Waits until the receiver holds (or got) `series`' firing request from
@@ -428,19 +408,18 @@ impl Ha {
     /// Waits until replica `other` holds the lease; the time since `since`.
     async fn failover_to(&self, other: usize, since: Instant) -> Duration {
         let pid = self.replicas[other].pid();
-        let deadline = Instant::now() + RECOVERY;
-        loop {
-            if self.lease_holder().await.is_some_and(|(p, _)| p == pid) {
-                return since.elapsed();
-            }
-            assert!(
-                Instant::now() < deadline,
+        wait::poll(RECOVERY, Duration::from_millis(25), || async move {
+            let holds = self.lease_holder().await.is_some_and(|(p, _)| p == pid);
+            holds.then(|| since.elapsed())
+        })
+        .await
+        .unwrap_or_else(|| {
+            panic!(
                 "{} did not take over; logs:\n{}",
                 self.replicas[other].name,
                 self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+            )
+        })
     }
 
     /// Starts replica `i` again (its killed process is reaped on drop).

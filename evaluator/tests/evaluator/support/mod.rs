@@ -14,6 +14,7 @@ pub mod faults;
 pub mod ha;
 pub mod pgbouncer;
 pub mod process;
+pub mod wait;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

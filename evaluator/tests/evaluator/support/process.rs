@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::cargo_bin;
 use super::db::TestDb;
+use super::wait;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -300,32 +301,30 @@ pub async fn wait_until_for(
     deadline: Duration,
     done: &mut dyn FnMut() -> bool,
 ) {
-    let deadline = Instant::now() + deadline;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; evaluator log:\n{}",
-            log_of(dir)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert!(
+        wait::until_sync(deadline, Duration::from_millis(100), done).await,
+        "timed out waiting for {what}; evaluator log:\n{}",
+        log_of(dir)
+    );
 }
 
 /// Polls `sql` (a count) until it reaches at least `want`.
 pub async fn wait_for_rows(what: &str, dir: &Path, db: &TestDb, sql: &str, want: i64) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let n = db.count(sql).await;
-        if n >= want {
-            return;
+    let last = std::cell::Cell::new(-1);
+    let reached = wait::until(DEADLINE, Duration::from_millis(200), || {
+        let last = &last;
+        async move {
+            last.set(db.count(sql).await);
+            last.get() >= want
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what} ({sql} = {n}, want {want}); evaluator log:\n{}",
-            log_of(dir)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await;
+    assert!(
+        reached,
+        "timed out waiting for {what} ({sql} = {}, want {want}); evaluator log:\n{}",
+        last.get(),
+        log_of(dir)
+    );
 }
 
 pub fn wait_for_exit(child: &mut ChildGuard) -> Option<std::process::ExitStatus> {
