@@ -8,10 +8,10 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
+use crate::support::api_state::app_state;
 use crate::support::db as pg;
 use crate::support::wait;
 
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -31,11 +31,9 @@ use vigil_evaluator::notify::alert::{Alert, Fingerprint};
 use vigil_evaluator::notify::notifier::Notifier;
 use vigil_evaluator::notify::receivers::Secret;
 use vigil_evaluator::notify::silence::DEFAULT_RETENTION;
-use vigil_evaluator::promql::Engine;
 use vigil_evaluator::server::api::alertmanager::{sync_once, AlertmanagerApi};
 use vigil_evaluator::server::api::{router, AppState};
 use vigil_evaluator::server::metrics::ServerMetrics;
-use vigil_evaluator::store::Store;
 
 const NOTIFY: &str = "\
 global: {resolve_timeout: 5m}
@@ -108,21 +106,14 @@ impl Replica {
             NOTIFY,
         );
         let metrics = ServerMetrics::register(&registry).unwrap();
-        let (reload, _) = tokio::sync::mpsc::channel(1);
         let state = Arc::new(AppState {
-            ready: AtomicBool::new(true),
             registry,
             metrics,
-            targets: RwLock::new(Vec::new()),
-            store: Arc::new(RwLock::new(Store::new(1000))),
             token: RwLock::new(token.map(Secret::new)),
-            reload,
-            engine: Engine::default(),
-            rule_groups: RwLock::new(Vec::new()),
             alertmanager: Arc::new(api),
             history: store.clone(),
-            read_requires_token: AtomicBool::new(false),
             clock: Arc::clone(&clock) as Arc<dyn Clock>,
+            ..app_state()
         });
         Replica {
             state,

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::cargo_bin;
+use crate::support::process::evaluator_command;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -139,16 +139,7 @@ fn start_evaluator(config: &Path, dir: &Path) -> ChildGuard {
 /// logging to `dir/log`.
 fn start_evaluator_on(config: &Path, dir: &Path, database: Option<&str>, log: &str) -> ChildGuard {
     let log = std::fs::File::create(dir.join(log)).unwrap();
-    let mut command = Command::new(cargo_bin("vigil-evaluator"));
-    command
-        .args(["run", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .env_remove("VIGIL_API_TOKEN")
-        .env_remove("DATABASE_URL")
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(log);
+    let mut command = evaluator_command(config, dir, log);
     if let Some(url) = database {
         command.env("DATABASE_URL", url);
     }

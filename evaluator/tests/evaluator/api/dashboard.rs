@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::cargo_bin;
+use crate::support::process::evaluator_command;
 use serde_json::{json, Value};
 use vigil_testkit::{external_tool, free_port, wait_for_http, ChildGuard};
 
@@ -227,16 +227,7 @@ fn write_config(dir: &Path, listen: u16) -> PathBuf {
 
 fn start_evaluator(config: &Path, dir: &Path, token: Option<&str>) -> ChildGuard {
     let log = std::fs::File::create(dir.join("evaluator.log")).unwrap();
-    let mut command = Command::new(cargo_bin("vigil-evaluator"));
-    command
-        .args(["run", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .env_remove("VIGIL_API_TOKEN")
-        .env_remove("DATABASE_URL")
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(log);
+    let mut command = evaluator_command(config, dir, log);
     if let Some(token) = token {
         command.env("VIGIL_API_TOKEN", token);
     }

@@ -6,18 +6,15 @@
 
 use crate::support::api_state;
 
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 
-use api_state::{idle_alertmanager, unused_history};
+use api_state::app_state;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 use vigil_evaluator::labels::Labels;
-use vigil_evaluator::promql::Engine;
 use vigil_evaluator::server::api::{router, AppState};
-use vigil_evaluator::server::metrics::ServerMetrics;
 use vigil_evaluator::store::Store;
 
 /// `up` for two targets and a counter, sampled every 15s from t=700s to
@@ -41,23 +38,9 @@ fn loaded_store() -> Store {
 }
 
 fn app() -> axum::Router {
-    let registry = prometheus::Registry::new();
-    let metrics = ServerMetrics::register(&registry).unwrap();
-    let (reload, _) = tokio::sync::mpsc::channel(1);
     router(Arc::new(AppState {
-        ready: AtomicBool::new(true),
-        registry,
-        metrics,
-        targets: RwLock::new(Vec::new()),
         store: Arc::new(RwLock::new(loaded_store())),
-        token: RwLock::new(None),
-        reload,
-        engine: Engine::default(),
-        alertmanager: idle_alertmanager(),
-        rule_groups: RwLock::new(Vec::new()),
-        history: unused_history(),
-        read_requires_token: AtomicBool::new(false),
-        clock: Arc::new(vigil_evaluator::clock::SystemClock),
+        ..app_state()
     }))
 }
 

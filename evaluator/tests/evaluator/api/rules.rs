@@ -7,11 +7,10 @@
 use crate::support::api_state;
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-use api_state::{idle_alertmanager, unused_history};
+use api_state::app_state;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
@@ -24,7 +23,6 @@ use vigil_evaluator::scrape::{Health, TargetState};
 use vigil_evaluator::server::api::rules::format_alert_value;
 use vigil_evaluator::server::api::targets::discovered_labels;
 use vigil_evaluator::server::api::{router, AppState};
-use vigil_evaluator::server::metrics::ServerMetrics;
 use vigil_evaluator::server::query_adapter::{SharedStore, StoreQueryEngine};
 use vigil_evaluator::store::Store;
 
@@ -98,25 +96,12 @@ fn evaluated_groups(store: &SharedStore) -> Vec<Arc<Mutex<RuleGroup>>> {
 }
 
 fn app() -> axum::Router {
-    let registry = prometheus::Registry::new();
-    let metrics = ServerMetrics::register(&registry).unwrap();
-    let (reload, _) = tokio::sync::mpsc::channel(1);
     let store = store();
     let groups = evaluated_groups(&store);
     router(Arc::new(AppState {
-        ready: AtomicBool::new(true),
-        registry,
-        metrics,
-        targets: RwLock::new(Vec::new()),
         store,
-        token: RwLock::new(None),
-        reload,
-        engine: Engine::default(),
-        alertmanager: idle_alertmanager(),
         rule_groups: RwLock::new(groups),
-        history: unused_history(),
-        read_requires_token: AtomicBool::new(false),
-        clock: Arc::new(vigil_evaluator::clock::SystemClock),
+        ..app_state()
     }))
 }
 

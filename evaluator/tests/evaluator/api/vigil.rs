@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 
-use api_state::idle_alertmanager;
+use api_state::app_state;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use chrono::{DateTime, Utc};
@@ -26,11 +26,9 @@ use vigil_evaluator::history::{Database, HistoryStore};
 use vigil_evaluator::labels::Labels;
 use vigil_evaluator::notify::alert::{AlertStatus, Fingerprint};
 use vigil_evaluator::notify::receivers::Secret;
-use vigil_evaluator::promql::Engine;
 use vigil_evaluator::server::api::vigil::OPENAPI;
 use vigil_evaluator::server::api::{router, AppState};
 use vigil_evaluator::server::metrics::ServerMetrics;
-use vigil_evaluator::store::Store;
 
 // ---------------------------------------------------------------- harness
 
@@ -51,21 +49,13 @@ impl Api {
         let history = HistoryStore::new(Database::connect(url).await.unwrap())
             .with_metrics(&registry)
             .unwrap();
-        let (reload, _) = tokio::sync::mpsc::channel(1);
         let app = router(Arc::new(AppState {
-            ready: AtomicBool::new(true),
             registry,
             metrics,
-            targets: RwLock::new(Vec::new()),
-            store: Arc::new(RwLock::new(Store::new(1000))),
             token: RwLock::new(token.map(Secret::new)),
-            reload,
-            engine: Engine::default(),
-            rule_groups: RwLock::new(Vec::new()),
-            alertmanager: idle_alertmanager(),
             history: history.clone(),
             read_requires_token: AtomicBool::new(read_requires_token),
-            clock: Arc::new(vigil_evaluator::clock::SystemClock),
+            ..app_state()
         }));
         Api { app, history }
     }

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ use serde_json::Value;
 use vigil_testkit::{free_port, ChildGuard};
 
 use super::db::TestDb;
-use super::process::{serve, Target};
+use super::process::{evaluator_command, serve, Target};
 use super::wait;
 
 /// The seed of a fault run: `VIGIL_FAULT_SEED` when set, else the clock.
@@ -288,18 +288,8 @@ impl Lab {
             .append(true)
             .open(self.dir.join(&log))
             .unwrap();
-        // The binary Cargo built for this test target (in its feature set),
-        // so running this test alone builds no other test target.
         let child = ChildGuard::spawn(
-            Command::new(env!("CARGO_BIN_EXE_vigil-evaluator"))
-                .args(["run", "--config"])
-                .arg(&config)
-                .env("RUST_LOG", "info")
-                .env("DATABASE_URL", &self.database_url)
-                .env_remove("VIGIL_API_TOKEN")
-                .current_dir(&self.dir)
-                .stdout(Stdio::null())
-                .stderr(file),
+            evaluator_command(&config, &self.dir, file).env("DATABASE_URL", &self.database_url),
         );
         Replica {
             child: Some(child),

@@ -265,20 +265,28 @@ pub fn start_evaluator(
         .append(true)
         .open(dir.join(log))
         .unwrap();
+    let mut command = evaluator_command(config, dir, log);
+    if let Some(url) = database_url {
+        command.env("DATABASE_URL", url);
+    }
+    ChildGuard::spawn(&mut command)
+}
+
+/// `vigil-evaluator run --config <config>` in `dir`, logging at `info` to
+/// `log`, with neither the API token nor the database URL of the test's own
+/// environment.
+pub fn evaluator_command(config: &Path, dir: &Path, log: std::fs::File) -> Command {
     let mut command = Command::new(cargo_bin("vigil-evaluator"));
     command
         .args(["run", "--config"])
         .arg(config)
         .env("RUST_LOG", "info")
         .env_remove("VIGIL_API_TOKEN")
+        .env_remove("DATABASE_URL")
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(log);
-    match database_url {
-        Some(url) => command.env("DATABASE_URL", url),
-        None => command.env_remove("DATABASE_URL"),
-    };
-    ChildGuard::spawn(&mut command)
+    command
 }
 
 pub fn log_of(dir: &Path) -> String {
