@@ -3,6 +3,7 @@
 //! a history store that is never reached. One place builds the state, so
 //! each test names only the parts it exercises.
 
+#![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 #![allow(dead_code)]
 
 use std::sync::atomic::AtomicBool;
