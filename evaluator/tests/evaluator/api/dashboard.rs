@@ -17,6 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::process::evaluator_command;
+use crate::support::wait;
 use serde_json::{json, Value};
 use vigil_testkit::{external_tool, free_port, wait_for_http, ChildGuard};
 
@@ -172,20 +173,18 @@ impl Browser {
 
     /// Polls `script` until it returns `true`.
     async fn wait_for(&self, what: &str, script: &str) {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if self.execute(script).await == Value::Bool(true) {
-                return;
-            }
+        let shown = wait::until(DEADLINE, Duration::from_millis(200), || async {
+            self.execute(script).await == Value::Bool(true)
+        })
+        .await;
+        if !shown {
             let page = self
                 .execute("return document.querySelector('main').innerText")
                 .await;
-            assert!(
-                Instant::now() < deadline,
+            panic!(
                 "timed out waiting for {what}; the page shows:\n{}",
                 page.as_str().unwrap_or_default()
             );
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 }

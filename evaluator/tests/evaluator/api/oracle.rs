@@ -12,9 +12,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::cargo_bin;
+use crate::support::wait;
 use axum::routing;
 use axum::Router;
 use serde_json::Value;
@@ -159,28 +160,31 @@ async fn get(port: u16, path: &str, params: &[(&str, String)]) -> Value {
 
 /// Waits until `port` holds at least three samples of the exposition.
 async fn wait_for_samples(port: u16) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
-        let body = query(
-            port,
-            r#"count_over_time(oracle_temperature{room="a"}[1m])"#,
-            now,
-        )
-        .await;
-        let count = body["data"]["result"][0]["value"][1]
-            .as_str()
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0);
-        if count >= 3.0 {
-            return;
+    let last = std::cell::RefCell::new(Value::Null);
+    let scraped = wait::until(DEADLINE, Duration::from_millis(200), || {
+        let last = &last;
+        async move {
+            let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+            let body = query(
+                port,
+                r#"count_over_time(oracle_temperature{room="a"}[1m])"#,
+                now,
+            )
+            .await;
+            let count = body["data"]["result"][0]["value"][1]
+                .as_str()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            *last.borrow_mut() = body;
+            count >= 3.0
         }
-        assert!(
-            Instant::now() < deadline,
-            "port {port} did not scrape three samples in time: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await;
+    assert!(
+        scraped,
+        "port {port} did not scrape three samples in time: {}",
+        last.borrow()
+    );
 }
 
 fn number(v: &Value) -> f64 {

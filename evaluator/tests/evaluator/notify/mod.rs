@@ -1,8 +1,8 @@
 //! Notifications: the pipeline on a simulated clock, routing against
-//! amtool, the delivery task over the outbox, backpressure, and the
-//! receivers.
+//! amtool, the delivery task over the outbox, and the receivers.
+//! `backpressure.rs` is here too but runs in the `alone` test binary
+//! (`tests/alone/main.rs`), which says why.
 
-mod backpressure;
 mod delivery_outbox;
 mod pipeline;
 mod receivers;

@@ -45,8 +45,9 @@ pub fn cargo_bin(name: &str) -> PathBuf {
 /// they time the evaluator's answers (health within 100 ms, fail-over
 /// within two lease periods) or run several evaluator processes through
 /// kills and outages. When each file was its own test binary, tests of
-/// different files never overlapped; in this one, these take this lock
-/// first. Tokio's mutex: it is held across awaits, and a test that panics
+/// different files never overlapped; now these take this lock first (the
+/// timing ones also run in the `alone` binary, away from every other
+/// test). Tokio's mutex: it is held across awaits, and a test that panics
 /// while holding it does not poison it.
 pub async fn alone() -> tokio::sync::MutexGuard<'static, ()> {
     static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
