@@ -41,7 +41,7 @@
 //! then runs every statement unnamed inside a transaction, so each round is
 //! one BEGIN…COMMIT on whichever server connection the pooler lends, and the
 //! schema is migrated under a transaction-level lock ([`super::db`]).
-//! `evaluator/tests/pgbouncer.rs` runs two replicas through a real
+//! `evaluator/tests/evaluator/history/pgbouncer.rs` runs two replicas through a real
 //! PgBouncer in transaction mode with two server connections, and kills the
 //! leader.
 //!

@@ -1,0 +1,9 @@
+//! Notifications: the pipeline on a simulated clock, routing against
+//! amtool, the delivery task over the outbox, and the receivers.
+//! `backpressure.rs` is here too but runs in the `alone` test binary
+//! (`tests/alone/main.rs`), which says why.
+
+mod delivery_outbox;
+mod pipeline;
+mod receivers;
+mod routing;

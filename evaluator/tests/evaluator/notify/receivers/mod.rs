@@ -1,0 +1,7 @@
+//! Receivers: their configuration as users write it, and each kind against
+//! a real peer (HTTP server, SMTP server, Alertmanager).
+
+mod alertmanager;
+mod config;
+mod email;
+mod http;
