@@ -3,10 +3,12 @@
 //!
 //! The modules follow the data flow: [`scrape`] → [`store`] → [`promql`] →
 //! [`rules`] → [`alerts`] → [`notify`]; [`labels`] holds the label-set type they share,
-//! [`cli`] the command-line entry points, and [`server`] the running process;
+//! [`cli`] the command-line entry points, [`api`] the HTTP handlers, and
+//! [`server`] the running process that wires them all together;
 //! all of them read time from one injected [`clock::Clock`].
 
 pub mod alerts;
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod history;

@@ -14,9 +14,9 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use serde_json::{json, Value};
 use tower::ServiceExt;
+use vigil_evaluator::api::{router, AppState};
 use vigil_evaluator::labels::Labels;
 use vigil_evaluator::promql::Engine;
-use vigil_evaluator::server::api::{router, AppState};
 use vigil_evaluator::server::metrics::ServerMetrics;
 use vigil_evaluator::store::Store;
 

@@ -23,6 +23,8 @@ use axum::http::{header, Method, Request, StatusCode};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use tower::ServiceExt;
+use vigil_evaluator::api::vigil::OPENAPI;
+use vigil_evaluator::api::{router, AppState};
 use vigil_evaluator::history::outbox::OutboxEntry;
 use vigil_evaluator::history::store::{EpisodeRecord, HistoryState, HistoryWrite, Transition};
 use vigil_evaluator::history::{Database, HistoryStore};
@@ -30,8 +32,6 @@ use vigil_evaluator::labels::Labels;
 use vigil_evaluator::notify::alert::{AlertStatus, Fingerprint};
 use vigil_evaluator::notify::receivers::Secret;
 use vigil_evaluator::promql::Engine;
-use vigil_evaluator::server::api::vigil::OPENAPI;
-use vigil_evaluator::server::api::{router, AppState};
 use vigil_evaluator::server::metrics::ServerMetrics;
 use vigil_evaluator::store::Store;
 

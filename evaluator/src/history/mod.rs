@@ -75,8 +75,10 @@ pub mod db;
 pub mod leader;
 pub mod lease;
 pub mod outbox;
+pub mod posted;
 pub mod silences;
 pub mod store;
+pub mod sync;
 pub mod writer;
 
 use std::time::Duration;

@@ -23,8 +23,6 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::adapters::{to_notifier_alert, to_notifier_alerts, ScrapeToStore};
-use super::api::alertmanager::{self, AlertmanagerApi};
-use super::api::{router, AppState, ReloadRequest};
 use super::config::{self, ConfigErrors, ConfigProblem, ValidatedConfig};
 use super::delivery::{run_delivery, Outbox};
 use super::durability::{
@@ -34,7 +32,10 @@ use super::durability::{
 use super::metrics::{MetricsError, ServerMetrics};
 use super::query_adapter::{write_store, SharedStore, StoreQueryEngine};
 use crate::alerts::state::millis;
+use crate::api::alertmanager::AlertmanagerApi;
+use crate::api::{router, AppState, ReloadRequest};
 use crate::clock::{Clock, SystemClock};
+use crate::history;
 use crate::notify::alert::{Alert, Notification};
 use crate::notify::deliver::{DeliveryStage, Retrier, RetryPolicy};
 use crate::notify::notifier::{self, Notifier};
@@ -276,7 +277,7 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
     ));
     if saved.is_some() {
         alertmanager.restore_open_episodes(
-            alertmanager::load_open_episodes(&durability.store, clock.now()).await,
+            history::sync::load_open_episodes(&durability.store, clock.now()).await,
         );
     }
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
@@ -373,10 +374,10 @@ pub async fn run(options: Options) -> Result<(), ServerError> {
         })
     };
 
-    let am_sync = tokio::spawn(alertmanager::run_sync(
+    let am_sync = tokio::spawn(history::sync::run_sync(
         Arc::clone(&alertmanager),
         durability.store.clone(),
-        alertmanager::SYNC_EVERY,
+        history::sync::SYNC_EVERY,
         shutdown.clone(),
     ));
 
@@ -559,7 +560,7 @@ async fn merge_late_saved_state(
     let entries = saved.restore_notifier(&mut *notifier.lock().await, true);
     state
         .alertmanager
-        .restore_open_episodes(alertmanager::load_open_episodes(store, clock.now()).await);
+        .restore_open_episodes(history::sync::load_open_episodes(store, clock.now()).await);
     store.set_restore_pending(false);
     // Bounded: a group that never finishes an evaluation does not keep the
     // resolutions back for ever.

@@ -1,7 +1,7 @@
 //! The evaluator server (`vigil-evaluator run`): its configuration file
 //! (`vigil.yaml`), and the process that wires the stages together —
-//! scrape → store → rules → alerts → notify → receivers — with the HTTP
-//! app, reload and graceful shutdown.
+//! scrape → store → rules → alerts → notify → receivers — with the
+//! HTTP app ([`crate::api`]), reload and graceful shutdown.
 //!
 //! - [`config`]: `vigil.yaml` and the one validation pass over it and every
 //!   file it names (rule files, the notification config).
@@ -12,17 +12,12 @@
 //! - [`delivery`]: notifications to the receivers' integrations, with retry.
 //! - [`durability`]: SQL history, outbox and restart state wired in.
 //! - [`metrics`]: the evaluator's own `/metrics`.
-//! - [`api`]: the HTTP router (operational endpoints; the query and alert
-//!   APIs plug in here).
-//! - [`dashboard`]: the web page at `/`, reading only the HTTP API.
 //! - [`watch`]: reload when the config, rule or notification files change.
 //! - [`app`]: building, running, reloading and stopping all of it.
 
 pub mod adapters;
-pub mod api;
 pub mod app;
 pub mod config;
-pub mod dashboard;
 pub mod database_location;
 pub mod delivery;
 pub mod durability;

@@ -25,8 +25,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::api::ReloadRequest;
 use super::config::{config_dir, expand_rule_files, ConfigFile};
+use crate::api::ReloadRequest;
 
 /// Computes the fingerprint of the files a config file names.
 #[derive(Debug, Clone)]

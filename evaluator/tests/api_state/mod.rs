@@ -1,4 +1,4 @@
-//! Parts of an [`AppState`](vigil_evaluator::server::api::AppState) that API
+//! Parts of an [`AppState`](vigil_evaluator::api::AppState) that API
 //! tests need but do not exercise: an Alertmanager API over an idle
 //! notifier, and a history store that is never reached.
 
@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
+use vigil_evaluator::api::alertmanager::AlertmanagerApi;
 use vigil_evaluator::clock::SystemClock;
 use vigil_evaluator::history::{Database, HistoryStore};
 use vigil_evaluator::notify::notifier::Notifier;
-use vigil_evaluator::server::api::alertmanager::AlertmanagerApi;
 
 /// `/api/v2` over a notifier with one receiver and no alerts.
 pub fn idle_alertmanager() -> Arc<AlertmanagerApi> {
