@@ -13,7 +13,12 @@
 //! - [`durability`]: SQL history, outbox and restart state wired in.
 //! - [`metrics`]: the evaluator's own `/metrics`.
 //! - [`watch`]: reload when the config, rule or notification files change.
-//! - [`app`]: building, running, reloading and stopping all of it.
+//! - [`app`]: [`Running`], the composition root: building, running and
+//!   stopping all of it.
+//! - [`reload`]: swapping in a new config while running.
+//! - [`restore`]: the saved state brought back at start (or late).
+//! - [`tasks`]: the one drain token and the tasks that end on it, in
+//!   data-flow order; the signal handlers; the scrape loops.
 
 pub mod adapters;
 pub mod app;
@@ -23,7 +28,10 @@ pub mod delivery;
 pub mod durability;
 pub mod metrics;
 pub mod query_adapter;
+pub mod reload;
+pub mod restore;
+pub mod tasks;
 pub mod watch;
 
-pub use app::{run, Options, ServerError};
+pub use app::{run, Options, Running, ServerError};
 pub use config::{ConfigErrors, ConfigProblem, ValidatedConfig};
