@@ -360,12 +360,9 @@ fn list_alerts<'a>(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a panic is how a test reports failure
 mod tests {
+    use super::super::params::tests::t;
     use super::*;
     use crate::notify::notifier::Notifier;
-
-    fn t(secs: i64) -> DateTime<Utc> {
-        DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(1_700_000_000 + secs)
-    }
 
     /// The Alertmanager side-by-side bench at a tenth of its size: one
     /// inhibit rule per team, all muting the same warnings. Every listed

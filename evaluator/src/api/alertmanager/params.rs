@@ -74,10 +74,11 @@ pub(super) fn filter_param(pairs: &[(String, String)]) -> Result<Vec<Matcher>, A
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a panic is how a test reports failure
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn t(secs: i64) -> DateTime<Utc> {
+    /// A time `secs` after a fixed start, for the handlers' tests.
+    pub(in crate::api::alertmanager) fn t(secs: i64) -> DateTime<Utc> {
         DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(1_700_000_000 + secs)
     }
 

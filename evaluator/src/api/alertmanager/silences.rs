@@ -344,11 +344,8 @@ pub async fn post_silences(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a panic is how a test reports failure
 mod tests {
+    use super::super::params::tests::t;
     use super::*;
-
-    fn t(secs: i64) -> DateTime<Utc> {
-        DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(1_700_000_000 + secs)
-    }
 
     #[test]
     fn silence_ids_look_like_uuids() {
