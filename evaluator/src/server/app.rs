@@ -84,6 +84,9 @@ pub enum ServerError {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub config_file: PathBuf,
+    /// How long the deliveries in flight and the history flush may run on
+    /// after the drain signal. Given at start: the delivery task and the
+    /// history writer are built with it.
     pub shutdown_grace: Duration,
 }
 
