@@ -2,12 +2,14 @@
 //! evaluates Prometheus-format rules and turns their results into alerts.
 //!
 //! The modules follow the data flow: [`scrape`] → [`store`] → [`promql`] →
-//! [`rules`] → [`alerts`] → [`notify`]; [`labels`] and [`sample`] hold the label-set and sample
-//! types they share,
-//! [`cli`] the command-line entry points, and [`server`] the running process;
-//! all of them read time from one injected [`clock::Clock`].
+//! [`rules`] → [`alerts`] → [`notify`] → [`history`]; [`labels`] and
+//! [`sample`] hold the label-set and sample types they share, [`cli`] the
+//! command-line entry points, [`api`] the HTTP handlers, and [`server`] the
+//! running process that wires them all together; all of them read time
+//! from one injected [`clock::Clock`].
 
 pub mod alerts;
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod hash;

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use libfuzzer_sys::fuzz_target;
-use vigil_evaluator::server::api::alertmanager::{decode_posted_alerts, decode_posted_silence};
+use vigil_evaluator::api::alertmanager::{decode_posted_alerts, decode_posted_silence};
 
 fuzz_target!(|data: &[u8]| {
     let now = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap_or_default();

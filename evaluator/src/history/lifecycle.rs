@@ -117,7 +117,7 @@ impl Durability {
 
     /// The stored silences, written through to the history from now on;
     /// none yet when the database does not answer (the periodic merge of
-    /// [`crate::server::api::alertmanager::run_sync`] brings them in later).
+    /// [`crate::history::sync::run_sync`] brings them in later).
     pub async fn load_silences(&self) -> SqlSilences {
         let writer = self.writer.clone();
         let load = SqlSilences::load(&self.store, writer.clone(), DEFAULT_RETENTION);

@@ -88,9 +88,11 @@ pub mod lifecycle;
 pub mod notification_log;
 pub mod outbox;
 pub mod payload;
+pub mod posted;
 pub mod restore;
 pub mod silences;
 pub mod store;
+pub mod sync;
 pub mod tracker;
 pub mod writer;
 

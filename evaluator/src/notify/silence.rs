@@ -1,13 +1,15 @@
-//! Silences: operator-created mutes (matchers plus a time window) and the
-//! store that holds them. The store is a trait so that the history stage can
-//! persist silences later; [`MemorySilences`] is the in-memory version.
+//! Silences: operator-created mutes (matchers plus a time window), the
+//! rules for creating and changing one (Alertmanager's: which matchers are
+//! valid, when a change may be made in place), and the store that holds
+//! them. The store is a trait so that the history stage can persist
+//! silences; [`MemorySilences`] is the in-memory version.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::matcher::{all_match, Matcher};
+use super::matcher::{all_match, anchored_regex, is_valid_label_name, MatchOp, Matcher};
 use crate::clock::add;
 use crate::labels::Labels;
 
@@ -31,6 +33,8 @@ pub enum SilenceError {
     NotFound(String),
     #[error("silence {0:?} has already expired")]
     AlreadyExpired(String),
+    #[error("invalid label matcher {index}: {why}")]
+    InvalidMatcher { index: usize, why: String },
 }
 
 /// One silence.
@@ -72,6 +76,98 @@ impl Silence {
             });
         }
         Ok(())
+    }
+}
+
+/// Where a silence stands at some time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SilenceState {
+    Active,
+    Pending,
+    Expired,
+}
+
+impl SilenceState {
+    pub fn of(s: &Silence, now: DateTime<Utc>) -> SilenceState {
+        if now < s.starts_at {
+            SilenceState::Pending
+        } else if now < s.ends_at {
+            SilenceState::Active
+        } else {
+            SilenceState::Expired
+        }
+    }
+
+    /// The name Alertmanager's API gives the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SilenceState::Active => "active",
+            SilenceState::Pending => "pending",
+            SilenceState::Expired => "expired",
+        }
+    }
+}
+
+/// One matcher of a silence as Alertmanager's API spells it: a name, a
+/// value, and whether it is an equality and whether a regex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatcherSpec {
+    pub name: String,
+    pub value: String,
+    pub is_equal: bool,
+    pub is_regex: bool,
+}
+
+/// A new silence (no id yet) from its parts, refusing a matcher whose name
+/// is not a label name or whose regex does not compile, as Alertmanager
+/// does.
+pub fn to_silence(
+    matchers: Vec<MatcherSpec>,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    created_by: String,
+    comment: String,
+) -> Result<Silence, SilenceError> {
+    let mut built = Vec::new();
+    for (index, m) in matchers.into_iter().enumerate() {
+        let invalid = |why: String| SilenceError::InvalidMatcher { index, why };
+        if !is_valid_label_name(&m.name) {
+            return Err(invalid(format!("invalid label name {:?}", m.name)));
+        }
+        let op = match (m.is_equal, m.is_regex) {
+            (true, false) => MatchOp::Equal,
+            (false, false) => MatchOp::NotEqual,
+            (true, true) => MatchOp::Regex,
+            (false, true) => MatchOp::NotRegex,
+        };
+        if m.is_regex {
+            anchored_regex(&m.value).map_err(|e| invalid(e.to_string()))?;
+        }
+        built.push(Matcher::new(m.name, op, m.value).map_err(|e| invalid(e.to_string()))?);
+    }
+    Ok(Silence {
+        id: String::new(),
+        matchers: built,
+        starts_at,
+        ends_at,
+        created_by,
+        comment,
+    })
+}
+
+/// Alertmanager's rule for changing a silence in place: same matchers, and
+/// an active silence keeps its start and does not end in the past, a
+/// pending one does not start in the past; an expired one never changes.
+pub fn can_update(old: &Silence, new: &Silence, now: DateTime<Utc>) -> bool {
+    if old.matchers != new.matchers {
+        return false;
+    }
+    match SilenceState::of(old, now) {
+        SilenceState::Active => {
+            old.starts_at.timestamp() == new.starts_at.timestamp() && new.ends_at >= now
+        }
+        SilenceState::Pending => new.starts_at >= now,
+        SilenceState::Expired => false,
     }
 }
 
@@ -249,6 +345,29 @@ mod tests {
         assert_eq!(
             store.upsert(silence(&["job=~.*"], 0, 1), t(0)),
             Err(SilenceError::MatchesEverything)
+        );
+    }
+
+    #[test]
+    fn silences_change_in_place_only_when_history_is_kept() {
+        let m = |s: &str| vec![parse_matcher(s).unwrap()];
+        let silence = |matchers, from, to| Silence {
+            id: "x".into(),
+            matchers,
+            starts_at: t(from),
+            ends_at: t(to),
+            created_by: "ops".into(),
+            comment: String::new(),
+        };
+        let active = silence(m("job=db"), 0, 100);
+        assert!(can_update(&active, &silence(m("job=db"), 0, 200), t(50)));
+        assert!(!can_update(&active, &silence(m("job=web"), 0, 200), t(50)));
+        assert!(!can_update(&active, &silence(m("job=db"), 10, 200), t(50)));
+        let pending = silence(m("job=db"), 100, 200);
+        assert!(can_update(&pending, &silence(m("job=db"), 60, 200), t(50)));
+        assert!(
+            !can_update(&active, &silence(m("job=db"), 0, 200), t(100)),
+            "expired"
         );
     }
 

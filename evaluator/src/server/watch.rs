@@ -16,17 +16,19 @@
 //! again.
 
 use std::collections::hash_map::DefaultHasher;
+use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::api::ReloadRequest;
 use super::config::{config_dir, expand_rule_files, ConfigFile};
+use crate::api::ReloadRequest;
+use crate::clock::Clock;
 
 /// Computes the fingerprint of the files a config file names.
 #[derive(Debug, Clone)]
@@ -82,32 +84,30 @@ impl Fingerprint {
     }
 }
 
-/// Starts the watcher on the real clock (`interval`; `None` starts
-/// nothing). It stops on `shutdown`.
-pub fn spawn(
+/// The watcher of `config_file`, ticking every `interval` on `clock`. It
+/// stops on `shutdown`.
+pub fn watcher(
     config_file: &Path,
-    interval: Option<Duration>,
+    interval: Duration,
     reload: &mpsc::Sender<ReloadRequest>,
     shutdown: &CancellationToken,
-) -> JoinHandle<()> {
-    let Some(interval) = interval else {
-        return tokio::spawn(async {});
-    };
+    clock: Arc<dyn Clock>,
+) -> impl Future<Output = ()> + Send + 'static {
     tracing::info!(
         every = ?interval,
         config = %config_file.display(),
         "watching the configuration files for changes"
     );
-    let ticks = futures::stream::unfold((), move |()| async move {
-        tokio::time::sleep(interval).await;
-        Some(((), ()))
+    let ticks = futures::stream::unfold(clock, move |clock| async move {
+        clock.sleep(interval).await;
+        Some(((), clock))
     });
-    tokio::spawn(watch(
+    watch(
         Fingerprint::new(config_file),
         Box::pin(ticks),
         reload.clone(),
         shutdown.clone(),
-    ))
+    )
 }
 
 /// The watch loop: takes the first fingerprint now, then compares on every

@@ -21,9 +21,12 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+use vigil_evaluator::api::alertmanager::AlertmanagerApi;
+use vigil_evaluator::api::{router, AppState};
 use vigil_evaluator::clock::{Clock, SimClock};
 use vigil_evaluator::history::silences::SqlSilences;
 use vigil_evaluator::history::store::{episode_id, HistoryQuery, HistoryState};
+use vigil_evaluator::history::sync::sync_once;
 use vigil_evaluator::history::writer::{HistoryWriter, WriterConfig};
 use vigil_evaluator::history::HistoryStore;
 use vigil_evaluator::labels::Labels;
@@ -31,8 +34,6 @@ use vigil_evaluator::notify::alert::{Alert, Fingerprint};
 use vigil_evaluator::notify::notifier::Notifier;
 use vigil_evaluator::notify::receivers::Secret;
 use vigil_evaluator::notify::silence::DEFAULT_RETENTION;
-use vigil_evaluator::server::api::alertmanager::{sync_once, AlertmanagerApi};
-use vigil_evaluator::server::api::{router, AppState};
 use vigil_evaluator::server::metrics::ServerMetrics;
 
 const NOTIFY: &str = "\

@@ -13,8 +13,8 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use serde_json::{json, Value};
 use tower::ServiceExt;
+use vigil_evaluator::api::{router, AppState};
 use vigil_evaluator::labels::Labels;
-use vigil_evaluator::server::api::{router, AppState};
 use vigil_evaluator::store::Store;
 
 /// `up` for two targets and a counter, sampled every 15s from t=700s to

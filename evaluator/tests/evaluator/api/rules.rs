@@ -15,14 +15,14 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 use tower::ServiceExt;
+use vigil_evaluator::api::rules::format_alert_value;
+use vigil_evaluator::api::targets::discovered_labels;
+use vigil_evaluator::api::{router, AppState};
 use vigil_evaluator::labels::Labels;
 use vigil_evaluator::promql::Engine;
 use vigil_evaluator::rules::file::parse_rule_file;
 use vigil_evaluator::rules::group::{GroupEnv, RuleGroup};
 use vigil_evaluator::scrape::{Health, TargetState};
-use vigil_evaluator::server::api::rules::format_alert_value;
-use vigil_evaluator::server::api::targets::discovered_labels;
-use vigil_evaluator::server::api::{router, AppState};
 use vigil_evaluator::server::query_adapter::{SharedStore, StoreQueryEngine};
 use vigil_evaluator::store::Store;
 

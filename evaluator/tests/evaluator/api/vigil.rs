@@ -20,14 +20,14 @@ use axum::http::{header, Method, Request, StatusCode};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use tower::ServiceExt;
+use vigil_evaluator::api::vigil::OPENAPI;
+use vigil_evaluator::api::{router, AppState};
 use vigil_evaluator::history::outbox::OutboxEntry;
 use vigil_evaluator::history::store::{EpisodeRecord, HistoryState, HistoryWrite, Transition};
 use vigil_evaluator::history::{Database, HistoryStore};
 use vigil_evaluator::labels::Labels;
 use vigil_evaluator::notify::alert::{AlertStatus, Fingerprint};
 use vigil_evaluator::notify::receivers::Secret;
-use vigil_evaluator::server::api::vigil::OPENAPI;
-use vigil_evaluator::server::api::{router, AppState};
 use vigil_evaluator::server::metrics::ServerMetrics;
 
 // ---------------------------------------------------------------- harness

@@ -9,12 +9,12 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 
+use vigil_evaluator::api::alertmanager::AlertmanagerApi;
+use vigil_evaluator::api::AppState;
 use vigil_evaluator::clock::SystemClock;
 use vigil_evaluator::history::{Database, HistoryStore};
 use vigil_evaluator::notify::notifier::Notifier;
 use vigil_evaluator::promql::Engine;
-use vigil_evaluator::server::api::alertmanager::AlertmanagerApi;
-use vigil_evaluator::server::api::AppState;
 use vigil_evaluator::server::metrics::ServerMetrics;
 use vigil_evaluator::store::Store;
 

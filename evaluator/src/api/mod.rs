@@ -13,9 +13,14 @@
 //! - [`vigil`]: Vigil's own API under `/api/vigil/v1` (alert history,
 //!   acknowledgements, per-rule stats, its OpenAPI document).
 //! - [`access`]: the bearer-token check on reads (`web.read_requires_token`).
+//! - [`dashboard`]: the web page at `/`, reading only the HTTP API.
+//!
+//! Handlers only: what they read and feed (the store, the notifier, the
+//! history) is built and wired by [`crate::server`].
 
 pub mod access;
 pub mod alertmanager;
+pub mod dashboard;
 pub mod error;
 pub mod prometheus;
 pub mod rules;
@@ -33,12 +38,12 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::{mpsc, oneshot};
 
-use super::metrics::ServerMetrics;
-use super::query_adapter::{read_store, SharedStore};
 use crate::notify::receivers::Secret;
 use crate::promql::Engine;
 use crate::rules::group::RuleGroup;
 use crate::scrape::TargetHandle;
+use crate::server::metrics::ServerMetrics;
+use crate::server::query_adapter::{read_store, SharedStore};
 
 /// How long `/metrics` waits for the history database.
 const METRICS_DB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
@@ -78,10 +83,10 @@ pub struct AppState {
 }
 
 /// The HTTP app over `state`, with the dashboard at `/`
-/// ([`super::dashboard`]).
+/// ([`dashboard`]).
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .merge(super::dashboard::router())
+        .merge(dashboard::router())
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .route("/metrics", get(metrics))

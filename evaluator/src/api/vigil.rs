@@ -31,7 +31,7 @@ use crate::notify::alert::Fingerprint;
 use crate::notify::matcher::parse_matchers;
 
 /// The OpenAPI 3 document of this API.
-pub const OPENAPI: &str = include_str!("../../../openapi.yaml");
+pub const OPENAPI: &str = include_str!("../../openapi.yaml");
 
 /// Default and largest `limit` of a history page.
 pub const DEFAULT_LIMIT: usize = 100;
