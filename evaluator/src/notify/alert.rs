@@ -123,18 +123,11 @@ impl Notification {
     /// same key as the first notification (as PagerDuty's `dedup_key`).
     /// `vigil-` and 16 hex digits.
     pub fn idempotency_key(&self) -> String {
-        const PRIME: u64 = 0x0000_0100_0000_01b3;
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut write = |bytes: &[u8]| {
-            for byte in bytes {
-                hash ^= u64::from(*byte);
-                hash = hash.wrapping_mul(PRIME);
-            }
-        };
-        write(self.receiver.as_bytes());
-        write(&[0xff]);
-        write(self.group_key.as_bytes());
-        write(&[0xff]);
+        let mut hasher = StableHasher::default();
+        hasher.write(self.receiver.as_bytes());
+        hasher.write_u8(0xff);
+        hasher.write(self.group_key.as_bytes());
+        hasher.write_u8(0xff);
         let mut alerts: Vec<(Fingerprint, AlertStatus, i64)> = self
             .alerts
             .iter()
@@ -148,11 +141,11 @@ impl Notification {
             .collect();
         alerts.sort_by_key(|(fp, _, _)| *fp);
         for (fp, status, starts_at) in alerts {
-            write(&fp.0.to_le_bytes());
-            write(status.as_str().as_bytes());
-            write(&starts_at.to_le_bytes());
+            hasher.write(&fp.0.to_le_bytes());
+            hasher.write(status.as_str().as_bytes());
+            hasher.write(&starts_at.to_le_bytes());
         }
-        format!("vigil-{hash:016x}")
+        format!("vigil-{:016x}", hasher.finish())
     }
 }
 

@@ -4,6 +4,7 @@
 //! health, last error and timings for the `/api/v1/rules` API.
 
 use std::collections::HashSet;
+use std::hash::Hasher;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use super::template::TemplateError;
 use crate::alerts::state::millis;
 use crate::alerts::{Alert, AlertState, AlertingRule, EvalContext};
 use crate::clock::Clock;
+use crate::hash::StableHasher;
 use crate::labels::Labels;
 use crate::stale::STALE_NAN;
 
@@ -290,18 +292,11 @@ impl RuleGroup {
     /// spreads them by a hash of file and name).
     pub fn eval_offset(&self) -> Duration {
         let interval_ms = millis(self.interval).max(1) as u64;
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in self
-            .file
-            .to_string_lossy()
-            .bytes()
-            .chain([0xff])
-            .chain(self.name.bytes())
-        {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        Duration::from_millis(hash % interval_ms)
+        let mut hasher = StableHasher::default();
+        hasher.write(self.file.to_string_lossy().as_bytes());
+        hasher.write_u8(0xff);
+        hasher.write(self.name.as_bytes());
+        Duration::from_millis(hasher.finish() % interval_ms)
     }
 
     /// The first evaluation slot strictly after `now_ms`: slots are

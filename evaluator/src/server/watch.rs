@@ -15,7 +15,6 @@
 //! and on `/-/ready`. A rejected content is not retried until it changes
 //! again.
 
-use std::collections::hash_map::DefaultHasher;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -29,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::{config_dir, expand_rule_files, ConfigFile};
 use crate::api::ReloadRequest;
 use crate::clock::Clock;
+use crate::hash::StableHasher;
 
 /// Computes the fingerprint of the files a config file names.
 #[derive(Debug, Clone)]
@@ -66,7 +66,7 @@ impl Fingerprint {
     /// A hash over the watched files' paths and contents (a missing or
     /// unreadable file hashes as such, so its appearance is a change).
     pub fn compute(&self) -> u64 {
-        let mut hasher = DefaultHasher::new();
+        let mut hasher = StableHasher::default();
         for file in self.files() {
             file.hash(&mut hasher);
             match std::fs::read(&file) {

@@ -16,6 +16,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use crate::hash::stable_hash;
+
 /// One embedded file.
 struct Asset {
     body: &'static str,
@@ -23,16 +25,9 @@ struct Asset {
     etag: &'static str,
 }
 
-/// FNV-1a over the file, as the quoted strong ETag `"vigil-<hex>"`.
+/// The file's stable hash, as the quoted strong ETag `"vigil-<hex>"`.
 const fn etag_bytes(body: &str) -> [u8; 24] {
-    let bytes = body.as_bytes();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0;
-    while i < bytes.len() {
-        hash ^= bytes[i] as u64;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        i += 1;
-    }
+    let hash = stable_hash(body.as_bytes());
     let mut out = *b"\"vigil-0000000000000000\"";
     let digits = b"0123456789abcdef";
     let mut d = 0;
