@@ -69,7 +69,11 @@
 //!   [`crate::notify::delivery::NotificationOutbox`].
 //! - [`payload`]: the stored form of a notification and its cooldown rows.
 //! - [`tracker`]: [`tracker::AlertTracker`], rule-group evaluations into
-//!   episodes, transitions and state snapshots.
+//!   episodes, transitions and state snapshots, and
+//!   [`tracker::PostedAlerts`], alerts posted to the Alertmanager API into
+//!   episodes and transitions.
+//! - [`sync`]: the API's open posted episodes kept in step with the
+//!   database that other replicas write too.
 //! - [`restore`]: the saved state put back into the rules and the notifier
 //!   at start.
 //! - [`lifecycle`]: [`lifecycle::Durability`], starting and stopping the
@@ -88,7 +92,6 @@ pub mod lifecycle;
 pub mod notification_log;
 pub mod outbox;
 pub mod payload;
-pub mod posted;
 pub mod restore;
 pub mod silences;
 pub mod store;

@@ -11,8 +11,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use super::posted::OpenEpisode;
 use super::store::{HistoryQuery, HistoryState};
+use super::tracker::OpenEpisode;
 use super::HistoryStore;
 use crate::api::alertmanager::AlertmanagerApi;
 use crate::clock::add;

@@ -63,8 +63,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
-use crate::history::posted::{OpenEpisode, PostedAlerts};
 use crate::history::store::HistoryWrite;
+use crate::history::tracker::{OpenEpisode, PostedAlerts};
 use crate::history::writer::HistoryWriter;
 use crate::notify::notifier::Notifier;
 

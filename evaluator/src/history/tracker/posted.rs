@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use super::store::{episode_id, EpisodeRecord, HistoryState, HistoryWrite, Transition};
+use super::state_change;
+use crate::history::store::{EpisodeRecord, HistoryState, HistoryWrite};
 use crate::labels::Labels;
 use crate::notify::alert::{Alert, Fingerprint};
 
@@ -77,18 +78,13 @@ impl PostedAlerts {
                     starts_at: alert.starts_at,
                     ends_at,
                 };
-                let writes = vec![
-                    HistoryWrite::Episode(episode(&open, HistoryState::Firing, None, now)),
-                    HistoryWrite::Transition(Transition {
-                        alert_id: episode_id(fingerprint, open.starts_at),
-                        from: HistoryState::Inactive,
-                        to: HistoryState::Firing,
-                        at: now,
-                        value: None,
-                    }),
-                ];
+                let writes = state_change(
+                    episode(&open, HistoryState::Firing, None, now),
+                    HistoryState::Inactive,
+                    now,
+                );
                 self.open.insert(fingerprint, open);
-                writes
+                writes.into()
             }
             // Resolved without a known start (senders repeat resolutions
             // for a while): nothing new to record.
@@ -142,22 +138,19 @@ fn resolved_writes(
     ends_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Vec<HistoryWrite> {
-    vec![
-        HistoryWrite::Episode(episode(open, HistoryState::Resolved, Some(ends_at), now)),
-        HistoryWrite::Transition(Transition {
-            alert_id: episode_id(open.fingerprint, open.starts_at),
-            from: HistoryState::Firing,
-            to: HistoryState::Resolved,
-            at: now,
-            value: None,
-        }),
-    ]
+    state_change(
+        episode(open, HistoryState::Resolved, Some(ends_at), now),
+        HistoryState::Firing,
+        now,
+    )
+    .into()
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a panic is how a test reports failure
 mod tests {
     use super::*;
+    use crate::history::store::episode_id;
 
     fn t(secs: i64) -> DateTime<Utc> {
         DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(1_700_000_000 + secs)

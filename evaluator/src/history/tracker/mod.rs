@@ -1,7 +1,14 @@
-//! The alert tracker: turns the alerts of each evaluated rule group into
-//! history writes (episodes, transitions, state snapshots), writing only
-//! what changed since the group's previous evaluation, and keeps the open
-//! episodes in the history equal to the alerts the evaluator holds.
+//! The alert trackers: they turn what the evaluator learns of alerts into
+//! history writes, an episode upsert and a transition per state change
+//! ([`state_change`], the one place such a pair is made). [`AlertTracker`]
+//! follows the alerts of each evaluated rule group (writing only what
+//! changed since the group's previous evaluation, and keeping the open
+//! episodes in the history equal to the alerts the evaluator holds);
+//! [`PostedAlerts`] follows the alerts posted to the Alertmanager API.
+
+mod posted;
+
+pub use posted::{OpenEpisode, PostedAlerts};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
@@ -228,14 +235,7 @@ impl AlertTracker {
             if from != current.state
                 && !(from == HistoryState::Inactive && current.state.is_closed())
             {
-                writes.push(HistoryWrite::Episode(episode.clone()));
-                writes.push(HistoryWrite::Transition(Transition {
-                    alert_id: episode.id(),
-                    from,
-                    to: current.state,
-                    at: now,
-                    value: Some(a.value),
-                }));
+                writes.extend(state_change(episode.clone(), from, now));
             }
             writes.push(HistoryWrite::Snapshot(snapshot(group, a, now)));
             present.insert(
@@ -299,15 +299,27 @@ fn closing_writes(
         end_reason: reason,
         ..episode.clone()
     };
+    state_change(closed, episode.state, now)
+}
+
+/// The writes of one state change of an alert: its episode as it is now
+/// (`episode.state` is the new state) and the transition into that state
+/// from `from` at `at`, carrying the episode's value.
+fn state_change(
+    episode: EpisodeRecord,
+    from: HistoryState,
+    at: DateTime<Utc>,
+) -> [HistoryWrite; 2] {
+    let transition = Transition {
+        alert_id: episode.id(),
+        from,
+        to: episode.state,
+        at,
+        value: episode.value,
+    };
     [
-        HistoryWrite::Episode(closed),
-        HistoryWrite::Transition(Transition {
-            alert_id: episode.id(),
-            from: episode.state,
-            to,
-            at: now,
-            value: episode.value,
-        }),
+        HistoryWrite::Episode(episode),
+        HistoryWrite::Transition(transition),
     ]
 }
 
