@@ -47,6 +47,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Describe, Either, Execute, Executor};
 
 use super::HistoryError;
+use crate::clock::{Clock, SystemClock};
 
 /// Which database a URL points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -595,12 +596,15 @@ pub async fn migrate_in_one_transaction(
                 .into(),
             ));
         }
-        let started = std::time::Instant::now();
+        // sqlx's bookkeeping column: how long the migration took, on the
+        // process's monotonic clock.
+        let started = SystemClock.monotonic();
         (&mut *tx)
             .execute(&*migration.sql)
             .await
             .map_err(|e| MigrateError::ExecuteMigration(e, migration.version))?;
-        let elapsed = i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX);
+        let elapsed = SystemClock.monotonic().saturating_sub(started);
+        let elapsed = i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX);
         sqlx::query(
             "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
              VALUES ($1, $2, TRUE, decode($3, 'hex'), $4)",
