@@ -8,6 +8,10 @@
 //! running process that wires them all together; all of them read time
 //! from one injected [`clock::Clock`].
 
+// Module docs are written for contributors and name the private parts of
+// each folder; `cargo doc --document-private-items` renders those links.
+#![allow(rustdoc::private_intra_doc_links)]
+
 pub mod alerts;
 pub mod api;
 pub mod cli;

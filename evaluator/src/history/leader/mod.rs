@@ -28,7 +28,7 @@
 //!
 //! Fencing: the term carries the epoch, and every outbox claim, outbox
 //! outcome and notification-log write of the leader carries it as a
-//! [`Fence`]; the database refuses such a write once the lease has a newer
+//! [`crate::history::lease::Fence`]; the database refuses such a write once the lease has a newer
 //! epoch (a take-over happened), so even a write that was already on its
 //! way when the process froze does not land.
 //!

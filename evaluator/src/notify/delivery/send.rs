@@ -1,6 +1,6 @@
 //! One delivery of one notification to one receiver integration, at the
 //! end of the pipeline: may this replica send (its leader term, and the
-//! outbox claim under it), the retrying [`DeliveryStage`], then counting,
+//! outbox claim under it), the retrying [`crate::notify::deliver::DeliveryStage`], then counting,
 //! logging and recording the outcome (the outbox entry marked sent, kept
 //! for a later retry, or failed; the notification-log and cooldown rows of
 //! a delivered notification).

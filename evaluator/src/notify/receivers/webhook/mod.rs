@@ -22,7 +22,7 @@
 //!
 //! Vigil adds `"idempotencyKey"` to the body (the same value as the
 //! `Idempotency-Key` header): the same on every attempt and every re-send of
-//! one notification (see [`Notification::idempotency_key`]). A re-send
+//! one notification (see [`crate::notify::alert::Notification::idempotency_key`]). A re-send
 //! after a crash or fail-over also carries `X-Vigil-Redelivery: true`.
 
 pub mod config;
