@@ -201,6 +201,7 @@ pub async fn load_saved_state_at_start(
 ) {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let background = store.clone();
+    let budget_clock = Arc::clone(&clock);
     let mut loading = tokio::spawn(async move {
         let mut logged = false;
         loop {
@@ -211,18 +212,22 @@ pub async fn load_saved_state_at_start(
                         tracing::error!(error = %e, "cannot load the saved alert state and notification log; retrying until the database answers");
                         logged = true;
                     }
-                    tokio::time::sleep(RESTORE_RETRY).await;
+                    clock.sleep(RESTORE_RETRY).await;
                 }
             }
         }
     });
-    match tokio::time::timeout(STARTUP_BUDGET, &mut loading).await {
-        Ok(Ok(saved)) => (Some(saved), None),
-        Ok(Err(e)) => {
+    let within_budget = tokio::select! {
+        loaded = &mut loading => Some(loaded),
+        () = budget_clock.sleep(STARTUP_BUDGET) => None,
+    };
+    match within_budget {
+        Some(Ok(saved)) => (Some(saved), None),
+        Some(Err(e)) => {
             tracing::error!(error = %e, "loading the saved state failed; alerts start over");
             (None, None)
         }
-        Err(_) => {
+        None => {
             tracing::error!(
                 budget_seconds = STARTUP_BUDGET.as_secs_f64(),
                 "the history database does not answer: starting without the saved alert state and notification log; they are merged in when it answers"
