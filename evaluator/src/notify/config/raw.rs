@@ -28,6 +28,9 @@ use serde_yaml::Value;
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDocument {
     pub global: Option<Value>,
+    /// `route:` with nothing under it is a route without a receiver, not a
+    /// missing route.
+    #[serde(default, deserialize_with = "written")]
     pub route: Option<Value>,
     pub inhibit_rules: Option<Value>,
     pub receivers: Option<Value>,
@@ -45,6 +48,8 @@ pub(super) struct RawDocument {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawGlobal {
     pub resolve_timeout: Option<Value>,
+    /// Handed to the receivers as written, `null` included.
+    #[serde(default, deserialize_with = "written")]
     pub http_config: Option<Value>,
     pub slack_api_url: Option<Value>,
     pub slack_api_url_file: Option<Value>,
@@ -58,6 +63,8 @@ pub(super) struct RawGlobal {
     pub smtp_auth_secret: Option<Value>,
     pub smtp_auth_secret_file: Option<Value>,
     pub smtp_require_tls: Option<Value>,
+    /// Handed to the e-mail receiver as written, `null` included.
+    #[serde(default, deserialize_with = "written")]
     pub smtp_tls_config: Option<Value>,
 }
 
@@ -103,6 +110,12 @@ pub(super) struct RawInhibitRule {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawReceiver {
     pub name: Option<Value>,
+}
+
+/// A field that is `Some` whenever its key is written, even as `null`
+/// (an `Option` field alone reads `null` as absent).
+fn written<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
 }
 
 /// The keys a raw struct accepts, in declaration order: the field list its

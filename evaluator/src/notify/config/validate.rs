@@ -495,22 +495,31 @@ impl Validator<'_> {
     }
 
     /// The matchers of a route or one side of an inhibit rule, from its
-    /// `match`-style map, its `match_re`-style map and its `matchers` list.
+    /// `match`-style map, its `match_re`-style map and its `matchers` list,
+    /// combined in the order they are written (the order the inhibitor
+    /// compares rules' matchers in).
     fn matchers(
         &mut self,
         [equal, regex, list]: [&Option<Value>; 3],
         path: &str,
         keys: [&str; 3],
     ) -> Vec<Matcher> {
+        let mut written: Vec<(String, &Value, Option<MatchOp>)> = [
+            (equal, Some(MatchOp::Equal)),
+            (regex, Some(MatchOp::Regex)),
+            (list, None),
+        ]
+        .into_iter()
+        .zip(keys)
+        .filter_map(|((value, op), key)| Some((key_path(path, key), value.as_ref()?, op)))
+        .collect();
+        written.sort_by_key(|(field, ..)| self.positions.key(field).map(|at| (at.line, at.column)));
         let mut out = Vec::new();
-        if let Some(value) = equal {
-            out.extend(self.legacy_matchers(value, &key_path(path, keys[0]), MatchOp::Equal));
-        }
-        if let Some(value) = regex {
-            out.extend(self.legacy_matchers(value, &key_path(path, keys[1]), MatchOp::Regex));
-        }
-        if let Some(value) = list {
-            out.extend(self.matcher_list(value, &key_path(path, keys[2])));
+        for (field, value, op) in written {
+            match op {
+                Some(op) => out.extend(self.legacy_matchers(value, &field, op)),
+                None => out.extend(self.matcher_list(value, &field)),
+            }
         }
         out
     }
@@ -662,7 +671,7 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
-pub(super) fn check_http_url(url: &str) -> Result<(), String> {
+fn check_http_url(url: &str) -> Result<(), String> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
@@ -673,7 +682,7 @@ pub(super) fn check_http_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub(super) fn check_host_port(value: &str) -> Result<(), String> {
+fn check_host_port(value: &str) -> Result<(), String> {
     match value.rsplit_once(':') {
         Some((host, port))
             if !host.is_empty() && !port.is_empty() && port.parse::<u16>().is_ok() =>
