@@ -5,15 +5,20 @@
 //! Every field is an `Option<Value>`, so deserialising a raw section cannot
 //! fail on a value: a wrong type, a bad duration or matcher is the
 //! validation pass's to report, in Vigil's words, next to every other
-//! problem of the file. serde stops at the first error, so unknown keys are
+//! problem of the file. A nested section (`route.routes[1]`, a receiver)
+//! stays a `Value` until the validation pass reaches it and reads it into
+//! its own raw struct, so one bad section does not hide the others.
+//!
+//! serde stops at the first error, so unknown keys are
 //! found before it runs: the validation pass compares a section's keys with
 //! the fields its raw struct declares ([`fields`], read from the struct's
 //! own `Deserialize` impl, so the list cannot drift from the struct),
 //! reports each unknown one with the expected keys, and deserialises what is
-//! left. `deny_unknown_fields` then guards that the two agree. (The exporter
-//! retries serde after each unknown-key error instead; that shows serde's
-//! messages, and the notification config keeps Alertmanager users' familiar
-//! `unknown field `x`; expected one of: ...` ones.)
+//! left; `deny_unknown_fields` then guards that the two agree. (The
+//! exporter instead retries serde after each unknown-key error, parsing its
+//! message; here the first pass keeps the notification config's own
+//! wording, "unknown field `x`; expected one of: a, b", and costs one
+//! deserialisation per section.)
 //!
 //! A receiver's integration sections (`slack_configs`, ...) are not fields:
 //! their keys come from the receivers registry, so adding a receiver touches
