@@ -114,14 +114,7 @@ impl Validator<'_> {
         let fields = raw::fields::<T>();
         let mut declared = Mapping::new();
         let mut rest = Mapping::new();
-        for (key, value) in map {
-            let Some(key) = scalar_string(key) else {
-                self.error(
-                    path,
-                    format!("expected field names, found a {} key", kind(key)),
-                );
-                continue;
-            };
+        for (key, value) in self.string_keys(map, path, "field names") {
             if fields.contains(&key.as_str()) {
                 declared.insert(Value::String(key), value.clone());
             } else if open.contains(&key.as_str()) {
@@ -144,6 +137,24 @@ impl Validator<'_> {
                 None
             }
         }
+    }
+
+    /// The entries of `map` with their keys as text; a key that is not a
+    /// scalar is reported as not being `what` (field names, label names).
+    fn string_keys<'v>(
+        &mut self,
+        map: &'v Mapping,
+        path: &str,
+        what: &str,
+    ) -> Vec<(String, &'v Value)> {
+        let mut out = Vec::new();
+        for (key, value) in map {
+            match scalar_string(key) {
+                Some(key) => out.push((key, value)),
+                None => self.error(path, format!("expected {what}, found a {} key", kind(key))),
+            }
+        }
+        out
     }
 
     fn string(&mut self, value: &Value, path: &str) -> Option<String> {
@@ -228,14 +239,7 @@ impl Validator<'_> {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for (key, value) in map {
-            let Some(name) = scalar_string(key) else {
-                self.error(
-                    path,
-                    format!("expected label names, found a {} key", kind(key)),
-                );
-                continue;
-            };
+        for (name, value) in self.string_keys(map, path, "label names") {
             let field = key_path(path, &name);
             if !is_valid_label_name(&name) {
                 self.error(
@@ -439,11 +443,7 @@ impl Validator<'_> {
         if let Some(value) = &raw.group_by {
             route.group_by = self.group_by(value, &field("group_by"));
         }
-        route.matchers = self.matchers(
-            [&raw.match_equal, &raw.match_re, &raw.matchers],
-            path,
-            ["match", "match_re", "matchers"],
-        );
+        route.matchers = self.matchers([&raw.match_equal, &raw.match_re, &raw.matchers], path, "");
         if let Some(value) = &raw.continue_matching {
             route.continue_matching = self.bool(value, &field("continue")).unwrap_or(false);
         }
@@ -495,15 +495,17 @@ impl Validator<'_> {
     }
 
     /// The matchers of a route or one side of an inhibit rule, from its
-    /// `match`-style map, its `match_re`-style map and its `matchers` list,
+    /// `match`-style map, its `match_re`-style map and its `matchers` list
+    /// (each key behind `prefix`: `source_`, `target_` in inhibit rules),
     /// combined in the order they are written (the order the inhibitor
     /// compares rules' matchers in).
     fn matchers(
         &mut self,
         [equal, regex, list]: [&Option<Value>; 3],
         path: &str,
-        keys: [&str; 3],
+        prefix: &str,
     ) -> Vec<Matcher> {
+        let keys = ["match", "match_re", "matchers"].map(|key| format!("{prefix}{key}"));
         let mut written: Vec<(String, &Value, Option<MatchOp>)> = [
             (equal, Some(MatchOp::Equal)),
             (regex, Some(MatchOp::Regex)),
@@ -511,7 +513,7 @@ impl Validator<'_> {
         ]
         .into_iter()
         .zip(keys)
-        .filter_map(|((value, op), key)| Some((key_path(path, key), value.as_ref()?, op)))
+        .filter_map(|((value, op), key)| Some((key_path(path, &key), value.as_ref()?, op)))
         .collect();
         written.sort_by_key(|(field, ..)| self.positions.key(field).map(|at| (at.line, at.column)));
         let mut out = Vec::new();
@@ -568,7 +570,7 @@ impl Validator<'_> {
                 &raw.source_matchers,
             ],
             path,
-            ["source_match", "source_match_re", "source_matchers"],
+            "source_",
         );
         let target_matchers = self.matchers(
             [
@@ -577,7 +579,7 @@ impl Validator<'_> {
                 &raw.target_matchers,
             ],
             path,
-            ["target_match", "target_match_re", "target_matchers"],
+            "target_",
         );
         let equal = match &raw.equal {
             Some(value) => self.label_name_list(value, &key_path(path, "equal")),
