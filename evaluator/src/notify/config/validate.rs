@@ -459,24 +459,9 @@ impl Validator<'_> {
         if let Some(value) = &raw.group_wait {
             route.group_wait = self.duration(value, &field("group_wait"));
         }
-        if let Some(value) = &raw.group_interval {
-            route.group_interval = self.duration(value, &field("group_interval"));
-            if route.group_interval == Some(Duration::ZERO) {
-                self.error(
-                    &field("group_interval"),
-                    "group_interval cannot be zero; use at least 1s",
-                );
-            }
-        }
-        if let Some(value) = &raw.repeat_interval {
-            route.repeat_interval = self.duration(value, &field("repeat_interval"));
-            if route.repeat_interval == Some(Duration::ZERO) {
-                self.error(
-                    &field("repeat_interval"),
-                    "repeat_interval cannot be zero; use at least 1s",
-                );
-            }
-        }
+        route.group_interval = self.interval(raw.group_interval.as_ref(), path, "group_interval");
+        route.repeat_interval =
+            self.interval(raw.repeat_interval.as_ref(), path, "repeat_interval");
         self.unsupported(
             raw.mute_time_intervals.as_ref(),
             path,
@@ -492,6 +477,17 @@ impl Validator<'_> {
             .matchers
             .sort_by(|a, b| (&a.name, &a.value, a.op).cmp(&(&b.name, &b.value, b.op)));
         route
+    }
+
+    /// A route's `group_interval` or `repeat_interval`: a duration that is
+    /// not zero.
+    fn interval(&mut self, value: Option<&Value>, path: &str, key: &str) -> Option<Duration> {
+        let field = key_path(path, key);
+        let interval = self.duration(value?, &field)?;
+        if interval.is_zero() {
+            self.error(&field, format!("{key} cannot be zero; use at least 1s"));
+        }
+        Some(interval)
     }
 
     /// The matchers of a route or one side of an inhibit rule, from its
