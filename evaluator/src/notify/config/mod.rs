@@ -1,6 +1,8 @@
 //! The notification config: Alertmanager's configuration file format
-//! (`global`, `route`, `inhibit_rules`, `receivers`), read and validated in
-//! one pass that reports every problem with file, line, column and field.
+//! (`global`, `route`, `inhibit_rules`, `receivers`), deserialised into the
+//! [`raw`] serde types (unknown keys denied) and turned into the validated
+//! types below by a separate [`validate`] pass that reports every problem
+//! with file, line, column and field.
 //!
 //! # Supported
 //!
@@ -40,11 +42,13 @@ use serde_yaml::Value;
 
 use super::matcher::Matcher;
 use super::receivers::registry::send_resolved_default;
+use validate::Validator;
 pub use vigil_common::problem::{Problem, Severity};
-use walk::Walker;
 
+mod checks;
+mod raw;
 mod receivers;
-mod walk;
+mod validate;
 
 pub use receivers::{build_receivers, ReceiverIntegrations};
 // Field positions come from the shared index; an entry's position is its
@@ -274,7 +278,7 @@ pub fn load_file(path: &Path) -> Result<NotifyConfig, ConfigError> {
 /// and anchors relative paths.
 pub fn parse(text: &str, file: &Path) -> Result<NotifyConfig, ConfigError> {
     let positions = Positions::build(text);
-    let mut walker = Walker {
+    let mut validator = Validator {
         file,
         positions: &positions,
         problems: Vec::new(),
@@ -293,8 +297,8 @@ pub fn parse(text: &str, file: &Path) -> Result<NotifyConfig, ConfigError> {
             )]));
         }
     };
-    let config = walker.document(&document);
-    let mut problems = walker.problems;
+    let config = validator.document(&document);
+    let mut problems = validator.problems;
     // In file order, so the list reads top to bottom alongside the file.
     problems.sort_by_key(Problem::file_order);
     if problems.iter().any(|p| !p.is_warning()) {
