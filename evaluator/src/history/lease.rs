@@ -34,6 +34,7 @@ use sqlx::any::AnyRow;
 
 use super::db::{column, Backend};
 use super::{Database, HistoryError};
+use crate::notify::delivery::Term;
 
 /// A fencing token: the lease a write depends on and the epoch under which
 /// the writer holds it.
@@ -41,6 +42,17 @@ use super::{Database, HistoryError};
 pub struct Fence {
     pub lease: String,
     pub epoch: i64,
+}
+
+impl Fence {
+    /// The fencing token a leader's writes under `term` carry; `None` for
+    /// an unfenced term.
+    pub fn of(term: &Term) -> Option<Fence> {
+        term.epoch().map(|epoch| Fence {
+            lease: term.lease().to_string(),
+            epoch,
+        })
+    }
 }
 
 impl std::fmt::Display for Fence {

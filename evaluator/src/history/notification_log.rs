@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use super::leader::{Leadership, Term};
+use super::lease::Fence;
 use super::outbox::{DeliveredRecord, OutboxEntry, OutboxStatus};
 use super::payload::{cooldown_rows, notification_from_payload, notification_payload};
 use super::store::HistoryWrite;
@@ -18,8 +18,8 @@ use super::writer::HistoryWriter;
 use super::{new_id, HistoryStore};
 use crate::notify::alert::{AlertStatus, Fingerprint, Notification};
 use crate::notify::delivery::{
-    idempotency_key, notify_log_row, Claim, NotificationOutbox, NotifyLogRow, OutboxError, Outcome,
-    PendingEntry,
+    idempotency_key, notify_log_row, Claim, Leadership, NotificationOutbox, NotifyLogRow,
+    OutboxError, Outcome, PendingEntry, Term,
 };
 
 /// Where notifications are queued before they are sent, and whether this
@@ -34,7 +34,7 @@ pub struct Outbox {
 impl Outbox {
     /// `write`, fenced by `term`'s epoch when it has one.
     fn fenced(term: Option<&Term>, write: HistoryWrite) -> HistoryWrite {
-        match term.and_then(Term::fence) {
+        match term.and_then(Fence::of) {
             Some(fence) => HistoryWrite::Fenced {
                 fence,
                 write: Box::new(write),
@@ -76,7 +76,7 @@ impl NotificationOutbox for Outbox {
     }
 
     async fn claim(&self, id: &str, term: &Term, now: DateTime<Utc>) -> Result<Claim, OutboxError> {
-        Ok(self.store.claim(id, term.fence().as_ref(), now).await?)
+        Ok(self.store.claim(id, Fence::of(term).as_ref(), now).await?)
     }
 
     async fn record(
@@ -86,7 +86,7 @@ impl NotificationOutbox for Outbox {
         now: DateTime<Utc>,
         term: Option<&Term>,
     ) -> Result<bool, OutboxError> {
-        let fence = term.and_then(Term::fence);
+        let fence = term.and_then(Fence::of);
         let fence = fence.as_ref();
         let marked = match outcome {
             Outcome::Sent { code, message_id } => {

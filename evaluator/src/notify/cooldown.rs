@@ -85,8 +85,8 @@ impl CooldownLedger {
         }
     }
 
-    /// Puts back an entry saved before a restart (see
-    /// [`crate::history::store::CooldownRow`]).
+    /// Puts back an entry saved before a restart (the history's cooldown
+    /// rows).
     pub fn restore(
         &mut self,
         receiver: &str,

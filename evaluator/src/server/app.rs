@@ -390,7 +390,7 @@ impl Running {
         self.tasks.spawn(
             "silence sync",
             run_sync(
-                Arc::clone(&self.state.alertmanager),
+                self.state.alertmanager.clone(),
                 self.durability.store.clone(),
                 SYNC_EVERY,
                 drain.clone(),

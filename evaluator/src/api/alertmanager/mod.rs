@@ -64,6 +64,7 @@ use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
 use crate::history::store::HistoryWrite;
+use crate::history::sync::SyncTarget;
 use crate::history::tracker::{OpenEpisode, PostedAlerts};
 use crate::history::writer::HistoryWriter;
 use crate::notify::notifier::Notifier;
@@ -179,6 +180,20 @@ impl AlertmanagerApi {
         {
             tracing::info!("posted alerts admitted again");
         }
+    }
+}
+
+impl SyncTarget for AlertmanagerApi {
+    fn clock(&self) -> &Arc<dyn Clock> {
+        AlertmanagerApi::clock(self)
+    }
+
+    fn notifier(&self) -> &Arc<tokio::sync::Mutex<Notifier>> {
+        AlertmanagerApi::notifier(self)
+    }
+
+    fn sweep_posted(&self, now: DateTime<Utc>) {
+        self.record_posted(|posted| posted.sweep(now));
     }
 }
 

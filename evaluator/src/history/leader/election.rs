@@ -8,10 +8,10 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::term::{Leadership, Term, Until};
 use super::{LeaderConfig, LeaseMode, Ticks};
 use crate::clock::Clock;
 use crate::history::lease::Leases;
+use crate::notify::delivery::{Leadership, Term, Until};
 
 pub(super) struct Election {
     pub(super) leases: Leases,

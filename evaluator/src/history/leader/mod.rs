@@ -61,8 +61,8 @@
 //! [`crate::clock::SimClock`] in tests, which step the election and the
 //! clock explicitly.
 //!
-//! Parts: [`term`] (the term and the published [`Leadership`]) and
-//! [`election`] (one replica's rounds); this file holds the configuration
+//! Parts: [`election`] (one replica's rounds; the term and the published
+//! [`Leadership`] it creates are declared by delivery, which acts on them); this file holds the configuration
 //! and the [`LeaderElector`] that runs them.
 
 use std::sync::Arc;
@@ -78,13 +78,11 @@ use crate::history::lease::Leases;
 use crate::history::{Database, HistoryError};
 
 mod election;
-mod term;
-
-use election::Election;
-pub use term::{Leadership, Term};
 
 /// The lease the notification leader holds.
-pub const DEFAULT_LEASE: &str = "notification-leader";
+pub use crate::notify::delivery::DEFAULT_LEASE;
+pub use crate::notify::delivery::{Leadership, Term};
+use election::Election;
 /// How long a lease lasts after each renewal, by default.
 pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(5);
 /// How often the leader renews (and a standby tries), by default.
@@ -324,10 +322,10 @@ impl LeaderElector {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a panic is how a test reports failure
 mod tests {
-    use super::term::Until;
     use super::*;
     use crate::clock::SimClock;
     use crate::history::lease::Fence;
+    use crate::notify::delivery::Until;
 
     struct Replica {
         elector: LeaderElector,
@@ -523,12 +521,12 @@ mod tests {
         term.extend(Duration::from_secs(50));
         assert!(!term.is_valid());
         assert_eq!(
-            term.fence(),
+            Fence::of(&term),
             Some(Fence {
                 lease: "l".into(),
                 epoch: 1
             })
         );
-        assert_eq!(Term::unfenced().fence(), None);
+        assert_eq!(Fence::of(&Term::unfenced()), None);
     }
 }

@@ -10,6 +10,7 @@
 //! - [`send`]: one delivery: may this replica send, the stage, the record.
 //! - [`lanes`], [`held`], [`key`], [`shared`]: per-group order, what a
 //!   standby holds, the idempotency key, the state the tasks share.
+//! - [`term`]: the leadership term a delivery acts under.
 //!
 //! Durable delivery (with a [`NotificationOutbox`]): each notification is written to
 //! the SQL outbox for each integration, under its idempotency key, before
@@ -44,8 +45,8 @@
 //! while its lease term lasts; the delivery's row reaches the delivery log
 //! through the batched history writer once the database answers again.
 //!
-//! Fencing: leadership is a lease term with an epoch
-//! ([`crate::history::leader`]). Right before sending, a delivery checks
+//! Fencing: leadership is a lease term with an epoch ([`Term`], which
+//! the history's leader election publishes). Right before sending, a delivery checks
 //! that the term is still valid on this replica's monotonic clock and
 //! claims its outbox entry under the epoch (the database refuses a stale
 //! one); it is abandoned, left pending for the next leader, the moment the
@@ -74,6 +75,7 @@ pub mod outbox;
 mod queue;
 pub mod send;
 mod shared;
+mod term;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -83,7 +85,6 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
-use crate::history::leader::{Leadership, Term};
 use crate::notify::alert::Notification;
 use crate::notify::config::ReceiverIntegrations;
 use crate::notify::deliver::DeliveryStage;
@@ -99,6 +100,8 @@ pub use outbox::{
     notify_log_row, Claim, NotificationOutbox, NotifyLogRow, OutboxError, Outcome, PendingEntry,
 };
 pub use send::{retry_delay, GIVE_UP_AFTER};
+pub(crate) use term::Until;
+pub use term::{Leadership, Term, DEFAULT_LEASE};
 
 /// How long one outbox operation may wait for the database before delivery
 /// goes on without it.

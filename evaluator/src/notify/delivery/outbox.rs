@@ -1,5 +1,5 @@
 //! What the delivery tail needs from durable storage, declared here and
-//! implemented by the SQL history ([`crate::history::notification_log`]),
+//! implemented by the SQL history (its `notification_log` module),
 //! as Alertmanager's notify declares the notification log its nflog
 //! implements: the outbox a notification is queued in before it is sent,
 //! the claim and outcome of each delivery under the leader's term, and the
@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use crate::history::leader::{Leadership, Term};
+use super::term::{Leadership, Term};
 use crate::notify::alert::{AlertStatus, Fingerprint, Notification};
 
 /// Why an outbox operation failed; shown in log lines as it is.

@@ -13,9 +13,9 @@ use chrono::{DateTime, Utc};
 use super::lanes::Turn;
 use super::outbox::{Claim, NotificationOutbox, Outcome};
 use super::shared::Shared;
+use super::term::Term;
 use super::{integration_name, OUTBOX_TIMEOUT};
 use crate::clock::Clock;
-use crate::history::leader::Term;
 use crate::notify::alert::Notification;
 use crate::notify::failure_log::FailureKind;
 use crate::notify::receivers::Integration;
@@ -241,8 +241,8 @@ async fn record_outcome(
         match outbox.record(id, result, now, term).await {
             Ok(recorded) => {
                 if !recorded {
-                    if let Some(fence) = term.and_then(Term::fence) {
-                        tracing::warn!(id, %fence, "the database did not take the delivery outcome: the entry is no longer pending, or the lease has a newer epoch (the current leader keeps the record)");
+                    if let Some(epoch) = term.and_then(Term::epoch) {
+                        tracing::warn!(id, lease = term.map(Term::lease), epoch, "the database did not take the delivery outcome: the entry is no longer pending, or the lease has a newer epoch (the current leader keeps the record)");
                     }
                 } else if logged {
                     tracing::info!(id, "delivery outcome recorded in the outbox");
@@ -271,8 +271,8 @@ mod tests {
 
     use super::*;
     use crate::clock::SimClock;
-    use crate::history::leader::Leadership;
     use crate::notify::delivery::outbox::{NotifyLogRow, OutboxError, PendingEntry};
+    use crate::notify::delivery::Leadership;
 
     /// An outbox whose `record` fails `failures` times, then takes it.
     struct Flaky {

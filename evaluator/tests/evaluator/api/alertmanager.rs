@@ -405,7 +405,7 @@ async fn a_posted_alert_that_is_not_refreshed_is_recorded_resolved_by_the_sync()
     )
     .await;
     r.clock.set(at(61));
-    sync_once(&r.state.alertmanager, &r.store).await;
+    sync_once(&*r.state.alertmanager, &r.store).await;
     let query = HistoryQuery {
         rule: Some("Stale".into()),
         state: Some(HistoryState::Resolved),
@@ -878,7 +878,7 @@ async fn silences_are_shared_between_replicas(url: String) {
     let id = created["silenceID"].as_str().unwrap().to_string();
     let db = Labels::from_pairs([("job", "db")]);
     eventually("the silence on the other replica", || async {
-        sync_once(&b.state.alertmanager, &b.store).await;
+        sync_once(&*b.state.alertmanager, &b.store).await;
         b.notifier()
             .lock()
             .await
@@ -900,7 +900,7 @@ async fn silences_are_shared_between_replicas(url: String) {
         StatusCode::OK
     );
     eventually("the expiry on the first replica", || async {
-        sync_once(&a.state.alertmanager, &a.store).await;
+        sync_once(&*a.state.alertmanager, &a.store).await;
         !a.notifier()
             .lock()
             .await

@@ -1,7 +1,9 @@
 //! One leadership term: the lease's epoch (the fencing token) and how long
 //! this replica may act on it, on its own monotonic clock; and the
-//! [`Leadership`] the elector publishes. Delivery checks [`Term::is_valid`]
-//! right before it sends and abandons a delivery on [`Term::lost`].
+//! [`Leadership`] an elector publishes. Declared here, by what needs it:
+//! delivery checks [`Term::is_valid`] right before it sends and abandons a
+//! delivery on [`Term::lost`]; the history's leader election creates,
+//! extends and revokes terms, and turns them into its write fences.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -9,12 +11,14 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::DEFAULT_LEASE;
 use crate::clock::{Clock, SystemClock};
-use crate::history::lease::Fence;
 
+/// The lease an unfenced term names (the notification leader's).
+pub const DEFAULT_LEASE: &str = "notification-leader";
+
+/// Until when a term lasts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Until {
+pub(crate) enum Until {
     Forever,
     At(Duration),
     Revoked,
@@ -58,7 +62,7 @@ impl PartialEq for Term {
 impl Eq for Term {}
 
 impl Term {
-    pub(super) fn new(
+    pub(crate) fn new(
         lease: &str,
         epoch: Option<i64>,
         until: Until,
@@ -92,13 +96,9 @@ impl Term {
         self.epoch
     }
 
-    /// The fencing token the leader's writes carry; `None` for an unfenced
-    /// term.
-    pub fn fence(&self) -> Option<Fence> {
-        self.epoch.map(|epoch| Fence {
-            lease: self.lease.to_string(),
-            epoch,
-        })
+    /// The lease this term holds.
+    pub fn lease(&self) -> &str {
+        &self.lease
     }
 
     fn until(&self) -> Until {
@@ -153,7 +153,7 @@ impl Term {
 
     /// Moves the end of the term forward to `at` (never back, never out of
     /// a revocation).
-    pub(super) fn extend(&self, at: Duration) {
+    pub(crate) fn extend(&self, at: Duration) {
         let mut until = self
             .validity
             .until
@@ -166,7 +166,7 @@ impl Term {
         }
     }
 
-    pub(super) fn revoke(&self) {
+    pub(crate) fn revoke(&self) {
         *self
             .validity
             .until
