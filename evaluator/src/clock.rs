@@ -51,6 +51,39 @@ pub trait Clock: Send + Sync + fmt::Debug {
     fn sleep_until(&self, at: DateTime<Utc>) -> Sleep<'_>;
 }
 
+/// How long the work in flight may run on after the drain signal: the
+/// delivery task's in-flight sends and the history writer's last flush.
+/// Handed to them at start with a default, and set by whoever shuts the
+/// process down (`Running::shutdown(grace)`) before they drain; they read
+/// it when the drain reaches them. Clones share one value.
+#[derive(Debug, Clone)]
+pub struct ShutdownGrace(std::sync::Arc<AtomicU64>);
+
+impl ShutdownGrace {
+    pub fn new(grace: Duration) -> ShutdownGrace {
+        ShutdownGrace(std::sync::Arc::new(AtomicU64::new(as_millis(grace))))
+    }
+
+    /// The grace from now on, for every clone.
+    pub fn set(&self, grace: Duration) {
+        self.0.store(as_millis(grace), Ordering::Release);
+    }
+
+    pub fn get(&self) -> Duration {
+        Duration::from_millis(self.0.load(Ordering::Acquire))
+    }
+}
+
+impl From<Duration> for ShutdownGrace {
+    fn from(grace: Duration) -> ShutdownGrace {
+        ShutdownGrace::new(grace)
+    }
+}
+
+fn as_millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// `t + d`, saturating instead of overflowing on absurd durations.
 pub fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     chrono::Duration::from_std(d)

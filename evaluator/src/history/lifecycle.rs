@@ -20,7 +20,7 @@ use super::silences::SqlSilences;
 use super::store::run_pruner;
 use super::writer::{HistoryWriter, WriterConfig, WriterSummary};
 use super::{Database, HistoryError, HistoryStore};
-use crate::clock::Clock;
+use crate::clock::{Clock, ShutdownGrace};
 use crate::notify::silence::DEFAULT_RETENTION;
 
 /// How often closed history older than `storage.retention` is pruned.
@@ -64,12 +64,13 @@ impl Durability {
     /// Opens the database lazily (a database that is down is logged and
     /// retried by the writer; evaluation does not wait for it), migrates it
     /// in the background, and starts the writer, the pruner and the leader
-    /// election. `grace` bounds the writer's flush at [`Durability::stop`].
+    /// election. `grace` bounds the writer's flush at [`Durability::stop`]
+    /// (its value then, not now).
     /// All of them read time from `clock`.
     pub fn start(
         storage: &HistorySettings,
         registry: &Registry,
-        grace: Duration,
+        grace: ShutdownGrace,
         clock: Arc<dyn Clock>,
     ) -> Result<Durability, DurabilityError> {
         let db = Database::connect_lazy_with(&storage.database_url, storage.pooling)?;
@@ -141,7 +142,7 @@ impl Durability {
     }
 
     /// Stops the pruner and the election and flushes the writer (bounded by
-    /// the grace given to [`Durability::start`]).
+    /// the grace handed to [`Durability::start`], as it reads now).
     pub async fn stop(self) {
         self.stop.cancel();
         drop(self.writer);

@@ -52,7 +52,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::store::HistoryWrite;
 use super::{HistoryError, HistoryStore};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, ShutdownGrace, SystemClock};
 
 /// Tuning of the writer; the defaults suit production.
 #[derive(Debug, Clone)]
@@ -72,8 +72,9 @@ pub struct WriterConfig {
     /// (every write is idempotent, so a batch that did commit is harmless to
     /// replay).
     pub write_timeout: Duration,
-    /// How long shutdown may take to flush the queue.
-    pub shutdown_grace: Duration,
+    /// How long shutdown may take to flush the queue (read when the
+    /// shutdown reaches the writer).
+    pub shutdown_grace: ShutdownGrace,
     /// The clock the flush interval, back-off and shutdown grace run on.
     pub clock: Arc<dyn Clock>,
 }
@@ -87,7 +88,7 @@ impl Default for WriterConfig {
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
-            shutdown_grace: Duration::from_secs(5),
+            shutdown_grace: ShutdownGrace::new(Duration::from_secs(5)),
             clock: Arc::new(SystemClock),
         }
     }
@@ -349,7 +350,8 @@ async fn run(
 
     // Shutdown (or every handle dropped): flush what is queued, within the grace.
     rx.close();
-    let deadline = config.clock.monotonic() + config.shutdown_grace;
+    let grace = config.shutdown_grace.get();
+    let deadline = config.clock.monotonic() + grace;
     loop {
         if batch.is_empty() && rx.recv_many(&mut batch, max_batch).await == 0 {
             break;
@@ -377,7 +379,7 @@ async fn run(
         metrics.backlog.sub(lost as i64);
         tracing::error!(
             lost,
-            grace = ?config.shutdown_grace,
+            grace = ?grace,
             "history writes still unwritten when the shutdown grace ran out"
         );
     }

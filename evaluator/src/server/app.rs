@@ -5,10 +5,11 @@
 //! the HTTP app ([`crate::api`]). It owns the lifecycle: [`Running::start`],
 //! [`Running::reload`] (SIGHUP, `POST /-/reload`, the config watcher) swaps
 //! in a new config only when it validates completely, carrying rule and
-//! notifier state over; [`Running::shutdown`] (SIGTERM, ctrl-c) cancels the
-//! one drain token every task was handed and waits for the tasks in the
-//! order the data flows ([`super::tasks`]), so in-flight deliveries finish
-//! within their grace period before the history is flushed.
+//! notifier state over; [`Running::shutdown`] (after SIGTERM or ctrl-c)
+//! sets the grace period, cancels the one drain token every task was
+//! handed and waits for the tasks in the order the data flows
+//! ([`super::tasks`]), so in-flight deliveries finish within the grace
+//! before the history is flushed within it.
 //!
 //! Rule evaluation is synchronous and the rule engine's seams are not
 //! `Send`, so the groups run inside [`Running::serve`] (the caller's task),
@@ -33,7 +34,7 @@ use super::tasks::{signal_handler, Scraping, Tasks};
 use crate::alerts::state::millis;
 use crate::api::alertmanager::AlertmanagerApi;
 use crate::api::{router, AppState, ReloadRequest};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, ShutdownGrace, SystemClock};
 use crate::history::lifecycle::{Durability, DurabilityError};
 use crate::history::notification_log::Outbox;
 use crate::history::restore::SavedState;
@@ -88,8 +89,9 @@ pub enum ServerError {
 pub struct Options {
     pub config_file: PathBuf,
     /// How long the deliveries in flight and the history flush may run on
-    /// after the drain signal. Given at start: the delivery task and the
-    /// history writer are built with it.
+    /// after SIGTERM or ctrl-c ([`run`] passes it to
+    /// [`Running::shutdown`]); also the grace of a drain that no shutdown
+    /// call precedes.
     pub shutdown_grace: Duration,
 }
 
@@ -163,7 +165,8 @@ pub(super) fn log_problems(problems: &[Problem]) {
 pub async fn run(options: Options) -> Result<(), ServerError> {
     let mut running = Running::start(options, Arc::new(SystemClock)).await?;
     running.serve().await;
-    running.shutdown().await;
+    let grace = running.options.shutdown_grace;
+    running.shutdown(grace).await;
     Ok(())
 }
 
@@ -186,6 +189,8 @@ pub struct Running {
     /// Follows the rule alerts into the history.
     pub(super) tracker: AlertTracker,
     pub(super) durability: Durability,
+    /// The grace the delivery task and the history writer drain with.
+    grace: ShutdownGrace,
     /// Alerts from rule evaluation (and reloads) to the ingest task.
     pub(super) alerts: mpsc::UnboundedSender<Vec<Alert>>,
     reloads: mpsc::Receiver<ReloadRequest>,
@@ -221,10 +226,11 @@ impl Running {
         let groups = build_groups(&cfg, &[])?;
         // History: connected lazily, so a database that is down only delays
         // history (buffered by the writer), never evaluation.
+        let grace = ShutdownGrace::new(options.shutdown_grace);
         let durability = Durability::start(
             &cfg.storage.history(),
             &registry,
-            options.shutdown_grace,
+            grace.clone(),
             Arc::clone(&clock),
         )?;
         let restored = restore_alert_state(&durability, &groups, &clock).await;
@@ -293,6 +299,7 @@ impl Running {
             window_ms,
             tracker: restored.tracker,
             durability,
+            grace,
             alerts,
             reloads,
             restored: restored.alerts,
@@ -371,7 +378,7 @@ impl Running {
                 receivers_rx,
                 DeliveryStage::new(retrier),
                 self.state.metrics.clone(),
-                self.options.shutdown_grace,
+                self.grace.clone(),
                 Some(Outbox {
                     store: self.durability.store.clone(),
                     writer: self.durability.writer.clone(),
@@ -506,20 +513,26 @@ impl Running {
         }
     }
 
-    /// Stops: cancels the drain token, waits for the scrape loops (each
-    /// marks its series stale), lets go of the evaluation's alert sender,
-    /// then waits for every task in data-flow order (so the ingest takes
-    /// what was sent, and the delivery what the notifier flushed) and
-    /// flushes the history last.
-    pub async fn shutdown(self) {
-        tracing::info!("shutting down: stopping scrapes and rule evaluation");
+    /// Stops: sets `grace` (how long the deliveries in flight, then the
+    /// history flush, may still take), cancels the drain token, waits for
+    /// the scrape loops (each marks its series stale), lets go of the
+    /// evaluation's alert sender, then waits for every task in data-flow
+    /// order (so the ingest takes what was sent, and the delivery what the
+    /// notifier flushed) and flushes the history last.
+    pub async fn shutdown(self, grace: Duration) {
+        tracing::info!(
+            grace_seconds = grace.as_secs_f64(),
+            "shutting down: stopping scrapes and rule evaluation"
+        );
         let Running {
             scraping,
             alerts,
             tasks,
             durability,
+            grace: drain_grace,
             ..
         } = self;
+        drain_grace.set(grace);
         tasks.drain().cancel();
         scraping.stop().await;
         drop(alerts);

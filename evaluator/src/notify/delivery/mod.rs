@@ -84,7 +84,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, ShutdownGrace};
 use crate::notify::alert::Notification;
 use crate::notify::config::ReceiverIntegrations;
 use crate::notify::deliver::DeliveryStage;
@@ -137,16 +137,18 @@ fn next_round(due: Duration, now: Duration) -> Duration {
 }
 
 /// Runs until `notifications` is closed and every delivery has ended (or
-/// `grace` has passed since the close), on `clock`.
+/// `grace` has passed since the close: its value at the close, so a
+/// shutdown can set it until then), on `clock`.
 pub async fn run_delivery(
     mut notifications: mpsc::UnboundedReceiver<Notification>,
     receivers: watch::Receiver<Arc<ReceiverIntegrations>>,
     stage: DeliveryStage,
     metrics: impl DeliveryMetrics,
-    grace: Duration,
+    grace: impl Into<ShutdownGrace>,
     outbox: Option<impl NotificationOutbox>,
     clock: Arc<dyn Clock>,
 ) {
+    let grace = grace.into();
     let outbox = outbox.map(|o| Arc::new(o) as Arc<dyn NotificationOutbox>);
     let mut leader = outbox.as_ref().map(|o| o.leadership());
     let (requeue, mut requeued) = mpsc::unbounded_channel();
@@ -262,6 +264,7 @@ pub async fn run_delivery(
         }
     }
     if !running.is_empty() {
+        let grace = grace.get();
         tracing::info!(
             deliveries = running.len(),
             grace_seconds = grace.as_secs_f64(),

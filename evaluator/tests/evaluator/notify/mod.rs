@@ -7,3 +7,4 @@ mod delivery_outbox;
 mod pipeline;
 mod receivers;
 mod routing;
+mod shutdown_grace;
