@@ -22,8 +22,6 @@ use vigil_evaluator::history::notification_log::Outbox;
 use vigil_evaluator::notify::alert::AlertStatus;
 use vigil_evaluator::notify::deliver::{DeliveryStage, Retrier, RetryPolicy};
 use vigil_evaluator::notify::delivery::run_delivery;
-use vigil_evaluator::notify::receivers::Integration;
-use vigil_evaluator::server::config::ReceiverIntegrations;
 use vigil_evaluator::server::metrics::ServerMetrics;
 
 /// A grace no other sleep of the delivery task asks for.
@@ -49,20 +47,7 @@ async fn silent_receiver() -> (u16, Arc<AtomicUsize>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_delivery_waits_for_the_grace_set_at_shutdown_not_the_one_it_started_with() {
     let (port, accepted) = silent_receiver().await;
-    let receiver = common::build_one(&format!(
-        "webhook_configs: [{{url: 'http://127.0.0.1:{port}/hook'}}]"
-    ));
-    let integrations: ReceiverIntegrations = [(
-        "team-a".to_string(),
-        vec![Integration {
-            receiver_name: "team-a".into(),
-            integration: "webhook",
-            index: 0,
-            receiver,
-        }],
-    )]
-    .into_iter()
-    .collect();
+    let integrations = common::webhook_team_a(&format!("http://127.0.0.1:{port}/hook"));
     let (_receivers, receivers_rx) = watch::channel(Arc::new(integrations));
     let clock = Arc::new(SimClock::new(SystemClock.now()));
     let grace = ShutdownGrace::new(Duration::from_secs(3600));

@@ -145,6 +145,20 @@ pub fn build(
         .map_err(|e| e.to_string())
 }
 
+/// The receivers of a delivery task: `team-a` (the receiver of
+/// [`notification`]) with one webhook integration posting to `url`.
+pub fn webhook_team_a(url: &str) -> vigil_evaluator::server::config::ReceiverIntegrations {
+    let integration = vigil_evaluator::notify::receivers::Integration {
+        receiver_name: "team-a".into(),
+        integration: "webhook",
+        index: 0,
+        receiver: build_one(&format!("webhook_configs: [{{url: '{url}'}}]")),
+    };
+    [("team-a".to_string(), vec![integration])]
+        .into_iter()
+        .collect()
+}
+
 /// Builds exactly one integration, panicking with the config errors otherwise.
 pub fn build_one(yaml_sections: &str) -> Arc<dyn Receiver> {
     match build(yaml_sections, &GlobalReceiverDefaults::default()) {
