@@ -160,41 +160,7 @@ pub struct NotifiedAlert {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t(secs: i64) -> DateTime<Utc> {
-        DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(secs)
-    }
-
-    fn notified(pod: &str, status: AlertStatus, starts: i64) -> NotifiedAlert {
-        let alert = Alert {
-            labels: Labels::from_pairs([("alertname", "High"), ("pod", pod)]),
-            annotations: BTreeMap::new(),
-            starts_at: t(starts),
-            ends_at: None,
-            generator_url: String::new(),
-            cooldown: None,
-        };
-        NotifiedAlert {
-            status,
-            fingerprint: alert.fingerprint(),
-            alert,
-        }
-    }
-
-    fn notification(alerts: Vec<NotifiedAlert>) -> Notification {
-        Notification {
-            receiver: "r".into(),
-            group_key: "{}:{alertname=\"High\"}".into(),
-            status: AlertStatus::Firing,
-            alerts,
-            group_labels: Labels::default(),
-            common_labels: Labels::default(),
-            common_annotations: BTreeMap::new(),
-            external_url: String::new(),
-            truncated_alerts: 0,
-            redelivery: false,
-        }
-    }
+    use crate::notify::fixtures::{notification, notified, t};
 
     #[test]
     fn the_idempotency_key_names_the_group_alerts_and_transition_not_the_send() {

@@ -133,10 +133,7 @@ mod tests {
 
     use super::*;
     use crate::labels::Labels;
-
-    fn t(secs: i64) -> DateTime<Utc> {
-        DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(secs)
-    }
+    use crate::notify::fixtures::t;
 
     fn alert(cooldown_secs: u64) -> Alert {
         Alert {

@@ -90,23 +90,12 @@ impl NotificationLog {
         let retention = self.retention;
         self.entries.retain(|_, e| add(e.sent_at, retention) > now);
     }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t(secs: i64) -> DateTime<Utc> {
-        DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(secs)
-    }
+    use crate::notify::fixtures::t;
 
     fn set(ids: &[u64]) -> BTreeSet<Fingerprint> {
         ids.iter().map(|&i| Fingerprint(i)).collect()
@@ -210,8 +199,8 @@ mod tests {
         let mut log = NotificationLog::new(HOUR);
         log.record("r", "g", entry(&[1], &[]));
         log.gc(t(3599));
-        assert_eq!(log.len(), 1);
+        assert_eq!(log.entries.len(), 1);
         log.gc(t(3600));
-        assert!(log.is_empty());
+        assert!(log.entries.is_empty());
     }
 }

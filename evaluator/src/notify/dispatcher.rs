@@ -156,21 +156,13 @@ impl Dispatcher {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a panic is how a test reports failure
 mod tests {
-    use std::path::Path;
 
     use super::*;
-    use crate::notify::config::parse;
-
-    fn t(secs: i64) -> DateTime<Utc> {
-        DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(secs)
-    }
+    use crate::notify::fixtures::notify_config;
+    use crate::notify::fixtures::t;
 
     fn dispatcher() -> Dispatcher {
-        let config = parse(
-            "route: {receiver: r, group_by: [alertname], group_wait: 30s, group_interval: 5m}\nreceivers: [{name: r}]\n",
-            Path::new("t.yaml"),
-        )
-        .unwrap();
+        let config = notify_config("route: {receiver: r, group_by: [alertname], group_wait: 30s, group_interval: 5m}\nreceivers: [{name: r}]\n");
         Dispatcher::new(RouteTree::new(&config.route))
     }
 
@@ -204,11 +196,7 @@ mod tests {
     fn group_keys_are_written_as_alertmanager_writes_them() {
         // The expected key is what Alertmanager 0.25 put in its webhook
         // payload for the same config and alert.
-        let config = parse(
-            "route:\n  receiver: r\n  group_by: [alertname, cluster]\n  routes:\n    - matchers: ['team=\"x\"', 'sev=~\"crit|warn\"']\nreceivers: [{name: r}]\n",
-            Path::new("t.yaml"),
-        )
-        .unwrap();
+        let config = notify_config("route:\n  receiver: r\n  group_by: [alertname, cluster]\n  routes:\n    - matchers: ['team=\"x\"', 'sev=~\"crit|warn\"']\nreceivers: [{name: r}]\n");
         let mut d = Dispatcher::new(RouteTree::new(&config.route));
         let mut a = alert("Down", "i", 0);
         a.labels = Labels::from_pairs([

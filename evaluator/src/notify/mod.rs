@@ -65,6 +65,8 @@ pub mod deliver;
 pub mod delivery;
 pub mod dispatcher;
 pub mod failure_log;
+#[cfg(test)]
+mod fixtures;
 pub mod inhibit;
 pub mod matcher;
 pub mod notifier;

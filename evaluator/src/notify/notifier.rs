@@ -512,19 +512,14 @@ pub fn off_worker<R>(work: impl FnOnce() -> R) -> R {
 #[allow(clippy::unwrap_used)] // a panic is how a test reports failure
 mod tests {
     use std::collections::BTreeMap;
-    use std::path::Path;
     use std::time::Duration;
 
     use super::*;
     use crate::clock::SimClock;
-    use crate::notify::config::parse;
+    use crate::notify::fixtures::notify_config;
 
     fn notifier() -> Notifier {
-        let config = parse(
-            "route: {receiver: r, group_wait: 30s}\nreceivers: [{name: r, console_configs: [{}]}]\n",
-            Path::new("t.yaml"),
-        )
-        .unwrap();
+        let config = notify_config("route: {receiver: r, group_wait: 30s}\nreceivers: [{name: r, console_configs: [{}]}]\n");
         Notifier::new(Arc::new(config))
     }
 
@@ -576,11 +571,7 @@ mod tests {
             notifier.tick(at(60)).is_empty(),
             "same group key: already sent"
         );
-        let regrouped = parse(
-            "route: {receiver: r, group_wait: 30s, group_by: [alertname]}\nreceivers: [{name: r, console_configs: [{}]}]\n",
-            Path::new("t.yaml"),
-        )
-        .unwrap();
+        let regrouped = notify_config("route: {receiver: r, group_wait: 30s, group_by: [alertname]}\nreceivers: [{name: r, console_configs: [{}]}]\n");
         notifier.reload(Arc::new(regrouped), at(90));
         let sent = notifier.tick(at(90));
         assert_eq!(

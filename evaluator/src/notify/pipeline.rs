@@ -228,17 +228,13 @@ fn common(mut maps: impl Iterator<Item = BTreeMap<String, String>>) -> BTreeMap<
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a panic is how a test reports failure
 mod tests {
-    use std::path::Path;
     use std::time::Duration;
 
     use super::*;
-    use crate::notify::config::parse;
+    use crate::notify::fixtures::notify_config;
+    use crate::notify::fixtures::t;
     use crate::notify::matcher::parse_matcher;
     use crate::notify::silence::{MemorySilences, Silence};
-
-    fn t(secs: i64) -> DateTime<Utc> {
-        DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(secs)
-    }
 
     fn flush(ends_at: Option<DateTime<Utc>>) -> Flush {
         Flush {
@@ -260,11 +256,7 @@ mod tests {
 
     #[test]
     fn a_silenced_alert_is_not_handed_over_but_the_resolution_owed_for_it_is() {
-        let config = parse(
-            "route: {receiver: r}\nreceivers: [{name: r, webhook_configs: [{url: 'http://h/', send_resolved: true}]}]\n",
-            Path::new("t.yaml"),
-        )
-        .unwrap();
+        let config = notify_config("route: {receiver: r}\nreceivers: [{name: r, webhook_configs: [{url: 'http://h/', send_resolved: true}]}]\n");
         let inhibitor = Inhibitor::from_config(&config.inhibit_rules);
         let sources = SourceIndex::default();
         let mut silences = MemorySilences::default();

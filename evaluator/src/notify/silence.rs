@@ -285,11 +285,8 @@ impl SilenceStore for MemorySilences {
 #[allow(clippy::unwrap_used)] // a panic is how a test reports failure
 mod tests {
     use super::*;
+    use crate::notify::fixtures::t;
     use crate::notify::matcher::parse_matcher;
-
-    fn t(secs: i64) -> DateTime<Utc> {
-        DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(secs)
-    }
 
     fn silence(matchers: &[&str], from: i64, to: i64) -> Silence {
         Silence {

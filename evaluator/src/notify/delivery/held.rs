@@ -102,41 +102,15 @@ pub(super) fn hold(held: &mut VecDeque<Held>, h: Held) {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::labels::Labels;
-    use crate::notify::alert::{Alert, AlertStatus, NotifiedAlert};
-
-    fn t(secs: i64) -> DateTime<Utc> {
-        DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(secs)
-    }
+    use crate::notify::alert::AlertStatus;
+    use crate::notify::fixtures::{self, t};
 
     fn notification(pod: &str, status: AlertStatus) -> Notification {
-        let alert = Alert {
-            labels: Labels::from_pairs([("alertname", "High"), ("pod", pod)]),
-            annotations: BTreeMap::new(),
-            starts_at: t(0),
-            ends_at: None,
-            generator_url: String::new(),
-            cooldown: None,
-        };
-        Notification {
-            receiver: "r".into(),
-            group_key: format!("{{}}:{{pod=\"{pod}\"}}"),
-            status,
-            alerts: vec![NotifiedAlert {
-                status,
-                fingerprint: alert.fingerprint(),
-                alert,
-            }],
-            group_labels: Labels::default(),
-            common_labels: Labels::default(),
-            common_annotations: BTreeMap::new(),
-            external_url: String::new(),
-            truncated_alerts: 0,
-            redelivery: false,
-        }
+        let mut n = fixtures::notification(vec![fixtures::notified(pod, status, 0)]);
+        n.group_key = format!("{{}}:{{pod=\"{pod}\"}}");
+        n.status = status;
+        n
     }
 
     fn held(pod: &str, status: AlertStatus, at: i64) -> Held {
