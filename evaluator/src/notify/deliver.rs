@@ -568,22 +568,12 @@ mod tests {
                 }
             })
             .collect();
-        Notification {
-            receiver: "r".into(),
-            group_key: "{}:{}".into(),
-            status: if statuses.contains(&AlertStatus::Firing) {
-                AlertStatus::Firing
-            } else {
-                AlertStatus::Resolved
-            },
-            alerts,
-            group_labels: Labels::default(),
-            common_labels: Labels::default(),
-            common_annotations: Default::default(),
-            external_url: String::new(),
-            truncated_alerts: 0,
-            redelivery: false,
+        let mut n = crate::notify::fixtures::notification(alerts);
+        n.group_key = "{}:{}".into();
+        if !statuses.contains(&AlertStatus::Firing) {
+            n.status = AlertStatus::Resolved;
         }
+        n
     }
 
     #[tokio::test]

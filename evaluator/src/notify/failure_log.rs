@@ -397,19 +397,10 @@ mod tests {
     }
 
     fn notification() -> Notification {
-        use crate::labels::Labels;
-        Notification {
-            receiver: "archive".into(),
-            group_key: "{}:{}".into(),
-            status: crate::notify::alert::AlertStatus::Firing,
-            alerts: Vec::new(),
-            group_labels: Labels::default(),
-            common_labels: Labels::default(),
-            common_annotations: Default::default(),
-            external_url: String::new(),
-            truncated_alerts: 0,
-            redelivery: false,
-        }
+        let mut n = crate::notify::fixtures::notification(Vec::new());
+        n.receiver = "archive".into();
+        n.group_key = "{}:{}".into();
+        n
     }
 
     #[tokio::test]
