@@ -50,6 +50,13 @@ impl Lanes {
         }
     }
 
+    /// Waits for `ticket`'s turn on lane `key`; the turn ends when the
+    /// returned guard is dropped.
+    pub(super) async fn turn(&self, key: LaneKey, ticket: u64) -> Turn<'_> {
+        self.wait_turn(&key, ticket).await;
+        Turn { lanes: self, key }
+    }
+
     pub(super) fn done(&self, key: &LaneKey) {
         {
             let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
@@ -67,8 +74,8 @@ impl Lanes {
 /// Releases a lane turn when dropped, so an aborted delivery (shutdown)
 /// does not block its lane.
 pub(super) struct Turn<'a> {
-    pub(super) lanes: &'a Lanes,
-    pub(super) key: LaneKey,
+    lanes: &'a Lanes,
+    key: LaneKey,
 }
 
 impl Drop for Turn<'_> {

@@ -12,7 +12,6 @@ use tokio::task::JoinSet;
 
 use super::held::{covered, load_told, tell, Held, ToldMap};
 use super::key::idempotency_key;
-use super::lanes::Turn;
 use super::outbox::{NotificationOutbox, Outcome};
 use super::send::{deliver_one, Attempt};
 use super::shared::Shared;
@@ -101,11 +100,7 @@ pub(super) fn dispatch(shared: &Arc<Shared>, held: Held, running: &mut JoinSet<(
             if let Some(id) = &id {
                 shared.own(id, true);
             }
-            shared.lanes.wait_turn(&lane, ticket).await;
-            let turn = Turn {
-                lanes: &shared.lanes,
-                key: lane,
-            };
+            let turn = shared.lanes.turn(lane, ticket).await;
             let sent = deliver_one(
                 &shared,
                 &integration,
@@ -223,11 +218,7 @@ pub(super) async fn resume(
         let ticket = shared.lanes.ticket(&lane);
         let shared = Arc::clone(shared);
         running.spawn(async move {
-            shared.lanes.wait_turn(&lane, ticket).await;
-            let turn = Turn {
-                lanes: &shared.lanes,
-                key: lane,
-            };
+            let turn = shared.lanes.turn(lane, ticket).await;
             // An entry not sent stays pending in the outbox.
             let _ = deliver_one(
                 &shared,
