@@ -192,19 +192,13 @@ pub fn format_float_v(v: f64) -> String {
     format_float(v, 'g', None)
 }
 
-/// Go's type name for `%!verb(type=value)` diagnostics.
+/// Go's type name for `%!verb(type=value)` diagnostics (as `%T` prints
+/// it: `<nil>` for nil, the data type's full name).
 fn go_type(v: &Value) -> &'static str {
     match v {
-        Value::NoValue => "<nil>",
-        Value::Nil => "<nil>",
-        Value::Bool(_) => "bool",
-        Value::Int(_) => "int",
-        Value::Float(_) => "float64",
-        Value::Str(_) => "string",
-        Value::Map(_) => "map[string]string",
-        Value::Sample(_) => "*template.sample",
-        Value::Vector(_) => "template.queryResult",
+        Value::NoValue | Value::Nil => "<nil>",
         Value::Data(_) => "rules.tmplData",
+        other => other.type_name(),
     }
 }
 

@@ -139,25 +139,15 @@ pub fn lex(src: &str, name: &str) -> Result<Vec<Token>, TemplateError> {
             }
             let start = i;
             let kind = match c {
-                b'|' => {
+                b'|' | b'(' | b')' | b',' | b'=' => {
                     i += 1;
-                    Tok::Pipe
-                }
-                b'(' => {
-                    i += 1;
-                    Tok::LParen
-                }
-                b')' => {
-                    i += 1;
-                    Tok::RParen
-                }
-                b',' => {
-                    i += 1;
-                    Tok::Comma
-                }
-                b'=' => {
-                    i += 1;
-                    Tok::Assign
+                    match c {
+                        b'|' => Tok::Pipe,
+                        b'(' => Tok::LParen,
+                        b')' => Tok::RParen,
+                        b',' => Tok::Comma,
+                        _ => Tok::Assign,
+                    }
                 }
                 b':' => {
                     if bytes.get(i + 1) != Some(&b'=') {
