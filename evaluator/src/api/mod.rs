@@ -82,6 +82,16 @@ pub struct AppState {
     pub clock: Arc<dyn crate::clock::Clock>,
 }
 
+impl AppState {
+    /// The rule groups running now (a reload may replace them after).
+    pub fn current_rule_groups(&self) -> Vec<Arc<Mutex<RuleGroup>>> {
+        self.rule_groups
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
 /// The HTTP app over `state`, with the dashboard at `/`
 /// ([`dashboard`]).
 pub fn router(state: Arc<AppState>) -> Router {

@@ -81,13 +81,8 @@ struct AlertingRuleJson<'a> {
     labels: &'a BTreeMap<String, String>,
     annotations: &'a BTreeMap<String, String>,
     alerts: Vec<AlertJson<'a>>,
-    health: &'static str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    last_error: &'a str,
-    evaluation_time: serde_json::Number,
-    last_evaluation: String,
-    #[serde(rename = "type")]
-    kind: &'static str,
+    #[serde(flatten)]
+    status: RuleStatusJson<'a>,
 }
 
 #[derive(Serialize)]
@@ -97,6 +92,14 @@ struct RecordingRuleJson<'a> {
     query: &'a str,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     labels: &'a BTreeMap<String, String>,
+    #[serde(flatten)]
+    status: RuleStatusJson<'a>,
+}
+
+/// The fields both kinds of rule end with: how its last evaluation went.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RuleStatusJson<'a> {
     health: &'static str,
     #[serde(skip_serializing_if = "str::is_empty")]
     last_error: &'a str,
@@ -114,7 +117,13 @@ enum RuleJson<'a> {
 }
 
 fn rule_json(e: &RuleEntry) -> RuleJson<'_> {
-    let last_error = e.last_error.as_deref().unwrap_or_default();
+    let status = |kind| RuleStatusJson {
+        health: e.health.as_str(),
+        last_error: e.last_error.as_deref().unwrap_or_default(),
+        evaluation_time: secs(e.last_eval_duration),
+        last_evaluation: format_ms(e.last_eval_ms),
+        kind,
+    };
     match &e.rule {
         Rule::Alerting(a) => {
             let spec = a.spec();
@@ -134,11 +143,7 @@ fn rule_json(e: &RuleEntry) -> RuleJson<'_> {
                 labels: &spec.labels,
                 annotations: &spec.annotations,
                 alerts: alerts.into_iter().map(alert_json).collect(),
-                health: e.health.as_str(),
-                last_error,
-                evaluation_time: secs(e.last_eval_duration),
-                last_evaluation: format_ms(e.last_eval_ms),
-                kind: "alerting",
+                status: status("alerting"),
             })
         }
         Rule::Recording(r) => {
@@ -147,11 +152,7 @@ fn rule_json(e: &RuleEntry) -> RuleJson<'_> {
                 name: &spec.record,
                 query: &spec.expr,
                 labels: &spec.labels,
-                health: e.health.as_str(),
-                last_error,
-                evaluation_time: secs(e.last_eval_duration),
-                last_evaluation: format_ms(e.last_eval_ms),
-                kind: "recording",
+                status: status("recording"),
             })
         }
     }
@@ -252,11 +253,7 @@ pub async fn rules(
     params: Params,
 ) -> Result<Response, ApiError> {
     let filter = RuleFilter::from_params(&params)?;
-    let handles = state
-        .rule_groups
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let handles = state.current_rule_groups();
     let mut groups = Vec::new();
     for handle in &handles {
         let g = handle.lock().unwrap_or_else(|e| e.into_inner());
@@ -274,11 +271,7 @@ pub async fn rules(
 
 /// `GET /api/v1/alerts`: every pending or firing alert of every group.
 pub async fn alerts(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let handles = state
-        .rule_groups
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let handles = state.current_rule_groups();
     let mut alerts = Vec::new();
     for handle in &handles {
         let g = handle.lock().unwrap_or_else(|e| e.into_inner());

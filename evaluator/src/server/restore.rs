@@ -136,11 +136,7 @@ pub async fn merge_late_saved_state(
     let mut resolved = None;
     for _ in 0..LATE_STATE_WAIT_ROUNDS {
         resolved = {
-            let groups = state
-                .rule_groups
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
+            let groups = state.current_rule_groups();
             let locked: Vec<_> = groups
                 .iter()
                 .map(|g| g.lock().unwrap_or_else(|e| e.into_inner()))
