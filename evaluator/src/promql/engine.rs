@@ -227,14 +227,7 @@ impl Engine {
         start: i64,
         end: i64,
     ) -> Evaluator<'a, S> {
-        Evaluator::new(
-            source,
-            start,
-            end,
-            self.options.lookback_delta.as_millis() as i64,
-            self.options.default_subquery_step.as_millis() as i64,
-            self.options.delayed_name_removal,
-        )
+        Evaluator::new(source, start, end, &self.options)
     }
 }
 

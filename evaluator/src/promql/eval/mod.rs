@@ -16,7 +16,7 @@ use std::time::UNIX_EPOCH;
 
 use promql_parser::parser::{self, AtModifier, Expr, Offset};
 
-use super::engine::Annotations;
+use super::engine::{Annotations, EngineOptions};
 use super::value::PromqlError;
 use super::SeriesSource;
 use crate::labels::{Labels, METRIC_NAME};
@@ -180,21 +180,16 @@ pub(crate) fn experimental_feature(expr: &Expr) -> Option<String> {
 }
 
 impl<'a, S: SeriesSource + ?Sized> Evaluator<'a, S> {
-    pub(crate) fn new(
-        source: &'a S,
-        start: i64,
-        end: i64,
-        lookback: i64,
-        default_step: i64,
-        delayed_name_removal: bool,
-    ) -> Self {
+    /// An evaluator of a query spanning `start..=end` (milliseconds) with
+    /// the engine's `options`.
+    pub(crate) fn new(source: &'a S, start: i64, end: i64, options: &EngineOptions) -> Self {
         Evaluator {
             source,
             start,
             end,
-            lookback,
-            default_step,
-            delayed_name_removal,
+            lookback: ms_of_duration(&options.lookback_delta),
+            default_step: ms_of_duration(&options.default_subquery_step),
+            delayed_name_removal: options.delayed_name_removal,
             annotations: RefCell::new(Annotations::default()),
             selections: RefCell::new(HashMap::new()),
             step_cache: RefCell::new(HashMap::new()),
