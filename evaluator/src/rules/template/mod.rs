@@ -139,6 +139,35 @@ mod tests {
         Err("no query engine in this test".into())
     }
 
+    /// A query engine answering every query with one sample of value 1
+    /// per instance name.
+    fn instances(
+        names: &'static [&'static str],
+    ) -> impl Fn(&str) -> Result<Vec<TemplateSample>, String> {
+        move |_| {
+            Ok(names
+                .iter()
+                .map(|i| TemplateSample {
+                    labels: BTreeMap::from([("instance".to_string(), i.to_string())]),
+                    value: 1.0,
+                })
+                .collect())
+        }
+    }
+
+    /// `src` expanded at value 0 with `query` as the query engine.
+    fn run_with(src: &str, query: TemplateQuery<'_>) -> Result<String, TemplateError> {
+        expand("t", src, &data(0.0), query)
+    }
+
+    /// Each `(template, expansion)`: the template expands to it (at value
+    /// 0.1234, without a query engine).
+    fn expands(cases: &[(&str, &str)]) {
+        for (src, want) in cases {
+            assert_eq!(run(src), *want, "{src}");
+        }
+    }
+
     fn run(src: &str) -> String {
         match expand("t", src, &data(0.1234), &no_query) {
             Ok(s) => s,
@@ -148,63 +177,67 @@ mod tests {
 
     #[test]
     fn prometheus_variables_and_fields_expand() {
-        assert_eq!(
-            run("{{ $labels.instance }} in {{ $externalLabels.cluster }}"),
-            "web-1:9100 in eu-1"
-        );
-        assert_eq!(
-            run("{{ .Labels.route }}={{ .Value }}"),
-            "/api/orders=0.1234"
-        );
-        assert_eq!(run("{{ $value }}"), "0.1234");
-        assert_eq!(run("{{ index $labels \"route\" }}"), "/api/orders");
-        assert_eq!(
-            run("{{ .ExternalURL }}|{{ $externalURL }}"),
-            "http://vigil.example/prefix|http://vigil.example/prefix"
-        );
+        expands(&[
+            (
+                "{{ $labels.instance }} in {{ $externalLabels.cluster }}",
+                "web-1:9100 in eu-1",
+            ),
+            ("{{ .Labels.route }}={{ .Value }}", "/api/orders=0.1234"),
+            ("{{ $value }}", "0.1234"),
+            ("{{ index $labels \"route\" }}", "/api/orders"),
+            (
+                "{{ .ExternalURL }}|{{ $externalURL }}",
+                "http://vigil.example/prefix|http://vigil.example/prefix",
+            ),
+        ]);
     }
 
     #[test]
     fn missing_label_is_the_empty_string() {
-        assert_eq!(run("[{{ $labels.nope }}]"), "[]");
-        assert_eq!(run("[{{ index $labels \"nope\" }}]"), "[]");
+        expands(&[
+            ("[{{ $labels.nope }}]", "[]"),
+            ("[{{ index $labels \"nope\" }}]", "[]"),
+        ]);
     }
 
     #[test]
     fn pipelines_pass_value_as_last_argument() {
-        assert_eq!(run("{{ $value | humanizePercentage }}"), "12.34%");
-        assert_eq!(run("{{ $labels.route | toUpper }}"), "/API/ORDERS");
-        assert_eq!(run("{{ printf \"%.2f\" $value }}"), "0.12");
-        assert_eq!(run("{{ $value | printf \"%.1f\" }}"), "0.1");
-        assert_eq!(run("{{ \"abc\" | len }}"), "3");
+        expands(&[
+            ("{{ $value | humanizePercentage }}", "12.34%"),
+            ("{{ $labels.route | toUpper }}", "/API/ORDERS"),
+            ("{{ printf \"%.2f\" $value }}", "0.12"),
+            ("{{ $value | printf \"%.1f\" }}", "0.1"),
+            ("{{ \"abc\" | len }}", "3"),
+        ]);
     }
 
     #[test]
     fn conditionals_choose_branches() {
         let src = "{{ if gt $value 0.5 }}high{{ else if gt $value 0.1 }}mid{{ else }}low{{ end }}";
-        assert_eq!(run(src), "mid");
-        assert_eq!(
-            run("{{ if and (eq $labels.instance \"web-1:9100\") (not false) }}yes{{ end }}"),
-            "yes"
-        );
-        assert_eq!(run("{{ if or false \"\" }}yes{{ else }}no{{ end }}"), "no");
-        assert_eq!(
-            run("{{ with $labels.route }}route {{ . }}{{ end }}"),
-            "route /api/orders"
-        );
-        assert_eq!(
-            run("{{ with $labels.nope }}x{{ else }}none{{ end }}"),
-            "none"
-        );
+        expands(&[
+            (src, "mid"),
+            (
+                "{{ if and (eq $labels.instance \"web-1:9100\") (not false) }}yes{{ end }}",
+                "yes",
+            ),
+            ("{{ if or false \"\" }}yes{{ else }}no{{ end }}", "no"),
+            (
+                "{{ with $labels.route }}route {{ . }}{{ end }}",
+                "route /api/orders",
+            ),
+            ("{{ with $labels.nope }}x{{ else }}none{{ end }}", "none"),
+        ]);
     }
 
     #[test]
     fn range_over_labels_is_sorted_by_name() {
-        assert_eq!(
-            run("{{ range $k, $v := $labels }}{{ $k }}={{ $v }};{{ end }}"),
-            "__name__=up;instance=web-1:9100;route=/api/orders;"
-        );
-        assert_eq!(run("{{ range $externalLabels }}{{ . }}{{ end }}"), "eu-1");
+        expands(&[
+            (
+                "{{ range $k, $v := $labels }}{{ $k }}={{ $v }};{{ end }}",
+                "__name__=up;instance=web-1:9100;route=/api/orders;",
+            ),
+            ("{{ range $externalLabels }}{{ . }}{{ end }}", "eu-1"),
+        ]);
     }
 
     #[test]
@@ -217,22 +250,23 @@ mod tests {
 
     #[test]
     fn whitespace_trimming_and_comments() {
-        assert_eq!(run("a  {{- /* note */ -}}  b"), "ab");
-        assert_eq!(run("a {{- \"x\" }} b {{ \"y\" -}}   c"), "ax b yc");
-        assert_eq!(run("{{/* only a comment */}}z"), "z");
+        expands(&[
+            ("a  {{- /* note */ -}}  b", "ab"),
+            ("a {{- \"x\" }} b {{ \"y\" -}}   c", "ax b yc"),
+            ("{{/* only a comment */}}z", "z"),
+        ]);
     }
 
     #[test]
     fn regex_functions_work() {
-        assert_eq!(
-            run("{{ reReplaceAll \"(.*):(.*)\" \"$1\" $labels.instance }}"),
-            "web-1"
-        );
-        assert_eq!(
-            run("{{ if match \"^/api\" $labels.route }}api{{ end }}"),
-            "api"
-        );
-        assert_eq!(run("{{ title \"payment service\" }}"), "Payment Service");
+        expands(&[
+            (
+                "{{ reReplaceAll \"(.*):(.*)\" \"$1\" $labels.instance }}",
+                "web-1",
+            ),
+            ("{{ if match \"^/api\" $labels.route }}api{{ end }}", "api"),
+            ("{{ title \"payment service\" }}", "Payment Service"),
+        ]);
     }
 
     #[test]
@@ -244,10 +278,8 @@ mod tests {
                 value: 1234567.0,
             }])
         };
-        let out = expand(
-            "t",
+        let out = run_with(
             "{{ query \"sum(up)\" | first | value | humanize }} {{ with query \"sum(up)\" }}{{ . | first | label \"job\" }}{{ end }}",
-            &data(0.0),
             &query,
         );
         assert_eq!(out.as_deref(), Ok("1.235M api"));
@@ -255,20 +287,9 @@ mod tests {
 
     #[test]
     fn range_over_query_result_sets_dot_to_each_sample() {
-        let query = |_: &str| -> Result<Vec<TemplateSample>, String> {
-            Ok(["a", "b"]
-                .iter()
-                .map(|i| TemplateSample {
-                    labels: BTreeMap::from([("instance".to_string(), i.to_string())]),
-                    value: 1.0,
-                })
-                .collect())
-        };
-        let out = expand(
-            "t",
+        let out = run_with(
             "{{ range query \"up\" }}{{ .Labels.instance }}:{{ .Value }} {{ end }}",
-            &data(0.0),
-            &query,
+            &instances(&["a", "b"]),
         );
         assert_eq!(out.as_deref(), Ok("a:1 b:1 "));
     }
@@ -279,12 +300,9 @@ mod tests {
             run("{{ range $externalLabels }}x{{ else }}empty{{ end }}"),
             "x"
         );
-        let query = |_: &str| -> Result<Vec<TemplateSample>, String> { Ok(Vec::new()) };
-        let out = expand(
-            "t",
+        let out = run_with(
             "{{ range query \"up\" }}x{{ else }}no data{{ end }}",
-            &data(0.0),
-            &query,
+            &instances(&[]),
         );
         assert_eq!(out.as_deref(), Ok("no data"));
         assert_eq!(run("{{ range $i := 5 }}{{ if eq $i 1 }}{{ continue }}{{ end }}{{ if eq $i 3 }}{{ break }}{{ end }}{{ $i }}{{ end }}"), "02");
@@ -292,61 +310,53 @@ mod tests {
 
     #[test]
     fn and_or_short_circuit_like_go() {
-        assert_eq!(run("{{ and false (index $value 1) }}"), "false");
-        assert_eq!(run("{{ or \"first\" (index $value 1) }}"), "first");
-        assert_eq!(run("{{ and 1 \"x\" }}"), "x");
+        expands(&[
+            ("{{ and false (index $value 1) }}", "false"),
+            ("{{ or \"first\" (index $value 1) }}", "first"),
+            ("{{ and 1 \"x\" }}", "x"),
+        ]);
     }
 
     #[test]
     fn numbers_and_dashes_lex_like_go() {
-        assert_eq!(run("{{-3}}"), "-3");
-        assert_eq!(run("a {{- 3}}"), "a3");
-        assert_eq!(
-            run("{{ 1.5 }} {{ 0x1F }} {{ 'a' }} {{ 1e3 }}"),
-            "1.5 31 97 1000"
-        );
+        expands(&[
+            ("{{-3}}", "-3"),
+            ("a {{- 3}}", "a3"),
+            ("{{ 1.5 }} {{ 0x1F }} {{ 'a' }} {{ 1e3 }}", "1.5 31 97 1000"),
+        ]);
     }
 
     #[test]
     fn more_builtins() {
-        assert_eq!(run("{{ len $labels }}"), "3");
-        assert_eq!(run("{{ print 1 2 \"a\" \"b\" 3 }}"), "1 2ab3");
-        assert_eq!(run("{{ html \"<b>&\" }}"), "&lt;b&gt;&amp;");
-        assert_eq!(run("{{ urlquery \"a b&c\" }}"), "a+b%26c");
-        assert_eq!(run("{{ $labels.instance | stripPort }}"), "web-1");
-        assert_eq!(run("{{ parseDuration \"1m30s\" }}"), "90");
-        assert_eq!(
-            run("{{ 1435065584.128 | humanizeTimestamp }}"),
-            "2015-06-23 13:19:44.128 +0000 UTC"
-        );
-        assert_eq!(run("{{ \"2048\" | humanize1024 }}"), "2ki");
-        assert_eq!(run("{{ $.Labels.route }}"), "/api/orders");
-        assert_eq!(
-            run("{{ graphLink \"up == 0\" }}"),
-            "/prefix/graph?g0.expr=up+%3D%3D+0&g0.tab=0"
-        );
-        assert_eq!(
-            run("{{ printf \"%5.1f|%-6s|%x\" 3.14159 \"ab\" 255 }}"),
-            "  3.1|ab    |ff"
-        );
+        expands(&[
+            ("{{ len $labels }}", "3"),
+            ("{{ print 1 2 \"a\" \"b\" 3 }}", "1 2ab3"),
+            ("{{ html \"<b>&\" }}", "&lt;b&gt;&amp;"),
+            ("{{ urlquery \"a b&c\" }}", "a+b%26c"),
+            ("{{ $labels.instance | stripPort }}", "web-1"),
+            ("{{ parseDuration \"1m30s\" }}", "90"),
+            (
+                "{{ 1435065584.128 | humanizeTimestamp }}",
+                "2015-06-23 13:19:44.128 +0000 UTC",
+            ),
+            ("{{ \"2048\" | humanize1024 }}", "2ki"),
+            ("{{ $.Labels.route }}", "/api/orders"),
+            (
+                "{{ graphLink \"up == 0\" }}",
+                "/prefix/graph?g0.expr=up+%3D%3D+0&g0.tab=0",
+            ),
+            (
+                "{{ printf \"%5.1f|%-6s|%x\" 3.14159 \"ab\" 255 }}",
+                "  3.1|ab    |ff",
+            ),
+        ]);
     }
 
     #[test]
     fn sort_by_label_orders_query_results() {
-        let query = |_: &str| -> Result<Vec<TemplateSample>, String> {
-            Ok(["b", "c", "a"]
-                .iter()
-                .map(|i| TemplateSample {
-                    labels: BTreeMap::from([("instance".to_string(), i.to_string())]),
-                    value: 1.0,
-                })
-                .collect())
-        };
-        let out = expand(
-            "t",
+        let out = run_with(
             "{{ range query \"up\" | sortByLabel \"instance\" }}{{ .Labels.instance }}{{ end }} {{ len (query \"up\") }}",
-            &data(0.0),
-            &query,
+            &instances(&["b", "c", "a"]),
         );
         assert_eq!(out.as_deref(), Ok("abc 3"));
     }
@@ -457,24 +467,22 @@ mod tests {
 
     #[test]
     fn execution_errors_are_values_not_panics() {
-        let err =
-            expand("t", "{{ humanize \"abc\" }}", &data(0.0), &no_query).expect_err("must fail");
+        let err = run_with("{{ humanize \"abc\" }}", &no_query).expect_err("must fail");
         assert!(
             err.to_string().contains(
                 "error calling humanize: strconv.ParseFloat: parsing \"abc\": invalid syntax"
             ),
             "{err}"
         );
-        let err = expand("t", "{{ gt $value 0 }}", &data(0.0), &no_query).expect_err("must fail");
+        let err = run_with("{{ gt $value 0 }}", &no_query).expect_err("must fail");
         assert!(
             err.to_string()
                 .contains("incompatible types for comparison"),
             "{err}"
         );
-        let err = expand("t", "{{ query \"up\" | first }}", &data(0.0), &no_query)
-            .expect_err("must fail");
+        let err = run_with("{{ query \"up\" | first }}", &no_query).expect_err("must fail");
         assert!(err.to_string().contains("no query engine"), "{err}");
-        let err = expand("t", "{{ $value.Foo }}", &data(0.0), &no_query).expect_err("must fail");
+        let err = run_with("{{ $value.Foo }}", &no_query).expect_err("must fail");
         assert!(
             err.to_string()
                 .contains("can't evaluate field Foo in type float64"),
