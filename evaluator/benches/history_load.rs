@@ -29,7 +29,6 @@ use vigil_evaluator::history::store::HistoryWrite;
 use vigil_evaluator::history::tracker::AlertTracker;
 use vigil_evaluator::history::writer::{HistoryWriter, WriterConfig};
 use vigil_evaluator::history::{Database, HistoryStore};
-use vigil_evaluator::labels::Labels;
 use vigil_evaluator::rules::fake::{sample, FakeEngine};
 use vigil_evaluator::rules::file::parse_rule_file;
 use vigil_evaluator::rules::group::{GroupEnv, RuleGroup};
@@ -80,15 +79,7 @@ async fn run(url: &str, alerts: usize, rounds: usize) -> Report {
         engine.set("x > 0", at, vector);
     }
     let tracker = AlertTracker::default();
-    let external = Labels::default();
-    let env = GroupEnv {
-        engine: &engine,
-        appender: &engine,
-        external_labels: &external,
-        external_url: "",
-        resend_delay: Duration::from_secs(60),
-        clock: &vigil_evaluator::clock::SystemClock,
-    };
+    let env = GroupEnv::local(&engine);
 
     let peak = Arc::new(AtomicI64::new(0));
     let done = Arc::new(AtomicBool::new(false));

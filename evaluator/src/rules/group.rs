@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::hash::Hasher;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use super::engine::{QueryEngine, Sample, SampleAppender};
@@ -14,7 +15,7 @@ use super::recording::RecordingRule;
 use super::template::TemplateError;
 use crate::alerts::state::millis;
 use crate::alerts::{Alert, AlertState, AlertingRule, EvalContext};
-use crate::clock::Clock;
+use crate::clock::{Clock, SystemClock};
 use crate::hash::StableHasher;
 use crate::labels::Labels;
 use crate::stale::STALE_NAN;
@@ -77,6 +78,24 @@ pub struct GroupEnv<'a> {
     pub resend_delay: Duration,
     /// Times each evaluation (its monotonic time).
     pub clock: &'a dyn Clock,
+}
+
+impl<'a> GroupEnv<'a> {
+    /// Evaluation with `source` answering the queries and taking the
+    /// recorded samples, no external labels or URL, a one-minute resend
+    /// delay and the system clock timing each evaluation; the fields that
+    /// differ are set with struct update syntax.
+    pub fn local<S: QueryEngine + SampleAppender>(source: &'a S) -> GroupEnv<'a> {
+        static NO_LABELS: LazyLock<Labels> = LazyLock::new(Labels::default);
+        GroupEnv {
+            engine: source,
+            appender: source,
+            external_labels: &NO_LABELS,
+            external_url: "",
+            resend_delay: Duration::from_secs(60),
+            clock: &SystemClock,
+        }
+    }
 }
 
 /// A rule group ready to evaluate.

@@ -359,7 +359,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::labels::Labels;
     use crate::rules::fake::{sample, FakeEngine};
     use crate::rules::file::parse_rule_file;
     use crate::rules::group::GroupEnv;
@@ -377,14 +376,9 @@ mod tests {
     }
 
     fn eval(g: &mut RuleGroup, engine: &FakeEngine, ts_ms: i64) {
-        let external = Labels::default();
         let env = GroupEnv {
-            engine,
-            appender: engine,
-            external_labels: &external,
-            external_url: "",
             resend_delay: RESEND,
-            clock: &crate::clock::SystemClock,
+            ..GroupEnv::local(engine)
         };
         g.eval(ts_ms, &env);
     }
@@ -447,14 +441,9 @@ mod tests {
         let mut after = group();
         let tracker = AlertTracker::default();
         assert_eq!(tracker.restore(&mut after, &snapshots), 1);
-        let external = Labels::default();
         let env = GroupEnv {
-            engine: &engine,
-            appender: &engine,
-            external_labels: &external,
-            external_url: "",
             resend_delay: RESEND,
-            clock: &crate::clock::SystemClock,
+            ..GroupEnv::local(&engine)
         };
         // Handed to the notifier once more (it may never have reached the
         // outbox before the restart; the notifier's restored log decides

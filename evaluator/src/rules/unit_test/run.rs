@@ -248,14 +248,13 @@ fn try_run_group(setup: &Setup, group: &TestGroup, at: &str) -> Result<Vec<Strin
             .iter()
             .map(|(k, v)| (k.as_str(), v.0.as_str())),
     );
+    // The system clock only times each evaluation; the evaluation times
+    // are the test's.
     let env = GroupEnv {
-        engine: &engine,
-        appender: &engine,
         external_labels: &external_labels,
         external_url: group.external_url.as_deref().unwrap_or(""),
         resend_delay: RESEND_DELAY,
-        // Only times each evaluation; the evaluation times are the test's.
-        clock: &crate::clock::SystemClock,
+        ..GroupEnv::local(&engine)
     };
 
     let mut errors = Vec::new();
