@@ -52,6 +52,9 @@ enum Command {
     /// Test notification routing, like `amtool config routes test`.
     #[command(subcommand)]
     Routes(RoutesCommand),
+    /// Send a test notification through receivers' integrations.
+    #[command(subcommand)]
+    Receivers(ReceiversCommand),
     /// Run promqltest scripts and print "N passed, N failed, N skipped".
     PromqlTest {
         /// promqltest script files.
@@ -88,6 +91,25 @@ enum RoutesCommand {
 }
 
 #[derive(Subcommand)]
+enum ReceiversCommand {
+    /// Send one test notification through each integration of a receiver
+    /// (or of every receiver) and print OK or the error per integration;
+    /// exits 1 when any failed.
+    Test {
+        /// Alertmanager-format notification config.
+        #[arg(long = "notify-config")]
+        notify_config: PathBuf,
+        /// Only this receiver (default: every receiver).
+        #[arg(long)]
+        receiver: Option<String>,
+        /// A label of the test alert, as LABEL=VALUE (repeatable; default
+        /// alertname=VigilReceiverTest).
+        #[arg(long = "alert", value_name = "LABEL=VALUE")]
+        alert: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum TestCommand {
     /// Run rule unit-test files (promtool format).
     Rules {
@@ -108,6 +130,11 @@ fn main() -> ExitCode {
             notify_config,
             labels,
         })) => cli::routes_test::run(&notify_config, &labels),
+        Some(Command::Receivers(ReceiversCommand::Test {
+            notify_config,
+            receiver,
+            alert,
+        })) => cli::receivers_test::run(&notify_config, receiver.as_deref(), &alert),
         Some(Command::PromqlTest { files }) => cli::promql_test::run(&files),
         None => cli::run::run(cli.run.config, cli.run.log_format),
     };

@@ -23,6 +23,7 @@ pub mod alertmanager;
 pub mod dashboard;
 pub mod error;
 pub mod prometheus;
+pub mod receivers;
 pub mod rules;
 pub mod targets;
 pub mod vigil;
@@ -80,6 +81,9 @@ pub struct AppState {
     pub read_requires_token: AtomicBool,
     /// "Now" for queries and acknowledgements without a time of their own.
     pub clock: Arc<dyn crate::clock::Clock>,
+    /// The receivers' integrations as the delivery task sends with them
+    /// (replaced on reload), for test notifications.
+    pub receivers: tokio::sync::watch::Receiver<Arc<crate::notify::config::ReceiverIntegrations>>,
 }
 
 impl AppState {
@@ -136,6 +140,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v2/status", get(alertmanager::get_status))
         .merge(vigil::routes())
+        .route(
+            "/api/vigil/v1/receivers/{name}/test",
+            post(receivers::test_receiver),
+        )
         // Last, so it covers every route above.
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),

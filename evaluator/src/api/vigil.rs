@@ -431,14 +431,37 @@ struct AlertAckBody {
 }
 
 /// Reads a JSON body of at most [`MAX_BODY_BYTES`].
-async fn read_json<T: serde::de::DeserializeOwned>(
+pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
     body: Body,
     example: &str,
 ) -> Result<T, VigilApiError> {
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+    let bytes = read_body(body).await?;
+    parse_json(&bytes, example)
+}
+
+/// Like [`read_json`], with an empty body meaning `None`.
+pub(super) async fn read_optional_json<T: serde::de::DeserializeOwned>(
+    body: Body,
+    example: &str,
+) -> Result<Option<T>, VigilApiError> {
+    let bytes = read_body(body).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    parse_json(&bytes, example).map(Some)
+}
+
+async fn read_body(body: Body) -> Result<axum::body::Bytes, VigilApiError> {
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
-        .map_err(|_| VigilApiError::TooLarge)?;
-    serde_json::from_slice(&bytes).map_err(|e| {
+        .map_err(|_| VigilApiError::TooLarge)
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    example: &str,
+) -> Result<T, VigilApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
         VigilApiError::BadBody(format!(
             "the request body is not the JSON this endpoint takes: {e}; send {example}"
         ))

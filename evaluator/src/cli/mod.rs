@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod promql_test;
+pub mod receivers_test;
 pub mod routes_test;
 pub mod rules_test;
 pub mod run;

@@ -247,6 +247,7 @@ impl Running {
                 .restore_open_episodes(load_open_episodes(&durability.store, clock.now()).await);
         }
         let (reload_tx, reloads) = mpsc::channel::<ReloadRequest>(4);
+        let (receivers, receivers_rx) = watch::channel(Arc::clone(&cfg.receivers));
         let state = Arc::new(AppState {
             ready: AtomicBool::new(groups.is_empty()),
             registry,
@@ -261,6 +262,7 @@ impl Running {
             history: durability.store.clone(),
             read_requires_token: AtomicBool::new(cfg.web.read_requires_token),
             clock: Arc::clone(&clock),
+            receivers: receivers_rx.clone(),
         });
         let listener = tokio::net::TcpListener::bind(cfg.web.listen)
             .await
@@ -280,7 +282,6 @@ impl Running {
             );
             let _ = alerts.send(restored.resolved);
         }
-        let (receivers, receivers_rx) = watch::channel(Arc::clone(&cfg.receivers));
         let window_ms = Arc::new(AtomicI64::new(millis(retention_window(
             &cfg.rule_groups,
             &engine,

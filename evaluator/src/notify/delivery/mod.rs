@@ -89,7 +89,6 @@ use crate::notify::alert::Notification;
 use crate::notify::config::ReceiverIntegrations;
 use crate::notify::deliver::DeliveryStage;
 use crate::notify::failure_log::{FailureLog, DEFAULT_SUMMARY_EVERY};
-use crate::notify::receivers::Integration;
 use held::{covered, hold, load_told, Held};
 use lanes::Lanes;
 use queue::{dispatch, resume, take_over};
@@ -118,11 +117,6 @@ pub trait DeliveryMetrics: Send + Sync + 'static {
     /// Counts one delivery to `receiver`'s `integration` that took
     /// `attempts` tries and ended sent (`delivered`) or given up.
     fn record_delivery(&self, receiver: &str, integration: &str, attempts: u32, delivered: bool);
-}
-
-/// The outbox name of an integration: `webhook[0]`, `slack[1]`, …
-fn integration_name(integration: &Integration) -> String {
-    format!("{}[{}]", integration.integration, integration.index)
 }
 
 /// The retry round after the one due at `due` that ran at `now` (both on

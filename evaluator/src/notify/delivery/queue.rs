@@ -15,7 +15,7 @@ use super::key::idempotency_key;
 use super::outbox::{NotificationOutbox, Outcome};
 use super::send::{deliver_one, Attempt};
 use super::shared::Shared;
-use super::{integration_name, OUTBOX_TIMEOUT, RESUME_LIMIT};
+use super::{OUTBOX_TIMEOUT, RESUME_LIMIT};
 use crate::notify::alert::Notification;
 
 /// Becoming the leader: the entries an old leader (or this replica before a
@@ -77,7 +77,7 @@ pub(super) fn dispatch(shared: &Arc<Shared>, held: Held, running: &mut JoinSet<(
         return;
     };
     for integration in integrations {
-        let name = integration_name(&integration);
+        let name = integration.name();
         if only.as_ref().is_some_and(|only| *only != name) {
             continue;
         }
@@ -191,10 +191,9 @@ pub(super) async fn resume(
             n.redelivery = !shared.owns(&record.id);
             redelivered += usize::from(n.redelivery);
         }
-        let integration = shared.integrations(&record.receiver).and_then(|list| {
-            list.into_iter()
-                .find(|i| integration_name(i) == record.integration)
-        });
+        let integration = shared
+            .integrations(&record.receiver)
+            .and_then(|list| list.into_iter().find(|i| i.name() == record.integration));
         let (Some(integration), Some(notification)) = (integration, record.notification.take())
         else {
             let reason =

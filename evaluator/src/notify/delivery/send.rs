@@ -14,7 +14,7 @@ use super::lanes::Turn;
 use super::outbox::{Claim, NotificationOutbox, Outcome};
 use super::shared::Shared;
 use super::term::Term;
-use super::{integration_name, OUTBOX_TIMEOUT};
+use super::OUTBOX_TIMEOUT;
 use crate::clock::Clock;
 use crate::notify::alert::Notification;
 use crate::notify::failure_log::FailureKind;
@@ -150,13 +150,7 @@ pub(super) async fn deliver_one(
         outbox.log_delivered(notification, now, Some(&term));
     }
     let Some(id) = id else {
-        outbox.log_without_entry(
-            notification,
-            &integration_name(integration),
-            created_at,
-            &result,
-            now,
-        );
+        outbox.log_without_entry(notification, &integration.name(), created_at, &result, now);
         return Attempt::Made;
     };
     record_outcome(

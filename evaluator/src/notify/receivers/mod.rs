@@ -59,6 +59,7 @@ pub mod http;
 pub mod registry;
 pub mod slack;
 pub mod template;
+pub mod test_send;
 pub mod webhook;
 
 use std::fmt;

@@ -97,6 +97,14 @@ pub struct Integration {
     pub receiver: Arc<dyn Receiver>,
 }
 
+impl Integration {
+    /// `webhook[0]`: the kind and its position in the receiver, as the
+    /// outbox, the history and the logs name an integration.
+    pub fn name(&self) -> String {
+        format!("{}[{}]", self.integration, self.index)
+    }
+}
+
 /// Every problem found in one receiver's integrations.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid receiver configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]

@@ -40,6 +40,7 @@ pub fn app_state() -> AppState {
         history: unused_history(),
         read_requires_token: AtomicBool::new(false),
         clock: Arc::new(SystemClock),
+        receivers: tokio::sync::watch::channel(Arc::default()).1,
     }
 }
 

@@ -5,3 +5,4 @@ mod alertmanager;
 mod config;
 mod email;
 mod http;
+mod test_send;
