@@ -139,6 +139,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(alertmanager::get_silence).delete(alertmanager::delete_silence),
         )
         .route("/api/v2/status", get(alertmanager::get_status))
+        .route("/api/v2/receivers", get(receivers::list_receivers))
         .merge(vigil::routes())
         .route(
             "/api/vigil/v1/receivers/{name}/test",

@@ -1,8 +1,9 @@
-//! `POST /api/vigil/v1/receivers/{name}/test`: sends one test notification
-//! through each integration of a configured receiver and answers, per
-//! integration, whether its endpoint took it (see
-//! [`crate::notify::receivers::test_send`]). Guarded by the API token like
-//! every other mutating endpoint.
+//! The configured receivers: `GET /api/v2/receivers` lists their names (as
+//! Alertmanager's API does), and `POST /api/vigil/v1/receivers/{name}/test`
+//! sends one test notification through each integration of one and
+//! answers, per integration, whether its endpoint took it (see
+//! [`crate::notify::receivers::test_send`]); the test is guarded by the
+//! API token like every other mutating endpoint.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::prometheus::success;
@@ -41,6 +43,23 @@ struct TestJson {
     /// Every integration took its notification.
     ok: bool,
     integrations: Vec<IntegrationJson>,
+}
+
+#[derive(Serialize)]
+pub struct ReceiverJson {
+    name: String,
+}
+
+/// `GET /api/v2/receivers`: every configured receiver, by name.
+pub async fn list_receivers(State(state): State<Arc<AppState>>) -> Json<Vec<ReceiverJson>> {
+    let mut names: Vec<String> = state.receivers.borrow().keys().cloned().collect();
+    names.sort();
+    Json(
+        names
+            .into_iter()
+            .map(|name| ReceiverJson { name })
+            .collect(),
+    )
 }
 
 /// `POST /api/vigil/v1/receivers/{name}/test`.

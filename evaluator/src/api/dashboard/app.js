@@ -450,6 +450,57 @@
     });
   }
 
+  // The last test result per receiver, kept across refreshes.
+  const receiverTests = new Map();
+
+  function renderReceivers(result) {
+    panel("receivers", result, "No receivers are configured.", () => {
+      const rows = [];
+      for (const r of Array.isArray(result.data) ? result.data : []) {
+        const test = el("button", { type: "button", class: "test-receiver",
+          "aria-label": "Send a test notification to receiver " + r.name }, "Send test");
+        const outcome = el("td", { class: "receiver-test", "aria-live": "polite" });
+        test.addEventListener("click", () => testReceiver(r.name, test, outcome));
+        showReceiverTest(outcome, receiverTests.get(r.name));
+        const last = receiverTests.get(r.name);
+        rows.push(el("tr", { "data-receiver": r.name, "data-sig": r.name + "|" + JSON.stringify(last || null) },
+          el("th", { scope: "row" }, r.name),
+          el("td", { class: "actions" }, test),
+          outcome));
+      }
+      return rows;
+    });
+  }
+
+  function showReceiverTest(cell, result) {
+    clear(cell);
+    if (!result) return;
+    if (result.error) {
+      cell.appendChild(el("span", { class: "error-text" }, result.error));
+      return;
+    }
+    const list = el("ul", { class: "labels" });
+    for (const i of result.integrations) {
+      list.appendChild(el("li", { class: i.ok ? "label" : "label error-text" },
+        i.integration + ": " + (i.ok ? "OK" : "FAILED: " + i.error)));
+    }
+    if (result.integrations.length === 0) list.appendChild(el("li", null, "no integrations to test"));
+    cell.appendChild(list);
+  }
+
+  async function testReceiver(name, button, cell) {
+    button.disabled = true;
+    clear(cell);
+    cell.appendChild(el("span", { class: "muted" }, "Sending…"));
+    const result = await api("/api/vigil/v1/receivers/" + encodeURIComponent(name) + "/test", { method: "POST" });
+    button.disabled = false;
+    const shown = result.ok ? result.data : { error: result.error };
+    receiverTests.set(name, shown);
+    showReceiverTest(cell, shown);
+    const row = cell.parentNode;
+    if (row) row.dataset.sig = name + "|" + JSON.stringify(shown);
+  }
+
   // Episodes whose details row is open, by id, so a refresh keeps them open.
   const openDetails = new Map();
 
@@ -673,7 +724,7 @@
       const historyStart = new Date(now - HISTORY_WINDOW_MS).toISOString();
       const noiseFrom = now - (NOISE_DAYS - 1) * 864e5;
       const noiseStart = new Date(new Date(noiseFrom).toISOString().slice(0, 10) + "T00:00:00Z");
-      const [v1Alerts, v2Alerts, silences, rules, targets, history, openHistory, stats] = await Promise.all([
+      const [v1Alerts, v2Alerts, silences, rules, targets, history, openHistory, stats, receivers] = await Promise.all([
         api("/api/v1/alerts"),
         api("/api/v2/alerts"),
         api("/api/v2/silences"),
@@ -683,6 +734,7 @@
         api("/api/vigil/v1/history?limit=500&state=firing"),
         api("/api/vigil/v1/stats?start=" + encodeURIComponent(noiseStart.toISOString()) +
           "&end=" + encodeURIComponent(new Date(now).toISOString())),
+        api("/api/v2/receivers"),
       ]);
       const silencesById = new Map();
       if (silences.ok && Array.isArray(silences.data)) {
@@ -698,8 +750,9 @@
       renderHistory(history);
       placeDetails();
       renderNoise(stats, noiseStart.getTime(), now);
+      renderReceivers(receivers);
       updateClocks();
-      const all = [v1Alerts, v2Alerts, silences, rules, targets, history, stats];
+      const all = [v1Alerts, v2Alerts, silences, rules, targets, history, stats, receivers];
       const refused = all.find((r) => r.unauthorized);
       const updated = $("updated");
       updated.className = refused ? "error" : "muted";
