@@ -13,6 +13,8 @@ use tower::ServiceExt;
 use vigil_exporter::config::Config;
 use vigil_exporter::server::{app, AppState};
 
+use crate::support::{assert_contains, assert_contains_all};
+
 const TOKEN: &str = "test-token";
 
 const CONFIG: &str = "
@@ -106,12 +108,6 @@ async fn business_metrics(state: &AppState) -> Result<String> {
         .filter(|line| line.contains("orders_created_total") || line.contains("queue_depth"))
         .map(|line| format!("{line}\n"))
         .collect())
-}
-
-/// Asserts that `text` contains `expected`, showing `text` if not.
-#[track_caller]
-fn assert_contains(text: &str, expected: &str) {
-    assert!(text.contains(expected), "{text}");
 }
 
 #[tokio::test]
@@ -290,7 +286,7 @@ async fn metrics_name_the_running_build() -> Result<()> {
         vigil_common::build_info::GIT_COMMIT,
         env!("CARGO_PKG_VERSION")
     );
-    assert!(text.contains(&expected), "{text}");
+    assert_contains(&text, &expected);
     Ok(())
 }
 
@@ -395,7 +391,7 @@ async fn registry_is_shared_with_other_components() -> Result<()> {
     registry.register(Box::new(extra.clone()))?;
     extra.inc();
     let text = get(&state, "/metrics").await?.text();
-    assert!(text.contains("extra_component_total 1\n"), "{text}");
+    assert_contains(&text, "extra_component_total 1\n");
     Ok(())
 }
 
@@ -419,13 +415,14 @@ async fn the_exporters_own_routes_are_counted_by_route_template_and_status() -> 
         get(&state, uri).await?;
     }
     let text = get(&state, "/metrics").await?.text();
-    for expected in [
-        "http_requests_total{method=\"GET\",route=\"/demo/ok\",status=\"200\"} 2\n",
-        "http_requests_total{method=\"GET\",route=\"/demo/error\",status=\"500\"} 1\n",
-        "http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 1\n",
-    ] {
-        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
-    }
+    assert_contains_all(
+        &text,
+        [
+            "http_requests_total{method=\"GET\",route=\"/demo/ok\",status=\"200\"} 2\n",
+            "http_requests_total{method=\"GET\",route=\"/demo/error\",status=\"500\"} 1\n",
+            "http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 1\n",
+        ],
+    );
     Ok(())
 }
 

@@ -3,8 +3,6 @@
 //! the in-flight gauge always comes back to zero.
 
 use std::convert::Infallible;
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -17,6 +15,8 @@ use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, Registry, TextEncoder};
 use tower::ServiceExt;
 use vigil_exporter::http_metrics::{HttpMetricsError, HttpMetricsLayer};
+
+use crate::support::promtool_check_metrics;
 
 // ---------------------------------------------------------------- helpers
 
@@ -691,30 +691,11 @@ async fn rendered_metrics_pass_promtool_check_metrics() {
     let Some(promtool) = vigil_testkit::external_tool("promtool") else {
         return;
     };
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|err| panic!("cannot run promtool: {err}"));
-    child
-        .stdin
-        .take()
-        .unwrap_or_else(|| panic!("promtool has no stdin"))
-        .write_all(text.as_bytes())
-        .unwrap_or_else(|err| panic!("cannot write to promtool: {err}"));
-    let output = child
-        .wait_with_output()
-        .unwrap_or_else(|err| panic!("promtool did not finish: {err}"));
+    let (status, said) =
+        promtool_check_metrics(&promtool, text.as_bytes()).unwrap_or_else(|err| panic!("{err:#}"));
 
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
     assert_eq!(said, "", "promtool check metrics complained about:\n{text}");
-    assert!(output.status.success());
+    assert!(status.success());
 }
 
 // ------------------------------------------------------------ per handler

@@ -1,9 +1,14 @@
-//! Local HTTP and HTTPS servers and probe targets for the prober tests.
+//! Local HTTP and HTTPS servers and probe targets for the prober tests, and
+//! `promtool check metrics` for the tests of exported metrics.
 
+use std::io::Write;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -129,6 +134,51 @@ pub async fn serve_https(router: Router, cert: ServerCert) -> SocketAddr {
         }
     });
     addr
+}
+
+/// Asserts that `text` contains `expected`, showing `text` if not.
+#[track_caller]
+pub fn assert_contains(text: &str, expected: &str) {
+    assert!(text.contains(expected), "{text}");
+}
+
+/// Asserts that `text` contains each of `expected`, naming the one missing.
+#[track_caller]
+pub fn assert_contains_all<S: AsRef<str>>(text: &str, expected: impl IntoIterator<Item = S>) {
+    for expected in expected {
+        let expected = expected.as_ref();
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+/// What `promtool check metrics` says of `metrics` (stdout and stderr
+/// together), and how it exited.
+pub fn promtool_check_metrics(
+    promtool: &Path,
+    metrics: &[u8],
+) -> anyhow::Result<(ExitStatus, String)> {
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot run promtool")?;
+    child
+        .stdin
+        .take()
+        .context("promtool has no stdin")?
+        .write_all(metrics)
+        .context("cannot write to promtool")?;
+    let output = child
+        .wait_with_output()
+        .context("promtool did not finish")?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok((output.status, said))
 }
 
 /// A target for `url` with a short timeout, so failing tests fail fast.

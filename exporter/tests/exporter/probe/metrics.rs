@@ -1,8 +1,6 @@
 //! The exported metrics: names, labels, initial values, and the Prometheus
 //! text format as `promtool` checks it.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use axum::routing::get;
@@ -13,7 +11,7 @@ use vigil_exporter::probe::{
     FailureReason, ProbeFailure, ProbeMetrics, ProbeOutcome, ProbeTarget, Prober, ProberOptions,
 };
 
-use crate::support::{closed_addr, metric_value, serve_http, target};
+use crate::support::{closed_addr, metric_value, promtool_check_metrics, serve_http, target};
 
 fn shop() -> ProbeTarget {
     ProbeTarget::new("shop", "https://shop.example/healthz").expect("valid url")
@@ -166,27 +164,9 @@ fn exported_text_passes_promtool_check_metrics() {
         .encode(&registry.gather(), &mut text)
         .expect("encode");
 
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run promtool");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(&text)
-        .expect("write metrics");
-    let output = child.wait_with_output().expect("promtool output");
-    let complaints = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (status, complaints) = promtool_check_metrics(&promtool, &text).expect("promtool output");
     assert!(
-        output.status.success() && complaints.is_empty(),
+        status.success() && complaints.is_empty(),
         "{complaints}\n{}",
         String::from_utf8_lossy(&text)
     );
