@@ -15,7 +15,9 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
-use vigil_exporter::probe::{Expectation, ProbeTarget};
+use vigil_exporter::probe::{
+    probe_once, Expectation, FailureReason, ProbeClients, ProbeOutcome, ProbeTarget,
+};
 
 /// Serves `router` over plain HTTP on an ephemeral port.
 pub async fn serve_http(router: Router) -> SocketAddr {
@@ -186,6 +188,17 @@ pub fn target(url: &str) -> ProbeTarget {
     let mut target = ProbeTarget::new("test", url).expect("valid url");
     target.timeout = Duration::from_secs(5);
     target
+}
+
+/// Probes `target` once, with clients made for the purpose.
+pub async fn probe(target: &ProbeTarget) -> ProbeOutcome {
+    probe_once(target, &ProbeClients::new().expect("HTTP clients")).await
+}
+
+/// Asserts that `outcome` is a failure for `reason`.
+#[track_caller]
+pub fn assert_fails_with(outcome: &ProbeOutcome, reason: FailureReason) {
+    assert_eq!(outcome.reason(), Some(reason), "{outcome:?}");
 }
 
 /// A target for `url` with the expectation `expect`.
