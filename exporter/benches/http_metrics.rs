@@ -42,14 +42,27 @@ async fn drive(app: &Router) {
     }
 }
 
-fn bench_layers(c: &mut Criterion) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+/// A current-thread tokio runtime to drive the requests on.
+fn runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
         Err(err) => panic!("cannot build a tokio runtime for the bench: {err}"),
-    };
+    }
+}
+
+/// An `HttpMetricsLayer` recording into `registry`.
+fn metrics_layer(registry: &prometheus::Registry) -> HttpMetricsLayer {
+    match HttpMetricsLayer::new(registry) {
+        Ok(layer) => layer,
+        Err(err) => panic!("cannot build HttpMetricsLayer: {err}"),
+    }
+}
+
+fn bench_layers(c: &mut Criterion) {
+    let runtime = runtime();
 
     let bare = app();
     // A layer that does nothing, added the same way (`Router::layer`): what
@@ -57,15 +70,9 @@ fn bench_layers(c: &mut Criterion) {
     // its future), so the metrics work can be told apart from the plumbing.
     let passthrough = app().layer(MapRequestLayer::new(|request: Request<Body>| request));
     let registry = prometheus::Registry::new();
-    let ours = match HttpMetricsLayer::new(&registry) {
-        Ok(layer) => app().layer(layer),
-        Err(err) => panic!("cannot build HttpMetricsLayer: {err}"),
-    };
+    let ours = app().layer(metrics_layer(&registry));
     let per_handler_registry = prometheus::Registry::new();
-    let per_handler = match HttpMetricsLayer::new(&per_handler_registry) {
-        Ok(layer) => app_per_handler(&layer),
-        Err(err) => panic!("cannot build HttpMetricsLayer: {err}"),
-    };
+    let per_handler = app_per_handler(&metrics_layer(&per_handler_registry));
     // `pair` installs the process-wide `metrics` recorder, without which the
     // axum-prometheus layer would record into a no-op recorder; it spawns an
     // upkeep task, hence the runtime context.
@@ -143,22 +150,13 @@ fn matched_path(runtime: &tokio::runtime::Runtime, template: &str, path: &str) -
 /// routing: the per-request cost of the metrics work itself, in a loop short
 /// enough to suffer less from the noise of a shared machine.
 fn bench_layer_alone(c: &mut Criterion) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => panic!("cannot build a tokio runtime for the bench: {err}"),
-    };
+    let runtime = runtime();
     let matched = matched_path(&runtime, "/users/{id}", "/users/42");
     let answer = service_fn(|_request: Request<Body>| async {
         Ok::<_, Infallible>(http::Response::new(Body::empty()))
     });
     let registry = prometheus::Registry::new();
-    let layer = match HttpMetricsLayer::new(&registry) {
-        Ok(layer) => layer,
-        Err(err) => panic!("cannot build HttpMetricsLayer: {err}"),
-    };
+    let layer = metrics_layer(&registry);
     let instrumented = layer.layer(answer);
 
     let request = || {

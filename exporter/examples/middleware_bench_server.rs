@@ -17,12 +17,15 @@ use std::net::SocketAddr;
 use anyhow::{bail, Context};
 use axum::routing::get;
 use prometheus::{Encoder, Registry, TextEncoder};
-use tokio::signal::unix::{signal, SignalKind};
 use vigil_exporter::http_metrics::HttpMetricsLayer;
 
 #[path = "../benches/support/bench_app.rs"]
 mod bench_app;
 use bench_app::{app, app_per_handler};
+
+#[path = "support/serve.rs"]
+mod serve;
+use serve::{addr_arg, block_on, serve_until_stopped};
 
 /// `GET /metrics` serving `registry`.
 fn metrics_route(registry: Registry) -> axum::routing::MethodRouter {
@@ -44,16 +47,8 @@ fn main() -> anyhow::Result<()> {
     let variant = args.next().context(
         "usage: middleware_bench_server none|noop-layer|vigil|vigil-handler|axum-prometheus [ADDR]",
     )?;
-    let addr: SocketAddr = args
-        .next()
-        .unwrap_or_else(|| "127.0.0.1:0".to_owned())
-        .parse()
-        .context("ADDR must be IP:PORT, e.g. 127.0.0.1:0")?;
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?
-        .block_on(serve(&variant, addr))
+    let addr = addr_arg(args.next())?;
+    block_on(serve(&variant, addr))
 }
 
 async fn serve(variant: &str, addr: SocketAddr) -> anyhow::Result<()> {
@@ -96,18 +91,5 @@ async fn serve(variant: &str, addr: SocketAddr) -> anyhow::Result<()> {
             )
         }
     };
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    println!("listening on {}", listener.local_addr()?);
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        })
-        .await
-        .context("server failed")
+    serve_until_stopped(addr, router).await
 }

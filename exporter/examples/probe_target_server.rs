@@ -12,12 +12,14 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use anyhow::Context;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::Router;
-use tokio::signal::unix::{signal, SignalKind};
+
+#[path = "support/serve.rs"]
+mod serve;
+use serve::{addr_arg, block_on, serve_until_stopped};
 
 /// Requests served, by prober.
 #[derive(Debug, Default)]
@@ -53,16 +55,8 @@ async fn report(State(counts): State<Arc<Counts>>) -> String {
 }
 
 fn main() -> anyhow::Result<()> {
-    let addr: SocketAddr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:0".to_owned())
-        .parse()
-        .context("ADDR must be IP:PORT, e.g. 127.0.0.1:0")?;
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?
-        .block_on(serve(addr))
+    let addr = addr_arg(std::env::args().nth(1))?;
+    block_on(serve(addr))
 }
 
 async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
@@ -70,18 +64,5 @@ async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
         .route("/t/{id}", get(target))
         .route("/counts", get(report))
         .with_state(Arc::new(Counts::default()));
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    println!("listening on {}", listener.local_addr()?);
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        })
-        .await
-        .context("server failed")
+    serve_until_stopped(addr, router).await
 }

@@ -142,6 +142,44 @@ struct Declared {
     seen: Mutex<HashSet<Vec<String>>>,
 }
 
+impl Declared {
+    /// Checks that the `labels` of an event for `metric` name only declared
+    /// labels, and each declared label with a non-empty value.
+    fn check_labels(
+        &self,
+        metric: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), BusinessError> {
+        let unknown: Vec<String> = labels
+            .keys()
+            .filter(|name| !self.labels.contains(name))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            return Err(BusinessError::UnknownLabels {
+                metric: metric.to_owned(),
+                labels: unknown,
+                declared: self.labels.clone(),
+            });
+        }
+        let missing: Vec<String> = self
+            .labels
+            .iter()
+            // Prometheus treats an empty label value as an absent label.
+            .filter(|name| labels.get(*name).is_none_or(String::is_empty))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(BusinessError::MissingLabels {
+                metric: metric.to_owned(),
+                labels: missing,
+            })
+        }
+    }
+}
+
 #[derive(Debug)]
 enum Series {
     Counter(CounterVec),
@@ -243,31 +281,7 @@ impl BusinessMetrics {
             .metrics
             .get(&metric)
             .ok_or_else(|| BusinessError::UnknownMetric(metric.clone()))?;
-        let unknown: Vec<String> = labels
-            .keys()
-            .filter(|name| !declared.labels.contains(name))
-            .cloned()
-            .collect();
-        if !unknown.is_empty() {
-            return Err(BusinessError::UnknownLabels {
-                metric,
-                labels: unknown,
-                declared: declared.labels.clone(),
-            });
-        }
-        let missing: Vec<String> = declared
-            .labels
-            .iter()
-            // Prometheus treats an empty label value as an absent label.
-            .filter(|name| labels.get(*name).is_none_or(String::is_empty))
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
-            return Err(BusinessError::MissingLabels {
-                metric,
-                labels: missing,
-            });
-        }
+        declared.check_labels(&metric, &labels)?;
         let value = match (&declared.series, value) {
             (Series::Counter(_), None) => 1.0,
             (Series::Counter(_), Some(v)) if v.is_finite() && v >= 0.0 => v,

@@ -115,6 +115,21 @@ pub async fn wait_for_http(url: &str, timeout: Duration) -> anyhow::Result<()> {
     }
 }
 
+/// Asserts that `stdout` is what workspace binary `name` prints for
+/// `--version`: `{name} {version} (commit {id})`, where `id` is a hex commit
+/// hash, or `unknown` when the build had no git checkout.
+#[track_caller]
+pub fn assert_version_line(name: &str, version: &str, stdout: &str) {
+    let is_commit_id = |id: &str| {
+        id == "unknown" || (!id.is_empty() && id.chars().all(|ch| ch.is_ascii_hexdigit()))
+    };
+    let id = stdout
+        .trim()
+        .strip_prefix(&format!("{name} {version} (commit "))
+        .and_then(|rest| rest.strip_suffix(')'));
+    assert!(id.is_some_and(is_commit_id), "{stdout:?}");
+}
+
 /// A child process that is killed (and reaped) when dropped.
 #[derive(Debug)]
 pub struct ChildGuard(pub Child);

@@ -195,6 +195,44 @@ async fn drive_until(
     done()
 }
 
+/// What the Slack server and the SMTP sink have received, since the test
+/// started.
+struct Receivers<'a> {
+    posts: &'a Posts,
+    mail_out: &'a Path,
+    started: Instant,
+}
+
+impl Receivers<'_> {
+    /// Drives the exporter (with errors or without) until both receivers
+    /// have a `status` message (an e-mail whose subject contains
+    /// `mail_marker`); fails if that takes more than 40 s, and says when
+    /// it happened.
+    async fn drive_until_notified(
+        &self,
+        client: &reqwest::Client,
+        exporter: &str,
+        errors: bool,
+        status: &str,
+        mail_marker: &str,
+    ) {
+        let notified = drive_until(client, exporter, errors, Duration::from_secs(40), || {
+            count_slack(self.posts, status) >= 1 && count_mail(self.mail_out, mail_marker) >= 1
+        })
+        .await;
+        assert!(
+            notified,
+            "no {status} notification within 40 s; Slack: {:?}; mail: {:?}",
+            slack_posts(self.posts),
+            mails(self.mail_out)
+        );
+        eprintln!(
+            "{status} notifications received after {:?}",
+            self.started.elapsed()
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_burst_sends_one_slack_and_one_email_then_one_resolved_of_each() {
     let started = Instant::now();
@@ -301,38 +339,19 @@ web:
 
     // Errors: one firing message on each receiver.
     let client = reqwest::Client::new();
-    let fired = drive_until(&client, &exporter, true, Duration::from_secs(40), || {
-        count_slack(&posts, "firing") >= 1 && count_mail(&mail_out, "[FIRING") >= 1
-    })
-    .await;
-    assert!(
-        fired,
-        "no firing notification within 40 s; Slack: {:?}; mail: {:?}",
-        slack_posts(&posts),
-        mails(&mail_out)
-    );
-
-    eprintln!(
-        "firing notifications received after {:?}",
-        started.elapsed()
-    );
+    let receivers = Receivers {
+        posts: &posts,
+        mail_out: &mail_out,
+        started,
+    };
+    receivers
+        .drive_until_notified(&client, &exporter, true, "firing", "[FIRING")
+        .await;
 
     // No more errors: one resolved message on each receiver.
-    let resolved = drive_until(&client, &exporter, false, Duration::from_secs(40), || {
-        count_slack(&posts, "resolved") >= 1 && count_mail(&mail_out, "RESOLVED") >= 1
-    })
-    .await;
-    assert!(
-        resolved,
-        "no resolved notification within 40 s; Slack: {:?}; mail: {:?}",
-        slack_posts(&posts),
-        mails(&mail_out)
-    );
-
-    eprintln!(
-        "resolved notifications received after {:?}",
-        started.elapsed()
-    );
+    receivers
+        .drive_until_notified(&client, &exporter, false, "resolved", "RESOLVED")
+        .await;
 
     // Quiet period: nothing repeated or duplicated.
     drive_until(&client, &exporter, false, Duration::from_secs(3), || false).await;

@@ -139,6 +139,46 @@ impl Validator<'_> {
         checked.value
     }
 
+    /// `count` of the value taken from `checked` at `field`.
+    fn count_at(
+        &mut self,
+        checked: Option<Checked<i64>>,
+        field: &str,
+        default: usize,
+        names_default: bool,
+    ) -> usize {
+        let value = self.take(checked, field);
+        self.count(value, field, default, names_default)
+    }
+
+    /// The count `value` at `field`, or `default` when it is absent or
+    /// below 1; the latter is a problem, whose message names the default
+    /// when `names_default`.
+    fn count(
+        &mut self,
+        value: Option<i64>,
+        field: &str,
+        default: usize,
+        names_default: bool,
+    ) -> usize {
+        match value {
+            None => default,
+            Some(n) if n >= 1 => usize::try_from(n).unwrap_or(usize::MAX),
+            Some(n) => {
+                let named = if names_default {
+                    format!(" (default {default})")
+                } else {
+                    String::new()
+                };
+                self.problem(
+                    field,
+                    format!("{n} is too small; expected a whole number of at least 1{named}"),
+                );
+                default
+            }
+        }
+    }
+
     fn config(&mut self, text: &str, env_token: Option<&str>) -> Option<Config> {
         let document: serde_yaml::Value = match serde_yaml::from_str(text) {
             Ok(document) => document,
@@ -164,20 +204,12 @@ impl Validator<'_> {
         let http = self.http(raw.http);
         let demo = self.take(raw.demo, "demo").unwrap_or(false);
         let probes = self.probes(raw.probes);
-        let probe_concurrency = match self.take(raw.probe_concurrency, "probe_concurrency") {
-            None => defaults::PROBE_CONCURRENCY,
-            Some(n) if n >= 1 => usize::try_from(n).unwrap_or(usize::MAX),
-            Some(n) => {
-                self.problem(
-                    "probe_concurrency",
-                    format!(
-                        "{n} is too small; expected a whole number of at least 1 (default {})",
-                        defaults::PROBE_CONCURRENCY
-                    ),
-                );
-                defaults::PROBE_CONCURRENCY
-            }
-        };
+        let probe_concurrency = self.count_at(
+            raw.probe_concurrency,
+            "probe_concurrency",
+            defaults::PROBE_CONCURRENCY,
+            true,
+        );
         let business = self.business(raw.business, env_token);
         Some(Config {
             listen: listen.unwrap_or_else(defaults::listen),
@@ -374,17 +406,12 @@ impl Validator<'_> {
                 None => {}
             }
         }
-        match raw.max_connections {
-            None => {}
-            Some(n) if n >= 1 => limits.max_connections = usize::try_from(n).unwrap_or(usize::MAX),
-            Some(n) => self.problem(
-                "http.max_connections",
-                format!(
-                    "{n} is too small; expected a whole number of at least 1 (default {})",
-                    limits.max_connections
-                ),
-            ),
-        }
+        limits.max_connections = self.count(
+            raw.max_connections,
+            "http.max_connections",
+            limits.max_connections,
+            true,
+        );
         limits
     }
 
@@ -419,17 +446,12 @@ impl Validator<'_> {
             Some(token_file) => self.token_file(&token_file),
             None => env_token.and_then(IngestToken::new),
         };
-        let max_label_sets = match self.take(raw.max_label_sets, "business.max_label_sets") {
-            None => defaults::MAX_LABEL_SETS,
-            Some(n) if n >= 1 => usize::try_from(n).unwrap_or(usize::MAX),
-            Some(n) => {
-                self.problem(
-                    "business.max_label_sets",
-                    format!("{n} is too small; expected a whole number of at least 1"),
-                );
-                defaults::MAX_LABEL_SETS
-            }
-        };
+        let max_label_sets = self.count_at(
+            raw.max_label_sets,
+            "business.max_label_sets",
+            defaults::MAX_LABEL_SETS,
+            false,
+        );
         let mut first_use: HashMap<String, String> = HashMap::new();
         let counters = self.metrics(raw.counters, MetricKind::Counter, &mut first_use);
         let gauges = self.metrics(raw.gauges, MetricKind::Gauge, &mut first_use);
@@ -635,20 +657,27 @@ impl MetricKind {
 /// Metric names as promtool's lint accepts them: the Prometheus grammar
 /// without upper case and without the colons reserved for recording rules.
 fn is_snake_case_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    is_name(
+        name,
+        |c| c.is_ascii_lowercase() || c == '_',
+        |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_',
+    )
 }
 
 /// Prometheus label-name grammar: `[a-zA-Z_][a-zA-Z0-9_]*`.
 fn is_label_name(name: &str) -> bool {
+    is_name(
+        name,
+        |c| c.is_ascii_alphabetic() || c == '_',
+        |c| c.is_ascii_alphanumeric() || c == '_',
+    )
+}
+
+/// True when `name` is not empty, its first character passes `first` and
+/// every other character passes `rest`.
+fn is_name(name: &str, first: impl Fn(char) -> bool, rest: impl Fn(char) -> bool) -> bool {
     let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    chars.next().is_some_and(first) && chars.all(rest)
 }
 
 /// The position of character `at` of `source`, a scalar whose value starts

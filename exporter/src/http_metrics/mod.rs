@@ -398,9 +398,11 @@ mod tests {
         );
     }
 
-    #[test]
-    fn nan_bucket_is_rejected_with_its_position() {
-        let err = validate_buckets(&[0.1, f64::NAN]).err();
+    /// Asserts that `[0.1, second]` is rejected for its non-finite bound at
+    /// index 1.
+    #[track_caller]
+    fn assert_second_bound_rejected_as_non_finite(second: f64) {
+        let err = validate_buckets(&[0.1, second]).err();
         assert!(
             matches!(
                 err,
@@ -411,15 +413,13 @@ mod tests {
     }
 
     #[test]
+    fn nan_bucket_is_rejected_with_its_position() {
+        assert_second_bound_rejected_as_non_finite(f64::NAN);
+    }
+
+    #[test]
     fn infinite_bucket_is_rejected() {
-        let err = validate_buckets(&[0.1, f64::INFINITY]).err();
-        assert!(
-            matches!(
-                err,
-                Some(HttpMetricsError::NonFiniteBucket { index: 1, .. })
-            ),
-            "{err:?}"
-        );
+        assert_second_bound_rejected_as_non_finite(f64::INFINITY);
     }
 
     #[test]

@@ -13,6 +13,8 @@ use tower::ServiceExt;
 use vigil_exporter::config::Config;
 use vigil_exporter::server::{app, AppState};
 
+use crate::support::{assert_contains, assert_contains_all};
+
 const TOKEN: &str = "test-token";
 
 const CONFIG: &str = "
@@ -46,6 +48,11 @@ impl Reply {
             .with_context(|| format!("not JSON: {}", String::from_utf8_lossy(&self.body)))
     }
 
+    /// The value of the response header `name`, as bytes.
+    fn header(&self, name: header::HeaderName) -> Option<&[u8]> {
+        self.headers.get(name).map(|v| v.as_bytes())
+    }
+
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -67,6 +74,16 @@ async fn get(state: &AppState, uri: &str) -> Result<Reply> {
     send(state, Request::get(uri).body(Body::empty())?).await
 }
 
+/// The event body of one `orders_created_total` order from `channel`.
+fn order(channel: &str) -> String {
+    format!(r#"{{"metric": "orders_created_total", "labels": {{"channel": "{channel}"}}}}"#)
+}
+
+/// The status `GET uri` answers with.
+async fn status_of(state: &AppState, uri: &str) -> Result<StatusCode> {
+    Ok(get(state, uri).await?.status)
+}
+
 async fn post_event(state: &AppState, token: Option<&str>, body: impl Into<Body>) -> Result<Reply> {
     let mut request =
         Request::post("/api/v1/events").header(header::CONTENT_TYPE, "application/json");
@@ -74,6 +91,11 @@ async fn post_event(state: &AppState, token: Option<&str>, body: impl Into<Body>
         request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
     }
     send(state, request.body(body.into())?).await
+}
+
+/// Posts one order from the web channel with the right token.
+async fn post_web_order(state: &AppState) -> Result<Reply> {
+    post_event(state, Some(TOKEN), order("web")).await
 }
 
 /// The business part of `/metrics`: other families (process metrics, HTTP
@@ -100,32 +122,16 @@ async fn counter_events_add_their_value_defaulting_to_one() -> Result<()> {
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     }
     let metrics = business_metrics(&state).await?;
-    assert!(
-        metrics.contains("orders_created_total{channel=\"web\"} 3\n"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("orders_created_total{channel=\"app\"} 0.5\n"),
-        "{metrics}"
-    );
+    assert_contains(&metrics, "orders_created_total{channel=\"web\"} 3\n");
+    assert_contains(&metrics, "orders_created_total{channel=\"app\"} 0.5\n");
     Ok(())
 }
 
 #[tokio::test]
 async fn accepted_event_answers_with_the_new_value() -> Result<()> {
     let state = state()?;
-    post_event(
-        &state,
-        Some(TOKEN),
-        r#"{"metric": "orders_created_total", "labels": {"channel": "web"}}"#,
-    )
-    .await?;
-    let reply = post_event(
-        &state,
-        Some(TOKEN),
-        r#"{"metric": "orders_created_total", "labels": {"channel": "web"}}"#,
-    )
-    .await?;
+    post_web_order(&state).await?;
+    let reply = post_web_order(&state).await?;
     assert_eq!(
         reply.json()?,
         serde_json::json!({"metric": "orders_created_total", "labels": {"channel": "web"}, "value": 2.0})
@@ -144,10 +150,7 @@ async fn gauge_events_set_the_value() -> Result<()> {
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     }
     let metrics = business_metrics(&state).await?;
-    assert!(
-        metrics.contains("queue_depth{queue=\"mail\"} -1.5\n"),
-        "{metrics}"
-    );
+    assert_contains(&metrics, "queue_depth{queue=\"mail\"} -1.5\n");
     Ok(())
 }
 
@@ -165,12 +168,7 @@ struct BadPost {
 async fn every_kind_of_bad_event_gets_a_json_error_and_changes_nothing() -> Result<()> {
     let state = state()?;
     // One accepted event first, so "unchanged" covers an existing series.
-    post_event(
-        &state,
-        Some(TOKEN),
-        r#"{"metric": "orders_created_total", "labels": {"channel": "web"}}"#,
-    )
-    .await?;
+    post_web_order(&state).await?;
     let before = business_metrics(&state).await?;
     let web = r#""labels": {"channel": "web"}"#;
     let cases = [
@@ -213,13 +211,7 @@ async fn every_kind_of_bad_event_gets_a_json_error_and_changes_nothing() -> Resu
 #[tokio::test]
 async fn unauthorized_reply_asks_for_a_bearer_token() -> Result<()> {
     let reply = post_event(&state()?, None, "{}").await?;
-    assert_eq!(
-        reply
-            .headers
-            .get(header::WWW_AUTHENTICATE)
-            .map(|v| v.as_bytes()),
-        Some(&b"Bearer"[..])
-    );
+    assert_eq!(reply.header(header::WWW_AUTHENTICATE), Some(&b"Bearer"[..]));
     Ok(())
 }
 
@@ -246,30 +238,19 @@ async fn a_counter_event_that_would_overflow_to_infinity_is_refused_with_422() -
 async fn label_set_limit_rejects_new_sets_but_keeps_counting_known_ones() -> Result<()> {
     let state = state()?; // max_label_sets: 3
     for channel in ["web", "app", "phone"] {
-        let body = format!(
-            r#"{{"metric": "orders_created_total", "labels": {{"channel": "{channel}"}}}}"#
-        );
         assert_eq!(
-            post_event(&state, Some(TOKEN), body).await?.status,
+            post_event(&state, Some(TOKEN), order(channel))
+                .await?
+                .status,
             StatusCode::OK
         );
     }
     let before = business_metrics(&state).await?;
-    let fourth = post_event(
-        &state,
-        Some(TOKEN),
-        r#"{"metric": "orders_created_total", "labels": {"channel": "fax"}}"#,
-    )
-    .await?;
+    let fourth = post_event(&state, Some(TOKEN), order("fax")).await?;
     assert_eq!(fourth.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(fourth.json()?["code"], "too_many_label_sets");
     assert_eq!(business_metrics(&state).await?, before);
-    let known = post_event(
-        &state,
-        Some(TOKEN),
-        r#"{"metric": "orders_created_total", "labels": {"channel": "web"}}"#,
-    )
-    .await?;
+    let known = post_web_order(&state).await?;
     assert_eq!(known.status, StatusCode::OK);
     Ok(())
 }
@@ -277,12 +258,7 @@ async fn label_set_limit_rejects_new_sets_but_keeps_counting_known_ones() -> Res
 #[tokio::test]
 async fn without_a_configured_token_events_are_refused_with_403() -> Result<()> {
     let state = state_with(CONFIG, None)?;
-    let reply = post_event(
-        &state,
-        Some("anything"),
-        r#"{"metric": "orders_created_total", "labels": {"channel": "web"}}"#,
-    )
-    .await?;
+    let reply = post_event(&state, Some("anything"), order("web")).await?;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
     assert_eq!(reply.json()?["code"], "ingest_disabled");
     Ok(())
@@ -291,26 +267,14 @@ async fn without_a_configured_token_events_are_refused_with_403() -> Result<()> 
 #[tokio::test]
 async fn metrics_use_the_prometheus_text_content_type() -> Result<()> {
     let state = state()?;
-    post_event(
-        &state,
-        Some(TOKEN),
-        r#"{"metric": "orders_created_total", "labels": {"channel": "web"}}"#,
-    )
-    .await?;
+    post_web_order(&state).await?;
     let reply = get(&state, "/metrics").await?;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(
-        reply
-            .headers
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.as_bytes()),
+        reply.header(header::CONTENT_TYPE),
         Some(&b"text/plain; version=0.0.4; charset=utf-8"[..])
     );
-    assert!(
-        reply.text().contains("# TYPE orders_created_total counter"),
-        "{}",
-        reply.text()
-    );
+    assert_contains(&reply.text(), "# TYPE orders_created_total counter");
     Ok(())
 }
 
@@ -322,60 +286,47 @@ async fn metrics_name_the_running_build() -> Result<()> {
         vigil_common::build_info::GIT_COMMIT,
         env!("CARGO_PKG_VERSION")
     );
-    assert!(text.contains(&expected), "{text}");
+    assert_contains(&text, &expected);
     Ok(())
 }
 
 #[tokio::test]
 async fn metrics_are_gzipped_when_the_client_accepts_gzip() -> Result<()> {
     let state = state()?;
-    post_event(
-        &state,
-        Some(TOKEN),
-        r#"{"metric": "orders_created_total", "labels": {"channel": "web"}}"#,
-    )
-    .await?;
+    post_web_order(&state).await?;
     let request = Request::get("/metrics")
         .header(header::ACCEPT_ENCODING, "gzip")
         .body(Body::empty())?;
     let reply = send(&state, request).await?;
-    assert_eq!(
-        reply
-            .headers
-            .get(header::CONTENT_ENCODING)
-            .map(|v| v.as_bytes()),
-        Some(&b"gzip"[..])
-    );
+    assert_eq!(reply.header(header::CONTENT_ENCODING), Some(&b"gzip"[..]));
     let mut text = String::new();
     flate2::read::GzDecoder::new(&reply.body[..]).read_to_string(&mut text)?;
-    assert!(
-        text.contains("# HELP orders_created_total Orders created."),
-        "{text}"
-    );
+    assert_contains(&text, "# HELP orders_created_total Orders created.");
     Ok(())
 }
 
 #[tokio::test]
 async fn healthz_is_always_ok_and_readyz_follows_readiness() -> Result<()> {
     let state = state()?;
-    assert_eq!(get(&state, "/healthz").await?.status, StatusCode::OK);
+    assert_eq!(status_of(&state, "/healthz").await?, StatusCode::OK);
     assert_eq!(
-        get(&state, "/readyz").await?.status,
+        status_of(&state, "/readyz").await?,
         StatusCode::SERVICE_UNAVAILABLE
     );
     state.set_ready(true);
-    assert_eq!(get(&state, "/readyz").await?.status, StatusCode::OK);
+    assert_eq!(status_of(&state, "/readyz").await?, StatusCode::OK);
     Ok(())
 }
 
 #[tokio::test]
 async fn demo_ok_and_error_answer_200_and_500() -> Result<()> {
     let state = state()?;
-    assert_eq!(get(&state, "/demo/ok").await?.status, StatusCode::OK);
-    assert_eq!(
-        get(&state, "/demo/error").await?.status,
-        StatusCode::INTERNAL_SERVER_ERROR
-    );
+    for (uri, expected) in [
+        ("/demo/ok", StatusCode::OK),
+        ("/demo/error", StatusCode::INTERNAL_SERVER_ERROR),
+    ] {
+        assert_eq!(status_of(&state, uri).await?, expected, "{uri}");
+    }
     Ok(())
 }
 
@@ -403,22 +354,21 @@ async fn demo_slow_sleeps_the_default_or_the_capped_requested_time() -> Result<(
 #[tokio::test(start_paused = true)]
 async fn demo_flaky_fails_for_its_window_after_start_then_recovers() -> Result<()> {
     let state = state()?;
-    let status = |reply: Reply| reply.status;
     assert_eq!(
-        status(get(&state, "/demo/flaky").await?),
+        status_of(&state, "/demo/flaky").await?,
         StatusCode::INTERNAL_SERVER_ERROR
     );
     tokio::time::advance(Duration::from_secs(89)).await;
     assert_eq!(
-        status(get(&state, "/demo/flaky").await?),
+        status_of(&state, "/demo/flaky").await?,
         StatusCode::INTERNAL_SERVER_ERROR
     );
     assert_eq!(
-        status(get(&state, "/demo/flaky?fail_for_s=30").await?),
+        status_of(&state, "/demo/flaky?fail_for_s=30").await?,
         StatusCode::OK
     );
     tokio::time::advance(Duration::from_secs(1)).await;
-    assert_eq!(status(get(&state, "/demo/flaky").await?), StatusCode::OK);
+    assert_eq!(status_of(&state, "/demo/flaky").await?, StatusCode::OK);
     Ok(())
 }
 
@@ -441,7 +391,7 @@ async fn registry_is_shared_with_other_components() -> Result<()> {
     registry.register(Box::new(extra.clone()))?;
     extra.inc();
     let text = get(&state, "/metrics").await?.text();
-    assert!(text.contains("extra_component_total 1\n"), "{text}");
+    assert_contains(&text, "extra_component_total 1\n");
     Ok(())
 }
 
@@ -465,13 +415,14 @@ async fn the_exporters_own_routes_are_counted_by_route_template_and_status() -> 
         get(&state, uri).await?;
     }
     let text = get(&state, "/metrics").await?.text();
-    for expected in [
-        "http_requests_total{method=\"GET\",route=\"/demo/ok\",status=\"200\"} 2\n",
-        "http_requests_total{method=\"GET\",route=\"/demo/error\",status=\"500\"} 1\n",
-        "http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 1\n",
-    ] {
-        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
-    }
+    assert_contains_all(
+        &text,
+        [
+            "http_requests_total{method=\"GET\",route=\"/demo/ok\",status=\"200\"} 2\n",
+            "http_requests_total{method=\"GET\",route=\"/demo/error\",status=\"500\"} 1\n",
+            "http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 1\n",
+        ],
+    );
     Ok(())
 }
 
@@ -483,9 +434,9 @@ async fn one_state_builds_many_routers_on_one_registry() -> Result<()> {
     get(&state, "/healthz").await?;
     get(&state, "/healthz").await?;
     let text = get(&state, "/metrics").await?.text();
-    assert!(
-        text.contains("http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 2\n"),
-        "{text}"
+    assert_contains(
+        &text,
+        "http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 2\n",
     );
     Ok(())
 }

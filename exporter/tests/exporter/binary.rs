@@ -2,13 +2,16 @@
 //! configs, graceful SIGTERM, and its `/metrics` checked by the real
 //! Prometheus tools (`promtool check metrics`, a scraping `prometheus`).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use vigil_testkit::{cargo_bin, external_tool, free_port, wait_for_http, ChildGuard};
+use anyhow::{bail, Result};
+use vigil_testkit::{
+    assert_version_line, cargo_bin, external_tool, free_port, wait_for_http, ChildGuard,
+};
+
+use crate::support::{assert_contains, assert_contains_all, promtool_check_metrics};
 
 const TOKEN: &str = "binary-test-token";
 
@@ -32,6 +35,34 @@ fn run_exporter(args: &[&str]) -> Result<Output> {
         .args(args)
         .env_remove("VIGIL_INGEST_TOKEN")
         .output()?)
+}
+
+/// Runs `vigil-exporter check` on `yaml` written to a config file; returns
+/// its output and the path of the file it checked.
+fn check(yaml: &str) -> Result<(Output, PathBuf)> {
+    let dir = tempfile::tempdir()?;
+    let config = write_config(dir.path(), yaml)?;
+    let output = run_exporter(&["check", &config.to_string_lossy()])?;
+    Ok((output, config))
+}
+
+/// Runs `check` on `yaml` and asserts that it exits 1 and names each of
+/// `problems` (made from the config file's path) on stderr; returns stderr.
+fn check_rejects(yaml: &str, problems: impl FnOnce(&str) -> Vec<String>) -> Result<String> {
+    let (output, config) = check(yaml)?;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert_contains_all(&stderr, problems(&config.display().to_string()));
+    Ok(stderr)
+}
+
+/// All that `child` wrote to its piped stderr.
+fn read_stderr(child: &mut Child) -> Result<String> {
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut pipe, &mut stderr)?;
+    }
+    Ok(stderr)
 }
 
 /// Waits (bounded) for `child` to exit.
@@ -98,6 +129,25 @@ async fn start_exporter_on(
 }
 
 impl Exporter {
+    /// Stops the exporter with SIGTERM and returns its piped stderr.
+    fn stop_and_read_stderr(&mut self) -> Result<String> {
+        Command::new("kill")
+            .args(["-TERM", &self.process.0.id().to_string()])
+            .status()?;
+        wait_exit(&mut self.process.0, Duration::from_secs(5))?;
+        read_stderr(&mut self.process.0)
+    }
+
+    /// The text of its `/metrics`.
+    async fn metrics(&self, client: &reqwest::Client) -> Result<String> {
+        Ok(client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await?
+            .text()
+            .await?)
+    }
+
     async fn post_event(&self, client: &reqwest::Client, body: serde_json::Value) -> Result<()> {
         let response = client
             .post(format!("{}/api/v1/events", self.base))
@@ -118,65 +168,42 @@ impl Exporter {
 
 #[test]
 fn check_accepts_a_good_config_and_says_so() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let config = write_config(dir.path(), DEMO_CONFIG)?;
-    let output = run_exporter(&["check", &config.to_string_lossy()])?;
+    let (output, _) = check(DEMO_CONFIG)?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{output:?}");
-    assert!(
-        stdout
-            .contains("config OK (0 probes, 1 counter, 1 gauge, event ingest disabled: no token)"),
-        "{stdout}"
+    assert_contains(
+        &stdout,
+        "config OK (0 probes, 1 counter, 1 gauge, event ingest disabled: no token)",
     );
     Ok(())
 }
 
 #[test]
 fn check_prints_every_problem_with_its_position_and_exits_1() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let config = write_config(
-        dir.path(),
+    let stderr = check_rejects(
         "probes:\n  - {name: a, url: 'http://a/', timeout: 1m}\n  - {name: a, url: 'gopher://b/'}\n",
+        |file| {
+            vec![
+                format!("{file}:2:42: probes[0].timeout: timeout 1m must not exceed interval 30s"),
+                format!("{file}:3:12: probes[1].name: duplicate probe name \"a\""),
+                format!("{file}:3:20: probes[1].url: has scheme `gopher`, which is not supported"),
+            ]
+        },
     )?;
-    let output = run_exporter(&["check", &config.to_string_lossy()])?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let file = config.display();
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
-    assert!(
-        stderr.contains("invalid configuration (3 problems):"),
-        "{stderr}"
-    );
-    for expected in [
-        format!("{file}:2:42: probes[0].timeout: timeout 1m must not exceed interval 30s"),
-        format!("{file}:3:12: probes[1].name: duplicate probe name \"a\""),
-        format!("{file}:3:20: probes[1].url: has scheme `gopher`, which is not supported"),
-    ] {
-        assert!(
-            stderr.contains(&expected),
-            "missing {expected:?} in:\n{stderr}"
-        );
-    }
+    assert_contains(&stderr, "invalid configuration (3 problems):");
     Ok(())
 }
 
 #[test]
 fn check_refuses_an_expectation_missing_its_operand() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let config = write_config(
-        dir.path(),
+    check_rejects(
         "probes:\n  - name: shop\n    url: http://127.0.0.1:1/\n    expect: \"status ==\"\n",
+        |file| {
+            vec![format!(
+                "{file}:4:23: probes[0].expect: probe \"shop\": the expectation `status ==` is incomplete: `==` at character 8 is missing its right-hand operand"
+            )]
+        },
     )?;
-    let output = run_exporter(&["check", &config.to_string_lossy()])?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
-    let expected = format!(
-        "{}:4:23: probes[0].expect: probe \"shop\": the expectation `status ==` is incomplete: `==` at character 8 is missing its right-hand operand",
-        config.display()
-    );
-    assert!(
-        stderr.contains(&expected),
-        "missing {expected:?} in:\n{stderr}"
-    );
     Ok(())
 }
 
@@ -185,9 +212,9 @@ fn check_of_a_missing_file_names_it_and_exits_1() -> Result<()> {
     let output = run_exporter(&["check", "/nonexistent/exporter.yaml"])?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr.contains("cannot read config file /nonexistent/exporter.yaml"),
-        "{stderr}"
+    assert_contains(
+        &stderr,
+        "cannot read config file /nonexistent/exporter.yaml",
     );
     Ok(())
 }
@@ -210,22 +237,16 @@ fn server_refuses_to_start_on_a_bad_config() -> Result<()> {
     if status.is_none() {
         let _ = child.kill();
     }
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        std::io::Read::read_to_string(&mut pipe, &mut stderr)?;
-    }
+    let stderr = read_stderr(&mut child)?;
     assert_eq!(
         status.map(|s| s.success()),
         Some(false),
         "it started: {stderr}"
     );
-    assert!(
-        stderr.contains("invalid configuration (2 problems):"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("demo: invalid type: string \"yes please\", expected a boolean"),
-        "{stderr}"
+    assert_contains(&stderr, "invalid configuration (2 problems):");
+    assert_contains(
+        &stderr,
+        "demo: invalid type: string \"yes please\", expected a boolean",
     );
     Ok(())
 }
@@ -234,17 +255,7 @@ fn server_refuses_to_start_on_a_bad_config() -> Result<()> {
 fn version_names_the_package_version_and_commit() -> Result<()> {
     let output = run_exporter(&["--version"])?;
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let prefix = format!("vigil-exporter {} (commit ", env!("CARGO_PKG_VERSION"));
-    let commit = stdout
-        .trim()
-        .strip_prefix(&prefix)
-        .and_then(|rest| rest.strip_suffix(')'));
-    assert!(
-        commit.is_some_and(
-            |c| c == "unknown" || (!c.is_empty() && c.chars().all(|ch| ch.is_ascii_hexdigit()))
-        ),
-        "{stdout:?}"
-    );
+    assert_version_line("vigil-exporter", env!("CARGO_PKG_VERSION"), &stdout);
     Ok(())
 }
 
@@ -286,20 +297,18 @@ async fn sigterm_and_ctrl_c_stop_the_server_promptly_with_exit_0() -> Result<()>
     Ok(())
 }
 
-#[tokio::test]
-async fn json_log_format_writes_one_json_object_per_line() -> Result<()> {
+/// What the exporter logs on stderr, started on the demo config with
+/// `args` and stopped with SIGTERM.
+async fn log_of_a_run(args: &[&str]) -> Result<String> {
     let dir = tempfile::tempdir()?;
     let config = write_config(dir.path(), DEMO_CONFIG)?;
-    let mut exporter =
-        start_exporter_with(&config, &["--log-format", "json"], Stdio::piped(), dir).await?;
-    Command::new("kill")
-        .args(["-TERM", &exporter.process.0.id().to_string()])
-        .status()?;
-    wait_exit(&mut exporter.process.0, Duration::from_secs(5))?;
-    let mut stderr = String::new();
-    if let Some(mut pipe) = exporter.process.0.stderr.take() {
-        std::io::Read::read_to_string(&mut pipe, &mut stderr)?;
-    }
+    let mut exporter = start_exporter_with(&config, args, Stdio::piped(), dir).await?;
+    exporter.stop_and_read_stderr()
+}
+
+#[tokio::test]
+async fn json_log_format_writes_one_json_object_per_line() -> Result<()> {
+    let stderr = log_of_a_run(&["--log-format", "json"]).await?;
     let lines: Vec<serde_json::Value> = stderr
         .lines()
         .map(serde_json::from_str)
@@ -318,18 +327,8 @@ async fn json_log_format_writes_one_json_object_per_line() -> Result<()> {
 
 #[tokio::test]
 async fn text_log_has_no_colour_codes_when_stderr_is_not_a_terminal() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let config = write_config(dir.path(), DEMO_CONFIG)?;
-    let mut exporter = start_exporter_with(&config, &[], Stdio::piped(), dir).await?;
-    Command::new("kill")
-        .args(["-TERM", &exporter.process.0.id().to_string()])
-        .status()?;
-    wait_exit(&mut exporter.process.0, Duration::from_secs(5))?;
-    let mut stderr = String::new();
-    if let Some(mut pipe) = exporter.process.0.stderr.take() {
-        std::io::Read::read_to_string(&mut pipe, &mut stderr)?;
-    }
-    assert!(stderr.contains("vigil-exporter listening"), "{stderr}");
+    let stderr = log_of_a_run(&[]).await?;
+    assert_contains(&stderr, "vigil-exporter listening");
     assert!(
         !stderr.contains('\u{1b}'),
         "ANSI escape codes in a piped log: {stderr:?}"
@@ -391,52 +390,24 @@ async fn promtool_finds_nothing_to_complain_about_in_metrics() -> Result<()> {
     let exporter = start_exporter(DEMO_CONFIG).await?;
     let client = reqwest::Client::new();
     produce_traffic(&exporter, &client).await?;
-    let metrics = client
-        .get(format!("{}/metrics", exporter.base))
-        .send()
-        .await?
-        .text()
-        .await?;
-    assert!(
-        metrics.contains("orders_created_total{channel=\"web\"} 1"),
-        "{metrics}"
-    );
+    let metrics = exporter.metrics(&client).await?;
+    assert_contains(&metrics, "orders_created_total{channel=\"web\"} 1");
 
-    let said = promtool_check_metrics(&promtool, &metrics)?;
+    assert_promtool_accepts(&promtool, &metrics)
+}
+
+/// Asserts that `promtool check metrics` exits 0 and says nothing about
+/// `metrics`.
+fn assert_promtool_accepts(promtool: &Path, metrics: &str) -> Result<()> {
+    let (status, said) = promtool_check_metrics(promtool, metrics.as_bytes())?;
+    if !status.success() {
+        bail!("promtool check metrics failed ({status}): {said}\n{metrics}");
+    }
     assert_eq!(
         said, "",
         "promtool check metrics complained about:\n{metrics}"
     );
     Ok(())
-}
-
-/// What `promtool check metrics` prints for `metrics`, stdout and stderr
-/// together; fails if it exits non-zero.
-fn promtool_check_metrics(promtool: &Path, metrics: &str) -> Result<String> {
-    let mut check = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    check
-        .stdin
-        .take()
-        .context("promtool stdin")?
-        .write_all(metrics.as_bytes())?;
-    let output = check.wait_with_output()?;
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    if !output.status.success() {
-        bail!(
-            "promtool check metrics failed ({}): {said}\n{metrics}",
-            output.status
-        );
-    }
-    Ok(said)
 }
 
 /// The value of the one sample whose line starts with `series_prefix`
@@ -472,12 +443,7 @@ async fn demo_example_probes_show_the_failing_target_down_and_the_healthy_one_up
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut metrics = String::new();
     while Instant::now() < deadline {
-        metrics = client
-            .get(format!("{}/metrics", exporter.base))
-            .send()
-            .await?
-            .text()
-            .await?;
+        metrics = exporter.metrics(&client).await?;
         if sample(&metrics, &up) == Some(1.0) && sample(&metrics, &probed) == Some(500.0) {
             break;
         }
@@ -492,18 +458,13 @@ async fn demo_example_probes_show_the_failing_target_down_and_the_healthy_one_up
         "{metrics}"
     );
     // The probes' requests are counted by the HTTP metrics layer too.
-    assert!(
-        metrics
-            .contains("http_requests_total{method=\"GET\",route=\"/demo/flaky\",status=\"500\"}"),
-        "{metrics}"
+    assert_contains(
+        &metrics,
+        "http_requests_total{method=\"GET\",route=\"/demo/flaky\",status=\"500\"}",
     );
 
     if let Some(promtool) = external_tool("promtool") {
-        let said = promtool_check_metrics(&promtool, &metrics)?;
-        assert_eq!(
-            said, "",
-            "promtool check metrics complained about:\n{metrics}"
-        );
+        assert_promtool_accepts(&promtool, &metrics)?;
     }
     Ok(())
 }

@@ -3,8 +3,7 @@
 //! the in-flight gauge always comes back to zero.
 
 use std::convert::Infallible;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -18,6 +17,8 @@ use prometheus::{Encoder, Registry, TextEncoder};
 use tower::ServiceExt;
 use vigil_exporter::http_metrics::{HttpMetricsError, HttpMetricsLayer};
 
+use crate::support::promtool_check_metrics;
+
 // ---------------------------------------------------------------- helpers
 
 fn users_routes() -> Router {
@@ -26,10 +27,33 @@ fn users_routes() -> Router {
         .route("/users", post(|| async { StatusCode::CREATED }))
 }
 
-fn instrumented(routes: Router) -> (Router, Registry) {
+/// A new layer and the registry it records into.
+fn new_layer() -> (HttpMetricsLayer, Registry) {
     let registry = Registry::new();
     let layer = HttpMetricsLayer::new(&registry).unwrap_or_else(|err| panic!("{err}"));
+    (layer, registry)
+}
+
+/// A new layer whose durations are measured on `clock`, and its registry.
+fn layer_on_clock(clock: quanta::Clock) -> (HttpMetricsLayer, Registry) {
+    let registry = Registry::new();
+    let layer = HttpMetricsLayer::builder()
+        .clock(clock)
+        .build(&registry)
+        .unwrap_or_else(|err| panic!("{err}"));
+    (layer, registry)
+}
+
+fn instrumented(routes: Router) -> (Router, Registry) {
+    let (layer, registry) = new_layer();
     (routes.layer(layer), registry)
+}
+
+/// A `GET path` request with no body.
+fn get_request(path: &str) -> Request<Body> {
+    Request::get(path)
+        .body(Body::empty())
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 async fn send(app: &Router, method: Method, path: &str) -> StatusCode {
@@ -46,6 +70,13 @@ async fn send(app: &Router, method: Method, path: &str) -> StatusCode {
 
 async fn get_path(app: &Router, path: &str) -> StatusCode {
     send(app, Method::GET, path).await
+}
+
+/// Sends `GET` for each of `paths` in turn, ignoring the answers.
+async fn get_paths(app: &Router, paths: &[&str]) {
+    for path in paths {
+        get_path(app, path).await;
+    }
 }
 
 fn family(registry: &Registry, name: &str) -> Option<MetricFamily> {
@@ -96,6 +127,22 @@ fn requests_total(registry: &Registry, method: &str, route: &str, status: &str) 
     .map(|metric| metric.get_counter().get_value())
 }
 
+/// Asserts the value of `http_requests_total{method, route, status}`.
+#[track_caller]
+fn assert_requests(
+    registry: &Registry,
+    method: &str,
+    route: &str,
+    status: &str,
+    expected: Option<f64>,
+) {
+    assert_eq!(
+        requests_total(registry, method, route, status),
+        expected,
+        "{method} {route} {status}"
+    );
+}
+
 fn in_flight(registry: &Registry) -> Option<f64> {
     let family = family(registry, "http_requests_in_flight")?;
     family
@@ -128,6 +175,13 @@ fn duration(registry: &Registry, method: &str, route: &str) -> Option<HistogramS
     })
 }
 
+/// The upper bounds of the buckets of one duration histogram series.
+fn bucket_bounds(registry: &Registry, method: &str, route: &str) -> Vec<f64> {
+    let HistogramSample { buckets, .. } =
+        duration(registry, method, route).unwrap_or_else(|| panic!("no histogram series"));
+    buckets.iter().map(|(bound, _)| *bound).collect()
+}
+
 fn render(registry: &Registry) -> String {
     let mut out = Vec::new();
     TextEncoder::new()
@@ -149,10 +203,7 @@ async fn requests_are_counted_per_route_template_not_per_raw_path() {
         );
     }
 
-    assert_eq!(
-        requests_total(&registry, "GET", "/users/{id}", "200"),
-        Some(3.0)
-    );
+    assert_requests(&registry, "GET", "/users/{id}", "200", Some(3.0));
     assert_eq!(label_sets(&registry, "http_requests_total").len(), 1);
 }
 
@@ -164,14 +215,8 @@ async fn each_route_and_status_has_its_own_series() {
     send(&app, Method::POST, "/users").await;
     send(&app, Method::POST, "/users").await;
 
-    assert_eq!(
-        requests_total(&registry, "GET", "/users/{id}", "200"),
-        Some(1.0)
-    );
-    assert_eq!(
-        requests_total(&registry, "POST", "/users", "201"),
-        Some(2.0)
-    );
+    assert_requests(&registry, "GET", "/users/{id}", "200", Some(1.0));
+    assert_requests(&registry, "POST", "/users", "201", Some(2.0));
 }
 
 #[tokio::test]
@@ -182,10 +227,7 @@ async fn unmatched_requests_fold_into_a_single_route_value() {
         assert_eq!(get_path(&app, path).await, StatusCode::NOT_FOUND);
     }
 
-    assert_eq!(
-        requests_total(&registry, "GET", "unmatched", "404"),
-        Some(4.0)
-    );
+    assert_requests(&registry, "GET", "unmatched", "404", Some(4.0));
     assert_eq!(
         label_sets(&registry, "http_requests_total"),
         vec![vec!["method=GET", "route=unmatched", "status=404"]]
@@ -197,13 +239,9 @@ async fn custom_fallback_before_the_layer_is_counted_as_unmatched() {
     let routes = users_routes().fallback(|| async { (StatusCode::IM_A_TEAPOT, "nothing here") });
     let (app, registry) = instrumented(routes);
 
-    get_path(&app, "/scanner/probe-1").await;
-    get_path(&app, "/scanner/probe-2").await;
+    get_paths(&app, &["/scanner/probe-1", "/scanner/probe-2"]).await;
 
-    assert_eq!(
-        requests_total(&registry, "GET", "unmatched", "418"),
-        Some(2.0)
-    );
+    assert_requests(&registry, "GET", "unmatched", "418", Some(2.0));
 }
 
 #[tokio::test]
@@ -217,10 +255,7 @@ async fn non_standard_methods_fold_into_other() {
 
     // The path matched a route that does not serve these methods: axum
     // answers 405 under the route's template.
-    assert_eq!(
-        requests_total(&registry, "other", "/users/{id}", "405"),
-        Some(2.0)
-    );
+    assert_requests(&registry, "other", "/users/{id}", "405", Some(2.0));
 }
 
 #[tokio::test]
@@ -228,49 +263,33 @@ async fn nested_router_reports_the_full_template_when_layered_on_the_parent() {
     let routes = Router::new().nest("/api", users_routes());
     let (app, registry) = instrumented(routes);
 
-    get_path(&app, "/api/users/9").await;
-    get_path(&app, "/api/nope").await;
+    get_paths(&app, &["/api/users/9", "/api/nope"]).await;
 
-    assert_eq!(
-        requests_total(&registry, "GET", "/api/users/{id}", "200"),
-        Some(1.0)
-    );
-    assert_eq!(
-        requests_total(&registry, "GET", "unmatched", "404"),
-        Some(1.0)
-    );
+    assert_requests(&registry, "GET", "/api/users/{id}", "200", Some(1.0));
+    assert_requests(&registry, "GET", "unmatched", "404", Some(1.0));
 }
 
 #[tokio::test]
 async fn nested_router_reports_the_full_template_when_layered_before_nesting() {
-    let registry = Registry::new();
-    let layer = HttpMetricsLayer::new(&registry).unwrap_or_else(|err| panic!("{err}"));
+    let (layer, registry) = new_layer();
     let app = Router::new().nest("/api", users_routes().layer(layer));
 
     get_path(&app, "/api/users/9").await;
 
-    assert_eq!(
-        requests_total(&registry, "GET", "/api/users/{id}", "200"),
-        Some(1.0)
-    );
+    assert_requests(&registry, "GET", "/api/users/{id}", "200", Some(1.0));
 }
 
 #[tokio::test]
 async fn route_layer_never_sees_unmatched_requests() {
     // Documents why the module asks for `Router::layer`: with `route_layer`
     // the 404s of scanners and broken clients would be invisible.
-    let registry = Registry::new();
-    let layer = HttpMetricsLayer::new(&registry).unwrap_or_else(|err| panic!("{err}"));
+    let (layer, registry) = new_layer();
     let app = users_routes().route_layer(layer);
 
-    get_path(&app, "/users/1").await;
-    get_path(&app, "/missing").await;
+    get_paths(&app, &["/users/1", "/missing"]).await;
 
-    assert_eq!(
-        requests_total(&registry, "GET", "/users/{id}", "200"),
-        Some(1.0)
-    );
-    assert_eq!(requests_total(&registry, "GET", "unmatched", "404"), None);
+    assert_requests(&registry, "GET", "/users/{id}", "200", Some(1.0));
+    assert_requests(&registry, "GET", "unmatched", "404", None);
 }
 
 #[tokio::test]
@@ -280,13 +299,9 @@ async fn requests_below_a_nest_service_mount_fold_into_unmatched() {
     let routes = Router::new().nest_service("/files", users_routes().into_service::<Body>());
     let (app, registry) = instrumented(routes);
 
-    get_path(&app, "/files/users/1").await;
-    get_path(&app, "/files/users/2").await;
+    get_paths(&app, &["/files/users/1", "/files/users/2"]).await;
 
-    assert_eq!(
-        requests_total(&registry, "GET", "unmatched", "200"),
-        Some(2.0)
-    );
+    assert_requests(&registry, "GET", "unmatched", "200", Some(2.0));
     assert_eq!(label_sets(&registry, "http_requests_total").len(), 1);
 }
 
@@ -294,20 +309,14 @@ async fn requests_below_a_nest_service_mount_fold_into_unmatched() {
 async fn layer_wrapped_around_the_whole_router_sees_no_templates() {
     // Documents why the module asks for `Router::layer`: outside the router
     // the request has not been routed yet.
-    let registry = Registry::new();
-    let layer = HttpMetricsLayer::new(&registry).unwrap_or_else(|err| panic!("{err}"));
+    let (layer, registry) = new_layer();
     let app = tower::Layer::layer(&layer, users_routes());
-    let request = Request::get("/users/1")
-        .body(Body::empty())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let request = get_request("/users/1");
 
     let Ok(response) = app.oneshot(request).await;
 
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(
-        requests_total(&registry, "GET", "unmatched", "200"),
-        Some(1.0)
-    );
+    assert_requests(&registry, "GET", "unmatched", "200", Some(1.0));
 }
 
 #[tokio::test]
@@ -352,8 +361,7 @@ async fn many_routes_in_two_apps_are_each_counted_under_their_own_template() {
 
 #[tokio::test]
 async fn clones_of_one_layer_share_their_metrics() {
-    let registry = Registry::new();
-    let layer = HttpMetricsLayer::new(&registry).unwrap_or_else(|err| panic!("{err}"));
+    let (layer, registry) = new_layer();
     let public = users_routes().layer(layer.clone());
     let admin = Router::new()
         .route("/admin", get(|| async { "admin" }))
@@ -362,31 +370,23 @@ async fn clones_of_one_layer_share_their_metrics() {
     get_path(&public, "/users/1").await;
     get_path(&admin, "/admin").await;
 
-    assert_eq!(
-        requests_total(&registry, "GET", "/users/{id}", "200"),
-        Some(1.0)
-    );
-    assert_eq!(requests_total(&registry, "GET", "/admin", "200"), Some(1.0));
+    assert_requests(&registry, "GET", "/users/{id}", "200", Some(1.0));
+    assert_requests(&registry, "GET", "/admin", "200", Some(1.0));
 }
 
 #[tokio::test]
 async fn fallback_added_after_the_layer_is_not_instrumented() {
     // Documents why the module says "add the layer last": axum applies a
     // layer only to what the router holds when `.layer` is called.
-    let registry = Registry::new();
-    let layer = HttpMetricsLayer::new(&registry).unwrap_or_else(|err| panic!("{err}"));
+    let (layer, registry) = new_layer();
     let app = users_routes()
         .layer(layer)
         .fallback(|| async { StatusCode::NOT_FOUND });
 
-    get_path(&app, "/users/1").await;
-    get_path(&app, "/missing").await;
+    get_paths(&app, &["/users/1", "/missing"]).await;
 
-    assert_eq!(
-        requests_total(&registry, "GET", "/users/{id}", "200"),
-        Some(1.0)
-    );
-    assert_eq!(requests_total(&registry, "GET", "unmatched", "404"), None);
+    assert_requests(&registry, "GET", "/users/{id}", "200", Some(1.0));
+    assert_requests(&registry, "GET", "unmatched", "404", None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -407,14 +407,8 @@ async fn concurrent_requests_are_all_counted_once() {
             .unwrap_or_else(|err| panic!("request task failed: {err}"));
     }
 
-    assert_eq!(
-        requests_total(&registry, "GET", "/users/{id}", "200"),
-        Some(400.0)
-    );
-    assert_eq!(
-        requests_total(&registry, "GET", "unmatched", "404"),
-        Some(400.0)
-    );
+    assert_requests(&registry, "GET", "/users/{id}", "200", Some(400.0));
+    assert_requests(&registry, "GET", "unmatched", "404", Some(400.0));
     assert_eq!(label_sets(&registry, "http_requests_total").len(), 2);
     assert_eq!(
         duration(&registry, "GET", "/users/{id}").map(|h| h.count),
@@ -446,8 +440,8 @@ async fn handler_errors_are_counted_with_the_status_they_render_to() {
     );
     get_path(&app, "/busy").await;
 
-    assert_eq!(requests_total(&registry, "GET", "/fails", "500"), Some(1.0));
-    assert_eq!(requests_total(&registry, "GET", "/busy", "503"), Some(1.0));
+    assert_requests(&registry, "GET", "/fails", "500", Some(1.0));
+    assert_requests(&registry, "GET", "/busy", "503", Some(1.0));
 }
 
 // ------------------------------------------------------- in-flight gauge
@@ -469,9 +463,7 @@ async fn in_flight_gauge_counts_a_running_request_and_returns_to_zero() {
         }),
     );
     let (app, registry) = instrumented(routes);
-    let request = Request::get("/wait")
-        .body(Body::empty())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let request = get_request("/wait");
     let mut pending = std::pin::pin!(app.clone().oneshot(request));
 
     assert!(futures::poll!(pending.as_mut()).is_pending());
@@ -494,9 +486,7 @@ async fn dropped_request_releases_the_in_flight_gauge_and_is_not_counted() {
 /// Sends `GET /hang` to `app` (whose handler never answers), drops the
 /// request while it is pending, and checks what `registry` then shows.
 async fn assert_dropped_request_is_released_and_not_counted(app: Router, registry: &Registry) {
-    let request = Request::get("/hang")
-        .body(Body::empty())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let request = get_request("/hang");
     let mut pending = Box::pin(app.oneshot(request));
 
     assert!(futures::poll!(pending.as_mut()).is_pending());
@@ -522,44 +512,36 @@ async fn panicking_handler_is_counted_as_500_and_releases_the_gauge() {
 /// Sends `GET /explode` to `app` (whose handler panics), catching the
 /// panic, and checks what `registry` then shows.
 async fn assert_panic_is_counted_as_500_and_released(app: Router, registry: &Registry) {
-    let request = Request::get("/explode")
-        .body(Body::empty())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let request = get_request("/explode");
 
     let outcome =
         futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(app.oneshot(request))).await;
 
     assert!(outcome.is_err(), "the panic should reach the caller");
     assert_eq!(in_flight(registry), Some(0.0));
-    assert_eq!(
-        requests_total(registry, "GET", "/explode", "500"),
-        Some(1.0)
-    );
+    assert_requests(registry, "GET", "/explode", "500", Some(1.0));
 }
 
 // --------------------------------------------------------------- duration
+
+/// A handler body on the mock clock `time`: 300 ms to produce the head,
+/// another 2 s to produce the body.
+async fn slow_head_and_body(time: Arc<quanta::Mock>) -> Body {
+    time.increment(Duration::from_millis(300));
+    // The body takes another 2 s to produce: not part of the metric.
+    Body::from_stream(futures::stream::once(async move {
+        time.increment(Duration::from_secs(2));
+        Ok::<_, Infallible>("late body")
+    }))
+}
 
 #[tokio::test]
 async fn duration_is_the_time_until_the_response_head_not_the_body() {
     // The layer's clock is a mock that only the handler moves: 300 ms to
     // produce the head, another 2 s to produce the body.
     let (clock, time) = quanta::Clock::mock();
-    let routes = Router::new().route(
-        "/slow",
-        get(move || async move {
-            time.increment(Duration::from_millis(300));
-            // The body takes another 2 s to produce: not part of the metric.
-            Body::from_stream(futures::stream::once(async move {
-                time.increment(Duration::from_secs(2));
-                Ok::<_, Infallible>("late body")
-            }))
-        }),
-    );
-    let registry = Registry::new();
-    let layer = HttpMetricsLayer::builder()
-        .clock(clock)
-        .build(&registry)
-        .unwrap_or_else(|err| panic!("{err}"));
+    let routes = Router::new().route("/slow", get(move || slow_head_and_body(time.clone())));
+    let (layer, registry) = layer_on_clock(clock);
     let app = routes.layer(layer);
 
     assert_eq!(get_path(&app, "/slow").await, StatusCode::OK);
@@ -581,9 +563,7 @@ async fn default_buckets_are_prometheus_defaults() {
     let (app, registry) = instrumented(users_routes());
     get_path(&app, "/users/1").await;
 
-    let HistogramSample { buckets, .. } =
-        duration(&registry, "GET", "/users/{id}").unwrap_or_else(|| panic!("no histogram series"));
-    let bounds: Vec<f64> = buckets.iter().map(|(bound, _)| *bound).collect();
+    let bounds = bucket_bounds(&registry, "GET", "/users/{id}");
 
     assert_eq!(
         bounds,
@@ -601,9 +581,7 @@ async fn builder_buckets_replace_the_defaults() {
     let app = users_routes().layer(layer);
     get_path(&app, "/users/1").await;
 
-    let HistogramSample { buckets, .. } =
-        duration(&registry, "GET", "/users/{id}").unwrap_or_else(|| panic!("no histogram series"));
-    let bounds: Vec<f64> = buckets.iter().map(|(bound, _)| *bound).collect();
+    let bounds = bucket_bounds(&registry, "GET", "/users/{id}");
 
     assert_eq!(bounds, vec![0.001, 0.002, 0.004]);
 }
@@ -691,30 +669,11 @@ async fn rendered_metrics_pass_promtool_check_metrics() {
     let Some(promtool) = vigil_testkit::external_tool("promtool") else {
         return;
     };
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|err| panic!("cannot run promtool: {err}"));
-    child
-        .stdin
-        .take()
-        .unwrap_or_else(|| panic!("promtool has no stdin"))
-        .write_all(text.as_bytes())
-        .unwrap_or_else(|err| panic!("cannot write to promtool: {err}"));
-    let output = child
-        .wait_with_output()
-        .unwrap_or_else(|err| panic!("promtool did not finish: {err}"));
+    let (status, said) =
+        promtool_check_metrics(&promtool, text.as_bytes()).unwrap_or_else(|err| panic!("{err:#}"));
 
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
     assert_eq!(said, "", "promtool check metrics complained about:\n{text}");
-    assert!(output.status.success());
+    assert!(status.success());
 }
 
 // ------------------------------------------------------------ per handler
@@ -722,13 +681,8 @@ async fn rendered_metrics_pass_promtool_check_metrics() {
 /// A layer with a mock clock that nothing moves, so durations are all zero
 /// and two registries fed the same requests render the same text.
 fn still_clock_layer() -> (HttpMetricsLayer, Registry) {
-    let registry = Registry::new();
     let (clock, _time) = quanta::Clock::mock();
-    let layer = HttpMetricsLayer::builder()
-        .clock(clock)
-        .build(&registry)
-        .unwrap_or_else(|err| panic!("{err}"));
-    (layer, registry)
+    layer_on_clock(clock)
 }
 
 /// `users_routes`, nested under /api, with each handler and the 404
@@ -796,20 +750,10 @@ async fn per_handler_instrumentation_does_not_see_methods_a_route_does_not_serve
 #[tokio::test]
 async fn per_handler_duration_is_the_time_until_the_response_head() {
     let (clock, time) = quanta::Clock::mock();
-    let registry = Registry::new();
-    let layer = HttpMetricsLayer::builder()
-        .clock(clock)
-        .build(&registry)
-        .unwrap_or_else(|err| panic!("{err}"));
+    let (layer, registry) = layer_on_clock(clock);
     let app = Router::new().route(
         "/slow",
-        get(layer.handler(move || async move {
-            time.increment(Duration::from_millis(300));
-            Body::from_stream(futures::stream::once(async move {
-                time.increment(Duration::from_secs(2));
-                Ok::<_, Infallible>("late body")
-            }))
-        })),
+        get(layer.handler(move || slow_head_and_body(time.clone()))),
     );
 
     assert_eq!(get_path(&app, "/slow").await, StatusCode::OK);

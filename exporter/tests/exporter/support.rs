@@ -1,16 +1,23 @@
-//! Local HTTP and HTTPS servers and probe targets for the prober tests.
+//! Local HTTP and HTTPS servers and probe targets for the prober tests, and
+//! `promtool check metrics` for the tests of exported metrics.
 
+use std::io::Write;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
-use vigil_exporter::probe::{Expectation, ProbeTarget};
+use vigil_exporter::probe::{
+    probe_once, Expectation, FailureReason, ProbeClients, ProbeOutcome, ProbeTarget,
+};
 
 /// Serves `router` over plain HTTP on an ephemeral port.
 pub async fn serve_http(router: Router) -> SocketAddr {
@@ -131,11 +138,67 @@ pub async fn serve_https(router: Router, cert: ServerCert) -> SocketAddr {
     addr
 }
 
+/// Asserts that `text` contains `expected`, showing `text` if not.
+#[track_caller]
+pub fn assert_contains(text: &str, expected: &str) {
+    assert!(text.contains(expected), "{text}");
+}
+
+/// Asserts that `text` contains each of `expected`, naming the one missing.
+#[track_caller]
+pub fn assert_contains_all<S: AsRef<str>>(text: &str, expected: impl IntoIterator<Item = S>) {
+    for expected in expected {
+        let expected = expected.as_ref();
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+/// What `promtool check metrics` says of `metrics` (stdout and stderr
+/// together), and how it exited.
+pub fn promtool_check_metrics(
+    promtool: &Path,
+    metrics: &[u8],
+) -> anyhow::Result<(ExitStatus, String)> {
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot run promtool")?;
+    child
+        .stdin
+        .take()
+        .context("promtool has no stdin")?
+        .write_all(metrics)
+        .context("cannot write to promtool")?;
+    let output = child
+        .wait_with_output()
+        .context("promtool did not finish")?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok((output.status, said))
+}
+
 /// A target for `url` with a short timeout, so failing tests fail fast.
 pub fn target(url: &str) -> ProbeTarget {
     let mut target = ProbeTarget::new("test", url).expect("valid url");
     target.timeout = Duration::from_secs(5);
     target
+}
+
+/// Probes `target` once, with clients made for the purpose.
+pub async fn probe(target: &ProbeTarget) -> ProbeOutcome {
+    probe_once(target, &ProbeClients::new().expect("HTTP clients")).await
+}
+
+/// Asserts that `outcome` is a failure for `reason`.
+#[track_caller]
+pub fn assert_fails_with(outcome: &ProbeOutcome, reason: FailureReason) {
+    assert_eq!(outcome.reason(), Some(reason), "{outcome:?}");
 }
 
 /// A target for `url` with the expectation `expect`.

@@ -9,18 +9,14 @@ use axum::routing::{any, get};
 use axum::Router;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
-use vigil_exporter::probe::{probe_once, FailureReason, ProbeClients, MAX_BODY_BYTES};
+use vigil_exporter::probe::{FailureReason, ProbeOutcome, MAX_BODY_BYTES};
 
-use crate::support::{closed_addr, serve_http, target, target_expecting};
-
-fn clients() -> ProbeClients {
-    ProbeClients::new().expect("HTTP clients")
-}
+use crate::support::{assert_fails_with, closed_addr, probe, serve_http, target, target_expecting};
 
 #[tokio::test]
 async fn up_target_succeeds_with_its_status() {
     let addr = serve_http(Router::new().route("/healthz", get(|| async { "ok" }))).await;
-    let outcome = probe_once(&target(&format!("http://{addr}/healthz")), &clients()).await;
+    let outcome = probe(&target(&format!("http://{addr}/healthz"))).await;
     assert!(outcome.is_success(), "{outcome:?}");
     assert_eq!(outcome.status, Some(200));
     assert_eq!(outcome.cert_expiry_unix, None);
@@ -29,12 +25,8 @@ async fn up_target_succeeds_with_its_status() {
 #[tokio::test]
 async fn refused_connection_is_a_connect_failure() {
     let addr = closed_addr().await;
-    let outcome = probe_once(&target(&format!("http://{addr}/")), &clients()).await;
-    assert_eq!(
-        outcome.reason(),
-        Some(FailureReason::Connect),
-        "{outcome:?}"
-    );
+    let outcome = probe(&target(&format!("http://{addr}/"))).await;
+    assert_fails_with(&outcome, FailureReason::Connect);
     assert_eq!(outcome.status, None);
 }
 
@@ -45,12 +37,8 @@ async fn unresolvable_host_is_a_connect_failure() {
     // failing; it keeps this test about classification, not DNS speed.
     let mut target = target("http://vigil-probe-test.invalid/");
     target.timeout = Duration::from_secs(60);
-    let outcome = probe_once(&target, &clients()).await;
-    assert_eq!(
-        outcome.reason(),
-        Some(FailureReason::Connect),
-        "{outcome:?}"
-    );
+    let outcome = probe(&target).await;
+    assert_fails_with(&outcome, FailureReason::Connect);
 }
 
 #[tokio::test]
@@ -67,23 +55,19 @@ async fn connection_closed_without_a_response_is_a_connect_failure() {
             drop(stream);
         }
     });
-    let outcome = probe_once(&target(&format!("http://{addr}/")), &clients()).await;
-    assert_eq!(
-        outcome.reason(),
-        Some(FailureReason::Connect),
-        "{outcome:?}"
-    );
+    let outcome = probe(&target(&format!("http://{addr}/"))).await;
+    assert_fails_with(&outcome, FailureReason::Connect);
 }
 
 #[tokio::test]
 async fn body_is_cut_at_the_documented_limit() {
     let huge = || async { "x".repeat(3 * MAX_BODY_BYTES) };
     let addr = serve_http(Router::new().route("/", get(huge))).await;
-    let target = target_expecting(
+    let outcome = probe_expecting(
         &format!("http://{addr}/"),
         &format!("len(body) == {MAX_BODY_BYTES}"),
-    );
-    let outcome = probe_once(&target, &clients()).await;
+    )
+    .await;
     assert!(outcome.is_success(), "{outcome:?}");
 }
 
@@ -96,60 +80,46 @@ async fn server_slower_than_the_timeout_is_a_timeout_failure() {
     let addr = serve_http(Router::new().route("/", get(slow))).await;
     let mut target = target(&format!("http://{addr}/"));
     target.timeout = Duration::from_millis(200);
-    let outcome = probe_once(&target, &clients()).await;
-    assert_eq!(
-        outcome.reason(),
-        Some(FailureReason::Timeout),
-        "{outcome:?}"
-    );
+    let outcome = probe(&target).await;
+    assert_fails_with(&outcome, FailureReason::Timeout);
 }
 
 #[tokio::test]
 async fn error_status_with_the_default_expectation_is_a_status_failure() {
     let failing = || async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") };
     let addr = serve_http(Router::new().route("/", get(failing))).await;
-    let outcome = probe_once(&target(&format!("http://{addr}/")), &clients()).await;
-    assert_eq!(outcome.reason(), Some(FailureReason::Status), "{outcome:?}");
+    let outcome = probe(&target(&format!("http://{addr}/"))).await;
+    assert_fails_with(&outcome, FailureReason::Status);
     assert_eq!(outcome.status, Some(500));
 }
 
 #[tokio::test]
 async fn false_custom_expectation_on_the_body_is_an_expectation_failure() {
     let addr = serve_http(Router::new().route("/", get(|| async { "status: degraded" }))).await;
-    let target = target_expecting(
+    let outcome = probe_expecting(
         &format!("http://{addr}/"),
         "contains_str(body, \"status: ok\")",
-    );
-    let outcome = probe_once(&target, &clients()).await;
-    assert_eq!(
-        outcome.reason(),
-        Some(FailureReason::Expectation),
-        "{outcome:?}"
-    );
+    )
+    .await;
+    assert_fails_with(&outcome, FailureReason::Expectation);
     assert_eq!(outcome.status, Some(200));
 }
 
 #[tokio::test]
 async fn custom_expectation_failing_on_status_is_an_expectation_failure_not_status() {
     let addr = serve_http(Router::new().route("/", get(|| async { StatusCode::NO_CONTENT }))).await;
-    let target = target_expecting(&format!("http://{addr}/"), "status == 200");
-    let outcome = probe_once(&target, &clients()).await;
-    assert_eq!(
-        outcome.reason(),
-        Some(FailureReason::Expectation),
-        "{outcome:?}"
-    );
+    let outcome = probe_expecting(&format!("http://{addr}/"), "status == 200").await;
+    assert_fails_with(&outcome, FailureReason::Expectation);
 }
 
 #[tokio::test]
 async fn custom_expectation_sees_headers_and_latency() {
     let json = || async { ([("content-type", "application/json")], "{\"ok\":true}") };
     let addr = serve_http(Router::new().route("/", get(json))).await;
-    let target = target_expecting(
+    let outcome = probe_expecting(
         &format!("http://{addr}/"),
         "header(\"Content-Type\") == \"application/json\" && contains(headers, \"content-type: application/json\") && latency_ms >= 0 && latency_ms < 5000",
-    );
-    let outcome = probe_once(&target, &clients()).await;
+    ).await;
     assert!(outcome.is_success(), "{outcome:?}");
 }
 
@@ -170,8 +140,13 @@ async fn method_headers_and_body_are_sent_as_configured() {
     target.method = Method::POST;
     target.headers = vec![("X-Token".into(), "s3cret".into())];
     target.body = Some("{\"ping\":1}".into());
-    let outcome = probe_once(&target, &clients()).await;
+    let outcome = probe(&target).await;
     assert_eq!(outcome.status, Some(200), "{outcome:?}");
+}
+
+/// Probes `url` once with the expectation `expect`.
+async fn probe_expecting(url: &str, expect: &str) -> ProbeOutcome {
+    probe(&target_expecting(url, expect)).await
 }
 
 fn redirecting_app() -> Router {
@@ -186,11 +161,11 @@ fn redirecting_app() -> Router {
 #[tokio::test]
 async fn redirects_are_followed_when_enabled() {
     let addr = serve_http(redirecting_app()).await;
-    let target = target_expecting(
+    let outcome = probe_expecting(
         &format!("http://{addr}/old"),
         "status == 200 && body == \"landed\"",
-    );
-    let outcome = probe_once(&target, &clients()).await;
+    )
+    .await;
     assert!(outcome.is_success(), "{outcome:?}");
 }
 
@@ -199,7 +174,7 @@ async fn redirect_is_the_final_response_when_following_is_disabled() {
     let addr = serve_http(redirecting_app()).await;
     let mut target = target(&format!("http://{addr}/old"));
     target.follow_redirects = false;
-    let outcome = probe_once(&target, &clients()).await;
+    let outcome = probe(&target).await;
     assert!(
         outcome.is_success(),
         "a 3xx meets the default expectation: {outcome:?}"
@@ -211,6 +186,6 @@ async fn redirect_is_the_final_response_when_following_is_disabled() {
 async fn redirect_loop_is_a_status_failure() {
     let addr =
         serve_http(Router::new().route("/loop", get(|| async { Redirect::to("/loop") }))).await;
-    let outcome = probe_once(&target(&format!("http://{addr}/loop")), &clients()).await;
-    assert_eq!(outcome.reason(), Some(FailureReason::Status), "{outcome:?}");
+    let outcome = probe(&target(&format!("http://{addr}/loop"))).await;
+    assert_fails_with(&outcome, FailureReason::Status);
 }

@@ -1,8 +1,6 @@
 //! The exported metrics: names, labels, initial values, and the Prometheus
 //! text format as `promtool` checks it.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use axum::routing::get;
@@ -13,7 +11,7 @@ use vigil_exporter::probe::{
     FailureReason, ProbeFailure, ProbeMetrics, ProbeOutcome, ProbeTarget, Prober, ProberOptions,
 };
 
-use crate::support::{closed_addr, metric_value, serve_http, target};
+use crate::support::{closed_addr, metric_value, promtool_check_metrics, serve_http, target};
 
 fn shop() -> ProbeTarget {
     ProbeTarget::new("shop", "https://shop.example/healthz").expect("valid url")
@@ -32,6 +30,27 @@ fn failure_labels<'a>(target: &'a ProbeTarget, reason: &'a str) -> [(&'a str, &'
         ("url", target.url.as_str()),
         ("reason", reason),
     ]
+}
+
+/// The value of the series `name` of `target`, if exported.
+fn value(registry: &Registry, name: &str, target: &ProbeTarget) -> Option<f64> {
+    metric_value(registry, name, &labels(target))
+}
+
+/// The value of `probe_failures_total` of `target` for `reason`, if exported.
+fn failures(registry: &Registry, target: &ProbeTarget, reason: &str) -> Option<f64> {
+    metric_value(
+        registry,
+        "probe_failures_total",
+        &failure_labels(target, reason),
+    )
+}
+
+/// A new registry with the probe metrics registered in it.
+fn registered() -> (Registry, ProbeMetrics) {
+    let registry = Registry::new();
+    let metrics = ProbeMetrics::register(&registry).expect("register");
+    (registry, metrics)
 }
 
 fn connect_failure() -> ProbeOutcome {
@@ -57,17 +76,12 @@ fn success_with_certificate() -> ProbeOutcome {
 
 #[test]
 fn failure_counters_start_at_zero_for_every_reason() {
-    let registry = Registry::new();
-    let metrics = ProbeMetrics::register(&registry).expect("register");
+    let (registry, metrics) = registered();
     let target = shop();
     metrics.init_target(&target);
     for reason in ["timeout", "connect", "tls", "status", "expectation"] {
         assert_eq!(
-            metric_value(
-                &registry,
-                "probe_failures_total",
-                &failure_labels(&target, reason)
-            ),
+            failures(&registry, &target, reason),
             Some(0.0),
             "reason {reason}"
         );
@@ -76,62 +90,35 @@ fn failure_counters_start_at_zero_for_every_reason() {
 
 #[test]
 fn failed_probe_exports_success_0_status_0_and_counts_its_reason_only() {
-    let registry = Registry::new();
-    let metrics = ProbeMetrics::register(&registry).expect("register");
+    let (registry, metrics) = registered();
     let target = shop();
     metrics.init_target(&target);
     metrics.record(&target, &connect_failure());
+    assert_eq!(value(&registry, "probe_success", &target), Some(0.0));
     assert_eq!(
-        metric_value(&registry, "probe_success", &labels(&target)),
+        value(&registry, "probe_http_status_code", &target),
         Some(0.0)
     );
     assert_eq!(
-        metric_value(&registry, "probe_http_status_code", &labels(&target)),
-        Some(0.0)
-    );
-    assert_eq!(
-        metric_value(&registry, "probe_duration_seconds", &labels(&target)),
+        value(&registry, "probe_duration_seconds", &target),
         Some(0.003)
     );
-    assert_eq!(
-        metric_value(
-            &registry,
-            "probe_failures_total",
-            &failure_labels(&target, "connect")
-        ),
-        Some(1.0)
-    );
-    assert_eq!(
-        metric_value(
-            &registry,
-            "probe_failures_total",
-            &failure_labels(&target, "timeout")
-        ),
-        Some(0.0)
-    );
+    assert_eq!(failures(&registry, &target, "connect"), Some(1.0));
+    assert_eq!(failures(&registry, &target, "timeout"), Some(0.0));
 }
 
 #[test]
 fn certificate_expiry_disappears_after_a_probe_that_saw_no_certificate() {
-    let registry = Registry::new();
-    let metrics = ProbeMetrics::register(&registry).expect("register");
+    let (registry, metrics) = registered();
     let target = shop();
     metrics.record(&target, &success_with_certificate());
     assert_eq!(
-        metric_value(
-            &registry,
-            "probe_ssl_earliest_cert_expiry",
-            &labels(&target)
-        ),
+        value(&registry, "probe_ssl_earliest_cert_expiry", &target),
         Some(1_936_742_400.0)
     );
     metrics.record(&target, &connect_failure());
     assert_eq!(
-        metric_value(
-            &registry,
-            "probe_ssl_earliest_cert_expiry",
-            &labels(&target)
-        ),
+        value(&registry, "probe_ssl_earliest_cert_expiry", &target),
         None
     );
 }
@@ -154,8 +141,7 @@ fn exported_text_passes_promtool_check_metrics() {
     let Some(promtool) = vigil_testkit::external_tool("promtool") else {
         return;
     };
-    let registry = Registry::new();
-    let metrics = ProbeMetrics::register(&registry).expect("register");
+    let (registry, metrics) = registered();
     let target = shop();
     metrics.init_target(&target);
     metrics.record(&target, &success_with_certificate());
@@ -166,27 +152,9 @@ fn exported_text_passes_promtool_check_metrics() {
         .encode(&registry.gather(), &mut text)
         .expect("encode");
 
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run promtool");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(&text)
-        .expect("write metrics");
-    let output = child.wait_with_output().expect("promtool output");
-    let complaints = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (status, complaints) = promtool_check_metrics(&promtool, &text).expect("promtool output");
     assert!(
-        output.status.success() && complaints.is_empty(),
+        status.success() && complaints.is_empty(),
         "{complaints}\n{}",
         String::from_utf8_lossy(&text)
     );
@@ -212,8 +180,8 @@ async fn prober_exports_the_state_of_each_target_and_stops_on_cancel() {
 
     // Wait (bounded) for the first probe of each target to be recorded.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while metric_value(&registry, "probe_success", &labels(&up)).is_none()
-        || metric_value(&registry, "probe_success", &labels(&down)).is_none()
+    while value(&registry, "probe_success", &up).is_none()
+        || value(&registry, "probe_success", &down).is_none()
     {
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -227,26 +195,10 @@ async fn prober_exports_the_state_of_each_target_and_stops_on_cancel() {
         .expect("prober stops after cancel")
         .expect("prober task did not panic");
 
-    assert_eq!(
-        metric_value(&registry, "probe_success", &labels(&up)),
-        Some(1.0)
-    );
-    assert_eq!(
-        metric_value(&registry, "probe_http_status_code", &labels(&up)),
-        Some(200.0)
-    );
-    assert_eq!(
-        metric_value(&registry, "probe_success", &labels(&down)),
-        Some(0.0)
-    );
-    assert_eq!(
-        metric_value(
-            &registry,
-            "probe_failures_total",
-            &failure_labels(&down, "connect")
-        ),
-        Some(1.0)
-    );
+    assert_eq!(value(&registry, "probe_success", &up), Some(1.0));
+    assert_eq!(value(&registry, "probe_http_status_code", &up), Some(200.0));
+    assert_eq!(value(&registry, "probe_success", &down), Some(0.0));
+    assert_eq!(failures(&registry, &down, "connect"), Some(1.0));
 }
 
 #[test]

@@ -116,9 +116,21 @@ fn every(name: &str, interval: Duration) -> ProbeTarget {
     target
 }
 
-/// Runs `prober` for `for_how_long` of simulated time, then cancels it and
-/// waits for it to stop.
-async fn run_for(prober: Prober<FakeExecutor>, for_how_long: Duration) {
+/// Runs a prober of `targets` on `executor` for `for_how_long` of simulated
+/// time, then cancels it and waits for it to stop.
+async fn run_for(executor: &FakeExecutor, targets: Vec<ProbeTarget>, for_how_long: Duration) {
+    run_with(executor, targets, ProberOptions::default(), for_how_long).await;
+}
+
+/// `run_for` with `options`.
+async fn run_with(
+    executor: &FakeExecutor,
+    targets: Vec<ProbeTarget>,
+    options: ProberOptions,
+    for_how_long: Duration,
+) {
+    let prober = Prober::with_executor(targets, &Registry::new(), options, executor.clone())
+        .expect("prober");
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(prober.run(shutdown.clone()));
     tokio::time::sleep(for_how_long).await;
@@ -140,15 +152,7 @@ async fn slow_target_does_not_delay_a_fast_one() {
         every("fast", Duration::from_secs(1)),
         every("slow", Duration::from_secs(1)),
     ];
-    let prober = Prober::with_executor(
-        targets,
-        &Registry::new(),
-        ProberOptions::default(),
-        executor.clone(),
-    )
-    .expect("prober");
-
-    run_for(prober, Duration::from_millis(10_500)).await;
+    run_for(&executor, targets, Duration::from_millis(10_500)).await;
 
     let expected: Vec<f64> = (0..=10).map(f64::from).collect();
     assert_eq!(starts(&executor.runs("fast")), expected);
@@ -158,15 +162,8 @@ async fn slow_target_does_not_delay_a_fast_one() {
 async fn overrunning_target_never_overlaps_itself_and_does_not_pile_up() {
     // Takes 2.5s every 1s: it should run back to back, one at a time.
     let executor = FakeExecutor::new(&[("slow", Duration::from_millis(2500))]);
-    let prober = Prober::with_executor(
-        vec![every("slow", Duration::from_secs(1))],
-        &Registry::new(),
-        ProberOptions::default(),
-        executor.clone(),
-    )
-    .expect("prober");
-
-    run_for(prober, Duration::from_millis(8_000)).await;
+    let targets = vec![every("slow", Duration::from_secs(1))];
+    run_for(&executor, targets, Duration::from_millis(8_000)).await;
 
     let runs = executor.runs("slow");
     assert_eq!(starts(&runs), vec![0.0, 2.5, 5.0, 7.5], "{runs:?}");
@@ -176,15 +173,8 @@ async fn overrunning_target_never_overlaps_itself_and_does_not_pile_up() {
 #[tokio::test(start_paused = true)]
 async fn target_keeps_its_interval_measured_from_start_to_start() {
     let executor = FakeExecutor::new(&[("api", Duration::from_millis(300))]);
-    let prober = Prober::with_executor(
-        vec![every("api", Duration::from_secs(2))],
-        &Registry::new(),
-        ProberOptions::default(),
-        executor.clone(),
-    )
-    .expect("prober");
-
-    run_for(prober, Duration::from_millis(7_000)).await;
+    let targets = vec![every("api", Duration::from_secs(2))];
+    run_for(&executor, targets, Duration::from_millis(7_000)).await;
 
     assert_eq!(starts(&executor.runs("api")), vec![0.0, 2.0, 4.0, 6.0]);
 }
@@ -201,15 +191,13 @@ async fn concurrency_never_exceeds_max_concurrency() {
         .iter()
         .map(|name| every(name, Duration::from_secs(10)))
         .collect();
-    let prober = Prober::with_executor(
+    run_with(
+        &executor,
         targets,
-        &Registry::new(),
         ProberOptions { max_concurrency: 2 },
-        executor.clone(),
+        Duration::from_millis(5_500),
     )
-    .expect("prober");
-
-    run_for(prober, Duration::from_millis(5_500)).await;
+    .await;
 
     assert_eq!(executor.max_in_flight.load(Ordering::SeqCst), 2);
     let mut first_starts: Vec<f64> = names
@@ -223,16 +211,9 @@ async fn concurrency_never_exceeds_max_concurrency() {
 #[tokio::test(start_paused = true)]
 async fn cancel_aborts_an_in_flight_probe_and_returns_promptly() {
     let executor = FakeExecutor::new(&[("hung", Duration::from_secs(3600))]);
-    let prober = Prober::with_executor(
-        vec![every("hung", Duration::from_secs(30))],
-        &Registry::new(),
-        ProberOptions::default(),
-        executor.clone(),
-    )
-    .expect("prober");
     let origin = Instant::now();
-
-    run_for(prober, Duration::from_secs(1)).await;
+    let targets = vec![every("hung", Duration::from_secs(30))];
+    run_for(&executor, targets, Duration::from_secs(1)).await;
 
     assert_eq!(
         origin.elapsed(),
