@@ -3,7 +3,8 @@
 //! `vigil-evaluator` whose rule fires at once. The page must load without
 //! console errors, show the firing alert, its rule and the scrape target;
 //! a silence created from the page (after a refused attempt without the
-//! API token) must appear in `GET /api/v2/silences`.
+//! API token) must appear in `GET /api/v2/silences`; a receiver test sent
+//! from the page must report its integration OK.
 //!
 //! Skipped (with a note) when `chromium` or `chromedriver` is missing,
 //! unless `VIGIL_REQUIRE_EXTERNAL_TOOLS=1`.
@@ -299,6 +300,37 @@ async fn the_dashboard_shows_the_firing_alert_rules_and_targets_without_console_
 
     // A few more refreshes, then nothing may have gone to the console.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_no_console_errors(&setup).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_test_from_the_dashboard_reports_each_integration() {
+    let Some(setup) = open_dashboard(None).await else {
+        return;
+    };
+    let browser = &setup.browser;
+    // Without notify_config_file every alert goes to receiver `console`.
+    browser
+        .wait_for(
+            "the console receiver in the receivers panel",
+            "return !!document.querySelector('#receivers-table tbody tr[data-receiver=\"console\"] button.test-receiver')",
+        )
+        .await;
+    browser
+        .click("#receivers-table tbody tr[data-receiver=\"console\"] button.test-receiver")
+        .await;
+    browser
+        .wait_for(
+            "the test result of the console integration",
+            "const r = document.querySelector('#receivers-table tbody tr[data-receiver=\"console\"]'); return !!r && r.innerText.includes('console[0]: OK')",
+        )
+        .await;
+    // The result stays through the next refreshes.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let row = browser
+        .execute("return document.querySelector('#receivers-table tbody tr[data-receiver=\"console\"]').innerText")
+        .await;
+    assert!(row.as_str().unwrap().contains("console[0]: OK"), "{row}");
     assert_no_console_errors(&setup).await;
 }
 
