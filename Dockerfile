@@ -20,7 +20,7 @@ ENV VIGIL_GIT_COMMIT=${VIGIL_GIT_COMMIT} \
     CARGO_PROFILE_RELEASE_STRIP=symbols
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p vigil-evaluator -p vigil-exporter \
+    cargo build --release --locked -p vigil-evaluator -p vigil-exporter -F vigil-exporter/cli \
     && mkdir -p /out \
     && cp target/release/vigil-evaluator target/release/vigil-exporter /out/
 

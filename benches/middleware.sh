@@ -40,7 +40,7 @@ fi
 
 cd "$root"
 # benches/run builds everything once (BENCH_NO_BUILD=1).
-[[ -n ${BENCH_NO_BUILD:-} ]] || cargo build --release -q -p vigil-exporter --example middleware_bench_server
+[[ -n ${BENCH_NO_BUILD:-} ]] || cargo build --release -q -p vigil-exporter -F cli --example middleware_bench_server
 server=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release/examples/middleware_bench_server
 
 # cpu_ticks PID: user + system CPU time of PID, in clock ticks.

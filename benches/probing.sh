@@ -39,7 +39,7 @@ repeats=${REPEATS:-3}
 
 cd "$root"
 # benches/run builds everything once (BENCH_NO_BUILD=1).
-[[ -n ${BENCH_NO_BUILD:-} ]] || cargo build --release -q -p vigil-exporter --bin vigil-exporter --example probe_target_server
+[[ -n ${BENCH_NO_BUILD:-} ]] || cargo build --release -q -p vigil-exporter -F cli --bin vigil-exporter --example probe_target_server
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 
 target_port=$(bench_free_port)

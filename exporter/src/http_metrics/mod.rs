@@ -4,23 +4,40 @@
 //!
 //! # Adding it
 //!
-//! One line, as the last call on the router (after every `route`, `nest`,
-//! `merge` and `fallback`):
+//! [`HttpMetricsLayer::pair`] gives the layer and a [`MetricsHandle`] on a
+//! registry of their own; the layer is the last call on the router (after
+//! every `route`, `nest`, `merge` and `fallback`):
 //!
 //! ```
 //! use axum::{routing::get, Router};
 //! use vigil_exporter::http_metrics::HttpMetricsLayer;
 //!
-//! # fn main() -> Result<(), vigil_exporter::http_metrics::HttpMetricsError> {
-//! let registry = prometheus::Registry::new();
+//! let (layer, metrics) = HttpMetricsLayer::pair();
 //! let app: Router = Router::new()
 //!     .route("/users/{id}", get(|| async { "a user" }))
+//!     .route("/metrics", metrics.route())
+//!     .layer(layer);
+//! # let _ = app;
+//! ```
+//!
+//! `metrics.route()` answers with every metric of the registry in the text
+//! exposition format, gzip-compressed when the client accepts it; register
+//! your own metrics in `metrics.registry()`. To use a registry you already
+//! have, build the two from it:
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use vigil_exporter::http_metrics::{HttpMetricsLayer, MetricsHandle};
+//! use vigil_exporter::prometheus::Registry;
+//!
+//! # fn main() -> Result<(), vigil_exporter::http_metrics::HttpMetricsError> {
+//! let registry = Registry::new();
+//! let app: Router = Router::new()
+//!     .route("/users/{id}", get(|| async { "a user" }))
+//!     .route("/metrics", MetricsHandle::new(registry.clone()).route())
 //!     .layer(HttpMetricsLayer::new(&registry)?);
 //! # Ok(()) }
 //! ```
-//!
-//! The metrics are registered in the [`prometheus::Registry`] you pass; serve
-//! that registry on `/metrics` with [`prometheus::TextEncoder`].
 //!
 //! Why `Router::layer` and not `route_layer`: axum 0.8 applies a
 //! `Router::layer` to every route *and* to the fallback, and it runs *after*
@@ -56,7 +73,7 @@
 //! use vigil_exporter::http_metrics::HttpMetricsLayer;
 //!
 //! # fn main() -> Result<(), vigil_exporter::http_metrics::HttpMetricsError> {
-//! let registry = prometheus::Registry::new();
+//! let registry = vigil_exporter::prometheus::Registry::new();
 //! let metrics = HttpMetricsLayer::new(&registry)?;
 //! let app: Router = Router::new()
 //!     .route("/users/{id}", get(metrics.handler(|| async { "a user" })))
@@ -163,6 +180,7 @@
 
 mod cells;
 mod collect;
+mod endpoint;
 mod handler;
 mod labels;
 mod routes;
@@ -171,6 +189,7 @@ mod service;
 use prometheus::Registry;
 use tower::Layer;
 
+pub use endpoint::{MetricsHandle, METRICS_CONTENT_TYPE};
 pub use handler::{MeteredFuture, MeteredHandler};
 pub use labels::{OTHER_METHOD, UNMATCHED_ROUTE};
 pub use service::{HttpMetricsService, ResponseFuture};
@@ -258,6 +277,17 @@ impl HttpMetricsLayer {
     /// Registers the metrics in `registry` with default buckets.
     pub fn new(registry: &Registry) -> Result<Self, HttpMetricsError> {
         Self::builder().build(registry)
+    }
+
+    /// The layer and the [`MetricsHandle`] serving its metrics, on a
+    /// registry of their own (the three-line setup in the module docs).
+    #[must_use]
+    pub fn pair() -> (HttpMetricsLayer, MetricsHandle) {
+        let registry = Registry::new();
+        // A fresh registry holds no metric the layer's could collide with,
+        // and the default buckets are valid: building cannot fail.
+        let layer = Self::new(&registry).expect("the layer registers in a fresh registry");
+        (layer, MetricsHandle::new(registry))
     }
 
     /// `handler`, recording its requests in this layer's metrics: for

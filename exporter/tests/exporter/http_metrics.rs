@@ -786,3 +786,73 @@ async fn dropped_per_handler_request_releases_the_gauge_and_is_not_counted() {
     );
     assert_dropped_request_is_released_and_not_counted(app, &registry).await;
 }
+
+/// `GET /metrics` on the three-line setup, with `accept_encoding` if any:
+/// status, `Content-Type`, `Content-Encoding` and the body, unzipped.
+async fn scrape_pair_app(
+    app: &Router,
+    accept_encoding: Option<&str>,
+) -> (StatusCode, String, Option<String>, String) {
+    let mut request = Request::get("/metrics");
+    if let Some(accept) = accept_encoding {
+        request = request.header("accept-encoding", accept);
+    }
+    let request = request
+        .body(Body::empty())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Ok(response) = app.clone().oneshot(request).await;
+    let status = response.status();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    let content_type = header("content-type").unwrap_or_default();
+    let encoding = header("content-encoding");
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("cannot read the body: {e}"))
+        .to_bytes();
+    let mut body = String::new();
+    let read = if encoding.as_deref() == Some("gzip") {
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut body)
+    } else {
+        std::io::Read::read_to_string(&mut &bytes[..], &mut body)
+    };
+    read.unwrap_or_else(|e| panic!("the body is not (gzipped) UTF-8 text: {e}"));
+    (status, content_type, encoding, body)
+}
+
+#[tokio::test]
+async fn the_three_line_setup_serves_route_templates_on_metrics_gzipped_when_asked() {
+    let (layer, metrics) = HttpMetricsLayer::pair();
+    let app = users_routes()
+        .route("/metrics", metrics.route())
+        .layer(layer);
+    assert_eq!(get_path(&app, "/users/42").await, StatusCode::OK);
+
+    let (status, content_type, encoding, plain) = scrape_pair_app(&app, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+    assert_eq!(encoding, None);
+    assert!(
+        plain
+            .contains("http_requests_total{method=\"GET\",route=\"/users/{id}\",status=\"200\"} 1"),
+        "{plain}"
+    );
+    assert!(!plain.contains("/users/42"), "a raw path leaked: {plain}");
+    assert!(
+        metrics
+            .render()
+            .contains("route=\"/metrics\",status=\"200\"} 1"),
+        "render() shows the scrape just answered"
+    );
+
+    let (status, _, encoding, unzipped) = scrape_pair_app(&app, Some("br, gzip")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    assert!(unzipped.contains("route=\"/users/{id}\""), "{unzipped}");
+}
