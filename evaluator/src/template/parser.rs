@@ -185,8 +185,8 @@ impl Parser<'_> {
                                     format!("{{{{{k}}}}} is not supported in rule templates"),
                                 ));
                             }
-                            self.next_non_space();
-                            if let Some(node) = self.named(k, kw_pos)? {
+                            let at = self.next_non_space().map_or(kw_pos, |t| t.pos);
+                            if let Some(node) = self.named(k, at)? {
                                 nodes.push(node);
                             }
                         }
@@ -271,18 +271,19 @@ impl Parser<'_> {
     /// the defined templates and leaves no node.
     fn named(&mut self, kw: &str, kw_pos: usize) -> Result<Option<Node>, TemplateError> {
         let name_pos = self.pos();
-        let name =
-            match self.next_non_space() {
-                Some(Token {
-                    kind: Tok::Str(s), ..
-                }) => s,
-                _ => return Err(self.err(
+        let name = match self.next_non_space() {
+            Some(Token {
+                kind: Tok::Str(s), ..
+            }) => s,
+            _ => {
+                return Err(self.err(
                     name_pos,
                     format!(
                         "unexpected token in {{{{{kw}}}}} clause; expected a quoted template name"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         if kw == "template" {
             let pipe = if self.peek_non_space() == Some(&Tok::RightDelim) {
                 self.next_non_space();
