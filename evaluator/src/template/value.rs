@@ -52,7 +52,7 @@ pub enum Value {
     /// A Go `map[string]string` (Prometheus labels).
     Map(Rc<BTreeMap<String, String>>),
     /// Alertmanager's `template.KV`: a string map with the methods
-    /// `SortedPairs`, `Names`, `Values`, `Remove`, printed as `k=v, k=v`.
+    /// `SortedPairs`, `Names`, `Values`, `Remove`, printed as Go prints a map.
     Kv(Rc<BTreeMap<String, String>>),
     /// A slice (`[]string`, `[]interface{}`).
     List(Rc<Vec<Value>>),
@@ -107,12 +107,8 @@ impl Value {
             Value::Int(i) => i.to_string(),
             Value::Float(f) => gofmt::format_float_v(*f),
             Value::Str(s) | Value::SafeHtml(s) => s.clone(),
-            Value::Map(m) => go_map(m),
-            Value::Kv(m) => sorted_pairs(m)
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            // Alertmanager 0.25's KV has no `String` method: Go's map form.
+            Value::Map(m) | Value::Kv(m) => go_map(m),
             Value::List(l) => {
                 let items: Vec<String> = l.iter().map(Value::to_go_string).collect();
                 format!("[{}]", items.join(" "))
@@ -270,9 +266,11 @@ impl Object for Pairs {
                 .collect(),
         )
     }
+    /// Alertmanager 0.25's `Pairs` has no `String` method: Go prints the
+    /// slice of structs.
     fn go_string(&self) -> String {
-        let items: Vec<String> = self.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        items.join(", ")
+        let items: Vec<String> = self.0.iter().map(|(k, v)| format!("{{{k} {v}}}")).collect();
+        format!("[{}]", items.join(" "))
     }
     fn as_any(&self) -> &dyn Any {
         self

@@ -68,7 +68,7 @@ fn kv_methods_like_alertmanager() {
     );
     assert_eq!(
         render("{{ .CommonLabels.Names }} {{ .CommonLabels.Values }} {{ .CommonLabels }}"),
-        "[alertname zone] [High eu] alertname=High, zone=eu"
+        "[alertname zone] [High eu] map[alertname:High zone:eu]"
     );
     assert_eq!(
         render("{{ (.CommonLabels.Remove .GroupLabels.Names).Values }} {{ with .CommonLabels.Remove (stringSlice \"zone\") }}{{ .Names }}{{ end }}"),
@@ -279,10 +279,10 @@ fn a_failing_render_falls_back_and_is_counted() {
 fn html_rendering_escapes_by_context() {
     let t = NotifyTemplates::defaults();
     let text = t
-        .parse("html", "<a href=\"{{ template \"__alertmanagerURL\" . }}\">{{ .CommonLabels }} & {{ \"<x>\" }}</a>")
+        .parse("html", "<a href=\"{{ template \"__alertmanagerURL\" . }}\">{{ .CommonLabels }} &amp; {{ \"<x>\" }}</a>")
         .expect("parses");
     assert_eq!(
         t.render(&text, &sample(), t_now(), true).expect("renders"),
-        "<a href=\"http://am.example/#/alerts?receiver=team%5C.a\">alertname=High, zone=eu & &lt;x&gt;</a>"
+        "<a href=\"http://am.example/#/alerts?receiver=team%5C.a\">map[alertname:High zone:eu] &amp; &lt;x&gt;</a>"
     );
 }
