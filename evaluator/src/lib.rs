@@ -27,3 +27,4 @@ pub mod scrape;
 pub mod server;
 pub mod stale;
 pub mod store;
+pub mod template;

@@ -74,3 +74,4 @@ pub mod pipeline;
 pub mod receivers;
 pub mod route;
 pub mod silence;
+pub mod templates;

@@ -3,13 +3,12 @@
 //! `reReplaceAll`...), with the same results and error texts where users see
 //! them.
 
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
-use std::rc::Rc;
 
-use super::gofmt;
-use super::humanize;
-use super::value::{TemplateSample, Value};
+use super::value::{QueryResult, TemplateSample, Value};
+pub use crate::template::builtins::query_escape;
+use crate::template::builtins::{self, want_args};
+use crate::template::{gofmt, humanize, Functions};
 use vigil_common::duration::parse_duration;
 
 /// Everything a function may need besides its arguments.
@@ -67,14 +66,10 @@ pub fn is_function(name: &str) -> bool {
     FUNCTIONS.contains(&name)
 }
 
-fn want_args(name: &str, args: &[Value], n: usize) -> Result<(), String> {
-    if args.len() != n {
-        return Err(format!(
-            "wrong number of args for {name}: want {n} got {}",
-            args.len()
-        ));
+impl Functions for FuncEnv<'_> {
+    fn call(&self, name: &str, args: &[Value]) -> Result<Value, String> {
+        call(name, args, self)
     }
-    Ok(())
 }
 
 fn string_arg(name: &str, v: &Value) -> Result<String, String> {
@@ -124,89 +119,22 @@ fn parse_go_float(s: &str) -> Option<f64> {
     s.parse::<f64>().ok()
 }
 
-fn sample_arg(name: &str, v: &Value) -> Result<Rc<TemplateSample>, String> {
-    match v {
-        Value::Sample(s) => Ok(s.clone()),
-        other => Err(format!(
+fn sample_arg(name: &str, v: &Value) -> Result<TemplateSample, String> {
+    TemplateSample::of(v).ok_or_else(|| {
+        format!(
             "wrong type for value; expected *template.sample; got {} (calling {name})",
-            other.type_name()
-        )),
-    }
-}
-
-fn vector_arg(name: &str, v: &Value) -> Result<Rc<Vec<TemplateSample>>, String> {
-    match v {
-        Value::Vector(s) => Ok(s.clone()),
-        Value::Nil => Ok(Rc::new(Vec::new())),
-        other => Err(format!(
-            "wrong type for value; expected template.queryResult; got {} (calling {name})",
-            other.type_name()
-        )),
-    }
-}
-
-/// Go's `basicKind` classes for comparisons.
-#[derive(PartialEq)]
-enum Kind {
-    Bool,
-    Int,
-    Float,
-    Str,
-}
-
-fn kind(v: &Value) -> Result<Kind, String> {
-    match v {
-        Value::Bool(_) => Ok(Kind::Bool),
-        Value::Int(_) => Ok(Kind::Int),
-        Value::Float(_) => Ok(Kind::Float),
-        Value::Str(_) => Ok(Kind::Str),
-        Value::NoValue | Value::Nil => Err("invalid type for comparison".into()),
-        _ => Err("non-comparable type".into()),
-    }
-}
-
-fn compare(a: &Value, b: &Value) -> Result<Option<Ordering>, String> {
-    let (ka, kb) = (kind(a)?, kind(b)?);
-    if ka != kb {
-        return Err("incompatible types for comparison".into());
-    }
-    Ok(match (a, b) {
-        (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
-        (Value::Int(x), Value::Int(y)) => Some(x.cmp(y)),
-        (Value::Float(x), Value::Float(y)) => x.partial_cmp(y),
-        (Value::Str(x), Value::Str(y)) => Some(x.cmp(y)),
-        _ => None,
+            v.type_name()
+        )
     })
 }
 
-fn equal(a: &Value, b: &Value) -> Result<bool, String> {
-    Ok(compare(a, b)? == Some(Ordering::Equal))
-}
-
-/// Go derives `le`, `gt` and `ge` from `lt` and `eq` (`gt` is `!le`), so
-/// with NaN `gt` and `ge` are true; `ok` gets (lt, eq).
-fn ordered(name: &str, args: &[Value], ok: fn(bool, bool) -> bool) -> Result<Value, String> {
-    want_args(name, args, 2)?;
-    if kind(&args[0])? == Kind::Bool {
-        return Err("invalid type for comparison".into());
-    }
-    let ord = compare(&args[0], &args[1])?;
-    Ok(Value::Bool(ok(
-        ord == Some(Ordering::Less),
-        ord == Some(Ordering::Equal),
-    )))
-}
-
-/// `fmt.Sprint`: a space between operands when neither is a string.
-fn sprint(args: &[Value]) -> String {
-    let mut out = String::new();
-    for (i, a) in args.iter().enumerate() {
-        if i > 0 && !matches!(a, Value::Str(_)) && !matches!(args[i - 1], Value::Str(_)) {
-            out.push(' ');
-        }
-        out.push_str(&a.to_go_string());
-    }
-    out
+fn vector_arg(name: &str, v: &Value) -> Result<Vec<TemplateSample>, String> {
+    QueryResult::of(v).ok_or_else(|| {
+        format!(
+            "wrong type for value; expected template.queryResult; got {} (calling {name})",
+            v.type_name()
+        )
+    })
 }
 
 /// Go's `strings.Title`: upper-cases the first letter of every word.
@@ -224,58 +152,6 @@ fn title(s: &str) -> String {
         } else {
             c.is_whitespace()
         };
-    }
-    out
-}
-
-fn html_escape(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '\'' => out.push_str("&#39;"),
-            '"' => out.push_str("&#34;"),
-            '\0' => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn js_escape(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("\\'"),
-            '"' => out.push_str("\\\""),
-            '<' => out.push_str("\\u003C"),
-            '>' => out.push_str("\\u003E"),
-            '&' => out.push_str("\\u0026"),
-            '=' => out.push_str("\\u003D"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Go's `url.QueryEscape`.
-pub fn query_escape(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            b => out.push_str(&format!("%{b:02X}")),
-        }
     }
     out
 }
@@ -317,115 +193,21 @@ fn regex(name: &str, pattern: &str) -> Result<regex::Regex, String> {
 /// lazily) on evaluated arguments.
 pub fn call(name: &str, args: &[Value], env: &FuncEnv<'_>) -> Result<Value, String> {
     let s = |v: String| Ok(Value::Str(v));
+    if let Some(result) = builtins::call(name, args) {
+        return result;
+    }
     match name {
-        "not" => {
-            want_args(name, args, 1)?;
-            Ok(Value::Bool(!args[0].truthy()))
-        }
-        "len" => {
-            want_args(name, args, 1)?;
-            match &args[0] {
-                Value::Str(x) => Ok(Value::Int(x.len() as i64)),
-                Value::Map(m) => Ok(Value::Int(m.len() as i64)),
-                Value::Vector(v) => Ok(Value::Int(v.len() as i64)),
-                other => Err(format!(
-                    "error calling len: len of type {}",
-                    other.type_name()
-                )),
-            }
-        }
-        "index" => {
-            if args.is_empty() {
-                return Err(format!(
-                    "wrong number of args for {name}: want at least 1 got 0"
-                ));
-            }
-            let mut item = args[0].clone();
-            for key in &args[1..] {
-                item = match (&item, key) {
-                    (Value::Map(m), Value::Str(k)) => {
-                        Value::Str(m.get(k).cloned().unwrap_or_default())
-                    }
-                    (Value::Vector(v), Value::Int(i)) => {
-                        match usize::try_from(*i).ok().and_then(|i| v.get(i)) {
-                            Some(s) => Value::Sample(Rc::new(s.clone())),
-                            None => {
-                                return Err(format!("error calling index: index out of range: {i}"))
-                            }
-                        }
-                    }
-                    (Value::Str(st), Value::Int(i)) => {
-                        match usize::try_from(*i).ok().and_then(|i| st.as_bytes().get(i)) {
-                            Some(b) => Value::Int(*b as i64),
-                            None => {
-                                return Err(format!("error calling index: index out of range: {i}"))
-                            }
-                        }
-                    }
-                    (Value::NoValue | Value::Nil, _) => {
-                        return Err("error calling index: index of untyped nil".into())
-                    }
-                    (container, key) => {
-                        return Err(format!(
-                            "error calling index: cannot index {} with {}",
-                            container.type_name(),
-                            key.type_name()
-                        ))
-                    }
-                };
-            }
-            Ok(item)
-        }
-        "print" => s(sprint(args)),
-        "println" => {
-            let parts: Vec<String> = args.iter().map(Value::to_go_string).collect();
-            s(parts.join(" ") + "\n")
-        }
-        "printf" => {
-            let Some(Value::Str(format)) = args.first() else {
-                return Err("wrong type for value; expected string (calling printf)".into());
-            };
-            s(gofmt::sprintf(format, &args[1..]))
-        }
-        "eq" => {
-            if args.len() < 2 {
-                return Err("error calling eq: missing argument for comparison".into());
-            }
-            for other in &args[1..] {
-                if equal(&args[0], other).map_err(|e| format!("error calling eq: {e}"))? {
-                    return Ok(Value::Bool(true));
-                }
-            }
-            Ok(Value::Bool(false))
-        }
-        "ne" => {
-            want_args(name, args, 2)?;
-            Ok(Value::Bool(
-                !equal(&args[0], &args[1]).map_err(|e| format!("error calling ne: {e}"))?,
-            ))
-        }
-        "lt" => ordered(name, args, |lt, _| lt).map_err(|e| format!("error calling lt: {e}")),
-        "le" => {
-            ordered(name, args, |lt, eq| lt || eq).map_err(|e| format!("error calling le: {e}"))
-        }
-        "gt" => {
-            ordered(name, args, |lt, eq| !(lt || eq)).map_err(|e| format!("error calling gt: {e}"))
-        }
-        "ge" => ordered(name, args, |lt, _| !lt).map_err(|e| format!("error calling ge: {e}")),
-        "html" => s(html_escape(&sprint(args))),
-        "js" => s(js_escape(&sprint(args))),
-        "urlquery" => s(query_escape(&sprint(args))),
         "query" => {
             want_args(name, args, 1)?;
             let q = string_arg(name, &args[0])?;
             let result = (env.query)(&q).map_err(|e| format!("error calling query: {e}"))?;
-            Ok(Value::Vector(Rc::new(result)))
+            Ok(QueryResult::value(result))
         }
         "first" => {
             want_args(name, args, 1)?;
             let v = vector_arg(name, &args[0])?;
-            match v.first() {
-                Some(s) => Ok(Value::Sample(Rc::new(s.clone()))),
+            match v.into_iter().next() {
+                Some(s) => Ok(s.value()),
                 None => {
                     Err("error calling first: first() called on vector with no elements".into())
                 }
@@ -452,9 +234,9 @@ pub fn call(name: &str, args: &[Value], env: &FuncEnv<'_>) -> Result<Value, Stri
         "sortByLabel" => {
             want_args(name, args, 2)?;
             let l = string_arg(name, &args[0])?;
-            let mut v = (*vector_arg(name, &args[1])?).clone();
+            let mut v = vector_arg(name, &args[1])?;
             v.sort_by(|a, b| a.labels.get(&l).cmp(&b.labels.get(&l)));
-            Ok(Value::Vector(Rc::new(v)))
+            Ok(QueryResult::value(v))
         }
         "humanize" | "humanize1024" | "humanizeDuration" | "humanizePercentage"
         | "humanizeTimestamp" => {

@@ -7,40 +7,18 @@
 //! `{{$labels := .Labels}}...` to the text; here they are predeclared, so
 //! error positions point into the author's own text).
 
-mod exec;
 pub mod funcs;
-pub mod gofmt;
-pub mod humanize;
-mod lexer;
-mod parser;
 pub mod value;
 
+pub use crate::template::{gofmt, humanize, TemplateError};
 pub use value::{TemplateData, TemplateSample, Value};
 
+use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
-/// A template that failed to parse or to execute. Displays like Go's
-/// errors: `template: NAME:LINE:COL: ...`.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum TemplateError {
-    #[error("template: {name}:{line}:{col}: {msg}")]
-    Parse {
-        name: String,
-        line: usize,
-        col: usize,
-        msg: String,
-    },
-    /// Exactly Prometheus' text (it shows up in annotations): Go's 0-based
-    /// column, counted after the variable definitions Prometheus prepends.
-    #[error("error executing template {name}: template: {name}:{line}:{col}: executing \"{name}\" at <{at}>: {msg}")]
-    Exec {
-        name: String,
-        line: usize,
-        col: usize,
-        at: String,
-        msg: String,
-    },
-}
+use crate::template::ast::Node;
+use crate::template::Location;
 
 /// Length of `{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}`
 /// `{{$externalURL := .ExternalURL}}{{$value := .Value}}`, which Prometheus
@@ -54,7 +32,7 @@ const PREDECLARED: [&str; 4] = ["$labels", "$externalLabels", "$externalURL", "$
 pub struct Template {
     name: String,
     src: String,
-    nodes: Vec<parser::Node>,
+    nodes: Vec<Node>,
 }
 
 /// Runs PromQL for the `query` template function.
@@ -64,11 +42,11 @@ impl Template {
     /// Parses `src`; `name` appears in error messages (Prometheus uses
     /// `__alert_<AlertName>`).
     pub fn parse(name: &str, src: &str) -> Result<Template, TemplateError> {
-        let nodes = parser::parse(src, name, &PREDECLARED, &funcs::is_function)?;
+        let parsed = crate::template::parse(name, src, &PREDECLARED, &funcs::is_function, false)?;
         Ok(Template {
             name: name.to_string(),
             src: src.to_string(),
-            nodes,
+            nodes: parsed.nodes,
         })
     }
 
@@ -83,7 +61,7 @@ impl Template {
             query,
             external_url: &data.external_url,
         };
-        let data_value = Value::Data(Rc::new(data.clone()));
+        let data_value = Value::Object(Rc::new(data.clone()));
         let vars = vec![
             ("$".to_string(), data_value.clone()),
             (
@@ -100,9 +78,32 @@ impl Template {
             ),
             ("$value".to_string(), Value::Float(data.value)),
         ];
-        let mut exec = exec::Exec::new(&self.name, &self.src, env, vars);
-        exec.run(&data_value, &self.nodes)?;
-        Ok(exec.out)
+        let loc = Location {
+            file: Arc::from(self.name.as_str()),
+            name: self.name.clone(),
+            src: Arc::from(self.src.as_str()),
+            first_line_offset: PROMETHEUS_DEFS_LEN,
+        };
+        let no_named = HashMap::new();
+        crate::template::execute(loc, &self.nodes, &data_value, vars, &env, &no_named, false)
+            .map_err(|e| match e {
+                // Prometheus' wording for alert templates.
+                crate::template::TemplateError::Execute {
+                    name,
+                    line,
+                    col,
+                    at,
+                    msg,
+                    ..
+                } => TemplateError::Exec {
+                    name,
+                    line,
+                    col,
+                    at,
+                    msg,
+                },
+                other => other,
+            })
     }
 }
 

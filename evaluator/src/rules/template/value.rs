@@ -1,11 +1,15 @@
-//! The dynamic values a template works on: the Go types Prometheus hands to
-//! `text/template` (float64 `$value`, `map[string]string` labels, query
-//! samples), with Go's truthiness and printing rules.
+//! The Go types Prometheus hands to rule templates, as template objects:
+//! the alert data (`.Labels`, `.ExternalLabels`, `.ExternalURL`, `.Value`),
+//! query samples (`.Labels`, `.Value`) and query results, printed as Go
+//! prints them.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use super::gofmt;
+use crate::template::gofmt;
+use crate::template::value::go_map;
+pub use crate::template::{Object, Value};
 
 /// A query result element as templates see it (`.Labels`, `.Value`).
 #[derive(Debug, Clone, PartialEq)]
@@ -23,92 +27,115 @@ pub struct TemplateData {
     pub value: f64,
 }
 
-/// A template value.
+/// The result of the `query` function (Prometheus' `queryResult`).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    /// Go's invalid `reflect.Value`: a missing map key; prints `<no value>`.
-    NoValue,
-    Nil,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(String),
-    Map(Rc<BTreeMap<String, String>>),
-    Sample(Rc<TemplateSample>),
-    Vector(Rc<Vec<TemplateSample>>),
-    Data(Rc<TemplateData>),
-}
+pub struct QueryResult(pub Vec<TemplateSample>);
 
-impl Value {
-    /// Go's truth: false, 0, nil, and empty strings/maps/slices are false.
-    pub fn truthy(&self) -> bool {
-        match self {
-            Value::NoValue | Value::Nil => false,
-            Value::Bool(b) => *b,
-            Value::Int(i) => *i != 0,
-            Value::Float(f) => *f != 0.0,
-            Value::Str(s) => !s.is_empty(),
-            Value::Map(m) => !m.is_empty(),
-            Value::Vector(v) => !v.is_empty(),
-            Value::Sample(_) | Value::Data(_) => true,
+impl QueryResult {
+    /// The samples of a query result value (nil is empty); `None` for any
+    /// other value.
+    pub fn of(v: &Value) -> Option<Vec<TemplateSample>> {
+        match v {
+            Value::Object(o) => o
+                .as_any()
+                .downcast_ref::<QueryResult>()
+                .map(|q| q.0.clone()),
+            Value::Nil => Some(Vec::new()),
+            _ => None,
         }
     }
 
-    /// What `fmt.Sprint` prints for the value.
-    pub fn to_go_string(&self) -> String {
-        match self {
-            Value::NoValue => "<no value>".into(),
-            Value::Nil => "<nil>".into(),
-            Value::Bool(b) => b.to_string(),
-            Value::Int(i) => i.to_string(),
-            Value::Float(f) => gofmt::format_float_v(*f),
-            Value::Str(s) => s.clone(),
-            Value::Map(m) => go_map(m),
-            Value::Sample(s) => format!(
-                "{{{} {}}}",
-                go_map(&s.labels),
-                gofmt::format_float_v(s.value)
-            ),
-            Value::Vector(v) => {
-                let items: Vec<String> = v
-                    .iter()
-                    .map(|s| {
-                        format!(
-                            "{{{} {}}}",
-                            go_map(&s.labels),
-                            gofmt::format_float_v(s.value)
-                        )
-                    })
-                    .collect();
-                format!("[{}]", items.join(" "))
-            }
-            Value::Data(d) => format!(
-                "{{{} {} {} {}}}",
-                go_map(&d.labels),
-                go_map(&d.external_labels),
-                d.external_url,
-                gofmt::format_float_v(d.value)
-            ),
-        }
-    }
-
-    /// Go's type name, for error messages.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Value::NoValue | Value::Nil => "nil",
-            Value::Bool(_) => "bool",
-            Value::Int(_) => "int",
-            Value::Float(_) => "float64",
-            Value::Str(_) => "string",
-            Value::Map(_) => "map[string]string",
-            Value::Sample(_) => "*template.sample",
-            Value::Vector(_) => "template.queryResult",
-            Value::Data(_) => "struct",
-        }
+    pub fn value(samples: Vec<TemplateSample>) -> Value {
+        Value::Object(Rc::new(QueryResult(samples)))
     }
 }
 
-fn go_map(m: &BTreeMap<String, String>) -> String {
-    let items: Vec<String> = m.iter().map(|(k, v)| format!("{k}:{v}")).collect();
-    format!("map[{}]", items.join(" "))
+impl TemplateSample {
+    /// The sample of a sample value.
+    pub fn of(v: &Value) -> Option<TemplateSample> {
+        match v {
+            Value::Object(o) => o.as_any().downcast_ref::<TemplateSample>().cloned(),
+            _ => None,
+        }
+    }
+
+    pub fn value(self) -> Value {
+        Value::Object(Rc::new(self))
+    }
+}
+
+fn sample_string(s: &TemplateSample) -> String {
+    format!(
+        "{{{} {}}}",
+        go_map(&s.labels),
+        gofmt::format_float_v(s.value)
+    )
+}
+
+impl Object for TemplateSample {
+    fn type_name(&self) -> &'static str {
+        "*template.sample"
+    }
+    fn field(&self, name: &str) -> Option<Value> {
+        match name {
+            "Labels" => Some(Value::Map(Rc::new(self.labels.clone()))),
+            "Value" => Some(Value::Float(self.value)),
+            _ => None,
+        }
+    }
+    fn go_string(&self) -> String {
+        sample_string(self)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl Object for QueryResult {
+    fn type_name(&self) -> &'static str {
+        "template.queryResult"
+    }
+    fn field(&self, _name: &str) -> Option<Value> {
+        None
+    }
+    fn items(&self) -> Option<Vec<Value>> {
+        Some(self.0.iter().map(|s| s.clone().value()).collect())
+    }
+    fn go_string(&self) -> String {
+        let items: Vec<String> = self.0.iter().map(sample_string).collect();
+        format!("[{}]", items.join(" "))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl Object for TemplateData {
+    fn type_name(&self) -> &'static str {
+        "struct"
+    }
+    fn go_type(&self) -> &'static str {
+        "rules.tmplData"
+    }
+    fn field(&self, name: &str) -> Option<Value> {
+        match name {
+            "Labels" => Some(Value::Map(Rc::new(self.labels.clone()))),
+            "ExternalLabels" => Some(Value::Map(Rc::new(self.external_labels.clone()))),
+            "ExternalURL" => Some(Value::Str(self.external_url.clone())),
+            "Value" => Some(Value::Float(self.value)),
+            _ => None,
+        }
+    }
+    fn go_string(&self) -> String {
+        format!(
+            "{{{} {} {} {}}}",
+            go_map(&self.labels),
+            go_map(&self.external_labels),
+            self.external_url,
+            gofmt::format_float_v(self.value)
+        )
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
 }

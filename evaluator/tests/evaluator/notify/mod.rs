@@ -8,3 +8,4 @@ mod pipeline;
 mod receivers;
 mod routing;
 mod shutdown_grace;
+mod templates;

@@ -1,19 +1,54 @@
 //! Executes a parsed template against data, with Go `text/template`
 //! semantics: pipelines pass their value as the last argument, `and`/`or`
-//! short-circuit, `range`/`with`/`if` scope their variables, and a missing
-//! map key is the empty string (Prometheus' `missingkey=zero`).
+//! short-circuit, `range`/`with`/`if` scope their variables, `{{template}}`
+//! runs a named template of the set, methods take arguments, and a missing
+//! map key is the empty string (`missingkey=zero`, as Prometheus and
+//! Alertmanager run templates). In HTML mode every action's output is
+//! escaped for where it lands, as `html/template` does.
 
-use std::rc::Rc;
+use std::collections::HashMap;
+use std::sync::Arc;
 
-use super::funcs::{self, FuncEnv};
+use super::ast::{Arg, Cmd, Node, Pipe, TemplateCall};
 use super::lexer::line_col;
-use super::parser::{Arg, Cmd, Node, Pipe};
 use super::value::Value;
-use super::TemplateError;
+use super::{html, TemplateError};
 
 /// Upper bound on executed nodes, so `{{ range 1000000000 }}` cannot stall
-/// a rule evaluation.
+/// a rule evaluation or a notification.
 const MAX_STEPS: usize = 1_000_000;
+
+/// Upper bound on `{{template}}` nesting (a template calling itself).
+const MAX_DEPTH: usize = 100;
+
+/// The functions a template may call besides `and`/`or` (which the
+/// executor evaluates lazily).
+pub trait Functions {
+    /// Calls `name` on evaluated arguments; the error is the message after
+    /// `at <...>: `.
+    fn call(&self, name: &str, args: &[Value]) -> Result<Value, String>;
+}
+
+/// A named template: where it was defined and its body.
+#[derive(Debug, Clone)]
+pub struct Defined {
+    /// The file (or source name) it was parsed from, for error positions.
+    pub file: Arc<str>,
+    pub src: Arc<str>,
+    pub nodes: Arc<Vec<Node>>,
+}
+
+/// Where execution is: for error positions.
+#[derive(Debug, Clone)]
+pub struct Location {
+    pub file: Arc<str>,
+    /// The template being executed (`executing "NAME"`).
+    pub name: String,
+    pub src: Arc<str>,
+    /// Added to columns on the first line (Prometheus prepends variable
+    /// definitions to rule templates).
+    pub first_line_offset: usize,
+}
 
 enum Flow {
     Normal,
@@ -22,23 +57,35 @@ enum Flow {
 }
 
 pub struct Exec<'a> {
-    pub name: &'a str,
-    pub src: &'a str,
-    pub env: FuncEnv<'a>,
+    loc: Location,
+    funcs: &'a dyn Functions,
+    named: &'a HashMap<String, Defined>,
     pub vars: Vec<(String, Value)>,
     pub out: String,
     steps: usize,
+    depth: usize,
+    html: bool,
 }
 
 impl<'a> Exec<'a> {
-    pub fn new(name: &'a str, src: &'a str, env: FuncEnv<'a>, vars: Vec<(String, Value)>) -> Self {
+    /// An executor starting at `loc` with variables `vars` (`$` first);
+    /// `html` escapes action output as `html/template` does.
+    pub fn new(
+        loc: Location,
+        funcs: &'a dyn Functions,
+        named: &'a HashMap<String, Defined>,
+        vars: Vec<(String, Value)>,
+        html: bool,
+    ) -> Self {
         Exec {
-            name,
-            src,
-            env,
+            loc,
+            funcs,
+            named,
             vars,
             out: String::new(),
             steps: 0,
+            depth: 0,
+            html,
         }
     }
 
@@ -47,22 +94,62 @@ impl<'a> Exec<'a> {
     }
 
     fn err(&self, pos: usize, at: &str, msg: impl Into<String>) -> TemplateError {
-        let (line, col) = line_col(self.src, pos);
-        // Go counts columns from 0, and Prometheus' prepended variable
-        // definitions shift everything on the first line.
+        let (line, col) = line_col(&self.loc.src, pos);
+        // Go counts columns from 0.
         let col = col - 1
             + if line == 1 {
-                super::PROMETHEUS_DEFS_LEN
+                self.loc.first_line_offset
             } else {
                 0
             };
-        TemplateError::Exec {
-            name: self.name.to_string(),
+        TemplateError::Execute {
+            file: self.loc.file.to_string(),
+            name: self.loc.name.clone(),
             line,
             col,
             at: at.to_string(),
             msg: msg.into(),
         }
+    }
+
+    /// Runs the named template `call.name` with dot set to the call's
+    /// pipeline value (nil without one) and only `$` defined.
+    fn template(&mut self, dot: &Value, call: &TemplateCall) -> Result<(), TemplateError> {
+        let at = call.to_string();
+        let Some(defined) = self.named.get(&call.name).cloned() else {
+            return Err(self.err(
+                call.pos,
+                &at,
+                format!("template {:?} not defined", call.name),
+            ));
+        };
+        if self.depth >= MAX_DEPTH {
+            return Err(self.err(
+                call.pos,
+                &at,
+                format!("exceeded maximum template depth ({MAX_DEPTH})"),
+            ));
+        }
+        let new_dot = match &call.pipe {
+            Some(pipe) => self.pipe_value(dot, pipe)?,
+            None => Value::Nil,
+        };
+        let outer_loc = std::mem::replace(
+            &mut self.loc,
+            Location {
+                file: defined.file.clone(),
+                name: call.name.clone(),
+                src: defined.src.clone(),
+                first_line_offset: 0,
+            },
+        );
+        let outer_vars = std::mem::replace(&mut self.vars, vec![("$".into(), new_dot.clone())]);
+        self.depth += 1;
+        let result = self.walk(&new_dot, &defined.nodes);
+        self.depth -= 1;
+        self.vars = outer_vars;
+        self.loc = outer_loc;
+        result.map(|_| ())
     }
 
     fn walk(&mut self, dot: &Value, nodes: &[Node]) -> Result<Flow, TemplateError> {
@@ -80,9 +167,19 @@ impl<'a> Exec<'a> {
                 Node::Action(pipe) => {
                     let v = self.pipeline(dot, pipe)?;
                     if pipe.decl.is_empty() {
-                        self.out.push_str(&v.to_go_string());
+                        if self.html {
+                            let piped = pipe.cmds.last().and_then(|c| match &c.args[0] {
+                                Arg::Ident(name) => Some(name.as_str()),
+                                _ => None,
+                            });
+                            let escaped = html::escape(&self.out, &v, piped);
+                            self.out.push_str(&escaped);
+                        } else {
+                            self.out.push_str(&v.to_go_string());
+                        }
                     }
                 }
+                Node::Template(call) => self.template(dot, call)?,
                 Node::If(b) | Node::With(b) => {
                     let scope = self.vars.len();
                     let v = self.pipeline(dot, &b.pipe)?;
@@ -104,24 +201,26 @@ impl<'a> Exec<'a> {
                     let scope = self.vars.len();
                     let v = self.pipe_value(dot, &b.pipe)?;
                     let items: Vec<(Value, Value)> = match &v {
-                        Value::Vector(samples) => samples
-                            .iter()
-                            .enumerate()
-                            .map(|(i, s)| (Value::Int(i as i64), Value::Sample(Rc::new(s.clone()))))
-                            .collect(),
-                        Value::Map(m) => m
+                        Value::Map(m) | Value::Kv(m) => m
                             .iter()
                             .map(|(k, v)| (Value::Str(k.clone()), Value::Str(v.clone())))
                             .collect(),
                         Value::Int(n) => (0..*n).map(|i| (Value::Int(i), Value::Int(i))).collect(),
                         Value::NoValue | Value::Nil => Vec::new(),
-                        other => {
-                            return Err(self.err(
-                                b.pipe.pos,
-                                "range",
-                                format!("range can't iterate over {}", other.to_go_string()),
-                            ))
-                        }
+                        other => match other.items() {
+                            Some(items) => items
+                                .into_iter()
+                                .enumerate()
+                                .map(|(i, item)| (Value::Int(i as i64), item))
+                                .collect(),
+                            None => {
+                                return Err(self.err(
+                                    b.pipe.pos,
+                                    "range",
+                                    format!("range can't iterate over {}", other.to_go_string()),
+                                ))
+                            }
+                        },
                     };
                     if items.is_empty() {
                         if let Some(else_list) = &b.else_list {
@@ -186,6 +285,9 @@ impl<'a> Exec<'a> {
             return self.call(dot, cmd.pos, &cmd.to_string(), name, &cmd.args[1..], last);
         }
         if cmd.args.len() > 1 || last.is_some() {
+            if let Some(v) = self.method_call(dot, cmd, last.clone())? {
+                return Ok(v);
+            }
             return Err(self.err(
                 cmd.pos,
                 &first.to_string(),
@@ -193,6 +295,42 @@ impl<'a> Exec<'a> {
             ));
         }
         self.arg(dot, cmd.pos, first)
+    }
+
+    /// `.A.Method arg...`: a method of the value before the last name,
+    /// called with the arguments (and the piped value). `None` if the
+    /// command is not of that form or there is no such method.
+    fn method_call(
+        &mut self,
+        dot: &Value,
+        cmd: &Cmd,
+        last: Option<Value>,
+    ) -> Result<Option<Value>, TemplateError> {
+        let first = &cmd.args[0];
+        let (receiver, chain) = match first {
+            Arg::Field(chain) => (dot.clone(), chain),
+            Arg::Variable(name, chain) if !chain.is_empty() => (
+                self.arg(dot, cmd.pos, &Arg::Variable(name.clone(), Vec::new()))?,
+                chain,
+            ),
+            Arg::Chain(pipe, chain) if !chain.is_empty() => (self.pipe_value(dot, pipe)?, chain),
+            _ => return Ok(None),
+        };
+        let Some((method, path)) = chain.split_last() else {
+            return Ok(None);
+        };
+        let receiver = self.fields(cmd.pos, receiver, path, first)?;
+        let mut values = Vec::with_capacity(cmd.args.len());
+        for a in &cmd.args[1..] {
+            values.push(self.arg(dot, cmd.pos, a)?);
+        }
+        values.extend(last);
+        match receiver.method(method, &values) {
+            Some(result) => result
+                .map(Some)
+                .map_err(|msg| self.err(cmd.pos, &cmd.to_string(), msg)),
+            None => Ok(None),
+        }
     }
 
     fn call(
@@ -230,7 +368,9 @@ impl<'a> Exec<'a> {
             values.push(self.arg(dot, pos, a)?);
         }
         values.extend(last);
-        funcs::call(name, &values, &self.env).map_err(|msg| self.err(pos, at, msg))
+        self.funcs
+            .call(name, &values)
+            .map_err(|msg| self.err(pos, at, msg))
     }
 
     fn arg(&mut self, dot: &Value, pos: usize, arg: &Arg) -> Result<Value, TemplateError> {
@@ -269,33 +409,6 @@ impl<'a> Exec<'a> {
     ) -> Result<Value, TemplateError> {
         for name in chain {
             v = match &v {
-                // Prometheus expands with `missingkey=zero`: a missing
-                // label is the empty string.
-                Value::Map(m) => Value::Str(m.get(name).cloned().unwrap_or_default()),
-                Value::Sample(s) => match name.as_str() {
-                    "Labels" => Value::Map(Rc::new(s.labels.clone())),
-                    "Value" => Value::Float(s.value),
-                    _ => {
-                        return Err(self.err(
-                            pos,
-                            &arg.to_string(),
-                            format!("can't evaluate field {name} in type *template.sample"),
-                        ))
-                    }
-                },
-                Value::Data(d) => match name.as_str() {
-                    "Labels" => Value::Map(Rc::new(d.labels.clone())),
-                    "ExternalLabels" => Value::Map(Rc::new(d.external_labels.clone())),
-                    "ExternalURL" => Value::Str(d.external_url.clone()),
-                    "Value" => Value::Float(d.value),
-                    _ => {
-                        return Err(self.err(
-                            pos,
-                            &arg.to_string(),
-                            format!("can't evaluate field {name} in type rules.tmplData"),
-                        ))
-                    }
-                },
                 Value::NoValue => Value::NoValue,
                 Value::Nil => {
                     return Err(self.err(
@@ -304,13 +417,20 @@ impl<'a> Exec<'a> {
                         format!("nil pointer evaluating interface {{}}.{name}"),
                     ))
                 }
-                other => {
-                    return Err(self.err(
-                        pos,
-                        &arg.to_string(),
-                        format!("can't evaluate field {name} in type {}", other.type_name()),
-                    ))
-                }
+                other => match other.field(name) {
+                    Some(field) => field,
+                    None => {
+                        let type_name = match other {
+                            Value::Object(o) => o.go_type(),
+                            _ => other.type_name(),
+                        };
+                        return Err(self.err(
+                            pos,
+                            &arg.to_string(),
+                            format!("can't evaluate field {name} in type {type_name}"),
+                        ));
+                    }
+                },
             };
         }
         Ok(v)

@@ -197,7 +197,7 @@ pub fn format_float_v(v: f64) -> String {
 fn go_type(v: &Value) -> &'static str {
     match v {
         Value::NoValue | Value::Nil => "<nil>",
-        Value::Data(_) => "rules.tmplData",
+        Value::Object(o) => o.go_type(),
         other => other.type_name(),
     }
 }
@@ -363,9 +363,16 @@ fn format_one(verb: char, spec: &Spec, arg: &Value) -> String {
         ('X', Value::Str(s)) => pad(s.bytes().map(|b| format!("{b:02X}")).collect(), spec, false),
         ('t', Value::Bool(b)) | ('v', Value::Bool(b)) => pad(b.to_string(), spec, false),
         ('v', other) => pad(other.to_go_string(), spec, false),
-        ('s', Value::Map(_) | Value::Vector(_) | Value::Sample(_) | Value::Data(_)) => {
-            pad(arg.to_go_string(), spec, false)
-        }
+        ('s', Value::SafeHtml(s)) => pad(s.clone(), spec, false),
+        (
+            's',
+            Value::Map(_)
+            | Value::Kv(_)
+            | Value::List(_)
+            | Value::Time(_)
+            | Value::Duration(_)
+            | Value::Object(_),
+        ) => pad(arg.to_go_string(), spec, false),
         _ => bad_verb(verb, arg),
     }
 }

@@ -2,119 +2,9 @@
 //! `text/template` checks then: defined functions, defined variables,
 //! balanced `if`/`range`/`with`/`end`, so `check rules` catches them.
 
-use std::fmt;
-
-use super::gofmt::go_quote;
+use super::ast::{Arg, Branch, Cmd, Node, Pipe, TemplateCall};
 use super::lexer::{line_col, Tok, Token};
 use super::TemplateError;
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Node {
-    Text(String),
-    Action(Pipe),
-    If(Branch),
-    With(Branch),
-    Range(Branch),
-    Break,
-    Continue,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Branch {
-    pub pipe: Pipe,
-    pub list: Vec<Node>,
-    pub else_list: Option<Vec<Node>>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Pipe {
-    pub pos: usize,
-    pub decl: Vec<String>,
-    pub is_assign: bool,
-    pub cmds: Vec<Cmd>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Cmd {
-    pub pos: usize,
-    pub args: Vec<Arg>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Arg {
-    Dot,
-    /// `.A.B` relative to dot.
-    Field(Vec<String>),
-    /// `$x.A.B`.
-    Variable(String, Vec<String>),
-    /// A function name.
-    Ident(String),
-    /// `(pipeline).A.B`.
-    Chain(Box<Pipe>, Vec<String>),
-    Str(String),
-    /// A number and its source text (errors quote it as written).
-    Int(i64, String),
-    Float(f64, String),
-    Bool(bool),
-    Nil,
-}
-
-/// Go's `parse.Node.String()` forms, used in `at <...>` of execution errors.
-impl fmt::Display for Arg {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let chain =
-            |f: &mut fmt::Formatter<'_>, c: &[String]| c.iter().try_for_each(|x| write!(f, ".{x}"));
-        match self {
-            Arg::Dot => f.write_str("."),
-            Arg::Field(c) => chain(f, c),
-            Arg::Variable(v, c) => {
-                f.write_str(v)?;
-                chain(f, c)
-            }
-            Arg::Ident(n) => f.write_str(n),
-            Arg::Chain(p, c) => {
-                write!(f, "({p})")?;
-                chain(f, c)
-            }
-            Arg::Str(s) => f.write_str(&go_quote(s)),
-            Arg::Int(_, text) | Arg::Float(_, text) => f.write_str(text),
-            Arg::Bool(b) => write!(f, "{b}"),
-            Arg::Nil => f.write_str("nil"),
-        }
-    }
-}
-
-impl fmt::Display for Cmd {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, a) in self.args.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" ")?;
-            }
-            write!(f, "{a}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Display for Pipe {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.decl.is_empty() {
-            write!(
-                f,
-                "{} {} ",
-                self.decl.join(", "),
-                if self.is_assign { "=" } else { ":=" }
-            )?;
-        }
-        for (i, c) in self.cmds.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" | ")?;
-            }
-            write!(f, "{c}")?;
-        }
-        Ok(())
-    }
-}
 
 struct Parser<'a> {
     src: &'a str,
@@ -124,6 +14,12 @@ struct Parser<'a> {
     vars: Vec<String>,
     funcs: &'a dyn Fn(&str) -> bool,
     range_depth: usize,
+    /// `None` where `define`/`template`/`block` are refused (rule
+    /// templates); else the templates defined so far.
+    defines: Option<Vec<(String, Vec<Node>)>>,
+    /// Nesting of control structures and defines: `define` is only allowed
+    /// at the top level.
+    depth: usize,
 }
 
 /// What ended a list of nodes.
@@ -133,14 +29,24 @@ enum Terminator {
     Else(usize),
 }
 
-/// Parses `src`; `predeclared` variables (e.g. `$labels`) are in scope, and
-/// `is_func` says which function names exist.
+/// One parsed source: its top-level nodes and the templates it defines
+/// with `{{define}}` and `{{block}}`, in source order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    pub nodes: Vec<Node>,
+    pub defines: Vec<(String, Vec<Node>)>,
+}
+
+/// Parses `src`; `predeclared` variables (e.g. `$labels`) are in scope,
+/// `is_func` says which function names exist, and `named` allows
+/// `define`/`template`/`block` (else they are a parse error).
 pub fn parse(
     src: &str,
     name: &str,
     predeclared: &[&str],
     is_func: &dyn Fn(&str) -> bool,
-) -> Result<Vec<Node>, TemplateError> {
+    named: bool,
+) -> Result<Parsed, TemplateError> {
     let tokens = super::lexer::lex(src, name)?;
     let mut vars = vec!["$".to_string()];
     vars.extend(predeclared.iter().map(|s| s.to_string()));
@@ -152,10 +58,15 @@ pub fn parse(
         vars,
         funcs: is_func,
         range_depth: 0,
+        defines: named.then(Vec::new),
+        depth: 0,
     };
-    let (list, end) = p.list()?;
+    let (nodes, end) = p.list()?;
     match end {
-        Terminator::Eof => Ok(list),
+        Terminator::Eof => Ok(Parsed {
+            nodes,
+            defines: p.defines.unwrap_or_default(),
+        }),
         Terminator::End => Err(p.err(p.pos(), "unexpected {{end}}")),
         Terminator::Else(pos) => Err(p.err(pos, "unexpected {{else}}")),
     }
@@ -268,10 +179,16 @@ impl Parser<'_> {
                             });
                         }
                         Some(k @ ("define" | "template" | "block")) => {
-                            return Err(self.err(
-                                kw_pos,
-                                format!("{{{{{k}}}}} is not supported in rule templates"),
-                            ));
+                            if self.defines.is_none() {
+                                return Err(self.err(
+                                    kw_pos,
+                                    format!("{{{{{k}}}}} is not supported in rule templates"),
+                                ));
+                            }
+                            let at = self.next_non_space().map_or(kw_pos, |t| t.pos);
+                            if let Some(node) = self.named(k, at)? {
+                                nodes.push(node);
+                            }
                         }
                         _ => {
                             let pipe = self.pipeline("command", true)?;
@@ -286,6 +203,13 @@ impl Parser<'_> {
 
     /// `if`/`with`/`range` after the keyword: pipeline, body, optional else.
     fn branch(&mut self, kind: &str) -> Result<Branch, TemplateError> {
+        self.depth += 1;
+        let branch = self.branch_body(kind);
+        self.depth -= 1;
+        branch
+    }
+
+    fn branch_body(&mut self, kind: &str) -> Result<Branch, TemplateError> {
         let scope = self.vars.len();
         let pipe = self.pipeline(kind, true)?;
         if kind == "range" && pipe.decl.len() > 2 {
@@ -341,6 +265,78 @@ impl Parser<'_> {
             list,
             else_list,
         })
+    }
+
+    /// `define`, `template` or `block` after the keyword. A define adds to
+    /// the defined templates and leaves no node.
+    fn named(&mut self, kw: &str, kw_pos: usize) -> Result<Option<Node>, TemplateError> {
+        let name_pos = self.pos();
+        let name = match self.next_non_space() {
+            Some(Token {
+                kind: Tok::Str(s), ..
+            }) => s,
+            _ => {
+                return Err(self.err(
+                    name_pos,
+                    format!(
+                        "unexpected token in {{{{{kw}}}}} clause; expected a quoted template name"
+                    ),
+                ))
+            }
+        };
+        if kw == "template" {
+            let pipe = if self.peek_non_space() == Some(&Tok::RightDelim) {
+                self.next_non_space();
+                None
+            } else {
+                Some(self.pipeline("template", false)?)
+            };
+            return Ok(Some(Node::Template(TemplateCall {
+                pos: kw_pos,
+                name,
+                pipe,
+            })));
+        }
+        if kw == "define" && self.depth > 0 {
+            return Err(self.err(kw_pos, "{{define}} is only allowed at the top level"));
+        }
+        let pipe = if kw == "block" {
+            Some(self.pipeline("block", false)?)
+        } else {
+            self.expect_right("define clause")?;
+            None
+        };
+        // A defined template sees only `$` (its own dot).
+        let outer = std::mem::replace(&mut self.vars, vec!["$".to_string()]);
+        let outer_range = std::mem::replace(&mut self.range_depth, 0);
+        self.depth += 1;
+        let body = self.list();
+        self.depth -= 1;
+        self.vars = outer;
+        self.range_depth = outer_range;
+        match body? {
+            (list, Terminator::End) => {
+                if let Some(defines) = &mut self.defines {
+                    defines.push((name.clone(), list));
+                }
+            }
+            (_, Terminator::Else(pos)) => {
+                return Err(self.err(pos, format!("unexpected {{{{else}}}} in {{{{{kw}}}}}")))
+            }
+            (_, Terminator::Eof) => {
+                return Err(self.err(
+                    kw_pos,
+                    format!("unexpected EOF: {{{{{kw}}}}} without {{{{end}}}}"),
+                ))
+            }
+        }
+        Ok(pipe.map(|pipe| {
+            Node::Template(TemplateCall {
+                pos: kw_pos,
+                name,
+                pipe: Some(pipe),
+            })
+        }))
     }
 
     fn pipeline(&mut self, context: &str, allow_decl: bool) -> Result<Pipe, TemplateError> {

@@ -1,0 +1,316 @@
+//! Notification templates against a real Alertmanager 0.25: the same
+//! alerts go to Alertmanager (a Slack receiver pointed at a local capture
+//! server, with `send_resolved` so a firing and a resolved alert are both
+//! in the notification) and through Vigil's templates; every default
+//! template (rendered through Slack `fields`), the wild Slack `text` of the
+//! issue, and a custom `templates:` file must render exactly what
+//! Alertmanager posts.
+
+use crate::support as common;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use vigil_evaluator::notify::alert::AlertStatus;
+use vigil_evaluator::notify::templates::NotifyTemplates;
+use vigil_testkit::{external_tool, free_port, wait_for_http, ChildGuard};
+
+use common::{alert, notification};
+
+type Captured = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// The default templates whose text Alertmanager renders from data (the
+/// Slack fields below render each one).
+const DEFAULT_NAMES: &[&str] = &[
+    "__alertmanager",
+    "__alertmanagerURL",
+    "__subject",
+    "__description",
+    "slack.default.title",
+    "slack.default.username",
+    "slack.default.fallback",
+    "slack.default.callbackid",
+    "slack.default.pretext",
+    "slack.default.titlelink",
+    "slack.default.iconemoji",
+    "slack.default.iconurl",
+    "slack.default.text",
+    "slack.default.footer",
+    "pagerduty.default.description",
+    "pagerduty.default.client",
+    "pagerduty.default.clientURL",
+    "opsgenie.default.message",
+    "opsgenie.default.description",
+    "opsgenie.default.source",
+    "wechat.default.message",
+    "wechat.default.to_user",
+    "wechat.default.agent_id",
+    "victorops.default.state_message",
+    "victorops.default.entity_display_name",
+    "victorops.default.monitoring_tool",
+    "pushover.default.title",
+    "pushover.default.message",
+    "pushover.default.url",
+    "sns.default.subject",
+    "sns.default.message",
+    "telegram.default.message",
+    "discord.default.title",
+    "discord.default.message",
+    "webex.default.message",
+    "email.default.subject",
+];
+
+/// `.Alerts` is a list: the alert list template takes it directly.
+const ALERT_LIST_FIELDS: &[(&str, &str)] = &[
+    ("alert list", "{{ template \"__text_alert_list\" .Alerts }}"),
+    (
+        "pagerduty instances",
+        "{{ template \"pagerduty.default.instances\" .Alerts.Firing }}",
+    ),
+    (
+        "times",
+        "{{ range .Alerts }}{{ .StartsAt }} {{ .StartsAt.Unix }};{{ end }}{{ (index .Alerts.Resolved 0).EndsAt }}",
+    ),
+    ("fingerprints", "{{ range .Alerts }}{{ .Fingerprint }};{{ end }}"),
+];
+
+/// The issue's Slack text, as teams write it.
+const WILD_TEXT: &str =
+    "{{ range .Alerts -}} *{{ .Labels.job }}* — {{ .Annotations.summary }} {{ end }}";
+
+const CUSTOM_TMPL: &str = r#"{{ define "custom.title" }}{{ .CommonLabels.alertname | toUpper }} on {{ .GroupLabels.SortedPairs }} ({{ .Alerts.Firing | len }} firing){{ end }}
+{{ define "custom.list" -}}
+{{ range $i, $a := .Alerts }}{{ if $i }}, {{ end }}{{ $a.Labels.pod }}={{ $a.Status | title }}{{ end }}
+{{- end }}
+{{ define "slack.default.title" }}[{{ .Status }}] {{ template "custom.title" . }}{{ end }}
+"#;
+
+const CUSTOM_PRETEXT: &str = "{{ template \"custom.title\" . }}";
+const CUSTOM_FOOTER: &str =
+    "{{ template \"custom.list\" . }} | {{ reReplaceAll \"-\" \"_\" .Receiver }} | {{ .CommonAnnotations.Remove (stringSlice \"x\") }}";
+
+async fn capture(
+    State(captured): State<Captured>,
+    Path(kind): Path<String>,
+    Json(body): Json<Value>,
+) -> &'static str {
+    if let Ok(mut c) = captured.lock() {
+        c.push((kind, body));
+    }
+    "ok"
+}
+
+async fn start_capture() -> (String, Captured) {
+    let captured: Captured = Arc::new(Mutex::new(Vec::new()));
+    let app = Router::new()
+        .route("/{kind}", post(capture))
+        .with_state(captured.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{address}"), captured)
+}
+
+fn alertmanager_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("alertmanager"))
+        .find(|candidate| candidate.is_file())
+        .or_else(|| external_tool("prometheus-alertmanager"))
+}
+
+fn yaml_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Alertmanager's config: one Slack receiver rendering every default
+/// template into a field, the wild text, and the custom templates.
+fn config(capture_url: &str, templates_glob: &str) -> String {
+    let mut fields = String::new();
+    for name in DEFAULT_NAMES {
+        fields.push_str(&format!(
+            "          - title: {}\n            value: {}\n",
+            yaml_quote(name),
+            yaml_quote(&format!("{{{{ template \"{name}\" . }}}}"))
+        ));
+    }
+    for (title, value) in ALERT_LIST_FIELDS {
+        fields.push_str(&format!(
+            "          - title: {}\n            value: {}\n",
+            yaml_quote(title),
+            yaml_quote(value)
+        ));
+    }
+    format!(
+        "templates: [{glob}]
+route:
+  receiver: team-a
+  group_by: [alertname]
+  group_wait: 100ms
+  group_interval: 1s
+receivers:
+  - name: team-a
+    slack_configs:
+      - api_url: '{capture_url}/slack'
+        send_resolved: true
+        text: {text}
+        pretext: {pretext}
+        footer: {footer}
+        fields:
+{fields}",
+        glob = yaml_quote(templates_glob),
+        text = yaml_quote(WILD_TEXT),
+        pretext = yaml_quote(CUSTOM_PRETEXT),
+        footer = yaml_quote(CUSTOM_FOOTER),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_and_custom_templates_render_what_alertmanager_renders() {
+    let Some(binary) = alertmanager_binary() else {
+        return;
+    };
+    let (capture_url, captured) = start_capture().await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmpl_path = dir.path().join("custom.tmpl");
+    std::fs::write(&tmpl_path, CUSTOM_TMPL).unwrap_or_else(|e| panic!("{e}"));
+    let glob = format!("{}/*.tmpl", dir.path().display());
+    let config_path = dir.path().join("alertmanager.yml");
+    std::fs::write(&config_path, config(&capture_url, &glob)).unwrap_or_else(|e| panic!("{e}"));
+    let port = free_port();
+    let _alertmanager = ChildGuard::spawn(
+        std::process::Command::new(binary)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.external-url=http://vigil:9096")
+            .arg("--cluster.listen-address=")
+            .arg("--log.level=warn"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for_http(&format!("{base}/-/ready"), Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let n = notification(vec![
+        alert("a", "critical", AlertStatus::Firing),
+        alert("b", "critical", AlertStatus::Resolved),
+    ]);
+    let posted: Vec<Value> = n
+        .alerts
+        .iter()
+        .map(|a| {
+            let labels: serde_json::Map<String, Value> = a
+                .alert
+                .labels
+                .iter()
+                .map(|l| (l.name.to_string(), json!(l.value)))
+                .collect();
+            let mut alert = json!({
+                "labels": labels,
+                "annotations": a.alert.annotations,
+                "startsAt": a.alert.starts_at.to_rfc3339(),
+                "generatorURL": a.alert.generator_url,
+            });
+            if let Some(ends_at) = a.alert.ends_at {
+                alert["endsAt"] = json!(ends_at.to_rfc3339());
+            }
+            alert
+        })
+        .collect();
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/v2/alerts"))
+        .json(&posted)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(response.status().is_success(), "{}", response.status());
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let am = loop {
+        let found = captured
+            .lock()
+            .ok()
+            .and_then(|c| c.iter().find(|(k, _)| k == "slack").map(|(_, v)| v.clone()));
+        if let Some(v) = found {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Alertmanager sent nothing in 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let attachment = &am["attachments"][0];
+
+    let defaults = NotifyTemplates::defaults();
+    let custom =
+        NotifyTemplates::with_files(&[(tmpl_path.display().to_string(), CUSTOM_TMPL.to_string())])
+            .unwrap_or_else(|e| panic!("{e}"));
+    // No template here uses `since`: any fixed time will do.
+    let now = n.alerts[0].alert.starts_at;
+    let ours = |t: &NotifyTemplates, src: &str| -> String {
+        t.render_str("field", src, &n, now)
+            .unwrap_or_else(|e| panic!("{src}: {e}"))
+    };
+
+    // Every default template, rendered alone (with the defaults only,
+    // except slack.default.title, which the custom file redefines).
+    let fields = attachment["fields"].as_array().cloned().unwrap_or_default();
+    assert_eq!(fields.len(), DEFAULT_NAMES.len() + ALERT_LIST_FIELDS.len());
+    for (i, name) in DEFAULT_NAMES.iter().enumerate() {
+        let set = if name.starts_with("slack.default.title") || *name == "slack.default.fallback" {
+            &custom
+        } else {
+            &defaults
+        };
+        let want = fields[i]["value"].as_str().unwrap_or_default();
+        assert_eq!(
+            ours(set, &format!("{{{{ template \"{name}\" . }}}}")),
+            want,
+            "default template {name} differs from Alertmanager's"
+        );
+    }
+    for (i, (title, src)) in ALERT_LIST_FIELDS.iter().enumerate() {
+        let want = fields[DEFAULT_NAMES.len() + i]["value"]
+            .as_str()
+            .unwrap_or_default();
+        assert_eq!(ours(&defaults, src), want, "{title} differs");
+    }
+    // Slack's own fields: defaults (title redefined by the custom file),
+    // the wild text and the custom templates.
+    assert_eq!(
+        am["username"].as_str(),
+        Some(ours(&custom, "{{ template \"slack.default.username\" . }}").as_str())
+    );
+    for (key, src) in [
+        ("title", "{{ template \"slack.default.title\" . }}"),
+        ("title_link", "{{ template \"slack.default.titlelink\" . }}"),
+        ("fallback", "{{ template \"slack.default.fallback\" . }}"),
+        ("text", WILD_TEXT),
+        ("pretext", CUSTOM_PRETEXT),
+        ("footer", CUSTOM_FOOTER),
+    ] {
+        assert_eq!(
+            attachment[key].as_str(),
+            Some(ours(&custom, src).as_str()),
+            "slack {key} differs from Alertmanager's"
+        );
+    }
+    assert_eq!(
+        attachment["title"].as_str(),
+        Some("[firing] HIGHERRORRATE on [{alertname HighErrorRate}] (1 firing)")
+    );
+}
