@@ -8,21 +8,13 @@
 
 use crate::support as common;
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use axum::extract::{Path, State};
-use axum::routing::post;
-use axum::{Json, Router};
-use serde_json::{json, Value};
 use vigil_evaluator::notify::alert::AlertStatus;
 use vigil_evaluator::notify::templates::NotifyTemplates;
-use vigil_testkit::{external_tool, free_port, wait_for_http, ChildGuard};
 
+use common::alertmanager::{
+    alertmanager_binary, post_alerts, start_alertmanager, start_capture, wait_for_captures,
+};
 use common::{alert, notification};
-
-type Captured = Arc<Mutex<Vec<(String, Value)>>>;
 
 /// The default templates whose text Alertmanager renders from data (the
 /// Slack fields below render each one).
@@ -94,40 +86,6 @@ const CUSTOM_PRETEXT: &str = "{{ template \"custom.title\" . }}";
 const CUSTOM_FOOTER: &str =
     "{{ template \"custom.list\" . }} | {{ reReplaceAll \"-\" \"_\" .Receiver }} | {{ .CommonAnnotations.Remove (stringSlice \"x\") }}";
 
-async fn capture(
-    State(captured): State<Captured>,
-    Path(kind): Path<String>,
-    Json(body): Json<Value>,
-) -> &'static str {
-    if let Ok(mut c) = captured.lock() {
-        c.push((kind, body));
-    }
-    "ok"
-}
-
-async fn start_capture() -> (String, Captured) {
-    let captured: Captured = Arc::new(Mutex::new(Vec::new()));
-    let app = Router::new()
-        .route("/{kind}", post(capture))
-        .with_state(captured.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (format!("http://{address}"), captured)
-}
-
-fn alertmanager_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("alertmanager"))
-        .find(|candidate| candidate.is_file())
-        .or_else(|| external_tool("prometheus-alertmanager"))
-}
-
 fn yaml_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
@@ -186,73 +144,14 @@ async fn default_and_custom_templates_render_what_alertmanager_renders() {
     let glob = format!("{}/*.tmpl", dir.path().display());
     let config_path = dir.path().join("alertmanager.yml");
     std::fs::write(&config_path, config(&capture_url, &glob)).unwrap_or_else(|e| panic!("{e}"));
-    let port = free_port();
-    let _alertmanager = ChildGuard::spawn(
-        std::process::Command::new(binary)
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--web.external-url=http://vigil:9096")
-            .arg("--cluster.listen-address=")
-            .arg("--log.level=warn"),
-    );
-    let base = format!("http://127.0.0.1:{port}");
-    wait_for_http(&format!("{base}/-/ready"), Duration::from_secs(20))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (_alertmanager, base) = start_alertmanager(&binary, dir.path(), &config_path).await;
 
     let n = notification(vec![
         alert("a", "critical", AlertStatus::Firing),
         alert("b", "critical", AlertStatus::Resolved),
     ]);
-    let posted: Vec<Value> = n
-        .alerts
-        .iter()
-        .map(|a| {
-            let labels: serde_json::Map<String, Value> = a
-                .alert
-                .labels
-                .iter()
-                .map(|l| (l.name.to_string(), json!(l.value)))
-                .collect();
-            let mut alert = json!({
-                "labels": labels,
-                "annotations": a.alert.annotations,
-                "startsAt": a.alert.starts_at.to_rfc3339(),
-                "generatorURL": a.alert.generator_url,
-            });
-            if let Some(ends_at) = a.alert.ends_at {
-                alert["endsAt"] = json!(ends_at.to_rfc3339());
-            }
-            alert
-        })
-        .collect();
-    let response = reqwest::Client::new()
-        .post(format!("{base}/api/v2/alerts"))
-        .json(&posted)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(response.status().is_success(), "{}", response.status());
-
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let am = loop {
-        let found = captured
-            .lock()
-            .ok()
-            .and_then(|c| c.iter().find(|(k, _)| k == "slack").map(|(_, v)| v.clone()));
-        if let Some(v) = found {
-            break v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Alertmanager sent nothing in 20 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    post_alerts(&base, &n).await;
+    let am = wait_for_captures(&captured, &["slack"]).await.remove(0);
     let attachment = &am["attachments"][0];
 
     let defaults = NotifyTemplates::defaults();

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod alertmanager;
 pub mod api_state;
 #[macro_use]
 pub mod db;

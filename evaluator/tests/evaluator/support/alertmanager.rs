@@ -1,0 +1,133 @@
+//! A real Alertmanager as the oracle of what receivers send: a capture
+//! server its receivers (and Vigil's) post to, the Alertmanager binary
+//! started on a config, and the same notification posted to it.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path as UrlPath, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use vigil_evaluator::notify::alert::Notification;
+use vigil_testkit::{external_tool, free_port, wait_for_http, ChildGuard};
+
+/// What the capture server received, as (path without the slash, body).
+pub type Captured = Arc<Mutex<Vec<(String, Value)>>>;
+
+async fn capture(
+    State(captured): State<Captured>,
+    UrlPath(kind): UrlPath<String>,
+    Json(body): Json<Value>,
+) -> &'static str {
+    if let Ok(mut c) = captured.lock() {
+        c.push((kind, body));
+    }
+    "ok"
+}
+
+/// A server taking JSON posts on `/{kind}`; returns its base URL.
+pub async fn start_capture() -> (String, Captured) {
+    let captured: Captured = Arc::new(Mutex::new(Vec::new()));
+    let app = Router::new()
+        .route("/{kind}", post(capture))
+        .with_state(captured.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{address}"), captured)
+}
+
+/// The first body posted to `/{kind}`, if any.
+pub fn find(captured: &Captured, kind: &str) -> Option<Value> {
+    captured
+        .lock()
+        .ok()?
+        .iter()
+        .find(|(k, _)| k == kind)
+        .map(|(_, v)| v.clone())
+}
+
+/// Waits up to 20 s for bodies on every one of `kinds`, in that order.
+pub async fn wait_for_captures(captured: &Captured, kinds: &[&str]) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found: Vec<Value> = kinds.iter().filter_map(|k| find(captured, k)).collect();
+        if found.len() == kinds.len() {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Alertmanager sent nothing in 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The Alertmanager binary (Debian ships it as `prometheus-alertmanager`).
+pub fn alertmanager_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("alertmanager"))
+        .find(|candidate| candidate.is_file())
+        .or_else(|| external_tool("prometheus-alertmanager"))
+}
+
+/// Starts Alertmanager on `config`, its data in `dir`, external URL
+/// `http://vigil:9096`; returns the process and its base URL once ready.
+pub async fn start_alertmanager(binary: &Path, dir: &Path, config: &Path) -> (ChildGuard, String) {
+    let port = free_port();
+    let child = ChildGuard::spawn(
+        std::process::Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.external-url=http://vigil:9096")
+            .arg("--cluster.listen-address=")
+            .arg("--log.level=warn"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for_http(&format!("{base}/-/ready"), Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (child, base)
+}
+
+/// Posts the alerts of `n` to the Alertmanager at `base`, as Prometheus
+/// would (with `endsAt` for those that have one).
+pub async fn post_alerts(base: &str, n: &Notification) {
+    let posted: Vec<Value> = n
+        .alerts
+        .iter()
+        .map(|a| {
+            let labels: serde_json::Map<String, Value> = a
+                .alert
+                .labels
+                .iter()
+                .map(|l| (l.name.to_string(), json!(l.value)))
+                .collect();
+            let mut alert = json!({
+                "labels": labels,
+                "annotations": a.alert.annotations,
+                "startsAt": a.alert.starts_at.to_rfc3339(),
+                "generatorURL": a.alert.generator_url,
+            });
+            if let Some(ends_at) = a.alert.ends_at {
+                alert["endsAt"] = json!(ends_at.to_rfc3339());
+            }
+            alert
+        })
+        .collect();
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/v2/alerts"))
+        .json(&posted)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(response.status().is_success(), "{}", response.status());
+}
