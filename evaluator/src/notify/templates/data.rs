@@ -37,9 +37,14 @@ pub struct Alert {
     pub fingerprint: String,
 }
 
-/// `template.Alerts`, with the methods `Firing` and `Resolved`.
+/// `template.Alerts`, with the methods `Firing` and `Resolved`; or, as
+/// those methods return it, a plain `[]template.Alert` (no methods).
 #[derive(Debug, Clone)]
-pub struct Alerts(pub Vec<Alert>);
+pub struct Alerts {
+    pub alerts: Vec<Alert>,
+    /// `template.Alerts` (with `Firing` and `Resolved`), not `[]template.Alert`.
+    pub with_methods: bool,
+}
 
 fn label_map(labels: &Labels) -> BTreeMap<String, String> {
     labels
@@ -80,7 +85,10 @@ impl Data {
         Data {
             receiver: quote_meta(&n.receiver),
             status: n.status,
-            alerts: Alerts(n.alerts.iter().map(Alert::of).collect()),
+            alerts: Alerts {
+                alerts: n.alerts.iter().map(Alert::of).collect(),
+                with_methods: true,
+            },
             group_labels: label_map(&n.group_labels),
             common_labels: label_map(&n.common_labels),
             common_annotations: n.common_annotations.clone(),
@@ -177,63 +185,43 @@ impl Object for Alert {
 impl Alerts {
     fn with_status(&self, status: AlertStatus) -> Value {
         let alerts = self
-            .0
+            .alerts
             .iter()
             .filter(|a| a.status == status)
             .cloned()
             .collect();
-        Value::Object(Rc::new(AlertList(alerts)))
+        Value::Object(Rc::new(Alerts {
+            alerts,
+            with_methods: false,
+        }))
     }
 }
 
 impl Object for Alerts {
     fn type_name(&self) -> &'static str {
-        "template.Alerts"
+        if self.with_methods {
+            "template.Alerts"
+        } else {
+            "[]template.Alert"
+        }
     }
     fn field(&self, name: &str) -> Option<Value> {
         match name {
-            "Firing" => Some(self.with_status(AlertStatus::Firing)),
-            "Resolved" => Some(self.with_status(AlertStatus::Resolved)),
+            "Firing" if self.with_methods => Some(self.with_status(AlertStatus::Firing)),
+            "Resolved" if self.with_methods => Some(self.with_status(AlertStatus::Resolved)),
             _ => None,
         }
     }
     fn items(&self) -> Option<Vec<Value>> {
         Some(
-            self.0
+            self.alerts
                 .iter()
                 .map(|a| Value::Object(Rc::new(a.clone())))
                 .collect(),
         )
     }
     fn go_string(&self) -> String {
-        alert_list_string(&self.0)
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-}
-
-/// `[]template.Alert`, what `Firing` and `Resolved` return (no methods).
-#[derive(Debug, Clone)]
-pub struct AlertList(pub Vec<Alert>);
-
-impl Object for AlertList {
-    fn type_name(&self) -> &'static str {
-        "[]template.Alert"
-    }
-    fn field(&self, _name: &str) -> Option<Value> {
-        None
-    }
-    fn items(&self) -> Option<Vec<Value>> {
-        Some(
-            self.0
-                .iter()
-                .map(|a| Value::Object(Rc::new(a.clone())))
-                .collect(),
-        )
-    }
-    fn go_string(&self) -> String {
-        alert_list_string(&self.0)
+        alert_list_string(&self.alerts)
     }
     fn as_any(&self) -> &dyn Any {
         self

@@ -26,6 +26,51 @@ pub const DEFAULT_TEMPLATES: &str = include_str!("default.tmpl");
 /// The default templates' file name in error messages.
 const DEFAULT_FILE: &str = "default.tmpl";
 
+/// The default templates (`default.tmpl`, under Alertmanager 0.25's names)
+/// that render a whole notification (`.`); besides them, `__text_alert_list`
+/// and `pagerduty.default.instances` render a list of alerts, and
+/// `email.default.html` a whole e-mail.
+pub const DEFAULT_NAMES: &[&str] = &[
+    "__alertmanager",
+    "__alertmanagerURL",
+    "__subject",
+    "__description",
+    "slack.default.title",
+    "slack.default.username",
+    "slack.default.fallback",
+    "slack.default.callbackid",
+    "slack.default.pretext",
+    "slack.default.titlelink",
+    "slack.default.iconemoji",
+    "slack.default.iconurl",
+    "slack.default.text",
+    "slack.default.footer",
+    "pagerduty.default.description",
+    "pagerduty.default.client",
+    "pagerduty.default.clientURL",
+    "opsgenie.default.message",
+    "opsgenie.default.description",
+    "opsgenie.default.source",
+    "wechat.default.message",
+    "wechat.default.to_user",
+    "wechat.default.to_party",
+    "wechat.default.to_tag",
+    "wechat.default.agent_id",
+    "victorops.default.state_message",
+    "victorops.default.entity_display_name",
+    "victorops.default.monitoring_tool",
+    "pushover.default.title",
+    "pushover.default.message",
+    "pushover.default.url",
+    "sns.default.subject",
+    "sns.default.message",
+    "telegram.default.message",
+    "discord.default.title",
+    "discord.default.message",
+    "webex.default.message",
+    "email.default.subject",
+];
+
 /// The notification template set: defaults, then the user's files.
 #[derive(Debug, Clone)]
 pub struct NotifyTemplates {

@@ -191,48 +191,10 @@ fn default_templates_render_alertmanager_text() {
         render("{{ template \"__text_alert_list\" .Alerts.Firing }}"),
         "Labels:\n - alertname = High\n - pod = a\nAnnotations:\n - summary = A down\nSource: http://prom/graph?g0.expr=up\n"
     );
-    for name in [
-        "__alertmanager",
-        "__alertmanagerURL",
-        "__subject",
-        "__description",
-        "__text_alert_list",
-        "slack.default.title",
-        "slack.default.username",
-        "slack.default.fallback",
-        "slack.default.callbackid",
-        "slack.default.pretext",
-        "slack.default.titlelink",
-        "slack.default.iconemoji",
-        "slack.default.iconurl",
-        "slack.default.text",
-        "slack.default.footer",
-        "pagerduty.default.description",
-        "pagerduty.default.client",
-        "pagerduty.default.clientURL",
-        "pagerduty.default.instances",
-        "opsgenie.default.message",
-        "opsgenie.default.description",
-        "opsgenie.default.source",
-        "wechat.default.message",
-        "wechat.default.to_user",
-        "wechat.default.to_party",
-        "wechat.default.to_tag",
-        "wechat.default.agent_id",
-        "victorops.default.state_message",
-        "victorops.default.entity_display_name",
-        "victorops.default.monitoring_tool",
-        "pushover.default.title",
-        "pushover.default.message",
-        "pushover.default.url",
-        "sns.default.subject",
-        "sns.default.message",
-        "telegram.default.message",
-        "discord.default.title",
-        "discord.default.message",
-        "webex.default.message",
-        "email.default.subject",
-    ] {
+    for name in DEFAULT_NAMES
+        .iter()
+        .chain(&["__text_alert_list", "pagerduty.default.instances"])
+    {
         assert!(
             NotifyTemplates::defaults().contains(name),
             "{name} not defined"

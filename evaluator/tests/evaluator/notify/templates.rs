@@ -9,53 +9,12 @@
 use crate::support as common;
 
 use vigil_evaluator::notify::alert::AlertStatus;
-use vigil_evaluator::notify::templates::NotifyTemplates;
+use vigil_evaluator::notify::templates::{NotifyTemplates, DEFAULT_NAMES};
 
 use common::alertmanager::{
     alertmanager_binary, post_alerts, start_alertmanager, start_capture, wait_for_captures,
 };
 use common::{alert, notification};
-
-/// The default templates whose text Alertmanager renders from data (the
-/// Slack fields below render each one).
-const DEFAULT_NAMES: &[&str] = &[
-    "__alertmanager",
-    "__alertmanagerURL",
-    "__subject",
-    "__description",
-    "slack.default.title",
-    "slack.default.username",
-    "slack.default.fallback",
-    "slack.default.callbackid",
-    "slack.default.pretext",
-    "slack.default.titlelink",
-    "slack.default.iconemoji",
-    "slack.default.iconurl",
-    "slack.default.text",
-    "slack.default.footer",
-    "pagerduty.default.description",
-    "pagerduty.default.client",
-    "pagerduty.default.clientURL",
-    "opsgenie.default.message",
-    "opsgenie.default.description",
-    "opsgenie.default.source",
-    "wechat.default.message",
-    "wechat.default.to_user",
-    "wechat.default.agent_id",
-    "victorops.default.state_message",
-    "victorops.default.entity_display_name",
-    "victorops.default.monitoring_tool",
-    "pushover.default.title",
-    "pushover.default.message",
-    "pushover.default.url",
-    "sns.default.subject",
-    "sns.default.message",
-    "telegram.default.message",
-    "discord.default.title",
-    "discord.default.message",
-    "webex.default.message",
-    "email.default.subject",
-];
 
 /// `.Alerts` is a list: the alert list template takes it directly.
 const ALERT_LIST_FIELDS: &[(&str, &str)] = &[
