@@ -27,7 +27,6 @@ use vigil_evaluator::clock::{Clock, SimClock};
 use vigil_evaluator::history::silences::SqlSilences;
 use vigil_evaluator::history::store::{episode_id, HistoryQuery, HistoryState};
 use vigil_evaluator::history::sync::sync_once;
-use vigil_evaluator::history::writer::{HistoryWriter, WriterConfig};
 use vigil_evaluator::history::HistoryStore;
 use vigil_evaluator::labels::Labels;
 use vigil_evaluator::notify::alert::{Alert, Fingerprint};
@@ -86,13 +85,7 @@ impl Replica {
         let store = HistoryStore::connect(url).await.unwrap();
         let stop = CancellationToken::new();
         let registry = prometheus::Registry::new();
-        let (writer, _task) = HistoryWriter::spawn(
-            store.clone(),
-            WriterConfig::default(),
-            &registry,
-            stop.clone(),
-        )
-        .unwrap();
+        let writer = crate::support::default_writer(&store, &registry, &stop);
         let silences = SqlSilences::load(&store, writer.clone(), DEFAULT_RETENTION)
             .await
             .unwrap();

@@ -63,14 +63,8 @@ async fn get_json(uri: &str) -> (StatusCode, Value) {
     (status, serde_json::from_str(&body).unwrap())
 }
 
-/// `query` URL-encoded for a query string.
 fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    crate::support::url_encode(s)
 }
 
 async fn instant(query: &str, time: &str) -> (StatusCode, Value) {

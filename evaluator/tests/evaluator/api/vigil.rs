@@ -142,14 +142,8 @@ fn ids(body: &Value) -> Vec<String> {
         .collect()
 }
 
-/// `s` percent-encoded for a query string.
 fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    crate::support::url_encode(s)
 }
 
 // ------------------------------------------------------- OpenAPI checking

@@ -34,7 +34,6 @@ use vigil_evaluator::history::notification_log::Outbox;
 use vigil_evaluator::history::outbox::{DeliveredRecord, OutboxEntry, OutboxStatus};
 use vigil_evaluator::history::payload::notification_payload;
 use vigil_evaluator::history::store::{AlertSnapshot, HistoryState, HistoryWrite};
-use vigil_evaluator::history::writer::{HistoryWriter, WriterConfig};
 use vigil_evaluator::history::{new_id, Database, HistoryStore};
 use vigil_evaluator::notify::alert::{AlertStatus, Notification};
 use vigil_evaluator::notify::deliver::{DeliveryStage, Jitter, Retrier, RetryPolicy};
@@ -70,13 +69,7 @@ async fn rig(leading: bool, deadline: Duration) -> Rig {
     let store = HistoryStore::new(db);
     let stop = CancellationToken::new();
     let registry = Registry::new();
-    let (writer, _task) = HistoryWriter::spawn(
-        store.clone(),
-        WriterConfig::default(),
-        &registry,
-        stop.clone(),
-    )
-    .unwrap();
+    let writer = crate::support::default_writer(&store, &registry, &stop);
     let webhook = Webhook::start().await;
     let receiver = common::build_one(&format!(
         "webhook_configs: [{{url: 'http://127.0.0.1:{}/hook'}}]",

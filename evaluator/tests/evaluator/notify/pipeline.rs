@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
+use crate::support::rng::Rng;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -390,27 +391,6 @@ fn continue_sends_one_alert_to_two_receivers() {
     let sent = h.tick_at(30);
     let receivers: Vec<&str> = sent.iter().map(|n| n.receiver.as_str()).collect();
     assert_eq!(receivers, ["audit", "team"]);
-}
-
-/// SplitMix64: a small seeded generator, so a failing run can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 /// An alert's labels and its cooldown in seconds.

@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
+use crate::support::rng::Rng;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -16,32 +17,6 @@ const VALUES: [&str; 4] = ["x", "y", "z", ""];
 /// Regexes whose meaning is the same in Go's RE2 and Rust's regex crate.
 const REGEXES: [&str; 7] = ["x|y", "x.*", "[xz]", ".*", "y?", "(x|z)", ".+"];
 const RECEIVERS: [&str; 4] = ["r0", "r1", "r2", "r3"];
-
-/// SplitMix64: small, seeded, and identical on every platform, so a failing
-/// case can be reproduced from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-}
 
 fn matcher_string(rng: &mut Rng) -> String {
     let name = rng.pick(&LABEL_NAMES);
@@ -172,6 +147,24 @@ fn random_labels(rng: &mut Rng) -> Vec<String> {
     args
 }
 
+/// Whether `amtool check-config` accepts the file at `path`, and what
+/// Vigil's loader makes of it.
+fn check_config_both(
+    amtool: &Path,
+    path: &Path,
+) -> (
+    bool,
+    Result<
+        vigil_evaluator::notify::config::NotifyConfig,
+        vigil_evaluator::notify::config::ConfigError,
+    >,
+) {
+    let accepted = run(Command::new(amtool).arg("check-config").arg(path))
+        .status
+        .success();
+    (accepted, vigil_evaluator::notify::config::load_file(path))
+}
+
 fn run(command: &mut Command) -> Output {
     command
         .output()
@@ -208,10 +201,7 @@ fn random_route_trees_route_like_amtool() {
         let yaml = random_config(&mut rng);
         let path = dir.path().join(format!("config-{case}.yaml"));
         std::fs::write(&path, &yaml).unwrap();
-        let amtool_ok = run(Command::new(&amtool).arg("check-config").arg(&path))
-            .status
-            .success();
-        let ours = vigil_evaluator::notify::config::load_file(&path);
+        let (amtool_ok, ours) = check_config_both(&amtool, &path);
         assert_eq!(
             ours.is_ok(),
             amtool_ok,
@@ -420,10 +410,7 @@ fn validation_agrees_with_amtool_check_config_on_edge_cases() {
     for (i, yaml) in cases.iter().enumerate() {
         let path = dir.path().join(format!("edge-{i}.yaml"));
         std::fs::write(&path, yaml).unwrap();
-        let amtool_ok = run(Command::new(&amtool).arg("check-config").arg(&path))
-            .status
-            .success();
-        let ours = vigil_evaluator::notify::config::load_file(&path);
+        let (amtool_ok, ours) = check_config_both(&amtool, &path);
         assert_eq!(
             ours.is_ok(),
             amtool_ok,

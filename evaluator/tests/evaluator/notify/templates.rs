@@ -12,7 +12,7 @@ use vigil_evaluator::notify::alert::AlertStatus;
 use vigil_evaluator::notify::templates::{NotifyTemplates, DEFAULT_NAMES};
 
 use common::alertmanager::{
-    alertmanager_binary, post_alerts, start_alertmanager, start_capture, wait_for_captures,
+    oracle, post_alerts, start_alertmanager, wait_for_captures, ROUTE_TO_TEAM_A,
 };
 use common::{alert, notification};
 
@@ -69,14 +69,7 @@ fn config(capture_url: &str, templates_glob: &str) -> String {
     }
     format!(
         "templates: [{glob}]
-route:
-  receiver: team-a
-  group_by: [alertname]
-  group_wait: 100ms
-  group_interval: 1s
-receivers:
-  - name: team-a
-    slack_configs:
+{ROUTE_TO_TEAM_A}    slack_configs:
       - api_url: '{capture_url}/slack'
         send_resolved: true
         text: {text}
@@ -93,11 +86,9 @@ receivers:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_and_custom_templates_render_what_alertmanager_renders() {
-    let Some(binary) = alertmanager_binary() else {
+    let Some((binary, capture_url, captured, dir)) = oracle().await else {
         return;
     };
-    let (capture_url, captured) = start_capture().await;
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let tmpl_path = dir.path().join("custom.tmpl");
     std::fs::write(&tmpl_path, CUSTOM_TMPL).unwrap_or_else(|e| panic!("{e}"));
     let glob = format!("{}/*.tmpl", dir.path().display());

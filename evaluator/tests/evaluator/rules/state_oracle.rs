@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use vigil_evaluator::labels::Labels;
@@ -198,19 +197,5 @@ fn alert_states_and_alerts_series_match_prometheus_minute_by_minute() {
     test.push_str(&alert_cases);
     test.push_str("  promql_expr_test:\n");
     test.push_str(&expr_cases);
-    let test_file = dir.path().join("test.yaml");
-    std::fs::write(&test_file, &test).expect("write test");
-
-    let out = Command::new(promtool)
-        .arg("test")
-        .arg("rules")
-        .arg(&test_file)
-        .output()
-        .expect("run promtool");
-    assert!(
-        out.status.success(),
-        "Prometheus disagrees:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::support::promtool_test_rules(&promtool, dir.path(), &test, "Prometheus disagrees");
 }

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::process::Command;
 
 use vigil_evaluator::rules::template::{expand, TemplateData, TemplateSample};
 use vigil_testkit::external_tool;
@@ -123,19 +122,10 @@ fn annotations_expand_exactly_as_prometheus_expands_them() {
             writeln!(test, "        a{i:02}: {}", yaml_str(&expanded)).expect("write");
         }
     }
-    let test_file = dir.path().join("test.yaml");
-    std::fs::write(&test_file, &test).expect("write test");
-
-    let out = Command::new(promtool)
-        .arg("test")
-        .arg("rules")
-        .arg(&test_file)
-        .output()
-        .expect("run promtool");
-    assert!(
-        out.status.success(),
-        "Prometheus expanded differently:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    crate::support::promtool_test_rules(
+        &promtool,
+        dir.path(),
+        &test,
+        "Prometheus expanded differently",
     );
 }

@@ -16,6 +16,7 @@
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
 use crate::support as common;
+use crate::support::process::write_vigil_files;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -84,19 +85,17 @@ async fn health_answers_within_100ms_while_two_jobs_scrape_a_series_with_20000_l
         .collect();
     let port = fixed_target(format!("wide_series{{{}}} 1\n", labels.join(","))).await;
     let listen = free_port();
-    std::fs::write(dir.path().join("rules.yaml"), "groups: []\n").unwrap();
-    let config = dir.path().join("vigil.yaml");
-    std::fs::write(
-        &config,
-        format!(
+    let config = write_vigil_files(
+        dir.path(),
+        "groups: []\n",
+        &format!(
             "global: {{scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}}\n\
              scrape_configs:\n\
              - job_name: limited\n  static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n\
              - job_name: unlimited\n  label_limit: 0\n  static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n\
              rule_files: [rules.yaml]\nweb: {{listen: '127.0.0.1:{listen}'}}\n"
         ),
-    )
-    .unwrap();
+    );
     let _evaluator = start_evaluator(&config, dir.path(), "evaluator.log", None);
     ready(listen, dir.path()).await;
 
@@ -153,15 +152,10 @@ async fn a_target_with_200000_series_cannot_starve_a_small_target_of_the_series_
     let big_port = fixed_target(big).await;
     let small = Target::start().await;
     let listen = free_port();
-    std::fs::write(
-        dir.path().join("rules.yaml"),
+    let config = write_vigil_files(
+        dir.path(),
         "groups:\n- name: small\n  interval: 1s\n  rules:\n  - alert: ValueHigh\n    expr: vigil_test_value > 0\n",
-    )
-    .unwrap();
-    let config = dir.path().join("vigil.yaml");
-    std::fs::write(
-        &config,
-        format!(
+        &format!(
             "global: {{scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}}\n\
              scrape_configs:\n\
              - job_name: big\n  scrape_interval: 10s\n  scrape_timeout: 10s\n  static_configs: [{{targets: ['127.0.0.1:{big_port}']}}]\n\
@@ -169,8 +163,7 @@ async fn a_target_with_200000_series_cannot_starve_a_small_target_of_the_series_
              rule_files: [rules.yaml]\nstorage: {{series_limit: 50000}}\nweb: {{listen: '127.0.0.1:{listen}'}}\n",
             small.port
         ),
-    )
-    .unwrap();
+    );
     let _evaluator = start_evaluator(&config, dir.path(), "evaluator.log", None);
     ready(listen, dir.path()).await;
 

@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
 use crate::support as common;
+use crate::support::process::write_vigil_files;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -49,15 +50,13 @@ async fn slow_and_idle_http_clients_are_disconnected_while_health_answers() {
     let _alone = crate::support::alone().await;
     let dir = tempfile::tempdir().unwrap();
     let listen = free_port();
-    std::fs::write(dir.path().join("rules.yaml"), "groups: []\n").unwrap();
-    let config = dir.path().join("vigil.yaml");
-    std::fs::write(
-        &config,
-        format!(
+    let config = write_vigil_files(
+        dir.path(),
+        "groups: []\n",
+        &format!(
             "rule_files: [rules.yaml]\nweb: {{listen: '127.0.0.1:{listen}', header_read_timeout: 2s, idle_timeout: 3s, max_connections: 200}}\n"
         ),
-    )
-    .unwrap();
+    );
     let _evaluator = start_evaluator(&config, dir.path(), "evaluator.log", None);
     wait_for_http(
         &format!("http://127.0.0.1:{listen}/-/healthy"),

@@ -13,6 +13,18 @@ use serde_json::{json, Value};
 use vigil_evaluator::notify::alert::Notification;
 use vigil_testkit::{external_tool, free_port, wait_for_http, ChildGuard};
 
+/// The start of an oracle's Alertmanager config: every alert to receiver
+/// `team-a`, grouped by `alertname`, flushed quickly; the receiver's
+/// integrations follow.
+pub const ROUTE_TO_TEAM_A: &str = "route:
+  receiver: team-a
+  group_by: [alertname]
+  group_wait: 100ms
+  group_interval: 1s
+receivers:
+  - name: team-a
+";
+
 /// What the capture server received, as (path without the slash, body).
 pub type Captured = Arc<Mutex<Vec<(String, Value)>>>;
 
@@ -76,6 +88,16 @@ pub fn alertmanager_binary() -> Option<PathBuf> {
         .map(|dir| dir.join("alertmanager"))
         .find(|candidate| candidate.is_file())
         .or_else(|| external_tool("prometheus-alertmanager"))
+}
+
+/// What an oracle test starts from: the Alertmanager binary (`None`
+/// when it is not installed: the test is skipped), a capture server (its
+/// base URL and what it received) and a folder for the configs.
+pub async fn oracle() -> Option<(PathBuf, String, Captured, tempfile::TempDir)> {
+    let binary = alertmanager_binary()?;
+    let (capture_url, captured) = start_capture().await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    Some((binary, capture_url, captured, dir))
 }
 
 /// Starts Alertmanager on `config`, its data in `dir`, external URL

@@ -15,6 +15,7 @@ pub mod faults;
 pub mod ha;
 pub mod pgbouncer;
 pub mod process;
+pub mod rng;
 pub mod wait;
 
 use std::collections::BTreeMap;
@@ -167,4 +168,55 @@ pub fn build_one(yaml_sections: &str) -> Arc<dyn Receiver> {
         Ok(receivers) => panic!("expected one integration, got {}", receivers.len()),
         Err(e) => panic!("{e}"),
     }
+}
+
+/// Writes `test` as `test.yaml` in `dir` and runs `promtool test rules` on
+/// it; panics with `disagreement` and promtool's output when it fails.
+pub fn promtool_test_rules(
+    promtool: &std::path::Path,
+    dir: &std::path::Path,
+    test: &str,
+    disagreement: &str,
+) {
+    let test_file = dir.join("test.yaml");
+    std::fs::write(&test_file, test).expect("write test");
+    let out = std::process::Command::new(promtool)
+        .arg("test")
+        .arg("rules")
+        .arg(&test_file)
+        .output()
+        .expect("run promtool");
+    assert!(
+        out.status.success(),
+        "{disagreement}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `s` percent-encoded for a query string (unreserved characters kept).
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A history writer with the default settings on `store`, its metrics in
+/// `registry`, stopping on `stop`.
+pub fn default_writer(
+    store: &vigil_evaluator::history::HistoryStore,
+    registry: &prometheus::Registry,
+    stop: &tokio_util::sync::CancellationToken,
+) -> vigil_evaluator::history::writer::HistoryWriter {
+    let (writer, _task) = vigil_evaluator::history::writer::HistoryWriter::spawn(
+        store.clone(),
+        vigil_evaluator::history::writer::WriterConfig::default(),
+        registry,
+        stop.clone(),
+    )
+    .unwrap_or_else(|e| panic!("cannot start the history writer: {e}"));
+    writer
 }

@@ -395,3 +395,12 @@ pub async fn api_alerts(listen: u16) -> BTreeMap<String, String> {
         })
         .collect()
 }
+
+/// Writes `rules` as `rules.yaml` and `vigil` as `vigil.yaml` into `dir`;
+/// returns the path of `vigil.yaml`.
+pub fn write_vigil_files(dir: &Path, rules: &str, vigil: &str) -> PathBuf {
+    std::fs::write(dir.join("rules.yaml"), rules).unwrap();
+    let config = dir.join("vigil.yaml");
+    std::fs::write(&config, vigil).unwrap();
+    config
+}

@@ -9,29 +9,20 @@ use serde_json::Value;
 use vigil_evaluator::notify::alert::AlertStatus;
 
 use common::alertmanager::{
-    alertmanager_binary, find, post_alerts, start_alertmanager, start_capture, wait_for_captures,
+    find, oracle, post_alerts, start_alertmanager, wait_for_captures, ROUTE_TO_TEAM_A,
 };
 use common::{alert, build_one, notification};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slack_title_and_webhook_payload_match_alertmanager() {
-    let Some(binary) = alertmanager_binary() else {
+    let Some((binary, capture_url, captured, dir)) = oracle().await else {
         return;
     };
-    let (capture_url, captured) = start_capture().await;
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let config = dir.path().join("alertmanager.yml");
     std::fs::write(
         &config,
         format!(
-            "route:
-  receiver: team-a
-  group_by: [alertname]
-  group_wait: 100ms
-  group_interval: 1s
-receivers:
-  - name: team-a
-    slack_configs:
+            "{ROUTE_TO_TEAM_A}    slack_configs:
       - api_url: '{capture_url}/slack'
     webhook_configs:
       - url: '{capture_url}/webhook'
