@@ -20,7 +20,7 @@ pub fn run(notify_config: &Path, receiver: Option<&str>, alert: &[String]) -> an
     for warning in &config.warnings {
         eprintln!("{warning}");
     }
-    let receivers = build_receivers(&config).map_err(|problems| {
+    let (receivers, warnings) = build_receivers(&config).map_err(|problems| {
         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
         anyhow::anyhow!(
             "the receivers of {} cannot be built:\n{}",
@@ -28,6 +28,9 @@ pub fn run(notify_config: &Path, receiver: Option<&str>, alert: &[String]) -> an
             lines.join("\n")
         )
     })?;
+    for warning in &warnings {
+        eprintln!("{warning}");
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -637,9 +637,7 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
             Some(config)
         }
         Err(crate::notify::config::ConfigError::Invalid(ps)) => {
-            let (warned, errors): (Vec<_>, Vec<_>) = ps.into_iter().partition(Problem::is_warning);
-            warnings.extend(warned);
-            list.extend(errors);
+            split_problems(ps, &mut warnings, &mut list);
             None
         }
         Err(e) => {
@@ -648,10 +646,16 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
         }
     };
     let receivers = match &notify {
-        Some(config) => build_receivers(config).unwrap_or_else(|ps| {
-            list.extend(ps);
-            HashMap::new()
-        }),
+        Some(config) => match build_receivers(config) {
+            Ok((receivers, warned)) => {
+                warnings.extend(warned);
+                receivers
+            }
+            Err(ps) => {
+                split_problems(ps, &mut warnings, &mut list);
+                HashMap::new()
+            }
+        },
         None => HashMap::new(),
     };
 
@@ -684,6 +688,17 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
         _ => {
             list.extend(warnings);
             Err(ConfigErrors { problems: list })
+        }
+    }
+}
+
+/// Sorts problems into the warnings and the errors.
+fn split_problems(problems: Vec<Problem>, warnings: &mut Vec<Problem>, errors: &mut Vec<Problem>) {
+    for problem in problems {
+        if problem.is_warning() {
+            warnings.push(problem);
+        } else {
+            errors.push(problem);
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The evaluator's own metrics, served on its `/metrics`: rule evaluation
 //! duration and failures per group, scrape health per target, notification
 //! deliveries per receiver (sent, failed, retried), the outbox backlog,
-//! the size of the sample window, and the outcome of the last
+//! notification fields whose template failed, the size of the sample
+//! window, and the outcome of the last
 //! configuration reload (with its error text, which `/-/ready` shows).
 //! (The history's own metrics, database latency and writer backlog, are
 //! registered by [`crate::history`].) Registered into a registry passed
@@ -129,6 +130,9 @@ impl ServerMetrics {
             )?,
             last_reload_error: Arc::new(RwLock::new(None)),
         };
+        registry.register(Box::new(
+            crate::notify::templates::shared_failure_counter().clone(),
+        ))?;
         registry.register(Box::new(metrics.rule_group_duration.clone()))?;
         registry.register(Box::new(metrics.rule_group_evaluations.clone()))?;
         registry.register(Box::new(metrics.rule_evaluation_failures.clone()))?;

@@ -196,8 +196,8 @@ impl TemplateSet {
     }
 
     /// Parses `text` (a receiver field) against the set: its own
-    /// `{{define}}`s join a copy of the set, and every `{{template}}` it
-    /// calls must be defined. `name` names it in errors.
+    /// `{{define}}`s join a copy of the set. `name` names it in errors.
+    /// Calls of undefined templates are found by [`Self::check_text`].
     pub fn parse_text(&self, name: &str, text: &str) -> Result<Text, TemplateError> {
         let parsed = parse(name, text, &[], self.is_func.as_ref(), true)?;
         let src: Arc<str> = Arc::from(text);
@@ -213,16 +213,22 @@ impl TemplateSet {
                 },
             );
         }
-        self.check_nodes(name, text, &parsed.nodes, &local)?;
-        for d in local.values() {
-            self.check_nodes(name, text, &d.nodes, &local)?;
-        }
         Ok(Text {
             name: name.to_string(),
             src,
             nodes: Arc::new(parsed.nodes),
             local,
         })
+    }
+
+    /// A parse-style error at the first `{{template "x"}}` of a parsed
+    /// text (or of its own `{{define}}`s) whose `x` is not defined.
+    pub fn check_text(&self, text: &Text) -> Result<(), TemplateError> {
+        self.check_nodes(&text.name, &text.src, &text.nodes, &text.local)?;
+        for d in text.local.values() {
+            self.check_nodes(&text.name, &text.src, &d.nodes, &text.local)?;
+        }
+        Ok(())
     }
 
     /// Runs a parsed text with dot `data`; `html` escapes as

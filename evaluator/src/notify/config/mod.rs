@@ -19,13 +19,14 @@
 //!   unset option from their parent as in Alertmanager.
 //! - `inhibit_rules`: `source_matchers`, `target_matchers`, `source_match`,
 //!   `source_match_re`, `target_match`, `target_match_re`, `equal`, `name`.
+//! - `templates`: globs of notification template files (`templates.rs`).
 //! - `receivers`: `name` plus `slack_configs`, `email_configs`,
 //!   `webhook_configs` and (a Vigil addition) `console_configs`; the sections'
 //!   contents are read by the receivers themselves (`notify::receivers`).
 //!
 //! # Not supported (reported as errors, never silently ignored)
 //!
-//! `templates`, `time_intervals`, `mute_time_intervals`, a route's
+//! `time_intervals`, `mute_time_intervals`, a route's
 //! `mute_time_intervals` / `active_time_intervals`, and every other receiver
 //! kind (`pagerduty_configs`, `opsgenie_configs`, ...). Global settings that
 //! only those receivers use (`pagerduty_url`, `opsgenie_api_key`, ...) are
@@ -36,18 +37,21 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_yaml::Value;
 
 use super::matcher::Matcher;
 use super::receivers::registry::send_resolved_default;
+use super::templates::NotifyTemplates;
 use validate::Validator;
 pub use vigil_common::problem::{Problem, Severity};
 
 mod checks;
 mod raw;
 mod receivers;
+mod templates;
 mod validate;
 
 pub use receivers::{build_receivers, ReceiverIntegrations};
@@ -96,6 +100,9 @@ pub struct NotifyConfig {
     pub route: RouteConfig,
     pub inhibit_rules: Vec<InhibitRuleConfig>,
     pub receivers: Vec<ReceiverConfig>,
+    /// The notification templates: Vigil's defaults and the `templates:`
+    /// files.
+    pub templates: Arc<NotifyTemplates>,
     /// The file it was read from (for error messages of later stages).
     pub file: PathBuf,
     /// Settings that were accepted but have no effect.
@@ -305,11 +312,12 @@ pub fn parse(text: &str, file: &Path) -> Result<NotifyConfig, ConfigError> {
         return Err(ConfigError::Invalid(problems));
     }
     match config {
-        Some((global, route, inhibit_rules, receivers)) => Ok(NotifyConfig {
+        Some((global, route, inhibit_rules, receivers, templates)) => Ok(NotifyConfig {
             global,
             route,
             inhibit_rules,
             receivers,
+            templates: Arc::new(templates),
             file: file.to_path_buf(),
             warnings: problems,
             positions,

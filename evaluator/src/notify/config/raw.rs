@@ -39,7 +39,7 @@ pub(super) struct RawDocument {
     pub route: Option<Value>,
     pub inhibit_rules: Option<Value>,
     pub receivers: Option<Value>,
-    /// Not supported: reported unless empty.
+    /// Globs of notification template files (`templates.rs`).
     pub templates: Option<Value>,
     /// Not supported: reported unless empty.
     pub mute_time_intervals: Option<Value>,

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use super::{NotifyConfig, Problem};
+use crate::notify::receivers::template::TemplateEnv;
 use crate::notify::receivers::{
     build_integrations, GlobalReceiverDefaults, Integration, IntegrationSections, Secret,
 };
@@ -14,8 +15,12 @@ use crate::notify::receivers::{
 /// name.
 pub type ReceiverIntegrations = HashMap<String, Vec<Integration>>;
 
-/// Builds every receiver's integrations from the notification config.
-pub fn build_receivers(config: &NotifyConfig) -> Result<ReceiverIntegrations, Vec<Problem>> {
+/// Builds every receiver's integrations from the notification config, with
+/// the warnings met (text fields whose templates will fail); the error is
+/// every problem, placed in the file.
+pub fn build_receivers(
+    config: &NotifyConfig,
+) -> Result<(ReceiverIntegrations, Vec<Problem>), Vec<Problem>> {
     let g = &config.global;
     let global = GlobalReceiverDefaults {
         slack_api_url: g.slack_api_url.clone().map(Secret::new),
@@ -28,9 +33,11 @@ pub fn build_receivers(config: &NotifyConfig) -> Result<ReceiverIntegrations, Ve
         smtp_auth_password_file: g.smtp_auth_password_file.clone(),
         smtp_auth_identity: g.smtp_auth_identity.clone(),
         smtp_require_tls: g.smtp_require_tls,
+        templates: TemplateEnv::new(config.templates.as_ref().clone()),
     };
     let mut out = HashMap::new();
     let mut problems = Vec::new();
+    let mut warnings = Vec::new();
     for (i, receiver) in config.receivers.iter().enumerate() {
         let mut sections = IntegrationSections::default();
         for integration in receiver.integrations() {
@@ -38,14 +45,15 @@ pub fn build_receivers(config: &NotifyConfig) -> Result<ReceiverIntegrations, Ve
         }
         let path = format!("receivers[{i}]");
         match build_integrations(&receiver.name, &path, &sections, &global) {
-            Ok(integrations) => {
-                out.insert(receiver.name.clone(), integrations);
+            Ok(built) => {
+                warnings.extend(built.warnings.into_iter().map(|p| config.place(p)));
+                out.insert(receiver.name.clone(), built.integrations);
             }
             Err(e) => problems.extend(e.0.into_iter().map(|p| config.place(p))),
         }
     }
     if problems.is_empty() {
-        Ok(out)
+        Ok((out, warnings))
     } else {
         Err(problems)
     }

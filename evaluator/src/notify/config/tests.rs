@@ -98,14 +98,13 @@ fn group_by_wildcard_cannot_be_mixed_with_labels() {
 
 #[test]
 fn unsupported_sections_are_errors_and_foreign_globals_are_warnings() {
-    let problems = problems("global: {pagerduty_url: 'https://x'}\ntemplates: [a.tmpl]\nroute: {receiver: r, routes: [{receiver: r, mute_time_intervals: [night]}]}\nreceivers: [{name: r}]\n");
+    let problems = problems("global: {pagerduty_url: 'https://x'}\nroute: {receiver: r, routes: [{receiver: r, mute_time_intervals: [night]}]}\nreceivers: [{name: r}]\n");
     let errors: Vec<&Problem> = problems
         .iter()
         .filter(|p| p.severity == Severity::Error)
         .collect();
-    assert_eq!(errors.len(), 2);
-    assert_eq!(errors[0].field, "templates");
-    assert_eq!(errors[1].field, "route.routes[0].mute_time_intervals");
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].field, "route.routes[0].mute_time_intervals");
     let config = parse_ok(
         "global: {pagerduty_url: 'https://x'}\nroute: {receiver: r}\nreceivers: [{name: r}]\n",
     );
@@ -184,4 +183,43 @@ fn yaml_syntax_errors_carry_a_location() {
     let problems = problems("route:\n  receiver: [\n");
     assert!(problems[0].position().is_some());
     assert!(problems[0].message.starts_with("invalid YAML"));
+}
+
+#[test]
+fn template_files_load_from_globs_next_to_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("tmpl")).unwrap();
+    std::fs::write(
+        dir.path().join("tmpl/team.tmpl"),
+        "{{ define \"team.title\" }}[{{ .Status }}] {{ .GroupLabels.alertname }}{{ end }}",
+    )
+    .unwrap();
+    let file = dir.path().join("notify.yml");
+    let base = "route: {receiver: r}\nreceivers: [{name: r}]\n";
+    let config = parse(
+        &format!("templates: ['tmpl/*.tmpl', 'none/*.tmpl']\n{base}"),
+        &file,
+    )
+    .unwrap();
+    assert!(config.templates.contains("team.title"));
+    assert!(config.templates.contains("slack.default.title"));
+    assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+    assert_eq!(config.warnings[0].field, "templates[1]");
+
+    std::fs::write(
+        dir.path().join("tmpl/broken.tmpl"),
+        "{{ define \"x\" }}{{ .X",
+    )
+    .unwrap();
+    let Err(ConfigError::Invalid(problems)) =
+        parse(&format!("templates: ['tmpl/*.tmpl']\n{base}"), &file)
+    else {
+        panic!("a template file that does not parse must be refused");
+    };
+    assert_eq!(problems[0].field, "templates");
+    assert!(
+        problems[0].message.contains("broken.tmpl:1:"),
+        "{}",
+        problems[0]
+    );
 }

@@ -68,6 +68,7 @@ pub(super) type Document = (
     RouteConfig,
     Vec<InhibitRuleConfig>,
     Vec<ReceiverConfig>,
+    crate::notify::templates::NotifyTemplates,
 );
 
 pub(super) struct Validator<'a> {
@@ -198,7 +199,7 @@ impl Validator<'_> {
         }
     }
 
-    fn sequence<'v>(&mut self, value: &'v Value, path: &str) -> &'v [Value] {
+    pub(super) fn sequence<'v>(&mut self, value: &'v Value, path: &str) -> &'v [Value] {
         match value {
             Value::Sequence(items) => items,
             Value::Null => &[],
@@ -302,13 +303,9 @@ impl Validator<'_> {
                 .collect(),
             None => Vec::new(),
         };
-        if let Some(value) = &raw.templates {
-            if !self.sequence(value, "templates").is_empty() {
-                self.error("templates", "notification templates are not supported by Vigil; remove `templates` (receivers format messages themselves)");
-            }
-        }
         self.unsupported(raw.mute_time_intervals.as_ref(), "", "mute_time_intervals");
         self.unsupported(raw.time_intervals.as_ref(), "", "time_intervals");
+        let templates = self.templates(raw.templates.as_ref());
         self.check_receiver_defaults(&global, &receivers);
         let names = self.check_receiver_names(&receivers);
         let Some(route_value) = &raw.route else {
@@ -322,7 +319,7 @@ impl Validator<'_> {
         let route = self.route_from(&root, "route");
         self.check_root(&route, &root);
         self.check_route_receivers(&route, &names);
-        Some((global, route, inhibit_rules, receivers))
+        Some((global, route, inhibit_rules, receivers, templates))
     }
 
     /// A section with no open keys, empty when absent or unreadable.

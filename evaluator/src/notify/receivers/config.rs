@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use vigil_common::problem::Problem;
 
+use super::template::TemplateEnv;
 use super::{Receiver, Secret};
 
 /// Per-attempt HTTP timeout when the config sets none (Vigil default;
@@ -45,6 +46,10 @@ pub struct GlobalReceiverDefaults {
     pub smtp_auth_identity: Option<String>,
     /// Alertmanager's default: STARTTLS is required.
     pub smtp_require_tls: bool,
+    /// The notification templates receivers parse their text fields
+    /// against (not a `global:` key: the config's `templates:`).
+    #[serde(skip)]
+    pub templates: Arc<TemplateEnv>,
 }
 
 impl Default for GlobalReceiverDefaults {
@@ -60,6 +65,7 @@ impl Default for GlobalReceiverDefaults {
             smtp_auth_password_file: None,
             smtp_auth_identity: None,
             smtp_require_tls: true,
+            templates: TemplateEnv::defaults(),
         }
     }
 }
@@ -81,6 +87,13 @@ impl Problems<'_> {
         self.problems.push(Problem::at_field(path, message));
     }
 
+    /// A warning about `field`: the entry is built all the same.
+    pub fn warn(&mut self, field: &str, message: impl Into<String>) {
+        let path = format!("{}.{field}", self.path);
+        self.problems
+            .push(Problem::at_field(path, message).warning());
+    }
+
     /// Problems of the `global:` section met while validating this entry
     /// (a global default it falls back on).
     pub fn global(&mut self) -> Problems<'_> {
@@ -90,10 +103,10 @@ impl Problems<'_> {
         }
     }
 
-    /// How many problems have been found so far (to tell whether an entry
-    /// added any).
+    /// How many errors have been found so far (to tell whether an entry
+    /// added any); warnings do not count.
     pub fn count(&self) -> usize {
-        self.problems.len()
+        self.problems.iter().filter(|p| !p.is_warning()).count()
     }
 
     /// The receiver, or `None` with the reason it could not be set up (a
@@ -209,6 +222,24 @@ pub fn check_url(value: &str, field: &str, p: &mut Problems<'_>) {
         // The URL may be a secret: never echo it.
         _ => p.add(field, "is not an absolute http(s) URL"),
     }
+}
+
+/// Unit tests' settings of one entry, from its YAML, validated against the
+/// default `global:`; a problem fails the test.
+#[cfg(test)]
+pub(crate) fn validated<Raw: serde::de::DeserializeOwned, Settings>(
+    yaml: &str,
+    validate: impl FnOnce(Raw, &GlobalReceiverDefaults, &mut Problems<'_>) -> Option<Settings>,
+) -> Settings {
+    let raw: Raw = serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"));
+    let mut problems = Vec::new();
+    let mut p = Problems {
+        problems: &mut problems,
+        path: "entry".into(),
+    };
+    let settings = validate(raw, &GlobalReceiverDefaults::default(), &mut p);
+    assert!(problems.iter().all(Problem::is_warning), "{problems:?}");
+    settings.unwrap_or_else(|| panic!("{yaml}: not valid"))
 }
 
 #[cfg(test)]

@@ -46,11 +46,10 @@
 //!
 //! # Templates
 //!
-//! Alertmanager renders titles and bodies with Go templates. Vigil reproduces
-//! the *output* of Alertmanager's default templates in code (see [`template`])
-//! and, for user-supplied strings (`title`, `text`, e-mail `headers`, ...),
-//! expands the small documented set of placeholders listed in
-//! [`template::expand`]; anything else is sent literally.
+//! Every text field is an Alertmanager notification template, parsed when
+//! the config loads and rendered per notification (see [`template`] and
+//! [`crate::notify::templates`]); a field left unset renders Alertmanager's
+//! default template for it.
 
 pub mod config;
 pub mod console;
@@ -72,7 +71,9 @@ use chrono::{DateTime, Utc};
 use crate::notify::alert::Notification;
 
 pub use config::{GlobalReceiverDefaults, Problems};
-pub use registry::{build_integrations, ConfigProblems, Integration, IntegrationSections};
+pub use registry::{
+    build_integrations, BuiltIntegrations, ConfigProblems, Integration, IntegrationSections,
+};
 
 /// A credential or credential-bearing URL. Never printed: `Debug` and
 /// `Display` show `<secret>`, so it can sit in config structs that are logged.

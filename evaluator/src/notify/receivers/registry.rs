@@ -158,16 +158,25 @@ fn build_section<K: ReceiverKind>(
     built
 }
 
+/// One receiver's integrations, and the warnings met building them (text
+/// fields whose templates will fail).
+#[derive(Debug, Clone)]
+pub struct BuiltIntegrations {
+    pub integrations: Vec<Integration>,
+    pub warnings: Vec<Problem>,
+}
+
 /// Parses, validates and builds one receiver's integrations.
 ///
 /// `receiver_path` prefixes every problem's path (e.g. `receivers[2]`).
-/// Returns every problem found, not just the first.
+/// Returns every problem found, not just the first (warnings among them
+/// when there are errors).
 pub fn build_integrations(
     receiver_name: &str,
     receiver_path: &str,
     sections: &IntegrationSections,
     global: &GlobalReceiverDefaults,
-) -> Result<Vec<Integration>, ConfigProblems> {
+) -> Result<BuiltIntegrations, ConfigProblems> {
     let mut problems = Vec::new();
     let mut out = Vec::new();
     for kind in KINDS {
@@ -184,8 +193,11 @@ pub fn build_integrations(
             });
         }
     }
-    if problems.is_empty() {
-        Ok(out)
+    if problems.iter().all(Problem::is_warning) {
+        Ok(BuiltIntegrations {
+            integrations: out,
+            warnings: problems,
+        })
     } else {
         Err(ConfigProblems(problems))
     }
@@ -214,7 +226,7 @@ console_configs: [{}]",
             &GlobalReceiverDefaults::default(),
         );
         let built = match built {
-            Ok(b) => b,
+            Ok(b) => b.integrations,
             Err(e) => panic!("{e}"),
         };
         let resolved: Vec<(&str, bool)> = built

@@ -1,15 +1,193 @@
-//! Default titles and bodies, rendered in code so that messages look like
-//! Alertmanager's defaults without a Go-template engine, and the small
-//! placeholder language accepted in user-supplied strings.
-//!
-//! The rules engine's template module is not used here: notifications carry
-//! groups of alerts, not one rule's sample, and the receivers must render even
-//! when alerts come from an external Prometheus.
+//! Receiver text fields as Alertmanager notification templates: each field
+//! is parsed once, when the config loads, against the notification template
+//! set (Vigil's defaults under Alertmanager's names plus the config's
+//! `templates:` files), so `check config` finds parse errors and calls of
+//! undefined templates; it is rendered per notification over Alertmanager's
+//! notification data. A field that fails to render is replaced by a plain
+//! text built here without templates ([`subject`], [`text_alert_list`]),
+//! counted in `vigil_notification_template_failures_total` and logged: a
+//! notification is never lost to a template.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
+use std::sync::{Arc, OnceLock};
 
-use crate::labels::Labels;
+use crate::clock::{Clock, SystemClock};
 use crate::notify::alert::{AlertStatus, Notification, NotifiedAlert};
+use crate::notify::receivers::config::Problems;
+use crate::notify::templates::{
+    render_or_fallback, report_failure, shared_failure_counter, FieldRef, NotifyTemplates,
+    TemplateFailures,
+};
+use crate::template::{TemplateError, Text};
+
+/// What receivers render their fields with: the notification template set,
+/// where render failures are counted, and the clock templates read (`since`).
+pub struct TemplateEnv {
+    templates: Arc<NotifyTemplates>,
+    failures: Arc<dyn TemplateFailures>,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for TemplateEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TemplateEnv").finish_non_exhaustive()
+    }
+}
+
+impl TemplateEnv {
+    /// `templates`, with failures counted in the evaluator's
+    /// `vigil_notification_template_failures_total` and the system clock.
+    pub fn new(templates: NotifyTemplates) -> Arc<TemplateEnv> {
+        TemplateEnv::with(
+            Arc::new(templates),
+            Arc::new(shared_failure_counter().clone()),
+            Arc::new(SystemClock),
+        )
+    }
+
+    /// Every part given (tests: a counter of their own, a simulated clock).
+    pub fn with(
+        templates: Arc<NotifyTemplates>,
+        failures: Arc<dyn TemplateFailures>,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<TemplateEnv> {
+        Arc::new(TemplateEnv {
+            templates,
+            failures,
+            clock,
+        })
+    }
+
+    /// Vigil's default templates alone (a config without `templates:`).
+    pub fn defaults() -> Arc<TemplateEnv> {
+        static DEFAULTS: OnceLock<Arc<TemplateEnv>> = OnceLock::new();
+        DEFAULTS
+            .get_or_init(|| TemplateEnv::new(NotifyTemplates::defaults()))
+            .clone()
+    }
+
+    /// Parses the text field `field` of the entry `p` validates. A field
+    /// that does not parse, or calls an undefined template, is a warning
+    /// (Alertmanager accepts such a config and fails when it renders); it
+    /// renders as its plain fallback, counted as a template failure.
+    pub fn field(self: &Arc<Self>, p: &mut Problems<'_>, field: &str, src: &str) -> TemplateField {
+        let parsed = if src.is_empty() {
+            Ok(None)
+        } else {
+            self.templates
+                .parse(field, src)
+                .and_then(|text| self.templates.check(&text).map(|()| Some(text)))
+        };
+        if let Err(e) = &parsed {
+            p.warn(
+                field,
+                format!("{e}; notifications will carry Vigil's plain text instead until the template is fixed"),
+            );
+        }
+        TemplateField {
+            env: self.clone(),
+            field: field.to_string(),
+            parsed: parsed.map_err(Arc::new),
+        }
+    }
+
+    /// [`Self::field`] for an optional field: `default` when unset.
+    pub fn field_or(
+        self: &Arc<Self>,
+        p: &mut Problems<'_>,
+        field: &str,
+        src: Option<&str>,
+        default: &str,
+    ) -> TemplateField {
+        self.field(p, field, src.unwrap_or(default))
+    }
+}
+
+/// `{{ template "NAME" . }}`: a field's default in Alertmanager's config.
+pub fn call(name: &str) -> String {
+    format!(r#"{{{{ template "{name}" . }}}}"#)
+}
+
+/// One receiver text field, parsed; rendered per notification.
+#[derive(Clone)]
+pub struct TemplateField {
+    env: Arc<TemplateEnv>,
+    /// The field's path within its entry (`title`, `fields[0].value`).
+    field: String,
+    /// `None` for the empty text; an error for a field that did not parse.
+    parsed: Result<Option<Text>, Arc<TemplateError>>,
+}
+
+impl fmt::Debug for TemplateField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TemplateField({})", self.field)
+    }
+}
+
+impl TemplateField {
+    /// The field rendered as text (Alertmanager's `ExecuteTextString`); on
+    /// failure `fallback()`, counted and logged as a failure of
+    /// `integration`'s field.
+    pub fn render(
+        &self,
+        notification: &Notification,
+        integration: &str,
+        fallback: impl FnOnce() -> String,
+    ) -> String {
+        self.render_as(notification, integration, false, fallback)
+    }
+
+    /// The field rendered as HTML (`ExecuteHTMLString`: values escaped).
+    pub fn render_html(
+        &self,
+        notification: &Notification,
+        integration: &str,
+        fallback: impl FnOnce() -> String,
+    ) -> String {
+        self.render_as(notification, integration, true, fallback)
+    }
+
+    /// Rendered, with an empty result as `None` (fields Alertmanager omits
+    /// when empty).
+    pub fn render_nonempty(
+        &self,
+        notification: &Notification,
+        integration: &str,
+    ) -> Option<String> {
+        Some(self.render(notification, integration, String::new)).filter(|s| !s.is_empty())
+    }
+
+    fn render_as(
+        &self,
+        notification: &Notification,
+        integration: &str,
+        html: bool,
+        fallback: impl FnOnce() -> String,
+    ) -> String {
+        let at = FieldRef {
+            integration,
+            field: &self.field,
+            html,
+        };
+        let env = &self.env;
+        match &self.parsed {
+            Ok(None) => String::new(),
+            Ok(Some(text)) => render_or_fallback(
+                &env.templates,
+                text,
+                notification,
+                env.clock.now(),
+                at,
+                env.failures.as_ref(),
+                fallback,
+            ),
+            Err(error) => {
+                report_failure(notification, at, env.failures.as_ref(), error);
+                fallback()
+            }
+        }
+    }
+}
 
 /// The group's subject line, in the format of Alertmanager's `__subject`
 /// template (used by `slack.default.title` and `email.default.subject`):
@@ -80,20 +258,6 @@ pub fn query_escape(value: &str) -> String {
     out
 }
 
-/// Labels of `alert` that are not shared by every alert of the group: the
-/// part that tells alerts of one group apart.
-pub fn distinguishing_labels<'a>(
-    notification: &'a Notification,
-    alert: &'a NotifiedAlert,
-) -> impl Iterator<Item = (&'a str, &'a str)> {
-    alert
-        .alert
-        .labels
-        .iter()
-        .filter(|l| notification.common_labels.get(l.name) != Some(l.value))
-        .map(|l| (l.name, l.value))
-}
-
 /// The alert's human name: its `summary` annotation, else its `alertname`.
 pub fn alert_headline(alert: &NotifiedAlert) -> &str {
     alert
@@ -103,37 +267,6 @@ pub fn alert_headline(alert: &NotifiedAlert) -> &str {
         .map(String::as_str)
         .or_else(|| alert.alert.labels.get("alertname"))
         .unwrap_or("(unnamed alert)")
-}
-
-/// Vigil's default Slack text (Alertmanager's `slack.default.text` is empty):
-/// one entry per alert with its name, status, severity, summary, description
-/// and the labels that distinguish it within the group, in Slack mrkdwn.
-pub fn slack_text(notification: &Notification, alerts: &[NotifiedAlert]) -> String {
-    let mut out = String::new();
-    for alert in alerts {
-        let name = alert.alert.labels.get("alertname").unwrap_or("alert");
-        let _ = write!(out, "*{}* ({})", name, alert.status.as_str());
-        if let Some(severity) = alert.alert.labels.get("severity") {
-            let _ = write!(out, " `{severity}`");
-        }
-        if let Some(summary) = alert.alert.annotations.get("summary") {
-            let _ = write!(out, " — {summary}");
-        }
-        out.push('\n');
-        if let Some(description) = alert.alert.annotations.get("description") {
-            out.push_str(description);
-            out.push('\n');
-        }
-        let labels: Vec<String> = distinguishing_labels(notification, alert)
-            .filter(|(name, _)| *name != "alertname")
-            .map(|(name, value)| format!("`{name}={value}`"))
-            .collect();
-        if !labels.is_empty() {
-            out.push_str(&labels.join(" "));
-            out.push('\n');
-        }
-    }
-    out.trim_end().to_string()
 }
 
 /// Plain-text alert list (e-mail text part, console): per alert its status,
@@ -205,166 +338,6 @@ pub fn html_escape(value: &str) -> String {
     out
 }
 
-/// The default HTML e-mail body: firing alerts first, then resolved ones,
-/// each with labels, annotations (links made clickable) and a source link.
-pub fn html_alert_list(notification: &Notification) -> String {
-    let mut out = String::new();
-    let title = html_escape(&subject(notification));
-    let _ = write!(
-        out,
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\n\
-         <body style=\"font-family: Helvetica, Arial, sans-serif; font-size: 14px;\">\n<h2>{title}</h2>\n"
-    );
-    if !notification.external_url.is_empty() {
-        let _ = writeln!(
-            out,
-            "<p><a href=\"{}\">View in Vigil</a></p>",
-            html_escape(&title_link(notification))
-        );
-    }
-    for (status, heading) in [
-        (AlertStatus::Firing, "Firing"),
-        (AlertStatus::Resolved, "Resolved"),
-    ] {
-        let alerts: Vec<&NotifiedAlert> = notification
-            .alerts
-            .iter()
-            .filter(|a| a.status == status)
-            .collect();
-        if alerts.is_empty() {
-            continue;
-        }
-        let _ = writeln!(out, "<h3>[{}] {heading}</h3>", alerts.len());
-        for alert in alerts {
-            let _ = writeln!(
-                out,
-                "<div style=\"margin-bottom: 16px;\"><strong>{}</strong><br/>",
-                html_escape(alert_headline(alert))
-            );
-            out.push_str("<em>Labels</em><ul>\n");
-            for label in alert.alert.labels.iter() {
-                let _ = writeln!(
-                    out,
-                    "<li>{} = {}</li>",
-                    html_escape(label.name),
-                    html_escape(label.value)
-                );
-            }
-            out.push_str("</ul>\n");
-            if !alert.alert.annotations.is_empty() {
-                out.push_str("<em>Annotations</em><ul>\n");
-                for (name, value) in &alert.alert.annotations {
-                    let value_html =
-                        if value.starts_with("http://") || value.starts_with("https://") {
-                            format!("<a href=\"{0}\">{0}</a>", html_escape(value))
-                        } else {
-                            html_escape(value)
-                        };
-                    let _ = writeln!(out, "<li>{} = {value_html}</li>", html_escape(name));
-                }
-                out.push_str("</ul>\n");
-            }
-            if !alert.alert.generator_url.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "<a href=\"{}\">Source</a>",
-                    html_escape(&alert.alert.generator_url)
-                );
-            }
-            out.push_str("</div>\n");
-        }
-    }
-    if notification.truncated_alerts > 0 {
-        let _ = writeln!(
-            out,
-            "<p>{} more alerts not shown.</p>",
-            notification.truncated_alerts
-        );
-    }
-    out.push_str("</body></html>\n");
-    out
-}
-
-/// Expands placeholders in a user-supplied string. Supported (whitespace
-/// inside the braces is free, `{{-`/`-}}` trim markers are accepted):
-///
-/// | placeholder | value |
-/// | --- | --- |
-/// | `{{ .Status }}` / `{{ .Status \| toUpper }}` | `firing` / `FIRING` |
-/// | `{{ .Receiver }}` | receiver name |
-/// | `{{ .ExternalURL }}` | the evaluator's external URL |
-/// | `{{ .GroupLabels.NAME }}`, `{{ .CommonLabels.NAME }}`, `{{ .CommonAnnotations.NAME }}` | that value, or empty |
-/// | `{{ .Alerts \| len }}`, `{{ .Alerts.Firing \| len }}`, `{{ .Alerts.Resolved \| len }}` | counts |
-/// | `{{ template "slack.default.title" . }}`, `"email.default.subject"`, `"__subject"` | [`subject`] |
-/// | `{{ template "slack.default.titlelink" . }}`, `"__alertmanagerURL"` | [`title_link`] |
-/// | `{{ template "slack.default.text" . }}` | [`slack_text`] |
-///
-/// Any other `{{ ... }}` is left in the output unchanged, so a mistake is
-/// visible in the message instead of silently dropping text.
-pub fn expand(input: &str, notification: &Notification) -> String {
-    let mut out = String::with_capacity(input.len());
-    let mut rest = input;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let inner = after[..end]
-            .trim()
-            .trim_start_matches('-')
-            .trim_end_matches('-')
-            .trim();
-        match resolve(inner, notification) {
-            Some(value) => out.push_str(&value),
-            None => out.push_str(&rest[start..start + 2 + end + 2]),
-        }
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    out
-}
-
-fn resolve(expression: &str, notification: &Notification) -> Option<String> {
-    let compact: String = expression.split_whitespace().collect::<Vec<_>>().join(" ");
-    let label = |labels: &Labels, name: &str| labels.get(name).unwrap_or("").to_string();
-    let value = match compact.as_str() {
-        ".Status" => notification.status.as_str().to_string(),
-        ".Status | toUpper" => notification.status.as_str().to_uppercase(),
-        ".Receiver" => notification.receiver.clone(),
-        ".ExternalURL" => notification.external_url.clone(),
-        ".Alerts | len" | "len .Alerts" => notification.alerts.len().to_string(),
-        ".Alerts.Firing | len" | "len .Alerts.Firing" => firing_count(notification).to_string(),
-        ".Alerts.Resolved | len" | "len .Alerts.Resolved" => {
-            resolved_count(notification).to_string()
-        }
-        r#"template "slack.default.title" ."#
-        | r#"template "email.default.subject" ."#
-        | r#"template "__subject" ."# => subject(notification),
-        r#"template "slack.default.titlelink" ."# | r#"template "__alertmanagerURL" ."# => {
-            title_link(notification)
-        }
-        r#"template "slack.default.text" ."# => slack_text(notification, &notification.alerts),
-        other => {
-            if let Some(name) = other.strip_prefix(".GroupLabels.") {
-                label(&notification.group_labels, name)
-            } else if let Some(name) = other.strip_prefix(".CommonLabels.") {
-                label(&notification.common_labels, name)
-            } else if let Some(name) = other.strip_prefix(".CommonAnnotations.") {
-                notification
-                    .common_annotations
-                    .get(name)
-                    .cloned()
-                    .unwrap_or_default()
-            } else {
-                return None;
-            }
-        }
-    };
-    Some(value)
-}
-
 /// Cuts `value` to at most `max` characters, marking the cut with `…`.
 pub fn truncate_chars(value: &str, max: usize) -> String {
     if value.chars().count() <= max {
@@ -378,6 +351,7 @@ pub fn truncate_chars(value: &str, max: usize) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::labels::Labels;
     use crate::notify::alert::{Alert, Fingerprint};
     use chrono::{TimeZone, Utc};
     use std::collections::BTreeMap;
@@ -473,40 +447,8 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn placeholders_expand_and_unknown_ones_stay_visible() {
-        let n = notification(vec![alert(
-            &[("alertname", "HighErrorRate"), ("route", "/x")],
-            AlertStatus::Firing,
-        )]);
-        assert_eq!(
-            expand(
-                "{{ .Status | toUpper }} {{.CommonLabels.route}} on {{ .Receiver }}",
-                &n
-            ),
-            "FIRING /x on team a"
-        );
-        assert_eq!(
-            expand(r#"{{ template "slack.default.title" . }}!"#, &n),
-            "[FIRING:1] HighErrorRate (/x)!"
-        );
-        assert_eq!(expand("{{ .Foo }} x", &n), "{{ .Foo }} x");
-        assert_eq!(expand("open {{ brace", &n), "open {{ brace");
-    }
-
-    #[test]
     fn truncation_marks_the_cut_and_respects_char_boundaries() {
         assert_eq!(truncate_chars("ééééé", 3), "éé…");
         assert_eq!(truncate_chars("abc", 3), "abc");
-    }
-
-    #[test]
-    fn html_body_escapes_label_values() {
-        let n = notification(vec![alert(
-            &[("alertname", "HighErrorRate"), ("path", "<script>")],
-            AlertStatus::Firing,
-        )]);
-        let html = html_alert_list(&n);
-        assert!(html.contains("path = &lt;script&gt;"), "{html}");
-        assert!(!html.contains("<script>"));
     }
 }

@@ -99,8 +99,9 @@ impl NotifyTemplates {
     }
 
     /// The defaults plus the given template files, in order (later
-    /// definitions replace earlier ones, as in Alertmanager). Every
-    /// `{{template}}` call in the set must name a defined template.
+    /// definitions replace earlier ones, as in Alertmanager). A file that
+    /// does not parse is an error; calls of undefined templates are found
+    /// by [`Self::undefined_calls`].
     pub fn with_files(files: &[(String, String)]) -> Result<NotifyTemplates, LoadError> {
         let mut t = NotifyTemplates::defaults();
         for (path, src) in files {
@@ -109,8 +110,13 @@ impl NotifyTemplates {
                 .map_or(path.clone(), |n| n.to_string_lossy().into_owned());
             t.set.add_file(path, &base, src)?;
         }
-        t.set.check_calls()?;
         Ok(t)
+    }
+
+    /// The first `{{template "x"}}` call in the set whose `x` is not
+    /// defined (Alertmanager finds it only when it renders).
+    pub fn undefined_calls(&self) -> Result<(), TemplateError> {
+        self.set.check_calls()
     }
 
     /// Reads and loads template files from disk.
@@ -131,10 +137,14 @@ impl NotifyTemplates {
         self.set.contains(name)
     }
 
-    /// Parses a receiver's text field; `field` names it in errors. Finds
-    /// parse errors and calls of undefined templates.
+    /// Parses a receiver's text field; `field` names it in errors.
     pub fn parse(&self, field: &str, text: &str) -> Result<Text, TemplateError> {
         self.set.parse_text(field, text)
+    }
+
+    /// A parsed field's calls of undefined templates, as an error.
+    pub fn check(&self, text: &Text) -> Result<(), TemplateError> {
+        self.set.check_text(text)
     }
 
     /// Renders a parsed field for a notification as Alertmanager's
@@ -164,6 +174,7 @@ impl NotifyTemplates {
             return Ok(String::new());
         }
         let parsed = self.parse(field, text)?;
+        self.check(&parsed)?;
         self.render(&parsed, notification, now, false)
     }
 }
@@ -186,6 +197,13 @@ pub fn failure_counter() -> prometheus::IntCounterVec {
         &["receiver", "integration", "field"],
     )
     .unwrap_or_else(|e| unreachable!("constant metric definition is valid: {e}"))
+}
+
+/// The process's counter of render failures: receivers count into it, and
+/// the evaluator registers it on its `/metrics`.
+pub fn shared_failure_counter() -> &'static prometheus::IntCounterVec {
+    static COUNTER: std::sync::OnceLock<prometheus::IntCounterVec> = std::sync::OnceLock::new();
+    COUNTER.get_or_init(failure_counter)
 }
 
 impl TemplateFailures for prometheus::IntCounterVec {
@@ -219,17 +237,28 @@ pub fn render_or_fallback(
     match templates.render(text, notification, now, at.html) {
         Ok(s) => s,
         Err(e) => {
-            failures.record_template_failure(&notification.receiver, at.integration, at.field);
-            tracing::error!(
-                receiver = %notification.receiver,
-                integration = at.integration,
-                field = at.field,
-                error = %e,
-                "notification template failed; sending the plain fallback text instead (fix the template)"
-            );
+            report_failure(notification, at, failures, &e);
             fallback()
         }
     }
+}
+
+/// Counts and logs one field that could not be rendered (it failed, or
+/// never parsed).
+pub fn report_failure(
+    notification: &Notification,
+    at: FieldRef<'_>,
+    failures: &dyn TemplateFailures,
+    error: &TemplateError,
+) {
+    failures.record_template_failure(&notification.receiver, at.integration, at.field);
+    tracing::error!(
+        receiver = %notification.receiver,
+        integration = at.integration,
+        field = at.field,
+        error = %error,
+        "notification template failed; sending the plain fallback text instead (fix the template)"
+    );
 }
 
 #[cfg(test)]

@@ -116,6 +116,7 @@ fn undefined_templates_and_parse_errors_are_found_when_parsing() {
     let t = NotifyTemplates::defaults();
     let err = t
         .parse("slack_configs[0].text", "ok\n  {{ template \"nope\" . }}")
+        .and_then(|text| t.check(&text))
         .expect_err("undefined template");
     assert_eq!(
         err.to_string(),
@@ -125,6 +126,7 @@ fn undefined_templates_and_parse_errors_are_found_when_parsing() {
         "/t/a.tmpl".into(),
         "{{ define \"a\" }}{{ template \"missing\" . }}{{ end }}".into(),
     )])
+    .map_or_else(|e| panic!("{e}"), |t| t.undefined_calls())
     .expect_err("undefined template in a file");
     assert_eq!(
         err.to_string(),

@@ -143,7 +143,7 @@ pub fn build(
         .ok_or_else(|| "receiver YAML is not a mapping".to_string())?;
     let sections = IntegrationSections::from_receiver(mapping);
     build_integrations("team-a", "receivers[0]", &sections, global)
-        .map(|integrations| integrations.into_iter().map(|i| i.receiver).collect())
+        .map(|built| built.integrations.into_iter().map(|i| i.receiver).collect())
         .map_err(|e| e.to_string())
 }
 

@@ -12,6 +12,7 @@ use super::send::EmailReceiver;
 use crate::notify::receivers::config::{
     parse_timeout, resolve_secret, GlobalReceiverDefaults, Problems, DEFAULT_HTTP_TIMEOUT,
 };
+use crate::notify::receivers::template::{call, TemplateField};
 use crate::notify::receivers::{Receiver, ReceiverKind, Secret};
 
 /// One entry of a receiver's `email_configs`: mail through an SMTP
@@ -21,9 +22,11 @@ use crate::notify::receivers::{Receiver, ReceiverKind, Secret};
 pub struct EmailConfigRaw {
     /// Also notify when the group resolves; default `false`.
     pub send_resolved: Option<bool>,
-    /// Recipients, comma-separated (`a@x, Team <b@x>`); required.
+    /// Recipients, comma-separated (`a@x, Team <b@x>`); required; a
+    /// template.
     pub to: Option<String>,
-    /// Sender address (envelope and `From`); default `global.smtp_from`.
+    /// Sender address (envelope and `From`); default `global.smtp_from`; a
+    /// template.
     pub from: Option<String>,
     /// Name sent in `EHLO`; default `global.smtp_hello` (`localhost`).
     pub hello: Option<String>,
@@ -41,15 +44,16 @@ pub struct EmailConfigRaw {
     pub auth_secret: Option<Secret>,
     /// Accepted for Alertmanager compatibility.
     pub auth_identity: Option<String>,
-    /// Extra or overriding headers (defaults: `Subject`, `From`, `To`);
-    /// names are case-insensitive, values accept placeholders.
+    /// Extra or overriding headers (defaults: `Subject`
+    /// `{{ template "email.default.subject" . }}`, `From` the `from`
+    /// field, `To` the `to` field); names are case-insensitive, values are
+    /// templates.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// text/html body; default a readable HTML alert list; placeholders
-    /// accepted.
+    /// text/html body; default `{{ template "email.default.html" . }}`
+    /// (Alertmanager's HTML alert list), rendered with HTML escaping.
     pub html: Option<String>,
-    /// text/plain body; default the alert list (labels, annotations, times,
-    /// source); placeholders accepted.
+    /// text/plain body; none by default (as Alertmanager).
     pub text: Option<String>,
     /// STARTTLS is required; `false` sends in plain text without upgrading,
     /// as Alertmanager. Default `global.smtp_require_tls` (`true`).
@@ -95,21 +99,21 @@ pub enum SmtpTls {
 #[derive(Debug, Clone)]
 pub struct EmailSettings {
     pub send_resolved: bool,
-    /// Envelope and `To` recipients, split on commas.
-    pub to: Vec<String>,
-    /// The `to` field as written, used for the `To` header.
-    pub to_header: String,
-    pub from: String,
+    /// Envelope recipients (rendered, then split on commas).
+    pub to: TemplateField,
+    /// Envelope sender (rendered).
+    pub from: TemplateField,
     pub hello: String,
     pub host: String,
     pub port: u16,
     pub tls: SmtpTls,
     pub auth_username: Option<String>,
     pub auth_password: Option<Secret>,
-    /// Header overrides, names in canonical MIME case (`Subject`, `X-Team`).
-    pub headers: BTreeMap<String, String>,
-    pub html: Option<String>,
-    pub text: Option<String>,
+    /// Every header, names in canonical MIME case (`Subject`, `X-Team`),
+    /// with the defaults for `Subject`, `From` and `To`.
+    pub headers: BTreeMap<String, TemplateField>,
+    pub html: TemplateField,
+    pub text: TemplateField,
     pub timeout: Duration,
     /// Extra trusted CA certificate (PEM), from `tls_config.ca_file`.
     pub tls_ca_pem: Option<Vec<u8>>,
@@ -140,29 +144,28 @@ fn validate_email(
     p: &mut Problems<'_>,
 ) -> Option<EmailSettings> {
     let before = p.count();
-    let to_header = raw.to.clone().unwrap_or_default();
-    let to: Vec<String> = to_header
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    if to.is_empty() {
+    let t = &global.templates;
+    let to_src = raw.to.clone().unwrap_or_default();
+    if to_src.trim().is_empty() {
         p.add("to", "missing `to` address (comma-separated list allowed)");
     }
-    for address in &to {
-        if address.parse::<lettre::message::Mailbox>().is_err() {
-            p.add("to", format!("`{address}` is not an e-mail address"));
+    // Addresses written out are checked now; templated ones when rendered.
+    if !to_src.contains("{{") {
+        for address in split_addresses(&to_src) {
+            if address.parse::<lettre::message::Mailbox>().is_err() {
+                p.add("to", format!("`{address}` is not an e-mail address"));
+            }
         }
     }
     let from = raw.from.clone().or_else(|| global.smtp_from.clone());
     match &from {
         None => p.add("from", "missing `from` here and in global.smtp_from"),
-        Some(f) if f.parse::<lettre::message::Mailbox>().is_err() => {
+        Some(f) if !f.contains("{{") && f.parse::<lettre::message::Mailbox>().is_err() => {
             p.add("from", format!("`{f}` is not an e-mail address"))
         }
         Some(_) => {}
     }
+    let from_src = from.unwrap_or_default();
     let smarthost = raw
         .smarthost
         .clone()
@@ -215,16 +218,27 @@ fn validate_email(
         );
     }
     let mut headers = BTreeMap::new();
-    for (name, value) in raw.headers {
-        let canonical = canonical_header_name(&name);
+    for (name, value) in &raw.headers {
+        let canonical = canonical_header_name(name);
         if canonical.is_empty() || !canonical.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
             p.add(&format!("headers.{name}"), "is not a valid header name");
         }
-        if headers.insert(canonical.clone(), value).is_some() {
+        let field = t.field(p, &format!("headers.{name}"), value);
+        if headers.insert(canonical.clone(), field).is_some() {
             p.add(
                 &format!("headers.{name}"),
                 format!("duplicate header {canonical} (names are case-insensitive)"),
             );
+        }
+    }
+    for (name, default) in [
+        ("Subject", call("email.default.subject")),
+        ("To", to_src.clone()),
+        ("From", from_src.clone()),
+    ] {
+        if !headers.contains_key(name) {
+            let field = t.field(p, name, &default);
+            headers.insert(name.to_string(), field);
         }
     }
     let require_tls = raw.require_tls.unwrap_or(global.smtp_require_tls);
@@ -261,28 +275,30 @@ fn validate_email(
                 None
             }
         });
-    if p.count() > before {
-        return None;
-    }
-    Some(EmailSettings {
+    let settings = EmailSettings {
         send_resolved: raw.send_resolved.unwrap_or(EmailConfigRaw::SEND_RESOLVED),
-        to,
-        to_header,
-        from: from?,
+        to: t.field(p, "to", &to_src),
+        from: t.field(p, "from", &from_src),
         hello: raw.hello.unwrap_or_else(|| global.smtp_hello.clone()),
         port,
         tls,
         auth_username,
         auth_password,
         headers,
-        html: raw.html,
-        text: raw.text,
+        html: t.field_or(p, "html", raw.html.as_deref(), &call("email.default.html")),
+        text: t.field_or(p, "text", raw.text.as_deref(), ""),
         timeout,
         tls_ca_pem,
         tls_server_name: tls_config.server_name.unwrap_or_else(|| host.clone()),
         tls_insecure_skip_verify: tls_config.insecure_skip_verify,
         host,
-    })
+    };
+    (p.count() == before).then_some(settings)
+}
+
+/// The addresses of a comma-separated list, trimmed, empty entries left out.
+pub fn split_addresses(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
 fn split_host_port(value: &str) -> Option<(String, u16)> {

@@ -3,16 +3,16 @@
 
 use async_trait::async_trait;
 use lettre::message::header::{HeaderName, HeaderValue, To};
-use lettre::message::{Mailbox, Mailboxes, MultiPart};
+use lettre::message::{Mailbox, Mailboxes, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::config::{EmailSettings, SmtpTls};
+use super::config::{split_addresses, EmailSettings, SmtpTls};
 use crate::notify::alert::{Notification, REDELIVERY_MARK};
-use crate::notify::receivers::template::{self, expand};
+use crate::notify::receivers::template;
 use crate::notify::receivers::{DeliveryReport, Receiver, SendError, REDELIVERY_HEADER};
 
 /// The e-mail header carrying the notification's idempotency key.
@@ -102,26 +102,38 @@ impl EmailReceiver {
             reason,
         };
         let s = &self.settings;
-        let header = |name: &str| s.headers.get(name).map(|v| expand(v, notification));
-        let mut subject = header("Subject").unwrap_or_else(|| template::subject(notification));
-        if notification.redelivery {
+        let n = notification;
+        let header = |name: &str| {
+            s.headers.get(name).map(|field| {
+                let fallback = || match name {
+                    "Subject" => template::subject(n),
+                    "To" => s.to.render(n, "email", String::new),
+                    "From" => s.from.render(n, "email", String::new),
+                    _ => String::new(),
+                };
+                field.render(n, "email", fallback)
+            })
+        };
+        let mut subject = header("Subject").unwrap_or_default();
+        if n.redelivery {
             subject = format!("{subject} {REDELIVERY_MARK}");
         }
-        let from_header = header("From").unwrap_or_else(|| s.from.clone());
-        let to_header = header("To").unwrap_or_else(|| s.to_header.clone());
+        let from_header = header("From").unwrap_or_default();
+        let to_header = header("To").unwrap_or_default();
         let from: Mailbox = from_header
             .parse()
             .map_err(|e| build_error(format!("From `{from_header}`: {e}")))?;
         let to: Mailboxes = to_header
             .parse()
             .map_err(|e| build_error(format!("To `{to_header}`: {e}")))?;
-        let envelope_from: Address = s
-            .from
+        let envelope_from_text = s.from.render(n, "email", String::new);
+        let envelope_from: Address = envelope_from_text
             .parse::<Mailbox>()
             .map(|m| m.email)
-            .map_err(|e| build_error(format!("from `{}`: {e}", s.from)))?;
-        let mut recipients = Vec::with_capacity(s.to.len());
-        for address in &s.to {
+            .map_err(|e| build_error(format!("from `{envelope_from_text}`: {e}")))?;
+        let to_text = s.to.render(n, "email", String::new);
+        let mut recipients = Vec::new();
+        for address in split_addresses(&to_text) {
             let mailbox: Mailbox = address
                 .parse()
                 .map_err(|e| build_error(format!("to `{address}`: {e}")))?;
@@ -136,8 +148,8 @@ impl EmailReceiver {
             .subject(subject)
             .message_id(None)
             .envelope(envelope);
-        let mut vigil_headers = vec![(IDEMPOTENCY_HEADER, notification.idempotency_key())];
-        if notification.redelivery {
+        let mut vigil_headers = vec![(IDEMPOTENCY_HEADER, n.idempotency_key())];
+        if n.redelivery {
             vigil_headers.push((REDELIVERY_HEADER, "true".to_string()));
         }
         for (name, value) in vigil_headers {
@@ -146,27 +158,34 @@ impl EmailReceiver {
                 value,
             ));
         }
-        for (name, value) in &s.headers {
+        for name in s.headers.keys() {
             if matches!(name.as_str(), "Subject" | "From" | "To") {
                 continue;
             }
             let header_name = HeaderName::new_from_ascii(name.clone())
                 .map_err(|e| build_error(format!("header {name}: {e}")))?;
-            builder =
-                builder.raw_header(HeaderValue::new(header_name, expand(value, notification)));
+            let value = header(name).unwrap_or_default();
+            builder = builder.raw_header(HeaderValue::new(header_name, value));
         }
-        let text = s
-            .text
-            .as_deref()
-            .map(|t| expand(t, notification))
-            .unwrap_or_else(|| template::text_alert_list(notification));
-        let html = s
-            .html
-            .as_deref()
-            .map(|t| expand(t, notification))
-            .unwrap_or_else(|| template::html_alert_list(notification));
+        let text = s.text.render(n, "email", || template::text_alert_list(n));
+        let html = s.html.render_html(n, "email", || {
+            format!(
+                "<pre>{}</pre>",
+                template::html_escape(&template::text_alert_list(n))
+            )
+        });
+        let body = match (text.is_empty(), html.is_empty()) {
+            (false, false) => MultiPart::alternative_plain_html(text, html),
+            (true, false) => MultiPart::alternative().singlepart(SinglePart::html(html)),
+            (false, true) => MultiPart::alternative().singlepart(SinglePart::plain(text)),
+            // Neither body: Alertmanager sends an empty multipart; a
+            // plain list says at least what fired.
+            (true, true) => {
+                MultiPart::alternative().singlepart(SinglePart::plain(template::text_alert_list(n)))
+            }
+        };
         builder
-            .multipart(MultiPart::alternative_plain_html(text, html))
+            .multipart(body)
             .map_err(|e| build_error(e.to_string()))
     }
 }

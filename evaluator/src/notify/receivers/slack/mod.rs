@@ -1,17 +1,14 @@
 //! Slack incoming-webhook receiver: one message attachment per notification,
-//! coloured by status and severity, with the group's labels as fields and
-//! runbook/dashboard links as buttons.
+//! built as Alertmanager builds it from the config's templates.
 //!
 //! # `slack_configs`
 //!
 //! The fields, their defaults and meaning are documented on
 //! [`SlackConfigRaw`].
 //!
-//! Colour, unless `color` is set: resolved `good` (green); firing with a
-//! `severity` of `critical`, `page`, `error` or `high` on any firing alert
-//! `danger` (red); `warning` (orange) for `warning`/`warn`/`medium`; any other
-//! firing group `#439FE0` (blue). Alertmanager's default is simply
-//! `danger`/`good`.
+//! Every text field is a notification template; unset fields render
+//! Alertmanager's defaults (colour `danger` when firing, `good` when
+//! resolved; Vigil's severity colour is `{{ template "vigil.slack.color" . }}`).
 //!
 //! # Limits
 //!

@@ -13,7 +13,7 @@ use crate::notify::receivers::config::DEFAULT_HTTP_TIMEOUT;
 use crate::notify::receivers::http::{
     check_http_response, http_client, transport_error, with_delivery_headers,
 };
-use crate::notify::receivers::template::{self, expand, truncate_chars};
+use crate::notify::receivers::template::{self, truncate_chars, TemplateField};
 use crate::notify::receivers::{BatchReceiver, DeliveryReport, Receiver, SendError};
 
 /// Slack's hard cap on attachments per message.
@@ -49,7 +49,9 @@ pub struct SlackMessage {
 /// One legacy message attachment.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SlackAttachment {
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub color: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub title: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub title_link: String,
@@ -84,8 +86,9 @@ pub struct SlackField {
 /// `attachments[].actions[]`: link buttons.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SlackAction {
-    #[serde(rename = "type")]
+    #[serde(rename = "type", skip_serializing_if = "String::is_empty")]
     pub kind: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub text: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
@@ -95,6 +98,20 @@ pub struct SlackAction {
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<SlackConfirm>,
+}
+
+/// `attachments[].actions[].confirm`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SlackConfirm {
+    pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ok_text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dismiss_text: Option<String>,
 }
 
 /// Sends notifications to one Slack incoming webhook.
@@ -118,121 +135,73 @@ impl SlackReceiver {
         })
     }
 
-    /// The colour of a notification's attachment (see the module docs).
-    pub fn color(&self, notification: &Notification) -> String {
-        if let Some(color) = &self.settings.color {
-            return expand(color, notification);
-        }
-        default_color(notification).to_string()
-    }
-
-    /// One attachment for one notification.
+    /// One attachment for one notification, as Alertmanager builds it.
     pub fn attachment(&self, notification: &Notification, text_budget: usize) -> SlackAttachment {
         let s = &self.settings;
-        let mut title = s
-            .title
-            .as_deref()
-            .map(|t| expand(t, notification))
-            .unwrap_or_else(|| template::subject(notification));
-        if notification.redelivery {
+        let n = notification;
+        let render = |field: &TemplateField| field.render(n, "slack", String::new);
+        let optional = |field: &TemplateField| field.render_nonempty(n, "slack");
+        let mut title = s.title.render(n, "slack", || template::subject(n));
+        if n.redelivery {
             title = format!("{title} {REDELIVERY_MARK}");
         }
         let title = truncate_chars(&title, MAX_TITLE);
-        let title_link = s
-            .title_link
-            .as_deref()
-            .map(|t| expand(t, notification))
-            .unwrap_or_else(|| {
-                if notification.external_url.is_empty() {
-                    String::new()
-                } else {
-                    template::title_link(notification)
-                }
-            });
-        let mut text = s
-            .text
-            .as_deref()
-            .map(|t| expand(t, notification))
-            .unwrap_or_else(|| template::slack_text(notification, &notification.alerts));
-        if notification.truncated_alerts > 0 {
-            text.push_str(&format!(
-                "\n_{} more alerts not shown_",
-                notification.truncated_alerts
-            ));
+        let mut text = s.text.render(n, "slack", || template::text_alert_list(n));
+        if n.truncated_alerts > 0 {
+            text.push_str(&format!("\n_{} more alerts not shown_", n.truncated_alerts));
         }
         let text = truncate_chars(&text, text_budget.min(MAX_ATTACHMENT_TEXT));
-        let fallback = s
-            .fallback
-            .as_deref()
-            .map(|t| expand(t, notification))
-            .unwrap_or_else(|| {
-                if title_link.is_empty() {
-                    title.clone()
-                } else {
-                    format!("{title} | {title_link}")
-                }
-            });
-        let fields = if s.fields.is_empty() {
-            notification
-                .common_labels
-                .iter()
-                .filter(|l| l.name != "alertname")
-                .map(|l| SlackField {
-                    title: l.name.to_string(),
-                    value: truncate_chars(l.value, MAX_FIELD_VALUE),
-                    short: true,
-                })
-                .collect()
-        } else {
-            s.fields
-                .iter()
-                .map(|f| SlackField {
-                    title: expand(&f.title, notification),
-                    value: truncate_chars(&expand(&f.value, notification), MAX_FIELD_VALUE),
-                    short: f.short.unwrap_or(s.short_fields),
-                })
-                .collect()
-        };
-        let actions = if s.actions.is_empty() {
-            default_actions(notification)
-        } else {
-            s.actions
-                .iter()
-                .map(|a| SlackAction {
-                    kind: a.kind.clone(),
-                    text: expand(&a.text, notification),
-                    url: a.url.as_deref().map(|u| expand(u, notification)),
-                    style: a.style.clone(),
-                    name: a.name.clone(),
-                    value: a.value.as_deref().map(|v| expand(v, notification)),
-                })
-                .collect()
-        };
-        let opt = |value: &Option<String>| {
-            value
-                .as_deref()
-                .map(|v| expand(v, notification))
-                .filter(|v| !v.is_empty())
-        };
+        let mut fallback = s.fallback.render(n, "slack", || template::subject(n));
+        if n.redelivery && !fallback.contains(REDELIVERY_MARK) {
+            fallback = format!("{fallback} {REDELIVERY_MARK}");
+        }
+        let fields = s
+            .fields
+            .iter()
+            .map(|f| SlackField {
+                title: render(&f.title),
+                value: truncate_chars(&render(&f.value), MAX_FIELD_VALUE),
+                short: f.short,
+            })
+            .collect();
+        let actions = s
+            .actions
+            .iter()
+            .map(|a| SlackAction {
+                kind: render(&a.kind),
+                text: render(&a.text),
+                url: optional(&a.url),
+                style: optional(&a.style),
+                name: optional(&a.name),
+                value: optional(&a.value),
+                confirm: a.confirm.as_ref().map(|c| SlackConfirm {
+                    text: render(&c.text),
+                    title: optional(&c.title),
+                    ok_text: optional(&c.ok_text),
+                    dismiss_text: optional(&c.dismiss_text),
+                }),
+            })
+            .collect();
         SlackAttachment {
-            color: self.color(notification),
+            color: s.color.render(n, "slack", || default_color(n).to_string()),
             title,
-            title_link,
-            pretext: opt(&s.pretext),
+            title_link: render(&s.title_link),
+            pretext: optional(&s.pretext),
             text,
             fallback,
             fields,
-            footer: opt(&s.footer),
-            callback_id: opt(&s.callback_id),
-            image_url: opt(&s.image_url),
-            thumb_url: opt(&s.thumb_url),
+            footer: optional(&s.footer),
+            callback_id: optional(&s.callback_id),
+            image_url: optional(&s.image_url),
+            thumb_url: optional(&s.thumb_url),
             mrkdwn_in: s.mrkdwn_in.clone(),
             actions,
         }
     }
 
     /// The message for one or several notifications (at most
-    /// [`MAX_ATTACHMENTS`]; the caller splits larger batches).
+    /// [`MAX_ATTACHMENTS`]; the caller splits larger batches). The
+    /// message-level fields are rendered for the first notification.
     pub fn message(&self, notifications: &[Notification]) -> SlackMessage {
         let s = &self.settings;
         let mut attachments: Vec<SlackAttachment> = notifications
@@ -241,10 +210,10 @@ impl SlackReceiver {
             .map(|n| self.attachment(n, MAX_ATTACHMENT_TEXT))
             .collect();
         fit_message_text(&mut attachments);
-        let first = notifications.first();
-        let opt = |value: &Option<String>| match (value, first) {
-            (Some(v), Some(n)) => Some(expand(v, n)).filter(|v| !v.is_empty()),
-            _ => None,
+        let opt = |field: &TemplateField| {
+            notifications
+                .first()
+                .and_then(|n| field.render_nonempty(n, "slack"))
         };
         SlackMessage {
             channel: opt(&s.channel),
@@ -350,59 +319,12 @@ fn fit_message_text(attachments: &mut [SlackAttachment]) {
     }
 }
 
-/// Colour by status and the most severe firing alert.
+/// The colour when the `color` template fails: Alertmanager's default.
 pub fn default_color(notification: &Notification) -> &'static str {
-    if notification.status == AlertStatus::Resolved {
-        return "good";
+    match notification.status {
+        AlertStatus::Firing => "danger",
+        AlertStatus::Resolved => "good",
     }
-    let mut rank = 0;
-    for alert in &notification.alerts {
-        if alert.status != AlertStatus::Firing {
-            continue;
-        }
-        let severity = alert
-            .alert
-            .labels
-            .get("severity")
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let this = match severity.as_str() {
-            "critical" | "page" | "error" | "high" => 2,
-            "warning" | "warn" | "medium" => 1,
-            _ => 0,
-        };
-        rank = rank.max(this);
-    }
-    match rank {
-        2 => "danger",
-        1 => "warning",
-        _ => "#439FE0",
-    }
-}
-
-/// Buttons for `runbook_url` and `dashboard_url`: from the common
-/// annotations, else from the first alert that has them.
-fn default_actions(notification: &Notification) -> Vec<SlackAction> {
-    let mut actions = Vec::new();
-    for (annotation, label) in [("runbook_url", "Runbook"), ("dashboard_url", "Dashboard")] {
-        let url = notification.common_annotations.get(annotation).or_else(|| {
-            notification
-                .alerts
-                .iter()
-                .find_map(|a| a.alert.annotations.get(annotation))
-        });
-        if let Some(url) = url.filter(|u| !u.is_empty()) {
-            actions.push(SlackAction {
-                kind: "button".into(),
-                text: label.into(),
-                url: Some(url.clone()),
-                style: None,
-                name: None,
-                value: None,
-            });
-        }
-    }
-    actions
 }
 
 #[async_trait]
@@ -446,70 +368,17 @@ impl BatchReceiver for SlackReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::receivers::http::HttpSettings;
+    use crate::notify::receivers::config::validated;
+    use crate::notify::receivers::slack::config::{validate_slack, DEFAULT_MRKDWN_IN};
     use crate::notify::receivers::template::tests::{alert, notification};
-    use crate::notify::receivers::Secret;
 
-    fn settings() -> SlackSettings {
-        SlackSettings {
-            send_resolved: true,
-            api_url: Secret::new("http://127.0.0.1:1/hook"),
-            channel: None,
-            username: None,
-            color: None,
-            title: None,
-            title_link: None,
-            pretext: None,
-            text: None,
-            fields: Vec::new(),
-            short_fields: false,
-            footer: None,
-            fallback: None,
-            callback_id: None,
-            icon_emoji: None,
-            icon_url: None,
-            image_url: None,
-            thumb_url: None,
-            link_names: false,
-            mrkdwn_in: Vec::new(),
-            actions: Vec::new(),
-            http: HttpSettings::default(),
-        }
+    fn receiver(extra: &str) -> SlackReceiver {
+        let yaml = format!("api_url: 'http://127.0.0.1:1/hook'\n{extra}");
+        SlackReceiver::new(validated(&yaml, validate_slack)).unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]
-    fn colour_follows_the_most_severe_firing_alert() {
-        let warning = alert(
-            &[("alertname", "A"), ("severity", "warning")],
-            AlertStatus::Firing,
-        );
-        let critical = alert(
-            &[("alertname", "A"), ("severity", "critical")],
-            AlertStatus::Firing,
-        );
-        let info = alert(
-            &[("alertname", "A"), ("severity", "info")],
-            AlertStatus::Firing,
-        );
-        let resolved = alert(
-            &[("alertname", "A"), ("severity", "critical")],
-            AlertStatus::Resolved,
-        );
-        assert_eq!(
-            default_color(&notification(vec![warning.clone(), critical])),
-            "danger"
-        );
-        assert_eq!(
-            default_color(&notification(vec![warning, info.clone()])),
-            "warning"
-        );
-        assert_eq!(default_color(&notification(vec![info])), "#439FE0");
-        assert_eq!(default_color(&notification(vec![resolved])), "good");
-    }
-
-    #[test]
-    fn attachment_has_default_title_link_fields_and_runbook_button() {
-        let receiver = SlackReceiver::new(settings()).unwrap_or_else(|e| panic!("{e}"));
+    fn defaults_render_alertmanagers_default_templates() {
         let mut firing = alert(
             &[("alertname", "HighErrorRate"), ("route", "/x")],
             AlertStatus::Firing,
@@ -519,45 +388,130 @@ mod tests {
             "https://runbooks/high-error-rate".into(),
         );
         let n = notification(vec![firing]);
-        let attachment = receiver.attachment(&n, MAX_ATTACHMENT_TEXT);
+        let attachment = receiver("").attachment(&n, MAX_ATTACHMENT_TEXT);
         assert_eq!(attachment.title, "[FIRING:1] HighErrorRate (/x)");
         assert_eq!(
             attachment.title_link,
             "http://vigil:9096/#/alerts?receiver=team+a"
         );
+        assert_eq!(attachment.color, "danger");
+        assert_eq!(attachment.text, "");
+        assert!(attachment.fields.is_empty() && attachment.actions.is_empty());
+        assert_eq!(attachment.mrkdwn_in, DEFAULT_MRKDWN_IN.map(String::from));
+        let mut resolved = n.clone();
+        resolved.status = AlertStatus::Resolved;
         assert_eq!(
-            attachment.fallback,
-            "[FIRING:1] HighErrorRate (/x) | http://vigil:9096/#/alerts?receiver=team+a"
-        );
-        assert_eq!(
-            attachment.fields,
-            vec![SlackField {
-                title: "route".into(),
-                value: "/x".into(),
-                short: true
-            }]
-        );
-        assert_eq!(attachment.actions.len(), 1);
-        assert_eq!(
-            attachment.actions[0].url.as_deref(),
-            Some("https://runbooks/high-error-rate")
-        );
-        assert!(
-            attachment.text.contains("Error rate above 5%"),
-            "{}",
-            attachment.text
+            receiver("")
+                .attachment(&resolved, MAX_ATTACHMENT_TEXT)
+                .color,
+            "good"
         );
     }
 
     #[test]
+    fn every_text_field_is_a_template() {
+        let r = receiver(
+            r#"title: '{{ .CommonLabels.route }} {{ .Status | toUpper }}'
+text: "{{ range .Alerts }}*{{ .Labels.alertname }}* — {{ .Annotations.summary }}{{ end }}"
+color: '{{ if eq .CommonLabels.route "/x" }}warning{{ end }}'
+channel: '#{{ .GroupLabels.alertname | toLower }}'
+fields:
+  - {title: Route, value: '{{ .CommonLabels.route }}', short: true}
+actions:
+  - {type: button, text: 'Runbook {{ len .Alerts }}', url: 'https://r/{{ .GroupLabels.alertname }}', name: ignored}
+"#,
+        );
+        let n = notification(vec![alert(
+            &[("alertname", "HighErrorRate"), ("route", "/x")],
+            AlertStatus::Firing,
+        )]);
+        let message = r.message(std::slice::from_ref(&n));
+        let a = &message.attachments[0];
+        assert_eq!(a.title, "/x FIRING");
+        assert_eq!(a.text, "*HighErrorRate* — Error rate above 5%");
+        assert_eq!(a.color, "warning");
+        assert_eq!(message.channel.as_deref(), Some("#higherrorrate"));
+        assert_eq!(a.fields[0].value, "/x");
+        assert_eq!(a.actions[0].text, "Runbook 1");
+        assert_eq!(a.actions[0].url.as_deref(), Some("https://r/HighErrorRate"));
+        assert_eq!(a.actions[0].name, None, "a link button drops name");
+    }
+
+    #[test]
+    fn vigils_named_templates_colour_by_severity_and_list_the_alerts() {
+        let r = receiver(
+            "text: '{{ template \"vigil.slack.text\" . }}'\ncolor: '{{ template \"vigil.slack.color\" . }}'\n",
+        );
+        let with = |severity: &str, status| {
+            alert(
+                &[
+                    ("alertname", "A"),
+                    ("severity", severity),
+                    ("pod", severity),
+                ],
+                status,
+            )
+        };
+        let colour = |alerts| {
+            r.attachment(&notification(alerts), MAX_ATTACHMENT_TEXT)
+                .color
+        };
+        assert_eq!(
+            colour(vec![
+                with("warning", AlertStatus::Firing),
+                with("critical", AlertStatus::Firing)
+            ]),
+            "danger"
+        );
+        assert_eq!(
+            colour(vec![
+                with("warning", AlertStatus::Firing),
+                with("info", AlertStatus::Firing)
+            ]),
+            "warning"
+        );
+        assert_eq!(colour(vec![with("info", AlertStatus::Firing)]), "#439FE0");
+        assert_eq!(
+            colour(vec![with("critical", AlertStatus::Resolved)]),
+            "good"
+        );
+        let mut n = notification(vec![
+            with("warning", AlertStatus::Firing),
+            with("critical", AlertStatus::Firing),
+        ]);
+        n.common_labels = crate::labels::Labels::from_pairs([("alertname", "A")]);
+        let text = r.attachment(&n, MAX_ATTACHMENT_TEXT).text;
+        assert!(
+            text.starts_with("*A* (firing) `warning` — Error rate above 5%\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("`pod=critical` `severity=critical`"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_failing_template_sends_the_plain_fallback() {
+        let r = receiver("title: '{{ .Nope.Deeper }}'\ntext: '{{ template \"undefined\" . }}'\n");
+        let n = notification(vec![alert(
+            &[("alertname", "HighErrorRate"), ("route", "/x")],
+            AlertStatus::Firing,
+        )]);
+        let a = r.attachment(&n, MAX_ATTACHMENT_TEXT);
+        assert_eq!(a.title, "[FIRING:1] HighErrorRate (/x)");
+        assert!(a.text.contains("Error rate above 5%"), "{}", a.text);
+    }
+
+    #[test]
     fn batched_message_keeps_total_text_within_slack_limit() {
-        let receiver = SlackReceiver::new(settings()).unwrap_or_else(|e| panic!("{e}"));
+        let r = receiver("text: '{{ range .Alerts }}{{ .Annotations.description }}{{ end }}'\n");
         let mut big = alert(&[("alertname", "A")], AlertStatus::Firing);
         big.alert
             .annotations
             .insert("description".into(), "x".repeat(10_000));
         let batch: Vec<Notification> = (0..150).map(|_| notification(vec![big.clone()])).collect();
-        let message = receiver.message(&batch);
+        let message = r.message(&batch);
         assert_eq!(message.attachments.len(), MAX_ATTACHMENTS);
         let total: usize = message
             .attachments
@@ -573,12 +527,12 @@ mod tests {
 
     #[test]
     fn a_redelivery_is_marked_at_the_end_of_the_title_and_fallback() {
-        let receiver = SlackReceiver::new(settings()).unwrap_or_else(|e| panic!("{e}"));
+        let r = receiver("");
         let mut n = notification(vec![alert(&[("alertname", "A")], AlertStatus::Firing)]);
-        let plain = receiver.attachment(&n, MAX_ATTACHMENT_TEXT);
+        let plain = r.attachment(&n, MAX_ATTACHMENT_TEXT);
         assert!(!plain.title.contains(REDELIVERY_MARK));
         n.redelivery = true;
-        let marked = receiver.attachment(&n, MAX_ATTACHMENT_TEXT);
+        let marked = r.attachment(&n, MAX_ATTACHMENT_TEXT);
         assert_eq!(marked.title, format!("{} {REDELIVERY_MARK}", plain.title));
         assert!(
             marked.fallback.contains(REDELIVERY_MARK),

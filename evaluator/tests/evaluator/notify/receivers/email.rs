@@ -187,6 +187,10 @@ async fn email_is_a_multipart_message_with_subject_recipients_and_custom_headers
     headers:
       x-team: payments
       Reply-To: sre@example.com
+    text: |
+      {{{{ range .Alerts }}}}[{{{{ .Status | toUpper }}}}] {{{{ .Annotations.summary }}}}
+      {{{{ range .Labels.SortedPairs }}}}- {{{{ .Name }}}} = {{{{ .Value }}}}
+      {{{{ end }}}}{{{{ end }}}}
 ",
         server.port
     ));
@@ -242,9 +246,10 @@ async fn email_is_a_multipart_message_with_subject_recipients_and_custom_headers
         "{text}"
     );
     assert!(text.contains("- pod = a"), "{text}");
-    assert!(html.contains("<h3>[1] Firing</h3>"), "{html}");
+    assert!(html.contains("[1] Firing</h3>"), "{html}");
+    assert!(html.contains("[1] Resolved</h3>"), "{html}");
     assert!(
-        html.contains("href=\"https://runbooks.example/high-error-rate\""),
+        html.contains("runbook_url = https://runbooks.example/high-error-rate<br>"),
         "{html}"
     );
 

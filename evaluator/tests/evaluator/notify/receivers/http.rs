@@ -289,7 +289,7 @@ fn policy() -> RetryPolicy {
 
 fn slack_yaml(url: &str) -> String {
     format!(
-        "slack_configs:\n  - api_url: '{url}'\n    channel: '#alerts'\n    send_resolved: true\n"
+        "slack_configs:\n  - api_url: '{url}'\n    channel: '#alerts'\n    send_resolved: true\n    text: '{{{{ template \"vigil.slack.text\" . }}}}'\n    actions: [{{type: button, text: Runbook, url: '{{{{ .CommonAnnotations.runbook_url }}}}'}}]\n    fields: [{{title: route, value: '{{{{ .CommonLabels.route }}}}', short: true}}]\n"
     )
 }
 
@@ -321,7 +321,10 @@ async fn slack_payload_is_valid_for_slack_and_carries_title_colour_fields_and_li
         "[FIRING:2] HighErrorRate (/x critical)"
     );
     assert_eq!(attachment["color"], "danger");
-    assert_eq!(attachment["mrkdwn_in"], serde_json::json!(["text"]));
+    assert_eq!(
+        attachment["mrkdwn_in"],
+        serde_json::json!(["fallback", "pretext", "text"])
+    );
     assert_eq!(
         attachment["title_link"],
         "http://vigil:9096/#/alerts?receiver=team-a"
@@ -336,7 +339,7 @@ async fn slack_payload_is_valid_for_slack_and_carries_title_colour_fields_and_li
         .flatten()
         .filter_map(|f| Some((f["title"].as_str()?, f["value"].as_str()?)))
         .collect();
-    assert_eq!(fields, vec![("route", "/x"), ("severity", "critical")]);
+    assert_eq!(fields, vec![("route", "/x")]);
     let text = attachment["text"].as_str().unwrap_or("");
     assert!(text.contains("Error rate above 5% on a"), "{text}");
     assert!(text.contains("`pod=b`"), "{text}");
