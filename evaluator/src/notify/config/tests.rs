@@ -223,3 +223,31 @@ fn template_files_load_from_globs_next_to_the_config() {
         problems[0]
     );
 }
+
+#[test]
+fn a_field_template_that_cannot_render_is_a_warning_not_a_refusal() {
+    let config = parse_ok(
+        "route: {receiver: r}\nreceivers:\n  - name: r\n    slack_configs:\n      - api_url: 'http://127.0.0.1:1/x'\n        title: '{{ .Foo'\n        text: '{{ template \"nope\" . }}'\n",
+    );
+    let (receivers, warnings) = build_receivers(&config).unwrap();
+    assert_eq!(receivers["r"].len(), 1);
+    let fields: Vec<&str> = warnings.iter().map(|w| w.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "receivers[0].slack_configs[0].title",
+            "receivers[0].slack_configs[0].text"
+        ]
+    );
+    assert!(warnings.iter().all(Problem::is_warning));
+    assert!(
+        warnings[1].message.contains("no such template \"nope\""),
+        "{}",
+        warnings[1]
+    );
+    assert!(
+        warnings[0].line.is_some(),
+        "placed in the file: {}",
+        warnings[0]
+    );
+}

@@ -4,7 +4,8 @@
 //! in the notification) and through Vigil's templates; every default
 //! template (rendered through Slack `fields`), the wild Slack `text` of the
 //! issue, and a custom `templates:` file must render exactly what
-//! Alertmanager posts.
+//! Alertmanager posts; and Vigil's Slack receiver, built from the same
+//! config file, posts the same body.
 
 use crate::support as common;
 
@@ -12,7 +13,7 @@ use vigil_evaluator::notify::alert::AlertStatus;
 use vigil_evaluator::notify::templates::{NotifyTemplates, DEFAULT_NAMES};
 
 use common::alertmanager::{
-    oracle, post_alerts, start_alertmanager, wait_for_captures, ROUTE_TO_TEAM_A,
+    json_differences, oracle, post_alerts, start_alertmanager, wait_for_captures, ROUTE_TO_TEAM_A,
 };
 use common::{alert, notification};
 
@@ -162,4 +163,19 @@ async fn default_and_custom_templates_render_what_alertmanager_renders() {
         attachment["title"].as_str(),
         Some("[firing] HIGHERRORRATE on [{alertname HighErrorRate}] (1 firing)")
     );
+
+    // End to end: Vigil's Slack receiver built from the very same config
+    // file posts the very same body.
+    if let Ok(mut c) = captured.lock() {
+        c.clear();
+    }
+    let config =
+        vigil_evaluator::notify::config::load_file(&config_path).unwrap_or_else(|e| panic!("{e}"));
+    let (receivers, warnings) = vigil_evaluator::notify::config::build_receivers(&config)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let slack = &receivers["team-a"][0].receiver;
+    slack.send(&n).await.unwrap_or_else(|e| panic!("{e}"));
+    let ours = wait_for_captures(&captured, &["slack"]).await.remove(0);
+    assert_eq!(json_differences(&ours, &am), Vec::<String>::new());
 }

@@ -153,3 +153,40 @@ pub async fn post_alerts(base: &str, n: &Notification) {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(response.status().is_success(), "{}", response.status());
 }
+
+/// The paths (`attachments[0].title`) where two JSON values differ: a
+/// key only one side has, or a different value.
+pub fn json_differences(ours: &Value, theirs: &Value) -> Vec<String> {
+    fn walk(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                for k in keys {
+                    let at = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    match (x.get(k), y.get(k)) {
+                        (Some(a), Some(b)) => walk(&at, a, b, out),
+                        (Some(a), None) => out.push(format!("{at}: only Vigil has {a}")),
+                        (None, Some(b)) => out.push(format!("{at}: only Alertmanager has {b}")),
+                        (None, None) => {}
+                    }
+                }
+            }
+            (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+                for (i, (a, b)) in x.iter().zip(y).enumerate() {
+                    walk(&format!("{path}[{i}]"), a, b, out);
+                }
+            }
+            _ if a != b => out.push(format!("{path}: Vigil {a}, Alertmanager {b}")),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk("", ours, theirs, &mut out);
+    out
+}

@@ -61,10 +61,10 @@ pub struct SlackAttachment {
     pub fallback: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<SlackField>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub footer: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub callback_id: Option<String>,
+    /// Always sent, as Alertmanager.
+    pub footer: String,
+    /// Always sent, as Alertmanager.
+    pub callback_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -79,6 +79,7 @@ pub struct SlackAttachment {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SlackField {
     pub title: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub value: String,
     pub short: bool,
 }
@@ -190,8 +191,8 @@ impl SlackReceiver {
             text,
             fallback,
             fields,
-            footer: optional(&s.footer),
-            callback_id: optional(&s.callback_id),
+            footer: render(&s.footer),
+            callback_id: render(&s.callback_id),
             image_url: optional(&s.image_url),
             thumb_url: optional(&s.thumb_url),
             mrkdwn_in: s.mrkdwn_in.clone(),
@@ -285,7 +286,7 @@ fn visible_overhead(attachment: &SlackAttachment) -> usize {
     let chars = |s: &str| s.chars().count();
     chars(&attachment.title)
         + attachment.pretext.as_deref().map_or(0, chars)
-        + attachment.footer.as_deref().map_or(0, chars)
+        + chars(&attachment.footer)
         + attachment
             .fields
             .iter()

@@ -610,3 +610,129 @@ fn email_send_resolved_defaults_to_false_as_in_alertmanager() {
     assert_eq!(receivers[0].integration(), "email");
     assert!(!receivers[0].send_resolved());
 }
+
+/// A templates file for the e-mail oracle: subject and text of its own.
+const EMAIL_TMPL: &str = r#"{{ define "custom.subject" }}{{ .Status | toUpper }}: {{ .GroupLabels.alertname }} ({{ len .Alerts.Firing }} firing){{ end }}
+{{ define "custom.text" }}{{ range .Alerts }}{{ .Labels.pod }} {{ .Status }}: {{ .Annotations.summary }}
+{{ end }}{{ end }}"#;
+
+/// The same e-mail config, with a custom `templates:` file (subject, text,
+/// a templated recipient and header, an HTML body) and then with the
+/// defaults, through a real Alertmanager and through Vigil to one SMTP
+/// sink: envelope, headers and the bodies both render must be the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_headers_and_bodies_match_alertmanagers_with_custom_and_default_templates() {
+    let Some((binary, _capture, _captured, dir)) = common::alertmanager::oracle().await else {
+        return;
+    };
+    let Some(server) = start_smtp("") else {
+        return;
+    };
+    std::fs::write(dir.path().join("mail.tmpl"), EMAIL_TMPL).unwrap_or_else(|e| panic!("{e}"));
+    let n = notification(vec![
+        alert("a", "critical", AlertStatus::Firing),
+        alert("b", "critical", AlertStatus::Resolved),
+    ]);
+    let custom = format!(
+        "    email_configs:
+      - to: 'oncall@example.com, {{{{ .GroupLabels.alertname | toLower }}}}@example.com'
+        from: 'Vigil <vigil@example.com>'
+        smarthost: '127.0.0.1:{port}'
+        require_tls: false
+        send_resolved: true
+        headers:
+          subject: '{{{{ template \"custom.subject\" . }}}}'
+          X-Severity: '{{{{ .CommonLabels.severity }}}}'
+        text: '{{{{ template \"custom.text\" . }}}}'
+        html: '<b>{{{{ .CommonLabels.alertname }}}}</b>{{{{ range .Alerts }}}} {{{{ .Annotations.summary }}}};{{{{ end }}}}'
+",
+        port = server.port
+    );
+    let defaults = format!(
+        "    email_configs:
+      - to: 'oncall@example.com'
+        from: 'vigil@example.com'
+        smarthost: '127.0.0.1:{port}'
+        require_tls: false
+        send_resolved: true
+",
+        port = server.port
+    );
+    for (case, integrations, compared_parts) in [
+        ("custom", custom, &["text/plain", "text/html"][..]),
+        ("defaults", defaults, &[][..]),
+    ] {
+        let config_path = dir.path().join(format!("{case}.yml"));
+        let text = format!(
+            "templates: ['{}/*.tmpl']\n{}{integrations}",
+            dir.path().display(),
+            common::alertmanager::ROUTE_TO_TEAM_A
+        );
+        std::fs::write(&config_path, text).unwrap_or_else(|e| panic!("{e}"));
+        let _ = std::fs::remove_file(&server.out);
+        let (alertmanager, base) =
+            common::alertmanager::start_alertmanager(&binary, &dir.path().join(case), &config_path)
+                .await;
+        common::alertmanager::post_alerts(&base, &n).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while received(&server.out).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "{case}: Alertmanager sent no mail in 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        drop(alertmanager);
+
+        let config = vigil_evaluator::notify::config::load_file(&config_path)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (receivers, _) = vigil_evaluator::notify::config::build_receivers(&config)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        receivers["team-a"][0]
+            .receiver
+            .send(&n)
+            .await
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
+        let mails = received(&server.out);
+        assert_eq!(mails.len(), 2, "{case}: one mail from each");
+        let (am, ours) = (&mails[0], &mails[1]);
+        assert_eq!(
+            ours["mail_from"], am["mail_from"],
+            "{case}: envelope sender"
+        );
+        assert_eq!(
+            ours["rcpt_tos"], am["rcpt_tos"],
+            "{case}: envelope recipients"
+        );
+        for header in ["Subject", "From", "To", "X-Severity"] {
+            assert_eq!(
+                ours["headers"][header], am["headers"][header],
+                "{case}: header {header}"
+            );
+        }
+        let part = |mail: &Value, kind: &str| -> Option<String> {
+            mail["parts"].as_array()?.iter().find_map(|p| {
+                (p["type"] == kind)
+                    .then(|| p["content"].as_str().unwrap_or("").replace("\r\n", "\n"))
+            })
+        };
+        for kind in ["text/plain", "text/html"] {
+            assert_eq!(
+                part(ours, kind).is_some(),
+                part(am, kind).is_some(),
+                "{case}: {kind} part"
+            );
+        }
+        if case == "custom" {
+            assert_eq!(am["headers"]["X-Severity"], "critical");
+            assert_eq!(am["headers"]["Subject"], "FIRING: HighErrorRate (1 firing)");
+            assert_eq!(
+                part(am, "text/plain").as_deref(),
+                Some("a firing: Error rate above 5% on a\nb resolved: Error rate above 5% on b\n")
+            );
+        }
+        for kind in compared_parts {
+            assert_eq!(part(ours, kind), part(am, kind), "{case}: {kind} body");
+        }
+    }
+}
