@@ -21,6 +21,7 @@ pub mod history;
 pub mod labels;
 pub mod notify;
 pub mod promql;
+pub mod remote_write;
 pub mod rules;
 pub mod sample;
 pub mod scrape;

@@ -45,6 +45,7 @@ use crate::notify::deliver::{DeliveryStage, Retrier, RetryPolicy};
 use crate::notify::delivery::run_delivery;
 use crate::notify::notifier::{self, Notifier};
 use crate::promql::{Engine, EngineOptions};
+use crate::remote_write::{RemoteWrite, RemoteWriteMetrics, WithRemoteWrite};
 use crate::rules::file::{GroupSpec, RuleSpec};
 use crate::rules::group::{GroupEnv, Health, RuleGroup};
 use crate::rules::scheduler::run_groups;
@@ -82,6 +83,8 @@ pub enum ServerError {
     Signals(std::io::Error),
     #[error(transparent)]
     History(#[from] DurabilityError),
+    #[error("cannot start remote write: {0}; check remote_write in the config file")]
+    RemoteWrite(String),
 }
 
 /// How to run.
@@ -189,6 +192,8 @@ pub struct Running {
     /// Follows the rule alerts into the history.
     pub(super) tracker: AlertTracker,
     pub(super) durability: Durability,
+    /// Where recording-rule output and `ALERTS` are sent besides the store.
+    pub(super) remote_write: RemoteWrite,
     /// The grace the delivery task and the history writer drain with.
     grace: ShutdownGrace,
     /// Alerts from rule evaluation (and reloads) to the ingest task.
@@ -272,6 +277,21 @@ impl Running {
             })?;
         let mut tasks = Tasks::default();
         let drain = tasks.drain().clone();
+        let remote_metrics = RemoteWriteMetrics::register(&state.registry)
+            .map_err(|e| ServerError::Metrics(e.into()))?;
+        let (remote_write, remote_shards) = RemoteWrite::start(
+            &cfg.remote_write,
+            &cfg.external_labels,
+            &remote_metrics,
+            &clock,
+            &drain,
+        )
+        .map_err(|e| ServerError::RemoteWrite(e.to_string()))?;
+        tasks.spawn("remote write", async move {
+            for shard in remote_shards {
+                let _ = shard.await;
+            }
+        });
         tasks.spawn("signals", signal_handler(drain.clone(), reload_tx)?);
         let scraping = Scraping::start(&cfg, &store, &state, &drain)?;
         let (alerts, alerts_rx) = mpsc::unbounded_channel::<Vec<Alert>>();
@@ -300,6 +320,7 @@ impl Running {
             window_ms,
             tracker: restored.tracker,
             durability,
+            remote_write,
             grace,
             alerts,
             reloads,
@@ -474,6 +495,7 @@ impl Running {
             ref groups,
             ref tracker,
             ref durability,
+            ref remote_write,
             ref alerts,
             ref tasks,
             ref mut reloads,
@@ -494,9 +516,17 @@ impl Running {
                 let _ = alerts.send(to_notifier_alerts(group, fired, &cfg.web.external_url));
             }
         };
+        let with_remote = WithRemoteWrite {
+            store: adapter,
+            remote: remote_write,
+        };
         let env = GroupEnv {
             engine: adapter,
-            appender: adapter,
+            appender: if remote_write.is_enabled() {
+                &with_remote
+            } else {
+                adapter
+            },
             external_labels: &cfg.external_labels,
             external_url: &cfg.web.external_url,
             resend_delay: RESEND_DELAY,

@@ -67,6 +67,10 @@ pub struct ConfigFile {
     pub web: WebSection,
     #[serde(default)]
     pub reload: ReloadSection,
+    /// Receivers of recording-rule output and `ALERTS`
+    /// ([`crate::remote_write::config`]); none by default.
+    #[serde(default)]
+    pub remote_write: Vec<serde_yaml::Value>,
 }
 
 /// `global:`.
@@ -202,6 +206,8 @@ pub struct ValidatedConfig {
     pub web: WebSettings,
     /// How often the watched files are checked; `None`: not watched.
     pub watch_interval: Option<Duration>,
+    /// Where recording-rule output and `ALERTS` are remote-written.
+    pub remote_write: Vec<crate::remote_write::RemoteWriteSettings>,
     /// Warnings that did not reject the config (printed by `check config`,
     /// logged by the server).
     pub warnings: Vec<Problem>,
@@ -600,6 +606,14 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
         None => format!("http://{listen}"),
     };
 
+    let remote_write =
+        crate::remote_write::config::validate(&raw.remote_write).unwrap_or_else(|found| {
+            for p in found {
+                problems.at(p.field, p.message);
+            }
+            Vec::new()
+        });
+
     let (rule_files, rule_file_problems) = expand_rule_files(&dir, &raw.rule_files);
     for (i, message) in rule_file_problems {
         problems.at(format!("rule_files[{i}]"), message);
@@ -683,6 +697,7 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
                 http_limits,
             },
             watch_interval,
+            remote_write,
             warnings,
         }),
         _ => {

@@ -35,8 +35,13 @@ impl Running {
             }
         };
         log_problems(&new.warnings);
-        if new.web.listen != self.cfg.web.listen || new.storage != self.cfg.storage {
-            tracing::warn!("web.listen and storage changes take effect only after a restart");
+        if new.web.listen != self.cfg.web.listen
+            || new.storage != self.cfg.storage
+            || new.remote_write != self.cfg.remote_write
+        {
+            tracing::warn!(
+                "web.listen, storage and remote_write changes take effect only after a restart"
+            );
         }
         if scrape_changed(&self.cfg, &new) {
             let old = std::mem::replace(&mut self.scraping, Scraping::none());

@@ -1,6 +1,6 @@
 //! The evaluator's integration tests, in one test binary so the crate and
 //! its dependencies are linked once instead of once per file. Modules follow
-//! the data flow (scrape → promql → rules → notify → history → api), then
+//! the data flow (scrape → promql → rules → remote write → notify → history → api), then
 //! `server` for the evaluator run as a process; `support` holds what they
 //! share (databases, processes, waits, builders). The load tests that need
 //! the machine to themselves live in the same folders but run in the
@@ -13,6 +13,7 @@ mod api;
 mod history;
 mod notify;
 mod promql;
+mod remote_write;
 mod rules;
 mod scrape;
 mod server;

@@ -77,6 +77,13 @@ pub struct Problems<'a> {
     pub(super) path: String,
 }
 
+impl<'a> Problems<'a> {
+    /// Problems of the entry at `path`, collected into `problems`.
+    pub fn new(problems: &'a mut Vec<Problem>, path: String) -> Problems<'a> {
+        Problems { problems, path }
+    }
+}
+
 impl Problems<'_> {
     pub fn add(&mut self, field: &str, message: impl Into<String>) {
         let path = if field.is_empty() {

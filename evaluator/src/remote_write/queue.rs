@@ -1,0 +1,229 @@
+//! One remote-write destination: its samples spread over a fixed number of
+//! shards by series (each series stays in time order), each shard sending
+//! batches of up to `max_samples_per_send` samples, or what it has after
+//! `batch_send_deadline`. A batch that fails for a reason that can pass
+//! (5xx, 429 unless `retry_on_http_429: false`, a connection problem) is
+//! retried with backoff from `min_backoff` doubling to `max_backoff`, or
+//! after the receiver's `Retry-After`; one the receiver refuses (another
+//! 4xx) is dropped and counted. New samples wait in the shard's bounded
+//! queue meanwhile; when it is full they are dropped and counted.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use prometheus::{IntCounter, IntGauge};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::config::RemoteWriteSettings;
+use super::proto::encode_write_request;
+use super::RemoteWriteMetrics;
+use crate::clock::Clock;
+use crate::hash::StableHasher;
+use crate::notify::receivers::http::{check_http_response, http_client, transport_error};
+use crate::notify::receivers::SendError;
+use crate::sample::Sample;
+
+/// The remote-write protocol version sent with every request.
+pub const PROTOCOL_VERSION: &str = "0.1.0";
+
+/// Counters of one destination.
+#[derive(Clone)]
+struct Counters {
+    sent: IntCounter,
+    retried: IntCounter,
+    dropped_queue_full: IntCounter,
+    dropped_rejected: IntCounter,
+    dropped_shutdown: IntCounter,
+    queue_length: IntGauge,
+}
+
+impl Counters {
+    fn of(metrics: &RemoteWriteMetrics, name: &str) -> Counters {
+        Counters {
+            sent: metrics.samples_sent.with_label_values(&[name]),
+            retried: metrics.samples_retried.with_label_values(&[name]),
+            dropped_queue_full: metrics
+                .samples_dropped
+                .with_label_values(&[name, "queue_full"]),
+            dropped_rejected: metrics
+                .samples_dropped
+                .with_label_values(&[name, "rejected"]),
+            dropped_shutdown: metrics
+                .samples_dropped
+                .with_label_values(&[name, "shutdown"]),
+            queue_length: metrics.queue_length.with_label_values(&[name]),
+        }
+    }
+}
+
+/// A running destination: the senders of its shards.
+pub struct Destination {
+    shards: Vec<mpsc::Sender<Sample>>,
+    counters: Counters,
+}
+
+impl Destination {
+    /// Starts the shards of `settings`; they stop when `cancel` fires,
+    /// after one last attempt to send what they hold.
+    pub fn start(
+        settings: RemoteWriteSettings,
+        metrics: &RemoteWriteMetrics,
+        clock: Arc<dyn Clock>,
+        cancel: &CancellationToken,
+    ) -> Result<(Destination, Vec<tokio::task::JoinHandle<()>>), reqwest::Error> {
+        let client = http_client(settings.timeout, &settings.http)?;
+        let counters = Counters::of(metrics, &settings.name);
+        let settings = Arc::new(settings);
+        let mut shards = Vec::with_capacity(settings.queue.shards);
+        let mut handles = Vec::with_capacity(settings.queue.shards);
+        for _ in 0..settings.queue.shards {
+            let (tx, rx) = mpsc::channel(settings.queue.capacity);
+            shards.push(tx);
+            let shard = Shard {
+                settings: Arc::clone(&settings),
+                client: client.clone(),
+                counters: counters.clone(),
+                clock: Arc::clone(&clock),
+                cancel: cancel.clone(),
+            };
+            handles.push(tokio::spawn(shard.run(rx)));
+        }
+        Ok((Destination { shards, counters }, handles))
+    }
+
+    /// Queues `samples` without waiting; a full shard drops (and counts)
+    /// the sample.
+    pub fn enqueue(&self, samples: impl Iterator<Item = Sample>) {
+        for sample in samples {
+            let mut hasher = StableHasher::default();
+            sample.labels.hash(&mut hasher);
+            let shard = (hasher.finish() % self.shards.len() as u64) as usize;
+            match self.shards[shard].try_send(sample) {
+                Ok(()) => self.counters.queue_length.inc(),
+                Err(_) => self.counters.dropped_queue_full.inc(),
+            }
+        }
+    }
+}
+
+struct Shard {
+    settings: Arc<RemoteWriteSettings>,
+    client: reqwest::Client,
+    counters: Counters,
+    clock: Arc<dyn Clock>,
+    cancel: CancellationToken,
+}
+
+impl Shard {
+    async fn run(self, mut rx: mpsc::Receiver<Sample>) {
+        let q = self.settings.queue;
+        let mut batch = Vec::with_capacity(q.max_samples_per_send);
+        loop {
+            tokio::select! {
+                sample = rx.recv() => match sample {
+                    Some(sample) => batch.push(sample),
+                    None => break,
+                },
+                () = self.cancel.cancelled() => break,
+            }
+            let deadline = self.clock.now()
+                + chrono::Duration::from_std(q.batch_send_deadline).unwrap_or_default();
+            while batch.len() < q.max_samples_per_send {
+                tokio::select! {
+                    sample = rx.recv() => match sample {
+                        Some(sample) => batch.push(sample),
+                        None => break,
+                    },
+                    () = self.clock.sleep_until(deadline) => break,
+                    () = self.cancel.cancelled() => break,
+                }
+            }
+            self.counters.queue_length.sub(batch.len() as i64);
+            self.send_with_retries(&batch).await;
+            batch.clear();
+            if self.cancel.is_cancelled() {
+                break;
+            }
+        }
+        // Shutting down: one attempt for what is still queued.
+        rx.close();
+        while let Ok(sample) = rx.try_recv() {
+            batch.push(sample);
+        }
+        self.counters.queue_length.sub(batch.len() as i64);
+        for chunk in batch.chunks(q.max_samples_per_send) {
+            if let Err(e) = self.send_once(&encode_write_request(chunk)).await {
+                self.counters.dropped_shutdown.inc_by(chunk.len() as u64);
+                tracing::warn!(remote = %self.settings.name, samples = chunk.len(), error = %e, "remote write: samples not sent before shutdown");
+            } else {
+                self.counters.sent.inc_by(chunk.len() as u64);
+            }
+        }
+    }
+
+    async fn send_with_retries(&self, batch: &[Sample]) {
+        let q = self.settings.queue;
+        let body = encode_write_request(batch);
+        let n = batch.len() as u64;
+        let mut backoff = q.min_backoff;
+        loop {
+            let error = match self.send_once(&body).await {
+                Ok(()) => {
+                    self.counters.sent.inc_by(n);
+                    return;
+                }
+                Err(e) => e,
+            };
+            let retry = match &error {
+                SendError::HttpStatus { status: 429, .. } => q.retry_on_http_429,
+                other => other.is_retryable(),
+            };
+            if !retry {
+                self.counters.dropped_rejected.inc_by(n);
+                tracing::error!(remote = %self.settings.name, samples = n, error = %error, "remote write: the receiver refused the samples; they are dropped (check the receiver's log and the series)");
+                return;
+            }
+            self.counters.retried.inc_by(n);
+            let wait = error.retry_after(self.clock.now()).unwrap_or(backoff);
+            tracing::warn!(remote = %self.settings.name, samples = n, error = %error, retry_in = ?wait, "remote write failed; retrying");
+            let until = self.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();
+            tokio::select! {
+                () = self.clock.sleep_until(until) => {}
+                () = self.cancel.cancelled() => {
+                    // One last try at shutdown, then it is lost.
+                    if self.send_once(&body).await.is_ok() {
+                        self.counters.sent.inc_by(n);
+                    } else {
+                        self.counters.dropped_shutdown.inc_by(n);
+                    }
+                    return;
+                }
+            }
+            backoff = (backoff * 2).min(q.max_backoff);
+        }
+    }
+
+    async fn send_once(&self, body: &[u8]) -> Result<(), SendError> {
+        let mut request = self
+            .client
+            .post(&self.settings.url)
+            .header(reqwest::header::CONTENT_ENCODING, "snappy")
+            .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf")
+            .header("X-Prometheus-Remote-Write-Version", PROTOCOL_VERSION)
+            .body(body.to_vec());
+        for (name, value) in &self.settings.headers {
+            request = request.header(name, value);
+        }
+        if let Some(authorization) = &self.settings.http.authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, authorization.expose());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| transport_error("remote_write", e))?;
+        check_http_response("remote_write", response)
+            .await
+            .map(|_| ())
+    }
+}

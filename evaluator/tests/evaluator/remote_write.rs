@@ -1,0 +1,424 @@
+//! Remote write against real receivers: samples Vigil queues arrive in
+//! Prometheus (`--web.enable-remote-write-receiver`) and VictoriaMetrics
+//! with their values, timestamps and the external labels; and against a
+//! receiver that fails on purpose: 503 with `Retry-After` and 500 are
+//! retried until accepted, a 400 drops the batch, a full queue drops and
+//! counts, and nothing blocks the caller; and the evaluator's own rule
+//! output through `remote_write` in `vigil.yaml`.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::Router;
+use prometheus::Registry;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use vigil_evaluator::clock::{Clock, SimClock, SystemClock};
+use vigil_evaluator::labels::Labels;
+use vigil_evaluator::remote_write::config::validate;
+use vigil_evaluator::remote_write::{RemoteWrite, RemoteWriteMetrics};
+use vigil_evaluator::sample::Sample;
+use vigil_testkit::{external_tool, free_port, wait_for_http, ChildGuard};
+
+use crate::support::process::{
+    log_of, serve, start_evaluator, value_high_rules, webhook_notify, write_config, Target,
+};
+use crate::support::wait::poll;
+
+fn settings(yaml: &str) -> Vec<vigil_evaluator::remote_write::RemoteWriteSettings> {
+    let entries: Vec<serde_yaml::Value> =
+        serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("{e}"));
+    validate(&entries).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+fn sample(name: &str, extra: &[(&str, &str)], t_ms: i64, value: f64) -> Sample {
+    let mut labels = Labels::from_pairs(extra.iter().copied());
+    labels.set("__name__", name);
+    Sample {
+        labels,
+        t_ms,
+        value,
+    }
+}
+
+fn start(
+    yaml: &str,
+    clock: Arc<dyn Clock>,
+) -> (
+    RemoteWrite,
+    RemoteWriteMetrics,
+    CancellationToken,
+    Vec<tokio::task::JoinHandle<()>>,
+) {
+    let metrics = RemoteWriteMetrics::register(&Registry::new()).unwrap_or_else(|e| panic!("{e}"));
+    let cancel = CancellationToken::new();
+    let (remote, shards) = RemoteWrite::start(
+        &settings(yaml),
+        &Labels::from_pairs([("replica", "a")]),
+        &metrics,
+        &clock,
+        &cancel,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    (remote, metrics, cancel, shards)
+}
+
+/// One receiver engine: its binary's arguments for a data folder and a
+/// port, and its write path.
+struct Engine {
+    binary: &'static str,
+    args: fn(&Path, u16) -> Vec<String>,
+    write_path: &'static str,
+}
+
+const ENGINES: [Engine; 2] = [
+    Engine {
+        binary: "prometheus",
+        args: |dir, port| {
+            let config = dir.join("prometheus.yml");
+            std::fs::write(&config, "global: {}\n").unwrap_or_else(|e| panic!("{e}"));
+            vec![
+                format!("--config.file={}", config.display()),
+                format!("--storage.tsdb.path={}", dir.join("data").display()),
+                format!("--web.listen-address=127.0.0.1:{port}"),
+                "--web.enable-remote-write-receiver".into(),
+            ]
+        },
+        write_path: "/api/v1/write",
+    },
+    Engine {
+        binary: "victoria-metrics",
+        args: |dir, port| {
+            vec![
+                format!("-storageDataPath={}", dir.join("vm").display()),
+                format!("-httpListenAddr=127.0.0.1:{port}"),
+                "-search.latencyOffset=0s".into(),
+                "-search.disableCache".into(),
+                "-loggerLevel=ERROR".into(),
+            ]
+        },
+        write_path: "/api/v1/write",
+    },
+];
+
+/// Starts `engine` if it is installed; its process, base URL and folder.
+async fn start_engine(engine: &Engine) -> Option<(ChildGuard, String, tempfile::TempDir)> {
+    let binary = external_tool(engine.binary)?;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let port = free_port();
+    let process = ChildGuard::spawn(
+        Command::new(binary)
+            .args((engine.args)(dir.path(), port))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for_http(
+        &format!("{base}/api/v1/query?query=1"),
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{}: {e}", engine.binary));
+    Some((process, base, dir))
+}
+
+/// The first series `query` returns at `time_s` (seconds; `None`: now),
+/// within 30 s.
+async fn first_result(base: &str, query: &str, time_s: Option<i64>) -> Option<Value> {
+    let client = reqwest::Client::new();
+    let url = format!("{base}/api/v1/query");
+    poll(
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || async {
+            let mut params = vec![("query", query.to_string())];
+            if let Some(t) = time_s {
+                params.push(("time", t.to_string()));
+            }
+            let answer: Value = client
+                .get(&url)
+                .query(&params)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            answer["data"]["result"].as_array()?.first().cloned()
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn samples_arrive_in_prometheus_and_victoriametrics_with_external_labels() {
+    let now_ms = SystemClock.now_ms() / 1000 * 1000;
+    for engine in &ENGINES {
+        let Some((_process, base, _dir)) = start_engine(engine).await else {
+            continue;
+        };
+        let (remote, metrics, cancel, shards) = start(
+            &format!(
+                "- url: '{base}{}'\n  name: engine\n  queue_config: {{batch_send_deadline: 50ms}}\n",
+                engine.write_path
+            ),
+            Arc::new(SystemClock),
+        );
+        remote.enqueue(&[
+            sample("job:errors:rate5m", &[("job", "api")], now_ms - 2_000, 0.25),
+            sample("job:errors:rate5m", &[("job", "api")], now_ms - 1_000, 0.5),
+            sample(
+                "ALERTS",
+                &[("alertname", "Down"), ("alertstate", "firing")],
+                now_ms - 1_000,
+                1.0,
+            ),
+        ]);
+        let at = Some((now_ms - 1_000) / 1000);
+        let rate = first_result(&base, "job:errors:rate5m", at)
+            .await
+            .unwrap_or_else(|| {
+                panic!("{}: the recording-rule sample never arrived", engine.binary)
+            });
+        assert_eq!(rate["metric"]["job"], "api", "{}: {rate}", engine.binary);
+        assert_eq!(
+            rate["metric"]["replica"], "a",
+            "{}: external label: {rate}",
+            engine.binary
+        );
+        assert_eq!(rate["value"][1], "0.5", "{}: {rate}", engine.binary);
+        let alert = first_result(&base, "ALERTS", at)
+            .await
+            .unwrap_or_else(|| panic!("{}: ALERTS never arrived", engine.binary));
+        assert_eq!(
+            alert["metric"]["alertname"], "Down",
+            "{}: {alert}",
+            engine.binary
+        );
+        assert_eq!(metrics.samples_sent.with_label_values(&["engine"]).get(), 3);
+        cancel.cancel();
+        for shard in shards {
+            let _ = shard.await;
+        }
+    }
+}
+
+/// The evaluator as a process: a recording rule's output and `ALERTS` of
+/// a firing alert reach Prometheus through `remote_write` in `vigil.yaml`,
+/// with the external labels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_evaluators_rule_output_is_remote_written() {
+    let Some((_prometheus, base, _prom_dir)) = start_engine(&ENGINES[0]).await else {
+        return;
+    };
+    let target = Target::start().await;
+    target.set(3.0);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let rules = value_high_rules(
+        "0s",
+        "  - record: vigil:test_value:doubled\n    expr: vigil_test_value * 2\n",
+    );
+    let config = write_config(
+        dir.path(),
+        target.port,
+        free_port(),
+        &rules,
+        &webhook_notify(free_port(), false),
+    );
+    let mut text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
+    text = text.replace(
+        "evaluation_interval: 1s}",
+        "evaluation_interval: 1s, external_labels: {replica: e2e}}",
+    );
+    text.push_str(&format!(
+        "remote_write:\n- url: '{base}/api/v1/write'\n  queue_config: {{batch_send_deadline: 200ms}}\n"
+    ));
+    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+    let _evaluator = start_evaluator(&config, dir.path(), "evaluator.log", None);
+    let doubled = first_result(&base, "vigil:test_value:doubled", None)
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "no recording-rule output in Prometheus; log:\n{}",
+                log_of(dir.path())
+            )
+        });
+    assert_eq!(doubled["value"][1], "6");
+    assert_eq!(doubled["metric"]["replica"], "e2e");
+    let alert = first_result(&base, "ALERTS{alertname=\"ValueHigh\"}", None)
+        .await
+        .unwrap_or_else(|| panic!("no ALERTS in Prometheus; log:\n{}", log_of(dir.path())));
+    assert_eq!(alert["metric"]["alertstate"], "firing");
+    assert_eq!(alert["metric"]["replica"], "e2e");
+    assert!(first_result(&base, "ALERTS_FOR_STATE", None)
+        .await
+        .is_some());
+}
+
+/// A scripted answer: a status and its `Retry-After`.
+type Answer = (u16, Option<&'static str>);
+
+/// A receiver that answers with the statuses of `script` in turn (204
+/// accepts; after the script, everything is accepted), each with an
+/// optional `Retry-After`, and keeps the bodies it accepted.
+#[derive(Clone, Default)]
+struct Scripted {
+    script: Arc<Mutex<Vec<Answer>>>,
+    accepted: Arc<Mutex<Vec<Vec<u8>>>>,
+    requests: Arc<AtomicUsize>,
+}
+
+async fn scripted(
+    State(s): State<Scripted>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> impl IntoResponse {
+    s.requests.fetch_add(1, Ordering::SeqCst);
+    assert_eq!(headers["content-encoding"], "snappy");
+    assert_eq!(headers["content-type"], "application/x-protobuf");
+    assert_eq!(headers["x-prometheus-remote-write-version"], "0.1.0");
+    let next = {
+        let mut script = s.script.lock().unwrap_or_else(|e| e.into_inner());
+        (!script.is_empty()).then(|| script.remove(0))
+    };
+    match next {
+        Some((status, retry_after)) if status != 204 => {
+            let mut headers = HeaderMap::new();
+            if let Some(r) = retry_after {
+                headers.insert("retry-after", r.parse().unwrap_or_else(|e| panic!("{e}")));
+            }
+            (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT),
+                headers,
+            )
+                .into_response()
+        }
+        _ => {
+            s.accepted
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(body.to_vec());
+            StatusCode::NO_CONTENT.into_response()
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_retried_refusals_dropped_and_a_full_queue_counted() {
+    let receiver = Scripted::default();
+    *receiver.script.lock().unwrap_or_else(|e| e.into_inner()) =
+        vec![(503, Some("120")), (500, None), (204, None), (400, None)];
+    let port = serve(
+        Router::new()
+            .route("/write", post(scripted))
+            .with_state(receiver.clone()),
+    )
+    .await;
+    let start_at = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .map(|t| t.to_utc())
+        .unwrap_or_default();
+    // Time moves only when the test says: a batch is sent when it is full
+    // (2 samples), and each retry waits for the test to advance the clock.
+    let clock = Arc::new(SimClock::new(start_at));
+    let (remote, metrics, cancel, shards) = start(
+        &format!("- url: 'http://127.0.0.1:{port}/write'\n  name: scripted\n  queue_config: {{max_shards: 1, capacity: 3, max_samples_per_send: 2, batch_send_deadline: 1h}}\n"),
+        clock.clone(),
+    );
+    let count = |m: &prometheus::IntCounterVec, labels: &[&str]| m.with_label_values(labels).get();
+    let requests = |n: usize| {
+        let receiver = receiver.clone();
+        let clock = clock.clone();
+        async move {
+            let reached = poll(
+                Duration::from_secs(20),
+                Duration::from_millis(10),
+                || async {
+                    (receiver.requests.load(Ordering::SeqCst) >= n && clock.sleepers() > 0)
+                        .then_some(())
+                },
+            )
+            .await;
+            assert!(reached.is_some(), "request {n} never came");
+        }
+    };
+    // Two samples: 503 with Retry-After 120s, 500, then accepted.
+    remote.enqueue(&[sample("a", &[], 1, 1.0), sample("a", &[], 2, 2.0)]);
+    requests(1).await;
+    assert_eq!(
+        clock.sleeps().last(),
+        Some(&Duration::from_secs(120)),
+        "Retry-After honoured"
+    );
+    clock.advance(Duration::from_secs(120));
+    requests(2).await;
+    // The backoff doubles with every attempt, as in Prometheus (30ms,
+    // then 60ms); the first wait was the receiver's Retry-After instead.
+    assert_eq!(
+        clock.sleeps().last(),
+        Some(&Duration::from_millis(60)),
+        "backoff"
+    );
+    clock.advance(Duration::from_secs(1));
+    let sent = poll(
+        Duration::from_secs(20),
+        Duration::from_millis(10),
+        || async { (count(&metrics.samples_sent, &["scripted"]) == 2).then_some(()) },
+    )
+    .await;
+    assert!(sent.is_some(), "retried samples never arrived");
+    assert_eq!(
+        count(&metrics.samples_retried, &["scripted"]),
+        4,
+        "two failed attempts of two samples"
+    );
+    // The next batch is refused (400): dropped, not retried.
+    remote.enqueue(&[sample("b", &[], 3, 1.0), sample("b", &[], 4, 1.0)]);
+    let dropped = poll(
+        Duration::from_secs(20),
+        Duration::from_millis(20),
+        || async {
+            (count(&metrics.samples_dropped, &["scripted", "rejected"]) == 2).then_some(())
+        },
+    )
+    .await;
+    assert!(dropped.is_some(), "a 400 must drop the batch");
+    assert_eq!(receiver.requests.load(Ordering::SeqCst), 4);
+    // More than the queue holds at once: the rest is dropped and counted,
+    // and enqueueing never waits (the queue holds 3; the shard may have
+    // taken a batch of 2 out meanwhile).
+    let many: Vec<Sample> = (0..50).map(|i| sample("c", &[], 10 + i, 1.0)).collect();
+    remote.enqueue(&many);
+    let full = count(&metrics.samples_dropped, &["scripted", "queue_full"]);
+    assert!(
+        full >= 45,
+        "a queue of 3 holds at most 3 of 50: {full} dropped"
+    );
+    cancel.cancel();
+    for shard in shards {
+        let _ = shard.await;
+    }
+    let accepted = receiver
+        .accepted
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .len();
+    assert!(
+        accepted >= 2,
+        "the first batch and what was queued at shutdown: {accepted}"
+    );
+    assert_eq!(
+        count(&metrics.samples_sent, &["scripted"])
+            + full
+            + count(&metrics.samples_dropped, &["scripted", "rejected"])
+            + count(&metrics.samples_dropped, &["scripted", "shutdown"]),
+        54,
+        "every sample is sent or counted as dropped"
+    );
+}
