@@ -18,6 +18,7 @@ pub mod cli;
 pub mod clock;
 pub mod hash;
 pub mod history;
+pub mod inline_http;
 pub mod labels;
 pub mod notify;
 pub mod promql;

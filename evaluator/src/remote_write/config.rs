@@ -26,8 +26,7 @@ use serde::Deserialize;
 use serde_yaml::Value;
 use vigil_common::problem::Problem;
 
-use crate::notify::receivers::config::Problems as EntryProblems;
-use crate::notify::receivers::http::{validate_http, HttpConfigRaw, HttpSettings};
+use crate::notify::receivers::http::HttpSettings;
 use crate::scrape::parse_prometheus_duration;
 
 /// Default `remote_timeout`.
@@ -140,6 +139,8 @@ fn validate_entry(
     problems: &mut Vec<Problem>,
 ) -> Option<RemoteWriteSettings> {
     let before = problems.len();
+    let (raw, http) =
+        crate::inline_http::split::<RemoteWriteRaw>(entry, path, &REMOTE_WRITE_KEYS, problems)?;
     let mut at = |field: &str, message: String| {
         let at = if field.is_empty() {
             path.to_string()
@@ -147,33 +148,6 @@ fn validate_entry(
             format!("{path}.{field}")
         };
         problems.push(Problem::at_field(at, message));
-    };
-    let Some(map) = entry.as_mapping() else {
-        at("", "expected a mapping with at least `url`".into());
-        return None;
-    };
-    let (own, http): (serde_yaml::Mapping, serde_yaml::Mapping) = map
-        .clone()
-        .into_iter()
-        .partition(|(k, _)| k.as_str().is_some_and(|k| REMOTE_WRITE_KEYS.contains(&k)));
-    let raw: RemoteWriteRaw = match serde_yaml::from_value(Value::Mapping(own)) {
-        Ok(raw) => raw,
-        Err(e) => {
-            at("", e.to_string());
-            return None;
-        }
-    };
-    let http_raw: HttpConfigRaw = match serde_yaml::from_value(Value::Mapping(http)) {
-        Ok(raw) => raw,
-        Err(e) => {
-            at(
-                "",
-                format!(
-                    "{e}; remote_write also takes url, name, remote_timeout, headers, queue_config"
-                ),
-            );
-            return None;
-        }
     };
     let url = raw.url.clone().unwrap_or_default();
     match reqwest::Url::parse(&url) {
@@ -264,16 +238,6 @@ fn validate_entry(
         }
     }
     let name = raw.name.clone().unwrap_or_else(|| default_name(&url));
-    // The HTTP client keys are written inline here, not under http_config.
-    let mut http_problems = Vec::new();
-    let http = validate_http(
-        Some(&http_raw),
-        &mut EntryProblems::new(&mut http_problems, path.to_string()),
-    );
-    problems.extend(http_problems.into_iter().map(|mut p| {
-        p.field = p.field.replacen(".http_config", "", 1);
-        p
-    }));
     (problems.len() == before).then_some(RemoteWriteSettings {
         name,
         url,
@@ -336,20 +300,20 @@ mod tests {
         assert_eq!(
             fields,
             [
+                "remote_write[0]",
                 "remote_write[0].url",
                 "remote_write[0].remote_timeout",
                 "remote_write[0].queue_config.capacity",
                 "remote_write[0].queue_config.min_shards",
                 "remote_write[0].headers.Content-Type",
-                "remote_write[0]",
                 "remote_write[2]",
                 "remote_write[3].name",
             ]
         );
         assert!(
-            problems[5].message.contains("at most one of"),
+            problems[0].message.contains("at most one of"),
             "{}",
-            problems[5]
+            problems[0]
         );
         assert!(problems[6].message.contains("nope"), "{}", problems[6]);
     }

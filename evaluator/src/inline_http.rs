@@ -1,0 +1,60 @@
+//! HTTP client keys written inline in a `vigil.yaml` section, as Prometheus
+//! writes them in `remote_write` (`basic_auth`, `authorization`,
+//! `bearer_token(_file)`, `follow_redirects`, ...): split from the
+//! section's own keys and validated as a receiver's `http_config`, with
+//! problems at the section's own paths.
+
+use serde::de::DeserializeOwned;
+use serde_yaml::{Mapping, Value};
+use vigil_common::problem::Problem;
+
+use crate::notify::receivers::config::Problems as EntryProblems;
+use crate::notify::receivers::http::{validate_http, HttpConfigRaw, HttpSettings};
+
+/// A section parsed: its own keys as `T`, and its HTTP client settings.
+/// `own_keys` are the keys `T` reads; every other key must be an HTTP
+/// client key. Problems are pushed with field paths under `path`.
+pub fn split<T: DeserializeOwned>(
+    section: &Value,
+    path: &str,
+    own_keys: &[&str],
+    problems: &mut Vec<Problem>,
+) -> Option<(T, HttpSettings)> {
+    let Some(map) = section.as_mapping() else {
+        problems.push(Problem::at_field(
+            path,
+            "expected a mapping with at least `url`",
+        ));
+        return None;
+    };
+    let (own, http): (Mapping, Mapping) = map
+        .clone()
+        .into_iter()
+        .partition(|(k, _)| k.as_str().is_some_and(|k| own_keys.contains(&k)));
+    let own: T = match serde_yaml::from_value(Value::Mapping(own)) {
+        Ok(own) => own,
+        Err(e) => {
+            problems.push(Problem::at_field(path, e.to_string()));
+            return None;
+        }
+    };
+    let http_raw: HttpConfigRaw = match serde_yaml::from_value(Value::Mapping(http)) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let message = format!("{e}; this section also takes {}", own_keys.join(", "));
+            problems.push(Problem::at_field(path, message));
+            return None;
+        }
+    };
+    let mut http_problems = Vec::new();
+    let http = validate_http(
+        Some(&http_raw),
+        &mut EntryProblems::new(&mut http_problems, path.to_string()),
+    );
+    // The keys are written inline here, not under `http_config`.
+    problems.extend(http_problems.into_iter().map(|mut p| {
+        p.field = p.field.replacen(".http_config", "", 1);
+        p
+    }));
+    Some((own, http))
+}
