@@ -16,6 +16,7 @@ pub mod alerts;
 pub mod api;
 pub mod cli;
 pub mod clock;
+pub mod datasource;
 pub mod hash;
 pub mod history;
 pub mod inline_http;

@@ -72,6 +72,11 @@ impl AlertingRule {
         })
     }
 
+    /// The PromQL expression it evaluates.
+    pub fn expr(&self) -> &str {
+        &self.spec.expr
+    }
+
     pub fn name(&self) -> &str {
         &self.spec.alert
     }

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::hash::Hasher;
 use std::path::PathBuf;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use super::engine::{QueryEngine, Sample, SampleAppender};
@@ -16,6 +16,7 @@ use super::template::TemplateError;
 use crate::alerts::state::millis;
 use crate::alerts::{Alert, AlertState, AlertingRule, EvalContext};
 use crate::clock::{Clock, SystemClock};
+use crate::datasource::DatasourceClient;
 use crate::hash::StableHasher;
 use crate::labels::Labels;
 use crate::stale::STALE_NAN;
@@ -51,6 +52,14 @@ impl Rule {
         match self {
             Rule::Recording(r) => r.name(),
             Rule::Alerting(a) => a.name(),
+        }
+    }
+
+    /// The PromQL expression it evaluates.
+    pub fn expr(&self) -> &str {
+        match self {
+            Rule::Recording(r) => r.expr(),
+            Rule::Alerting(a) => a.expr(),
         }
     }
 }
@@ -109,6 +118,8 @@ pub struct RuleGroup {
     pub rules: Vec<RuleEntry>,
     pub last_eval_ms: Option<i64>,
     pub last_eval_duration: Duration,
+    /// The datasource its queries go to; `None`: the local window.
+    pub datasource: Option<Arc<DatasourceClient>>,
 }
 
 /// The alerts a reload took away from one rule group (see
@@ -152,6 +163,7 @@ impl RuleGroup {
             rules,
             last_eval_ms: None,
             last_eval_duration: Duration::ZERO,
+            datasource: None,
         })
     }
 

@@ -31,6 +31,11 @@ impl RecordingRule {
         RecordingRule { spec }
     }
 
+    /// The PromQL expression it evaluates.
+    pub fn expr(&self) -> &str {
+        &self.spec.expr
+    }
+
     pub fn name(&self) -> &str {
         &self.spec.record
     }

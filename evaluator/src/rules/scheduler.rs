@@ -8,8 +8,10 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::group::{GroupEnv, RuleGroup};
+use crate::alerts::state::millis;
 use crate::alerts::Alert;
 use crate::clock::Clock;
+use crate::datasource::Prefetched;
 
 /// Receives the alerts to notify after each group evaluation.
 pub type AlertSink<'a> = &'a (dyn Fn(&RuleGroup, Vec<Alert>) + Sync);
@@ -42,18 +44,46 @@ async fn run_group(
     on_alerts: AlertSink<'_>,
 ) {
     loop {
-        let next = {
+        let (next, source) = {
             let g = group.lock().unwrap_or_else(|e| e.into_inner());
-            g.next_eval_after(clock.now_ms(), aligned)
+            let source = g.datasource.clone().map(|client| {
+                let exprs: Vec<String> =
+                    g.rules.iter().map(|r| r.rule.expr().to_string()).collect();
+                (client, exprs, millis(g.query_offset), g.interval)
+            });
+            (g.next_eval_after(clock.now_ms(), aligned), source)
+        };
+        let at = |ms: i64| {
+            DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MAX_UTC)
         };
         tokio::select! {
             _ = cancel.cancelled() => return,
-            () = clock.sleep_until(
-                DateTime::<Utc>::from_timestamp_millis(next).unwrap_or(DateTime::<Utc>::MAX_UTC),
-            ) => {}
+            () = clock.sleep_until(at(next)) => {}
         }
+        // A datasource group's queries are answered first, without holding
+        // the group (the API reads it meanwhile), retried within its
+        // interval at most.
+        let prefetched = match source {
+            Some((client, exprs, offset_ms, interval)) => {
+                let deadline = at(next + millis(interval));
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    p = Prefetched::fetch(client, exprs, next - offset_ms, deadline) => Some(p),
+                }
+            }
+            None => None,
+        };
         let mut g = group.lock().unwrap_or_else(|e| e.into_inner());
-        let alerts = g.eval(next, env);
+        let alerts = match &prefetched {
+            Some(answers) => g.eval(
+                next,
+                &GroupEnv {
+                    engine: answers,
+                    ..*env
+                },
+            ),
+            None => g.eval(next, env),
+        };
         on_alerts(&g, alerts);
     }
 }

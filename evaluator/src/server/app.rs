@@ -35,6 +35,7 @@ use crate::alerts::state::millis;
 use crate::api::alertmanager::AlertmanagerApi;
 use crate::api::{router, AppState, ReloadRequest};
 use crate::clock::{Clock, ShutdownGrace, SystemClock};
+use crate::datasource::DatasourceClients;
 use crate::history::lifecycle::{Durability, DurabilityError};
 use crate::history::notification_log::Outbox;
 use crate::history::restore::SavedState;
@@ -123,13 +124,32 @@ pub fn retention_window(groups: &[GroupSpec], engine: &Engine) -> Duration {
 pub(super) fn build_groups(
     cfg: &ValidatedConfig,
     old: &[Arc<Mutex<RuleGroup>>],
+    sources: &DatasourceClients,
 ) -> Result<Vec<Arc<Mutex<RuleGroup>>>, ConfigErrors> {
     let mut groups = Vec::new();
     let mut problems = Vec::new();
     for spec in &cfg.rule_groups {
         let (file, name) = (spec.file.clone(), spec.name.clone());
+        let explicit_offset = spec.query_offset.is_some();
         match RuleGroup::new(spec.clone(), cfg.evaluation_interval) {
             Ok(mut group) => {
+                if let Some(settings) = cfg.datasources.for_file(&group.file) {
+                    match sources.client(settings) {
+                        Ok(client) => group.datasource = Some(client),
+                        Err(e) => problems.push(Problem::new(
+                            file.clone(),
+                            None,
+                            "datasource",
+                            format!(
+                                "cannot set up the HTTP client of datasource {}: {e}",
+                                settings.url
+                            ),
+                        )),
+                    }
+                    if !explicit_offset {
+                        group.query_offset = settings.query_offset.unwrap_or_default();
+                    }
+                }
                 for o in old {
                     let o = o.lock().unwrap_or_else(|e| e.into_inner());
                     if o.file == group.file && o.name == group.name {
@@ -194,6 +214,8 @@ pub struct Running {
     pub(super) durability: Durability,
     /// Where recording-rule output and `ALERTS` are sent besides the store.
     pub(super) remote_write: RemoteWrite,
+    /// The datasources' clients, which rule groups query.
+    pub(super) datasources: DatasourceClients,
     /// The grace the delivery task and the history writer drain with.
     grace: ShutdownGrace,
     /// Alerts from rule evaluation (and reloads) to the ingest task.
@@ -228,7 +250,12 @@ impl Running {
             default_subquery_step: cfg.evaluation_interval,
             ..EngineOptions::default()
         });
-        let groups = build_groups(&cfg, &[])?;
+        let datasource_errors = crate::datasource::errors_counter();
+        registry
+            .register(Box::new(datasource_errors.clone()))
+            .map_err(|e| ServerError::Metrics(e.into()))?;
+        let datasources = DatasourceClients::new(Arc::clone(&clock), datasource_errors);
+        let groups = build_groups(&cfg, &[], &datasources)?;
         // History: connected lazily, so a database that is down only delays
         // history (buffered by the writer), never evaluation.
         let grace = ShutdownGrace::new(options.shutdown_grace);
@@ -321,6 +348,7 @@ impl Running {
             tracker: restored.tracker,
             durability,
             remote_write,
+            datasources,
             grace,
             alerts,
             reloads,

@@ -71,6 +71,12 @@ pub struct ConfigFile {
     /// ([`crate::remote_write::config`]); none by default.
     #[serde(default)]
     pub remote_write: Vec<serde_yaml::Value>,
+    /// The query API rule groups evaluate against
+    /// ([`crate::datasource::config`]); none: the local window.
+    pub datasource: Option<serde_yaml::Value>,
+    /// Another datasource (or `local`) for the rule files a glob matches.
+    #[serde(default)]
+    pub rule_file_datasources: Vec<serde_yaml::Value>,
 }
 
 /// `global:`.
@@ -208,6 +214,8 @@ pub struct ValidatedConfig {
     pub watch_interval: Option<Duration>,
     /// Where recording-rule output and `ALERTS` are remote-written.
     pub remote_write: Vec<crate::remote_write::RemoteWriteSettings>,
+    /// Which datasource each rule file's groups query.
+    pub datasources: crate::datasource::DatasourceChoice,
     /// Warnings that did not reject the config (printed by `check config`,
     /// logged by the server).
     pub warnings: Vec<Problem>,
@@ -614,6 +622,18 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
             Vec::new()
         });
 
+    let datasources = crate::datasource::config::validate(
+        raw.datasource.as_ref(),
+        &raw.rule_file_datasources,
+        &dir,
+    )
+    .unwrap_or_else(|found| {
+        for p in found {
+            problems.at(p.field, p.message);
+        }
+        crate::datasource::DatasourceChoice::default()
+    });
+
     let (rule_files, rule_file_problems) = expand_rule_files(&dir, &raw.rule_files);
     for (i, message) in rule_file_problems {
         problems.at(format!("rule_files[{i}]"), message);
@@ -698,6 +718,7 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
             },
             watch_interval,
             remote_write,
+            datasources,
             warnings,
         }),
         _ => {

@@ -25,7 +25,7 @@ impl Running {
     pub async fn reload(&mut self) -> Result<(), ConfigErrors> {
         tracing::info!(config = %self.options.config_file.display(), "reloading configuration");
         let loaded = config::load(&self.options.config_file, &config::process_env)
-            .and_then(|new| Ok((build_groups(&new, &self.groups)?, new)));
+            .and_then(|new| Ok((build_groups(&new, &self.groups, &self.datasources)?, new)));
         let (new_groups, new) = match loaded {
             Ok(loaded) => loaded,
             Err(e) => {

@@ -6,8 +6,6 @@
 //! counts, and nothing blocks the caller; and the evaluator's own rule
 //! output through `remote_write` in `vigil.yaml`.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,18 +16,18 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::Router;
 use prometheus::Registry;
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use vigil_evaluator::clock::{Clock, SimClock, SystemClock};
 use vigil_evaluator::labels::Labels;
 use vigil_evaluator::remote_write::config::validate;
 use vigil_evaluator::remote_write::{RemoteWrite, RemoteWriteMetrics};
 use vigil_evaluator::sample::Sample;
-use vigil_testkit::{external_tool, free_port, wait_for_http, ChildGuard};
+use vigil_testkit::free_port;
 
 use crate::support::process::{
     log_of, serve, start_evaluator, value_high_rules, webhook_notify, write_config, Target,
 };
+use crate::support::tsdb::{first_result, Kind, Tsdb};
 use crate::support::wait::poll;
 
 fn settings(yaml: &str) -> Vec<vigil_evaluator::remote_write::RemoteWriteSettings> {
@@ -70,104 +68,19 @@ fn start(
     (remote, metrics, cancel, shards)
 }
 
-/// One receiver engine: its binary's arguments for a data folder and a
-/// port, and its write path.
-struct Engine {
-    binary: &'static str,
-    args: fn(&Path, u16) -> Vec<String>,
-    write_path: &'static str,
-}
-
-const ENGINES: [Engine; 2] = [
-    Engine {
-        binary: "prometheus",
-        args: |dir, port| {
-            let config = dir.join("prometheus.yml");
-            std::fs::write(&config, "global: {}\n").unwrap_or_else(|e| panic!("{e}"));
-            vec![
-                format!("--config.file={}", config.display()),
-                format!("--storage.tsdb.path={}", dir.join("data").display()),
-                format!("--web.listen-address=127.0.0.1:{port}"),
-                "--web.enable-remote-write-receiver".into(),
-            ]
-        },
-        write_path: "/api/v1/write",
-    },
-    Engine {
-        binary: "victoria-metrics",
-        args: |dir, port| {
-            vec![
-                format!("-storageDataPath={}", dir.join("vm").display()),
-                format!("-httpListenAddr=127.0.0.1:{port}"),
-                "-search.latencyOffset=0s".into(),
-                "-search.disableCache".into(),
-                "-loggerLevel=ERROR".into(),
-            ]
-        },
-        write_path: "/api/v1/write",
-    },
-];
-
-/// Starts `engine` if it is installed; its process, base URL and folder.
-async fn start_engine(engine: &Engine) -> Option<(ChildGuard, String, tempfile::TempDir)> {
-    let binary = external_tool(engine.binary)?;
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let port = free_port();
-    let process = ChildGuard::spawn(
-        Command::new(binary)
-            .args((engine.args)(dir.path(), port))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    let base = format!("http://127.0.0.1:{port}");
-    wait_for_http(
-        &format!("{base}/api/v1/query?query=1"),
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{}: {e}", engine.binary));
-    Some((process, base, dir))
-}
-
-/// The first series `query` returns at `time_s` (seconds; `None`: now),
-/// within 30 s.
-async fn first_result(base: &str, query: &str, time_s: Option<i64>) -> Option<Value> {
-    let client = reqwest::Client::new();
-    let url = format!("{base}/api/v1/query");
-    poll(
-        Duration::from_secs(30),
-        Duration::from_millis(200),
-        || async {
-            let mut params = vec![("query", query.to_string())];
-            if let Some(t) = time_s {
-                params.push(("time", t.to_string()));
-            }
-            let answer: Value = client
-                .get(&url)
-                .query(&params)
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            answer["data"]["result"].as_array()?.first().cloned()
-        },
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn samples_arrive_in_prometheus_and_victoriametrics_with_external_labels() {
     let now_ms = SystemClock.now_ms() / 1000 * 1000;
-    for engine in &ENGINES {
-        let Some((_process, base, _dir)) = start_engine(engine).await else {
+    for kind in [Kind::Prometheus, Kind::VictoriaMetrics] {
+        let Some(tsdb) = Tsdb::new(kind, "") else {
             continue;
         };
+        let _process = tsdb.start().await;
+        let base = tsdb.base.clone();
         let (remote, metrics, cancel, shards) = start(
             &format!(
-                "- url: '{base}{}'\n  name: engine\n  queue_config: {{batch_send_deadline: 50ms}}\n",
-                engine.write_path
+                "- url: '{}'\n  name: engine\n  queue_config: {{batch_send_deadline: 50ms}}\n",
+                tsdb.write_url()
             ),
             Arc::new(SystemClock),
         );
@@ -184,24 +97,18 @@ async fn samples_arrive_in_prometheus_and_victoriametrics_with_external_labels()
         let at = Some((now_ms - 1_000) / 1000);
         let rate = first_result(&base, "job:errors:rate5m", at)
             .await
-            .unwrap_or_else(|| {
-                panic!("{}: the recording-rule sample never arrived", engine.binary)
-            });
-        assert_eq!(rate["metric"]["job"], "api", "{}: {rate}", engine.binary);
+            .unwrap_or_else(|| panic!("{kind:?}: the recording-rule sample never arrived"));
+        assert_eq!(rate["metric"]["job"], "api", "{:?}: {rate}", kind);
         assert_eq!(
             rate["metric"]["replica"], "a",
-            "{}: external label: {rate}",
-            engine.binary
+            "{:?}: external label: {rate}",
+            kind
         );
-        assert_eq!(rate["value"][1], "0.5", "{}: {rate}", engine.binary);
+        assert_eq!(rate["value"][1], "0.5", "{:?}: {rate}", kind);
         let alert = first_result(&base, "ALERTS", at)
             .await
-            .unwrap_or_else(|| panic!("{}: ALERTS never arrived", engine.binary));
-        assert_eq!(
-            alert["metric"]["alertname"], "Down",
-            "{}: {alert}",
-            engine.binary
-        );
+            .unwrap_or_else(|| panic!("{:?}: ALERTS never arrived", kind));
+        assert_eq!(alert["metric"]["alertname"], "Down", "{:?}: {alert}", kind);
         assert_eq!(metrics.samples_sent.with_label_values(&["engine"]).get(), 3);
         cancel.cancel();
         for shard in shards {
@@ -215,9 +122,11 @@ async fn samples_arrive_in_prometheus_and_victoriametrics_with_external_labels()
 /// with the external labels.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_evaluators_rule_output_is_remote_written() {
-    let Some((_prometheus, base, _prom_dir)) = start_engine(&ENGINES[0]).await else {
+    let Some(prometheus) = Tsdb::new(Kind::Prometheus, "") else {
         return;
     };
+    let _process = prometheus.start().await;
+    let base = prometheus.base.clone();
     let target = Target::start().await;
     target.set(3.0);
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

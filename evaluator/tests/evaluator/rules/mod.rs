@@ -3,6 +3,7 @@
 
 mod alerts;
 mod check_oracle;
+mod datasource;
 mod group;
 mod shipped;
 mod state_oracle;

@@ -16,6 +16,7 @@ pub mod ha;
 pub mod pgbouncer;
 pub mod process;
 pub mod rng;
+pub mod tsdb;
 pub mod wait;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,133 @@
+//! Real time-series databases started by tests: Prometheus (with its
+//! remote-write receiver on) and VictoriaMetrics single-node, each with an
+//! optional scrape config, restartable on the same port and data folder
+//! (an outage), and a query helper for their Prometheus API.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use vigil_testkit::{external_tool, free_port, wait_for_http, ChildGuard};
+
+use super::wait::poll;
+
+/// Which database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Prometheus,
+    VictoriaMetrics,
+}
+
+/// A database's binary, folder, port and scrape config; [`Tsdb::start`]
+/// runs it.
+pub struct Tsdb {
+    pub kind: Kind,
+    pub port: u16,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    binary: std::path::PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Tsdb {
+    /// `None` when the binary is not installed (the test is skipped).
+    /// `scrape_configs` is a YAML list (`- job_name: ...`), or empty; the
+    /// scrape interval is 1s.
+    pub fn new(kind: Kind, scrape_configs: &str) -> Option<Tsdb> {
+        let binary = external_tool(match kind {
+            Kind::Prometheus => "prometheus",
+            Kind::VictoriaMetrics => "victoria-metrics",
+        })?;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let scrape = if scrape_configs.is_empty() {
+            "[]".to_string()
+        } else {
+            format!("\n{scrape_configs}")
+        };
+        std::fs::write(
+            dir.path().join("scrape.yml"),
+            format!("global: {{scrape_interval: 1s, scrape_timeout: 900ms}}\nscrape_configs: {scrape}\n"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let port = free_port();
+        Some(Tsdb {
+            kind,
+            port,
+            base: format!("http://127.0.0.1:{port}"),
+            binary,
+            dir,
+        })
+    }
+
+    /// Starts it (again, after the previous process is gone: same port,
+    /// same data) and waits until it answers queries.
+    pub async fn start(&self) -> ChildGuard {
+        let dir = self.dir.path();
+        let args: Vec<String> = match self.kind {
+            Kind::Prometheus => vec![
+                format!("--config.file={}", dir.join("scrape.yml").display()),
+                format!("--storage.tsdb.path={}", dir.join("data").display()),
+                format!("--web.listen-address=127.0.0.1:{}", self.port),
+                "--web.enable-remote-write-receiver".into(),
+            ],
+            Kind::VictoriaMetrics => vec![
+                format!("-storageDataPath={}", dir.join("data").display()),
+                format!("-httpListenAddr=127.0.0.1:{}", self.port),
+                format!("-promscrape.config={}", dir.join("scrape.yml").display()),
+                "-search.latencyOffset=0s".into(),
+                // Look back 5m as Prometheus does, so an outage's gap
+                // (and the seconds a killed process had not flushed) does
+                // not read as "no series".
+                "-search.maxStalenessInterval=5m".into(),
+                "-search.disableCache".into(),
+                "-loggerLevel=ERROR".into(),
+            ],
+        };
+        let process = ChildGuard::spawn(
+            Command::new(&self.binary)
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        wait_for_http(
+            &format!("{}/api/v1/query?query=1", self.base),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{:?}: {e}", self.kind));
+        process
+    }
+
+    /// Its remote-write endpoint.
+    pub fn write_url(&self) -> String {
+        format!("{}/api/v1/write", self.base)
+    }
+}
+
+/// The first series `query` returns at `time_s` (seconds; `None`: now)
+/// on the Prometheus API at `base`, within 30 s.
+pub async fn first_result(base: &str, query: &str, time_s: Option<i64>) -> Option<Value> {
+    let client = reqwest::Client::new();
+    let url = format!("{base}/api/v1/query");
+    poll(
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || async {
+            let mut params = vec![("query", query.to_string())];
+            if let Some(t) = time_s {
+                params.push(("time", t.to_string()));
+            }
+            let answer: Value = client
+                .get(&url)
+                .query(&params)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            answer["data"]["result"].as_array()?.first().cloned()
+        },
+    )
+    .await
+}
