@@ -22,6 +22,9 @@ pub enum ApiError {
     /// A fault on our side; the message is safe to show.
     #[error("{0}")]
     Internal(String),
+    /// The datasource the request goes to cannot be reached.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl ApiError {
@@ -37,6 +40,7 @@ impl ApiError {
             ApiError::Execution(_) => "execution",
             ApiError::Timeout(_) => "timeout",
             ApiError::Internal(_) => "internal",
+            ApiError::Unavailable(_) => "unavailable",
         }
     }
 
@@ -47,6 +51,7 @@ impl ApiError {
             ApiError::Execution(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::BAD_GATEWAY,
         }
     }
 }

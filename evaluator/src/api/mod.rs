@@ -84,6 +84,10 @@ pub struct AppState {
     /// The receivers' integrations as the delivery task sends with them
     /// (replaced on reload), for test notifications.
     pub receivers: tokio::sync::watch::Receiver<Arc<crate::notify::config::ReceiverIntegrations>>,
+    /// The top-level `datasource`, which `/api/v1/query` and
+    /// `/api/v1/query_range` go to (`None`: the local window; replaced on
+    /// reload).
+    pub datasource: RwLock<Option<Arc<crate::datasource::DatasourceClient>>>,
 }
 
 impl AppState {

@@ -308,11 +308,33 @@ fn query_param(params: &Params) -> String {
     params.get("query").unwrap_or_default().to_string()
 }
 
+/// The request sent on to the top-level datasource, when there is one:
+/// its answer as it came.
+async fn on_datasource(state: &AppState, api_path: &str, params: &Params) -> Option<Response> {
+    let datasource = state
+        .datasource
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()?;
+    Some(match datasource.forward(api_path, &params.0).await {
+        Ok((status, body)) => (
+            axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::BAD_GATEWAY),
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        Err(reason) => ApiError::Unavailable(reason).into_response(),
+    })
+}
+
 /// `GET|POST /api/v1/query`.
 pub async fn query(
     State(state): State<Arc<AppState>>,
     params: Params,
 ) -> Result<Response, ApiError> {
+    if let Some(answer) = on_datasource(&state, "/api/v1/query", &params).await {
+        return Ok(answer);
+    }
     let at = time_param(&params, "time", state.clock.now_ms())?;
     let limit = timeout_param(&params)?;
     let src = query_param(&params);
@@ -330,6 +352,9 @@ pub async fn query_range(
     State(state): State<Arc<AppState>>,
     params: Params,
 ) -> Result<Response, ApiError> {
+    if let Some(answer) = on_datasource(&state, "/api/v1/query_range", &params).await {
+        return Ok(answer);
+    }
     // A missing parameter is an empty one: the parsers say it cannot be read.
     let required = |name: &str| params.get(name).unwrap_or_default();
     let start = parse_time_param("start", required("start"))?;

@@ -141,6 +141,38 @@ impl DatasourceClient {
     }
 }
 
+impl DatasourceClient {
+    /// Sends an API request (`api_path` such as `/api/v1/query_range`,
+    /// with its parameters) to the datasource as it came, once; its status
+    /// and body, or why it could not be reached.
+    pub async fn forward(
+        &self,
+        api_path: &str,
+        params: &[(String, String)],
+    ) -> Result<(u16, Vec<u8>), String> {
+        let mut request = self
+            .client
+            .post(format!("{}{api_path}", self.settings.url))
+            .form(params);
+        for (name, value) in &self.settings.headers {
+            request = request.header(name, value);
+        }
+        if let Some(authorization) = &self.settings.http.authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, authorization.expose());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("datasource {} cannot be reached: {e}", self.settings.url))?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| format!("datasource {}: answer cut off: {e}", self.settings.url))?;
+        Ok((status, body.to_vec()))
+    }
+}
+
 /// A Prometheus `/api/v1/query` answer as a rule's query result.
 pub fn parse_answer(json: &Value) -> Result<QueryResult, String> {
     if json["status"] != "success" {

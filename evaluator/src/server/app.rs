@@ -173,6 +173,16 @@ pub(super) fn build_groups(
     }
 }
 
+/// The client of the top-level `datasource` (the API's queries go there).
+pub(super) fn default_datasource(
+    cfg: &ValidatedConfig,
+    sources: &DatasourceClients,
+) -> Option<Arc<crate::datasource::DatasourceClient>> {
+    let settings = cfg.datasources.default.as_ref()?;
+    // A client that cannot be built failed the group build already.
+    sources.client(settings).ok()
+}
+
 pub(super) fn log_problems(problems: &[Problem]) {
     for p in problems {
         if p.is_warning() {
@@ -295,6 +305,7 @@ impl Running {
             read_requires_token: AtomicBool::new(cfg.web.read_requires_token),
             clock: Arc::clone(&clock),
             receivers: receivers_rx.clone(),
+            datasource: RwLock::new(default_datasource(&cfg, &datasources)),
         });
         let listener = tokio::net::TcpListener::bind(cfg.web.listen)
             .await

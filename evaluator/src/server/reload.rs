@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::app::{build_groups, log_problems, retention_window, Running};
+use super::app::{build_groups, default_datasource, log_problems, retention_window, Running};
 use super::config::{self, ConfigErrors, ValidatedConfig};
 use super::tasks::Scraping;
 use crate::alerts::state::millis;
@@ -64,6 +64,11 @@ impl Running {
             Ordering::Relaxed,
         );
         *self.state.token.write().unwrap_or_else(|e| e.into_inner()) = new.web.token.clone();
+        *self
+            .state
+            .datasource
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = default_datasource(&new, &self.datasources);
         self.state
             .read_requires_token
             .store(new.web.read_requires_token, Ordering::Release);

@@ -3,7 +3,8 @@
 //! evaluator scrapes nothing), fire and notify; while the datasource is
 //! down the rules report the error and the firing alert stays firing (no
 //! resolved notification), and when it is back they are healthy again
-//! without a second firing notification.
+//! without a second firing notification. The evaluator's query API
+//! answers from the datasource.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use serde_json::Value;
 use vigil_testkit::free_port;
 
 use crate::support::process::{log_of, start_evaluator, value_high_rules, Target, Webhook};
-use crate::support::tsdb::{Kind, Tsdb};
+use crate::support::tsdb::{first_result, Kind, Tsdb};
 use crate::support::wait::poll;
 
 /// The health and last error of every rule, from `/api/v1/rules`.
@@ -81,6 +82,14 @@ async fn rules_on_a_datasource_fire_and_survive_its_outage() {
             log_of(dir.path())
         );
         assert!(rule_health(&base).await.iter().all(|(h, _)| h == "ok"));
+        // The evaluator scrapes nothing: its query API answers from the
+        // datasource.
+        let answer = first_result(&base, "vigil_test_value", None).await;
+        assert_eq!(
+            answer.as_ref().map(|a| a["value"][1].clone()),
+            Some(Value::from("3")),
+            "{kind:?}: {answer:?}"
+        );
 
         // The datasource goes away (killed, once what it holds is on disk):
         // the rule reports it, the alert stays.

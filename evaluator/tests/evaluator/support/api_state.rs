@@ -41,6 +41,7 @@ pub fn app_state() -> AppState {
         read_requires_token: AtomicBool::new(false),
         clock: Arc::new(SystemClock),
         receivers: tokio::sync::watch::channel(Arc::default()).1,
+        datasource: std::sync::RwLock::new(None),
     }
 }
 
