@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use vigil_common::build_info::VERSION;
 use vigil_evaluator::cli;
 use vigil_evaluator::cli::run::LogFormat;
+use vigil_evaluator::clock::{Clock, SystemClock};
 
 #[derive(Parser)]
 #[command(
@@ -80,11 +81,16 @@ enum CheckCommand {
 
 #[derive(Subcommand)]
 enum RoutesCommand {
-    /// Print the receivers an alert with these labels is routed to, comma-separated.
+    /// Print the receivers an alert with these labels is routed to, comma-separated,
+    /// then whether each matched route's time intervals mute it.
     Test {
         /// Alertmanager-format notification config.
         #[arg(long = "notify-config")]
         notify_config: PathBuf,
+        /// The time the time intervals are evaluated at (RFC 3339, e.g.
+        /// 2026-12-05T09:30:00Z); default now.
+        #[arg(long, value_name = "RFC3339")]
+        at: Option<chrono::DateTime<chrono::FixedOffset>>,
         /// Labels of the alert, as LABEL=VALUE.
         labels: Vec<String>,
     },
@@ -129,7 +135,12 @@ fn main() -> ExitCode {
         Some(Command::Routes(RoutesCommand::Test {
             notify_config,
             labels,
-        })) => cli::routes_test::run(&notify_config, &labels),
+            at,
+        })) => cli::routes_test::run(
+            &notify_config,
+            &labels,
+            at.map_or_else(|| SystemClock.now(), |t| t.to_utc()),
+        ),
         Some(Command::Receivers(ReceiversCommand::Test {
             notify_config,
             receiver,

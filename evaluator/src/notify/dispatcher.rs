@@ -37,6 +37,9 @@ pub struct Flush {
     pub group_key: String,
     pub group_labels: Labels,
     pub repeat_interval: Duration,
+    /// The time intervals muting the route now (see
+    /// [`super::route::RouteOpts::muted_by`]); empty when it sends.
+    pub muted_by: Vec<String>,
     /// The group's alerts, in fingerprint order.
     pub alerts: Vec<Alert>,
 }
@@ -106,6 +109,7 @@ impl Dispatcher {
                 group_key: group.key.clone(),
                 group_labels: group_labels.clone(),
                 repeat_interval: opts.repeat_interval,
+                muted_by: opts.muted_by(now),
                 alerts: group.alerts.values().cloned().collect(),
             });
         }

@@ -75,3 +75,4 @@ pub mod receivers;
 pub mod route;
 pub mod silence;
 pub mod templates;
+pub mod time_interval;

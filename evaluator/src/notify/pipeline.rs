@@ -5,6 +5,7 @@
 //! ```text
 //! route, group, wait      dispatcher.rs  Dispatcher: aggregation groups, group_wait/interval
 //!   └─ flush ─►
+//! 0. time intervals       route.rs       RouteOpts::muted_by (mute / active intervals)
 //! 1. inhibit              inhibit.rs     Inhibitor (through a SourceIndex)
 //! 2. silence              silence.rs     SilenceStore
 //! 3. cooldown             cooldown.rs    CooldownLedger (held back, or a resolution owed)
@@ -71,6 +72,12 @@ impl Pipeline<'_> {
             return Ok(false);
         };
         if receiver.is_blackhole() {
+            return Ok(false);
+        }
+        // 0: the route's time intervals. As Alertmanager, a muted flush
+        // sends nothing and the next flush decides again.
+        if !flush.muted_by.is_empty() {
+            tracing::debug!(receiver = %flush.receiver, group = %flush.group_key, muted_by = ?flush.muted_by, "notification held back by a time interval");
             return Ok(false);
         }
         let send_resolved = receiver.sends_resolved();
@@ -243,6 +250,7 @@ mod tests {
             group_key: "{}:{}".into(),
             group_labels: Labels::default(),
             repeat_interval: Duration::from_secs(3600),
+            muted_by: Vec::new(),
             alerts: vec![Alert {
                 labels: Labels::from_pairs([("alertname", "Down"), ("job", "db")]),
                 annotations: BTreeMap::new(),
@@ -323,5 +331,43 @@ mod tests {
             .map(|l| l.get("job").or(l.get("instance")))
             .collect();
         assert_eq!(jobs, [Some("y"), Some("z"), Some("b"), None]);
+    }
+
+    #[test]
+    fn a_route_muted_by_a_time_interval_sends_once_the_interval_ends() {
+        use crate::notify::notifier::Notifier;
+        // Weekends muted for the `db` route; 1970-01-03 was a Saturday.
+        let config = notify_config(
+            "time_intervals:\n- name: weekend\n  time_intervals: [{weekdays: [saturday, sunday]}]\nroute:\n  receiver: r\n  group_wait: 0s\n  group_interval: 1m\n  routes:\n  - {receiver: r, matchers: ['job=db'], mute_time_intervals: [weekend]}\nreceivers: [{name: r, webhook_configs: [{url: 'http://h/'}]}]\n",
+        );
+        let mut notifier = Notifier::new(std::sync::Arc::new(config));
+        let saturday = 2 * 86_400 + 3600;
+        let alert = Alert {
+            labels: Labels::from_pairs([("alertname", "Down"), ("job", "db")]),
+            annotations: BTreeMap::new(),
+            starts_at: t(saturday),
+            ends_at: None,
+            generator_url: String::new(),
+            cooldown: None,
+        };
+        // Re-sent every minute, as a rule manager does, so it keeps firing.
+        for minute in 0..(47 * 60) {
+            let now = t(saturday + minute * 60);
+            notifier.ingest(vec![alert.clone()], now);
+            assert!(
+                notifier.tick(now).is_empty(),
+                "muted on the weekend ({minute} min in)"
+            );
+        }
+        // Monday 00:00 UTC: the next flush sends.
+        let monday = 4 * 86_400;
+        notifier.ingest(vec![alert], t(monday));
+        let sent = notifier.tick(t(monday));
+        assert_eq!(sent.len(), 1, "sent once the mute ends");
+        assert_eq!(sent[0].alerts.len(), 1);
+        let snapshot = notifier.snapshot();
+        let route = snapshot.routes.matching(&sent[0].alerts[0].alert.labels)[0];
+        assert_eq!(route.opts.muted_by(t(saturday)), ["weekend"]);
+        assert!(route.opts.muted_by(t(monday)).is_empty());
     }
 }

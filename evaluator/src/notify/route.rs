@@ -3,12 +3,16 @@
 //! child unless it has `continue: true`, and fall back to the node itself
 //! when no child matches. `routes test` and the dispatcher both use it.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use super::config::{
     GroupBy, RouteConfig, DEFAULT_GROUP_INTERVAL, DEFAULT_GROUP_WAIT, DEFAULT_REPEAT_INTERVAL,
 };
 use super::matcher::{all_match, format_matchers, Matcher};
+use super::time_interval::NamedTimeInterval;
 use crate::labels::Labels;
 
 /// Index of a node in a [`RouteTree`].
@@ -22,9 +26,39 @@ pub struct RouteOpts {
     pub group_wait: Duration,
     pub group_interval: Duration,
     pub repeat_interval: Duration,
+    /// The route's own (not inherited, as in Alertmanager).
+    pub mute_time_intervals: Vec<Arc<NamedTimeInterval>>,
+    /// The route's own (not inherited, as in Alertmanager).
+    pub active_time_intervals: Vec<Arc<NamedTimeInterval>>,
 }
 
 impl RouteOpts {
+    /// Why the route sends nothing at `now`, as Alertmanager's time stages
+    /// decide: the names of its mute intervals in effect; or, when it has
+    /// active intervals and none is in effect, their names. Empty: it
+    /// sends.
+    pub fn muted_by(&self, now: DateTime<Utc>) -> Vec<String> {
+        let muting: Vec<String> = self
+            .mute_time_intervals
+            .iter()
+            .filter(|i| i.contains(now))
+            .map(|i| i.name.clone())
+            .collect();
+        if !muting.is_empty() {
+            return muting;
+        }
+        if !self.active_time_intervals.is_empty()
+            && !self.active_time_intervals.iter().any(|i| i.contains(now))
+        {
+            return self
+                .active_time_intervals
+                .iter()
+                .map(|i| i.name.clone())
+                .collect();
+        }
+        Vec::new()
+    }
+
     /// The labels of `labels` this route groups by.
     pub fn group_labels(&self, labels: &Labels) -> Labels {
         match &self.group_by {
@@ -66,6 +100,8 @@ impl RouteTree {
             group_wait: DEFAULT_GROUP_WAIT,
             group_interval: DEFAULT_GROUP_INTERVAL,
             repeat_interval: DEFAULT_REPEAT_INTERVAL,
+            mute_time_intervals: Vec::new(),
+            active_time_intervals: Vec::new(),
         };
         let mut tree = RouteTree { nodes: Vec::new() };
         tree.add(root, None, &defaults, "");
@@ -91,6 +127,8 @@ impl RouteTree {
             group_wait: config.group_wait.unwrap_or(inherited.group_wait),
             group_interval: config.group_interval.unwrap_or(inherited.group_interval),
             repeat_interval: config.repeat_interval.unwrap_or(inherited.repeat_interval),
+            mute_time_intervals: config.mute_time_intervals.clone(),
+            active_time_intervals: config.active_time_intervals.clone(),
         };
         let own_key = format_matchers(&config.matchers);
         let key = if parent.is_some() {

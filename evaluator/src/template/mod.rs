@@ -19,7 +19,7 @@ pub mod html;
 pub mod humanize;
 mod lexer;
 mod parser;
-mod tzif;
+pub mod tzif;
 pub mod value;
 
 use std::collections::HashMap;

@@ -209,6 +209,9 @@ struct ReceiverName<'a> {
 struct AlertStatusJson {
     inhibited_by: Vec<String>,
     silenced_by: Vec<String>,
+    /// The time intervals holding its notifications back now (as
+    /// Alertmanager 0.27 reports them).
+    muted_by: Vec<String>,
     state: &'static str,
 }
 
@@ -326,7 +329,19 @@ fn list_alerts<'a>(
             .into_iter()
             .map(|f| f.to_string())
             .collect();
-        let suppressed = !silenced_by.is_empty() || !inhibited_by.is_empty();
+        // Muted when every route it takes is muted by a time interval.
+        let routes = snapshot.routes.matching(&alert.labels);
+        let route_mutes: Vec<Vec<String>> = routes.iter().map(|r| r.opts.muted_by(now)).collect();
+        let muted_by: Vec<String> = if route_mutes.iter().all(|m| !m.is_empty()) {
+            let mut names: Vec<String> = route_mutes.into_iter().flatten().collect();
+            names.sort();
+            names.dedup();
+            names
+        } else {
+            Vec::new()
+        };
+        let suppressed =
+            !silenced_by.is_empty() || !inhibited_by.is_empty() || !muted_by.is_empty();
         if (!filter.active && !suppressed)
             || (!filter.silenced && !silenced_by.is_empty())
             || (!filter.inhibited && !inhibited_by.is_empty())
@@ -345,6 +360,7 @@ fn list_alerts<'a>(
             status: AlertStatusJson {
                 inhibited_by,
                 silenced_by,
+                muted_by,
                 state: if suppressed { "suppressed" } else { "active" },
             },
             updated_at: format_time(entry.updated_at),

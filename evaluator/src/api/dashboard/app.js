@@ -326,6 +326,13 @@
           " until " + new Date(parseTime(s.endsAt)).toLocaleString() + " by " + s.createdBy));
       }
     }
+    const mutedBy = (a.am && a.am.status && a.am.status.mutedBy) || [];
+    if (mutedBy.length > 0) {
+      stateCell.appendChild(document.createTextNode(" "));
+      stateCell.appendChild(badge("muted", "muted"));
+      stateCell.appendChild(el("span", { class: "muted small" },
+        " by time interval " + mutedBy.join(", ")));
+    }
     const ack = a.episode && a.episode.ack;
     if (ack) {
       stateCell.appendChild(document.createTextNode(" "));
@@ -354,7 +361,7 @@
     const stateOrder = a.state === "firing" ? "0" : "1";
     row.dataset.order = stateOrder + name + labelKey(a.labels);
     row.dataset.sig = JSON.stringify([a.labels, a.state, a.value, a.since, silencedBy,
-      silencedBy.map((id) => silencesById.get(id) || null), ack || null]);
+      silencedBy.map((id) => silencesById.get(id) || null), mutedBy, ack || null]);
     return row;
   }
 

@@ -20,15 +20,18 @@
 //! - `inhibit_rules`: `source_matchers`, `target_matchers`, `source_match`,
 //!   `source_match_re`, `target_match`, `target_match_re`, `equal`, `name`.
 //! - `templates`: globs of notification template files (`templates.rs`).
+//! - `time_intervals` and the older `mute_time_intervals`, named by a
+//!   route's `mute_time_intervals` and `active_time_intervals`, which (as
+//!   in Alertmanager) are not inherited (`time_intervals.rs`,
+//!   [`crate::notify::time_interval`]).
 //! - `receivers`: `name` plus `slack_configs`, `email_configs`,
 //!   `webhook_configs` and (a Vigil addition) `console_configs`; the sections'
 //!   contents are read by the receivers themselves (`notify::receivers`).
 //!
 //! # Not supported (reported as errors, never silently ignored)
 //!
-//! `time_intervals`, `mute_time_intervals`, a route's
-//! `mute_time_intervals` / `active_time_intervals`, and every other receiver
-//! kind (`pagerduty_configs`, `opsgenie_configs`, ...). Global settings that
+//! Every other receiver kind (`pagerduty_configs`, `opsgenie_configs`,
+//! ...). Global settings that
 //! only those receivers use (`pagerduty_url`, `opsgenie_api_key`, ...) are
 //! accepted with a warning, because they change nothing.
 //!
@@ -45,6 +48,7 @@ use serde_yaml::Value;
 use super::matcher::Matcher;
 use super::receivers::registry::send_resolved_default;
 use super::templates::NotifyTemplates;
+use super::time_interval::NamedTimeInterval;
 use validate::Validator;
 pub use vigil_common::problem::{Problem, Severity};
 
@@ -52,6 +56,7 @@ mod checks;
 mod raw;
 mod receivers;
 mod templates;
+mod time_intervals;
 mod validate;
 
 pub use receivers::{build_receivers, ReceiverIntegrations};
@@ -204,6 +209,11 @@ pub struct RouteConfig {
     pub group_interval: Option<Duration>,
     pub repeat_interval: Option<Duration>,
     pub routes: Vec<RouteConfig>,
+    /// No notifications while one of these matches (not inherited).
+    pub mute_time_intervals: Vec<Arc<NamedTimeInterval>>,
+    /// Notifications only while one of these matches, when set (not
+    /// inherited).
+    pub active_time_intervals: Vec<Arc<NamedTimeInterval>>,
     /// Field path of this node, e.g. `route.routes[1]`.
     pub path: String,
 }
@@ -289,6 +299,7 @@ pub fn parse(text: &str, file: &Path) -> Result<NotifyConfig, ConfigError> {
         file,
         positions: &positions,
         problems: Vec::new(),
+        defined_intervals: Default::default(),
     };
     let parsed = serde_yaml::from_str::<Value>(text).and_then(|mut value| {
         // Alertmanager's YAML reader applies `<<: *anchor` merge keys.

@@ -97,14 +97,21 @@ fn group_by_wildcard_cannot_be_mixed_with_labels() {
 }
 
 #[test]
-fn unsupported_sections_are_errors_and_foreign_globals_are_warnings() {
+fn undefined_time_intervals_are_errors_and_foreign_globals_are_warnings() {
     let problems = problems("global: {pagerduty_url: 'https://x'}\nroute: {receiver: r, routes: [{receiver: r, mute_time_intervals: [night]}]}\nreceivers: [{name: r}]\n");
     let errors: Vec<&Problem> = problems
         .iter()
         .filter(|p| p.severity == Severity::Error)
         .collect();
     assert_eq!(errors.len(), 1);
-    assert_eq!(errors[0].field, "route.routes[0].mute_time_intervals");
+    assert_eq!(errors[0].field, "route.routes[0].mute_time_intervals[0]");
+    assert!(
+        errors[0]
+            .message
+            .contains("undefined time interval \"night\""),
+        "{}",
+        errors[0]
+    );
     let config = parse_ok(
         "global: {pagerduty_url: 'https://x'}\nroute: {receiver: r}\nreceivers: [{name: r}]\n",
     );
@@ -249,5 +256,32 @@ fn a_field_template_that_cannot_render_is_a_warning_not_a_refusal() {
         warnings[0].line.is_some(),
         "placed in the file: {}",
         warnings[0]
+    );
+}
+
+#[test]
+fn time_intervals_are_named_once_and_not_on_the_root_route() {
+    let problems = problems(
+        "time_intervals:\n- name: night\n  time_intervals: [{times: [{start_time: '22:00', end_time: '24:00'}]}]\nmute_time_intervals:\n- name: night\n  time_intervals: []\nroute: {receiver: r, mute_time_intervals: [night], active_time_intervals: [night]}\nreceivers: [{name: r}]\n",
+    );
+    let fields: Vec<(&str, &str)> = problems
+        .iter()
+        .map(|p| (p.field.as_str(), p.message.as_str()))
+        .collect();
+    assert_eq!(fields.len(), 3, "{fields:?}");
+    assert!(fields[0].0 == "mute_time_intervals[0].name" && fields[0].1.contains("not unique"));
+    assert_eq!(fields[1].0, "route.mute_time_intervals");
+    assert!(fields[1]
+        .1
+        .contains("root route must not have any mute time intervals"));
+    assert!(fields[2]
+        .1
+        .contains("root route must not have any active time intervals"));
+    let config = parse_ok(
+        "time_intervals:\n- name: night\n  time_intervals: [{times: [{start_time: '22:00', end_time: '24:00'}], location: Europe/Berlin}]\nroute: {receiver: r, routes: [{receiver: r, active_time_intervals: [night]}]}\nreceivers: [{name: r}]\n",
+    );
+    assert_eq!(
+        config.route.routes[0].active_time_intervals[0].name,
+        "night"
     );
 }

@@ -75,6 +75,8 @@ pub(super) struct Validator<'a> {
     pub(super) file: &'a Path,
     pub(super) positions: &'a Positions,
     pub(super) problems: Vec<Problem>,
+    /// The time intervals routes may name (read before the routes).
+    pub(super) defined_intervals: super::time_intervals::Defined,
 }
 
 impl Validator<'_> {
@@ -303,8 +305,10 @@ impl Validator<'_> {
                 .collect(),
             None => Vec::new(),
         };
-        self.unsupported(raw.mute_time_intervals.as_ref(), "", "mute_time_intervals");
-        self.unsupported(raw.time_intervals.as_ref(), "", "time_intervals");
+        self.defined_intervals = self.time_intervals([
+            ("time_intervals", raw.time_intervals.as_ref()),
+            ("mute_time_intervals", raw.mute_time_intervals.as_ref()),
+        ]);
         let templates = self.templates(raw.templates.as_ref());
         self.check_receiver_defaults(&global, &receivers);
         let names = self.check_receiver_names(&receivers);
@@ -327,14 +331,6 @@ impl Validator<'_> {
         self.section(value, path, &[])
             .map(|(raw, _)| raw)
             .unwrap_or_default()
-    }
-
-    /// A list Vigil does not support, reported unless it is empty.
-    fn unsupported(&mut self, value: Option<&Value>, path: &str, key: &str) {
-        let field = key_path(path, key);
-        if value.is_some_and(|value| !self.sequence(value, &field).is_empty()) {
-            self.error(&field, format!("`{key}` is not supported by Vigil; remove it (use silences to mute alerts for a time)"));
-        }
     }
 
     fn global(&mut self, value: &Value) -> GlobalConfig {
@@ -430,6 +426,8 @@ impl Validator<'_> {
             group_interval: None,
             repeat_interval: None,
             routes: Vec::new(),
+            mute_time_intervals: Vec::new(),
+            active_time_intervals: Vec::new(),
             path: path.to_string(),
         };
         if let Some(value) = &raw.receiver {
@@ -459,16 +457,20 @@ impl Validator<'_> {
         route.group_interval = self.interval(raw.group_interval.as_ref(), path, "group_interval");
         route.repeat_interval =
             self.interval(raw.repeat_interval.as_ref(), path, "repeat_interval");
-        self.unsupported(
+        let defined = std::mem::take(&mut self.defined_intervals);
+        route.mute_time_intervals = self.route_time_intervals(
             raw.mute_time_intervals.as_ref(),
             path,
             "mute_time_intervals",
+            &defined,
         );
-        self.unsupported(
+        route.active_time_intervals = self.route_time_intervals(
             raw.active_time_intervals.as_ref(),
             path,
             "active_time_intervals",
+            &defined,
         );
+        self.defined_intervals = defined;
         // Alertmanager's order (name, value, operator); it shows in route keys.
         route
             .matchers

@@ -9,3 +9,4 @@ mod receivers;
 mod routing;
 mod shutdown_grace;
 mod templates;
+mod time_intervals;
