@@ -21,7 +21,7 @@ use crate::notify::matcher::{self, is_valid_label_name, MatchOp, Matcher};
 use crate::notify::receivers::registry::sections;
 
 /// Alertmanager receiver kinds Vigil cannot deliver to.
-const UNSUPPORTED_INTEGRATIONS: [&str; 15] = [
+const UNSUPPORTED_INTEGRATIONS: [&str; 14] = [
     "discord_configs",
     "incidentio_configs",
     "jira_configs",
@@ -29,7 +29,6 @@ const UNSUPPORTED_INTEGRATIONS: [&str; 15] = [
     "msteams_configs",
     "msteamsv2_configs",
     "opsgenie_configs",
-    "pagerduty_configs",
     "pushover_configs",
     "rocketchat_configs",
     "sns_configs",
@@ -40,12 +39,11 @@ const UNSUPPORTED_INTEGRATIONS: [&str; 15] = [
 ];
 
 /// Global settings of receiver kinds Vigil does not have.
-const IGNORED_GLOBALS: [&str; 17] = [
+const IGNORED_GLOBALS: [&str; 16] = [
     "jira_api_url",
     "opsgenie_api_key",
     "opsgenie_api_key_file",
     "opsgenie_api_url",
-    "pagerduty_url",
     "rocketchat_api_url",
     "rocketchat_token",
     "rocketchat_token_file",
@@ -358,6 +356,15 @@ impl Validator<'_> {
             }
         }
         global.slack_api_url_file = self.file_path(raw.slack_api_url_file, "slack_api_url_file");
+        if let Some(value) = &raw.pagerduty_url {
+            let path = field("pagerduty_url");
+            if let Some(url) = self.string(value, &path) {
+                match check_http_url(&url) {
+                    Ok(()) => global.pagerduty_url = url,
+                    Err(message) => self.error(&path, message),
+                }
+            }
+        }
         global.smtp_from = self.global_string(raw.smtp_from, "smtp_from");
         if let Some(hello) = self.global_string(raw.smtp_hello, "smtp_hello") {
             global.smtp_hello = hello;

@@ -46,6 +46,8 @@ pub struct GlobalReceiverDefaults {
     pub smtp_auth_identity: Option<String>,
     /// Alertmanager's default: STARTTLS is required.
     pub smtp_require_tls: bool,
+    /// The Events API v2 endpoint of `pagerduty_configs` without `url`.
+    pub pagerduty_url: String,
     /// The notification templates receivers parse their text fields
     /// against (not a `global:` key: the config's `templates:`).
     #[serde(skip)]
@@ -65,6 +67,7 @@ impl Default for GlobalReceiverDefaults {
             smtp_auth_password_file: None,
             smtp_auth_identity: None,
             smtp_require_tls: true,
+            pagerduty_url: super::pagerduty::DEFAULT_URL.to_string(),
             templates: TemplateEnv::defaults(),
         }
     }

@@ -172,6 +172,33 @@ pub fn with_delivery_headers(
     }
 }
 
+/// POSTs `body` as JSON to `url` for `notification`: with the integration's
+/// `Authorization` and Vigil's delivery headers, one attempt, answered as
+/// [`check_http_response`] classifies it.
+pub async fn post_json(
+    integration: &'static str,
+    client: &reqwest::Client,
+    url: &str,
+    http: &HttpSettings,
+    body: &impl serde::Serialize,
+    notification: &crate::notify::alert::Notification,
+) -> Result<(u16, String), SendError> {
+    let mut request = client.post(url).json(body);
+    request = with_delivery_headers(
+        request,
+        &notification.idempotency_key(),
+        notification.redelivery,
+    );
+    if let Some(authorization) = &http.authorization {
+        request = request.header(reqwest::header::AUTHORIZATION, authorization.expose());
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| transport_error(integration, e))?;
+    check_http_response(integration, response).await
+}
+
 /// Turns an HTTP response into a report or a classified error. `Retry-After`
 /// is read on 429 and 503 only, as those are the statuses that define it.
 pub async fn check_http_response(

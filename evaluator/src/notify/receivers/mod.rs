@@ -55,6 +55,7 @@ pub mod config;
 pub mod console;
 pub mod email;
 pub mod http;
+pub mod pagerduty;
 pub mod registry;
 pub mod slack;
 pub mod template;

@@ -10,16 +10,18 @@ use vigil_common::problem::Problem;
 use super::config::{GlobalReceiverDefaults, Problems};
 use super::console::ConsoleConfigRaw;
 use super::email::EmailConfigRaw;
+use super::pagerduty::PagerdutyConfigRaw;
 use super::slack::SlackConfigRaw;
 use super::webhook::WebhookConfigRaw;
 use super::{Receiver, ReceiverKind};
 
 /// Every receiver kind Vigil delivers to, in the order a receiver's
 /// integrations are built.
-const KINDS: [Kind; 4] = [
+const KINDS: [Kind; 5] = [
     Kind::of::<SlackConfigRaw>(),
     Kind::of::<EmailConfigRaw>(),
     Kind::of::<WebhookConfigRaw>(),
+    Kind::of::<PagerdutyConfigRaw>(),
     Kind::of::<ConsoleConfigRaw>(),
 ];
 

@@ -10,9 +10,7 @@ use serde::Serialize;
 use super::config::WebhookSettings;
 use crate::labels::Labels;
 use crate::notify::alert::Notification;
-use crate::notify::receivers::http::{
-    check_http_response, http_client, transport_error, with_delivery_headers,
-};
+use crate::notify::receivers::http::{http_client, post_json};
 use crate::notify::receivers::{DeliveryReport, Receiver, SendError};
 
 /// Go's zero `time.Time`, which Alertmanager sends for an unset `endsAt`.
@@ -125,16 +123,16 @@ impl Receiver for WebhookReceiver {
 
     async fn send(&self, notification: &Notification) -> Result<DeliveryReport, SendError> {
         let message = webhook_message(notification, self.settings.max_alerts);
-        let mut request = self.client.post(self.settings.url.expose()).json(&message);
-        request = with_delivery_headers(request, &message.idempotency_key, notification.redelivery);
-        if let Some(authorization) = &self.settings.http.authorization {
-            request = request.header(reqwest::header::AUTHORIZATION, authorization.expose());
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| transport_error("webhook", e))?;
-        let (status, _) = check_http_response("webhook", response).await?;
+        let s = &self.settings;
+        let (status, _) = post_json(
+            "webhook",
+            &self.client,
+            s.url.expose(),
+            &s.http,
+            &message,
+            notification,
+        )
+        .await?;
         Ok(DeliveryReport {
             response_code: Some(status),
             message_id: None,

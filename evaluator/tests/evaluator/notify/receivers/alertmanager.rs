@@ -109,3 +109,88 @@ async fn slack_title_and_webhook_payload_match_alertmanager() {
         );
     }
 }
+
+/// The body Alertmanager posts to `/{kind}` of the capture server for the
+/// alerts of `n`, with `integrations` (a receiver's `*_configs`, at four
+/// spaces) and the files of `templates` in the config; then the body
+/// Vigil's receiver, built from the very same config file, posts.
+async fn both_bodies(
+    integrations: &str,
+    kind: &str,
+    templates: &[(&str, &str)],
+    n: &vigil_evaluator::notify::alert::Notification,
+) -> Option<(Value, Value)> {
+    let (binary, capture_url, captured, dir) = oracle().await?;
+    for (name, text) in templates {
+        std::fs::write(dir.path().join(name), text).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let config = dir.path().join("alertmanager.yml");
+    let text = format!(
+        "templates: ['{}/*.tmpl']\n{ROUTE_TO_TEAM_A}{}",
+        dir.path().display(),
+        integrations.replace("CAPTURE", &capture_url)
+    );
+    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+    let (alertmanager, base) = start_alertmanager(&binary, dir.path(), &config).await;
+    post_alerts(&base, n).await;
+    let theirs = wait_for_captures(&captured, &[kind]).await.remove(0);
+    drop(alertmanager);
+    if let Ok(mut c) = captured.lock() {
+        c.clear();
+    }
+    let loaded =
+        vigil_evaluator::notify::config::load_file(&config).unwrap_or_else(|e| panic!("{e}"));
+    let (receivers, _) = vigil_evaluator::notify::config::build_receivers(&loaded)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    receivers["team-a"][0]
+        .receiver
+        .send(n)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ours = wait_for_captures(&captured, &[kind]).await.remove(0);
+    Some((ours, theirs))
+}
+
+const PAGERDUTY_TMPL: &str = r#"{{ define "team.summary" }}{{ .CommonLabels.alertname }} on {{ len .Alerts.Firing }} pods{{ end }}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagerduty_events_match_alertmanagers_with_default_and_custom_templates() {
+    let n = notification(vec![
+        alert("a", "critical", AlertStatus::Firing),
+        alert("b", "critical", AlertStatus::Resolved),
+    ]);
+    let defaults = "    pagerduty_configs:\n      - routing_key: 'R0UT1NG'\n        url: 'CAPTURE/pagerduty'\n";
+    let custom = "    pagerduty_configs:
+      - routing_key: 'R0UT1NG'
+        url: 'CAPTURE/pagerduty'
+        description: '{{ template \"team.summary\" . }}'
+        severity: '{{ if eq .CommonLabels.severity \"critical\" }}critical{{ else }}warning{{ end }}'
+        class: '{{ .CommonLabels.alertname }}'
+        component: api
+        group: '{{ .GroupLabels.alertname | toLower }}'
+        client: Vigil
+        details:
+          team: '{{ .CommonLabels.route }}'
+          firing: '{{ range .Alerts.Firing }}{{ .Labels.pod }} {{ end }}'
+        images: [{src: 'https://grafana/{{ .GroupLabels.alertname }}.png', alt: graph, href: 'https://grafana/d'}, {src: ''}]
+        links: [{href: '{{ (index .Alerts 0).GeneratorURL }}', text: Source}]
+";
+    for (case, integrations) in [("defaults", defaults), ("custom", custom)] {
+        let Some((ours, theirs)) = both_bodies(
+            integrations,
+            "pagerduty",
+            &[("team.tmpl", PAGERDUTY_TMPL)],
+            &n,
+        )
+        .await
+        else {
+            return;
+        };
+        assert_eq!(theirs["event_action"], "trigger", "{case}: {theirs}");
+        assert_eq!(
+            json_differences(&ours, &theirs),
+            Vec::<String>::new(),
+            "{case}"
+        );
+    }
+}
