@@ -7,7 +7,7 @@
 //! # Supported
 //!
 //! - `global`: `resolve_timeout` (default `5m`), `slack_api_url` /
-//!   `slack_api_url_file`, `pagerduty_url`, `smtp_from`, `smtp_smarthost`, `smtp_hello`
+//!   `slack_api_url_file`, `pagerduty_url`, `telegram_api_url`, `smtp_from`, `smtp_smarthost`, `smtp_hello`
 //!   (default `localhost`), `smtp_auth_username`, `smtp_auth_password` /
 //!   `smtp_auth_password_file`, `smtp_auth_identity`, `smtp_auth_secret` /
 //!   `smtp_auth_secret_file`, `smtp_require_tls` (default `true`),
@@ -25,7 +25,7 @@
 //!   in Alertmanager) are not inherited (`time_intervals.rs`,
 //!   [`crate::notify::time_interval`]).
 //! - `receivers`: `name` plus `slack_configs`, `email_configs`,
-//!   `webhook_configs`, `pagerduty_configs` and (a Vigil addition)
+//!   `webhook_configs`, `pagerduty_configs`, `telegram_configs` and (a Vigil addition)
 //!   `console_configs`; the sections' contents are read by the receivers
 //!   themselves (`notify::receivers`).
 //!
@@ -150,6 +150,8 @@ pub struct GlobalConfig {
     pub slack_api_url_file: Option<PathBuf>,
     /// Default `https://events.pagerduty.com/v2/enqueue`.
     pub pagerduty_url: String,
+    /// Default `https://api.telegram.org`.
+    pub telegram_api_url: String,
     pub smtp_from: Option<String>,
     /// `host:port`.
     pub smtp_smarthost: Option<String>,
@@ -174,6 +176,7 @@ impl Default for GlobalConfig {
             slack_api_url: None,
             slack_api_url_file: None,
             pagerduty_url: crate::notify::receivers::pagerduty::DEFAULT_URL.to_string(),
+            telegram_api_url: crate::notify::receivers::telegram::DEFAULT_API_URL.to_string(),
             smtp_from: None,
             smtp_smarthost: None,
             smtp_hello: "localhost".to_string(),

@@ -21,7 +21,7 @@ use crate::notify::matcher::{self, is_valid_label_name, MatchOp, Matcher};
 use crate::notify::receivers::registry::sections;
 
 /// Alertmanager receiver kinds Vigil cannot deliver to.
-const UNSUPPORTED_INTEGRATIONS: [&str; 14] = [
+const UNSUPPORTED_INTEGRATIONS: [&str; 13] = [
     "discord_configs",
     "incidentio_configs",
     "jira_configs",
@@ -32,14 +32,13 @@ const UNSUPPORTED_INTEGRATIONS: [&str; 14] = [
     "pushover_configs",
     "rocketchat_configs",
     "sns_configs",
-    "telegram_configs",
     "victorops_configs",
     "webex_configs",
     "wechat_configs",
 ];
 
 /// Global settings of receiver kinds Vigil does not have.
-const IGNORED_GLOBALS: [&str; 16] = [
+const IGNORED_GLOBALS: [&str; 15] = [
     "jira_api_url",
     "opsgenie_api_key",
     "opsgenie_api_key_file",
@@ -49,7 +48,6 @@ const IGNORED_GLOBALS: [&str; 16] = [
     "rocketchat_token_file",
     "rocketchat_token_id",
     "rocketchat_token_id_file",
-    "telegram_api_url",
     "victorops_api_key",
     "victorops_api_key_file",
     "victorops_api_url",
@@ -356,11 +354,22 @@ impl Validator<'_> {
             }
         }
         global.slack_api_url_file = self.file_path(raw.slack_api_url_file, "slack_api_url_file");
-        if let Some(value) = &raw.pagerduty_url {
-            let path = field("pagerduty_url");
-            if let Some(url) = self.string(value, &path) {
+        for (value, key, target) in [
+            (
+                &raw.pagerduty_url,
+                "pagerduty_url",
+                &mut global.pagerduty_url,
+            ),
+            (
+                &raw.telegram_api_url,
+                "telegram_api_url",
+                &mut global.telegram_api_url,
+            ),
+        ] {
+            let path = field(key);
+            if let Some(url) = value.as_ref().and_then(|v| self.string(v, &path)) {
                 match check_http_url(&url) {
-                    Ok(()) => global.pagerduty_url = url,
+                    Ok(()) => *target = url,
                     Err(message) => self.error(&path, message),
                 }
             }

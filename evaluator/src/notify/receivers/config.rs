@@ -48,6 +48,8 @@ pub struct GlobalReceiverDefaults {
     pub smtp_require_tls: bool,
     /// The Events API v2 endpoint of `pagerduty_configs` without `url`.
     pub pagerduty_url: String,
+    /// The Bot API of `telegram_configs` without `api_url`.
+    pub telegram_api_url: String,
     /// The notification templates receivers parse their text fields
     /// against (not a `global:` key: the config's `templates:`).
     #[serde(skip)]
@@ -68,6 +70,7 @@ impl Default for GlobalReceiverDefaults {
             smtp_auth_identity: None,
             smtp_require_tls: true,
             pagerduty_url: super::pagerduty::DEFAULT_URL.to_string(),
+            telegram_api_url: super::telegram::DEFAULT_API_URL.to_string(),
             templates: TemplateEnv::defaults(),
         }
     }

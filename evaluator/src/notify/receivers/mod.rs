@@ -58,6 +58,7 @@ pub mod http;
 pub mod pagerduty;
 pub mod registry;
 pub mod slack;
+pub mod telegram;
 pub mod template;
 pub mod test_send;
 pub mod webhook;

@@ -12,16 +12,18 @@ use super::console::ConsoleConfigRaw;
 use super::email::EmailConfigRaw;
 use super::pagerduty::PagerdutyConfigRaw;
 use super::slack::SlackConfigRaw;
+use super::telegram::TelegramConfigRaw;
 use super::webhook::WebhookConfigRaw;
 use super::{Receiver, ReceiverKind};
 
 /// Every receiver kind Vigil delivers to, in the order a receiver's
 /// integrations are built.
-const KINDS: [Kind; 5] = [
+const KINDS: [Kind; 6] = [
     Kind::of::<SlackConfigRaw>(),
     Kind::of::<EmailConfigRaw>(),
     Kind::of::<WebhookConfigRaw>(),
     Kind::of::<PagerdutyConfigRaw>(),
+    Kind::of::<TelegramConfigRaw>(),
     Kind::of::<ConsoleConfigRaw>(),
 ];
 

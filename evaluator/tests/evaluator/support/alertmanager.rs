@@ -39,11 +39,12 @@ async fn capture(
     "ok"
 }
 
-/// A server taking JSON posts on `/{kind}`; returns its base URL.
+/// A server taking JSON posts on any path (`kind` is the path without
+/// its first slash); returns its base URL.
 pub async fn start_capture() -> (String, Captured) {
     let captured: Captured = Arc::new(Mutex::new(Vec::new()));
     let app = Router::new()
-        .route("/{kind}", post(capture))
+        .route("/{*kind}", post(capture))
         .with_state(captured.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -194,3 +194,43 @@ async fn pagerduty_events_match_alertmanagers_with_default_and_custom_templates(
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telegram_messages_match_alertmanagers_with_default_and_custom_templates() {
+    let mut a = alert("a<b>", "critical", AlertStatus::Firing);
+    a.alert
+        .annotations
+        .insert("description".into(), "5% & rising".into());
+    let n = notification(vec![a, alert("b", "critical", AlertStatus::Resolved)]);
+    let defaults =
+        "    telegram_configs:\n      - {bot_token: 'T0KEN', chat_id: -1001, api_url: 'CAPTURE'}\n";
+    let custom = "    telegram_configs:
+      - bot_token: 'T0KEN'
+        chat_id: 42
+        api_url: 'CAPTURE'
+        parse_mode: MarkdownV2
+        disable_notifications: true
+        message: '{{ template \"team.summary\" . }}: {{ range .Alerts.Firing }}{{ .Labels.pod }} {{ .Annotations.description }}{{ end }}'
+";
+    for (case, integrations) in [("defaults", defaults), ("custom", custom)] {
+        let Some((ours, theirs)) = both_bodies(
+            integrations,
+            "botT0KEN/sendMessage",
+            &[("team.tmpl", PAGERDUTY_TMPL)],
+            &n,
+        )
+        .await
+        else {
+            return;
+        };
+        assert!(
+            theirs["text"].as_str().is_some_and(|t| !t.is_empty()),
+            "{case}: {theirs}"
+        );
+        assert_eq!(
+            json_differences(&ours, &theirs),
+            Vec::<String>::new(),
+            "{case}"
+        );
+    }
+}
