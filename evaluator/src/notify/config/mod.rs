@@ -7,7 +7,7 @@
 //! # Supported
 //!
 //! - `global`: `resolve_timeout` (default `5m`), `slack_api_url` /
-//!   `slack_api_url_file`, `pagerduty_url`, `telegram_api_url`, `smtp_from`, `smtp_smarthost`, `smtp_hello`
+//!   `slack_api_url_file`, `pagerduty_url`, `telegram_api_url`, `webex_api_url`, `smtp_from`, `smtp_smarthost`, `smtp_hello`
 //!   (default `localhost`), `smtp_auth_username`, `smtp_auth_password` /
 //!   `smtp_auth_password_file`, `smtp_auth_identity`, `smtp_auth_secret` /
 //!   `smtp_auth_secret_file`, `smtp_require_tls` (default `true`),
@@ -25,7 +25,8 @@
 //!   in Alertmanager) are not inherited (`time_intervals.rs`,
 //!   [`crate::notify::time_interval`]).
 //! - `receivers`: `name` plus `slack_configs`, `email_configs`,
-//!   `webhook_configs`, `pagerduty_configs`, `telegram_configs` and (a Vigil addition)
+//!   `webhook_configs`, `pagerduty_configs`, `telegram_configs`,
+//!   `discord_configs`, `webex_configs` and (a Vigil addition)
 //!   `console_configs`; the sections' contents are read by the receivers
 //!   themselves (`notify::receivers`).
 //!
@@ -152,6 +153,8 @@ pub struct GlobalConfig {
     pub pagerduty_url: String,
     /// Default `https://api.telegram.org`.
     pub telegram_api_url: String,
+    /// Default `https://webexapis.com/v1/messages`.
+    pub webex_api_url: String,
     pub smtp_from: Option<String>,
     /// `host:port`.
     pub smtp_smarthost: Option<String>,
@@ -177,6 +180,7 @@ impl Default for GlobalConfig {
             slack_api_url_file: None,
             pagerduty_url: crate::notify::receivers::pagerduty::DEFAULT_URL.to_string(),
             telegram_api_url: crate::notify::receivers::telegram::DEFAULT_API_URL.to_string(),
+            webex_api_url: crate::notify::receivers::webex::DEFAULT_API_URL.to_string(),
             smtp_from: None,
             smtp_smarthost: None,
             smtp_hello: "localhost".to_string(),

@@ -60,6 +60,7 @@ pub(super) struct RawGlobal {
     pub slack_api_url_file: Option<Value>,
     pub pagerduty_url: Option<Value>,
     pub telegram_api_url: Option<Value>,
+    pub webex_api_url: Option<Value>,
     pub smtp_from: Option<Value>,
     pub smtp_hello: Option<Value>,
     pub smtp_smarthost: Option<Value>,

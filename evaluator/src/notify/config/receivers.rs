@@ -35,6 +35,7 @@ pub fn build_receivers(
         smtp_require_tls: g.smtp_require_tls,
         pagerduty_url: g.pagerduty_url.clone(),
         telegram_api_url: g.telegram_api_url.clone(),
+        webex_api_url: g.webex_api_url.clone(),
         templates: TemplateEnv::new(config.templates.as_ref().clone()),
     };
     let mut out = HashMap::new();

@@ -21,8 +21,7 @@ use crate::notify::matcher::{self, is_valid_label_name, MatchOp, Matcher};
 use crate::notify::receivers::registry::sections;
 
 /// Alertmanager receiver kinds Vigil cannot deliver to.
-const UNSUPPORTED_INTEGRATIONS: [&str; 13] = [
-    "discord_configs",
+const UNSUPPORTED_INTEGRATIONS: [&str; 11] = [
     "incidentio_configs",
     "jira_configs",
     "mattermost_configs",
@@ -33,12 +32,11 @@ const UNSUPPORTED_INTEGRATIONS: [&str; 13] = [
     "rocketchat_configs",
     "sns_configs",
     "victorops_configs",
-    "webex_configs",
     "wechat_configs",
 ];
 
 /// Global settings of receiver kinds Vigil does not have.
-const IGNORED_GLOBALS: [&str; 15] = [
+const IGNORED_GLOBALS: [&str; 14] = [
     "jira_api_url",
     "opsgenie_api_key",
     "opsgenie_api_key_file",
@@ -51,7 +49,6 @@ const IGNORED_GLOBALS: [&str; 15] = [
     "victorops_api_key",
     "victorops_api_key_file",
     "victorops_api_url",
-    "webex_api_url",
     "wechat_api_corp_id",
     "wechat_api_secret",
 ];
@@ -364,6 +361,11 @@ impl Validator<'_> {
                 &raw.telegram_api_url,
                 "telegram_api_url",
                 &mut global.telegram_api_url,
+            ),
+            (
+                &raw.webex_api_url,
+                "webex_api_url",
+                &mut global.webex_api_url,
             ),
         ] {
             let path = field(key);

@@ -50,6 +50,8 @@ pub struct GlobalReceiverDefaults {
     pub pagerduty_url: String,
     /// The Bot API of `telegram_configs` without `api_url`.
     pub telegram_api_url: String,
+    /// The messages API of `webex_configs` without `api_url`.
+    pub webex_api_url: String,
     /// The notification templates receivers parse their text fields
     /// against (not a `global:` key: the config's `templates:`).
     #[serde(skip)]
@@ -71,6 +73,7 @@ impl Default for GlobalReceiverDefaults {
             smtp_require_tls: true,
             pagerduty_url: super::pagerduty::DEFAULT_URL.to_string(),
             telegram_api_url: super::telegram::DEFAULT_API_URL.to_string(),
+            webex_api_url: super::webex::DEFAULT_API_URL.to_string(),
             templates: TemplateEnv::defaults(),
         }
     }

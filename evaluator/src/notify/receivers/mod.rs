@@ -53,6 +53,7 @@
 
 pub mod config;
 pub mod console;
+pub mod discord;
 pub mod email;
 pub mod http;
 pub mod pagerduty;
@@ -61,6 +62,7 @@ pub mod slack;
 pub mod telegram;
 pub mod template;
 pub mod test_send;
+pub mod webex;
 pub mod webhook;
 
 use std::fmt;

@@ -9,21 +9,25 @@ use vigil_common::problem::Problem;
 
 use super::config::{GlobalReceiverDefaults, Problems};
 use super::console::ConsoleConfigRaw;
+use super::discord::DiscordConfigRaw;
 use super::email::EmailConfigRaw;
 use super::pagerduty::PagerdutyConfigRaw;
 use super::slack::SlackConfigRaw;
 use super::telegram::TelegramConfigRaw;
+use super::webex::WebexConfigRaw;
 use super::webhook::WebhookConfigRaw;
 use super::{Receiver, ReceiverKind};
 
 /// Every receiver kind Vigil delivers to, in the order a receiver's
 /// integrations are built.
-const KINDS: [Kind; 6] = [
+const KINDS: [Kind; 8] = [
     Kind::of::<SlackConfigRaw>(),
     Kind::of::<EmailConfigRaw>(),
     Kind::of::<WebhookConfigRaw>(),
     Kind::of::<PagerdutyConfigRaw>(),
     Kind::of::<TelegramConfigRaw>(),
+    Kind::of::<DiscordConfigRaw>(),
+    Kind::of::<WebexConfigRaw>(),
     Kind::of::<ConsoleConfigRaw>(),
 ];
 

@@ -234,3 +234,29 @@ async fn telegram_messages_match_alertmanagers_with_default_and_custom_templates
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discord_and_webex_messages_match_alertmanagers() {
+    let n = notification(vec![
+        alert("a", "critical", AlertStatus::Firing),
+        alert("b", "critical", AlertStatus::Resolved),
+    ]);
+    let cases = [
+        ("discord", "    discord_configs: [{webhook_url: 'CAPTURE/discord'}]\n"),
+        ("discord", "    discord_configs: [{webhook_url: 'CAPTURE/discord', title: '{{ template \"team.summary\" . }}', message: '{{ range .Alerts }}{{ .Labels.pod }}={{ .Status }} {{ end }}'}]\n"),
+        ("webex", "    webex_configs: [{api_url: 'CAPTURE/webex', room_id: 'R00M', http_config: {authorization: {credentials: 'B0T'}}}]\n"),
+        ("webex", "    webex_configs: [{api_url: 'CAPTURE/webex', room_id: 'R00M', message: '**{{ template \"team.summary\" . }}**', http_config: {authorization: {credentials: 'B0T'}}}]\n"),
+    ];
+    for (kind, integrations) in cases {
+        let Some((ours, theirs)) =
+            both_bodies(integrations, kind, &[("team.tmpl", PAGERDUTY_TMPL)], &n).await
+        else {
+            return;
+        };
+        assert_eq!(
+            json_differences(&ours, &theirs),
+            Vec::<String>::new(),
+            "{integrations}"
+        );
+    }
+}
