@@ -36,6 +36,9 @@ pub fn build_receivers(
         pagerduty_url: g.pagerduty_url.clone(),
         telegram_api_url: g.telegram_api_url.clone(),
         webex_api_url: g.webex_api_url.clone(),
+        victorops_api_url: g.victorops_api_url.clone(),
+        victorops_api_key: g.victorops_api_key.clone().map(Secret::new),
+        victorops_api_key_file: g.victorops_api_key_file.clone(),
         templates: TemplateEnv::new(config.templates.as_ref().clone()),
     };
     let mut out = HashMap::new();

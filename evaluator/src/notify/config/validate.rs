@@ -21,7 +21,7 @@ use crate::notify::matcher::{self, is_valid_label_name, MatchOp, Matcher};
 use crate::notify::receivers::registry::sections;
 
 /// Alertmanager receiver kinds Vigil cannot deliver to.
-const UNSUPPORTED_INTEGRATIONS: [&str; 11] = [
+const UNSUPPORTED_INTEGRATIONS: [&str; 10] = [
     "incidentio_configs",
     "jira_configs",
     "mattermost_configs",
@@ -31,12 +31,11 @@ const UNSUPPORTED_INTEGRATIONS: [&str; 11] = [
     "pushover_configs",
     "rocketchat_configs",
     "sns_configs",
-    "victorops_configs",
     "wechat_configs",
 ];
 
 /// Global settings of receiver kinds Vigil does not have.
-const IGNORED_GLOBALS: [&str; 14] = [
+const IGNORED_GLOBALS: [&str; 11] = [
     "jira_api_url",
     "opsgenie_api_key",
     "opsgenie_api_key_file",
@@ -46,9 +45,6 @@ const IGNORED_GLOBALS: [&str; 14] = [
     "rocketchat_token_file",
     "rocketchat_token_id",
     "rocketchat_token_id_file",
-    "victorops_api_key",
-    "victorops_api_key_file",
-    "victorops_api_url",
     "wechat_api_corp_id",
     "wechat_api_secret",
 ];
@@ -367,6 +363,11 @@ impl Validator<'_> {
                 "webex_api_url",
                 &mut global.webex_api_url,
             ),
+            (
+                &raw.victorops_api_url,
+                "victorops_api_url",
+                &mut global.victorops_api_url,
+            ),
         ] {
             let path = field(key);
             if let Some(url) = value.as_ref().and_then(|v| self.string(v, &path)) {
@@ -376,6 +377,9 @@ impl Validator<'_> {
                 }
             }
         }
+        global.victorops_api_key = self.global_string(raw.victorops_api_key, "victorops_api_key");
+        global.victorops_api_key_file =
+            self.file_path(raw.victorops_api_key_file, "victorops_api_key_file");
         global.smtp_from = self.global_string(raw.smtp_from, "smtp_from");
         if let Some(hello) = self.global_string(raw.smtp_hello, "smtp_hello") {
             global.smtp_hello = hello;

@@ -52,6 +52,10 @@ pub struct GlobalReceiverDefaults {
     pub telegram_api_url: String,
     /// The messages API of `webex_configs` without `api_url`.
     pub webex_api_url: String,
+    /// The REST integration of `victorops_configs` without `api_url`.
+    pub victorops_api_url: String,
+    pub victorops_api_key: Option<Secret>,
+    pub victorops_api_key_file: Option<PathBuf>,
     /// The notification templates receivers parse their text fields
     /// against (not a `global:` key: the config's `templates:`).
     #[serde(skip)]
@@ -74,6 +78,9 @@ impl Default for GlobalReceiverDefaults {
             pagerduty_url: super::pagerduty::DEFAULT_URL.to_string(),
             telegram_api_url: super::telegram::DEFAULT_API_URL.to_string(),
             webex_api_url: super::webex::DEFAULT_API_URL.to_string(),
+            victorops_api_url: super::victorops::DEFAULT_API_URL.to_string(),
+            victorops_api_key: None,
+            victorops_api_key_file: None,
             templates: TemplateEnv::defaults(),
         }
     }

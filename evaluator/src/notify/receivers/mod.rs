@@ -62,6 +62,7 @@ pub mod slack;
 pub mod telegram;
 pub mod template;
 pub mod test_send;
+pub mod victorops;
 pub mod webex;
 pub mod webhook;
 

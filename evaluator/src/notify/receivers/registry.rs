@@ -14,13 +14,14 @@ use super::email::EmailConfigRaw;
 use super::pagerduty::PagerdutyConfigRaw;
 use super::slack::SlackConfigRaw;
 use super::telegram::TelegramConfigRaw;
+use super::victorops::VictoropsConfigRaw;
 use super::webex::WebexConfigRaw;
 use super::webhook::WebhookConfigRaw;
 use super::{Receiver, ReceiverKind};
 
 /// Every receiver kind Vigil delivers to, in the order a receiver's
 /// integrations are built.
-const KINDS: [Kind; 8] = [
+const KINDS: [Kind; 9] = [
     Kind::of::<SlackConfigRaw>(),
     Kind::of::<EmailConfigRaw>(),
     Kind::of::<WebhookConfigRaw>(),
@@ -28,6 +29,7 @@ const KINDS: [Kind; 8] = [
     Kind::of::<TelegramConfigRaw>(),
     Kind::of::<DiscordConfigRaw>(),
     Kind::of::<WebexConfigRaw>(),
+    Kind::of::<VictoropsConfigRaw>(),
     Kind::of::<ConsoleConfigRaw>(),
 ];
 

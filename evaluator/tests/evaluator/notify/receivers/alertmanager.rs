@@ -260,3 +260,27 @@ async fn discord_and_webex_messages_match_alertmanagers() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn victorops_events_match_alertmanagers() {
+    let n = notification(vec![
+        alert("a", "critical", AlertStatus::Firing),
+        alert("b", "critical", AlertStatus::Resolved),
+    ]);
+    let cases = [
+        "    victorops_configs: [{api_key: 'K3Y', routing_key: 'RK', api_url: 'CAPTURE/vo/'}]\n",
+        "    victorops_configs: [{api_key: 'K3Y', routing_key: '{{ .CommonLabels.severity }}', api_url: 'CAPTURE/vo/', message_type: WARNING, entity_display_name: '{{ template \"team.summary\" . }}', custom_fields: {team: '{{ .CommonLabels.route }}', runbook: 'https://r'}}]\n",
+    ];
+    for (integrations, kind) in cases.iter().zip(["vo/K3Y/RK", "vo/K3Y/critical"]) {
+        let Some((ours, theirs)) =
+            both_bodies(integrations, kind, &[("team.tmpl", PAGERDUTY_TMPL)], &n).await
+        else {
+            return;
+        };
+        assert_eq!(
+            json_differences(&ours, &theirs),
+            Vec::<String>::new(),
+            "{integrations}"
+        );
+    }
+}
