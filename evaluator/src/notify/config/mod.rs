@@ -8,7 +8,8 @@
 //!
 //! - `global`: `resolve_timeout` (default `5m`), `slack_api_url` /
 //!   `slack_api_url_file`, `pagerduty_url`, `telegram_api_url`, `webex_api_url`,
-//!   `victorops_api_url`, `victorops_api_key(_file)`, `smtp_from`, `smtp_smarthost`, `smtp_hello`
+//!   `victorops_api_url`, `victorops_api_key(_file)`, `opsgenie_api_url`,
+//!   `opsgenie_api_key(_file)`, `smtp_from`, `smtp_smarthost`, `smtp_hello`
 //!   (default `localhost`), `smtp_auth_username`, `smtp_auth_password` /
 //!   `smtp_auth_password_file`, `smtp_auth_identity`, `smtp_auth_secret` /
 //!   `smtp_auth_secret_file`, `smtp_require_tls` (default `true`),
@@ -27,7 +28,8 @@
 //!   [`crate::notify::time_interval`]).
 //! - `receivers`: `name` plus `slack_configs`, `email_configs`,
 //!   `webhook_configs`, `pagerduty_configs`, `telegram_configs`,
-//!   `discord_configs`, `webex_configs`, `victorops_configs` and (a Vigil addition)
+//!   `discord_configs`, `webex_configs`, `victorops_configs`,
+//!   `opsgenie_configs` and (a Vigil addition)
 //!   `console_configs`; the sections' contents are read by the receivers
 //!   themselves (`notify::receivers`).
 //!
@@ -160,6 +162,10 @@ pub struct GlobalConfig {
     pub victorops_api_key: Option<String>,
     /// Resolved against the config file's folder.
     pub victorops_api_key_file: Option<PathBuf>,
+    pub opsgenie_api_url: String,
+    pub opsgenie_api_key: Option<String>,
+    /// Resolved against the config file's folder.
+    pub opsgenie_api_key_file: Option<PathBuf>,
     pub smtp_from: Option<String>,
     /// `host:port`.
     pub smtp_smarthost: Option<String>,
@@ -189,6 +195,9 @@ impl Default for GlobalConfig {
             victorops_api_url: crate::notify::receivers::victorops::DEFAULT_API_URL.to_string(),
             victorops_api_key: None,
             victorops_api_key_file: None,
+            opsgenie_api_url: crate::notify::receivers::opsgenie::DEFAULT_API_URL.to_string(),
+            opsgenie_api_key: None,
+            opsgenie_api_key_file: None,
             smtp_from: None,
             smtp_smarthost: None,
             smtp_hello: "localhost".to_string(),

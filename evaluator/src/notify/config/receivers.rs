@@ -39,6 +39,9 @@ pub fn build_receivers(
         victorops_api_url: g.victorops_api_url.clone(),
         victorops_api_key: g.victorops_api_key.clone().map(Secret::new),
         victorops_api_key_file: g.victorops_api_key_file.clone(),
+        opsgenie_api_url: g.opsgenie_api_url.clone(),
+        opsgenie_api_key: g.opsgenie_api_key.clone().map(Secret::new),
+        opsgenie_api_key_file: g.opsgenie_api_key_file.clone(),
         templates: TemplateEnv::new(config.templates.as_ref().clone()),
     };
     let mut out = HashMap::new();

@@ -54,7 +54,7 @@ route:
 receivers:
   - name: r
   - name: r
-    opsgenie_configs: [{api_key: x}]
+    wechat_configs: [{}]
 ";
     let problems = problems(text);
     let rendered: Vec<String> = problems.iter().map(Problem::to_string).collect();
@@ -63,7 +63,7 @@ receivers:
             "notify.yaml:5:18: route.routes[0].matchers[0]: invalid regular expression",
             "notify.yaml:7:7: route.routes[0].colour: unknown field `colour`",
             "notify.yaml:10:5: receivers[1].name: receiver name \"r\" is not unique",
-            "notify.yaml:11:5: receivers[1].opsgenie_configs: receiver kind `opsgenie_configs` is not supported",
+            "notify.yaml:11:5: receivers[1].wechat_configs: receiver kind `wechat_configs` is not supported",
             "notify.yaml:2:3: route.receiver: undefined receiver \"missing\"",
         ];
     for want in expect {
@@ -98,7 +98,7 @@ fn group_by_wildcard_cannot_be_mixed_with_labels() {
 
 #[test]
 fn undefined_time_intervals_are_errors_and_foreign_globals_are_warnings() {
-    let problems = problems("global: {opsgenie_api_url: 'https://x'}\nroute: {receiver: r, routes: [{receiver: r, mute_time_intervals: [night]}]}\nreceivers: [{name: r}]\n");
+    let problems = problems("global: {rocketchat_api_url: 'https://x'}\nroute: {receiver: r, routes: [{receiver: r, mute_time_intervals: [night]}]}\nreceivers: [{name: r}]\n");
     let errors: Vec<&Problem> = problems
         .iter()
         .filter(|p| p.severity == Severity::Error)
@@ -113,10 +113,10 @@ fn undefined_time_intervals_are_errors_and_foreign_globals_are_warnings() {
         errors[0]
     );
     let config = parse_ok(
-        "global: {opsgenie_api_url: 'https://x', pagerduty_url: 'https://pd'}\nroute: {receiver: r}\nreceivers: [{name: r}]\n",
+        "global: {rocketchat_api_url: 'https://x', pagerduty_url: 'https://pd'}\nroute: {receiver: r}\nreceivers: [{name: r}]\n",
     );
     assert_eq!(config.warnings.len(), 1);
-    assert_eq!(config.warnings[0].field, "global.opsgenie_api_url");
+    assert_eq!(config.warnings[0].field, "global.rocketchat_api_url");
     assert_eq!(config.global.pagerduty_url, "https://pd");
 }
 

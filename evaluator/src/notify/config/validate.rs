@@ -21,13 +21,12 @@ use crate::notify::matcher::{self, is_valid_label_name, MatchOp, Matcher};
 use crate::notify::receivers::registry::sections;
 
 /// Alertmanager receiver kinds Vigil cannot deliver to.
-const UNSUPPORTED_INTEGRATIONS: [&str; 10] = [
+const UNSUPPORTED_INTEGRATIONS: [&str; 9] = [
     "incidentio_configs",
     "jira_configs",
     "mattermost_configs",
     "msteams_configs",
     "msteamsv2_configs",
-    "opsgenie_configs",
     "pushover_configs",
     "rocketchat_configs",
     "sns_configs",
@@ -35,11 +34,8 @@ const UNSUPPORTED_INTEGRATIONS: [&str; 10] = [
 ];
 
 /// Global settings of receiver kinds Vigil does not have.
-const IGNORED_GLOBALS: [&str; 11] = [
+const IGNORED_GLOBALS: [&str; 8] = [
     "jira_api_url",
-    "opsgenie_api_key",
-    "opsgenie_api_key_file",
-    "opsgenie_api_url",
     "rocketchat_api_url",
     "rocketchat_token",
     "rocketchat_token_file",
@@ -368,6 +364,11 @@ impl Validator<'_> {
                 "victorops_api_url",
                 &mut global.victorops_api_url,
             ),
+            (
+                &raw.opsgenie_api_url,
+                "opsgenie_api_url",
+                &mut global.opsgenie_api_url,
+            ),
         ] {
             let path = field(key);
             if let Some(url) = value.as_ref().and_then(|v| self.string(v, &path)) {
@@ -380,6 +381,9 @@ impl Validator<'_> {
         global.victorops_api_key = self.global_string(raw.victorops_api_key, "victorops_api_key");
         global.victorops_api_key_file =
             self.file_path(raw.victorops_api_key_file, "victorops_api_key_file");
+        global.opsgenie_api_key = self.global_string(raw.opsgenie_api_key, "opsgenie_api_key");
+        global.opsgenie_api_key_file =
+            self.file_path(raw.opsgenie_api_key_file, "opsgenie_api_key_file");
         global.smtp_from = self.global_string(raw.smtp_from, "smtp_from");
         if let Some(hello) = self.global_string(raw.smtp_hello, "smtp_hello") {
             global.smtp_hello = hello;

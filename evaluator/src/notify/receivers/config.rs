@@ -56,6 +56,10 @@ pub struct GlobalReceiverDefaults {
     pub victorops_api_url: String,
     pub victorops_api_key: Option<Secret>,
     pub victorops_api_key_file: Option<PathBuf>,
+    /// The Alert API of `opsgenie_configs` without `api_url`.
+    pub opsgenie_api_url: String,
+    pub opsgenie_api_key: Option<Secret>,
+    pub opsgenie_api_key_file: Option<PathBuf>,
     /// The notification templates receivers parse their text fields
     /// against (not a `global:` key: the config's `templates:`).
     #[serde(skip)]
@@ -81,6 +85,9 @@ impl Default for GlobalReceiverDefaults {
             victorops_api_url: super::victorops::DEFAULT_API_URL.to_string(),
             victorops_api_key: None,
             victorops_api_key_file: None,
+            opsgenie_api_url: super::opsgenie::DEFAULT_API_URL.to_string(),
+            opsgenie_api_key: None,
+            opsgenie_api_key_file: None,
             templates: TemplateEnv::defaults(),
         }
     }

@@ -56,6 +56,7 @@ pub mod console;
 pub mod discord;
 pub mod email;
 pub mod http;
+pub mod opsgenie;
 pub mod pagerduty;
 pub mod registry;
 pub mod slack;

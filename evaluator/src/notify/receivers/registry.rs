@@ -11,6 +11,7 @@ use super::config::{GlobalReceiverDefaults, Problems};
 use super::console::ConsoleConfigRaw;
 use super::discord::DiscordConfigRaw;
 use super::email::EmailConfigRaw;
+use super::opsgenie::OpsgenieConfigRaw;
 use super::pagerduty::PagerdutyConfigRaw;
 use super::slack::SlackConfigRaw;
 use super::telegram::TelegramConfigRaw;
@@ -21,7 +22,7 @@ use super::{Receiver, ReceiverKind};
 
 /// Every receiver kind Vigil delivers to, in the order a receiver's
 /// integrations are built.
-const KINDS: [Kind; 9] = [
+const KINDS: [Kind; 10] = [
     Kind::of::<SlackConfigRaw>(),
     Kind::of::<EmailConfigRaw>(),
     Kind::of::<WebhookConfigRaw>(),
@@ -30,6 +31,7 @@ const KINDS: [Kind; 9] = [
     Kind::of::<DiscordConfigRaw>(),
     Kind::of::<WebexConfigRaw>(),
     Kind::of::<VictoropsConfigRaw>(),
+    Kind::of::<OpsgenieConfigRaw>(),
     Kind::of::<ConsoleConfigRaw>(),
 ];
 

@@ -284,3 +284,32 @@ async fn victorops_events_match_alertmanagers() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opsgenie_alerts_match_alertmanagers() {
+    let n = notification(vec![
+        alert("a", "critical", AlertStatus::Firing),
+        alert("b", "critical", AlertStatus::Resolved),
+    ]);
+    let cases = [
+        "    opsgenie_configs: [{api_key: 'K3Y', api_url: 'CAPTURE/og/'}]\n",
+        "    opsgenie_configs: [{api_key: 'K3Y', api_url: 'CAPTURE/og/', message: '{{ template \"team.summary\" . }}', details: {team: '{{ .CommonLabels.route }}'}, responders: [{name: 'web, db', type: teams}, {username: 'ann@example.com', type: User}], tags: 'a, {{ .CommonLabels.severity }} ,', note: n, priority: P2, entity: '{{ .GroupLabels.alertname }}', actions: 'restart,page'}]\n",
+    ];
+    for integrations in cases {
+        let Some((ours, theirs)) = both_bodies(
+            integrations,
+            "og/v2/alerts",
+            &[("team.tmpl", PAGERDUTY_TMPL)],
+            &n,
+        )
+        .await
+        else {
+            return;
+        };
+        assert_eq!(
+            json_differences(&ours, &theirs),
+            Vec::<String>::new(),
+            "{integrations}"
+        );
+    }
+}
