@@ -3,6 +3,7 @@
 //! `backpressure.rs` is here too but runs in the `alone` test binary
 //! (`tests/alone/main.rs`), which says why.
 
+mod check_config_corpus;
 mod delivery_outbox;
 mod pipeline;
 mod receivers;
