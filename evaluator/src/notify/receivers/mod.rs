@@ -51,6 +51,62 @@
 //! [`crate::notify::templates`]); a field left unset renders Alertmanager's
 //! default template for it.
 
+/// The [`ReceiverKind`] of a kind: its `*_configs` key, its
+/// `send_resolved` default, and its receiver made from the settings its
+/// `validate` function returns.
+macro_rules! receiver_kind {
+    ($raw:ty, $section:literal, send_resolved: $resolved:literal, $validate:path => $receiver:ident) => {
+        impl $crate::notify::receivers::ReceiverKind for $raw {
+            const SECTION: &'static str = $section;
+            const SEND_RESOLVED: bool = $resolved;
+
+            fn build(
+                self,
+                global: &$crate::notify::receivers::GlobalReceiverDefaults,
+                p: &mut $crate::notify::receivers::Problems<'_>,
+            ) -> Option<std::sync::Arc<dyn $crate::notify::receivers::Receiver>> {
+                $validate(self, global, p).and_then(|settings| p.receiver($receiver::new(settings)))
+            }
+        }
+    };
+}
+
+/// A receiver that posts over HTTP: its settings (with their `http`
+/// client settings) and the client made from them.
+macro_rules! http_receiver {
+    ($(#[$doc:meta])* $receiver:ident($settings:ty)) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $receiver {
+            settings: $settings,
+            client: reqwest::Client,
+        }
+
+        impl $receiver {
+            pub fn new(settings: $settings) -> Result<$receiver, reqwest::Error> {
+                let client = $crate::notify::receivers::http::http_client(
+                    $crate::notify::receivers::config::DEFAULT_HTTP_TIMEOUT,
+                    &settings.http,
+                )?;
+                Ok($receiver { settings, client })
+            }
+        }
+    };
+}
+
+/// A [`Receiver`]'s name and `send_resolved` (from its settings).
+macro_rules! receiver_identity {
+    ($integration:literal) => {
+        fn integration(&self) -> &'static str {
+            $integration
+        }
+
+        fn send_resolved(&self) -> bool {
+            self.settings.send_resolved
+        }
+    };
+}
+
 pub mod config;
 pub mod console;
 pub mod discord;

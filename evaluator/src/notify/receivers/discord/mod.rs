@@ -13,18 +13,15 @@
 //! | `http_config` | none | the HTTP client settings |
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::notify::alert::{AlertStatus, Notification, REDELIVERY_MARK};
 use crate::notify::receivers::config::{
-    check_url, resolve_secret, GlobalReceiverDefaults, Problems, DEFAULT_HTTP_TIMEOUT,
+    check_url, resolve_secret, GlobalReceiverDefaults, Problems,
 };
-use crate::notify::receivers::http::{
-    http_client, post_json, validate_http, HttpConfigRaw, HttpSettings,
-};
+use crate::notify::receivers::http::{post_json, validate_http, HttpConfigRaw, HttpSettings};
 use crate::notify::receivers::template::{self, call, truncate_chars, TemplateField};
 use crate::notify::receivers::{DeliveryReport, Receiver, ReceiverKind, Secret, SendError};
 
@@ -119,32 +116,14 @@ fn validate(
     (p.count() == before).then_some(settings)
 }
 
-impl ReceiverKind for DiscordConfigRaw {
-    const SECTION: &'static str = "discord_configs";
-    const SEND_RESOLVED: bool = true;
+receiver_kind!(DiscordConfigRaw, "discord_configs", send_resolved: true, validate => DiscordReceiver);
 
-    fn build(
-        self,
-        global: &GlobalReceiverDefaults,
-        p: &mut Problems<'_>,
-    ) -> Option<Arc<dyn Receiver>> {
-        validate(self, global, p).and_then(|settings| p.receiver(DiscordReceiver::new(settings)))
-    }
-}
-
-/// Sends notifications to one Discord webhook.
-#[derive(Debug)]
-pub struct DiscordReceiver {
-    settings: DiscordSettings,
-    client: reqwest::Client,
-}
+http_receiver!(
+    /// Sends notifications to one Discord webhook.
+    DiscordReceiver(DiscordSettings)
+);
 
 impl DiscordReceiver {
-    pub fn new(settings: DiscordSettings) -> Result<DiscordReceiver, reqwest::Error> {
-        let client = http_client(DEFAULT_HTTP_TIMEOUT, &settings.http)?;
-        Ok(DiscordReceiver { settings, client })
-    }
-
     /// The message for `n`.
     pub fn message(&self, n: &Notification) -> DiscordMessage {
         let s = &self.settings;
@@ -171,13 +150,7 @@ impl DiscordReceiver {
 
 #[async_trait]
 impl Receiver for DiscordReceiver {
-    fn integration(&self) -> &'static str {
-        "discord"
-    }
-
-    fn send_resolved(&self) -> bool {
-        self.settings.send_resolved
-    }
+    receiver_identity!("discord");
 
     async fn send(&self, notification: &Notification) -> Result<DeliveryReport, SendError> {
         let s = &self.settings;

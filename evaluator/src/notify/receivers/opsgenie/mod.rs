@@ -24,7 +24,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -32,11 +31,9 @@ use serde::{Deserialize, Serialize};
 use super::pagerduty::dedup_key;
 use crate::notify::alert::{AlertStatus, Notification, REDELIVERY_MARK};
 use crate::notify::receivers::config::{
-    check_url, resolve_secret, GlobalReceiverDefaults, Problems, DEFAULT_HTTP_TIMEOUT,
+    check_url, resolve_secret, GlobalReceiverDefaults, Problems,
 };
-use crate::notify::receivers::http::{
-    http_client, post_json, validate_http, HttpConfigRaw, HttpSettings,
-};
+use crate::notify::receivers::http::{post_json, validate_http, HttpConfigRaw, HttpSettings};
 use crate::notify::receivers::template::{self, call, truncate_chars, TemplateField};
 use crate::notify::receivers::{DeliveryReport, Receiver, ReceiverKind, Secret, SendError};
 
@@ -250,21 +247,16 @@ fn validate(
         update_alerts: raw.update_alerts,
         http: validate_http(raw.http_config.as_ref(), p),
     };
+    let mut settings = settings;
+    // Every request carries the key as Opsgenie wants it.
+    settings.http.authorization = Some(Secret::new(format!(
+        "GenieKey {}",
+        settings.api_key.expose()
+    )));
     (p.count() == before).then_some(settings)
 }
 
-impl ReceiverKind for OpsgenieConfigRaw {
-    const SECTION: &'static str = "opsgenie_configs";
-    const SEND_RESOLVED: bool = true;
-
-    fn build(
-        self,
-        global: &GlobalReceiverDefaults,
-        p: &mut Problems<'_>,
-    ) -> Option<Arc<dyn Receiver>> {
-        validate(self, global, p).and_then(|settings| p.receiver(OpsgenieReceiver::new(settings)))
-    }
-}
+receiver_kind!(OpsgenieConfigRaw, "opsgenie_configs", send_resolved: true, validate => OpsgenieReceiver);
 
 /// The comma-separated items of a rendered list, blank ones left out (as
 /// Alertmanager, the others keep their spaces).
@@ -275,25 +267,12 @@ fn split_list(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Sends notifications to Opsgenie.
-#[derive(Debug)]
-pub struct OpsgenieReceiver {
-    settings: OpsgenieSettings,
-    client: reqwest::Client,
-}
+http_receiver!(
+    /// Sends notifications to Opsgenie.
+    OpsgenieReceiver(OpsgenieSettings)
+);
 
 impl OpsgenieReceiver {
-    pub fn new(settings: OpsgenieSettings) -> Result<OpsgenieReceiver, reqwest::Error> {
-        let mut settings = settings;
-        // Every request carries the key as Opsgenie wants it.
-        settings.http.authorization = Some(Secret::new(format!(
-            "GenieKey {}",
-            settings.api_key.expose()
-        )));
-        let client = http_client(DEFAULT_HTTP_TIMEOUT, &settings.http)?;
-        Ok(OpsgenieReceiver { settings, client })
-    }
-
     /// The requests for `n`, in order: (URL, JSON body).
     pub fn requests(&self, n: &Notification) -> Vec<(String, serde_json::Value)> {
         let s = &self.settings;
@@ -379,13 +358,7 @@ impl OpsgenieReceiver {
 
 #[async_trait]
 impl Receiver for OpsgenieReceiver {
-    fn integration(&self) -> &'static str {
-        "opsgenie"
-    }
-
-    fn send_resolved(&self) -> bool {
-        self.settings.send_resolved
-    }
+    receiver_identity!("opsgenie");
 
     async fn send(&self, notification: &Notification) -> Result<DeliveryReport, SendError> {
         let mut report = DeliveryReport::default();

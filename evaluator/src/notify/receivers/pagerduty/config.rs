@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -13,7 +12,7 @@ use crate::notify::receivers::config::{
 };
 use crate::notify::receivers::http::{validate_http, HttpConfigRaw, HttpSettings};
 use crate::notify::receivers::template::{call, TemplateField};
-use crate::notify::receivers::{Receiver, ReceiverKind, Secret};
+use crate::notify::receivers::{ReceiverKind, Secret};
 
 /// Alertmanager's default `global.pagerduty_url`.
 pub const DEFAULT_URL: &str = "https://events.pagerduty.com/v2/enqueue";
@@ -231,16 +230,4 @@ pub(crate) fn validate_pagerduty(
     (p.count() == before).then_some(settings)
 }
 
-impl ReceiverKind for PagerdutyConfigRaw {
-    const SECTION: &'static str = "pagerduty_configs";
-    const SEND_RESOLVED: bool = true;
-
-    fn build(
-        self,
-        global: &GlobalReceiverDefaults,
-        p: &mut Problems<'_>,
-    ) -> Option<Arc<dyn Receiver>> {
-        validate_pagerduty(self, global, p)
-            .and_then(|settings| p.receiver(PagerdutyReceiver::new(settings)))
-    }
-}
+receiver_kind!(PagerdutyConfigRaw, "pagerduty_configs", send_resolved: true, validate_pagerduty => PagerdutyReceiver);

@@ -9,8 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::config::{PagerdutyKey, PagerdutySettings, V1_URL};
 use crate::notify::alert::{AlertStatus, Notification, REDELIVERY_MARK};
-use crate::notify::receivers::config::DEFAULT_HTTP_TIMEOUT;
-use crate::notify::receivers::http::{http_client, post_json};
+use crate::notify::receivers::http::post_json;
 use crate::notify::receivers::template::{self, truncate_chars, TemplateField};
 use crate::notify::receivers::{DeliveryReport, Receiver, SendError};
 
@@ -90,19 +89,12 @@ pub fn dedup_key(group_key: &str) -> String {
         .collect()
 }
 
-/// Sends notifications to PagerDuty.
-#[derive(Debug)]
-pub struct PagerdutyReceiver {
-    settings: PagerdutySettings,
-    client: reqwest::Client,
-}
+http_receiver!(
+    /// Sends notifications to PagerDuty.
+    PagerdutyReceiver(PagerdutySettings)
+);
 
 impl PagerdutyReceiver {
-    pub fn new(settings: PagerdutySettings) -> Result<PagerdutyReceiver, reqwest::Error> {
-        let client = http_client(DEFAULT_HTTP_TIMEOUT, &settings.http)?;
-        Ok(PagerdutyReceiver { settings, client })
-    }
-
     /// The event for `n`, and where it goes.
     pub fn event(&self, n: &Notification) -> (PagerdutyEvent, String) {
         let s = &self.settings;
@@ -196,13 +188,7 @@ impl PagerdutyReceiver {
 
 #[async_trait]
 impl Receiver for PagerdutyReceiver {
-    fn integration(&self) -> &'static str {
-        "pagerduty"
-    }
-
-    fn send_resolved(&self) -> bool {
-        self.settings.send_resolved
-    }
+    receiver_identity!("pagerduty");
 
     async fn send(&self, notification: &Notification) -> Result<DeliveryReport, SendError> {
         let (event, url) = self.event(notification);

@@ -2,7 +2,6 @@
 //! into [`TelegramSettings`].
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -12,7 +11,7 @@ use crate::notify::receivers::config::{
 };
 use crate::notify::receivers::http::{validate_http, HttpConfigRaw, HttpSettings};
 use crate::notify::receivers::template::{call, TemplateField};
-use crate::notify::receivers::{Receiver, ReceiverKind, Secret};
+use crate::notify::receivers::{ReceiverKind, Secret};
 
 /// Alertmanager's default `global.telegram_api_url`.
 pub const DEFAULT_API_URL: &str = "https://api.telegram.org";
@@ -118,16 +117,4 @@ pub(crate) fn validate_telegram(
     (p.count() == before).then_some(settings)
 }
 
-impl ReceiverKind for TelegramConfigRaw {
-    const SECTION: &'static str = "telegram_configs";
-    const SEND_RESOLVED: bool = true;
-
-    fn build(
-        self,
-        global: &GlobalReceiverDefaults,
-        p: &mut Problems<'_>,
-    ) -> Option<Arc<dyn Receiver>> {
-        validate_telegram(self, global, p)
-            .and_then(|settings| p.receiver(TelegramReceiver::new(settings)))
-    }
-}
+receiver_kind!(TelegramConfigRaw, "telegram_configs", send_resolved: true, validate_telegram => TelegramReceiver);

@@ -7,27 +7,19 @@ use async_trait::async_trait;
 
 use super::config::TelegramSettings;
 use crate::notify::alert::{Notification, REDELIVERY_MARK};
-use crate::notify::receivers::config::DEFAULT_HTTP_TIMEOUT;
-use crate::notify::receivers::http::{http_client, post_json};
+use crate::notify::receivers::http::post_json;
 use crate::notify::receivers::template::{self, truncate_chars};
 use crate::notify::receivers::{DeliveryReport, Receiver, SendError};
 
 /// The Bot API's message limit, in characters.
 pub const MAX_MESSAGE: usize = 4096;
 
-/// Sends notifications to one Telegram chat.
-#[derive(Debug)]
-pub struct TelegramReceiver {
-    settings: TelegramSettings,
-    client: reqwest::Client,
-}
+http_receiver!(
+    /// Sends notifications to one Telegram chat.
+    TelegramReceiver(TelegramSettings)
+);
 
 impl TelegramReceiver {
-    pub fn new(settings: TelegramSettings) -> Result<TelegramReceiver, reqwest::Error> {
-        let client = http_client(DEFAULT_HTTP_TIMEOUT, &settings.http)?;
-        Ok(TelegramReceiver { settings, client })
-    }
-
     /// The `sendMessage` parameters for `n`, as Alertmanager sends them
     /// (every value a string).
     pub fn message(&self, n: &Notification) -> BTreeMap<&'static str, String> {
@@ -59,13 +51,7 @@ impl TelegramReceiver {
 
 #[async_trait]
 impl Receiver for TelegramReceiver {
-    fn integration(&self) -> &'static str {
-        "telegram"
-    }
-
-    fn send_resolved(&self) -> bool {
-        self.settings.send_resolved
-    }
+    receiver_identity!("telegram");
 
     async fn send(&self, notification: &Notification) -> Result<DeliveryReport, SendError> {
         let s = &self.settings;

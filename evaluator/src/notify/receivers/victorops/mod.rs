@@ -21,7 +21,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -29,11 +28,9 @@ use serde::Deserialize;
 use super::pagerduty::dedup_key;
 use crate::notify::alert::{AlertStatus, Notification, REDELIVERY_MARK};
 use crate::notify::receivers::config::{
-    check_url, resolve_secret, GlobalReceiverDefaults, Problems, DEFAULT_HTTP_TIMEOUT,
+    check_url, resolve_secret, GlobalReceiverDefaults, Problems,
 };
-use crate::notify::receivers::http::{
-    http_client, post_json, validate_http, HttpConfigRaw, HttpSettings,
-};
+use crate::notify::receivers::http::{post_json, validate_http, HttpConfigRaw, HttpSettings};
 use crate::notify::receivers::template::{self, call, truncate_chars, TemplateField};
 use crate::notify::receivers::{DeliveryReport, Receiver, ReceiverKind, Secret, SendError};
 
@@ -172,32 +169,14 @@ fn validate(
     (p.count() == before).then_some(settings)
 }
 
-impl ReceiverKind for VictoropsConfigRaw {
-    const SECTION: &'static str = "victorops_configs";
-    const SEND_RESOLVED: bool = true;
+receiver_kind!(VictoropsConfigRaw, "victorops_configs", send_resolved: true, validate => VictoropsReceiver);
 
-    fn build(
-        self,
-        global: &GlobalReceiverDefaults,
-        p: &mut Problems<'_>,
-    ) -> Option<Arc<dyn Receiver>> {
-        validate(self, global, p).and_then(|settings| p.receiver(VictoropsReceiver::new(settings)))
-    }
-}
-
-/// Sends notifications to VictorOps.
-#[derive(Debug)]
-pub struct VictoropsReceiver {
-    settings: VictoropsSettings,
-    client: reqwest::Client,
-}
+http_receiver!(
+    /// Sends notifications to VictorOps.
+    VictoropsReceiver(VictoropsSettings)
+);
 
 impl VictoropsReceiver {
-    pub fn new(settings: VictoropsSettings) -> Result<VictoropsReceiver, reqwest::Error> {
-        let client = http_client(DEFAULT_HTTP_TIMEOUT, &settings.http)?;
-        Ok(VictoropsReceiver { settings, client })
-    }
-
     /// The event for `n`, and the URL it goes to.
     pub fn event(&self, n: &Notification) -> (BTreeMap<String, String>, String) {
         let s = &self.settings;
@@ -247,13 +226,7 @@ impl VictoropsReceiver {
 
 #[async_trait]
 impl Receiver for VictoropsReceiver {
-    fn integration(&self) -> &'static str {
-        "victorops"
-    }
-
-    fn send_resolved(&self) -> bool {
-        self.settings.send_resolved
-    }
+    receiver_identity!("victorops");
 
     async fn send(&self, notification: &Notification) -> Result<DeliveryReport, SendError> {
         let (event, url) = self.event(notification);

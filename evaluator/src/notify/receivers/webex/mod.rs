@@ -12,18 +12,12 @@
 //! | `message` | `{{ template "webex.default.message" . }}` | Markdown text; cut at 7,439 bytes' worth of characters |
 //! | `http_config` | `authorization` *required* | the bot's token as `authorization: {credentials: ...}` |
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::notify::alert::{Notification, REDELIVERY_MARK};
-use crate::notify::receivers::config::{
-    check_url, GlobalReceiverDefaults, Problems, DEFAULT_HTTP_TIMEOUT,
-};
-use crate::notify::receivers::http::{
-    http_client, post_json, validate_http, HttpConfigRaw, HttpSettings,
-};
+use crate::notify::receivers::config::{check_url, GlobalReceiverDefaults, Problems};
+use crate::notify::receivers::http::{post_json, validate_http, HttpConfigRaw, HttpSettings};
 use crate::notify::receivers::template::{self, call, truncate_chars, TemplateField};
 use crate::notify::receivers::{DeliveryReport, Receiver, ReceiverKind, SendError};
 
@@ -101,32 +95,14 @@ fn validate(
     (p.count() == before).then_some(settings)
 }
 
-impl ReceiverKind for WebexConfigRaw {
-    const SECTION: &'static str = "webex_configs";
-    const SEND_RESOLVED: bool = true;
+receiver_kind!(WebexConfigRaw, "webex_configs", send_resolved: true, validate => WebexReceiver);
 
-    fn build(
-        self,
-        global: &GlobalReceiverDefaults,
-        p: &mut Problems<'_>,
-    ) -> Option<Arc<dyn Receiver>> {
-        validate(self, global, p).and_then(|settings| p.receiver(WebexReceiver::new(settings)))
-    }
-}
-
-/// Sends notifications to one Webex room.
-#[derive(Debug)]
-pub struct WebexReceiver {
-    settings: WebexSettings,
-    client: reqwest::Client,
-}
+http_receiver!(
+    /// Sends notifications to one Webex room.
+    WebexReceiver(WebexSettings)
+);
 
 impl WebexReceiver {
-    pub fn new(settings: WebexSettings) -> Result<WebexReceiver, reqwest::Error> {
-        let client = http_client(DEFAULT_HTTP_TIMEOUT, &settings.http)?;
-        Ok(WebexReceiver { settings, client })
-    }
-
     /// The message for `n`.
     pub fn message(&self, n: &Notification) -> WebexMessage {
         let s = &self.settings;
@@ -145,13 +121,7 @@ impl WebexReceiver {
 
 #[async_trait]
 impl Receiver for WebexReceiver {
-    fn integration(&self) -> &'static str {
-        "webex"
-    }
-
-    fn send_resolved(&self) -> bool {
-        self.settings.send_resolved
-    }
+    receiver_identity!("webex");
 
     async fn send(&self, notification: &Notification) -> Result<DeliveryReport, SendError> {
         let s = &self.settings;
