@@ -58,3 +58,18 @@ pub fn split<T: DeserializeOwned>(
     }));
     Some((own, http))
 }
+
+/// `request` with a section's extra `headers` and its `Authorization`.
+pub fn with_headers(
+    mut request: reqwest::RequestBuilder,
+    headers: &[(String, String)],
+    http: &HttpSettings,
+) -> reqwest::RequestBuilder {
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    if let Some(authorization) = &http.authorization {
+        request = request.header(reqwest::header::AUTHORIZATION, authorization.expose());
+    }
+    request
+}

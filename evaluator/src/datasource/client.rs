@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::config::DatasourceSettings;
 use crate::clock::Clock;
+use crate::inline_http::with_headers;
 use crate::labels::Labels;
 use crate::notify::receivers::http::http_client;
 use crate::rules::engine::{QueryError, QueryResult};
@@ -104,12 +105,7 @@ impl DatasourceClient {
             .client
             .post(format!("{}/api/v1/query", self.settings.url))
             .form(&[("query", expr), ("time", &time), ("timeout", &timeout)]);
-        for (name, value) in &self.settings.headers {
-            request = request.header(name, value);
-        }
-        if let Some(authorization) = &self.settings.http.authorization {
-            request = request.header(reqwest::header::AUTHORIZATION, authorization.expose());
-        }
+        request = with_headers(request, &self.settings.headers, &self.settings.http);
         let response = request.send().await.map_err(|e| Attempt {
             error: format!("cannot reach it: {e}"),
             retryable: true,
@@ -154,12 +150,7 @@ impl DatasourceClient {
             .client
             .post(format!("{}{api_path}", self.settings.url))
             .form(params);
-        for (name, value) in &self.settings.headers {
-            request = request.header(name, value);
-        }
-        if let Some(authorization) = &self.settings.http.authorization {
-            request = request.header(reqwest::header::AUTHORIZATION, authorization.expose());
-        }
+        request = with_headers(request, &self.settings.headers, &self.settings.http);
         let response = request
             .send()
             .await

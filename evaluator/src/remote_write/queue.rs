@@ -20,6 +20,7 @@ use super::proto::encode_write_request;
 use super::RemoteWriteMetrics;
 use crate::clock::Clock;
 use crate::hash::StableHasher;
+use crate::inline_http::with_headers;
 use crate::notify::receivers::http::{check_http_response, http_client, transport_error};
 use crate::notify::receivers::SendError;
 use crate::sample::Sample;
@@ -212,12 +213,7 @@ impl Shard {
             .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf")
             .header("X-Prometheus-Remote-Write-Version", PROTOCOL_VERSION)
             .body(body.to_vec());
-        for (name, value) in &self.settings.headers {
-            request = request.header(name, value);
-        }
-        if let Some(authorization) = &self.settings.http.authorization {
-            request = request.header(reqwest::header::AUTHORIZATION, authorization.expose());
-        }
+        request = with_headers(request, &self.settings.headers, &self.settings.http);
         let response = request
             .send()
             .await

@@ -155,6 +155,30 @@ impl Problems<'_> {
     }
 }
 
+/// A secret as written inline or in a file: one `(value, file)` pair.
+pub type SecretSource<'a> = (Option<&'a Secret>, Option<&'a Path>);
+
+/// A secret from the entry's `field` (or its `_file`), else from the
+/// `global:` default `global_field`; `missing` is the problem when neither
+/// is set.
+pub fn entry_or_global_secret(
+    own: SecretSource<'_>,
+    global: SecretSource<'_>,
+    [field, global_field]: [&str; 2],
+    missing: &str,
+    p: &mut Problems<'_>,
+) -> Option<Secret> {
+    let set = |(inline, file): SecretSource<'_>| inline.is_some() || file.is_some();
+    if set(own) {
+        resolve_secret(own.0, own.1, field, true, p)
+    } else if set(global) {
+        resolve_secret(global.0, global.1, global_field, true, &mut p.global())
+    } else {
+        p.add(field, missing);
+        None
+    }
+}
+
 /// Resolves a secret from its inline value (or `${ENV}`) or its `_file`.
 /// `required` adds a problem when neither is set.
 pub fn resolve_secret(

@@ -14,12 +14,13 @@ use vigil_evaluator::notify::alert::Notification;
 use vigil_testkit::{external_tool, free_port, wait_for_http, ChildGuard};
 
 /// The start of an oracle's Alertmanager config: every alert to receiver
-/// `team-a`, grouped by `alertname`, flushed quickly; the receiver's
+/// `team-a`, grouped by `alertname`, flushed after a second (all the
+/// posted alerts are in by then, even on a loaded machine); the receiver's
 /// integrations follow.
 pub const ROUTE_TO_TEAM_A: &str = "route:
   receiver: team-a
   group_by: [alertname]
-  group_wait: 100ms
+  group_wait: 1s
   group_interval: 1s
 receivers:
   - name: team-a

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use super::pagerduty::dedup_key;
 use crate::notify::alert::{AlertStatus, Notification, REDELIVERY_MARK};
 use crate::notify::receivers::config::{
-    check_url, resolve_secret, GlobalReceiverDefaults, Problems,
+    check_url, entry_or_global_secret, GlobalReceiverDefaults, Problems,
 };
 use crate::notify::receivers::http::{post_json, validate_http, HttpConfigRaw, HttpSettings};
 use crate::notify::receivers::template::{self, call, truncate_chars, TemplateField};
@@ -148,29 +148,16 @@ fn validate(
     p: &mut Problems<'_>,
 ) -> Option<OpsgenieSettings> {
     let before = p.count();
-    let api_key = if raw.api_key.is_some() || raw.api_key_file.is_some() {
-        resolve_secret(
-            raw.api_key.as_ref(),
-            raw.api_key_file.as_deref(),
-            "api_key",
-            true,
-            p,
-        )
-    } else if global.opsgenie_api_key.is_some() || global.opsgenie_api_key_file.is_some() {
-        resolve_secret(
+    let api_key = entry_or_global_secret(
+        (raw.api_key.as_ref(), raw.api_key_file.as_deref()),
+        (
             global.opsgenie_api_key.as_ref(),
             global.opsgenie_api_key_file.as_deref(),
-            "opsgenie_api_key",
-            true,
-            &mut p.global(),
-        )
-    } else {
-        p.add(
-            "api_key",
-            "no global OpsGenie API Key set; set api_key here or global.opsgenie_api_key",
-        );
-        None
-    };
+        ),
+        ["api_key", "opsgenie_api_key"],
+        "no global OpsGenie API Key set; set api_key here or global.opsgenie_api_key",
+        p,
+    );
     let api_url = raw
         .api_url
         .clone()

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::send::SlackReceiver;
 use crate::notify::receivers::config::{
-    check_url, resolve_secret, GlobalReceiverDefaults, Problems,
+    check_url, entry_or_global_secret, GlobalReceiverDefaults, Problems,
 };
 use crate::notify::receivers::http::{validate_http, HttpConfigRaw, HttpSettings};
 use crate::notify::receivers::template::{call, TemplateField};
@@ -189,29 +189,16 @@ pub(crate) fn validate_slack(
     p: &mut Problems<'_>,
 ) -> Option<SlackSettings> {
     let before = p.count();
-    let api_url = if raw.api_url.is_some() || raw.api_url_file.is_some() {
-        resolve_secret(
-            raw.api_url.as_ref(),
-            raw.api_url_file.as_deref(),
-            "api_url",
-            true,
-            p,
-        )
-    } else if global.slack_api_url.is_some() || global.slack_api_url_file.is_some() {
-        resolve_secret(
+    let api_url = entry_or_global_secret(
+        (raw.api_url.as_ref(), raw.api_url_file.as_deref()),
+        (
             global.slack_api_url.as_ref(),
             global.slack_api_url_file.as_deref(),
-            "slack_api_url",
-            true,
-            &mut p.global(),
-        )
-    } else {
-        p.add(
-            "api_url",
-            "no Slack webhook URL: set api_url or api_url_file here, or global.slack_api_url(_file)",
-        );
-        None
-    };
+        ),
+        ["api_url", "slack_api_url"],
+        "no Slack webhook URL: set api_url or api_url_file here, or global.slack_api_url(_file)",
+        p,
+    );
     if let Some(url) = &api_url {
         check_url(url.expose(), "api_url", p);
     }

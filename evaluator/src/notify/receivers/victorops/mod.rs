@@ -28,7 +28,7 @@ use serde::Deserialize;
 use super::pagerduty::dedup_key;
 use crate::notify::alert::{AlertStatus, Notification, REDELIVERY_MARK};
 use crate::notify::receivers::config::{
-    check_url, resolve_secret, GlobalReceiverDefaults, Problems,
+    check_url, entry_or_global_secret, GlobalReceiverDefaults, Problems,
 };
 use crate::notify::receivers::http::{post_json, validate_http, HttpConfigRaw, HttpSettings};
 use crate::notify::receivers::template::{self, call, truncate_chars, TemplateField};
@@ -89,29 +89,16 @@ fn validate(
     p: &mut Problems<'_>,
 ) -> Option<VictoropsSettings> {
     let before = p.count();
-    let api_key = if raw.api_key.is_some() || raw.api_key_file.is_some() {
-        resolve_secret(
-            raw.api_key.as_ref(),
-            raw.api_key_file.as_deref(),
-            "api_key",
-            true,
-            p,
-        )
-    } else if global.victorops_api_key.is_some() || global.victorops_api_key_file.is_some() {
-        resolve_secret(
+    let api_key = entry_or_global_secret(
+        (raw.api_key.as_ref(), raw.api_key_file.as_deref()),
+        (
             global.victorops_api_key.as_ref(),
             global.victorops_api_key_file.as_deref(),
-            "victorops_api_key",
-            true,
-            &mut p.global(),
-        )
-    } else {
-        p.add(
-            "api_key",
-            "missing API key in VictorOps config; set api_key here or global.victorops_api_key",
-        );
-        None
-    };
+        ),
+        ["api_key", "victorops_api_key"],
+        "missing API key in VictorOps config; set api_key here or global.victorops_api_key",
+        p,
+    );
     let api_url = raw
         .api_url
         .clone()
