@@ -14,13 +14,12 @@ use vigil_evaluator::notify::alert::Notification;
 use vigil_testkit::{external_tool, free_port, wait_for_http, ChildGuard};
 
 /// The start of an oracle's Alertmanager config: every alert to receiver
-/// `team-a`, grouped by `alertname`, flushed after a second (all the
-/// posted alerts are in by then, even on a loaded machine); the receiver's
+/// `team-a`, grouped by `alertname`, flushed quickly; the receiver's
 /// integrations follow.
 pub const ROUTE_TO_TEAM_A: &str = "route:
   receiver: team-a
   group_by: [alertname]
-  group_wait: 1s
+  group_wait: 100ms
   group_interval: 1s
 receivers:
   - name: team-a
@@ -125,9 +124,14 @@ pub async fn start_alertmanager(binary: &Path, dir: &Path, config: &Path) -> (Ch
 /// Posts the alerts of `n` to the Alertmanager at `base`, as Prometheus
 /// would (with `endsAt` for those that have one).
 pub async fn post_alerts(base: &str, n: &Notification) {
-    let posted: Vec<Value> = n
-        .alerts
-        .iter()
+    // Resolved alerts first: Alertmanager flushes a group of old alerts
+    // as soon as the first one arrives, and a flush of resolved alerts
+    // alone sends nothing; the firing alert then flushes them all
+    // together, however the machine schedules the two.
+    let mut alerts: Vec<_> = n.alerts.iter().collect();
+    alerts.sort_by_key(|a| a.status == vigil_evaluator::notify::alert::AlertStatus::Firing);
+    let posted: Vec<Value> = alerts
+        .into_iter()
         .map(|a| {
             let labels: serde_json::Map<String, Value> = a
                 .alert
