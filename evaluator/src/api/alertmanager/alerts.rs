@@ -210,7 +210,9 @@ struct AlertStatusJson {
     inhibited_by: Vec<String>,
     silenced_by: Vec<String>,
     /// The time intervals holding its notifications back now (as
-    /// Alertmanager 0.27 reports them).
+    /// Alertmanager 0.27 reports them); left out when none, as
+    /// Alertmanager 0.25 has no such field.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     muted_by: Vec<String>,
     state: &'static str,
 }
