@@ -9,7 +9,8 @@ use serde_yaml::{Mapping, Value};
 use vigil_common::problem::Problem;
 
 use crate::notify::receivers::config::Problems as EntryProblems;
-use crate::notify::receivers::http::{validate_http, HttpConfigRaw, HttpSettings};
+use crate::notify::receivers::http::oauth2::TokenError;
+use crate::notify::receivers::http::{validate_http_config, HttpConfigRaw, HttpSettings};
 
 /// A section parsed: its own keys as `T`, and its HTTP client settings.
 /// `own_keys` are the keys `T` reads; every other key must be an HTTP
@@ -47,8 +48,9 @@ pub fn split<T: DeserializeOwned>(
         }
     };
     let mut http_problems = Vec::new();
-    let http = validate_http(
-        Some(&http_raw),
+    let http = validate_http_config(
+        &http_raw,
+        "http_config",
         &mut EntryProblems::new(&mut http_problems, path.to_string()),
     );
     // The keys are written inline here, not under `http_config`.
@@ -59,17 +61,15 @@ pub fn split<T: DeserializeOwned>(
     Some((own, http))
 }
 
-/// `request` with a section's extra `headers` and its `Authorization`.
-pub fn with_headers(
+/// `request` with a section's extra `headers` and its `Authorization`
+/// (fetching an OAuth 2.0 token when the section has `oauth2`).
+pub async fn with_headers(
     mut request: reqwest::RequestBuilder,
     headers: &[(String, String)],
     http: &HttpSettings,
-) -> reqwest::RequestBuilder {
+) -> Result<reqwest::RequestBuilder, TokenError> {
     for (name, value) in headers {
         request = request.header(name, value);
     }
-    if let Some(authorization) = &http.authorization {
-        request = request.header(reqwest::header::AUTHORIZATION, authorization.expose());
-    }
-    request
+    http.authorize(request).await
 }

@@ -105,7 +105,12 @@ impl DatasourceClient {
             .client
             .post(format!("{}/api/v1/query", self.settings.url))
             .form(&[("query", expr), ("time", &time), ("timeout", &timeout)]);
-        request = with_headers(request, &self.settings.headers, &self.settings.http);
+        request = with_headers(request, &self.settings.headers, &self.settings.http)
+            .await
+            .map_err(|e| Attempt {
+                error: e.to_string(),
+                retryable: e.retryable,
+            })?;
         let response = request.send().await.map_err(|e| Attempt {
             error: format!("cannot reach it: {e}"),
             retryable: true,
@@ -150,7 +155,9 @@ impl DatasourceClient {
             .client
             .post(format!("{}{api_path}", self.settings.url))
             .form(params);
-        request = with_headers(request, &self.settings.headers, &self.settings.http);
+        request = with_headers(request, &self.settings.headers, &self.settings.http)
+            .await
+            .map_err(|e| format!("datasource {}: {e}", self.settings.url))?;
         let response = request
             .send()
             .await

@@ -21,7 +21,9 @@ use super::RemoteWriteMetrics;
 use crate::clock::Clock;
 use crate::hash::StableHasher;
 use crate::inline_http::with_headers;
-use crate::notify::receivers::http::{check_http_response, http_client, transport_error};
+use crate::notify::receivers::http::{
+    check_http_response, http_client, token_send_error, transport_error,
+};
 use crate::notify::receivers::SendError;
 use crate::sample::Sample;
 
@@ -213,7 +215,9 @@ impl Shard {
             .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf")
             .header("X-Prometheus-Remote-Write-Version", PROTOCOL_VERSION)
             .body(body.to_vec());
-        request = with_headers(request, &self.settings.headers, &self.settings.http);
+        request = with_headers(request, &self.settings.headers, &self.settings.http)
+            .await
+            .map_err(|e| token_send_error("remote_write", e))?;
         let response = request
             .send()
             .await

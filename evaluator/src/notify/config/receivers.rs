@@ -6,10 +6,60 @@
 use std::collections::HashMap;
 
 use super::{NotifyConfig, Problem};
+use crate::notify::receivers::http::{validate_http_config, HttpConfigRaw, HttpSettings};
 use crate::notify::receivers::template::TemplateEnv;
 use crate::notify::receivers::{
-    build_integrations, GlobalReceiverDefaults, Integration, IntegrationSections, Secret,
+    build_integrations, GlobalReceiverDefaults, Integration, IntegrationSections, Problems, Secret,
 };
+
+/// `value` with every relative path of a `*_file` key (at any depth:
+/// `url_file`, `http_config.tls_config.ca_file`, ...) resolved against the
+/// config file's folder, as Alertmanager resolves them.
+fn files_relative_to(config: &NotifyConfig, value: &serde_yaml::Value) -> serde_yaml::Value {
+    match value {
+        serde_yaml::Value::Mapping(map) => serde_yaml::Value::Mapping(
+            map.iter()
+                .map(|(key, item)| {
+                    let is_file = key.as_str().is_some_and(|k| k.ends_with("_file"));
+                    let item = match item.as_str() {
+                        Some(path) if is_file && !path.is_empty() => serde_yaml::Value::String(
+                            config.resolve_path(path).to_string_lossy().into_owned(),
+                        ),
+                        _ => files_relative_to(config, item),
+                    };
+                    (key.clone(), item)
+                })
+                .collect(),
+        ),
+        serde_yaml::Value::Sequence(items) => serde_yaml::Value::Sequence(
+            items
+                .iter()
+                .map(|item| files_relative_to(config, item))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// `global.http_config`, validated once for every integration without
+/// its own.
+fn global_http_config(config: &NotifyConfig, problems: &mut Vec<Problem>) -> Option<HttpSettings> {
+    let value = config.global.http_config.as_ref()?;
+    let mut found = Vec::new();
+    let settings = match serde_yaml::from_value::<HttpConfigRaw>(files_relative_to(config, value)) {
+        Ok(raw) => Some(validate_http_config(
+            &raw,
+            "http_config",
+            &mut Problems::new(&mut found, "global".into()),
+        )),
+        Err(e) => {
+            found.push(Problem::at_field("global.http_config", e.to_string()));
+            None
+        }
+    };
+    problems.extend(found.into_iter().map(|p| config.place(p)));
+    settings
+}
 
 /// The receivers of the notification config, ready to send, by receiver
 /// name.
@@ -43,14 +93,22 @@ pub fn build_receivers(
         opsgenie_api_key: g.opsgenie_api_key.clone().map(Secret::new),
         opsgenie_api_key_file: g.opsgenie_api_key_file.clone(),
         templates: TemplateEnv::new(config.templates.as_ref().clone()),
+        http_config: None,
     };
     let mut out = HashMap::new();
     let mut problems = Vec::new();
+    let global = GlobalReceiverDefaults {
+        http_config: global_http_config(config, &mut problems),
+        ..global
+    };
     let mut warnings = Vec::new();
     for (i, receiver) in config.receivers.iter().enumerate() {
         let mut sections = IntegrationSections::default();
         for integration in receiver.integrations() {
-            sections.push(integration.kind, integration.value.clone());
+            sections.push(
+                integration.kind,
+                files_relative_to(config, &integration.value),
+            );
         }
         let path = format!("receivers[{i}]");
         match build_integrations(&receiver.name, &path, &sections, &global) {

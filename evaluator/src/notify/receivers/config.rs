@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use vigil_common::problem::Problem;
 
+use super::http::HttpSettings;
 use super::template::TemplateEnv;
 use super::{Receiver, Secret};
 
@@ -64,6 +65,10 @@ pub struct GlobalReceiverDefaults {
     /// against (not a `global:` key: the config's `templates:`).
     #[serde(skip)]
     pub templates: Arc<TemplateEnv>,
+    /// `global.http_config`, validated: the `http_config` of every
+    /// integration without one.
+    #[serde(skip)]
+    pub http_config: Option<HttpSettings>,
 }
 
 impl Default for GlobalReceiverDefaults {
@@ -89,6 +94,7 @@ impl Default for GlobalReceiverDefaults {
             opsgenie_api_key: None,
             opsgenie_api_key_file: None,
             templates: TemplateEnv::defaults(),
+            http_config: None,
         }
     }
 }

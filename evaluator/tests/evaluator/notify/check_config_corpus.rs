@@ -1,6 +1,8 @@
 //! `amtool check-config` and Vigil agree on every file of
 //! `tests/fixtures/alertmanager-configs/` (see its README): a file named
-//! `valid-*` is accepted by both, `invalid-*` refused by both.
+//! `valid-*` is accepted by both, `invalid-*` refused by both; a
+//! `stricter-*` file is one amtool accepts and Vigil refuses on purpose
+//! (a file that Alertmanager would only fail to read when sending).
 
 use std::path::Path;
 use std::process::Command;
@@ -32,6 +34,7 @@ fn amtool_and_vigil_accept_and_refuse_the_same_configs() {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let valid = name.starts_with("valid-");
+        let stricter = name.starts_with("stricter-");
         if let Some(amtool) = &amtool {
             let accepted = Command::new(amtool)
                 .arg("check-config")
@@ -41,7 +44,8 @@ fn amtool_and_vigil_accept_and_refuse_the_same_configs() {
                 .status
                 .success();
             assert_eq!(
-                accepted, valid,
+                accepted,
+                valid || stricter,
                 "{name}: amtool check-config no longer says what the file name says"
             );
         }

@@ -66,6 +66,17 @@ pub fn find(captured: &Captured, kind: &str) -> Option<Value> {
         .map(|(_, v)| v.clone())
 }
 
+/// The last body captured on `kind`.
+pub fn find_last(captured: &Captured, kind: &str) -> Option<Value> {
+    captured
+        .lock()
+        .ok()?
+        .iter()
+        .rev()
+        .find(|(k, _)| k == kind)
+        .map(|(_, v)| v.clone())
+}
+
 /// Waits up to 20 s for bodies on every one of `kinds`, in that order.
 pub async fn wait_for_captures(captured: &Captured, kinds: &[&str]) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(20);

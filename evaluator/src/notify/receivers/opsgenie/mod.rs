@@ -232,7 +232,7 @@ fn validate(
         entity: field(p, "entity", &raw.entity, ""),
         actions: field(p, "actions", &raw.actions, ""),
         update_alerts: raw.update_alerts,
-        http: validate_http(raw.http_config.as_ref(), p),
+        http: validate_http(raw.http_config.as_ref(), global, p),
     };
     let mut settings = settings;
     // Every request carries the key as Opsgenie wants it.

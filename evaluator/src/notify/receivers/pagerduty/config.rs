@@ -225,7 +225,7 @@ pub(crate) fn validate_pagerduty(
         class: field(p, "class", &raw.class, ""),
         component: field(p, "component", &raw.component, ""),
         group: field(p, "group", &raw.group, ""),
-        http: validate_http(raw.http_config.as_ref(), p),
+        http: validate_http(raw.http_config.as_ref(), global, p),
     };
     (p.count() == before).then_some(settings)
 }

@@ -326,7 +326,7 @@ pub(crate) fn validate_slack(
             raw.mrkdwn_in
         },
         actions,
-        http: validate_http(raw.http_config.as_ref(), p),
+        http: validate_http(raw.http_config.as_ref(), global, p),
     };
     (p.count() == before).then_some(settings)
 }

@@ -11,7 +11,7 @@ use crate::hash::StableHasher;
 use crate::notify::alert::{AlertStatus, Notification, REDELIVERY_MARK};
 use crate::notify::receivers::config::DEFAULT_HTTP_TIMEOUT;
 use crate::notify::receivers::http::{
-    check_http_response, http_client, transport_error, with_delivery_headers,
+    check_http_response, http_client, token_send_error, transport_error, with_delivery_headers,
 };
 use crate::notify::receivers::template::{self, truncate_chars, TemplateField};
 use crate::notify::receivers::{BatchReceiver, DeliveryReport, Receiver, SendError};
@@ -250,9 +250,12 @@ impl SlackReceiver {
             .post(self.settings.api_url.expose())
             .json(message);
         request = with_delivery_headers(request, &keys.join(", "), redelivery);
-        if let Some(authorization) = &self.settings.http.authorization {
-            request = request.header(reqwest::header::AUTHORIZATION, authorization.expose());
-        }
+        request = self
+            .settings
+            .http
+            .authorize(request)
+            .await
+            .map_err(|e| token_send_error("slack", e))?;
         let response = request
             .send()
             .await

@@ -112,7 +112,7 @@ pub(crate) fn validate_telegram(
         ),
         disable_notifications: raw.disable_notifications,
         parse_mode,
-        http: validate_http(raw.http_config.as_ref(), p),
+        http: validate_http(raw.http_config.as_ref(), global, p),
     };
     (p.count() == before).then_some(settings)
 }

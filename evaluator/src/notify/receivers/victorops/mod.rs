@@ -151,7 +151,7 @@ fn validate(
             .iter()
             .map(|(k, v)| (k.clone(), t.field(p, &format!("custom_fields.{k}"), v)))
             .collect(),
-        http: validate_http(raw.http_config.as_ref(), p),
+        http: validate_http(raw.http_config.as_ref(), global, p),
     };
     (p.count() == before).then_some(settings)
 }

@@ -90,7 +90,7 @@ fn validate(
             raw.message.as_deref(),
             &call("webex.default.message"),
         ),
-        http: validate_http(raw.http_config.as_ref(), p),
+        http: validate_http(raw.http_config.as_ref(), global, p),
     };
     (p.count() == before).then_some(settings)
 }

@@ -47,14 +47,18 @@ pub struct WebhookSettings {
     pub http: HttpSettings,
 }
 
-fn validate_webhook(raw: WebhookConfigRaw, p: &mut Problems<'_>) -> Option<WebhookSettings> {
+fn validate_webhook(
+    raw: WebhookConfigRaw,
+    global: &GlobalReceiverDefaults,
+    p: &mut Problems<'_>,
+) -> Option<WebhookSettings> {
     let before = p.count();
     let url = resolve_secret(raw.url.as_ref(), raw.url_file.as_deref(), "url", true, p);
     if let Some(url) = &url {
         check_url(url.expose(), "url", p);
     }
     let timeout = parse_timeout(raw.timeout.as_deref(), p);
-    let http = validate_http(raw.http_config.as_ref(), p);
+    let http = validate_http(raw.http_config.as_ref(), global, p);
     if p.count() > before {
         return None;
     }
@@ -73,9 +77,10 @@ impl ReceiverKind for WebhookConfigRaw {
 
     fn build(
         self,
-        _global: &GlobalReceiverDefaults,
+        global: &GlobalReceiverDefaults,
         p: &mut Problems<'_>,
     ) -> Option<Arc<dyn Receiver>> {
-        validate_webhook(self, p).and_then(|settings| p.receiver(WebhookReceiver::new(settings)))
+        validate_webhook(self, global, p)
+            .and_then(|settings| p.receiver(WebhookReceiver::new(settings)))
     }
 }

@@ -5,4 +5,5 @@ mod alertmanager;
 mod config;
 mod email;
 mod http;
+mod http_config;
 mod test_send;
