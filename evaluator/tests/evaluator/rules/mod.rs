@@ -1,6 +1,7 @@
 //! Rules: the alert state machine, rule groups, rule-file checks and
 //! `test rules`, with real Prometheus and promtool as oracles.
 
+mod agreement;
 mod alerts;
 mod check_oracle;
 mod datasource;

@@ -98,10 +98,51 @@ impl Tsdb {
         process
     }
 
+    /// Prometheus only: its own rule manager also evaluates `rule_file`
+    /// (takes effect at the next [`Tsdb::start`]).
+    pub fn evaluate_rules(&self, rule_file: &std::path::Path) {
+        let config = self.dir.path().join("scrape.yml");
+        let mut text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
+        text.push_str(&format!("rule_files: ['{}']\n", rule_file.display()));
+        std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+    }
+
     /// Its remote-write endpoint.
     pub fn write_url(&self) -> String {
         format!("{}/api/v1/write", self.base)
     }
+}
+
+/// vmalert evaluating `rule_file` against `datasource` (VictoriaMetrics)
+/// and writing its results back there, with its HTTP API's base URL;
+/// `None` when vmalert is not installed. Its notifier points at a closed
+/// port: the alerts are read from its API.
+pub async fn start_vmalert(
+    datasource: &Tsdb,
+    rule_file: &std::path::Path,
+) -> Option<(ChildGuard, String)> {
+    let binary = external_tool("vmalert")?;
+    let port = free_port();
+    let process = ChildGuard::spawn(
+        Command::new(binary)
+            .args([
+                format!("-rule={}", rule_file.display()),
+                format!("-datasource.url={}", datasource.base),
+                format!("-remoteWrite.url={}", datasource.base),
+                "-remoteWrite.flushInterval=1s".into(),
+                format!("-notifier.url=http://127.0.0.1:{}", free_port()),
+                format!("-httpListenAddr=127.0.0.1:{port}"),
+                "-disableAlertgroupLabel".into(),
+                "-loggerLevel=ERROR".into(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for_http(&format!("{base}/api/v1/alerts"), Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("vmalert: {e}"));
+    Some((process, base))
 }
 
 /// The first series `query` returns at `time_s` (seconds; `None`: now)
