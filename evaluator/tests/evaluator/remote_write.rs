@@ -27,7 +27,7 @@ use vigil_testkit::free_port;
 use crate::support::process::{
     log_of, serve, start_evaluator, value_high_rules, webhook_notify, write_config, Target,
 };
-use crate::support::tsdb::{first_result, Kind, Tsdb};
+use crate::support::tsdb::{first_result, outage, Kind, Tsdb};
 use crate::support::wait::poll;
 
 fn settings(yaml: &str) -> Vec<vigil_evaluator::remote_write::RemoteWriteSettings> {
@@ -169,6 +169,113 @@ async fn the_evaluators_rule_output_is_remote_written() {
     assert!(first_result(&base, "ALERTS_FOR_STATE", None)
         .await
         .is_some());
+}
+
+/// The value of the unlabelled metric `name` on the evaluator's
+/// `/metrics` (summed over its series).
+async fn metric_sum(base: &str, name: &str) -> f64 {
+    let text = match reqwest::get(format!("{base}/metrics")).await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(_) => return f64::NAN,
+    };
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sample_arrives_after_the_receiver_was_down() {
+    let Some(prometheus) = Tsdb::new(Kind::Prometheus, "") else {
+        return;
+    };
+    let process = prometheus.start().await;
+    let base = prometheus.base.clone();
+    let target = Target::start().await;
+    target.set(3.0);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let rules = value_high_rules(
+        "0s",
+        "  - record: vigil:test_value:doubled\n    expr: vigil_test_value * 2\n",
+    );
+    let listen = free_port();
+    let config = write_config(
+        dir.path(),
+        target.port,
+        listen,
+        &rules,
+        &webhook_notify(free_port(), false),
+    );
+    let mut text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
+    text.push_str(&format!(
+        "remote_write:\n- url: '{base}/api/v1/write'\n  queue_config: {{batch_send_deadline: 200ms, max_backoff: 2s}}\n"
+    ));
+    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+    let _evaluator = start_evaluator(&config, dir.path(), "evaluator.log", None);
+    let evaluator = format!("http://127.0.0.1:{listen}");
+    assert!(
+        first_result(&base, "vigil:test_value:doubled", None)
+            .await
+            .is_some(),
+        "no recording-rule output; log:\n{}",
+        log_of(dir.path())
+    );
+    let started = chrono::Utc::now().timestamp();
+
+    // The receiver goes away for the outage; the evaluator keeps
+    // evaluating every second and queues what it cannot send.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(process);
+    tokio::time::sleep(outage()).await;
+    assert!(
+        metric_sum(&evaluator, "vigil_remote_write_queue_length").await > 0.0,
+        "samples queue while the receiver is down"
+    );
+    let _process = prometheus.start().await;
+
+    // Everything queued arrives: no second of the run without its sample.
+    let ended = chrono::Utc::now().timestamp();
+    let complete = crate::support::wait::poll(
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || async {
+            let answer: serde_json::Value = reqwest::Client::new()
+                .get(format!("{base}/api/v1/query"))
+                .query(&[
+                    (
+                        "query",
+                        format!("vigil:test_value:doubled[{}s]", ended - started + 1),
+                    ),
+                    ("time", ended.to_string()),
+                ])
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let times: Vec<f64> = answer["data"]["result"][0]["values"]
+                .as_array()?
+                .iter()
+                .filter_map(|v| v[0].as_f64())
+                .collect();
+            let largest_gap = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+            let covered =
+                times.first()? - (started as f64) < 1.5 && (ended as f64) - times.last()? < 1.5;
+            (covered && largest_gap < 1.5).then_some(times.len())
+        },
+    )
+    .await;
+    assert!(
+        complete.is_some(),
+        "samples of the outage are missing in Prometheus; log:\n{}",
+        log_of(dir.path())
+    );
+    assert_eq!(
+        metric_sum(&evaluator, "vigil_remote_write_samples_dropped_total").await,
+        0.0
+    );
+    assert!(metric_sum(&evaluator, "vigil_remote_write_samples_retried_total").await > 0.0);
 }
 
 /// A scripted answer: a status and its `Retry-After`.

@@ -12,7 +12,7 @@ use serde_json::Value;
 use vigil_testkit::free_port;
 
 use crate::support::process::{log_of, start_evaluator, value_high_rules, Target, Webhook};
-use crate::support::tsdb::{first_result, Kind, Tsdb};
+use crate::support::tsdb::{first_result, outage, Kind, Tsdb};
 use crate::support::wait::poll;
 
 /// The health and last error of every rule, from `/api/v1/rules`.
@@ -122,7 +122,7 @@ async fn rules_on_a_datasource_fire_and_survive_its_outage() {
             metrics.contains("vigil_datasource_errors_total{datasource="),
             "{metrics}"
         );
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        tokio::time::sleep(outage()).await;
         assert_eq!(
             hook.count("resolved"),
             0,

@@ -145,6 +145,16 @@ pub async fn start_vmalert(
     Some((process, base))
 }
 
+/// How long the outage tests keep a database down: a few seconds in the
+/// suite; `benches/outage.sh` runs them with `VIGIL_OUTAGE_SECS=60`.
+pub fn outage() -> Duration {
+    let seconds = std::env::var("VIGIL_OUTAGE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6);
+    Duration::from_secs(seconds)
+}
+
 /// The first series `query` returns at `time_s` (seconds; `None`: now)
 /// on the Prometheus API at `base`, within 30 s.
 pub async fn first_result(base: &str, query: &str, time_s: Option<i64>) -> Option<Value> {
