@@ -1,5 +1,6 @@
 //! A rule group on a datasource is evaluated in two steps: every rule's
-//! expression is queried first, concurrently and asynchronously (the
+//! expression is queried first, concurrently (at most
+//! [`MAX_CONCURRENT_QUERIES`] at a time) and asynchronously (the
 //! datasource is remote; the evaluation of the other groups goes on
 //! meanwhile), then the group evaluates as any other against
 //! [`Prefetched`], which answers from those results. A template's `query`
@@ -10,9 +11,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 
 use super::client::DatasourceClient;
 use crate::rules::engine::{QueryEngine, QueryError, QueryResult};
+
+/// Queries one group has in flight at once: enough to hide the round
+/// trips, few enough that a big group does not flood the datasource.
+pub const MAX_CONCURRENT_QUERIES: usize = 16;
 
 /// The answers of one group's queries at one tick.
 pub struct Prefetched {
@@ -32,11 +38,13 @@ impl Prefetched {
         let mut unique = exprs;
         unique.sort();
         unique.dedup();
-        let results = futures::future::join_all(
+        let results: Vec<_> = futures::stream::iter(
             unique
                 .iter()
                 .map(|e| client.instant_query(e, t_ms, deadline)),
         )
+        .buffered(MAX_CONCURRENT_QUERIES)
+        .collect()
         .await;
         let answers = unique
             .into_iter()
