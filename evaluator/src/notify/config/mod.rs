@@ -166,6 +166,10 @@ pub struct GlobalConfig {
     pub opsgenie_api_key: Option<String>,
     /// Resolved against the config file's folder.
     pub opsgenie_api_key_file: Option<PathBuf>,
+    /// Default `https://qyapi.weixin.qq.com/cgi-bin/`.
+    pub wechat_api_url: String,
+    pub wechat_api_secret: Option<String>,
+    pub wechat_api_corp_id: Option<String>,
     pub smtp_from: Option<String>,
     /// `host:port`.
     pub smtp_smarthost: Option<String>,
@@ -198,6 +202,9 @@ impl Default for GlobalConfig {
             opsgenie_api_url: crate::notify::receivers::opsgenie::DEFAULT_API_URL.to_string(),
             opsgenie_api_key: None,
             opsgenie_api_key_file: None,
+            wechat_api_url: crate::notify::receivers::wechat::DEFAULT_API_URL.to_string(),
+            wechat_api_secret: None,
+            wechat_api_corp_id: None,
             smtp_from: None,
             smtp_smarthost: None,
             smtp_hello: "localhost".to_string(),
