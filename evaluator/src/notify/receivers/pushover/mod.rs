@@ -118,17 +118,18 @@ fn duration_field(
     })
 }
 
-/// A required secret given inline or as `_file`.
+/// A required secret given inline or as `_file`; `what` names it as
+/// Alertmanager does when it is missing.
 fn required_secret(
     inline: Option<&Secret>,
     file: Option<&std::path::Path>,
-    field: &str,
+    [field, what]: [&str; 2],
     p: &mut Problems<'_>,
 ) -> Option<Secret> {
     if inline.is_none() && file.is_none() {
         p.add(
             field,
-            format!("one of {field} or {field}_file must be configured"),
+            format!("missing {what} in Pushover config; set {field} or {field}_file"),
         );
         return None;
     }
@@ -144,10 +145,15 @@ fn validate(
     let user_key = required_secret(
         raw.user_key.as_ref(),
         raw.user_key_file.as_deref(),
-        "user_key",
+        ["user_key", "user key"],
         p,
     );
-    let token = required_secret(raw.token.as_ref(), raw.token_file.as_deref(), "token", p);
+    let token = required_secret(
+        raw.token.as_ref(),
+        raw.token_file.as_deref(),
+        ["token", "token"],
+        p,
+    );
     let api_url = raw
         .api_url
         .clone()
@@ -347,11 +353,14 @@ mod tests {
     fn missing_keys_and_bad_durations_are_reported_with_their_fields() {
         let found = problems("{retry: soon}");
         for want in [
-            "receivers[0].pushover_configs[0].user_key: one of user_key or user_key_file must be configured",
-            "receivers[0].pushover_configs[0].token: one of token or token_file must be configured",
+            "receivers[0].pushover_configs[0].user_key: missing user key in Pushover config",
+            "receivers[0].pushover_configs[0].token: missing token in Pushover config",
             "receivers[0].pushover_configs[0].retry: `soon` is not a duration",
         ] {
-            assert!(found.iter().any(|f| f.starts_with(want)), "{want} not in {found:#?}");
+            assert!(
+                found.iter().any(|f| f.starts_with(want)),
+                "{want} not in {found:#?}"
+            );
         }
         assert_eq!(found.len(), 3, "{found:#?}");
     }
