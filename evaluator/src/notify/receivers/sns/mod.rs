@@ -303,6 +303,10 @@ impl SnsReceiver {
         if truncated {
             attributes.insert("truncated".into(), "true".into());
         }
+        if attributes.is_empty() {
+            // The AWS SDK Alertmanager uses sends an empty map this way.
+            fields.push(("MessageAttributes".into(), String::new()));
+        }
         for (i, (name, value)) in attributes.into_iter().enumerate() {
             let entry = format!("MessageAttributes.entry.{}", i + 1);
             fields.push((format!("{entry}.Name"), name));
