@@ -6,3 +6,4 @@ mod config;
 mod email;
 mod http;
 mod test_send;
+mod vendors;
