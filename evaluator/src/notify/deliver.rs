@@ -222,7 +222,9 @@ impl Retrier {
 }
 
 /// Applies `send_resolved: false` as Alertmanager does: resolved alerts are
-/// left out, and a notification with no firing alert left is not sent
+/// left out (the common labels and annotations are those of the firing
+/// alerts left, as Alertmanager's template data is computed from the alerts
+/// it sends), and a notification with no firing alert left is not sent
 /// (`None`).
 pub fn filter_for_receiver(
     receiver: &dyn Receiver,
@@ -239,6 +241,18 @@ pub fn filter_for_receiver(
         return None;
     }
     filtered.status = AlertStatus::Firing;
+    if filtered.alerts.len() < notification.alerts.len() {
+        let common_labels = super::pipeline::common(filtered.alerts.iter().map(|a| {
+            a.alert
+                .labels
+                .iter()
+                .map(|l| (l.name.to_string(), l.value.to_string()))
+                .collect()
+        }));
+        filtered.common_labels = crate::labels::Labels::from_pairs(common_labels);
+        filtered.common_annotations =
+            super::pipeline::common(filtered.alerts.iter().map(|a| a.alert.annotations.clone()));
+    }
     Some(filtered)
 }
 
@@ -627,6 +641,38 @@ mod tests {
         let sent = &requests[0].1[0];
         assert_eq!(sent.alerts.len(), 1);
         assert_eq!(sent.alerts[0].status, AlertStatus::Firing);
+    }
+
+    #[test]
+    fn send_resolved_false_takes_the_common_labels_of_the_firing_alerts_left() {
+        struct Quiet;
+        #[async_trait]
+        impl Receiver for Quiet {
+            fn integration(&self) -> &'static str {
+                "quiet"
+            }
+            fn send_resolved(&self) -> bool {
+                false
+            }
+            async fn send(&self, _: &Notification) -> Result<DeliveryReport, SendError> {
+                Ok(DeliveryReport::default())
+            }
+        }
+        impl std::fmt::Debug for Quiet {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("Quiet")
+            }
+        }
+        let mut n = notification_with(&[AlertStatus::Firing, AlertStatus::Resolved]);
+        n.common_labels = crate::labels::Labels::from_pairs([("alertname", "A")]);
+        let sent = filter_for_receiver(&Quiet, &n).map(|n| n.common_labels);
+        assert_eq!(
+            sent,
+            Some(crate::labels::Labels::from_pairs([
+                ("alertname", "A"),
+                ("i", "0")
+            ]))
+        );
     }
 
     #[tokio::test]

@@ -222,7 +222,9 @@ fn alert_order(a: &Labels, b: &Labels) -> std::cmp::Ordering {
 }
 
 /// The entries every map shares with the same value.
-fn common(mut maps: impl Iterator<Item = BTreeMap<String, String>>) -> BTreeMap<String, String> {
+pub(crate) fn common(
+    mut maps: impl Iterator<Item = BTreeMap<String, String>>,
+) -> BTreeMap<String, String> {
     let Some(mut shared) = maps.next() else {
         return BTreeMap::new();
     };

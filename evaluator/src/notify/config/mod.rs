@@ -9,7 +9,8 @@
 //! - `global`: `resolve_timeout` (default `5m`), `slack_api_url` /
 //!   `slack_api_url_file`, `pagerduty_url`, `telegram_api_url`, `webex_api_url`,
 //!   `victorops_api_url`, `victorops_api_key(_file)`, `opsgenie_api_url`,
-//!   `opsgenie_api_key(_file)`, `smtp_from`, `smtp_smarthost`, `smtp_hello`
+//!   `opsgenie_api_key(_file)`, `wechat_api_url`, `wechat_api_secret`,
+//!   `wechat_api_corp_id`, `smtp_from`, `smtp_smarthost`, `smtp_hello`
 //!   (default `localhost`), `smtp_auth_username`, `smtp_auth_password` /
 //!   `smtp_auth_password_file`, `smtp_auth_identity`, `smtp_auth_secret` /
 //!   `smtp_auth_secret_file`, `smtp_require_tls` (default `true`),
@@ -29,16 +30,18 @@
 //! - `receivers`: `name` plus `slack_configs`, `email_configs`,
 //!   `webhook_configs`, `pagerduty_configs`, `telegram_configs`,
 //!   `discord_configs`, `webex_configs`, `victorops_configs`,
-//!   `opsgenie_configs` and (a Vigil addition)
+//!   `opsgenie_configs`, `pushover_configs`, `wechat_configs`,
+//!   `sns_configs`, `msteams_configs`, `msteamsv2_configs` (the last two
+//!   from Alertmanager 0.26 and 0.28) and (a Vigil addition)
 //!   `console_configs`; the sections' contents are read by the receivers
 //!   themselves (`notify::receivers`).
 //!
 //! # Not supported (reported as errors, never silently ignored)
 //!
-//! Every other receiver kind (`pagerduty_configs`, `opsgenie_configs`,
-//! ...). Global settings that
-//! only those receivers use (`pagerduty_url`, `opsgenie_api_key`, ...) are
-//! accepted with a warning, because they change nothing.
+//! Every other receiver kind (`rocketchat_configs`, `jira_configs`, ...).
+//! Global settings that only those receivers use (`rocketchat_api_url`,
+//! `jira_api_url`, ...) are accepted with a warning, because they change
+//! nothing.
 //!
 //! Relative `*_file` paths in `global` are resolved against the config
 //! file's folder.
@@ -166,6 +169,10 @@ pub struct GlobalConfig {
     pub opsgenie_api_key: Option<String>,
     /// Resolved against the config file's folder.
     pub opsgenie_api_key_file: Option<PathBuf>,
+    /// Default `https://qyapi.weixin.qq.com/cgi-bin/`.
+    pub wechat_api_url: String,
+    pub wechat_api_secret: Option<String>,
+    pub wechat_api_corp_id: Option<String>,
     pub smtp_from: Option<String>,
     /// `host:port`.
     pub smtp_smarthost: Option<String>,
@@ -198,6 +205,9 @@ impl Default for GlobalConfig {
             opsgenie_api_url: crate::notify::receivers::opsgenie::DEFAULT_API_URL.to_string(),
             opsgenie_api_key: None,
             opsgenie_api_key_file: None,
+            wechat_api_url: crate::notify::receivers::wechat::DEFAULT_API_URL.to_string(),
+            wechat_api_secret: None,
+            wechat_api_corp_id: None,
             smtp_from: None,
             smtp_smarthost: None,
             smtp_hello: "localhost".to_string(),

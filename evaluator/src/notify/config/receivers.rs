@@ -92,6 +92,9 @@ pub fn build_receivers(
         opsgenie_api_url: g.opsgenie_api_url.clone(),
         opsgenie_api_key: g.opsgenie_api_key.clone().map(Secret::new),
         opsgenie_api_key_file: g.opsgenie_api_key_file.clone(),
+        wechat_api_url: g.wechat_api_url.clone(),
+        wechat_api_secret: g.wechat_api_secret.clone().map(Secret::new),
+        wechat_api_corp_id: g.wechat_api_corp_id.clone(),
         templates: TemplateEnv::new(config.templates.as_ref().clone()),
         http_config: None,
     };

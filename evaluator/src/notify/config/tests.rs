@@ -54,7 +54,7 @@ route:
 receivers:
   - name: r
   - name: r
-    wechat_configs: [{}]
+    rocketchat_configs: [{}]
 ";
     let problems = problems(text);
     let rendered: Vec<String> = problems.iter().map(Problem::to_string).collect();
@@ -63,7 +63,7 @@ receivers:
             "notify.yaml:5:18: route.routes[0].matchers[0]: invalid regular expression",
             "notify.yaml:7:7: route.routes[0].colour: unknown field `colour`",
             "notify.yaml:10:5: receivers[1].name: receiver name \"r\" is not unique",
-            "notify.yaml:11:5: receivers[1].wechat_configs: receiver kind `wechat_configs` is not supported",
+            "notify.yaml:11:5: receivers[1].rocketchat_configs: receiver kind `rocketchat_configs` is not supported",
             "notify.yaml:2:3: route.receiver: undefined receiver \"missing\"",
         ];
     for want in expect {

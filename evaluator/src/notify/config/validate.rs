@@ -21,28 +21,21 @@ use crate::notify::matcher::{self, is_valid_label_name, MatchOp, Matcher};
 use crate::notify::receivers::registry::sections;
 
 /// Alertmanager receiver kinds Vigil cannot deliver to.
-const UNSUPPORTED_INTEGRATIONS: [&str; 9] = [
+const UNSUPPORTED_INTEGRATIONS: [&str; 4] = [
     "incidentio_configs",
     "jira_configs",
     "mattermost_configs",
-    "msteams_configs",
-    "msteamsv2_configs",
-    "pushover_configs",
     "rocketchat_configs",
-    "sns_configs",
-    "wechat_configs",
 ];
 
 /// Global settings of receiver kinds Vigil does not have.
-const IGNORED_GLOBALS: [&str; 8] = [
+const IGNORED_GLOBALS: [&str; 6] = [
     "jira_api_url",
     "rocketchat_api_url",
     "rocketchat_token",
     "rocketchat_token_file",
     "rocketchat_token_id",
     "rocketchat_token_id_file",
-    "wechat_api_corp_id",
-    "wechat_api_secret",
 ];
 
 const YAML11_TRUE: [&str; 8] = ["y", "Y", "yes", "Yes", "YES", "on", "On", "ON"];
@@ -369,6 +362,11 @@ impl Validator<'_> {
                 "opsgenie_api_url",
                 &mut global.opsgenie_api_url,
             ),
+            (
+                &raw.wechat_api_url,
+                "wechat_api_url",
+                &mut global.wechat_api_url,
+            ),
         ] {
             let path = field(key);
             if let Some(url) = value.as_ref().and_then(|v| self.string(v, &path)) {
@@ -384,6 +382,9 @@ impl Validator<'_> {
         global.opsgenie_api_key = self.global_string(raw.opsgenie_api_key, "opsgenie_api_key");
         global.opsgenie_api_key_file =
             self.file_path(raw.opsgenie_api_key_file, "opsgenie_api_key_file");
+        global.wechat_api_secret = self.global_string(raw.wechat_api_secret, "wechat_api_secret");
+        global.wechat_api_corp_id =
+            self.global_string(raw.wechat_api_corp_id, "wechat_api_corp_id");
         global.smtp_from = self.global_string(raw.smtp_from, "smtp_from");
         if let Some(hello) = self.global_string(raw.smtp_hello, "smtp_hello") {
             global.smtp_hello = hello;

@@ -61,6 +61,10 @@ pub struct GlobalReceiverDefaults {
     pub opsgenie_api_url: String,
     pub opsgenie_api_key: Option<Secret>,
     pub opsgenie_api_key_file: Option<PathBuf>,
+    /// The API base of `wechat_configs` without `api_url`.
+    pub wechat_api_url: String,
+    pub wechat_api_secret: Option<Secret>,
+    pub wechat_api_corp_id: Option<String>,
     /// The notification templates receivers parse their text fields
     /// against (not a `global:` key: the config's `templates:`).
     #[serde(skip)]
@@ -93,6 +97,9 @@ impl Default for GlobalReceiverDefaults {
             opsgenie_api_url: super::opsgenie::DEFAULT_API_URL.to_string(),
             opsgenie_api_key: None,
             opsgenie_api_key_file: None,
+            wechat_api_url: super::wechat::DEFAULT_API_URL.to_string(),
+            wechat_api_secret: None,
+            wechat_api_corp_id: None,
             templates: TemplateEnv::defaults(),
             http_config: None,
         }

@@ -1,6 +1,7 @@
 //! Receivers: the integrations that deliver a [`Notification`] to people —
 //! Slack incoming webhooks, e-mail over SMTP, generic webhooks (Alertmanager
-//! payload version "4") and the console.
+//! payload version "4"), PagerDuty, Opsgenie, VictorOps, Telegram, Discord,
+//! Webex, Pushover, WeChat, Amazon SNS, Microsoft Teams and the console.
 //!
 //! Each integration is a [`Receiver`]: one `send` that either reports what the
 //! far end answered ([`DeliveryReport`]) or fails with a [`SendError`] that
@@ -29,8 +30,8 @@
 //!     console_configs: [{}]
 //! ```
 //!
-//! The per-integration field lists are in [`slack`], [`email`], [`webhook`] and
-//! [`console`], each a folder with its serde config types (`config.rs`, whose
+//! The per-integration field lists are in each kind's module ([`slack`],
+//! [`email`], [`webhook`], [`pushover`], [`sns`], ...), each a folder with its serde config types (`config.rs`, whose
 //! doc comments are the field reference) and its sender (`send.rs`). A kind
 //! is a [`ReceiverKind`] listed once in [`registry`]; what the HTTP kinds
 //! share is in [`http`], what every kind's config shares in [`config`]. `send_resolved` defaults as in Alertmanager: `false` for Slack
@@ -112,16 +113,21 @@ pub mod console;
 pub mod discord;
 pub mod email;
 pub mod http;
+pub mod msteams;
+pub mod msteamsv2;
 pub mod opsgenie;
 pub mod pagerduty;
+pub mod pushover;
 pub mod registry;
 pub mod slack;
+pub mod sns;
 pub mod telegram;
 pub mod template;
 pub mod test_send;
 pub mod victorops;
 pub mod webex;
 pub mod webhook;
+pub mod wechat;
 
 use std::fmt;
 use std::sync::Arc;

@@ -11,18 +11,23 @@ use super::config::{GlobalReceiverDefaults, Problems};
 use super::console::ConsoleConfigRaw;
 use super::discord::DiscordConfigRaw;
 use super::email::EmailConfigRaw;
+use super::msteams::MsteamsConfigRaw;
+use super::msteamsv2::Msteamsv2ConfigRaw;
 use super::opsgenie::OpsgenieConfigRaw;
 use super::pagerduty::PagerdutyConfigRaw;
+use super::pushover::PushoverConfigRaw;
 use super::slack::SlackConfigRaw;
+use super::sns::SnsConfigRaw;
 use super::telegram::TelegramConfigRaw;
 use super::victorops::VictoropsConfigRaw;
 use super::webex::WebexConfigRaw;
 use super::webhook::WebhookConfigRaw;
+use super::wechat::WechatConfigRaw;
 use super::{Receiver, ReceiverKind};
 
 /// Every receiver kind Vigil delivers to, in the order a receiver's
 /// integrations are built.
-const KINDS: [Kind; 10] = [
+const KINDS: [Kind; 15] = [
     Kind::of::<SlackConfigRaw>(),
     Kind::of::<EmailConfigRaw>(),
     Kind::of::<WebhookConfigRaw>(),
@@ -32,6 +37,11 @@ const KINDS: [Kind; 10] = [
     Kind::of::<WebexConfigRaw>(),
     Kind::of::<VictoropsConfigRaw>(),
     Kind::of::<OpsgenieConfigRaw>(),
+    Kind::of::<PushoverConfigRaw>(),
+    Kind::of::<WechatConfigRaw>(),
+    Kind::of::<SnsConfigRaw>(),
+    Kind::of::<MsteamsConfigRaw>(),
+    Kind::of::<Msteamsv2ConfigRaw>(),
     Kind::of::<ConsoleConfigRaw>(),
 ];
 

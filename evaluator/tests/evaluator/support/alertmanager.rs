@@ -6,9 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path as UrlPath, State};
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, RawQuery, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::HeaderMap;
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::Router;
 use serde_json::{json, Value};
 use vigil_evaluator::notify::alert::Notification;
 use vigil_testkit::{external_tool, free_port, wait_for_http, ChildGuard};
@@ -25,26 +28,78 @@ receivers:
   - name: team-a
 ";
 
-/// What the capture server received, as (path without the slash, body).
+/// What the capture server received, as (path without the slash, body):
+/// a JSON body as it is, a form body as an object of its fields, the query
+/// of a GET as an object of its parameters.
 pub type Captured = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// A form-encoded text's fields as a JSON object (the last of a repeated
+/// name wins).
+pub fn form_fields(text: &[u8]) -> Value {
+    let fields: serde_json::Map<String, Value> = form_urlencoded::parse(text)
+        .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+        .collect();
+    Value::Object(fields)
+}
+
+/// What the capture server answers on `kind`: what WeChat answers to a
+/// sent message, SNS's `PublishResponse`, or a plain `ok`.
+fn answer(kind: &str) -> &'static str {
+    if kind.ends_with("message/send") {
+        r#"{"errcode":0,"errmsg":"ok","msgid":"m1"}"#
+    } else if kind.starts_with("sns") {
+        "<PublishResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><PublishResult><MessageId>567910cd-659e-55d4-8ccb-5aaf14679dc0</MessageId></PublishResult><ResponseMetadata><RequestId>d74b8436-ae13-5ab4-a9ff-ce54dfea72a0</RequestId></ResponseMetadata></PublishResponse>"
+    } else {
+        "ok"
+    }
+}
 
 async fn capture(
     State(captured): State<Captured>,
     UrlPath(kind): UrlPath<String>,
-    Json(body): Json<Value>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> &'static str {
+    let form = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let value = if form {
+        form_fields(&body)
+    } else {
+        serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
+    };
     if let Ok(mut c) = captured.lock() {
-        c.push((kind, body));
+        c.push((kind.clone(), value));
     }
-    "ok"
+    answer(&kind)
 }
 
-/// A server taking JSON posts on any path (`kind` is the path without
-/// its first slash); returns its base URL.
+/// A GET: its query recorded; `gettoken` answered with a WeChat access
+/// token (`t`).
+async fn capture_get(
+    State(captured): State<Captured>,
+    UrlPath(kind): UrlPath<String>,
+    RawQuery(query): RawQuery,
+) -> &'static str {
+    let value = form_fields(query.unwrap_or_default().as_bytes());
+    if let Ok(mut c) = captured.lock() {
+        c.push((kind.clone(), value));
+    }
+    if kind.ends_with("gettoken") {
+        r#"{"errcode":0,"errmsg":"ok","access_token":"t","expires_in":7200}"#
+    } else {
+        "ok"
+    }
+}
+
+/// A server taking posts (JSON or form) and GETs on any path (`kind` is
+/// the path without its first slash); returns its base URL.
 pub async fn start_capture() -> (String, Captured) {
     let captured: Captured = Arc::new(Mutex::new(Vec::new()));
     let app = Router::new()
-        .route("/{*kind}", post(capture))
+        .route("/{*kind}", post(capture).get(capture_get))
         .with_state(captured.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

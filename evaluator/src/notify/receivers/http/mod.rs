@@ -505,8 +505,38 @@ pub async fn post_json(
     body: &impl serde::Serialize,
     notification: &crate::notify::alert::Notification,
 ) -> Result<(u16, String), SendError> {
-    let mut request = client.post(url).json(body);
-    request = with_delivery_headers(
+    send_request(integration, client.post(url).json(body), http, notification).await
+}
+
+/// POSTs `fields` form-encoded (`application/x-www-form-urlencoded`) to
+/// `url` for `notification`, as [`post_json`] posts JSON.
+pub async fn post_form(
+    integration: &'static str,
+    client: &reqwest::Client,
+    url: &str,
+    http: &HttpSettings,
+    fields: &[(&str, String)],
+    notification: &crate::notify::alert::Notification,
+) -> Result<(u16, String), SendError> {
+    send_request(
+        integration,
+        client.post(url).form(fields),
+        http,
+        notification,
+    )
+    .await
+}
+
+/// Sends `request` for `notification` with the integration's
+/// `Authorization` and Vigil's delivery headers: one attempt, answered as
+/// [`check_http_response`] classifies it.
+pub async fn send_request(
+    integration: &'static str,
+    request: reqwest::RequestBuilder,
+    http: &HttpSettings,
+    notification: &crate::notify::alert::Notification,
+) -> Result<(u16, String), SendError> {
+    let mut request = with_delivery_headers(
         request,
         &notification.idempotency_key(),
         notification.redelivery,

@@ -1,7 +1,9 @@
 //! Conformance with a real Alertmanager: the same alerts are sent through
-//! Alertmanager (Slack and webhook receivers pointing at a local capture
-//! server) and through Vigil's receivers; the Slack body (with the default
-//! templates) and the webhook payload's shape must match.
+//! Alertmanager (its receivers pointing at a local capture server) and
+//! through Vigil's receivers built from the same config file; the bodies
+//! must match field by field — Slack, webhook, PagerDuty, Telegram,
+//! Discord, Webex, VictorOps, Opsgenie, WeChat (the token request too) and
+//! SNS (the `Publish` form fields; the signature carries times).
 
 use crate::support as common;
 
@@ -136,8 +138,22 @@ async fn both_bodies(
     wait_for_captures(&captured, &[kind]).await;
     // On a loaded machine Alertmanager can flush the group before all of
     // the posted alerts are in it (a kind that sends resolved-only groups
-    // then sends twice); the flush after `group_interval` has them all.
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // then sends twice); a flush after `group_interval` has them all. The
+    // last body once nothing new came for a while is the whole group.
+    let count = || {
+        captured
+            .lock()
+            .map(|c| c.iter().filter(|(k, _)| k == kind).count())
+            .unwrap_or(0)
+    };
+    let quiet_by = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let before = count();
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        if count() == before || std::time::Instant::now() > quiet_by {
+            break;
+        }
+    }
     let theirs = find_last(&captured, kind).unwrap_or_default();
     drop(alertmanager);
     if let Ok(mut c) = captured.lock() {
@@ -147,11 +163,12 @@ async fn both_bodies(
         vigil_evaluator::notify::config::load_file(&config).unwrap_or_else(|e| panic!("{e}"));
     let (receivers, _) = vigil_evaluator::notify::config::build_receivers(&loaded)
         .unwrap_or_else(|e| panic!("{e:?}"));
-    receivers["team-a"][0]
-        .receiver
-        .send(n)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    // As the delivery stage hands it over (`send_resolved: false` leaves
+    // the resolved alerts out, as Alertmanager does).
+    let receiver = receivers["team-a"][0].receiver.as_ref();
+    let n = vigil_evaluator::notify::deliver::filter_for_receiver(receiver, n)
+        .unwrap_or_else(|| panic!("nothing to send"));
+    receiver.send(&n).await.unwrap_or_else(|e| panic!("{e}"));
     let ours = wait_for_captures(&captured, &[kind]).await.remove(0);
     Some((ours, theirs))
 }
@@ -257,4 +274,68 @@ async fn discord_webex_victorops_and_opsgenie_match_alertmanagers() {
         ("og/v2/alerts", "    opsgenie_configs: [{api_key: 'K3Y', api_url: 'CAPTURE/og/', message: '{{ template \"team.summary\" . }}', details: {team: '{{ .CommonLabels.route }}'}, responders: [{name: 'web, db', type: teams}, {username: 'ann@example.com', type: User}], tags: 'a, {{ .CommonLabels.severity }} ,', note: n, priority: P2, entity: '{{ .GroupLabels.alertname }}', actions: 'restart,page'}]\n"),
     ];
     assert_same_bodies(&cases, &firing_and_resolved()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wechat_token_request_and_messages_match_alertmanagers() {
+    let plain = "    wechat_configs: [{api_secret: 'S3CR3T', corp_id: 'C0RP', api_url: 'CAPTURE/wechat', agent_id: '1000002', to_user: '@all'}]\n";
+    let custom = "    wechat_configs:
+      - api_secret: 'S3CR3T'
+        corp_id: 'C0RP'
+        api_url: 'CAPTURE/wechat/'
+        message_type: markdown
+        message: '**{{ template \"team.summary\" . }}** {{ range .Alerts.Firing }}{{ .Labels.pod }} {{ end }}'
+        to_party: '{{ .CommonLabels.severity }}'
+        to_tag: ops
+        agent_id: '{{ len .Alerts }}'
+";
+    let cases = [
+        ("wechat/gettoken", plain),
+        ("wechat/message/send", plain),
+        ("wechat/message/send", custom),
+    ];
+    let theirs = assert_same_bodies(&cases, &firing_and_resolved()).await;
+    if let [token, text, markdown] = theirs.as_slice() {
+        assert_eq!(token["corpid"], "C0RP", "{token}");
+        assert_eq!(text["msgtype"], "text", "{text}");
+        assert_eq!(markdown["msgtype"], "markdown", "{markdown}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sns_publish_fields_match_alertmanagers() {
+    let keys = "sigv4: {region: us-east-1, access_key: AKIDEXAMPLE, secret_key: wJalrXUtnFEMI}";
+    let topic = format!(
+        "    sns_configs: [{{api_url: 'CAPTURE/sns/', topic_arn: 'arn:aws:sns:us-east-1:123456789012:alerts', {keys}}}]\n"
+    );
+    let custom = format!(
+        "    sns_configs:
+      - api_url: 'CAPTURE/sns/'
+        phone_number: '+1555{{{{ len .Alerts }}}}'
+        subject: '{{{{ template \"team.summary\" . }}}}'
+        message: '{{{{ range .Alerts }}}}{{{{ .Labels.pod }}}}={{{{ .Status }}}} {{{{ end }}}}'
+        attributes: {{team: '{{{{ .CommonLabels.route }}}}', severity: critical, a: b}}
+        {keys}
+"
+    );
+    let fifo = format!(
+        "    sns_configs: [{{api_url: 'CAPTURE/sns/', topic_arn: 'arn:aws:sns:us-east-1:123456789012:alerts.fifo', {keys}}}]\n"
+    );
+    let target = format!(
+        "    sns_configs: [{{api_url: 'CAPTURE/sns/', target_arn: 'arn:aws:sns:us-east-1:123456789012:endpoint/GCM/app/x', subject: '', {keys}}}]\n"
+    );
+    let cases = [
+        ("sns/", topic.as_str()),
+        ("sns/", custom.as_str()),
+        ("sns/", fifo.as_str()),
+        ("sns/", target.as_str()),
+    ];
+    let theirs = assert_same_bodies(&cases, &firing_and_resolved()).await;
+    if let [topic, custom, fifo, target] = theirs.as_slice() {
+        assert_eq!(topic["Action"], "Publish", "{topic}");
+        assert_eq!(topic["Version"], "2010-03-31", "{topic}");
+        assert_eq!(custom["PhoneNumber"], "+15552", "{custom}");
+        assert!(fifo.get("MessageGroupId").is_some(), "{fifo}");
+        assert!(target.get("Subject").is_none(), "{target}");
+    }
 }

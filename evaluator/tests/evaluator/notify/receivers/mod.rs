@@ -7,3 +7,4 @@ mod email;
 mod http;
 mod http_config;
 mod test_send;
+mod vendors;
