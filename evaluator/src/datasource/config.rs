@@ -10,7 +10,7 @@
 //! | `query_timeout` | `30s` | one query's timeout (also sent as the query's `timeout`) |
 //! | `query_offset` | `0s` | evaluate at the tick minus this (ingestion delay), for groups without their own `query_offset` |
 //! | `retries` | `2` | more attempts after a failure that can pass (connection, 5xx, 429), with backoff, within the group's interval |
-//! | `authorization`, `basic_auth`, `bearer_token(_file)`, `follow_redirects` | none | as the receivers' `http_config`, written inline |
+//! | `authorization`, `basic_auth`, `bearer_token(_file)`, `oauth2`, `tls_config`, `proxy_url`, `no_proxy`, `proxy_from_environment`, `proxy_connect_header`, `follow_redirects` | none | the HTTP client keys of the receivers' `http_config` (docs/receivers.md), written inline as in Prometheus |
 //!
 //! ```yaml
 //! datasource: {url: 'http://prometheus:9090', query_offset: 30s}
@@ -288,5 +288,36 @@ mod tests {
         .expect_err("invalid");
         let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(fields, ["datasource.url", "datasource.query_timeout"]);
+    }
+
+    #[test]
+    fn tls_oauth2_and_proxy_keys_are_taken_inline_with_their_problems_placed() {
+        let choice = validate(
+            Some(&yaml(
+                "{url: 'https://prom:9090', tls_config: {insecure_skip_verify: true}, proxy_url: 'http://proxy:3128'}",
+            )),
+            &[],
+            Path::new("."),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let settings = choice.default.as_ref().map(|d| &d.http.transport);
+        assert!(settings.is_some_and(|t| t.tls.is_some()));
+        let problems = validate(
+            Some(&yaml(
+                "{url: 'https://prom:9090', tls_config: {ca_file: /nonexistent/ca.pem}, oauth2: {client_id: x}}",
+            )),
+            &[],
+            Path::new("."),
+        )
+        .expect_err("invalid");
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "datasource.oauth2.token_url",
+                "datasource.oauth2.client_secret",
+                "datasource.tls_config.ca_file"
+            ]
+        );
     }
 }

@@ -9,7 +9,7 @@
 //! | `remote_timeout` | `30s` | one request's timeout |
 //! | `headers` | none | extra request headers (not the ones remote write sets itself) |
 //! | `queue_config` | see below | the queue and its shards |
-//! | `authorization`, `basic_auth`, `bearer_token(_file)`, `follow_redirects`, ... | none | the HTTP client keys of the receivers' `http_config`, inline as in Prometheus |
+//! | `authorization`, `basic_auth`, `bearer_token(_file)`, `oauth2`, `tls_config`, `proxy_url`, `no_proxy`, `proxy_from_environment`, `proxy_connect_header`, `follow_redirects` | none | the HTTP client keys of the receivers' `http_config` (docs/receivers.md), written inline as in Prometheus |
 //!
 //! `queue_config`: `capacity` (samples buffered per shard, default 10000;
 //! beyond it new samples are dropped and counted), `max_shards` (parallel
