@@ -120,33 +120,36 @@ pub fn client_config(
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         },
     };
-    let verifier: Arc<dyn ServerCertVerifier> = if raw.insecure_skip_verify.unwrap_or(false) {
-        Arc::new(AcceptAnyCertificate(provider.clone()))
+    let webpki = if raw.insecure_skip_verify.unwrap_or(false) {
+        None
     } else {
-        let webpki =
-            match WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-            {
-                Ok(verifier) => verifier,
-                Err(e) => {
-                    p.add(&at("ca"), format!("cannot verify with these CAs: {e}"));
-                    return None;
-                }
-            };
-        match &raw.server_name {
-            Some(name) if !name.is_empty() => match ServerName::try_from(name.clone()) {
-                Ok(name) => Arc::new(VerifyAs { webpki, name }),
-                Err(e) => {
-                    p.add(
-                        &at("server_name"),
-                        format!("{name:?} is not a host name: {e}"),
-                    );
-                    return None;
-                }
-            },
-            _ => webpki,
+        match WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build()
+        {
+            Ok(verifier) => Some(verifier),
+            Err(e) => {
+                p.add(&at("ca"), format!("cannot verify with these CAs: {e}"));
+                return None;
+            }
         }
     };
+    let server_name = match raw.server_name.as_deref().filter(|n| !n.is_empty()) {
+        Some(name) => match ServerName::try_from(name.to_string()) {
+            Ok(name) => Some(name),
+            Err(e) => {
+                p.add(
+                    &at("server_name"),
+                    format!("{name:?} is not a host name: {e}"),
+                );
+                return None;
+            }
+        },
+        None => None,
+    };
+    let verifier = Arc::new(ServerCheck {
+        webpki,
+        server_name,
+        provider,
+    });
     let builder = builder
         .dangerous()
         .with_custom_certificate_verifier(verifier);
@@ -245,66 +248,38 @@ fn version(value: Option<&str>, field: &str, p: &mut Problems<'_>) -> Option<u8>
     }
 }
 
-/// Verifies the server certificate against `server_name` instead of the
-/// URL's host.
+/// How the server certificate is checked: by WebPKI against the trusted
+/// roots (and against `server_name` when set, instead of the URL's host),
+/// or not at all with `insecure_skip_verify`. The handshake signatures
+/// are always checked, so the connection is encrypted to whoever holds the
+/// presented key.
 #[derive(Debug)]
-struct VerifyAs {
-    webpki: Arc<WebPkiServerVerifier>,
-    name: ServerName<'static>,
+struct ServerCheck {
+    /// `None`: `insecure_skip_verify`.
+    webpki: Option<Arc<WebPkiServerVerifier>>,
+    server_name: Option<ServerName<'static>>,
+    provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for VerifyAs {
+impl ServerCertVerifier for ServerCheck {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
+        server_name: &ServerName<'_>,
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.webpki
-            .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.webpki.supported_verify_schemes()
-    }
-}
-
-/// `insecure_skip_verify: true`: any certificate is accepted (the
-/// handshake signatures are still checked, so the connection is encrypted
-/// to whoever holds the presented key).
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        match &self.webpki {
+            Some(webpki) => webpki.verify_server_cert(
+                end_entity,
+                intermediates,
+                self.server_name.as_ref().unwrap_or(server_name),
+                ocsp_response,
+                now,
+            ),
+            None => Ok(ServerCertVerified::assertion()),
+        }
     }
 
     fn verify_tls12_signature(
@@ -317,7 +292,7 @@ impl ServerCertVerifier for AcceptAnyCertificate {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -331,11 +306,13 @@ impl ServerCertVerifier for AcceptAnyCertificate {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
