@@ -21,7 +21,9 @@ use crate::notify::alert::{AlertStatus, Notification, REDELIVERY_MARK};
 use crate::notify::receivers::config::{
     check_url, resolve_secret, GlobalReceiverDefaults, Problems,
 };
-use crate::notify::receivers::http::{post_json, validate_http, HttpConfigRaw, HttpSettings};
+use crate::notify::receivers::http::{
+    post_json_report, validate_http, HttpConfigRaw, HttpSettings,
+};
 use crate::notify::receivers::template::{self, call, truncate_chars, TemplateField};
 use crate::notify::receivers::{DeliveryReport, Receiver, ReceiverKind, Secret, SendError};
 
@@ -155,7 +157,7 @@ impl Receiver for DiscordReceiver {
     async fn send(&self, notification: &Notification) -> Result<DeliveryReport, SendError> {
         let s = &self.settings;
         let body = self.message(notification);
-        let (status, _) = post_json(
+        post_json_report(
             "discord",
             &self.client,
             s.webhook_url.expose(),
@@ -163,10 +165,6 @@ impl Receiver for DiscordReceiver {
             &body,
             notification,
         )
-        .await?;
-        Ok(DeliveryReport {
-            response_code: Some(status),
-            message_id: None,
-        })
+        .await
     }
 }

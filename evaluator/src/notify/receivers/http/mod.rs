@@ -35,7 +35,9 @@ use serde::Deserialize;
 use self::oauth2::{OAuth2Raw, TokenError, TokenSource};
 use self::tls::TlsConfigRaw;
 use super::config::{resolve_secret, GlobalReceiverDefaults, Problems};
-use super::{RetryAfter, Secret, SendError, IDEMPOTENCY_KEY_HEADER, REDELIVERY_HEADER};
+use super::{
+    DeliveryReport, RetryAfter, Secret, SendError, IDEMPOTENCY_KEY_HEADER, REDELIVERY_HEADER,
+};
 
 /// `http_config` as written.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -506,6 +508,23 @@ pub async fn post_json(
     notification: &crate::notify::alert::Notification,
 ) -> Result<(u16, String), SendError> {
     send_request(integration, client.post(url).json(body), http, notification).await
+}
+
+/// [`post_json`] for an endpoint whose answer holds nothing to keep: the
+/// report is its status.
+pub async fn post_json_report(
+    integration: &'static str,
+    client: &reqwest::Client,
+    url: &str,
+    http: &HttpSettings,
+    body: &impl serde::Serialize,
+    notification: &crate::notify::alert::Notification,
+) -> Result<DeliveryReport, SendError> {
+    let (status, _) = post_json(integration, client, url, http, body, notification).await?;
+    Ok(DeliveryReport {
+        response_code: Some(status),
+        message_id: None,
+    })
 }
 
 /// POSTs `fields` form-encoded (`application/x-www-form-urlencoded`) to

@@ -25,7 +25,9 @@ use crate::notify::alert::{AlertStatus, Notification, REDELIVERY_MARK};
 use crate::notify::receivers::config::{
     check_url, resolve_secret, GlobalReceiverDefaults, Problems,
 };
-use crate::notify::receivers::http::{post_json, validate_http, HttpConfigRaw, HttpSettings};
+use crate::notify::receivers::http::{
+    post_json_report, validate_http, HttpConfigRaw, HttpSettings,
+};
 use crate::notify::receivers::template::{self, call, TemplateField};
 use crate::notify::receivers::{DeliveryReport, Receiver, ReceiverKind, Secret, SendError};
 
@@ -147,7 +149,7 @@ impl Receiver for MsteamsReceiver {
 
     async fn send(&self, notification: &Notification) -> Result<DeliveryReport, SendError> {
         let s = &self.settings;
-        let (status, _) = post_json(
+        post_json_report(
             "msteams",
             &self.client,
             s.webhook_url.expose(),
@@ -155,11 +157,7 @@ impl Receiver for MsteamsReceiver {
             &self.message(notification),
             notification,
         )
-        .await?;
-        Ok(DeliveryReport {
-            response_code: Some(status),
-            message_id: None,
-        })
+        .await
     }
 }
 

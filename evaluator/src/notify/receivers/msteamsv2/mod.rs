@@ -23,7 +23,9 @@ use serde_json::{json, Value};
 use super::msteams::webhook_url;
 use crate::notify::alert::{AlertStatus, Notification, REDELIVERY_MARK};
 use crate::notify::receivers::config::{GlobalReceiverDefaults, Problems};
-use crate::notify::receivers::http::{post_json, validate_http, HttpConfigRaw, HttpSettings};
+use crate::notify::receivers::http::{
+    post_json_report, validate_http, HttpConfigRaw, HttpSettings,
+};
 use crate::notify::receivers::template::{self, call, TemplateField};
 use crate::notify::receivers::{DeliveryReport, Receiver, ReceiverKind, Secret, SendError};
 
@@ -140,7 +142,7 @@ impl Receiver for Msteamsv2Receiver {
 
     async fn send(&self, notification: &Notification) -> Result<DeliveryReport, SendError> {
         let s = &self.settings;
-        let (status, _) = post_json(
+        post_json_report(
             "msteamsv2",
             &self.client,
             s.webhook_url.expose(),
@@ -148,11 +150,7 @@ impl Receiver for Msteamsv2Receiver {
             &self.message(notification),
             notification,
         )
-        .await?;
-        Ok(DeliveryReport {
-            response_code: Some(status),
-            message_id: None,
-        })
+        .await
     }
 }
 

@@ -30,7 +30,9 @@ use crate::notify::alert::{AlertStatus, Notification, REDELIVERY_MARK};
 use crate::notify::receivers::config::{
     check_url, entry_or_global_secret, GlobalReceiverDefaults, Problems,
 };
-use crate::notify::receivers::http::{post_json, validate_http, HttpConfigRaw, HttpSettings};
+use crate::notify::receivers::http::{
+    post_json_report, validate_http, HttpConfigRaw, HttpSettings,
+};
 use crate::notify::receivers::template::{self, call, truncate_chars, TemplateField};
 use crate::notify::receivers::{DeliveryReport, Receiver, ReceiverKind, Secret, SendError};
 
@@ -217,7 +219,7 @@ impl Receiver for VictoropsReceiver {
 
     async fn send(&self, notification: &Notification) -> Result<DeliveryReport, SendError> {
         let (event, url) = self.event(notification);
-        let (status, _) = post_json(
+        post_json_report(
             "victorops",
             &self.client,
             &url,
@@ -225,10 +227,6 @@ impl Receiver for VictoropsReceiver {
             &event,
             notification,
         )
-        .await?;
-        Ok(DeliveryReport {
-            response_code: Some(status),
-            message_id: None,
-        })
+        .await
     }
 }

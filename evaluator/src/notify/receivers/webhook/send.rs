@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::config::WebhookSettings;
 use crate::labels::Labels;
 use crate::notify::alert::Notification;
-use crate::notify::receivers::http::{http_client, post_json};
+use crate::notify::receivers::http::{http_client, post_json_report};
 use crate::notify::receivers::{DeliveryReport, Receiver, SendError};
 
 /// Go's zero `time.Time`, which Alertmanager sends for an unset `endsAt`.
@@ -124,7 +124,7 @@ impl Receiver for WebhookReceiver {
     async fn send(&self, notification: &Notification) -> Result<DeliveryReport, SendError> {
         let message = webhook_message(notification, self.settings.max_alerts);
         let s = &self.settings;
-        let (status, _) = post_json(
+        post_json_report(
             "webhook",
             &self.client,
             s.url.expose(),
@@ -132,11 +132,7 @@ impl Receiver for WebhookReceiver {
             &message,
             notification,
         )
-        .await?;
-        Ok(DeliveryReport {
-            response_code: Some(status),
-            message_id: None,
-        })
+        .await
     }
 }
 
