@@ -78,7 +78,7 @@ bench_spawn victoria-metrics -storageDataPath="$bench_work/vm" -httpListenAddr=1
   >"$bench_work/vm.log" 2>&1
 vm=http://127.0.0.1:$vm_port
 bench_wait_http "$vm/api/v1/query?query=1" 60
-echo "VictoriaMetrics: $(victoria-metrics -version 2>&1 | head -n 1)"
+echo "VictoriaMetrics: $(victoria-metrics -version 2>&1 | head -n 1 || true) (Debian victoria-metrics)"
 # Until the workload is in.
 deadline=$((SECONDS + 120))
 loaded() {

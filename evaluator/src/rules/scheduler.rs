@@ -63,6 +63,7 @@ async fn run_group(
         // A datasource group's queries are answered first, without holding
         // the group (the API reads it meanwhile), retried within its
         // interval at most.
+        let fetch_start = clock.monotonic();
         let prefetched = match source {
             Some((client, exprs, offset_ms, interval)) => {
                 let deadline = at(next + millis(interval));
@@ -84,6 +85,11 @@ async fn run_group(
             ),
             None => g.eval(next, env),
         };
+        if prefetched.is_some() {
+            // A datasource group's evaluation time includes its queries, as
+            // Prometheus' does.
+            g.last_eval_duration = clock.monotonic().saturating_sub(fetch_start);
+        }
         on_alerts(&g, alerts);
     }
 }
