@@ -78,7 +78,7 @@ bench_spawn victoria-metrics -storageDataPath="$bench_work/vm" -httpListenAddr=1
   >"$bench_work/vm.log" 2>&1
 vm=http://127.0.0.1:$vm_port
 bench_wait_http "$vm/api/v1/query?query=1" 60
-echo "VictoriaMetrics: $(victoria-metrics -version 2>&1 | head -n 1 || true) (Debian victoria-metrics)"
+echo "VictoriaMetrics and vmalert: Debian victoria-metrics $(dpkg-query -W -f='${Version}' victoria-metrics 2>/dev/null || echo '(version unknown)')"
 # Until the workload is in.
 deadline=$((SECONDS + 120))
 loaded() {
@@ -96,7 +96,6 @@ bench_spawn vmalert -rule="$bench_work/rules.yaml" -datasource.url="$vm" \
   -httpListenAddr=127.0.0.1:"$vmalert_port" -loggerLevel=ERROR >"$bench_work/vmalert.log" 2>&1
 vmalert_pid=$!
 vmalert=http://127.0.0.1:$vmalert_port
-echo "vmalert: $(vmalert -version 2>&1 | head -n 1)"
 
 vigil_port=$(bench_free_port)
 cat >"$bench_work/vigil.yaml" <<EOF
