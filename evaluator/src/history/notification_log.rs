@@ -29,6 +29,9 @@ pub struct Outbox {
     pub store: HistoryStore,
     pub writer: HistoryWriter,
     pub leader: watch::Receiver<Leadership>,
+    /// A standby queues its notifications for the leader (rule-group
+    /// sharding) instead of holding them.
+    pub forward: bool,
 }
 
 impl Outbox {
@@ -48,6 +51,10 @@ impl Outbox {
 impl NotificationOutbox for Outbox {
     fn leadership(&self) -> watch::Receiver<Leadership> {
         self.leader.clone()
+    }
+
+    fn forwards(&self) -> bool {
+        self.forward
     }
 
     async fn enqueue(

@@ -271,6 +271,21 @@ impl Notifier {
         }
     }
 
+    /// Drops alerts without notifying anything about them: their rule
+    /// group moved to another replica, which holds and notifies them from
+    /// now on (a resolution sent from here would be false).
+    pub fn forget(&mut self, fingerprints: &[Fingerprint]) {
+        if fingerprints.is_empty() {
+            return;
+        }
+        self.changed();
+        for fp in fingerprints {
+            self.dispatcher.forget(*fp);
+            self.alerts.remove(fp);
+            self.updated.remove(fp);
+        }
+    }
+
     /// Switches to a new (validated) config, as on SIGHUP: the route tree
     /// and inhibit rules are replaced and every known alert is routed anew
     /// (alerts older than `group_wait` flush at the next tick); silences,

@@ -85,6 +85,14 @@ pub trait NotificationOutbox: Send + Sync + 'static {
     /// Whether this replica leads, as the leader election publishes it.
     fn leadership(&self) -> watch::Receiver<Leadership>;
 
+    /// Whether a replica that does not lead queues its notifications here
+    /// for the leader to send (rule-group sharding: the leader does not
+    /// evaluate this replica's groups, so it would never produce them
+    /// itself) instead of holding them until it leads.
+    fn forwards(&self) -> bool {
+        false
+    }
+
     /// Queues `notification` for `integration` under idempotency `key`,
     /// received at `received_at`; returns its id.
     async fn enqueue(

@@ -11,7 +11,7 @@ use vigil_evaluator::labels::Labels;
 use vigil_evaluator::rules::fake::{sample, FakeEngine};
 use vigil_evaluator::rules::file::parse_rule_file;
 use vigil_evaluator::rules::group::{GroupEnv, Health, RuleGroup};
-use vigil_evaluator::rules::scheduler::run_groups;
+use vigil_evaluator::rules::scheduler::{run_groups, AdmitAll};
 use vigil_evaluator::stale::is_stale;
 
 const MIN: i64 = 60_000;
@@ -229,7 +229,7 @@ async fn scheduler_evaluates_each_group_on_its_interval_until_cancelled() {
         cancel.cancel();
     };
     tokio::join!(
-        run_groups(&groups, &env, &clock, &cancel, false, &record),
+        run_groups(&groups, &env, &clock, &cancel, false, &AdmitAll, &record),
         driver
     );
     let evals = evaluations.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -353,7 +353,7 @@ async fn aligned_scheduler_evaluates_at_the_groups_hash_offset() {
         cancel.cancel();
     };
     tokio::join!(
-        run_groups(&groups, &env, &clock, &cancel, true, &record),
+        run_groups(&groups, &env, &clock, &cancel, true, &AdmitAll, &record),
         driver
     );
     let got = times.into_inner().unwrap_or_else(|e| e.into_inner());

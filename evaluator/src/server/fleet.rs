@@ -1,0 +1,216 @@
+//! The running evaluator's side of rule-group sharding
+//! ([`crate::history::fleet`]): starting the fleet's rounds, and the
+//! [`Admission`] through which the scheduler evaluates only the groups
+//! this replica holds — restoring a group's saved alert state (and the
+//! notification log) from the database before its first evaluation here,
+//! and putting a group that moved away aside without notifying anything
+//! about its alerts.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::config::{FleetSettings, ValidatedConfig};
+use crate::clock::Clock;
+use crate::history::db::Database;
+use crate::history::fleet::{group_key, Fleet, FleetAround, FleetConfig, FleetMetrics, FleetView};
+use crate::history::leader::Ticks;
+use crate::history::lease::{Fence, Leases};
+use crate::history::restore::load_group_state;
+use crate::history::tracker::AlertTracker;
+use crate::history::writer::HistoryWriter;
+use crate::history::HistoryStore;
+use crate::notify::alert::Fingerprint;
+use crate::notify::notifier::Notifier;
+use crate::rules::group::RuleGroup;
+use crate::rules::scheduler::Admission;
+
+/// This replica's share of a sharded fleet: the rounds, and the epoch under
+/// which each group it evaluates was restored.
+#[derive(Debug)]
+pub struct Shard {
+    pub fleet: Fleet,
+    view: watch::Receiver<Arc<FleetView>>,
+    groups: watch::Sender<Arc<Vec<String>>>,
+    restored: Mutex<HashMap<String, i64>>,
+    shutdown: CancellationToken,
+}
+
+impl Shard {
+    /// Starts the fleet's rounds for the groups of `cfg` (on a pool of its
+    /// own, so a busy history pool cannot starve renewals), until
+    /// [`Shard::stop`].
+    pub fn start(
+        cfg: &ValidatedConfig,
+        settings: FleetSettings,
+        writer: &HistoryWriter,
+        registry: &prometheus::Registry,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Shard, String> {
+        let shutdown = CancellationToken::new();
+        let db = Database::connect_lazy_with(&cfg.storage.database_url, cfg.storage.pooling)
+            .map_err(|e| e.to_string())?;
+        let metrics = FleetMetrics::register(registry)
+            .map_err(|e| format!("cannot register the fleet metrics: {e}"))?;
+        let (groups, groups_rx) = watch::channel(Arc::new(group_keys(cfg)));
+        let fleet = Fleet::start(
+            Leases::new(db),
+            FleetConfig::new(settings.lease_duration, settings.heartbeat),
+            groups_rx,
+            FleetAround {
+                writer: Some(writer.clone()),
+                metrics,
+            },
+            Ticks::Every(settings.heartbeat),
+            clock,
+            shutdown.clone(),
+        );
+        tracing::info!(member = fleet.member(), heartbeat = ?settings.heartbeat, lease = ?settings.lease_duration, "rule-group sharding on: evaluating the groups this replica owns");
+        Ok(Shard {
+            view: fleet.subscribe(),
+            fleet,
+            groups,
+            restored: Mutex::default(),
+            shutdown,
+        })
+    }
+
+    /// Leaves the fleet (after evaluation stopped): the groups' last state
+    /// written, every lease released, so the other replicas take the
+    /// groups at their next round.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.fleet.join().await;
+    }
+
+    /// After a reload: the groups of the new config.
+    pub fn set_groups(&self, cfg: &ValidatedConfig) {
+        self.groups.send_replace(Arc::new(group_keys(cfg)));
+    }
+
+    /// The fence of `group`'s history writes while this replica holds it.
+    pub fn fence(&self, group: &RuleGroup) -> Option<Fence> {
+        self.view
+            .borrow()
+            .fence(&group_key(&group.file, &group.name))
+    }
+
+    /// This replica's view of the fleet now.
+    pub fn view(&self) -> Arc<FleetView> {
+        Arc::clone(&self.view.borrow())
+    }
+
+    fn restored(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.restored.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn group_keys(cfg: &ValidatedConfig) -> Vec<String> {
+    cfg.rule_groups
+        .iter()
+        .map(|g| group_key(&g.file, &g.name))
+        .collect()
+}
+
+/// The scheduler's admission for a sharded replica.
+pub struct ShardAdmission<'a> {
+    pub shard: &'a Shard,
+    pub store: &'a HistoryStore,
+    pub tracker: &'a AlertTracker,
+    pub notifier: &'a Arc<tokio::sync::Mutex<Notifier>>,
+    pub clock: &'a Arc<dyn Clock>,
+}
+
+impl ShardAdmission<'_> {
+    /// Takes `group` in under `epoch`: its saved alerts and the notification
+    /// log from the database, replacing whatever it held. False when the
+    /// database did not answer (the group waits for its next slot rather
+    /// than evaluating without its state).
+    async fn take(&self, group: &Mutex<RuleGroup>, key: &str, epoch: i64) -> bool {
+        let name = lock(group).name.clone();
+        let saved = match load_group_state(self.store, &name, self.clock.now()).await {
+            Ok(saved) => saved,
+            Err(error) => {
+                tracing::warn!(group = key, %error, "cannot load the rule group's saved alert state; it is evaluated once the database answers");
+                return false;
+            }
+        };
+        let (stale, restored) = {
+            let mut g = lock(group);
+            let stale = fingerprints(&g.forget_alerts());
+            self.tracker.forget_group(&g);
+            (stale, self.tracker.restore(&mut g, &saved.snapshots))
+        };
+        {
+            let mut notifier = self.notifier.lock().await;
+            notifier.forget(&stale);
+            saved.restore_notifier(&mut notifier, true);
+        }
+        self.shard.restored().insert(key.to_string(), epoch);
+        tracing::info!(
+            group = key,
+            epoch,
+            alerts = restored,
+            "evaluating the rule group here from now on, its alert state restored"
+        );
+        true
+    }
+
+    /// Puts `group` aside: it moved to another replica, which restores its
+    /// alerts and notifies them from now on.
+    async fn put_aside(&self, group: &Mutex<RuleGroup>, key: &str) {
+        let forgotten = {
+            let mut g = lock(group);
+            self.tracker.forget_group(&g);
+            fingerprints(&g.forget_alerts())
+        };
+        self.notifier.lock().await.forget(&forgotten);
+        tracing::info!(
+            group = key,
+            alerts = forgotten.len(),
+            "the rule group moved to another replica: stopped evaluating it"
+        );
+    }
+}
+
+#[async_trait::async_trait(?Send)]
+impl Admission for ShardAdmission<'_> {
+    async fn admit(&self, group: &Mutex<RuleGroup>) -> bool {
+        let key = {
+            let g = lock(group);
+            group_key(&g.file, &g.name)
+        };
+        let view = self.shard.view();
+        match view.term(&key).and_then(|t| t.epoch()) {
+            Some(epoch) => {
+                if self.shard.restored().get(&key) == Some(&epoch) {
+                    return true;
+                }
+                self.take(group, &key, epoch).await
+            }
+            None => {
+                if self.shard.restored().remove(&key).is_some() {
+                    self.put_aside(group, &key).await;
+                }
+                false
+            }
+        }
+    }
+
+    fn holds(&self, group: &RuleGroup) -> bool {
+        let key = group_key(&group.file, &group.name);
+        let view = self.shard.view();
+        let term = view.term(&key).and_then(|t| t.epoch());
+        term.is_some() && self.shard.restored().get(&key).copied() == term
+    }
+}
+
+fn lock(group: &Mutex<RuleGroup>) -> std::sync::MutexGuard<'_, RuleGroup> {
+    group.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn fingerprints(alerts: &[crate::alerts::Alert]) -> Vec<Fingerprint> {
+    alerts.iter().map(|a| Fingerprint::of(&a.labels)).collect()
+}
