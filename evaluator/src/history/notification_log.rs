@@ -130,6 +130,7 @@ impl NotificationOutbox for Outbox {
                 group_key: r.group_key,
                 created_at: r.created_at,
                 next_attempt_at: r.next_attempt_at,
+                claimed: r.claimed_epoch.is_some() || r.attempts > 0,
             })
             .collect())
     }

@@ -574,6 +574,23 @@ mod tests {
     }
 
     #[test]
+    fn a_forgotten_alert_is_neither_notified_nor_resolved_later() {
+        let t0 = DateTime::<Utc>::UNIX_EPOCH;
+        let at = |s| t0 + chrono::Duration::seconds(s);
+        let mut notifier = notifier();
+        let a = alert(t0);
+        let fp = a.fingerprint();
+        notifier.ingest(vec![a], t0);
+        notifier.forget(&[fp]);
+        assert!(!notifier.holds(fp));
+        assert_eq!(notifier.alert_count(), 0);
+        assert!(
+            notifier.tick(at(3600)).is_empty(),
+            "its group moved to another replica: nothing sent from here, not even a resolution"
+        );
+    }
+
+    #[test]
     fn reload_reroutes_known_alerts_without_resending_them() {
         let t0 = DateTime::<Utc>::UNIX_EPOCH;
         let at = |s| t0 + chrono::Duration::seconds(s);

@@ -64,6 +64,10 @@ pub struct PendingEntry {
     pub next_attempt_at: DateTime<Utc>,
     /// `None` when the stored payload cannot be read back.
     pub notification: Option<Notification>,
+    /// Whether a leader claimed it for sending or recorded an attempt
+    /// before (under a fenced term), so it may have reached the receiver;
+    /// false for an entry a forwarding standby queued and nobody sent yet.
+    pub claimed: bool,
 }
 
 /// One entry of the notification log: what a receiver was last told about

@@ -228,9 +228,11 @@ pub(super) async fn resume(
             continue;
         }
         // Not queued by this process: a previous process or leader may
-        // have sent it already (killed before recording the outcome).
+        // have sent it already (killed before recording the outcome) —
+        // unless a forwarding standby queued it and nobody claimed it yet
+        // (in a sharded fleet every claim is fenced, so it shows).
         if let Some(n) = &mut record.notification {
-            n.redelivery = !shared.owns(&record.id);
+            n.redelivery = !shared.owns(&record.id) && (record.claimed || !outbox.forwards());
             redelivered += usize::from(n.redelivery);
         }
         let integration = shared

@@ -274,6 +274,13 @@ async fn groups_move_on_kill_and_join_without_double_evaluation_or_renotificatio
     let victim_name = replicas[victim].name.clone();
     let before = holders(&db, &refs).await;
     let moving = before.values().filter(|w| **w == victim_name).count();
+    let leader: Option<String> =
+        sqlx::query_scalar("SELECT holder FROM leases WHERE name = 'notification-leader'")
+            .fetch_optional(&db.pool)
+            .await
+            .unwrap();
+    let pid = replicas[victim].child.0.id().to_string();
+    let killed_the_leader = leader.is_some_and(|h| h.split('/').nth(1) == Some(pid.as_str()));
     kill9(&mut replicas[victim].child);
     let killed_at = Instant::now();
     let survivors: Vec<&Replica> = replicas
@@ -383,6 +390,15 @@ async fn groups_move_on_kill_and_join_without_double_evaluation_or_renotificatio
             "{series} notified firing once (seed {seed}): {firing:?}"
         );
         assert!(!hook.told(&series, "resolved"), "{series} never resolved");
+    }
+    // What a replica that does not lead queued for the leader is a first
+    // send, not a re-send (only the killed leader's claims may be).
+    let marked = hook.got().iter().filter(|g| g.redelivery).count();
+    eprintln!(
+        "sharding: killed the notification leader: {killed_the_leader}; re-send marks: {marked}"
+    );
+    if !killed_the_leader {
+        assert_eq!(marked, 0, "no notification marked as a re-send");
     }
     db.finish().await;
 }
