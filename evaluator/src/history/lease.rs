@@ -215,35 +215,6 @@ impl Leases {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Renews, in one statement, every live lease whose name starts with
-    /// `prefix` that `holder` holds, pushing each expiry `ttl` past the
-    /// database's now; returns the (name, epoch) of each renewed lease. A
-    /// lease of `holder`'s that is not returned expired or passed to
-    /// another holder (a rule-group owner renews all its groups at once).
-    pub async fn renew_held(
-        &self,
-        prefix: &str,
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<Vec<(String, i64)>, HistoryError> {
-        let now = now_ms(self.db.backend());
-        let sql = format!(
-            "UPDATE leases SET expires_at = {now} + $1, renewed_at = {now} \
-             WHERE holder = $2 AND name LIKE $3 ESCAPE '\\' AND expires_at > {now} \
-             RETURNING name, epoch"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(millis(ttl))
-            .bind(holder)
-            .bind(like_prefix(prefix))
-            .fetch_all(&mut self.db.conn().await?)
-            .await
-            .map_err(HistoryError::db("renewing leases"))?;
-        rows.iter()
-            .map(|r| Ok((column(r, "name", "leases")?, column(r, "epoch", "leases")?)))
-            .collect()
-    }
-
     /// Lease `name` as the database sees it now, if it was ever taken.
     pub async fn get(&self, name: &str) -> Result<Option<LeaseState>, HistoryError> {
         Ok(self.list("name = $1", name).await?.into_iter().next())
@@ -366,21 +337,6 @@ mod tests {
             .map(|l| l.name)
             .collect();
         assert_eq!(live, ["member_a", "member_b"], "`_` is not a wildcard");
-    }
-
-    #[tokio::test]
-    async fn renew_held_renews_only_the_live_leases_of_the_holder_under_the_prefix() {
-        let (_dir, leases) = sqlite().await;
-        leases.acquire("group/a", "me", TTL, false).await.unwrap();
-        leases.acquire("group/b", "me", TTL, false).await.unwrap();
-        leases
-            .acquire("group/c", "other", TTL, false)
-            .await
-            .unwrap();
-        leases.acquire("member/me", "me", TTL, false).await.unwrap();
-        leases.release("group/b", "me", 1).await.unwrap();
-        let renewed = leases.renew_held("group/", "me", TTL).await.unwrap();
-        assert_eq!(renewed, [("group/a".to_string(), 1)]);
     }
 
     #[test]

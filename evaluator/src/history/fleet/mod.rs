@@ -12,16 +12,18 @@
 //!
 //! 1. It renews its membership lease `member/<replica id>` (taking it at
 //!    its first round) for `lease_duration` (5 s) past the database's now.
-//! 2. It renews, in one statement, every group lease `group/<file>/<name>`
-//!    it holds; a group whose lease was not renewed is lost (its term is
-//!    revoked at once).
+//! 2. It renews every group lease `group/<file>/<name>` it holds, one
+//!    single-row statement each (a statement over several lease rows could
+//!    deadlock with a history batch holding some of them `FOR SHARE`); a
+//!    group whose lease was not renewed is lost (its term is revoked at
+//!    once).
 //! 3. It lists the live members ([`Leases::live`]) and computes the owner
 //!    of every configured group by rendezvous hashing ([`assign`]): the
 //!    member with the highest hash of (member, group). Every replica gets
 //!    the same answer from the same list, and a member joining or leaving
 //!    moves only about 1/n of the groups.
 //! 4. It gives back the groups it holds that another member now owns (the
-//!    term is revoked first, then the history writer is given a moment to
+//!    term is revoked first, then the history writer is given half a heartbeat to
 //!    write the group's last state, then the lease is released), and tries
 //!    to take the groups it owns and does not hold. A lease still held by
 //!    the previous owner is not taken before that owner released it or it

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -22,9 +23,13 @@ use crate::notify::delivery::{Term, Until};
 /// Failed rounds in a row after which the pool is replaced (as the
 /// leader election does).
 const RECONNECT_AFTER: u32 = 3;
-/// Longest a group that is given back waits for the history writer to
-/// write what it holds (the group's last state) before its lease goes.
+/// Longest a replica that leaves waits for the history writer to write
+/// what it holds (its groups' last state) before their leases go. A group
+/// given back while running waits at most half a heartbeat, so the other
+/// groups' renewals are not held up.
 const WRITER_DRAIN: Duration = Duration::from_secs(2);
+/// Group renewals in flight at once.
+const RENEWALS_AT_ONCE: usize = 8;
 
 pub(super) struct Rounds {
     pub(super) leases: Leases,
@@ -104,30 +109,10 @@ impl Rounds {
         if !self.keep_membership(sent).await {
             return false;
         }
-        // Renew every held group in one statement.
         let ttl = self.config.leases.lease_duration;
         let holder = self.config.leases.holder.clone();
-        match self
-            .timed(self.leases.renew_held(GROUP_PREFIX, &holder, ttl))
-            .await
-        {
-            Ok(renewed) => {
-                let renewed: BTreeMap<String, i64> = renewed.into_iter().collect();
-                let keys: Vec<String> = self.held.keys().cloned().collect();
-                for key in keys {
-                    let lease = lease_name(&key);
-                    let term = &self.held[&key];
-                    if renewed.get(&lease).copied() == term.epoch() {
-                        term.extend(valid_until);
-                    } else {
-                        self.lose(&key, "its lease expired on the database's clock or passed to another replica");
-                    }
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, groups = self.held.len(), "cannot renew the rule-group leases; evaluating them while the last renewal lasts");
-                return false;
-            }
+        if !self.renew_groups(valid_until).await {
+            return false;
         }
         let members = match self.timed(self.leases.live(MEMBER_PREFIX)).await {
             Ok(live) => {
@@ -161,7 +146,8 @@ impl Rounds {
             .cloned()
             .collect();
         if !give_back.is_empty() {
-            self.give_back(&give_back).await;
+            let drain = self.config.leases.renew_every / 2;
+            self.give_back(&give_back, drain).await;
         }
         let mut ok = true;
         for key in mine {
@@ -209,6 +195,62 @@ impl Rounds {
             .set(i64::try_from(members.len()).unwrap_or(i64::MAX));
         self.publish(members, owners);
         ok
+    }
+
+    /// Renews every held group's lease, one single-row statement each (a
+    /// few at a time): a statement over several lease rows could deadlock
+    /// with a history batch that holds some of them `FOR SHARE` (its
+    /// fenced writes) and waits for another. False when a renewal failed
+    /// (the group is evaluated on while its last renewal lasts).
+    async fn renew_groups(&mut self, valid_until: Duration) -> bool {
+        let (holder, ttl, timeout) = {
+            let c = &self.config.leases;
+            (c.holder.clone(), c.lease_duration, c.timeout)
+        };
+        let held: Vec<(String, i64)> = self
+            .held
+            .iter()
+            .map(|(key, term)| (key.clone(), term.epoch().unwrap_or_default()))
+            .collect();
+        let renewals = held.into_iter().map(|(key, epoch)| {
+            let (leases, holder) = (self.leases.clone(), holder.clone());
+            Box::pin(async move {
+                let lease = lease_name(&key);
+                let renewal = leases.renew(&lease, &holder, epoch, ttl);
+                let result = match tokio::time::timeout(timeout, renewal).await {
+                    Ok(Ok(renewed)) => Ok(renewed),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("the database did not answer within {timeout:?}")),
+                };
+                (key, result)
+            })
+        });
+        let results: Vec<(String, Result<bool, String>)> = futures::stream::iter(renewals)
+            .buffer_unordered(RENEWALS_AT_ONCE)
+            .collect()
+            .await;
+        let mut failed = None;
+        for (key, result) in results {
+            match result {
+                Ok(true) => {
+                    if let Some(term) = self.held.get(&key) {
+                        term.extend(valid_until);
+                    }
+                }
+                Ok(false) => self.lose(
+                    &key,
+                    "its lease expired on the database's clock or passed to another replica",
+                ),
+                Err(error) => failed = Some(error),
+            }
+        }
+        match failed {
+            Some(error) => {
+                tracing::warn!(%error, groups = self.held.len(), "cannot renew some rule-group leases; evaluating them while their last renewal lasts");
+                false
+            }
+            None => true,
+        }
     }
 
     /// Keeps (or takes) the membership lease; false when this replica is
@@ -312,7 +354,7 @@ impl Rounds {
     /// Gives `keys` back: revoked at once (the scheduler stops evaluating
     /// them), then, once the history writer wrote what it holds, released,
     /// so their new owner takes them at its next round.
-    async fn give_back(&mut self, keys: &[String]) {
+    async fn give_back(&mut self, keys: &[String], drain: Duration) {
         let terms: Vec<(String, Term)> = keys
             .iter()
             .filter_map(|k| self.held.remove(k).map(|t| (k.clone(), t)))
@@ -325,7 +367,7 @@ impl Rounds {
             (v.members.clone(), v.owners.clone())
         };
         self.publish(members, owners);
-        self.drain_writer().await;
+        self.drain_writer(drain).await;
         let holder = self.config.leases.holder.clone();
         for (key, term) in terms {
             let epoch = term.epoch().unwrap_or_default();
@@ -344,12 +386,13 @@ impl Rounds {
         }
     }
 
-    /// Waits (at most [`WRITER_DRAIN`]) until the history writer holds
-    /// nothing, so a group's last state is in the database before its
-    /// lease goes (after that its writes would be refused).
-    async fn drain_writer(&self) {
+    /// Waits (at most `limit`) until the history writer holds nothing, so
+    /// a group's last state is in the database before its lease goes
+    /// (after that its writes would be refused; the new owner then starts
+    /// from the state saved one evaluation earlier).
+    async fn drain_writer(&self, limit: Duration) {
         let Some(writer) = &self.writer else { return };
-        let deadline = self.clock.monotonic() + WRITER_DRAIN;
+        let deadline = self.clock.monotonic() + limit;
         while writer.backlog() > 0 && self.clock.monotonic() < deadline {
             self.clock.sleep(Duration::from_millis(20)).await;
         }
@@ -372,7 +415,7 @@ impl Rounds {
     async fn leave(&mut self) {
         let keys: Vec<String> = self.held.keys().cloned().collect();
         if !keys.is_empty() {
-            self.give_back(&keys).await;
+            self.give_back(&keys, WRITER_DRAIN).await;
         }
         if let Some(term) = self.member.take() {
             term.revoke();
