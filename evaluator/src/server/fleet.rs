@@ -49,12 +49,12 @@ impl Shard {
         registry: &prometheus::Registry,
         clock: Arc<dyn Clock>,
     ) -> Result<Shard, String> {
-        let shutdown = CancellationToken::new();
         let db = Database::connect_lazy_with(&cfg.storage.database_url, cfg.storage.pooling)
             .map_err(|e| e.to_string())?;
         let metrics = FleetMetrics::register(registry)
             .map_err(|e| format!("cannot register the fleet metrics: {e}"))?;
         let (groups, groups_rx) = watch::channel(Arc::new(group_keys(cfg)));
+        let shutdown = CancellationToken::new();
         let fleet = Fleet::start(
             Leases::new(db),
             FleetConfig::new(settings.lease_duration, settings.heartbeat),
@@ -68,13 +68,23 @@ impl Shard {
             shutdown.clone(),
         );
         tracing::info!(member = fleet.member(), heartbeat = ?settings.heartbeat, lease = ?settings.lease_duration, "rule-group sharding on: evaluating the groups this replica owns");
-        Ok(Shard {
+        Ok(Shard::new(fleet, groups, shutdown))
+    }
+
+    /// The share of `fleet`, whose group list `groups` sends and whose
+    /// rounds `shutdown` stops.
+    pub fn new(
+        fleet: Fleet,
+        groups: watch::Sender<Arc<Vec<String>>>,
+        shutdown: CancellationToken,
+    ) -> Shard {
+        Shard {
             view: fleet.subscribe(),
             fleet,
             groups,
             restored: Mutex::default(),
             shutdown,
-        })
+        }
     }
 
     /// Leaves the fleet (after evaluation stopped): the groups' last state
@@ -213,4 +223,129 @@ fn lock(group: &Mutex<RuleGroup>) -> std::sync::MutexGuard<'_, RuleGroup> {
 
 fn fingerprints(alerts: &[crate::alerts::Alert]) -> Vec<Fingerprint> {
     alerts.iter().map(|a| Fingerprint::of(&a.labels)).collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test reports failure
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use chrono::{DateTime, Utc};
+    use prometheus::Registry;
+
+    use super::*;
+    use crate::alerts::state::AlertState;
+    use crate::clock::SimClock;
+    use crate::history::fleet::{FleetMetrics, DEFAULT_HEARTBEAT, DEFAULT_LEASE_DURATION};
+    use crate::history::leader::ManualTicks;
+    use crate::history::store::{AlertSnapshot, HistoryState};
+    use crate::labels::Labels;
+    use crate::notify::fixtures::notify_config;
+    use crate::rules::file::parse_rule_file;
+
+    const RULES: &str =
+        "groups:\n- name: g\n  rules:\n  - alert: Slow\n    expr: vector(1)\n    for: 10m\n";
+
+    fn group() -> Mutex<RuleGroup> {
+        let spec = parse_rule_file(Path::new("/rules/r.yaml"), RULES)
+            .unwrap()
+            .remove(0);
+        Mutex::new(RuleGroup::new(spec, Duration::from_secs(60)).unwrap())
+    }
+
+    fn pending_since(active_at: DateTime<Utc>) -> AlertSnapshot {
+        let labels = Labels::from_pairs([("alertname", "Slow")]);
+        AlertSnapshot {
+            fingerprint: Fingerprint::of(&labels),
+            rule: "Slow".into(),
+            group_name: "g".into(),
+            labels,
+            annotations: Default::default(),
+            state: HistoryState::Pending,
+            active_at,
+            fired_at: None,
+            resolved_at: None,
+            keep_firing_since: None,
+            last_sent_at: None,
+            value: Some(1.0),
+            updated_at: active_at,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_taken_group_gets_its_pending_timer_back_and_a_lost_one_is_put_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("h.db").display());
+        let db = Database::connect(&url).await.unwrap();
+        let store = HistoryStore::new(db.clone());
+        let active_at = DateTime::<Utc>::from_timestamp(1_000, 0).unwrap();
+        store
+            .save_snapshots(&[pending_since(active_at)])
+            .await
+            .unwrap();
+
+        let (ticks, step): (Ticks, ManualTicks) = Ticks::manual();
+        let clock: Arc<dyn Clock> = Arc::new(SimClock::new(active_at));
+        let key = group_key(Path::new("/rules/r.yaml"), "g");
+        let (groups_tx, groups_rx) = watch::channel(Arc::new(vec![key.clone()]));
+        let shutdown = CancellationToken::new();
+        let fleet = Fleet::start(
+            Leases::new(db),
+            FleetConfig::new(DEFAULT_LEASE_DURATION, DEFAULT_HEARTBEAT),
+            groups_rx,
+            FleetAround {
+                writer: None,
+                metrics: FleetMetrics::register(&Registry::new()).unwrap(),
+            },
+            ticks,
+            Arc::clone(&clock),
+            shutdown.clone(),
+        );
+        let shard = Shard::new(fleet, groups_tx, shutdown);
+        let tracker = AlertTracker::default();
+        let notifier = Arc::new(tokio::sync::Mutex::new(Notifier::new(Arc::new(
+            notify_config("route: {receiver: r}\nreceivers: [{name: r}]\n"),
+        ))));
+        let admission = ShardAdmission {
+            shard: &shard,
+            store: &store,
+            tracker: &tracker,
+            notifier: &notifier,
+            clock: &clock,
+        };
+        let g = group();
+        assert!(!admission.admit(&g).await, "not held before a round");
+
+        step.step().await;
+        assert!(admission.admit(&g).await, "held after the round");
+        assert!(admission.holds(&lock(&g)));
+        let restored: Vec<(AlertState, i64)> = lock(&g)
+            .rules
+            .iter()
+            .filter_map(|e| match &e.rule {
+                crate::rules::group::Rule::Alerting(r) => Some(r),
+                _ => None,
+            })
+            .flat_map(|r| {
+                r.active_alerts()
+                    .map(|a| (a.state, a.active_at_ms))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(
+            restored,
+            [(AlertState::Pending, active_at.timestamp_millis())],
+            "the `for` timer runs on from when it started"
+        );
+
+        // The group goes (a reload removed it here): given back at the next
+        // round, put aside at its next slot.
+        shard.groups.send_replace(Arc::new(Vec::new()));
+        step.step().await;
+        assert!(!admission.holds(&lock(&g)));
+        assert!(!admission.admit(&g).await);
+        assert_eq!(lock(&g).forget_alerts().len(), 0, "its alerts were dropped");
+        shard.stop().await;
+    }
 }
