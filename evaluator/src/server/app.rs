@@ -480,6 +480,25 @@ impl Running {
     /// taking requests on the drain token and finishes those in progress).
     fn spawn_side_tasks(&mut self, listener: tokio::net::TcpListener) {
         let drain = self.tasks.drain().clone();
+        if let Some(shard) = &self.shard {
+            // A sharded replica may own no group (more replicas than
+            // groups): it is ready once it is a member of the fleet.
+            let mut view = shard.fleet.subscribe();
+            let state = Arc::clone(&self.state);
+            let drain = drain.clone();
+            self.tasks.spawn("fleet readiness", async move {
+                loop {
+                    if !view.borrow_and_update().members.is_empty() {
+                        state.ready.store(true, Ordering::Release);
+                        return;
+                    }
+                    tokio::select! {
+                        () = drain.cancelled() => return,
+                        changed = view.changed() => if changed.is_err() { return },
+                    }
+                }
+            });
+        }
         self.tasks.spawn(
             "silence sync",
             run_sync(

@@ -435,3 +435,47 @@ async fn groups_move_on_kill_and_join_without_double_evaluation_or_renotificatio
     }
     db.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_owns_no_group_is_ready_and_both_name_the_owner() {
+    let Some(db) = TestDb::postgres().await else {
+        eprintln!("SKIPPED: sharding needs Postgres (DATABASE_URL)");
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("rules.yaml"), rules(1)).unwrap();
+    let (_seen, capture_port) = capture().await;
+    let hook = Hook::start().await;
+    let replicas: Vec<Replica> = ["r1", "r2"]
+        .iter()
+        .map(|name| spawn(root.path(), name, &db, capture_port, hook.port))
+        .collect();
+    let refs: Vec<&Replica> = replicas.iter().collect();
+    wait_for_owners(&db, &refs, 1, "start", |_| true).await;
+    let owners = wait::poll(BOUND, Duration::from_millis(200), || async {
+        let mut owners = Vec::new();
+        for r in &replicas {
+            let base = format!("http://127.0.0.1:{}", r.listen);
+            let ready = reqwest::get(format!("{base}/-/ready"))
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            let rules: serde_json::Value = reqwest::get(format!("{base}/api/v1/rules"))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let owner = rules["data"]["groups"][0]["owner"].as_str()?.to_string();
+            if !ready || owner.is_empty() {
+                return None;
+            }
+            owners.push(owner);
+        }
+        Some(owners)
+    })
+    .await;
+    let owners =
+        owners.unwrap_or_else(|| panic!("both ready, with an owner:\n{}", tails(root.path())));
+    assert_eq!(owners[0], owners[1], "one owner, as both see it");
+    db.finish().await;
+}
