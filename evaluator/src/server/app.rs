@@ -486,6 +486,15 @@ impl Running {
             let mut view = shard.fleet.subscribe();
             let state = Arc::clone(&self.state);
             let drain = drain.clone();
+            self.tasks.spawn(
+                "fleet notifier",
+                super::fleet::forget_moved(
+                    shard.fleet.subscribe(),
+                    Arc::clone(&self.state),
+                    Arc::clone(&self.notifier),
+                    drain.clone(),
+                ),
+            );
             self.tasks.spawn("fleet readiness", async move {
                 loop {
                     if !view.borrow_and_update().members.is_empty() {

@@ -117,6 +117,41 @@ impl Shard {
     }
 }
 
+/// Takes the alerts of each group this replica stops holding out of the
+/// notifier at once (the scheduler puts the group itself aside only at its
+/// next slot): a notification group waiting for its `group_wait` must not
+/// flush them from here after the new owner read what was notified.
+/// Runs until `drain`.
+pub async fn forget_moved(
+    mut view: watch::Receiver<Arc<FleetView>>,
+    state: Arc<crate::api::AppState>,
+    notifier: Arc<tokio::sync::Mutex<Notifier>>,
+    drain: CancellationToken,
+) {
+    let mut held: Vec<String> = view.borrow_and_update().owned.keys().cloned().collect();
+    loop {
+        tokio::select! {
+            () = drain.cancelled() => return,
+            changed = view.changed() => if changed.is_err() { return },
+        }
+        let now: Vec<String> = view.borrow_and_update().owned.keys().cloned().collect();
+        let gone: Vec<&String> = held.iter().filter(|k| !now.contains(k)).collect();
+        if !gone.is_empty() {
+            let mut forgotten = Vec::new();
+            for g in state.current_rule_groups() {
+                let g = lock(&g);
+                if gone.contains(&&group_key(&g.file, &g.name)) {
+                    forgotten.extend(
+                        crate::history::tracker::alerting(&g).map(|a| Fingerprint::of(&a.labels)),
+                    );
+                }
+            }
+            notifier.lock().await.forget(&forgotten);
+        }
+        held = now;
+    }
+}
+
 fn group_keys(cfg: &ValidatedConfig) -> Vec<String> {
     cfg.rule_groups
         .iter()

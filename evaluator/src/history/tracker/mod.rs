@@ -330,7 +330,7 @@ fn state_change(
     ]
 }
 
-pub(super) fn alerting(group: &RuleGroup) -> impl Iterator<Item = &RuleAlert> {
+pub(crate) fn alerting(group: &RuleGroup) -> impl Iterator<Item = &RuleAlert> {
     group
         .rules
         .iter()
