@@ -105,6 +105,12 @@ impl AlertingRule {
         }
     }
 
+    /// Takes every alert out of the rule (its group moved to another
+    /// replica, which restores them from the history).
+    pub fn forget_alerts(&mut self) -> Vec<Alert> {
+        std::mem::take(&mut self.active).into_values().collect()
+    }
+
     /// One evaluation at `ctx.ts_ms`. Returns the `ALERTS` and
     /// `ALERTS_FOR_STATE` samples of pending and firing alerts.
     pub fn eval(&mut self, ctx: &EvalContext<'_>) -> Result<Vec<Sample>, AlertError> {

@@ -88,6 +88,9 @@ pub struct AppState {
     /// `/api/v1/query_range` go to (`None`: the local window; replaced on
     /// reload).
     pub datasource: RwLock<Option<Arc<crate::datasource::DatasourceClient>>>,
+    /// Which replica owns which rule group (`fleet.sharding`; `None`:
+    /// not sharded), for `/api/v1/rules`.
+    pub fleet: Option<tokio::sync::watch::Receiver<Arc<crate::history::fleet::FleetView>>>,
 }
 
 impl AppState {

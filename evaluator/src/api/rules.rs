@@ -168,6 +168,10 @@ struct GroupJson {
     limit: usize,
     evaluation_time: serde_json::Number,
     last_evaluation: String,
+    /// Vigil's addition, with `fleet.sharding`: the replica that holds
+    /// the group's lease and evaluates it (empty while none does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<String>,
 }
 
 /// Which rules `/api/v1/rules` shows.
@@ -239,6 +243,7 @@ fn group_json(g: &RuleGroup, filter: &RuleFilter) -> Result<GroupJson, ApiError>
         limit: g.limit,
         evaluation_time: secs(g.last_eval_duration),
         last_evaluation: format_ms(g.last_eval_ms),
+        owner: None,
     })
 }
 
@@ -254,13 +259,18 @@ pub async fn rules(
 ) -> Result<Response, ApiError> {
     let filter = RuleFilter::from_params(&params)?;
     let handles = state.current_rule_groups();
+    let fleet = state.fleet.as_ref().map(|f| Arc::clone(&f.borrow()));
     let mut groups = Vec::new();
     for handle in &handles {
         let g = handle.lock().unwrap_or_else(|e| e.into_inner());
         if !filter.keeps_group(&g) {
             continue;
         }
-        let json = group_json(&g, &filter)?;
+        let mut json = group_json(&g, &filter)?;
+        if let Some(fleet) = &fleet {
+            let key = crate::history::fleet::group_key(&g.file, &g.name);
+            json.owner = Some(fleet.owners.get(&key).cloned().unwrap_or_default());
+        }
         if json.rules.is_empty() && filter.filters_rules() {
             continue;
         }

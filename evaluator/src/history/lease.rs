@@ -223,14 +223,9 @@ impl Leases {
     /// The leases whose name starts with `prefix` and that are live now
     /// (membership: each member holds `prefix` + its own id), by name.
     pub async fn live(&self, prefix: &str) -> Result<Vec<LeaseState>, HistoryError> {
-        let pattern = format!(
-            "{}%",
-            prefix
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
-        let all = self.list("name LIKE $1 ESCAPE '\\'", &pattern).await?;
+        let all = self
+            .list("name LIKE $1 ESCAPE '\\'", &like_prefix(prefix))
+            .await?;
         Ok(all.into_iter().filter(LeaseState::is_live).collect())
     }
 
@@ -253,6 +248,18 @@ impl Leases {
     pub async fn epoch(&self, name: &str) -> Result<Option<i64>, HistoryError> {
         Ok(self.get(name).await?.map(|l| l.epoch))
     }
+}
+
+/// The LIKE pattern of the names starting with `prefix` (`%` and `_` in it
+/// taken literally).
+fn like_prefix(prefix: &str) -> String {
+    format!(
+        "{}%",
+        prefix
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
 }
 
 fn lease_from_row(row: &AnyRow) -> Result<LeaseState, HistoryError> {

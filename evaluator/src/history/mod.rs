@@ -86,6 +86,7 @@
 //! - [`leader`]: [`leader::LeaderElector`], which replica sends.
 
 pub mod db;
+pub mod fleet;
 pub mod leader;
 pub mod lease;
 pub mod lifecycle;

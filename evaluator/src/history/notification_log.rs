@@ -29,6 +29,9 @@ pub struct Outbox {
     pub store: HistoryStore,
     pub writer: HistoryWriter,
     pub leader: watch::Receiver<Leadership>,
+    /// A standby queues its notifications for the leader (rule-group
+    /// sharding) instead of holding them.
+    pub forward: bool,
 }
 
 impl Outbox {
@@ -48,6 +51,10 @@ impl Outbox {
 impl NotificationOutbox for Outbox {
     fn leadership(&self) -> watch::Receiver<Leadership> {
         self.leader.clone()
+    }
+
+    fn forwards(&self) -> bool {
+        self.forward
     }
 
     async fn enqueue(
@@ -123,6 +130,7 @@ impl NotificationOutbox for Outbox {
                 group_key: r.group_key,
                 created_at: r.created_at,
                 next_attempt_at: r.next_attempt_at,
+                claimed: r.claimed_epoch.is_some() || r.attempts > 0,
             })
             .collect())
     }

@@ -162,6 +162,28 @@ pub async fn load_saved_state(
     now: DateTime<Utc>,
 ) -> Result<SavedState, HistoryError> {
     let snapshots = store.load_snapshots().await?;
+    load_with(store, snapshots, now).await
+}
+
+/// The saved state a rule group that moved to this replica needs (read
+/// at `now`, after this replica took the group's lease, so its previous
+/// owner's writes are all in): the group's alert snapshots (by group
+/// name), and the notification log, cooldowns and outbox entries, so what
+/// the previous owner notified is not notified again.
+pub async fn load_group_state(
+    store: &HistoryStore,
+    group_name: &str,
+    now: DateTime<Utc>,
+) -> Result<SavedState, HistoryError> {
+    let snapshots = store.load_group_snapshots(group_name).await?;
+    load_with(store, snapshots, now).await
+}
+
+async fn load_with(
+    store: &HistoryStore,
+    snapshots: Vec<AlertSnapshot>,
+    now: DateTime<Utc>,
+) -> Result<SavedState, HistoryError> {
     let log = store.load_notify_log().await?;
     let cooldowns = store.load_cooldowns().await?;
     let pending = store.due(DateTime::<Utc>::MAX_UTC, 100_000).await?;

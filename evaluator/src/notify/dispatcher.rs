@@ -141,6 +141,19 @@ impl Dispatcher {
         }
     }
 
+    /// Takes the alert out of every group without a flush (its rule group
+    /// moved to another replica, which notifies it from now on); groups
+    /// left empty go.
+    pub fn forget(&mut self, fingerprint: Fingerprint) {
+        if self.members.remove(&fingerprint).is_none() {
+            return;
+        }
+        self.groups.retain(|_, group| {
+            group.alerts.remove(&fingerprint);
+            !group.alerts.is_empty()
+        });
+    }
+
     /// When the next group is due, if any group exists.
     pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
         self.groups.values().map(|g| g.next_flush).min()

@@ -66,7 +66,7 @@ pub mod delivery;
 pub mod dispatcher;
 pub mod failure_log;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 pub mod inhibit;
 pub mod matcher;
 pub mod notifier;

@@ -271,6 +271,21 @@ impl Notifier {
         }
     }
 
+    /// Drops alerts without notifying anything about them: their rule
+    /// group moved to another replica, which holds and notifies them from
+    /// now on (a resolution sent from here would be false).
+    pub fn forget(&mut self, fingerprints: &[Fingerprint]) {
+        if fingerprints.is_empty() {
+            return;
+        }
+        self.changed();
+        for fp in fingerprints {
+            self.dispatcher.forget(*fp);
+            self.alerts.remove(fp);
+            self.updated.remove(fp);
+        }
+    }
+
     /// Switches to a new (validated) config, as on SIGHUP: the route tree
     /// and inhibit rules are replaced and every known alert is routed anew
     /// (alerts older than `group_wait` flush at the next tick); silences,
@@ -555,6 +570,23 @@ mod tests {
             notifier.tick(at(330)).len(),
             1,
             "not recorded as sent, so sent now"
+        );
+    }
+
+    #[test]
+    fn a_forgotten_alert_is_neither_notified_nor_resolved_later() {
+        let t0 = DateTime::<Utc>::UNIX_EPOCH;
+        let at = |s| t0 + chrono::Duration::seconds(s);
+        let mut notifier = notifier();
+        let a = alert(t0);
+        let fp = a.fingerprint();
+        notifier.ingest(vec![a], t0);
+        notifier.forget(&[fp]);
+        assert!(!notifier.holds(fp));
+        assert_eq!(notifier.alert_count(), 0);
+        assert!(
+            notifier.tick(at(3600)).is_empty(),
+            "its group moved to another replica: nothing sent from here, not even a resolution"
         );
     }
 

@@ -227,6 +227,19 @@ impl RuleGroup {
         to_send
     }
 
+    /// Takes every alert out of the group's alerting rules and returns
+    /// them (the group moved to another replica, which restores them from
+    /// the history before its first evaluation).
+    pub fn forget_alerts(&mut self) -> Vec<crate::alerts::Alert> {
+        let mut forgotten = Vec::new();
+        for entry in &mut self.rules {
+            if let Rule::Alerting(rule) = &mut entry.rule {
+                forgotten.extend(rule.forget_alerts());
+            }
+        }
+        forgotten
+    }
+
     /// Carries evaluation state over from the group this one replaces on a
     /// config reload (as Prometheus' `CopyState`): a rule of the same kind,
     /// name and labels keeps its health, last error, written series and

@@ -1,6 +1,8 @@
 //! Runs every rule group on its own interval until cancelled. Time comes
 //! from an injected [`Clock`], so tests drive evaluations by advancing a
-//! [`crate::clock::SimClock`] instead of sleeping.
+//! [`crate::clock::SimClock`] instead of sleeping. An [`Admission`] decides
+//! at each slot whether this process evaluates the group (rule-group
+//! sharding: only the replica that owns it does).
 
 use std::sync::{Arc, Mutex};
 
@@ -13,12 +15,42 @@ use crate::alerts::Alert;
 use crate::clock::Clock;
 use crate::datasource::Prefetched;
 
+/// Decides at each evaluation slot whether this process evaluates a group.
+#[async_trait::async_trait(?Send)]
+pub trait Admission {
+    /// Whether to evaluate `group` at this slot; may first prepare it
+    /// (restore its saved alert state) or put it aside (when it moved
+    /// away).
+    async fn admit(&self, group: &Mutex<RuleGroup>) -> bool;
+
+    /// Whether `group` may still be evaluated, checked with the group
+    /// locked right before the evaluation (after its queries were
+    /// answered).
+    fn holds(&self, group: &RuleGroup) -> bool;
+}
+
+/// Every group, always (a single replica, or replicas without sharding).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AdmitAll;
+
+#[async_trait::async_trait(?Send)]
+impl Admission for AdmitAll {
+    async fn admit(&self, _group: &Mutex<RuleGroup>) -> bool {
+        true
+    }
+
+    fn holds(&self, _group: &RuleGroup) -> bool {
+        true
+    }
+}
+
 /// Receives the alerts to notify after each group evaluation.
 pub type AlertSink<'a> = &'a (dyn Fn(&RuleGroup, Vec<Alert>) + Sync);
 
 /// Runs all groups until `cancel` fires. Each group evaluates at
 /// `offset + k × interval` (offset from a hash of the group when
-/// `aligned`); when an evaluation overruns, missed slots are skipped. All
+/// `aligned`) when `admission` admits it; when an evaluation overruns,
+/// missed slots are skipped. All
 /// groups run in the calling task (rule evaluation is synchronous), so
 /// the engine does not need to be `Send`.
 pub async fn run_groups(
@@ -27,11 +59,12 @@ pub async fn run_groups(
     clock: &dyn Clock,
     cancel: &CancellationToken,
     aligned: bool,
+    admission: &dyn Admission,
     on_alerts: AlertSink<'_>,
 ) {
     let loops = groups
         .iter()
-        .map(|g| run_group(g, env, clock, cancel, aligned, on_alerts));
+        .map(|g| run_group(g, env, clock, cancel, aligned, admission, on_alerts));
     futures::future::join_all(loops).await;
 }
 
@@ -41,6 +74,7 @@ async fn run_group(
     clock: &dyn Clock,
     cancel: &CancellationToken,
     aligned: bool,
+    admission: &dyn Admission,
     on_alerts: AlertSink<'_>,
 ) {
     loop {
@@ -60,6 +94,13 @@ async fn run_group(
             _ = cancel.cancelled() => return,
             () = clock.sleep_until(at(next)) => {}
         }
+        let admitted = tokio::select! {
+            _ = cancel.cancelled() => return,
+            admitted = admission.admit(group) => admitted,
+        };
+        if !admitted {
+            continue;
+        }
         // A datasource group's queries are answered first, without holding
         // the group (the API reads it meanwhile), retried within its
         // interval at most.
@@ -75,6 +116,9 @@ async fn run_group(
             None => None,
         };
         let mut g = group.lock().unwrap_or_else(|e| e.into_inner());
+        if !admission.holds(&g) {
+            continue;
+        }
         let alerts = match &prefetched {
             Some(answers) => g.eval(
                 next,

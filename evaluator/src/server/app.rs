@@ -49,7 +49,7 @@ use crate::promql::{Engine, EngineOptions};
 use crate::remote_write::{RemoteWrite, RemoteWriteMetrics, WithRemoteWrite};
 use crate::rules::file::{GroupSpec, RuleSpec};
 use crate::rules::group::{GroupEnv, Health, RuleGroup};
-use crate::rules::scheduler::run_groups;
+use crate::rules::scheduler::{run_groups, Admission, AdmitAll};
 use crate::rules::send_alerts::to_notifier_alerts;
 use crate::scrape;
 use crate::scrape::wait_for_first_scrapes;
@@ -86,6 +86,8 @@ pub enum ServerError {
     History(#[from] DurabilityError),
     #[error("cannot start remote write: {0}; check remote_write in the config file")]
     RemoteWrite(String),
+    #[error("cannot start rule-group sharding (fleet.sharding in the config file): {0}")]
+    Fleet(String),
 }
 
 /// How to run.
@@ -233,6 +235,8 @@ pub struct Running {
     reloads: mpsc::Receiver<ReloadRequest>,
     /// Rule alerts restored from the history at start.
     restored: usize,
+    /// This replica's share of the rule groups (`fleet.sharding`).
+    pub(super) shard: Option<super::fleet::Shard>,
     pub(super) tasks: Tasks,
 }
 
@@ -275,7 +279,10 @@ impl Running {
             grace.clone(),
             Arc::clone(&clock),
         )?;
-        let restored = restore_alert_state(&durability, &groups, &clock).await;
+        // Sharded, a group's alert state is restored when this replica
+        // takes the group (the server's fleet admission), not at start.
+        let sharded = cfg.fleet.is_some();
+        let restored = restore_alert_state(&durability, &groups, &clock, sharded).await;
         let notifier = restore_notifier(&cfg, &durability, restored.saved.as_ref()).await;
         let notifier = Arc::new(tokio::sync::Mutex::new(notifier));
         let alertmanager = Arc::new(AlertmanagerApi::new(
@@ -288,6 +295,20 @@ impl Running {
             alertmanager
                 .restore_open_episodes(load_open_episodes(&durability.store, clock.now()).await);
         }
+        // Stopped by [`Running::shutdown`] once evaluation has stopped.
+        let shard = match cfg.fleet {
+            Some(settings) => Some(
+                super::fleet::Shard::start(
+                    &cfg,
+                    settings,
+                    &durability.writer,
+                    &registry,
+                    Arc::clone(&clock),
+                )
+                .map_err(ServerError::Fleet)?,
+            ),
+            None => None,
+        };
         let (reload_tx, reloads) = mpsc::channel::<ReloadRequest>(4);
         let (receivers, receivers_rx) = watch::channel(Arc::clone(&cfg.receivers));
         let state = Arc::new(AppState {
@@ -306,6 +327,7 @@ impl Running {
             clock: Arc::clone(&clock),
             receivers: receivers_rx.clone(),
             datasource: RwLock::new(default_datasource(&cfg, &datasources)),
+            fleet: shard.as_ref().map(|s| s.fleet.subscribe()),
         });
         let listener = tokio::net::TcpListener::bind(cfg.web.listen)
             .await
@@ -364,6 +386,7 @@ impl Running {
             alerts,
             reloads,
             restored: restored.alerts,
+            shard,
             tasks,
         };
         running.spawn_notify(alerts_rx, receivers_rx, restored.late, restored.started_at);
@@ -397,6 +420,7 @@ impl Running {
                 Arc::clone(&self.state),
                 self.alerts.clone(),
                 started_at.timestamp_millis(),
+                self.shard.is_some(),
             );
             let drain = drain.clone();
             self.tasks.spawn("late saved state", async move {
@@ -444,6 +468,7 @@ impl Running {
                     store: self.durability.store.clone(),
                     writer: self.durability.writer.clone(),
                     leader: self.durability.leader.subscribe(),
+                    forward: self.shard.is_some(),
                 }),
                 Arc::clone(&self.clock),
             ),
@@ -455,6 +480,34 @@ impl Running {
     /// taking requests on the drain token and finishes those in progress).
     fn spawn_side_tasks(&mut self, listener: tokio::net::TcpListener) {
         let drain = self.tasks.drain().clone();
+        if let Some(shard) = &self.shard {
+            // A sharded replica may own no group (more replicas than
+            // groups): it is ready once it is a member of the fleet.
+            let mut view = shard.fleet.subscribe();
+            let state = Arc::clone(&self.state);
+            let drain = drain.clone();
+            self.tasks.spawn(
+                "fleet notifier",
+                super::fleet::forget_moved(
+                    shard.fleet.subscribe(),
+                    Arc::clone(&self.state),
+                    Arc::clone(&self.notifier),
+                    drain.clone(),
+                ),
+            );
+            self.tasks.spawn("fleet readiness", async move {
+                loop {
+                    if !view.borrow_and_update().members.is_empty() {
+                        state.ready.store(true, Ordering::Release);
+                        return;
+                    }
+                    tokio::select! {
+                        () = drain.cancelled() => return,
+                        changed = view.changed() => if changed.is_err() { return },
+                    }
+                }
+            });
+        }
         self.tasks.spawn(
             "silence sync",
             run_sync(
@@ -537,6 +590,8 @@ impl Running {
             ref remote_write,
             ref alerts,
             ref tasks,
+            ref shard,
+            ref notifier,
             ref mut reloads,
             ..
         } = *self;
@@ -546,7 +601,19 @@ impl Running {
                 group.last_eval_ms.unwrap_or_else(|| clock.now_ms()),
             )
             .unwrap_or_default();
+            // Sharded, the group's writes carry its lease's epoch: the
+            // database refuses them once another replica took the group.
+            let fence = shard.as_ref().map(|s| s.fence(group));
             for write in tracker.observe(group, now) {
+                let write = match &fence {
+                    None => write,
+                    Some(Some(fence)) => crate::history::store::HistoryWrite::Fenced {
+                        fence: fence.clone(),
+                        write: Box::new(write),
+                    },
+                    // Lost between the evaluation and now: not written.
+                    Some(None) => continue,
+                };
                 // A full queue is logged and counted by the writer.
                 let _ = durability.writer.record(write);
             }
@@ -572,8 +639,28 @@ impl Running {
             clock: clock.as_ref(),
         };
         let drain = tasks.drain();
+        let sharded = shard.as_ref().map(|shard| super::fleet::ShardAdmission {
+            shard,
+            store: &durability.store,
+            tracker,
+            notifier,
+            clock,
+        });
+        let admission: &dyn Admission = match &sharded {
+            Some(admission) => admission,
+            None => &AdmitAll,
+        };
         let rules = async {
-            run_groups(groups, &env, clock.as_ref(), drain, true, &on_alerts).await;
+            run_groups(
+                groups,
+                &env,
+                clock.as_ref(),
+                drain,
+                true,
+                admission,
+                &on_alerts,
+            )
+            .await;
             // Without groups there is nothing to run until the drain.
             drain.cancelled().await;
         };
@@ -599,6 +686,7 @@ impl Running {
             alerts,
             tasks,
             durability,
+            shard,
             grace: drain_grace,
             ..
         } = self;
@@ -607,6 +695,12 @@ impl Running {
         scraping.stop().await;
         drop(alerts);
         tasks.join().await;
+        // Its groups' last state written, their leases released (while
+        // the history writer still runs), so the other replicas take them
+        // at their next round.
+        if let Some(shard) = shard {
+            shard.stop().await;
+        }
         durability.stop().await;
         tracing::info!("vigil evaluator stopped");
     }

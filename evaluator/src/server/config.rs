@@ -77,6 +77,28 @@ pub struct ConfigFile {
     /// Another datasource (or `local`) for the rule files a glob matches.
     #[serde(default)]
     pub rule_file_datasources: Vec<serde_yaml::Value>,
+    #[serde(default)]
+    pub fleet: FleetSection,
+}
+
+/// `fleet:` — several replicas on one Postgres database sharing the rule
+/// groups ([`crate::history::fleet`]).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetSection {
+    /// Shard the rule groups across the replicas sharing the history
+    /// database: each group is evaluated by one live replica only. Needs
+    /// Postgres. Default false (every replica evaluates every group).
+    pub sharding: Option<bool>,
+    /// How often a replica renews its membership and group leases and
+    /// re-checks which groups it owns (default 1s); below the lease
+    /// duration minus a fifth.
+    pub heartbeat: Option<String>,
+    /// How long each renewal keeps a lease (default 5s): a replica that
+    /// dies loses its groups this long after its last renewal, and stops
+    /// evaluating them a fifth of it before. Keep it plus the heartbeat
+    /// below two evaluation intervals.
+    pub lease_duration: Option<String>,
 }
 
 /// `global:`.
@@ -216,9 +238,18 @@ pub struct ValidatedConfig {
     pub remote_write: Vec<crate::remote_write::RemoteWriteSettings>,
     /// Which datasource each rule file's groups query.
     pub datasources: crate::datasource::DatasourceChoice,
+    /// `fleet:`: rule-group sharding; `None` when off.
+    pub fleet: Option<FleetSettings>,
     /// Warnings that did not reject the config (printed by `check config`,
     /// logged by the server).
     pub warnings: Vec<Problem>,
+}
+
+/// `fleet:` after validation, with sharding on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FleetSettings {
+    pub heartbeat: Duration,
+    pub lease_duration: Duration,
 }
 
 /// `storage:` after validation.
@@ -411,6 +442,16 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
         &raw.storage.lease_renew_interval,
         crate::history::leader::DEFAULT_RENEW_EVERY,
     );
+    let fleet_heartbeat = duration(
+        "fleet.heartbeat",
+        &raw.fleet.heartbeat,
+        crate::history::fleet::DEFAULT_HEARTBEAT,
+    );
+    let fleet_lease = duration(
+        "fleet.lease_duration",
+        &raw.fleet.lease_duration,
+        crate::history::fleet::DEFAULT_LEASE_DURATION,
+    );
     let watch_interval = match &raw.reload.watch_interval {
         None => Some(DEFAULT_WATCH_INTERVAL),
         Some(text) => match parse_prometheus_duration(text) {
@@ -536,6 +577,24 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
         crate::history::leader::LeaderConfig::new(lease_duration, lease_renew_interval).check()
     {
         problems.at("storage.lease_renew_interval", problem);
+    }
+    let fleet = (raw.fleet.sharding == Some(true)).then_some(FleetSettings {
+        heartbeat: fleet_heartbeat,
+        lease_duration: fleet_lease,
+    });
+    if let Err(problem) =
+        crate::history::leader::LeaderConfig::new(fleet_lease, fleet_heartbeat).check()
+    {
+        problems.at("fleet.heartbeat", problem);
+    }
+    if fleet.is_some() && storage.database_url.starts_with("sqlite:") {
+        problems.at(
+            "fleet.sharding",
+            format!(
+                "true, but the history database {} is SQLite, which one replica uses alone; sharding splits the rule groups between replicas sharing a Postgres database: set storage.database_url (or DATABASE_URL) to a postgres:// URL, or remove fleet.sharding",
+                storage.database_url
+            ),
+        );
     }
     let url = &storage.database_url;
     if !(url.starts_with("sqlite:")
@@ -719,6 +778,7 @@ pub fn parse(src: &str, path: &Path, env: EnvLookup<'_>) -> Result<ValidatedConf
             watch_interval,
             remote_write,
             datasources,
+            fleet,
             warnings,
         }),
         _ => {

@@ -19,6 +19,7 @@
 pub mod app;
 pub mod config;
 pub mod database_location;
+pub mod fleet;
 pub mod metrics;
 pub mod query_adapter;
 pub mod reload;

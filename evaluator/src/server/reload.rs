@@ -38,10 +38,14 @@ impl Running {
         if new.web.listen != self.cfg.web.listen
             || new.storage != self.cfg.storage
             || new.remote_write != self.cfg.remote_write
+            || new.fleet != self.cfg.fleet
         {
             tracing::warn!(
-                "web.listen, storage and remote_write changes take effect only after a restart"
+                "web.listen, storage, remote_write and fleet changes take effect only after a restart"
             );
+        }
+        if let Some(shard) = &self.shard {
+            shard.set_groups(&new);
         }
         if scrape_changed(&self.cfg, &new) {
             let old = std::mem::replace(&mut self.scraping, Scraping::none());

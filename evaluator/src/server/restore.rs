@@ -47,14 +47,30 @@ pub struct Restored {
 /// their alerts back. Episodes of alerts that were not restored can no
 /// longer end by evaluation: they are closed now (and the firing ones
 /// resolved at the receivers, [`Restored::resolved`]).
+///
+/// Sharded (`sharded`), the groups are left alone: each is restored when
+/// this replica takes it, and the saved alerts of groups other replicas
+/// hold are theirs, so nothing is closed or resolved here.
 pub async fn restore_alert_state(
     durability: &Durability,
     groups: &[Arc<Mutex<RuleGroup>>],
     clock: &Arc<dyn Clock>,
+    sharded: bool,
 ) -> Restored {
     let (saved, late) = load_saved_state_at_start(&durability.store, Arc::clone(clock)).await;
     let tracker = AlertTracker::default();
     let mut alerts = 0;
+    let started_at = DateTime::<Utc>::from_timestamp_millis(clock.now_ms()).unwrap_or_default();
+    if sharded {
+        return Restored {
+            saved,
+            late,
+            tracker,
+            alerts,
+            resolved: Vec::new(),
+            started_at,
+        };
+    }
     if let Some(saved) = &saved {
         for g in groups {
             let mut g = g.lock().unwrap_or_else(|e| e.into_inner());
@@ -64,7 +80,6 @@ pub async fn restore_alert_state(
     if alerts > 0 {
         tracing::info!(alerts, "alert state restored from history");
     }
-    let started_at = DateTime::<Utc>::from_timestamp_millis(clock.now_ms()).unwrap_or_default();
     // Without the saved state (database down at start) nothing is held:
     // every episode open before this start is closed once it answers.
     let snapshots = saved.as_ref().map_or(&[][..], |s| &s.snapshots[..]);
@@ -116,13 +131,15 @@ pub async fn restore_notifier(
 /// saved firing alerts no group holds any more are resolved at the
 /// receivers (see [`resolved_by_late_state`]). Alerts a group holds again
 /// started over. The Alertmanager API, the history store and the clock are
-/// `state`'s.
+/// `state`'s. Sharded (`sharded`), only the notification log and the
+/// episodes are merged (the saved alerts are their groups' owners').
 pub async fn merge_late_saved_state(
     late: oneshot::Receiver<SavedState>,
     notifier: Arc<tokio::sync::Mutex<Notifier>>,
     state: Arc<AppState>,
     alerts: mpsc::UnboundedSender<Vec<Alert>>,
     started_at_ms: i64,
+    sharded: bool,
 ) {
     let Ok(saved) = late.await else { return };
     let (store, clock) = (&state.history, &state.clock);
@@ -131,6 +148,14 @@ pub async fn merge_late_saved_state(
         .alertmanager
         .restore_open_episodes(history::sync::load_open_episodes(store, clock.now()).await);
     store.set_restore_pending(false);
+    if sharded {
+        // The saved alerts belong to whichever replica holds their group.
+        tracing::info!(
+            entries,
+            "the history database answers: notification log and cooldowns merged in"
+        );
+        return;
+    }
     // Bounded: a group that never finishes an evaluation does not keep the
     // resolutions back for ever.
     let mut resolved = None;

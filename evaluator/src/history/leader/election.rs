@@ -208,7 +208,7 @@ impl Election {
     }
 }
 
-pub(super) async fn next_tick(
+pub(crate) async fn next_tick(
     ticks: &mut Ticks,
     interval: Option<&mut tokio::time::Interval>,
 ) -> Option<Option<oneshot::Sender<()>>> {

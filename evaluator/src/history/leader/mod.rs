@@ -78,6 +78,7 @@ use crate::history::lease::Leases;
 use crate::history::{Database, HistoryError};
 
 mod election;
+pub(crate) use election::next_tick;
 
 /// The lease the notification leader holds.
 pub use crate::notify::delivery::DEFAULT_LEASE;

@@ -25,14 +25,39 @@ impl HistoryStore {
     /// Every saved alert-state snapshot, to restore the state machine at
     /// start.
     pub async fn load_snapshots(&self) -> Result<Vec<AlertSnapshot>, HistoryError> {
-        let rows = sqlx::query(
+        self.snapshots_where(None).await
+    }
+
+    /// The saved alert-state snapshots of the rule groups named
+    /// `group_name` (a group that moved to this replica).
+    pub async fn load_group_snapshots(
+        &self,
+        group_name: &str,
+    ) -> Result<Vec<AlertSnapshot>, HistoryError> {
+        self.snapshots_where(Some(group_name)).await
+    }
+
+    async fn snapshots_where(
+        &self,
+        group_name: Option<&str>,
+    ) -> Result<Vec<AlertSnapshot>, HistoryError> {
+        let condition = match group_name {
+            Some(_) => "WHERE group_name = $1 ",
+            None => "",
+        };
+        let sql = format!(
             "SELECT fingerprint, rule, group_name, labels, annotations, state, active_at, \
              fired_at, resolved_at, keep_firing_since, last_sent_at, value, updated_at \
-             FROM alert_state ORDER BY fingerprint",
-        )
-        .fetch_all(&mut self.conn().await?)
-        .await
-        .map_err(HistoryError::db("loading alert state"))?;
+             FROM alert_state {condition}ORDER BY fingerprint"
+        );
+        let mut query = sqlx::query(&sql);
+        if let Some(name) = group_name {
+            query = query.bind(name);
+        }
+        let rows = query
+            .fetch_all(&mut self.conn().await?)
+            .await
+            .map_err(HistoryError::db("loading alert state"))?;
         rows.iter()
             .map(|row| {
                 let table = "alert_state";

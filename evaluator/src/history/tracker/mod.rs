@@ -107,6 +107,13 @@ impl AlertTracker {
         restored
     }
 
+    /// Stops following `group` without writing anything (it moved to
+    /// another replica, which follows it from the saved state on).
+    pub fn forget_group(&self, group: &RuleGroup) {
+        let mut all = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        all.remove(&group_key(group));
+    }
+
     /// After every group was restored: the writes that close the episodes
     /// of saved alerts no group took back (their rule is gone) and drop
     /// their snapshots, then the sweep that closes every other open episode
@@ -323,7 +330,7 @@ fn state_change(
     ]
 }
 
-pub(super) fn alerting(group: &RuleGroup) -> impl Iterator<Item = &RuleAlert> {
+pub(crate) fn alerting(group: &RuleGroup) -> impl Iterator<Item = &RuleAlert> {
     group
         .rules
         .iter()

@@ -45,6 +45,11 @@
 //! while its lease term lasts; the delivery's row reaches the delivery log
 //! through the batched history writer once the database answers again.
 //!
+//! Rule-group sharding: when the outbox [`NotificationOutbox::forwards`], a
+//! standby does not hold its notifications (the leader evaluates other
+//! groups and would never produce them) but queues them in the outbox,
+//! where the leader's next retry round finds them due and sends them.
+//!
 //! Fencing: leadership is a lease term with an epoch ([`Term`], which
 //! the history's leader election publishes). Right before sending, a delivery checks
 //! that the term is still valid on this replica's monotonic clock and
@@ -91,7 +96,7 @@ use crate::notify::deliver::DeliveryStage;
 use crate::notify::failure_log::{FailureLog, DEFAULT_SUMMARY_EVERY};
 use held::{covered, hold, load_told, Held};
 use lanes::Lanes;
-use queue::{dispatch, resume, take_over};
+use queue::{dispatch, forward, resume, take_over};
 use shared::Shared;
 
 pub use key::idempotency_key;
@@ -145,6 +150,7 @@ pub async fn run_delivery(
     let grace = grace.into();
     let outbox = outbox.map(|o| Arc::new(o) as Arc<dyn NotificationOutbox>);
     let mut leader = outbox.as_ref().map(|o| o.leadership());
+    let forwards = outbox.as_ref().is_some_and(|o| o.forwards());
     let (requeue, mut requeued) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         receivers,
@@ -186,6 +192,8 @@ pub async fn run_delivery(
                 let h = Held { notification, at, integration: None };
                 if leading && shared.leads() {
                     dispatch(&shared, h, &mut running);
+                } else if forwards {
+                    forward(&shared, h, &mut running);
                 } else {
                     hold(&mut held, h);
                 }
@@ -230,6 +238,12 @@ pub async fn run_delivery(
                     Ok(())
                 } else if leading && shared.leads() {
                     resume(&shared, &mut running, None).await
+                } else if forwards {
+                    // What the outbox did not take last time, again.
+                    for h in held.drain(..) {
+                        forward(&shared, h, &mut running);
+                    }
+                    Ok(())
                 } else if let (false, Some(o)) = (held.is_empty(), &shared.outbox) {
                     match load_told(o.as_ref(), &held).await {
                         Ok(told) => {

@@ -64,6 +64,10 @@ pub struct PendingEntry {
     pub next_attempt_at: DateTime<Utc>,
     /// `None` when the stored payload cannot be read back.
     pub notification: Option<Notification>,
+    /// Whether a leader claimed it for sending or recorded an attempt
+    /// before (under a fenced term), so it may have reached the receiver;
+    /// false for an entry a forwarding standby queued and nobody sent yet.
+    pub claimed: bool,
 }
 
 /// One entry of the notification log: what a receiver was last told about
@@ -84,6 +88,14 @@ pub struct NotifyLogRow {
 pub trait NotificationOutbox: Send + Sync + 'static {
     /// Whether this replica leads, as the leader election publishes it.
     fn leadership(&self) -> watch::Receiver<Leadership>;
+
+    /// Whether a replica that does not lead queues its notifications here
+    /// for the leader to send (rule-group sharding: the leader does not
+    /// evaluate this replica's groups, so it would never produce them
+    /// itself) instead of holding them until it leads.
+    fn forwards(&self) -> bool {
+        false
+    }
 
     /// Queues `notification` for `integration` under idempotency `key`,
     /// received at `received_at`; returns its id.

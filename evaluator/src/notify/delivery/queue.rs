@@ -124,6 +124,48 @@ pub(super) fn dispatch(shared: &Arc<Shared>, held: Held, running: &mut JoinSet<(
     }
 }
 
+/// A standby that forwards ([`NotificationOutbox::forwards`]): queues
+/// `held`'s notification in the outbox for each integration it is owed to,
+/// where the leader's next retry round finds it due and sends it; handed
+/// back (held, and forwarded again at the next round) when the outbox does
+/// not take it.
+pub(super) fn forward(shared: &Arc<Shared>, held: Held, running: &mut JoinSet<()>) {
+    let Held {
+        notification,
+        at,
+        integration: only,
+    } = held;
+    let Some(outbox) = shared.outbox.clone() else {
+        return;
+    };
+    let Some(integrations) = shared.integrations(&notification.receiver) else {
+        tracing::warn!(receiver = %notification.receiver, "notification for a receiver that is no longer configured; dropped");
+        return;
+    };
+    for integration in integrations {
+        let name = integration.name();
+        if only.as_ref().is_some_and(|only| *only != name) {
+            continue;
+        }
+        let key = idempotency_key(&notification, &name, at);
+        let shared = Arc::clone(shared);
+        let outbox = Arc::clone(&outbox);
+        let notification = Arc::clone(&notification);
+        running.spawn(async move {
+            if enqueue(outbox.as_ref(), &notification, &name, &key, at)
+                .await
+                .is_none()
+            {
+                let _ = shared.requeue.send(Held {
+                    notification,
+                    at,
+                    integration: Some(name),
+                });
+            }
+        });
+    }
+}
+
 /// Queues `notification` for `integration`; its outbox id, or `None` when
 /// the database did not take it (logged).
 async fn enqueue(
@@ -186,9 +228,11 @@ pub(super) async fn resume(
             continue;
         }
         // Not queued by this process: a previous process or leader may
-        // have sent it already (killed before recording the outcome).
+        // have sent it already (killed before recording the outcome) —
+        // unless a forwarding standby queued it and nobody claimed it yet
+        // (in a sharded fleet every claim is fenced, so it shows).
         if let Some(n) = &mut record.notification {
-            n.redelivery = !shared.owns(&record.id);
+            n.redelivery = !shared.owns(&record.id) && (record.claimed || !outbox.forwards());
             redelivered += usize::from(n.redelivery);
         }
         let integration = shared

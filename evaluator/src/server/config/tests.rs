@@ -444,3 +444,38 @@ fn transaction_pooling_is_off_by_default_and_only_for_postgres() {
         "{text}"
     );
 }
+
+#[test]
+fn sharding_is_off_by_default_and_refused_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let default = load(&write(dir.path(), "default.yaml", ""), &no_env).unwrap();
+    assert_eq!(default.fleet, None);
+    let on = write(
+        dir.path(),
+        "on.yaml",
+        "storage: {database_url: 'postgres://h/db'}\nfleet:\n  sharding: true\n  heartbeat: 2s\n  lease_duration: 10s\n",
+    );
+    assert_eq!(
+        load(&on, &no_env).unwrap().fleet,
+        Some(FleetSettings {
+            heartbeat: Duration::from_secs(2),
+            lease_duration: Duration::from_secs(10),
+        })
+    );
+    let sqlite = write(dir.path(), "sqlite.yaml", "fleet:\n  sharding: true\n");
+    let problems = load(&sqlite, &no_env).unwrap_err().problems;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "fleet.sharding");
+    assert_eq!(problems[0].line, Some(2));
+    assert!(
+        problems[0].message.contains("SQLite") && problems[0].message.contains("postgres://"),
+        "{problems:?}"
+    );
+    let slow = write(
+        dir.path(),
+        "slow.yaml",
+        "storage: {database_url: 'postgres://h/db'}\nfleet: {sharding: true, heartbeat: 5s}\n",
+    );
+    let problems = load(&slow, &no_env).unwrap_err().problems;
+    assert_eq!(problems[0].field, "fleet.heartbeat", "{problems:?}");
+}

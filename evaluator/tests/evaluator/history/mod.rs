@@ -3,4 +3,5 @@
 
 mod invariant;
 mod pgbouncer;
+mod sharding;
 mod store;

@@ -115,6 +115,7 @@ async fn rig(leading: bool, deadline: Duration) -> Rig {
                 store: task_store,
                 writer,
                 leader: leader_rx,
+                forward: false,
             }),
             task_clock,
         )

@@ -11,7 +11,7 @@ use vigil_evaluator::labels::Labels;
 use vigil_evaluator::rules::fake::{sample, FakeEngine};
 use vigil_evaluator::rules::file::parse_rule_file;
 use vigil_evaluator::rules::group::{GroupEnv, Health, RuleGroup};
-use vigil_evaluator::rules::scheduler::run_groups;
+use vigil_evaluator::rules::scheduler::{run_groups, Admission, AdmitAll};
 use vigil_evaluator::stale::is_stale;
 
 const MIN: i64 = 60_000;
@@ -229,7 +229,7 @@ async fn scheduler_evaluates_each_group_on_its_interval_until_cancelled() {
         cancel.cancel();
     };
     tokio::join!(
-        run_groups(&groups, &env, &clock, &cancel, false, &record),
+        run_groups(&groups, &env, &clock, &cancel, false, &AdmitAll, &record),
         driver
     );
     let evals = evaluations.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -246,6 +246,66 @@ async fn scheduler_evaluates_each_group_on_its_interval_until_cancelled() {
     assert_eq!(fast_times, (1..=10).map(|m| m * MIN).collect::<Vec<_>>());
     assert_eq!(slow_times, vec![5 * MIN, 10 * MIN]);
     assert_eq!(clock.now_ms(), 10 * MIN);
+}
+
+/// Admits a group only from `from_ms` on (as a replica that takes it then).
+struct From<'a> {
+    group: &'static str,
+    from_ms: i64,
+    clock: &'a SimClock,
+}
+
+#[async_trait::async_trait(?Send)]
+impl Admission for From<'_> {
+    async fn admit(&self, group: &Mutex<RuleGroup>) -> bool {
+        let g = group.lock().unwrap_or_else(|e| e.into_inner());
+        g.name != self.group || self.clock.now_ms() >= self.from_ms
+    }
+
+    fn holds(&self, _group: &RuleGroup) -> bool {
+        true
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn scheduler_skips_the_slots_of_a_group_it_is_not_admitted_to() {
+    let engine = FakeEngine::new();
+    engine.set_scalar("vector(1)", 0, 1.0);
+    let owned = Arc::new(Mutex::new(group(
+        "groups:\n- name: owned\n  interval: 1m\n  rules:\n  - record: a\n    expr: vector(1)\n",
+    )));
+    let groups = [owned];
+    let clock = SimClock::new(chrono::DateTime::UNIX_EPOCH);
+    let admission = From {
+        group: "owned",
+        from_ms: 4 * MIN,
+        clock: &clock,
+    };
+    let cancel = CancellationToken::new();
+    let external = Labels::default();
+    let env = env(&engine, &external);
+    let times = Mutex::new(Vec::new());
+    let record = |g: &RuleGroup, _alerts: Vec<_>| {
+        times
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(g.last_eval_ms);
+    };
+    let driver = async {
+        for _ in 0..(6 * 6) {
+            clock.advance(Duration::from_millis(10_000));
+            for _ in 0..5 {
+                tokio::task::yield_now().await;
+            }
+        }
+        cancel.cancel();
+    };
+    tokio::join!(
+        run_groups(&groups, &env, &clock, &cancel, false, &admission, &record),
+        driver
+    );
+    let got = times.into_inner().unwrap_or_else(|e| e.into_inner());
+    assert_eq!(got, vec![4 * MIN, 5 * MIN, 6 * MIN]);
 }
 
 #[test]
@@ -353,7 +413,7 @@ async fn aligned_scheduler_evaluates_at_the_groups_hash_offset() {
         cancel.cancel();
     };
     tokio::join!(
-        run_groups(&groups, &env, &clock, &cancel, true, &record),
+        run_groups(&groups, &env, &clock, &cancel, true, &AdmitAll, &record),
         driver
     );
     let got = times.into_inner().unwrap_or_else(|e| e.into_inner());

@@ -42,6 +42,7 @@ pub fn app_state() -> AppState {
         clock: Arc::new(SystemClock),
         receivers: tokio::sync::watch::channel(Arc::default()).1,
         datasource: std::sync::RwLock::new(None),
+        fleet: None,
     }
 }
 

@@ -1,0 +1,386 @@
+//! The running evaluator's side of rule-group sharding
+//! ([`crate::history::fleet`]): starting the fleet's rounds, and the
+//! [`Admission`] through which the scheduler evaluates only the groups
+//! this replica holds — restoring a group's saved alert state (and the
+//! notification log) from the database before its first evaluation here,
+//! and putting a group that moved away aside without notifying anything
+//! about its alerts.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::config::{FleetSettings, ValidatedConfig};
+use crate::clock::Clock;
+use crate::history::db::Database;
+use crate::history::fleet::{group_key, Fleet, FleetAround, FleetConfig, FleetMetrics, FleetView};
+use crate::history::leader::Ticks;
+use crate::history::lease::{Fence, Leases};
+use crate::history::restore::load_group_state;
+use crate::history::tracker::AlertTracker;
+use crate::history::writer::HistoryWriter;
+use crate::history::HistoryStore;
+use crate::notify::alert::Fingerprint;
+use crate::notify::notifier::Notifier;
+use crate::rules::group::RuleGroup;
+use crate::rules::scheduler::Admission;
+
+/// This replica's share of a sharded fleet: the rounds, and the epoch under
+/// which each group it evaluates was restored.
+#[derive(Debug)]
+pub struct Shard {
+    pub fleet: Fleet,
+    view: watch::Receiver<Arc<FleetView>>,
+    groups: watch::Sender<Arc<Vec<String>>>,
+    restored: Mutex<HashMap<String, i64>>,
+    shutdown: CancellationToken,
+}
+
+impl Shard {
+    /// Starts the fleet's rounds for the groups of `cfg` (on a pool of its
+    /// own, so a busy history pool cannot starve renewals), until
+    /// [`Shard::stop`].
+    pub fn start(
+        cfg: &ValidatedConfig,
+        settings: FleetSettings,
+        writer: &HistoryWriter,
+        registry: &prometheus::Registry,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Shard, String> {
+        let db = Database::connect_lazy_with(&cfg.storage.database_url, cfg.storage.pooling)
+            .map_err(|e| e.to_string())?;
+        let metrics = FleetMetrics::register(registry)
+            .map_err(|e| format!("cannot register the fleet metrics: {e}"))?;
+        let (groups, groups_rx) = watch::channel(Arc::new(group_keys(cfg)));
+        let shutdown = CancellationToken::new();
+        let fleet = Fleet::start(
+            Leases::new(db),
+            FleetConfig::new(settings.lease_duration, settings.heartbeat),
+            groups_rx,
+            FleetAround {
+                writer: Some(writer.clone()),
+                metrics,
+            },
+            Ticks::Every(settings.heartbeat),
+            clock,
+            shutdown.clone(),
+        );
+        tracing::info!(member = fleet.member(), heartbeat = ?settings.heartbeat, lease = ?settings.lease_duration, "rule-group sharding on: evaluating the groups this replica owns");
+        Ok(Shard::new(fleet, groups, shutdown))
+    }
+
+    /// The share of `fleet`, whose group list `groups` sends and whose
+    /// rounds `shutdown` stops.
+    pub fn new(
+        fleet: Fleet,
+        groups: watch::Sender<Arc<Vec<String>>>,
+        shutdown: CancellationToken,
+    ) -> Shard {
+        Shard {
+            view: fleet.subscribe(),
+            fleet,
+            groups,
+            restored: Mutex::default(),
+            shutdown,
+        }
+    }
+
+    /// Leaves the fleet (after evaluation stopped): the groups' last state
+    /// written, every lease released, so the other replicas take the
+    /// groups at their next round.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.fleet.join().await;
+    }
+
+    /// After a reload: the groups of the new config.
+    pub fn set_groups(&self, cfg: &ValidatedConfig) {
+        self.groups.send_replace(Arc::new(group_keys(cfg)));
+    }
+
+    /// The fence of `group`'s history writes while this replica holds it.
+    pub fn fence(&self, group: &RuleGroup) -> Option<Fence> {
+        self.view
+            .borrow()
+            .fence(&group_key(&group.file, &group.name))
+    }
+
+    /// This replica's view of the fleet now.
+    pub fn view(&self) -> Arc<FleetView> {
+        Arc::clone(&self.view.borrow())
+    }
+
+    fn restored(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.restored.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Takes the alerts of each group this replica stops holding out of the
+/// notifier at once (the scheduler puts the group itself aside only at its
+/// next slot): a notification group waiting for its `group_wait` must not
+/// flush them from here after the new owner read what was notified.
+/// Runs until `drain`.
+pub async fn forget_moved(
+    mut view: watch::Receiver<Arc<FleetView>>,
+    state: Arc<crate::api::AppState>,
+    notifier: Arc<tokio::sync::Mutex<Notifier>>,
+    drain: CancellationToken,
+) {
+    let mut held: Vec<String> = view.borrow_and_update().owned.keys().cloned().collect();
+    loop {
+        tokio::select! {
+            () = drain.cancelled() => return,
+            changed = view.changed() => if changed.is_err() { return },
+        }
+        let now: Vec<String> = view.borrow_and_update().owned.keys().cloned().collect();
+        let gone: Vec<&String> = held.iter().filter(|k| !now.contains(k)).collect();
+        if !gone.is_empty() {
+            let mut forgotten = Vec::new();
+            for g in state.current_rule_groups() {
+                let g = lock(&g);
+                if gone.contains(&&group_key(&g.file, &g.name)) {
+                    forgotten.extend(
+                        crate::history::tracker::alerting(&g).map(|a| Fingerprint::of(&a.labels)),
+                    );
+                }
+            }
+            notifier.lock().await.forget(&forgotten);
+        }
+        held = now;
+    }
+}
+
+fn group_keys(cfg: &ValidatedConfig) -> Vec<String> {
+    cfg.rule_groups
+        .iter()
+        .map(|g| group_key(&g.file, &g.name))
+        .collect()
+}
+
+/// The scheduler's admission for a sharded replica.
+pub struct ShardAdmission<'a> {
+    pub shard: &'a Shard,
+    pub store: &'a HistoryStore,
+    pub tracker: &'a AlertTracker,
+    pub notifier: &'a Arc<tokio::sync::Mutex<Notifier>>,
+    pub clock: &'a Arc<dyn Clock>,
+}
+
+impl ShardAdmission<'_> {
+    /// Takes `group` in under `epoch`: its saved alerts and the notification
+    /// log from the database, replacing whatever it held. False when the
+    /// database did not answer (the group waits for its next slot rather
+    /// than evaluating without its state).
+    async fn take(&self, group: &Mutex<RuleGroup>, key: &str, epoch: i64) -> bool {
+        let name = lock(group).name.clone();
+        let saved = match load_group_state(self.store, &name, self.clock.now()).await {
+            Ok(saved) => saved,
+            Err(error) => {
+                tracing::warn!(group = key, %error, "cannot load the rule group's saved alert state; it is evaluated once the database answers");
+                return false;
+            }
+        };
+        let (stale, restored) = {
+            let mut g = lock(group);
+            let stale = fingerprints(&g.forget_alerts());
+            self.tracker.forget_group(&g);
+            (stale, self.tracker.restore(&mut g, &saved.snapshots))
+        };
+        {
+            let mut notifier = self.notifier.lock().await;
+            notifier.forget(&stale);
+            saved.restore_notifier(&mut notifier, true);
+        }
+        self.shard.restored().insert(key.to_string(), epoch);
+        tracing::info!(
+            group = key,
+            epoch,
+            alerts = restored,
+            "evaluating the rule group here from now on, its alert state restored"
+        );
+        true
+    }
+
+    /// Puts `group` aside: it moved to another replica, which restores its
+    /// alerts and notifies them from now on.
+    async fn put_aside(&self, group: &Mutex<RuleGroup>, key: &str) {
+        let forgotten = {
+            let mut g = lock(group);
+            self.tracker.forget_group(&g);
+            fingerprints(&g.forget_alerts())
+        };
+        self.notifier.lock().await.forget(&forgotten);
+        tracing::info!(
+            group = key,
+            alerts = forgotten.len(),
+            "the rule group moved to another replica: stopped evaluating it"
+        );
+    }
+}
+
+#[async_trait::async_trait(?Send)]
+impl Admission for ShardAdmission<'_> {
+    async fn admit(&self, group: &Mutex<RuleGroup>) -> bool {
+        let key = {
+            let g = lock(group);
+            group_key(&g.file, &g.name)
+        };
+        let view = self.shard.view();
+        match view.term(&key).and_then(|t| t.epoch()) {
+            Some(epoch) => {
+                if self.shard.restored().get(&key) == Some(&epoch) {
+                    return true;
+                }
+                self.take(group, &key, epoch).await
+            }
+            None => {
+                if self.shard.restored().remove(&key).is_some() {
+                    self.put_aside(group, &key).await;
+                }
+                false
+            }
+        }
+    }
+
+    fn holds(&self, group: &RuleGroup) -> bool {
+        let key = group_key(&group.file, &group.name);
+        let view = self.shard.view();
+        let term = view.term(&key).and_then(|t| t.epoch());
+        term.is_some() && self.shard.restored().get(&key).copied() == term
+    }
+}
+
+fn lock(group: &Mutex<RuleGroup>) -> std::sync::MutexGuard<'_, RuleGroup> {
+    group.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn fingerprints(alerts: &[crate::alerts::Alert]) -> Vec<Fingerprint> {
+    alerts.iter().map(|a| Fingerprint::of(&a.labels)).collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test reports failure
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use chrono::{DateTime, Utc};
+    use prometheus::Registry;
+
+    use super::*;
+    use crate::alerts::state::AlertState;
+    use crate::clock::SimClock;
+    use crate::history::fleet::{FleetMetrics, DEFAULT_HEARTBEAT, DEFAULT_LEASE_DURATION};
+    use crate::history::leader::ManualTicks;
+    use crate::history::store::{AlertSnapshot, HistoryState};
+    use crate::labels::Labels;
+    use crate::notify::fixtures::notify_config;
+    use crate::rules::file::parse_rule_file;
+
+    const RULES: &str =
+        "groups:\n- name: g\n  rules:\n  - alert: Slow\n    expr: vector(1)\n    for: 10m\n";
+
+    fn group() -> Mutex<RuleGroup> {
+        let spec = parse_rule_file(Path::new("/rules/r.yaml"), RULES)
+            .unwrap()
+            .remove(0);
+        Mutex::new(RuleGroup::new(spec, Duration::from_secs(60)).unwrap())
+    }
+
+    fn pending_since(active_at: DateTime<Utc>) -> AlertSnapshot {
+        let labels = Labels::from_pairs([("alertname", "Slow")]);
+        AlertSnapshot {
+            fingerprint: Fingerprint::of(&labels),
+            rule: "Slow".into(),
+            group_name: "g".into(),
+            labels,
+            annotations: Default::default(),
+            state: HistoryState::Pending,
+            active_at,
+            fired_at: None,
+            resolved_at: None,
+            keep_firing_since: None,
+            last_sent_at: None,
+            value: Some(1.0),
+            updated_at: active_at,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_taken_group_gets_its_pending_timer_back_and_a_lost_one_is_put_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("h.db").display());
+        let db = Database::connect(&url).await.unwrap();
+        let store = HistoryStore::new(db.clone());
+        let active_at = DateTime::<Utc>::from_timestamp(1_000, 0).unwrap();
+        store
+            .save_snapshots(&[pending_since(active_at)])
+            .await
+            .unwrap();
+
+        let (ticks, step): (Ticks, ManualTicks) = Ticks::manual();
+        let clock: Arc<dyn Clock> = Arc::new(SimClock::new(active_at));
+        let key = group_key(Path::new("/rules/r.yaml"), "g");
+        let (groups_tx, groups_rx) = watch::channel(Arc::new(vec![key.clone()]));
+        let shutdown = CancellationToken::new();
+        let fleet = Fleet::start(
+            Leases::new(db),
+            FleetConfig::new(DEFAULT_LEASE_DURATION, DEFAULT_HEARTBEAT),
+            groups_rx,
+            FleetAround {
+                writer: None,
+                metrics: FleetMetrics::register(&Registry::new()).unwrap(),
+            },
+            ticks,
+            Arc::clone(&clock),
+            shutdown.clone(),
+        );
+        let shard = Shard::new(fleet, groups_tx, shutdown);
+        let tracker = AlertTracker::default();
+        let notifier = Arc::new(tokio::sync::Mutex::new(Notifier::new(Arc::new(
+            notify_config("route: {receiver: r}\nreceivers: [{name: r}]\n"),
+        ))));
+        let admission = ShardAdmission {
+            shard: &shard,
+            store: &store,
+            tracker: &tracker,
+            notifier: &notifier,
+            clock: &clock,
+        };
+        let g = group();
+        assert!(!admission.admit(&g).await, "not held before a round");
+
+        step.step().await;
+        assert!(admission.admit(&g).await, "held after the round");
+        assert!(admission.holds(&lock(&g)));
+        let restored: Vec<(AlertState, i64)> = lock(&g)
+            .rules
+            .iter()
+            .filter_map(|e| match &e.rule {
+                crate::rules::group::Rule::Alerting(r) => Some(r),
+                _ => None,
+            })
+            .flat_map(|r| {
+                r.active_alerts()
+                    .map(|a| (a.state, a.active_at_ms))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(
+            restored,
+            [(AlertState::Pending, active_at.timestamp_millis())],
+            "the `for` timer runs on from when it started"
+        );
+
+        // The group goes (a reload removed it here): given back at the next
+        // round, put aside at its next slot.
+        shard.groups.send_replace(Arc::new(Vec::new()));
+        step.step().await;
+        assert!(!admission.holds(&lock(&g)));
+        assert!(!admission.admit(&g).await);
+        assert_eq!(lock(&g).forget_alerts().len(), 0, "its alerts were dropped");
+        shard.stop().await;
+    }
+}

@@ -1,0 +1,481 @@
+//! Rule-group sharding with real processes on the real Postgres: three
+//! `vigil-evaluator` replicas with `fleet.sharding` share tens of rule
+//! groups; one (chosen by the seed) is killed with `SIGKILL`, a fourth
+//! joins. Every group writes one recording-rule sample per evaluation by
+//! remote write to a capture server that knows which replica sent it (each
+//! replica posts to its own path), and holds one firing alert, which a
+//! webhook receiver must see notified exactly once across the moves.
+//!
+//! Checked: after each change every group is held by exactly one live
+//! replica (on the `leases` table, the holder id carrying the process id)
+//! within generous bounds (the measured times are printed); no group's
+//! evaluation slot was evaluated by two replicas (no two replicas sent a
+//! sample of one group with one timestamp); every alert's firing
+//! notification arrived once and none resolved. `SHARDING_GROUPS` sets the
+//! number of groups (the 300-group run: `benches/sharding.sh`).
+
+#![allow(clippy::unwrap_used)] // a panic is how a test reports failure
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::Router;
+use rand::Rng;
+use vigil_testkit::{free_port, ChildGuard};
+
+use crate::support::db::TestDb;
+use crate::support::faults::{rng, seed_from};
+use crate::support::ha::Hook;
+use crate::support::process::{kill9, serve, signal, start_evaluator, wait_for_exit};
+use crate::support::wait;
+
+/// A dead replica's groups are taken within the lease plus a heartbeat
+/// (2.5 s), before the slot after the one it missed: no group pauses for
+/// more than two intervals (the measured pause is printed).
+const INTERVAL: Duration = Duration::from_secs(3);
+const FLEET: &str = "fleet: {sharding: true, heartbeat: 500ms, lease_duration: 2s}";
+/// Far beyond the two intervals the design promises: the machine is shared.
+const BOUND: Duration = Duration::from_secs(60);
+
+fn groups() -> usize {
+    std::env::var("SHARDING_GROUPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24)
+}
+
+/// `rules.yaml`: per group one recording rule (`shard:evaluated`, labelled
+/// with its group) and one alert that fires after 2 s and stays firing.
+fn rules(n: usize) -> String {
+    let mut text = String::from("groups:\n");
+    for i in 0..n {
+        text.push_str(&format!(
+            "- name: g{i}\n  rules:\n  - record: shard:evaluated\n    expr: vector(1)\n    labels: {{group: g{i}}}\n  - alert: Sharded\n    expr: vector(1)\n    for: 2s\n    labels: {{series: g{i}}}\n"
+        ));
+    }
+    text
+}
+
+// ---- a remote-write capture: (group, replica, timestamp) per sample ----
+
+type Seen = Arc<Mutex<Vec<(String, String, i64)>>>;
+
+async fn capture() -> (Seen, u16) {
+    let seen: Seen = Arc::default();
+    let app = Router::new()
+        .route("/write/{replica}", post(receive))
+        .with_state(Arc::clone(&seen));
+    (seen, serve(app).await)
+}
+
+async fn receive(
+    State(seen): State<Seen>,
+    UrlPath(replica): UrlPath<String>,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    let Ok(raw) = snap::raw::Decoder::new().decompress_vec(&body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let mut out = seen.lock().unwrap();
+    for series in fields(&raw).into_iter().filter(|f| f.0 == 1) {
+        let (mut group, mut times) = (None, Vec::new());
+        for (field, bytes, _) in fields(series.1) {
+            match field {
+                1 => {
+                    let pair = fields(bytes);
+                    let text = |n| {
+                        pair.iter()
+                            .find(|f| f.0 == n)
+                            .map(|f| String::from_utf8_lossy(f.1).to_string())
+                    };
+                    if text(1).as_deref() == Some("group") {
+                        group = text(2);
+                    }
+                }
+                2 => times.extend(
+                    fields(bytes)
+                        .iter()
+                        .filter(|f| f.0 == 2)
+                        .map(|f| f.2 as i64),
+                ),
+                _ => {}
+            }
+        }
+        if let Some(group) = group {
+            for t in times {
+                out.push((group.clone(), replica.clone(), t));
+            }
+        }
+    }
+    StatusCode::NO_CONTENT
+}
+
+/// The fields of a protobuf message: (number, bytes of a length-delimited
+/// one, value of a varint one); fixed-width ones are skipped.
+fn fields(mut b: &[u8]) -> Vec<(u64, &[u8], u64)> {
+    fn varint(b: &mut &[u8]) -> u64 {
+        let mut v = 0;
+        for shift in (0..64).step_by(7) {
+            let Some((&byte, rest)) = b.split_first() else {
+                break;
+            };
+            *b = rest;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                break;
+            }
+        }
+        v
+    }
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let key = varint(&mut b);
+        match key & 7 {
+            0 => out.push((key >> 3, &[][..], varint(&mut b))),
+            1 => b = &b[8.min(b.len())..],
+            2 => {
+                let len = (varint(&mut b) as usize).min(b.len());
+                out.push((key >> 3, &b[..len], 0));
+                b = &b[len..];
+            }
+            5 => b = &b[4.min(b.len())..],
+            _ => break,
+        }
+    }
+    out
+}
+
+// ---- the fleet ----
+
+/// The last lines of every replica's log, for a failure message.
+fn tails(root: &Path) -> String {
+    let mut out = String::new();
+    for name in ["r1", "r2", "r3", "r4"] {
+        let log = crate::support::process::read_log(&root.join(name), "evaluator.log");
+        let lines: Vec<&str> = log.lines().collect();
+        out.push_str(&format!("--- {name}\n"));
+        for line in &lines[lines.len().saturating_sub(15)..] {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+struct Replica {
+    name: String,
+    listen: u16,
+    child: ChildGuard,
+}
+
+fn spawn(root: &Path, name: &str, db: &TestDb, capture: u16, hook: u16) -> Replica {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("notify.yaml"),
+        format!(
+            "route: {{receiver: hook, group_by: [alertname, series], group_wait: 0s, group_interval: 1s, repeat_interval: 1h}}\nreceivers:\n- name: hook\n  webhook_configs: [{{url: 'http://127.0.0.1:{hook}/hook/{name}', send_resolved: true}}]\n"
+        ),
+    )
+    .unwrap();
+    // Every replica reads the rule file at one path: a group is its file
+    // and name.
+    let config = dir.join("vigil.yaml");
+    let listen = free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{evaluation_interval: {}s}}\nrule_files: ['{}']\nnotify_config_file: notify.yaml\nweb: {{listen: '127.0.0.1:{}'}}\nremote_write: [{{url: 'http://127.0.0.1:{capture}/write/{name}', queue_config: {{batch_send_deadline: 500ms}}}}]\n{FLEET}\n",
+            INTERVAL.as_secs(),
+            root.join("rules.yaml").display(),
+            listen,
+        ),
+    )
+    .unwrap();
+    Replica {
+        name: name.to_string(),
+        listen,
+        child: start_evaluator(&config, &dir, "evaluator.log", Some(&db.url)),
+    }
+}
+
+/// Who holds each group's lease now, by replica name (`?` for a holder
+/// that is none of `replicas`).
+async fn holders(db: &TestDb, replicas: &[&Replica]) -> BTreeMap<String, String> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT name, holder FROM leases WHERE name LIKE 'group/%' \
+         AND expires_at > CAST(EXTRACT(EPOCH FROM now()) * 1000 AS BIGINT)",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap_or_default();
+    rows.into_iter()
+        .map(|(lease, holder)| {
+            let pid = holder.split('/').nth(1).unwrap_or("").to_string();
+            let who = replicas
+                .iter()
+                .find(|r| r.child.0.id().to_string() == pid)
+                .map_or("?".to_string(), |r| r.name.clone());
+            (lease, who)
+        })
+        .collect()
+}
+
+/// Waits until each of `n` groups is held by one of `alive` and
+/// `settled` holds of the assignment; returns how long it took.
+async fn wait_for_owners(
+    db: &TestDb,
+    alive: &[&Replica],
+    n: usize,
+    what: &str,
+    settled: impl Fn(&BTreeMap<String, String>) -> bool,
+) -> Duration {
+    let started = Instant::now();
+    let done = wait::until(BOUND, Duration::from_millis(100), || async {
+        let h = holders(db, alive).await;
+        h.len() == n && h.values().all(|w| w != "?") && settled(&h)
+    })
+    .await;
+    let h = holders(db, alive).await;
+    assert!(
+        done,
+        "{what}: groups not all held by live replicas within {BOUND:?}: {h:?}"
+    );
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_move_on_kill_and_join_without_double_evaluation_or_renotification() {
+    let Some(db) = TestDb::postgres().await else {
+        eprintln!("SKIPPED: sharding needs Postgres (DATABASE_URL)");
+        return;
+    };
+    let seed = seed_from("VIGIL_SHARDING_SEED", "sharding");
+    let mut rng = rng(seed);
+    let n = groups();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("rules.yaml"), rules(n)).unwrap();
+    let (seen, capture_port) = capture().await;
+    let hook = Hook::start().await;
+    let mut replicas: Vec<Replica> = ["r1", "r2", "r3"]
+        .iter()
+        .map(|name| spawn(root.path(), name, &db, capture_port, hook.port))
+        .collect();
+
+    // 1. Three members split the groups.
+    let refs: Vec<&Replica> = replicas.iter().collect();
+    let split = wait_for_owners(&db, &refs, n, "start", |h| {
+        h.values().collect::<BTreeSet<_>>().len() == 3
+    })
+    .await;
+    eprintln!("sharding: {n} groups split over 3 replicas {split:?} after start");
+    let all_fired = wait::until_sync(BOUND, Duration::from_millis(200), || {
+        (0..n).all(|i| hook.told(&format!("g{i}"), "firing"))
+    })
+    .await;
+    if !all_fired {
+        let told = (0..n)
+            .filter(|i| hook.told(&format!("g{i}"), "firing"))
+            .count();
+        let logs = tails(root.path());
+        // Kept for a look at the whole logs.
+        let kept = root.keep();
+        panic!(
+            "{told} of {n} groups' alerts notified within {BOUND:?} (logs in {}):\n{logs}",
+            kept.display()
+        );
+    }
+
+    // 2. kill -9 one of them (the seed picks which).
+    let victim = rng.random_range(0..3);
+    let victim_name = replicas[victim].name.clone();
+    let before = holders(&db, &refs).await;
+    let moving = before.values().filter(|w| **w == victim_name).count();
+    let leader: Option<String> =
+        sqlx::query_scalar("SELECT holder FROM leases WHERE name = 'notification-leader'")
+            .fetch_optional(&db.pool)
+            .await
+            .unwrap();
+    let pid = replicas[victim].child.0.id().to_string();
+    let killed_the_leader = leader.is_some_and(|h| h.split('/').nth(1) == Some(pid.as_str()));
+    kill9(&mut replicas[victim].child);
+    let killed_at = Instant::now();
+    let survivors: Vec<&Replica> = replicas
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != victim)
+        .map(|(_, r)| r)
+        .collect();
+    let failover = wait_for_owners(&db, &survivors, n, "after the kill", |_| true).await;
+    eprintln!(
+        "sharding: killed {victim_name} (seed {seed}), its {moving} groups held by the others after {failover:?}"
+    );
+
+    // 3. A fourth joins and takes its share.
+    let fourth = spawn(root.path(), "r4", &db, capture_port, hook.port);
+    let joined_at = Instant::now();
+    let mut alive = survivors.clone();
+    alive.push(&fourth);
+    let join = wait_for_owners(&db, &alive, n, "after the join", |h| {
+        h.values().any(|w| w == "r4")
+    })
+    .await;
+    eprintln!("sharding: r4 holds groups after {join:?}");
+    // Two more intervals for the moved groups to evaluate and notify.
+    tokio::time::sleep(INTERVAL * 3).await;
+    let after = holders(&db, &alive).await;
+    assert_eq!(after.len(), n, "{after:?}");
+    // Every replica's API says who owns each group, as the leases do.
+    let rules: serde_json::Value =
+        reqwest::get(format!("http://127.0.0.1:{}/api/v1/rules", fourth.listen))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let owners: Vec<&str> = rules["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["owner"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(owners.len(), n);
+    assert!(owners.iter().all(|o| !o.is_empty()), "{owners:?}");
+
+    // Stop the rest cleanly (leases released, remote-write queues sent).
+    for r in alive.iter() {
+        signal(&r.child, "TERM");
+    }
+    let mut rest: Vec<Replica> = replicas
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != victim)
+        .map(|(_, r)| r)
+        .collect();
+    rest.push(fourth);
+    for r in &mut rest {
+        assert!(wait_for_exit(&mut r.child).is_some(), "{} stops", r.name);
+    }
+
+    // No evaluation slot of a group evaluated by two replicas.
+    let samples = seen.lock().unwrap().clone();
+    let mut by_slot: BTreeMap<(String, i64), BTreeSet<String>> = BTreeMap::new();
+    for (group, replica, t) in &samples {
+        by_slot
+            .entry((group.clone(), *t))
+            .or_default()
+            .insert(replica.clone());
+    }
+    let doubled: Vec<_> = by_slot.iter().filter(|(_, r)| r.len() > 1).collect();
+    assert!(doubled.is_empty(), "slots evaluated twice: {doubled:?}");
+    let evaluated: BTreeSet<&String> = samples.iter().map(|s| &s.0).collect();
+    assert_eq!(evaluated.len(), n, "every group evaluated");
+    // The longest pause in any group's evaluations, for the record: of the
+    // killed replica's groups (an upper bound: its last samples may not
+    // have left its remote-write queue) and of the others.
+    let victims: BTreeSet<String> = before
+        .iter()
+        .filter(|(_, w)| **w == victim_name)
+        .filter_map(|(lease, _)| lease.rsplit('/').next().map(str::to_string))
+        .collect();
+    let (mut gap, mut gap_victims) = (0, 0);
+    for g in &evaluated {
+        let times: Vec<i64> = by_slot
+            .keys()
+            .filter(|(group, _)| group == *g)
+            .map(|(_, t)| *t)
+            .collect();
+        let longest = times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+        if victims.contains(*g) {
+            gap_victims = gap_victims.max(longest);
+        } else {
+            gap = gap.max(longest);
+        }
+    }
+    eprintln!(
+        "sharding: longest pause of the killed replica's groups {gap_victims} ms, of the others {gap} ms"
+    );
+    let gap = gap.max(gap_victims);
+    assert!(
+        gap <= 4 * INTERVAL.as_millis() as i64,
+        "a group paused {gap} ms (seed {seed})"
+    );
+    eprintln!(
+        "sharding: {} samples, longest gap in a group's evaluations {gap} ms (interval {} ms); kill at +{:?}, join at +{:?}",
+        samples.len(),
+        INTERVAL.as_millis(),
+        killed_at.elapsed(),
+        joined_at.elapsed()
+    );
+
+    // Every alert notified firing exactly once, never resolved.
+    for i in 0..n {
+        let series = format!("g{i}");
+        let firing = hook.about(&series, "firing");
+        assert_eq!(
+            firing.len(),
+            1,
+            "{series} notified firing once (seed {seed}): {firing:?}"
+        );
+        assert!(!hook.told(&series, "resolved"), "{series} never resolved");
+    }
+    // What a replica that does not lead queued for the leader is a first
+    // send, not a re-send (only the killed leader's claims may be).
+    let marked = hook.got().iter().filter(|g| g.redelivery).count();
+    eprintln!(
+        "sharding: killed the notification leader: {killed_the_leader}; re-send marks: {marked}"
+    );
+    if !killed_the_leader {
+        assert_eq!(marked, 0, "no notification marked as a re-send");
+    }
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_owns_no_group_is_ready_and_both_name_the_owner() {
+    let Some(db) = TestDb::postgres().await else {
+        eprintln!("SKIPPED: sharding needs Postgres (DATABASE_URL)");
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("rules.yaml"), rules(1)).unwrap();
+    let (_seen, capture_port) = capture().await;
+    let hook = Hook::start().await;
+    let replicas: Vec<Replica> = ["r1", "r2"]
+        .iter()
+        .map(|name| spawn(root.path(), name, &db, capture_port, hook.port))
+        .collect();
+    let refs: Vec<&Replica> = replicas.iter().collect();
+    wait_for_owners(&db, &refs, 1, "start", |_| true).await;
+    let owners = wait::poll(BOUND, Duration::from_millis(200), || async {
+        let mut owners = Vec::new();
+        for r in &replicas {
+            let base = format!("http://127.0.0.1:{}", r.listen);
+            let ready = reqwest::get(format!("{base}/-/ready"))
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            let rules: serde_json::Value = reqwest::get(format!("{base}/api/v1/rules"))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let owner = rules["data"]["groups"][0]["owner"].as_str()?.to_string();
+            if !ready || owner.is_empty() {
+                return None;
+            }
+            owners.push(owner);
+        }
+        Some(owners)
+    })
+    .await;
+    let owners =
+        owners.unwrap_or_else(|| panic!("both ready, with an owner:\n{}", tails(root.path())));
+    assert_eq!(owners[0], owners[1], "one owner, as both see it");
+    db.finish().await;
+}
