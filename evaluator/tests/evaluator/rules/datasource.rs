@@ -91,11 +91,9 @@ async fn rules_on_a_datasource_fire_and_survive_its_outage() {
             "{kind:?}: {answer:?}"
         );
 
-        // The datasource goes away (killed, once what it holds is on disk):
-        // the rule reports it, the alert stays.
-        // (VictoriaMetrics keeps the last seconds in memory.)
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        drop(process);
+        // The datasource goes away (stopped, so that it comes back with
+        // what it held): the rule reports it, the alert stays.
+        tsdb.stop(process);
         let failing = poll(
             Duration::from_secs(30),
             Duration::from_millis(200),

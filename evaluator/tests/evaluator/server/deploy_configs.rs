@@ -32,16 +32,16 @@ fn secret(root: &Path, name: &str, value: &str) -> PathBuf {
     path
 }
 
-#[test]
-fn the_kubernetes_config_validates_as_mounted() {
+/// Lays out `base/`'s config, rules and secrets under `root` as the pods
+/// mount them, with `database_url` as the storage URL; returns the number
+/// of rule files.
+fn mount_base(root: &Path, database_url: &str) -> usize {
     let base = workspace_root().join("deploy/kubernetes/base");
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("etc/vigil");
     for name in ["vigil.yaml", "notify.yaml"] {
         copy_rewritten(
             &base.join("config").join(name),
             &root.join("config").join(name),
-            &root,
+            root,
         );
     }
     let mut rules = 0;
@@ -50,22 +50,26 @@ fn the_kubernetes_config_validates_as_mounted() {
         copy_rewritten(
             &path,
             &root.join("rules").join(path.file_name().unwrap()),
-            &root,
+            root,
         );
         rules += 1;
     }
     std::fs::create_dir_all(root.join("storage")).unwrap();
-    std::fs::write(
-        root.join("storage/database-url"),
-        "sqlite:///var/lib/vigil/vigil.db\n",
-    )
-    .unwrap();
+    std::fs::write(root.join("storage/database-url"), database_url).unwrap();
     secret(
-        &root,
+        root,
         "slack-webhook-url",
         "https://hooks.slack.example/services/T/B/X\n",
     );
-    secret(&root, "smtp-password", "pw\n");
+    secret(root, "smtp-password", "pw\n");
+    rules
+}
+
+#[test]
+fn the_kubernetes_config_validates_as_mounted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("etc/vigil");
+    let rules = mount_base(&root, "sqlite:///var/lib/vigil/vigil.db\n");
 
     let cfg =
         config::load(&root.join("config/vigil.yaml"), &no_env).unwrap_or_else(|e| panic!("{e}"));
@@ -148,4 +152,24 @@ fn the_examples_validate_with_their_secrets_in_files() {
         text.contains("vigil-postgres.yaml:21:22: storage.database_url_file: cannot read"),
         "{text}"
     );
+}
+
+#[test]
+fn the_fleet_overlay_config_validates_as_mounted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("etc/vigil");
+    let rules = mount_base(&root, "postgres://vigil:pw@postgres.vigil.svc:5432/vigil\n");
+    // The overlay's vigil.yaml replaces the base's in the ConfigMap.
+    copy_rewritten(
+        &workspace_root().join("deploy/kubernetes/overlays/fleet/vigil.yaml"),
+        &root.join("config/vigil.yaml"),
+        &root,
+    );
+    let cfg =
+        config::load(&root.join("config/vigil.yaml"), &no_env).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.rule_files.len(), rules);
+    assert!(cfg.scrape_configs.is_empty(), "the datasource scrapes");
+    assert!(cfg.fleet.is_some(), "sharding is on");
+    assert_eq!(cfg.remote_write.len(), 1);
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
 }

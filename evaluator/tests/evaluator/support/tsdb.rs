@@ -107,6 +107,21 @@ impl Tsdb {
         std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// Stops `process` (a run of this database) as an operator does,
+    /// SIGTERM and wait, so it writes out what it holds: a killed
+    /// VictoriaMetrics loses its last seconds and comes back answering
+    /// "no data" for a moment, which is not the outage a test means.
+    pub fn stop(&self, mut process: ChildGuard) {
+        super::process::signal(&process, "TERM");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if matches!(process.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Its remote-write endpoint.
     pub fn write_url(&self) -> String {
         format!("{}/api/v1/write", self.base)
