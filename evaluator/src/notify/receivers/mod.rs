@@ -108,6 +108,36 @@ macro_rules! receiver_identity {
     };
 }
 
+/// The [`Receiver`] of a kind that posts `self.message(n)` as JSON to the
+/// `webhook_url` of its settings and keeps nothing from the answer.
+macro_rules! json_webhook_receiver {
+    ($receiver:ident, $integration:literal) => {
+        #[async_trait::async_trait]
+        impl $crate::notify::receivers::Receiver for $receiver {
+            receiver_identity!($integration);
+
+            async fn send(
+                &self,
+                notification: &$crate::notify::alert::Notification,
+            ) -> Result<
+                $crate::notify::receivers::DeliveryReport,
+                $crate::notify::receivers::SendError,
+            > {
+                let s = &self.settings;
+                $crate::notify::receivers::http::post_json_report(
+                    $integration,
+                    &self.client,
+                    s.webhook_url.expose(),
+                    &s.http,
+                    &self.message(notification),
+                    notification,
+                )
+                .await
+            }
+        }
+    };
+}
+
 pub mod config;
 pub mod console;
 pub mod discord;

@@ -14,18 +14,15 @@
 
 use std::path::PathBuf;
 
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::notify::alert::{AlertStatus, Notification, REDELIVERY_MARK};
 use crate::notify::receivers::config::{
     check_url, resolve_secret, GlobalReceiverDefaults, Problems,
 };
-use crate::notify::receivers::http::{
-    post_json_report, validate_http, HttpConfigRaw, HttpSettings,
-};
+use crate::notify::receivers::http::{validate_http, HttpConfigRaw, HttpSettings};
 use crate::notify::receivers::template::{self, call, truncate_chars, TemplateField};
-use crate::notify::receivers::{DeliveryReport, Receiver, ReceiverKind, Secret, SendError};
+use crate::notify::receivers::{ReceiverKind, Secret};
 
 /// Discord's embed title limit.
 pub const MAX_TITLE: usize = 256;
@@ -150,21 +147,4 @@ impl DiscordReceiver {
     }
 }
 
-#[async_trait]
-impl Receiver for DiscordReceiver {
-    receiver_identity!("discord");
-
-    async fn send(&self, notification: &Notification) -> Result<DeliveryReport, SendError> {
-        let s = &self.settings;
-        let body = self.message(notification);
-        post_json_report(
-            "discord",
-            &self.client,
-            s.webhook_url.expose(),
-            &s.http,
-            &body,
-            notification,
-        )
-        .await
-    }
-}
+json_webhook_receiver!(DiscordReceiver, "discord");

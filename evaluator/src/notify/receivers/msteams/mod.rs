@@ -18,18 +18,15 @@
 
 use std::path::PathBuf;
 
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::notify::alert::{AlertStatus, Notification, REDELIVERY_MARK};
 use crate::notify::receivers::config::{
     check_url, resolve_secret, GlobalReceiverDefaults, Problems,
 };
-use crate::notify::receivers::http::{
-    post_json_report, validate_http, HttpConfigRaw, HttpSettings,
-};
+use crate::notify::receivers::http::{validate_http, HttpConfigRaw, HttpSettings};
 use crate::notify::receivers::template::{self, call, TemplateField};
-use crate::notify::receivers::{DeliveryReport, Receiver, ReceiverKind, Secret, SendError};
+use crate::notify::receivers::{ReceiverKind, Secret};
 
 /// Card colour while firing (Alertmanager's).
 pub const COLOR_FIRING: &str = "8C1A1A";
@@ -143,23 +140,7 @@ impl MsteamsReceiver {
     }
 }
 
-#[async_trait]
-impl Receiver for MsteamsReceiver {
-    receiver_identity!("msteams");
-
-    async fn send(&self, notification: &Notification) -> Result<DeliveryReport, SendError> {
-        let s = &self.settings;
-        post_json_report(
-            "msteams",
-            &self.client,
-            s.webhook_url.expose(),
-            &s.http,
-            &self.message(notification),
-            notification,
-        )
-        .await
-    }
-}
+json_webhook_receiver!(MsteamsReceiver, "msteams");
 
 #[cfg(test)]
 mod tests {

@@ -16,18 +16,15 @@
 
 use std::path::PathBuf;
 
-use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::msteams::webhook_url;
 use crate::notify::alert::{AlertStatus, Notification, REDELIVERY_MARK};
 use crate::notify::receivers::config::{GlobalReceiverDefaults, Problems};
-use crate::notify::receivers::http::{
-    post_json_report, validate_http, HttpConfigRaw, HttpSettings,
-};
+use crate::notify::receivers::http::{validate_http, HttpConfigRaw, HttpSettings};
 use crate::notify::receivers::template::{self, call, TemplateField};
-use crate::notify::receivers::{DeliveryReport, Receiver, ReceiverKind, Secret, SendError};
+use crate::notify::receivers::{ReceiverKind, Secret};
 
 /// The heading's colour while firing (Alertmanager's).
 pub const COLOR_FIRING: &str = "Attention";
@@ -136,23 +133,7 @@ impl Msteamsv2Receiver {
     }
 }
 
-#[async_trait]
-impl Receiver for Msteamsv2Receiver {
-    receiver_identity!("msteamsv2");
-
-    async fn send(&self, notification: &Notification) -> Result<DeliveryReport, SendError> {
-        let s = &self.settings;
-        post_json_report(
-            "msteamsv2",
-            &self.client,
-            s.webhook_url.expose(),
-            &s.http,
-            &self.message(notification),
-            notification,
-        )
-        .await
-    }
-}
+json_webhook_receiver!(Msteamsv2Receiver, "msteamsv2");
 
 #[cfg(test)]
 mod tests {
