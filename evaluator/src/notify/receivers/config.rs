@@ -309,6 +309,25 @@ pub(crate) fn validated<Raw: serde::de::DeserializeOwned, Settings>(
     settings.unwrap_or_else(|| panic!("{yaml}: not valid"))
 }
 
+/// Unit tests' problems (errors, not warnings) of one entry at `path`,
+/// from its YAML, validated against `global`, as they print.
+#[cfg(test)]
+pub(crate) fn problems_of<Raw: serde::de::DeserializeOwned, Settings>(
+    yaml: &str,
+    path: &str,
+    global: &GlobalReceiverDefaults,
+    validate: impl FnOnce(Raw, &GlobalReceiverDefaults, &mut Problems<'_>) -> Option<Settings>,
+) -> Vec<String> {
+    let raw: Raw = serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"));
+    let mut problems = Vec::new();
+    let _ = validate(raw, global, &mut Problems::new(&mut problems, path.into()));
+    problems
+        .iter()
+        .filter(|p| !p.is_warning())
+        .map(Problem::to_string)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

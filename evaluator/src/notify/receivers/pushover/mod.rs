@@ -270,9 +270,8 @@ impl Receiver for PushoverReceiver {
 mod tests {
     use super::*;
     use crate::notify::alert::AlertStatus;
-    use crate::notify::receivers::config::validated;
+    use crate::notify::receivers::config::{problems_of, validated};
     use crate::notify::receivers::template::tests::{alert, notification};
-    use vigil_common::problem::Problem;
 
     fn receiver(yaml: &str) -> PushoverReceiver {
         let settings = validated(yaml, validate);
@@ -287,15 +286,12 @@ mod tests {
     }
 
     fn problems(yaml: &str) -> Vec<String> {
-        let raw: PushoverConfigRaw = serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("{e}"));
-        let mut problems = Vec::new();
-        let mut p = Problems::new(&mut problems, "receivers[0].pushover_configs[0]".into());
-        let _ = validate(raw, &GlobalReceiverDefaults::default(), &mut p);
-        problems
-            .iter()
-            .filter(|p| !p.is_warning())
-            .map(Problem::to_string)
-            .collect()
+        problems_of::<PushoverConfigRaw, _>(
+            yaml,
+            "receivers[0].pushover_configs[0]",
+            &GlobalReceiverDefaults::default(),
+            validate,
+        )
     }
 
     #[test]

@@ -406,9 +406,8 @@ impl Receiver for SnsReceiver {
 mod tests {
     use super::*;
     use crate::notify::alert::AlertStatus;
-    use crate::notify::receivers::config::validated;
+    use crate::notify::receivers::config::{problems_of, validated};
     use crate::notify::receivers::template::tests::{alert, notification};
-    use vigil_common::problem::Problem;
 
     const KEYS: &str = "sigv4: {region: eu-west-1, access_key: AK, secret_key: SK}";
 
@@ -424,15 +423,12 @@ mod tests {
     }
 
     fn problems(yaml: &str) -> Vec<String> {
-        let raw: SnsConfigRaw = serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("{e}"));
-        let mut problems = Vec::new();
-        let mut p = Problems::new(&mut problems, "receivers[0].sns_configs[0]".into());
-        let _ = validate(raw, &GlobalReceiverDefaults::default(), &mut p);
-        problems
-            .iter()
-            .filter(|p| !p.is_warning())
-            .map(Problem::to_string)
-            .collect()
+        problems_of::<SnsConfigRaw, _>(
+            yaml,
+            "receivers[0].sns_configs[0]",
+            &GlobalReceiverDefaults::default(),
+            validate,
+        )
     }
 
     #[test]

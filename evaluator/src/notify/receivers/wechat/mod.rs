@@ -350,24 +350,15 @@ impl Receiver for WechatReceiver {
 mod tests {
     use super::*;
     use crate::notify::alert::AlertStatus;
-    use crate::notify::receivers::config::validated;
+    use crate::notify::receivers::config::{problems_of, validated};
     use crate::notify::receivers::template::tests::{alert, notification};
-    use vigil_common::problem::Problem;
 
     fn receiver(yaml: &str) -> WechatReceiver {
         WechatReceiver::new(validated(yaml, validate)).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn problems(yaml: &str, global: &GlobalReceiverDefaults) -> Vec<String> {
-        let raw: WechatConfigRaw = serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("{e}"));
-        let mut problems = Vec::new();
-        let mut p = Problems::new(&mut problems, "receivers[0].wechat_configs[0]".into());
-        let _ = validate(raw, global, &mut p);
-        problems
-            .iter()
-            .filter(|p| !p.is_warning())
-            .map(Problem::to_string)
-            .collect()
+        problems_of::<WechatConfigRaw, _>(yaml, "receivers[0].wechat_configs[0]", global, validate)
     }
 
     #[test]
