@@ -117,6 +117,53 @@ async fn samples_arrive_in_prometheus_and_victoriametrics_with_external_labels()
     }
 }
 
+/// An evaluator process that scrapes a target holding 3, fires
+/// `ValueHigh` and records `vigil:test_value:doubled` every second, and
+/// remote-writes both to `base` with `queue_config`; `global_extra` is
+/// added to its `global:` (`, key: value`).
+struct RecordingWriter {
+    dir: tempfile::TempDir,
+    listen: u16,
+    _target: Target,
+    _evaluator: vigil_testkit::ChildGuard,
+}
+
+impl RecordingWriter {
+    async fn start(base: &str, queue_config: &str, global_extra: &str) -> RecordingWriter {
+        let target = Target::start().await;
+        target.set(3.0);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let rules = value_high_rules(
+            "0s",
+            "  - record: vigil:test_value:doubled\n    expr: vigil_test_value * 2\n",
+        );
+        let listen = free_port();
+        let config = write_config(
+            dir.path(),
+            target.port,
+            listen,
+            &rules,
+            &webhook_notify(free_port(), false),
+        );
+        let mut text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
+        text = text.replace(
+            "evaluation_interval: 1s}",
+            &format!("evaluation_interval: 1s{global_extra}}}"),
+        );
+        text.push_str(&format!(
+            "remote_write:\n- url: '{base}/api/v1/write'\n  queue_config: {queue_config}\n"
+        ));
+        std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+        let evaluator = start_evaluator(&config, dir.path(), "evaluator.log", None);
+        RecordingWriter {
+            dir,
+            listen,
+            _target: target,
+            _evaluator: evaluator,
+        }
+    }
+}
+
 /// The evaluator as a process: a recording rule's output and `ALERTS` of
 /// a firing alert reach Prometheus through `remote_write` in `vigil.yaml`,
 /// with the external labels.
@@ -127,30 +174,13 @@ async fn the_evaluators_rule_output_is_remote_written() {
     };
     let _process = prometheus.start().await;
     let base = prometheus.base.clone();
-    let target = Target::start().await;
-    target.set(3.0);
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let rules = value_high_rules(
-        "0s",
-        "  - record: vigil:test_value:doubled\n    expr: vigil_test_value * 2\n",
-    );
-    let config = write_config(
-        dir.path(),
-        target.port,
-        free_port(),
-        &rules,
-        &webhook_notify(free_port(), false),
-    );
-    let mut text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
-    text = text.replace(
-        "evaluation_interval: 1s}",
-        "evaluation_interval: 1s, external_labels: {replica: e2e}}",
-    );
-    text.push_str(&format!(
-        "remote_write:\n- url: '{base}/api/v1/write'\n  queue_config: {{batch_send_deadline: 200ms}}\n"
-    ));
-    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
-    let _evaluator = start_evaluator(&config, dir.path(), "evaluator.log", None);
+    let writer = RecordingWriter::start(
+        &base,
+        "{batch_send_deadline: 200ms}",
+        ", external_labels: {replica: e2e}",
+    )
+    .await;
+    let dir = &writer.dir;
     let doubled = first_result(&base, "vigil:test_value:doubled", None)
         .await
         .unwrap_or_else(|| {
@@ -191,28 +221,10 @@ async fn every_sample_arrives_after_the_receiver_was_down() {
     };
     let process = prometheus.start().await;
     let base = prometheus.base.clone();
-    let target = Target::start().await;
-    target.set(3.0);
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let rules = value_high_rules(
-        "0s",
-        "  - record: vigil:test_value:doubled\n    expr: vigil_test_value * 2\n",
-    );
-    let listen = free_port();
-    let config = write_config(
-        dir.path(),
-        target.port,
-        listen,
-        &rules,
-        &webhook_notify(free_port(), false),
-    );
-    let mut text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
-    text.push_str(&format!(
-        "remote_write:\n- url: '{base}/api/v1/write'\n  queue_config: {{batch_send_deadline: 200ms, max_backoff: 2s}}\n"
-    ));
-    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
-    let _evaluator = start_evaluator(&config, dir.path(), "evaluator.log", None);
-    let evaluator = format!("http://127.0.0.1:{listen}");
+    let writer =
+        RecordingWriter::start(&base, "{batch_send_deadline: 200ms, max_backoff: 2s}", "").await;
+    let dir = &writer.dir;
+    let evaluator = format!("http://127.0.0.1:{}", writer.listen);
     assert!(
         first_result(&base, "vigil:test_value:doubled", None)
             .await
