@@ -18,7 +18,7 @@ use axum::Router;
 use serde_json::Value;
 use vigil_testkit::free_port;
 
-use crate::support::process::{log_of, start_evaluator};
+use crate::support::process::{log_of, serve, start_evaluator};
 use crate::support::tsdb::{start_vmalert, Kind, Tsdb};
 use crate::support::wait::poll;
 
@@ -77,11 +77,7 @@ impl Workload {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let port = serve(app).await;
         Workload { deep, port }
     }
 }

@@ -101,14 +101,8 @@ pub async fn start_capture() -> (String, Captured) {
     let app = Router::new()
         .route("/{*kind}", post(capture).get(capture_get))
         .with_state(captured.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (format!("http://{address}"), captured)
+    let port = crate::support::process::serve(app).await;
+    (format!("http://127.0.0.1:{port}"), captured)
 }
 
 /// The first body posted to `/{kind}`, if any.

@@ -93,14 +93,8 @@ async fn start_vendor(script: &[Answer]) -> (String, Vendor) {
         s.extend(script.iter().copied());
     }
     let app = Router::new().fallback(answer).with_state(vendor.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (format!("http://{address}"), vendor)
+    let port = crate::support::process::serve(app).await;
+    (format!("http://127.0.0.1:{port}"), vendor)
 }
 
 fn firing() -> Notification {
