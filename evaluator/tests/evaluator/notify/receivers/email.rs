@@ -694,7 +694,12 @@ async fn email_headers_and_bodies_match_alertmanagers_with_custom_and_default_te
             .await
             .unwrap_or_else(|e| panic!("{case}: {e}"));
         let mails = received(&server.out);
-        assert_eq!(mails.len(), 2, "{case}: one mail from each");
+        let subjects: Vec<&Value> = mails.iter().map(|m| &m["headers"]["Subject"]).collect();
+        assert_eq!(
+            mails.len(),
+            2,
+            "{case}: one mail from each, got the subjects {subjects:?}"
+        );
         let (am, ours) = (&mails[0], &mails[1]);
         assert_eq!(
             ours["mail_from"], am["mail_from"],
