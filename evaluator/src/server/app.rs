@@ -309,6 +309,9 @@ impl Running {
             ),
             None => None,
         };
+        if let Some(shard) = &shard {
+            notifier.lock().await.set_guard(shard.notify_guard());
+        }
         let (reload_tx, reloads) = mpsc::channel::<ReloadRequest>(4);
         let (receivers, receivers_rx) = watch::channel(Arc::clone(&cfg.receivers));
         let state = Arc::new(AppState {
@@ -619,7 +622,11 @@ impl Running {
             }
             state.ready.store(true, Ordering::Release);
             if !fired.is_empty() {
-                let _ = alerts.send(to_notifier_alerts(group, fired, &cfg.web.external_url));
+                let fired = to_notifier_alerts(group, fired, &cfg.web.external_url);
+                if let Some(shard) = shard {
+                    shard.note_origin(group, &fired);
+                }
+                let _ = alerts.send(fired);
             }
         };
         let with_remote = WithRemoteWrite {

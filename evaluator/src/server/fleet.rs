@@ -35,8 +35,21 @@ pub struct Shard {
     view: watch::Receiver<Arc<FleetView>>,
     groups: watch::Sender<Arc<Vec<String>>>,
     restored: Mutex<HashMap<String, i64>>,
+    /// The rule group each alert sent to the notifier came from.
+    origins: Arc<Mutex<Origins>>,
     shutdown: CancellationToken,
 }
+
+/// Which rule group each alert came from, with when it last came; entries
+/// not refreshed for [`ORIGIN_KEPT`] are dropped (a firing alert is sent
+/// again every minute, a resolved one for 15 minutes).
+#[derive(Debug, Default)]
+struct Origins {
+    by_fingerprint: HashMap<Fingerprint, (String, std::time::Instant)>,
+    noted: usize,
+}
+
+const ORIGIN_KEPT: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 impl Shard {
     /// Starts the fleet's rounds for the groups of `cfg` (on a pool of its
@@ -83,8 +96,44 @@ impl Shard {
             fleet,
             groups,
             restored: Mutex::default(),
+            origins: Arc::default(),
             shutdown,
         }
+    }
+
+    /// Notes that `alerts`, about to go to the notifier, came from `group`.
+    pub fn note_origin(&self, group: &RuleGroup, alerts: &[crate::notify::alert::Alert]) {
+        let key = group_key(&group.file, &group.name);
+        let now = std::time::Instant::now();
+        let mut origins = self.origins.lock().unwrap_or_else(|e| e.into_inner());
+        for alert in alerts {
+            origins
+                .by_fingerprint
+                .insert(alert.fingerprint(), (key.clone(), now));
+        }
+        origins.noted += alerts.len();
+        if origins.noted > origins.by_fingerprint.len().max(1_024) {
+            origins.noted = 0;
+            origins
+                .by_fingerprint
+                .retain(|_, (_, seen)| now.duration_since(*seen) < ORIGIN_KEPT);
+        }
+    }
+
+    /// The notifier's check before every flush: an alert whose rule group
+    /// this replica no longer holds under a valid term (the term runs out
+    /// on the monotonic clock, so a replica frozen past its lease finds it
+    /// ended the moment it runs again) is not notified from here.
+    pub fn notify_guard(&self) -> crate::notify::notifier::NotifyGuard {
+        let origins = Arc::clone(&self.origins);
+        let view = self.view.clone();
+        Arc::new(move |fingerprint| {
+            let origins = origins.lock().unwrap_or_else(|e| e.into_inner());
+            match origins.by_fingerprint.get(&fingerprint) {
+                None => true,
+                Some((group, _)) => view.borrow().term(group).is_some(),
+            }
+        })
     }
 
     /// Leaves the fleet (after evaluation stopped): the groups' last state
@@ -381,6 +430,81 @@ mod tests {
         assert!(!admission.holds(&lock(&g)));
         assert!(!admission.admit(&g).await);
         assert_eq!(lock(&g).forget_alerts().len(), 0, "its alerts were dropped");
+        shard.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_replica_frozen_past_its_lease_forgets_the_groups_alerts_before_flushing_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("h.db").display());
+        let db = Database::connect(&url).await.unwrap();
+        let start = DateTime::<Utc>::from_timestamp(1_000, 0).unwrap();
+        let (ticks, step): (Ticks, ManualTicks) = Ticks::manual();
+        let sim = Arc::new(SimClock::new(start));
+        let clock: Arc<dyn Clock> = sim.clone();
+        let key = group_key(Path::new("/rules/r.yaml"), "g");
+        let (groups_tx, groups_rx) = watch::channel(Arc::new(vec![key]));
+        let shutdown = CancellationToken::new();
+        let fleet = Fleet::start(
+            Leases::new(db),
+            FleetConfig::new(DEFAULT_LEASE_DURATION, DEFAULT_HEARTBEAT),
+            groups_rx,
+            FleetAround {
+                writer: None,
+                metrics: FleetMetrics::register(&Registry::new()).unwrap(),
+            },
+            ticks,
+            Arc::clone(&clock),
+            shutdown.clone(),
+        );
+        let shard = Shard::new(fleet, groups_tx, shutdown);
+        step.step().await;
+        let mut notifier = Notifier::new(Arc::new(notify_config(
+            "route: {receiver: r, group_wait: 30s}\nreceivers: [{name: r, console_configs: [{}]}]\n",
+        )));
+        notifier.set_guard(shard.notify_guard());
+        let alert = crate::notify::alert::Alert {
+            labels: Labels::from_pairs([("alertname", "Slow")]),
+            annotations: Default::default(),
+            starts_at: start,
+            ends_at: None,
+            generator_url: String::new(),
+            cooldown: None,
+        };
+        let unrelated = crate::notify::alert::Alert {
+            labels: Labels::from_pairs([("alertname", "Other")]),
+            ..alert.clone()
+        };
+        shard.note_origin(&lock(&group()), std::slice::from_ref(&alert));
+        notifier.ingest(vec![alert.clone(), unrelated], start);
+        assert!(notifier.tick(start).is_empty(), "waiting for group_wait");
+        assert!(
+            notifier.holds(alert.fingerprint()),
+            "held while the term is valid"
+        );
+
+        // Frozen (no round ran) past the lease: the term ran out on the
+        // monotonic clock, so the group's alert goes before the flush.
+        sim.advance(DEFAULT_LEASE_DURATION + Duration::from_secs(30));
+        let sent = notifier.tick(clock.now());
+        assert!(!notifier.holds(alert.fingerprint()));
+        let names: Vec<String> = sent
+            .iter()
+            .flat_map(|n| {
+                n.alerts.iter().map(|a| {
+                    a.alert
+                        .labels
+                        .get("alertname")
+                        .unwrap_or_default()
+                        .to_string()
+                })
+            })
+            .collect();
+        assert_eq!(
+            names,
+            ["Other"],
+            "only the alert of no known group is notified"
+        );
         shard.stop().await;
     }
 }
