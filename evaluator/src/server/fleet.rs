@@ -18,7 +18,7 @@ use crate::history::db::Database;
 use crate::history::fleet::{group_key, Fleet, FleetAround, FleetConfig, FleetMetrics, FleetView};
 use crate::history::leader::Ticks;
 use crate::history::lease::{Fence, Leases};
-use crate::history::restore::load_group_state;
+use crate::history::restore::load_notification_state;
 use crate::history::tracker::AlertTracker;
 use crate::history::writer::HistoryWriter;
 use crate::history::HistoryStore;
@@ -37,6 +37,10 @@ pub struct Shard {
     restored: Mutex<HashMap<String, i64>>,
     /// The rule group each alert sent to the notifier came from.
     origins: Arc<Mutex<Origins>>,
+    /// The fleet view under which the saved notification state was last
+    /// merged into the notifier: the groups taken under one view share
+    /// one read of it.
+    merged_under: tokio::sync::Mutex<Option<Arc<FleetView>>>,
     shutdown: CancellationToken,
 }
 
@@ -97,6 +101,7 @@ impl Shard {
             groups,
             restored: Mutex::default(),
             origins: Arc::default(),
+            merged_under: tokio::sync::Mutex::default(),
             shutdown,
         }
     }
@@ -222,10 +227,20 @@ impl ShardAdmission<'_> {
     /// log from the database, replacing whatever it held. False when the
     /// database did not answer (the group waits for its next slot rather
     /// than evaluating without its state).
-    async fn take(&self, group: &Mutex<RuleGroup>, key: &str, epoch: i64) -> bool {
+    async fn take(
+        &self,
+        group: &Mutex<RuleGroup>,
+        key: &str,
+        epoch: i64,
+        view: &Arc<FleetView>,
+    ) -> bool {
+        if let Err(error) = self.merge_notification_state(view).await {
+            tracing::warn!(group = key, %error, "cannot load what was notified; the rule group is evaluated once the database answers");
+            return false;
+        }
         let name = lock(group).name.clone();
-        let saved = match load_group_state(self.store, &name, self.clock.now()).await {
-            Ok(saved) => saved,
+        let snapshots = match self.store.load_group_snapshots(&name).await {
+            Ok(snapshots) => snapshots,
             Err(error) => {
                 tracing::warn!(group = key, %error, "cannot load the rule group's saved alert state; it is evaluated once the database answers");
                 return false;
@@ -235,13 +250,9 @@ impl ShardAdmission<'_> {
             let mut g = lock(group);
             let stale = fingerprints(&g.forget_alerts());
             self.tracker.forget_group(&g);
-            (stale, self.tracker.restore(&mut g, &saved.snapshots))
+            (stale, self.tracker.restore(&mut g, &snapshots))
         };
-        {
-            let mut notifier = self.notifier.lock().await;
-            notifier.forget(&stale);
-            saved.restore_notifier(&mut notifier, true);
-        }
+        self.notifier.lock().await.forget(&stale);
         self.shard.restored().insert(key.to_string(), epoch);
         tracing::info!(
             group = key,
@@ -250,6 +261,22 @@ impl ShardAdmission<'_> {
             "evaluating the rule group here from now on, its alert state restored"
         );
         true
+    }
+
+    /// Merges what was notified into the notifier, once per fleet view: the
+    /// first group taken under `view` reads it, the others taken under the
+    /// same view find it done.
+    async fn merge_notification_state(&self, view: &Arc<FleetView>) -> Result<(), String> {
+        let mut merged_under = self.shard.merged_under.lock().await;
+        if merged_under.as_ref().is_some_and(|v| Arc::ptr_eq(v, view)) {
+            return Ok(());
+        }
+        let saved = load_notification_state(self.store, self.clock.now())
+            .await
+            .map_err(|e| e.to_string())?;
+        saved.restore_notifier(&mut *self.notifier.lock().await, true);
+        *merged_under = Some(Arc::clone(view));
+        Ok(())
     }
 
     /// Puts `group` aside: it moved to another replica, which restores its
@@ -282,7 +309,7 @@ impl Admission for ShardAdmission<'_> {
                 if self.shard.restored().get(&key) == Some(&epoch) {
                     return true;
                 }
-                self.take(group, &key, epoch).await
+                self.take(group, &key, epoch, &view).await
             }
             None => {
                 if self.shard.restored().remove(&key).is_some() {
