@@ -649,6 +649,7 @@ impl Running {
         let sharded = shard.as_ref().map(|shard| super::fleet::ShardAdmission {
             shard,
             store: &durability.store,
+            writer: &durability.writer,
             tracker,
             notifier,
             clock,

@@ -154,6 +154,18 @@ impl Shard {
         self.groups.send_replace(Arc::new(group_keys(cfg)));
     }
 
+    /// Whether only one configured rule group is called `name` (alert
+    /// snapshots name their group, not its file).
+    pub fn group_name_is_unique(&self, name: &str) -> bool {
+        let suffix = format!("/{name}");
+        self.groups
+            .borrow()
+            .iter()
+            .filter(|key| key.ends_with(&suffix))
+            .count()
+            == 1
+    }
+
     /// The fence of `group`'s history writes while this replica holds it.
     pub fn fence(&self, group: &RuleGroup) -> Option<Fence> {
         self.view
@@ -217,6 +229,7 @@ fn group_keys(cfg: &ValidatedConfig) -> Vec<String> {
 pub struct ShardAdmission<'a> {
     pub shard: &'a Shard,
     pub store: &'a HistoryStore,
+    pub writer: &'a HistoryWriter,
     pub tracker: &'a AlertTracker,
     pub notifier: &'a Arc<tokio::sync::Mutex<Notifier>>,
     pub clock: &'a Arc<dyn Clock>,
@@ -246,13 +259,45 @@ impl ShardAdmission<'_> {
                 return false;
             }
         };
-        let (stale, restored) = {
+        let now = self.clock.now();
+        let (stale, restored, (closing, resolved)) = {
             let mut g = lock(group);
             let stale = fingerprints(&g.forget_alerts());
             self.tracker.forget_group(&g);
-            (stale, self.tracker.restore(&mut g, &snapshots))
+            let restored = self.tracker.restore(&mut g, &snapshots);
+            // Saved alerts of this group that no rule took back: their rule
+            // was removed while the fleet was down. Unless another file has
+            // a group of the same name (the snapshots name the group only).
+            let gone = if self.shard.group_name_is_unique(&name) {
+                self.tracker.not_taken_back(&snapshots, now)
+            } else {
+                Default::default()
+            };
+            (stale, restored, gone)
         };
-        self.notifier.lock().await.forget(&stale);
+        if !closing.is_empty() {
+            let Some(fence) = self.shard.view().fence(key) else {
+                return false;
+            };
+            tracing::info!(
+                group = key,
+                alerts = resolved.len(),
+                "closing the saved alerts of rules no longer in the group"
+            );
+            for write in closing {
+                let _ = self
+                    .writer
+                    .record(crate::history::store::HistoryWrite::Fenced {
+                        fence: fence.clone(),
+                        write: Box::new(write),
+                    });
+            }
+        }
+        {
+            let mut notifier = self.notifier.lock().await;
+            notifier.forget(&stale);
+            notifier.ingest(resolved, now);
+        }
         self.shard.restored().insert(key.to_string(), epoch);
         tracing::info!(
             group = key,
@@ -391,10 +436,28 @@ mod tests {
         let db = Database::connect(&url).await.unwrap();
         let store = HistoryStore::new(db.clone());
         let active_at = DateTime::<Utc>::from_timestamp(1_000, 0).unwrap();
+        // And a firing alert of a rule the group no longer has.
+        let gone_labels = Labels::from_pairs([("alertname", "Removed")]);
+        let gone = AlertSnapshot {
+            fingerprint: Fingerprint::of(&gone_labels),
+            rule: "Removed".into(),
+            labels: gone_labels,
+            state: HistoryState::Firing,
+            fired_at: Some(active_at),
+            ..pending_since(active_at)
+        };
         store
-            .save_snapshots(&[pending_since(active_at)])
+            .save_snapshots(&[pending_since(active_at), gone.clone()])
             .await
             .unwrap();
+        let writer_stop = CancellationToken::new();
+        let (writer, written) = HistoryWriter::spawn(
+            store.clone(),
+            crate::history::writer::WriterConfig::default(),
+            &Registry::new(),
+            writer_stop.clone(),
+        )
+        .unwrap();
 
         let (ticks, step): (Ticks, ManualTicks) = Ticks::manual();
         let clock: Arc<dyn Clock> = Arc::new(SimClock::new(active_at));
@@ -421,6 +484,7 @@ mod tests {
         let admission = ShardAdmission {
             shard: &shard,
             store: &store,
+            writer: &writer,
             tracker: &tracker,
             notifier: &notifier,
             clock: &clock,
@@ -449,6 +513,27 @@ mod tests {
             [(AlertState::Pending, active_at.timestamp_millis())],
             "the `for` timer runs on from when it started"
         );
+        let told = notifier.lock().await.snapshot();
+        let removed = told
+            .alerts
+            .iter()
+            .find(|a| a.alert.fingerprint() == gone.fingerprint)
+            .expect("the removed rule's alert goes to the notifier");
+        assert_eq!(
+            removed.alert.status_at(clock.now()),
+            crate::notify::alert::AlertStatus::Resolved,
+            "as resolved, so receivers told it fires hear it ended"
+        );
+        writer_stop.cancel();
+        written.await.unwrap();
+        let left: Vec<String> = store
+            .load_snapshots()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.rule)
+            .collect();
+        assert_eq!(left, ["Slow"], "the removed rule's snapshot is dropped");
 
         // The group goes (a reload removed it here): given back at the next
         // round, put aside at its next slot.
