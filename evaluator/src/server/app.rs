@@ -498,6 +498,17 @@ impl Running {
                     drain.clone(),
                 ),
             );
+            self.tasks.spawn(
+                "removed rule groups",
+                super::fleet::resolve_removed_groups(
+                    shard.removed_groups_sweep(),
+                    self.durability.store.clone(),
+                    self.durability.writer.clone(),
+                    Arc::clone(&self.notifier),
+                    Arc::clone(&self.clock),
+                    drain.clone(),
+                ),
+            );
             self.tasks.spawn("fleet readiness", async move {
                 loop {
                     if !view.borrow_and_update().members.is_empty() {

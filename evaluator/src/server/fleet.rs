@@ -173,6 +173,14 @@ impl Shard {
             .fence(&group_key(&group.file, &group.name))
     }
 
+    /// What the sweep of removed groups follows.
+    pub fn removed_groups_sweep(&self) -> RemovedGroupsSweep {
+        RemovedGroupsSweep {
+            view: self.view.clone(),
+            groups: self.groups.subscribe(),
+        }
+    }
+
     /// This replica's view of the fleet now.
     pub fn view(&self) -> Arc<FleetView> {
         Arc::clone(&self.view.borrow())
@@ -216,6 +224,92 @@ pub async fn forget_moved(
         }
         held = now;
     }
+}
+
+/// How often a sharded replica looks for saved alerts of rule groups that
+/// no configuration has any more.
+pub const REMOVED_GROUPS_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Every [`REMOVED_GROUPS_EVERY`] until `drain`, once the fleet's first
+/// round is in: the saved alerts of rule groups that this replica's config
+/// does not have and that no live replica holds (removed while the fleet
+/// was down — a running owner closes them itself on reload) are claimed one
+/// by one, so one replica alone closes each episode and tells receivers a
+/// firing one ended.
+pub async fn resolve_removed_groups(
+    fleet: RemovedGroupsSweep,
+    store: HistoryStore,
+    writer: HistoryWriter,
+    notifier: Arc<tokio::sync::Mutex<Notifier>>,
+    clock: Arc<dyn Clock>,
+    drain: CancellationToken,
+) {
+    let mut view = fleet.view.clone();
+    loop {
+        if !view.borrow_and_update().members.is_empty() {
+            if let Err(error) =
+                resolve_removed_once(&fleet, &store, &writer, &notifier, &clock).await
+            {
+                tracing::warn!(%error, "cannot look for the saved alerts of removed rule groups; trying again later");
+            }
+        }
+        tokio::select! {
+            () = drain.cancelled() => return,
+            () = clock.sleep(REMOVED_GROUPS_EVERY) => {}
+        }
+    }
+}
+
+/// What [`resolve_removed_groups`] follows of the fleet: its view, and
+/// this replica's configured groups.
+pub struct RemovedGroupsSweep {
+    view: watch::Receiver<Arc<FleetView>>,
+    groups: watch::Receiver<Arc<Vec<String>>>,
+}
+
+async fn resolve_removed_once(
+    fleet: &RemovedGroupsSweep,
+    store: &HistoryStore,
+    writer: &HistoryWriter,
+    notifier: &tokio::sync::Mutex<Notifier>,
+    clock: &Arc<dyn Clock>,
+) -> Result<(), crate::history::HistoryError> {
+    let view = Arc::clone(&fleet.view.borrow());
+    let configured = Arc::clone(&fleet.groups.borrow());
+    let removed: Vec<String> = store
+        .saved_group_names()
+        .await?
+        .into_iter()
+        .filter(|name| {
+            let suffix = format!("/{name}");
+            let named = |key: &String| key.ends_with(&suffix);
+            !configured.iter().any(named) && !view.owners.keys().any(named)
+        })
+        .collect();
+    for name in removed {
+        let mut claimed = Vec::new();
+        for snapshot in store.load_group_snapshots(&name).await? {
+            if store.claim_snapshot(snapshot.fingerprint, &name).await? {
+                claimed.push(snapshot);
+            }
+        }
+        if claimed.is_empty() {
+            continue;
+        }
+        let now = clock.now();
+        let (writes, resolved) = crate::history::tracker::rule_gone(&claimed, now);
+        tracing::info!(
+            group = name,
+            alerts = claimed.len(),
+            resolved = resolved.len(),
+            "closing the saved alerts of a rule group no replica has any more"
+        );
+        for write in writes {
+            let _ = writer.record(write);
+        }
+        notifier.lock().await.ingest(resolved, now);
+    }
+    Ok(())
 }
 
 fn group_keys(cfg: &ValidatedConfig) -> Vec<String> {
@@ -616,6 +710,137 @@ mod tests {
             names,
             ["Other"],
             "only the alert of no known group is notified"
+        );
+        shard.stop().await;
+    }
+
+    #[tokio::test]
+    async fn saved_alerts_of_a_group_no_replica_has_are_resolved_once_and_a_held_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("h.db").display());
+        let db = Database::connect(&url).await.unwrap();
+        let store = HistoryStore::new(db.clone());
+        let at = DateTime::<Utc>::from_timestamp(1_000, 0).unwrap();
+        let firing_in = |group: &str, name: &str| {
+            let labels = Labels::from_pairs([("alertname", name)]);
+            AlertSnapshot {
+                fingerprint: Fingerprint::of(&labels),
+                rule: name.into(),
+                group_name: group.into(),
+                labels,
+                state: HistoryState::Firing,
+                fired_at: Some(at),
+                ..pending_since(at)
+            }
+        };
+        store
+            .save_snapshots(&[
+                firing_in("removed", "Orphan"),
+                firing_in("elsewhere", "HeldByAnother"),
+                firing_in("g", "Mine"),
+            ])
+            .await
+            .unwrap();
+        // Another replica (with another config) holds group `elsewhere`.
+        let leases = Leases::new(db.clone());
+        leases
+            .acquire(
+                "group//rules/x.yaml/elsewhere",
+                "other",
+                Duration::from_secs(60),
+                false,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+
+        let (ticks, step): (Ticks, ManualTicks) = Ticks::manual();
+        let clock: Arc<dyn Clock> = Arc::new(SimClock::new(at));
+        let key = group_key(Path::new("/rules/r.yaml"), "g");
+        let (groups_tx, groups_rx) = watch::channel(Arc::new(vec![key]));
+        let shutdown = CancellationToken::new();
+        let fleet = Fleet::start(
+            leases,
+            FleetConfig::new(DEFAULT_LEASE_DURATION, DEFAULT_HEARTBEAT),
+            groups_rx,
+            FleetAround {
+                writer: None,
+                metrics: FleetMetrics::register(&Registry::new()).unwrap(),
+            },
+            ticks,
+            Arc::clone(&clock),
+            shutdown.clone(),
+        );
+        let shard = Shard::new(fleet, groups_tx, shutdown);
+        step.step().await;
+        let writer_stop = CancellationToken::new();
+        let (writer, written) = HistoryWriter::spawn(
+            store.clone(),
+            crate::history::writer::WriterConfig::default(),
+            &Registry::new(),
+            writer_stop.clone(),
+        )
+        .unwrap();
+        let notifier = Arc::new(tokio::sync::Mutex::new(Notifier::new(Arc::new(
+            notify_config("route: {receiver: r}\nreceivers: [{name: r}]\n"),
+        ))));
+        let sweep = shard.removed_groups_sweep();
+        resolve_removed_once(&sweep, &store, &writer, &notifier, &clock)
+            .await
+            .unwrap();
+        // A second sweep (another replica's, say) finds nothing to claim.
+        resolve_removed_once(&sweep, &store, &writer, &notifier, &clock)
+            .await
+            .unwrap();
+
+        let told: Vec<(String, crate::notify::alert::AlertStatus)> = notifier
+            .lock()
+            .await
+            .snapshot()
+            .alerts
+            .iter()
+            .map(|a| {
+                (
+                    a.alert
+                        .labels
+                        .get("alertname")
+                        .unwrap_or_default()
+                        .to_string(),
+                    a.alert.status_at(clock.now()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            told,
+            [(
+                "Orphan".to_string(),
+                crate::notify::alert::AlertStatus::Resolved
+            )],
+            "only the removed group's alert ends, once"
+        );
+        writer_stop.cancel();
+        written.await.unwrap();
+        let mut left: Vec<String> = store
+            .load_snapshots()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.rule)
+            .collect();
+        left.sort();
+        assert_eq!(left, ["HeldByAnother", "Mine"]);
+        let episodes: Vec<(String, bool)> = store
+            .query(&crate::history::store::HistoryQuery::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|e| (e.rule, e.ends_at.is_some()))
+            .collect();
+        assert_eq!(
+            episodes,
+            [("Orphan".to_string(), true)],
+            "the removed group's episode is written closed"
         );
         shard.stop().await;
     }
