@@ -523,40 +523,12 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_taken_group_gets_its_pending_timer_back_and_a_lost_one_is_put_aside() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("h.db").display());
-        let db = Database::connect(&url).await.unwrap();
-        let store = HistoryStore::new(db.clone());
-        let active_at = DateTime::<Utc>::from_timestamp(1_000, 0).unwrap();
-        // And a firing alert of a rule the group no longer has.
-        let gone_labels = Labels::from_pairs([("alertname", "Removed")]);
-        let gone = AlertSnapshot {
-            fingerprint: Fingerprint::of(&gone_labels),
-            rule: "Removed".into(),
-            labels: gone_labels,
-            state: HistoryState::Firing,
-            fired_at: Some(active_at),
-            ..pending_since(active_at)
-        };
-        store
-            .save_snapshots(&[pending_since(active_at), gone.clone()])
-            .await
-            .unwrap();
-        let writer_stop = CancellationToken::new();
-        let (writer, written) = HistoryWriter::spawn(
-            store.clone(),
-            crate::history::writer::WriterConfig::default(),
-            &Registry::new(),
-            writer_stop.clone(),
-        )
-        .unwrap();
-
+    /// A shard of group `/rules/r.yaml` `g` alone, on `db`, whose rounds
+    /// run when the returned ticks step.
+    fn shard_of_g(db: Database, clock: &Arc<dyn Clock>) -> (Shard, ManualTicks) {
         let (ticks, step): (Ticks, ManualTicks) = Ticks::manual();
-        let clock: Arc<dyn Clock> = Arc::new(SimClock::new(active_at));
         let key = group_key(Path::new("/rules/r.yaml"), "g");
-        let (groups_tx, groups_rx) = watch::channel(Arc::new(vec![key.clone()]));
+        let (groups_tx, groups_rx) = watch::channel(Arc::new(vec![key]));
         let shutdown = CancellationToken::new();
         let fleet = Fleet::start(
             Leases::new(db),
@@ -567,10 +539,66 @@ mod tests {
                 metrics: FleetMetrics::register(&Registry::new()).unwrap(),
             },
             ticks,
-            Arc::clone(&clock),
+            Arc::clone(clock),
             shutdown.clone(),
         );
-        let shard = Shard::new(fleet, groups_tx, shutdown);
+        (Shard::new(fleet, groups_tx, shutdown), step)
+    }
+
+    /// A history writer on `store`; cancel the token and await the handle
+    /// to have every write in.
+    fn history_writer(
+        store: &HistoryStore,
+    ) -> (
+        HistoryWriter,
+        tokio::task::JoinHandle<crate::history::writer::WriterSummary>,
+        CancellationToken,
+    ) {
+        let stop = CancellationToken::new();
+        let (writer, written) = HistoryWriter::spawn(
+            store.clone(),
+            crate::history::writer::WriterConfig::default(),
+            &Registry::new(),
+            stop.clone(),
+        )
+        .unwrap();
+        (writer, written, stop)
+    }
+
+    /// A saved firing alert `name` of group `group`, since `at`.
+    fn firing_in(group: &str, name: &str, at: DateTime<Utc>) -> AlertSnapshot {
+        let labels = Labels::from_pairs([("alertname", name)]);
+        AlertSnapshot {
+            fingerprint: Fingerprint::of(&labels),
+            rule: name.into(),
+            group_name: group.into(),
+            labels,
+            state: HistoryState::Firing,
+            fired_at: Some(at),
+            ..pending_since(at)
+        }
+    }
+
+    async fn sqlite(dir: &tempfile::TempDir) -> Database {
+        let url = format!("sqlite://{}", dir.path().join("h.db").display());
+        Database::connect(&url).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_taken_group_gets_its_pending_timer_back_and_a_lost_one_is_put_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sqlite(&dir).await;
+        let store = HistoryStore::new(db.clone());
+        let active_at = DateTime::<Utc>::from_timestamp(1_000, 0).unwrap();
+        // And a firing alert of a rule the group no longer has.
+        let gone = firing_in("g", "Removed", active_at);
+        store
+            .save_snapshots(&[pending_since(active_at), gone.clone()])
+            .await
+            .unwrap();
+        let (writer, written, writer_stop) = history_writer(&store);
+        let clock: Arc<dyn Clock> = Arc::new(SimClock::new(active_at));
+        let (shard, step) = shard_of_g(db, &clock);
         let tracker = AlertTracker::default();
         let notifier = Arc::new(tokio::sync::Mutex::new(Notifier::new(Arc::new(
             notify_config("route: {receiver: r}\nreceivers: [{name: r}]\n"),
@@ -642,28 +670,10 @@ mod tests {
     #[tokio::test]
     async fn a_replica_frozen_past_its_lease_forgets_the_groups_alerts_before_flushing_them() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("h.db").display());
-        let db = Database::connect(&url).await.unwrap();
         let start = DateTime::<Utc>::from_timestamp(1_000, 0).unwrap();
-        let (ticks, step): (Ticks, ManualTicks) = Ticks::manual();
         let sim = Arc::new(SimClock::new(start));
         let clock: Arc<dyn Clock> = sim.clone();
-        let key = group_key(Path::new("/rules/r.yaml"), "g");
-        let (groups_tx, groups_rx) = watch::channel(Arc::new(vec![key]));
-        let shutdown = CancellationToken::new();
-        let fleet = Fleet::start(
-            Leases::new(db),
-            FleetConfig::new(DEFAULT_LEASE_DURATION, DEFAULT_HEARTBEAT),
-            groups_rx,
-            FleetAround {
-                writer: None,
-                metrics: FleetMetrics::register(&Registry::new()).unwrap(),
-            },
-            ticks,
-            Arc::clone(&clock),
-            shutdown.clone(),
-        );
-        let shard = Shard::new(fleet, groups_tx, shutdown);
+        let (shard, step) = shard_of_g(sqlite(&dir).await, &clock);
         step.step().await;
         let mut notifier = Notifier::new(Arc::new(notify_config(
             "route: {receiver: r, group_wait: 30s}\nreceivers: [{name: r, console_configs: [{}]}]\n",
@@ -717,33 +727,19 @@ mod tests {
     #[tokio::test]
     async fn saved_alerts_of_a_group_no_replica_has_are_resolved_once_and_a_held_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("h.db").display());
-        let db = Database::connect(&url).await.unwrap();
+        let db = sqlite(&dir).await;
         let store = HistoryStore::new(db.clone());
         let at = DateTime::<Utc>::from_timestamp(1_000, 0).unwrap();
-        let firing_in = |group: &str, name: &str| {
-            let labels = Labels::from_pairs([("alertname", name)]);
-            AlertSnapshot {
-                fingerprint: Fingerprint::of(&labels),
-                rule: name.into(),
-                group_name: group.into(),
-                labels,
-                state: HistoryState::Firing,
-                fired_at: Some(at),
-                ..pending_since(at)
-            }
-        };
         store
             .save_snapshots(&[
-                firing_in("removed", "Orphan"),
-                firing_in("elsewhere", "HeldByAnother"),
-                firing_in("g", "Mine"),
+                firing_in("removed", "Orphan", at),
+                firing_in("elsewhere", "HeldByAnother", at),
+                firing_in("g", "Mine", at),
             ])
             .await
             .unwrap();
         // Another replica (with another config) holds group `elsewhere`.
-        let leases = Leases::new(db.clone());
-        leases
+        Leases::new(db.clone())
             .acquire(
                 "group//rules/x.yaml/elsewhere",
                 "other",
@@ -754,33 +750,10 @@ mod tests {
             .unwrap()
             .unwrap();
 
-        let (ticks, step): (Ticks, ManualTicks) = Ticks::manual();
         let clock: Arc<dyn Clock> = Arc::new(SimClock::new(at));
-        let key = group_key(Path::new("/rules/r.yaml"), "g");
-        let (groups_tx, groups_rx) = watch::channel(Arc::new(vec![key]));
-        let shutdown = CancellationToken::new();
-        let fleet = Fleet::start(
-            leases,
-            FleetConfig::new(DEFAULT_LEASE_DURATION, DEFAULT_HEARTBEAT),
-            groups_rx,
-            FleetAround {
-                writer: None,
-                metrics: FleetMetrics::register(&Registry::new()).unwrap(),
-            },
-            ticks,
-            Arc::clone(&clock),
-            shutdown.clone(),
-        );
-        let shard = Shard::new(fleet, groups_tx, shutdown);
+        let (shard, step) = shard_of_g(db, &clock);
         step.step().await;
-        let writer_stop = CancellationToken::new();
-        let (writer, written) = HistoryWriter::spawn(
-            store.clone(),
-            crate::history::writer::WriterConfig::default(),
-            &Registry::new(),
-            writer_stop.clone(),
-        )
-        .unwrap();
+        let (writer, written, writer_stop) = history_writer(&store);
         let notifier = Arc::new(tokio::sync::Mutex::new(Notifier::new(Arc::new(
             notify_config("route: {receiver: r}\nreceivers: [{name: r}]\n"),
         ))));
