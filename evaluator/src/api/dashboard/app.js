@@ -16,7 +16,7 @@
 
   const {
     el, svg, clear, storageGet, storageSet, parseTime, formatDuration, isoLocal, isoUtc, timeAt,
-    labelList, badge, parseDuration, api, getToken, setToken,
+    labelList, badge, parseDuration, api, getToken, setToken, cleanPath,
   } = window.Vigil;
   const $ = (id) => document.getElementById(id);
 
@@ -68,21 +68,6 @@
     for (const node of document.querySelectorAll("[data-ongoing-since]")) {
       node.textContent = formatDuration(now - Number(node.getAttribute("data-ongoing-since"))) + " (ongoing)";
     }
-  }
-
-  // A rule file's path without "dir/../" detours and "./" steps:
-  // "examples/../rules/http.yaml" is "rules/http.yaml".
-  function cleanPath(path) {
-    const text = String(path || "");
-    const absolute = text.startsWith("/");
-    const out = [];
-    for (const part of text.split("/")) {
-      if (part === "" || part === ".") continue;
-      if (part === ".." && out.length > 0 && out[out.length - 1] !== "..") out.pop();
-      else if (part === ".." && absolute) continue;
-      else out.push(part);
-    }
-    return (absolute ? "/" : "") + out.join("/");
   }
 
   function severityRank(labels) {
@@ -290,7 +275,7 @@
     silenceButton.addEventListener("click", () => openSilenceDialog(a.labels));
     const ackButton = el("button", {
       type: "button", class: "ack",
-      "aria-label": "Acknowledge " + description,
+      "aria-label": (ack ? "Acknowledged: " : "Acknowledge ") + description,
       disabled: !!ack,
     }, ack ? "Acknowledged" : "Acknowledge");
     ackButton.addEventListener("click", () => openAckDialog(a.labels));
@@ -437,7 +422,8 @@
       for (const t of list) {
         const health = t.health || "unknown";
         total += 1;
-        if (health !== "up") down += 1;
+        // "unknown" is a target not scraped yet, not a broken one.
+        if (health === "down") down += 1;
         rows.push(el("tr", { "data-health": health },
           el("th", { scope: "row" }, t.scrapeUrl || ""),
           el("td", null, t.scrapePool || ""),
@@ -449,7 +435,7 @@
       }
       return rows;
     });
-    if (result.ok) summarise("targets", total, down, "not up");
+    if (result.ok) summarise("targets", total, down, "down");
   }
 
   // The last test result per receiver, kept across refreshes.
@@ -460,7 +446,7 @@
       const rows = [];
       for (const r of Array.isArray(result.data) ? result.data : []) {
         const test = el("button", { type: "button", class: "test-receiver",
-          "aria-label": "Send a test notification to receiver " + r.name }, "Send test");
+          "aria-label": "Send test notification to receiver " + r.name }, "Send test");
         const outcome = el("td", { class: "receiver-test", "aria-live": "polite" });
         test.addEventListener("click", () => testReceiver(r.name, test, outcome));
         showReceiverTest(outcome, receiverTests.get(r.name));
@@ -563,16 +549,16 @@
           type: "button", class: "details",
           "aria-expanded": open ? "true" : "false",
           "aria-controls": detailsId,
-          "aria-label": "Events and notifications of " + (e.rule || "alert") + " " + labelText(e.labels || {}),
+          "aria-label": (open ? "Hide" : "Show") + " events and notifications of " + (e.rule || "alert") + " " + labelText(e.labels || {}),
         }, open ? "Hide" : "Show");
         const ack = e.ack
           ? el("span", null, e.ack.by, el("div", { class: "muted small" },
             timeAt(parseTime(e.ack.at)), e.ack.comment ? " — " + e.ack.comment : ""))
           : el("span", { class: "muted" }, "no");
-        // Each episode padded by a tenth of its length (at least 30 s) on
-        // both sides.
+        // Each episode padded by a tenth of its length (at least a second)
+        // on both sides.
         const length = started === null ? 0 : last - started;
-        const pad = Math.max(30e3, length / 10);
+        const pad = Math.max(1000, length / 10);
         const [from, to] = historyScale === "episode" && started !== null
           ? [started - pad, last + pad]
           : [now - span, now];
@@ -585,8 +571,11 @@
             "aria-label": "Graph of " + (e.rule || "the rule") + " during this episode",
           }, "Graph")
           : null;
-        // The timeline slides with the clock: such rows are redrawn each minute.
-        const sig = JSON.stringify([e, historyScale, !!graph, Math.floor(now / 60000)]);
+        // The timeline moves with the clock: a row is redrawn each minute,
+        // an ongoing episode on its own scale whenever that scale grew by
+        // about a twentieth (every 5 s while it is young).
+        const every = historyScale === "episode" && ended === null ? Math.max(5000, length / 20) : 60000;
+        const sig = JSON.stringify([e, historyScale, !!graph, Math.floor(now / every)]);
         rows.push(el("tr", { "data-episode": id, "data-sig": sig, "data-rule": e.rule || "" },
           el("td", null, severityBadge(e.severity)),
           el("th", { scope: "row" }, e.rule || (e.labels && e.labels.alertname) || ""),
@@ -673,6 +662,7 @@
       openDetails.delete(id);
       button.setAttribute("aria-expanded", "false");
       button.textContent = "Show";
+      button.setAttribute("aria-label", button.getAttribute("aria-label").replace(/^Hide/, "Show"));
       row.hidden = true;
       return;
     }
@@ -684,6 +674,7 @@
     row.hidden = false;
     button.setAttribute("aria-expanded", "true");
     button.textContent = "Hide";
+    button.setAttribute("aria-label", button.getAttribute("aria-label").replace(/^Show/, "Hide"));
     const result = await api("/api/vigil/v1/history/" + encodeURIComponent(id));
     const content = result.ok ? episodeDetails(result.data || {})
       : el("p", { class: "error" }, result.missing ? "Details are not available." : "Cannot load: " + result.error);

@@ -226,9 +226,24 @@ window.Vigil = (function () {
     return { ok: true, status, data: body };
   }
 
+  // A rule file's path without "dir/../" detours and "./" steps:
+  // "examples/../rules/http.yaml" is "rules/http.yaml".
+  function cleanPath(path) {
+    const text = String(path || "");
+    const absolute = text.startsWith("/");
+    const out = [];
+    for (const part of text.split("/")) {
+      if (part === "" || part === ".") continue;
+      if (part === ".." && out.length > 0 && out[out.length - 1] !== "..") out.pop();
+      else if (part === ".." && absolute) continue;
+      else out.push(part);
+    }
+    return (absolute ? "/" : "") + out.join("/");
+  }
+
   return {
     el, svg, setAttrs, append, clear, storageGet, storageSet,
     parseTime, formatDuration, isoLocal, isoUtc, timeAt,
-    labelList, badge, parseDuration, api, getToken, setToken,
+    labelList, badge, parseDuration, api, getToken, setToken, cleanPath,
   };
 })();

@@ -9,7 +9,7 @@
 "use strict";
 
 (function () {
-  const { el, clear, parseTime, formatDuration, isoLocal, isoUtc, parseDuration, api } = window.Vigil;
+  const { el, clear, parseTime, formatDuration, isoLocal, isoUtc, parseDuration, api, cleanPath } = window.Vigil;
   const $ = (id) => document.getElementById(id);
 
   const DEFAULT_RANGE = "1h";
@@ -119,7 +119,8 @@
     const tableTab = el("button", { type: "button", class: "tab tab-table", "aria-pressed": settings.tab === 1 ? "true" : "false" }, "Table");
     const status = el("p", { class: "panel-status", role: "status" });
     const ruleBox = el("div", { class: "rule-box", hidden: true });
-    const plotBox = el("div", { class: "plot", hidden: settings.tab !== 0 });
+    // Focusable: a legend wider than the page scrolls, by keyboard too.
+    const plotBox = el("div", { class: "plot", hidden: settings.tab !== 0, tabindex: "0", role: "region", "aria-label": "Graph of panel " + (n + 1) });
     const intervalsList = el("ul", { class: "intervals small", hidden: true });
     const tableBox = el("div", { class: "table-wrap result-table", hidden: settings.tab !== 1, tabindex: "0", role: "region", "aria-label": "Result table of panel " + (n + 1) });
     const form = el("form", { class: "query-form", autocomplete: "off" },
@@ -218,7 +219,7 @@
     panel.ruleBox.hidden = false;
     if (!result.ok) {
       panel.ruleBox.appendChild(el("p", { class: "error-text" },
-        "The rule of this link (" + r.group + ", rule " + (Number(r.index) + 1) + " of " + r.file + ") cannot be shown: " +
+        "The rule of this link (" + r.group + ", rule " + (Number(r.index) + 1) + " of " + cleanPath(r.file) + ") cannot be shown: " +
         (result.missing ? "this evaluator does not serve /api/vigil/v1/rule." : result.error)));
       panel.rule = null;
       return null;
@@ -230,7 +231,7 @@
       el("strong", { class: "rule-name" }, rule.name),
       labels ? " (" + labels + ")" : "",
       el("span", { class: "muted" }, " — " + rule.type + " rule " + (rule.index + 1) + " of group " + rule.group +
-        " in " + rule.file + (rule.forSeconds ? ", for " + formatDuration(rule.forSeconds * 1000) : ""))));
+        " in " + cleanPath(rule.file) + (rule.forSeconds ? ", for " + formatDuration(rule.forSeconds * 1000) : ""))));
     panel.ruleBox.appendChild(el("code", { class: "rule-expr" }, rule.expr));
     const summary = rule.annotations && rule.annotations.summary;
     if (summary) panel.ruleBox.appendChild(el("p", { class: "muted small" }, "Summary template: " + summary));
@@ -305,7 +306,7 @@
     const xs = Array.from(times).sort((a, b) => a - b);
     const at = new Map(xs.map((t, i) => [t, i]));
     const columns = [xs];
-    const seriesOpts = [{}];
+    const seriesOpts = [{ label: "Time", value: (u, v) => (v === null || v === undefined ? "—" : isoLocal(v * 1000)) }];
     series.forEach((s, i) => {
       const ys = new Array(xs.length).fill(null);
       for (const [t, v] of s.values || []) {
@@ -389,12 +390,20 @@
     const fg = cssVar("--fg", "#1f2328");
     const grid = cssVar("--line", "#d1d9e0");
     const axis = { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
+    // Time ticks in 24-hour local time: seconds when ticks are under a
+    // minute apart, the date when they are a day or more apart.
+    // (uPlot passes the tick increment, in seconds, fifth.)
+    const timeTicks = (u, splits, axisIdx, space, incr) => splits.map((t) => {
+      const iso = isoLocal(t * 1000);
+      if (incr >= 86400) return iso.slice(0, 10);
+      return incr < 60 ? iso.slice(11, 19) : iso.slice(11, 16);
+    });
     const opts = {
       width: Math.max(280, panel.plotBox.clientWidth || panel.section.clientWidth || 800),
       height: HEIGHT,
       series: seriesOpts,
       scales: { x: { time: true, min: xRange[0], max: xRange[1] } },
-      axes: [Object.assign({}, axis), Object.assign({ size: 60, values: (u, vals) => vals.map(number) }, axis)],
+      axes: [Object.assign({ values: timeTicks }, axis), Object.assign({ size: 60, values: (u, vals) => vals.map(number) }, axis)],
       cursor: { drag: { x: true, y: false } },
       legend: { live: true },
       hooks: {
