@@ -284,7 +284,11 @@ struct RuleViewJson<'a> {
 }
 
 /// The group `name` of `file` (as `/api/v1/rules` shows it).
-fn find_group(state: &AppState, file: &str, name: &str) -> Option<Arc<std::sync::Mutex<RuleGroup>>> {
+fn find_group(
+    state: &AppState,
+    file: &str,
+    name: &str,
+) -> Option<Arc<std::sync::Mutex<RuleGroup>>> {
     state.current_rule_groups().into_iter().find(|h| {
         let g = h.lock().unwrap_or_else(|e| e.into_inner());
         g.name == name && g.file.display().to_string() == file
@@ -310,7 +314,10 @@ async fn rule(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, 
     let group_name = required(&params, "group")?;
     let index_text = required(&params, "index")?;
     let index: usize = index_text.parse().map_err(|_| {
-        VigilApiError::bad("index", format!("{index_text:?} is not a whole number from 0"))
+        VigilApiError::bad(
+            "index",
+            format!("{index_text:?} is not a whole number from 0"),
+        )
     })?;
     let (start, end) = params.range()?;
     let now = DateTime::<Utc>::from_timestamp_millis(state.clock.now_ms()).unwrap_or_default();
@@ -391,7 +398,13 @@ async fn rule(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, 
             Some(&a.spec().annotations),
             ValueFormat::of_annotations(&a.spec().annotations),
         ),
-        Rule::Recording(r) => ("recording", 0.0, &r.spec().labels, None, ValueFormat::Humanize),
+        Rule::Recording(r) => (
+            "recording",
+            0.0,
+            &r.spec().labels,
+            None,
+            ValueFormat::Humanize,
+        ),
     };
     let view = RuleViewJson {
         file: &source.file,
@@ -426,7 +439,10 @@ mod tests {
     #[test]
     fn the_value_is_written_as_the_summary_writes_it() {
         let shipped = annotations(&[
-            ("summary", "{{ $labels.route }} fails {{ $value | humanizePercentage }} of requests"),
+            (
+                "summary",
+                "{{ $labels.route }} fails {{ $value | humanizePercentage }} of requests",
+            ),
             ("description", "now {{ $value | humanizeDuration }}"),
         ]);
         let format = ValueFormat::of_annotations(&shipped);
@@ -443,7 +459,10 @@ mod tests {
         assert_eq!(ValueFormat::of_annotations(&called), ValueFormat::Duration);
         assert_eq!(ValueFormat::Duration.write(1.5), "1.5s");
         let other = annotations(&[("zz", "{{ $value | humanize1024 }}")]);
-        assert_eq!(ValueFormat::of_annotations(&other), ValueFormat::Humanize1024);
+        assert_eq!(
+            ValueFormat::of_annotations(&other),
+            ValueFormat::Humanize1024
+        );
     }
 
     #[test]
@@ -471,7 +490,14 @@ mod tests {
 
     #[test]
     fn other_expressions_have_no_threshold() {
-        for expr in ["up", "x > bool 1", "x > y", "x + 1", "absent(up)", "not promql ("] {
+        for expr in [
+            "up",
+            "x > bool 1",
+            "x > y",
+            "x + 1",
+            "absent(up)",
+            "not promql (",
+        ] {
             assert_eq!(Threshold::of(expr), None, "{expr}");
         }
     }

@@ -111,17 +111,16 @@ pub fn to_notifier_alerts(
 ) -> Vec<Alert> {
     alerts
         .into_iter()
-        .map(|a| {
-            let source = match rule_index_of(group, &a) {
-                Some(index) => RuleSource::of(group, index),
-                None => RuleSource {
-                    file: group.file.display().to_string(),
-                    group: group.name.clone(),
-                    index: 0,
-                    expr: String::new(),
-                },
-            };
-            to_notifier_alert(a, &source, external_url)
+        .map(|a| match rule_index_of(group, &a) {
+            Some(index) => to_notifier_alert(a, &RuleSource::of(group, index), external_url),
+            // No rule of its name (cannot happen for an alert the group
+            // just evaluated): the graph view, empty, rather than a link
+            // naming the wrong rule.
+            None => {
+                let mut alert = to_notifier_alert(a, &RuleSource::of(group, 0), external_url);
+                alert.generator_url = format!("{}/graph", external_url.trim_end_matches('/'));
+                alert
+            }
         })
         .collect()
 }

@@ -625,7 +625,7 @@
   // A bar across [from, to]: pending from start to fire, firing until the
   // end (or now).
   function timeline(from, to, started, fired, ended, now) {
-    const width = 240;
+    const width = 200;
     const height = 14;
     const x = (t) => Math.max(0, Math.min(width, ((t - from) / (to - from)) * width));
     const end = ended === null ? now : ended;

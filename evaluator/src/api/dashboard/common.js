@@ -121,7 +121,8 @@ window.Vigil = (function () {
     const list = el("ul", { class: "labels" });
     for (const name of Object.keys(labels || {}).sort()) {
       if (skip && skip.includes(name)) continue;
-      list.appendChild(el("li", { class: "label" }, name + "=" + labels[name]));
+      // Long values are cut with an ellipsis; the whole pair on hover.
+      list.appendChild(el("li", { class: "label", title: name + "=" + labels[name] }, name + "=" + labels[name]));
     }
     return list;
   }

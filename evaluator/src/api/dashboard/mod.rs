@@ -90,9 +90,15 @@ const FILES: [(&str, &Asset); 7] = [
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     let mut router = Router::new()
         .route("/", get(|h: HeaderMap| async move { serve(&INDEX, &h) }))
-        .route("/graph", get(|h: HeaderMap| async move { serve(&GRAPH, &h) }));
+        .route(
+            "/graph",
+            get(|h: HeaderMap| async move { serve(&GRAPH, &h) }),
+        );
     for (path, asset) in FILES {
-        router = router.route(path, get(move |h: HeaderMap| async move { serve(asset, &h) }));
+        router = router.route(
+            path,
+            get(move |h: HeaderMap| async move { serve(asset, &h) }),
+        );
     }
     router
 }
@@ -178,7 +184,10 @@ mod tests {
                 "/dashboard/vendor/uplot/uPlot.iife.min.js",
                 "text/javascript; charset=utf-8",
             ),
-            ("/dashboard/vendor/uplot/uPlot.min.css", "text/css; charset=utf-8"),
+            (
+                "/dashboard/vendor/uplot/uPlot.min.css",
+                "text/css; charset=utf-8",
+            ),
             ("/dashboard/style.css", "text/css; charset=utf-8"),
             ("/dashboard/favicon.svg", "image/svg+xml"),
         ] {
@@ -207,7 +216,9 @@ mod tests {
         let graph = body_of(get("/graph", None).await).await;
         for script in ["vendor/uplot/uPlot.iife.min.js", "common.js", "graph.js"] {
             assert!(
-                graph.contains(&format!(r#"<script src="/dashboard/{script}" defer></script>"#)),
+                graph.contains(&format!(
+                    r#"<script src="/dashboard/{script}" defer></script>"#
+                )),
                 "{graph}"
             );
         }

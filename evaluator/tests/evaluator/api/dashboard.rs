@@ -252,7 +252,7 @@ impl Drop for Browser {
 /// Two rules sharing the alert name `ErrorRatioHigh`, as the shipped
 /// `rules/http.yaml` has: warning above 0.1, critical above 0.3, both
 /// firing at once on the value 0.5 (which their summaries humanise as a
-/// percentage). Loaded through `conf/../levels.yaml`, a path the page
+/// percentage); the warning carries a long label, which must not wrap. Loaded through `conf/../levels.yaml`, a path the page
 /// must show cleaned.
 const LEVEL_RULES: &str = r#"groups:
 - name: levels
@@ -262,7 +262,7 @@ const LEVEL_RULES: &str = r#"groups:
   - alert: ErrorRatioHigh
     expr: vector(0.5) > 0.1
     for: 0s
-    labels: {severity: warning}
+    labels: {severity: warning, url: 'http://127.0.0.1:9310/a/rather/long/path/to/a/flaky/endpoint'}
     annotations:
       summary: 'fails {{ $value | humanizePercentage }} of requests'
       description: 'More than 10% fail; <b>not bold</b>'
@@ -633,12 +633,7 @@ async fn alert_rows_are_ordered_by_severity_with_summary_humanised_value_iso_tim
     let rows = rows.as_array().unwrap();
     let order: Vec<(&str, &str)> = rows
         .iter()
-        .map(|r| {
-            (
-                r["name"].as_str().unwrap(),
-                r["severity"].as_str().unwrap(),
-            )
-        })
+        .map(|r| (r["name"].as_str().unwrap(), r["severity"].as_str().unwrap()))
         .collect();
     // critical and page rank first (oldest first between them), warning after.
     assert_eq!(order.len(), 3, "{rows:#?}");
@@ -661,10 +656,20 @@ async fn alert_rows_are_ordered_by_severity_with_summary_humanised_value_iso_tim
     assert_eq!(warning["value"], "50%", "humanised as the summary does");
     assert_eq!(row("page")["value"], "1", "humanize by default");
     // Annotations are text: the markup in the description shows as typed.
-    assert_eq!(warning["description"], "More than 10% fail; <b>not bold</b>");
+    assert_eq!(
+        warning["description"],
+        "More than 10% fail; <b>not bold</b>"
+    );
     assert_eq!(warning["boldTags"], 0);
-    assert_eq!(warning["runbook"], "https://example.invalid/runbooks#errors");
-    assert_eq!(critical["runbook"], Value::Null, "a javascript: URL is no link");
+    assert_eq!(
+        warning["runbook"],
+        "https://example.invalid/runbooks#errors"
+    );
+    assert_eq!(
+        critical["runbook"],
+        Value::Null,
+        "a javascript: URL is no link"
+    );
     for r in rows {
         let ago = r["ago"].as_str().unwrap();
         assert!(ago.ends_with(" ago"), "{r}");
@@ -685,7 +690,10 @@ async fn alert_rows_are_ordered_by_severity_with_summary_humanised_value_iso_tim
         "{graph}"
     );
     assert!(
-        warning["graph"].as_str().unwrap().ends_with("&g0.rule_index=1"),
+        warning["graph"]
+            .as_str()
+            .unwrap()
+            .ends_with("&g0.rule_index=1"),
         "{warning}"
     );
     assert_no_console_errors(&setup).await;
@@ -731,7 +739,15 @@ async fn the_layout_puts_the_incident_first_fits_1400_and_390_pixels_and_is_scre
         .await;
     assert_eq!(
         order,
-        json!(["alerts", "history", "silences", "rules", "targets", "noise", "receivers"])
+        json!([
+            "alerts",
+            "history",
+            "silences",
+            "rules",
+            "targets",
+            "noise",
+            "receivers"
+        ])
     );
     // Rules and targets are collapsed while all is well.
     let open = browser
@@ -749,7 +765,8 @@ async fn the_layout_puts_the_incident_first_fits_1400_and_390_pixels_and_is_scre
         .map(|f| f.as_str().unwrap())
         .collect();
     assert!(
-        files.iter().any(|f| f.ends_with("/levels.yaml")) && files.iter().all(|f| !f.contains("..")),
+        files.iter().any(|f| f.ends_with("/levels.yaml"))
+            && files.iter().all(|f| !f.contains("..")),
         "{files:?}"
     );
     // Each timeline spans its own episode: a firing bar fills most of it.
@@ -783,6 +800,17 @@ async fn the_layout_puts_the_incident_first_fits_1400_and_390_pixels_and_is_scre
         )
         .await;
     assert_eq!(most["lines"], 1, "a cell wraps at 1400 px: {most}");
+    // ... and the incident's tables fit without scrolling sideways.
+    let overflow = browser
+        .execute("return ['alerts', 'history'].map((t) => { const w = document.getElementById(t + '-table').parentElement; return [t, w.scrollWidth, w.clientWidth]; })")
+        .await;
+    for table in overflow.as_array().unwrap() {
+        assert!(
+            table[1].as_f64() <= table[2].as_f64(),
+            "the {} table is wider than its box at 1400 px: {overflow}",
+            table[0]
+        );
+    }
     browser.screenshot("dashboard-1400").await;
 
     // At 390 px the page does not scroll sideways (wide tables scroll in
@@ -793,7 +821,10 @@ async fn the_layout_puts_the_incident_first_fits_1400_and_390_pixels_and_is_scre
         .execute("return [document.documentElement.scrollWidth, window.innerWidth, document.querySelector('#alerts-table .summary').getBoundingClientRect().width]")
         .await;
     let [scroll, inner, summary] = [0, 1, 2].map(|i| fits[i].as_f64().unwrap());
-    assert!(scroll <= inner, "the page scrolls sideways at 390 px: {fits}");
+    assert!(
+        scroll <= inner,
+        "the page scrolls sideways at 390 px: {fits}"
+    );
     assert!(summary > 100.0, "the summary is squeezed: {fits}");
     browser.screenshot("dashboard-390").await;
     assert_no_console_errors(&setup).await;
@@ -876,11 +907,12 @@ async fn the_graph_view_draws_one_line_per_series_with_its_labels_and_a_table_ta
     assert_no_console_errors(&setup).await;
 }
 
-/// Every http(s) link in `text`, `&amp;` decoded.
-fn links_in(text: &str) -> Vec<String> {
+/// Every link to `origin` in `text`, `&amp;` decoded (label values may
+/// hold other URLs).
+fn links_in(text: &str, origin: &str) -> Vec<String> {
     let mut links = Vec::new();
     let mut rest = text;
-    while let Some(at) = rest.find("http://") {
+    while let Some(at) = rest.find(origin) {
         let tail = &rest[at..];
         let end = tail
             .find(|c: char| c.is_whitespace() || matches!(c, '"' | '<' | '>' | '|' | '\''))
@@ -913,7 +945,10 @@ async fn check_rule_link(setup: &Setup, link: &str, severity: &str) {
         .execute("const p = document.getElementById('panel-0'); return [p.querySelector('.rule-box').textContent, p.querySelector('textarea').value, Array.from(p.querySelectorAll('.u-legend tr.u-series')).map((r) => r.textContent).join('|'), p.dataset.seriesCount]")
         .await;
     let rule_box = shown[0].as_str().unwrap();
-    assert!(rule_box.contains(&format!("severity={severity}")), "{shown}");
+    assert!(
+        rule_box.contains(&format!("severity={severity}")),
+        "{shown}"
+    );
     assert!(
         rule_box.contains(&format!("vector(0.5) > {threshold}")),
         "{shown}"
@@ -983,11 +1018,18 @@ receivers:
         return;
     };
     let dir = setup.dir.path().to_path_buf();
+    let origin = format!("http://127.0.0.1:{}/", setup.listen);
     let sent = wait::until(DEADLINE, Duration::from_millis(200), || async {
-        !hook.payloads().is_empty() && !slack.payloads().is_empty() && !received(&smtp.out).is_empty()
+        !hook.payloads().is_empty()
+            && !slack.payloads().is_empty()
+            && !received(&smtp.out).is_empty()
     })
     .await;
-    assert!(sent, "not every integration was notified; log:\n{}", log_of(&dir));
+    assert!(
+        sent,
+        "not every integration was notified; log:\n{}",
+        log_of(&dir)
+    );
 
     // The webhook: one generatorURL per alert, each naming its own rule.
     let payload = &hook.payloads()[0];
@@ -1005,13 +1047,17 @@ receivers:
     assert_eq!(rule_links.len(), 2, "{payload}");
     assert_ne!(rule_links[0], rule_links[1]);
     let external = payload["externalURL"].as_str().unwrap();
-    assert_eq!(reqwest::get(external).await.unwrap().status(), 200, "{external}");
+    assert_eq!(
+        reqwest::get(external).await.unwrap().status(),
+        200,
+        "{external}"
+    );
 
     // Slack: the title's "View" link and each alert's graph link.
     let attachment = &slack.payloads()[0]["attachments"][0];
     check_view_link(&setup, attachment["title_link"].as_str().unwrap()).await;
     setup.browser.screenshot("dashboard-view-link").await;
-    let mut slack_links = links_in(attachment["text"].as_str().unwrap());
+    let mut slack_links = links_in(attachment["text"].as_str().unwrap(), &origin);
     slack_links.sort();
     assert_eq!(slack_links, rule_links, "{attachment}");
 
@@ -1026,7 +1072,7 @@ receivers:
         .as_str()
         .unwrap()
         .to_string();
-    let links = links_in(&html);
+    let links = links_in(&html, &origin);
     let mut sources: Vec<String> = links
         .iter()
         .filter(|l| l.contains("/graph?"))

@@ -909,10 +909,20 @@ async fn the_rule_view_names_rules_by_file_group_and_index_with_threshold_and_in
     let mut warning = episode("Down", &[("severity", "warning")], HistoryState::Firing, 0);
     warning.fired_at = Some(t(60));
     let critical = resolved(
-        episode("Down", &[("severity", "critical")], HistoryState::Firing, 120),
+        episode(
+            "Down",
+            &[("severity", "critical")],
+            HistoryState::Firing,
+            120,
+        ),
         600,
     );
-    let mut elsewhere = episode("Down", &[("severity", "critical")], HistoryState::Firing, 30);
+    let mut elsewhere = episode(
+        "Down",
+        &[("severity", "critical")],
+        HistoryState::Firing,
+        30,
+    );
     elsewhere.group_name = "db".into();
     api.seed(
         [warning, critical, elsewhere]
@@ -925,7 +935,9 @@ async fn the_rule_view_names_rules_by_file_group_and_index_with_threshold_and_in
     let file = enc("conf/../rules/web.yaml");
     let range = format!("&start={}&end={}", at(-HOUR), at(HOUR));
     let (status, body) = api
-        .get(&format!("/api/vigil/v1/rule?file={file}&group=web&index=2{range}"))
+        .get(&format!(
+            "/api/vigil/v1/rule?file={file}&group=web&index=2{range}"
+        ))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_documented("get", "/api/vigil/v1/rule", status, &body);
@@ -933,7 +945,10 @@ async fn the_rule_view_names_rules_by_file_group_and_index_with_threshold_and_in
     assert_eq!(rule["name"], "Down");
     assert_eq!(rule["expr"], "(x > 5)");
     assert_eq!(rule["labels"], json!({"severity": "critical"}));
-    assert_eq!(rule["threshold"], json!({"op": ">", "value": 5.0, "operand": "x"}));
+    assert_eq!(
+        rule["threshold"],
+        json!({"op": ">", "value": 5.0, "operand": "x"})
+    );
     assert_eq!(
         rule["intervals"],
         json!([{"state": "firing", "start": t(120).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -943,7 +958,9 @@ async fn the_rule_view_names_rules_by_file_group_and_index_with_threshold_and_in
     );
 
     let (status, body) = api
-        .get(&format!("/api/vigil/v1/rule?file={file}&group=web&index=1{range}"))
+        .get(&format!(
+            "/api/vigil/v1/rule?file={file}&group=web&index=1{range}"
+        ))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let states: Vec<(&str, Option<&str>)> = body["data"]["intervals"]
@@ -953,7 +970,10 @@ async fn the_rule_view_names_rules_by_file_group_and_index_with_threshold_and_in
         .map(|i| (i["state"].as_str().unwrap(), i["end"].as_str()))
         .collect();
     let fired = t(60).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    assert_eq!(states, vec![("pending", Some(fired.as_str())), ("firing", None)]);
+    assert_eq!(
+        states,
+        vec![("pending", Some(fired.as_str())), ("firing", None)]
+    );
     assert_eq!(body["data"]["valueFormat"], "humanizePercentage");
 
     // A recording rule has no threshold and no intervals.
@@ -968,14 +988,29 @@ async fn the_rule_view_names_rules_by_file_group_and_index_with_threshold_and_in
     // Wrong references say what is wrong.
     for (query, status, needle) in [
         ("group=web&index=1", StatusCode::BAD_REQUEST, "\"file\""),
-        (&format!("file={file}&group=web&index=one") as &str, StatusCode::BAD_REQUEST, "\"index\""),
-        (&format!("file={file}&group=db&index=0"), StatusCode::NOT_FOUND, "GET /api/v1/rules"),
-        (&format!("file={file}&group=web&index=3"), StatusCode::NOT_FOUND, "has 3 rules"),
+        (
+            &format!("file={file}&group=web&index=one") as &str,
+            StatusCode::BAD_REQUEST,
+            "\"index\"",
+        ),
+        (
+            &format!("file={file}&group=db&index=0"),
+            StatusCode::NOT_FOUND,
+            "GET /api/v1/rules",
+        ),
+        (
+            &format!("file={file}&group=web&index=3"),
+            StatusCode::NOT_FOUND,
+            "has 3 rules",
+        ),
     ] {
         let (got, body) = api.get(&format!("/api/vigil/v1/rule?{query}")).await;
         assert_eq!(got, status, "{query}: {body}");
         assert_documented("get", "/api/vigil/v1/rule", got, &body);
-        assert!(body["error"].as_str().unwrap().contains(needle), "{query}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(needle),
+            "{query}: {body}"
+        );
     }
 
     // The alerts, each with its own rule and its value humanised.
