@@ -112,7 +112,7 @@ async fn a_relative_sqlite_file_is_next_to_the_config_whatever_the_working_direc
         )),
         "{text}"
     );
-    let _evaluator = start_evaluator(&config, elsewhere.path(), "evaluator.log", None);
+    let evaluator = start_evaluator(&config, elsewhere.path(), "evaluator.log", None);
     let expected = conf.path().join("history.db");
     wait_until(
         "the history database next to vigil.yaml",
@@ -120,6 +120,17 @@ async fn a_relative_sqlite_file_is_next_to_the_config_whatever_the_working_direc
         || expected.is_file(),
     )
     .await;
+    // On glibc the server started again in place (the same process) with
+    // two malloc arenas.
+    if cfg!(target_env = "gnu") {
+        let environ = std::fs::read(format!("/proc/{}/environ", evaluator.0.id())).unwrap();
+        assert!(
+            environ
+                .split(|b| *b == 0)
+                .any(|var| var == b"MALLOC_ARENA_MAX=2"),
+            "MALLOC_ARENA_MAX=2 is not in the evaluator's environment"
+        );
+    }
     assert!(
         !elsewhere.path().join("history.db").exists(),
         "a second history in the working directory"
