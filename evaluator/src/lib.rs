@@ -14,6 +14,7 @@
 
 pub mod alerts;
 pub mod api;
+pub mod backtest;
 pub mod cli;
 pub mod clock;
 pub mod datasource;
