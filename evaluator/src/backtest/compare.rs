@@ -104,10 +104,10 @@ fn episode_list(episodes: &[EpisodeReport]) -> String {
         .take(SHOWN)
         .map(|e| {
             let end = e.end_ms.map_or_else(|| "end".to_string(), show);
-            if e.labels == "{}" {
+            if e.labels.is_empty() {
                 format!("{}–{end}", show(e.start_ms))
             } else {
-                format!("{} {}–{end}", e.labels, show(e.start_ms))
+                format!("{} {}–{end}", e.label_set, show(e.start_ms))
             }
         })
         .collect();

@@ -20,8 +20,10 @@ use crate::rules::send_alerts::to_notifier_alert;
 const RULE_ANNOTATION: &str = "__vigil_backtest_rule";
 
 /// The config used without `--notify-config`: one receiver, grouped by
-/// alert name, Alertmanager's default timers.
-pub const DEFAULT_NOTIFY_CONFIG: &str = "route:\n  receiver: default\n  group_by: [alertname]\n  group_wait: 30s\n  group_interval: 5m\n  repeat_interval: 4h\nreceivers:\n  - name: default\n";
+/// alert name, Alertmanager's default timers. The receiver needs an
+/// integration (one without any is a black hole that is never notified);
+/// nothing is delivered in a backtest, so its URL is never called.
+pub const DEFAULT_NOTIFY_CONFIG: &str = "route:\n  receiver: default\n  group_by: [alertname]\n  group_wait: 30s\n  group_interval: 5m\n  repeat_interval: 4h\nreceivers:\n  - name: default\n    webhook_configs: [{url: 'http://backtest.invalid/', send_resolved: true}]\n";
 
 /// A notification config for a backtest: the file, or the default.
 pub fn load_config(file: Option<&Path>) -> Result<Arc<NotifyConfig>, String> {

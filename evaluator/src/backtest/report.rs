@@ -16,14 +16,14 @@ use crate::labels::Labels;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EpisodeReport {
     /// The alert's labels (without `alertname`).
-    pub labels: String,
+    pub labels: BTreeMap<String, String>,
     pub start: String,
     /// `None`: still firing at the end of the range.
     pub end: Option<String>,
     pub duration_seconds: f64,
-    #[serde(skip)]
+    /// `start` in milliseconds since the epoch.
     pub start_ms: i64,
-    #[serde(skip)]
+    /// `end` in milliseconds since the epoch.
     pub end_ms: Option<i64>,
     #[serde(skip)]
     pub label_set: Labels,
@@ -97,7 +97,10 @@ impl RuleReport {
                 labels.remove("alertname");
                 let end = e.end_ms.unwrap_or(range.to_ms);
                 EpisodeReport {
-                    labels: labels.to_string(),
+                    labels: labels
+                        .iter()
+                        .map(|l| (l.name.to_string(), l.value.to_string()))
+                        .collect(),
                     start: show(e.start_ms),
                     end: e.end_ms.map(show),
                     duration_seconds: (end - e.start_ms) as f64 / 1000.0,
@@ -207,7 +210,7 @@ pub fn episodes(reports: &[RuleReport]) -> String {
         for e in &r.episode_list {
             rows.push(vec![
                 r.rule.clone(),
-                e.labels.clone(),
+                e.label_set.to_string(),
                 e.start.clone(),
                 e.end.clone().unwrap_or_else(|| "(firing at the end)".into()),
                 human_duration(Duration::from_secs_f64(e.duration_seconds)),

@@ -107,6 +107,15 @@ impl Tsdb {
         std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// Appends top-level YAML (e.g. an `alerting:` section) to its config
+    /// (takes effect at the next [`Tsdb::start`]).
+    pub fn append_config(&self, yaml: &str) {
+        let config = self.dir.path().join("scrape.yml");
+        let mut text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
+        text.push_str(yaml);
+        std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+    }
+
     /// Stops `process` (a run of this database) as an operator does,
     /// SIGTERM and wait, so it writes out what it holds: a killed
     /// VictoriaMetrics loses its last seconds and comes back answering

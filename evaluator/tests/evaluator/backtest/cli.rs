@@ -1,0 +1,282 @@
+//! The backtest command's outputs against a datasource whose series the
+//! test defines: `load{instance="a"}` is 10 during minutes 5–10, 12–20 and
+//! the first 30 s of minute 30 of the hour from T0; `load{instance="b"}`
+//! is 7 during minutes 40–50; both are 0 otherwise. The datasource answers
+//! `query_range` for `load` and for `load > N` (with PromQL's filter), so
+//! every number below can be worked out by hand.
+
+#![allow(clippy::unwrap_used)] // a panic is how a test reports failure
+
+use std::path::Path;
+use std::process::Command;
+
+use axum::extract::Form;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::support::cargo_bin;
+use crate::support::process::serve;
+
+/// 2025-12-01T00:00:00Z.
+const T0: i64 = 1_764_547_200;
+
+fn load(instance: &str, t: i64) -> f64 {
+    let minute = (t - T0) as f64 / 60.0;
+    match instance {
+        "a" if (5.0..10.0).contains(&minute)
+            || (12.0..20.0).contains(&minute)
+            || (30.0..30.5).contains(&minute) =>
+        {
+            10.0
+        }
+        "b" if (40.0..50.0).contains(&minute) => 7.0,
+        _ => 0.0,
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RangeQuery {
+    query: String,
+    start: f64,
+    end: f64,
+    step: f64,
+}
+
+async fn query_range(Form(q): Form<RangeQuery>) -> Json<Value> {
+    let threshold = match q.query.split_once(" > ") {
+        Some(("load", n)) => n.parse::<f64>().ok(),
+        _ if q.query == "load" => Some(f64::NEG_INFINITY),
+        _ => None,
+    };
+    let Some(threshold) = threshold else {
+        return Json(
+            json!({"status": "error", "errorType": "bad_data", "error": format!("unknown query {}", q.query)}),
+        );
+    };
+    let mut result = Vec::new();
+    for instance in ["a", "b"] {
+        let mut values = Vec::new();
+        let mut t = q.start;
+        while t <= q.end {
+            let v = load(instance, t as i64);
+            if v > threshold {
+                values.push(json!([t, v.to_string()]));
+            }
+            t += q.step;
+        }
+        if !values.is_empty() {
+            result.push(json!({"metric": {"__name__": "load", "instance": instance}, "values": values}));
+        }
+    }
+    Json(json!({"status": "success", "data": {"resultType": "matrix", "result": result}}))
+}
+
+/// The fake datasource's base URL.
+async fn datasource() -> String {
+    let app = Router::new().route("/api/v1/query_range", post(query_range));
+    format!("http://127.0.0.1:{}", serve(app).await)
+}
+
+fn rules(threshold: &str) -> String {
+    format!("groups:\n- name: load\n  interval: 10s\n  rules:\n  - alert: LoadHigh\n    expr: load > {threshold}\n    for: 30s\n")
+}
+
+const NOTIFY: &str = "route: {receiver: team, group_by: [alertname, instance], group_wait: 30s, group_interval: 1m, repeat_interval: 4h}\nreceivers:\n- name: team\n  webhook_configs: [{url: 'http://127.0.0.1:9/'}]\n";
+
+/// Runs the backtest over the hour from T0 with `args`; (exit code,
+/// stdout, stderr).
+async fn backtest(dir: &Path, datasource: &str, args: &[&str]) -> (i32, String, String) {
+    let notify = dir.join("notify.yaml");
+    std::fs::write(&notify, NOTIFY).unwrap();
+    let mut command = Command::new(cargo_bin("vigil-evaluator"));
+    command
+        .current_dir(dir)
+        .arg("backtest")
+        .arg("--datasource")
+        .arg(datasource);
+    if !args.contains(&"--from") {
+        command.args(["--from", &T0.to_string(), "--to", &(T0 + 3600).to_string()]);
+    }
+    command
+        .arg("--notify-config")
+        .arg(&notify)
+        .args(args);
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn header(datasource: &str) -> String {
+    format!("Backtest 2025-12-01T00:00:00Z – 2025-12-01T01:00:00Z (1h) against {datasource}; notifications counted with notify.yaml\n\n")
+}
+
+#[tokio::test]
+async fn a_rule_is_reported_with_episodes_near_misses_flaps_and_notifications() {
+    let url = datasource().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.yaml"), rules("5")).unwrap();
+    let notify = dir.path().join("notify.yaml");
+    let (code, table, stderr) = backtest(dir.path(), &url, &["rules.yaml"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    // a: 05:30–10:00 and 12:30–20:00 (a flap: 2m30s after the first),
+    // pending at 30:00 and gone at 30:30 (a near miss); b: 40:30–50:00.
+    // Each episode: a firing notification at the group's first flush 30 s
+    // later and a resolved one at the flush after the resolution.
+    let want = header(&url).replace(&notify.display().to_string(), "notify.yaml")
+        + "RULE      EPISODES  FIRING  NEAR MISSES  FLAPS  NOTIFICATIONS\n\
+           LoadHigh  3         21m30s  1            1      team=6\n";
+    assert_eq!(table.replace(&notify.display().to_string(), "notify.yaml"), want);
+
+    let (code, episodes, stderr) =
+        backtest(dir.path(), &url, &["--output", "episodes", "rules.yaml"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        episodes,
+        "RULE      ALERT LABELS    START                 END                   DURATION\n\
+         LoadHigh  {instance=\"a\"}  2025-12-01T00:05:30Z  2025-12-01T00:10:00Z  4m30s\n\
+         LoadHigh  {instance=\"a\"}  2025-12-01T00:12:30Z  2025-12-01T00:20:00Z  7m30s\n\
+         LoadHigh  {instance=\"b\"}  2025-12-01T00:40:30Z  2025-12-01T00:50:00Z  9m30s\n"
+    );
+
+    let (code, json, stderr) =
+        backtest(dir.path(), &url, &["--output", "json", "rules.yaml"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let json: Value = serde_json::from_str(&json).unwrap();
+    let rule = &json["rules"][0];
+    assert_eq!(rule["rule"], "LoadHigh");
+    assert_eq!(rule["evaluations"], 360);
+    assert_eq!(rule["notifications"], json!({"team": 6}));
+    assert_eq!(rule["firing_seconds"], 1290.0);
+    assert_eq!(rule["episode_list"][2]["labels"], json!({"instance": "b"}));
+    assert_eq!(rule["episode_list"][2]["end_ms"], (T0 + 3000) * 1000);
+}
+
+#[tokio::test]
+async fn compare_lists_the_differences_and_the_episodes_no_longer_detected() {
+    let url = datasource().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("old.yaml"), rules("5")).unwrap();
+    std::fs::write(dir.path().join("rules.yaml"), rules("8")).unwrap();
+    let (code, out, stderr) =
+        backtest(dir.path(), &url, &["--baseline", "old.yaml", "rules.yaml"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let want = "Baseline → changed:\nLoadHigh: 6 → 4 notifications, 3 → 2 episodes; 1 episode no longer detected: {instance=\"b\"} 2025-12-01T00:40:30Z–2025-12-01T00:50:00Z\n";
+    assert!(out.ends_with(want), "{out}");
+
+    // The same through git: the committed file is the baseline.
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .current_dir(dir.path())
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    std::fs::write(dir.path().join("rules.yaml"), rules("5")).unwrap();
+    git(&["add", "rules.yaml"]);
+    git(&["commit", "-qm", "old"]);
+    std::fs::write(dir.path().join("rules.yaml"), rules("8")).unwrap();
+    let (code, out, stderr) =
+        backtest(dir.path(), &url, &["--baseline-git", "HEAD", "rules.yaml"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.ends_with(want), "{out}");
+    std::fs::write(dir.path().join("rules.yaml"), rules("5")).unwrap();
+    let (_, out, _) = backtest(dir.path(), &url, &["--baseline-git", "HEAD", "rules.yaml"]).await;
+    assert!(
+        out.ends_with("LoadHigh: unchanged (6 notifications, 3 episodes)\n"),
+        "{out}"
+    );
+    let (code, _, stderr) =
+        backtest(dir.path(), &url, &["--baseline-git", "nosuchrev", "rules.yaml"]).await;
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--baseline-git nosuchrev: `git -C . show nosuchrev:./rules.yaml` failed"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_sweep_prints_each_threshold_and_queries_the_other_side_once() {
+    let url = datasource().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.yaml"), rules("5")).unwrap();
+    let (code, out, stderr) =
+        backtest(dir.path(), &url, &["--sweep", "LoadHigh:2:11:3", "rules.yaml"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let (_, table) = out.split_once("\n\n").unwrap();
+    assert_eq!(
+        table,
+        "Sweep of LoadHigh: load > THRESHOLD\n\n\
+         THRESHOLD  EPISODES  EPISODES/WEEK  NOTIFICATIONS  NOTIFICATIONS/WEEK  FIRING  NEAR MISSES  FLAPS\n\
+         2          3         504.0          6              1008.0              21m30s  1            1\n\
+         5 (rule)   3         504.0          6              1008.0              21m30s  1            1\n\
+         8          2         336.0          4              672.0               12m     1            1\n\
+         11         0         0.0            0              0.0                 0s      0            0\n"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_message_and_a_non_zero_exit() {
+    let url = datasource().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.yaml"), rules("5")).unwrap();
+    std::fs::write(
+        dir.path().join("absent.yaml"),
+        "groups:\n- name: g\n  rules:\n  - alert: Gone\n    expr: absent(load)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("broken.yaml"),
+        "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: 'rate(x[5m]'\n",
+    )
+    .unwrap();
+    let closed = format!("http://127.0.0.1:{}", vigil_testkit::free_port());
+    for (args, datasource, want) in [
+        (
+            vec!["--from", "40d", "--to", "now", "rules.yaml"],
+            url.as_str(),
+            "is 40d, over the limit of 31d; shorten it or raise --max-range",
+        ),
+        (
+            vec!["--from", "soon", "rules.yaml"],
+            url.as_str(),
+            "--from: \"soon\" is not a time",
+        ),
+        (
+            vec!["rules.yaml"],
+            closed.as_str(),
+            "cannot be reached",
+        ),
+        (
+            vec!["broken.yaml"],
+            url.as_str(),
+            "broken.yaml:5:11: groups[0].rules[0].expr: could not parse expression",
+        ),
+        (
+            vec!["--sweep", "Gone:1:2:1", "absent.yaml"],
+            url.as_str(),
+            "rule Gone cannot be swept: its expression `absent(load)` has no top-level comparison with a number",
+        ),
+        (
+            vec!["--sweep", "Nope:1:2:1", "rules.yaml"],
+            url.as_str(),
+            "--sweep: no alerting rule Nope in the rule files; the rules are: LoadHigh",
+        ),
+    ] {
+        let (code, _, stderr) = backtest(dir.path(), datasource, &args).await;
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
+    let (_, _, stderr) = backtest(dir.path(), &closed, &["rules.yaml"]).await;
+    assert!(
+        stderr.contains(&format!("datasource {closed} cannot be reached"))
+            && stderr.contains("check that --datasource names a running Prometheus-compatible server"),
+        "{stderr}"
+    );
+}
