@@ -3,9 +3,10 @@
 //!
 //! The modules follow the data flow: [`scrape`] → [`store`] → [`promql`] →
 //! [`rules`] → [`alerts`] → [`notify`] → [`history`]; [`labels`] and
-//! [`sample`] hold the label-set and sample types they share, [`cli`] the
-//! command-line entry points, [`api`] the HTTP handlers, and [`server`] the
-//! running process that wires them all together; all of them read time
+//! [`sample`] hold the label-set and sample types they share, [`backtest`]
+//! replays rules over a datasource's past through the same alerts and
+//! notify stages, [`cli`] holds the command-line entry points, [`api`] the
+//! HTTP handlers, and [`server`] the running process that wires them all together; all of them read time
 //! from one injected [`clock::Clock`].
 
 // Module docs are written for contributors and name the private parts of

@@ -1,9 +1,10 @@
 //! Threshold sweeps: `--sweep 'ALERTNAME[{label=value,...}]:FROM:TO:STEP'`
 //! picks one alerting rule, finds the top-level comparison of its
 //! expression with a number on one side (`x > 0.05`, `0.05 < x`,
-//! `x > bool 0.05`, parentheses allowed), and replays the rule once per
-//! threshold. The other side is queried once; each threshold is applied
-//! to its values here, with PromQL's comparison semantics.
+//! `x > bool 0.05`, `x < 14 * 86400`; parentheses allowed), and replays
+//! the rule once per threshold. The other side is queried once; each
+//! threshold is applied to its values here, with PromQL's comparison
+//! semantics.
 
 use promql_parser::parser::{self, Expr};
 
@@ -115,11 +116,25 @@ pub struct Comparison {
     pub other_side: String,
 }
 
+/// The value of a constant expression: a number, possibly negated,
+/// parenthesised or computed from numbers (`14 * 86400`).
 fn number(expr: &Expr) -> Option<f64> {
     match expr {
         Expr::NumberLiteral(n) => Some(n.val),
         Expr::Paren(p) => number(&p.expr),
         Expr::Unary(u) => number(&u.expr).map(|v| -v),
+        Expr::Binary(b) if !b.op.is_comparison_operator() => {
+            let (l, r) = (number(&b.lhs)?, number(&b.rhs)?);
+            match b.op.to_string().as_str() {
+                "+" => Some(l + r),
+                "-" => Some(l - r),
+                "*" => Some(l * r),
+                "/" => Some(l / r),
+                "%" => Some(l % r),
+                "^" => Some(l.powf(r)),
+                _ => None,
+            }
+        }
         _ => None,
     }
 }
@@ -270,6 +285,8 @@ mod tests {
         assert_eq!(c.expr_with(1.0), "1 < sum by (job) (x)");
         let c = find_comparison("R", "x >= bool -(3)").unwrap();
         assert_eq!((c.constant, c.return_bool), (-3.0, true));
+        let c = find_comparison("R", "expiry - time() < 14 * 86400").unwrap();
+        assert_eq!((c.constant, c.other_side.as_str()), (1_209_600.0, "expiry - time()"));
     }
 
     #[test]
