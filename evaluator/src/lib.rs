@@ -6,8 +6,8 @@
 //! [`sample`] hold the label-set and sample types they share, [`backtest`]
 //! replays rules over a datasource's past through the same alerts and
 //! notify stages, [`cli`] holds the command-line entry points, [`api`] the
-//! HTTP handlers, and [`server`] the running process that wires them all together; all of them read time
-//! from one injected [`clock::Clock`].
+//! HTTP handlers, and [`server`] the running process that wires them all
+//! together; all of them read time from one injected [`clock::Clock`].
 
 // Module docs are written for contributors and name the private parts of
 // each folder; `cargo doc --document-private-items` renders those links.
