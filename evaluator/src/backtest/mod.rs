@@ -10,6 +10,7 @@
 //!                        grouping, timers, inhibition, time intervals, cooldown)
 //! report.rs  per rule: episodes, firing time, near misses, flaps, notifications
 //! compare.rs baseline vs changed rules        sweep.rs one rule, many thresholds
+//! write.rs   --remote-write: the replayed ALERTS series to a receiver
 //! ```
 //!
 //! A [`Simulation`] is one set of rules with its own notifier; several run
@@ -25,6 +26,7 @@ pub mod range;
 pub mod replay;
 pub mod report;
 pub mod sweep;
+pub mod write;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -91,6 +93,8 @@ impl Target {
 pub struct Simulation {
     pub targets: Vec<Target>,
     pub notify: Arc<NotifyConfig>,
+    /// Its `ALERTS` series go to the run's writer.
+    pub write: bool,
 }
 
 fn millis(d: Duration) -> i64 {
@@ -154,10 +158,13 @@ pub fn recorded_series_read(groups: &[GroupSpec]) -> Vec<(String, String)> {
 
 /// Runs the simulations over `settings.range`; per simulation, a report
 /// per target in order.
+/// With a `writer`, the series of the simulations that have `write` set
+/// are sent to it.
 pub async fn run(
     client: &DatasourceClient,
     settings: &Settings,
     simulations: Vec<Simulation>,
+    mut writer: Option<&mut write::BacktestWriter>,
 ) -> Result<Vec<Vec<RuleReport>>, String> {
     let range = settings.range;
     // Distinct queries, and who consumes each.
@@ -178,12 +185,16 @@ pub async fn run(
                 }
             };
             consumers[index].push((s, t));
-            sim_replays.push(RuleReplay::new(
+            let mut replay = RuleReplay::new(
                 target.spec.clone(),
                 target.interval,
                 target.query_offset,
                 target.limit,
-            )?);
+            )?;
+            if sim.write && writer.is_some() {
+                replay.keep_series();
+            }
+            sim_replays.push(replay);
         }
         replays.push(sim_replays);
         notifiers.push(notify::NotifySim::new(Arc::clone(&sim.notify)));
@@ -231,8 +242,13 @@ pub async fn run(
                         Some((comparison, value)) => comparison.apply(input, *value),
                         None => input,
                     };
-                    let sent = replays[s][r].step(t, input, settings.resend_delay);
-                    notifiers[s].send(r, &target.spec.expr, sent, t);
+                    let output = replays[s][r].step(t, input, settings.resend_delay);
+                    notifiers[s].send(r, &target.spec.expr, output.sent, t);
+                    if let Some(w) = writer.as_deref_mut() {
+                        if !output.series.is_empty() && w.push(output.series) {
+                            w.flush().await?;
+                        }
+                    }
                 }
             }
         }
@@ -240,6 +256,9 @@ pub async fn run(
     }
     for n in &mut notifiers {
         n.advance_to(range.to_ms);
+    }
+    if let Some(w) = writer {
+        w.flush().await?;
     }
 
     let mut reports = Vec::new();

@@ -5,7 +5,7 @@
 //! it makes are recorded as episodes (firing intervals) and near misses.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crate::alerts::{Alert, AlertState, AlertingRule, EvalContext};
@@ -13,6 +13,7 @@ use crate::labels::Labels;
 use crate::rules::engine::{QueryEngine, QueryError, QueryResult};
 use crate::rules::file::AlertingSpec;
 use crate::sample::Sample;
+use crate::stale::STALE_NAN;
 
 /// One firing interval of one alert (one label set of the rule).
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +67,19 @@ pub struct RuleReplay {
     pub evaluations: u64,
     pub failed_evaluations: u64,
     pub first_error: Option<String>,
+    /// With `--remote-write`: the series the last evaluation wrote, to
+    /// mark those that end as stale.
+    written: Option<HashSet<Labels>>,
+}
+
+/// What one evaluation produced.
+#[derive(Debug, Default)]
+pub struct StepOutput {
+    /// The alerts to hand to the notifier now.
+    pub sent: Vec<Alert>,
+    /// `ALERTS`/`ALERTS_FOR_STATE` samples and staleness markers, when
+    /// series are kept ([`RuleReplay::keep_series`]).
+    pub series: Vec<Sample>,
 }
 
 impl RuleReplay {
@@ -94,16 +108,23 @@ impl RuleReplay {
             evaluations: 0,
             failed_evaluations: 0,
             first_error: None,
+            written: None,
         })
+    }
+
+    /// Makes [`RuleReplay::step`] return the series the rule writes.
+    pub fn keep_series(&mut self) {
+        self.written = Some(HashSet::new());
     }
 
     pub fn spec(&self) -> &AlertingSpec {
         self.rule.spec()
     }
 
-    /// One evaluation at `ts_ms` whose query returned `vector`; returns
-    /// the alerts the live evaluator would send to the notifier now.
-    pub fn step(&mut self, ts_ms: i64, vector: Vec<Sample>, resend_delay: Duration) -> Vec<Alert> {
+    /// One evaluation at `ts_ms` whose query returned `vector`: the alerts
+    /// the live evaluator would send to the notifier now, and the series
+    /// it would write.
+    pub fn step(&mut self, ts_ms: i64, vector: Vec<Sample>, resend_delay: Duration) -> StepOutput {
         self.evaluations += 1;
         let engine = StepEngine {
             expr: &self.expr,
@@ -118,14 +139,34 @@ impl RuleReplay {
             external_url: "",
             limit: self.limit,
         });
-        if let Err(e) = result {
-            self.failed_evaluations += 1;
-            self.first_error
-                .get_or_insert_with(|| format!("at {}: {e}", super::range::show(ts_ms)));
+        let mut series = Vec::new();
+        match result {
+            Err(e) => {
+                self.failed_evaluations += 1;
+                self.first_error
+                    .get_or_insert_with(|| format!("at {}: {e}", super::range::show(ts_ms)));
+            }
+            Ok(samples) => {
+                if let Some(written) = &mut self.written {
+                    let now: HashSet<Labels> = samples.iter().map(|s| s.labels.clone()).collect();
+                    let query_ts = ts_ms - crate::alerts::state::millis(self.query_offset);
+                    series = samples;
+                    series.extend(written.difference(&now).map(|labels| Sample {
+                        labels: labels.clone(),
+                        t_ms: query_ts,
+                        value: STALE_NAN,
+                    }));
+                    *written = now;
+                }
+            }
         }
         self.record_transitions(ts_ms);
-        self.rule
-            .alerts_to_send(ts_ms, resend_delay, self.interval)
+        StepOutput {
+            sent: self
+                .rule
+                .alerts_to_send(ts_ms, resend_delay, self.interval),
+            series,
+        }
     }
 
     /// Compares the rule's alerts with the previous evaluation's.

@@ -12,6 +12,7 @@ use anyhow::{anyhow, bail, Context};
 use serde_json::json;
 
 use crate::backtest::range::{self, human_duration, show, TimeRange};
+use crate::backtest::write::BacktestWriter;
 use crate::backtest::report::{self, RuleReport};
 use crate::backtest::{self, compare, notify, sweep, Settings, Simulation, Target};
 use crate::clock::{Clock, SystemClock};
@@ -78,6 +79,10 @@ pub struct BacktestArgs {
     /// 'ALERTNAME[{label=value}]:FROM:TO:STEP'.
     #[arg(long, value_name = "SPEC")]
     pub sweep: Option<String>,
+    /// Also write the backtested `ALERTS` and `ALERTS_FOR_STATE` series to
+    /// this remote-write URL (e.g. VictoriaMetrics' /api/v1/write).
+    #[arg(long, value_name = "URL", conflicts_with = "sweep")]
+    pub remote_write: Option<String>,
     /// Rule files (Prometheus format).
     #[arg(required = true, value_name = "RULE_FILES")]
     pub files: Vec<PathBuf>,
@@ -146,16 +151,27 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<bool> {
     let mut simulations = vec![Simulation {
         targets: current,
         notify: Arc::clone(&notify_config),
+        write: true,
     }];
     if let Some(groups) = &baseline_groups {
         simulations.push(Simulation {
             targets: backtest::targets(groups, settings.default_interval),
             notify: notify_config,
+            write: false,
         });
     }
-    let mut reports = runtime
-        .block_on(backtest::run(&client, &settings, simulations))
+    let mut writer = args
+        .remote_write
+        .as_deref()
+        .map(BacktestWriter::new)
+        .transpose()
         .map_err(|e| anyhow!(e))?;
+    let mut reports = runtime
+        .block_on(backtest::run(&client, &settings, simulations, writer.as_mut()))
+        .map_err(|e| anyhow!(e))?;
+    if let (Some(w), Some(url)) = (&writer, &args.remote_write) {
+        eprintln!("wrote {} samples of ALERTS and ALERTS_FOR_STATE to {url}", w.sent);
+    }
     let changed = reports.remove(0);
     let baseline = reports.pop();
     let text = match (baseline, args.output) {
@@ -315,11 +331,12 @@ fn run_sweep(
             Simulation {
                 targets: vec![t],
                 notify: Arc::clone(&notify_config),
+                write: false,
             }
         })
         .collect();
     let reports = runtime
-        .block_on(backtest::run(client, settings, simulations))
+        .block_on(backtest::run(client, settings, simulations, None))
         .map_err(|e| anyhow!(e))?;
     let weeks = settings.range.length().as_secs_f64() / (7.0 * 86_400.0);
     let rows: Vec<SweepRow> = reports

@@ -280,3 +280,82 @@ async fn bad_input_gets_a_clear_message_and_a_non_zero_exit() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn remote_write_stores_the_backtested_alerts_series() {
+    let Some(vm) = crate::support::tsdb::Tsdb::new(crate::support::tsdb::Kind::VictoriaMetrics, "")
+    else {
+        return;
+    };
+    // T0 is long ago: keep it.
+    let _vm = vm.start_with(&["-retentionPeriod=100y"]).await;
+    let url = datasource().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.yaml"), rules("5")).unwrap();
+    let (code, _, stderr) = backtest(
+        dir.path(),
+        &url,
+        &["--remote-write", &vm.write_url(), "rules.yaml"],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("samples of ALERTS and ALERTS_FOR_STATE to"), "{stderr}");
+    let client = reqwest::Client::new();
+    client
+        .get(format!("{}/internal/force_flush", vm.base))
+        .send()
+        .await
+        .unwrap();
+    // One firing sample per evaluation while firing: a 05:30–09:50 and
+    // 12:30–19:50, b 40:30–49:50, every 10 s; a staleness marker at each
+    // resolution.
+    let mut firing = std::collections::BTreeMap::new();
+    for _ in 0..50 {
+        let answer: Value = client
+            .get(format!("{}/api/v1/query", vm.base))
+            .query(&[
+                ("query", "ALERTS{alertstate=\"firing\"}[2h]".to_string()),
+                ("time", (T0 + 3600).to_string()),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        firing = answer["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                // Staleness markers (where an episode ends) come back as NaN.
+                let (stale, values): (Vec<&Value>, Vec<&Value>) = s["values"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .partition(|v| v[1] == "NaN");
+                let time = |v: &Value| v[0].as_i64().unwrap() - T0;
+                (
+                    s["metric"]["instance"].as_str().unwrap().to_string(),
+                    (
+                        values.len(),
+                        time(values[0]),
+                        time(values[values.len() - 1]),
+                        stale.into_iter().map(time).collect::<Vec<_>>(),
+                    ),
+                )
+            })
+            .collect();
+        if firing.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        firing,
+        std::collections::BTreeMap::from([
+            ("a".to_string(), (72, 330, 1190, vec![600, 1200])),
+            ("b".to_string(), (57, 2430, 2990, vec![3000])),
+        ])
+    );
+}
