@@ -21,6 +21,7 @@
 
 pub mod compare;
 pub mod fetch;
+pub mod modes;
 pub mod notify;
 pub mod range;
 pub mod replay;
@@ -45,6 +46,8 @@ use sweep::Comparison;
 
 /// Queries sent to the datasource at the same time.
 const PARALLEL_QUERIES: usize = 4;
+/// Evaluation times between two yields to the async runtime.
+const YIELD_EVERY_STEPS: u64 = 64;
 
 /// Settings shared by every simulation of a run.
 #[derive(Debug, Clone)]
@@ -108,28 +111,51 @@ pub fn targets(groups: &[GroupSpec], default_interval: Duration) -> Vec<Target> 
     let mut out: Vec<Target> = Vec::new();
     for group in groups {
         for rule in &group.rules {
-            let RuleSpec::Alerting(spec) = rule else {
-                continue;
-            };
-            let mut key = rule_key(&spec.alert, &spec.labels);
-            let same = out.iter().filter(|t| t.key.split('#').next() == Some(key.as_str())).count();
-            if same > 0 {
-                key = format!("{key}#{}", same + 1);
+            if let RuleSpec::Alerting(spec) = rule {
+                push_target(
+                    &mut out,
+                    &group.name,
+                    &group.file.display().to_string(),
+                    spec,
+                    group.interval.unwrap_or(default_interval),
+                    group.query_offset.unwrap_or_default(),
+                    group.limit,
+                );
             }
-            out.push(Target {
-                key,
-                group: group.name.clone(),
-                file: group.file.display().to_string(),
-                spec: spec.clone(),
-                interval: group.interval.unwrap_or(default_interval),
-                query_offset: group.query_offset.unwrap_or_default(),
-                limit: group.limit,
-                query: spec.expr.clone(),
-                threshold: None,
-            });
         }
     }
     out
+}
+
+/// Adds the target of one alerting rule of group `group` in `file`.
+pub fn push_target(
+    out: &mut Vec<Target>,
+    group: &str,
+    file: &str,
+    spec: &AlertingSpec,
+    interval: Duration,
+    query_offset: Duration,
+    limit: usize,
+) {
+    let mut key = rule_key(&spec.alert, &spec.labels);
+    let same = out
+        .iter()
+        .filter(|t| t.key.split('#').next() == Some(key.as_str()))
+        .count();
+    if same > 0 {
+        key = format!("{key}#{}", same + 1);
+    }
+    out.push(Target {
+        key,
+        group: group.to_string(),
+        file: file.to_string(),
+        spec: spec.clone(),
+        interval,
+        query_offset,
+        limit,
+        query: spec.expr.clone(),
+        threshold: None,
+    });
 }
 
 /// Names of recording rules in `groups` that an alerting rule reads: a
@@ -206,6 +232,7 @@ pub async fn run(
         .unwrap_or(settings.default_interval);
     let chunk = fetch::chunk_length(shortest);
 
+    let mut steps_done: u64 = 0;
     let mut chunk_start = range.from_ms;
     while chunk_start < range.to_ms {
         let chunk_end = chunk_start.saturating_add(chunk).min(range.to_ms);
@@ -221,6 +248,12 @@ pub async fn run(
             .map(|s| s.steps(chunk_start, chunk_end).peekable())
             .collect();
         while let Some(t) = cursors.iter_mut().filter_map(|c| c.peek().copied()).min() {
+            // Let other tasks run (and a dropped request cancel this) on a
+            // server's runtime.
+            steps_done += 1;
+            if steps_done % YIELD_EVERY_STEPS == 0 {
+                tokio::task::yield_now().await;
+            }
             for n in &mut notifiers {
                 n.advance_to(t);
             }

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
-use serde_json::json;
 
 use crate::backtest::range::{self, human_duration, show, TimeRange};
 use crate::backtest::write::BacktestWriter;
-use crate::backtest::report::{self, RuleReport};
-use crate::backtest::{self, compare, notify, sweep, Settings, Simulation, Target};
+use crate::backtest::modes::{self, Mode, Outcome, SweepRow};
+use crate::backtest::report;
+use crate::backtest::{self, compare, notify, sweep, Settings};
 use crate::clock::{Clock, SystemClock};
 use crate::datasource::{DatasourceClient, DatasourceSettings};
 use crate::notify::config::parse_duration;
@@ -132,33 +132,24 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<bool> {
         notifications_from
     );
 
-    if let Some(spec) = &args.sweep {
-        return run_sweep(&runtime, &client, &settings, &current, notify_config, spec, args.output, &header);
-    }
-    let baseline_groups = if let Some(rev) = &args.baseline_git {
-        Some(groups_at_revision(rev, &args.files)?)
+    let mode = if let Some(spec) = &args.sweep {
+        Mode::Sweep(sweep::parse_sweep(spec).map_err(|e| anyhow!(e))?)
+    } else if let Some(rev) = &args.baseline_git {
+        Mode::Baseline(backtest::targets(
+            &groups_at_revision(rev, &args.files)?,
+            settings.default_interval,
+        ))
     } else if !args.baseline.is_empty() {
-        Some(load_rule_files(&args.baseline).context("in the --baseline rule files")?)
+        let old = load_rule_files(&args.baseline).context("in the --baseline rule files")?;
+        Mode::Baseline(backtest::targets(&old, settings.default_interval))
     } else {
-        None
+        Mode::Plain
     };
-    if current.is_empty() && baseline_groups.is_none() {
+    if current.is_empty() && !matches!(mode, Mode::Baseline(_)) {
         bail!(
             "no alerting rules in {}: a backtest replays alerting rules only",
             list(&args.files)
         );
-    }
-    let mut simulations = vec![Simulation {
-        targets: current,
-        notify: Arc::clone(&notify_config),
-        write: true,
-    }];
-    if let Some(groups) = &baseline_groups {
-        simulations.push(Simulation {
-            targets: backtest::targets(groups, settings.default_interval),
-            notify: notify_config,
-            write: false,
-        });
     }
     let mut writer = args
         .remote_write
@@ -166,37 +157,84 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<bool> {
         .map(BacktestWriter::new)
         .transpose()
         .map_err(|e| anyhow!(e))?;
-    let mut reports = runtime
-        .block_on(backtest::run(&client, &settings, simulations, writer.as_mut()))
+    let outcome = runtime
+        .block_on(modes::execute(
+            &client,
+            &settings,
+            current,
+            mode,
+            notify_config,
+            writer.as_mut(),
+        ))
         .map_err(|e| anyhow!(e))?;
     if let (Some(w), Some(url)) = (&writer, &args.remote_write) {
         eprintln!("wrote {} samples of ALERTS and ALERTS_FOR_STATE to {url}", w.sent);
     }
-    let changed = reports.remove(0);
-    let baseline = reports.pop();
-    let text = match (baseline, args.output) {
-        (None, Output::Table) => format!("{header}\n\n{}", report::table(&changed)),
-        (None, Output::Episodes) => report::episodes(&changed),
-        (None, Output::Json) => json_text(&json!({
-            "from": show(range.from_ms), "to": show(range.to_ms), "rules": changed,
-        }))?,
-        (Some(baseline), Output::Json) => json_text(&json!({
-            "from": show(range.from_ms), "to": show(range.to_ms),
-            "baseline": baseline, "changed": changed,
-            "differences": compare::compare(&baseline, &changed),
-        }))?,
-        (Some(baseline), Output::Episodes) => format!(
-            "Baseline:\n{}\nChanged:\n{}",
-            report::episodes(&baseline),
-            report::episodes(&changed)
-        ),
-        (Some(baseline), Output::Table) => format!(
+    let text = match (&outcome, args.output) {
+        (_, Output::Json) => json_text(&outcome.to_json(&settings))?,
+        (Outcome::Plain(rules), Output::Table) => format!("{header}\n\n{}", report::table(rules)),
+        (Outcome::Plain(rules), Output::Episodes) => report::episodes(rules),
+        (Outcome::Compare { differences, .. }, Output::Table) => format!(
             "{header}\n\nBaseline → changed:\n{}",
-            compare::text(&compare::compare(&baseline, &changed))
+            compare::text(differences)
+        ),
+        (
+            Outcome::Compare {
+                baseline, changed, ..
+            },
+            Output::Episodes,
+        ) => format!(
+            "Baseline:\n{}\nChanged:\n{}",
+            report::episodes(baseline),
+            report::episodes(changed)
+        ),
+        (Outcome::Sweep { reports, .. }, Output::Episodes) => report::episodes(reports),
+        (
+            Outcome::Sweep {
+                rule,
+                comparison,
+                rows,
+                ..
+            },
+            Output::Table,
+        ) => format!(
+            "{header}\n\nSweep of {rule}: {}\n\n{}",
+            comparison.expr_with_text("THRESHOLD"),
+            sweep_table(rows, comparison.constant)
         ),
     };
     print!("{text}");
     Ok(true)
+}
+
+/// The sweep's rows as a table; `(rule)` marks the rule's own value.
+fn sweep_table(rows: &[SweepRow], in_rule: f64) -> String {
+    let mut table = vec![[
+        "THRESHOLD",
+        "EPISODES",
+        "EPISODES/WEEK",
+        "NOTIFICATIONS",
+        "NOTIFICATIONS/WEEK",
+        "FIRING",
+        "NEAR MISSES",
+        "FLAPS",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for row in rows {
+        let mark = if row.threshold == in_rule { " (rule)" } else { "" };
+        table.push(vec![
+            format!("{}{mark}", row.threshold),
+            row.episodes.to_string(),
+            format!("{:.1}", row.episodes_per_week),
+            row.notifications.to_string(),
+            format!("{:.1}", row.notifications_per_week),
+            human_duration(Duration::from_secs_f64(row.firing_seconds)),
+            row.near_misses.to_string(),
+            row.flaps.to_string(),
+        ]);
+    }
+    report::columns(&table)
 }
 
 fn list(files: &[PathBuf]) -> String {
@@ -271,136 +309,4 @@ fn groups_at_revision(rev: &str, files: &[PathBuf]) -> anyhow::Result<Vec<GroupS
             .context(format!("in the rule files at --baseline-git {rev}"));
     }
     Ok(groups)
-}
-
-/// One line of a sweep's results.
-#[derive(Debug, serde::Serialize)]
-struct SweepRow {
-    threshold: f64,
-    expr: String,
-    episodes: usize,
-    episodes_per_week: f64,
-    notifications: u64,
-    notifications_per_week: f64,
-    firing_seconds: f64,
-    near_misses: u64,
-    flaps: usize,
-}
-
-#[allow(clippy::too_many_arguments)]
-fn run_sweep(
-    runtime: &tokio::runtime::Runtime,
-    client: &DatasourceClient,
-    settings: &Settings,
-    targets: &[Target],
-    notify_config: Arc<crate::notify::config::NotifyConfig>,
-    spec: &str,
-    output: Output,
-    header: &str,
-) -> anyhow::Result<bool> {
-    let spec = sweep::parse_sweep(spec).map_err(|e| anyhow!(e))?;
-    let chosen: Vec<&Target> = targets
-        .iter()
-        .filter(|t| spec.selects(&t.spec.alert, &t.spec.labels))
-        .collect();
-    let target = match chosen.as_slice() {
-        [one] => *one,
-        [] => bail!(
-            "--sweep: no alerting rule {}{} in the rule files; the rules are: {}",
-            spec.alertname,
-            if spec.labels.is_empty() { String::new() } else { format!(" with labels {:?}", spec.labels) },
-            targets.iter().map(|t| t.key.as_str()).collect::<Vec<_>>().join(", ")
-        ),
-        many => bail!(
-            "--sweep: {} rules match ({}); add their labels to pick one, e.g. '{}{{severity=warning}}:...'",
-            many.len(),
-            many.iter().map(|t| t.key.as_str()).collect::<Vec<_>>().join(", "),
-            spec.alertname
-        ),
-    };
-    let comparison =
-        sweep::find_comparison(&target.key, &target.spec.expr).map_err(|e| anyhow!(e))?;
-    let simulations = spec
-        .values
-        .iter()
-        .map(|&value| {
-            let mut t = target.clone();
-            t.spec.expr = comparison.expr_with(value);
-            t.query = comparison.other_side.clone();
-            t.threshold = Some((comparison.clone(), value));
-            Simulation {
-                targets: vec![t],
-                notify: Arc::clone(&notify_config),
-                write: false,
-            }
-        })
-        .collect();
-    let reports = runtime
-        .block_on(backtest::run(client, settings, simulations, None))
-        .map_err(|e| anyhow!(e))?;
-    let weeks = settings.range.length().as_secs_f64() / (7.0 * 86_400.0);
-    let rows: Vec<SweepRow> = reports
-        .iter()
-        .zip(&spec.values)
-        .filter_map(|(r, &threshold)| {
-            let r: &RuleReport = r.first()?;
-            Some(SweepRow {
-                threshold,
-                expr: r.expr.clone(),
-                episodes: r.episodes,
-                episodes_per_week: r.episodes as f64 / weeks,
-                notifications: r.notifications_total,
-                notifications_per_week: r.notifications_total as f64 / weeks,
-                firing_seconds: r.firing_seconds,
-                near_misses: r.near_misses,
-                flaps: r.flaps,
-            })
-        })
-        .collect();
-    let text = match output {
-        Output::Json => json_text(&json!({
-            "from": show(settings.range.from_ms), "to": show(settings.range.to_ms),
-            "rule": target.key, "expr": target.spec.expr, "threshold_in_rule": comparison.constant,
-            "values": rows,
-        }))?,
-        Output::Episodes => {
-            let flat: Vec<RuleReport> = reports.into_iter().flatten().collect();
-            report::episodes(&flat)
-        }
-        Output::Table => {
-            let mut table = vec![[
-                "THRESHOLD",
-                "EPISODES",
-                "EPISODES/WEEK",
-                "NOTIFICATIONS",
-                "NOTIFICATIONS/WEEK",
-                "FIRING",
-                "NEAR MISSES",
-                "FLAPS",
-            ]
-            .map(String::from)
-            .to_vec()];
-            for row in &rows {
-                let mark = if row.threshold == comparison.constant { " (rule)" } else { "" };
-                table.push(vec![
-                    format!("{}{mark}", row.threshold),
-                    row.episodes.to_string(),
-                    format!("{:.1}", row.episodes_per_week),
-                    row.notifications.to_string(),
-                    format!("{:.1}", row.notifications_per_week),
-                    human_duration(Duration::from_secs_f64(row.firing_seconds)),
-                    row.near_misses.to_string(),
-                    row.flaps.to_string(),
-                ]);
-            }
-            format!(
-                "{header}\n\nSweep of {}: {}\n\n{}",
-                target.key,
-                comparison.expr_with_text("THRESHOLD"),
-                report::columns(&table)
-            )
-        }
-    };
-    print!("{text}");
-    Ok(true)
 }
