@@ -236,8 +236,11 @@ pub async fn run(
     let mut chunk_start = range.from_ms;
     while chunk_start < range.to_ms {
         let chunk_end = chunk_start.saturating_add(chunk).min(range.to_ms);
-        let mut fetched: Vec<StepVectors> = futures::stream::iter(sources.iter())
-            .map(|source| fetch::fetch_chunk(client, source, chunk_start, chunk_end))
+        // By index: a closure over `&Source` would not be `Send` for every
+        // lifetime, which a server's handler needs.
+        let sources_ref = &sources;
+        let mut fetched: Vec<StepVectors> = futures::stream::iter(0..sources.len())
+            .map(|i| fetch::fetch_chunk(client, &sources_ref[i], chunk_start, chunk_end))
             .buffered(PARALLEL_QUERIES)
             .collect::<Vec<_>>()
             .await

@@ -1,88 +1,15 @@
-//! The backtest command's outputs against a datasource whose series the
-//! test defines: `load{instance="a"}` is 10 during minutes 5–10, 12–20 and
-//! the first 30 s of minute 30 of the hour from T0; `load{instance="b"}`
-//! is 7 during minutes 40–50; both are 0 otherwise. The datasource answers
-//! `query_range` for `load` and for `load > N` (with PromQL's filter), so
-//! every number below can be worked out by hand.
+//! The backtest command's outputs against the computed datasource of
+//! [`super::datasource`], so every number below can be worked out by hand.
 
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
 use std::path::Path;
 use std::process::Command;
 
-use axum::extract::Form;
-use axum::routing::post;
-use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use super::{datasource, rules, Datasource, NOTIFY, T0};
 use crate::support::cargo_bin;
-use crate::support::process::serve;
-
-/// 2025-12-01T00:00:00Z.
-const T0: i64 = 1_764_547_200;
-
-fn load(instance: &str, t: i64) -> f64 {
-    let minute = (t - T0) as f64 / 60.0;
-    match instance {
-        "a" if (5.0..10.0).contains(&minute)
-            || (12.0..20.0).contains(&minute)
-            || (30.0..30.5).contains(&minute) =>
-        {
-            10.0
-        }
-        "b" if (40.0..50.0).contains(&minute) => 7.0,
-        _ => 0.0,
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct RangeQuery {
-    query: String,
-    start: f64,
-    end: f64,
-    step: f64,
-}
-
-async fn query_range(Form(q): Form<RangeQuery>) -> Json<Value> {
-    let threshold = match q.query.split_once(" > ") {
-        Some(("load", n)) => n.parse::<f64>().ok(),
-        _ if q.query == "load" => Some(f64::NEG_INFINITY),
-        _ => None,
-    };
-    let Some(threshold) = threshold else {
-        return Json(
-            json!({"status": "error", "errorType": "bad_data", "error": format!("unknown query {}", q.query)}),
-        );
-    };
-    let mut result = Vec::new();
-    for instance in ["a", "b"] {
-        let mut values = Vec::new();
-        let mut t = q.start;
-        while t <= q.end {
-            let v = load(instance, t as i64);
-            if v > threshold {
-                values.push(json!([t, v.to_string()]));
-            }
-            t += q.step;
-        }
-        if !values.is_empty() {
-            result.push(json!({"metric": {"__name__": "load", "instance": instance}, "values": values}));
-        }
-    }
-    Json(json!({"status": "success", "data": {"resultType": "matrix", "result": result}}))
-}
-
-/// The fake datasource's base URL.
-async fn datasource() -> String {
-    let app = Router::new().route("/api/v1/query_range", post(query_range));
-    format!("http://127.0.0.1:{}", serve(app).await)
-}
-
-fn rules(threshold: &str) -> String {
-    format!("groups:\n- name: load\n  interval: 10s\n  rules:\n  - alert: LoadHigh\n    expr: load > {threshold}\n    for: 30s\n")
-}
-
-const NOTIFY: &str = "route: {receiver: team, group_by: [alertname, instance], group_wait: 30s, group_interval: 1m, repeat_interval: 4h}\nreceivers:\n- name: team\n  webhook_configs: [{url: 'http://127.0.0.1:9/'}]\n";
 
 /// Runs the backtest over the hour from T0 with `args`; (exit code,
 /// stdout, stderr).
@@ -118,7 +45,7 @@ fn header(datasource: &str) -> String {
 
 #[tokio::test]
 async fn a_rule_is_reported_with_episodes_near_misses_flaps_and_notifications() {
-    let url = datasource().await;
+    let url = datasource().await.base;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("rules.yaml"), rules("5")).unwrap();
     let notify = dir.path().join("notify.yaml");
@@ -159,7 +86,7 @@ async fn a_rule_is_reported_with_episodes_near_misses_flaps_and_notifications() 
 
 #[tokio::test]
 async fn compare_lists_the_differences_and_the_episodes_no_longer_detected() {
-    let url = datasource().await;
+    let url = datasource().await.base;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("old.yaml"), rules("5")).unwrap();
     std::fs::write(dir.path().join("rules.yaml"), rules("8")).unwrap();
@@ -203,12 +130,15 @@ async fn compare_lists_the_differences_and_the_episodes_no_longer_detected() {
 
 #[tokio::test]
 async fn a_sweep_prints_each_threshold_and_queries_the_other_side_once() {
-    let url = datasource().await;
+    let Datasource { base: url, queries } = datasource().await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("rules.yaml"), rules("5")).unwrap();
     let (code, out, stderr) =
         backtest(dir.path(), &url, &["--sweep", "LoadHigh:2:11:3", "rules.yaml"]).await;
     assert_eq!(code, 0, "{stderr}");
+    // The hour at 10 s is one chunk: one query of the comparison's other
+    // side for all four thresholds.
+    assert_eq!(*queries.lock().unwrap(), vec!["load".to_string()]);
     let (_, table) = out.split_once("\n\n").unwrap();
     assert_eq!(
         table,
@@ -223,7 +153,7 @@ async fn a_sweep_prints_each_threshold_and_queries_the_other_side_once() {
 
 #[tokio::test]
 async fn bad_input_gets_a_clear_message_and_a_non_zero_exit() {
-    let url = datasource().await;
+    let url = datasource().await.base;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("rules.yaml"), rules("5")).unwrap();
     std::fs::write(
@@ -289,7 +219,7 @@ async fn remote_write_stores_the_backtested_alerts_series() {
     };
     // T0 is long ago: keep it.
     let _vm = vm.start_with(&["-retentionPeriod=100y"]).await;
-    let url = datasource().await;
+    let url = datasource().await.base;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("rules.yaml"), rules("5")).unwrap();
     let (code, _, stderr) = backtest(
