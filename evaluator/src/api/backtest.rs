@@ -194,13 +194,14 @@ async fn prepare_and_run(state: &AppState, request: BacktestRequest) -> Result<R
     match tokio::time::timeout(MAX_WALL_TIME, run).await {
         Err(_) => Err(error(
             StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
+            "unavailable",
             format!(
                 "the backtest did not finish within {}s and was stopped; shorten the range, pick one rule with `alert`, or use `vigil-evaluator backtest`",
                 MAX_WALL_TIME.as_secs()
             ),
         )),
-        Ok(Err(e)) => Err(error(StatusCode::UNPROCESSABLE_ENTITY, "execution", e)),
+        // The datasource failed or refused a query; the message says which.
+        Ok(Err(e)) => Err(error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e)),
         Ok(Ok(outcome)) => Ok(success(outcome.to_json(&settings))),
     }
 }
