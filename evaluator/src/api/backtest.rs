@@ -66,17 +66,33 @@ struct BacktestRequest {
 }
 
 /// An error answer in the API's envelope.
-fn error(status: StatusCode, error_type: &str, message: impl Into<String>) -> Response {
-    let body = serde_json::json!({"status": "error", "errorType": error_type, "error": message.into()});
-    (status, axum::Json(body)).into_response()
+struct ApiError {
+    status: StatusCode,
+    error_type: &'static str,
+    message: String,
 }
 
-fn bad(message: impl Into<String>) -> Response {
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"status": "error", "errorType": self.error_type, "error": self.message});
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+fn error(status: StatusCode, error_type: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError {
+        status,
+        error_type,
+        message: message.into(),
+    }
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
     error(StatusCode::BAD_REQUEST, "bad_data", message)
 }
 
 /// The alerting rules of a rule file sent in the request.
-fn targets_of(field: &str, yaml: &str) -> Result<Vec<Target>, Response> {
+fn targets_of(field: &str, yaml: &str) -> Result<Vec<Target>, ApiError> {
     let groups = parse_rule_file(Path::new(field), yaml)
         .map_err(|e| bad(format!("{field} has errors:\n{e}")))?;
     Ok(backtest::targets(&groups, DEFAULT_INTERVAL))
@@ -118,11 +134,12 @@ pub async fn backtest(
         Err(e) => return e.into_response(),
     };
     match prepare_and_run(&state, request).await {
-        Ok(response) | Err(response) => response,
+        Ok(response) => response,
+        Err(e) => e.into_response(),
     }
 }
 
-async fn prepare_and_run(state: &AppState, request: BacktestRequest) -> Result<Response, Response> {
+async fn prepare_and_run(state: &AppState, request: BacktestRequest) -> Result<Response, ApiError> {
     let client = state
         .datasource
         .read()
@@ -135,8 +152,12 @@ async fn prepare_and_run(state: &AppState, request: BacktestRequest) -> Result<R
     let from = parse_time(&request.from, now).map_err(|e| bad(format!("from: {e}")))?;
     let to = parse_time(request.to.as_deref().unwrap_or("now"), now)
         .map_err(|e| bad(format!("to: {e}")))?;
-    let range = TimeRange::new(from, to, MAX_RANGE)
-        .map_err(|e| bad(e.replace("raise --max-range", "use the command line for longer ranges")))?;
+    let range = TimeRange::new(from, to, MAX_RANGE).map_err(|e| {
+        bad(e.replace(
+            "raise --max-range",
+            "use the command line for longer ranges",
+        ))
+    })?;
     let settings = Settings {
         range,
         default_interval: DEFAULT_INTERVAL,
@@ -173,15 +194,7 @@ async fn prepare_and_run(state: &AppState, request: BacktestRequest) -> Result<R
             crate::notify::config::parse(yaml, Path::new("notify_config"))
                 .map_err(|e| bad(e.to_string()))?,
         ),
-        None => Arc::new(
-            state
-                .alertmanager
-                .notifier()
-                .lock()
-                .await
-                .config()
-                .clone(),
-        ),
+        None => Arc::new(state.alertmanager.notifier().lock().await.config().clone()),
     };
     let Ok(_permit) = state.backtest_permit.try_acquire() else {
         return Err(error(

@@ -53,9 +53,7 @@ fn overlaps(a: &EpisodeReport, b: &EpisodeReport) -> bool {
 fn unmatched(of: &RuleReport, against: Option<&RuleReport>) -> Vec<EpisodeReport> {
     of.episode_list
         .iter()
-        .filter(|e| {
-            !against.is_some_and(|other| other.episode_list.iter().any(|o| overlaps(e, o)))
-        })
+        .filter(|e| !against.is_some_and(|other| other.episode_list.iter().any(|o| overlaps(e, o))))
         .cloned()
         .collect()
 }
@@ -152,7 +150,9 @@ pub fn text(diffs: &[RuleDiff]) -> String {
                 if b.flaps != c.flaps {
                     parts.push(format!("{} → {} flaps", b.flaps, c.flaps));
                 }
-                if parts.is_empty() && d.no_longer_detected.is_empty() && d.newly_detected.is_empty()
+                if parts.is_empty()
+                    && d.no_longer_detected.is_empty()
+                    && d.newly_detected.is_empty()
                 {
                     format!(
                         "{}: unchanged ({} notifications, {})",

@@ -118,12 +118,9 @@ pub async fn fetch_chunk(
             answer.error.as_deref().unwrap_or("no reason given")
         ));
     }
-    let matrix = answer.data.ok_or_else(|| {
-        format!(
-            "datasource {url} answered the {} without data",
-            what()
-        )
-    })?;
+    let matrix = answer
+        .data
+        .ok_or_else(|| format!("datasource {url} answered the {} without data", what()))?;
     if matrix.result_type != "matrix" {
         return Err(format!(
             "datasource {url} answered the {} with a {} instead of a matrix",
@@ -136,7 +133,10 @@ pub async fn fetch_chunk(
         let labels = Labels::from_pairs(series.metric.iter());
         for (t, value) in series.values {
             let value = parse_value(&value).map_err(|e| {
-                format!("datasource {url} answered the {} with a bad sample value: {e}", what())
+                format!(
+                    "datasource {url} answered the {} with a bad sample value: {e}",
+                    what()
+                )
             })?;
             let t_ms = (t * 1000.0).round() as i64 + offset;
             out.entry(t_ms).or_default().push(Sample {

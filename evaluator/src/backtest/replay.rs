@@ -162,9 +162,7 @@ impl RuleReplay {
         }
         self.record_transitions(ts_ms);
         StepOutput {
-            sent: self
-                .rule
-                .alerts_to_send(ts_ms, resend_delay, self.interval),
+            sent: self.rule.alerts_to_send(ts_ms, resend_delay, self.interval),
             series,
         }
     }
@@ -243,10 +241,20 @@ mod tests {
     #[test]
     fn episodes_run_from_firing_to_resolution() {
         let r = replay(spec(2, 0), "0111110011");
-        assert_eq!(r.episodes.len(), 1, "the second activation is still pending at the end");
-        assert_eq!(r.episodes[0].start_ms, 3000, "pending at 1 s, fires 2 s later");
+        assert_eq!(
+            r.episodes.len(),
+            1,
+            "the second activation is still pending at the end"
+        );
+        assert_eq!(
+            r.episodes[0].start_ms, 3000,
+            "pending at 1 s, fires 2 s later"
+        );
         assert_eq!(r.episodes[0].end_ms, Some(6000));
-        assert_eq!(r.near_misses, 0, "pending at the end of the range is no near miss");
+        assert_eq!(
+            r.near_misses, 0,
+            "pending at the end of the range is no near miss"
+        );
         let r = replay(spec(0, 0), "0110");
         assert_eq!(r.episodes[0].end_ms, Some(3000));
         let r = replay(spec(0, 0), "011");
@@ -260,6 +268,10 @@ mod tests {
         assert_eq!(r.episodes.len(), 1);
         let r = replay(spec(0, 2), "0100000");
         assert_eq!(r.episodes[0].start_ms, 1000);
-        assert_eq!(r.episodes[0].end_ms, Some(4000), "held firing for 2 s after 2 s");
+        assert_eq!(
+            r.episodes[0].end_ms,
+            Some(4000),
+            "held firing for 2 s after 2 s"
+        );
     }
 }

@@ -164,18 +164,16 @@ pub fn columns(rows: &[Vec<String>]) -> String {
 
 /// The default output: one line per rule, then the rules' errors.
 pub fn table(reports: &[RuleReport]) -> String {
-    let mut rows = vec![
-        [
-            "RULE",
-            "EPISODES",
-            "FIRING",
-            "NEAR MISSES",
-            "FLAPS",
-            "NOTIFICATIONS",
-        ]
-        .map(String::from)
-        .to_vec(),
-    ];
+    let mut rows = vec![[
+        "RULE",
+        "EPISODES",
+        "FIRING",
+        "NEAR MISSES",
+        "FLAPS",
+        "NOTIFICATIONS",
+    ]
+    .map(String::from)
+    .to_vec()];
     for r in reports {
         rows.push(vec![
             r.rule.clone(),
@@ -212,7 +210,9 @@ pub fn episodes(reports: &[RuleReport]) -> String {
                 r.rule.clone(),
                 e.label_set.to_string(),
                 e.start.clone(),
-                e.end.clone().unwrap_or_else(|| "(firing at the end)".into()),
+                e.end
+                    .clone()
+                    .unwrap_or_else(|| "(firing at the end)".into()),
                 human_duration(Duration::from_secs_f64(e.duration_seconds)),
             ]);
         }

@@ -25,7 +25,11 @@ pub struct SweepSpec {
 
 impl SweepSpec {
     /// Whether a rule with this name and these static labels is the one.
-    pub fn selects(&self, alertname: &str, labels: &std::collections::BTreeMap<String, String>) -> bool {
+    pub fn selects(
+        &self,
+        alertname: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> bool {
         alertname == self.alertname
             && self
                 .labels
@@ -52,7 +56,11 @@ pub fn parse_sweep(text: &str) -> Result<SweepSpec, String> {
             .filter(|v| v.is_finite())
             .ok_or_else(|| bad(&format!("{name} {s:?} is not a number")))
     };
-    let (from, to, step) = (number("FROM", from)?, number("TO", to)?, number("STEP", step)?);
+    let (from, to, step) = (
+        number("FROM", from)?,
+        number("TO", to)?,
+        number("STEP", step)?,
+    );
     if step <= 0.0 {
         return Err(bad("STEP must be above 0"));
     }
@@ -83,10 +91,7 @@ pub fn parse_sweep(text: &str) -> Result<SweepSpec, String> {
                 let (k, v) = pair
                     .split_once('=')
                     .ok_or_else(|| bad(&format!("{pair:?} is not label=value")))?;
-                labels.push((
-                    k.trim().to_string(),
-                    v.trim().trim_matches('"').to_string(),
-                ));
+                labels.push((k.trim().to_string(), v.trim().trim_matches('"').to_string()));
             }
             (name.trim().to_string(), labels)
         }
@@ -159,12 +164,11 @@ pub fn find_comparison(rule: &str, expr: &str) -> Result<Comparison, String> {
     if !binary.op.is_comparison_operator() {
         return Err(refuse());
     }
-    let (constant, constant_on_left, other) =
-        match (number(&binary.lhs), number(&binary.rhs)) {
-            (None, Some(c)) => (c, false, &binary.lhs),
-            (Some(c), None) => (c, true, &binary.rhs),
-            _ => return Err(refuse()),
-        };
+    let (constant, constant_on_left, other) = match (number(&binary.lhs), number(&binary.rhs)) {
+        (None, Some(c)) => (c, false, &binary.lhs),
+        (Some(c), None) => (c, true, &binary.rhs),
+        _ => return Err(refuse()),
+    };
     Ok(Comparison {
         op: binary.op.to_string(),
         constant,
@@ -277,7 +281,10 @@ mod tests {
     #[test]
     fn the_comparison_is_found_on_either_side_and_through_parentheses() {
         let c = find_comparison("R", "(rate(x[5m]) > 0.05)").unwrap();
-        assert_eq!((c.op.as_str(), c.constant, c.constant_on_left), (">", 0.05, false));
+        assert_eq!(
+            (c.op.as_str(), c.constant, c.constant_on_left),
+            (">", 0.05, false)
+        );
         assert_eq!(c.other_side, "rate(x[5m])");
         assert_eq!(c.expr_with(0.1), "rate(x[5m]) > 0.1");
         let c = find_comparison("R", "0.05 < sum by (job) (x)").unwrap();
@@ -286,7 +293,10 @@ mod tests {
         let c = find_comparison("R", "x >= bool -(3)").unwrap();
         assert_eq!((c.constant, c.return_bool), (-3.0, true));
         let c = find_comparison("R", "expiry - time() < 14 * 86400").unwrap();
-        assert_eq!((c.constant, c.other_side.as_str()), (1_209_600.0, "expiry - time()"));
+        assert_eq!(
+            (c.constant, c.other_side.as_str()),
+            (1_209_600.0, "expiry - time()")
+        );
     }
 
     #[test]

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 
-use crate::backtest::range::{self, human_duration, show, TimeRange};
-use crate::backtest::write::BacktestWriter;
 use crate::backtest::modes::{self, Mode, Outcome, SweepRow};
+use crate::backtest::range::{self, human_duration, show, TimeRange};
 use crate::backtest::report;
+use crate::backtest::write::BacktestWriter;
 use crate::backtest::{self, compare, notify, sweep, Settings};
 use crate::clock::{Clock, SystemClock};
 use crate::datasource::{DatasourceClient, DatasourceSettings};
@@ -168,7 +168,10 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<bool> {
         ))
         .map_err(|e| anyhow!(e))?;
     if let (Some(w), Some(url)) = (&writer, &args.remote_write) {
-        eprintln!("wrote {} samples of ALERTS and ALERTS_FOR_STATE to {url}", w.sent);
+        eprintln!(
+            "wrote {} samples of ALERTS and ALERTS_FOR_STATE to {url}",
+            w.sent
+        );
     }
     let text = match (&outcome, args.output) {
         (_, Output::Json) => json_text(&outcome.to_json(&settings))?,
@@ -222,7 +225,11 @@ fn sweep_table(rows: &[SweepRow], in_rule: f64) -> String {
     .map(String::from)
     .to_vec()];
     for row in rows {
-        let mark = if row.threshold == in_rule { " (rule)" } else { "" };
+        let mark = if row.threshold == in_rule {
+            " (rule)"
+        } else {
+            ""
+        };
         table.push(vec![
             format!("{}{mark}", row.threshold),
             row.episodes.to_string(),
@@ -278,7 +285,10 @@ fn groups_at_revision(rev: &str, files: &[PathBuf]) -> anyhow::Result<Vec<GroupS
     let mut groups = Vec::new();
     let mut problems = Vec::new();
     for file in files {
-        let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let name = file
             .file_name()
             .ok_or_else(|| anyhow!("{} is not a file name", file.display()))?;
@@ -288,7 +298,9 @@ fn groups_at_revision(rev: &str, files: &[PathBuf]) -> anyhow::Result<Vec<GroupS
             .arg(dir)
             .args(["show", &object])
             .output()
-            .map_err(|e| anyhow!("--baseline-git: cannot run git: {e}; is git installed and on PATH?"))?;
+            .map_err(|e| {
+                anyhow!("--baseline-git: cannot run git: {e}; is git installed and on PATH?")
+            })?;
         if !output.status.success() {
             bail!(
                 "--baseline-git {rev}: `git -C {} show {object}` failed: {}; is {} in a git repository, and did it exist at {rev}?",

@@ -48,8 +48,13 @@ async fn post(state: &Arc<AppState>, token: Option<&str>, body: Value) -> (Statu
         .await
         .unwrap();
     let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 #[tokio::test]
@@ -67,7 +72,12 @@ async fn the_api_runs_a_backtest_for_the_token_holder_within_limits() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let rule = &body["data"]["rules"][0];
     assert_eq!(
-        (rule["rule"].clone(), rule["episodes"].clone(), rule["near_misses"].clone(), rule["flaps"].clone()),
+        (
+            rule["rule"].clone(),
+            rule["episodes"].clone(),
+            rule["near_misses"].clone(),
+            rule["flaps"].clone()
+        ),
         (json!("LoadHigh"), json!(3), json!(1), json!(1))
     );
     assert_eq!(rule["notifications"], json!({"team": 6}));
@@ -82,17 +92,29 @@ async fn the_api_runs_a_backtest_for_the_token_holder_within_limits() {
     too_long["from"] = json!((T0 - 40 * 86_400).to_string());
     let (status, body) = post(&state, Some("s3cret"), too_long).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["error"].as_str().unwrap().contains("over the limit of 31d"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("over the limit of 31d"),
+        "{body}"
+    );
 
     let mut broken = request.clone();
     broken["rules"] = json!("groups:\n- name: g\n  rules:\n  - alert: A\n    expr: 'rate(x[5m]'\n");
     let (status, body) = post(&state, Some("s3cret"), broken).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["error"].as_str().unwrap().contains("rules has errors"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("rules has errors"),
+        "{body}"
+    );
 
     let (status, body) = post(&app(None), Some("s3cret"), request).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["error"].as_str().unwrap().contains("no `datasource:`"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("no `datasource:`"),
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -25,10 +25,7 @@ async fn backtest(dir: &Path, datasource: &str, args: &[&str]) -> (i32, String, 
     if !args.contains(&"--from") {
         command.args(["--from", &T0.to_string(), "--to", &(T0 + 3600).to_string()]);
     }
-    command
-        .arg("--notify-config")
-        .arg(&notify)
-        .args(args);
+    command.arg("--notify-config").arg(&notify).args(args);
     let out = tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap();
@@ -58,7 +55,10 @@ async fn a_rule_is_reported_with_episodes_near_misses_flaps_and_notifications() 
     let want = header(&url).replace(&notify.display().to_string(), "notify.yaml")
         + "RULE      EPISODES  FIRING  NEAR MISSES  FLAPS  NOTIFICATIONS\n\
            LoadHigh  3         21m30s  1            1      team=6\n";
-    assert_eq!(table.replace(&notify.display().to_string(), "notify.yaml"), want);
+    assert_eq!(
+        table.replace(&notify.display().to_string(), "notify.yaml"),
+        want
+    );
 
     let (code, episodes, stderr) =
         backtest(dir.path(), &url, &["--output", "episodes", "rules.yaml"]).await;
@@ -122,10 +122,17 @@ async fn compare_lists_the_differences_and_the_episodes_no_longer_detected() {
         out.ends_with("LoadHigh: unchanged (6 notifications, 3 episodes)\n"),
         "{out}"
     );
-    let (code, _, stderr) =
-        backtest(dir.path(), &url, &["--baseline-git", "nosuchrev", "rules.yaml"]).await;
+    let (code, _, stderr) = backtest(
+        dir.path(),
+        &url,
+        &["--baseline-git", "nosuchrev", "rules.yaml"],
+    )
+    .await;
     assert_eq!(code, 2);
-    assert!(stderr.contains("--baseline-git nosuchrev: `git -C . show nosuchrev:./rules.yaml` failed"), "{stderr}");
+    assert!(
+        stderr.contains("--baseline-git nosuchrev: `git -C . show nosuchrev:./rules.yaml` failed"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -133,8 +140,12 @@ async fn a_sweep_prints_each_threshold_and_queries_the_other_side_once() {
     let Datasource { base: url, queries } = datasource().await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("rules.yaml"), rules("5")).unwrap();
-    let (code, out, stderr) =
-        backtest(dir.path(), &url, &["--sweep", "LoadHigh:2:11:3", "rules.yaml"]).await;
+    let (code, out, stderr) = backtest(
+        dir.path(),
+        &url,
+        &["--sweep", "LoadHigh:2:11:3", "rules.yaml"],
+    )
+    .await;
     assert_eq!(code, 0, "{stderr}");
     // The hour at 10 s is one chunk: one query of the comparison's other
     // side for all four thresholds.
@@ -206,7 +217,8 @@ async fn bad_input_gets_a_clear_message_and_a_non_zero_exit() {
     let (_, _, stderr) = backtest(dir.path(), &closed, &["rules.yaml"]).await;
     assert!(
         stderr.contains(&format!("datasource {closed} cannot be reached"))
-            && stderr.contains("check that --datasource names a running Prometheus-compatible server"),
+            && stderr
+                .contains("check that --datasource names a running Prometheus-compatible server"),
         "{stderr}"
     );
 }
@@ -229,7 +241,10 @@ async fn remote_write_stores_the_backtested_alerts_series() {
     )
     .await;
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("samples of ALERTS and ALERTS_FOR_STATE to"), "{stderr}");
+    assert!(
+        stderr.contains("samples of ALERTS and ALERTS_FOR_STATE to"),
+        "{stderr}"
+    );
     let client = reqwest::Client::new();
     client
         .get(format!("{}/internal/force_flush", vm.base))

@@ -76,7 +76,9 @@ async fn query_range(State(fake): State<Fake>, Form(q): Form<RangeQuery>) -> Jso
             t += q.step;
         }
         if !values.is_empty() {
-            result.push(json!({"metric": {"__name__": "load", "instance": instance}, "values": values}));
+            result.push(
+                json!({"metric": {"__name__": "load", "instance": instance}, "values": values}),
+            );
         }
     }
     Json(json!({"status": "success", "data": {"resultType": "matrix", "result": result}}))
@@ -116,7 +118,6 @@ pub async fn slow_datasource(delay: Duration) -> Datasource {
     }
 }
 
-
 /// A rule file: `LoadHigh: load > THRESHOLD` for 30s, every 10s.
 pub fn rules(threshold: &str) -> String {
     format!("groups:\n- name: load\n  interval: 10s\n  rules:\n  - alert: LoadHigh\n    expr: load > {threshold}\n    for: 30s\n")
@@ -124,4 +125,3 @@ pub fn rules(threshold: &str) -> String {
 
 /// Grouped per instance; flushes 30 s after a group starts, then each minute.
 pub const NOTIFY: &str = "route: {receiver: team, group_by: [alertname, instance], group_wait: 30s, group_interval: 1m, repeat_interval: 4h}\nreceivers:\n- name: team\n  webhook_configs: [{url: 'http://127.0.0.1:9/'}]\n";
-

@@ -18,12 +18,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::support::alertmanager::{alertmanager_binary, start_capture, start_alertmanager};
+use crate::support::alertmanager::{alertmanager_binary, start_alertmanager, start_capture};
 use crate::support::cargo_bin;
 use crate::support::process::Target;
 use crate::support::tsdb::{Kind, Tsdb};
 
 const CYCLE_SECS: u64 = 64;
+
+/// (alertname, series) → episodes as (start, end) in ms.
+type Episodes<End> = BTreeMap<(String, String), Vec<(i64, End)>>;
 
 /// The value of a series `s` seconds into its cycle: every state change
 /// of a rule and series is at least two group intervals (6 s) from the
@@ -67,12 +70,15 @@ fn now_ms() -> i64 {
 
 /// (alertname, series) → firing intervals (ms, end exclusive) from
 /// Prometheus' `ALERTS` samples, one per evaluation while firing.
-async fn prometheus_episodes(base: &str, from_ms: i64, to_ms: i64) -> BTreeMap<(String, String), Vec<(i64, i64)>> {
+async fn prometheus_episodes(base: &str, from_ms: i64, to_ms: i64) -> Episodes<i64> {
     let window = (to_ms - from_ms) / 1000 + 1;
     let answer: Value = reqwest::Client::new()
         .get(format!("{base}/api/v1/query"))
         .query(&[
-            ("query", format!("ALERTS{{alertstate=\"firing\"}}[{window}s]")),
+            (
+                "query",
+                format!("ALERTS{{alertstate=\"firing\"}}[{window}s]"),
+            ),
             ("time", format!("{:.3}", to_ms as f64 / 1000.0)),
         ])
         .send()
@@ -85,7 +91,10 @@ async fn prometheus_episodes(base: &str, from_ms: i64, to_ms: i64) -> BTreeMap<(
     for series in answer["data"]["result"].as_array().unwrap() {
         let key = (
             series["metric"]["alertname"].as_str().unwrap().to_string(),
-            series["metric"]["series"].as_str().unwrap_or("").to_string(),
+            series["metric"]["series"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
         );
         let mut runs: Vec<(i64, i64)> = Vec::new();
         for point in series["values"].as_array().unwrap() {
@@ -187,23 +196,32 @@ async fn backtest_finds_what_prometheus_and_alertmanager_did() {
     assert!(out.status.success(), "{stderr}");
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
 
-    let mut ours: BTreeMap<(String, String), Vec<(i64, Option<i64>)>> = BTreeMap::new();
+    let mut ours: Episodes<Option<i64>> = BTreeMap::new();
     let mut our_notifications: BTreeMap<String, u64> = BTreeMap::new();
     for rule in report["rules"].as_array().unwrap() {
-        let name = rule["rule"].as_str().unwrap().split('{').next().unwrap().to_string();
+        let name = rule["rule"]
+            .as_str()
+            .unwrap()
+            .split('{')
+            .next()
+            .unwrap()
+            .to_string();
         our_notifications.insert(name.clone(), rule["notifications_total"].as_u64().unwrap());
         for e in rule["episode_list"].as_array().unwrap() {
             let series = e["labels"]["series"].as_str().unwrap_or("").to_string();
-            ours.entry((name.clone(), series)).or_default().push((
-                e["start_ms"].as_i64().unwrap(),
-                e["end_ms"].as_i64(),
-            ));
+            ours.entry((name.clone(), series))
+                .or_default()
+                .push((e["start_ms"].as_i64().unwrap(), e["end_ms"].as_i64()));
         }
     }
 
     // Per cycle and series: ValueHigh 2, ValueCritical 1, ValueHeld 3.
-    let count = |m: &BTreeMap<(String, String), Vec<(i64, i64)>>| m.values().map(Vec::len).sum::<usize>();
-    assert_eq!(count(&expected), 12 * cycles as usize, "Prometheus: {expected:?}");
+    let count = |m: &Episodes<i64>| m.values().map(Vec::len).sum::<usize>();
+    assert_eq!(
+        count(&expected),
+        12 * cycles as usize,
+        "Prometheus: {expected:?}"
+    );
     let interval = 1000;
     for (key, theirs) in &expected {
         let mine = ours.get(key).cloned().unwrap_or_default();
@@ -225,7 +243,10 @@ async fn backtest_finds_what_prometheus_and_alertmanager_did() {
     let mut sent: BTreeMap<String, u64> = BTreeMap::new();
     for (kind, body) in captured.lock().unwrap().iter() {
         if kind == "hook" {
-            let name = body["groupLabels"]["alertname"].as_str().unwrap().to_string();
+            let name = body["groupLabels"]["alertname"]
+                .as_str()
+                .unwrap()
+                .to_string();
             *sent.entry(name).or_default() += 1;
         }
     }
