@@ -24,14 +24,17 @@ out = sys.stdout
 
 
 def incidents(base, bad, per_day, min_len, max_len):
-    """`points` values of `base` with about `per_day` runs of `bad` a day."""
+    """`points` values of `base` with about `per_day` runs of `bad` a day;
+    a float `bad` is the worst level, each run at 30-100 % of it (so a
+    threshold sweep sees fewer incidents as the threshold rises)."""
     values = [base] * points
     count = max(0, int(rng.gauss(per_day * days, 1)))
     for _ in range(count):
         at = rng.randrange(points)
         length = rng.randint(min_len, max_len)
+        level = round(bad * rng.uniform(0.3, 1.0), 4) if isinstance(bad, float) else bad
         for i in range(at, min(points, at + length)):
-            values[i] = bad
+            values[i] = level
     return values
 
 

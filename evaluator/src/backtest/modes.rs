@@ -139,6 +139,15 @@ pub async fn execute(
         Mode::Sweep(spec) => {
             let target = swept(&rules, &spec)?;
             let comparison = sweep::find_comparison(&target.key, &target.spec.expr)?;
+            // The other rules with the same name go along unchanged: they
+            // share its aggregation groups when routes group by alertname,
+            // and inhibit it (critical over warning). Their queries are
+            // shared by every value's simulation.
+            let siblings: Vec<Target> = rules
+                .iter()
+                .filter(|t| t.spec.alert == target.spec.alert && t.key != target.key)
+                .cloned()
+                .collect();
             let simulations = spec
                 .values
                 .iter()
@@ -147,17 +156,20 @@ pub async fn execute(
                     t.spec.expr = comparison.expr_with(value);
                     t.query = comparison.other_side.clone();
                     t.threshold = Some((comparison.clone(), value));
+                    let mut targets = vec![t];
+                    targets.extend(siblings.iter().cloned());
                     Simulation {
-                        targets: vec![t],
+                        targets,
                         notify: Arc::clone(&notify),
                         write: false,
                     }
                 })
                 .collect();
+            // The swept rule's report of each value.
             let reports: Vec<RuleReport> = run(client, settings, simulations, None)
                 .await?
                 .into_iter()
-                .flatten()
+                .filter_map(|per_value| per_value.into_iter().next())
                 .collect();
             let weeks = settings.range.length().as_secs_f64() / (7.0 * 86_400.0);
             let rows = reports
