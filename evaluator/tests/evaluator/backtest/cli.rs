@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 use super::{datasource, rules, Datasource, NOTIFY, T0};
 use crate::support::cargo_bin;
 
-/// Runs the backtest over the hour from T0 with `args`; (exit code,
+/// Runs the backtest with `args`, over the hour from T0 and with
+/// [`NOTIFY`] unless `args` give `--from` / `--notify-config`; (exit code,
 /// stdout, stderr).
 async fn backtest(dir: &Path, datasource: &str, args: &[&str]) -> (i32, String, String) {
     let notify = dir.join("notify.yaml");
@@ -25,7 +26,10 @@ async fn backtest(dir: &Path, datasource: &str, args: &[&str]) -> (i32, String, 
     if !args.contains(&"--from") {
         command.args(["--from", &T0.to_string(), "--to", &(T0 + 3600).to_string()]);
     }
-    command.arg("--notify-config").arg(&notify).args(args);
+    if !args.contains(&"--notify-config") {
+        command.arg("--notify-config").arg(&notify);
+    }
+    command.args(args);
     let out = tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap();
@@ -303,4 +307,55 @@ async fn remote_write_stores_the_backtested_alerts_series() {
             ("b".to_string(), (57, 2430, 2990, vec![3000])),
         ])
     );
+}
+
+#[tokio::test]
+async fn a_sweep_at_the_rules_own_value_counts_what_a_plain_backtest_counts() {
+    // A warning and a critical rule of the same name share aggregation
+    // groups (group_by alertname): the sweep keeps the critical rule in.
+    // The critical one fires at 17:00 inside the warning's 12:30–20:00
+    // episode, which adds a notification carrying the warning alert: 7,
+    // where the warning rule alone would have 6.
+    let url = datasource().await.base;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        "groups:\n- name: load\n  interval: 10s\n  rules:\n  - alert: LoadHigh\n    expr: load > 5\n    for: 30s\n    labels: {severity: warning}\n  - alert: LoadHigh\n    expr: load > 8\n    for: 5m\n    labels: {severity: critical}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("by-name.yaml"),
+        "route: {receiver: team, group_by: [alertname], group_wait: 30s, group_interval: 1m, repeat_interval: 4h}\nreceivers:\n- name: team\n  webhook_configs: [{url: 'http://127.0.0.1:9/'}]\n",
+    )
+    .unwrap();
+    let run = |extra: Vec<&'static str>| {
+        let (dir, url) = (dir.path().to_path_buf(), url.clone());
+        async move {
+            let mut args = vec!["--notify-config", "by-name.yaml", "--output", "json"];
+            args.extend(extra);
+            args.push("rules.yaml");
+            let (code, out, stderr) = backtest(&dir, &url, &args).await;
+            assert_eq!(code, 0, "{stderr}");
+            serde_json::from_str::<Value>(&out).unwrap()
+        }
+    };
+    let plain = run(vec![]).await;
+    let warning = &plain["rules"][0];
+    assert_eq!(warning["rule"], "LoadHigh{severity=\"warning\"}");
+    assert_eq!(warning["notifications_total"], 7, "{plain}");
+    let swept = run(vec!["--sweep", "LoadHigh{severity=warning}:5:5:1"]).await;
+    assert_eq!(
+        swept["values"][0]["notifications"], warning["notifications_total"],
+        "plain {plain}\nsweep {swept}"
+    );
+    assert_eq!(swept["values"][0]["episodes"], warning["episodes"]);
+    // Without its label the name is ambiguous.
+    let (code, _, stderr) = backtest(
+        dir.path(),
+        &url,
+        &["--sweep", "LoadHigh:5:5:1", "rules.yaml"],
+    )
+    .await;
+    assert_eq!(code, 2);
+    assert!(stderr.contains("2 rules match"), "{stderr}");
 }
