@@ -153,6 +153,8 @@ pub async fn execute(
                 .iter()
                 .map(|&value| {
                     let mut t = target.clone();
+                    // Tells the values' episodes apart in `--output episodes`.
+                    t.key = format!("{} at {value}", target.key);
                     t.spec.expr = comparison.expr_with(value);
                     t.query = comparison.other_side.clone();
                     t.threshold = Some((comparison.clone(), value));

@@ -164,6 +164,25 @@ async fn a_sweep_prints_each_threshold_and_queries_the_other_side_once() {
          8          2         336.0          4              672.0               12m     1            1\n\
          11         0         0.0            0              0.0                 0s      0            0\n"
     );
+    let (code, episodes, stderr) = backtest(
+        dir.path(),
+        &url,
+        &[
+            "--sweep",
+            "LoadHigh:8:11:3",
+            "--output",
+            "episodes",
+            "rules.yaml",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let rules: Vec<&str> = episodes
+        .lines()
+        .skip(1)
+        .map(|l| l.split("  ").next().unwrap())
+        .collect();
+    assert_eq!(rules, ["LoadHigh at 8", "LoadHigh at 8"], "{episodes}");
 }
 
 #[tokio::test]
