@@ -157,6 +157,7 @@ deadline = time.time() + rounds * interval
 while time.time() < deadline:
     time.sleep(interval / 3)
     groups = json.loads(get(f"{vigil}/api/v1/rules"))["data"]["groups"]
+    get(f"{vmalert}/api/v1/rules")  # the same reader load on both
     vigil_eval.extend(g.get("evaluationTime", 0.0) for g in groups)
 c1 = (cpu(vigil_pid), cpu(vmalert_pid))
 it1 = vmalert_iterations()
@@ -172,6 +173,15 @@ rows = [
     ("fleet: peak resident memory", "MiB", "lower", status(vmalert_pid, "VmHWM"), status(vigil_pid, "VmHWM")),
     ("fleet: firing alerts", "alerts", "equal", fire[1], fire[0]),
 ]
+def rss_parts(pid):
+    parts = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            key = line.split(":")[0]
+            if key in ("Rss", "Anonymous", "Shared_Clean", "Private_Clean", "Private_Dirty"):
+                parts[key] = int(line.split()[1]) / 1024
+    return ", ".join(f"{k} {v:.1f}" for k, v in parts.items())
+print(f"resident memory, MiB: Vigil {rss_parts(vigil_pid)}; vmalert {rss_parts(vmalert_pid)}")
 for name, unit, better, peer, ours in rows:
     print(f"result\t{name}\t{unit}\t{better}\t{peer:.3f}\t{ours:.3f}")
 PY

@@ -89,12 +89,69 @@ pub fn cargo_bin(name: &str) -> PathBuf {
     binary
 }
 
-/// A loopback TCP port that was free a moment ago.
+/// Where [`free_port`] looks: below Linux's ephemeral range (32768 and
+/// up), from which the kernel also takes the local port of every outgoing
+/// connection — a port picked there can be taken by some test's HTTP
+/// client before the server meant for it binds it.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A loopback TCP port that was free a moment ago, never the same twice in
+/// one test process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .unwrap_or_else(|err| panic!("cannot bind a loopback port: {err}"))
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(TEST_PORTS.end - TEST_PORTS.start);
+    // Each test process starts at its own place in the range, so two test
+    // binaries (or a leftover server) rarely meet.
+    let seed = std::process::id().wrapping_mul(7_919)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+    let _ = NEXT.compare_exchange(u32::MAX, seed % span, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..span {
+        let offset = NEXT.fetch_add(1, Ordering::SeqCst) % span;
+        let port = TEST_PORTS.start + offset as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!(
+        "no free loopback port between {} and {}",
+        TEST_PORTS.start, TEST_PORTS.end
+    )
+}
+
+/// Whether process `pid` itself holds a listening TCP socket on `port`
+/// (Linux: `/proc/net/tcp*` and the process's descriptors); false where
+/// `/proc` cannot tell. Tells a server that started from another one that
+/// took its port first and answers in its place.
+pub fn process_listens_on(pid: u32, port: u16) -> bool {
+    const LISTEN: &str = "0A";
+    let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let local_port = fields.get(1)?.rsplit(':').next()?;
+                    let listening = u16::from_str_radix(local_port, 16).ok()? == port
+                        && *fields.get(3)? == LISTEN;
+                    let inode = fields.get(9)?;
+                    listening.then(|| format!("socket:[{inode}]"))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(Result::ok)
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .any(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
 }
 
 /// Polls `url` until it answers with a success status or `timeout` passes.

@@ -25,6 +25,7 @@ pub mod dashboard;
 pub mod error;
 pub mod prometheus;
 pub mod receivers;
+pub mod rule_view;
 pub mod rules;
 pub mod targets;
 pub mod vigil;
@@ -152,6 +153,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v2/receivers", get(receivers::list_receivers))
         .merge(vigil::routes())
         .route("/api/vigil/v1/backtest", post(backtest::backtest))
+        .merge(rule_view::routes())
         .route(
             "/api/vigil/v1/receivers/{name}/test",
             post(receivers::test_receiver),

@@ -160,10 +160,10 @@ fn rule_json(e: &RuleEntry) -> RuleJson<'_> {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct GroupJson {
+struct GroupJson<'a> {
     name: String,
     file: String,
-    rules: Vec<serde_json::Value>,
+    rules: Vec<RuleJson<'a>>,
     interval: serde_json::Number,
     limit: usize,
     evaluation_time: serde_json::Number,
@@ -227,15 +227,14 @@ impl RuleFilter {
     }
 }
 
-fn group_json(g: &RuleGroup, filter: &RuleFilter) -> Result<GroupJson, ApiError> {
+fn group_json<'a>(g: &'a RuleGroup, filter: &RuleFilter) -> GroupJson<'a> {
     let rules = g
         .rules
         .iter()
         .filter(|e| filter.keeps_rule(e))
-        .map(|e| serde_json::to_value(rule_json(e)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::Internal(format!("cannot encode the rules: {e}")))?;
-    Ok(GroupJson {
+        .map(rule_json)
+        .collect();
+    GroupJson {
         name: g.name.clone(),
         file: g.file.display().to_string(),
         rules,
@@ -244,12 +243,15 @@ fn group_json(g: &RuleGroup, filter: &RuleFilter) -> Result<GroupJson, ApiError>
         evaluation_time: secs(g.last_eval_duration),
         last_evaluation: format_ms(g.last_eval_ms),
         owner: None,
-    })
+    }
 }
 
+/// Each group is encoded while its lock is held, straight from the rule
+/// state (no intermediate JSON tree: a thousand rules with their alerts
+/// would otherwise allocate megabytes at every call).
 #[derive(Serialize)]
 struct RulesData {
-    groups: Vec<GroupJson>,
+    groups: Vec<Box<serde_json::value::RawValue>>,
 }
 
 /// `GET /api/v1/rules`.
@@ -266,7 +268,7 @@ pub async fn rules(
         if !filter.keeps_group(&g) {
             continue;
         }
-        let mut json = group_json(&g, &filter)?;
+        let mut json = group_json(&g, &filter);
         if let Some(fleet) = &fleet {
             let key = crate::history::fleet::group_key(&g.file, &g.name);
             json.owner = Some(fleet.owners.get(&key).cloned().unwrap_or_default());
@@ -274,7 +276,10 @@ pub async fn rules(
         if json.rules.is_empty() && filter.filters_rules() {
             continue;
         }
-        groups.push(json);
+        groups.push(
+            serde_json::value::to_raw_value(&json)
+                .map_err(|e| ApiError::Internal(format!("cannot encode the rules: {e}")))?,
+        );
     }
     Ok(success(RulesData { groups }))
 }

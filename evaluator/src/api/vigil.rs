@@ -91,10 +91,10 @@ pub struct Conflict {
 }
 
 /// `start` and `end` of a request, each optional.
-type TimeRange = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+pub(super) type TimeRange = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
 impl VigilApiError {
-    fn bad(param: &str, message: impl Into<String>) -> VigilApiError {
+    pub(super) fn bad(param: &str, message: impl Into<String>) -> VigilApiError {
         VigilApiError::BadParam {
             param: param.to_string(),
             message: message.into(),
@@ -156,24 +156,24 @@ impl IntoResponse for VigilApiError {
 }
 
 /// The query string's parameters, repeated ones kept.
-struct Params(Vec<(String, String)>);
+pub(super) struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn of(uri: &Uri) -> Result<Params, VigilApiError> {
+    pub(super) fn of(uri: &Uri) -> Result<Params, VigilApiError> {
         Query::<Vec<(String, String)>>::try_from_uri(uri)
             .map(|Query(pairs)| Params(pairs))
             .map_err(|e| VigilApiError::BadBody(format!("cannot read the query string: {e}")))
     }
 
     /// The first non-empty value of `name`.
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, v)| k == name && !v.is_empty())
             .map(|(_, v)| v.as_str())
     }
 
-    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pub(super) fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.0
             .iter()
             .filter(move |(k, _)| k == name)
@@ -181,7 +181,7 @@ impl Params {
     }
 
     /// A time parameter: RFC 3339 or Unix seconds, as Prometheus takes it.
-    fn time(&self, name: &str) -> Result<Option<DateTime<Utc>>, VigilApiError> {
+    pub(super) fn time(&self, name: &str) -> Result<Option<DateTime<Utc>>, VigilApiError> {
         let Some(text) = self.get(name) else {
             return Ok(None);
         };
@@ -200,7 +200,7 @@ impl Params {
     }
 
     /// `start` and `end`, checked for order.
-    fn range(&self) -> Result<TimeRange, VigilApiError> {
+    pub(super) fn range(&self) -> Result<TimeRange, VigilApiError> {
         let (start, end) = (self.time("start")?, self.time("end")?);
         if let (Some(s), Some(e)) = (start, end) {
             if s > e {
@@ -214,7 +214,7 @@ impl Params {
     }
 }
 
-fn rfc3339(t: DateTime<Utc>) -> String {
+pub(super) fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 

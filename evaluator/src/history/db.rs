@@ -99,6 +99,30 @@ pub struct Database {
 /// The migrations in `evaluator/migrations/`, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// SQLite's page cache per connection, in KiB (its default is 2,000): the
+/// history's hot pages are few (the latest episodes, the outbox's due
+/// entries), and each pooled connection keeps a cache of its own.
+const SQLITE_CACHE_KIB: u32 = 512;
+
+/// The pool settings every pool to a `backend` database shares: on SQLite,
+/// a smaller page cache per connection.
+fn pool_options(backend: Backend) -> AnyPoolOptions {
+    let options = AnyPoolOptions::new();
+    if backend != Backend::Sqlite {
+        return options;
+    }
+    options.after_connect(|conn, _| {
+        Box::pin(async move {
+            sqlx::Executor::execute(
+                &mut *conn,
+                format!("PRAGMA cache_size = -{SQLITE_CACHE_KIB}").as_str(),
+            )
+            .await?;
+            Ok(())
+        })
+    })
+}
+
 impl Database {
     /// Connects and migrates: the normal start.
     pub async fn connect(url: &str) -> Result<Database, HistoryError> {
@@ -143,7 +167,7 @@ impl Database {
                 Pooling::Transaction => (format!("{url}?statement-cache-capacity=0"), 8),
             },
         };
-        let pool = AnyPoolOptions::new()
+        let pool = pool_options(backend)
             .max_connections(max_connections)
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect_lazy(&connect_url)
@@ -165,7 +189,7 @@ impl Database {
     /// what is known of the schema: for a user of its own pool (the leader
     /// election) whose connection attempts were cancelled.
     pub fn reconnected(&self) -> Database {
-        let pool = AnyPoolOptions::new()
+        let pool = pool_options(self.backend)
             .max_connections(self.pool.options().get_max_connections())
             .acquire_timeout(self.pool.options().get_acquire_timeout())
             .connect_lazy_with((*self.pool.connect_options()).clone());
@@ -658,8 +682,24 @@ where
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test reports failure
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn every_sqlite_connection_has_the_small_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("h.db").display());
+        let db = Database::connect(&url).await.unwrap();
+        for pool in [&db, &db.reconnected()] {
+            let row = sqlx::query("PRAGMA cache_size")
+                .fetch_one(&pool.pool)
+                .await
+                .unwrap();
+            let kib: i64 = sqlx::Row::try_get(&row, 0).unwrap();
+            assert_eq!(kib, -i64::from(SQLITE_CACHE_KIB));
+        }
+    }
 
     #[test]
     fn passwords_are_redacted_from_urls() {

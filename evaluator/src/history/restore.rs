@@ -165,18 +165,17 @@ pub async fn load_saved_state(
     load_with(store, snapshots, now).await
 }
 
-/// The saved state a rule group that moved to this replica needs (read
-/// at `now`, after this replica took the group's lease, so its previous
-/// owner's writes are all in): the group's alert snapshots (by group
-/// name), and the notification log, cooldowns and outbox entries, so what
-/// the previous owner notified is not notified again.
-pub async fn load_group_state(
+/// Reads what was notified (the notification log, cooldowns, the outbox's
+/// recent and pending entries), without alert snapshots: what a replica
+/// that takes rule groups merges into its notifier, so what their previous
+/// owner notified is not notified again. Read after this replica took the
+/// groups' leases, so the previous owner's writes are all in; once for all
+/// the groups taken in one fleet round, not once per group.
+pub async fn load_notification_state(
     store: &HistoryStore,
-    group_name: &str,
     now: DateTime<Utc>,
 ) -> Result<SavedState, HistoryError> {
-    let snapshots = store.load_group_snapshots(group_name).await?;
-    load_with(store, snapshots, now).await
+    load_with(store, Vec::new(), now).await
 }
 
 async fn load_with(

@@ -98,7 +98,15 @@ pub struct Notifier {
     version: u64,
     /// The snapshot of `version`, once someone asked for it.
     snapshot: Option<Arc<AlertsSnapshot>>,
+    /// On a sharded replica: whether this replica may still notify about
+    /// an alert (it holds the alert's rule group under a valid term).
+    may_notify: Option<NotifyGuard>,
 }
+
+/// Tells, right before a flush, whether this replica may still notify
+/// about the alert with a fingerprint; the notifier forgets those it may
+/// not (see [`Notifier::set_guard`]).
+pub type NotifyGuard = Arc<dyn Fn(Fingerprint) -> bool + Send + Sync>;
 
 impl std::fmt::Debug for Notifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -131,7 +139,17 @@ impl Notifier {
             config,
             version: 0,
             snapshot: None,
+            may_notify: None,
         }
+    }
+
+    /// Sets the check every flush makes first: alerts `guard` refuses are
+    /// forgotten, unnotified, as [`Notifier::forget`] does. A sharded
+    /// replica that was frozen past its group's lease must not flush a
+    /// notification about that group's alerts from here, even before its
+    /// next fleet round tells it that the group moved.
+    pub fn set_guard(&mut self, guard: NotifyGuard) {
+        self.may_notify = Some(guard);
     }
 
     /// Sets the link put into every notification (the evaluator's URL).
@@ -357,6 +375,21 @@ impl Notifier {
     /// Flushes the due groups into `sink`; returns how many notifications
     /// it took.
     pub fn tick_into(&mut self, now: DateTime<Utc>, sink: &mut dyn NotificationSink) -> usize {
+        if let Some(may_notify) = &self.may_notify {
+            let refused: Vec<Fingerprint> = self
+                .alerts
+                .keys()
+                .copied()
+                .filter(|fingerprint| !may_notify(*fingerprint))
+                .collect();
+            if !refused.is_empty() {
+                tracing::warn!(
+                    alerts = refused.len(),
+                    "dropping alerts whose rule group this replica no longer holds; their new owner notifies them"
+                );
+                self.forget(&refused);
+            }
+        }
         let flushes = self.dispatcher.due(now);
         // Built only when something flushes, and reused until the alerts
         // change or one of them resolves by the clock.

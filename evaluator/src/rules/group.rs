@@ -131,8 +131,8 @@ pub struct DroppedByReload {
     pub name: String,
     /// The whole group is gone.
     pub group_removed: bool,
-    /// Each alert ended at the reload, with its rule's expression.
-    pub alerts: Vec<(Alert, String)>,
+    /// Each alert ended at the reload, with the rule that held it.
+    pub alerts: Vec<(Alert, super::send_alerts::RuleSource)>,
 }
 
 impl RuleGroup {
@@ -272,7 +272,7 @@ impl RuleGroup {
     /// (if any is left) no longer holds after [`RuleGroup::copy_state_from`]
     /// — their rule was removed, renamed, moved to another group or had its
     /// labels changed. Each is ended at `ts_ms` (inactive; resolved then if
-    /// it was firing), with the expression of the rule that held it, so it
+    /// it was firing), with the rule that held it, so it
     /// can be resolved once like an alert that stopped matching. `None` when
     /// the group stays and keeps every alert.
     pub fn dropped_by_reload(
@@ -294,7 +294,7 @@ impl RuleGroup {
             })
         };
         let mut alerts = Vec::new();
-        for entry in &self.rules {
+        for (index, entry) in self.rules.iter().enumerate() {
             let Rule::Alerting(rule) = &entry.rule else {
                 continue;
             };
@@ -304,7 +304,7 @@ impl RuleGroup {
                     ended.resolved_at_ms = Some(ts_ms);
                 }
                 ended.state = AlertState::Inactive;
-                alerts.push((ended, rule.spec().expr.clone()));
+                alerts.push((ended, super::send_alerts::RuleSource::of(self, index)));
             }
         }
         (replacement.is_none() || !alerts.is_empty()).then(|| DroppedByReload {

@@ -309,6 +309,9 @@ impl Running {
             ),
             None => None,
         };
+        if let Some(shard) = &shard {
+            notifier.lock().await.set_guard(shard.notify_guard());
+        }
         let (reload_tx, reloads) = mpsc::channel::<ReloadRequest>(4);
         let (receivers, receivers_rx) = watch::channel(Arc::clone(&cfg.receivers));
         let state = Arc::new(AppState {
@@ -496,6 +499,17 @@ impl Running {
                     drain.clone(),
                 ),
             );
+            self.tasks.spawn(
+                "removed rule groups",
+                super::fleet::resolve_removed_groups(
+                    shard.removed_groups_sweep(),
+                    self.durability.store.clone(),
+                    self.durability.writer.clone(),
+                    Arc::clone(&self.notifier),
+                    Arc::clone(&self.clock),
+                    drain.clone(),
+                ),
+            );
             self.tasks.spawn("fleet readiness", async move {
                 loop {
                     if !view.borrow_and_update().members.is_empty() {
@@ -620,7 +634,11 @@ impl Running {
             }
             state.ready.store(true, Ordering::Release);
             if !fired.is_empty() {
-                let _ = alerts.send(to_notifier_alerts(group, fired, &cfg.web.external_url));
+                let fired = to_notifier_alerts(group, fired, &cfg.web.external_url);
+                if let Some(shard) = shard {
+                    shard.note_origin(group, &fired);
+                }
+                let _ = alerts.send(fired);
             }
         };
         let with_remote = WithRemoteWrite {
@@ -643,6 +661,7 @@ impl Running {
         let sharded = shard.as_ref().map(|shard| super::fleet::ShardAdmission {
             shard,
             store: &durability.store,
+            writer: &durability.writer,
             tracker,
             notifier,
             clock,

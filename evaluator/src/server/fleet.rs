@@ -18,7 +18,7 @@ use crate::history::db::Database;
 use crate::history::fleet::{group_key, Fleet, FleetAround, FleetConfig, FleetMetrics, FleetView};
 use crate::history::leader::Ticks;
 use crate::history::lease::{Fence, Leases};
-use crate::history::restore::load_group_state;
+use crate::history::restore::load_notification_state;
 use crate::history::tracker::AlertTracker;
 use crate::history::writer::HistoryWriter;
 use crate::history::HistoryStore;
@@ -35,8 +35,25 @@ pub struct Shard {
     view: watch::Receiver<Arc<FleetView>>,
     groups: watch::Sender<Arc<Vec<String>>>,
     restored: Mutex<HashMap<String, i64>>,
+    /// The rule group each alert sent to the notifier came from.
+    origins: Arc<Mutex<Origins>>,
+    /// The fleet view under which the saved notification state was last
+    /// merged into the notifier: the groups taken under one view share
+    /// one read of it.
+    merged_under: tokio::sync::Mutex<Option<Arc<FleetView>>>,
     shutdown: CancellationToken,
 }
+
+/// Which rule group each alert came from, with when it last came; entries
+/// not refreshed for [`ORIGIN_KEPT`] are dropped (a firing alert is sent
+/// again every minute, a resolved one for 15 minutes).
+#[derive(Debug, Default)]
+struct Origins {
+    by_fingerprint: HashMap<Fingerprint, (String, std::time::Instant)>,
+    noted: usize,
+}
+
+const ORIGIN_KEPT: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 impl Shard {
     /// Starts the fleet's rounds for the groups of `cfg` (on a pool of its
@@ -83,8 +100,45 @@ impl Shard {
             fleet,
             groups,
             restored: Mutex::default(),
+            origins: Arc::default(),
+            merged_under: tokio::sync::Mutex::default(),
             shutdown,
         }
+    }
+
+    /// Notes that `alerts`, about to go to the notifier, came from `group`.
+    pub fn note_origin(&self, group: &RuleGroup, alerts: &[crate::notify::alert::Alert]) {
+        let key = group_key(&group.file, &group.name);
+        let now = std::time::Instant::now();
+        let mut origins = self.origins.lock().unwrap_or_else(|e| e.into_inner());
+        for alert in alerts {
+            origins
+                .by_fingerprint
+                .insert(alert.fingerprint(), (key.clone(), now));
+        }
+        origins.noted += alerts.len();
+        if origins.noted > origins.by_fingerprint.len().max(1_024) {
+            origins.noted = 0;
+            origins
+                .by_fingerprint
+                .retain(|_, (_, seen)| now.duration_since(*seen) < ORIGIN_KEPT);
+        }
+    }
+
+    /// The notifier's check before every flush: an alert whose rule group
+    /// this replica no longer holds under a valid term (the term runs out
+    /// on the monotonic clock, so a replica frozen past its lease finds it
+    /// ended the moment it runs again) is not notified from here.
+    pub fn notify_guard(&self) -> crate::notify::notifier::NotifyGuard {
+        let origins = Arc::clone(&self.origins);
+        let view = self.view.clone();
+        Arc::new(move |fingerprint| {
+            let origins = origins.lock().unwrap_or_else(|e| e.into_inner());
+            match origins.by_fingerprint.get(&fingerprint) {
+                None => true,
+                Some((group, _)) => view.borrow().term(group).is_some(),
+            }
+        })
     }
 
     /// Leaves the fleet (after evaluation stopped): the groups' last state
@@ -100,11 +154,31 @@ impl Shard {
         self.groups.send_replace(Arc::new(group_keys(cfg)));
     }
 
+    /// Whether only one configured rule group is called `name` (alert
+    /// snapshots name their group, not its file).
+    pub fn group_name_is_unique(&self, name: &str) -> bool {
+        let suffix = format!("/{name}");
+        self.groups
+            .borrow()
+            .iter()
+            .filter(|key| key.ends_with(&suffix))
+            .count()
+            == 1
+    }
+
     /// The fence of `group`'s history writes while this replica holds it.
     pub fn fence(&self, group: &RuleGroup) -> Option<Fence> {
         self.view
             .borrow()
             .fence(&group_key(&group.file, &group.name))
+    }
+
+    /// What the sweep of removed groups follows.
+    pub fn removed_groups_sweep(&self) -> RemovedGroupsSweep {
+        RemovedGroupsSweep {
+            view: self.view.clone(),
+            groups: self.groups.subscribe(),
+        }
     }
 
     /// This replica's view of the fleet now.
@@ -152,6 +226,92 @@ pub async fn forget_moved(
     }
 }
 
+/// How often a sharded replica looks for saved alerts of rule groups that
+/// no configuration has any more.
+pub const REMOVED_GROUPS_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Every [`REMOVED_GROUPS_EVERY`] until `drain`, once the fleet's first
+/// round is in: the saved alerts of rule groups that this replica's config
+/// does not have and that no live replica holds (removed while the fleet
+/// was down — a running owner closes them itself on reload) are claimed one
+/// by one, so one replica alone closes each episode and tells receivers a
+/// firing one ended.
+pub async fn resolve_removed_groups(
+    fleet: RemovedGroupsSweep,
+    store: HistoryStore,
+    writer: HistoryWriter,
+    notifier: Arc<tokio::sync::Mutex<Notifier>>,
+    clock: Arc<dyn Clock>,
+    drain: CancellationToken,
+) {
+    let mut view = fleet.view.clone();
+    loop {
+        if !view.borrow_and_update().members.is_empty() {
+            if let Err(error) =
+                resolve_removed_once(&fleet, &store, &writer, &notifier, &clock).await
+            {
+                tracing::warn!(%error, "cannot look for the saved alerts of removed rule groups; trying again later");
+            }
+        }
+        tokio::select! {
+            () = drain.cancelled() => return,
+            () = clock.sleep(REMOVED_GROUPS_EVERY) => {}
+        }
+    }
+}
+
+/// What [`resolve_removed_groups`] follows of the fleet: its view, and
+/// this replica's configured groups.
+pub struct RemovedGroupsSweep {
+    view: watch::Receiver<Arc<FleetView>>,
+    groups: watch::Receiver<Arc<Vec<String>>>,
+}
+
+async fn resolve_removed_once(
+    fleet: &RemovedGroupsSweep,
+    store: &HistoryStore,
+    writer: &HistoryWriter,
+    notifier: &tokio::sync::Mutex<Notifier>,
+    clock: &Arc<dyn Clock>,
+) -> Result<(), crate::history::HistoryError> {
+    let view = Arc::clone(&fleet.view.borrow());
+    let configured = Arc::clone(&fleet.groups.borrow());
+    let removed: Vec<String> = store
+        .saved_group_names()
+        .await?
+        .into_iter()
+        .filter(|name| {
+            let suffix = format!("/{name}");
+            let named = |key: &String| key.ends_with(&suffix);
+            !configured.iter().any(named) && !view.owners.keys().any(named)
+        })
+        .collect();
+    for name in removed {
+        let mut claimed = Vec::new();
+        for snapshot in store.load_group_snapshots(&name).await? {
+            if store.claim_snapshot(snapshot.fingerprint, &name).await? {
+                claimed.push(snapshot);
+            }
+        }
+        if claimed.is_empty() {
+            continue;
+        }
+        let now = clock.now();
+        let (writes, resolved) = crate::history::tracker::rule_gone(&claimed, now);
+        tracing::info!(
+            group = name,
+            alerts = claimed.len(),
+            resolved = resolved.len(),
+            "closing the saved alerts of a rule group no replica has any more"
+        );
+        for write in writes {
+            let _ = writer.record(write);
+        }
+        notifier.lock().await.ingest(resolved, now);
+    }
+    Ok(())
+}
+
 fn group_keys(cfg: &ValidatedConfig) -> Vec<String> {
     cfg.rule_groups
         .iter()
@@ -163,6 +323,7 @@ fn group_keys(cfg: &ValidatedConfig) -> Vec<String> {
 pub struct ShardAdmission<'a> {
     pub shard: &'a Shard,
     pub store: &'a HistoryStore,
+    pub writer: &'a HistoryWriter,
     pub tracker: &'a AlertTracker,
     pub notifier: &'a Arc<tokio::sync::Mutex<Notifier>>,
     pub clock: &'a Arc<dyn Clock>,
@@ -173,25 +334,63 @@ impl ShardAdmission<'_> {
     /// log from the database, replacing whatever it held. False when the
     /// database did not answer (the group waits for its next slot rather
     /// than evaluating without its state).
-    async fn take(&self, group: &Mutex<RuleGroup>, key: &str, epoch: i64) -> bool {
+    async fn take(
+        &self,
+        group: &Mutex<RuleGroup>,
+        key: &str,
+        epoch: i64,
+        view: &Arc<FleetView>,
+    ) -> bool {
+        if let Err(error) = self.merge_notification_state(view).await {
+            tracing::warn!(group = key, %error, "cannot load what was notified; the rule group is evaluated once the database answers");
+            return false;
+        }
         let name = lock(group).name.clone();
-        let saved = match load_group_state(self.store, &name, self.clock.now()).await {
-            Ok(saved) => saved,
+        let snapshots = match self.store.load_group_snapshots(&name).await {
+            Ok(snapshots) => snapshots,
             Err(error) => {
                 tracing::warn!(group = key, %error, "cannot load the rule group's saved alert state; it is evaluated once the database answers");
                 return false;
             }
         };
-        let (stale, restored) = {
+        let now = self.clock.now();
+        let (stale, restored, (closing, resolved)) = {
             let mut g = lock(group);
             let stale = fingerprints(&g.forget_alerts());
             self.tracker.forget_group(&g);
-            (stale, self.tracker.restore(&mut g, &saved.snapshots))
+            let restored = self.tracker.restore(&mut g, &snapshots);
+            // Saved alerts of this group that no rule took back: their rule
+            // was removed while the fleet was down. Unless another file has
+            // a group of the same name (the snapshots name the group only).
+            let gone = if self.shard.group_name_is_unique(&name) {
+                self.tracker.not_taken_back(&snapshots, now)
+            } else {
+                Default::default()
+            };
+            (stale, restored, gone)
         };
+        if !closing.is_empty() {
+            let Some(fence) = self.shard.view().fence(key) else {
+                return false;
+            };
+            tracing::info!(
+                group = key,
+                alerts = resolved.len(),
+                "closing the saved alerts of rules no longer in the group"
+            );
+            for write in closing {
+                let _ = self
+                    .writer
+                    .record(crate::history::store::HistoryWrite::Fenced {
+                        fence: fence.clone(),
+                        write: Box::new(write),
+                    });
+            }
+        }
         {
             let mut notifier = self.notifier.lock().await;
             notifier.forget(&stale);
-            saved.restore_notifier(&mut notifier, true);
+            notifier.ingest(resolved, now);
         }
         self.shard.restored().insert(key.to_string(), epoch);
         tracing::info!(
@@ -201,6 +400,22 @@ impl ShardAdmission<'_> {
             "evaluating the rule group here from now on, its alert state restored"
         );
         true
+    }
+
+    /// Merges what was notified into the notifier, once per fleet view: the
+    /// first group taken under `view` reads it, the others taken under the
+    /// same view find it done.
+    async fn merge_notification_state(&self, view: &Arc<FleetView>) -> Result<(), String> {
+        let mut merged_under = self.shard.merged_under.lock().await;
+        if merged_under.as_ref().is_some_and(|v| Arc::ptr_eq(v, view)) {
+            return Ok(());
+        }
+        let saved = load_notification_state(self.store, self.clock.now())
+            .await
+            .map_err(|e| e.to_string())?;
+        saved.restore_notifier(&mut *self.notifier.lock().await, true);
+        *merged_under = Some(Arc::clone(view));
+        Ok(())
     }
 
     /// Puts `group` aside: it moved to another replica, which restores its
@@ -233,7 +448,7 @@ impl Admission for ShardAdmission<'_> {
                 if self.shard.restored().get(&key) == Some(&epoch) {
                     return true;
                 }
-                self.take(group, &key, epoch).await
+                self.take(group, &key, epoch, &view).await
             }
             None => {
                 if self.shard.restored().remove(&key).is_some() {
@@ -308,22 +523,12 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_taken_group_gets_its_pending_timer_back_and_a_lost_one_is_put_aside() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("h.db").display());
-        let db = Database::connect(&url).await.unwrap();
-        let store = HistoryStore::new(db.clone());
-        let active_at = DateTime::<Utc>::from_timestamp(1_000, 0).unwrap();
-        store
-            .save_snapshots(&[pending_since(active_at)])
-            .await
-            .unwrap();
-
+    /// A shard of group `/rules/r.yaml` `g` alone, on `db`, whose rounds
+    /// run when the returned ticks step.
+    fn shard_of_g(db: Database, clock: &Arc<dyn Clock>) -> (Shard, ManualTicks) {
         let (ticks, step): (Ticks, ManualTicks) = Ticks::manual();
-        let clock: Arc<dyn Clock> = Arc::new(SimClock::new(active_at));
         let key = group_key(Path::new("/rules/r.yaml"), "g");
-        let (groups_tx, groups_rx) = watch::channel(Arc::new(vec![key.clone()]));
+        let (groups_tx, groups_rx) = watch::channel(Arc::new(vec![key]));
         let shutdown = CancellationToken::new();
         let fleet = Fleet::start(
             Leases::new(db),
@@ -334,10 +539,66 @@ mod tests {
                 metrics: FleetMetrics::register(&Registry::new()).unwrap(),
             },
             ticks,
-            Arc::clone(&clock),
+            Arc::clone(clock),
             shutdown.clone(),
         );
-        let shard = Shard::new(fleet, groups_tx, shutdown);
+        (Shard::new(fleet, groups_tx, shutdown), step)
+    }
+
+    /// A history writer on `store`; cancel the token and await the handle
+    /// to have every write in.
+    fn history_writer(
+        store: &HistoryStore,
+    ) -> (
+        HistoryWriter,
+        tokio::task::JoinHandle<crate::history::writer::WriterSummary>,
+        CancellationToken,
+    ) {
+        let stop = CancellationToken::new();
+        let (writer, written) = HistoryWriter::spawn(
+            store.clone(),
+            crate::history::writer::WriterConfig::default(),
+            &Registry::new(),
+            stop.clone(),
+        )
+        .unwrap();
+        (writer, written, stop)
+    }
+
+    /// A saved firing alert `name` of group `group`, since `at`.
+    fn firing_in(group: &str, name: &str, at: DateTime<Utc>) -> AlertSnapshot {
+        let labels = Labels::from_pairs([("alertname", name)]);
+        AlertSnapshot {
+            fingerprint: Fingerprint::of(&labels),
+            rule: name.into(),
+            group_name: group.into(),
+            labels,
+            state: HistoryState::Firing,
+            fired_at: Some(at),
+            ..pending_since(at)
+        }
+    }
+
+    async fn sqlite(dir: &tempfile::TempDir) -> Database {
+        let url = format!("sqlite://{}", dir.path().join("h.db").display());
+        Database::connect(&url).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_taken_group_gets_its_pending_timer_back_and_a_lost_one_is_put_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sqlite(&dir).await;
+        let store = HistoryStore::new(db.clone());
+        let active_at = DateTime::<Utc>::from_timestamp(1_000, 0).unwrap();
+        // And a firing alert of a rule the group no longer has.
+        let gone = firing_in("g", "Removed", active_at);
+        store
+            .save_snapshots(&[pending_since(active_at), gone.clone()])
+            .await
+            .unwrap();
+        let (writer, written, writer_stop) = history_writer(&store);
+        let clock: Arc<dyn Clock> = Arc::new(SimClock::new(active_at));
+        let (shard, step) = shard_of_g(db, &clock);
         let tracker = AlertTracker::default();
         let notifier = Arc::new(tokio::sync::Mutex::new(Notifier::new(Arc::new(
             notify_config("route: {receiver: r}\nreceivers: [{name: r}]\n"),
@@ -345,6 +606,7 @@ mod tests {
         let admission = ShardAdmission {
             shard: &shard,
             store: &store,
+            writer: &writer,
             tracker: &tracker,
             notifier: &notifier,
             clock: &clock,
@@ -373,6 +635,27 @@ mod tests {
             [(AlertState::Pending, active_at.timestamp_millis())],
             "the `for` timer runs on from when it started"
         );
+        let told = notifier.lock().await.snapshot();
+        let removed = told
+            .alerts
+            .iter()
+            .find(|a| a.alert.fingerprint() == gone.fingerprint)
+            .expect("the removed rule's alert goes to the notifier");
+        assert_eq!(
+            removed.alert.status_at(clock.now()),
+            crate::notify::alert::AlertStatus::Resolved,
+            "as resolved, so receivers told it fires hear it ended"
+        );
+        writer_stop.cancel();
+        written.await.unwrap();
+        let left: Vec<String> = store
+            .load_snapshots()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.rule)
+            .collect();
+        assert_eq!(left, ["Slow"], "the removed rule's snapshot is dropped");
 
         // The group goes (a reload removed it here): given back at the next
         // round, put aside at its next slot.
@@ -381,6 +664,157 @@ mod tests {
         assert!(!admission.holds(&lock(&g)));
         assert!(!admission.admit(&g).await);
         assert_eq!(lock(&g).forget_alerts().len(), 0, "its alerts were dropped");
+        shard.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_replica_frozen_past_its_lease_forgets_the_groups_alerts_before_flushing_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = DateTime::<Utc>::from_timestamp(1_000, 0).unwrap();
+        let sim = Arc::new(SimClock::new(start));
+        let clock: Arc<dyn Clock> = sim.clone();
+        let (shard, step) = shard_of_g(sqlite(&dir).await, &clock);
+        step.step().await;
+        let mut notifier = Notifier::new(Arc::new(notify_config(
+            "route: {receiver: r, group_wait: 30s}\nreceivers: [{name: r, console_configs: [{}]}]\n",
+        )));
+        notifier.set_guard(shard.notify_guard());
+        let alert = crate::notify::alert::Alert {
+            labels: Labels::from_pairs([("alertname", "Slow")]),
+            annotations: Default::default(),
+            starts_at: start,
+            ends_at: None,
+            generator_url: String::new(),
+            cooldown: None,
+        };
+        let unrelated = crate::notify::alert::Alert {
+            labels: Labels::from_pairs([("alertname", "Other")]),
+            ..alert.clone()
+        };
+        shard.note_origin(&lock(&group()), std::slice::from_ref(&alert));
+        notifier.ingest(vec![alert.clone(), unrelated], start);
+        assert!(notifier.tick(start).is_empty(), "waiting for group_wait");
+        assert!(
+            notifier.holds(alert.fingerprint()),
+            "held while the term is valid"
+        );
+
+        // Frozen (no round ran) past the lease: the term ran out on the
+        // monotonic clock, so the group's alert goes before the flush.
+        sim.advance(DEFAULT_LEASE_DURATION + Duration::from_secs(30));
+        let sent = notifier.tick(clock.now());
+        assert!(!notifier.holds(alert.fingerprint()));
+        let names: Vec<String> = sent
+            .iter()
+            .flat_map(|n| {
+                n.alerts.iter().map(|a| {
+                    a.alert
+                        .labels
+                        .get("alertname")
+                        .unwrap_or_default()
+                        .to_string()
+                })
+            })
+            .collect();
+        assert_eq!(
+            names,
+            ["Other"],
+            "only the alert of no known group is notified"
+        );
+        shard.stop().await;
+    }
+
+    #[tokio::test]
+    async fn saved_alerts_of_a_group_no_replica_has_are_resolved_once_and_a_held_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sqlite(&dir).await;
+        let store = HistoryStore::new(db.clone());
+        let at = DateTime::<Utc>::from_timestamp(1_000, 0).unwrap();
+        store
+            .save_snapshots(&[
+                firing_in("removed", "Orphan", at),
+                firing_in("elsewhere", "HeldByAnother", at),
+                firing_in("g", "Mine", at),
+            ])
+            .await
+            .unwrap();
+        // Another replica (with another config) holds group `elsewhere`.
+        Leases::new(db.clone())
+            .acquire(
+                "group//rules/x.yaml/elsewhere",
+                "other",
+                Duration::from_secs(60),
+                false,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+
+        let clock: Arc<dyn Clock> = Arc::new(SimClock::new(at));
+        let (shard, step) = shard_of_g(db, &clock);
+        step.step().await;
+        let (writer, written, writer_stop) = history_writer(&store);
+        let notifier = Arc::new(tokio::sync::Mutex::new(Notifier::new(Arc::new(
+            notify_config("route: {receiver: r}\nreceivers: [{name: r}]\n"),
+        ))));
+        let sweep = shard.removed_groups_sweep();
+        resolve_removed_once(&sweep, &store, &writer, &notifier, &clock)
+            .await
+            .unwrap();
+        // A second sweep (another replica's, say) finds nothing to claim.
+        resolve_removed_once(&sweep, &store, &writer, &notifier, &clock)
+            .await
+            .unwrap();
+
+        let told: Vec<(String, crate::notify::alert::AlertStatus)> = notifier
+            .lock()
+            .await
+            .snapshot()
+            .alerts
+            .iter()
+            .map(|a| {
+                (
+                    a.alert
+                        .labels
+                        .get("alertname")
+                        .unwrap_or_default()
+                        .to_string(),
+                    a.alert.status_at(clock.now()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            told,
+            [(
+                "Orphan".to_string(),
+                crate::notify::alert::AlertStatus::Resolved
+            )],
+            "only the removed group's alert ends, once"
+        );
+        writer_stop.cancel();
+        written.await.unwrap();
+        let mut left: Vec<String> = store
+            .load_snapshots()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.rule)
+            .collect();
+        left.sort();
+        assert_eq!(left, ["HeldByAnother", "Mine"]);
+        let episodes: Vec<(String, bool)> = store
+            .query(&crate::history::store::HistoryQuery::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|e| (e.rule, e.ends_at.is_some()))
+            .collect();
+        assert_eq!(
+            episodes,
+            [("Orphan".to_string(), true)],
+            "the removed group's episode is written closed"
+        );
         shard.stop().await;
     }
 }

@@ -139,7 +139,7 @@ impl Running {
                 .alerts
                 .into_iter()
                 .filter(|(a, _)| a.resolved_at_ms.is_some())
-                .map(|(a, expr)| to_notifier_alert(a, &expr, &self.cfg.web.external_url))
+                .map(|(a, source)| to_notifier_alert(a, &source, &self.cfg.web.external_url))
                 .collect();
             if !fired.is_empty() {
                 let _ = self.alerts.send(fired);

@@ -10,65 +10,15 @@
   const REFRESH_DEFAULT_SECONDS = 5;
   const HISTORY_WINDOW_MS = 24 * 3600 * 1000;
   const NOISE_DAYS = 7;
-  const TOKEN_KEY = "vigil.token";
   const USER_KEY = "vigil.user";
-  const SVG_NS = "http://www.w3.org/2000/svg";
+  // Severity order of the alerts panel: critical first; unknown ones last.
+  const SEVERITY_RANK = { critical: 0, page: 0, error: 1, high: 1, warning: 2, medium: 2, info: 3, low: 3, none: 4 };
 
-  // ---- small helpers -----------------------------------------------------
-
+  const {
+    el, svg, clear, storageGet, storageSet, parseTime, formatDuration, isoLocal, isoUtc, timeAt,
+    labelList, badge, parseDuration, api, getToken, setToken, cleanPath,
+  } = window.Vigil;
   const $ = (id) => document.getElementById(id);
-
-  // Builds an element: attrs are set with setAttribute (never handlers or
-  // markup); children are nodes or strings (made text nodes).
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    setAttrs(node, attrs);
-    append(node, children);
-    return node;
-  }
-
-  function svg(tag, attrs, ...children) {
-    const node = document.createElementNS(SVG_NS, tag);
-    setAttrs(node, attrs);
-    append(node, children);
-    return node;
-  }
-
-  function setAttrs(node, attrs) {
-    for (const [name, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (/^on/i.test(name)) throw new Error("event handler attributes are not allowed");
-      node.setAttribute(name, value === true ? "" : String(value));
-    }
-  }
-
-  function append(node, children) {
-    for (const child of children.flat()) {
-      if (child === null || child === undefined || child === false) continue;
-      node.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-  }
-
-  function clear(node) {
-    while (node.firstChild) node.removeChild(node.firstChild);
-  }
-
-  function storageGet(store, key) {
-    try {
-      return store.getItem(key) || "";
-    } catch (_) {
-      return "";
-    }
-  }
-
-  function storageSet(store, key, value) {
-    try {
-      if (value) store.setItem(key, value);
-      else store.removeItem(key);
-    } catch (_) {
-      // Storage may be disabled; the value then lasts for this page only.
-    }
-  }
 
   // Whether two label sets name the same alert: one holds the other (the
   // Alertmanager API shows rule alerts with the external labels added).
@@ -98,36 +48,14 @@
     return JSON.stringify(Object.keys(labels || {}).sort().map((k) => [k, labels[k]]));
   }
 
-  function parseTime(s) {
-    if (!s || s.startsWith("0001-01-01")) return null;
-    const t = Date.parse(s);
-    return Number.isNaN(t) ? null : t;
-  }
-
-  function formatDuration(ms) {
-    if (ms === null || ms === undefined || !Number.isFinite(ms)) return "—";
-    let s = Math.max(0, Math.round(ms / 1000));
-    if (s < 60) return s + "s";
-    const parts = [];
-    const d = Math.floor(s / 86400);
-    s -= d * 86400;
-    const h = Math.floor(s / 3600);
-    s -= h * 3600;
-    const m = Math.floor(s / 60);
-    s -= m * 60;
-    if (d) parts.push(d + "d");
-    if (h) parts.push(h + "h");
-    if (m && !d) parts.push(m + "m");
-    if (s && !d && !h) parts.push(s + "s");
-    return parts.join(" ");
-  }
-
-  // A <time> showing "3m 5s ago", with the exact time as its tooltip.
+  // A <time> showing "3m 5s ago" with the local ISO 8601 time under it
+  // (UTC on hover).
   function timeAgo(ms) {
     if (ms === null) return el("span", { class: "muted" }, "never");
-    const iso = new Date(ms).toISOString();
-    return el("time", { datetime: iso, title: new Date(ms).toLocaleString(), "data-ago": ms },
-      formatDuration(Date.now() - ms) + " ago");
+    return el("span", { class: "since" },
+      el("time", { datetime: isoUtc(ms), title: isoUtc(ms) + " (UTC)", "data-ago": ms, class: "nowrap" },
+        formatDuration(Date.now() - ms) + " ago"),
+      el("span", { class: "muted small nowrap at", title: isoUtc(ms) + " (UTC)" }, isoLocal(ms)));
   }
 
   // Updates every "… ago" and "(ongoing)" text, so rows whose data did not
@@ -142,108 +70,16 @@
     }
   }
 
-  function timeAt(ms) {
-    if (ms === null) return el("span", { class: "muted" }, "—");
-    const d = new Date(ms);
-    return el("time", { datetime: d.toISOString(), title: d.toISOString() }, d.toLocaleString());
+  function severityRank(labels) {
+    const rank = SEVERITY_RANK[String((labels && labels.severity) || "").toLowerCase()];
+    return rank === undefined ? 5 : rank;
   }
 
-  function labelList(labels, skip) {
-    const list = el("ul", { class: "labels" });
-    for (const name of Object.keys(labels || {}).sort()) {
-      if (skip && skip.includes(name)) continue;
-      list.appendChild(el("li", { class: "label" }, name + "=" + labels[name]));
-    }
-    return list;
-  }
-
-  function badge(text, kind) {
-    return el("span", { class: "badge badge-" + (kind || String(text).toLowerCase()) }, text);
-  }
-
-  // Prometheus durations: 30s, 5m, 2h, 1d12h, 1w.
-  function parseDuration(text) {
-    const s = String(text).trim();
-    if (!/^(\d+(ms|[smhdwy]))+$/.test(s)) return null;
-    const unit = { ms: 1, s: 1e3, m: 6e4, h: 36e5, d: 864e5, w: 6048e5, y: 31536e6 };
-    let total = 0;
-    for (const [, n, u] of s.matchAll(/(\d+)(ms|[smhdwy])/g)) total += Number(n) * unit[u];
-    return total > 0 ? total : null;
-  }
-
-  // ---- the API -----------------------------------------------------------
-
-  let token = storageGet(sessionStorage, TOKEN_KEY);
-
-  // Fetches JSON; never throws. Returns {ok, status, data, error, missing,
-  // unauthorized}. Unwraps the {"status": "success", "data": ...} envelope.
-  // Endpoints that answered 404 are asked again only after a minute: an
-  // older evaluator lacks them, and each miss is a line in the browser's
-  // console.
-  const MISSING_RETRY_MS = 60 * 1000;
-  const missingUntil = new Map();
-
-  async function api(path, options) {
-    const opts = Object.assign({ method: "GET" }, options || {});
-    const endpoint = path.split("?")[0];
-    if (opts.method === "GET" && (missingUntil.get(endpoint) || 0) > Date.now()) {
-      return { ok: false, status: 404, missing: true, error: "not available" };
-    }
-    const headers = { Accept: "application/json" };
-    if (token) headers.Authorization = "Bearer " + token;
-    if (opts.body !== undefined) headers["Content-Type"] = "application/json";
-    let response;
-    try {
-      response = await fetch(path, {
-        method: opts.method,
-        headers,
-        body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-        cache: "no-store",
-        credentials: "same-origin",
-      });
-    } catch (e) {
-      return { ok: false, status: 0, error: "cannot reach the evaluator (" + e.message + ")" };
-    }
-    const status = response.status;
-    let body = null;
-    const text = await response.text().catch(() => "");
-    if (text) {
-      try {
-        body = JSON.parse(text);
-      } catch (_) {
-        body = null;
-      }
-    }
-    // A route this evaluator lacks answers an empty 404; an API's own 404
-    // ("no such silence") carries a JSON error.
-    if (status === 404 && body === null) {
-      if (opts.method === "GET") missingUntil.set(endpoint, Date.now() + MISSING_RETRY_MS);
-      return { ok: false, status, missing: true, error: "not available" };
-    }
-    if (status === 401 || status === 403) {
-      return {
-        ok: false, status, unauthorized: true,
-        error: "the API refused the request (HTTP " + status + "): enter a valid API token at the top of the page",
-      };
-    }
-    if (!response.ok) {
-      let message = "HTTP " + status;
-      if (typeof body === "string") {
-        message += ": " + body;
-      } else if (body && typeof body === "object" && (body.error || body.message)) {
-        message += ": " + (body.error || body.message);
-      } else if (text) {
-        message += ": " + text.slice(0, 300);
-      }
-      return { ok: false, status, error: message };
-    }
-    if (body && typeof body === "object" && !Array.isArray(body) && "status" in body && "data" in body) {
-      if (body.status !== "success") {
-        return { ok: false, status, error: body.error || "the API answered " + body.status };
-      }
-      return { ok: true, status, data: body.data };
-    }
-    return { ok: true, status, data: body };
+  function severityBadge(severity) {
+    if (!severity) return el("span", { class: "muted" }, "—");
+    const known = SEVERITY_RANK[String(severity).toLowerCase()];
+    const kind = known === undefined ? "unknown" : ["critical", "error", "warning", "info", "info"][known];
+    return el("span", { class: "badge severity severity-" + kind }, severity);
   }
 
   // ---- panels ------------------------------------------------------------
@@ -277,53 +113,145 @@
     status.textContent = rows.length === 0 ? emptyText : "";
   }
 
-  function renderAlerts(v1, v2, silencesById, openEpisodes) {
+  // ---- the alerts filter (the "View" link of a notification) ----------------
+
+  // "#/alerts?receiver=team-a&filter={alertname="X",route="/a"}", as
+  // Alertmanager's UI takes it; null when the page shows every alert.
+  function alertsFilter() {
+    const hash = location.hash || "";
+    if (!hash.startsWith("#/alerts")) return null;
+    const query = new URLSearchParams(hash.slice(hash.indexOf("?") + 1 || hash.length));
+    const receiver = query.get("receiver") || "";
+    const filterText = query.get("filter") || "";
+    let matchers = [];
+    let error = "";
+    try {
+      matchers = parseFilter(filterText);
+    } catch (e) {
+      error = e.message;
+    }
+    return { receiver, filterText, matchers, error };
+  }
+
+  // "{a="b", c=~"d.*"}" (braces optional) as matchers.
+  function parseFilter(text) {
+    const body = text.trim().replace(/^\{/, "").replace(/\}$/, "").trim();
+    const matchers = [];
+    const re = /\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*"|[^,]*)\s*(,|$)/y;
+    let at = 0;
+    while (at < body.length) {
+      re.lastIndex = at;
+      const m = re.exec(body);
+      if (!m) throw new Error("the filter " + JSON.stringify(text) + " is not a list of name=\"value\" matchers");
+      const raw = m[3].trim();
+      const value = raw.startsWith('"') ? JSON.parse(raw) : raw;
+      matchers.push({ name: m[1], op: m[2], value, regex: m[2].endsWith("~") ? new RegExp("^(?:" + value + ")$") : null });
+      at = re.lastIndex;
+    }
+    return matchers;
+  }
+
+  function matchesFilter(labels, matchers) {
+    return matchers.every((m) => {
+      const v = (labels && labels[m.name]) || "";
+      const hit = m.regex ? m.regex.test(v) : v === m.value;
+      return m.op.startsWith("!") ? !hit : hit;
+    });
+  }
+
+  // Shows what the filter keeps, with a link back to every alert.
+  function showFilter(filter, kept, total) {
+    const box = $("alerts-filter");
+    clear(box);
+    if (!filter) {
+      box.hidden = true;
+      return;
+    }
+    const what = [];
+    if (filter.receiver) what.push("receiver " + filter.receiver);
+    if (filter.filterText) what.push("alerts matching " + filter.filterText);
+    box.appendChild(el("span", null, "Showing " + kept + " of " + total + " alerts: " +
+      (what.length ? what.join(", ") : "all") + ". "));
+    if (filter.error) box.appendChild(el("span", { class: "error-text" }, filter.error + ". "));
+    box.appendChild(el("a", { href: "#alerts", id: "alerts-filter-clear" }, "Show every alert"));
+    box.hidden = false;
+  }
+
+  // ---- alerts ----------------------------------------------------------------
+
+  function renderAlerts(view, v1, v2, silencesById, openEpisodes) {
     const amAlerts = v2.ok && Array.isArray(v2.data) ? v2.data : [];
-    const result = v1.ok ? v1 : v2;
-    panel("alerts", result, "No alerts are pending or firing.", () => {
-      const rows = [];
+    const result = view.ok ? view : v1.ok ? v1 : v2;
+    const filter = alertsFilter();
+    let total = 0;
+    panel("alerts", result, filter ? "No alert matches this filter." : "No alerts are pending or firing.", () => {
+      const alerts = [];
       const shown = new Set();
-      const list = v1.ok ? (v1.data.alerts || []) : [];
+      const list = view.ok ? (view.data.alerts || []) : v1.ok ? (v1.data.alerts || []) : [];
       for (const a of list) {
         const am = findSame(a.labels, amAlerts);
         if (am) shown.add(am);
-        rows.push(alertRow({
+        alerts.push({
           labels: a.labels || {},
+          annotations: a.annotations || {},
           state: a.state,
           value: a.value,
+          valueText: a.valueText || formatValue(a.value),
           since: parseTime(a.activeAt),
+          rule: a.rule || null,
+          graphURL: a.graphURL || null,
           am,
           episode: findSame(a.labels, openEpisodes),
-        }, silencesById));
+        });
       }
       // Alerts other Prometheus servers posted to /api/v2/alerts.
       for (const a of amAlerts) {
         if (shown.has(a) || !a.status || a.status.state === "unprocessed") continue;
-        rows.push(alertRow({
+        alerts.push({
           labels: a.labels || {},
+          annotations: a.annotations || {},
           state: "firing",
           value: null,
+          valueText: "—",
           since: parseTime(a.startsAt),
+          rule: null,
+          graphURL: /^https?:\/\//.test(a.generatorURL || "") ? a.generatorURL : null,
           am: a,
           episode: findSame(a.labels, openEpisodes),
-        }, silencesById));
+        });
       }
-      rows.sort((x, y) => x.dataset.order.localeCompare(y.dataset.order));
-      return rows;
+      total = alerts.length;
+      const kept = alerts.filter((a) => !filter || (
+        (!filter.receiver || ((a.am && a.am.receivers) || []).some((r) => r.name === filter.receiver)) &&
+        matchesFilter(a.labels, filter.matchers)));
+      // Critical first, then firing before pending, then the oldest first.
+      kept.sort((x, y) => severityRank(x.labels) - severityRank(y.labels) ||
+        (x.state === "firing" ? 0 : 1) - (y.state === "firing" ? 0 : 1) ||
+        (x.since || 0) - (y.since || 0) ||
+        labelKey(x.labels).localeCompare(labelKey(y.labels)));
+      return kept.map((a) => alertRow(a, silencesById));
     });
+    if (result.ok) showFilter(filter, $("alerts-table").tBodies[0].rows.length, total);
+  }
+
+  // A runbook link only for http(s) URLs: an annotation is text, and a
+  // "javascript:" URL must not become a link.
+  function runbookLink(url) {
+    if (!/^https?:\/\//i.test(String(url || ""))) return null;
+    return el("a", { href: url, class: "runbook", rel: "noopener noreferrer" }, "Runbook");
   }
 
   function alertRow(a, silencesById) {
     const name = a.labels.alertname || "(no alertname)";
     const silencedBy = (a.am && a.am.status && a.am.status.silencedBy) || [];
-    const stateCell = el("td", null, badge(a.state));
+    const stateCell = el("td", { class: "state" }, badge(a.state));
     for (const id of silencedBy) {
       const s = silencesById.get(id);
       stateCell.appendChild(document.createTextNode(" "));
       stateCell.appendChild(badge("silenced", "silenced"));
       if (s) {
-        stateCell.appendChild(el("span", { class: "muted small" },
-          " until " + new Date(parseTime(s.endsAt)).toLocaleString() + " by " + s.createdBy));
+        stateCell.appendChild(el("span", { class: "muted small" }, " until ",
+          timeAt(parseTime(s.endsAt)), " by " + s.createdBy));
       }
     }
     const mutedBy = (a.am && a.am.status && a.am.status.mutedBy) || [];
@@ -347,20 +275,31 @@
     silenceButton.addEventListener("click", () => openSilenceDialog(a.labels));
     const ackButton = el("button", {
       type: "button", class: "ack",
-      "aria-label": "Acknowledge " + description,
+      "aria-label": (ack ? "Acknowledged: " : "Acknowledge ") + description,
       disabled: !!ack,
     }, ack ? "Acknowledged" : "Acknowledge");
     ackButton.addEventListener("click", () => openAckDialog(a.labels));
-    const row = el("tr", { "data-alertname": name, "data-state": a.state },
-      el("th", { scope: "row" }, name),
+    const graph = a.graphURL
+      ? el("a", { href: a.graphURL, class: "graph-link", "aria-label": "Graph of the rule of " + description }, "Graph")
+      : null;
+    const summary = a.annotations.summary;
+    const details = a.annotations.description;
+    const ruleText = a.rule ? cleanPath(a.rule.file) + " › " + a.rule.group + " › rule " + (a.rule.index + 1) : null;
+    const nameCell = el("th", { scope: "row", class: "alert-cell" },
+      el("span", { class: "alert-name" }, name),
+      summary ? el("span", { class: "summary" }, summary) : null,
+      details ? el("span", { class: "description muted small" }, details) : null,
+      ruleText ? el("span", { class: "rule-ref muted small" }, ruleText) : null,
+      runbookLink(a.annotations.runbook_url));
+    const row = el("tr", { "data-alertname": name, "data-state": a.state, "data-severity": a.labels.severity || "" },
+      el("td", null, severityBadge(a.labels.severity)),
+      nameCell,
       stateCell,
-      el("td", null, labelList(a.labels, ["alertname"])),
-      el("td", { class: "num" }, a.value === null || a.value === undefined ? "—" : formatValue(a.value)),
+      el("td", null, labelList(a.labels, ["alertname", "severity"])),
+      el("td", { class: "num value", title: a.value === null || a.value === undefined ? null : "raw value " + a.value }, a.valueText),
       el("td", null, timeAgo(a.since)),
-      el("td", { class: "actions" }, silenceButton, " ", ackButton));
-    const stateOrder = a.state === "firing" ? "0" : "1";
-    row.dataset.order = stateOrder + name + labelKey(a.labels);
-    row.dataset.sig = JSON.stringify([a.labels, a.state, a.value, a.since, silencedBy,
+      el("td", { class: "actions" }, graph, graph ? " " : null, silenceButton, " ", ackButton));
+    row.dataset.sig = JSON.stringify([a.labels, a.annotations, a.state, a.valueText, a.since, a.graphURL, silencedBy,
       silencedBy.map((id) => silencesById.get(id) || null), mutedBy, ack || null]);
     return row;
   }
@@ -409,26 +348,62 @@
     });
   }
 
+  // The graph view of rule `index` of group `g` (as /api/v1/rules lists it).
+  function ruleGraphURL(g, index, expr, range) {
+    const q = new URLSearchParams();
+    q.set("g0.expr", expr || "");
+    q.set("g0.tab", "0");
+    if (range) {
+      q.set("g0.range_input", range.range);
+      q.set("g0.end_input", range.end);
+    }
+    q.set("g0.rule_file", g.file || "");
+    q.set("g0.rule_group", g.name || "");
+    q.set("g0.rule_index", String(index));
+    return "/graph?" + q.toString();
+  }
+
+  // Opens a collapsible panel when something in it needs a look, and says
+  // in its summary how many rows it has and how many are unhealthy.
+  function summarise(name, total, unhealthy, what) {
+    const count = $(name + "-count");
+    count.textContent = "(" + total + (unhealthy ? ", " + unhealthy + " " + what : "") + ")";
+    count.className = unhealthy ? "error-text" : "muted";
+    const box = $(name + "-details");
+    // Opened once for trouble; a person's own toggle is kept after that.
+    if (unhealthy && box.dataset.autoOpened !== "true") {
+      box.open = true;
+      box.dataset.autoOpened = "true";
+    }
+    if (!unhealthy) box.dataset.autoOpened = "false";
+  }
+
   function renderRules(result) {
+    let total = 0;
+    let unhealthy = 0;
     panel("rules", result, "No rules are loaded.", () => {
       const rows = [];
       for (const g of (result.data && result.data.groups) || []) {
-        for (const r of g.rules || []) {
+        (g.rules || []).forEach((r, index) => {
           const health = r.health || "unknown";
-          rows.push(el("tr", { "data-rule": r.name },
+          total += 1;
+          if (health === "err") unhealthy += 1;
+          rows.push(el("tr", { "data-rule": r.name, "data-health": health },
             el("th", { scope: "row" }, el("span", { class: "rule-name" }, r.name),
               el("code", { class: "query" }, r.query || "")),
-            el("td", null, g.name, el("div", { class: "muted small" }, g.file || "")),
+            el("td", null, g.name, el("div", { class: "muted small nowrap", title: g.file || "" }, cleanPath(g.file))),
             el("td", null, r.type || ""),
             el("td", null, r.type === "alerting" ? badge(r.state || "inactive") : "—"),
             el("td", null, badge(health, health === "ok" ? "up" : health === "err" ? "down" : "unknown")),
             el("td", null, timeAgo(parseTime(r.lastEvaluation))),
             el("td", { class: "num" }, r.evaluationTime === undefined ? "—" : formatSeconds(r.evaluationTime)),
-            el("td", { class: "error-text" }, r.lastError || "")));
-        }
+            el("td", { class: "error-text" }, r.lastError || ""),
+            el("td", null, el("a", { href: ruleGraphURL(g, index, r.query), "aria-label": "Graph of rule " + r.name + " of group " + g.name }, "Graph"))));
+        });
       }
       return rows;
     });
+    if (result.ok) summarise("rules", total, unhealthy, "failing");
   }
 
   function formatSeconds(s) {
@@ -439,11 +414,16 @@
   }
 
   function renderTargets(result) {
+    let total = 0;
+    let down = 0;
     panel("targets", result, "No scrape targets are configured.", () => {
       const rows = [];
       const list = (result.data && result.data.activeTargets) || [];
       for (const t of list) {
         const health = t.health || "unknown";
+        total += 1;
+        // "unknown" is a target not scraped yet, not a broken one.
+        if (health === "down") down += 1;
         rows.push(el("tr", { "data-health": health },
           el("th", { scope: "row" }, t.scrapeUrl || ""),
           el("td", null, t.scrapePool || ""),
@@ -455,6 +435,7 @@
       }
       return rows;
     });
+    if (result.ok) summarise("targets", total, down, "down");
   }
 
   // The last test result per receiver, kept across refreshes.
@@ -465,7 +446,7 @@
       const rows = [];
       for (const r of Array.isArray(result.data) ? result.data : []) {
         const test = el("button", { type: "button", class: "test-receiver",
-          "aria-label": "Send a test notification to receiver " + r.name }, "Send test");
+          "aria-label": "Send test notification to receiver " + r.name }, "Send test");
         const outcome = el("td", { class: "receiver-test", "aria-live": "polite" });
         test.addEventListener("click", () => testReceiver(r.name, test, outcome));
         showReceiverTest(outcome, receiverTests.get(r.name));
@@ -511,22 +492,56 @@
   // Episodes whose details row is open, by id, so a refresh keeps them open.
   const openDetails = new Map();
 
-  function renderHistory(result) {
+  // How the history timelines are scaled: "episode" (each spans its own
+  // episode, so a one-minute episode fills the bar) or "day" (all share
+  // the last 24 hours).
+  let historyScale = "episode";
+
+  // The rule (its group and position in /api/v1/rules) of a history
+  // episode: same group and name, and the rule's fixed labels on the alert.
+  function ruleOfEpisode(e, rules) {
+    for (const g of (rules.ok && rules.data && rules.data.groups) || []) {
+      if (g.name !== e.group) continue;
+      const rulesOf = g.rules || [];
+      for (let i = 0; i < rulesOf.length; i++) {
+        const r = rulesOf[i];
+        if (r.type !== "alerting" || r.name !== e.rule) continue;
+        const fixed = Object.entries(r.labels || {}).filter(([, v]) => !String(v).includes("{{"));
+        if (fixed.every(([k, v]) => (e.labels || {})[k] === v)) return { group: g, index: i, rule: r };
+      }
+    }
+    return null;
+  }
+
+  // A Prometheus range ("15m", "2h") covering `ms`.
+  function rangeInput(ms) {
+    const minutes = Math.max(5, Math.ceil(ms / 60000));
+    return minutes % 60 === 0 ? minutes / 60 + "h" : minutes + "m";
+  }
+
+  // "2026-12-02 09:50:37" in UTC, as Prometheus' g0.end_input takes it.
+  function endInput(ms) {
+    return isoUtc(ms).replace("T", " ").replace("Z", "");
+  }
+
+  function renderHistory(result, rules) {
     panel("history", result, "No alerts in the last 24 hours.", () => {
       const rows = [];
       const now = Date.now();
       const episodes = (result.data && result.data.episodes) || [];
-      // The timelines span from the earliest episode shown (at least an
-      // hour, at most the 24 hours asked for) to now.
+      // On the shared scale the timelines span from the earliest episode
+      // shown (at least an hour, at most the 24 hours asked for) to now.
       const earliest = Math.min(now, ...episodes.map((e) => parseTime(e.startsAt) ?? now));
       const span = Math.min(HISTORY_WINDOW_MS, Math.max(3600e3, (now - earliest) * 1.05));
-      const from = now - span;
-      $("history-caption").textContent = "Recent alert episodes, newest first; each timeline spans the last "
-        + formatDuration(span) + " up to now (pending light, firing dark).";
+      $("history-caption").textContent = historyScale === "episode"
+        ? "Recent alert episodes, newest first; each timeline spans its own episode (pending light, firing dark)."
+        : "Recent alert episodes, newest first; each timeline spans the last " + formatDuration(span) +
+          " up to now (pending light, firing dark).";
       for (const e of episodes) {
         const started = parseTime(e.startsAt);
         const fired = parseTime(e.firedAt);
         const ended = parseTime(e.endsAt);
+        const last = ended === null ? now : ended;
         const id = String(e.id);
         const detailsId = "episode-details-" + id.replace(/[^A-Za-z0-9_-]/g, "_");
         const open = openDetails.has(id);
@@ -534,25 +549,46 @@
           type: "button", class: "details",
           "aria-expanded": open ? "true" : "false",
           "aria-controls": detailsId,
-          "aria-label": "Events and notifications of " + (e.rule || "alert") + " " + labelText(e.labels || {}),
+          "aria-label": (open ? "Hide" : "Show") + " events and notifications of " + (e.rule || "alert") + " " + labelText(e.labels || {}),
         }, open ? "Hide" : "Show");
         const ack = e.ack
           ? el("span", null, e.ack.by, el("div", { class: "muted small" },
             timeAt(parseTime(e.ack.at)), e.ack.comment ? " — " + e.ack.comment : ""))
           : el("span", { class: "muted" }, "no");
-        // The timeline slides with the clock: such rows are redrawn each minute.
-        const sig = JSON.stringify([e, Math.floor(now / 60000)]);
-        rows.push(el("tr", { "data-episode": id, "data-sig": sig },
+        // Each episode padded by a tenth of its length (at least a second)
+        // on both sides.
+        const length = started === null ? 0 : last - started;
+        const pad = Math.max(1000, length / 10);
+        const [from, to] = historyScale === "episode" && started !== null
+          ? [started - pad, last + pad]
+          : [now - span, now];
+        const found = ruleOfEpisode(e, rules);
+        const graph = found && started !== null
+          ? el("a", {
+            href: ruleGraphURL(found.group, found.index, found.rule.query,
+              { range: rangeInput(last - started + 2 * pad), end: endInput(last + pad) }),
+            class: "graph-link",
+            "aria-label": "Graph of " + (e.rule || "the rule") + " during this episode",
+          }, "Graph")
+          : null;
+        // The timeline moves with the clock: a row is redrawn each minute,
+        // an ongoing episode on its own scale whenever that scale grew by
+        // about a twentieth (every 5 s while it is young).
+        const every = historyScale === "episode" && ended === null ? Math.max(5000, length / 20) : 60000;
+        const sig = JSON.stringify([e, historyScale, !!graph, Math.floor(now / every)]);
+        rows.push(el("tr", { "data-episode": id, "data-sig": sig, "data-rule": e.rule || "" },
+          el("td", null, severityBadge(e.severity)),
           el("th", { scope: "row" }, e.rule || (e.labels && e.labels.alertname) || ""),
-          el("td", null, labelList(e.labels, ["alertname"])),
-          el("td", null, e.severity || "—"),
+          el("td", null, labelList(e.labels, ["alertname", "severity"])),
           el("td", null, badge(e.state || "unknown")),
           el("td", null, timeAt(started)),
-          el("td", started !== null && ended === null ? { "data-ongoing-since": started } : null,
-            started === null ? "—" : formatDuration((ended === null ? now : ended) - started)
+          el("td", started !== null && ended === null ? { "data-ongoing-since": started, class: "nowrap" } : { class: "nowrap" },
+            started === null ? "—" : formatDuration(last - started)
             + (ended === null ? " (ongoing)" : "")),
           el("td", null, ack),
-          el("td", null, timeline(from, now, started, fired, ended)),
+          el("td", { class: "timeline-cell" }, timeline(from, to, started, fired, ended, now),
+            el("span", { class: "scale muted small nowrap" },
+              isoLocal(from).slice(11, 19) + " – " + isoLocal(to).slice(11, 19)), graph ? " " : null, graph),
           el("td", null, toggle)));
         const detailsRow = el("tr", { id: detailsId, class: "details-row", hidden: !open, "data-sig": sig + "/details", "data-details-of": id },
           el("td", { colspan: "9" }));
@@ -560,6 +596,16 @@
         rows.push(detailsRow);
       }
       return rows;
+    });
+  }
+
+  function setupHistoryScale() {
+    const button = $("history-scale");
+    button.addEventListener("click", () => {
+      historyScale = historyScale === "episode" ? "day" : "episode";
+      button.setAttribute("aria-pressed", historyScale === "day" ? "true" : "false");
+      button.textContent = historyScale === "day" ? "Scale timelines to each episode" : "Show timelines over 24 hours";
+      refreshNow();
     });
   }
 
@@ -578,11 +624,11 @@
 
   // A bar across [from, to]: pending from start to fire, firing until the
   // end (or now).
-  function timeline(from, to, started, fired, ended) {
-    const width = 240;
+  function timeline(from, to, started, fired, ended, now) {
+    const width = 200;
     const height = 14;
     const x = (t) => Math.max(0, Math.min(width, ((t - from) / (to - from)) * width));
-    const end = ended === null ? to : ended;
+    const end = ended === null ? now : ended;
     const parts = [];
     const words = [];
     if (started !== null) {
@@ -616,6 +662,7 @@
       openDetails.delete(id);
       button.setAttribute("aria-expanded", "false");
       button.textContent = "Show";
+      button.setAttribute("aria-label", button.getAttribute("aria-label").replace(/^Hide/, "Show"));
       row.hidden = true;
       return;
     }
@@ -627,6 +674,7 @@
     row.hidden = false;
     button.setAttribute("aria-expanded", "true");
     button.textContent = "Hide";
+    button.setAttribute("aria-label", button.getAttribute("aria-label").replace(/^Show/, "Hide"));
     const result = await api("/api/vigil/v1/history/" + encodeURIComponent(id));
     const content = result.ok ? episodeDetails(result.data || {})
       : el("p", { class: "error" }, result.missing ? "Details are not available." : "Cannot load: " + result.error);
@@ -731,8 +779,8 @@
       const historyStart = new Date(now - HISTORY_WINDOW_MS).toISOString();
       const noiseFrom = now - (NOISE_DAYS - 1) * 864e5;
       const noiseStart = new Date(new Date(noiseFrom).toISOString().slice(0, 10) + "T00:00:00Z");
-      const [v1Alerts, v2Alerts, silences, rules, targets, history, openHistory, stats, receivers] = await Promise.all([
-        api("/api/v1/alerts"),
+      const [alertView, v2Alerts, silences, rules, targets, history, openHistory, stats, receivers] = await Promise.all([
+        api("/api/vigil/v1/alerts"),
         api("/api/v2/alerts"),
         api("/api/v2/silences"),
         api("/api/v1/rules"),
@@ -743,6 +791,8 @@
           "&end=" + encodeURIComponent(new Date(now).toISOString())),
         api("/api/v2/receivers"),
       ]);
+      // An evaluator without the alert view: Prometheus' list instead.
+      const v1Alerts = alertView.missing ? await api("/api/v1/alerts") : { ok: false };
       const silencesById = new Map();
       if (silences.ok && Array.isArray(silences.data)) {
         for (const s of silences.data) silencesById.set(s.id, s);
@@ -750,22 +800,22 @@
       const openEpisodes = openHistory.ok && openHistory.data
         ? (openHistory.data.episodes || []).filter((e) => !e.endsAt)
         : [];
-      renderAlerts(v1Alerts, v2Alerts, silencesById, openEpisodes);
+      renderAlerts(alertView, v1Alerts, v2Alerts, silencesById, openEpisodes);
       renderSilences(silences);
       renderRules(rules);
       renderTargets(targets);
-      renderHistory(history);
+      renderHistory(history, rules);
       placeDetails();
       renderNoise(stats, noiseStart.getTime(), now);
       renderReceivers(receivers);
       updateClocks();
-      const all = [v1Alerts, v2Alerts, silences, rules, targets, history, stats, receivers];
+      const all = [alertView, v1Alerts, v2Alerts, silences, rules, targets, history, stats, receivers];
       const refused = all.find((r) => r.unauthorized);
       const updated = $("updated");
       updated.className = refused ? "error" : "muted";
       updated.textContent = refused
         ? "Some panels need an API token."
-        : "Updated " + new Date().toLocaleTimeString();
+        : "Updated " + isoLocal(Date.now()).slice(11, 19);
     } finally {
       running = false;
     }
@@ -798,18 +848,16 @@
 
   function setupToken() {
     const input = $("token");
-    input.value = token;
+    input.value = getToken();
     $("token-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
-      token = input.value.trim();
-      storageSet(sessionStorage, TOKEN_KEY, token);
-      notice(token ? "The API token is used for this browser tab." : "No API token is used.", "info");
+      setToken(input.value.trim());
+      notice(getToken() ? "The API token is used for this browser tab." : "No API token is used.", "info");
       refreshNow();
     });
     $("token-clear").addEventListener("click", () => {
-      token = "";
+      setToken("");
       input.value = "";
-      storageSet(sessionStorage, TOKEN_KEY, "");
       notice("The API token was forgotten.", "info");
       refreshNow();
     });
@@ -911,7 +959,7 @@
     }
     closeDialog($("silence-dialog"));
     const id = result.data && result.data.silenceID;
-    notice("Silence " + (id || "") + " created; it ends " + endsAt.toLocaleString() + ".", "ok");
+    notice("Silence " + (id || "") + " created; it ends " + isoLocal(endsAt.getTime()) + ".", "ok");
     refreshNow();
   }
 
@@ -980,15 +1028,24 @@
     }
   }
 
+  // A notification's "View" link opens the page at its alerts.
+  function scrollToFilteredAlerts() {
+    if (alertsFilter()) $("alerts").scrollIntoView();
+  }
+
   function start() {
     setupToken();
     setupPause();
     setupDialogs();
+    setupHistoryScale();
+    window.addEventListener("hashchange", () => {
+      refreshNow().then(scrollToFilteredAlerts);
+    });
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden && !paused) refreshNow();
     });
     loadVersion();
-    refreshNow();
+    refreshNow().then(scrollToFilteredAlerts);
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

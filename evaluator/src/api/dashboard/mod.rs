@@ -1,8 +1,9 @@
-//! The dashboard at `/`: one HTML page, a script and a stylesheet compiled
-//! into the binary, so the page works without a build step, a CDN or files
-//! next to the executable. The page reads only the public HTTP API (the
-//! Prometheus, Alertmanager and Vigil endpoints), so everything it shows a
-//! script can read too.
+//! The dashboard at `/` and the graph view at `/graph`: two HTML pages,
+//! their scripts, a stylesheet and the vendored charting library (uPlot,
+//! MIT, `vendor/uplot/`) compiled into the binary, so the pages work without
+//! a build step, a CDN or files next to the executable. The pages read only
+//! the public HTTP API (the Prometheus, Alertmanager and Vigil endpoints),
+//! so everything they show a script can read too.
 //!
 //! The files are plain HTML, CSS and JavaScript in this folder. Their URLs
 //! are not versioned, so they are served with `Cache-Control: no-cache` and
@@ -55,7 +56,15 @@ macro_rules! asset {
 }
 
 const INDEX: Asset = asset!("index.html", "text/html; charset=utf-8");
+const GRAPH: Asset = asset!("graph.html", "text/html; charset=utf-8");
+const COMMON_JS: Asset = asset!("common.js", "text/javascript; charset=utf-8");
 const APP_JS: Asset = asset!("app.js", "text/javascript; charset=utf-8");
+const GRAPH_JS: Asset = asset!("graph.js", "text/javascript; charset=utf-8");
+const UPLOT_JS: Asset = asset!(
+    "vendor/uplot/uPlot.iife.min.js",
+    "text/javascript; charset=utf-8"
+);
+const UPLOT_CSS: Asset = asset!("vendor/uplot/uPlot.min.css", "text/css; charset=utf-8");
 const STYLE_CSS: Asset = asset!("style.css", "text/css; charset=utf-8");
 const FAVICON: Asset = asset!("favicon.svg", "image/svg+xml");
 
@@ -65,22 +74,33 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
     style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; \
     form-action 'none'; frame-ancestors 'none'";
 
-/// The dashboard's routes: `/` and its files under `/dashboard/`.
+/// Every file but the two pages, by its path under `/dashboard/`.
+const FILES: [(&str, &Asset); 7] = [
+    ("/dashboard/common.js", &COMMON_JS),
+    ("/dashboard/app.js", &APP_JS),
+    ("/dashboard/graph.js", &GRAPH_JS),
+    ("/dashboard/style.css", &STYLE_CSS),
+    ("/dashboard/favicon.svg", &FAVICON),
+    ("/dashboard/vendor/uplot/uPlot.iife.min.js", &UPLOT_JS),
+    ("/dashboard/vendor/uplot/uPlot.min.css", &UPLOT_CSS),
+];
+
+/// The dashboard's routes: `/`, `/graph` and their files under
+/// `/dashboard/`.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
+    let mut router = Router::new()
         .route("/", get(|h: HeaderMap| async move { serve(&INDEX, &h) }))
         .route(
-            "/dashboard/app.js",
-            get(|h: HeaderMap| async move { serve(&APP_JS, &h) }),
-        )
-        .route(
-            "/dashboard/style.css",
-            get(|h: HeaderMap| async move { serve(&STYLE_CSS, &h) }),
-        )
-        .route(
-            "/dashboard/favicon.svg",
-            get(|h: HeaderMap| async move { serve(&FAVICON, &h) }),
-        )
+            "/graph",
+            get(|h: HeaderMap| async move { serve(&GRAPH, &h) }),
+        );
+    for (path, asset) in FILES {
+        router = router.route(
+            path,
+            get(move |h: HeaderMap| async move { serve(asset, &h) }),
+        );
+    }
+    router
 }
 
 /// Whether an `If-None-Match` header names `etag` (or is `*`).
@@ -156,7 +176,18 @@ mod tests {
     async fn each_file_is_served_with_its_content_type() {
         for (path, content_type) in [
             ("/", "text/html; charset=utf-8"),
+            ("/graph", "text/html; charset=utf-8"),
+            ("/dashboard/common.js", "text/javascript; charset=utf-8"),
             ("/dashboard/app.js", "text/javascript; charset=utf-8"),
+            ("/dashboard/graph.js", "text/javascript; charset=utf-8"),
+            (
+                "/dashboard/vendor/uplot/uPlot.iife.min.js",
+                "text/javascript; charset=utf-8",
+            ),
+            (
+                "/dashboard/vendor/uplot/uPlot.min.css",
+                "text/css; charset=utf-8",
+            ),
             ("/dashboard/style.css", "text/css; charset=utf-8"),
             ("/dashboard/favicon.svg", "image/svg+xml"),
         ] {
@@ -182,6 +213,16 @@ mod tests {
             html.contains(r#"<script src="/dashboard/app.js" defer></script>"#),
             "{html}"
         );
+        let graph = body_of(get("/graph", None).await).await;
+        for script in ["vendor/uplot/uPlot.iife.min.js", "common.js", "graph.js"] {
+            assert!(
+                graph.contains(&format!(
+                    r#"<script src="/dashboard/{script}" defer></script>"#
+                )),
+                "{graph}"
+            );
+        }
+        assert!(graph.contains(r#"href="/dashboard/vendor/uplot/uPlot.min.css""#));
         assert!(html.contains(r#"href="/dashboard/style.css""#), "{html}");
         assert!(html.contains(r#"href="/dashboard/favicon.svg""#), "{html}");
     }
@@ -202,7 +243,8 @@ mod tests {
 
     #[test]
     fn different_files_have_different_etags() {
-        let tags = [INDEX.etag, APP_JS.etag, STYLE_CSS.etag, FAVICON.etag];
+        let mut tags = vec![INDEX.etag, GRAPH.etag];
+        tags.extend(FILES.iter().map(|(_, a)| a.etag));
         for (i, a) in tags.iter().enumerate() {
             for b in &tags[i + 1..] {
                 assert_ne!(a, b);
@@ -221,7 +263,13 @@ mod tests {
             "document.write",
             "eval(",
         ] {
-            assert!(!APP_JS.body.contains(forbidden), "app.js uses {forbidden}");
+            for (name, script) in [
+                ("common.js", &COMMON_JS),
+                ("app.js", &APP_JS),
+                ("graph.js", &GRAPH_JS),
+            ] {
+                assert!(!script.body.contains(forbidden), "{name} uses {forbidden}");
+            }
         }
     }
 }

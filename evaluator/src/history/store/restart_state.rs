@@ -80,6 +80,40 @@ impl HistoryStore {
             .collect()
     }
 
+    /// The names of the rule groups that have saved alert state.
+    pub async fn saved_group_names(&self) -> Result<Vec<String>, HistoryError> {
+        let rows = sqlx::query("SELECT DISTINCT group_name FROM alert_state ORDER BY group_name")
+            .fetch_all(&mut self.conn().await?)
+            .await
+            .map_err(HistoryError::db(
+                "listing the rule groups with saved alerts",
+            ))?;
+        rows.iter()
+            .map(|row| column(row, "group_name", "alert_state"))
+            .collect()
+    }
+
+    /// Deletes the saved state of alert `fingerprint` of group
+    /// `group_name`; true when this call deleted it. Of several replicas
+    /// sweeping the same removed group, only one claims each alert, and it
+    /// alone closes the alert's episode and notifies its end.
+    pub async fn claim_snapshot(
+        &self,
+        fingerprint: crate::notify::alert::Fingerprint,
+        group_name: &str,
+    ) -> Result<bool, HistoryError> {
+        let deleted =
+            sqlx::query("DELETE FROM alert_state WHERE fingerprint = $1 AND group_name = $2")
+                .bind(fingerprint.to_string())
+                .bind(group_name)
+                .execute(&mut self.conn().await?)
+                .await
+                .map_err(HistoryError::db(
+                    "claiming a removed rule group's saved alert",
+                ))?;
+        Ok(deleted.rows_affected() == 1)
+    }
+
     /// The stored notification log.
     pub async fn load_notify_log(&self) -> Result<Vec<NotifyLogRow>, HistoryError> {
         let rows = sqlx::query(

@@ -83,6 +83,45 @@ pub struct AlertTracker {
     seen: Mutex<HashMap<(String, String), BTreeMap<Fingerprint, Tracked>>>,
 }
 
+/// For saved alerts whose rule is gone: the writes that close their open
+/// episodes (ended by [`EndReason::RuleGoneAtStart`]) and drop their
+/// snapshots, and the firing ones as resolved alerts for the notifier.
+pub fn rule_gone<'a>(
+    snapshots: impl IntoIterator<Item = &'a AlertSnapshot>,
+    now: DateTime<Utc>,
+) -> (Vec<HistoryWrite>, Vec<NotifierAlert>) {
+    let mut writes = Vec::new();
+    let mut resolved = Vec::new();
+    for s in snapshots {
+        if s.state.is_open() {
+            let episode = EpisodeRecord {
+                fingerprint: s.fingerprint,
+                rule: s.rule.clone(),
+                group_name: s.group_name.clone(),
+                labels: s.labels.clone(),
+                annotations: s.annotations.clone(),
+                state: s.state,
+                starts_at: s.active_at,
+                fired_at: s.fired_at,
+                ends_at: None,
+                value: s.value,
+                updated_at: s.updated_at,
+                end_reason: None,
+            };
+            writes.extend(closing_writes(
+                &episode,
+                Some(EndReason::RuleGoneAtStart),
+                now,
+            ));
+            if s.state == HistoryState::Firing {
+                resolved.push(resolved_at(s, now));
+            }
+        }
+        writes.push(HistoryWrite::ForgetSnapshot(s.fingerprint));
+    }
+    (writes, resolved)
+}
+
 fn group_key(group: &RuleGroup) -> (String, String) {
     (group.file.display().to_string(), group.name.clone())
 }
@@ -125,37 +164,8 @@ impl AlertTracker {
         snapshots: &[AlertSnapshot],
         now: DateTime<Utc>,
     ) -> (Vec<HistoryWrite>, Vec<NotifierAlert>) {
+        let (mut writes, resolved) = self.not_taken_back(snapshots, now);
         let all = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let held: HashSet<Fingerprint> = all.values().flat_map(|m| m.keys().copied()).collect();
-        let mut writes = Vec::new();
-        let mut resolved = Vec::new();
-        for s in snapshots.iter().filter(|s| !held.contains(&s.fingerprint)) {
-            if s.state.is_open() {
-                let episode = EpisodeRecord {
-                    fingerprint: s.fingerprint,
-                    rule: s.rule.clone(),
-                    group_name: s.group_name.clone(),
-                    labels: s.labels.clone(),
-                    annotations: s.annotations.clone(),
-                    state: s.state,
-                    starts_at: s.active_at,
-                    fired_at: s.fired_at,
-                    ends_at: None,
-                    value: s.value,
-                    updated_at: s.updated_at,
-                    end_reason: None,
-                };
-                writes.extend(closing_writes(
-                    &episode,
-                    Some(EndReason::RuleGoneAtStart),
-                    now,
-                ));
-                if s.state == HistoryState::Firing {
-                    resolved.push(resolved_at(s, now));
-                }
-            }
-            writes.push(HistoryWrite::ForgetSnapshot(s.fingerprint));
-        }
         // A restored alert's episode is written again, open, so that what
         // the evaluator holds is open in the history even when a crash kept
         // the saved state but lost the episode's own writes (or the reverse).
@@ -176,6 +186,25 @@ impl AlertTracker {
             reason: EndReason::StateLost,
         });
         (writes, resolved)
+    }
+
+    /// Of `snapshots`, those of alerts the tracker does not hold (no group
+    /// took them back: their rule is gone): the writes that close their
+    /// open episodes and drop the snapshots, and the firing ones as
+    /// resolved alerts for the notifier, so receivers that were told they
+    /// fire hear they ended.
+    pub fn not_taken_back(
+        &self,
+        snapshots: &[AlertSnapshot],
+        now: DateTime<Utc>,
+    ) -> (Vec<HistoryWrite>, Vec<NotifierAlert>) {
+        let all = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let held: HashSet<Fingerprint> = all.values().flat_map(|m| m.keys().copied()).collect();
+        let gone: Vec<&AlertSnapshot> = snapshots
+            .iter()
+            .filter(|s| !held.contains(&s.fingerprint))
+            .collect();
+        rule_gone(gone, now)
     }
 
     /// The writes that close the episodes of the alerts a reload took away

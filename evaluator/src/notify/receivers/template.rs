@@ -230,14 +230,26 @@ pub fn resolved_count(notification: &Notification) -> usize {
     notification.alerts.len() - firing_count(notification)
 }
 
-/// The link Alertmanager puts behind the title (`slack.default.titlelink`):
-/// the alerts view of this receiver.
+/// The "View" link of a notification: the dashboard's alerts of this
+/// receiver (as Alertmanager's `slack.default.titlelink`), narrowed to the
+/// notification's group by its group labels (`filter={alertname="X"}`, as
+/// Alertmanager's UI takes it).
 pub fn title_link(notification: &Notification) -> String {
-    format!(
+    let mut link = format!(
         "{}/#/alerts?receiver={}",
         notification.external_url.trim_end_matches('/'),
         query_escape(&notification.receiver)
-    )
+    );
+    if !notification.group_labels.is_empty() {
+        let matchers: Vec<String> = notification
+            .group_labels
+            .iter()
+            .map(|l| format!("{}={:?}", l.name, l.value))
+            .collect();
+        link.push_str("&filter=");
+        link.push_str(&query_escape(&format!("{{{}}}", matchers.join(","))));
+    }
+    link
 }
 
 /// Go's `url.QueryEscape`: unreserved characters kept, space as `+`, the rest
@@ -441,8 +453,13 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn title_link_query_escapes_the_receiver() {
-        let n = notification(vec![]);
+    fn title_link_query_escapes_the_receiver_and_filters_to_the_group() {
+        let mut n = notification(vec![]);
+        assert_eq!(
+            title_link(&n),
+            "http://vigil:9096/#/alerts?receiver=team+a&filter=%7Balertname%3D%22HighErrorRate%22%7D"
+        );
+        n.group_labels = Labels::default();
         assert_eq!(title_link(&n), "http://vigil:9096/#/alerts?receiver=team+a");
     }
 

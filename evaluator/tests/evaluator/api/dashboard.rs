@@ -1,10 +1,16 @@
-//! The dashboard in a real browser: headless Chromium, driven through
-//! chromedriver's W3C WebDriver HTTP API, against a running
-//! `vigil-evaluator` whose rule fires at once. The page must load without
-//! console errors, show the firing alert, its rule and the scrape target;
-//! a silence created from the page (after a refused attempt without the
-//! API token) must appear in `GET /api/v2/silences`; a receiver test sent
-//! from the page must report its integration OK.
+//! The dashboard and the graph view in a real browser: headless Chromium,
+//! driven through chromedriver's W3C WebDriver HTTP API, against a running
+//! `vigil-evaluator` whose rules fire at once. The page must load without
+//! console errors, show the firing alerts (critical first, with summary,
+//! humanised value, ISO 8601 times and links), their rules and the scrape
+//! target; a silence created from the page (after a refused attempt without
+//! the API token) must appear in `GET /api/v2/silences`; a receiver test
+//! sent from the page must report its integration OK. The graph view must
+//! draw one line per series, and for a rule its threshold and when it
+//! fired; every link in real Slack, e-mail and webhook payloads must answer
+//! 200 and open the right rule when two rules share an alert name; axe-core
+//! must find no serious or critical accessibility problem. Screenshots go
+//! to `<target>/dashboard-screenshots/` on every run.
 //!
 //! Skipped (with a note) when `chromium` or `chromedriver` is missing,
 //! unless `VIGIL_REQUIRE_EXTERNAL_TOOLS=1`.
@@ -17,8 +23,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::process::evaluator_command;
+use crate::notify::receivers::email::{received, start_smtp};
+use crate::support::process::{evaluator_command, Webhook};
 use crate::support::wait;
+use base64::Engine as _;
 use serde_json::{json, Value};
 use vigil_testkit::{external_tool, free_port, wait_for_http, ChildGuard};
 
@@ -58,7 +66,7 @@ impl Browser {
                 "binary": chromium,
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
                          "--disable-dev-shm-usage", "--no-first-run",
-                         "--window-size=1280,1024"],
+                         "--window-size=1400,1000"],
             },
             "goog:loggingPrefs": {"browser": "ALL"},
         }}});
@@ -103,6 +111,41 @@ impl Browser {
     async fn navigate(&self, url: &str) {
         self.command(reqwest::Method::POST, "/url", json!({ "url": url }))
             .await;
+    }
+
+    /// Resizes the window (the page's viewport follows).
+    async fn set_window(&self, width: u32, height: u32) {
+        self.command(
+            reqwest::Method::POST,
+            "/window/rect",
+            json!({ "width": width, "height": height }),
+        )
+        .await;
+    }
+
+    /// Saves what the window shows as `<target>/dashboard-screenshots/<name>.png`
+    /// for a person to look at.
+    async fn screenshot(&self, name: &str) {
+        let encoded = self
+            .command(reqwest::Method::GET, "/screenshot", Value::Null)
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_str().unwrap())
+            .unwrap();
+        let dir = screenshot_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// Runs `script` (a function body whose last argument is the callback
+    /// to call with the result) and returns what it passed.
+    async fn execute_async(&self, script: &str) -> Value {
+        self.command(
+            reqwest::Method::POST,
+            "/execute/async",
+            json!({"script": script, "args": []}),
+        )
+        .await
     }
 
     /// Runs `script` (a function body) in the page and returns its result.
@@ -206,23 +249,70 @@ impl Drop for Browser {
     }
 }
 
-/// Writes a config whose rule fires at once and that scrapes the evaluator
-/// itself, so the targets panel has an `up` target.
-fn write_config(dir: &Path, listen: u16) -> PathBuf {
+/// Two rules sharing the alert name `ErrorRatioHigh`, as the shipped
+/// `rules/http.yaml` has: warning above 0.1, critical above 0.3, both
+/// firing at once on the value 0.5 (which their summaries humanise as a
+/// percentage); the warning carries a long label, which must not wrap. Loaded through `conf/../levels.yaml`, a path the page
+/// must show cleaned.
+const LEVEL_RULES: &str = r#"groups:
+- name: levels
+  rules:
+  - record: level:value
+    expr: vector(0.5)
+  - alert: ErrorRatioHigh
+    expr: vector(0.5) > 0.1
+    for: 0s
+    labels: {severity: warning, url: 'http://127.0.0.1:9310/a/rather/long/path/to/a/flaky/endpoint'}
+    annotations:
+      summary: 'fails {{ $value | humanizePercentage }} of requests'
+      description: 'More than 10% fail; <b>not bold</b>'
+      runbook_url: 'https://example.invalid/runbooks#errors'
+  - alert: ErrorRatioHigh
+    expr: vector(0.5) > 0.3
+    for: 0s
+    labels: {severity: critical}
+    annotations:
+      summary: 'fails {{ $value | humanizePercentage }} of requests'
+      description: 'More than 30% fail'
+      runbook_url: 'javascript:alert(1)'
+"#;
+
+/// Writes a config whose rules fire at once and that scrapes the evaluator
+/// itself, so the targets panel has an `up` target; `notify` is the
+/// notification config (none: every alert goes to the console).
+fn write_config(dir: &Path, listen: u16, notify: Option<&str>) -> PathBuf {
     std::fs::write(
         dir.join("rules.yaml"),
         "groups:\n- name: dashboard\n  rules:\n  - alert: AlwaysFiring\n    expr: vector(1)\n    for: 0s\n    labels: {severity: page}\n    annotations: {summary: 'fires at once'}\n",
     )
     .unwrap();
+    std::fs::create_dir_all(dir.join("conf")).unwrap();
+    std::fs::write(dir.join("levels.yaml"), LEVEL_RULES).unwrap();
+    let notify_line = match notify {
+        Some(text) => {
+            std::fs::write(dir.join("notify.yaml"), text).unwrap();
+            "notify_config_file: notify.yaml\n"
+        }
+        None => "",
+    };
     let config = dir.join("vigil.yaml");
     std::fs::write(
         &config,
         format!(
-            "global: {{scrape_interval: 1s, scrape_timeout: 900ms, evaluation_interval: 1s}}\nscrape_configs:\n- job_name: self\n  static_configs: [{{targets: ['127.0.0.1:{listen}']}}]\nrule_files: [rules.yaml]\nweb: {{listen: '127.0.0.1:{listen}'}}\n"
+            "global: {{scrape_interval: 1s, scrape_timeout: 900ms, evaluation_interval: 1s}}\nscrape_configs:\n- job_name: self\n  static_configs: [{{targets: ['127.0.0.1:{listen}']}}]\nrule_files: [rules.yaml, conf/../levels.yaml]\n{notify_line}web: {{listen: '127.0.0.1:{listen}'}}\n"
         ),
     )
     .unwrap();
     config
+}
+
+/// Where screenshots go: `<target>/dashboard-screenshots/` (the
+/// `CARGO_TARGET_DIR` when set).
+fn screenshot_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("dashboard-screenshots")
 }
 
 fn start_evaluator(config: &Path, dir: &Path, token: Option<&str>) -> ChildGuard {
@@ -247,10 +337,14 @@ struct Setup {
 }
 
 async fn open_dashboard(token: Option<&str>) -> Option<Setup> {
+    open_dashboard_with(token, None).await
+}
+
+async fn open_dashboard_with(token: Option<&str>, notify: Option<&str>) -> Option<Setup> {
     let dir = tempfile::tempdir().unwrap();
     let browser = Browser::start(&dir.path().join("chromedriver.log")).await?;
     let listen = free_port();
-    let config = write_config(dir.path(), listen);
+    let config = write_config(dir.path(), listen, notify);
     let evaluator = start_evaluator(&config, dir.path(), token);
     wait_for_http(&format!("http://127.0.0.1:{listen}/-/ready"), DEADLINE)
         .await
@@ -295,7 +389,8 @@ async fn the_dashboard_shows_the_firing_alert_rules_and_targets_without_console_
         .execute("return document.querySelector('#alerts-table tbody tr[data-alertname=\"AlwaysFiring\"]').innerText")
         .await;
     let row = row.as_str().unwrap();
-    assert!(row.contains("severity=page"), "{row}");
+    assert!(row.contains("page"), "the severity badge: {row}");
+    assert!(row.contains("fires at once"), "the summary: {row}");
     assert!(row.contains("firing"), "{row}");
 
     // A few more refreshes, then nothing may have gone to the console.
@@ -497,4 +592,585 @@ async fn unexpected_console_errors(setup: &Setup) -> Vec<Value> {
         }
     }
     errors
+}
+
+/// Waits until the alerts panel shows both `ErrorRatioHigh` alerts and the
+/// `AlwaysFiring` one.
+async fn wait_for_the_three_alerts(browser: &Browser) {
+    browser
+        .wait_for(
+            "three firing alerts",
+            "return document.querySelectorAll('#alerts-table tbody tr[data-state=\"firing\"]').length === 3",
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_rows_are_ordered_by_severity_with_summary_humanised_value_iso_times_and_links() {
+    let Some(setup) = open_dashboard(None).await else {
+        return;
+    };
+    let browser = &setup.browser;
+    wait_for_the_three_alerts(browser).await;
+    let rows = browser
+        .execute(
+            "return Array.from(document.querySelectorAll('#alerts-table tbody tr')).map((r) => ({
+               name: r.dataset.alertname,
+               severity: r.dataset.severity,
+               badge: r.querySelector('.severity') && r.querySelector('.severity').textContent,
+               summary: r.querySelector('.summary') && r.querySelector('.summary').textContent,
+               description: r.querySelector('.description') && r.querySelector('.description').textContent,
+               boldTags: r.querySelectorAll('b').length,
+               runbook: r.querySelector('a.runbook') && r.querySelector('a.runbook').getAttribute('href'),
+               value: r.querySelector('td.value').textContent,
+               ago: r.querySelector('time[data-ago]').textContent,
+               at: r.querySelector('.since .at').textContent,
+               utc: r.querySelector('.since .at').getAttribute('title'),
+               graph: r.querySelector('a.graph-link') && r.querySelector('a.graph-link').getAttribute('href'),
+             }))",
+        )
+        .await;
+    let rows = rows.as_array().unwrap();
+    let order: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["severity"].as_str().unwrap()))
+        .collect();
+    // critical and page rank first (oldest first between them), warning after.
+    assert_eq!(order.len(), 3, "{rows:#?}");
+    assert_eq!(order[2], ("ErrorRatioHigh", "warning"), "{rows:#?}");
+    assert!(
+        order[..2].contains(&("ErrorRatioHigh", "critical"))
+            && order[..2].contains(&("AlwaysFiring", "page")),
+        "{rows:#?}"
+    );
+    let row = |severity: &str| {
+        rows.iter()
+            .find(|r| r["severity"] == severity)
+            .unwrap_or_else(|| panic!("no {severity} row: {rows:#?}"))
+    };
+    let warning = row("warning");
+    let critical = row("critical");
+    assert_eq!(warning["badge"], "warning");
+    assert_eq!(critical["badge"], "critical");
+    assert_eq!(warning["summary"], "fails 50% of requests");
+    assert_eq!(warning["value"], "50%", "humanised as the summary does");
+    assert_eq!(row("page")["value"], "1", "humanize by default");
+    // Annotations are text: the markup in the description shows as typed.
+    assert_eq!(
+        warning["description"],
+        "More than 10% fail; <b>not bold</b>"
+    );
+    assert_eq!(warning["boldTags"], 0);
+    assert_eq!(
+        warning["runbook"],
+        "https://example.invalid/runbooks#errors"
+    );
+    assert_eq!(
+        critical["runbook"],
+        Value::Null,
+        "a javascript: URL is no link"
+    );
+    for r in rows {
+        let ago = r["ago"].as_str().unwrap();
+        assert!(ago.ends_with(" ago"), "{r}");
+        // The browser runs in UTC here: the local time carries +00:00.
+        let at = r["at"].as_str().unwrap();
+        assert!(
+            at.len() == 25 && at.as_bytes()[10] == b'T' && at.ends_with("+00:00"),
+            "ISO 8601 with the zone: {at}"
+        );
+        let utc = r["utc"].as_str().unwrap();
+        assert!(utc.ends_with("Z (UTC)"), "{utc}");
+    }
+    // The graph links name the rule by file, group and index.
+    let graph = critical["graph"].as_str().unwrap();
+    assert!(
+        graph.starts_with("/graph?g0.expr=vector%280.5%29%20%3E%200.3&g0.tab=0")
+            && graph.contains("&g0.rule_group=levels&g0.rule_index=2"),
+        "{graph}"
+    );
+    assert!(
+        warning["graph"]
+            .as_str()
+            .unwrap()
+            .ends_with("&g0.rule_index=1"),
+        "{warning}"
+    );
+    assert_no_console_errors(&setup).await;
+}
+
+/// The lines a text node of `selector` spans, largest over all of them:
+/// more than one means the text wrapped.
+const MOST_LINES: &str = "
+  const most = { lines: 0, text: '' };
+  for (const cell of document.querySelectorAll(arguments[0])) {
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      if (!node.textContent.trim() || node.parentElement.closest('.description, .query, .error-text, .summary')) continue;
+      const range = document.createRange();
+      range.selectNodeContents(node);
+      const tops = new Set(Array.from(range.getClientRects()).map((r) => Math.round(r.top)));
+      if (tops.size > most.lines) { most.lines = tops.size; most.text = node.textContent; }
+    }
+  }
+  return most;";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_layout_puts_the_incident_first_fits_1400_and_390_pixels_and_is_screenshotted() {
+    let Some(setup) = open_dashboard(None).await else {
+        return;
+    };
+    let browser = &setup.browser;
+    wait_for_the_three_alerts(browser).await;
+    browser
+        .wait_for(
+            "the history of the three alerts",
+            "return document.querySelectorAll('#history-table tbody tr[data-episode]').length >= 3",
+        )
+        .await;
+    browser
+        .wait_for(
+            "the rules count",
+            "return document.getElementById('rules-count').textContent === '(4)'",
+        )
+        .await;
+    let order = browser
+        .execute("return Array.from(document.querySelectorAll('main > section')).map((s) => s.id)")
+        .await;
+    assert_eq!(
+        order,
+        json!([
+            "alerts",
+            "history",
+            "silences",
+            "rules",
+            "targets",
+            "noise",
+            "receivers"
+        ])
+    );
+    // Rules and targets are collapsed while all is well.
+    let open = browser
+        .execute("return [document.getElementById('rules-details').open, document.getElementById('targets-details').open]")
+        .await;
+    assert_eq!(open, json!([false, false]));
+    // Rule files shown cleaned; the full path on hover.
+    let files = browser
+        .execute("return Array.from(document.querySelectorAll('#rules-table tbody tr td:nth-child(2) div')).map((d) => d.textContent)")
+        .await;
+    let files: Vec<&str> = files
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        files.iter().any(|f| f.ends_with("/levels.yaml"))
+            && files.iter().all(|f| !f.contains("..")),
+        "{files:?}"
+    );
+    // Each timeline spans its own episode: a firing bar fills most of it.
+    browser
+        .wait_for(
+            "a seconds-long episode filling its own timeline",
+            "const r = document.querySelector('#history-table svg.timeline rect.firing'); return !!r && Number(r.getAttribute('width')) > 120",
+        )
+        .await;
+    // Zoomed out to 24 hours it becomes a sliver.
+    browser.click("#history-scale").await;
+    browser
+        .wait_for(
+            "the 24-hour scale",
+            "const r = document.querySelector('#history-table svg.timeline rect.firing'); return !!r && Number(r.getAttribute('width')) < 20",
+        )
+        .await;
+    browser.click("#history-scale").await;
+
+    // At 1400 px nothing wraps (open the collapsed panels to see them too).
+    browser.set_window(1400, 1800).await;
+    browser
+        .execute("document.getElementById('rules-details').open = true; document.getElementById('targets-details').open = true")
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let most = browser
+        .command(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": MOST_LINES, "args": ["main td, main th"]}),
+        )
+        .await;
+    assert_eq!(most["lines"], 1, "a cell wraps at 1400 px: {most}");
+    // ... and the incident's tables fit without scrolling sideways.
+    let overflow = browser
+        .execute("return ['alerts', 'history'].map((t) => { const w = document.getElementById(t + '-table').parentElement; return [t, w.scrollWidth, w.clientWidth]; })")
+        .await;
+    for table in overflow.as_array().unwrap() {
+        assert!(
+            table[1].as_f64() <= table[2].as_f64(),
+            "the {} table is wider than its box at 1400 px: {overflow}",
+            table[0]
+        );
+    }
+    browser.screenshot("dashboard-1400").await;
+
+    // At 390 px the page does not scroll sideways (wide tables scroll in
+    // their own box) and the alerts stay readable.
+    browser.set_window(390, 900).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fits = browser
+        .execute("return [document.documentElement.scrollWidth, window.innerWidth, document.querySelector('#alerts-table .summary').getBoundingClientRect().width]")
+        .await;
+    let [scroll, inner, summary] = [0, 1, 2].map(|i| fits[i].as_f64().unwrap());
+    assert!(
+        scroll <= inner,
+        "the page scrolls sideways at 390 px: {fits}"
+    );
+    assert!(summary > 100.0, "the summary is squeezed: {fits}");
+    browser.screenshot("dashboard-390").await;
+    assert_no_console_errors(&setup).await;
+}
+
+/// Three series, `s="a"`, `s="b"` and `s="c"`, without any data source.
+const THREE_SERIES: &str = r#"label_replace(vector(1), "s", "a", "", "") or label_replace(vector(2), "s", "b", "", "") or label_replace(vector(3), "s", "c", "", "")"#;
+
+/// Percent-encodes a query-string value.
+fn query_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_graph_view_draws_one_line_per_series_with_its_labels_and_a_table_tab() {
+    let Some(setup) = open_dashboard(None).await else {
+        return;
+    };
+    let browser = &setup.browser;
+    let url = format!(
+        "http://127.0.0.1:{}/graph?g0.expr={}&g0.tab=0&g0.range_input=5m",
+        setup.listen,
+        query_escape(THREE_SERIES)
+    );
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);
+    browser.navigate(&url).await;
+    browser
+        .wait_for(
+            "three lines",
+            "const p = document.getElementById('panel-0'); return !!p && p.dataset.seriesCount === '3' && !!p.querySelector('.u-legend')",
+        )
+        .await;
+    // uPlot's legend: the time row, then one row per line.
+    let legend = browser
+        .execute("return Array.from(document.querySelectorAll('#panel-0 .u-legend tr.u-series')).map((r) => r.textContent)")
+        .await;
+    let legend: Vec<&str> = legend
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(legend.len(), 4, "{legend:?}");
+    for s in ["a", "b", "c"] {
+        assert!(
+            legend.iter().any(|t| t.contains(&format!("s=\"{s}\""))),
+            "{legend:?}"
+        );
+    }
+    assert_eq!(
+        browser
+            .execute("return document.querySelectorAll('#panel-0 .u-over .band').length")
+            .await,
+        0,
+        "no rule, no shading"
+    );
+    browser.screenshot("graph-three-series").await;
+    // The table tab: the values at the end of the range.
+    browser.click("#panel-0 .tab-table").await;
+    browser
+        .wait_for(
+            "the table of three series",
+            "return document.querySelectorAll('#panel-0 .result-table tbody tr').length === 3",
+        )
+        .await;
+    let cells = browser
+        .execute("return Array.from(document.querySelectorAll('#panel-0 .result-table tbody tr td.num')).map((c) => c.textContent)")
+        .await;
+    assert_eq!(cells, json!(["1", "2", "3"]));
+    let search = browser.execute("return location.search").await;
+    assert!(search.as_str().unwrap().contains("g0.tab=1"), "{search}");
+    assert_no_console_errors(&setup).await;
+}
+
+/// Every link to `origin` in `text`, `&amp;` decoded (label values may
+/// hold other URLs).
+fn links_in(text: &str, origin: &str) -> Vec<String> {
+    let mut links = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(origin) {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '<' | '>' | '|' | '\''))
+            .unwrap_or(tail.len());
+        links.push(tail[..end].replace("&amp;", "&"));
+        rest = &tail[end..];
+    }
+    links
+}
+
+/// Opens a generatorURL and checks the graph view shows the rule of the
+/// alert's severity with its threshold and firing shading.
+async fn check_rule_link(setup: &Setup, link: &str, severity: &str) {
+    let response = reqwest::get(link).await.unwrap();
+    assert_eq!(response.status(), 200, "{link}");
+    let threshold = if severity == "critical" { "0.3" } else { "0.1" };
+    let browser = &setup.browser;
+    browser.navigate(link).await;
+    browser
+        .wait_for(
+            &format!("the {severity} rule's graph with its threshold and firing shading from {link}"),
+            &format!(
+                "const p = document.getElementById('panel-0');
+                 return !!p && p.dataset.rule === 'ErrorRatioHigh' && p.dataset.threshold === '{threshold}'
+                   && p.querySelectorAll('.u-over .band-firing').length > 0"
+            ),
+        )
+        .await;
+    let shown = browser
+        .execute("const p = document.getElementById('panel-0'); return [p.querySelector('.rule-box').textContent, p.querySelector('textarea').value, Array.from(p.querySelectorAll('.u-legend tr.u-series')).map((r) => r.textContent).join('|'), p.dataset.seriesCount]")
+        .await;
+    let rule_box = shown[0].as_str().unwrap();
+    assert!(
+        rule_box.contains(&format!("severity={severity}")),
+        "{shown}"
+    );
+    assert!(
+        rule_box.contains(&format!("vector(0.5) > {threshold}")),
+        "{shown}"
+    );
+    assert_eq!(shown[1], format!("vector(0.5) > {threshold}"), "{shown}");
+    assert!(
+        shown[2]
+            .as_str()
+            .unwrap()
+            .contains(&format!("threshold > {threshold}")),
+        "{shown}"
+    );
+    assert_eq!(shown[3], "1", "one line: the compared value; {shown}");
+}
+
+/// Opens a notification's "View" link: the dashboard, filtered to the
+/// `levels` receiver, shows the two `ErrorRatioHigh` alerts only.
+async fn check_view_link(setup: &Setup, link: &str) {
+    let response = reqwest::get(link).await.unwrap();
+    assert_eq!(response.status(), 200, "{link}");
+    let browser = &setup.browser;
+    browser.navigate(link).await;
+    browser
+        .wait_for(
+            &format!("the alerts of receiver levels from {link}"),
+            "const f = document.getElementById('alerts-filter');
+             const rows = Array.from(document.querySelectorAll('#alerts-table tbody tr'));
+             return !f.hidden && f.textContent.includes('receiver levels') && rows.length === 2
+               && rows.every((r) => r.dataset.alertname === 'ErrorRatioHigh')",
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_link_in_slack_email_and_webhook_payloads_answers_200_and_opens_the_right_rule() {
+    let Some(smtp) = start_smtp("") else {
+        return;
+    };
+    let hook = Webhook::start().await;
+    let slack = Webhook::start().await;
+    let notify = format!(
+        r#"global: {{smtp_smarthost: '127.0.0.1:{smtp}', smtp_from: vigil@localhost, smtp_require_tls: false}}
+route:
+  receiver: others
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+  routes:
+  - matchers: ['alertname="ErrorRatioHigh"']
+    receiver: levels
+receivers:
+- name: others
+- name: levels
+  webhook_configs: [{{url: 'http://127.0.0.1:{hook}/hook'}}]
+  slack_configs:
+  - api_url: 'http://127.0.0.1:{slack}/hook'
+    channel: '#alerts'
+    text: '{{{{ template "vigil.slack.text" . }}}}'
+  email_configs: [{{to: oncall@localhost}}]
+"#,
+        smtp = smtp.port,
+        hook = hook.port,
+        slack = slack.port
+    );
+    let Some(setup) = open_dashboard_with(None, Some(&notify)).await else {
+        return;
+    };
+    let dir = setup.dir.path().to_path_buf();
+    let origin = format!("http://127.0.0.1:{}/", setup.listen);
+    let sent = wait::until(DEADLINE, Duration::from_millis(200), || async {
+        !hook.payloads().is_empty()
+            && !slack.payloads().is_empty()
+            && !received(&smtp.out).is_empty()
+    })
+    .await;
+    assert!(
+        sent,
+        "not every integration was notified; log:\n{}",
+        log_of(&dir)
+    );
+
+    // The webhook: one generatorURL per alert, each naming its own rule.
+    let payload = &hook.payloads()[0];
+    let mut rule_links = Vec::new();
+    for alert in payload["alerts"].as_array().unwrap() {
+        let severity = alert["labels"]["severity"].as_str().unwrap();
+        let link = alert["generatorURL"].as_str().unwrap().to_string();
+        check_rule_link(&setup, &link, severity).await;
+        if severity == "critical" {
+            setup.browser.screenshot("graph-critical-rule").await;
+        }
+        rule_links.push(link);
+    }
+    rule_links.sort();
+    assert_eq!(rule_links.len(), 2, "{payload}");
+    assert_ne!(rule_links[0], rule_links[1]);
+    let external = payload["externalURL"].as_str().unwrap();
+    assert_eq!(
+        reqwest::get(external).await.unwrap().status(),
+        200,
+        "{external}"
+    );
+
+    // Slack: the title's "View" link and each alert's graph link.
+    let attachment = &slack.payloads()[0]["attachments"][0];
+    check_view_link(&setup, attachment["title_link"].as_str().unwrap()).await;
+    setup.browser.screenshot("dashboard-view-link").await;
+    let mut slack_links = links_in(attachment["text"].as_str().unwrap(), &origin);
+    slack_links.sort();
+    assert_eq!(slack_links, rule_links, "{attachment}");
+
+    // E-mail: the HTML part's links are the view link and the sources.
+    let mail = &received(&smtp.out)[0];
+    let html = mail["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["type"] == "text/html")
+        .unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let links = links_in(&html, &origin);
+    let mut sources: Vec<String> = links
+        .iter()
+        .filter(|l| l.contains("/graph?"))
+        .cloned()
+        .collect();
+    sources.sort();
+    assert_eq!(sources, rule_links, "{html}");
+    let views: Vec<&String> = links.iter().filter(|l| l.contains("/#/alerts")).collect();
+    assert!(!views.is_empty(), "{html}");
+    for view in views {
+        check_view_link(&setup, view).await;
+    }
+    for link in &links {
+        assert_eq!(reqwest::get(link).await.unwrap().status(), 200, "{link}");
+    }
+
+    // The console's "View" link narrows to the group too.
+    let console_view = format!(
+        "http://127.0.0.1:{}/#/alerts?receiver=others&filter=%7Balertname%3D%22AlwaysFiring%22%7D",
+        setup.listen
+    );
+    setup.browser.navigate(&console_view).await;
+    setup
+        .browser
+        .wait_for(
+            "AlwaysFiring alone",
+            "const rows = Array.from(document.querySelectorAll('#alerts-table tbody tr')); return rows.length === 1 && rows[0].dataset.alertname === 'AlwaysFiring'",
+        )
+        .await;
+    assert_no_console_errors(&setup).await;
+}
+
+/// Runs axe-core (vendored in the test fixtures) on the page shown and
+/// returns its serious and critical violations.
+async fn serious_accessibility_violations(browser: &Browser) -> Vec<Value> {
+    let axe = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/axe-core/axe.min.js"),
+    )
+    .unwrap();
+    browser.execute(&axe).await;
+    let found = browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, { resultTypes: ['violations'] })
+               .then((r) => done(r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+                  nodes: v.nodes.map((n) => n.target.join(' ') + ': ' + n.failureSummary) }))))
+               .catch((e) => done([{ id: 'axe-failed', impact: 'critical', help: String(e) }]));",
+        )
+        .await;
+    found
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["impact"] == "serious" || v["impact"] == "critical")
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axe_finds_no_serious_or_critical_accessibility_problem_on_the_dashboard_or_the_graph() {
+    let Some(setup) = open_dashboard(None).await else {
+        return;
+    };
+    let browser = &setup.browser;
+    wait_for_the_three_alerts(browser).await;
+    browser
+        .wait_for(
+            "the history",
+            "return document.querySelectorAll('#history-table tbody tr[data-episode]').length >= 3",
+        )
+        .await;
+    // Paused, so the page does not change under axe; panels opened.
+    browser.click("#pause").await;
+    browser
+        .execute("document.getElementById('rules-details').open = true; document.getElementById('targets-details').open = true")
+        .await;
+    let dashboard = serious_accessibility_violations(browser).await;
+    assert!(
+        dashboard.is_empty(),
+        "the dashboard: {}",
+        serde_json::to_string_pretty(&dashboard).unwrap()
+    );
+
+    let rule_link = browser
+        .execute("return document.querySelector('#alerts-table tr[data-severity=\"critical\"] a.graph-link').href")
+        .await;
+    browser.navigate(rule_link.as_str().unwrap()).await;
+    browser
+        .wait_for(
+            "the rule's graph",
+            "const p = document.getElementById('panel-0'); return !!p && p.dataset.threshold === '0.3' && !!p.querySelector('.u-legend')",
+        )
+        .await;
+    let graph = serious_accessibility_violations(browser).await;
+    assert!(
+        graph.is_empty(),
+        "the graph view: {}",
+        serde_json::to_string_pretty(&graph).unwrap()
+    );
+    assert_no_console_errors(&setup).await;
 }

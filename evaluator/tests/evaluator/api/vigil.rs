@@ -28,6 +28,9 @@ use vigil_evaluator::history::{Database, HistoryStore};
 use vigil_evaluator::labels::Labels;
 use vigil_evaluator::notify::alert::{AlertStatus, Fingerprint};
 use vigil_evaluator::notify::receivers::Secret;
+use vigil_evaluator::rules::fake::{sample, FakeEngine};
+use vigil_evaluator::rules::file::parse_rule_file;
+use vigil_evaluator::rules::group::{GroupEnv, RuleGroup};
 use vigil_evaluator::server::metrics::ServerMetrics;
 
 // ---------------------------------------------------------------- harness
@@ -41,6 +44,26 @@ struct Api {
 impl Api {
     async fn new(url: &str) -> Api {
         Api::with_access(url, None, false).await
+    }
+
+    /// The API with `groups` as the running rule groups.
+    async fn with_rules(url: &str, groups: Vec<RuleGroup>) -> Api {
+        let api = Api::new(url).await;
+        let registry = prometheus::Registry::new();
+        let metrics = ServerMetrics::register(&registry).unwrap();
+        let app = router(Arc::new(AppState {
+            registry,
+            metrics,
+            history: api.history.clone(),
+            rule_groups: RwLock::new(
+                groups
+                    .into_iter()
+                    .map(|g| Arc::new(std::sync::Mutex::new(g)))
+                    .collect(),
+            ),
+            ..app_state()
+        }));
+        Api { app, ..api }
     }
 
     async fn with_access(url: &str, token: Option<&str>, read_requires_token: bool) -> Api {
@@ -857,7 +880,164 @@ async fn history_queries_are_timed_on_metrics(url: String) {
     }
 }
 
+/// Group `web` of `rules/web.yaml`: a recording rule, then `Down` at
+/// warning (`x > 1`) and at critical (`x > 5`), both firing on 9 after one
+/// evaluation at `t(0)`.
+fn two_levels_of_one_alert() -> RuleGroup {
+    let mut specs = parse_rule_file(
+        std::path::Path::new("conf/../rules/web.yaml"),
+        "groups:\n- name: web\n  rules:\n  - record: r\n    expr: x\n  \
+         - alert: Down\n    expr: x > 1\n    labels: {severity: warning}\n    \
+         annotations: {summary: '{{ $value | humanizePercentage }} down'}\n  \
+         - alert: Down\n    expr: (x > 5)\n    labels: {severity: critical}\n",
+    )
+    .unwrap();
+    let mut group = RuleGroup::new(specs.remove(0), std::time::Duration::from_secs(1)).unwrap();
+    let engine = FakeEngine::new();
+    engine.set("x > 1", 0, vec![sample(&[("i", "a")], 0.25)]);
+    engine.set("(x > 5)", 0, vec![sample(&[("i", "a")], 9.0)]);
+    group.eval(t(0).timestamp_millis(), &GroupEnv::local(&engine));
+    group
+}
+
+async fn the_rule_view_names_rules_by_file_group_and_index_with_threshold_and_intervals(
+    url: String,
+) {
+    let api = Api::with_rules(&url, vec![two_levels_of_one_alert()]).await;
+    // History: the warning rule's alert pending then firing, the critical
+    // one's firing then resolved; another group's Down is not theirs.
+    let mut warning = episode("Down", &[("severity", "warning")], HistoryState::Firing, 0);
+    warning.fired_at = Some(t(60));
+    let critical = resolved(
+        episode(
+            "Down",
+            &[("severity", "critical")],
+            HistoryState::Firing,
+            120,
+        ),
+        600,
+    );
+    let mut elsewhere = episode(
+        "Down",
+        &[("severity", "critical")],
+        HistoryState::Firing,
+        30,
+    );
+    elsewhere.group_name = "db".into();
+    api.seed(
+        [warning, critical, elsewhere]
+            .into_iter()
+            .map(HistoryWrite::Episode)
+            .collect(),
+    )
+    .await;
+
+    let file = enc("conf/../rules/web.yaml");
+    let range = format!("&start={}&end={}", at(-HOUR), at(HOUR));
+    let (status, body) = api
+        .get(&format!(
+            "/api/vigil/v1/rule?file={file}&group=web&index=2{range}"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_documented("get", "/api/vigil/v1/rule", status, &body);
+    let rule = &body["data"];
+    assert_eq!(rule["name"], "Down");
+    assert_eq!(rule["expr"], "(x > 5)");
+    assert_eq!(rule["labels"], json!({"severity": "critical"}));
+    assert_eq!(
+        rule["threshold"],
+        json!({"op": ">", "value": 5.0, "operand": "x"})
+    );
+    assert_eq!(
+        rule["intervals"],
+        json!([{"state": "firing", "start": t(120).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "end": t(600).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "labels": {"alertname": "Down", "severity": "critical"}}]),
+        "only the critical rule's episode of this group"
+    );
+
+    let (status, body) = api
+        .get(&format!(
+            "/api/vigil/v1/rule?file={file}&group=web&index=1{range}"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let states: Vec<(&str, Option<&str>)> = body["data"]["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["state"].as_str().unwrap(), i["end"].as_str()))
+        .collect();
+    let fired = t(60).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    assert_eq!(
+        states,
+        vec![("pending", Some(fired.as_str())), ("firing", None)]
+    );
+    assert_eq!(body["data"]["valueFormat"], "humanizePercentage");
+
+    // A recording rule has no threshold and no intervals.
+    let (status, body) = api
+        .get(&format!("/api/vigil/v1/rule?file={file}&group=web&index=0"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_documented("get", "/api/vigil/v1/rule", status, &body);
+    assert_eq!(body["data"]["type"], "recording");
+    assert_eq!(body["data"]["threshold"], Value::Null);
+
+    // Wrong references say what is wrong.
+    for (query, status, needle) in [
+        ("group=web&index=1", StatusCode::BAD_REQUEST, "\"file\""),
+        (
+            &format!("file={file}&group=web&index=one") as &str,
+            StatusCode::BAD_REQUEST,
+            "\"index\"",
+        ),
+        (
+            &format!("file={file}&group=db&index=0"),
+            StatusCode::NOT_FOUND,
+            "GET /api/v1/rules",
+        ),
+        (
+            &format!("file={file}&group=web&index=3"),
+            StatusCode::NOT_FOUND,
+            "has 3 rules",
+        ),
+    ] {
+        let (got, body) = api.get(&format!("/api/vigil/v1/rule?{query}")).await;
+        assert_eq!(got, status, "{query}: {body}");
+        assert_documented("get", "/api/vigil/v1/rule", got, &body);
+        assert!(
+            body["error"].as_str().unwrap().contains(needle),
+            "{query}: {body}"
+        );
+    }
+
+    // The alerts, each with its own rule and its value humanised.
+    let (status, body) = api.get("/api/vigil/v1/alerts").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_documented("get", "/api/vigil/v1/alerts", status, &body);
+    let alerts = body["data"]["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 2, "{body}");
+    for a in alerts {
+        let (index, text) = match a["labels"]["severity"].as_str().unwrap() {
+            "warning" => (1, "25%"),
+            _ => (2, "9"),
+        };
+        assert_eq!(a["rule"]["index"], index, "{a}");
+        assert_eq!(a["valueText"], text, "{a}");
+        assert!(
+            a["graphURL"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("&g0.rule_group=web&g0.rule_index={index}")),
+            "{a}"
+        );
+    }
+}
+
 on_both!(
+    the_rule_view_names_rules_by_file_group_and_index_with_threshold_and_intervals,
     history_filters_by_rule_matchers_state_and_time,
     history_episodes_carry_every_documented_field,
     history_pages_through_every_episode_once,

@@ -190,7 +190,7 @@ fn spawn(root: &Path, name: &str, db: &TestDb, capture: u16, hook: u16) -> Repli
     std::fs::write(
         &config,
         format!(
-            "global: {{evaluation_interval: {}s}}\nrule_files: ['{}']\nnotify_config_file: notify.yaml\nweb: {{listen: '127.0.0.1:{}'}}\nremote_write: [{{url: 'http://127.0.0.1:{capture}/write/{name}', queue_config: {{batch_send_deadline: 500ms}}}}]\n{FLEET}\n",
+            "global: {{evaluation_interval: {}s}}\nrule_files: ['{}']\nnotify_config_file: notify.yaml\nweb: {{listen: '127.0.0.1:{}'}}\nremote_write: [{{url: 'http://127.0.0.1:{capture}/write/{name}', queue_config: {{batch_send_deadline: 50ms}}}}]\n{FLEET}\n",
             INTERVAL.as_secs(),
             root.join("rules.yaml").display(),
             listen,

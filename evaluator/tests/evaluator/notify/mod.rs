@@ -6,7 +6,7 @@
 mod check_config_corpus;
 mod delivery_outbox;
 mod pipeline;
-mod receivers;
+pub(crate) mod receivers;
 mod routing;
 mod shutdown_grace;
 mod templates;

@@ -163,22 +163,40 @@ pub async fn oracle() -> Option<(PathBuf, String, Captured, tempfile::TempDir)> 
 
 /// Starts Alertmanager on `config`, its data in `dir`, external URL
 /// `http://vigil:9096`; returns the process and its base URL once ready.
+/// The ready endpoint alone cannot tell our Alertmanager from another
+/// test's that took the port first: the process must hold the port
+/// itself, or it starts again on another one.
 pub async fn start_alertmanager(binary: &Path, dir: &Path, config: &Path) -> (ChildGuard, String) {
-    let port = free_port();
-    let child = ChildGuard::spawn(
-        std::process::Command::new(binary)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--web.external-url=http://vigil:9096")
-            .arg("--cluster.listen-address=")
-            .arg("--log.level=warn"),
-    );
-    let base = format!("http://127.0.0.1:{port}");
-    wait_for_http(&format!("{base}/-/ready"), Duration::from_secs(20))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    (child, base)
+    for _ in 0..3 {
+        let port = free_port();
+        let mut child = ChildGuard::spawn(
+            std::process::Command::new(binary)
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!("--storage.path={}", dir.join("data").display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--web.external-url=http://vigil:9096")
+                .arg("--cluster.listen-address=")
+                .arg("--log.level=warn"),
+        );
+        let base = format!("http://127.0.0.1:{port}");
+        wait_for_http(&format!("{base}/-/ready"), Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while matches!(child.0.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            if vigil_testkit::process_listens_on(child.0.id(), port) {
+                return (child, base);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        eprintln!(
+            "port {port} answered for another process; starting Alertmanager on another port"
+        );
+    }
+    panic!(
+        "Alertmanager for {} did not start on a port of its own in 3 tries",
+        config.display()
+    )
 }
 
 /// Posts the alerts of `n` to the Alertmanager at `base`, as Prometheus

@@ -490,7 +490,9 @@ actions:
             "{text}"
         );
         assert!(
-            text.contains("`pod=critical` `severity=critical`"),
+            text.contains(
+                "`pod=critical` `severity=critical` <http://vigil:9096/graph?g0.expr=x|graph>"
+            ),
             "{text}"
         );
     }

@@ -76,9 +76,9 @@ print("ready", flush=True)
 threading.Event().wait()
 "#;
 
-struct SmtpServer {
-    port: u16,
-    out: PathBuf,
+pub(crate) struct SmtpServer {
+    pub(crate) port: u16,
+    pub(crate) out: PathBuf,
     /// PEM of the server's self-signed certificate (TLS modes).
     ca_file: PathBuf,
     _guard: ChildGuard,
@@ -87,7 +87,7 @@ struct SmtpServer {
 
 /// Starts the server, or returns `None` (test skipped) when python3 or
 /// aiosmtpd is missing on a developer machine.
-fn start_smtp(credentials: &str) -> Option<SmtpServer> {
+pub(crate) fn start_smtp(credentials: &str) -> Option<SmtpServer> {
     start_smtp_mode(credentials, "plain")
 }
 
@@ -157,7 +157,7 @@ fn wait_until_ready(guard: &mut ChildGuard, port: u16) {
     }
 }
 
-fn received(out: &Path) -> Vec<Value> {
+pub(crate) fn received(out: &Path) -> Vec<Value> {
     std::fs::read_to_string(out)
         .unwrap_or_default()
         .lines()
@@ -694,7 +694,12 @@ async fn email_headers_and_bodies_match_alertmanagers_with_custom_and_default_te
             .await
             .unwrap_or_else(|e| panic!("{case}: {e}"));
         let mails = received(&server.out);
-        assert_eq!(mails.len(), 2, "{case}: one mail from each");
+        let subjects: Vec<&Value> = mails.iter().map(|m| &m["headers"]["Subject"]).collect();
+        assert_eq!(
+            mails.len(),
+            2,
+            "{case}: one mail from each, got the subjects {subjects:?}"
+        );
         let (am, ours) = (&mails[0], &mails[1]);
         assert_eq!(
             ours["mail_from"], am["mail_from"],

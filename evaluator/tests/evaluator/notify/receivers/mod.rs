@@ -3,7 +3,7 @@
 
 mod alertmanager;
 mod config;
-mod email;
+pub(crate) mod email;
 mod http;
 mod http_config;
 mod test_send;
