@@ -103,12 +103,13 @@ fn running_targets(state: &AppState) -> Vec<Target> {
     let mut out = Vec::new();
     for group in state.current_rule_groups() {
         let group = group.lock().unwrap_or_else(|e| e.into_inner());
-        for entry in &group.rules {
+        for (index, entry) in group.rules.iter().enumerate() {
             if let Rule::Alerting(rule) = &entry.rule {
                 push_target(
                     &mut out,
                     &group.name,
                     &group.file.display().to_string(),
+                    index,
                     rule.spec(),
                     group.interval,
                     group.query_offset,

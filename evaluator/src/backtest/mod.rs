@@ -38,6 +38,7 @@ use futures::StreamExt;
 use crate::datasource::DatasourceClient;
 use crate::notify::config::NotifyConfig;
 use crate::rules::file::{AlertingSpec, GroupSpec, RuleSpec};
+use crate::rules::send_alerts::RuleSource;
 use fetch::{Source, StepVectors};
 use range::TimeRange;
 use replay::RuleReplay;
@@ -71,6 +72,8 @@ pub struct Target {
     pub key: String,
     pub group: String,
     pub file: String,
+    /// The rule's position in its group, from 0 (for the alerts' links).
+    pub index: usize,
     pub spec: AlertingSpec,
     pub interval: Duration,
     pub query_offset: Duration,
@@ -83,6 +86,16 @@ pub struct Target {
 }
 
 impl Target {
+    /// Where its alerts say they come from (their generator URL).
+    fn rule_source(&self) -> RuleSource {
+        RuleSource {
+            file: self.file.clone(),
+            group: self.group.clone(),
+            index: self.index,
+            expr: self.spec.expr.clone(),
+        }
+    }
+
     fn source(&self) -> Source {
         Source {
             expr: self.query.clone(),
@@ -110,12 +123,13 @@ fn millis(d: Duration) -> i64 {
 pub fn targets(groups: &[GroupSpec], default_interval: Duration) -> Vec<Target> {
     let mut out: Vec<Target> = Vec::new();
     for group in groups {
-        for rule in &group.rules {
+        for (index, rule) in group.rules.iter().enumerate() {
             if let RuleSpec::Alerting(spec) = rule {
                 push_target(
                     &mut out,
                     &group.name,
                     &group.file.display().to_string(),
+                    index,
                     spec,
                     group.interval.unwrap_or(default_interval),
                     group.query_offset.unwrap_or_default(),
@@ -127,11 +141,13 @@ pub fn targets(groups: &[GroupSpec], default_interval: Duration) -> Vec<Target> 
     out
 }
 
-/// Adds the target of one alerting rule of group `group` in `file`.
+/// Adds the target of alerting rule `index` of group `group` in `file`.
+#[allow(clippy::too_many_arguments)]
 pub fn push_target(
     out: &mut Vec<Target>,
     group: &str,
     file: &str,
+    index: usize,
     spec: &AlertingSpec,
     interval: Duration,
     query_offset: Duration,
@@ -149,6 +165,7 @@ pub fn push_target(
         key,
         group: group.to_string(),
         file: file.to_string(),
+        index,
         spec: spec.clone(),
         interval,
         query_offset,
@@ -279,7 +296,7 @@ pub async fn run(
                         None => input,
                     };
                     let output = replays[s][r].step(t, input, settings.resend_delay);
-                    notifiers[s].send(r, &target.spec.expr, output.sent, t);
+                    notifiers[s].send(r, &target.rule_source(), output.sent, t);
                     if let Some(w) = writer.as_deref_mut() {
                         if !output.series.is_empty() && w.push(output.series) {
                             w.flush().await?;

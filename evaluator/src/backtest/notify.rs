@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use crate::alerts;
 use crate::notify::config::{self, NotifyConfig};
 use crate::notify::notifier::Notifier;
-use crate::rules::send_alerts::to_notifier_alert;
+use crate::rules::send_alerts::{to_notifier_alert, RuleSource};
 
 /// The annotation that tells which replayed rule an alert came from. It
 /// exists only inside the simulation (nothing is delivered).
@@ -75,7 +75,7 @@ impl NotifySim {
     }
 
     /// Hands the alerts rule `rule` (index) sends at `t_ms` to the notifier.
-    pub fn send(&mut self, rule: usize, expr: &str, sent: Vec<alerts::Alert>, t_ms: i64) {
+    pub fn send(&mut self, rule: usize, source: &RuleSource, sent: Vec<alerts::Alert>, t_ms: i64) {
         if sent.is_empty() {
             return;
         }
@@ -84,7 +84,7 @@ impl NotifySim {
             .map(|mut a| {
                 a.annotations
                     .insert(RULE_ANNOTATION.to_string(), rule.to_string());
-                to_notifier_alert(a, expr, "")
+                to_notifier_alert(a, source, "")
             })
             .collect();
         self.notifier.ingest(alerts, time(t_ms));
@@ -131,16 +131,25 @@ mod tests {
         }
     }
 
+    fn source() -> RuleSource {
+        RuleSource {
+            file: "rules.yaml".into(),
+            group: "g".into(),
+            index: 0,
+            expr: "x > 1".into(),
+        }
+    }
+
     #[test]
     fn one_episode_is_a_firing_and_a_resolved_notification() {
         let config = load_config(None).unwrap();
         let mut sim = NotifySim::new(config);
-        sim.send(0, "x > 1", vec![firing(0, None)], 0);
+        sim.send(0, &source(), vec![firing(0, None)], 0);
         sim.advance_to(29_000);
         assert!(sim.counts_of(0).is_empty(), "group_wait is 30s");
         sim.advance_to(30_000);
         assert_eq!(sim.counts_of(0).get("default"), Some(&1));
-        sim.send(0, "x > 1", vec![firing(0, Some(60_000))], 60_000);
+        sim.send(0, &source(), vec![firing(0, Some(60_000))], 60_000);
         sim.advance_to(30_000 + 300_000);
         assert_eq!(sim.counts_of(0).get("default"), Some(&2));
         assert!(sim.counts_of(1).is_empty());
