@@ -3,10 +3,11 @@
 //!
 //! The modules follow the data flow: [`scrape`] → [`store`] → [`promql`] →
 //! [`rules`] → [`alerts`] → [`notify`] → [`history`]; [`labels`] and
-//! [`sample`] hold the label-set and sample types they share, [`cli`] the
-//! command-line entry points, [`api`] the HTTP handlers, and [`server`] the
-//! running process that wires them all together; all of them read time
-//! from one injected [`clock::Clock`].
+//! [`sample`] hold the label-set and sample types they share, [`backtest`]
+//! replays rules over a datasource's past through the same alerts and
+//! notify stages, [`cli`] holds the command-line entry points, [`api`] the
+//! HTTP handlers, and [`server`] the running process that wires them all
+//! together; all of them read time from one injected [`clock::Clock`].
 
 // Module docs are written for contributors and name the private parts of
 // each folder; `cargo doc --document-private-items` renders those links.
@@ -14,6 +15,7 @@
 
 pub mod alerts;
 pub mod api;
+pub mod backtest;
 pub mod cli;
 pub mod clock;
 pub mod datasource;

@@ -56,6 +56,10 @@ enum Command {
     /// Send a test notification through receivers' integrations.
     #[command(subcommand)]
     Receivers(ReceiversCommand),
+    /// Replay alerting rules over past data from a Prometheus-compatible
+    /// datasource: episodes, firing time, near misses, flaps and
+    /// notifications per rule; compare with a baseline or sweep a threshold.
+    Backtest(Box<cli::backtest::BacktestArgs>),
     /// Run promqltest scripts and print "N passed, N failed, N skipped".
     PromqlTest {
         /// promqltest script files.
@@ -149,6 +153,7 @@ fn main() -> ExitCode {
             receiver,
             alert,
         })) => cli::receivers_test::run(&notify_config, receiver.as_deref(), &alert),
+        Some(Command::Backtest(args)) => cli::backtest::run(&args),
         Some(Command::PromqlTest { files }) => cli::promql_test::run(&files),
         None => cli::run::run(cli.run.config, cli.run.log_format),
     };

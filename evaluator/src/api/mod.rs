@@ -20,6 +20,7 @@
 
 pub mod access;
 pub mod alertmanager;
+pub mod backtest;
 pub mod dashboard;
 pub mod error;
 pub mod prometheus;
@@ -92,6 +93,8 @@ pub struct AppState {
     /// Which replica owns which rule group (`fleet.sharding`; `None`:
     /// not sharded), for `/api/v1/rules`.
     pub fleet: Option<tokio::sync::watch::Receiver<Arc<crate::history::fleet::FleetView>>>,
+    /// One permit: `POST /api/vigil/v1/backtest` runs one backtest at a time.
+    pub backtest_permit: tokio::sync::Semaphore,
 }
 
 impl AppState {
@@ -149,6 +152,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v2/status", get(alertmanager::get_status))
         .route("/api/v2/receivers", get(receivers::list_receivers))
         .merge(vigil::routes())
+        .route("/api/vigil/v1/backtest", post(backtest::backtest))
         .merge(rule_view::routes())
         .route(
             "/api/vigil/v1/receivers/{name}/test",

@@ -327,6 +327,7 @@ impl Running {
             alertmanager,
             history: durability.store.clone(),
             read_requires_token: AtomicBool::new(cfg.web.read_requires_token),
+            backtest_permit: tokio::sync::Semaphore::new(1),
             clock: Arc::clone(&clock),
             receivers: receivers_rx.clone(),
             datasource: RwLock::new(default_datasource(&cfg, &datasources)),

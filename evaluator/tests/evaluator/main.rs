@@ -10,6 +10,7 @@
 mod support;
 
 mod api;
+mod backtest;
 mod history;
 mod notify;
 mod promql;

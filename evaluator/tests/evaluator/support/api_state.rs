@@ -39,6 +39,7 @@ pub fn app_state() -> AppState {
         rule_groups: RwLock::new(Vec::new()),
         history: unused_history(),
         read_requires_token: AtomicBool::new(false),
+        backtest_permit: tokio::sync::Semaphore::new(1),
         clock: Arc::new(SystemClock),
         receivers: tokio::sync::watch::channel(Arc::default()).1,
         datasource: std::sync::RwLock::new(None),

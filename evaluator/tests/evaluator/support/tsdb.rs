@@ -62,8 +62,14 @@ impl Tsdb {
     /// Starts it (again, after the previous process is gone: same port,
     /// same data) and waits until it answers queries.
     pub async fn start(&self) -> ChildGuard {
+        self.start_with(&[]).await
+    }
+
+    /// [`Tsdb::start`] with more command-line flags (e.g.
+    /// `-retentionPeriod=100y` to keep old samples).
+    pub async fn start_with(&self, extra: &[&str]) -> ChildGuard {
         let dir = self.dir.path();
-        let args: Vec<String> = match self.kind {
+        let mut args: Vec<String> = match self.kind {
             Kind::Prometheus => vec![
                 format!("--config.file={}", dir.join("scrape.yml").display()),
                 format!("--storage.tsdb.path={}", dir.join("data").display()),
@@ -83,6 +89,7 @@ impl Tsdb {
                 "-loggerLevel=ERROR".into(),
             ],
         };
+        args.extend(extra.iter().map(ToString::to_string));
         let process = ChildGuard::spawn(
             Command::new(&self.binary)
                 .args(args)
@@ -104,6 +111,15 @@ impl Tsdb {
         let config = self.dir.path().join("scrape.yml");
         let mut text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
         text.push_str(&format!("rule_files: ['{}']\n", rule_file.display()));
+        std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Appends top-level YAML (e.g. an `alerting:` section) to its config
+    /// (takes effect at the next [`Tsdb::start`]).
+    pub fn append_config(&self, yaml: &str) {
+        let config = self.dir.path().join("scrape.yml");
+        let mut text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
+        text.push_str(yaml);
         std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
     }
 
