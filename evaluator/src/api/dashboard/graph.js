@@ -233,6 +233,11 @@
       el("span", { class: "muted" }, " — " + rule.type + " rule " + (rule.index + 1) + " of group " + rule.group +
         " in " + cleanPath(rule.file) + (rule.forSeconds ? ", for " + formatDuration(rule.forSeconds * 1000) : ""))));
     panel.ruleBox.appendChild(el("code", { class: "rule-expr" }, rule.expr));
+    if (rule.type === "alerting") {
+      const q = new URLSearchParams({ file: r.file, group: r.group, index: r.index });
+      panel.ruleBox.appendChild(el("p", { class: "small" }, el("a", { href: "/tune?" + q.toString(), class: "tune-link" }, "Tune this rule"),
+        " — edit its threshold and for, and compare the would-be alerts over past days"));
+    }
     const summary = rule.annotations && rule.annotations.summary;
     if (summary) panel.ruleBox.appendChild(el("p", { class: "muted small" }, "Summary template: " + summary));
     if (rule.threshold) {
