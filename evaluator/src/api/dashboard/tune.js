@@ -122,8 +122,9 @@
       ["current", "As it runs", rule.expr, rule.forSeconds, current],
       ["edited", "Edited", edited.expr, forSeconds, changed],
     ]);
-    await drawGraph(from, to);
-    status("Backtested " + isoLocal(from) + " to " + isoLocal(to) + ".");
+    const graphError = await drawGraph(from, to);
+    if (graphError) status("Backtested; but the graph's query failed: " + graphError, "error");
+    else status("Backtested " + isoLocal(from) + " to " + isoLocal(to) + ".");
   }
 
   function showComparison(rows) {
@@ -164,6 +165,8 @@
     }
   }
 
+  // Plots the compared expression (the whole one without a threshold);
+  // returns the query's error, if any.
   async function drawGraph(from, to) {
     const expr = rule.threshold ? rule.threshold.operand : rule.expr;
     const step = Math.max(1, Math.round((to - from) / 250 / 1000));
@@ -199,7 +202,7 @@
     }, columns, $("plot"));
     plot.root.setAttribute("role", "img");
     plot.root.setAttribute("aria-label", "Graph of " + expr + "; top band: the current rule firing, bottom band: the edited rule firing");
-    if (!result.ok) status("The graph's query failed: " + result.error, "error");
+    return result.ok ? null : result.error;
   }
 
   async function start() {
