@@ -1225,10 +1225,7 @@ async fn the_tune_view_compares_the_rule_as_it_runs_with_an_edited_threshold() {
         .navigate(&format!("{link}&from={T0}&to={}", T0 + 3600))
         .await;
     browser
-        .wait_for(
-            "the rule",
-            "return document.body.dataset.ready === 'true'",
-        )
+        .wait_for("the rule", "return document.body.dataset.ready === 'true'")
         .await;
     assert_eq!(
         browser
@@ -1273,7 +1270,10 @@ async fn the_tune_view_compares_the_rule_as_it_runs_with_an_edited_threshold() {
         current[1].as_str().unwrap().parse::<u64>().unwrap(),
         edited[1].as_str().unwrap().parse::<u64>().unwrap(),
     );
-    assert!(after > 0 && after < before, "notifications {before} → {after}");
+    assert!(
+        after > 0 && after < before,
+        "notifications {before} → {after}"
+    );
     assert_eq!(
         browser
             .execute("return [document.querySelectorAll('#plot .band-current').length, document.querySelectorAll('#plot .band-edited').length]")
