@@ -6,14 +6,9 @@
 "use strict";
 
 (function () {
-  const { el, clear, formatDuration, isoLocal, parseDuration, api, getToken, setToken, cleanPath } = window.Vigil;
+  const { el, clear, formatDuration, isoLocal, parseDuration, api, getToken, setToken, cleanPath, seriesName, formatNumber: number, PALETTE } = window.Vigil;
   const $ = (id) => document.getElementById(id);
   const HEIGHT = 300;
-
-  function number(v) {
-    const n = Number(v);
-    return Number.isFinite(n) ? String(Number(n.toPrecision(6))) : String(v);
-  }
 
   // "7d" (ago), "now", Unix seconds or RFC 3339, as milliseconds; null if none.
   function timeOf(text) {
@@ -183,8 +178,7 @@
       const ys = new Array(xs.length).fill(null);
       for (const [t, v] of s.values || []) ys[at.get(Number(t))] = Number.isFinite(Number(v)) ? Number(v) : null;
       columns.push(ys);
-      const labels = Object.keys(s.metric || {}).sort().map((k) => k + "=" + s.metric[k]).join(", ");
-      opts.push({ label: "{" + labels + "}", stroke: i % 2 ? "#d62728" : "#1f77b4", width: 1.5, value: (u, v) => (v === null ? "—" : number(v)) });
+      opts.push({ label: seriesName(s.metric), stroke: PALETTE[i % PALETTE.length], width: 1.5, value: (u, v) => number(v) });
     });
     if (rule.threshold) {
       for (const [label, value, dash] of [["current threshold", rule.threshold.value, [6, 4]], ["edited threshold", Number($("threshold").value), [2, 3]]]) {

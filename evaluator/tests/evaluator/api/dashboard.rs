@@ -7,7 +7,8 @@
 //! the API token) must appear in `GET /api/v2/silences`; a receiver test
 //! sent from the page must report its integration OK. The graph view must
 //! draw one line per series, and for a rule its threshold and when it
-//! fired; every link in real Slack, e-mail and webhook payloads must answer
+//! fired; the Tune view must show a rule as it runs and as edited side by
+//! side (counts and bands from a backtest); every link in real Slack, e-mail and webhook payloads must answer
 //! 200 and open the right rule when two rules share an alert name; axe-core
 //! must find no serious or critical accessibility problem. Screenshots go
 //! to `<target>/dashboard-screenshots/` on every run.
@@ -1219,8 +1220,26 @@ async fn the_tune_view_compares_the_rule_as_it_runs_with_an_edited_threshold() {
     let link = browser
         .execute("return document.querySelector('a.tune-link').href")
         .await;
-    let link = link.as_str().unwrap();
+    let link = link.as_str().unwrap().to_string();
+    let link = link.as_str();
     assert_eq!(reqwest::get(link).await.unwrap().status(), 200);
+    // The rule's graph links to the same Tune view.
+    let graph = browser
+        .execute("return document.querySelector('a[aria-label^=\"Graph of rule LoadHigh\"]').href")
+        .await;
+    browser.navigate(graph.as_str().unwrap()).await;
+    browser
+        .wait_for(
+            "the graph's Tune link",
+            "return !!document.querySelector('.rule-box a.tune-link')",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .execute("return document.querySelector('.rule-box a.tune-link').href")
+            .await,
+        link
+    );
     browser
         .navigate(&format!("{link}&from={T0}&to={}", T0 + 3600))
         .await;
