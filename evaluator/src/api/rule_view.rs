@@ -276,6 +276,9 @@ struct RuleViewJson<'a> {
     expr: &'a str,
     /// The rule's `for`, in seconds (0 for recording rules).
     for_seconds: f64,
+    /// Its group's evaluation interval, in seconds (the Tune view's
+    /// backtest evaluates at it).
+    group_interval_seconds: f64,
     labels: &'a BTreeMap<String, String>,
     annotations: Option<&'a BTreeMap<String, String>>,
     value_format: ValueFormat,
@@ -330,7 +333,7 @@ async fn rule(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, 
         ))
     })?;
     // Copied out, so the history query does not hold the group's lock.
-    let (entry, source) = {
+    let (entry, source, group_interval_seconds) = {
         let g = handle.lock().unwrap_or_else(|e| e.into_inner());
         let entry = g.rules.get(index).map(|e| e.rule.clone()).ok_or_else(|| {
             VigilApiError::NotFound(format!(
@@ -338,7 +341,7 @@ async fn rule(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, 
                 g.rules.len()
             ))
         })?;
-        (entry, RuleSource::of(&g, index))
+        (entry, RuleSource::of(&g, index), g.interval.as_secs_f64())
     };
 
     let episodes = match &entry {
@@ -414,6 +417,7 @@ async fn rule(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, 
         kind,
         expr: &source.expr,
         for_seconds,
+        group_interval_seconds,
         labels,
         annotations,
         value_format: format,

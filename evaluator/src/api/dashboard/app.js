@@ -363,6 +363,11 @@
     return "/graph?" + q.toString();
   }
 
+  // The Tune view of rule `index` of group `g`.
+  function ruleTuneURL(g, index) {
+    return "/tune?" + new URLSearchParams({ file: g.file || "", group: g.name || "", index: String(index) }).toString();
+  }
+
   // Opens a collapsible panel when something in it needs a look, and says
   // in its summary how many rows it has and how many are unhealthy.
   function summarise(name, total, unhealthy, what) {
@@ -398,7 +403,8 @@
             el("td", null, timeAgo(parseTime(r.lastEvaluation))),
             el("td", { class: "num" }, r.evaluationTime === undefined ? "—" : formatSeconds(r.evaluationTime)),
             el("td", { class: "error-text" }, r.lastError || ""),
-            el("td", null, el("a", { href: ruleGraphURL(g, index, r.query), "aria-label": "Graph of rule " + r.name + " of group " + g.name }, "Graph"))));
+            el("td", null, el("a", { href: ruleGraphURL(g, index, r.query), "aria-label": "Graph of rule " + r.name + " of group " + g.name }, "Graph"),
+              r.type === "alerting" ? [" ", el("a", { href: ruleTuneURL(g, index), class: "tune-link", "aria-label": "Tune rule " + r.name + " of group " + g.name }, "Tune")] : null)));
         });
       }
       return rows;

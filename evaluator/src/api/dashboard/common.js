@@ -1,6 +1,7 @@
-// Vigil's pages (the dashboard at / and the graph view at /graph) share
-// these helpers: building elements from text (never from markup), times
-// and durations as people read them, and the JSON API client with the
+// Vigil's pages (the dashboard at /, the graph view at /graph and the
+// Tune view at /tune) share these helpers: building elements from text
+// (never from markup), times and durations as people read them, series
+// names and values, and the JSON API client with the
 // tab's API token. Loaded before each page's own script; exposed as
 // window.Vigil.
 "use strict";
@@ -141,6 +142,29 @@ window.Vigil = (function () {
     return total > 0 ? total : null;
   }
 
+  // ---- series (the graph and the Tune view) -----------------------------
+
+  // Distinct line colours, readable on light and dark backgrounds.
+  const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"];
+
+  // A series' name as PromQL writes it: name{label="value", ...}.
+  function seriesName(metric) {
+    const labels = Object.assign({}, metric || {});
+    const name = labels.__name__ || "";
+    delete labels.__name__;
+    const pairs = Object.keys(labels).sort().map((k) => k + "=" + JSON.stringify(String(labels[k])));
+    return name + "{" + pairs.join(", ") + "}";
+  }
+
+  // A sample value with at most six significant digits; "—" for none.
+  function formatNumber(v) {
+    if (v === null || v === undefined) return "—";
+    const n = Number(v);
+    if (!Number.isFinite(n)) return String(v);
+    return String(Number(n.toPrecision(6)));
+  }
+
   // ---- the API -----------------------------------------------------------
 
   const TOKEN_KEY = "vigil.token";
@@ -246,5 +270,6 @@ window.Vigil = (function () {
     el, svg, setAttrs, append, clear, storageGet, storageSet,
     parseTime, formatDuration, isoLocal, isoUtc, timeAt,
     labelList, badge, parseDuration, api, getToken, setToken, cleanPath,
+    seriesName, formatNumber, PALETTE,
   };
 })();

@@ -9,14 +9,11 @@
 "use strict";
 
 (function () {
-  const { el, clear, parseTime, formatDuration, isoLocal, isoUtc, parseDuration, api, cleanPath } = window.Vigil;
+  const { el, clear, parseTime, formatDuration, isoLocal, isoUtc, parseDuration, api, cleanPath, seriesName, formatNumber: number, PALETTE } = window.Vigil;
   const $ = (id) => document.getElementById(id);
 
   const DEFAULT_RANGE = "1h";
   const HEIGHT = 320;
-  // Distinct line colours, readable on light and dark backgrounds.
-  const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
-    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"];
 
   // ---- URL parameters ----------------------------------------------------
 
@@ -79,21 +76,6 @@
   }
 
   // ---- formatting ----------------------------------------------------------
-
-  function seriesName(metric) {
-    const labels = Object.assign({}, metric || {});
-    const name = labels.__name__ || "";
-    delete labels.__name__;
-    const pairs = Object.keys(labels).sort().map((k) => k + "=" + JSON.stringify(String(labels[k])));
-    return name + "{" + pairs.join(", ") + "}";
-  }
-
-  function number(v) {
-    if (v === null || v === undefined) return "—";
-    const n = Number(v);
-    if (!Number.isFinite(n)) return String(v);
-    return String(Number(n.toPrecision(6)));
-  }
 
   function cssVar(name, fallback) {
     const v = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
@@ -233,6 +215,11 @@
       el("span", { class: "muted" }, " — " + rule.type + " rule " + (rule.index + 1) + " of group " + rule.group +
         " in " + cleanPath(rule.file) + (rule.forSeconds ? ", for " + formatDuration(rule.forSeconds * 1000) : ""))));
     panel.ruleBox.appendChild(el("code", { class: "rule-expr" }, rule.expr));
+    if (rule.type === "alerting") {
+      const q = new URLSearchParams({ file: r.file, group: r.group, index: r.index });
+      panel.ruleBox.appendChild(el("p", { class: "small" }, el("a", { href: "/tune?" + q.toString(), class: "tune-link" }, "Tune this rule"),
+        " — edit its threshold and for, and compare the would-be alerts over past days"));
+    }
     const summary = rule.annotations && rule.annotations.summary;
     if (summary) panel.ruleBox.appendChild(el("p", { class: "muted small" }, "Summary template: " + summary));
     if (rule.threshold) {

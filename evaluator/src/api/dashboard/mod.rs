@@ -1,4 +1,5 @@
-//! The dashboard at `/` and the graph view at `/graph`: two HTML pages,
+//! The dashboard at `/`, the graph view at `/graph` and the rule-tuning
+//! view at `/tune`: three HTML pages,
 //! their scripts, a stylesheet and the vendored charting library (uPlot,
 //! MIT, `vendor/uplot/`) compiled into the binary, so the pages work without
 //! a build step, a CDN or files next to the executable. The pages read only
@@ -60,6 +61,8 @@ const GRAPH: Asset = asset!("graph.html", "text/html; charset=utf-8");
 const COMMON_JS: Asset = asset!("common.js", "text/javascript; charset=utf-8");
 const APP_JS: Asset = asset!("app.js", "text/javascript; charset=utf-8");
 const GRAPH_JS: Asset = asset!("graph.js", "text/javascript; charset=utf-8");
+const TUNE: Asset = asset!("tune.html", "text/html; charset=utf-8");
+const TUNE_JS: Asset = asset!("tune.js", "text/javascript; charset=utf-8");
 const UPLOT_JS: Asset = asset!(
     "vendor/uplot/uPlot.iife.min.js",
     "text/javascript; charset=utf-8"
@@ -75,17 +78,18 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
     form-action 'none'; frame-ancestors 'none'";
 
 /// Every file but the two pages, by its path under `/dashboard/`.
-const FILES: [(&str, &Asset); 7] = [
+const FILES: [(&str, &Asset); 8] = [
     ("/dashboard/common.js", &COMMON_JS),
     ("/dashboard/app.js", &APP_JS),
     ("/dashboard/graph.js", &GRAPH_JS),
+    ("/dashboard/tune.js", &TUNE_JS),
     ("/dashboard/style.css", &STYLE_CSS),
     ("/dashboard/favicon.svg", &FAVICON),
     ("/dashboard/vendor/uplot/uPlot.iife.min.js", &UPLOT_JS),
     ("/dashboard/vendor/uplot/uPlot.min.css", &UPLOT_CSS),
 ];
 
-/// The dashboard's routes: `/`, `/graph` and their files under
+/// The dashboard's routes: `/`, `/graph`, `/tune` and their files under
 /// `/dashboard/`.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     let mut router = Router::new()
@@ -93,7 +97,8 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/graph",
             get(|h: HeaderMap| async move { serve(&GRAPH, &h) }),
-        );
+        )
+        .route("/tune", get(|h: HeaderMap| async move { serve(&TUNE, &h) }));
     for (path, asset) in FILES {
         router = router.route(
             path,
@@ -177,6 +182,8 @@ mod tests {
         for (path, content_type) in [
             ("/", "text/html; charset=utf-8"),
             ("/graph", "text/html; charset=utf-8"),
+            ("/tune", "text/html; charset=utf-8"),
+            ("/dashboard/tune.js", "text/javascript; charset=utf-8"),
             ("/dashboard/common.js", "text/javascript; charset=utf-8"),
             ("/dashboard/app.js", "text/javascript; charset=utf-8"),
             ("/dashboard/graph.js", "text/javascript; charset=utf-8"),
@@ -243,7 +250,7 @@ mod tests {
 
     #[test]
     fn different_files_have_different_etags() {
-        let mut tags = vec![INDEX.etag, GRAPH.etag];
+        let mut tags = vec![INDEX.etag, GRAPH.etag, TUNE.etag];
         tags.extend(FILES.iter().map(|(_, a)| a.etag));
         for (i, a) in tags.iter().enumerate() {
             for b in &tags[i + 1..] {
@@ -267,6 +274,7 @@ mod tests {
                 ("common.js", &COMMON_JS),
                 ("app.js", &APP_JS),
                 ("graph.js", &GRAPH_JS),
+                ("tune.js", &TUNE_JS),
             ] {
                 assert!(!script.body.contains(forbidden), "{name} uses {forbidden}");
             }

@@ -7,7 +7,8 @@
 //! the API token) must appear in `GET /api/v2/silences`; a receiver test
 //! sent from the page must report its integration OK. The graph view must
 //! draw one line per series, and for a rule its threshold and when it
-//! fired; every link in real Slack, e-mail and webhook payloads must answer
+//! fired; the Tune view must show a rule as it runs and as edited side by
+//! side (counts and bands from a backtest); every link in real Slack, e-mail and webhook payloads must answer
 //! 200 and open the right rule when two rules share an alert name; axe-core
 //! must find no serious or critical accessibility problem. Screenshots go
 //! to `<target>/dashboard-screenshots/` on every run.
@@ -1173,4 +1174,146 @@ async fn axe_finds_no_serious_or_critical_accessibility_problem_on_the_dashboard
         serde_json::to_string_pretty(&graph).unwrap()
     );
     assert_no_console_errors(&setup).await;
+}
+
+/// The Tune view, opened from a rule's row in the dashboard, on an
+/// evaluator whose `datasource:` is the backtests' computed one
+/// (`load{instance="a"}` 10 in minutes 5–10, 12–20 and 30, `b` 7 in
+/// 40–50): `LoadHigh: load > 5` for 30s fires 3 times in that hour; edited
+/// to `> 8` only `a`'s two long runs remain. Both counts and both rows of
+/// bands are shown, the edit needs the API token, and axe finds nothing
+/// serious.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tune_view_compares_the_rule_as_it_runs_with_an_edited_threshold() {
+    use crate::backtest::{datasource, rules, NOTIFY, T0};
+    let dir = tempfile::tempdir().unwrap();
+    let Some(browser) = Browser::start(&dir.path().join("chromedriver.log")).await else {
+        return;
+    };
+    let fake = datasource().await;
+    let listen = free_port();
+    std::fs::write(dir.path().join("rules.yaml"), rules("5")).unwrap();
+    std::fs::write(dir.path().join("notify.yaml"), NOTIFY).unwrap();
+    let config = dir.path().join("vigil.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "datasource: {{url: '{}'}}\nrule_files: [rules.yaml]\nnotify_config_file: notify.yaml\nweb: {{listen: '127.0.0.1:{listen}'}}\n",
+            fake.base
+        ),
+    )
+    .unwrap();
+    let _evaluator = start_evaluator(&config, dir.path(), Some("s3cret"));
+    wait_for_http(&format!("http://127.0.0.1:{listen}/-/ready"), DEADLINE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}; log:\n{}", log_of(dir.path())));
+
+    browser
+        .navigate(&format!("http://127.0.0.1:{listen}/"))
+        .await;
+    browser
+        .wait_for(
+            "the rule's Tune link",
+            "return !!document.querySelector('a.tune-link')",
+        )
+        .await;
+    let link = browser
+        .execute("return document.querySelector('a.tune-link').href")
+        .await;
+    let link = link.as_str().unwrap().to_string();
+    let link = link.as_str();
+    assert_eq!(reqwest::get(link).await.unwrap().status(), 200);
+    // The rule's graph links to the same Tune view.
+    let graph = browser
+        .execute("return document.querySelector('a[aria-label^=\"Graph of rule LoadHigh\"]').href")
+        .await;
+    browser.navigate(graph.as_str().unwrap()).await;
+    browser
+        .wait_for(
+            "the graph's Tune link",
+            "return !!document.querySelector('.rule-box a.tune-link')",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .execute("return document.querySelector('.rule-box a.tune-link').href")
+            .await,
+        link
+    );
+    browser
+        .navigate(&format!("{link}&from={T0}&to={}", T0 + 3600))
+        .await;
+    browser
+        .wait_for("the rule", "return document.body.dataset.ready === 'true'")
+        .await;
+    assert_eq!(
+        browser
+            .execute("return document.getElementById('threshold').value")
+            .await,
+        "5"
+    );
+    assert_eq!(
+        browser
+            .execute("return document.getElementById('for').value")
+            .await,
+        "30s"
+    );
+
+    // Without the token the backtest is refused, and the page says why.
+    browser.type_into("#threshold", "8").await;
+    browser.click("#run").await;
+    browser
+        .wait_for(
+            "the refusal",
+            "return document.getElementById('status').textContent.includes('API token')",
+        )
+        .await;
+
+    browser.type_into("#token", "s3cret").await;
+    browser.click("#run").await;
+    browser
+        .wait_for(
+            "both backtests",
+            "return !document.getElementById('compare').hidden && document.getElementById('status').textContent.startsWith('Backtested')",
+        )
+        .await;
+    let cells = |row: &str| {
+        format!("const r = document.getElementById('row-{row}'); return [r.querySelector('.episodes').textContent, r.querySelector('.notifications').textContent, r.querySelector('code').textContent]")
+    };
+    let current = browser.execute(&cells("current")).await;
+    let edited = browser.execute(&cells("edited")).await;
+    assert_eq!(current, json!(["3", "6", "load > 5"]), "as it runs");
+    assert_eq!(edited[0], "2", "edited: {edited}");
+    assert_eq!(edited[2], "load > 8", "edited: {edited}");
+    let (before, after) = (
+        current[1].as_str().unwrap().parse::<u64>().unwrap(),
+        edited[1].as_str().unwrap().parse::<u64>().unwrap(),
+    );
+    assert!(
+        after > 0 && after < before,
+        "notifications {before} → {after}"
+    );
+    assert_eq!(
+        browser
+            .execute("return [document.querySelectorAll('#plot .band-current').length, document.querySelectorAll('#plot .band-edited').length]")
+            .await,
+        json!([3, 2]),
+        "one band per episode"
+    );
+    assert!(
+        browser
+            .execute("return location.search")
+            .await
+            .as_str()
+            .unwrap()
+            .contains(&format!("from={T0}")),
+        "the range is kept in the URL"
+    );
+    browser.screenshot("tune").await;
+    let violations = serious_accessibility_violations(&browser).await;
+    assert!(
+        violations.is_empty(),
+        "the Tune view: {}",
+        serde_json::to_string_pretty(&violations).unwrap()
+    );
 }

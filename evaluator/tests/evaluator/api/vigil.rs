@@ -946,6 +946,10 @@ async fn the_rule_view_names_rules_by_file_group_and_index_with_threshold_and_in
     assert_eq!(rule["expr"], "(x > 5)");
     assert_eq!(rule["labels"], json!({"severity": "critical"}));
     assert_eq!(
+        rule["groupIntervalSeconds"], 1.0,
+        "the Tune view backtests at it"
+    );
+    assert_eq!(
         rule["threshold"],
         json!({"op": ">", "value": 5.0, "operand": "x"})
     );
