@@ -165,6 +165,31 @@ window.Vigil = (function () {
     return String(Number(n.toPrecision(6)));
   }
 
+  // uPlot's columns and series options for a query's matrix `series`: one
+  // x axis of every timestamp of any series (seconds; `bounds` added too,
+  // always or, with `onlyIfEmpty`, when no series has a point), a column
+  // per series with null in its gaps and for non-finite values, and a
+  // legend entry per series.
+  function plotColumns(series, bounds, onlyIfEmpty) {
+    const times = new Set();
+    for (const s of series) for (const [t] of s.values || []) times.add(Number(t));
+    if (!onlyIfEmpty || times.size === 0) for (const t of bounds) times.add(t);
+    const xs = Array.from(times).sort((a, b) => a - b);
+    const at = new Map(xs.map((t, i) => [t, i]));
+    const columns = [xs];
+    const opts = [{ label: "Time", value: (u, v) => (v === null || v === undefined ? "—" : isoLocal(v * 1000)) }];
+    series.forEach((s, i) => {
+      const ys = new Array(xs.length).fill(null);
+      for (const [t, v] of s.values || []) {
+        const n = Number(v);
+        ys[at.get(Number(t))] = Number.isFinite(n) ? n : null;
+      }
+      columns.push(ys);
+      opts.push({ label: seriesName(s.metric), stroke: PALETTE[i % PALETTE.length], width: 1.5, value: (u, v) => formatNumber(v) });
+    });
+    return { xs, columns, opts };
+  }
+
   // ---- the API -----------------------------------------------------------
 
   const TOKEN_KEY = "vigil.token";
@@ -270,6 +295,6 @@ window.Vigil = (function () {
     el, svg, setAttrs, append, clear, storageGet, storageSet,
     parseTime, formatDuration, isoLocal, isoUtc, timeAt,
     labelList, badge, parseDuration, api, getToken, setToken, cleanPath,
-    seriesName, formatNumber, PALETTE,
+    seriesName, formatNumber, PALETTE, plotColumns,
   };
 })();

@@ -9,7 +9,7 @@
 "use strict";
 
 (function () {
-  const { el, clear, parseTime, formatDuration, isoLocal, isoUtc, parseDuration, api, cleanPath, seriesName, formatNumber: number, PALETTE } = window.Vigil;
+  const { el, clear, parseTime, formatDuration, isoLocal, isoUtc, parseDuration, api, cleanPath, seriesName, formatNumber: number, plotColumns } = window.Vigil;
   const $ = (id) => document.getElementById(id);
 
   const DEFAULT_RANGE = "1h";
@@ -283,26 +283,7 @@
     let series = [];
     if (data.resultType === "matrix") series = data.result || [];
     else if (data.resultType === "vector") series = (data.result || []).map((s) => ({ metric: s.metric, values: [s.value] }));
-    // One x axis: every timestamp of any series; gaps are null.
-    const times = new Set();
-    for (const s of series) for (const [t] of s.values || []) times.add(Number(t));
-    if (times.size === 0) {
-      times.add(start / 1000);
-      times.add(end / 1000);
-    }
-    const xs = Array.from(times).sort((a, b) => a - b);
-    const at = new Map(xs.map((t, i) => [t, i]));
-    const columns = [xs];
-    const seriesOpts = [{ label: "Time", value: (u, v) => (v === null || v === undefined ? "—" : isoLocal(v * 1000)) }];
-    series.forEach((s, i) => {
-      const ys = new Array(xs.length).fill(null);
-      for (const [t, v] of s.values || []) {
-        const n = Number(v);
-        ys[at.get(Number(t))] = Number.isFinite(n) ? n : null;
-      }
-      columns.push(ys);
-      seriesOpts.push({ label: seriesName(s.metric), stroke: PALETTE[i % PALETTE.length], width: 1.5, value: (u, v) => number(v) });
-    });
+    const { xs, columns, opts: seriesOpts } = plotColumns(series, [start / 1000, end / 1000], true);
     if (threshold) {
       columns.push(new Array(xs.length).fill(threshold.value));
       seriesOpts.push({

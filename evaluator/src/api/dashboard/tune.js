@@ -6,7 +6,7 @@
 "use strict";
 
 (function () {
-  const { el, clear, formatDuration, isoLocal, parseDuration, api, getToken, setToken, cleanPath, seriesName, formatNumber: number, PALETTE } = window.Vigil;
+  const { el, clear, formatDuration, isoLocal, parseDuration, api, getToken, setToken, cleanPath, formatNumber: number, plotColumns } = window.Vigil;
   const $ = (id) => document.getElementById(id);
   const HEIGHT = 300;
 
@@ -168,18 +168,7 @@
     const q = new URLSearchParams({ query: expr, start: String(from / 1000), end: String(to / 1000), step: String(step) });
     const result = await api("/api/v1/query_range?" + q.toString());
     const series = result.ok && result.data && result.data.resultType === "matrix" ? result.data.result || [] : [];
-    const times = new Set([from / 1000, to / 1000]);
-    for (const s of series) for (const [t] of s.values || []) times.add(Number(t));
-    const xs = Array.from(times).sort((a, b) => a - b);
-    const at = new Map(xs.map((t, i) => [t, i]));
-    const columns = [xs];
-    const opts = [{ label: "Time", value: (u, v) => (v === null || v === undefined ? "—" : isoLocal(v * 1000)) }];
-    series.forEach((s, i) => {
-      const ys = new Array(xs.length).fill(null);
-      for (const [t, v] of s.values || []) ys[at.get(Number(t))] = Number.isFinite(Number(v)) ? Number(v) : null;
-      columns.push(ys);
-      opts.push({ label: seriesName(s.metric), stroke: PALETTE[i % PALETTE.length], width: 1.5, value: (u, v) => number(v) });
-    });
+    const { xs, columns, opts } = plotColumns(series, [from / 1000, to / 1000], false);
     if (rule.threshold) {
       for (const [label, value, dash] of [["current threshold", rule.threshold.value, [6, 4]], ["edited threshold", Number($("threshold").value), [2, 3]]]) {
         columns.push(new Array(xs.length).fill(value));
