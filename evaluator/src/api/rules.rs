@@ -284,6 +284,12 @@ pub async fn rules(
     Ok(success(RulesData { groups }))
 }
 
+/// Each alert is encoded while its group's lock is held, as the rules are.
+#[derive(Serialize)]
+struct AlertsData {
+    alerts: Vec<Box<serde_json::value::RawValue>>,
+}
+
 /// `GET /api/v1/alerts`: every pending or firing alert of every group.
 pub async fn alerts(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let handles = state.current_rule_groups();
@@ -293,12 +299,14 @@ pub async fn alerts(State(state): State<Arc<AppState>>) -> Result<Response, ApiE
         for e in &g.rules {
             if let Rule::Alerting(a) = &e.rule {
                 for al in a.active_alerts() {
-                    alerts.push(serde_json::to_value(alert_json(al)).map_err(|e| {
-                        ApiError::Internal(format!("cannot encode the alerts: {e}"))
-                    })?);
+                    alerts.push(
+                        serde_json::value::to_raw_value(&alert_json(al)).map_err(|e| {
+                            ApiError::Internal(format!("cannot encode the alerts: {e}"))
+                        })?,
+                    );
                 }
             }
         }
     }
-    Ok(success(serde_json::json!({ "alerts": alerts })))
+    Ok(success(AlertsData { alerts }))
 }

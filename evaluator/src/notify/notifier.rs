@@ -103,10 +103,11 @@ pub struct Notifier {
     may_notify: Option<NotifyGuard>,
 }
 
-/// Tells, right before a flush, whether this replica may still notify
-/// about the alert with a fingerprint; the notifier forgets those it may
-/// not (see [`Notifier::set_guard`]).
-pub type NotifyGuard = Arc<dyn Fn(Fingerprint) -> bool + Send + Sync>;
+/// Tells, right before a flush, which of the alerts held (by fingerprint)
+/// this replica may no longer notify about; the notifier forgets those
+/// (see [`Notifier::set_guard`]).
+pub type NotifyGuard =
+    Arc<dyn Fn(&mut dyn Iterator<Item = Fingerprint>) -> Vec<Fingerprint> + Send + Sync>;
 
 impl std::fmt::Debug for Notifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -376,12 +377,7 @@ impl Notifier {
     /// it took.
     pub fn tick_into(&mut self, now: DateTime<Utc>, sink: &mut dyn NotificationSink) -> usize {
         if let Some(may_notify) = &self.may_notify {
-            let refused: Vec<Fingerprint> = self
-                .alerts
-                .keys()
-                .copied()
-                .filter(|fingerprint| !may_notify(*fingerprint))
-                .collect();
+            let refused = may_notify(&mut self.alerts.keys().copied());
             if !refused.is_empty() {
                 tracing::warn!(
                     alerts = refused.len(),

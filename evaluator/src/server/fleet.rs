@@ -132,12 +132,17 @@ impl Shard {
     pub fn notify_guard(&self) -> crate::notify::notifier::NotifyGuard {
         let origins = Arc::clone(&self.origins);
         let view = self.view.clone();
-        Arc::new(move |fingerprint| {
+        Arc::new(move |fingerprints| {
             let origins = origins.lock().unwrap_or_else(|e| e.into_inner());
-            match origins.by_fingerprint.get(&fingerprint) {
-                None => true,
-                Some((group, _)) => view.borrow().term(group).is_some(),
-            }
+            let view = view.borrow();
+            fingerprints
+                .filter(|fingerprint| {
+                    origins
+                        .by_fingerprint
+                        .get(fingerprint)
+                        .is_some_and(|(group, _)| view.term(group).is_none())
+                })
+                .collect()
         })
     }
 
