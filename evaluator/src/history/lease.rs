@@ -215,6 +215,43 @@ impl Leases {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Claims evaluation slot `slot_ms` under `fence` (a rule-group lease
+    /// and its epoch): records it as the lease's progress, when the lease
+    /// still has that epoch, has not expired on the database's clock and
+    /// no later or equal slot was claimed. True when claimed: the slot is
+    /// this holder's to evaluate, and no other replica's.
+    pub async fn claim_slot(&self, fence: &Fence, slot_ms: i64) -> Result<bool, HistoryError> {
+        let now = now_ms(self.db.backend());
+        let sql = format!(
+            "UPDATE leases SET progress = $1 \
+             WHERE name = $2 AND epoch = $3 AND expires_at > {now} \
+             AND (progress IS NULL OR progress < $4)"
+        );
+        let done = sqlx::query(&sql)
+            .bind(slot_ms)
+            .bind(&fence.lease)
+            .bind(fence.epoch)
+            .bind(slot_ms)
+            .execute(&mut self.db.conn().await?)
+            .await
+            .map_err(HistoryError::db("claiming an evaluation slot"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The last slot claimed under lease `name` ([`Leases::claim_slot`]),
+    /// by whichever holder; `None` when none was.
+    pub async fn progress(&self, name: &str) -> Result<Option<i64>, HistoryError> {
+        let row = sqlx::query("SELECT progress FROM leases WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut self.db.conn().await?)
+            .await
+            .map_err(HistoryError::db("reading a lease's progress"))?;
+        match row {
+            Some(row) => column::<Option<i64>>(&row, "progress", "leases"),
+            None => Ok(None),
+        }
+    }
+
     /// Lease `name` as the database sees it now, if it was ever taken.
     pub async fn get(&self, name: &str) -> Result<Option<LeaseState>, HistoryError> {
         Ok(self.list("name = $1", name).await?.into_iter().next())

@@ -18,10 +18,12 @@ use crate::datasource::Prefetched;
 /// Decides at each evaluation slot whether this process evaluates a group.
 #[async_trait::async_trait(?Send)]
 pub trait Admission {
-    /// Whether to evaluate `group` at this slot; may first prepare it
-    /// (restore its saved alert state) or put it aside (when it moved
-    /// away).
-    async fn admit(&self, group: &Mutex<RuleGroup>) -> bool;
+    /// The slots (unix ms, ascending) at which to evaluate `group` now that
+    /// slot `slot_ms` came: none to skip it, `slot_ms` alone as a rule, or
+    /// earlier slots first that nobody evaluated (a sharded group that
+    /// moved here). May first prepare the group (restore its saved alert
+    /// state) or put it aside (when it moved away).
+    async fn admit(&self, group: &Mutex<RuleGroup>, slot_ms: i64) -> Vec<i64>;
 
     /// Whether `group` may still be evaluated, checked with the group
     /// locked right before the evaluation (after its queries were
@@ -35,8 +37,8 @@ pub struct AdmitAll;
 
 #[async_trait::async_trait(?Send)]
 impl Admission for AdmitAll {
-    async fn admit(&self, _group: &Mutex<RuleGroup>) -> bool {
-        true
+    async fn admit(&self, _group: &Mutex<RuleGroup>, slot_ms: i64) -> Vec<i64> {
+        vec![slot_ms]
     }
 
     fn holds(&self, _group: &RuleGroup) -> bool {
@@ -94,46 +96,51 @@ async fn run_group(
             _ = cancel.cancelled() => return,
             () = clock.sleep_until(at(next)) => {}
         }
-        let admitted = tokio::select! {
+        let slots = tokio::select! {
             _ = cancel.cancelled() => return,
-            admitted = admission.admit(group) => admitted,
+            slots = admission.admit(group, next) => slots,
         };
-        if !admitted {
-            continue;
-        }
-        // A datasource group's queries are answered first, without holding
-        // the group (the API reads it meanwhile), retried within its
-        // interval at most.
-        let fetch_start = clock.monotonic();
-        let prefetched = match source {
-            Some((client, exprs, offset_ms, interval)) => {
-                let deadline = at(next + millis(interval));
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    p = Prefetched::fetch(client, exprs, next - offset_ms, deadline) => Some(p),
+        for slot in slots {
+            // A datasource group's queries are answered first, without
+            // holding the group (the API reads it meanwhile), retried
+            // within its interval at most.
+            let fetch_start = clock.monotonic();
+            let prefetched = match &source {
+                Some((client, exprs, offset_ms, interval)) => {
+                    let deadline = at(next + millis(*interval));
+                    let query = Prefetched::fetch(
+                        client.clone(),
+                        exprs.clone(),
+                        slot - offset_ms,
+                        deadline,
+                    );
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        p = query => Some(p),
+                    }
                 }
+                None => None,
+            };
+            let mut g = group.lock().unwrap_or_else(|e| e.into_inner());
+            if !admission.holds(&g) {
+                break;
             }
-            None => None,
-        };
-        let mut g = group.lock().unwrap_or_else(|e| e.into_inner());
-        if !admission.holds(&g) {
-            continue;
+            let alerts = match &prefetched {
+                Some(answers) => g.eval(
+                    slot,
+                    &GroupEnv {
+                        engine: answers,
+                        ..*env
+                    },
+                ),
+                None => g.eval(slot, env),
+            };
+            if prefetched.is_some() {
+                // A datasource group's evaluation time includes its
+                // queries, as Prometheus' does.
+                g.last_eval_duration = clock.monotonic().saturating_sub(fetch_start);
+            }
+            on_alerts(&g, alerts);
         }
-        let alerts = match &prefetched {
-            Some(answers) => g.eval(
-                next,
-                &GroupEnv {
-                    engine: answers,
-                    ..*env
-                },
-            ),
-            None => g.eval(next, env),
-        };
-        if prefetched.is_some() {
-            // A datasource group's evaluation time includes its queries, as
-            // Prometheus' does.
-            g.last_eval_duration = clock.monotonic().saturating_sub(fetch_start);
-        }
-        on_alerts(&g, alerts);
     }
 }

@@ -34,7 +34,13 @@ pub struct Shard {
     pub fleet: Fleet,
     view: watch::Receiver<Arc<FleetView>>,
     groups: watch::Sender<Arc<Vec<String>>>,
-    restored: Mutex<HashMap<String, i64>>,
+    restored: Mutex<HashMap<String, Held>>,
+    /// The slot claims, on a pool of their own (the rounds' renewals must
+    /// not wait behind them).
+    claims: Leases,
+    /// How far back a group taken here evaluates the slots its previous
+    /// owner missed.
+    catch_up: std::time::Duration,
     /// The rule group each alert sent to the notifier came from.
     origins: Arc<Mutex<Origins>>,
     /// The fleet view under which the saved notification state was last
@@ -54,6 +60,23 @@ struct Origins {
 }
 
 const ORIGIN_KEPT: std::time::Duration = std::time::Duration::from_secs(3_600);
+
+/// A group this replica evaluates: the epoch under which it was restored,
+/// and the last slot claimed under its lease (by whichever replica).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Held {
+    epoch: i64,
+    progress: Option<i64>,
+}
+
+/// How many lease durations (beyond one interval) back a group taken here
+/// catches up on the slots its previous owner missed: a dead owner's slots
+/// are missed for a lease duration plus a heartbeat plus the take itself;
+/// older slots (the whole fleet was down) are not evaluated late, as
+/// Prometheus does not after a restart.
+const CATCH_UP_LEASES: u32 = 3;
+/// At most this many late slots per take, whatever the interval.
+const CATCH_UP_MAX_SLOTS: usize = 100;
 
 impl Shard {
     /// Starts the fleet's rounds for the groups of `cfg` (on a pool of its
@@ -97,6 +120,8 @@ impl Shard {
     ) -> Shard {
         Shard {
             view: fleet.subscribe(),
+            claims: fleet.leases().reconnected(),
+            catch_up: fleet.lease_duration() * CATCH_UP_LEASES,
             fleet,
             groups,
             restored: Mutex::default(),
@@ -191,7 +216,7 @@ impl Shard {
         Arc::clone(&self.view.borrow())
     }
 
-    fn restored(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+    fn restored(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
         self.restored.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -358,6 +383,16 @@ impl ShardAdmission<'_> {
                 return false;
             }
         };
+        let Some(lease) = view.fence(key).map(|f| f.lease) else {
+            return false;
+        };
+        let progress = match self.shard.claims.progress(&lease).await {
+            Ok(progress) => progress,
+            Err(error) => {
+                tracing::warn!(group = key, %error, "cannot read the rule group's last evaluated slot; it is evaluated once the database answers");
+                return false;
+            }
+        };
         let now = self.clock.now();
         let (stale, restored, (closing, resolved)) = {
             let mut g = lock(group);
@@ -397,7 +432,9 @@ impl ShardAdmission<'_> {
             notifier.forget(&stale);
             notifier.ingest(resolved, now);
         }
-        self.shard.restored().insert(key.to_string(), epoch);
+        self.shard
+            .restored()
+            .insert(key.to_string(), Held { epoch, progress });
         tracing::info!(
             group = key,
             epoch,
@@ -442,24 +479,25 @@ impl ShardAdmission<'_> {
 
 #[async_trait::async_trait(?Send)]
 impl Admission for ShardAdmission<'_> {
-    async fn admit(&self, group: &Mutex<RuleGroup>) -> bool {
-        let key = {
+    async fn admit(&self, group: &Mutex<RuleGroup>, slot_ms: i64) -> Vec<i64> {
+        let (key, interval) = {
             let g = lock(group);
-            group_key(&g.file, &g.name)
+            (group_key(&g.file, &g.name), g.interval)
         };
         let view = self.shard.view();
         match view.term(&key).and_then(|t| t.epoch()) {
             Some(epoch) => {
-                if self.shard.restored().get(&key) == Some(&epoch) {
-                    return true;
+                let taken = self.shard.restored().get(&key).map(|h| h.epoch) == Some(epoch);
+                if !taken && !self.take(group, &key, epoch, &view).await {
+                    return Vec::new();
                 }
-                self.take(group, &key, epoch, &view).await
+                self.claim(&key, &view, slot_ms, interval).await
             }
             None => {
                 if self.shard.restored().remove(&key).is_some() {
                     self.put_aside(group, &key).await;
                 }
-                false
+                Vec::new()
             }
         }
     }
@@ -468,8 +506,88 @@ impl Admission for ShardAdmission<'_> {
         let key = group_key(&group.file, &group.name);
         let view = self.shard.view();
         let term = view.term(&key).and_then(|t| t.epoch());
-        term.is_some() && self.shard.restored().get(&key).copied() == term
+        term.is_some() && self.shard.restored().get(&key).map(|h| h.epoch) == term
     }
+}
+
+impl ShardAdmission<'_> {
+    /// Claims `slot_ms` of group `key` in the database (so no other replica
+    /// evaluates it, even one that takes the group a moment later) and
+    /// returns the slots to evaluate: the ones after the last claimed slot
+    /// that nobody evaluated (back to one interval and [`CATCH_UP_LEASES`]
+    /// lease durations before `slot_ms`: a group is taken between slots and
+    /// first evaluated at the next), then `slot_ms`. None when the claim was refused (the lease moved on
+    /// or ran out) or the database did not answer: the slot is then
+    /// evaluated late at the next one, if this replica still holds the
+    /// group.
+    async fn claim(
+        &self,
+        key: &str,
+        view: &FleetView,
+        slot_ms: i64,
+        interval: std::time::Duration,
+    ) -> Vec<i64> {
+        let Some(fence) = view.fence(key) else {
+            return Vec::new();
+        };
+        match self.shard.claims.claim_slot(&fence, slot_ms).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(group = key, slot_ms, %fence, "the database refused this evaluation slot (the group's lease moved on or ran out, or the slot was evaluated already); not evaluating it here");
+                return Vec::new();
+            }
+            Err(error) => {
+                tracing::warn!(group = key, slot_ms, %error, "cannot claim this evaluation slot; it is evaluated late at the next slot if the database answers by then");
+                return Vec::new();
+            }
+        }
+        let previous = {
+            let mut restored = self.shard.restored();
+            let Some(held) = restored.get_mut(key).filter(|h| h.epoch == fence.epoch) else {
+                return Vec::new();
+            };
+            held.progress.replace(slot_ms)
+        };
+        let interval_ms = crate::alerts::state::millis(interval);
+        let earliest = slot_ms
+            .saturating_sub(interval_ms)
+            .saturating_sub(crate::alerts::state::millis(self.shard.catch_up));
+        let mut slots = missed_slots(previous, slot_ms, interval_ms, earliest);
+        if !slots.is_empty() {
+            tracing::info!(
+                group = key,
+                slots = slots.len(),
+                "evaluating the slots of the rule group that nobody evaluated"
+            );
+            self.shard
+                .fleet
+                .metrics()
+                .slots_caught_up
+                .inc_by(slots.len() as u64);
+        }
+        slots.push(slot_ms);
+        slots
+    }
+}
+
+/// The slots of a group evaluated every `interval_ms` strictly between
+/// `previous` (the last claimed one) and `slot_ms`, not before `earliest`,
+/// ascending; at most [`CATCH_UP_MAX_SLOTS`], the latest ones.
+fn missed_slots(previous: Option<i64>, slot_ms: i64, interval_ms: i64, earliest: i64) -> Vec<i64> {
+    let Some(previous) = previous else {
+        return Vec::new();
+    };
+    if interval_ms <= 0 {
+        return Vec::new();
+    }
+    let mut slots = Vec::new();
+    let mut t = slot_ms - interval_ms;
+    while t > previous && t >= earliest && slots.len() < CATCH_UP_MAX_SLOTS {
+        slots.push(t);
+        t -= interval_ms;
+    }
+    slots.reverse();
+    slots
 }
 
 fn lock(group: &Mutex<RuleGroup>) -> std::sync::MutexGuard<'_, RuleGroup> {
@@ -617,10 +735,14 @@ mod tests {
             clock: &clock,
         };
         let g = group();
-        assert!(!admission.admit(&g).await, "not held before a round");
+        let slot = clock.now_ms();
+        assert!(
+            admission.admit(&g, slot).await.is_empty(),
+            "not held before a round"
+        );
 
         step.step().await;
-        assert!(admission.admit(&g).await, "held after the round");
+        assert_eq!(admission.admit(&g, slot).await, [slot], "held after the round");
         assert!(admission.holds(&lock(&g)));
         let restored: Vec<(AlertState, i64)> = lock(&g)
             .rules
@@ -667,9 +789,69 @@ mod tests {
         shard.groups.send_replace(Arc::new(Vec::new()));
         step.step().await;
         assert!(!admission.holds(&lock(&g)));
-        assert!(!admission.admit(&g).await);
+        assert!(admission.admit(&g, slot + 60_000).await.is_empty());
         assert_eq!(lock(&g).forget_alerts().len(), 0, "its alerts were dropped");
         shard.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_taken_group_evaluates_the_slots_its_previous_owner_missed_and_no_slot_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sqlite(&dir).await;
+        let store = HistoryStore::new(db.clone());
+        let (writer, written, writer_stop) = history_writer(&store);
+        let start = DateTime::<Utc>::from_timestamp(1_000, 0).unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(SimClock::new(start));
+        let (shard, step) = shard_of_g(db, &clock);
+        let tracker = AlertTracker::default();
+        let notifier = Arc::new(tokio::sync::Mutex::new(Notifier::new(Arc::new(
+            notify_config("route: {receiver: r}\nreceivers: [{name: r}]\n"),
+        ))));
+        let admission = ShardAdmission {
+            shard: &shard,
+            store: &store,
+            writer: &writer,
+            tracker: &tracker,
+            notifier: &notifier,
+            clock: &clock,
+        };
+        let g = group();
+        step.step().await;
+        // The previous owner claimed (and maybe evaluated) a slot three
+        // intervals before this one, then died.
+        let minute = 60_000;
+        let slot = clock.now_ms();
+        let fence = shard.view().fence(&group_key(Path::new("/rules/r.yaml"), "g"));
+        let fence = fence.expect("held after the round");
+        assert!(shard.claims.claim_slot(&fence, slot - 3 * minute).await.unwrap());
+
+        assert_eq!(
+            admission.admit(&g, slot).await,
+            [slot - minute, slot],
+            "the slot nobody evaluated first, then this one; the one before \
+             is older than an interval and three leases, not evaluated late"
+        );
+        assert_eq!(shard.fleet.metrics().slots_caught_up.get(), 1);
+        assert!(
+            admission.admit(&g, slot).await.is_empty(),
+            "a claimed slot is not evaluated again"
+        );
+        assert_eq!(admission.admit(&g, slot + minute).await, [slot + minute]);
+        writer_stop.cancel();
+        written.await.unwrap();
+        shard.stop().await;
+    }
+
+    #[test]
+    fn missed_slots_are_the_ones_between_the_last_claim_and_now_within_the_window() {
+        assert_eq!(missed_slots(None, 100, 10, 0), Vec::<i64>::new());
+        assert_eq!(missed_slots(Some(90), 100, 10, 0), Vec::<i64>::new());
+        assert_eq!(missed_slots(Some(60), 100, 10, 0), [70, 80, 90]);
+        assert_eq!(missed_slots(Some(60), 100, 10, 85), [90]);
+        // A claim off the current schedule (the interval changed).
+        assert_eq!(missed_slots(Some(75), 100, 10, 0), [80, 90]);
+        assert_eq!(missed_slots(Some(0), 100_000, 1, 0).len(), CATCH_UP_MAX_SLOTS);
+        assert_eq!(missed_slots(Some(0), 100, 0, 0), Vec::<i64>::new());
     }
 
     #[tokio::test]

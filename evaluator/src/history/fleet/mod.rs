@@ -66,7 +66,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -157,6 +157,9 @@ pub struct FleetMetrics {
     members: IntGauge,
     owned: IntGauge,
     changes: IntCounterVec,
+    /// Evaluation slots of a group that its previous owner missed,
+    /// evaluated late by this replica.
+    pub slots_caught_up: IntCounter,
 }
 
 impl FleetMetrics {
@@ -176,7 +179,12 @@ impl FleetMetrics {
             ),
             &["change"],
         )?;
+        let slots_caught_up = IntCounter::new(
+            "vigil_rule_group_slots_caught_up_total",
+            "Evaluation slots of a rule group that nobody evaluated in time (its previous owner died or gave it away, or the database did not answer), evaluated late by this replica.",
+        )?;
         registry.register(Box::new(members.clone()))?;
+        registry.register(Box::new(slots_caught_up.clone()))?;
         registry.register(Box::new(owned.clone()))?;
         registry.register(Box::new(changes.clone()))?;
         for change in ["acquired", "released", "lost"] {
@@ -186,6 +194,7 @@ impl FleetMetrics {
             members,
             owned,
             changes,
+            slots_caught_up,
         })
     }
 }
@@ -196,6 +205,9 @@ impl FleetMetrics {
 pub struct Fleet {
     view: watch::Receiver<Arc<FleetView>>,
     member: String,
+    leases: Leases,
+    lease_duration: Duration,
+    metrics: FleetMetrics,
     task: JoinHandle<()>,
 }
 
@@ -218,8 +230,10 @@ impl Fleet {
         }
         let (tx, rx) = watch::channel(Arc::new(FleetView::default()));
         let member = config.member().to_string();
+        let lease_duration = config.leases.lease_duration;
+        let metrics = around.metrics.clone();
         let rounds = Rounds {
-            leases,
+            leases: leases.clone(),
             config,
             clock,
             groups,
@@ -234,6 +248,9 @@ impl Fleet {
         Fleet {
             view: rx,
             member,
+            leases,
+            lease_duration,
+            metrics,
             task,
         }
     }
@@ -241,6 +258,20 @@ impl Fleet {
     /// This replica's id in the fleet.
     pub fn member(&self) -> &str {
         &self.member
+    }
+
+    /// The leases the rounds keep.
+    pub fn leases(&self) -> &Leases {
+        &self.leases
+    }
+
+    /// How long a lease runs past its last renewal.
+    pub fn lease_duration(&self) -> Duration {
+        self.lease_duration
+    }
+
+    pub fn metrics(&self) -> &FleetMetrics {
+        &self.metrics
     }
 
     /// Follows this replica's view of the fleet.

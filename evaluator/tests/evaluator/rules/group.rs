@@ -248,18 +248,25 @@ async fn scheduler_evaluates_each_group_on_its_interval_until_cancelled() {
     assert_eq!(clock.now_ms(), 10 * MIN);
 }
 
-/// Admits a group only from `from_ms` on (as a replica that takes it then).
+/// Admits a group only from `from_ms` on (as a replica that takes it
+/// then), with the slots `late` first (the ones its previous owner missed).
 struct From<'a> {
     group: &'static str,
     from_ms: i64,
+    late: Mutex<Vec<i64>>,
     clock: &'a SimClock,
 }
 
 #[async_trait::async_trait(?Send)]
 impl Admission for From<'_> {
-    async fn admit(&self, group: &Mutex<RuleGroup>) -> bool {
+    async fn admit(&self, group: &Mutex<RuleGroup>, slot_ms: i64) -> Vec<i64> {
         let g = group.lock().unwrap_or_else(|e| e.into_inner());
-        g.name != self.group || self.clock.now_ms() >= self.from_ms
+        if g.name == self.group && self.clock.now_ms() < self.from_ms {
+            return Vec::new();
+        }
+        let mut slots = std::mem::take(&mut *self.late.lock().unwrap_or_else(|e| e.into_inner()));
+        slots.push(slot_ms);
+        slots
     }
 
     fn holds(&self, _group: &RuleGroup) -> bool {
@@ -268,7 +275,7 @@ impl Admission for From<'_> {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn scheduler_skips_the_slots_of_a_group_it_is_not_admitted_to() {
+async fn scheduler_skips_the_slots_of_a_group_it_is_not_admitted_to_and_evaluates_late_ones() {
     let engine = FakeEngine::new();
     engine.set_scalar("vector(1)", 0, 1.0);
     let owned = Arc::new(Mutex::new(group(
@@ -279,6 +286,7 @@ async fn scheduler_skips_the_slots_of_a_group_it_is_not_admitted_to() {
     let admission = From {
         group: "owned",
         from_ms: 4 * MIN,
+        late: Mutex::new(vec![2 * MIN, 3 * MIN]),
         clock: &clock,
     };
     let cancel = CancellationToken::new();
@@ -305,7 +313,7 @@ async fn scheduler_skips_the_slots_of_a_group_it_is_not_admitted_to() {
         driver
     );
     let got = times.into_inner().unwrap_or_else(|e| e.into_inner());
-    assert_eq!(got, vec![4 * MIN, 5 * MIN, 6 * MIN]);
+    assert_eq!(got, vec![2 * MIN, 3 * MIN, 4 * MIN, 5 * MIN, 6 * MIN]);
 }
 
 #[test]
