@@ -2,10 +2,12 @@
 # Rule-group sharding at the issue's size (issue "Fleet mode", item 3): the
 # suite's sharding test with 300 rule groups instead of 24 — three replicas
 # on one Postgres, kill -9 one, start a fourth; every group held by one live
-# replica, no evaluation slot evaluated twice, every alert notified once.
-# Prints the measured failover time and the longest pause of a group.
+# replica, no evaluation slot written twice, no gap over two intervals in any
+# group's series in VictoriaMetrics, every alert notified once.
+# Prints the measured failover time and the longest gap of a group.
 # Usage: benches/sharding.sh [groups]   (default 300)
-# Needs Postgres at DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres).
+# Needs Postgres at DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres)
+# and victoria-metrics (Debian victoria-metrics).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

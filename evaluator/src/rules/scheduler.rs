@@ -25,6 +25,12 @@ pub trait Admission {
     /// state) or put it aside (when it moved away).
     async fn admit(&self, group: &Mutex<RuleGroup>, slot_ms: i64) -> Vec<i64>;
 
+    /// Whether `group` may be evaluated at `slot_ms`, asked right before
+    /// (its queries answered): a sharded replica claims the slot in the
+    /// database, so that no other replica evaluates it. The slots after a
+    /// refused one are not evaluated either.
+    async fn claim(&self, group: &Mutex<RuleGroup>, slot_ms: i64) -> bool;
+
     /// Whether `group` may still be evaluated, checked with the group
     /// locked right before the evaluation (after its queries were
     /// answered).
@@ -39,6 +45,10 @@ pub struct AdmitAll;
 impl Admission for AdmitAll {
     async fn admit(&self, _group: &Mutex<RuleGroup>, slot_ms: i64) -> Vec<i64> {
         vec![slot_ms]
+    }
+
+    async fn claim(&self, _group: &Mutex<RuleGroup>, _slot_ms: i64) -> bool {
+        true
     }
 
     fn holds(&self, _group: &RuleGroup) -> bool {
@@ -121,8 +131,12 @@ async fn run_group(
                 }
                 None => None,
             };
+            let claimed = tokio::select! {
+                _ = cancel.cancelled() => return,
+                claimed = admission.claim(group, slot) => claimed,
+            };
             let mut g = group.lock().unwrap_or_else(|e| e.into_inner());
-            if !admission.holds(&g) {
+            if !claimed || !admission.holds(&g) {
                 break;
             }
             let alerts = match &prefetched {

@@ -62,11 +62,13 @@ struct Origins {
 const ORIGIN_KEPT: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 /// A group this replica evaluates: the epoch under which it was restored,
-/// and the last slot claimed under its lease (by whichever replica).
+/// the last slot claimed under its lease (by whichever replica), and the
+/// slot being evaluated now (earlier ones are late).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Held {
     epoch: i64,
     progress: Option<i64>,
+    current: i64,
 }
 
 /// How many lease durations (beyond one interval) back a group taken here
@@ -432,9 +434,14 @@ impl ShardAdmission<'_> {
             notifier.forget(&stale);
             notifier.ingest(resolved, now);
         }
-        self.shard
-            .restored()
-            .insert(key.to_string(), Held { epoch, progress });
+        self.shard.restored().insert(
+            key.to_string(),
+            Held {
+                epoch,
+                progress,
+                current: i64::MIN,
+            },
+        );
         tracing::info!(
             group = key,
             epoch,
@@ -479,27 +486,87 @@ impl ShardAdmission<'_> {
 
 #[async_trait::async_trait(?Send)]
 impl Admission for ShardAdmission<'_> {
+    /// The slots after the last claimed one that nobody evaluated (back to
+    /// one interval and [`CATCH_UP_LEASES`] lease durations before
+    /// `slot_ms`: a group is taken between slots and first evaluated at
+    /// the next), then `slot_ms`; each is claimed right before it is
+    /// evaluated.
     async fn admit(&self, group: &Mutex<RuleGroup>, slot_ms: i64) -> Vec<i64> {
         let (key, interval) = {
             let g = lock(group);
             (group_key(&g.file, &g.name), g.interval)
         };
         let view = self.shard.view();
-        match view.term(&key).and_then(|t| t.epoch()) {
-            Some(epoch) => {
-                let taken = self.shard.restored().get(&key).map(|h| h.epoch) == Some(epoch);
-                if !taken && !self.take(group, &key, epoch, &view).await {
-                    return Vec::new();
-                }
-                self.claim(&key, &view, slot_ms, interval).await
+        let Some(epoch) = view.term(&key).and_then(|t| t.epoch()) else {
+            if self.shard.restored().remove(&key).is_some() {
+                self.put_aside(group, &key).await;
             }
-            None => {
-                if self.shard.restored().remove(&key).is_some() {
-                    self.put_aside(group, &key).await;
-                }
-                Vec::new()
+            return Vec::new();
+        };
+        let taken = self.shard.restored().get(&key).map(|h| h.epoch) == Some(epoch);
+        if !taken && !self.take(group, &key, epoch, &view).await {
+            return Vec::new();
+        }
+        let progress = {
+            let mut restored = self.shard.restored();
+            let Some(held) = restored.get_mut(&key) else {
+                return Vec::new();
+            };
+            held.current = slot_ms;
+            held.progress
+        };
+        let interval_ms = crate::alerts::state::millis(interval);
+        let earliest = slot_ms
+            .saturating_sub(interval_ms)
+            .saturating_sub(crate::alerts::state::millis(self.shard.catch_up));
+        let mut slots = missed_slots(progress, slot_ms, interval_ms, earliest);
+        if !slots.is_empty() {
+            tracing::info!(
+                group = key,
+                slots = slots.len(),
+                "evaluating the slots of the rule group that nobody evaluated"
+            );
+        }
+        slots.push(slot_ms);
+        slots
+    }
+
+    /// Claims `slot_ms` in the database under the group's lease, so no
+    /// other replica evaluates it, even one that takes the group a moment
+    /// later. Refused when this replica's term ended, the lease moved on or
+    /// ran out, or the slot was claimed already; when the database does not
+    /// answer, the slot is left for a late evaluation at the next slot.
+    async fn claim(&self, group: &Mutex<RuleGroup>, slot_ms: i64) -> bool {
+        let key = {
+            let g = lock(group);
+            if !self.holds(&g) {
+                return false;
+            }
+            group_key(&g.file, &g.name)
+        };
+        let Some(fence) = self.shard.view().fence(&key) else {
+            return false;
+        };
+        match self.shard.claims.claim_slot(&fence, slot_ms).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(group = key, slot_ms, %fence, "the database refused this evaluation slot (the group's lease moved on or ran out, or the slot was claimed already); not evaluating it here");
+                return false;
+            }
+            Err(error) => {
+                tracing::warn!(group = key, slot_ms, %error, "cannot claim this evaluation slot; it is evaluated late at the next slot if the database answers by then");
+                return false;
             }
         }
+        let mut restored = self.shard.restored();
+        let Some(held) = restored.get_mut(&key).filter(|h| h.epoch == fence.epoch) else {
+            return false;
+        };
+        held.progress = Some(slot_ms);
+        if slot_ms < held.current {
+            self.shard.fleet.metrics().slots_caught_up.inc();
+        }
+        true
     }
 
     fn holds(&self, group: &RuleGroup) -> bool {
@@ -507,66 +574,6 @@ impl Admission for ShardAdmission<'_> {
         let view = self.shard.view();
         let term = view.term(&key).and_then(|t| t.epoch());
         term.is_some() && self.shard.restored().get(&key).map(|h| h.epoch) == term
-    }
-}
-
-impl ShardAdmission<'_> {
-    /// Claims `slot_ms` of group `key` in the database (so no other replica
-    /// evaluates it, even one that takes the group a moment later) and
-    /// returns the slots to evaluate: the ones after the last claimed slot
-    /// that nobody evaluated (back to one interval and [`CATCH_UP_LEASES`]
-    /// lease durations before `slot_ms`: a group is taken between slots and
-    /// first evaluated at the next), then `slot_ms`. None when the claim was refused (the lease moved on
-    /// or ran out) or the database did not answer: the slot is then
-    /// evaluated late at the next one, if this replica still holds the
-    /// group.
-    async fn claim(
-        &self,
-        key: &str,
-        view: &FleetView,
-        slot_ms: i64,
-        interval: std::time::Duration,
-    ) -> Vec<i64> {
-        let Some(fence) = view.fence(key) else {
-            return Vec::new();
-        };
-        match self.shard.claims.claim_slot(&fence, slot_ms).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(group = key, slot_ms, %fence, "the database refused this evaluation slot (the group's lease moved on or ran out, or the slot was evaluated already); not evaluating it here");
-                return Vec::new();
-            }
-            Err(error) => {
-                tracing::warn!(group = key, slot_ms, %error, "cannot claim this evaluation slot; it is evaluated late at the next slot if the database answers by then");
-                return Vec::new();
-            }
-        }
-        let previous = {
-            let mut restored = self.shard.restored();
-            let Some(held) = restored.get_mut(key).filter(|h| h.epoch == fence.epoch) else {
-                return Vec::new();
-            };
-            held.progress.replace(slot_ms)
-        };
-        let interval_ms = crate::alerts::state::millis(interval);
-        let earliest = slot_ms
-            .saturating_sub(interval_ms)
-            .saturating_sub(crate::alerts::state::millis(self.shard.catch_up));
-        let mut slots = missed_slots(previous, slot_ms, interval_ms, earliest);
-        if !slots.is_empty() {
-            tracing::info!(
-                group = key,
-                slots = slots.len(),
-                "evaluating the slots of the rule group that nobody evaluated"
-            );
-            self.shard
-                .fleet
-                .metrics()
-                .slots_caught_up
-                .inc_by(slots.len() as u64);
-        }
-        slots.push(slot_ms);
-        slots
     }
 }
 
@@ -742,7 +749,11 @@ mod tests {
         );
 
         step.step().await;
-        assert_eq!(admission.admit(&g, slot).await, [slot], "held after the round");
+        assert_eq!(
+            admission.admit(&g, slot).await,
+            [slot],
+            "held after the round"
+        );
         assert!(admission.holds(&lock(&g)));
         let restored: Vec<(AlertState, i64)> = lock(&g)
             .rules
@@ -821,22 +832,33 @@ mod tests {
         // intervals before this one, then died.
         let minute = 60_000;
         let slot = clock.now_ms();
-        let fence = shard.view().fence(&group_key(Path::new("/rules/r.yaml"), "g"));
+        let fence = shard
+            .view()
+            .fence(&group_key(Path::new("/rules/r.yaml"), "g"));
         let fence = fence.expect("held after the round");
-        assert!(shard.claims.claim_slot(&fence, slot - 3 * minute).await.unwrap());
+        assert!(shard
+            .claims
+            .claim_slot(&fence, slot - 3 * minute)
+            .await
+            .unwrap());
 
+        let slots = admission.admit(&g, slot).await;
         assert_eq!(
-            admission.admit(&g, slot).await,
+            slots,
             [slot - minute, slot],
             "the slot nobody evaluated first, then this one; the one before \
              is older than an interval and three leases, not evaluated late"
         );
+        for s in slots {
+            assert!(admission.claim(&g, s).await, "slot {s} claimed");
+        }
         assert_eq!(shard.fleet.metrics().slots_caught_up.get(), 1);
         assert!(
-            admission.admit(&g, slot).await.is_empty(),
+            !admission.claim(&g, slot).await,
             "a claimed slot is not evaluated again"
         );
         assert_eq!(admission.admit(&g, slot + minute).await, [slot + minute]);
+        assert!(admission.claim(&g, slot + minute).await);
         writer_stop.cancel();
         written.await.unwrap();
         shard.stop().await;
@@ -850,7 +872,10 @@ mod tests {
         assert_eq!(missed_slots(Some(60), 100, 10, 85), [90]);
         // A claim off the current schedule (the interval changed).
         assert_eq!(missed_slots(Some(75), 100, 10, 0), [80, 90]);
-        assert_eq!(missed_slots(Some(0), 100_000, 1, 0).len(), CATCH_UP_MAX_SLOTS);
+        assert_eq!(
+            missed_slots(Some(0), 100_000, 1, 0).len(),
+            CATCH_UP_MAX_SLOTS
+        );
         assert_eq!(missed_slots(Some(0), 100, 0, 0), Vec::<i64>::new());
     }
 

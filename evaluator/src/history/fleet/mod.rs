@@ -47,12 +47,20 @@
 //! by the notification leader only: a replica that is not the leader queues
 //! its notifications in the outbox, where the leader picks them up.
 //!
+//! Each evaluation slot of a group is claimed in the database before it is
+//! evaluated ([`Leases::claim_slot`]: the lease's `progress`, under its
+//! epoch and before its expiry), so no two replicas evaluate one slot; the
+//! server's admission gives a group it takes the slots after the last
+//! claimed one that nobody evaluated (the previous owner died or gave it
+//! away between slots, or the database did not answer), evaluated late, in
+//! order, before the current one: a recording rule's series has no hole
+//! from a move, except the slot a killed replica evaluated and had not sent.
+//!
 //! Timing: a replica that shuts down (SIGTERM) releases its leases, so its
 //! groups move at the other members' next round; one that dies (kill -9)
 //! leaves leases that expire `lease_duration` after its last renewal, so
 //! its groups move within `lease_duration` + `heartbeat` (6 s by default);
-//! a new member takes its share within two heartbeats. Keep both below
-//! two evaluation intervals.
+//! a new member takes its share within two heartbeats.
 //!
 //! Sharding needs Postgres (the config refuses it on SQLite, which has one
 //! replica anyway). Off by default: without `fleet.sharding` every replica

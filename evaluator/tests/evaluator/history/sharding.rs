@@ -3,8 +3,8 @@
 //! groups evaluated every second; one (chosen by the seed) is killed with
 //! `SIGKILL`, a fourth joins. Every group writes one recording-rule sample
 //! per evaluation by remote write to a real VictoriaMetrics (each replica
-//! with its own `replica` external label, so the samples say who wrote
-//! them), and holds one firing alert, which a webhook receiver must see
+//! to a URL with its own `extra_label=replica=...`, so the samples say who
+//! wrote them), and holds one firing alert, which a webhook receiver must see
 //! notified exactly once across the moves.
 //!
 //! Checked: after each change every group is held by exactly one live
@@ -134,7 +134,7 @@ fn spawn(root: &Path, name: &str, db: &TestDb, vm: &Tsdb, hook: u16) -> Replica 
     std::fs::write(
         &config,
         format!(
-            "global: {{evaluation_interval: {}s, external_labels: {{replica: {name}}}}}\nrule_files: ['{}']\nnotify_config_file: notify.yaml\nweb: {{listen: '127.0.0.1:{}'}}\nremote_write: [{{url: '{}', queue_config: {{batch_send_deadline: 50ms}}}}]\n{FLEET}\n",
+            "global: {{evaluation_interval: {}s}}\nrule_files: ['{}']\nnotify_config_file: notify.yaml\nweb: {{listen: '127.0.0.1:{}'}}\nremote_write: [{{url: '{}?extra_label=replica={name}', queue_config: {{batch_send_deadline: 50ms}}}}]\n{FLEET}\n",
             INTERVAL.as_secs(),
             root.join("rules.yaml").display(),
             listen,
@@ -254,6 +254,7 @@ async fn groups_move_on_kill_and_join_without_double_evaluation_or_renotificatio
     let killed_the_leader = leader.is_some_and(|h| h.split('/').nth(1) == Some(pid.as_str()));
     kill9(&mut replicas[victim].child);
     let killed_at = Instant::now();
+    let killed_ms = chrono::Utc::now().timestamp_millis();
     let survivors: Vec<&Replica> = replicas
         .iter()
         .enumerate()
@@ -336,13 +337,22 @@ async fn groups_move_on_kill_and_join_without_double_evaluation_or_renotificatio
         .filter_map(|(lease, _)| lease.rsplit('/').next().map(str::to_string))
         .collect();
     let (mut gap, mut gap_victims) = (0, 0);
+    // The gaps over two intervals: (group, last sample before, first after,
+    // with who wrote each).
+    let mut too_long = Vec::new();
     for g in &evaluated {
-        let times: Vec<i64> = by_slot
-            .keys()
-            .filter(|(group, _)| group == *g)
-            .map(|(_, t)| *t)
+        let slots: Vec<(&i64, &Vec<String>)> = by_slot
+            .iter()
+            .filter(|((group, _), _)| group == *g)
+            .map(|((_, t), r)| (t, r))
             .collect();
-        let longest = times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+        for pair in slots.windows(2) {
+            let ((t0, r0), (t1, r1)) = (pair[0], pair[1]);
+            if t1 - t0 > 2 * INTERVAL.as_millis() as i64 {
+                too_long.push(format!("{g}: {t0} ({r0:?}) .. {t1} ({r1:?})"));
+            }
+        }
+        let longest = slots.windows(2).map(|w| w[1].0 - w[0].0).max().unwrap_or(0);
         if victims.contains(*g) {
             gap_victims = gap_victims.max(longest);
         } else {
@@ -355,7 +365,8 @@ async fn groups_move_on_kill_and_join_without_double_evaluation_or_renotificatio
     let gap = gap.max(gap_victims);
     assert!(
         gap <= 2 * INTERVAL.as_millis() as i64,
-        "a group's series has a gap of {gap} ms, more than two intervals (seed {seed}):\n{}",
+        "a group's series has a gap of {gap} ms, more than two intervals (seed {seed}; killed {victim_name} at {killed_ms} ms):\n{}\n{}",
+        too_long.join("\n"),
         tails(root.path())
     );
     eprintln!(

@@ -269,6 +269,10 @@ impl Admission for From<'_> {
         slots
     }
 
+    async fn claim(&self, _group: &Mutex<RuleGroup>, _slot_ms: i64) -> bool {
+        true
+    }
+
     fn holds(&self, _group: &RuleGroup) -> bool {
         true
     }
