@@ -486,15 +486,21 @@ impl ShardAdmission<'_> {
 
 #[async_trait::async_trait(?Send)]
 impl Admission for ShardAdmission<'_> {
-    /// The slots after the last claimed one that nobody evaluated (back to
-    /// one interval and [`CATCH_UP_LEASES`] lease durations before
-    /// `slot_ms`: a group is taken between slots and first evaluated at
-    /// the next), then `slot_ms`; each is claimed right before it is
-    /// evaluated.
+    /// For a group on a datasource, the slots after the last claimed one
+    /// that nobody evaluated (back to one interval and [`CATCH_UP_LEASES`]
+    /// lease durations before `slot_ms`: a group is taken between slots and
+    /// first evaluated at the next), then `slot_ms`; each is claimed right
+    /// before it is evaluated. A group on the local window is not evaluated
+    /// late: this replica's window need not hold those slots' samples (it
+    /// may have started a moment ago).
     async fn admit(&self, group: &Mutex<RuleGroup>, slot_ms: i64) -> Vec<i64> {
-        let (key, interval) = {
+        let (key, interval, on_datasource) = {
             let g = lock(group);
-            (group_key(&g.file, &g.name), g.interval)
+            (
+                group_key(&g.file, &g.name),
+                g.interval,
+                g.datasource.is_some(),
+            )
         };
         let view = self.shard.view();
         let Some(epoch) = view.term(&key).and_then(|t| t.epoch()) else {
@@ -519,7 +525,11 @@ impl Admission for ShardAdmission<'_> {
         let earliest = slot_ms
             .saturating_sub(interval_ms)
             .saturating_sub(crate::alerts::state::millis(self.shard.catch_up));
-        let mut slots = missed_slots(progress, slot_ms, interval_ms, earliest);
+        let mut slots = if on_datasource {
+            missed_slots(progress, slot_ms, interval_ms, earliest)
+        } else {
+            Vec::new()
+        };
         if !slots.is_empty() {
             tracing::info!(
                 group = key,
@@ -828,6 +838,9 @@ mod tests {
         };
         let g = group();
         step.step().await;
+        let local = lock(&g).datasource.is_none();
+        assert!(local);
+        lock(&g).datasource = Some(Arc::new(unreachable_datasource()));
         // The previous owner claimed (and maybe evaluated) a slot three
         // intervals before this one, then died.
         let minute = 60_000;
@@ -859,9 +872,35 @@ mod tests {
         );
         assert_eq!(admission.admit(&g, slot + minute).await, [slot + minute]);
         assert!(admission.claim(&g, slot + minute).await);
+
+        // On the local window, no slot is evaluated late: this replica's
+        // window need not hold them.
+        lock(&g).datasource = None;
+        let later = slot + 3 * minute;
+        assert_eq!(admission.admit(&g, later).await, [later]);
         writer_stop.cancel();
         written.await.unwrap();
         shard.stop().await;
+    }
+
+    /// A datasource client whose queries are never sent (the admission only
+    /// asks whether a group has one).
+    fn unreachable_datasource() -> crate::datasource::DatasourceClient {
+        let settings = crate::datasource::config::DatasourceSettings {
+            url: "http://127.0.0.1:9".to_string(),
+            headers: Vec::new(),
+            query_timeout: Duration::from_secs(1),
+            query_offset: None,
+            retries: 0,
+            http: Default::default(),
+        };
+        let errors = prometheus::IntCounter::new("errors_total", "errors").unwrap();
+        crate::datasource::DatasourceClient::new(
+            settings,
+            Arc::new(crate::clock::SystemClock),
+            errors,
+        )
+        .unwrap()
     }
 
     #[test]

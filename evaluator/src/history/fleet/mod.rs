@@ -50,11 +50,12 @@
 //! Each evaluation slot of a group is claimed in the database before it is
 //! evaluated ([`Leases::claim_slot`]: the lease's `progress`, under its
 //! epoch and before its expiry), so no two replicas evaluate one slot; the
-//! server's admission gives a group it takes the slots after the last
-//! claimed one that nobody evaluated (the previous owner died or gave it
-//! away between slots, or the database did not answer), evaluated late, in
-//! order, before the current one: a recording rule's series has no hole
-//! from a move, except the slot a killed replica evaluated and had not sent.
+//! server's admission gives a group on a datasource that it takes the
+//! slots after the last claimed one that nobody evaluated (the previous
+//! owner died or gave it away between slots, or the database did not
+//! answer), evaluated late, in order, before the current one: a recording
+//! rule's series has no hole from a move, except the slot a killed replica
+//! evaluated and had not sent.
 //!
 //! Timing: a replica that shuts down (SIGTERM) releases its leases, so its
 //! groups move at the other members' next round; one that dies (kill -9)
