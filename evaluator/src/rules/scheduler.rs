@@ -31,6 +31,10 @@ pub trait Admission {
     /// refused one are not evaluated either.
     async fn claim(&self, group: &Mutex<RuleGroup>, slot_ms: i64) -> bool;
 
+    /// Gives back `slot_ms`, claimed and then not evaluated (the group was
+    /// no longer held), so that the replica holding it next evaluates it.
+    async fn unclaim(&self, group: &Mutex<RuleGroup>, slot_ms: i64);
+
     /// Whether `group` may still be evaluated, checked with the group
     /// locked right before the evaluation (after its queries were
     /// answered).
@@ -50,6 +54,8 @@ impl Admission for AdmitAll {
     async fn claim(&self, _group: &Mutex<RuleGroup>, _slot_ms: i64) -> bool {
         true
     }
+
+    async fn unclaim(&self, _group: &Mutex<RuleGroup>, _slot_ms: i64) {}
 
     fn holds(&self, _group: &RuleGroup) -> bool {
         true
@@ -135,8 +141,13 @@ async fn run_group(
                 _ = cancel.cancelled() => return,
                 claimed = admission.claim(group, slot) => claimed,
             };
+            if !claimed {
+                break;
+            }
             let mut g = group.lock().unwrap_or_else(|e| e.into_inner());
-            if !claimed || !admission.holds(&g) {
+            if !admission.holds(&g) {
+                drop(g);
+                admission.unclaim(group, slot).await;
                 break;
             }
             let alerts = match &prefetched {

@@ -296,6 +296,10 @@ impl Running {
                 .restore_open_episodes(load_open_episodes(&durability.store, clock.now()).await);
         }
         // Stopped by [`Running::shutdown`] once evaluation has stopped.
+        // A sharded replica joins the fleet (takes groups) after its first
+        // scrapes: a group on the local window taken before would be
+        // evaluated on an empty window, and its firing alerts resolved.
+        let (joinable, may_join) = watch::channel(false);
         let shard = match cfg.fleet {
             Some(settings) => Some(
                 super::fleet::Shard::start(
@@ -304,6 +308,7 @@ impl Running {
                     &durability.writer,
                     &registry,
                     Arc::clone(&clock),
+                    may_join,
                 )
                 .map_err(ServerError::Fleet)?,
             ),
@@ -358,6 +363,22 @@ impl Running {
         });
         tasks.spawn("signals", signal_handler(drain.clone(), reload_tx)?);
         let scraping = Scraping::start(&cfg, &store, &state, &drain)?;
+        if shard.is_some() {
+            let targets = state
+                .targets
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let drain = drain.clone();
+            tasks.spawn("fleet joining", async move {
+                tokio::select! {
+                    () = drain.cancelled() => {}
+                    () = wait_for_first_scrapes(&targets) => {
+                        let _ = joinable.send(true);
+                    }
+                }
+            });
+        }
         let (alerts, alerts_rx) = mpsc::unbounded_channel::<Vec<Alert>>();
         if !restored.resolved.is_empty() {
             tracing::info!(

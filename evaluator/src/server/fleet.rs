@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 use super::config::{FleetSettings, ValidatedConfig};
 use crate::clock::Clock;
 use crate::history::db::Database;
-use crate::history::fleet::{group_key, Fleet, FleetAround, FleetConfig, FleetMetrics, FleetView};
+use crate::history::fleet::{
+    group_key, group_lease, Fleet, FleetAround, FleetConfig, FleetMetrics, FleetView,
+};
 use crate::history::leader::Ticks;
 use crate::history::lease::{Fence, Leases};
 use crate::history::restore::load_notification_state;
@@ -62,12 +64,14 @@ struct Origins {
 const ORIGIN_KEPT: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 /// A group this replica evaluates: the epoch under which it was restored,
-/// the last slot claimed under its lease (by whichever replica), and the
-/// slot being evaluated now (earlier ones are late).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// the last slot claimed under its lease (by whichever replica) and the
+/// one before it (to give the last back), and the slot being evaluated now
+/// (earlier ones are late).
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Held {
     epoch: i64,
     progress: Option<i64>,
+    before_last_claim: Option<i64>,
     current: i64,
 }
 
@@ -83,13 +87,15 @@ const CATCH_UP_MAX_SLOTS: usize = 100;
 impl Shard {
     /// Starts the fleet's rounds for the groups of `cfg` (on a pool of its
     /// own, so a busy history pool cannot starve renewals), until
-    /// [`Shard::stop`].
+    /// [`Shard::stop`]; the replica joins the fleet once `joinable` says
+    /// `true`.
     pub fn start(
         cfg: &ValidatedConfig,
         settings: FleetSettings,
         writer: &HistoryWriter,
         registry: &prometheus::Registry,
         clock: Arc<dyn Clock>,
+        joinable: watch::Receiver<bool>,
     ) -> Result<Shard, String> {
         let db = Database::connect_lazy_with(&cfg.storage.database_url, cfg.storage.pooling)
             .map_err(|e| e.to_string())?;
@@ -104,6 +110,7 @@ impl Shard {
             FleetAround {
                 writer: Some(writer.clone()),
                 metrics,
+                joinable: Some(joinable),
             },
             Ticks::Every(settings.heartbeat),
             clock,
@@ -439,6 +446,7 @@ impl ShardAdmission<'_> {
             Held {
                 epoch,
                 progress,
+                before_last_claim: progress,
                 current: i64::MIN,
             },
         );
@@ -572,11 +580,44 @@ impl Admission for ShardAdmission<'_> {
         let Some(held) = restored.get_mut(&key).filter(|h| h.epoch == fence.epoch) else {
             return false;
         };
-        held.progress = Some(slot_ms);
+        held.before_last_claim = held.progress.replace(slot_ms);
         if slot_ms < held.current {
             self.shard.fleet.metrics().slots_caught_up.inc();
         }
         true
+    }
+
+    async fn unclaim(&self, group: &Mutex<RuleGroup>, slot_ms: i64) {
+        let key = {
+            let g = lock(group);
+            group_key(&g.file, &g.name)
+        };
+        let held = self.shard.restored().get(&key).cloned();
+        let Some(held) = held.filter(|h| h.progress == Some(slot_ms)) else {
+            return;
+        };
+        let fence = Fence {
+            lease: group_lease(&key),
+            epoch: held.epoch,
+        };
+        match self
+            .shard
+            .claims
+            .unclaim_slot(&fence, slot_ms, held.before_last_claim)
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(
+                    group = key,
+                    slot_ms,
+                    "gave back an evaluation slot not evaluated here: the rule group moved on"
+                );
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(group = key, slot_ms, %error, "cannot give back an evaluation slot not evaluated here; the group's next owner skips it");
+            }
+        }
     }
 
     fn holds(&self, group: &RuleGroup) -> bool {
@@ -677,6 +718,7 @@ mod tests {
             FleetAround {
                 writer: None,
                 metrics: FleetMetrics::register(&Registry::new()).unwrap(),
+                joinable: None,
             },
             ticks,
             Arc::clone(clock),
@@ -872,6 +914,13 @@ mod tests {
         );
         assert_eq!(admission.admit(&g, slot + minute).await, [slot + minute]);
         assert!(admission.claim(&g, slot + minute).await);
+        // Claimed and then not evaluated (the group moved on meanwhile):
+        // given back, for the next owner to evaluate.
+        admission.unclaim(&g, slot + minute).await;
+        assert_eq!(
+            shard.claims.progress(&fence.lease).await.unwrap(),
+            Some(slot)
+        );
 
         // On the local window, no slot is evaluated late: this replica's
         // window need not hold them.

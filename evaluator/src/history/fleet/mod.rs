@@ -101,6 +101,11 @@ pub fn group_key(file: &Path, name: &str) -> String {
     format!("{}/{name}", file.display())
 }
 
+/// The lease of the group [`group_key`] `key`.
+pub fn group_lease(key: &str) -> String {
+    format!("{GROUP_PREFIX}{key}")
+}
+
 /// Settings of the fleet: the lease timing of [`LeaderConfig`] (its
 /// `lease` is this replica's membership lease, its `holder` the replica
 /// id).
@@ -158,6 +163,10 @@ pub struct FleetAround {
     /// Written out before a group's lease is given back (its last state).
     pub writer: Option<HistoryWriter>,
     pub metrics: FleetMetrics,
+    /// When set, the replica joins the fleet (and so takes groups) only
+    /// once it says `true`: after the first scrapes, when groups evaluate
+    /// on the local window.
+    pub joinable: Option<watch::Receiver<bool>>,
 }
 
 /// The fleet's metrics.
@@ -248,6 +257,7 @@ impl Fleet {
             groups,
             writer: around.writer,
             metrics: around.metrics,
+            joinable: around.joinable,
             member: None,
             held: BTreeMap::new(),
             failed_rounds: 0,

@@ -12,7 +12,9 @@ use futures::StreamExt;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{assign, FleetConfig, FleetMetrics, FleetView, GROUP_PREFIX, MEMBER_PREFIX};
+use super::{
+    assign, group_lease, FleetConfig, FleetMetrics, FleetView, GROUP_PREFIX, MEMBER_PREFIX,
+};
 use crate::clock::Clock;
 use crate::history::leader::Ticks;
 use crate::history::lease::Leases;
@@ -38,6 +40,7 @@ pub(super) struct Rounds {
     pub(super) groups: super::GroupKeys,
     pub(super) writer: Option<HistoryWriter>,
     pub(super) metrics: FleetMetrics,
+    pub(super) joinable: Option<watch::Receiver<bool>>,
     /// The membership term, while this replica is a member.
     pub(super) member: Option<Term>,
     /// The groups this replica holds, by group key.
@@ -48,6 +51,15 @@ pub(super) struct Rounds {
 
 impl Rounds {
     pub(super) async fn run(mut self, mut ticks: Ticks, shutdown: CancellationToken) {
+        if let Some(mut joinable) = self.joinable.take() {
+            if !*joinable.borrow() {
+                tracing::info!("joining the fleet after the first scrapes: rule groups on the local window need their samples");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = joinable.wait_for(|ready| *ready) => {}
+            }
+        }
         let mut interval = match &ticks {
             Ticks::Every(every) => {
                 let mut interval = tokio::time::interval(*every);
@@ -154,7 +166,7 @@ impl Rounds {
             if self.held.contains_key(key) {
                 continue;
             }
-            let lease = lease_name(key);
+            let lease = group_lease(key);
             match self
                 .timed(self.leases.acquire(&lease, &holder, ttl, false))
                 .await
@@ -215,7 +227,7 @@ impl Rounds {
         let renewals = held.into_iter().map(|(key, epoch)| {
             let (leases, holder) = (self.leases.clone(), holder.clone());
             Box::pin(async move {
-                let lease = lease_name(&key);
+                let lease = group_lease(&key);
                 let renewal = leases.renew(&lease, &holder, epoch, ttl);
                 let result = match tokio::time::timeout(timeout, renewal).await {
                     Ok(Ok(renewed)) => Ok(renewed),
@@ -433,9 +445,4 @@ impl Rounds {
         }
         self.publish(Vec::new(), BTreeMap::new());
     }
-}
-
-/// The lease of group `key`.
-pub(super) fn lease_name(key: &str) -> String {
-    format!("{GROUP_PREFIX}{key}")
 }

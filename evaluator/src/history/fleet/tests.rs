@@ -25,6 +25,7 @@ impl Replica {
             FleetAround {
                 writer: None,
                 metrics,
+                joinable: None,
             },
             ticks,
             clock.clone(),

@@ -273,6 +273,8 @@ impl Admission for From<'_> {
         true
     }
 
+    async fn unclaim(&self, _group: &Mutex<RuleGroup>, _slot_ms: i64) {}
+
     fn holds(&self, _group: &RuleGroup) -> bool {
         true
     }
