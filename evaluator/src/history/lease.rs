@@ -238,30 +238,6 @@ impl Leases {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Gives back slot `slot_ms`, claimed under `fence` and then not
-    /// evaluated (the holder's term ended in between): the lease's progress
-    /// goes back to `previous`, so the next holder evaluates the slot.
-    /// False when the slot was not the last claimed under that epoch any
-    /// more.
-    pub async fn unclaim_slot(
-        &self,
-        fence: &Fence,
-        slot_ms: i64,
-        previous: Option<i64>,
-    ) -> Result<bool, HistoryError> {
-        let done = sqlx::query(
-            "UPDATE leases SET progress = $1 WHERE name = $2 AND epoch = $3 AND progress = $4",
-        )
-        .bind(previous)
-        .bind(&fence.lease)
-        .bind(fence.epoch)
-        .bind(slot_ms)
-        .execute(&mut self.db.conn().await?)
-        .await
-        .map_err(HistoryError::db("giving back an evaluation slot"))?;
-        Ok(done.rows_affected() > 0)
-    }
-
     /// The last slot claimed under lease `name` ([`Leases::claim_slot`]),
     /// by whichever holder; `None` when none was.
     pub async fn progress(&self, name: &str) -> Result<Option<i64>, HistoryError> {

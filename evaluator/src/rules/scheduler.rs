@@ -25,20 +25,12 @@ pub trait Admission {
     /// state) or put it aside (when it moved away).
     async fn admit(&self, group: &Mutex<RuleGroup>, slot_ms: i64) -> Vec<i64>;
 
-    /// Whether `group` may be evaluated at `slot_ms`, asked right before
-    /// (its queries answered): a sharded replica claims the slot in the
-    /// database, so that no other replica evaluates it. The slots after a
-    /// refused one are not evaluated either.
+    /// Whether `group` is evaluated at `slot_ms`, asked right before (its
+    /// queries answered): a sharded replica claims the slot in the
+    /// database, so that no other replica evaluates it, and a claimed slot
+    /// is evaluated even if the group moves on meanwhile (nobody else can
+    /// have it). The slots after a refused one are not evaluated either.
     async fn claim(&self, group: &Mutex<RuleGroup>, slot_ms: i64) -> bool;
-
-    /// Gives back `slot_ms`, claimed and then not evaluated (the group was
-    /// no longer held), so that the replica holding it next evaluates it.
-    async fn unclaim(&self, group: &Mutex<RuleGroup>, slot_ms: i64);
-
-    /// Whether `group` may still be evaluated, checked with the group
-    /// locked right before the evaluation (after its queries were
-    /// answered).
-    fn holds(&self, group: &RuleGroup) -> bool;
 }
 
 /// Every group, always (a single replica, or replicas without sharding).
@@ -52,12 +44,6 @@ impl Admission for AdmitAll {
     }
 
     async fn claim(&self, _group: &Mutex<RuleGroup>, _slot_ms: i64) -> bool {
-        true
-    }
-
-    async fn unclaim(&self, _group: &Mutex<RuleGroup>, _slot_ms: i64) {}
-
-    fn holds(&self, _group: &RuleGroup) -> bool {
         true
     }
 }
@@ -145,11 +131,6 @@ async fn run_group(
                 break;
             }
             let mut g = group.lock().unwrap_or_else(|e| e.into_inner());
-            if !admission.holds(&g) {
-                drop(g);
-                admission.unclaim(group, slot).await;
-                break;
-            }
             let alerts = match &prefetched {
                 Some(answers) => g.eval(
                     slot,

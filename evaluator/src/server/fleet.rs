@@ -15,9 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::{FleetSettings, ValidatedConfig};
 use crate::clock::Clock;
 use crate::history::db::Database;
-use crate::history::fleet::{
-    group_key, group_lease, Fleet, FleetAround, FleetConfig, FleetMetrics, FleetView,
-};
+use crate::history::fleet::{group_key, Fleet, FleetAround, FleetConfig, FleetMetrics, FleetView};
 use crate::history::leader::Ticks;
 use crate::history::lease::{Fence, Leases};
 use crate::history::restore::load_notification_state;
@@ -64,14 +62,12 @@ struct Origins {
 const ORIGIN_KEPT: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 /// A group this replica evaluates: the epoch under which it was restored,
-/// the last slot claimed under its lease (by whichever replica) and the
-/// one before it (to give the last back), and the slot being evaluated now
-/// (earlier ones are late).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// the last slot claimed under its lease (by whichever replica), and the
+/// slot being evaluated now (earlier ones are late).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Held {
     epoch: i64,
     progress: Option<i64>,
-    before_last_claim: Option<i64>,
     current: i64,
 }
 
@@ -446,7 +442,6 @@ impl ShardAdmission<'_> {
             Held {
                 epoch,
                 progress,
-                before_last_claim: progress,
                 current: i64::MIN,
             },
         );
@@ -580,46 +575,17 @@ impl Admission for ShardAdmission<'_> {
         let Some(held) = restored.get_mut(&key).filter(|h| h.epoch == fence.epoch) else {
             return false;
         };
-        held.before_last_claim = held.progress.replace(slot_ms);
+        held.progress = Some(slot_ms);
         if slot_ms < held.current {
             self.shard.fleet.metrics().slots_caught_up.inc();
         }
         true
     }
+}
 
-    async fn unclaim(&self, group: &Mutex<RuleGroup>, slot_ms: i64) {
-        let key = {
-            let g = lock(group);
-            group_key(&g.file, &g.name)
-        };
-        let held = self.shard.restored().get(&key).cloned();
-        let Some(held) = held.filter(|h| h.progress == Some(slot_ms)) else {
-            return;
-        };
-        let fence = Fence {
-            lease: group_lease(&key),
-            epoch: held.epoch,
-        };
-        match self
-            .shard
-            .claims
-            .unclaim_slot(&fence, slot_ms, held.before_last_claim)
-            .await
-        {
-            Ok(true) => {
-                tracing::info!(
-                    group = key,
-                    slot_ms,
-                    "gave back an evaluation slot not evaluated here: the rule group moved on"
-                );
-            }
-            Ok(false) => {}
-            Err(error) => {
-                tracing::warn!(group = key, slot_ms, %error, "cannot give back an evaluation slot not evaluated here; the group's next owner skips it");
-            }
-        }
-    }
-
+impl ShardAdmission<'_> {
+    /// Whether this replica may evaluate `group` now: it holds the group
+    /// under a valid term, and restored it under that term's epoch.
     fn holds(&self, group: &RuleGroup) -> bool {
         let key = group_key(&group.file, &group.name);
         let view = self.shard.view();
@@ -914,12 +880,9 @@ mod tests {
         );
         assert_eq!(admission.admit(&g, slot + minute).await, [slot + minute]);
         assert!(admission.claim(&g, slot + minute).await);
-        // Claimed and then not evaluated (the group moved on meanwhile):
-        // given back, for the next owner to evaluate.
-        admission.unclaim(&g, slot + minute).await;
         assert_eq!(
             shard.claims.progress(&fence.lease).await.unwrap(),
-            Some(slot)
+            Some(slot + minute)
         );
 
         // On the local window, no slot is evaluated late: this replica's

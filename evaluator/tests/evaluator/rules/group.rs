@@ -272,12 +272,6 @@ impl Admission for From<'_> {
     async fn claim(&self, _group: &Mutex<RuleGroup>, _slot_ms: i64) -> bool {
         true
     }
-
-    async fn unclaim(&self, _group: &Mutex<RuleGroup>, _slot_ms: i64) {}
-
-    fn holds(&self, _group: &RuleGroup) -> bool {
-        true
-    }
 }
 
 #[tokio::test(flavor = "current_thread")]
