@@ -101,10 +101,21 @@ pub struct Notifier {
     /// On a sharded replica: whether this replica may still notify about
     /// an alert (it holds the alert's rule group under a valid term).
     may_notify: Option<NotifyGuard>,
+    /// Alerts the guard refused, with when: taken back in when the guard
+    /// lets them pass again (the replica renewed its term late), dropped
+    /// when forgotten (their group moved) or after [`HELD_BACK_AT_MOST`].
+    held_back: HashMap<Fingerprint, (Arc<Alert>, DateTime<Utc>)>,
 }
 
+/// How long an alert the guard refused is kept for its group's term to be
+/// valid again: a late renewal comes within a lease duration, and a group
+/// that moved has its alerts forgotten at once; an alert held longer is
+/// stale (its group's next owner, or this replica taking it back,
+/// restores the group's alerts from the database).
+const HELD_BACK_AT_MOST: chrono::Duration = chrono::Duration::minutes(1);
+
 /// Tells, right before a flush, which of the alerts held (by fingerprint)
-/// this replica may no longer notify about; the notifier forgets those
+/// this replica may not notify about now; the notifier holds those back
 /// (see [`Notifier::set_guard`]).
 pub type NotifyGuard =
     Arc<dyn Fn(&mut dyn Iterator<Item = Fingerprint>) -> Vec<Fingerprint> + Send + Sync>;
@@ -141,14 +152,18 @@ impl Notifier {
             version: 0,
             snapshot: None,
             may_notify: None,
+            held_back: HashMap::new(),
         }
     }
 
     /// Sets the check every flush makes first: alerts `guard` refuses are
-    /// forgotten, unnotified, as [`Notifier::forget`] does. A sharded
-    /// replica that was frozen past its group's lease must not flush a
-    /// notification about that group's alerts from here, even before its
-    /// next fleet round tells it that the group moved.
+    /// taken out, unnotified, as [`Notifier::forget`] does, and held back:
+    /// taken in again at the first flush `guard` lets them pass. A sharded
+    /// replica that was frozen (or slow to renew) past its group's term
+    /// must not flush a notification about that group's alerts from here,
+    /// even before its next fleet round tells it whether the group moved
+    /// (then its alerts are forgotten, and the new owner notifies them) or
+    /// is still held (then they are notified from here after all).
     pub fn set_guard(&mut self, guard: NotifyGuard) {
         self.may_notify = Some(guard);
     }
@@ -302,6 +317,7 @@ impl Notifier {
             self.dispatcher.forget(*fp);
             self.alerts.remove(fp);
             self.updated.remove(fp);
+            self.held_back.remove(fp);
         }
     }
 
@@ -373,17 +389,57 @@ impl Notifier {
         out
     }
 
+    /// Takes the held-back alerts that `may_notify` lets pass again back in
+    /// (their group's term is valid again); drops those held too long.
+    fn take_back_held(&mut self, may_notify: &NotifyGuard, now: DateTime<Utc>) {
+        if self.held_back.is_empty() {
+            return;
+        }
+        self.held_back
+            .retain(|_, (_, since)| now.signed_duration_since(*since) < HELD_BACK_AT_MOST);
+        let refused: std::collections::HashSet<Fingerprint> =
+            may_notify(&mut self.held_back.keys().copied())
+                .into_iter()
+                .collect();
+        let passing: Vec<Fingerprint> = self
+            .held_back
+            .keys()
+            .filter(|fp| !refused.contains(fp))
+            .copied()
+            .collect();
+        let alerts: Vec<Alert> = passing
+            .iter()
+            .filter_map(|fp| self.held_back.remove(fp))
+            .map(|(alert, _)| (*alert).clone())
+            .collect();
+        if !alerts.is_empty() {
+            tracing::info!(
+                alerts = alerts.len(),
+                "notifying held-back alerts after all: their rule group's term is valid again"
+            );
+            self.ingest(alerts, now);
+        }
+    }
+
     /// Flushes the due groups into `sink`; returns how many notifications
     /// it took.
     pub fn tick_into(&mut self, now: DateTime<Utc>, sink: &mut dyn NotificationSink) -> usize {
-        if let Some(may_notify) = &self.may_notify {
+        if let Some(may_notify) = self.may_notify.clone() {
+            self.take_back_held(&may_notify, now);
             let refused = may_notify(&mut self.alerts.keys().copied());
             if !refused.is_empty() {
                 tracing::warn!(
                     alerts = refused.len(),
-                    "dropping alerts whose rule group this replica no longer holds; their new owner notifies them"
+                    "holding back alerts whose rule group this replica does not hold under a valid term now: notified from here if it still holds the group, else by the group's new owner"
                 );
+                let held: Vec<(Fingerprint, Arc<Alert>)> = refused
+                    .iter()
+                    .filter_map(|fp| self.alerts.get(fp).map(|a| (*fp, Arc::clone(a))))
+                    .collect();
                 self.forget(&refused);
+                for (fp, alert) in held {
+                    self.held_back.insert(fp, (alert, now));
+                }
             }
         }
         let flushes = self.dispatcher.due(now);

@@ -931,7 +931,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_replica_frozen_past_its_lease_forgets_the_groups_alerts_before_flushing_them() {
+    async fn a_replica_frozen_past_its_lease_holds_the_groups_alerts_back_until_it_holds_it_again()
+    {
         let dir = tempfile::tempdir().unwrap();
         let start = DateTime::<Utc>::from_timestamp(1_000, 0).unwrap();
         let sim = Arc::new(SimClock::new(start));
@@ -984,6 +985,22 @@ mod tests {
             ["Other"],
             "only the alert of no known group is notified"
         );
+
+        // It runs again and renews its lease in time (the group is still
+        // its own): the held-back alert is notified from here after all.
+        step.step().await;
+        assert!(notifier.tick(clock.now()).is_empty());
+        assert!(notifier.holds(alert.fingerprint()), "taken back in");
+        // In the group `Other` was flushed in: at its next group_interval.
+        sim.advance(Duration::from_secs(5 * 60 + 1));
+        step.step().await;
+        let sent = notifier.tick(clock.now());
+        let names: Vec<&str> = sent
+            .iter()
+            .flat_map(|n| n.alerts.iter())
+            .filter_map(|a| a.alert.labels.get("alertname"))
+            .collect();
+        assert!(names.contains(&"Slow"), "{names:?}");
         shard.stop().await;
     }
 
