@@ -713,6 +713,61 @@ mod tests {
         (writer, written, stop)
     }
 
+    /// A replica taking group `g` alone: its shard (whose rounds run when
+    /// `step` steps), store, history writer, tracker and notifier, on `db`
+    /// with `clock`.
+    struct Taker {
+        shard: Shard,
+        step: ManualTicks,
+        store: HistoryStore,
+        writer: HistoryWriter,
+        written: tokio::task::JoinHandle<crate::history::writer::WriterSummary>,
+        writer_stop: CancellationToken,
+        tracker: AlertTracker,
+        notifier: Arc<tokio::sync::Mutex<Notifier>>,
+        clock: Arc<dyn Clock>,
+    }
+
+    impl Taker {
+        fn new(db: Database, clock: Arc<dyn Clock>) -> Taker {
+            let store = HistoryStore::new(db.clone());
+            let (writer, written, writer_stop) = history_writer(&store);
+            let (shard, step) = shard_of_g(db, &clock);
+            let notifier = Arc::new(tokio::sync::Mutex::new(Notifier::new(Arc::new(
+                notify_config("route: {receiver: r}\nreceivers: [{name: r}]\n"),
+            ))));
+            Taker {
+                shard,
+                step,
+                store,
+                writer,
+                written,
+                writer_stop,
+                tracker: AlertTracker::default(),
+                notifier,
+                clock,
+            }
+        }
+
+        /// Every history write in, the shard stopped.
+        async fn finish(self) {
+            self.writer_stop.cancel();
+            self.written.await.unwrap();
+            self.shard.stop().await;
+        }
+
+        fn admission(&self) -> ShardAdmission<'_> {
+            ShardAdmission {
+                shard: &self.shard,
+                store: &self.store,
+                writer: &self.writer,
+                tracker: &self.tracker,
+                notifier: &self.notifier,
+                clock: &self.clock,
+            }
+        }
+    }
+
     /// A saved firing alert `name` of group `group`, since `at`.
     fn firing_in(group: &str, name: &str, at: DateTime<Utc>) -> AlertSnapshot {
         let labels = Labels::from_pairs([("alertname", name)]);
@@ -736,21 +791,25 @@ mod tests {
     async fn a_taken_group_gets_its_pending_timer_back_and_a_lost_one_is_put_aside() {
         let dir = tempfile::tempdir().unwrap();
         let db = sqlite(&dir).await;
-        let store = HistoryStore::new(db.clone());
         let active_at = DateTime::<Utc>::from_timestamp(1_000, 0).unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(SimClock::new(active_at));
+        let Taker {
+            shard,
+            step,
+            store,
+            writer,
+            written,
+            writer_stop,
+            tracker,
+            notifier,
+            clock,
+        } = Taker::new(db, clock);
         // And a firing alert of a rule the group no longer has.
         let gone = firing_in("g", "Removed", active_at);
         store
             .save_snapshots(&[pending_since(active_at), gone.clone()])
             .await
             .unwrap();
-        let (writer, written, writer_stop) = history_writer(&store);
-        let clock: Arc<dyn Clock> = Arc::new(SimClock::new(active_at));
-        let (shard, step) = shard_of_g(db, &clock);
-        let tracker = AlertTracker::default();
-        let notifier = Arc::new(tokio::sync::Mutex::new(Notifier::new(Arc::new(
-            notify_config("route: {receiver: r}\nreceivers: [{name: r}]\n"),
-        ))));
         let admission = ShardAdmission {
             shard: &shard,
             store: &store,
@@ -826,26 +885,12 @@ mod tests {
     #[tokio::test]
     async fn a_taken_group_evaluates_the_slots_its_previous_owner_missed_and_no_slot_twice() {
         let dir = tempfile::tempdir().unwrap();
-        let db = sqlite(&dir).await;
-        let store = HistoryStore::new(db.clone());
-        let (writer, written, writer_stop) = history_writer(&store);
         let start = DateTime::<Utc>::from_timestamp(1_000, 0).unwrap();
-        let clock: Arc<dyn Clock> = Arc::new(SimClock::new(start));
-        let (shard, step) = shard_of_g(db, &clock);
-        let tracker = AlertTracker::default();
-        let notifier = Arc::new(tokio::sync::Mutex::new(Notifier::new(Arc::new(
-            notify_config("route: {receiver: r}\nreceivers: [{name: r}]\n"),
-        ))));
-        let admission = ShardAdmission {
-            shard: &shard,
-            store: &store,
-            writer: &writer,
-            tracker: &tracker,
-            notifier: &notifier,
-            clock: &clock,
-        };
+        let taker = Taker::new(sqlite(&dir).await, Arc::new(SimClock::new(start)));
+        let (shard, clock) = (&taker.shard, &taker.clock);
+        let admission = taker.admission();
         let g = group();
-        step.step().await;
+        taker.step.step().await;
         let local = lock(&g).datasource.is_none();
         assert!(local);
         lock(&g).datasource = Some(Arc::new(unreachable_datasource()));
@@ -890,9 +935,8 @@ mod tests {
         lock(&g).datasource = None;
         let later = slot + 3 * minute;
         assert_eq!(admission.admit(&g, later).await, [later]);
-        writer_stop.cancel();
-        written.await.unwrap();
-        shard.stop().await;
+        drop(admission);
+        taker.finish().await;
     }
 
     /// A datasource client whose queries are never sent (the admission only

@@ -269,11 +269,7 @@ async fn remote_write_stores_the_backtested_alerts_series() {
         "{stderr}"
     );
     let client = reqwest::Client::new();
-    client
-        .get(format!("{}/internal/force_flush", vm.base))
-        .send()
-        .await
-        .unwrap();
+    vm.flush().await;
     // One firing sample per evaluation while firing: a 05:30–09:50 and
     // 12:30–19:50, b 40:30–49:50, every 10 s; a staleness marker at each
     // resolution.

@@ -93,13 +93,8 @@ fn switch(vm: &Tsdb) -> Arc<AtomicBool> {
 /// replica, timestamp in ms), from its raw export (no deduplication, no
 /// step alignment).
 async fn written(vm: &Tsdb) -> Vec<(String, String, i64)> {
-    let client = reqwest::Client::new();
-    client
-        .get(format!("{}/internal/force_flush", vm.base))
-        .send()
-        .await
-        .unwrap();
-    let export = client
+    vm.flush().await;
+    let export = reqwest::Client::new()
         .get(format!("{}/api/v1/export", vm.base))
         .query(&[("match[]", "shard:evaluated")])
         .send()

@@ -138,6 +138,16 @@ impl Tsdb {
         }
     }
 
+    /// VictoriaMetrics only: makes what it took in so far searchable now
+    /// (`/internal/force_flush`).
+    pub async fn flush(&self) {
+        reqwest::Client::new()
+            .get(format!("{}/internal/force_flush", self.base))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("VictoriaMetrics force_flush: {e}"));
+    }
+
     /// Its remote-write endpoint.
     pub fn write_url(&self) -> String {
         format!("{}/api/v1/write", self.base)
