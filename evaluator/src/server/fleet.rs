@@ -935,7 +935,6 @@ mod tests {
         lock(&g).datasource = None;
         let later = slot + 3 * minute;
         assert_eq!(admission.admit(&g, later).await, [later]);
-        drop(admission);
         taker.finish().await;
     }
 
