@@ -14,6 +14,15 @@ struct Replica {
 
 impl Replica {
     fn start(leases: &Leases, groups: &GroupKeys) -> Replica {
+        Replica::start_joining(leases, groups, None)
+    }
+
+    /// A replica that joins once `joinable` says so (`None`: at once).
+    fn start_joining(
+        leases: &Leases,
+        groups: &GroupKeys,
+        joinable: Option<watch::Receiver<bool>>,
+    ) -> Replica {
         let (ticks, step) = Ticks::manual();
         let clock = Arc::new(SimClock::new(chrono::DateTime::UNIX_EPOCH));
         let stop = CancellationToken::new();
@@ -25,7 +34,7 @@ impl Replica {
             FleetAround {
                 writer: None,
                 metrics,
-                joinable: None,
+                joinable,
             },
             ticks,
             clock.clone(),
@@ -186,4 +195,24 @@ async fn a_group_removed_by_a_reload_is_given_back() {
     rounds(&[&a], 1).await;
     assert_eq!(a.owned(), ["rules/r.yaml/g0"]);
     a.stop.cancel();
+}
+
+#[tokio::test]
+async fn a_replica_joins_only_once_it_may() {
+    let (_dir, leases) = leases().await;
+    let (_tx, keys) = groups(3);
+    let (may_join, joinable) = watch::channel(false);
+    let r = Replica::start_joining(&leases, &keys, Some(joinable));
+    let round = tokio::time::timeout(Duration::from_millis(200), r.step.step()).await;
+    assert!(round.is_err(), "no round runs before it may join");
+    assert!(
+        leases.live(MEMBER_PREFIX).await.unwrap().is_empty(),
+        "not a member before its first scrapes"
+    );
+    may_join.send_replace(true);
+    rounds(&[&r], 1).await;
+    assert_eq!(leases.live(MEMBER_PREFIX).await.unwrap().len(), 1);
+    assert_eq!(r.owned().len(), 3, "holds every group, alone");
+    r.stop.cancel();
+    r.fleet.join().await;
 }
