@@ -16,7 +16,7 @@ use vigil_evaluator::clock::{Clock, SystemClock};
     version = VERSION,
     long_version = VERSION,
     about = "Evaluates Prometheus rules and sends alerts.",
-    after_help = "Environment:\n  RUST_LOG          log level and filters (default: info), e.g. RUST_LOG=debug\n  DATABASE_URL      overrides storage.database_url (sqlite://FILE or postgres://...);\n                    taken as given: a relative sqlite FILE is relative to the working directory\n  VIGIL_API_TOKEN   bearer token for POST /-/reload when web.token_file is unset\n  MALLOC_ARENA_MAX  glibc malloc arenas; when unset, `run` starts itself again (same process) with 2\n\nSignals: SIGHUP reloads the configuration; SIGTERM or ctrl-c stops cleanly.\nReference: the README's Evaluator section."
+    after_help = "Environment:\n  RUST_LOG          log level and filters (default: info), e.g. RUST_LOG=debug\n  DATABASE_URL      overrides storage.database_url (sqlite://FILE or postgres://...);\n                    taken as given: a relative sqlite FILE is relative to the working directory\n  VIGIL_API_TOKEN   bearer token for POST /-/reload when web.token_file is unset\n  MALLOC_ARENA_MAX  glibc malloc arenas; when unset, `run` starts itself again (same process) with 1\n                    and smaller mmap/trim thresholds (MALLOC_MMAP_THRESHOLD_ etc., each unless set)\n\nSignals: SIGHUP reloads the configuration; SIGTERM or ctrl-c stops cleanly.\nReference: the README's Evaluator section."
 )]
 #[command(args_conflicts_with_subcommands = true)]
 struct Cli {

@@ -32,19 +32,38 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
-/// The number of malloc arenas the server runs with unless
-/// `MALLOC_ARENA_MAX` is set: glibc gives threads that allocate at the
-/// same time arenas of their own (up to eight per core) and keeps the
-/// memory each one freed for its next allocations, so a server whose
-/// worker, database and HTTP threads all allocate holds several megabytes
-/// more than it uses. Two arenas cost no measurable CPU here
-/// (BENCHMARKS.md, "Fleet mode").
-const MALLOC_ARENA_MAX: &str = "2";
+/// The glibc malloc settings the server runs with unless
+/// `MALLOC_ARENA_MAX` is set (each one only where the environment does not
+/// set it already). glibc reads them only at start.
+///
+/// - One arena: glibc gives threads that allocate at the same time arenas
+///   of their own (up to eight per core) and keeps the memory each one
+///   freed for its next allocations, so a server whose worker, database and
+///   HTTP threads all allocate holds megabytes more than it uses. Small
+///   allocations are served from glibc's per-thread cache without taking
+///   the arena's lock, and the server has few threads (one runtime worker
+///   per core, a few SQLite connections), so one arena costs no measurable
+///   CPU.
+/// - Allocations of 64 KiB and more (response bodies, query results,
+///   encoded API answers) are mapped on their own and given back to the
+///   system when freed, instead of glibc raising its threshold after the
+///   first large free and keeping such buffers in the heap.
+/// - The top of the heap is given back once 64 KiB of it is free, and no
+///   extra padding is asked for when the heap grows.
+///
+/// Figures in BENCHMARKS.md, "Fleet".
+const MALLOC_SETTINGS: [(&str, &str); 4] = [
+    ("MALLOC_ARENA_MAX", "1"),
+    ("MALLOC_MMAP_THRESHOLD_", "65536"),
+    ("MALLOC_TRIM_THRESHOLD_", "65536"),
+    ("MALLOC_TOP_PAD_", "0"),
+];
 
-/// Starts this program again, in place (same process id), with
-/// `MALLOC_ARENA_MAX` set, which glibc reads only at start; does nothing
-/// when it is set already (to whatever value: the operator's choice) or
-/// where the C library is not glibc. Call before any thread starts.
+/// Starts this program again, in place (same process id), with the
+/// [`MALLOC_SETTINGS`] that are not set already; does nothing when
+/// `MALLOC_ARENA_MAX` is set (to whatever value: the operator's choice, and
+/// what tells the started-again process not to start again) or where the C
+/// library is not glibc. Call before any thread starts.
 pub fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -55,12 +74,16 @@ pub fn limit_malloc_arenas() {
         let Ok(program) = std::env::current_exe() else {
             return;
         };
-        let error = std::process::Command::new(program)
-            .args(std::env::args_os().skip(1))
-            .env("MALLOC_ARENA_MAX", MALLOC_ARENA_MAX)
-            .exec();
+        let mut command = std::process::Command::new(program);
+        command.args(std::env::args_os().skip(1));
+        for (name, value) in MALLOC_SETTINGS {
+            if std::env::var_os(name).is_none() {
+                command.env(name, value);
+            }
+        }
+        let error = command.exec();
         eprintln!(
-            "vigil-evaluator: cannot start again with MALLOC_ARENA_MAX={MALLOC_ARENA_MAX} ({error}); running with glibc's default malloc arenas"
+            "vigil-evaluator: cannot start again with glibc malloc settings ({error}); running with glibc's defaults"
         );
     }
 }

@@ -104,6 +104,15 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// entries), and each pooled connection keeps a cache of its own.
 const SQLITE_CACHE_KIB: u32 = 512;
 
+/// The pool size for SQLite. SQLite runs one writer at a time whatever the
+/// pool size (a writer on a third connection would only wait for the
+/// file's lock), and a second connection lets a read (an API query, the
+/// outbox's due entries) run beside the history writer's batch. Each
+/// SQLite connection is an OS thread of its own with its own page cache,
+/// held as long as the pool keeps the connection, so more connections
+/// cost memory without adding throughput.
+const SQLITE_CONNECTIONS: u32 = 2;
+
 /// The pool settings every pool to a `backend` database shares: on SQLite,
 /// a smaller page cache per connection.
 fn pool_options(backend: Backend) -> AnyPoolOptions {
@@ -152,11 +161,10 @@ impl Database {
             return Err(HistoryError::TransactionPoolingOnSqlite { url: redact(url) });
         }
         let (connect_url, max_connections) = match backend {
-            // The file is created on first start; one writer at a time is
-            // all SQLite allows anyway.
-            Backend::Sqlite if url.contains("mode=") => (url.to_string(), 4),
-            Backend::Sqlite if url.contains('?') => (format!("{url}&mode=rwc"), 4),
-            Backend::Sqlite => (format!("{url}?mode=rwc"), 4),
+            // The file is created on first start.
+            Backend::Sqlite if url.contains("mode=") => (url.to_string(), SQLITE_CONNECTIONS),
+            Backend::Sqlite if url.contains('?') => (format!("{url}&mode=rwc"), SQLITE_CONNECTIONS),
+            Backend::Sqlite => (format!("{url}?mode=rwc"), SQLITE_CONNECTIONS),
             Backend::Postgres => match pooling {
                 Pooling::Session => (url.to_string(), 8),
                 // Named statements would be prepared on whichever server

@@ -254,7 +254,7 @@ impl Running {
     /// listener (a taken port is a start-up error, before anything is
     /// scraped) and starts every task, each reading time from `clock`.
     pub async fn start(options: Options, clock: Arc<dyn Clock>) -> Result<Running, ServerError> {
-        let cfg = config::load(&options.config_file, &config::process_env)?;
+        let mut cfg = config::load(&options.config_file, &config::process_env)?;
         log_problems(&cfg.warnings);
         let registry = Registry::new();
         let metrics = ServerMetrics::register(&registry)?;
@@ -391,6 +391,7 @@ impl Running {
             &cfg.rule_groups,
             &engine,
         ))));
+        cfg.forget_rule_specs();
         let mut running = Running {
             adapter: StoreQueryEngine::new(store, engine.clone()),
             options,

@@ -221,6 +221,8 @@ pub struct ValidatedConfig {
     pub scrape_configs: Vec<ValidScrapeConfig>,
     /// The rule files the globs matched, sorted, without duplicates.
     pub rule_files: Vec<PathBuf>,
+    /// The rule groups as written. The server empties this once it has
+    /// built its rule groups from it ([`ValidatedConfig::forget_rule_specs`]).
     pub rule_groups: Vec<GroupSpec>,
     /// The notification config; `None` means console only.
     pub notify: Arc<NotifyConfig>,
@@ -243,6 +245,18 @@ pub struct ValidatedConfig {
     /// Warnings that did not reject the config (printed by `check config`,
     /// logged by the server).
     pub warnings: Vec<Problem>,
+}
+
+impl ValidatedConfig {
+    /// Drops the rule specs: for the server's copy of the running
+    /// configuration once the rule groups are built. The groups hold what
+    /// they evaluate, and nothing reads the specs of the running
+    /// configuration afterwards (a reload compares against the groups), so
+    /// keeping them would hold every rule's labels, annotations and
+    /// expression twice.
+    pub fn forget_rule_specs(&mut self) {
+        self.rule_groups = Vec::new();
+    }
 }
 
 /// `fleet:` after validation, with sharding on.

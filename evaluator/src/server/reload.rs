@@ -26,7 +26,7 @@ impl Running {
         tracing::info!(config = %self.options.config_file.display(), "reloading configuration");
         let loaded = config::load(&self.options.config_file, &config::process_env)
             .and_then(|new| Ok((build_groups(&new, &self.groups, &self.datasources)?, new)));
-        let (new_groups, new) = match loaded {
+        let (new_groups, mut new) = match loaded {
             Ok(loaded) => loaded,
             Err(e) => {
                 log_problems(&e.problems);
@@ -81,6 +81,7 @@ impl Running {
             rule_files = new.rule_files.len(),
             "configuration reloaded"
         );
+        new.forget_rule_specs();
         self.cfg = new;
         self.end_dropped(dropped);
         Ok(())

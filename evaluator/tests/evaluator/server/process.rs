@@ -121,15 +121,21 @@ async fn a_relative_sqlite_file_is_next_to_the_config_whatever_the_working_direc
     )
     .await;
     // On glibc the server started again in place (the same process) with
-    // two malloc arenas.
+    // one malloc arena and smaller mmap and trim thresholds.
     if cfg!(target_env = "gnu") {
         let environ = std::fs::read(format!("/proc/{}/environ", evaluator.0.id())).unwrap();
-        assert!(
-            environ
-                .split(|b| *b == 0)
-                .any(|var| var == b"MALLOC_ARENA_MAX=2"),
-            "MALLOC_ARENA_MAX=2 is not in the evaluator's environment"
-        );
+        for expected in [
+            &b"MALLOC_ARENA_MAX=1"[..],
+            b"MALLOC_MMAP_THRESHOLD_=65536",
+            b"MALLOC_TRIM_THRESHOLD_=65536",
+            b"MALLOC_TOP_PAD_=0",
+        ] {
+            assert!(
+                environ.split(|b| *b == 0).any(|var| var == expected),
+                "{} is not in the evaluator's environment",
+                String::from_utf8_lossy(expected)
+            );
+        }
     }
     assert!(
         !elsewhere.path().join("history.db").exists(),
