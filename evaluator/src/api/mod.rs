@@ -98,6 +98,14 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The scrape targets running now (a reload may replace them after).
+    pub fn current_targets(&self) -> Vec<TargetHandle> {
+        self.targets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// The rule groups running now (a reload may replace them after).
     pub fn current_rule_groups(&self) -> Vec<Arc<Mutex<RuleGroup>>> {
         self.rule_groups

@@ -364,11 +364,7 @@ impl Running {
         tasks.spawn("signals", signal_handler(drain.clone(), reload_tx)?);
         let scraping = Scraping::start(&cfg, &store, &state, &drain)?;
         if shard.is_some() {
-            let targets = state
-                .targets
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
+            let targets = state.current_targets();
             let drain = drain.clone();
             tasks.spawn("fleet joining", async move {
                 tokio::select! {
@@ -591,12 +587,7 @@ impl Running {
     /// drain token is cancelled.
     pub async fn serve(&mut self) {
         if self.restored > 0 {
-            let targets = self
-                .state
-                .targets
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
+            let targets = self.state.current_targets();
             tokio::select! {
                 () = self.tasks.drain().cancelled() => {}
                 () = wait_for_first_scrapes(&targets) => {}

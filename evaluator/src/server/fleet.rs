@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 use super::config::{FleetSettings, ValidatedConfig};
 use crate::clock::Clock;
 use crate::history::db::Database;
-use crate::history::fleet::{group_key, Fleet, FleetAround, FleetConfig, FleetMetrics, FleetView};
+use crate::history::fleet::{
+    group_key, group_lease, Fleet, FleetAround, FleetConfig, FleetMetrics, FleetView,
+};
 use crate::history::leader::Ticks;
 use crate::history::lease::{Fence, Leases};
 use crate::history::restore::load_notification_state;
@@ -38,9 +40,6 @@ pub struct Shard {
     /// The slot claims, on a pool of their own (the rounds' renewals must
     /// not wait behind them).
     claims: Leases,
-    /// How far back a group taken here evaluates the slots its previous
-    /// owner missed.
-    catch_up: std::time::Duration,
     /// The rule group each alert sent to the notifier came from.
     origins: Arc<Mutex<Origins>>,
     /// The fleet view under which the saved notification state was last
@@ -126,7 +125,6 @@ impl Shard {
         Shard {
             view: fleet.subscribe(),
             claims: fleet.leases().reconnected(),
-            catch_up: fleet.lease_duration() * CATCH_UP_LEASES,
             fleet,
             groups,
             restored: Mutex::default(),
@@ -388,10 +386,7 @@ impl ShardAdmission<'_> {
                 return false;
             }
         };
-        let Some(lease) = view.fence(key).map(|f| f.lease) else {
-            return false;
-        };
-        let progress = match self.shard.claims.progress(&lease).await {
+        let progress = match self.shard.claims.progress(&group_lease(key)).await {
             Ok(progress) => progress,
             Err(error) => {
                 tracing::warn!(group = key, %error, "cannot read the rule group's last evaluated slot; it is evaluated once the database answers");
@@ -525,9 +520,12 @@ impl Admission for ShardAdmission<'_> {
             held.progress
         };
         let interval_ms = crate::alerts::state::millis(interval);
-        let earliest = slot_ms
-            .saturating_sub(interval_ms)
-            .saturating_sub(crate::alerts::state::millis(self.shard.catch_up));
+        let earliest =
+            slot_ms
+                .saturating_sub(interval_ms)
+                .saturating_sub(crate::alerts::state::millis(
+                    self.shard.fleet.lease_duration() * CATCH_UP_LEASES,
+                ));
         let mut slots = if on_datasource {
             missed_slots(progress, slot_ms, interval_ms, earliest)
         } else {
