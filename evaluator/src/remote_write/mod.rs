@@ -3,7 +3,10 @@
 //! `--web.enable-remote-write-receiver`, VictoriaMetrics, Mimir) with the
 //! remote-write 1.0 protocol, external labels added. Rule evaluation never
 //! waits for it: samples go into bounded per-destination queues
-//! ([`queue`]), and what cannot be sent is counted, never blocking.
+//! ([`queue`]), and what cannot be sent is counted, never blocking. A
+//! caller that needs its samples out before going on (a sharded replica,
+//! before it claims a group's next slot) takes a [`QueuedMark`] and waits
+//! for it, a bounded time, with [`RemoteWrite::settled`].
 //! Configured by `remote_write:` in `vigil.yaml` ([`config`]); a change
 //! takes effect at the next start.
 
@@ -13,7 +16,9 @@ pub mod queue;
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 pub use config::RemoteWriteSettings;
@@ -68,7 +73,14 @@ impl RemoteWriteMetrics {
 pub struct RemoteWrite {
     destinations: Arc<Vec<Destination>>,
     external_labels: Labels,
+    /// Notified when a shard gets done with a batch or starts retrying.
+    progressed: Arc<Notify>,
 }
+
+/// How many samples each shard of each destination had been given when the
+/// mark was taken (see [`RemoteWrite::mark`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueuedMark(Vec<u64>);
 
 impl RemoteWrite {
     /// Starts every destination; their shards stop when `cancel` fires
@@ -82,17 +94,61 @@ impl RemoteWrite {
     ) -> Result<(RemoteWrite, Vec<tokio::task::JoinHandle<()>>), reqwest::Error> {
         let mut destinations = Vec::with_capacity(settings.len());
         let mut handles = Vec::new();
+        let progressed = Arc::new(Notify::new());
         for s in settings {
             let (destination, shards) =
-                Destination::start(s.clone(), metrics, Arc::clone(clock), cancel)?;
+                Destination::start(s.clone(), metrics, Arc::clone(clock), cancel, &progressed)?;
             destinations.push(destination);
             handles.extend(shards);
         }
         let remote = RemoteWrite {
             destinations: Arc::new(destinations),
             external_labels: external_labels.clone(),
+            progressed,
         };
         Ok((remote, handles))
+    }
+
+    /// Marks what was queued so far, to wait for it with
+    /// [`RemoteWrite::settled`].
+    pub fn mark(&self) -> QueuedMark {
+        QueuedMark(self.shard_progress().map(|p| p.queued()).collect())
+    }
+
+    /// Waits until every sample queued before `mark` is sent or given up,
+    /// or a destination holding some of them retries a failed send (the
+    /// receiver is down: its queue holds them, no caller should wait for
+    /// it), or `deadline` passes on `clock`. True when settled.
+    pub async fn settled(
+        &self,
+        mark: &QueuedMark,
+        clock: &dyn Clock,
+        deadline: DateTime<Utc>,
+    ) -> bool {
+        loop {
+            let progressed = self.progressed.notified();
+            tokio::pin!(progressed);
+            // Registered before checking, so no progress in between is missed.
+            progressed.as_mut().enable();
+            let settled = self
+                .shard_progress()
+                .zip(&mark.0)
+                .all(|(progress, &queued)| progress.settled(queued));
+            if settled {
+                return true;
+            }
+            if clock.now() >= deadline {
+                return false;
+            }
+            tokio::select! {
+                () = progressed => {}
+                () = clock.sleep_until(deadline) => return false,
+            }
+        }
+    }
+
+    fn shard_progress(&self) -> impl Iterator<Item = &Arc<queue::ShardProgress>> {
+        self.destinations.iter().flat_map(|d| d.progress())
     }
 
     /// Whether any destination is configured.

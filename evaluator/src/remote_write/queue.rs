@@ -6,13 +6,16 @@
 //! retried with backoff from `min_backoff` doubling to `max_backoff`, or
 //! after the receiver's `Retry-After`; one the receiver refuses (another
 //! 4xx) is dropped and counted. New samples wait in the shard's bounded
-//! queue meanwhile; when it is full they are dropped and counted.
+//! queue meanwhile; when it is full they are dropped and counted. Each
+//! shard counts what it was given and what it is done with (sent or given
+//! up), so a caller can wait for what it queued ([`ShardProgress`]).
 
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use prometheus::{IntCounter, IntGauge};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::config::RemoteWriteSettings;
@@ -60,26 +63,55 @@ impl Counters {
     }
 }
 
-/// A running destination: the senders of its shards.
+/// How far one shard got: samples given to it, samples it is done with
+/// (the receiver took them, refused them, or they were given up), both
+/// counted from the start in queue order, and whether it is waiting to
+/// retry a failed send.
+#[derive(Debug, Default)]
+pub struct ShardProgress {
+    queued: AtomicU64,
+    done: AtomicU64,
+    retrying: AtomicBool,
+}
+
+impl ShardProgress {
+    /// How many samples were given to the shard so far.
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// Whether every sample among the first `queued` is done with, or the
+    /// shard is retrying a failed send (the receiver is down or refuses
+    /// for now: waiting for it would hold the caller for as long).
+    pub fn settled(&self, queued: u64) -> bool {
+        self.done.load(Ordering::Acquire) >= queued || self.retrying.load(Ordering::Acquire)
+    }
+}
+
+/// A running destination: the senders of its shards and how far each got.
 pub struct Destination {
     shards: Vec<mpsc::Sender<Sample>>,
+    progress: Vec<Arc<ShardProgress>>,
     counters: Counters,
 }
 
 impl Destination {
     /// Starts the shards of `settings`; they stop when `cancel` fires,
-    /// after one last attempt to send what they hold.
+    /// after one last attempt to send what they hold. `progressed` is
+    /// notified whenever a shard gets done with a batch or starts retrying.
     pub fn start(
         settings: RemoteWriteSettings,
         metrics: &RemoteWriteMetrics,
         clock: Arc<dyn Clock>,
         cancel: &CancellationToken,
+        progressed: &Arc<Notify>,
     ) -> Result<(Destination, Vec<tokio::task::JoinHandle<()>>), reqwest::Error> {
         let client = http_client(settings.timeout, &settings.http)?;
         let counters = Counters::of(metrics, &settings.name);
         let settings = Arc::new(settings);
         let mut shards = Vec::with_capacity(settings.queue.shards);
         let mut handles = Vec::with_capacity(settings.queue.shards);
+        let mut progress = Vec::with_capacity(settings.queue.shards);
         for _ in 0..settings.queue.shards {
             let (tx, rx) = mpsc::channel(settings.queue.capacity);
             shards.push(tx);
@@ -89,10 +121,23 @@ impl Destination {
                 counters: counters.clone(),
                 clock: Arc::clone(&clock),
                 cancel: cancel.clone(),
+                progress: Arc::default(),
+                progressed: Arc::clone(progressed),
             };
+            progress.push(Arc::clone(&shard.progress));
             handles.push(tokio::spawn(shard.run(rx)));
         }
-        Ok((Destination { shards, counters }, handles))
+        let destination = Destination {
+            shards,
+            progress,
+            counters,
+        };
+        Ok((destination, handles))
+    }
+
+    /// How far each shard got, in shard order.
+    pub fn progress(&self) -> &[Arc<ShardProgress>] {
+        &self.progress
     }
 
     /// Queues `samples` without waiting; a full shard drops (and counts)
@@ -102,9 +147,16 @@ impl Destination {
             let mut hasher = StableHasher::default();
             sample.labels.hash(&mut hasher);
             let shard = (hasher.finish() % self.shards.len() as u64) as usize;
+            // Counted before it is queued: a count read afterwards covers
+            // it even when another thread queues on the same shard at once.
+            let progress = &self.progress[shard];
+            progress.queued.fetch_add(1, Ordering::AcqRel);
             match self.shards[shard].try_send(sample) {
                 Ok(()) => self.counters.queue_length.inc(),
-                Err(_) => self.counters.dropped_queue_full.inc(),
+                Err(_) => {
+                    progress.queued.fetch_sub(1, Ordering::AcqRel);
+                    self.counters.dropped_queue_full.inc();
+                }
             }
         }
     }
@@ -116,9 +168,23 @@ struct Shard {
     counters: Counters,
     clock: Arc<dyn Clock>,
     cancel: CancellationToken,
+    progress: Arc<ShardProgress>,
+    progressed: Arc<Notify>,
 }
 
 impl Shard {
+    /// Notes that the shard is done with `n` more samples, or started or
+    /// stopped retrying, and wakes whoever waits for it.
+    fn note_done(&self, n: usize) {
+        self.progress.done.fetch_add(n as u64, Ordering::AcqRel);
+        self.progressed.notify_waiters();
+    }
+
+    fn note_retrying(&self, retrying: bool) {
+        self.progress.retrying.store(retrying, Ordering::Release);
+        self.progressed.notify_waiters();
+    }
+
     async fn run(self, mut rx: mpsc::Receiver<Sample>) {
         let q = self.settings.queue;
         let mut batch = Vec::with_capacity(q.max_samples_per_send);
@@ -144,6 +210,7 @@ impl Shard {
             }
             self.counters.queue_length.sub(batch.len() as i64);
             self.send_with_retries(&batch).await;
+            self.note_done(batch.len());
             batch.clear();
             if self.cancel.is_cancelled() {
                 break;
@@ -162,10 +229,18 @@ impl Shard {
             } else {
                 self.counters.sent.inc_by(chunk.len() as u64);
             }
+            self.note_done(chunk.len());
         }
     }
 
     async fn send_with_retries(&self, batch: &[Sample]) {
+        self.send_until_settled(batch).await;
+        if self.progress.retrying.load(Ordering::Acquire) {
+            self.note_retrying(false);
+        }
+    }
+
+    async fn send_until_settled(&self, batch: &[Sample]) {
         let q = self.settings.queue;
         let body = encode_write_request(batch);
         let n = batch.len() as u64;
@@ -191,6 +266,7 @@ impl Shard {
             let wait = error.retry_after(self.clock.now()).unwrap_or(backoff);
             tracing::warn!(remote = %self.settings.name, samples = n, error = %error, retry_in = ?wait, "remote write failed; retrying");
             let until = self.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();
+            self.note_retrying(true);
             tokio::select! {
                 () = self.clock.sleep_until(until) => {}
                 () = self.cancel.cancelled() => {

@@ -31,6 +31,10 @@ pub trait Admission {
     /// is evaluated even if the group moves on meanwhile (nobody else can
     /// have it). The slots after a refused one are not evaluated either.
     async fn claim(&self, group: &Mutex<RuleGroup>, slot_ms: i64) -> bool;
+
+    /// Told right after `group` was evaluated at `slot_ms` (its samples
+    /// recorded, its alerts not yet handed on).
+    fn evaluated(&self, _group: &RuleGroup, _slot_ms: i64) {}
 }
 
 /// Every group, always (a single replica, or replicas without sharding).
@@ -146,6 +150,7 @@ async fn run_group(
                 // queries, as Prometheus' does.
                 g.last_eval_duration = clock.monotonic().saturating_sub(fetch_start);
             }
+            admission.evaluated(&g, slot);
             on_alerts(&g, alerts);
         }
     }

@@ -677,6 +677,7 @@ impl Running {
             writer: &durability.writer,
             tracker,
             notifier,
+            remote_write,
             clock,
         });
         let admission: &dyn Admission = match &sharded {

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +27,7 @@ use crate::history::writer::HistoryWriter;
 use crate::history::HistoryStore;
 use crate::notify::alert::Fingerprint;
 use crate::notify::notifier::Notifier;
+use crate::remote_write::{QueuedMark, RemoteWrite};
 use crate::rules::group::RuleGroup;
 use crate::rules::scheduler::Admission;
 
@@ -61,13 +63,15 @@ struct Origins {
 const ORIGIN_KEPT: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 /// A group this replica evaluates: the epoch under which it was restored,
-/// the last slot claimed under its lease (by whichever replica), and the
-/// slot being evaluated now (earlier ones are late).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// the last slot claimed under its lease (by whichever replica), the slot
+/// being evaluated now (earlier ones are late), and what remote write had
+/// been given when its last evaluation here ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Held {
     epoch: i64,
     progress: Option<i64>,
     current: i64,
+    written: Option<QueuedMark>,
 }
 
 /// How many lease durations (beyond one interval) back a group taken here
@@ -78,6 +82,10 @@ struct Held {
 const CATCH_UP_LEASES: u32 = 3;
 /// At most this many late slots per take, whatever the interval.
 const CATCH_UP_MAX_SLOTS: usize = 100;
+/// How long a claim waits at most (and never longer than the group's
+/// interval) for remote write to send the group's previous samples: a
+/// slow receiver must not hold alerting up for longer.
+const WRITTEN_WAIT_AT_MOST: Duration = Duration::from_secs(5);
 
 impl Shard {
     /// Starts the fleet's rounds for the groups of `cfg` (on a pool of its
@@ -359,6 +367,7 @@ pub struct ShardAdmission<'a> {
     pub writer: &'a HistoryWriter,
     pub tracker: &'a AlertTracker,
     pub notifier: &'a Arc<tokio::sync::Mutex<Notifier>>,
+    pub remote_write: &'a RemoteWrite,
     pub clock: &'a Arc<dyn Clock>,
 }
 
@@ -438,6 +447,7 @@ impl ShardAdmission<'_> {
                 epoch,
                 progress,
                 current: i64::MIN,
+                written: None,
             },
         );
         tracing::info!(
@@ -547,14 +557,35 @@ impl Admission for ShardAdmission<'_> {
     /// later. Refused when this replica's term ended, the lease moved on or
     /// ran out, or the slot was claimed already; when the database does not
     /// answer, the slot is left for a late evaluation at the next slot.
+    ///
+    /// First waits (at most [`WRITTEN_WAIT_AT_MOST`], and not while the
+    /// receiver fails) until remote write sent what the group's previous
+    /// evaluation here recorded: a claimed slot is never evaluated again,
+    /// so were this replica killed with several slots' samples queued, all
+    /// of them would be lost; this way at most the last one is.
     async fn claim(&self, group: &Mutex<RuleGroup>, slot_ms: i64) -> bool {
-        let key = {
+        let (key, interval) = {
             let g = lock(group);
             if !self.holds(&g) {
                 return false;
             }
-            group_key(&g.file, &g.name)
+            (group_key(&g.file, &g.name), g.interval)
         };
+        let written = self
+            .shard
+            .restored()
+            .get_mut(&key)
+            .and_then(|h| h.written.take());
+        if let Some(written) = written {
+            let deadline = crate::clock::add(self.clock.now(), interval.min(WRITTEN_WAIT_AT_MOST));
+            if !self
+                .remote_write
+                .settled(&written, self.clock.as_ref(), deadline)
+                .await
+            {
+                tracing::debug!(group = key, slot_ms, "remote write has not sent the group's previous samples yet; claiming the next slot anyway");
+            }
+        }
         let Some(fence) = self.shard.view().fence(&key) else {
             return false;
         };
@@ -578,6 +609,18 @@ impl Admission for ShardAdmission<'_> {
             self.shard.fleet.metrics().slots_caught_up.inc();
         }
         true
+    }
+
+    /// Remembers what remote write was given up to the end of this
+    /// evaluation, for the next claim to wait for.
+    fn evaluated(&self, group: &RuleGroup, _slot_ms: i64) {
+        if !self.remote_write.is_enabled() {
+            return;
+        }
+        let key = group_key(&group.file, &group.name);
+        if let Some(held) = self.shard.restored().get_mut(&key) {
+            held.written = Some(self.remote_write.mark());
+        }
     }
 }
 
@@ -723,6 +766,7 @@ mod tests {
         writer_stop: CancellationToken,
         tracker: AlertTracker,
         notifier: Arc<tokio::sync::Mutex<Notifier>>,
+        remote_write: RemoteWrite,
         clock: Arc<dyn Clock>,
     }
 
@@ -743,6 +787,7 @@ mod tests {
                 writer_stop,
                 tracker: AlertTracker::default(),
                 notifier,
+                remote_write: RemoteWrite::default(),
                 clock,
             }
         }
@@ -761,6 +806,7 @@ mod tests {
                 writer: &self.writer,
                 tracker: &self.tracker,
                 notifier: &self.notifier,
+                remote_write: &self.remote_write,
                 clock: &self.clock,
             }
         }
@@ -800,6 +846,7 @@ mod tests {
             writer_stop,
             tracker,
             notifier,
+            remote_write,
             clock,
         } = Taker::new(db, clock);
         // And a firing alert of a rule the group no longer has.
@@ -814,6 +861,7 @@ mod tests {
             writer: &writer,
             tracker: &tracker,
             notifier: &notifier,
+            remote_write: &remote_write,
             clock: &clock,
         };
         let g = group();

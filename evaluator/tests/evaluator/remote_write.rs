@@ -450,3 +450,84 @@ async fn failures_are_retried_refusals_dropped_and_a_full_queue_counted() {
         "every sample is sent or counted as dropped"
     );
 }
+
+/// A sharded replica waits for what it queued before it claims a group's
+/// next slot: [`RemoteWrite::settled`] is true once those samples were
+/// sent, or as soon as the receiver fails (retrying, it must not hold
+/// alerting), and false when the deadline comes first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_waits_for_what_it_queued_until_sent_or_failing() {
+    let receiver = Scripted::default();
+    *receiver.script.lock().unwrap_or_else(|e| e.into_inner()) = vec![(503, None)];
+    let port = serve(
+        Router::new()
+            .route("/write", post(scripted))
+            .with_state(receiver.clone()),
+    )
+    .await;
+    let start_at = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .map(|t| t.to_utc())
+        .unwrap_or_default();
+    let clock = Arc::new(SimClock::new(start_at));
+    let (remote, metrics, cancel, shards) = start(
+        &format!("- url: 'http://127.0.0.1:{port}/write'\n  name: scripted\n  queue_config: {{max_shards: 2, max_samples_per_send: 2, batch_send_deadline: 1h}}\n"),
+        clock.clone(),
+    );
+    let far = start_at + chrono::Duration::hours(24);
+    let settled = |mark| {
+        let remote = remote.clone();
+        let clock = clock.clone();
+        async move {
+            tokio::time::timeout(
+                Duration::from_secs(20),
+                remote.settled(&mark, clock.as_ref(), far),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("settled never answered"))
+        }
+    };
+    assert!(settled(remote.mark()).await, "nothing queued yet");
+
+    // One sample waits in its shard for a batch-mate (or an hour).
+    remote.enqueue(&[sample("a", &[], 1, 1.0)]);
+    let one = remote.mark();
+    assert!(
+        !remote.settled(&one, clock.as_ref(), start_at).await,
+        "the deadline passed with the sample still queued"
+    );
+    // Its batch-mate sends both; the receiver answers 503: retrying.
+    remote.enqueue(&[sample("a", &[], 2, 2.0)]);
+    assert!(
+        settled(remote.mark()).await,
+        "a failing receiver holds nobody"
+    );
+    assert_eq!(
+        metrics.samples_sent.with_label_values(&["scripted"]).get(),
+        0
+    );
+
+    // The retry goes through; then two more samples are sent at once.
+    clock.advance(Duration::from_secs(1));
+    let sent = |n| {
+        let metrics = metrics.clone();
+        move || {
+            let metrics = metrics.clone();
+            async move {
+                (metrics.samples_sent.with_label_values(&["scripted"]).get() == n).then_some(())
+            }
+        }
+    };
+    let retried = poll(Duration::from_secs(20), Duration::from_millis(10), sent(2)).await;
+    assert!(retried.is_some(), "the retry never went through");
+    remote.enqueue(&[sample("a", &[], 3, 3.0), sample("a", &[], 4, 4.0)]);
+    assert!(settled(remote.mark()).await);
+    assert_eq!(
+        metrics.samples_sent.with_label_values(&["scripted"]).get(),
+        4,
+        "settled once every queued sample was sent"
+    );
+    cancel.cancel();
+    for shard in shards {
+        let _ = shard.await;
+    }
+}
