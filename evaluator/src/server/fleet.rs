@@ -762,7 +762,9 @@ mod tests {
         step: ManualTicks,
         store: HistoryStore,
         writer: HistoryWriter,
-        written: tokio::task::JoinHandle<crate::history::writer::WriterSummary>,
+        written: tokio::sync::Mutex<
+            Option<tokio::task::JoinHandle<crate::history::writer::WriterSummary>>,
+        >,
         writer_stop: CancellationToken,
         tracker: AlertTracker,
         notifier: Arc<tokio::sync::Mutex<Notifier>>,
@@ -783,7 +785,7 @@ mod tests {
                 step,
                 store,
                 writer,
-                written,
+                written: tokio::sync::Mutex::new(Some(written)),
                 writer_stop,
                 tracker: AlertTracker::default(),
                 notifier,
@@ -792,10 +794,17 @@ mod tests {
             }
         }
 
+        /// Stops the history writer once every write is in.
+        async fn stop_writing(&self) {
+            self.writer_stop.cancel();
+            if let Some(written) = self.written.lock().await.take() {
+                written.await.unwrap();
+            }
+        }
+
         /// Every history write in, the shard stopped.
         async fn finish(self) {
-            self.writer_stop.cancel();
-            self.written.await.unwrap();
+            self.stop_writing().await;
             self.shard.stop().await;
         }
 
@@ -837,33 +846,21 @@ mod tests {
         let db = sqlite(&dir).await;
         let active_at = DateTime::<Utc>::from_timestamp(1_000, 0).unwrap();
         let clock: Arc<dyn Clock> = Arc::new(SimClock::new(active_at));
-        let Taker {
-            shard,
-            step,
-            store,
-            writer,
-            written,
-            writer_stop,
-            tracker,
-            notifier,
-            remote_write,
-            clock,
-        } = Taker::new(db, clock);
+        let taker = Taker::new(db, clock);
+        let (shard, step, store, notifier, clock) = (
+            &taker.shard,
+            &taker.step,
+            &taker.store,
+            &taker.notifier,
+            &taker.clock,
+        );
         // And a firing alert of a rule the group no longer has.
         let gone = firing_in("g", "Removed", active_at);
         store
             .save_snapshots(&[pending_since(active_at), gone.clone()])
             .await
             .unwrap();
-        let admission = ShardAdmission {
-            shard: &shard,
-            store: &store,
-            writer: &writer,
-            tracker: &tracker,
-            notifier: &notifier,
-            remote_write: &remote_write,
-            clock: &clock,
-        };
+        let admission = taker.admission();
         let g = group();
         let slot = clock.now_ms();
         assert!(
@@ -907,8 +904,7 @@ mod tests {
             crate::notify::alert::AlertStatus::Resolved,
             "as resolved, so receivers told it fires hear it ended"
         );
-        writer_stop.cancel();
-        written.await.unwrap();
+        taker.stop_writing().await;
         let left: Vec<String> = store
             .load_snapshots()
             .await
@@ -925,7 +921,7 @@ mod tests {
         assert!(!admission.holds(&lock(&g)));
         assert!(admission.admit(&g, slot + 60_000).await.is_empty());
         assert_eq!(lock(&g).forget_alerts().len(), 0, "its alerts were dropped");
-        shard.stop().await;
+        taker.finish().await;
     }
 
     #[tokio::test]
