@@ -10,6 +10,10 @@
 //!
 //! Shutdown is graceful: on the shutdown signal no new connection is
 //! accepted, idle ones close, and requests in progress get to finish.
+//!
+//! It speaks HTTP/1.1, as Prometheus' and Alertmanager's own servers do
+//! without TLS: no HTTP/2 over cleartext, no protocol upgrades (nothing
+//! here serves WebSockets).
 
 use std::future::Future;
 use std::io;
@@ -22,8 +26,8 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -109,21 +113,14 @@ pub async fn serve(
                 }
             })
         };
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
+        let connection = http1::Builder::new()
             .timer(TokioTimer::new())
             // hyper's own timer also runs while a keep-alive connection
             // waits for its next request, which would make the idle
             // timeout the header timeout; both are watched below instead.
             .header_read_timeout(None)
-            .keep_alive(true);
-        // HTTP/2 (h2c) connections get the same two watchdogs; no pings,
-        // which would count as traffic.
-        builder.http2().timer(TokioTimer::new());
-        let connection = builder
-            .serve_connection_with_upgrades(io, service)
-            .into_owned();
+            .keep_alive(true)
+            .serve_connection(io, service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             let mut connection = std::pin::pin!(connection);

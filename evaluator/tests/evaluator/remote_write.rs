@@ -338,27 +338,66 @@ async fn scripted(
     }
 }
 
+/// One destination named `scripted` sending to a [`Scripted`] receiver
+/// answering `script`, with `queue_config`, on a clock that moves only when
+/// the test advances it.
+struct ScriptedRun {
+    receiver: Scripted,
+    clock: Arc<SimClock>,
+    start_at: chrono::DateTime<chrono::Utc>,
+    remote: RemoteWrite,
+    metrics: RemoteWriteMetrics,
+    cancel: CancellationToken,
+    shards: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl ScriptedRun {
+    async fn start(script: Vec<Answer>, queue_config: &str) -> ScriptedRun {
+        let receiver = Scripted::default();
+        *receiver.script.lock().unwrap_or_else(|e| e.into_inner()) = script;
+        let port = serve(
+            Router::new()
+                .route("/write", post(scripted))
+                .with_state(receiver.clone()),
+        )
+        .await;
+        let start_at = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .map(|t| t.to_utc())
+            .unwrap_or_default();
+        let clock = Arc::new(SimClock::new(start_at));
+        let (remote, metrics, cancel, shards) = start(
+            &format!("- url: 'http://127.0.0.1:{port}/write'\n  name: scripted\n  queue_config: {queue_config}\n"),
+            clock.clone(),
+        );
+        ScriptedRun {
+            receiver,
+            clock,
+            start_at,
+            remote,
+            metrics,
+            cancel,
+            shards,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_are_retried_refusals_dropped_and_a_full_queue_counted() {
-    let receiver = Scripted::default();
-    *receiver.script.lock().unwrap_or_else(|e| e.into_inner()) =
-        vec![(503, Some("120")), (500, None), (204, None), (400, None)];
-    let port = serve(
-        Router::new()
-            .route("/write", post(scripted))
-            .with_state(receiver.clone()),
-    )
-    .await;
-    let start_at = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-        .map(|t| t.to_utc())
-        .unwrap_or_default();
     // Time moves only when the test says: a batch is sent when it is full
     // (2 samples), and each retry waits for the test to advance the clock.
-    let clock = Arc::new(SimClock::new(start_at));
-    let (remote, metrics, cancel, shards) = start(
-        &format!("- url: 'http://127.0.0.1:{port}/write'\n  name: scripted\n  queue_config: {{max_shards: 1, capacity: 3, max_samples_per_send: 2, batch_send_deadline: 1h}}\n"),
-        clock.clone(),
-    );
+    let ScriptedRun {
+        receiver,
+        clock,
+        remote,
+        metrics,
+        cancel,
+        shards,
+        ..
+    } = ScriptedRun::start(
+        vec![(503, Some("120")), (500, None), (204, None), (400, None)],
+        "{max_shards: 1, capacity: 3, max_samples_per_send: 2, batch_send_deadline: 1h}",
+    )
+    .await;
     let count = |m: &prometheus::IntCounterVec, labels: &[&str]| m.with_label_values(labels).get();
     let requests = |n: usize| {
         let receiver = receiver.clone();
@@ -457,22 +496,19 @@ async fn failures_are_retried_refusals_dropped_and_a_full_queue_counted() {
 /// alerting), and false when the deadline comes first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_waits_for_what_it_queued_until_sent_or_failing() {
-    let receiver = Scripted::default();
-    *receiver.script.lock().unwrap_or_else(|e| e.into_inner()) = vec![(503, None)];
-    let port = serve(
-        Router::new()
-            .route("/write", post(scripted))
-            .with_state(receiver.clone()),
+    let ScriptedRun {
+        clock,
+        start_at,
+        remote,
+        metrics,
+        cancel,
+        shards,
+        ..
+    } = ScriptedRun::start(
+        vec![(503, None)],
+        "{max_shards: 2, max_samples_per_send: 2, batch_send_deadline: 1h}",
     )
     .await;
-    let start_at = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-        .map(|t| t.to_utc())
-        .unwrap_or_default();
-    let clock = Arc::new(SimClock::new(start_at));
-    let (remote, metrics, cancel, shards) = start(
-        &format!("- url: 'http://127.0.0.1:{port}/write'\n  name: scripted\n  queue_config: {{max_shards: 2, max_samples_per_send: 2, batch_send_deadline: 1h}}\n"),
-        clock.clone(),
-    );
     let far = start_at + chrono::Duration::hours(24);
     let settled = |mark| {
         let remote = remote.clone();
