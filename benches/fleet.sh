@@ -106,7 +106,10 @@ rule_files: ['$bench_work/rules.yaml']
 web: {listen: '127.0.0.1:$vigil_port'}
 EOF
 cd "$bench_work"
-bench_spawn "$vigil_bin" run --config "$bench_work/vigil.yaml" >"$bench_work/vigil.log" 2>&1
+# FLEET_VIGIL_WRAP: a command to start Vigil under (e.g. valgrind, for
+# scripts/symbol-order.sh); unset for the measurement.
+# shellcheck disable=SC2086
+bench_spawn ${FLEET_VIGIL_WRAP:-} "$vigil_bin" run --config "$bench_work/vigil.yaml" >"$bench_work/vigil.log" 2>&1
 vigil_pid=$!
 cd "$root"
 vigil=http://127.0.0.1:$vigil_port
