@@ -18,7 +18,8 @@
 # Goal (issue "Fleet mode"): Vigil's CPU per round at most half of
 # vmalert's, its RSS no larger.
 #
-# Usage: benches/fleet.sh   (FLEET_ROUNDS, default 8: about 3 min in all)
+# Usage: benches/fleet.sh   (FLEET_ROUNDS, default 8: about 3 min in all;
+# FLEET_SMAPS=FILE also writes Vigil's /proc/PID/smaps there at the end)
 # Output: `result` lines (see benches/run). Needs victoria-metrics and
 # vmalert (Debian victoria-metrics), python3, curl, cargo. Loopback only;
 # every process started is killed on exit.
@@ -108,7 +109,10 @@ rule_files: ['$bench_work/rules.yaml']
 web: {listen: '127.0.0.1:$vigil_port'}
 EOF
 cd "$bench_work"
-bench_spawn "$vigil_bin" run --config "$bench_work/vigil.yaml" >"$bench_work/vigil.log" 2>&1
+# FLEET_VIGIL_WRAP: a command to start Vigil under (e.g. valgrind, for
+# scripts/symbol-order.sh); unset for the measurement.
+# shellcheck disable=SC2086
+bench_spawn ${FLEET_VIGIL_WRAP:-} "$vigil_bin" run --config "$bench_work/vigil.yaml" >"$bench_work/vigil.log" 2>&1
 vigil_pid=$!
 cd "$root"
 vigil=http://127.0.0.1:$vigil_port
@@ -189,6 +193,9 @@ def rss_parts(pid):
                 parts[key] = int(line.split()[1]) / 1024
     return ", ".join(f"{k} {v:.1f}" for k, v in parts.items())
 print(f"resident memory, MiB: Vigil {rss_parts(vigil_pid)}; vmalert {rss_parts(vmalert_pid)}")
+if os.environ.get("FLEET_SMAPS"):  # Vigil's mappings, for a closer look
+    with open(f"/proc/{vigil_pid}/smaps") as f, open(os.environ["FLEET_SMAPS"], "w") as out:
+        out.write(f.read())
 for name, unit, better, peer, ours in rows:
     print(f"result\t{name}\t{unit}\t{better}\t{peer:.3f}\t{ours:.3f}")
 PY

@@ -10,6 +10,7 @@ use crate::labels::{Labels, METRIC_NAME};
 use crate::rules::engine::{QueryEngine, QueryError, Sample};
 use crate::rules::file::AlertingSpec;
 use crate::rules::template::{Template, TemplateData, TemplateError, TemplateSample};
+use crate::rules::text_map::TextMap;
 
 /// Why an evaluation of an alerting rule failed; the text becomes the rule's
 /// last error (and matches Prometheus').
@@ -57,13 +58,12 @@ impl AlertingRule {
     /// Builds the rule; fails only if a template does not parse (which
     /// validation of the rule file already rules out).
     pub fn new(spec: AlertingSpec) -> Result<AlertingRule, TemplateError> {
-        let name = format!("__alert_{}", spec.alert);
-        let parse_all =
-            |m: &BTreeMap<String, String>| -> Result<Vec<(String, Template)>, TemplateError> {
-                m.iter()
-                    .map(|(k, v)| Ok((k.clone(), Template::parse(&name, v)?)))
-                    .collect()
-            };
+        let name: std::sync::Arc<str> = format!("__alert_{}", spec.alert).into();
+        let parse_all = |m: &TextMap| -> Result<Vec<(String, Template)>, TemplateError> {
+            m.iter()
+                .map(|(k, v)| Ok((k.clone(), Template::parse_named(name.clone(), v)?)))
+                .collect()
+        };
         Ok(AlertingRule {
             label_templates: parse_all(&spec.labels)?,
             annotation_templates: parse_all(&spec.annotations)?,

@@ -27,6 +27,7 @@ use crate::history::store::HistoryQuery;
 use crate::notify::matcher::{MatchOp, Matcher};
 use crate::rules::group::{Rule, RuleGroup};
 use crate::rules::send_alerts::RuleSource;
+use crate::rules::text_map::TextMap;
 use crate::template::humanize;
 
 /// The routes of this view (merged into the app's router).
@@ -68,7 +69,7 @@ impl ValueFormat {
     /// to `$value` (`{{ $value | humanizePercentage }}` or
     /// `{{ humanizePercentage $value }}`) in `summary`, then `description`,
     /// then the other annotations by name; `humanize` when none is.
-    pub fn of_annotations(annotations: &BTreeMap<String, String>) -> ValueFormat {
+    pub fn of_annotations(annotations: &TextMap) -> ValueFormat {
         static PIPED: LazyLock<Regex> = LazyLock::new(|| {
             Regex::new(r"\$value\s*\|\s*(humanize[A-Za-z0-9]*)").expect("a valid regex")
         });
@@ -279,8 +280,8 @@ struct RuleViewJson<'a> {
     /// Its group's evaluation interval, in seconds (the Tune view's
     /// backtest evaluates at it).
     group_interval_seconds: f64,
-    labels: &'a BTreeMap<String, String>,
-    annotations: Option<&'a BTreeMap<String, String>>,
+    labels: &'a TextMap,
+    annotations: Option<&'a TextMap>,
     value_format: ValueFormat,
     threshold: Option<Threshold>,
     intervals: Vec<IntervalJson<'a>>,
@@ -433,7 +434,7 @@ mod tests {
 
     use super::*;
 
-    fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn annotations(pairs: &[(&str, &str)]) -> TextMap {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -16,6 +16,7 @@ use super::targets::NEVER;
 use super::AppState;
 use crate::alerts::{Alert, AlertState};
 use crate::rules::group::{Rule, RuleEntry, RuleGroup};
+use crate::rules::text_map::TextMap;
 
 /// Milliseconds since the epoch as RFC 3339 (Prometheus' time fields).
 pub fn format_ms(ms: Option<i64>) -> String {
@@ -78,8 +79,8 @@ struct AlertingRuleJson<'a> {
     query: &'a str,
     duration: serde_json::Number,
     keep_firing_for: serde_json::Number,
-    labels: &'a BTreeMap<String, String>,
-    annotations: &'a BTreeMap<String, String>,
+    labels: &'a TextMap,
+    annotations: &'a TextMap,
     alerts: Vec<AlertJson<'a>>,
     #[serde(flatten)]
     status: RuleStatusJson<'a>,
@@ -90,10 +91,14 @@ struct AlertingRuleJson<'a> {
 struct RecordingRuleJson<'a> {
     name: &'a str,
     query: &'a str,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    labels: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "no_labels")]
+    labels: &'a TextMap,
     #[serde(flatten)]
     status: RuleStatusJson<'a>,
+}
+
+fn no_labels(labels: &&TextMap) -> bool {
+    labels.is_empty()
 }
 
 /// The fields both kinds of rule end with: how its last evaluation went.

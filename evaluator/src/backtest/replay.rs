@@ -209,7 +209,6 @@ impl RuleReplay {
 #[allow(clippy::unwrap_used)] // a panic is how a test reports failure
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     fn spec(for_s: u64, keep_s: u64) -> AlertingSpec {
         AlertingSpec {
@@ -217,8 +216,8 @@ mod tests {
             expr: "x > 1".into(),
             for_: Duration::from_secs(for_s),
             keep_firing_for: Duration::from_secs(keep_s),
-            labels: BTreeMap::new(),
-            annotations: BTreeMap::new(),
+            labels: Default::default(),
+            annotations: Default::default(),
             cooldown: None,
         }
     }

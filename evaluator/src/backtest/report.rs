@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::range::{human_duration, show, TimeRange};
 use super::replay::{Episode, RuleReplay};
 use crate::labels::Labels;
+use crate::rules::text_map::TextMap;
 
 /// One episode as reported.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -51,7 +52,7 @@ pub struct RuleReport {
 }
 
 /// The key of a rule: its name and static labels.
-pub fn rule_key(alertname: &str, labels: &BTreeMap<String, String>) -> String {
+pub fn rule_key(alertname: &str, labels: &TextMap) -> String {
     if labels.is_empty() {
         return alertname.to_string();
     }
@@ -248,8 +249,8 @@ mod tests {
 
     #[test]
     fn rule_keys_show_static_labels() {
-        let labels = BTreeMap::from([("severity".to_string(), "warning".to_string())]);
+        let labels = TextMap::from([("severity".to_string(), "warning".to_string())]);
         assert_eq!(rule_key("High", &labels), "High{severity=\"warning\"}");
-        assert_eq!(rule_key("High", &BTreeMap::new()), "High");
+        assert_eq!(rule_key("High", &TextMap::new()), "High");
     }
 }

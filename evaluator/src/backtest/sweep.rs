@@ -25,11 +25,7 @@ pub struct SweepSpec {
 
 impl SweepSpec {
     /// Whether a rule with this name and these static labels is the one.
-    pub fn selects(
-        &self,
-        alertname: &str,
-        labels: &std::collections::BTreeMap<String, String>,
-    ) -> bool {
+    pub fn selects(&self, alertname: &str, labels: &crate::rules::text_map::TextMap) -> bool {
         alertname == self.alertname
             && self
                 .labels

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use super::template::Template;
+use super::text_map::TextMap;
 use vigil_common::duration::parse_duration;
 pub use vigil_common::problem::Problem;
 use vigil_common::yaml_positions::{yaml_error, PositionIndex};
@@ -108,7 +109,7 @@ pub enum RuleSpec {
 pub struct RecordingSpec {
     pub record: String,
     pub expr: String,
-    pub labels: BTreeMap<String, String>,
+    pub labels: TextMap,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -118,9 +119,9 @@ pub struct AlertingSpec {
     pub for_: Duration,
     pub keep_firing_for: Duration,
     /// Label templates.
-    pub labels: BTreeMap<String, String>,
+    pub labels: TextMap,
     /// Annotation templates.
-    pub annotations: BTreeMap<String, String>,
+    pub annotations: TextMap,
     pub cooldown: Option<Duration>,
 }
 
@@ -190,7 +191,7 @@ impl Checker<'_> {
         field: &str,
         labels: &BTreeMap<String, Scalar>,
         templated: Option<&str>,
-    ) -> BTreeMap<String, String> {
+    ) -> TextMap {
         let mut out = BTreeMap::new();
         for (name, value) in labels {
             let path = format!("{field}.{name}");
@@ -204,7 +205,7 @@ impl Checker<'_> {
             }
             out.insert(name.clone(), value.0.clone());
         }
-        out
+        out.into()
     }
 
     fn annotations(
@@ -212,7 +213,7 @@ impl Checker<'_> {
         field: &str,
         annotations: &BTreeMap<String, Scalar>,
         tmpl_name: &str,
-    ) -> BTreeMap<String, String> {
+    ) -> TextMap {
         let mut out = BTreeMap::new();
         for (name, value) in annotations {
             let path = format!("{field}.{name}");
@@ -227,7 +228,7 @@ impl Checker<'_> {
             }
             out.insert(name.clone(), value.0.clone());
         }
-        out
+        out.into()
     }
 
     fn rule(

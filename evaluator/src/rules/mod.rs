@@ -11,4 +11,5 @@ pub mod scheduler;
 pub mod send_alerts;
 pub mod store_engine;
 pub mod template;
+pub mod text_map;
 pub mod unit_test;

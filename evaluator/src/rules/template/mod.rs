@@ -15,7 +15,7 @@ pub use value::{TemplateData, TemplateSample, Value};
 
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 use crate::template::ast::Node;
 use crate::template::Location;
@@ -28,12 +28,36 @@ const PROMETHEUS_DEFS_LEN: usize = 112;
 const PREDECLARED: [&str; 4] = ["$labels", "$externalLabels", "$externalURL", "$value"];
 
 /// A parsed template, ready to expand many times.
+///
+/// The parse tree depends on the text only, so templates with the same text
+/// share one (rules often repeat their annotations and labels word for
+/// word; for a thousand rules the trees were about 1.6 MiB, BENCHMARKS.md
+/// "Fleet"). `name` only appears in error messages.
 #[derive(Debug, Clone)]
 pub struct Template {
-    name: String,
-    src: String,
+    name: Arc<str>,
+    parsed: Arc<Parsed>,
+}
+
+#[derive(Debug)]
+struct Parsed {
+    src: Arc<str>,
     nodes: Vec<Node>,
 }
+
+/// The parse trees alive, by text. Entries whose trees were all dropped are
+/// swept when the table has doubled since the last sweep.
+struct Interned {
+    by_src: HashMap<Arc<str>, Weak<Parsed>>,
+    sweep_at: usize,
+}
+
+static INTERNED: LazyLock<Mutex<Interned>> = LazyLock::new(|| {
+    Mutex::new(Interned {
+        by_src: HashMap::new(),
+        sweep_at: 64,
+    })
+});
 
 /// Runs PromQL for the `query` template function.
 pub type TemplateQuery<'a> = &'a dyn Fn(&str) -> Result<Vec<TemplateSample>, String>;
@@ -42,12 +66,36 @@ impl Template {
     /// Parses `src`; `name` appears in error messages (Prometheus uses
     /// `__alert_<AlertName>`).
     pub fn parse(name: &str, src: &str) -> Result<Template, TemplateError> {
-        let parsed = crate::template::parse(name, src, &PREDECLARED, &funcs::is_function, false)?;
-        Ok(Template {
-            name: name.to_string(),
-            src: src.to_string(),
-            nodes: parsed.nodes,
-        })
+        Template::parse_named(Arc::from(name), src)
+    }
+
+    /// [`Template::parse`] with a name shared by several templates (those
+    /// of one rule).
+    pub fn parse_named(name: Arc<str>, src: &str) -> Result<Template, TemplateError> {
+        // A poisoned lock only means another parse panicked: the table is
+        // still sound (entries are inserted whole).
+        let lock = || INTERNED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(parsed) = lock().by_src.get(src).and_then(Weak::upgrade) {
+            return Ok(Template { name, parsed });
+        }
+        let nodes =
+            crate::template::parse(&name, src, &PREDECLARED, &funcs::is_function, false)?.nodes;
+        let src: Arc<str> = Arc::from(src);
+        let mut table = lock();
+        // Another thread may have parsed the same text meanwhile: keep its.
+        if let Some(parsed) = table.by_src.get(&src).and_then(Weak::upgrade) {
+            return Ok(Template { name, parsed });
+        }
+        let parsed = Arc::new(Parsed {
+            src: src.clone(),
+            nodes,
+        });
+        table.by_src.insert(src, Arc::downgrade(&parsed));
+        if table.by_src.len() >= table.sweep_at {
+            table.by_src.retain(|_, p| p.strong_count() > 0);
+            table.sweep_at = (table.by_src.len() * 2).max(64);
+        }
+        Ok(Template { name, parsed })
     }
 
     /// Expands the template for one alert. `query` serves the `query`
@@ -79,31 +127,39 @@ impl Template {
             ("$value".to_string(), Value::Float(data.value)),
         ];
         let loc = Location {
-            file: Arc::from(self.name.as_str()),
-            name: self.name.clone(),
-            src: Arc::from(self.src.as_str()),
+            file: self.name.clone(),
+            name: self.name.to_string(),
+            src: self.parsed.src.clone(),
             first_line_offset: PROMETHEUS_DEFS_LEN,
         };
         let no_named = HashMap::new();
-        crate::template::execute(loc, &self.nodes, &data_value, vars, &env, &no_named, false)
-            .map_err(|e| match e {
-                // Prometheus' wording for alert templates.
-                crate::template::TemplateError::Execute {
-                    name,
-                    line,
-                    col,
-                    at,
-                    msg,
-                    ..
-                } => TemplateError::Exec {
-                    name,
-                    line,
-                    col,
-                    at,
-                    msg,
-                },
-                other => other,
-            })
+        crate::template::execute(
+            loc,
+            &self.parsed.nodes,
+            &data_value,
+            vars,
+            &env,
+            &no_named,
+            false,
+        )
+        .map_err(|e| match e {
+            // Prometheus' wording for alert templates.
+            crate::template::TemplateError::Execute {
+                name,
+                line,
+                col,
+                at,
+                msg,
+                ..
+            } => TemplateError::Exec {
+                name,
+                line,
+                col,
+                at,
+                msg,
+            },
+            other => other,
+        })
     }
 }
 
@@ -446,6 +502,41 @@ mod tests {
                 let _ = t.execute(&data(f64::NAN), &query);
             }
         }
+    }
+
+    #[test]
+    fn templates_with_the_same_text_share_one_tree_and_keep_their_names() {
+        let text =
+            "shared {{ index $labels \"zz_interning_test\" }} {{ $value | printf \"%.7f\" }}";
+        let a = Template::parse("__alert_A", text).expect("parses");
+        let b = Template::parse("__alert_B", text).expect("parses");
+        assert!(Arc::ptr_eq(&a.parsed, &b.parsed));
+        let other = Template::parse("__alert_A", "another {{ $value }} text").expect("parses");
+        assert!(!Arc::ptr_eq(&a.parsed, &other.parsed));
+        // Execution errors still name their own template.
+        let bad = "{{ index $value 1 }} zz_interning_test";
+        let (a, b) = (
+            Template::parse("__alert_A", bad).expect("parses"),
+            Template::parse("__alert_B", bad).expect("parses"),
+        );
+        let ea = a
+            .execute(&data(1.0), &no_query)
+            .expect_err("fails")
+            .to_string();
+        let eb = b
+            .execute(&data(1.0), &no_query)
+            .expect_err("fails")
+            .to_string();
+        assert!(
+            ea.contains("__alert_A") && eb.contains("__alert_B"),
+            "{ea} / {eb}"
+        );
+        // Once every template of a text is gone, the next parse builds anew.
+        let weak = Arc::downgrade(&a.parsed);
+        drop((a, b));
+        assert!(weak.upgrade().is_none());
+        let again = Template::parse("__alert_C", bad).expect("parses");
+        assert!(again.execute(&data(1.0), &no_query).is_err());
     }
 
     #[test]

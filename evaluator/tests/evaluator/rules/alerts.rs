@@ -2,7 +2,6 @@
 //! evaluation time: `for`, `keep_firing_for`, resolved retention, resend
 //! pacing, label/annotation templating, `ALERTS` output and error cases.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use vigil_evaluator::alerts::{AlertError, AlertState, AlertingRule, EvalContext};
@@ -10,6 +9,7 @@ use vigil_evaluator::labels::Labels;
 use vigil_evaluator::rules::engine::Sample;
 use vigil_evaluator::rules::fake::{sample, FakeEngine};
 use vigil_evaluator::rules::file::AlertingSpec;
+use vigil_evaluator::rules::text_map::TextMap;
 
 const MIN: i64 = 60_000;
 const EXPR: &str = "error_ratio > 0.05";
@@ -20,8 +20,8 @@ fn spec(for_secs: u64) -> AlertingSpec {
         expr: EXPR.into(),
         for_: Duration::from_secs(for_secs),
         keep_firing_for: Duration::ZERO,
-        labels: BTreeMap::from([("severity".to_string(), "warning".to_string())]),
-        annotations: BTreeMap::from([(
+        labels: TextMap::from([("severity".to_string(), "warning".to_string())]),
+        annotations: TextMap::from([(
             "summary".to_string(),
             "{{ $labels.route }} fails {{ $value | humanizePercentage }}".to_string(),
         )]),
