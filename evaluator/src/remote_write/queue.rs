@@ -173,13 +173,15 @@ struct Shard {
 }
 
 impl Shard {
-    /// Notes that the shard is done with `n` more samples, or started or
-    /// stopped retrying, and wakes whoever waits for it.
+    /// Notes that the shard is done with `n` more samples and wakes whoever
+    /// waits for it.
     fn note_done(&self, n: usize) {
         self.progress.done.fetch_add(n as u64, Ordering::AcqRel);
         self.progressed.notify_waiters();
     }
 
+    /// Notes that the shard started or stopped retrying a failed send and
+    /// wakes whoever waits for it.
     fn note_retrying(&self, retrying: bool) {
         self.progress.retrying.store(retrying, Ordering::Release);
         self.progressed.notify_waiters();
@@ -234,13 +236,13 @@ impl Shard {
     }
 
     async fn send_with_retries(&self, batch: &[Sample]) {
-        self.send_until_settled(batch).await;
+        self.send_or_give_up(batch).await;
         if self.progress.retrying.load(Ordering::Acquire) {
             self.note_retrying(false);
         }
     }
 
-    async fn send_until_settled(&self, batch: &[Sample]) {
+    async fn send_or_give_up(&self, batch: &[Sample]) {
         let q = self.settings.queue;
         let body = encode_write_request(batch);
         let n = batch.len() as u64;

@@ -32,9 +32,9 @@ pub trait Admission {
     /// have it). The slots after a refused one are not evaluated either.
     async fn claim(&self, group: &Mutex<RuleGroup>, slot_ms: i64) -> bool;
 
-    /// Told right after `group` was evaluated at `slot_ms` (its samples
+    /// Told right after `group` was evaluated at a slot (its samples
     /// recorded, its alerts not yet handed on).
-    fn evaluated(&self, _group: &RuleGroup, _slot_ms: i64) {}
+    fn evaluated(&self, _group: &RuleGroup) {}
 }
 
 /// Every group, always (a single replica, or replicas without sharding).
@@ -150,7 +150,7 @@ async fn run_group(
                 // queries, as Prometheus' does.
                 g.last_eval_duration = clock.monotonic().saturating_sub(fetch_start);
             }
-            admission.evaluated(&g, slot);
+            admission.evaluated(&g);
             on_alerts(&g, alerts);
         }
     }

@@ -613,7 +613,7 @@ impl Admission for ShardAdmission<'_> {
 
     /// Remembers what remote write was given up to the end of this
     /// evaluation, for the next claim to wait for.
-    fn evaluated(&self, group: &RuleGroup, _slot_ms: i64) {
+    fn evaluated(&self, group: &RuleGroup) {
         if !self.remote_write.is_enabled() {
             return;
         }
